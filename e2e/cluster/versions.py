@@ -1,0 +1,39 @@
+"""Pinned versions of everything the local control plane is built from.
+
+One Kubernetes minor with the etcd its go.mod requires; kwok and helm
+releases whose go directive the machine's Go (1.26) builds.
+"""
+
+import os
+from pathlib import Path
+
+KUBERNETES = "v1.34.4"
+ETCD = "v3.6.4"  # what k8s.io/kubernetes v1.34.4's go.mod requires
+KWOK = "v0.8.0"
+HELM = "v3.21.4"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "remediator"
+
+
+def bin_dir() -> Path:
+    return cache_dir() / "bin"
+
+
+# name -> version: each binary lives at bin_dir()/<name>-<version>
+BINARIES = {
+    "kube-apiserver": KUBERNETES,
+    "kube-controller-manager": KUBERNETES,
+    "kube-scheduler": KUBERNETES,
+    "kubectl": KUBERNETES,
+    "etcd": ETCD,
+    "kwok": KWOK,
+    "kwokctl": KWOK,
+    "helm": HELM,
+}
+
+
+def binary_path(name: str) -> Path:
+    return bin_dir() / f"{name}-{BINARIES[name]}"

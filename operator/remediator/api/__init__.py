@@ -1,0 +1,1 @@
+"""Typed models of the CRDs, and the CRD YAML generated from them."""

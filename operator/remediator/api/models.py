@@ -1,0 +1,413 @@
+"""Typed models of the remediator.dev/v1alpha1 resources.
+
+These pydantic models are the one source of truth: the CRD YAML in
+charts/remediator/crds/ is generated from them (remediator.api.crds), and the
+core takes them as plain data. Field names are camelCase on the wire and
+snake_case in Python.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "remediator.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# A Go-style duration as the CRDs accept it: 30s, 5m, 1h30m, 7d.
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w))+$"
+Duration = str
+
+RiskLevel = Literal["low", "medium", "high", "critical"]
+RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
+
+ActionName = Literal["restartRollout", "scale", "rollback", "deletePod", "cordonDrain", "raiseMemory"]
+ACTIONS: tuple[str, ...] = ("restartRollout", "scale", "rollback", "deletePod", "cordonDrain", "raiseMemory")
+
+TargetKind = Literal["Deployment", "StatefulSet", "DaemonSet", "Pod", "Node"]
+TARGET_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Pod", "Node")
+
+PodState = Literal["CrashLoopBackOff", "OOMKilled", "ImagePullBackOff", "NotReady"]
+
+
+class Model(BaseModel):
+    """Wire names are camelCase; unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def wire(self) -> dict:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class LabelSelectorRequirement(Model):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- Runbook
+
+
+class Matcher(Model):
+    """One Alertmanager-style label matcher; regexes are anchored, as in Alertmanager."""
+
+    name: str = Field(min_length=1)
+    op: Literal["=", "!=", "=~", "!~"] = "="
+    value: str = ""
+
+
+class AlertTrigger(Model):
+    matchers: list[Matcher] = Field(min_length=1)
+
+
+class SloBurnTrigger(Model):
+    slo: str = Field(min_length=1, description="name of a ServiceLevelObjective in the Runbook's namespace")
+    severity: Literal["page", "ticket"] = "page"
+
+
+class PodStateTrigger(Model):
+    states: list[PodState] = Field(min_length=1)
+    selector: LabelSelector = Field(default_factory=LabelSelector)
+    grace_period: Duration = Field("2m", description="how long NotReady must last before it is a signal")
+    min_restarts: int = Field(3, ge=0, description="restarts before CrashLoopBackOff counts")
+
+
+class AnomalyBaseline(Model):
+    method: Literal["medianMad", "ewma"] = "medianMad"
+    lookback: Duration = "7d"
+    step: Duration = "5m"
+    daily_seasonality: bool = False
+    ewma_alpha: float | None = Field(None, gt=0, le=1)
+
+
+class AnomalyTrigger(Model):
+    query: str = Field(min_length=1, description="PromQL returning one series per target")
+    description: str = Field("", description="what the series is, used in explanations (e.g. 'p95 latency')")
+    unit: str = ""
+    baseline: AnomalyBaseline = Field(default_factory=AnomalyBaseline)
+    threshold: float = Field(6.0, gt=0, description="score (MADs or sigmas) at which it fires")
+    clear_threshold: float = Field(3.0, ge=0, description="score under which it clears (hysteresis)")
+    direction: Literal["up", "down", "both"] = "up"
+    min_samples: int = Field(30, ge=3)
+    for_: Duration = Field("0s", alias="for", description="how long the score must stay over the threshold")
+
+
+class Trigger(Model):
+    """Exactly one of the kinds is set."""
+
+    alert: AlertTrigger | None = None
+    slo_burn: SloBurnTrigger | None = None
+    pod_state: PodStateTrigger | None = None
+    anomaly: AnomalyTrigger | None = None
+
+
+class TargetTemplate(Model):
+    kind: TargetKind
+    name: str = Field(
+        min_length=1,
+        description="object name; may template signal labels, e.g. '{{ labels.deployment }}'",
+    )
+
+
+class ScaleParams(Model):
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(ge=1)
+    step: int = Field(1, ge=1, description="replicas added per run (ignored when factor is set)")
+    factor: float | None = Field(None, gt=1, description="multiply current replicas, rounded up")
+
+
+class RaiseMemoryParams(Model):
+    container: str | None = Field(None, description="default: the container that was OOMKilled, else the first")
+    factor: float = Field(1.5, gt=1, le=4)
+    max_limit: str = Field(description="memory quantity the limit never exceeds, e.g. 2Gi")
+
+
+class DrainParams(Model):
+    grace_period_seconds: int | None = Field(None, ge=0)
+    timeout: Duration = "5m"
+
+
+class DeletePodParams(Model):
+    only_failing: bool = Field(True, description="delete only the pods that are failing, not healthy ones")
+
+
+class RolloutCompleteCheck(Model):
+    timeout: Duration | None = None
+
+
+class PodsReadyCheck(Model):
+    window: Duration = Field("1m", description="Ready with a stable restart count for this long")
+
+
+class PromqlCheck(Model):
+    query: str = Field(min_length=1)
+    op: Literal["<", "<=", ">", ">=", "==", "!="] = "<"
+    threshold: float
+    for_: Duration = Field("1m", alias="for")
+
+
+class SloRecoveredCheck(Model):
+    slo: str = Field(min_length=1)
+    for_: Duration = Field("2m", alias="for")
+
+
+class Verify(Model):
+    """All checks that are set must pass; none set means the action's own completion is the check."""
+
+    rollout_complete: RolloutCompleteCheck | None = None
+    pods_ready: PodsReadyCheck | None = None
+    promql: PromqlCheck | None = None
+    slo_recovered: SloRecoveredCheck | None = None
+
+
+class CauseCondition(Model):
+    """Run a step only when the probable cause is (or is not) of these kinds."""
+
+    cause_kinds: list[Literal["rollout", "configChange", "secretChange", "scaleChange", "hpaChange",
+                              "nodeChange", "none"]] = Field(default_factory=list)
+    negate: bool = False
+
+
+class Step(Model):
+    name: str = Field(min_length=1, max_length=63)
+    action: ActionName
+    risk: RiskLevel = "low"
+    timeout: Duration = "5m"
+    scale: ScaleParams | None = None
+    raise_memory: RaiseMemoryParams | None = None
+    drain: DrainParams | None = None
+    delete_pod: DeletePodParams | None = None
+    verify: Verify = Field(default_factory=Verify)
+    when: CauseCondition | None = None
+
+
+class Guard(Model):
+    cooldown: Duration = "10m"
+    max_runs_per_hour: int = Field(3, ge=1)
+    max_concurrent_per_target: int = Field(1, ge=1)
+
+
+class Escalation(Model):
+    message: str = ""
+    slack_channel: str | None = None
+
+
+class RunbookSpec(Model):
+    description: str = ""
+    priority: int = Field(0, description="breaks ties between equally specific runbooks; higher wins")
+    triggers: list[Trigger] = Field(min_length=1)
+    target: TargetTemplate
+    steps: list[Step] = Field(min_length=1, max_length=20)
+    guard: Guard = Field(default_factory=Guard)
+    escalation: Escalation = Field(default_factory=Escalation)
+    service_account_name: str | None = Field(
+        None, description="actions run as this ServiceAccount of the Runbook's namespace (impersonated)"
+    )
+    adaptive: bool = Field(False, description="reorder steps by observed success (off by default)")
+    suspend: bool = False
+
+
+# ---------------------------------------------------------------- RemediationPolicy
+
+
+class ApprovalRule(Model):
+    level: RiskLevel
+    approvers: int = Field(0, ge=0, le=5, description="0 = no approval needed")
+    allowed_slack_users: list[str] = Field(default_factory=list)
+    allowed_slack_groups: list[str] = Field(default_factory=list)
+    allowed_kubernetes_users: list[str] = Field(default_factory=list)
+    allowed_kubernetes_groups: list[str] = Field(default_factory=list)
+    timeout: Duration = "30m"
+    on_timeout: Literal["deny", "escalate", "proceed"] = "deny"
+
+
+class Approval(Model):
+    slack_channel: str | None = None
+    rules: list[ApprovalRule] = Field(default_factory=list)
+
+
+class BlastRadius(Model):
+    max_pods: int = Field(5, ge=1)
+    max_percent: int = Field(50, ge=1, le=100)
+
+
+class Concurrency(Model):
+    max_active: int = Field(10, ge=1, description="remediations acting at once, cluster-wide")
+    max_per_namespace: int = Field(3, ge=1)
+
+
+class FreezeWindow(Model):
+    name: str
+    start: str = Field(description="RFC 3339 time")
+    end: str = Field(description="RFC 3339 time")
+
+
+class CircuitBreaker(Model):
+    failures: int = Field(3, ge=1)
+    window: Duration = "1h"
+
+
+class StormHoldoff(Model):
+    targets: int = Field(10, ge=2, description="distinct failing targets that make a storm")
+    window: Duration = "5m"
+
+
+class NamespaceBounds(Model):
+    namespaces: list[str] = Field(default_factory=list, description="names or globs; empty = all")
+    allowed_actions: list[ActionName] = Field(default_factory=lambda: list(ACTIONS))
+    max_replicas: int | None = Field(None, ge=1)
+    max_memory: str | None = None
+    allow_cross_namespace: bool = False
+
+
+class RemediationPolicySpec(Model):
+    mode: Literal["enforce", "dryRun"] = "enforce"
+    namespaces: list[str] = Field(default_factory=list, description="names or globs; empty = all")
+    namespace_selector: LabelSelector | None = None
+    approval: Approval = Field(default_factory=Approval)
+    blast_radius: BlastRadius = Field(default_factory=BlastRadius)
+    concurrency: Concurrency = Field(default_factory=Concurrency)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    storm_holdoff: StormHoldoff = Field(default_factory=StormHoldoff)
+    bounds: list[NamespaceBounds] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- Remediation
+
+RemediationPhase = Literal[
+    "Pending", "Planned", "AwaitingApproval", "Acting", "Verifying",
+    "Succeeded", "Failed", "Escalated", "Denied", "Cancelled", "Skipped", "Expired",
+]
+TERMINAL_PHASES: frozenset[str] = frozenset(
+    {"Succeeded", "Failed", "Escalated", "Denied", "Cancelled", "Skipped", "Expired"}
+)
+
+
+class Signal(Model):
+    source: Literal["alertmanager", "podState", "sloBurn", "anomaly", "manual"]
+    name: str = Field(description="alertname, pod state, SLO name or anomaly description")
+    fingerprint: str = ""
+    starts_at: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    severity: str = ""
+    summary: str = ""
+
+
+class ObjectRef(Model):
+    kind: TargetKind
+    namespace: str | None = None
+    name: str
+
+
+class RunbookRef(Model):
+    name: str
+    namespace: str
+    generation: int | None = None
+
+
+class RemediationSpec(Model):
+    signal: Signal
+    runbook: RunbookRef
+    target: ObjectRef
+
+
+class Evidence(Model):
+    kind: str
+    detail: str
+    value: str | None = None
+    at: str | None = None
+
+
+class PlannedStep(Model):
+    index: int
+    name: str
+    action: ActionName
+    risk: RiskLevel
+    skip: bool = False
+    reason: str = ""
+
+
+class RiskAssessment(Model):
+    score: int = Field(ge=0, le=100)
+    level: RiskLevel
+    reasons: list[str] = Field(default_factory=list)
+
+
+StepPhase = Literal["Intended", "Applied", "Verifying", "Succeeded", "Failed", "Inconclusive", "Skipped"]
+
+
+class StepRecord(Model):
+    index: int
+    name: str
+    action: ActionName
+    idempotency_key: str
+    phase: StepPhase
+    started_at: str | None = None
+    applied_at: str | None = None
+    finished_at: str | None = None
+    result: str = ""
+    message: str = ""
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Vote(Model):
+    user: str
+    source: Literal["slack", "kubernetes"]
+    decision: Literal["approve", "deny"]
+    at: str
+    reason: str = ""
+
+
+class ApprovalState(Model):
+    required: int = 0
+    level: RiskLevel | None = None
+    requested_at: str | None = None
+    deadline: str | None = None
+    decided_at: str | None = None
+    decision: Literal["approved", "denied", "expired"] | None = None
+    votes: list[Vote] = Field(default_factory=list)
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+
+
+class TimelineEntry(Model):
+    at: str
+    kind: str
+    message: str
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+
+
+class RemediationStatus(Model):
+    phase: RemediationPhase = "Pending"
+    dry_run: bool = False
+    match_reasons: list[str] = Field(default_factory=list)
+    plan: list[PlannedStep] = Field(default_factory=list)
+    risk: RiskAssessment | None = None
+    current_step: int | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    approval: ApprovalState | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    reason: str = ""
+    signal_resolved_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    time_to_recover_seconds: float | None = None
+    target_display: str = Field("", description="Kind/name, for the printer column")
