@@ -8,6 +8,7 @@ Each test gets a namespace of its own, deleted afterwards.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -58,7 +59,7 @@ def namespace(kube_api, request):
     from kubernetes import client
 
     core = client.CoreV1Api(kube_api)
-    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
     name = f"t-{base}-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
         name=name, labels={"remediator.dev/test": "true"})))

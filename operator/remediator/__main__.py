@@ -1,0 +1,7 @@
+"""`python -m remediator` is the `remediator` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,233 @@
+"""cordonDrain: what `kubectl drain NODE` does, without --force.
+
+1. Cordon: set `spec.unschedulable` and record the key on the Node, in one
+   patch guarded by resourceVersion.
+2. Evict every evictable pod through the Eviction API (policy/v1), so the
+   apiserver enforces PodDisruptionBudgets: 429 means "not now", and we try
+   again later rather than delete. Pods of DaemonSets (their controller ignores
+   the cordon) and mirror pods (the kubelet owns them) are skipped; so are pods
+   no controller would recreate (kubectl refuses those without --force).
+3. Wait for the evicted pods to be gone, all within the step's drain timeout.
+
+A drain that runs out of time returns done=False with the pods still blocked:
+calling again with the same key continues it (the Node already carries the
+key). If someone uncordoned the node in between, we stop rather than fight them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kubernetes import client
+
+from remediator.actions.base import (
+    KEYS_ANNOTATION,
+    ActionError,
+    ActionRequest,
+    ActionResult,
+    Conflict,
+    changes_between,
+    evidence,
+    is_recorded,
+    keys_with,
+    require_kind,
+    reread_on_conflict,
+)
+from remediator.actions.kube import MERGE_PATCH, as_dict, call, dry_run_arg, patch_object, read_object
+from remediator.api.models import DrainParams
+from remediator.core.durations import parse_duration
+
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+# kubectl waits 5s before retrying an eviction a PodDisruptionBudget refused
+RETRY_BLOCKED_AFTER = 5.0
+POLL = 0.5
+
+
+def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+    require_kind(req, ("Node",))
+    params = req.step.drain or DrainParams()
+    deadline = time.monotonic() + parse_duration(params.timeout).total_seconds()
+    node, was_recorded, changes = reread_on_conflict(lambda: cordon(api, req))
+    skipped, to_evict = classify(pods_on(api, node.metadata.name))
+    if req.dry_run:
+        blocked = {
+            name: why for name, why in evict_all(api, to_evict, params, True).items() if why != "evicted"
+        }
+        return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes)
+    blocked = evict_until_gone(api, node.metadata.name, to_evict, params, deadline)
+    return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes)
+
+
+# ---------------------------------------------------------------- cordon
+
+
+def cordon(api: client.ApiClient, req: ActionRequest) -> tuple[Any, bool, dict]:
+    """(node, key was already recorded, changes): cordon and record the key, or check a replay may go on."""
+    node = read_object(api, "Node", req.target.name, None)
+    if is_recorded(node.metadata.annotations, req.key):
+        if not node.spec.unschedulable:
+            raise ActionError(
+                "Uncordoned",
+                f"node {node.metadata.name} was uncordoned after the drain under key "
+                f"{req.key} started; not continuing it",
+            )
+        return node, True, {}
+    body = {
+        "metadata": {
+            "resourceVersion": node.metadata.resource_version,
+            "annotations": {KEYS_ANNOTATION: keys_with(node.metadata.annotations, req.key)},
+        },
+        "spec": {"unschedulable": True},
+    }
+    after = patch_object(
+        api, "Node", node.metadata.name, None, body, dry_run=req.dry_run, content_type=MERGE_PATCH
+    )
+    return after, False, changes_between(as_dict(api, node), as_dict(api, after))
+
+
+# ---------------------------------------------------------------- pods
+
+
+def pods_on(api: client.ApiClient, node: str) -> list[Any]:
+    core = client.CoreV1Api(api)
+    return call(core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}").items
+
+
+def classify(pods: list[Any]) -> tuple[dict[str, str], list[Any]]:
+    """(skipped pod -> why, pods to evict) as kubectl drain's default filters decide."""
+    skipped, to_evict = {}, []
+    for pod in pods:
+        why = skip_reason(pod)
+        if why:
+            skipped[qualified(pod)] = why
+        else:
+            to_evict.append(pod)
+    return skipped, to_evict
+
+
+def skip_reason(pod: Any) -> str | None:
+    if MIRROR_ANNOTATION in (pod.metadata.annotations or {}):
+        return "mirror pod (owned by the kubelet)"
+    controller = next((o for o in pod.metadata.owner_references or [] if o.controller), None)
+    if controller is not None and controller.kind == "DaemonSet":
+        return "DaemonSet pod (its controller ignores the cordon)"
+    if controller is None and pod.metadata.deletion_timestamp is None:
+        return "no controller would recreate it (kubectl drain refuses without --force)"
+    return None
+
+
+def qualified(pod: Any) -> str:
+    return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+
+# ---------------------------------------------------------------- evict
+
+
+def evict_until_gone(
+    api: client.ApiClient, node: str, pods: list[Any], params: DrainParams, deadline: float
+) -> dict[str, str]:
+    """Evict and wait until every pod is gone or the deadline passes; pod -> why it is still there."""
+    remaining = {qualified(p): p for p in pods}
+    why: dict[str, str] = {}
+    next_try: dict[str, float] = {}
+    while True:
+        remaining = still_present(api, node, remaining)
+        due = [
+            p
+            for name, p in remaining.items()
+            if next_try.get(name, 0) <= time.monotonic() and p.metadata.deletion_timestamp is None
+        ]
+        for name, answer in evict_all(api, due, params, False).items():
+            why[name] = answer
+            if answer != "evicted":
+                next_try[name] = time.monotonic() + RETRY_BLOCKED_AFTER
+        if not remaining or time.monotonic() >= deadline:
+            return {name: still_there_because(why.get(name)) for name in remaining}
+        time.sleep(max(0.0, min(POLL, deadline - time.monotonic())))
+
+
+def still_there_because(answer: str | None) -> str:
+    # None: the pod was already terminating when we found it, so we never asked
+    return "terminating" if answer in (None, "evicted") else answer
+
+
+def still_present(api: client.ApiClient, node: str, pods: dict[str, Any]) -> dict[str, Any]:
+    """The pods (same UID) still on the node, refreshed (so we see deletionTimestamp)."""
+    current = {qualified(p): p for p in pods_on(api, node)}
+    return {
+        name: current[name]
+        for name, pod in pods.items()
+        if name in current and current[name].metadata.uid == pod.metadata.uid
+    }
+
+
+def evict_all(api: client.ApiClient, pods: list[Any], params: DrainParams, dry_run: bool) -> dict[str, str]:
+    return {qualified(p): evict(api, p, params, dry_run) for p in pods}
+
+
+def evict(api: client.ApiClient, pod: Any, params: DrainParams, dry_run: bool) -> str:
+    """Ask the Eviction API to evict one pod: 'evicted', or why not (a PDB refused, …)."""
+    core = client.CoreV1Api(api)
+    options = client.V1DeleteOptions(
+        grace_period_seconds=params.grace_period_seconds,
+        preconditions=client.V1Preconditions(uid=pod.metadata.uid),
+        dry_run=["All"] if dry_run else None,
+    )
+    body = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=pod.metadata.namespace),
+        delete_options=options,
+    )
+    try:
+        call(
+            core.create_namespaced_pod_eviction,
+            pod.metadata.name,
+            pod.metadata.namespace,
+            body,
+            dry_run=dry_run_arg(dry_run),
+        )
+        return "evicted"
+    except Conflict:
+        return "evicted"  # the UID changed: our pod is already gone
+    except ActionError as e:
+        if e.status == 404:
+            return "evicted"
+        if e.status == 429:
+            return f"eviction refused, retry later: {e.message}"
+        raise
+
+
+# ---------------------------------------------------------------- result
+
+
+def outcome(
+    req: ActionRequest,
+    node: str,
+    was_recorded: bool,
+    to_evict: list[Any],
+    blocked: dict[str, str],
+    skipped: dict[str, str],
+    changes: dict,
+) -> ActionResult:
+    evicted = [qualified(p) for p in to_evict if qualified(p) not in blocked]
+    for name in evicted:
+        changes[f"pod[{name}]"] = {
+            "before": f"on {node}",
+            "after": "would be evicted" if req.dry_run else "evicted",
+        }
+    for name, why in blocked.items():
+        changes[f"pod[{name}]"] = {"before": f"on {node}", "after": f"still on {node}: {why}"}
+    verb = "dry run: would drain" if req.dry_run else "drained"
+    if blocked:
+        verb = "dry run: would not fully drain" if req.dry_run else "drain not finished for"
+    summary = f"{len(evicted)} evicted, {len(blocked)} still there, {len(skipped)} skipped"
+    return ActionResult(
+        done=not blocked,
+        replayed=was_recorded,
+        message=f"{verb} node {node}: {summary}"
+        + ("; call again with the same key to continue" if blocked and not req.dry_run else ""),
+        evidence=[evidence("pod", f"{name}: {why}") for name, why in blocked.items()]
+        + [evidence("pod", f"{name} skipped: {why}") for name, why in skipped.items()]
+        + [evidence("drain", summary, node)],
+        changes=changes,
+    )

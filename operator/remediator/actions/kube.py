@@ -1,0 +1,164 @@
+"""How actions talk to the apiserver.
+
+One rule for every call: transient faults (5xx, connection errors, timeouts)
+are retried a few times with jittered backoff; everything else is the
+apiserver's answer and is not retried blindly. A 409 becomes `Conflict` (the
+caller re-reads and re-decides); 403/404/422… become `ActionError` carrying the
+apiserver's status and its own message. Retrying a write is safe because every
+write is either guarded by `resourceVersion` (a repeat meets 409 and the re-read
+finds our key) or by a pod UID precondition (a repeat meets 404/409).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tenacity
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from remediator.actions.base import ActionError, Conflict
+from remediator.api.models import ObjectRef
+
+T = TypeVar("T")
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+ATTEMPTS = 4
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiException):
+        return exc.status is not None and exc.status >= 500
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+_RETRYING = tenacity.Retrying(
+    retry=tenacity.retry_if_exception(is_transient),
+    stop=tenacity.stop_after_attempt(ATTEMPTS),
+    wait=tenacity.wait_random_exponential(multiplier=0.25, max=4),
+    reraise=True,
+)
+
+
+def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call one client method; transient faults retried, refusals turned into ActionError."""
+    try:
+        return _RETRYING.copy()(fn, *args, **kwargs)
+    except ApiException as e:
+        raise refusal(e) from e
+    except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as e:
+        raise ActionError(
+            "Unavailable", f"the apiserver did not answer after {ATTEMPTS} attempts: {e}", retryable=True
+        ) from e
+
+
+def refusal(e: ApiException) -> ActionError:
+    """The apiserver's answer as an ActionError, with its status and its own message."""
+    status, reason, message = e.status, e.reason or "Error", str(e.reason or e)
+    try:
+        body = json.loads(e.body or "")
+        reason, message = body.get("reason") or reason, body.get("message") or message
+    except (TypeError, ValueError):
+        pass
+    if status == 409:
+        return Conflict(message)
+    retryable = status is not None and (status >= 500 or status == 429)
+    return ActionError(reason, message, status=status, retryable=retryable)
+
+
+def dry_run_arg(dry_run: bool) -> str | None:
+    """The apiserver's server-side dry run: every admission and validation stage, nothing persisted."""
+    return "All" if dry_run else None
+
+
+def as_dict(api: client.ApiClient, obj: Any) -> dict:
+    """A client model as the apiserver's JSON (camelCase keys)."""
+    return api.sanitize_for_serialization(obj)
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def _snake(kind: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+
+
+def read_workload(api: client.ApiClient, ref: ObjectRef) -> Any:
+    return read_object(api, ref.kind, ref.name, ref.namespace)
+
+
+def patch_workload(
+    api: client.ApiClient,
+    ref: ObjectRef,
+    body: Any,
+    dry_run: bool = False,
+    content_type: str = STRATEGIC_PATCH,
+) -> Any:
+    return patch_object(api, ref.kind, ref.name, ref.namespace, body, dry_run, content_type)
+
+
+def read_object(api: client.ApiClient, kind: str, name: str, namespace: str | None) -> Any:
+    """Read a Pod, Node, or apps/v1 object (Deployment, ReplicaSet, StatefulSet, DaemonSet)."""
+    group, scope = _client_for(api, kind)
+    if scope == "cluster":
+        return call(getattr(group, f"read_{_snake(kind)}"), name)
+    return call(getattr(group, f"read_namespaced_{_snake(kind)}"), name, namespace)
+
+
+def patch_object(
+    api: client.ApiClient,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    body: Any,
+    dry_run: bool = False,
+    content_type: str = STRATEGIC_PATCH,
+) -> Any:
+    group, scope = _client_for(api, kind)
+    options = {"dry_run": dry_run_arg(dry_run), "_content_type": content_type}
+    if scope == "cluster":
+        return call(getattr(group, f"patch_{_snake(kind)}"), name, body, **options)
+    return call(getattr(group, f"patch_namespaced_{_snake(kind)}"), name, namespace, body, **options)
+
+
+def _client_for(api: client.ApiClient, kind: str) -> tuple[Any, str]:
+    if kind == "Node":
+        return client.CoreV1Api(api), "cluster"
+    if kind == "Pod":
+        return client.CoreV1Api(api), "namespaced"
+    return client.AppsV1Api(api), "namespaced"
+
+
+def selector_text(selector: Any) -> str:
+    """A LabelSelector (model) as the label_selector query string."""
+    if selector is None:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
+    for req in selector.match_expressions or []:
+        values = ",".join(req.values or [])
+        parts.append(
+            {
+                "In": f"{req.key} in ({values})",
+                "NotIn": f"{req.key} notin ({values})",
+                "Exists": req.key,
+                "DoesNotExist": f"!{req.key}",
+            }[req.operator]
+        )
+    return ",".join(parts)
+
+
+def pods_of(api: client.ApiClient, workload: Any) -> list[Any]:
+    """The pods a workload's selector selects, not the ones already being deleted."""
+    core = client.CoreV1Api(api)
+    selector = selector_text(workload.spec.selector)
+    if not selector:
+        return []  # an empty selector would select every pod in the namespace
+    pods = call(core.list_namespaced_pod, workload.metadata.namespace, label_selector=selector).items
+    return [p for p in pods if p.metadata.deletion_timestamp is None]

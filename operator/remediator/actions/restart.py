@@ -1,0 +1,82 @@
+"""restartRollout: what `kubectl rollout restart` does.
+
+kubectl stamps the pod template with the annotation
+`kubectl.kubernetes.io/restartedAt: <now, RFC 3339>`; the new template makes the
+controller roll every pod. We send that stamp and the idempotency key in one
+patch guarded by resourceVersion, so a replay finds the key and stamps nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kubernetes import client
+
+from remediator.actions.base import (
+    KEYS_ANNOTATION,
+    ActionError,
+    ActionRequest,
+    ActionResult,
+    changes_between,
+    describe,
+    evidence,
+    is_recorded,
+    keys_with,
+    replayed,
+    require_kind,
+    reread_on_conflict,
+)
+from remediator.actions.kube import WORKLOAD_KINDS, as_dict, patch_workload, read_workload
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+    require_kind(req, WORKLOAD_KINDS)
+    return reread_on_conflict(lambda: restart_once(api, req))
+
+
+def restart_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+    workload = read_workload(api, req.target)
+    if is_recorded(workload.metadata.annotations, req.key):
+        return replayed(req, "restart")
+    refuse_like_kubectl(req, workload)
+    stamp = kubectl_timestamp(datetime.now().astimezone())
+    body = {
+        "metadata": {
+            "resourceVersion": workload.metadata.resource_version,
+            "annotations": {KEYS_ANNOTATION: keys_with(workload.metadata.annotations, req.key)},
+        },
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}},
+    }
+    after = patch_workload(api, req.target, body, dry_run=req.dry_run)
+    verb = "would restart" if req.dry_run else "restarted"
+    return ActionResult(
+        done=True,
+        replayed=False,
+        message=f"{verb} {describe(req.target)} (restartedAt {stamp})",
+        evidence=[evidence("action", f"{verb} {describe(req.target)}", stamp)],
+        changes=changes_between(as_dict(api, workload), as_dict(api, after)),
+    )
+
+
+def refuse_like_kubectl(req: ActionRequest, workload) -> None:
+    """The cases where kubectl refuses to restart, because the restart would do nothing."""
+    spec = workload.spec
+    if req.target.kind == "Deployment" and spec.paused:
+        raise ActionError(
+            "Paused", f"can't restart paused deployment {req.target.name} (run rollout resume first)"
+        )
+    strategy = getattr(spec, "update_strategy", None)
+    if strategy is not None and strategy.type == "OnDelete":
+        raise ActionError(
+            "OnDelete",
+            f"restart has no effect on {req.target.kind.lower()} {req.target.name} "
+            "with the 'OnDelete' update strategy",
+        )
+
+
+def kubectl_timestamp(moment: datetime) -> str:
+    """Go's time.Now().Format(time.RFC3339): local time, seconds, 'Z' for UTC."""
+    text = moment.isoformat(timespec="seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text

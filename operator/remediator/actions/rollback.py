@@ -1,0 +1,166 @@
+"""rollback: what `kubectl rollout undo deployment/NAME` does.
+
+As kubectl (k8s.io/kubectl/pkg/polymorphichelpers/rollback.go) does it: among
+the Deployment's own ReplicaSets, take the one with the highest revision below
+the newest; copy its pod template, without the `pod-template-hash` label, into
+the Deployment, and its annotations (except revision bookkeeping) onto the
+Deployment. The deployment controller then re-selects that ReplicaSet under a
+new revision number. One JSON patch carries the template, the annotations, our
+key and the resourceVersion we decided on.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubernetes import client
+
+from remediator.actions.base import (
+    BOOKKEEPING_ANNOTATIONS,
+    KEYS_ANNOTATION,
+    ActionError,
+    ActionRequest,
+    ActionResult,
+    changes_between,
+    describe,
+    evidence,
+    is_recorded,
+    keys_with,
+    replayed,
+    require_kind,
+    reread_on_conflict,
+)
+from remediator.actions.kube import JSON_PATCH, as_dict, call, patch_workload, read_workload, selector_text
+
+REVISION = "deployment.kubernetes.io/revision"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+POD_TEMPLATE_HASH = "pod-template-hash"
+# Annotations kubectl keeps from the Deployment instead of copying from the ReplicaSet.
+ANNOTATIONS_TO_SKIP = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
+
+
+def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+    require_kind(req, ("Deployment",))
+    return reread_on_conflict(lambda: rollback_once(api, req))
+
+
+def rollback_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+    deployment = read_workload(api, req.target)
+    if is_recorded(deployment.metadata.annotations, req.key):
+        return replayed(req, "rollback")
+    if deployment.spec.paused:
+        raise ActionError(
+            "Paused",
+            f"you cannot rollback a paused deployment; resume it first with "
+            f"'kubectl rollout resume' and try again ({describe(req.target)})",
+        )
+    current = as_dict(api, deployment)
+    revision, previous = previous_replica_set(api, deployment)
+    template = template_without_hash(previous["spec"]["template"])
+    if template == template_without_hash(current["spec"]["template"]):
+        return ActionResult(
+            done=True,
+            replayed=False,
+            message=f"{describe(req.target)} not rolled back: the current template already "
+            f"matches revision {revision}",
+            evidence=[evidence("rollback", "template already matches the previous revision", str(revision))],
+        )
+    annotations = rollback_annotations(
+        current["metadata"].get("annotations") or {}, previous["metadata"].get("annotations") or {}
+    )
+    annotations[KEYS_ANNOTATION] = keys_with(deployment.metadata.annotations, req.key)
+    patch = [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "add", "path": "/metadata/annotations", "value": annotations},
+    ]
+    after = patch_workload(api, req.target, patch, dry_run=req.dry_run, content_type=JSON_PATCH)
+    verb = "would roll back" if req.dry_run else "rolled back"
+    rs_name = previous["metadata"]["name"]
+    return ActionResult(
+        done=True,
+        replayed=False,
+        message=f"{verb} {describe(req.target)} to revision {revision} (ReplicaSet {rs_name})",
+        evidence=[evidence("rollback", f"{verb} to the template of ReplicaSet {rs_name}", str(revision))],
+        changes=changes_between(current, as_dict(api, after)),
+    )
+
+
+def previous_replica_set(api: client.ApiClient, deployment: Any) -> tuple[int, dict]:
+    """(revision, ReplicaSet as JSON) of the newest earlier revision that really differs from the current one.
+
+    Unlike plain `kubectl rollout undo`, revisions that differ from the newest
+    only by a restart stamp are passed over: after a restart of a bad rollout,
+    "previous" must mean the last good template, not the same bad one.
+    """
+    by_revision = sorted(owned_revisions(api, deployment), key=lambda pair: pair[0], reverse=True)
+    if len(by_revision) < 2:
+        raise ActionError(
+            "NoPreviousRevision",
+            f"no rollout history found for deployment {deployment.metadata.name!r}: "
+            f"{len(by_revision)} revision(s), nothing to roll back to",
+        )
+    current = comparable_template(by_revision[0][1])
+    for revision, replica_set in by_revision[1:]:
+        if comparable_template(replica_set) != current:
+            return revision, replica_set
+    raise ActionError(
+        "NoPreviousRevision",
+        f"every earlier revision of deployment {deployment.metadata.name!r} runs the same pod template "
+        "(they differ only by restarts): nothing to roll back to",
+    )
+
+
+def comparable_template(replica_set: dict) -> dict:
+    template = template_without_hash(replica_set["spec"]["template"])
+    meta = template.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    annotations.pop(RESTARTED_AT, None)
+    if not annotations:
+        meta.pop("annotations", None)  # "no annotations" and "only a restart stamp" are the same template
+    return template
+
+
+def owned_revisions(api: client.ApiClient, deployment: Any) -> list[tuple[int, dict]]:
+    """The Deployment's ReplicaSets (by controller reference, as kubectl) that carry a revision."""
+    apps = client.AppsV1Api(api)
+    listed = call(
+        apps.list_namespaced_replica_set,
+        deployment.metadata.namespace,
+        label_selector=selector_text(deployment.spec.selector),
+    ).items
+    owned = []
+    for rs in listed:
+        controller = next((o for o in rs.metadata.owner_references or [] if o.controller), None)
+        revision = (rs.metadata.annotations or {}).get(REVISION, "")
+        if controller and controller.uid == deployment.metadata.uid and revision.isdigit():
+            owned.append((int(revision), as_dict(api, rs)))
+    return owned
+
+
+def template_without_hash(template: dict) -> dict:
+    template = copy.deepcopy(template)
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    labels.pop(POD_TEMPLATE_HASH, None)
+    return template
+
+
+def rollback_annotations(deployment: dict[str, str], replica_set: dict[str, str]) -> dict[str, str]:
+    """kubectl's merge: the Deployment's bookkeeping annotations, everything else from the ReplicaSet.
+
+    Ours count as bookkeeping too: the deployment controller copies them onto
+    ReplicaSets, and an old copy must not bring back an old list of keys.
+    """
+    skip = ANNOTATIONS_TO_SKIP | BOOKKEEPING_ANNOTATIONS
+    kept = {k: v for k, v in deployment.items() if k in skip}
+    return kept | {k: v for k, v in replica_set.items() if k not in skip}

@@ -1,0 +1,401 @@
+"""The semantic rules of the API, written once for two enforcers.
+
+Each `Rule` is attached to one model. `remediator.api.crds` turns it into a CEL
+`x-kubernetes-validations` entry on that model's schema, so the apiserver
+refuses a bad object at `kubectl apply`; `remediator.api.validation` runs the
+Python predicate on the same object offline. Both report the same path (the
+model's place in the document plus `field`) and the same message.
+
+Predicates read the object the way CEL sees it: the wire (camelCase) dict with
+defaults applied and unset optional fields absent. A message names the field
+and says what is required; an optional `detail` says what was found, from
+`{placeholders}`: each a field of the object (printed as CEL's format()
+prints it) or a named pair of (CEL expression, Python function) in `values`.
+The apiserver shows `message (detail)` through a CEL messageExpression.
+
+Pure: no kubernetes, no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+
+from pydantic import BaseModel
+
+from .models import (
+    RFC3339_PATTERN,
+    AnomalyBaseline,
+    AnomalyTrigger,
+    Approval,
+    ApprovalRule,
+    FreezeWindow,
+    LabelSelectorRequirement,
+    Matcher,
+    NamespaceBounds,
+    RaiseMemoryParams,
+    RunbookSpec,
+    ScaleParams,
+    Step,
+    Trigger,
+)
+
+Wire = Mapping[str, object]
+
+# Which target kinds each action can act on.
+ACTION_TARGET_KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "restartRollout": ("Deployment", "StatefulSet", "DaemonSet"),
+    "scale": ("Deployment", "StatefulSet"),
+    "rollback": ("Deployment", "StatefulSet", "DaemonSet"),
+    "deletePod": ("Deployment", "StatefulSet", "DaemonSet", "Pod"),
+    "cordonDrain": ("Node",),
+    "raiseMemory": ("Deployment", "StatefulSet", "DaemonSet"),
+})
+
+# The Step field holding each action's parameters, and the actions that cannot run without them.
+ACTION_PARAMS: Mapping[str, str] = MappingProxyType({
+    "scale": "scale", "raiseMemory": "raiseMemory", "cordonDrain": "drain", "deletePod": "deletePod",
+})
+ACTIONS_NEEDING_PARAMS: frozenset[str] = frozenset({"scale", "raiseMemory"})
+
+TRIGGER_KINDS: tuple[str, ...] = ("alert", "sloBurn", "podState", "anomaly")
+PROCEED_ON_TIMEOUT_LEVELS: tuple[str, ...] = ("low", "medium")
+REGEX_OPS: tuple[str, ...] = ("=~", "!~")
+
+# resource.Quantity's grammar (k8s.io/apimachinery), which CEL isQuantity() accepts.
+QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][+-]?[0-9]+)?$")
+# Regex syntax Python accepts but RE2 (Go: Alertmanager, the apiserver's CEL) refuses.
+NOT_RE2 = re.compile(r"\(\?(=|!|<=|<!|P=|>|\()|\\[1-9]|[*+?}][+]")
+# RE2 syntax Python's re lacks, and a Python spelling that compiles the same way (for checking only).
+RE2_ONLY = (
+    (re.compile(r"\\[pP](\{[^}]*\}|[A-Za-z])"), "."),  # Unicode classes: \pL, \p{Greek}
+    (re.compile(r"\\z"), r"\\Z"),
+    (re.compile(r"\(\?<(?=[A-Za-z_])"), "(?P<"),  # (?<name>...)
+)
+
+# How the apiserver words the reason of a failed rule (`x-kubernetes-validations[].reason`).
+REQUIRED, FORBIDDEN, INVALID = "FieldValueRequired", "FieldValueForbidden", "FieldValueInvalid"
+
+
+@dataclass(frozen=True)
+class Rule:
+    model: type[BaseModel]
+    cel: str  # over `self`; true means valid
+    holds: Callable[[Wire], bool]  # the same check in Python
+    message: str  # names the field and what it must be
+    detail: str = ""  # what was found, with {placeholders}
+    field: str = ""  # the field the error is about, relative to the model ("" = the model itself)
+    reason: str = INVALID
+    values: Mapping[str, tuple[str, Callable[[Wire], object]]] = dataclasses.field(default_factory=dict)
+    # Python's version of a detail the apiserver takes from a CEL evaluation error (e.g. RE2's reason).
+    evaluation_detail: Callable[[Wire], str] | None = None
+
+
+# ---------------------------------------------------------------- helpers shared by predicates
+
+
+def cel_string(value: object) -> str:
+    """A value as the apiserver's format('%s') prints it, so both enforcers agree (2.0 -> "2")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
+
+
+def cel_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def cel_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(cel_quote(i) for i in items) + "]"
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why an Alertmanager matcher regex would not compile as RE2, or None."""
+    if NOT_RE2.search(pattern):
+        return "uses lookaround, a backreference or a possessive quantifier, which RE2 does not support"
+    for sub, spelling in RE2_ONLY:
+        pattern = sub.sub(spelling, pattern)
+    try:
+        with warnings.catch_warnings():  # e.g. "possible nested set" for RE2's [[:alpha:]]
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
+    except re.error as e:
+        return str(e)
+    return None
+
+
+def is_positive_quantity(text: object) -> bool:
+    if not isinstance(text, str) or not QUANTITY.match(text):
+        return False
+    number = re.match(r"^[+-]?([0-9]*\.?[0-9]*)", text).group(1)
+    return not text.startswith("-") and any(c in "123456789" for c in number)
+
+
+def rfc3339(text: object) -> datetime | None:
+    if not isinstance(text, str) or not re.match(RFC3339_PATTERN, text):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def ends_after_start(window: Wire) -> bool:
+    """True unless both times are readable and out of order (unreadable ones have a rule of their own)."""
+    start, end = rfc3339(window.get("start")), rfc3339(window.get("end"))
+    return start is None or end is None or end > start
+
+
+def duplicates(names: list[object]) -> list[object]:
+    return [n for i, n in enumerate(names) if n in names[:i]]
+
+
+# ---------------------------------------------------------------- the rules
+
+
+def trigger_rules() -> list[Rule]:
+    kinds = ", ".join(TRIGGER_KINDS)
+    return [Rule(
+        Trigger,
+        cel=" + ".join(f"(has(self.{k}) ? 1 : 0)" for k in TRIGGER_KINDS) + " == 1",
+        holds=lambda t: sum(k in t for k in TRIGGER_KINDS) == 1,
+        message=f"a trigger sets exactly one of {kinds}",
+    )]
+
+
+def step_param_rules() -> list[Rule]:
+    """An action's parameters are set when it needs them, and only for that action."""
+    rules = []
+    for action, param in ACTION_PARAMS.items():
+        if action in ACTIONS_NEEDING_PARAMS:
+            rules.append(Rule(
+                Step,
+                cel=f"self.action != '{action}' || has(self.{param})",
+                holds=lambda s, a=action, p=param: s.get("action") != a or p in s,
+                message=f"{param} is required when action is {action}",
+                field=param, reason=REQUIRED,
+            ))
+        rules.append(Rule(
+            Step,
+            cel=f"!has(self.{param}) || self.action == '{action}'",
+            holds=lambda s, a=action, p=param: p not in s or s.get("action") == a,
+            message=f"{param} is only allowed when action is {action}",
+            detail="action is {action}",
+            field=param, reason=FORBIDDEN,
+        ))
+    return rules
+
+
+def runbook_rules() -> list[Rule]:
+    rules = [Rule(
+        RunbookSpec,
+        cel="self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",
+        holds=lambda r: not duplicates([s.get("name") for s in r["steps"]]),
+        message="steps must have unique names",
+        detail="{name} is used more than once",
+        field="steps",
+        values={"name": (
+            "self.steps.filter(s, self.steps.filter(t, t.name == s.name).size() > 1)[0].name",
+            lambda r: duplicates([s.get("name") for s in r["steps"]])[0],
+        )},
+    )]
+    for action, kinds in ACTION_TARGET_KINDS.items():
+        allowed = " or ".join(kinds) if len(kinds) < 3 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+        rules.append(Rule(
+            RunbookSpec,
+            cel=f"!self.steps.exists(s, s.action == '{action}') || self.target.kind in {cel_list(kinds)}",
+            holds=lambda r, a=action, k=kinds: (
+                not any(s.get("action") == a for s in r["steps"]) or r["target"]["kind"] in k),
+            message=f"action {action} needs target.kind {allowed}",
+            detail="step {step}, target.kind {kind}",
+            field="steps",
+            values={
+                "step": (f"self.steps.filter(s, s.action == '{action}')[0].name",
+                         lambda r, a=action: next(s["name"] for s in r["steps"] if s.get("action") == a)),
+                "kind": ("self.target.kind", lambda r: r["target"]["kind"]),
+            },
+        ))
+    return rules
+
+
+def scale_rules() -> list[Rule]:
+    return [Rule(
+        ScaleParams,
+        cel="self.minReplicas <= self.maxReplicas",
+        holds=lambda s: s["minReplicas"] <= s["maxReplicas"],
+        message="minReplicas must be <= maxReplicas",
+        detail="minReplicas {minReplicas} > maxReplicas {maxReplicas}",
+    )]
+
+
+def quantity_rule(model: type[BaseModel], name: str, optional: bool) -> Rule:
+    cel = f"isQuantity(self.{name}) && quantity(self.{name}).isGreaterThan(quantity('0'))"
+    return Rule(
+        model,
+        cel=f"!has(self.{name}) || ({cel})" if optional else cel,
+        holds=lambda o: (optional and name not in o) or is_positive_quantity(o.get(name)),
+        message=f"{name} must be a positive memory quantity such as 512Mi or 2Gi",
+        detail=f"got {{{name}}}",
+        field=name,
+    )
+
+
+def matcher_rules() -> list[Rule]:
+    # CEL has no isRegex(): compiling the value is the test. An invalid regex makes
+    # matches() an evaluation error, which the apiserver reports (with RE2's own
+    # reason) as a failure of this rule. The bare value, not the anchored form
+    # Alertmanager builds: `a)|(b` compiles once anchored, as `^(?:a)|(b)$`, unanchored.
+    # `x || !x` rather than `x || true`: CEL's `||` absorbs an error when the other side is true.
+    compiled = "''.matches(self.value)"
+    return [Rule(
+        Matcher,
+        cel=f"self.op in {cel_list(REGEX_OPS)} ? ({compiled} || !{compiled}) : true",
+        holds=lambda m: m.get("op") not in REGEX_OPS or regex_problem(m.get("value", "")) is None,
+        message="value must be a valid RE2 regular expression when op is =~ or !~",
+        evaluation_detail=lambda m: str(regex_problem(m.get("value", ""))),
+        # No field: the apiserver reports an evaluation error at the matcher, ignoring fieldPath.
+    )]
+
+
+def selector_rules() -> list[Rule]:
+    return [Rule(
+        LabelSelectorRequirement,
+        cel="self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
+            " : (!has(self.values) || size(self.values) == 0)",
+        holds=lambda r: bool(r.get("values")) == (r["operator"] in ("In", "NotIn")),
+        message="values must be non-empty when operator is In or NotIn, and empty for Exists or DoesNotExist",
+        detail="operator is {operator}",
+        field="values",
+    )]
+
+
+def anomaly_rules() -> list[Rule]:
+    return [
+        Rule(
+            AnomalyTrigger,
+            cel="self.clearThreshold < self.threshold",
+            holds=lambda a: a["clearThreshold"] < a["threshold"],
+            message="clearThreshold must be below threshold",
+            detail="clearThreshold {clearThreshold}, threshold {threshold}",
+            field="clearThreshold",
+        ),
+        Rule(
+            AnomalyBaseline,
+            cel="!has(self.ewmaAlpha) || self.method == 'ewma'",
+            holds=lambda b: "ewmaAlpha" not in b or b["method"] == "ewma",
+            message="ewmaAlpha is only allowed when method is ewma",
+            detail="method is {method}",
+            field="ewmaAlpha", reason=FORBIDDEN,
+        ),
+    ]
+
+
+def policy_rules() -> list[Rule]:
+    levels = " or ".join(PROCEED_ON_TIMEOUT_LEVELS)
+    return [
+        Rule(
+            Approval,
+            cel="!has(self.rules) || self.rules.all(r, self.rules.exists_one(o, o.level == r.level))",
+            holds=lambda a: not duplicates([r["level"] for r in a.get("rules", [])]),
+            message="approval rules must have one rule per level",
+            detail="{level} has more than one",
+            field="rules",
+            values={"level": (
+                "self.rules.filter(r, self.rules.filter(o, o.level == r.level).size() > 1)[0].level",
+                lambda a: duplicates([r["level"] for r in a["rules"]])[0],
+            )},
+        ),
+        Rule(
+            ApprovalRule,
+            cel=f"self.onTimeout != 'proceed' || self.level in {cel_list(PROCEED_ON_TIMEOUT_LEVELS)}",
+            holds=lambda r: r["onTimeout"] != "proceed" or r["level"] in PROCEED_ON_TIMEOUT_LEVELS,
+            message=f"onTimeout proceed is only allowed for level {levels}",
+            detail="level is {level}",
+            field="onTimeout",
+        ),
+        *(Rule(
+            FreezeWindow,
+            cel=f"self.{name}.matches({cel_quote(RFC3339_PATTERN)})",
+            holds=lambda w, n=name: rfc3339(w[n]) is not None,
+            message=f"{name} must be an RFC 3339 time with an offset, e.g. 2025-12-24T00:00:00Z",
+            detail=f"got {{{name}}}",
+            field=name,
+        ) for name in ("start", "end")),
+        Rule(
+            FreezeWindow,
+            # Only once both times are well formed, so a typo gets one clear error, not two.
+            cel=f"!self.start.matches({cel_quote(RFC3339_PATTERN)})"
+                f" || !self.end.matches({cel_quote(RFC3339_PATTERN)})"
+                " || timestamp(self.end) > timestamp(self.start)",
+            holds=ends_after_start,
+            message="end must be after start",
+            detail="start {start}, end {end}",
+            field="end",
+        ),
+        quantity_rule(NamespaceBounds, "maxMemory", optional=True),
+    ]
+
+
+RULES: tuple[Rule, ...] = (
+    *trigger_rules(), *matcher_rules(), *selector_rules(), *anomaly_rules(),
+    *step_param_rules(), *scale_rules(), quantity_rule(RaiseMemoryParams, "maxLimit", optional=False),
+    *runbook_rules(), *policy_rules(),
+)
+
+
+def rules_for(model: type[BaseModel]) -> tuple[Rule, ...]:
+    return tuple(r for r in RULES if r.model is model)
+
+
+# ---------------------------------------------------------------- messages, for both enforcers
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def render_message(rule: Rule, obj: Wire) -> str:
+    """`message (detail)` with the detail filled from `obj`, as the apiserver fills it."""
+    if rule.evaluation_detail is not None:
+        return f"{rule.message} ({rule.evaluation_detail(obj)})"
+    if not rule.detail:
+        return rule.message
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name in rule.values:
+            return cel_string(rule.values[name][1](obj))
+        return cel_string(obj.get(name, ""))
+
+    return f"{rule.message} ({_PLACEHOLDER.sub(value, rule.detail)})"
+
+
+def message_expression(rule: Rule) -> str | None:
+    """`message (detail)` as a CEL string expression, or None when there is no detail.
+
+    Built with the strings library's format(): the apiserver estimates `'a' + string(x)`
+    as a concatenation of unbounded strings and refuses the CRD, but accepts format().
+    """
+    if not rule.detail:
+        return None
+    template = _PLACEHOLDER.sub("%s", f"{rule.message} ({rule.detail})".replace("%", "%%"))
+    args = [rule.values[n][0] if n in rule.values else f"self.{n}" for n in _PLACEHOLDER.findall(rule.detail)]
+    return f"{cel_quote(template)}.format([{', '.join(args)}])"
+
+
+def cel_validation(rule: Rule) -> dict:
+    """The `x-kubernetes-validations` entry for a rule."""
+    entry: dict = {"rule": rule.cel, "message": rule.message}
+    expression = message_expression(rule)
+    if expression:
+        entry["messageExpression"] = expression
+    if rule.field:
+        entry["fieldPath"] = f".{rule.field}"
+    if rule.reason != INVALID:
+        entry["reason"] = rule.reason
+    return entry

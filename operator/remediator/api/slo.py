@@ -1,0 +1,231 @@
+"""Typed model of the remediator.dev/v1alpha1 `ServiceLevelObjective` (namespaced).
+
+An SLO is an SLI (good/total or bad/total PromQL), an objective in percent and
+a window. It is evaluated with multiwindow, multi-burn-rate alerting (Google
+SRE workbook, chapter 5 "Alerting on SLOs"); the maths lives in
+`remediator.core.burn_rate`, this module only says what a valid spec is.
+
+SLI queries are templates. The only placeholders are
+
+    {{ window }}     the range of the rate(), e.g. 5m, filled once per window
+    {{ namespace }}  the SLO's namespace
+    {{ service }}    spec.service
+    {{ slo }}        the SLO's name
+
+e.g. `sum(rate(http_requests_total{code!~"5..",service="{{ service }}"}[{{ window }}]))`.
+Every query must use `{{ window }}`: multiwindow alerting evaluates the same
+SLI over several ranges, so a query with a fixed range would be the same
+number in every window. Substituted values are object names (DNS-1123) and
+durations, so they can never break out of a PromQL string.
+
+Windows can be scaled by configuration (`windowScale`, e.g. 1/360 in tests so
+30 days become 2 hours); a scaled window is rounded to whole seconds and never
+shorter than `minWindow`. Keep `minWindow` at least twice the Prometheus
+scrape/evaluation interval: a rate() over fewer than two samples is empty.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from ..core.durations import parse_duration
+from .models import DURATION_PATTERN, Condition, Duration, Model
+
+# Placeholders an SLI query may use; anything else between braces is an error.
+SLI_PLACEHOLDER = re.compile(r"\{\{\s*(window|namespace|service|slo)\s*\}\}")
+SLI_PLACEHOLDERS: tuple[str, ...] = ("window", "namespace", "service", "slo")
+_DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+Severity = Literal["page", "ticket"]
+SEVERITIES: tuple[str, ...] = ("page", "ticket")
+
+
+def sli_template_problem(query: str) -> str | None:
+    """Why `query` is not a usable SLI template, or None when it is."""
+    leftover = SLI_PLACEHOLDER.sub("", query)
+    for token in ("{{", "}}"):
+        if token in leftover:
+            allowed = ", ".join(f"{{{{ {name} }}}}" for name in SLI_PLACEHOLDERS)
+            return f"has {token!r} outside a placeholder: the only placeholders are {allowed}"
+    if "window" not in {match.group(1) for match in SLI_PLACEHOLDER.finditer(query)}:
+        return (
+            "does not use '{{ window }}': each burn-rate window evaluates the query over its own "
+            "range, e.g. rate(http_requests_total[{{ window }}])"
+        )
+    return None
+
+
+def _check_sli_template(query: str) -> str:
+    problem = sli_template_problem(query)
+    if problem:
+        raise ValueError(f"SLI query {query!r} {problem}")
+    return query
+
+
+class GoodTotalSli(Model):
+    """Ratio of good events to all events."""
+
+    good: str = Field(min_length=1, description="PromQL: rate of good events over {{ window }}")
+    total: str = Field(min_length=1, description="PromQL: rate of all events over {{ window }}")
+
+    @field_validator("good", "total")
+    @classmethod
+    def _templates(cls, query: str) -> str:
+        return _check_sli_template(query)
+
+
+class BadTotalSli(Model):
+    """Ratio of bad events to all events."""
+
+    bad: str = Field(min_length=1, description="PromQL: rate of bad events over {{ window }}")
+    total: str = Field(min_length=1, description="PromQL: rate of all events over {{ window }}")
+
+    @field_validator("bad", "total")
+    @classmethod
+    def _templates(cls, query: str) -> str:
+        return _check_sli_template(query)
+
+
+class Sli(Model):
+    """Exactly one of goodTotal or badTotal."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.goodTotal) != has(self.badTotal)",
+                 "message": "set exactly one of goodTotal or badTotal"},
+            ]
+        }
+    )
+
+    good_total: GoodTotalSli | None = None
+    bad_total: BadTotalSli | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Sli:
+        if (self.good_total is None) == (self.bad_total is None):
+            raise ValueError("set exactly one of goodTotal or badTotal")
+        return self
+
+
+class SloTargetRef(Model):
+    """The workload this SLO is about (what a remediation acts on)."""
+
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet"] = "Deployment"
+    name: str = Field(min_length=1, max_length=253, pattern=_DNS1123_SUBDOMAIN)
+
+
+class BurnRateWindow(Model):
+    """Fire `severity` when the burn rate over BOTH windows is at least `burnRate`."""
+
+    severity: Severity
+    long_window: Duration = Field(pattern=DURATION_PATTERN)
+    short_window: Duration = Field(
+        pattern=DURATION_PATTERN, description="resets the alert quickly once errors stop; ~1/12 of longWindow"
+    )
+    burn_rate: float = Field(gt=0, description="multiple of the rate that spends the budget exactly over the window")
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnRateWindow:
+        if parse_duration(self.short_window) >= parse_duration(self.long_window):
+            raise ValueError(
+                f"shortWindow {self.short_window} must be shorter than longWindow {self.long_window}"
+            )
+        return self
+
+
+def sre_workbook_windows() -> list[BurnRateWindow]:
+    """The SRE workbook's recommended multiwindow, multi-burn-rate policy (chapter 5, "Alerting on SLOs")."""
+    return [
+        BurnRateWindow(severity="page", long_window="1h", short_window="5m", burn_rate=14.4),
+        BurnRateWindow(severity="page", long_window="6h", short_window="30m", burn_rate=6),
+        BurnRateWindow(severity="ticket", long_window="3d", short_window="6h", burn_rate=1),
+    ]
+
+
+class AlertingPolicy(Model):
+    windows: list[BurnRateWindow] = Field(default_factory=sre_workbook_windows, min_length=1, max_length=10)
+
+
+class ServiceLevelObjectiveSpec(Model):
+    service: str = Field(
+        min_length=1, max_length=253, pattern=_DNS1123_SUBDOMAIN,
+        description="the workload's name, e.g. the Deployment; used in coverage reports and {{ service }}",
+    )
+    target: SloTargetRef
+    sli: Sli
+    objective: float = Field(gt=0, lt=100, description="percent of good events, e.g. 99.9")
+    window: Duration = Field("30d", pattern=DURATION_PATTERN, description="the SLO (error budget) window")
+    alerting: AlertingPolicy = Field(default_factory=AlertingPolicy)
+    window_scale: float = Field(
+        1.0, gt=0, le=1,
+        description="multiplies every window (SLO and alert windows), e.g. 1/360 to run 30d as 2h in tests",
+    )
+    min_window: Duration = Field(
+        "1m", pattern=DURATION_PATTERN,
+        description="no scaled window is shorter than this; keep it >= 2x the Prometheus scrape interval",
+    )
+    evaluation_interval: Duration = Field("30s", pattern=DURATION_PATTERN)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> ServiceLevelObjectiveSpec:
+        if parse_duration(self.evaluation_interval) <= timedelta(0):
+            raise ValueError("evaluationInterval must be longer than 0s")
+        if parse_duration(self.min_window) <= timedelta(0):
+            raise ValueError("minWindow must be longer than 0s")
+        slo_window = parse_duration(self.window)
+        for alert in self.alerting.windows:
+            if parse_duration(alert.long_window) > slo_window:
+                raise ValueError(
+                    f"{alert.severity} longWindow {alert.long_window} is longer than the SLO window "
+                    f"{self.window}: the budget would be judged over more than it covers"
+                )
+        return self
+
+
+# ---------------------------------------------------------------- status
+
+
+class SliWindowValue(Model):
+    """The SLI over one (scaled) window; `sli` and `errorRatio` are unset when there is no data."""
+
+    window: Duration
+    sli: float | None = Field(None, description="fraction of good events, 0..1")
+    error_ratio: float | None = Field(None, description="fraction of bad events, 0..1")
+    no_data_reason: str = ""
+
+
+class BurnRateValue(Model):
+    window: Duration
+    burn_rate: float | None = Field(None, description="error ratio / (1 - objective); 1 spends the budget exactly")
+
+
+class FiringAlert(Model):
+    severity: Severity
+    long_window: Duration
+    short_window: Duration
+    threshold: float = Field(description="the burn rate both windows reached")
+    long_burn_rate: float
+    short_burn_rate: float
+    reason: str = ""
+    since: str | None = Field(None, description="RFC 3339 time this alert started firing")
+
+
+class ServiceLevelObjectiveStatus(Model):
+    observed_generation: int | None = None
+    sli: list[SliWindowValue] = Field(default_factory=list)
+    error_budget_remaining: float | None = Field(
+        None, description="fraction of the window's budget left; negative when overspent"
+    )
+    burn_rates: list[BurnRateValue] = Field(default_factory=list)
+    alerts: list[FiringAlert] = Field(default_factory=list, description="the alerts firing now")
+    conditions: list[Condition] = Field(default_factory=list, description="Breaching, ErrorBudgetExhausted")
+    last_evaluated: str | None = None
+    baseline_notes: list[str] = Field(
+        default_factory=list, description="how windows were scaled or clamped, and which had no data"
+    )

@@ -1,0 +1,75 @@
+"""The operator process: kopf and the webhook/metrics HTTP server in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+
+import kopf
+from aiohttp import web
+
+from ..kube import load_api_client
+from ..secrets import FileSecret
+from . import handlers
+from .context import OperatorContext, Settings
+from .webhooks import WebhookConfig, build_app
+
+log = logging.getLogger("remediator")
+
+
+def build_context(settings: Settings, kubeconfig: str | None = None) -> OperatorContext:
+    return OperatorContext(api=load_api_client(kubeconfig), settings=settings)
+
+
+async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
+    cfg = WebhookConfig(resources=ctx.resources, runbooks=ctx.runbooks,
+                        alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
+                        served=ctx.serves)
+    runner = web.AppRunner(build_app(cfg), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, ctx.settings.webhook_port).start()
+    log.info("webhooks listening", extra={"port": ctx.settings.webhook_port})
+    return runner
+
+
+async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = None,
+                       ready_flag: threading.Event | None = None, peering: bool = True) -> None:
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, ctx)
+    runner = await serve_http(ctx)
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=operator_settings(),
+            clusterwide=not ctx.settings.namespaces,
+            namespaces=list(ctx.settings.namespaces),
+            standalone=not peering,
+            peering_name=ctx.settings.peering_name if peering else None,
+            priority=ctx.settings.peering_priority,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            liveness_endpoint=None,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+
+
+def operator_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    prefix = "remediator.dev"
+    settings.persistence.finalizer = f"{prefix}/kopf-finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.peering.stealth = True
+    return settings
+
+
+def default_priority() -> int:
+    """Replicas of one Deployment need distinct peering priorities, or all of them freeze."""
+    return random.randint(1, 1_000_000)

@@ -1,0 +1,37 @@
+"""What the handlers share in one operator process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubernetes import client
+
+from ..kube import Resources
+from .ingest import RunbookCache
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()  # empty = all namespaces
+    tick_seconds: float = 1.0
+    peering_name: str = "remediator"
+    peering_priority: int = 0
+    webhook_port: int = 8080
+    alertmanager_token_file: str | None = None
+
+
+@dataclass
+class OperatorContext:
+    api: client.ApiClient
+    settings: Settings = field(default_factory=Settings)
+    runbooks: RunbookCache = field(default_factory=RunbookCache)
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.api)
+
+    def serves(self, namespace: str) -> bool:
+        import fnmatch
+
+        return not self.settings.namespaces or any(
+            fnmatch.fnmatchcase(namespace, pattern) for pattern in self.settings.namespaces)

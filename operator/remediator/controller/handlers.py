@@ -1,0 +1,64 @@
+"""kopf handlers: a few lines each — load, call the core, persist, act.
+
+Registered on a kopf registry by `register`, so the operator process and
+tests (KopfRunner) build the same set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import kopf
+
+from ..api.models import GROUP, TERMINAL_PHASES, VERSION
+from ..signals import pods
+from . import reconcile
+from .ingest import ingest_firing
+from .webhooks import SIGNALS
+from .context import OperatorContext
+
+log = logging.getLogger("remediator.handlers")
+
+
+def not_terminal(status, **_) -> bool:
+    return (status or {}).get("phase") not in TERMINAL_PHASES
+
+
+def maybe_failing(status, **_) -> bool:
+    """Cheap pre-filter so healthy pods never reach the classifier."""
+    return any(c.get("type") == "Ready" and c.get("status") == "False" for c in (status or {}).get("conditions") or [])
+
+
+def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+    @kopf.on.login(registry=registry)
+    def login(**kwargs):
+        """In-cluster ServiceAccount, else KUBECONFIG: the same identity as the operator's own client."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.event("", "v1", "pods", registry=registry, when=maybe_failing)
+    async def pod_state(body, namespace, **_):
+        if not ctx.serves(namespace):
+            return
+        for signal in pods.pod_signals(dict(body), datetime.now(timezone.utc)):
+            result = await asyncio.to_thread(ingest_firing, ctx.resources, ctx.runbooks, signal, ctx.serves)
+            SIGNALS.labels("podState", result.outcome).inc()
+
+    @kopf.on.event(GROUP, VERSION, "runbooks", registry=registry)
+    def runbook_seen(type, name, namespace, body, **_):
+        if type == "DELETED":
+            ctx.runbooks.remove(namespace, name)
+        else:
+            ctx.runbooks.put(namespace, name, body.get("metadata", {}).get("generation"), body.get("spec") or {})
+
+    @kopf.daemon(GROUP, VERSION, "remediations", registry=registry, when=not_terminal,
+                 cancellation_timeout=5.0, initial_delay=0)
+    async def remediation_loop(name, namespace, stopped, **_):
+        """One loop per open incident; it ends when the Remediation reaches a terminal phase."""
+        loop = reconcile.Loop(ctx, namespace, name)
+        while not stopped:
+            done = await asyncio.to_thread(loop.tick)
+            if done:
+                return
+            await stopped.wait(ctx.settings.tick_seconds)

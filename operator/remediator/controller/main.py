@@ -1,0 +1,67 @@
+"""`remediator run`: the operator process (kopf embedded, webhooks and metrics on one port)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+
+from .app import build_context, default_priority, run_operator
+from .context import Settings
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, carrying whatever `extra=` the call gave (e.g. the remediation name)."""
+
+    STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
+               "logger": record.name, "message": record.getMessage()}
+        out.update({k: v for k, v in vars(record).items() if k not in self.STANDARD})
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=[],
+                       help="watch this namespace (repeatable, globs allowed)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("REMEDIATOR_PORT", "8080")),
+                        help="port of the webhooks, /metrics and /healthz")
+    parser.add_argument("--alertmanager-token-file",
+                        default=os.environ.get("REMEDIATOR_ALERTMANAGER_TOKEN_FILE"),
+                        help="file holding the bearer token Alertmanager must present")
+    parser.add_argument("--peering", default=os.environ.get("REMEDIATOR_PEERING", "remediator"),
+                        help="kopf peering name shared by the replicas; 'none' runs standalone")
+    parser.add_argument("--priority", type=int, default=None,
+                        help="peering priority (default: random, so replicas never tie)")
+    parser.add_argument("--tick", type=float, default=1.0, help="seconds between loop ticks of a remediation")
+    parser.add_argument("--kubeconfig", default=None)
+    parser.add_argument("--log-format", choices=["json", "text"], default="json")
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    if args.kubeconfig:  # kopf's login and the kubernetes client both read it from here
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    peering = args.peering.lower() != "none"
+    settings = Settings(
+        namespaces=tuple(args.namespace),
+        tick_seconds=args.tick,
+        peering_name=args.peering if peering else "",
+        peering_priority=args.priority if args.priority is not None else default_priority(),
+        webhook_port=args.port,
+        alertmanager_token_file=args.alertmanager_token_file,
+    )
+    ctx = build_context(settings, args.kubeconfig)
+    asyncio.run(run_operator(ctx, peering=peering))
+    return 0

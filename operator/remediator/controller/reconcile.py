@@ -1,0 +1,141 @@
+"""One tick of a Remediation's loop: load -> core.engine.decide -> persist -> act.
+
+The status write always comes before the effect it allows, guarded by the
+object's resourceVersion: if another writer got there first (409) this tick
+does nothing and the next one re-reads. An action runs only after its intent
+(step record with idempotency key) is stored, and it is keyed, so a crash
+between the two replays the call harmlessly.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from .. import failpoints
+from ..actions import base as actions
+from ..api.models import (
+    TERMINAL_PHASES,
+    RemediationPolicySpec,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookSpec,
+)
+from ..core import engine, policy_select
+from ..core.durations import parse_duration
+from ..verification import probes, verdicts
+from .context import OperatorContext
+from .guard_facts import guard_verdict
+
+log = logging.getLogger("remediator.loop")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Loop:
+    """The daemon-side state of one Remediation: its identity and the observations made so far."""
+
+    def __init__(self, ctx: OperatorContext, namespace: str, name: str):
+        self.ctx = ctx
+        self.namespace = namespace
+        self.name = name
+        self.observations: list = []
+
+    def tick(self) -> bool:
+        """Advance the Remediation by one decision; True when it is finished."""
+        res = self.ctx.resources
+        obj = res.get("Remediation", self.name, self.namespace)
+        if obj is None:
+            return True
+        spec = RemediationSpec.model_validate(obj["spec"])
+        status = RemediationStatus.model_validate(obj.get("status") or {})
+        if status.phase in TERMINAL_PHASES:
+            return True
+        runbook = self.load_runbook(spec)
+        policy = self.load_policy()
+        now = utcnow()
+        facts = engine.Facts(
+            now=now, runbook=runbook, policy=policy,
+            guards=guard_verdict(self.ctx, self.name, spec, status, runbook, policy, now)
+            if needs_guards(status) else None,
+        )
+        decision = engine.decide(self.name, spec, status, facts)
+        if decision.changed:
+            obj = self.persist(obj, decision.status)
+            if obj is None:
+                return False
+            failpoints.hit("after-intent" if isinstance(decision.effect, engine.Act) else "after-plan")
+        status = decision.status
+        effect = decision.effect
+        if isinstance(effect, engine.Act):
+            status = self.act(spec, status, effect, runbook)
+            failpoints.hit("after-action")
+            obj = self.persist(obj, status)
+        elif isinstance(effect, engine.Probe):
+            status = self.probe(spec, status, effect, runbook)
+            failpoints.hit("during-verify")
+            if status != decision.status:
+                obj = self.persist(obj, status)
+        return status.phase in TERMINAL_PHASES
+
+    def load_runbook(self, spec: RemediationSpec) -> RunbookSpec | None:
+        body = self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
+        return RunbookSpec.model_validate(body["spec"]) if body else None
+
+    def load_policy(self) -> RemediationPolicySpec | None:
+        policies = self.ctx.resources.list("RemediationPolicy")
+        labels = client.CoreV1Api(self.ctx.api).read_namespace(self.namespace).metadata.labels or {}
+        return policy_select.effective_policy(
+            [(p["metadata"]["name"], p.get("spec") or {}) for p in policies], self.namespace, labels)
+
+    def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
+        body = {**obj, "status": status.wire()}
+        try:
+            return self.ctx.resources.replace_status("Remediation", self.namespace, self.name, body)
+        except ApiException as e:
+            if e.status in (404, 409):  # gone, or someone wrote first: re-read next tick
+                return None
+            raise
+
+    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
+            runbook: RunbookSpec | None) -> RemediationStatus:
+        assert runbook is not None
+        step = runbook.steps[effect.index]
+        request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
+                                        dry_run=effect.dry_run)
+        try:
+            result = actions.execute(self.ctx.api, request)
+        except actions.ActionError as e:
+            if e.retryable:
+                raise
+            return engine.action_failed(status, effect.index, str(e), utcnow())
+        self.observations = []
+        return engine.action_done(status, effect.index, result.message, list(result.evidence), utcnow(),
+                                  replayed=result.replayed)
+
+    def probe(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Probe,
+              runbook: RunbookSpec | None) -> RemediationStatus:
+        assert runbook is not None
+        step = runbook.steps[effect.index]
+        record = engine.find_record(status, effect.index)
+        self.observations.append(probes.observe(self.ctx.api, spec.target))
+        verdict = verdicts.verdict(step.verify, self.observations, started=parse_time(record.applied_at),
+                                   timeout=parse_duration(step.timeout), now=utcnow())
+        return engine.verification_judged(status, effect.index, verdict.state, list(verdict.reasons),
+                                          list(verdict.evidence), utcnow(), spec.signal.starts_at)
+
+
+def needs_guards(status: RemediationStatus) -> bool:
+    return status.phase in ("Pending", "Planned") or (
+        status.phase == "Acting" and engine.find_record(status, status.current_step or 0) is None)
+
+
+def parse_time(value: str | None) -> datetime:
+    if not value:
+        return utcnow()
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

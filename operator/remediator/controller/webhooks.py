@@ -1,0 +1,123 @@
+"""HTTP edge: the Alertmanager receiver, health and metrics endpoints.
+
+Answers fast: authenticate, parse, create or patch Remediations, reply.
+Bad bodies get 400 with a reason, missing or wrong tokens 401, oversized
+bodies 413; apiserver trouble 503 so Alertmanager retries (safe: creates
+are deduplicated by name). Never a 500 for anything a sender can send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from kubernetes.client.rest import ApiException
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+
+from ..kube import Resources
+from ..secrets import FileSecret
+from ..signals.alertmanager import PayloadError, parse_payload, to_signal
+from .ingest import RunbookCache, ingest_firing, ingest_resolved
+
+log = logging.getLogger("remediator.webhooks")
+
+MAX_BODY_BYTES = 1 << 20
+
+WEBHOOK_REQUESTS = Counter("remediator_webhook_requests_total", "Webhook requests by endpoint and HTTP code",
+                           ["endpoint", "code"])
+SIGNALS = Counter("remediator_signals_total", "Signals ingested by source and outcome", ["source", "outcome"])
+
+
+@dataclass
+class WebhookConfig:
+    resources: Resources
+    runbooks: RunbookCache
+    alertmanager_token: FileSecret
+    served: object = field(default=lambda ns: True)
+
+
+def reply(endpoint: str, code: int, **body) -> web.Response:
+    WEBHOOK_REQUESTS.labels(endpoint, str(code)).inc()
+    return web.json_response(body, status=code)
+
+
+def bearer(request: web.Request) -> bytes:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip().encode() if scheme.lower() == "bearer" else b""
+
+
+async def read_json(request: web.Request, endpoint: str) -> tuple[object | None, web.Response | None]:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return None, reply(endpoint, 413, error=f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return None, reply(endpoint, 400, error="body could not be read")
+    if len(raw) > MAX_BODY_BYTES:
+        return None, reply(endpoint, 413, error=f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw), None
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, reply(endpoint, 400, error=f"body is not JSON: {e}")
+
+
+def make_alertmanager_handler(cfg: WebhookConfig):
+    endpoint = "alertmanager"
+
+    async def handle(request: web.Request) -> web.Response:
+        if not cfg.alertmanager_token.matches(bearer(request)):
+            log.warning("alertmanager webhook refused: missing or wrong bearer token",
+                        extra={"peer": request.remote})
+            return reply(endpoint, 401, error="a valid bearer token is required")
+        raw, refused = await read_json(request, endpoint)
+        if refused:
+            return refused
+        try:
+            payload = parse_payload(raw)
+        except PayloadError as e:
+            return reply(endpoint, 400, error=str(e))
+        try:
+            results = await asyncio.to_thread(ingest_all, cfg, payload)
+        except ApiException as e:
+            log.error("apiserver refused an ingest", extra={"status": e.status, "reason": e.reason})
+            return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
+        except Exception as e:  # network trouble talking to the apiserver
+            log.error("ingest failed", exc_info=e)
+            return reply(endpoint, 503, error="could not record the alerts; retry later")
+        return reply(endpoint, 200, results=results)
+
+    return handle
+
+
+def ingest_all(cfg: WebhookConfig, payload) -> list[dict]:
+    out = []
+    for alert in payload.alerts:
+        signal = to_signal(alert)
+        if alert.status == "firing":
+            res = ingest_firing(cfg.resources, cfg.runbooks, signal, cfg.served)
+        else:
+            res = ingest_resolved(cfg.resources, signal)
+        SIGNALS.labels("alertmanager", res.outcome).inc()
+        out.append({"fingerprint": signal.fingerprint, "outcome": res.outcome, "remediation": res.name,
+                    "reasons": list(res.reasons)})
+    return out
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(cfg: WebhookConfig) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app.router.add_post("/webhooks/alertmanager", make_alertmanager_handler(cfg))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,286 @@
+"""The Remediation loop as a pure function: observed state in, next state and one effect out.
+
+The shell (controller/reconcile.py) loads a Remediation, asks `decide`, persists
+the returned status FIRST, and only then performs the returned effect. An
+action's intent (step record with its idempotency key, phase Intended) is
+therefore durable before the call, and a restart that finds an Intended step
+replays the call with the same key, which the action recognises as done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..api.models import (
+    RISK_LEVELS,
+    Approval,
+    TERMINAL_PHASES,
+    ObjectRef,
+    RemediationPolicySpec,
+    RemediationSpec,
+    RemediationStatus,
+    RiskAssessment,
+    RunbookSpec,
+    StepRecord,
+)
+from . import approval, planning, risk, state
+from .guards import GuardVerdict
+
+
+@dataclass(frozen=True)
+class Act:
+    """Run step `index`'s action with idempotency key `key`."""
+
+    index: int
+    key: str
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Observe the target and judge step `index`'s verification."""
+
+    index: int
+
+
+Effect = Act | Probe | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the shell observed for this reconcile."""
+
+    now: datetime
+    runbook: RunbookSpec | None
+    policy: RemediationPolicySpec | None
+    guards: GuardVerdict | None = None  # for the step about to run; None before planning
+    risk_input: risk.RiskInput | None = None
+    cause_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: RemediationStatus
+    effect: Effect = None
+    changed: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def ts(now: datetime) -> str:
+    return now.isoformat().replace("+00:00", "Z")
+
+
+def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
+    if status.phase in TERMINAL_PHASES:
+        return Decision(status, changed=False)
+    if facts.runbook is None:
+        return Decision(state.transition(status, "Failed", f"runbook {spec.runbook.namespace}/"
+                                         f"{spec.runbook.name} no longer exists", facts.now))
+    if status.signal_resolved_at and status.phase in ("Pending", "Planned", "AwaitingApproval"):
+        return Decision(state.transition(status, "Cancelled", "the signal resolved before any action",
+                                         facts.now))
+    handler = PHASES[status.phase]
+    return handler(name, spec, status, facts)
+
+
+def on_pending(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
+    runbook = facts.runbook
+    assert runbook is not None
+    steps = planning.plan(runbook, facts.cause_kind)
+    first = planning.next_step(steps, [])
+    status = status.model_copy(update={
+        "plan": steps,
+        "started_at": status.started_at or ts(facts.now),
+        "target_display": f"{spec.target.kind}/{spec.target.name}",
+        "dry_run": bool(facts.policy and facts.policy.mode == "dryRun"),
+    })
+    status = state.transition(status, "Planned", plan_summary(steps), facts.now)
+    if first is None:
+        return Decision(state.transition(status, "Skipped", "every step of the ladder is skipped", facts.now))
+    return gate(name, status, first, facts)
+
+
+def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Decision:
+    """Guards, dry run and the approval seam in front of step `index`."""
+    verdict = facts.guards
+    if verdict is not None and not verdict.allowed:
+        blocked = "; ".join(d.reason for d in verdict.decisions if not d.allowed)
+        return Decision(state.transition(status, "Skipped", f"guard blocked: {blocked}", facts.now))
+    assessed = assess(status, index, facts)
+    status = status.model_copy(update={"risk": assessed})
+    step = status.plan[index]
+    if status.dry_run:
+        return Decision(state.transition(
+            status, "Skipped",
+            f"dry run: would {step.action} {status.target_display} (step {step.name!r}, risk {assessed.level});"
+            " policy mode is dryRun, nothing was changed", facts.now))
+    rule = approval.rule_for(assessed.level, facts.policy.approval if facts.policy else Approval())
+    if approval.needs_approval(rule) and not approved(status):
+        return Decision(state.transition(
+            status, "AwaitingApproval",
+            f"risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)", facts.now))
+    status = status.model_copy(update={"current_step": index})
+    return Decision(state.transition(status, "Acting", f"step {step.name!r}: {step.action}", facts.now))
+
+
+def assess(status: RemediationStatus, index: int, facts: Facts) -> RiskAssessment:
+    if facts.risk_input is not None:
+        return risk.assess_risk(facts.risk_input)
+    step = status.plan[index]
+    return risk.assess_risk(risk.RiskInput(declared=step.risk, action=step.action))
+
+
+def approved(status: RemediationStatus) -> bool:
+    return bool(status.approval and status.approval.decision == "approved")
+
+
+def approved_for(status: RemediationStatus, level: str) -> bool:
+    """An approval covers steps up to the risk level it was given for."""
+    given = status.approval
+    return bool(approved(status) and given and given.level
+                and RISK_LEVELS.index(given.level) >= RISK_LEVELS.index(level))
+
+
+def on_awaiting_approval(name, spec, status, facts) -> Decision:
+    decision = status.approval.decision if status.approval else None
+    if decision == "approved":
+        index = planning.next_step(status.plan, status.steps)
+        if index is None:
+            return Decision(state.transition(status, "Skipped", "nothing left to run", facts.now))
+        status = status.model_copy(update={"current_step": index})
+        return Decision(state.transition(status, "Acting", "approved", facts.now))
+    if decision == "denied":
+        return Decision(state.transition(status, "Denied", "an approver denied the action", facts.now))
+    if decision == "expired":
+        return Decision(state.transition(status, "Expired", "the approval timed out", facts.now))
+    return Decision(status, changed=False)
+
+
+def on_acting(name, spec, status, facts) -> Decision:
+    index = status.current_step
+    assert index is not None
+    record = find_record(status, index)
+    step = status.plan[index]
+    if record is None:
+        verdict = facts.guards
+        if verdict is not None and not verdict.allowed:
+            blocked = "; ".join(d.reason for d in verdict.decisions if not d.allowed)
+            # Skipped means "did nothing": once a step has run, a blocked climb ends the ladder instead.
+            final = "Escalated" if status.steps else "Skipped"
+            return Decision(state.transition(status, final,
+                                             f"guard blocked right before acting: {blocked}", facts.now))
+        if status.steps:  # a climbed-to step gets its own risk score and, if needed, its own approval
+            assessed = assess(status, index, facts)
+            status = status.model_copy(update={"risk": assessed})
+            rule = approval.rule_for(assessed.level, facts.policy.approval if facts.policy else Approval())
+            if approval.needs_approval(rule) and not approved_for(status, assessed.level):
+                return Decision(state.transition(
+                    status, "AwaitingApproval",
+                    f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} "
+                    "approval(s)", facts.now))
+        key = state.idempotency_key(name, index, step.action)
+        record = StepRecord(index=index, name=step.name, action=step.action, idempotency_key=key,
+                            phase="Intended", started_at=ts(facts.now))
+        status = with_record(status, record)
+        status = state.note(status, "Intended", f"step {step.name!r}: {step.action} (key {key})", facts.now)
+        return Decision(status, effect=Act(index, key))
+    if record.phase == "Intended":
+        return Decision(status, effect=Act(index, record.idempotency_key), changed=False)
+    return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
+
+
+def on_verifying(name, spec, status, facts) -> Decision:
+    assert status.current_step is not None
+    return Decision(status, effect=Probe(status.current_step), changed=False)
+
+
+def action_done(status: RemediationStatus, index: int, message: str, evidence: list, now: datetime,
+                replayed: bool = False) -> RemediationStatus:
+    """Record a completed action call: the step is Applied, verification starts."""
+    record = find_record(status, index)
+    assert record is not None
+    record = record.model_copy(update={
+        "phase": "Applied", "applied_at": ts(now),
+        "result": "replayed: already applied under this key" if replayed else "applied",
+        "message": message, "evidence": [*record.evidence, *evidence],
+    })
+    status = with_record(status, record)
+    return state.transition(status, "Verifying", f"step {record.name!r} {record.result}", now)
+
+
+def action_failed(status: RemediationStatus, index: int, message: str, now: datetime) -> RemediationStatus:
+    """The action was refused (403, 404, 422 ...): the step fails with the apiserver's words."""
+    record = find_record(status, index)
+    assert record is not None
+    record = record.model_copy(update={"phase": "Failed", "finished_at": ts(now), "result": "error",
+                                       "message": message})
+    status = with_record(status, record)
+    return advance(status, now, failed_by_error=True, reason=f"step {record.name!r} failed: {message}")
+
+
+def verification_judged(status: RemediationStatus, index: int, verdict_state: str, reasons: list[str],
+                        evidence: list, now: datetime, signal_started: str | None) -> RemediationStatus:
+    """Fold a verification verdict into the status; pending verdicts change nothing."""
+    record = find_record(status, index)
+    assert record is not None
+    if verdict_state == "pending":
+        return status
+    phase = {"passed": "Succeeded", "failed": "Failed", "inconclusive": "Inconclusive"}[verdict_state]
+    record = record.model_copy(update={
+        "phase": phase, "finished_at": ts(now), "result": verdict_state,
+        "message": "; ".join(reasons), "evidence": [*record.evidence, *evidence],
+    })
+    status = with_record(status, record)
+    if verdict_state == "passed":
+        status = status.model_copy(update={
+            "time_to_recover_seconds": recovery_seconds(signal_started, status.started_at, now)})
+        return state.transition(status, "Succeeded", f"verified: {'; '.join(reasons)}", now)
+    return advance(status, now, failed_by_error=False,
+                   reason=f"step {record.name!r} verification {verdict_state}: {'; '.join(reasons)}")
+
+
+def advance(status: RemediationStatus, now: datetime, failed_by_error: bool, reason: str) -> RemediationStatus:
+    """Move to the next runnable step, or end the ladder."""
+    index = planning.next_step(status.plan, status.steps)
+    if index is None:
+        final = "Failed" if failed_by_error else "Escalated"
+        return state.transition(status, final, f"{reason}; ladder exhausted", now)
+    status = status.model_copy(update={"current_step": index})
+    return state.transition(status, "Acting", f"{reason}; next step {status.plan[index].name!r}", now)
+
+
+def recovery_seconds(signal_started: str | None, started: str | None, now: datetime) -> float | None:
+    begin = signal_started or started
+    if not begin:
+        return None
+    t0 = datetime.fromisoformat(begin.replace("Z", "+00:00"))
+    return round(max(0.0, (now - t0).total_seconds()), 3)
+
+
+def find_record(status: RemediationStatus, index: int) -> StepRecord | None:
+    return next((r for r in status.steps if r.index == index), None)
+
+
+def with_record(status: RemediationStatus, record: StepRecord) -> RemediationStatus:
+    others = [r for r in status.steps if r.index != record.index]
+    return status.model_copy(update={"steps": sorted([*others, record], key=lambda r: r.index)})
+
+
+def plan_summary(steps) -> str:
+    parts = [f"{s.name} ({s.action}, {s.risk}{', skipped: ' + s.reason if s.skip else ''})" for s in steps]
+    return "plan: " + " → ".join(parts)
+
+
+def target_of(spec: RemediationSpec) -> ObjectRef:
+    return spec.target
+
+
+PHASES = {
+    "Pending": on_pending,
+    "Planned": lambda name, spec, status, facts: gate(
+        name, status, planning.next_step(status.plan, status.steps) or 0, facts),
+    "AwaitingApproval": on_awaiting_approval,
+    "Acting": on_acting,
+    "Verifying": on_verifying,
+}

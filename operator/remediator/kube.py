@@ -1,0 +1,83 @@
+"""Kubernetes client plumbing shared by the edges: API clients and retry policy.
+
+Retries are for transient trouble only: 5xx, connection errors, timeouts.
+A 409 means somebody else wrote first: re-read and re-decide, never retry blind.
+"""
+
+from __future__ import annotations
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from .api.models import GROUP, VERSION
+
+PLURALS = {
+    "Runbook": "runbooks",
+    "RemediationPolicy": "remediationpolicies",
+    "Remediation": "remediations",
+    "ServiceLevelObjective": "servicelevelobjectives",
+}
+
+
+def transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiException):
+        return exc.status is not None and (exc.status >= 500 or exc.status == 0)
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+retry_transient = retry(
+    retry=retry_if_exception(transient),
+    wait=wait_random_exponential(multiplier=0.2, max=5),
+    stop=stop_after_attempt(5),
+    reraise=True,
+)
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster config when running in a pod, else KUBECONFIG / ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config(config_file=kubeconfig)
+
+
+class Resources:
+    """Typed-enough access to remediator's custom resources."""
+
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+
+    @retry_transient
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        try:
+            if namespace is None:
+                return self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    @retry_transient
+    def list(self, kind: str, namespace: str | None = None, label_selector: str = "") -> list[dict]:
+        if namespace is None:
+            out = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind],
+                                                         label_selector=label_selector)
+        else:
+            out = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind],
+                                                            label_selector=label_selector)
+        return out.get("items", [])
+
+    @retry_transient
+    def create(self, kind: str, namespace: str, body: dict) -> dict:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body)
+
+    @retry_transient
+    def replace_status(self, kind: str, namespace: str, name: str, body: dict) -> dict:
+        """Whole-status write guarded by body.metadata.resourceVersion: a stale writer gets 409."""
+        return self.custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURALS[kind], name, body)

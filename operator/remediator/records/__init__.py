@@ -1,0 +1,1 @@
+"""Writers of the record: Remediation status, Events, metrics, traces; and the report."""

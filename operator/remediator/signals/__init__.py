@@ -1,0 +1,1 @@
+"""Edges that turn the world into signals: Alertmanager webhooks, pod states, SLO burn, anomalies."""

@@ -1,0 +1,95 @@
+"""Alertmanager webhook payloads (version 4) turned into signals.
+
+Parsing is strict where it matters (version, statuses, label types, times)
+and tolerant of extra fields, since Alertmanager adds fields over time and
+other senders speak the same format loosely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..api.models import Signal
+
+MAX_ALERTS_PER_DELIVERY = 1000
+MAX_LABELS = 64
+MAX_LABEL_BYTES = 1024
+
+
+class AlertmanagerAlert(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(min_length=1)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
+    fingerprint: str = ""
+
+    @field_validator("labels", "annotations")
+    @classmethod
+    def bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} entries")
+        for k, v in value.items():
+            if len(k) > MAX_LABEL_BYTES or len(v) > MAX_LABEL_BYTES * 4:
+                raise ValueError(f"entry {k[:40]!r} is too long")
+        return value
+
+    @field_validator("startsAt", "endsAt")
+    @classmethod
+    def aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("time must carry a timezone (RFC 3339)")
+        return value
+
+
+class AlertmanagerPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupKey: str = ""
+    alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=MAX_ALERTS_PER_DELIVERY)
+    externalURL: str = ""
+
+
+class PayloadError(ValueError):
+    """A delivery we refuse with 400; the message says why."""
+
+
+def parse_payload(raw: object) -> AlertmanagerPayload:
+    try:
+        return AlertmanagerPayload.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise PayloadError(f"{where}: {first['msg']} ({e.error_count()} error(s))") from None
+
+
+def fingerprint(alert: AlertmanagerAlert) -> str:
+    """Alertmanager's fingerprint when given, else a stable hash of the label set."""
+    if alert.fingerprint:
+        return alert.fingerprint
+    canon = "\x00".join(f"{k}\x01{v}" for k, v in sorted(alert.labels.items()))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def to_signal(alert: AlertmanagerAlert) -> Signal:
+    labels = alert.labels
+    return Signal(
+        source="alertmanager",
+        name=labels.get("alertname", ""),
+        fingerprint=fingerprint(alert),
+        starts_at=alert.startsAt.isoformat().replace("+00:00", "Z"),
+        labels=labels,
+        annotations=alert.annotations,
+        severity=labels.get("severity", ""),
+        summary=alert.annotations.get("summary", "") or alert.annotations.get("description", ""),
+    )

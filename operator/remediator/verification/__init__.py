@@ -1,0 +1,1 @@
+"""Did the step work? `probes` look at the cluster (edge); `verdicts` judge what they saw (pure)."""

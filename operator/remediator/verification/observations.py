@@ -1,0 +1,144 @@
+"""What the probes saw, as plain data: the input of the verdicts.
+
+Pure (no kubernetes import): `probes` builds these from the cluster, the unit
+tests build them by hand. An `Observation` is one look at the target at one
+instant; a verdict reads a time-ordered list of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from remediator.api.models import ObjectRef
+
+# Waiting reasons the kubelet reports for a container that will not start by itself.
+FAILING_WAITING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+
+@dataclass(frozen=True)
+class PodObservation:
+    name: str
+    uid: str
+    ready: bool
+    phase: str = "Running"
+    restarts: int = 0
+    waiting_reasons: tuple[str, ...] = ()
+    last_terminated_reasons: tuple[str, ...] = ()
+    oom_killed_containers: tuple[str, ...] = ()
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class ConditionObservation:
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RolloutObservation:
+    """A Deployment's, StatefulSet's or DaemonSet's rollout, in Deployment terms.
+
+    desired: the replicas asked for (DaemonSet: nodes that should run one);
+    replicas: pods that exist (old and new); updated: pods of the current
+    template; StatefulSets add their revisions and partition.
+    """
+
+    kind: str
+    generation: int
+    observed_generation: int
+    desired: int
+    replicas: int = 0
+    updated: int = 0
+    ready: int = 0
+    available: int = 0
+    unavailable: int = 0
+    paused: bool = False
+    conditions: tuple[ConditionObservation, ...] = ()
+    current_revision: str | None = None
+    update_revision: str | None = None
+    partition: int = 0
+
+    def condition(self, type_: str) -> ConditionObservation | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+@dataclass(frozen=True)
+class Observation:
+    at: datetime
+    target: ObjectRef
+    exists: bool
+    rollout: RolloutObservation | None = None
+    pods: tuple[PodObservation, ...] = field(default_factory=tuple)
+
+
+def failing_reasons(pod: PodObservation) -> list[str]:
+    """Why a pod counts as failing; empty when it is Ready or merely starting (Pending, no error yet)."""
+    if pod.ready:
+        return []
+    reasons = [r for r in pod.waiting_reasons if r in FAILING_WAITING_REASONS]
+    reasons += [r for r in pod.last_terminated_reasons if r == "OOMKilled" and r not in reasons]
+    if pod.phase == "Failed":
+        reasons.append("Failed")
+    if not reasons and pod.phase == "Running":
+        reasons.append("NotReady")
+    return reasons
+
+
+def is_failing(pod: PodObservation) -> bool:
+    return bool(failing_reasons(pod))
+
+
+def rollout_progress(r: RolloutObservation) -> tuple[bool, str]:
+    """(complete, what kubectl rollout status would say), per kind, as kubectl decides it."""
+    if r.observed_generation < r.generation:
+        return False, f"waiting for the {r.kind} spec update to be observed"
+    if r.kind == "StatefulSet":
+        return _statefulset_progress(r)
+    if r.kind == "DaemonSet":
+        return _daemonset_progress(r)
+    return _deployment_progress(r)
+
+
+def _deployment_progress(r: RolloutObservation) -> tuple[bool, str]:
+    if r.updated < r.desired:
+        return False, f"{r.updated} out of {r.desired} new replicas have been updated"
+    if r.replicas > r.updated:
+        return False, f"{r.replicas - r.updated} old replicas are pending termination"
+    if r.available < r.updated:
+        return False, f"{r.available} of {r.updated} updated replicas are available"
+    return True, f"successfully rolled out: {r.available}/{r.desired} updated and available"
+
+
+def _statefulset_progress(r: RolloutObservation) -> tuple[bool, str]:
+    if r.ready < r.desired:
+        return False, f"{r.ready} of {r.desired} pods are ready"
+    if r.partition > 0:
+        if r.updated < r.desired - r.partition:
+            return False, f"{r.updated} of {r.desired - r.partition} pods above the partition are updated"
+        return True, f"partitioned roll out complete: {r.updated} new pods have been updated"
+    if r.update_revision and r.current_revision != r.update_revision:
+        return False, f"{r.updated} of {r.desired} pods are at revision {r.update_revision}"
+    return True, f"successfully rolled out: {r.ready}/{r.desired} ready at revision {r.current_revision}"
+
+
+def _daemonset_progress(r: RolloutObservation) -> tuple[bool, str]:
+    if r.updated < r.desired:
+        return False, f"{r.updated} out of {r.desired} new pods have been updated"
+    if r.available < r.desired:
+        return False, f"{r.available} of {r.desired} updated pods are available"
+    return True, f"successfully rolled out: {r.available}/{r.desired} updated and available"

@@ -1,0 +1,129 @@
+"""Probes: one look at a target on the cluster, returned as plain observations.
+
+The edge of verification (it reads the apiserver); the verdicts that judge the
+observations are pure (`verdicts`). A probe never raises for a missing target:
+"gone" is an observation too (`exists=False`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+
+from remediator.actions.base import ActionError
+from remediator.actions.kube import WORKLOAD_KINDS, call, pods_of, read_workload
+from remediator.api.models import ObjectRef
+from remediator.verification.observations import (
+    ConditionObservation,
+    Observation,
+    PodObservation,
+    RolloutObservation,
+)
+
+
+def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None) -> Observation:
+    """The target's rollout and pods as they are now (Pod: the pod itself; Node: the pods on it)."""
+    at = at or datetime.now(UTC)
+    try:
+        if target.kind in WORKLOAD_KINDS:
+            workload = read_workload(api, target)
+            pods = tuple(pod_observation(p) for p in pods_of(api, workload))
+            return Observation(at, target, True, rollout_observation(target.kind, workload), pods)
+        if target.kind == "Pod":
+            pod = call(client.CoreV1Api(api).read_namespaced_pod, target.name, target.namespace)
+            return Observation(at, target, True, None, (pod_observation(pod),))
+        call(client.CoreV1Api(api).read_node, target.name)
+        return Observation(
+            at, target, True, None, tuple(pod_observation(p) for p in pods_on_node(api, target.name))
+        )
+    except ActionError as e:
+        if e.status == 404:
+            return Observation(at, target, False)
+        raise
+
+
+def pods_on_node(api: client.ApiClient, node: str) -> list[Any]:
+    pods = call(
+        client.CoreV1Api(api).list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}"
+    ).items
+    return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+
+def rollout_observation(kind: str, workload: Any) -> RolloutObservation:
+    spec, status, meta = workload.spec, workload.status, workload.metadata
+    conditions = tuple(condition_observation(c) for c in (status.conditions or []))
+    common = {
+        "kind": kind,
+        "generation": meta.generation or 0,
+        "observed_generation": status.observed_generation or 0,
+        "conditions": conditions,
+    }
+    if kind == "DaemonSet":
+        return RolloutObservation(
+            **common,
+            desired=status.desired_number_scheduled or 0,
+            replicas=status.current_number_scheduled or 0,
+            updated=status.updated_number_scheduled or 0,
+            ready=status.number_ready or 0,
+            available=status.number_available or 0,
+            unavailable=status.number_unavailable or 0,
+        )
+    desired = spec.replicas if spec.replicas is not None else 1
+    available = status.available_replicas or 0
+    extra: dict[str, Any] = {}
+    if kind == "StatefulSet":
+        rolling = spec.update_strategy.rolling_update if spec.update_strategy else None
+        extra = {
+            "current_revision": status.current_revision,
+            "update_revision": status.update_revision,
+            "partition": (rolling.partition or 0) if rolling else 0,
+        }
+    else:
+        extra = {"paused": bool(spec.paused)}
+    return RolloutObservation(
+        **common,
+        desired=desired,
+        replicas=status.replicas or 0,
+        updated=status.updated_replicas or 0,
+        ready=status.ready_replicas or 0,
+        available=available,
+        unavailable=getattr(status, "unavailable_replicas", None) or max(desired - available, 0),
+        **extra,
+    )
+
+
+def condition_observation(c: Any) -> ConditionObservation:
+    updated = getattr(c, "last_update_time", None) or getattr(c, "last_transition_time", None)
+    return ConditionObservation(
+        type=c.type, status=c.status, reason=c.reason or "", message=c.message or "", updated_at=updated
+    )
+
+
+def pod_observation(pod: Any) -> PodObservation:
+    statuses = (pod.status.container_statuses or []) + (pod.status.init_container_statuses or [])
+    waiting = tuple(
+        s.state.waiting.reason for s in statuses if s.state and s.state.waiting and s.state.waiting.reason
+    )
+    terminated = [(s.name, _last_termination(s)) for s in statuses]
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return PodObservation(
+        name=pod.metadata.name,
+        uid=pod.metadata.uid,
+        ready=ready,
+        phase=pod.status.phase or "Unknown",
+        restarts=sum(s.restart_count or 0 for s in statuses),
+        waiting_reasons=waiting,
+        last_terminated_reasons=tuple(reason for _, reason in terminated if reason),
+        oom_killed_containers=tuple(name for name, reason in terminated if reason == "OOMKilled"),
+        node=pod.spec.node_name,
+    )
+
+
+def _last_termination(status: Any) -> str | None:
+    """The reason of a container's current or last termination (OOMKilled, Error …)."""
+    for state in (status.state, status.last_state):
+        if state and state.terminated and state.terminated.reason:
+            return state.terminated.reason
+    return None

@@ -1,0 +1,288 @@
+"""Verdicts: did the step work? Pure — observations and times in, a Verdict out.
+
+A step's `Verify` lists checks; all that are set must pass. Each check gives
+one of four states:
+
+    pending       not decided yet; look again
+    passed        the observations since the step started show it worked
+    failed        the timeout passed (or a definite failure appeared) and the
+                  evidence shows failure: ProgressDeadlineExceeded, crashlooping,
+                  OOMKilled or not-Ready pods, restarts that kept rising
+    inconclusive  the target is gone, or the timeout passed with no evidence
+                  either way
+
+Never "passed" without evidence: only observations taken after the step
+started count, and an empty pod list proves nothing. The PromQL checks
+(`promql`, `sloRecovered`) are judged elsewhere; their verdicts come in as
+`external` and a missing one is pending until the timeout, then inconclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from remediator.api.models import Evidence, PodsReadyCheck, RolloutCompleteCheck, Verify
+from remediator.core.durations import parse_duration
+from remediator.verification.observations import (
+    PROGRESS_DEADLINE_EXCEEDED,
+    Observation,
+    failing_reasons,
+    rollout_progress,
+)
+
+VerdictState = Literal["pending", "passed", "failed", "inconclusive"]
+EXTERNAL_CHECKS = ("promql", "sloRecovered")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: VerdictState
+    reasons: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+def verdict(
+    verify: Verify,
+    observations: Sequence[Observation],
+    started: datetime,
+    timeout: timedelta,
+    now: datetime,
+    external: Mapping[str, Verdict] | None = None,
+) -> Verdict:
+    """The step's verdict: every declared check combined (failed > gone > pending > inconclusive > passed)."""
+    since = observations_since(observations, started)
+    checks = check_verdicts(verify, since, started, timeout, now, external or {})
+    reasons = [f"{name}: {r}" for name, v in checks.items() for r in v.reasons]
+    evidence = [e for v in checks.values() for e in v.evidence]
+    states = {v.state for v in checks.values()}
+    if "failed" in states:
+        return Verdict("failed", reasons, evidence)
+    if since and not since[-1].exists:
+        return Verdict("inconclusive", reasons, evidence)
+    for state in ("pending", "inconclusive"):
+        if state in states:
+            return Verdict(state, reasons, evidence)
+    return Verdict("passed", reasons, evidence)
+
+
+def check_verdicts(
+    verify: Verify,
+    since: Sequence[Observation],
+    started: datetime,
+    timeout: timedelta,
+    now: datetime,
+    external: Mapping[str, Verdict],
+) -> dict[str, Verdict]:
+    checks: dict[str, Verdict] = {}
+    if verify.rollout_complete:
+        checks["rolloutComplete"] = rollout_complete(verify.rollout_complete, since, started, timeout, now)
+    if verify.pods_ready:
+        checks["podsReady"] = pods_ready(verify.pods_ready, since, started, timeout, now)
+    for name, declared in (("promql", verify.promql), ("sloRecovered", verify.slo_recovered)):
+        if declared:
+            checks[name] = external_verdict(name, external, started, timeout, now)
+    if not checks:
+        checks["completion"] = action_completed(since, started, timeout, now)
+    return checks
+
+
+def observations_since(observations: Sequence[Observation], started: datetime) -> list[Observation]:
+    """Only what was seen after the step started is evidence about the step."""
+    return sorted((o for o in observations if o.at >= started), key=lambda o: o.at)
+
+
+# ---------------------------------------------------------------- rolloutComplete
+
+
+def rollout_complete(
+    check: RolloutCompleteCheck,
+    since: Sequence[Observation],
+    started: datetime,
+    timeout: timedelta,
+    now: datetime,
+) -> Verdict:
+    """All replicas updated and available at the current generation, as kubectl rollout status says."""
+    if check.timeout:
+        timeout = parse_duration(check.timeout)
+    timed_out = now - started >= timeout
+    early = _no_evidence_yet(since, timed_out, timeout)
+    if early:
+        return early
+    latest = since[-1]
+    if latest.rollout is None:
+        return Verdict("inconclusive", [f"{latest.target.kind} has no rollout to wait for"])
+    complete, message = rollout_progress(latest.rollout)
+    seen = _evidence("rollout", message, latest, _replica_summary(latest))
+    if complete:
+        return Verdict("passed", [message], [seen])
+    deadline = latest.rollout.condition("Progressing")
+    exceeded = deadline is not None and deadline.reason == PROGRESS_DEADLINE_EXCEEDED
+    if exceeded and deadline.updated_at is not None and deadline.updated_at >= started:
+        return Verdict("failed", [f"{PROGRESS_DEADLINE_EXCEEDED}: {deadline.message}"], [seen])
+    if not timed_out:
+        return Verdict("pending", [message], [seen])
+    failures = _pod_failures(latest)
+    if exceeded:
+        failures.insert(0, f"{PROGRESS_DEADLINE_EXCEEDED}: {deadline.message}")
+    if failures:
+        return Verdict(
+            "failed",
+            [f"not complete after {_fmt(timeout)}: {message}", *failures],
+            [seen, *_failure_evidence(latest)],
+        )
+    return Verdict(
+        "inconclusive", [f"not complete after {_fmt(timeout)}: {message}; no failure seen"], [seen]
+    )
+
+
+def _replica_summary(o: Observation) -> str:
+    r = o.rollout
+    return f"{r.updated} updated, {r.available} available of {r.desired}" if r else ""
+
+
+# ---------------------------------------------------------------- podsReady
+
+
+def pods_ready(
+    check: PodsReadyCheck, since: Sequence[Observation], started: datetime, timeout: timedelta, now: datetime
+) -> Verdict:
+    """Every pod Ready, with the same pods and restart counts, across observations spanning `window`."""
+    window = parse_duration(check.window)
+    timed_out = now - started >= timeout
+    early = _no_evidence_yet(since, timed_out, timeout)
+    if early:
+        return early
+    latest = since[-1]
+    streak = stable_ready_streak(since)
+    if streak:
+        span = streak[-1].at - streak[0].at
+        summary = f"{len(latest.pods)} pods Ready, restarts unchanged for {_fmt(span)}"
+        if span >= window:
+            return Verdict(
+                "passed",
+                [f"{summary} (window {_fmt(window)})"],
+                [_evidence("pods", summary, latest, _restart_summary(latest))],
+            )
+    waiting = (
+        f"Ready and stable for {_fmt(streak[-1].at - streak[0].at)} of {_fmt(window)}"
+        if streak
+        else _not_ready_summary(latest)
+    )
+    if not timed_out:
+        return Verdict("pending", [waiting])
+    failures = _pod_failures(latest) + _restart_increases(since)
+    if failures:
+        return Verdict("failed", [f"not stable after {_fmt(timeout)}", *failures], _failure_evidence(latest))
+    return Verdict("inconclusive", [f"not stable after {_fmt(timeout)}: {waiting}; no failure seen"])
+
+
+def stable_ready_streak(since: Sequence[Observation]) -> list[Observation]:
+    """The latest run of observations with every pod Ready and the same pods and restart counts."""
+    streak: list[Observation] = []
+    for o in reversed(since):
+        if not (o.exists and o.pods and all(p.ready for p in o.pods)):
+            break
+        if streak and _restart_counts(o) != _restart_counts(streak[0]):
+            break
+        streak.insert(0, o)
+    return streak
+
+
+def _restart_counts(o: Observation) -> dict[str, int]:
+    return {p.uid: p.restarts for p in o.pods}
+
+
+def _restart_summary(o: Observation) -> str:
+    return ", ".join(f"{p.name}={p.restarts}" for p in o.pods)
+
+
+def _not_ready_summary(o: Observation) -> str:
+    if not o.pods:
+        return "no pods"
+    not_ready = [p.name for p in o.pods if not p.ready]
+    return f"{len(not_ready)} of {len(o.pods)} pods not Ready" if not_ready else "restart counts changed"
+
+
+def _restart_increases(since: Sequence[Observation]) -> list[str]:
+    first = {p.uid: p.restarts for o in reversed(since) for p in o.pods}  # earliest count per pod
+    return [
+        f"pod {p.name} restarted {p.restarts - first[p.uid]} times during the step"
+        for p in since[-1].pods
+        if p.restarts > first.get(p.uid, p.restarts)
+    ]
+
+
+# ---------------------------------------------------------------- external and none
+
+
+def external_verdict(
+    name: str, external: Mapping[str, Verdict], started: datetime, timeout: timedelta, now: datetime
+) -> Verdict:
+    """A check judged elsewhere (PromQL): its verdict as given, or pending until the timeout."""
+    if name in external:
+        return external[name]
+    if now - started >= timeout:
+        return Verdict("inconclusive", [f"no result within {_fmt(timeout)}"])
+    return Verdict("pending", ["waiting for a result"])
+
+
+def action_completed(
+    since: Sequence[Observation], started: datetime, timeout: timedelta, now: datetime
+) -> Verdict:
+    """No check declared: the action's own completion is the check, given the target is still there."""
+    early = _no_evidence_yet(since, now - started >= timeout, timeout)
+    if early:
+        return early
+    latest = since[-1]
+    return Verdict(
+        "passed",
+        ["no check declared; the action completed and the target is present"],
+        [_evidence("target", f"{latest.target.kind} {latest.target.name} present", latest)],
+    )
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _no_evidence_yet(since: Sequence[Observation], timed_out: bool, timeout: timedelta) -> Verdict | None:
+    """The verdict when there is nothing to judge: no observation yet, or the target is gone."""
+    if not since:
+        if timed_out:
+            return Verdict("inconclusive", [f"no observation within {_fmt(timeout)}"])
+        return Verdict("pending", ["no observation since the step started"])
+    latest = since[-1]
+    if not latest.exists:
+        what = f"{latest.target.kind} {latest.target.name}"
+        return Verdict(
+            "inconclusive", [f"{what} is gone"], [_evidence("target", f"{what} not found", latest)]
+        )
+    return None
+
+
+def _pod_failures(o: Observation) -> list[str]:
+    return [f"pod {p.name}: {', '.join(failing_reasons(p))}" for p in o.pods if failing_reasons(p)]
+
+
+def _failure_evidence(o: Observation) -> list[Evidence]:
+    return [
+        _evidence("pod", f"{p.name} failing", o, ", ".join(failing_reasons(p)))
+        for p in o.pods
+        if failing_reasons(p)
+    ]
+
+
+def _evidence(kind: str, detail: str, o: Observation, value: str | None = None) -> Evidence:
+    return Evidence(kind=kind, detail=detail, value=value or None, at=_time(o.at))
+
+
+def _time(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _fmt(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m{seconds}s" if minutes and seconds else f"{minutes}m" if minutes else f"{seconds}s"

@@ -1,0 +1,109 @@
+"""Fixtures for tests that run the operator against the real apiserver."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from kubernetes import client, utils
+from kubernetes.client.rest import ApiException
+
+from tests.support.operator import OperatorProcess
+from tests.support.waiting import wait_for
+from tests.support.workloads import deployment
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "charts" / "remediator" / "crds"
+GROUP, VERSION = "remediator.dev", "v1alpha1"
+
+
+@pytest.fixture(scope="session")
+def crds(kube_api, tool):
+    """The generated CRDs, applied server-side and Established."""
+    proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ext = client.ApiextensionsV1Api(kube_api)
+    names = [f"{p}.{GROUP}" for p in ("runbooks", "remediations", "remediationpolicies")]
+    for name in names:
+        wait_for(lambda: any(c.type == "Established" and c.status == "True"
+                             for c in ext.read_custom_resource_definition(name).status.conditions or []),
+                 what=f"CRD {name} established")
+    return names
+
+
+class Cluster:
+    """Thin helpers over the admin client for one test namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str):
+        self.api = api
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.policies: list[str] = []
+
+    def apply_runbook(self, name: str, spec: dict) -> dict:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Runbook",
+                "metadata": {"name": name, "namespace": self.ns}, "spec": spec}
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, "runbooks", body)
+
+    def apply_policy(self, spec: dict) -> str:
+        """A cluster policy scoped to this test's namespace only."""
+        name = f"{self.ns}-policy"
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RemediationPolicy",
+                "metadata": {"name": name}, "spec": {"namespaces": [self.ns], **spec}}
+        self.custom.create_cluster_custom_object(GROUP, VERSION, "remediationpolicies", body)
+        self.policies.append(name)
+        return name
+
+    def remediations(self) -> list[dict]:
+        return self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "remediations")["items"]
+
+    def remediation(self, name: str) -> dict:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "remediations", name)
+
+    def wait_phase(self, name: str, phases: set[str], timeout: float = 120) -> dict:
+        def reached():
+            obj = self.remediation(name)
+            return obj if (obj.get("status") or {}).get("phase") in phases else None
+        try:
+            return wait_for(reached, timeout=timeout, what=f"remediation {name} in {phases}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nstatus: {(self.remediation(name).get('status'))}") from None
+
+    def deploy(self, name: str = "web", replicas: int = 3, **kw) -> None:
+        utils.create_from_dict(self.api, deployment(name, replicas=replicas, **kw), namespace=self.ns)
+        wait_for(lambda: (self.apps.read_namespaced_deployment(name, self.ns).status.available_replicas or 0)
+                 == replicas, what=f"{name} {replicas}/{replicas} available")
+
+    def bad_rollout(self, name: str = "web", failure: str = "crashloop", image: str = "registry.local/web:bad"):
+        self.apps.patch_namespaced_deployment(name, self.ns, {"spec": {"template": {
+            "metadata": {"labels": {"remediator.dev/kwok-fail": failure}},
+            "spec": {"containers": [{"name": "app", "image": image}]}}}})
+
+    def revisions(self, app: str = "web") -> dict[str, str]:
+        rss = self.apps.list_namespaced_replica_set(self.ns, label_selector=f"app={app}").items
+        return {rs.metadata.name: rs.metadata.annotations.get("deployment.kubernetes.io/revision") for rs in rss}
+
+    def cleanup(self) -> None:
+        for name in self.policies:
+            try:
+                self.custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies", name)
+            except ApiException:
+                pass
+
+
+@pytest.fixture
+def cluster(kube_api, namespace, crds):
+    c = Cluster(kube_api, namespace)
+    yield c
+    c.cleanup()
+
+
+@pytest.fixture
+def operator(kubeconfig, namespace, crds, tmp_path):
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path)
+    op.start()
+    yield op
+    op.stop()

@@ -1,0 +1,37 @@
+"""SIGKILL at every step boundary: the operator resumes, acts exactly once, and reaches the outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.failpoints import BOUNDARIES
+from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
+from tests.support.operator import OperatorProcess, alert, alert_payload
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_operator_killed_at_a_boundary_rolls_back_exactly_once(cluster, kubeconfig, tmp_path, boundary):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, failpoints=boundary).start()
+    try:
+        assert op.post_alerts(alert_payload([alert(cluster.ns, "web")])).status_code == 200
+        assert op.wait_killed() == -9, f"the {boundary} failpoint SIGKILLs the process"
+        name = only_remediation(cluster)["metadata"]["name"]
+        op.start(failpoints="")
+        status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
+    finally:
+        op.stop()
+    assert status["phase"] == "Succeeded", status
+    assert sorted(cluster.revisions().values()) == ["2", "3"], "exactly one rollback"
+    assert len(status["steps"]) == 1
+    dep = cluster.apps.read_namespaced_deployment("web", cluster.ns)
+    keys = dep.metadata.annotations.get("remediator.dev/action-keys", "")
+    assert keys.count(status["steps"][0]["idempotencyKey"]) == 1

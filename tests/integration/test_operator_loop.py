@@ -1,0 +1,157 @@
+"""The operator process closes the loop on the real control plane: signal -> act -> verify -> record."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+
+from tests.support.operator import alert, alert_payload
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+# Approval gates are their own issue: these tests' policy lets every level act alone.
+NO_APPROVALS = {"approval": {"rules": [{"level": lvl, "approvers": 0}
+                                       for lvl in ("low", "medium", "high", "critical")]}}
+
+
+def rollback_runbook(verify=None, cooldown="10m", timeout="90s") -> dict:
+    return {
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [{"name": "rollback", "action": "rollback", "risk": "high", "timeout": timeout,
+                   "verify": verify if verify is not None else {"rolloutComplete": {}}}],
+        "guard": {"cooldown": cooldown, "maxRunsPerHour": 5},
+    }
+
+
+def only_remediation(cluster) -> dict:
+    items = wait_for(cluster.remediations, what="a Remediation")
+    assert len(items) == 1, [i["metadata"]["name"] for i in items]
+    return items[0]
+
+
+def test_bad_rollout_alert_rolls_back_and_is_verified(cluster, operator):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web")
+    good_image = cluster.apps.read_namespaced_deployment("web", cluster.ns).spec.template.spec.containers[0].image
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision rolled out")
+
+    resp = operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["results"][0]["outcome"] == "created"
+    name = only_remediation(cluster)["metadata"]["name"]
+
+    done = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"][0]["action"] == "rollback" and status["steps"][0]["phase"] == "Succeeded"
+    assert status["risk"]["reasons"], "the risk score carries its reasons"
+    assert status["timeToRecoverSeconds"] > 0
+    dep = cluster.apps.read_namespaced_deployment("web", cluster.ns)
+    assert dep.spec.template.spec.containers[0].image == good_image
+    assert "remediator.dev/kwok-fail" not in (dep.spec.template.metadata.labels or {})
+    assert sorted(cluster.revisions().values()) == ["2", "3"], "exactly one rollback: revision 1 became 3"
+
+
+def test_duplicate_deliveries_make_one_remediation(cluster, operator):
+    cluster.apply_policy({"mode": "dryRun"})
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=1)
+    payload = alert_payload([alert(cluster.ns, "web", fingerprint="dup1")])
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: operator.post_alerts(payload).status_code, range(16)))
+    assert codes == [200] * 16
+    assert len(cluster.remediations()) == 1
+
+
+def test_dry_run_policy_records_what_it_would_do_and_touches_nothing(cluster, operator):
+    cluster.apply_policy({"mode": "dryRun", **NO_APPROVALS})
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    before = cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata.generation
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+    name = only_remediation(cluster)["metadata"]["name"]
+    status = cluster.wait_phase(name, {"Skipped", "Succeeded", "Failed"})["status"]
+    assert status["phase"] == "Skipped" and status["dryRun"] is True
+    assert "would rollback Deployment/web" in status["reason"]
+    assert cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata.generation == before
+    assert sorted(cluster.revisions().values()) == ["1", "2"]
+
+
+def test_cooldown_blocks_a_second_run_and_says_so(cluster, operator):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("bad-rollout", rollback_runbook(cooldown="30m"))
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="a1",
+                                              starts_at="2026-11-25T01:00:00Z")]))
+    first = only_remediation(cluster)["metadata"]["name"]
+    assert cluster.wait_phase(first, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
+
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="a1",
+                                              starts_at="2026-11-25T01:30:00Z")]))
+    second = wait_for(lambda: [r for r in cluster.remediations() if r["metadata"]["name"] != first],
+                      what="second remediation")[0]["metadata"]["name"]
+    status = cluster.wait_phase(second, {"Skipped", "Succeeded", "Failed"})["status"]
+    assert status["phase"] == "Skipped"
+    assert "cooldown" in status["reason"]
+    assert sorted(cluster.revisions().values()) == ["2", "3"], "no second rollback"
+
+
+def test_a_ladder_escalates_from_restart_to_rollback(cluster, operator):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("ladder", {
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [
+            {"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "15s",
+             "verify": {"rolloutComplete": {}}},
+            {"name": "rollback", "action": "rollback", "risk": "medium", "timeout": "90s",
+             "verify": {"rolloutComplete": {}}},
+        ],
+    })
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+    name = only_remediation(cluster)["metadata"]["name"]
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"}, timeout=180)["status"]
+    assert [s["name"] for s in status["steps"]] == ["restart", "rollback"]
+    assert status["steps"][0]["phase"] in ("Failed", "Inconclusive")
+    assert status["phase"] == "Succeeded", "\n".join(f"{t['kind']}: {t['message']}" for t in status["timeline"])
+
+
+def test_crashlooping_pods_trigger_the_restart_runbook(cluster, operator):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("crashloop", {
+        "triggers": [{"podState": {"states": ["CrashLoopBackOff"]}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [{"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "60s",
+                   "verify": {"rolloutComplete": {}, "podsReady": {"window": "3s"}}}],
+    })
+    cluster.deploy("web", replicas=2)
+    pod = cluster.core.list_namespaced_pod(cluster.ns, label_selector="app=web").items[0]
+    cluster.core.patch_namespaced_pod(pod.metadata.name, cluster.ns,
+                                      {"metadata": {"labels": {"remediator.dev/kwok-fail": "crashloop"}}})
+    name = only_remediation(cluster)["metadata"]["name"]
+    assert name.startswith("pod-")
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]
+    assert status["phase"] == "Succeeded", status
+    dep = cluster.apps.read_namespaced_deployment("web", cluster.ns)
+    assert "kubectl.kubernetes.io/restartedAt" in dep.spec.template.metadata.annotations
+
+
+def test_webhook_refuses_missing_tokens_and_malformed_bodies(cluster, operator):
+    ok = alert_payload([alert(cluster.ns, "web")])
+    assert operator.post_alerts(ok, token="").status_code == 401
+    assert operator.post_alerts(ok, token="wrong").status_code == 401
+    bad = operator.post_alerts({"version": "4", "status": "firing", "alerts": "nope"})
+    assert bad.status_code == 400 and "alerts" in bad.json()["error"]
+    assert cluster.remediations() == []

@@ -1,0 +1,317 @@
+"""Offline validation (remediator.api.validation) rejects what the apiserver rejects, naming the field.
+
+BAD_RUNBOOKS and BAD_POLICIES are shared with tests/integration/test_crd_validation.py,
+which sends the same documents to a real apiserver: one table, two enforcers.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from remediator.api.validation import Problem, validate_document, validate_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def good_runbook() -> dict:
+    """A Runbook that uses every trigger kind and most actions, and is valid."""
+    return {
+        "apiVersion": "remediator.dev/v1alpha1",
+        "kind": "Runbook",
+        "metadata": {"name": "web"},
+        "spec": {
+            "triggers": [
+                {"alert": {"matchers": [{"name": "alertname", "value": "KubePodCrashLooping"},
+                                        {"name": "pod", "op": "=~", "value": "web-.*"},
+                                        {"name": "letters", "op": "!~", "value": r"\pL+"}]}},
+                {"sloBurn": {"slo": "web-availability"}},
+                {"podState": {"states": ["CrashLoopBackOff"], "selector": {"matchExpressions": [
+                    {"key": "app", "operator": "In", "values": ["web"]},
+                    {"key": "canary", "operator": "DoesNotExist"}]}}},
+                {"anomaly": {"query": "p95_latency", "baseline": {"method": "ewma", "ewmaAlpha": 0.3}}},
+            ],
+            "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+            "steps": [
+                {"name": "restart", "action": "restartRollout"},
+                {"name": "scale-up", "action": "scale", "risk": "medium",
+                 "scale": {"minReplicas": 2, "maxReplicas": 6}},
+                {"name": "rollback", "action": "rollback", "risk": "high", "timeout": "10m"},
+                {"name": "delete-failing", "action": "deletePod", "deletePod": {"onlyFailing": True}},
+                {"name": "more-memory", "action": "raiseMemory", "raiseMemory": {"maxLimit": "2Gi"}},
+            ],
+        },
+    }
+
+
+def good_node_runbook() -> dict:
+    return {
+        "apiVersion": "remediator.dev/v1alpha1",
+        "kind": "Runbook",
+        "metadata": {"name": "node"},
+        "spec": {
+            "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "NodeNotReady"}]}}],
+            "target": {"kind": "Node", "name": "{{ labels.node }}"},
+            "steps": [{"name": "drain", "action": "cordonDrain", "risk": "high",
+                       "drain": {"timeout": "10m"}}],
+        },
+    }
+
+
+def good_policy() -> dict:
+    return {
+        "apiVersion": "remediator.dev/v1alpha1",
+        "kind": "RemediationPolicy",
+        "metadata": {"name": "default"},
+        "spec": {
+            "mode": "enforce",
+            "approval": {"rules": [{"level": "low", "onTimeout": "proceed"},
+                                   {"level": "high", "approvers": 1, "onTimeout": "deny"},
+                                   {"level": "critical", "approvers": 2, "onTimeout": "escalate"}]},
+            "freezeWindows": [{"name": "xmas", "start": "2025-12-24T00:00:00Z",
+                               "end": "2025-12-27T00:00:00.5+01:00"}],
+            "bounds": [{"namespaces": ["prod-*"], "maxMemory": "4Gi", "maxReplicas": 20}],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A mistake, where it is reported, and text both enforcers put in the message."""
+
+    id: str
+    change: Callable[[dict], object]
+    path: str
+    says: str
+    apiserver: bool = True  # False: the apiserver words this one differently (e.g. unknown fields)
+
+
+def steps(spec: dict) -> list:
+    return spec["steps"]
+
+
+def matcher(spec: dict) -> dict:
+    return spec["triggers"][0]["alert"]["matchers"][1]
+
+
+def requirement(spec: dict, i: int) -> dict:
+    return spec["triggers"][2]["podState"]["selector"]["matchExpressions"][i]
+
+
+def anomaly(spec: dict) -> dict:
+    return spec["triggers"][3]["anomaly"]
+
+
+def window(spec: dict) -> dict:
+    return spec["freezeWindows"][0]
+
+
+REGEX_RULE = "value must be a valid RE2 regular expression when op is =~ or !~"
+SELECTOR_RULE = "values must be non-empty when operator is In or NotIn, and empty for Exists or DoesNotExist"
+QUANTITY_RULE = "must be a positive memory quantity such as 512Mi or 2Gi"
+RFC3339_RULE = "must be an RFC 3339 time with an offset"
+
+BAD_RUNBOOKS: tuple[Bad, ...] = (
+    Bad("empty steps", lambda s: s.update(steps=[]), "spec.steps", "should have at least 1 items"),
+    Bad("unknown action", lambda s: steps(s)[0].update(action="reboot"),
+        "spec.steps[0].action", 'Unsupported value: "reboot"'),
+    Bad("bad risk", lambda s: steps(s)[0].update(risk="extreme"),
+        "spec.steps[0].risk", 'Unsupported value: "extreme"'),
+    Bad("bad duration", lambda s: steps(s)[0].update(timeout="5 minutes"),
+        "spec.steps[0].timeout", '"5 minutes"'),
+    Bad("min above max", lambda s: steps(s)[1]["scale"].update(minReplicas=5, maxReplicas=3),
+        "spec.steps[1].scale", "minReplicas must be <= maxReplicas (minReplicas 5 > maxReplicas 3)"),
+    Bad("invalid regex", lambda s: matcher(s).update(value="web-(unclosed"),
+        "spec.triggers[0].alert.matchers[1]", REGEX_RULE),
+    Bad("regex that unanchors itself", lambda s: matcher(s).update(value="a)|(b"),
+        "spec.triggers[0].alert.matchers[1]", REGEX_RULE),
+    Bad("lookahead, which RE2 lacks", lambda s: matcher(s).update(op="!~", value="(?=web)"),
+        "spec.triggers[0].alert.matchers[1]", REGEX_RULE),
+    Bad("unsupported target kind", lambda s: s["target"].update(kind="CronJob"),
+        "spec.target.kind", 'Unsupported value: "CronJob"'),
+    Bad("two kinds in one trigger", lambda s: s["triggers"][1].update(alert={"matchers": [{"name": "a"}]}),
+        "spec.triggers[1]", "a trigger sets exactly one of alert, sloBurn, podState, anomaly"),
+    Bad("a trigger of no kind", lambda s: s["triggers"].append({}),
+        "spec.triggers[4]", "a trigger sets exactly one of alert, sloBurn, podState, anomaly"),
+    Bad("scale step without scale", lambda s: steps(s)[1].pop("scale"),
+        "spec.steps[1].scale", "scale is required when action is scale"),
+    Bad("raiseMemory step without raiseMemory", lambda s: steps(s)[4].pop("raiseMemory"),
+        "spec.steps[4].raiseMemory", "raiseMemory is required when action is raiseMemory"),
+    Bad("scale params on a restart step", lambda s: steps(s)[0].update(scale={"maxReplicas": 3}),
+        "spec.steps[0].scale", "scale is only allowed when action is scale (action is restartRollout)"),
+    Bad("drain params on a rollback step", lambda s: steps(s)[2].update(drain={}),
+        "spec.steps[2].drain", "drain is only allowed when action is cordonDrain (action is rollback)"),
+    Bad("duplicate step names", lambda s: steps(s)[1].update(name="restart"),
+        "spec.steps", "steps must have unique names (restart is used more than once)"),
+    Bad("cordonDrain on a Deployment", lambda s: steps(s).append({"name": "drain", "action": "cordonDrain"}),
+        "spec.steps", "action cordonDrain needs target.kind Node (step drain, target.kind Deployment)"),
+    Bad("scale on a DaemonSet", lambda s: s["target"].update(kind="DaemonSet"),
+        "spec.steps",
+        "action scale needs target.kind Deployment or StatefulSet (step scale-up, target.kind DaemonSet)"),
+    Bad("memory limit that is no quantity", lambda s: steps(s)[4]["raiseMemory"].update(maxLimit="2 GB"),
+        "spec.steps[4].raiseMemory.maxLimit", f"maxLimit {QUANTITY_RULE} (got 2 GB)"),
+    Bad("memory limit of zero", lambda s: steps(s)[4]["raiseMemory"].update(maxLimit="0Gi"),
+        "spec.steps[4].raiseMemory.maxLimit", f"maxLimit {QUANTITY_RULE}"),
+    Bad("In without values", lambda s: requirement(s, 0).pop("values"),
+        "spec.triggers[2].podState.selector.matchExpressions[0].values", f"{SELECTOR_RULE} (operator is In)"),
+    Bad("Exists with values", lambda s: requirement(s, 1).update(values=["x"]),
+        "spec.triggers[2].podState.selector.matchExpressions[1].values",
+        f"{SELECTOR_RULE} (operator is DoesNotExist)"),
+    Bad("anomaly clearing above firing", lambda s: anomaly(s).update(threshold=2, clearThreshold=2.5),
+        "spec.triggers[3].anomaly.clearThreshold",
+        "clearThreshold must be below threshold (clearThreshold 2.5, threshold 2)"),
+    Bad("ewmaAlpha with medianMad", lambda s: anomaly(s)["baseline"].update(method="medianMad"),
+        "spec.triggers[3].anomaly.baseline.ewmaAlpha",
+        "ewmaAlpha is only allowed when method is ewma (method is medianMad)"),
+    Bad("too many steps",
+        lambda s: s.update(steps=[{"name": f"s{i}", "action": "restartRollout"} for i in range(21)]),
+        "spec.steps", "21"),
+    Bad("unknown field", lambda s: steps(s)[0].update(foo=1),
+        "spec.steps[0].foo", "unknown field", apiserver=False),
+)
+
+BAD_POLICIES: tuple[Bad, ...] = (
+    Bad("two rules for one level", lambda s: s["approval"]["rules"].append({"level": "high", "approvers": 2}),
+        "spec.approval.rules", "approval rules must have one rule per level (high has more than one)"),
+    Bad("proceed on timeout at high risk", lambda s: s["approval"]["rules"][1].update(onTimeout="proceed"),
+        "spec.approval.rules[1].onTimeout",
+        "onTimeout proceed is only allowed for level low or medium (level is high)"),
+    Bad("freeze window ending before it starts", lambda s: window(s).update(end="2025-12-23T00:00:00Z"),
+        "spec.freezeWindows[0].end",
+        "end must be after start (start 2025-12-24T00:00:00Z, end 2025-12-23T00:00:00Z)"),
+    Bad("freeze window start that is no time", lambda s: window(s).update(start="tomorrow"),
+        "spec.freezeWindows[0].start", f"start {RFC3339_RULE}, e.g. 2025-12-24T00:00:00Z (got tomorrow)"),
+    Bad("freeze window end without an offset", lambda s: window(s).update(end="2025-12-27T00:00:00"),
+        "spec.freezeWindows[0].end", f"end {RFC3339_RULE}"),
+    Bad("freeze window in month 13", lambda s: window(s).update(start="2025-13-01T00:00:00Z"),
+        "spec.freezeWindows[0].start", f"start {RFC3339_RULE}"),
+    Bad("bounds memory that is no quantity", lambda s: s["bounds"][0].update(maxMemory="lots"),
+        "spec.bounds[0].maxMemory", f"maxMemory {QUANTITY_RULE} (got lots)"),
+    Bad("unknown mode", lambda s: s.update(mode="yolo"), "spec.mode", 'Unsupported value: "yolo"'),
+    Bad("six approvers", lambda s: s["approval"]["rules"][1].update(approvers=6),
+        "spec.approval.rules[1].approvers", "less than or equal to 5"),
+)
+
+SHIPPED = sorted((ROOT / "runbooks").glob("*.yaml")) + sorted((ROOT / "policies").glob("*.yaml"))
+
+
+def broken(make: Callable[[], dict], bad: Bad, name: str | None = None) -> dict:
+    doc = copy.deepcopy(make())
+    bad.change(doc["spec"])
+    if name:
+        doc["metadata"]["name"] = name
+    return doc
+
+
+def reported(problems: list[Problem], bad: Bad) -> bool:
+    return any(p.path == bad.path and bad.says in p.message for p in problems)
+
+
+# ---------------------------------------------------------------- valid documents
+
+
+@pytest.mark.parametrize("make", [good_runbook, good_node_runbook, good_policy])
+def test_a_valid_document_has_no_problems(make):
+    assert validate_document(make()) == []
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_the_shipped_runbooks_and_policies_are_valid(path):
+    documents = validate_text(path.read_text())
+    assert documents, f"{path} holds no remediator document"
+    assert [str(p) for d in documents for p in d.problems] == []
+
+
+# ---------------------------------------------------------------- each rule, named by its field
+
+
+@pytest.mark.parametrize("bad", BAD_RUNBOOKS, ids=lambda b: b.id)
+def test_a_bad_runbook_is_rejected_naming_the_field(bad):
+    problems = validate_document(broken(good_runbook, bad))
+    assert reported(problems, bad), [str(p) for p in problems]
+
+
+@pytest.mark.parametrize("bad", BAD_POLICIES, ids=lambda b: b.id)
+def test_a_bad_policy_is_rejected_naming_the_field(bad):
+    problems = validate_document(broken(good_policy, bad))
+    assert reported(problems, bad), [str(p) for p in problems]
+
+
+def test_scale_step_with_min_above_max_is_rejected_naming_the_field():
+    doc = good_runbook()
+    doc["spec"]["steps"][1]["scale"] = {"minReplicas": 5, "maxReplicas": 3}
+    assert [str(p) for p in validate_document(doc)] == [
+        "spec.steps[1].scale: minReplicas must be <= maxReplicas (minReplicas 5 > maxReplicas 3)"]
+
+
+def test_an_invalid_regex_is_reported_with_the_reason_it_does_not_compile():
+    doc = good_runbook()
+    doc["spec"]["triggers"][0]["alert"]["matchers"][1]["value"] = "web-(unclosed"
+    [problem] = validate_document(doc)
+    assert problem.path == "spec.triggers[0].alert.matchers[1]"
+    assert "missing ), unterminated subpattern" in problem.message
+
+
+def test_an_invalid_regex_with_an_equality_op_is_just_a_string():
+    doc = good_runbook()
+    doc["spec"]["triggers"][0]["alert"]["matchers"][1].update(op="=", value="web-(")
+    assert validate_document(doc) == []
+
+
+def test_rules_still_run_on_well_formed_parts_when_another_part_is_malformed():
+    doc = good_runbook()
+    doc["spec"]["steps"][0]["risk"] = "extreme"
+    doc["spec"]["steps"][1]["scale"] = {"minReplicas": 5, "maxReplicas": 3}
+    paths = {p.path for p in validate_document(doc)}
+    assert paths == {"spec.steps[0].risk", "spec.steps[1].scale"}
+
+
+def test_defaults_apply_before_rules_as_on_the_apiserver():
+    doc = good_runbook()
+    doc["spec"]["steps"][1]["scale"] = {"maxReplicas": 0}  # minReplicas defaults to 1, and maxReplicas >= 1
+    problems = [str(p) for p in validate_document(doc)]
+    assert any(p.startswith("spec.steps[1].scale.maxReplicas: ") for p in problems), problems
+
+
+# ---------------------------------------------------------------- documents and files
+
+
+def test_other_api_groups_are_not_ours_to_validate():
+    assert validate_document({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"nonsense": 1}}) == []
+
+
+def test_an_unknown_kind_or_version_of_ours_is_an_error():
+    typo = {"apiVersion": "remediator.dev/v1alpha1", "kind": "Runbok"}
+    assert [p.path for p in validate_document(typo)] == ["kind"]
+    doc = good_policy()
+    doc["apiVersion"] = "remediator.dev/v1"
+    assert [p.path for p in validate_document(doc)] == ["apiVersion"]
+
+
+def test_a_document_without_name_or_spec_says_so():
+    paths = [p.path for p in validate_document({"apiVersion": "remediator.dev/v1alpha1", "kind": "Runbook"})]
+    assert paths == ["metadata.name", "spec"]
+
+
+def test_a_multi_document_file_reports_each_of_our_documents_by_position_kind_and_name():
+    bad = broken(good_runbook, BAD_RUNBOOKS[4], name="bad-scale")
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    text = yaml.safe_dump_all([good_policy(), deployment, None, bad])
+    documents = validate_text(text)
+    assert [(d.label, d.valid) for d in documents] == [
+        ("doc 1 (RemediationPolicy/default)", True), ("doc 4 (Runbook/bad-scale)", False)]
+
+
+def test_a_document_without_api_version_is_reported_not_skipped():
+    [document] = validate_text("kind: Runbook\nmetadata: {name: x}\nspec: {}\n")
+    assert [p.path for p in document.problems] == ["apiVersion"]
+
+
+def test_a_document_that_is_not_a_mapping_is_reported():
+    [document] = validate_text("- just\n- a list\n")
+    assert document.problems[0].path == "(document)"

@@ -1,0 +1,169 @@
+"""The loop engine walks a Remediation from Pending to an outcome, one persisted decision at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from remediator.api.models import (
+    Approval,
+    ApprovalRule,
+    ApprovalState,
+    ObjectRef,
+    RemediationPolicySpec,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookRef,
+    RunbookSpec,
+    Signal,
+)
+from remediator.core import engine
+from remediator.core.guards import GuardDecision, GuardVerdict
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+SPEC = RemediationSpec(
+    signal=Signal(source="alertmanager", name="HighErrorRate", fingerprint="abc",
+                  starts_at="2026-11-25T11:58:00Z", labels={"namespace": "shop", "deployment": "web"}),
+    runbook=RunbookRef(name="ladder", namespace="shop"),
+    target=ObjectRef(kind="Deployment", namespace="shop", name="web"),
+)
+
+
+def runbook(*steps: tuple[str, str, str]) -> RunbookSpec:
+    return RunbookSpec.model_validate({
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
+        "target": {"kind": "Deployment", "name": "web"},
+        "steps": [{"name": n, "action": a, "risk": r} for n, a, r in steps],
+    })
+
+
+LADDER = runbook(("restart", "restartRollout", "low"), ("scale-out", "scale", "low"))
+ALLOW = GuardVerdict(True, [GuardDecision("cooldown", True, "cooldown: never ran")])
+
+
+def facts(rb=LADDER, policy=None, guards=ALLOW, now=NOW) -> engine.Facts:
+    return engine.Facts(now=now, runbook=rb, policy=policy, guards=guards)
+
+
+def drive_to_acting(rb=LADDER) -> RemediationStatus:
+    d = engine.decide("am-1", SPEC, RemediationStatus(), facts(rb))
+    assert d.status.phase == "Acting", d.status.reason
+    return d.status
+
+
+def test_low_risk_plan_goes_straight_to_acting_with_the_plan_recorded():
+    status = drive_to_acting()
+    assert [s.name for s in status.plan] == ["restart", "scale-out"]
+    assert status.current_step == 0
+    assert status.risk is not None and status.risk.level == "low"
+    assert status.target_display == "Deployment/web"
+
+
+def test_intent_with_its_key_is_persisted_before_the_action_is_asked_for():
+    d = engine.decide("am-1", SPEC, drive_to_acting(), facts())
+    assert isinstance(d.effect, engine.Act)
+    record = engine.find_record(d.status, 0)
+    assert record.phase == "Intended" and record.idempotency_key == d.effect.key
+    assert d.changed, "the intent must be written before the effect runs"
+
+
+def test_a_restart_that_finds_an_intended_step_replays_the_same_key_without_a_new_write():
+    intended = engine.decide("am-1", SPEC, drive_to_acting(), facts())
+    again = engine.decide("am-1", SPEC, intended.status, facts())
+    assert again.effect == intended.effect
+    assert not again.changed
+
+
+def test_guard_blocking_at_plan_time_skips_and_says_why():
+    blocked = GuardVerdict(False, [GuardDecision("cooldown", False, "cooldown: last run 4m ago, cooldown 10m")])
+    d = engine.decide("am-1", SPEC, RemediationStatus(), facts(guards=blocked))
+    assert d.status.phase == "Skipped"
+    assert "cooldown: last run 4m ago" in d.status.reason
+    assert d.effect is None
+
+
+def test_dry_run_policy_records_what_it_would_do_and_acts_on_nothing():
+    d = engine.decide("am-1", SPEC, RemediationStatus(), facts(policy=RemediationPolicySpec(mode="dryRun")))
+    assert d.status.phase == "Skipped" and d.status.dry_run
+    assert "would restartRollout Deployment/web" in d.status.reason
+    assert d.effect is None and d.status.steps == []
+
+
+def test_high_risk_step_waits_for_approval_and_denial_ends_it_untouched():
+    rb = runbook(("rollback", "rollback", "high"))
+    policy = RemediationPolicySpec(approval=Approval(rules=[ApprovalRule(level="high", approvers=1)]))
+    d = engine.decide("am-1", SPEC, RemediationStatus(), facts(rb, policy))
+    assert d.status.phase == "AwaitingApproval"
+    denied = d.status.model_copy(update={"approval": ApprovalState(decision="denied")})
+    d2 = engine.decide("am-1", SPEC, denied, facts(rb, policy))
+    assert d2.status.phase == "Denied" and d2.effect is None and d2.status.steps == []
+
+
+def test_failed_verification_climbs_the_ladder_and_exhaustion_escalates():
+    acting = engine.decide("am-1", SPEC, drive_to_acting(), facts()).status
+    verifying = engine.action_done(acting, 0, "restarted", [], NOW)
+    assert verifying.phase == "Verifying"
+    next_step = engine.verification_judged(verifying, 0, "failed", ["pods crash-looping"], [], NOW, None)
+    assert next_step.phase == "Acting" and next_step.current_step == 1
+    acting2 = engine.decide("am-1", SPEC, next_step, facts()).status
+    verifying2 = engine.action_done(acting2, 1, "rolled back", [], NOW)
+    done = engine.verification_judged(verifying2, 1, "inconclusive", ["target gone"], [], NOW, None)
+    assert done.phase == "Escalated"
+    assert "ladder exhausted" in done.reason
+
+
+def test_verified_success_records_time_to_recover_from_the_signal_start():
+    acting = engine.decide("am-1", SPEC, drive_to_acting(), facts()).status
+    verifying = engine.action_done(acting, 0, "restarted", [], NOW)
+    later = NOW + timedelta(seconds=30)
+    done = engine.verification_judged(verifying, 0, "passed", ["3/3 available"], [], later,
+                                      SPEC.signal.starts_at)
+    assert done.phase == "Succeeded"
+    assert done.time_to_recover_seconds == 150.0
+
+
+def test_pending_verification_changes_nothing():
+    acting = engine.decide("am-1", SPEC, drive_to_acting(), facts()).status
+    verifying = engine.action_done(acting, 0, "restarted", [], NOW)
+    assert engine.verification_judged(verifying, 0, "pending", [], [], NOW, None) == verifying
+
+
+def test_refused_action_fails_with_the_apiservers_words_when_no_step_is_left():
+    rb = runbook(("rollback", "rollback", "low"))
+    acting = engine.decide("am-1", SPEC, engine.decide("am-1", SPEC, RemediationStatus(), facts(rb)).status,
+                           facts(rb)).status
+    failed = engine.action_failed(acting, 0, "Forbidden (403): deployments.apps is forbidden", NOW)
+    assert failed.phase == "Failed"
+    assert "403" in failed.reason
+
+
+def test_resolved_signal_cancels_a_remediation_that_has_not_acted():
+    status = RemediationStatus(signal_resolved_at="2026-11-25T11:59:00Z")
+    d = engine.decide("am-1", SPEC, status, facts())
+    assert d.status.phase == "Cancelled"
+
+
+def test_deleted_runbook_fails_the_remediation_with_its_name():
+    d = engine.decide("am-1", SPEC, RemediationStatus(), facts(rb=None))
+    assert d.status.phase == "Failed" and "shop/ladder" in d.status.reason
+
+
+def test_a_climb_to_a_riskier_step_asks_for_its_own_approval():
+    rb = runbook(("restart", "restartRollout", "low"), ("rollback", "rollback", "high"))
+    policy = RemediationPolicySpec(approval=Approval(rules=[ApprovalRule(level="high", approvers=1)]))
+    acting = engine.decide("am-1", SPEC, engine.decide("am-1", SPEC, RemediationStatus(), facts(rb, policy)).status,
+                           facts(rb, policy)).status
+    verifying = engine.action_done(acting, 0, "restarted", [], NOW)
+    climbed = engine.verification_judged(verifying, 0, "failed", ["still crash-looping"], [], NOW, None)
+    d = engine.decide("am-1", SPEC, climbed, facts(rb, policy))
+    assert d.status.phase == "AwaitingApproval" and d.effect is None
+    assert d.status.risk.level in ("high", "critical")
+
+
+def test_a_guard_blocking_a_climb_after_a_step_ran_escalates_instead_of_skipping():
+    acting = engine.decide("am-1", SPEC, drive_to_acting(), facts()).status
+    climbed = engine.verification_judged(engine.action_done(acting, 0, "restarted", [], NOW), 0, "failed",
+                                         ["still failing"], [], NOW, None)
+    blocked = GuardVerdict(False, [GuardDecision("freeze", False, "freeze window 'release' is in force")])
+    d = engine.decide("am-1", SPEC, climbed, facts(guards=blocked))
+    assert d.status.phase == "Escalated" and "freeze window" in d.status.reason

@@ -1,0 +1,64 @@
+"""Pod states become signals, one incident per workload, state and template revision."""
+
+from datetime import datetime, timedelta, timezone
+
+from remediator.signals.pods import owner_workload, pod_signals
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def pod(name="web-7d9f-abcde", waiting=None, last=None, ready="False", since="2026-11-25T11:59:00Z",
+        template_hash="7d9f", restarts=5):
+    cs = {"name": "app", "restartCount": restarts, "state": {"waiting": {"reason": waiting}} if waiting
+          else {"running": {}}}
+    if last:
+        cs["lastState"] = {"terminated": {"reason": last, "finishedAt": since}}
+    return {
+        "metadata": {"name": name, "namespace": "shop", "uid": name,
+                     "labels": {"app": "web", "pod-template-hash": template_hash},
+                     "ownerReferences": [{"kind": "ReplicaSet", "name": f"web-{template_hash}", "controller": True}]},
+        "status": {"phase": "Running", "containerStatuses": [cs],
+                   "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": since}]},
+    }
+
+
+def test_replicaset_owner_resolves_to_its_deployment():
+    assert owner_workload(pod()) == ("Deployment", "web")
+
+
+def test_crashlooping_pods_of_one_replicaset_share_one_incident_fingerprint():
+    a = pod_signals(pod(name="web-7d9f-a", waiting="CrashLoopBackOff"), NOW)
+    b = pod_signals(pod(name="web-7d9f-b", waiting="CrashLoopBackOff"), NOW)
+    assert [s.name for s in a] == ["CrashLoopBackOff"]
+    assert a[0].fingerprint == b[0].fingerprint
+    assert a[0].labels["deployment"] == "web" and a[0].labels["namespace"] == "shop"
+
+
+def test_a_new_template_revision_is_a_new_incident():
+    a = pod_signals(pod(waiting="CrashLoopBackOff"), NOW)
+    b = pod_signals(pod(waiting="CrashLoopBackOff", template_hash="8e0a"), NOW)
+    assert a[0].fingerprint != b[0].fingerprint
+
+
+def test_oomkilled_is_read_from_the_last_termination():
+    states = [s.name for s in pod_signals(pod(waiting="CrashLoopBackOff", last="OOMKilled"), NOW)]
+    assert states == ["OOMKilled", "CrashLoopBackOff"]
+
+
+def test_not_ready_counts_only_after_the_grace_period():
+    young = pod(since=(NOW - timedelta(seconds=30)).isoformat())
+    old = pod(since=(NOW - timedelta(minutes=5)).isoformat())
+    assert pod_signals(young, NOW) == []
+    assert [s.name for s in pod_signals(old, NOW)] == ["NotReady"]
+
+
+def test_a_pod_label_named_namespace_cannot_retarget_the_signal():
+    p = pod(waiting="CrashLoopBackOff")
+    p["metadata"]["labels"]["namespace"] = "kube-system"
+    assert pod_signals(p, NOW)[0].labels["namespace"] == "shop"
+
+
+def test_terminating_pods_are_not_signals():
+    p = pod(waiting="CrashLoopBackOff")
+    p["metadata"]["deletionTimestamp"] = "2026-11-25T11:59:30Z"
+    assert pod_signals(p, NOW) == []
