@@ -155,3 +155,23 @@ def test_webhook_refuses_missing_tokens_and_malformed_bodies(cluster, operator):
     bad = operator.post_alerts({"version": "4", "status": "firing", "alerts": "nope"})
     assert bad.status_code == 400 and "alerts" in bad.json()["error"]
     assert cluster.remediations() == []
+
+
+def test_a_pod_not_ready_past_its_grace_period_is_deleted_and_replaced(cluster, operator):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("stuck-pod", {
+        "triggers": [{"podState": {"states": ["NotReady"], "gracePeriod": "5s"}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [{"name": "delete-stuck-pod", "action": "deletePod", "risk": "low", "timeout": "60s",
+                   "verify": {"rolloutComplete": {}, "podsReady": {"window": "3s"}}}],
+    })
+    cluster.deploy("web", replicas=3)
+    stuck = cluster.core.list_namespaced_pod(cluster.ns, label_selector="app=web").items[0].metadata.name
+    cluster.core.patch_namespaced_pod(stuck, cluster.ns,
+                                      {"metadata": {"labels": {"remediator.dev/kwok-fail": "notready"}}})
+    name = only_remediation(cluster)["metadata"]["name"]
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
+    assert status["phase"] == "Succeeded", status["reason"]
+    pods = [p.metadata.name for p in cluster.core.list_namespaced_pod(cluster.ns, label_selector="app=web").items
+            if not p.metadata.deletion_timestamp]
+    assert stuck not in pods and len(pods) == 3

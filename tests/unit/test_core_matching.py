@@ -264,3 +264,15 @@ def test_node_targets_are_cluster_scoped():
 
 def test_specificity_orders_equalities_then_regexes_then_count():
     assert Specificity(2, 0, 2) > Specificity(1, 5, 6) > Specificity(1, 1, 2) > Specificity(1, 0, 3) > Specificity(1, 0, 1)
+
+
+def test_crashloop_trigger_waits_for_its_minimum_restart_count():
+    from remediator.api.models import PodStateTrigger, Signal
+    from remediator.core.matching import pod_state_matches
+
+    trigger = PodStateTrigger(states=["CrashLoopBackOff"], min_restarts=3)
+    few = Signal(source="podState", name="CrashLoopBackOff", fingerprint="x", labels={"restarts": "2"})
+    many = few.model_copy(update={"labels": {"restarts": "5"}})
+    assert not pod_state_matches(trigger, few).matched
+    assert "at least 3" in pod_state_matches(trigger, few).reason
+    assert pod_state_matches(trigger, many).matched

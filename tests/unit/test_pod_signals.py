@@ -45,11 +45,22 @@ def test_oomkilled_is_read_from_the_last_termination():
     assert states == ["OOMKilled", "CrashLoopBackOff"]
 
 
-def test_not_ready_counts_only_after_the_grace_period():
+def test_not_ready_carries_how_long_so_each_runbook_applies_its_own_grace():
     young = pod(since=(NOW - timedelta(seconds=30)).isoformat())
-    old = pod(since=(NOW - timedelta(minutes=5)).isoformat())
-    assert pod_signals(young, NOW) == []
-    assert [s.name for s in pod_signals(old, NOW)] == ["NotReady"]
+    [signal] = pod_signals(young, NOW)
+    assert signal.name == "NotReady" and signal.labels["notReadySeconds"] == "30"
+
+
+def test_a_not_ready_trigger_matches_only_past_its_grace_period():
+    from remediator.api.models import PodStateTrigger
+    from remediator.core.matching import pod_state_matches
+
+    trigger = PodStateTrigger(states=["NotReady"], grace_period="2m")
+    young = pod_signals(pod(since=(NOW - timedelta(seconds=30)).isoformat()), NOW)[0]
+    old = pod_signals(pod(since=(NOW - timedelta(minutes=5)).isoformat()), NOW)[0]
+    assert not pod_state_matches(trigger, young).matched
+    assert "grace period is 2m" in pod_state_matches(trigger, young).reason
+    assert pod_state_matches(trigger, old).matched
 
 
 def test_a_pod_label_named_namespace_cannot_retarget_the_signal():

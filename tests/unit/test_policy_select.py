@@ -31,3 +31,17 @@ def test_any_dry_run_policy_among_those_that_apply_makes_the_outcome_dry_run():
 
 def test_an_invalid_stored_policy_is_ignored_rather_than_crashing_the_loop():
     assert effective_policy([("broken", {"mode": "sometimes"}), EXACT], "shop-a").blast_radius.max_pods == 1
+
+
+def test_caps_take_the_strictest_applicable_bound_and_the_blast_radius():
+    from remediator.api.models import RemediationPolicySpec
+    from remediator.core.policy_select import caps_for
+
+    policy = RemediationPolicySpec.model_validate({
+        "blastRadius": {"maxPods": 4},
+        "bounds": [{"namespaces": ["shop-*"], "maxReplicas": 20, "maxMemory": "4Gi"},
+                   {"namespaces": ["shop-a"], "maxReplicas": 8, "maxMemory": "1536Mi"},
+                   {"namespaces": ["billing"], "maxReplicas": 2}]})
+    caps = caps_for(policy, "shop-a")
+    assert (caps.max_replicas, caps.max_memory, caps.max_pods) == (8, "1536Mi", 4)
+    assert caps_for(None, "shop-a").max_replicas is None

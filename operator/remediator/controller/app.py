@@ -40,6 +40,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     registry = kopf.OperatorRegistry()
     handlers.register(registry, ctx)
     runner = await serve_http(ctx)
+    rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx))
     try:
         await kopf.operator(
             registry=registry,
@@ -54,6 +55,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
             liveness_endpoint=None,
         )
     finally:
+        rescan.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

@@ -25,6 +25,7 @@ class OperatorContext:
     api: client.ApiClient
     settings: Settings = field(default_factory=Settings)
     runbooks: RunbookCache = field(default_factory=RunbookCache)
+    failing_pods: dict[tuple[str, str], dict] = field(default_factory=dict)  # (namespace, name) -> pod
 
     @property
     def resources(self) -> Resources:

@@ -31,19 +31,37 @@ def maybe_failing(status, **_) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "False" for c in (status or {}).get("conditions") or [])
 
 
+async def ingest_pod(ctx: OperatorContext, pod: dict) -> None:
+    for signal in pods.pod_signals(pod, datetime.now(timezone.utc)):
+        result = await asyncio.to_thread(ingest_firing, ctx.resources, ctx.runbooks, signal, ctx.serves)
+        SIGNALS.labels("podState", result.outcome).inc()
+
+
+async def rescan_failing_pods(ctx: OperatorContext, every: float = 10.0) -> None:
+    """Pods that stay failing send no new events; re-judge them so grace periods can expire."""
+    while True:
+        await asyncio.sleep(every)
+        for pod in list(ctx.failing_pods.values()):
+            try:
+                await ingest_pod(ctx, pod)
+            except Exception as e:  # one bad pod or a passing apiserver error must not stop the rescan
+                log.warning("pod rescan failed", extra={"pod": pod.get("metadata", {}).get("name"), "error": str(e)})
+
+
 def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     @kopf.on.login(registry=registry)
     def login(**kwargs):
         """In-cluster ServiceAccount, else KUBECONFIG: the same identity as the operator's own client."""
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.event("", "v1", "pods", registry=registry, when=maybe_failing)
-    async def pod_state(body, namespace, **_):
-        if not ctx.serves(namespace):
+    @kopf.on.event("", "v1", "pods", registry=registry)
+    async def pod_state(type, body, namespace, name, status, **_):
+        key = (namespace, name)
+        if type == "DELETED" or not ctx.serves(namespace) or not maybe_failing(status):
+            ctx.failing_pods.pop(key, None)
             return
-        for signal in pods.pod_signals(dict(body), datetime.now(timezone.utc)):
-            result = await asyncio.to_thread(ingest_firing, ctx.resources, ctx.runbooks, signal, ctx.serves)
-            SIGNALS.labels("podState", result.outcome).inc()
+        ctx.failing_pods[key] = dict(body)
+        await ingest_pod(ctx, ctx.failing_pods[key])
 
     @kopf.on.event(GROUP, VERSION, "runbooks", registry=registry)
     def runbook_seen(type, name, namespace, body, **_):

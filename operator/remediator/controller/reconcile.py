@@ -73,9 +73,10 @@ class Loop:
         status = decision.status
         effect = decision.effect
         if isinstance(effect, engine.Act):
-            status = self.act(spec, status, effect, runbook)
+            status = self.act(spec, status, effect, runbook, policy)
             failpoints.hit("after-action")
-            obj = self.persist(obj, status)
+            if status != decision.status:
+                obj = self.persist(obj, status)
         elif isinstance(effect, engine.Probe):
             status = self.probe(spec, status, effect, runbook)
             failpoints.hit("during-verify")
@@ -103,17 +104,21 @@ class Loop:
             raise
 
     def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
-            runbook: RunbookSpec | None) -> RemediationStatus:
+            runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> RemediationStatus:
         assert runbook is not None
         step = runbook.steps[effect.index]
+        caps = policy_select.caps_for(policy, self.namespace)
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
-                                        dry_run=effect.dry_run)
+                                        dry_run=effect.dry_run, max_replicas=caps.max_replicas,
+                                        max_memory=caps.max_memory, max_pods=caps.max_pods)
         try:
             result = actions.execute(self.ctx.api, request)
         except actions.ActionError as e:
             if e.retryable:
                 raise
             return engine.action_failed(status, effect.index, str(e), utcnow())
+        if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
+            return status
         self.observations = []
         return engine.action_done(status, effect.index, result.message, list(result.evidence), utcnow(),
                                   replayed=result.replayed)

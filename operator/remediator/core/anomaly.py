@@ -57,6 +57,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from remediator.core.words import significant
+
 from .durations import format_duration, parse_duration
 
 if TYPE_CHECKING:
@@ -548,10 +550,4 @@ def _unit(params: AnomalyParams) -> str:
     return f" {params.unit}" if params.unit else ""
 
 
-def _number(value: float, digits: int = 3) -> str:
-    """At most `digits` significant digits, never in exponent form: 820, 6.1, 0.0123."""
-    if value == 0 or not math.isfinite(value):
-        return str(0 if value == 0 else value)
-    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
-    text = f"{round(value, decimals):.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+_number = significant

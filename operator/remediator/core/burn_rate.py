@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from remediator.core.words import significant
+
 from ..api.models import Condition
 from ..api.slo import (
     SLI_PLACEHOLDER,
@@ -557,13 +559,7 @@ def _alert_rule(alert: AlertWindow, slo_window: timedelta, spec: ServiceLevelObj
 # ---------------------------------------------------------------- words
 
 
-def _number(value: float, digits: int = 3) -> str:
-    """At most `digits` significant digits, never in exponent form: 14.4, 21, 1000, 0.001."""
-    if value == 0 or not math.isfinite(value):
-        return str(0 if value == 0 else value)
-    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
-    text = f"{round(value, decimals):.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+_number = significant
 
 
 def _percent(fraction: float) -> str:

@@ -51,6 +51,7 @@ from remediator.api.models import (
     SloBurnTrigger,
     Trigger,
 )
+from remediator.core.durations import parse_duration
 from remediator.core.templating import TemplateError, render_name
 
 CLUSTER_SCOPED_KINDS = frozenset({"Node"})
@@ -254,6 +255,14 @@ def slo_burn_matches(trigger: SloBurnTrigger, signal: Signal) -> TriggerMatch:
 def pod_state_matches(trigger: PodStateTrigger, signal: Signal) -> TriggerMatch:
     if signal.name not in trigger.states:
         return TriggerMatch(False, f"podState trigger wants {'/'.join(trigger.states)}, the pod is {signal.name!r}")
+    waited = signal.labels.get("notReadySeconds", "")
+    if signal.name == "NotReady" and waited.isdigit():
+        grace = parse_duration(trigger.grace_period)
+        if int(waited) < grace.total_seconds():
+            return TriggerMatch(False, f"not Ready for {waited}s, the trigger's grace period is {trigger.grace_period}")
+    restarts = signal.labels.get("restarts", "")
+    if signal.name == "CrashLoopBackOff" and restarts.isdigit() and int(restarts) < trigger.min_restarts:
+        return TriggerMatch(False, f"{restarts} restart(s), the trigger wants at least {trigger.min_restarts}")
     holds, why = selector_holds(trigger.selector, signal.labels)
     if not holds:
         return TriggerMatch(False, f"pod labels do not satisfy the selector: {why}")

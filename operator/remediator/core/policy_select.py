@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ..api.models import LabelSelector, RemediationPolicySpec
+from .quantity import to_bytes
 
 
 def selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:
@@ -65,3 +67,26 @@ def effective_policy(policies: Sequence[tuple[str, Mapping]], namespace: str,
     if any(spec.mode == "dryRun" for _, spec in matching):
         chosen = chosen.model_copy(update={"mode": "dryRun"})
     return chosen
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Hard limits an action must respect whatever the runbook asks: the strictest applicable bound wins."""
+
+    max_replicas: int | None = None
+    max_memory: str | None = None
+    max_pods: int | None = None
+
+
+def caps_for(policy: RemediationPolicySpec | None, namespace: str) -> Caps:
+    if policy is None:
+        return Caps()
+    entries = [b for b in policy.bounds
+               if not b.namespaces or any(fnmatch.fnmatchcase(namespace, g) for g in b.namespaces)]
+    replicas = [b.max_replicas for b in entries if b.max_replicas is not None]
+    memories = [b.max_memory for b in entries if b.max_memory is not None]
+    return Caps(
+        max_replicas=min(replicas) if replicas else None,
+        max_memory=min(memories, key=to_bytes) if memories else None,
+        max_pods=policy.blast_radius.max_pods,
+    )

@@ -57,12 +57,21 @@ def failing_states(pod: dict, now: datetime, not_ready_grace: timedelta) -> list
     return found
 
 
+def not_ready_seconds(pod: dict, now: datetime) -> int | None:
+    """How long the pod has been not Ready, or None when it is Ready (or has no Ready condition)."""
+    ready = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+    if not ready or ready.get("status") != "False" or not ready.get("lastTransitionTime"):
+        return None
+    return max(0, int((now - parse_time(ready["lastTransitionTime"])).total_seconds()))
+
+
 def restarts(pod: dict) -> int:
     return max((cs.get("restartCount", 0) for cs in (pod.get("status") or {}).get("containerStatuses") or []),
                default=0)
 
 
-def pod_signals(pod: dict, now: datetime, not_ready_grace: timedelta = timedelta(minutes=2)) -> list[Signal]:
+def pod_signals(pod: dict, now: datetime, not_ready_grace: timedelta = timedelta(0)) -> list[Signal]:
+    """Signals for a failing pod. NotReady carries `notReadySeconds`, so each runbook applies its own grace."""
     meta = pod.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return []
@@ -76,6 +85,8 @@ def pod_signals(pod: dict, now: datetime, not_ready_grace: timedelta = timedelta
         incident = f"{namespace}\n{workload}\n{state}\n{template_hash or meta.get('uid', '')}"
         labels = {**pod_labels, "namespace": namespace, "pod": meta.get("name", ""), "state": state,
                   "restarts": str(restarts(pod))}
+        if state == "NotReady":
+            labels["notReadySeconds"] = str(not_ready_seconds(pod, now) or 0)
         if owner:
             labels[owner[0].lower()] = owner[1]
         out.append(Signal(
