@@ -175,15 +175,14 @@ def up(port: int | None = None) -> Path:
     if apiserver_ready():
         log(f"reusing the running cluster {CLUSTER!r}")
     elif cluster_dir().exists():
-        log(f"state dir {cluster_dir()} exists but the apiserver is down: restarting it")
-        proc = run([str(v.binary_path("kwokctl")), "start", "cluster", "--name", CLUSTER],
-                   check=False, timeout=300)
-        if proc.returncode != 0 or not wait_ready(90):
-            raise ClusterError(
-                f"stale state dir {cluster_dir()}: the cluster in it could not be restarted.\n"
-                f"Run `python -m e2e.cluster down` to remove it, then `up` again.\n"
-                f"{(proc.stderr or proc.stdout)[-1500:]}"
-            )
+        # The processes ended (session over, machine restarted): the cluster is disposable, so a fresh
+        # one in seconds beats resuming an etcd whose peers and leases went stale.
+        log(f"state dir {cluster_dir()} exists but its control plane is not running: recreating it")
+        down()
+        create(port)
+        if not wait_ready(120):
+            raise ClusterError("the recreated apiserver did not become ready within 120s; "
+                               "see the logs under " + str(cluster_dir() / "logs"))
     else:
         create(port)
         if not wait_ready(120):
