@@ -55,6 +55,11 @@ def test_bad_rollout_alert_rolls_back_and_is_verified(cluster, operator):
     assert dep.spec.template.spec.containers[0].image == good_image
     assert "remediator.dev/kwok-fail" not in (dep.spec.template.metadata.labels or {})
     assert sorted(cluster.revisions().values()) == ["2", "3"], "exactly one rollback: revision 1 became 3"
+    reasons = wait_for(lambda: {e.reason for e in cluster.core.list_namespaced_event(
+        cluster.ns, field_selector="involvedObject.name=web").items} >= {"RemediationActing", "RemediationSucceeded"}
+        and {e.reason for e in cluster.core.list_namespaced_event(
+            cluster.ns, field_selector=f"involvedObject.name={name}").items}, what="Events on target and record")
+    assert {"Planned", "Acting", "Verifying", "Succeeded"} <= reasons
 
 
 def test_duplicate_deliveries_make_one_remediation(cluster, operator):

@@ -25,6 +25,7 @@ from ..api.models import (
     RunbookSpec,
 )
 from ..core import engine, policy_select
+from ..records import events
 from ..core.durations import parse_duration
 from ..verification import probes, verdicts
 from .context import OperatorContext
@@ -97,11 +98,15 @@ class Loop:
     def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
         body = {**obj, "status": status.wire()}
         try:
-            return self.ctx.resources.replace_status("Remediation", self.namespace, self.name, body)
+            stored = self.ctx.resources.replace_status("Remediation", self.namespace, self.name, body)
         except ApiException as e:
             if e.status in (404, 409):  # gone, or someone wrote first: re-read next tick
                 return None
             raise
+        before = RemediationStatus.model_validate(obj.get("status") or {})
+        events.record_transition(self.ctx.api, self.namespace, self.name, obj["metadata"].get("uid"),
+                                 RemediationSpec.model_validate(obj["spec"]).target, before, status, utcnow())
+        return stored
 
     def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
             runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> RemediationStatus:

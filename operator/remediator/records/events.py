@@ -1,0 +1,63 @@
+"""Kubernetes Events for each decision, on the Remediation and on its target (`kubectl describe` shows them).
+
+Events are a courtesy copy of the status timeline, never the record: a
+failure to post one is logged and the loop goes on. Names are deterministic
+per transition, so a replayed tick does not post the same Event twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from datetime import datetime
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from ..api.models import API_VERSION, ObjectRef, RemediationStatus
+
+log = logging.getLogger("remediator.events")
+
+WARNING_PHASES = {"Failed", "Escalated", "Denied", "Expired"}
+TARGET_API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
+                       "Pod": "v1", "Node": "v1"}
+INSTANCE = os.environ.get("HOSTNAME", "remediator")
+
+
+def event_name(obj_name: str, *parts: str) -> str:
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+    return f"{obj_name[:200]}.{digest}"
+
+
+def post(api: client.ApiClient, namespace: str, regarding: dict, reason: str, note: str, event_type: str,
+         key: str, now: datetime) -> None:
+    body = client.EventsV1Event(
+        metadata=client.V1ObjectMeta(name=event_name(regarding["name"], key, reason), namespace=namespace),
+        event_time=now, reporting_controller="remediator.dev/operator", reporting_instance=INSTANCE[:128],
+        action="Remediate", reason=reason[:128], note=note[:1024], type=event_type,
+        regarding=client.V1ObjectReference(**regarding),
+    )
+    try:
+        client.EventsV1Api(api).create_namespaced_event(namespace, body)
+    except ApiException as e:
+        if e.status != 409:  # 409: already posted by an earlier try of this tick
+            log.warning("could not post event", extra={"reason": reason, "status": e.status})
+
+
+def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str | None, target: ObjectRef,
+                      before: RemediationStatus, after: RemediationStatus, now: datetime) -> None:
+    """An Event on the Remediation per new timeline entry, and one on the target per phase change."""
+    regarding = {"api_version": API_VERSION, "kind": "Remediation", "name": name, "namespace": namespace,
+                 "uid": uid}
+    for entry in (e for e in after.timeline if e not in before.timeline):
+        event_type = "Warning" if entry.kind in WARNING_PHASES else "Normal"
+        post(api, namespace, regarding, entry.kind, entry.message, event_type, f"{entry.at}:{entry.message}", now)
+    if before.phase == after.phase:
+        return
+    event_type = "Warning" if after.phase in WARNING_PHASES else "Normal"
+    post(api, target.namespace or namespace,
+         {"api_version": TARGET_API_VERSIONS.get(target.kind, "v1"), "kind": target.kind, "name": target.name,
+          "namespace": target.namespace},
+         f"Remediation{after.phase}", f"{name}: {after.reason or after.phase}", event_type,
+         f"{name}:{before.phase}->{after.phase}:{after.current_step}:{len(after.timeline)}", now)
