@@ -180,3 +180,23 @@ def test_a_pod_not_ready_past_its_grace_period_is_deleted_and_replaced(cluster, 
     pods = [p.metadata.name for p in cluster.core.list_namespaced_pod(cluster.ns, label_selector="app=web").items
             if not p.metadata.deletion_timestamp]
     assert stuck not in pods and len(pods) == 3
+
+
+def test_metrics_count_the_outcome_the_action_and_the_guards(cluster, operator):
+    import requests
+
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=1)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+    name = only_remediation(cluster)["metadata"]["name"]
+    assert cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
+    text = requests.get(f"{operator.url}/metrics", timeout=5).text
+    assert 'remediator_remediations_total{outcome="Succeeded",runbook="bad-rollout"} 1.0' in text
+    assert 'remediator_actions_total{action="rollback",result="applied"} 1.0' in text
+    assert 'remediator_webhook_requests_total{code="200",endpoint="alertmanager"} 1.0' in text
+    assert 'remediator_guard_decisions_total{guard="cooldown",verdict="allowed"}' in text
+    assert "remediator_time_to_recover_seconds_count" in text
+    assert "remediator_signal_to_action_seconds_count 1.0" in text

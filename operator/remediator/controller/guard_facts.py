@@ -17,6 +17,7 @@ from ..api.models import (
 )
 from ..core import guards, planning
 from ..core.durations import parse_time
+from ..records import metrics
 from .context import OperatorContext
 
 ROLLING = {"restartRollout", "rollback", "raiseMemory"}
@@ -81,8 +82,11 @@ def guard_verdict(ctx: OperatorContext, name: str, spec: RemediationSpec, status
     target = spec.target
     replicas = workload_replicas(ctx.api, target.kind, target.namespace or "", target.name)
     history = [past_remediation(o) for o in ctx.resources.list("Remediation")]
-    return guards.check_guards(guards.GuardContext(
+    verdict = guards.check_guards(guards.GuardContext(
         now=now, runbook=spec.runbook, guard=runbook.guard, policy=policy, target=target,
         history=history, action=action, target_replicas=replicas,
         pods_touched=pods_touched(action, replicas), remediation_name=name,
     ))
+    for decision in verdict.decisions:
+        metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
+    return verdict

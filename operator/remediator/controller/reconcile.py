@@ -25,7 +25,7 @@ from ..api.models import (
     RunbookSpec,
 )
 from ..core import engine, policy_select
-from ..records import events
+from ..records import events, metrics
 from ..core.durations import parse_duration
 from ..verification import probes, verdicts
 from .context import OperatorContext
@@ -104,6 +104,7 @@ class Loop:
                 return None
             raise
         before = RemediationStatus.model_validate(obj.get("status") or {})
+        count_outcome(obj, before, status)
         events.record_transition(self.ctx.api, self.namespace, self.name, obj["metadata"].get("uid"),
                                  RemediationSpec.model_validate(obj["spec"]).target, before, status, utcnow())
         return stored
@@ -119,9 +120,14 @@ class Loop:
         try:
             result = actions.execute(self.ctx.api, request)
         except actions.ActionError as e:
+            metrics.ACTIONS.labels(step.action, "retry" if e.retryable else "error").inc()
             if e.retryable:
                 raise
             return engine.action_failed(status, effect.index, str(e), utcnow())
+        metrics.ACTIONS.labels(step.action, "replayed" if result.replayed else
+                               ("applied" if result.done else "in-progress")).inc()
+        if result.done and not result.replayed and len(status.steps) == 1 and status.started_at:
+            metrics.SIGNAL_TO_ACTION.observe((utcnow() - parse_time(status.started_at)).total_seconds())
         if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
             return status
         self.observations = []
@@ -138,6 +144,14 @@ class Loop:
                                    timeout=parse_duration(step.timeout), now=utcnow())
         return engine.verification_judged(status, effect.index, verdict.state, list(verdict.reasons),
                                           list(verdict.evidence), utcnow(), spec.signal.starts_at)
+
+
+def count_outcome(obj: dict, before: RemediationStatus, after: RemediationStatus) -> None:
+    if after.phase in TERMINAL_PHASES and before.phase not in TERMINAL_PHASES:
+        runbook = obj["spec"]["runbook"]["name"]
+        metrics.REMEDIATIONS.labels(runbook, after.phase).inc()
+        if after.phase == "Succeeded" and after.time_to_recover_seconds is not None:
+            metrics.TIME_TO_RECOVER.labels(runbook).observe(after.time_to_recover_seconds)
 
 
 def needs_guards(status: RemediationStatus) -> bool:
