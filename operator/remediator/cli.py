@@ -70,6 +70,27 @@ def run_operator(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# ---------------------------------------------------------------- approve / deny, through the apiserver
+
+
+def add_vote_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediator.approvals.kubernetes import add_arguments
+
+    add_arguments(parser)
+
+
+def run_approve(args: argparse.Namespace) -> int:
+    from remediator.approvals.kubernetes import run
+
+    return run(args, "approve")
+
+
+def run_deny(args: argparse.Namespace) -> int:
+    from remediator.approvals.kubernetes import run
+
+    return run(args, "deny")
+
+
 # ---------------------------------------------------------------- registry
 
 COMMANDS: tuple[Command, ...] = (
@@ -77,6 +98,10 @@ COMMANDS: tuple[Command, ...] = (
             add_run_arguments, run_operator),
     Command("validate", "check Runbook, RemediationPolicy... YAML offline, as the apiserver would",
             add_validate_arguments, run_validate),
+    Command("approve", "approve a waiting Remediation as yourself (RBAC decides whether you may)",
+            add_vote_arguments, run_approve),
+    Command("deny", "deny a waiting Remediation as yourself (RBAC decides whether you may)",
+            add_vote_arguments, run_deny),
 )
 
 

@@ -14,15 +14,17 @@ from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "charts" / "remediator" / "crds"
+ADMISSION_POLICY = CRD_DIR.parent / "templates" / "approval-admission-policy.yaml"
 GROUP, VERSION = "remediator.dev", "v1alpha1"
 
 
 @pytest.fixture(scope="session")
 def crds(kube_api, tool):
     """The generated CRDs, applied server-side and Established."""
-    proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    for manifest in (CRD_DIR, ADMISSION_POLICY):
+        proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(manifest)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
     ext = client.ApiextensionsV1Api(kube_api)
     names = [f"{p}.{GROUP}" for p in ("runbooks", "remediations", "remediationpolicies")]
     for name in names:

@@ -81,7 +81,8 @@ def test_every_kind_is_served_and_stored_in_v1alpha1_with_a_status_subresource()
 
 def test_scopes_are_namespaced_except_the_cluster_policy():
     assert {k.kind: k.scope for k in KINDS if k.kind != "ServiceLevelObjective"} == {
-        "Runbook": "Namespaced", "RemediationPolicy": "Cluster", "Remediation": "Namespaced"}
+        "Runbook": "Namespaced", "RemediationPolicy": "Cluster", "Remediation": "Namespaced",
+        "RemediationApproval": "Namespaced"}
 
 
 def test_the_slo_kind_is_registered_exactly_when_its_models_exist():

@@ -167,3 +167,35 @@ def test_a_guard_blocking_a_climb_after_a_step_ran_escalates_instead_of_skipping
     blocked = GuardVerdict(False, [GuardDecision("freeze", False, "freeze window 'release' is in force")])
     d = engine.decide("am-1", SPEC, climbed, facts(guards=blocked))
     assert d.status.phase == "Escalated" and "freeze window" in d.status.reason
+
+
+def awaiting(on_timeout="deny", timeout="10m"):
+    rb = runbook(("scale-out", "scale", "high"))  # scores 65: high, not pushed to critical
+    policy = RemediationPolicySpec(approval=Approval(rules=[
+        ApprovalRule(level=lvl, approvers=1, timeout=timeout, on_timeout=on_timeout if lvl != "critical" else "deny")
+        for lvl in ("high", "critical")]))
+    d = engine.decide("am-1", SPEC, RemediationStatus(), facts(rb, policy))
+    assert d.status.phase == "AwaitingApproval"
+    return d.status, rb, policy
+
+
+def test_waiting_for_approval_opens_a_request_with_a_deadline_from_the_rule():
+    status, _, _ = awaiting(timeout="10m")
+    assert status.approval.required == 1 and status.approval.decision is None
+    assert status.approval.deadline == "2026-11-25T12:10:00Z"
+
+
+def test_an_unanswered_request_expires_at_its_deadline_and_acts_on_nothing():
+    status, rb, policy = awaiting()
+    before = engine.decide("am-1", SPEC, status, facts(rb, policy, now=NOW + timedelta(minutes=9)))
+    assert not before.changed
+    after = engine.decide("am-1", SPEC, status, facts(rb, policy, now=NOW + timedelta(minutes=10)))
+    assert after.status.phase == "Expired" and after.effect is None and after.status.steps == []
+    assert after.status.approval.decision == "expired"
+
+
+def test_an_escalating_timeout_escalates_instead_of_expiring():
+    status, rb, policy = awaiting(on_timeout="escalate")
+    assert status.risk.level == "high"
+    after = engine.decide("am-1", SPEC, status, facts(rb, policy, now=NOW + timedelta(hours=1)))
+    assert after.status.phase == "Escalated" and after.status.steps == []

@@ -32,6 +32,8 @@ from .models import (
     VERSION,
     RemediationPolicySpec,
     RemediationPolicyStatus,
+    RemediationApprovalSpec,
+    RemediationApprovalStatus,
     RemediationSpec,
     RemediationStatus,
     RunbookSpec,
@@ -119,6 +121,19 @@ KINDS: tuple[Kind, ...] = (
             Column("Reason", ".status.reason", priority=1),
         ),
         description="One incident: the durable state machine and audit record, written by the operator.",
+        immutable_spec=True,
+    ),
+    Kind(
+        "RemediationApproval", "remediationapprovals", "remediationapproval", ("rapp",), "Namespaced",
+        RemediationApprovalSpec, RemediationApprovalStatus,
+        columns=(
+            Column("Remediation", ".spec.remediation"),
+            Column("Decision", ".spec.decision"),
+            Column("User", ".spec.user"),
+            Column("Outcome", ".status.outcome"),
+            AGE,
+        ),
+        description="A vote on a Remediation waiting for approval, cast through Kubernetes when Slack is down.",
         immutable_spec=True,
     ),
 )

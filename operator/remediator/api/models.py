@@ -463,3 +463,29 @@ class RemediationStatus(Model):
     finished_at: str | None = None
     time_to_recover_seconds: float | None = None
     target_display: str = Field("", description="Kind/name, for the printer column")
+
+
+# ---------------------------------------------------------------- RemediationApproval
+
+
+class RemediationApprovalSpec(Model):
+    """A vote cast with kubectl or `remediator approve|deny` when Slack is down.
+
+    Who may create one is Kubernetes RBAC (`create remediationapprovals`);
+    `user` and `groups` are checked against the creator's real identity by
+    a ValidatingAdmissionPolicy the chart installs, so nobody can vote as
+    someone else.
+    """
+
+    remediation: str = Field(min_length=1, max_length=253)
+    decision: Literal["approve", "deny"]
+    reason: str = Field("", max_length=1024)
+    user: str = Field(min_length=1, max_length=512, description="the creator's username, as the apiserver knows it")
+    groups: list[str] = Field(default_factory=list, max_length=64)
+
+
+class RemediationApprovalStatus(Model):
+    outcome: str = Field("", description="accepted | duplicate | refused-not-allowed | refused-already-decided "
+                                         "| refused-expired | refused-unknown-remediation")
+    message: str = ""
+    recorded_at: str | None = None

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import kopf
 
-from ..api.models import GROUP, TERMINAL_PHASES, VERSION
+from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
-from . import reconcile
+from . import approvals, reconcile
 from .ingest import ingest_firing
 from .webhooks import SIGNALS
 from .context import OperatorContext
@@ -62,6 +62,16 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
             return
         ctx.failing_pods[key] = dict(body)
         await ingest_pod(ctx, ctx.failing_pods[key])
+
+    @kopf.on.create(GROUP, VERSION, "remediationapprovals", registry=registry)
+    def approval_cast(spec, namespace, patch, **_):
+        vote = RemediationApprovalSpec.model_validate(dict(spec))
+        policy = reconcile.load_policy(ctx, namespace)
+        outcome, message = approvals.record_kubernetes_vote(ctx, namespace, vote,
+                                                            policy.approval if policy else Approval())
+        patch.status["outcome"] = outcome
+        patch.status["message"] = message
+        patch.status["recordedAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
     @kopf.on.event(GROUP, VERSION, "runbooks", registry=registry)
     def runbook_seen(type, name, namespace, body, **_):

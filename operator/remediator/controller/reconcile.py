@@ -90,10 +90,7 @@ class Loop:
         return RunbookSpec.model_validate(body["spec"]) if body else None
 
     def load_policy(self) -> RemediationPolicySpec | None:
-        policies = self.ctx.resources.list("RemediationPolicy")
-        labels = client.CoreV1Api(self.ctx.api).read_namespace(self.namespace).metadata.labels or {}
-        return policy_select.effective_policy(
-            [(p["metadata"]["name"], p.get("spec") or {}) for p in policies], self.namespace, labels)
+        return load_policy(self.ctx, self.namespace)
 
     def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
         body = {**obj, "status": status.wire()}
@@ -144,6 +141,13 @@ class Loop:
                                    timeout=parse_duration(step.timeout), now=utcnow())
         return engine.verification_judged(status, effect.index, verdict.state, list(verdict.reasons),
                                           list(verdict.evidence), utcnow(), spec.signal.starts_at)
+
+
+def load_policy(ctx: OperatorContext, namespace: str) -> RemediationPolicySpec | None:
+    policies = ctx.resources.list("RemediationPolicy")
+    labels = client.CoreV1Api(ctx.api).read_namespace(namespace).metadata.labels or {}
+    return policy_select.effective_policy(
+        [(p["metadata"]["name"], p.get("spec") or {}) for p in policies], namespace, labels)
 
 
 def count_outcome(obj: dict, before: RemediationStatus, after: RemediationStatus) -> None:

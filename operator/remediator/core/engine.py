@@ -15,6 +15,7 @@ from datetime import datetime
 from ..api.models import (
     RISK_LEVELS,
     Approval,
+    ApprovalRule,
     TERMINAL_PHASES,
     ObjectRef,
     RemediationPolicySpec,
@@ -115,13 +116,25 @@ def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Deci
             status, "Skipped",
             f"dry run: would {step.action} {status.target_display} (step {step.name!r}, risk {assessed.level});"
             " policy mode is dryRun, nothing was changed", facts.now))
-    rule = approval.rule_for(assessed.level, facts.policy.approval if facts.policy else Approval())
+    rule = approval_rule(assessed.level, facts)
     if approval.needs_approval(rule) and not approved(status):
-        return Decision(state.transition(
-            status, "AwaitingApproval",
-            f"risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)", facts.now))
+        return request_approval(status, assessed, rule, facts,
+                                f"risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
     status = status.model_copy(update={"current_step": index})
     return Decision(state.transition(status, "Acting", f"step {step.name!r}: {step.action}", facts.now))
+
+
+def approval_rule(level: str, facts: Facts) -> ApprovalRule:
+    return approval.rule_for(level, facts.policy.approval if facts.policy else Approval())
+
+
+def request_approval(status: RemediationStatus, assessed: RiskAssessment, rule: ApprovalRule, facts: Facts,
+                     reason: str) -> Decision:
+    """Open an approval request (deadline from the rule) and wait for votes."""
+    channel = facts.policy.approval.slack_channel if facts.policy else None
+    status = status.model_copy(update={
+        "approval": approval.open_request(rule, assessed.level, facts.now, channel)})
+    return Decision(state.transition(status, "AwaitingApproval", reason, facts.now))
 
 
 def assess(status: RemediationStatus, index: int, facts: Facts) -> RiskAssessment:
@@ -154,7 +167,20 @@ def on_awaiting_approval(name, spec, status, facts) -> Decision:
         return Decision(state.transition(status, "Denied", "an approver denied the action", facts.now))
     if decision == "expired":
         return Decision(state.transition(status, "Expired", "the approval timed out", facts.now))
-    return Decision(status, changed=False)
+    if status.approval is None:
+        return Decision(status, changed=False)
+    rule = approval_rule(status.approval.level or (status.risk.level if status.risk else "critical"), facts)
+    expired, what = approval.expire_if_due(status.approval, rule, facts.now)
+    if what is None:
+        return Decision(status, changed=False)
+    status = status.model_copy(update={"approval": expired})
+    if what.outcome == "proceed":
+        index = planning.next_step(status.plan, status.steps)
+        if index is not None:
+            status = status.model_copy(update={"current_step": index})
+            return Decision(state.transition(status, "Acting", f"approval timed out: {what.reason}", facts.now))
+    final = "Escalated" if what.outcome == "escalated" else "Expired"
+    return Decision(state.transition(status, final, f"approval timed out: {what.reason}", facts.now))
 
 
 def on_acting(name, spec, status, facts) -> Decision:
@@ -173,12 +199,11 @@ def on_acting(name, spec, status, facts) -> Decision:
         if status.steps:  # a climbed-to step gets its own risk score and, if needed, its own approval
             assessed = assess(status, index, facts)
             status = status.model_copy(update={"risk": assessed})
-            rule = approval.rule_for(assessed.level, facts.policy.approval if facts.policy else Approval())
+            rule = approval_rule(assessed.level, facts)
             if approval.needs_approval(rule) and not approved_for(status, assessed.level):
-                return Decision(state.transition(
-                    status, "AwaitingApproval",
-                    f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} "
-                    "approval(s)", facts.now))
+                return request_approval(
+                    status, assessed, rule, facts,
+                    f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
         key = state.idempotency_key(name, index, step.action)
         record = StepRecord(index=index, name=step.name, action=step.action, idempotency_key=key,
                             phase="Intended", started_at=ts(facts.now))

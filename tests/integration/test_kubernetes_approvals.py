@@ -1,0 +1,122 @@
+"""When Slack is down, approvals go through the apiserver: RBAC decides who may vote, as themselves."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from remediator.approvals.kubernetes import cast_vote
+from tests.integration.test_operator_loop import only_remediation, rollback_runbook
+from tests.support.operator import alert, alert_payload
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+APPROVERS = {"approval": {"rules": [
+    {"level": lvl, "approvers": 1, "allowedKubernetesUsers": ["alice"], "timeout": "10m", "onTimeout": "deny"}
+    for lvl in ("high", "critical")]}}
+
+
+def as_user(admin: client.ApiClient, user: str, group: str = "sre") -> client.ApiClient:
+    """An API client that the apiserver treats as `user` (admin impersonation, as kubectl --as does)."""
+    api = client.ApiClient(admin.configuration)
+    api.set_default_header("Impersonate-User", user)
+    api.set_default_header("Impersonate-Group", group)
+    return api
+
+
+@pytest.fixture
+def voters(kube_api, namespace):
+    """alice may create RemediationApprovals in the namespace; bob may only read them."""
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    for role, verbs, user in (("approver", ["create", "get"], "alice"), ("reader", ["get", "list"], "bob")):
+        rbac.create_namespaced_role(namespace, {
+            "metadata": {"name": role},
+            "rules": [{"apiGroups": ["remediator.dev"], "resources": ["remediationapprovals"], "verbs": verbs},
+                      {"apiGroups": ["remediator.dev"], "resources": ["remediations"], "verbs": ["get"]}]})
+        rbac.create_namespaced_role_binding(namespace, {
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+    return {"alice": as_user(kube_api, "alice"), "bob": as_user(kube_api, "bob")}
+
+
+def waiting_rollback(cluster, operator) -> str:
+    cluster.apply_policy(APPROVERS)
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+    name = only_remediation(cluster)["metadata"]["name"]
+    status = cluster.wait_phase(name, {"AwaitingApproval", "Succeeded", "Failed", "Skipped"})["status"]
+    assert status["phase"] == "AwaitingApproval", status["reason"]
+    assert status["approval"]["required"] == 1 and status["approval"]["deadline"]
+    return name
+
+
+def test_an_approval_by_a_user_rbac_allows_lets_the_rollback_run(cluster, operator, voters):
+    name = waiting_rollback(cluster, operator)
+    vote = cast_vote(voters["alice"], cluster.ns, name, "approve", "checked the dashboard")
+    assert vote["status"]["outcome"] == "accepted", vote["status"]
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]
+    assert status["phase"] == "Succeeded"
+    assert [(v["user"], v["source"], v["decision"]) for v in status["approval"]["votes"]] == [
+        ("alice", "kubernetes", "approve")]
+    assert sorted(cluster.revisions().values()) == ["2", "3"]
+
+
+def test_a_denial_leaves_the_deployment_untouched(cluster, operator, voters):
+    name = waiting_rollback(cluster, operator)
+    generation = cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata.generation
+    assert cast_vote(voters["alice"], cluster.ns, name, "deny", "wait for the fix")["status"]["outcome"] == "accepted"
+    status = cluster.wait_phase(name, {"Denied", "Succeeded", "Failed"})["status"]
+    assert status["phase"] == "Denied" and status["steps"] == []
+    assert cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata.generation == generation
+    assert sorted(cluster.revisions().values()) == ["1", "2"]
+
+
+def test_a_user_rbac_does_not_allow_is_refused_by_the_apiserver(cluster, operator, voters):
+    name = waiting_rollback(cluster, operator)
+    with pytest.raises(ApiException) as err:
+        cast_vote(voters["bob"], cluster.ns, name, "approve", "")
+    assert err.value.status == 403
+    assert cluster.remediation(name)["status"]["phase"] == "AwaitingApproval"
+
+
+def test_voting_as_someone_else_is_refused_by_the_admission_policy(cluster, operator, voters):
+    name = waiting_rollback(cluster, operator)
+    custom = client.CustomObjectsApi(voters["alice"])
+
+    def forge():
+        custom.create_namespaced_custom_object("remediator.dev", "v1alpha1", cluster.ns, "remediationapprovals", {
+            "apiVersion": "remediator.dev/v1alpha1", "kind": "RemediationApproval",
+            "metadata": {"generateName": "forged-"},
+            "spec": {"remediation": name, "decision": "approve", "user": "carol"}})
+
+    def refused():
+        try:
+            forge()
+        except ApiException as e:
+            return e
+        return None  # the policy may take a moment to load after it is created
+
+    err = wait_for(refused, what="the admission policy refusing a forged voter")
+    assert err.status in (403, 422)
+    assert "must be the identity you authenticated as (alice)" in err.body
+    assert cluster.remediation(name)["status"]["phase"] == "AwaitingApproval"
+
+
+def test_an_approver_the_policy_does_not_name_is_recorded_and_does_not_count(cluster, operator, voters, kube_api):
+    name = waiting_rollback(cluster, operator)
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role_binding(cluster.ns, {
+        "metadata": {"name": "dave-approver"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "approver"},
+        "subjects": [{"kind": "User", "name": "dave", "apiGroup": "rbac.authorization.k8s.io"}]})
+    vote = cast_vote(as_user(kube_api, "dave"), cluster.ns, name, "approve", "")
+    assert vote["status"]["outcome"] == "refused-not-allowed", vote["status"]
+    status = cluster.remediation(name)["status"]
+    assert status["phase"] == "AwaitingApproval" and status["approval"]["votes"] == []
+    assert any(t["kind"] == "VoteRefused" and "dave" in t["message"] for t in status["timeline"])
