@@ -27,7 +27,7 @@ def build_context(settings: Settings, kubeconfig: str | None = None) -> Operator
 async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
     cfg = WebhookConfig(resources=ctx.resources, runbooks=ctx.runbooks,
                         alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
-                        served=ctx.serves)
+                        served=ctx.serves, ctx=ctx, slack=ctx.slack)
     runner = web.AppRunner(build_app(cfg), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, ctx.settings.webhook_port).start()

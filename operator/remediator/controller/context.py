@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from kubernetes import client
 
+from ..approvals.slack import SlackConfig
 from ..kube import Resources
+from ..secrets import FileSecret
 from .ingest import RunbookCache
 
 
@@ -18,6 +20,9 @@ class Settings:
     peering_priority: int = 0
     webhook_port: int = 8080
     alertmanager_token_file: str | None = None
+    slack_token_file: str | None = None
+    slack_signing_secret_file: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
 
 
 @dataclass
@@ -26,6 +31,12 @@ class OperatorContext:
     settings: Settings = field(default_factory=Settings)
     runbooks: RunbookCache = field(default_factory=RunbookCache)
     failing_pods: dict[tuple[str, str], dict] = field(default_factory=dict)  # (namespace, name) -> pod
+    slack: SlackConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.slack is None:
+            self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
+                                     FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)
 
     @property
     def resources(self) -> Resources:

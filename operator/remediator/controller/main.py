@@ -37,6 +37,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alertmanager-token-file",
                         default=os.environ.get("REMEDIATOR_ALERTMANAGER_TOKEN_FILE"),
                         help="file holding the bearer token Alertmanager must present")
+    parser.add_argument("--slack-token-file", default=os.environ.get("REMEDIATOR_SLACK_TOKEN_FILE"),
+                        help="file holding the Slack bot token (approval messages); unset: no Slack")
+    parser.add_argument("--slack-signing-secret-file",
+                        default=os.environ.get("REMEDIATOR_SLACK_SIGNING_SECRET_FILE"),
+                        help="file holding the Slack signing secret (verifies button clicks)")
+    parser.add_argument("--slack-api-url", default=os.environ.get("REMEDIATOR_SLACK_API_URL",
+                                                                  "https://slack.com/api/"))
     parser.add_argument("--peering", default=os.environ.get("REMEDIATOR_PEERING", "remediator"),
                         help="kopf peering name shared by the replicas; 'none' runs standalone")
     parser.add_argument("--priority", type=int, default=None,
@@ -61,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         peering_priority=args.priority if args.priority is not None else default_priority(),
         webhook_port=args.port,
         alertmanager_token_file=args.alertmanager_token_file,
+        slack_token_file=args.slack_token_file,
+        slack_signing_secret_file=args.slack_signing_secret_file,
+        slack_api_url=args.slack_api_url,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

@@ -10,6 +10,7 @@ between the two replays the call harmlessly.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 
 from kubernetes import client
@@ -17,6 +18,8 @@ from kubernetes.client.rest import ApiException
 
 from .. import failpoints
 from ..actions import base as actions
+from ..approvals import messages
+from ..approvals.slack import SlackUnavailable, post_message, update_message
 from ..api.models import (
     TERMINAL_PHASES,
     RemediationPolicySpec,
@@ -46,6 +49,7 @@ class Loop:
         self.namespace = namespace
         self.name = name
         self.observations: list = []
+        self.slack_retry_at = 0.0
 
     def tick(self) -> bool:
         """Advance the Remediation by one decision; True when it is finished."""
@@ -71,6 +75,7 @@ class Loop:
             if obj is None:
                 return False
             failpoints.hit("after-intent" if isinstance(decision.effect, engine.Act) else "after-plan")
+        self.sync_slack(obj, spec, status, decision.status)
         status = decision.status
         effect = decision.effect
         if isinstance(effect, engine.Act):
@@ -84,6 +89,30 @@ class Loop:
             if status != decision.status:
                 obj = self.persist(obj, status)
         return status.phase in TERMINAL_PHASES
+
+    def sync_slack(self, obj: dict, spec: RemediationSpec, before: RemediationStatus,
+                   after: RemediationStatus) -> None:
+        """Post the approval message once per request; update it when the request is decided."""
+        slack = self.ctx.slack
+        request = after.approval
+        if slack is None or not slack.enabled or request is None:
+            return
+        try:
+            if after.phase == "AwaitingApproval" and not request.slack_ts and request.slack_channel:
+                if time.monotonic() < self.slack_retry_at:
+                    return
+                channel, ts = post_message(slack, request.slack_channel, f"Approval needed: {self.name}",
+                                           messages.request_blocks(self.namespace, self.name, spec, after))
+                posted = after.model_copy(update={"approval": request.model_copy(
+                    update={"slack_channel": channel, "slack_ts": ts})})
+                self.persist(obj, posted)  # a 409 here only costs a second message after a crash
+            elif before.phase == "AwaitingApproval" and after.phase != "AwaitingApproval" and request.slack_ts:
+                update_message(slack, request.slack_channel or "", request.slack_ts,
+                               f"{self.name}: {after.phase}", messages.decided_blocks(self.name, after))
+        except SlackUnavailable as e:
+            self.slack_retry_at = time.monotonic() + 30
+            log.warning("slack unavailable; approvals still work with `remediator approve`",
+                        extra={"remediation": f"{self.namespace}/{self.name}", "error": str(e)})
 
     def load_runbook(self, spec: RemediationSpec) -> RunbookSpec | None:
         body = self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)

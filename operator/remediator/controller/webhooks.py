@@ -17,9 +17,11 @@ from aiohttp import web
 from kubernetes.client.rest import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from ..approvals.slack import BadCallback, ReplayGuard, SlackConfig, parse_click, verify
 from ..kube import Resources
 from ..secrets import FileSecret
 from ..signals.alertmanager import PayloadError, parse_payload, to_signal
+from .approvals import audit_refused_callback, record_slack_click
 from .ingest import RunbookCache, ingest_firing, ingest_resolved
 
 log = logging.getLogger("remediator.webhooks")
@@ -37,6 +39,9 @@ class WebhookConfig:
     runbooks: RunbookCache
     alertmanager_token: FileSecret
     served: object = field(default=lambda ns: True)
+    ctx: object = None  # the OperatorContext, for votes
+    slack: SlackConfig | None = None
+    replays: ReplayGuard = field(default_factory=ReplayGuard)
 
 
 def reply(endpoint: str, code: int, **body) -> web.Response:
@@ -107,6 +112,53 @@ def ingest_all(cfg: WebhookConfig, payload) -> list[dict]:
     return out
 
 
+VOTE_CODES = {"accepted": 200, "duplicate": 200, "refused-not-allowed": 403, "refused-already-decided": 409,
+              "refused-expired": 409, "refused-unknown-remediation": 404, "refused-contended": 503}
+
+
+def make_slack_handler(cfg: WebhookConfig):
+    """Slack interactivity: verify, then persist the vote in the Remediation before answering."""
+    endpoint = "slack"
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return reply(endpoint, 413, error="body too large")
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            return reply(endpoint, 413, error="body too large")
+        signature = request.headers.get("X-Slack-Signature")
+        if cfg.slack is None or not verify(cfg.slack, raw, request.headers.get("X-Slack-Request-Timestamp"),
+                                           signature):
+            log.warning("slack callback refused: bad signature or stale timestamp", extra={"peer": request.remote})
+            await audit(cfg, raw, "refused a callback with a bad signature or a stale timestamp")
+            return reply(endpoint, 401, error="signature or timestamp invalid")
+        try:
+            click = parse_click(raw)
+        except BadCallback as e:
+            return reply(endpoint, 400, error=str(e))
+        if not cfg.replays.first_time(signature or ""):
+            await asyncio.to_thread(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
+                                    f"slack:{click.user} {click.decision}: replayed callback ignored")
+            return reply(endpoint, 200, outcome="replay", message="this callback was already received")
+        try:
+            outcome, message = await asyncio.to_thread(record_slack_click, cfg.ctx, cfg.slack, click)
+        except ApiException as e:
+            return reply(endpoint, 503, error=f"apiserver answered {e.status}; click again")
+        return reply(endpoint, VOTE_CODES.get(outcome, 409), outcome=outcome, message=message)
+
+    return handle
+
+
+async def audit(cfg: WebhookConfig, raw: bytes, message: str) -> None:
+    """A refused callback goes into the timeline of the Remediation it claims to be about, if any."""
+    try:
+        click = parse_click(raw)
+        await asyncio.to_thread(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
+                                f"slack:{click.user} {click.decision}: {message}")
+    except Exception as e:  # auditing is best effort; the answer stays 401
+        log.warning("could not audit a refused callback", extra={"error": type(e).__name__})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -118,6 +170,7 @@ async def metrics(request: web.Request) -> web.Response:
 def build_app(cfg: WebhookConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/webhooks/alertmanager", make_alertmanager_handler(cfg))
+    app.router.add_post("/webhooks/slack/interactions", make_slack_handler(cfg))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app

@@ -1,0 +1,168 @@
+"""A local stand-in for the Slack Web API and for Slack's signed interaction callbacks.
+
+The operator talks to it with the real slack_sdk WebClient (base_url pointed
+here): chat.postMessage, chat.update and usergroups.users.list are served and
+recorded. `click` then plays the user: it POSTs a `payload=` form body signed
+exactly as Slack signs it (v0 HMAC-SHA256 over "v0:<timestamp>:<body>").
+
+    python -m e2e.slack_standin --port 8765   # serve until interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from urllib.parse import urlencode
+
+import requests
+from aiohttp import web
+
+
+class SlackStandIn:
+    def __init__(self, bot_token: str = "xoxb-standin", user_groups: dict[str, list[str]] | None = None):
+        self.bot_token = bot_token
+        self.user_groups = user_groups or {}
+        self.messages: dict[tuple[str, str], dict] = {}  # (channel, ts) -> latest message
+        self.calls: list[tuple[str, dict]] = []
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    # ---------------------------------------------------------------- Web API
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if request.method == "GET":
+            args = dict(request.query)
+        elif request.content_type == "application/json":
+            args = await request.json()
+        else:
+            args = dict(await request.post())
+        with self._lock:
+            self.calls.append((method, args))
+        handler = {"chat.postMessage": self.post_message, "chat.update": self.update,
+                   "usergroups.users.list": self.group_users}.get(method)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response(handler(args))
+
+    def post_message(self, args: dict) -> dict:
+        channel = args.get("channel") or ""
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
+        message = {"text": args.get("text", ""), "blocks": self.blocks(args), "ts": ts}
+        with self._lock:
+            self.messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def update(self, args: dict) -> dict:
+        key = (args.get("channel", ""), args.get("ts", ""))
+        with self._lock:
+            if key not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            self.messages[key] = {"text": args.get("text", ""), "blocks": self.blocks(args), "ts": key[1],
+                                  "updated": True}
+        return {"ok": True, "channel": key[0], "ts": key[1]}
+
+    def group_users(self, args: dict) -> dict:
+        group = args.get("usergroup", "")
+        if group not in self.user_groups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": self.user_groups[group]}
+
+    @staticmethod
+    def blocks(args: dict) -> list:
+        blocks = args.get("blocks") or []
+        return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self, port: int = 0) -> "SlackStandIn":
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            app = web.Application()
+            app.router.add_route("*", "/api/{method}", self.api)
+            self._runner = web.AppRunner(app, access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", port)
+            self._loop.run_until_complete(site.start())
+            self.port = self._runner.addresses[0][1]
+            ready.set()
+            self._loop.run_forever()
+
+        threading.Thread(target=serve, daemon=True, name="slack-standin").start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def find(self, predicate) -> dict | None:
+        with self._lock:
+            return next((dict(m, channel=c) for (c, _), m in self.messages.items() if predicate(m)), None)
+
+
+# ---------------------------------------------------------------- the user's side
+
+
+def sign(secret: str, timestamp: str, body: str) -> str:
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+def click_body(message: dict, action_id: str, user: str) -> str:
+    """The form body Slack posts when `user` clicks the button `action_id` of `message`."""
+    actions = next(b for b in message["blocks"] if b.get("type") == "actions")
+    button = next(e for e in actions["elements"] if e.get("action_id") == action_id)
+    payload = {
+        "type": "block_actions", "user": {"id": user, "username": user.lower()},
+        "container": {"type": "message", "message_ts": message["ts"], "channel_id": message.get("channel")},
+        "actions": [{"action_id": action_id, "block_id": actions.get("block_id"), "value": button["value"],
+                     "type": "button", "action_ts": str(time.time())}],
+        "response_url": "http://127.0.0.1/unused", "trigger_id": f"trigger-{time.time_ns()}",
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def post_click(url: str, secret: str, body: str, timestamp: int | None = None,
+               signature: str | None = None) -> requests.Response:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+               "X-Slack-Signature": signature or sign(secret, ts, body)}
+    return requests.post(url, data=body.encode(), headers=headers, timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--bot-token", default="xoxb-standin")
+    args = parser.parse_args()
+    standin = SlackStandIn(args.bot_token).start(args.port)
+    print(f"Slack stand-in on {standin.base_url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        standin.stop()
+
+
+if __name__ == "__main__":
+    main()

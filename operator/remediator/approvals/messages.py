@@ -1,0 +1,62 @@
+"""The Slack approval message as Block Kit, from a Remediation (pure: plain data in, blocks out)."""
+
+from __future__ import annotations
+
+import json
+
+from ..api.models import RemediationSpec, RemediationStatus
+
+DECIDED_TEXT = {
+    "Acting": "approved, acting", "Verifying": "approved, verifying", "Succeeded": "approved, recovered",
+    "Denied": "denied", "Expired": "expired without a decision", "Escalated": "escalated",
+    "Cancelled": "cancelled: the signal resolved", "Failed": "failed", "Skipped": "skipped",
+}
+
+
+def button_value(namespace: str, name: str, decision: str) -> str:
+    return json.dumps({"ns": namespace, "name": name, "decision": decision}, separators=(",", ":"))
+
+
+def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus,
+                   dry_run_changes: list[str] | None = None) -> list[dict]:
+    step = status.plan[status.current_step or 0] if status.plan else None
+    risk = status.risk
+    approval = status.approval
+    lines = [
+        f"*Signal:* {spec.signal.source} `{spec.signal.name}` {spec.signal.summary}".strip(),
+        f"*Runbook:* `{spec.runbook.namespace}/{spec.runbook.name}`",
+        f"*Target:* `{spec.target.kind}/{spec.target.namespace or ''}/{spec.target.name}`",
+    ]
+    if step is not None:
+        lines.append(f"*Planned action:* {step.action} (step `{step.name}`, declared risk {step.risk})")
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Approval needed: {name}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
+    ]
+    if risk is not None:
+        reasons = "\n".join(f"• {r}" for r in risk.reasons[:12])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
+                       f"*Risk {risk.level} ({risk.score}/100)*\n{reasons}"[:3000]}})
+    if dry_run_changes:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
+                       "*Dry run says it would change:*\n" + "\n".join(f"• {c}" for c in dry_run_changes[:10])}})
+    if approval is not None:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
+                       f"Needs {approval.required} approval(s); expires {approval.deadline or 'never'}"}]})
+    blocks.append({"type": "actions", "block_id": "remediator-vote", "elements": [
+        {"type": "button", "action_id": "approve", "style": "primary",
+         "text": {"type": "plain_text", "text": "Approve"}, "value": button_value(namespace, name, "approve")},
+        {"type": "button", "action_id": "deny", "style": "danger",
+         "text": {"type": "plain_text", "text": "Deny"}, "value": button_value(namespace, name, "deny")},
+    ]})
+    return blocks
+
+
+def decided_blocks(name: str, status: RemediationStatus) -> list[dict]:
+    votes = ", ".join(f"<@{v.user}> {v.decision}d" if v.source == "slack" else f"{v.user} {v.decision}d"
+                      for v in (status.approval.votes if status.approval else []))
+    text = f"*{name}*: {DECIDED_TEXT.get(status.phase, status.phase)}"
+    if votes:
+        text += f" ({votes})"
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": (status.reason or "")[:300] or " "}]}]

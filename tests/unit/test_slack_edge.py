@@ -1,0 +1,53 @@
+"""Slack callbacks: parsing refuses anything but our buttons, replays are recognised, signatures checked."""
+
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from e2e.slack_standin import sign
+from remediator.approvals.messages import button_value, decided_blocks
+from remediator.approvals.slack import BadCallback, ReplayGuard, SlackConfig, parse_click, verify
+from remediator.api.models import ApprovalState, RemediationStatus, Vote
+from remediator.secrets import FileSecret
+
+
+def body(value: str, user: str = "U1") -> bytes:
+    payload = {"type": "block_actions", "user": {"id": user}, "actions": [{"action_id": "approve", "value": value}]}
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def test_a_click_on_our_button_parses_into_a_vote():
+    click = parse_click(body(button_value("shop", "am-1", "approve")))
+    assert (click.user, click.namespace, click.remediation, click.decision) == ("U1", "shop", "am-1", "approve")
+
+
+@pytest.mark.parametrize("raw", [b"", b"payload=%7B", body("not json"), body(json.dumps({"ns": "a"})),
+                                 body(button_value("shop", "am-1", "delete-everything")), b"\xff\xfe"])
+def test_anything_else_is_a_bad_callback(raw):
+    with pytest.raises(BadCallback):
+        parse_click(raw)
+
+
+def test_the_same_signature_twice_within_the_window_is_a_replay():
+    guard = ReplayGuard(window_seconds=300)
+    assert guard.first_time("v0=abc", now=1000)
+    assert not guard.first_time("v0=abc", now=1100)
+    assert guard.first_time("v0=abc", now=1400), "outside the window the timestamp check refuses it anyway"
+
+
+def test_signatures_are_checked_with_the_secret_from_its_file(tmp_path):
+    (tmp_path / "secret").write_text("s3cret\n")
+    cfg = SlackConfig(FileSecret(None), FileSecret(str(tmp_path / "secret")))
+    ts, raw = str(int(time.time())), "payload=x"
+    assert verify(cfg, raw.encode(), ts, sign("s3cret", ts, raw))
+    assert not verify(cfg, raw.encode(), ts, sign("other", ts, raw))
+    assert not verify(cfg, raw.encode(), "not-a-number", sign("s3cret", ts, raw))
+    assert not verify(cfg, raw.encode(), str(int(time.time()) - 301), sign("s3cret", str(int(time.time()) - 301), raw))
+
+
+def test_the_decided_message_names_the_voters():
+    status = RemediationStatus(phase="Succeeded", approval=ApprovalState(votes=[
+        Vote(user="U1", source="slack", decision="approve", at="2026-11-25T12:00:00Z")]))
+    assert "<@U1> approved" in str(decided_blocks("am-1", status))
