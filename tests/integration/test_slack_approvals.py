@@ -52,6 +52,8 @@ def waiting_in_slack(cluster, operator, slack) -> tuple[str, dict]:
     message = wait_for(lambda: slack.find(lambda m: name in m["text"]), what="approval message in Slack")
     text = str(message["blocks"])
     assert "rollback" in text and "Risk" in text and "Approve" in text and "Deny" in text
+    assert "Dry run says it would change" in text and "registry.local/web:1.0" in text, "the rollback's diff"
+    assert "server-side dry run succeeded" in text
     return name, message
 
 

@@ -452,6 +452,8 @@ class RemediationStatus(Model):
     match_reasons: list[str] = Field(default_factory=list)
     plan: list[PlannedStep] = Field(default_factory=list)
     risk: RiskAssessment | None = None
+    planned_changes: list[str] = Field(default_factory=list, max_length=20,
+                                       description="what a server-side dry run of the next step would change")
     current_step: int | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     approval: ApprovalState | None = None

@@ -17,8 +17,7 @@ def button_value(namespace: str, name: str, decision: str) -> str:
     return json.dumps({"ns": namespace, "name": name, "decision": decision}, separators=(",", ":"))
 
 
-def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus,
-                   dry_run_changes: list[str] | None = None) -> list[dict]:
+def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus) -> list[dict]:
     step = status.plan[status.current_step or 0] if status.plan else None
     risk = status.risk
     approval = status.approval
@@ -37,9 +36,10 @@ def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: Rem
         reasons = "\n".join(f"• {r}" for r in risk.reasons[:12])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
                        f"*Risk {risk.level} ({risk.score}/100)*\n{reasons}"[:3000]}})
-    if dry_run_changes:
+    if status.planned_changes:
+        changes = "\n".join(f"• {c}"[:300] for c in status.planned_changes[:10])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
-                       "*Dry run says it would change:*\n" + "\n".join(f"• {c}" for c in dry_run_changes[:10])}})
+                       f"*Dry run says it would change:*\n{changes}"[:3000]}})
     if approval is not None:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        f"Needs {approval.required} approval(s); expires {approval.deadline or 'never'}"}]})

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -15,7 +16,9 @@ from ..api.models import (
     RemediationStatus,
     RunbookSpec,
 )
-from ..core import guards, planning
+from ..actions import base as actions
+from ..core import guards, planning, policy_select, risk, state
+from ..core.freeze import freeze_status
 from ..core.durations import parse_time
 from ..records import metrics
 from .context import OperatorContext
@@ -69,24 +72,91 @@ def pods_touched(action: str, replicas: int | None) -> int | None:
     return None
 
 
-def guard_verdict(ctx: OperatorContext, name: str, spec: RemediationSpec, status: RemediationStatus,
-                  runbook: RunbookSpec | None, policy: RemediationPolicySpec | None,
-                  now: datetime) -> guards.GuardVerdict | None:
+@dataclass(frozen=True)
+class StepFacts:
+    """What the shell observed about the next step: guard verdict, risk input, what a dry run would change."""
+
+    guards: guards.GuardVerdict | None = None
+    risk_input: risk.RiskInput | None = None
+    planned_changes: tuple[str, ...] = ()
+
+
+def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: RemediationStatus,
+               runbook: RunbookSpec | None, policy: RemediationPolicySpec | None, now: datetime) -> StepFacts:
     if runbook is None:
-        return None
+        return StepFacts()
     steps = status.plan or planning.plan(runbook, None)
     index = planning.next_step(steps, status.steps)
     if index is None:
-        return None
+        return StepFacts()
     action = steps[index].action
     target = spec.target
     replicas = workload_replicas(ctx.api, target.kind, target.namespace or "", target.name)
+    touched = pods_touched(action, replicas)
     history = [past_remediation(o) for o in ctx.resources.list("Remediation")]
     verdict = guards.check_guards(guards.GuardContext(
         now=now, runbook=spec.runbook, guard=runbook.guard, policy=policy, target=target,
         history=history, action=action, target_replicas=replicas,
-        pods_touched=pods_touched(action, replicas), remediation_name=name,
+        pods_touched=touched, remediation_name=name,
     ))
     for decision in verdict.decisions:
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
-    return verdict
+    dry_run, changes = dry_run_step(ctx, name, spec, runbook.steps[index], index, policy)
+    freeze = freeze_status(policy.freeze_windows if policy else [], now)
+    inp = risk.RiskInput(
+        declared=steps[index].risk, action=action, pods_touched=touched or 0, workload_replicas=replicas or 0,
+        namespace_share=namespace_share(ctx, target.namespace, touched),
+        namespace_labels=labels_of_namespace(ctx, target.namespace), target_labels=labels_of_target(ctx, target),
+        recent_failures=recent_failures(history, spec, now), in_freeze_window=freeze.inside,
+        next_freeze_in=freeze.next_starts_in, dry_run=dry_run,
+    )
+    return StepFacts(verdict, inp, tuple(changes))
+
+
+def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, index: int,
+                 policy: RemediationPolicySpec | None) -> tuple[str, list[str]]:
+    """Server-side dry run of the step: ("succeeded"|"failed"|"unavailable", what it would change)."""
+    caps = policy_select.caps_for(policy, spec.target.namespace or "")
+    request = actions.ActionRequest(
+        action=step.action, target=spec.target, key=state.idempotency_key(name, index, step.action), step=step,
+        dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods)
+    try:
+        result = actions.execute(ctx.api, request)
+    except actions.ActionError as e:
+        return ("unavailable" if e.retryable else "failed"), [f"dry run refused: {e}"]
+    return "succeeded", [f"{path}: {change.get('before')!r} -> {change.get('after')!r}"
+                         for path, change in sorted(result.changes.items())][:20]
+
+
+def labels_of_namespace(ctx: OperatorContext, namespace: str | None) -> dict[str, str]:
+    if not namespace:
+        return {}
+    return client.CoreV1Api(ctx.api).read_namespace(namespace).metadata.labels or {}
+
+
+def labels_of_target(ctx: OperatorContext, target) -> dict[str, str]:
+    apps, core = client.AppsV1Api(ctx.api), client.CoreV1Api(ctx.api)
+    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
+            "DaemonSet": apps.read_namespaced_daemon_set, "Pod": core.read_namespaced_pod}.get(target.kind)
+    try:
+        if target.kind == "Node":
+            return core.read_node(target.name).metadata.labels or {}
+        return (read(target.name, target.namespace).metadata.labels or {}) if read else {}
+    except ApiException as e:
+        if e.status == 404:
+            return {}
+        raise
+
+
+def namespace_share(ctx: OperatorContext, namespace: str | None, touched: int | None) -> float:
+    if not namespace or not touched:
+        return 0.0
+    pods = len(client.CoreV1Api(ctx.api).list_namespaced_pod(namespace).items)
+    return min(1.0, touched / pods) if pods else 0.0
+
+
+def recent_failures(history: list[guards.PastRemediation], spec: RemediationSpec, now: datetime,
+                    window: timedelta = timedelta(hours=1)) -> int:
+    key = f"{spec.runbook.namespace}/{spec.runbook.name}"
+    return sum(1 for h in history if h.runbook_key == key and h.succeeded is False
+               and (h.finished_at or h.started_at or now) >= now - window)

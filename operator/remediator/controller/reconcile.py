@@ -32,7 +32,7 @@ from ..records import events, metrics
 from ..core.durations import parse_duration
 from ..verification import probes, verdicts
 from .context import OperatorContext
-from .guard_facts import guard_verdict
+from .guard_facts import StepFacts, step_facts
 
 log = logging.getLogger("remediator.loop")
 
@@ -64,11 +64,10 @@ class Loop:
         runbook = self.load_runbook(spec)
         policy = self.load_policy()
         now = utcnow()
-        facts = engine.Facts(
-            now=now, runbook=runbook, policy=policy,
-            guards=guard_verdict(self.ctx, self.name, spec, status, runbook, policy, now)
-            if needs_guards(status) else None,
-        )
+        observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
+            if needs_guards(status) else StepFacts()
+        facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
+                             risk_input=observed.risk_input, planned_changes=observed.planned_changes)
         decision = engine.decide(self.name, spec, status, facts)
         if decision.changed:
             obj = self.persist(obj, decision.status)

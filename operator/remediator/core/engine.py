@@ -57,6 +57,7 @@ class Facts:
     policy: RemediationPolicySpec | None
     guards: GuardVerdict | None = None  # for the step about to run; None before planning
     risk_input: risk.RiskInput | None = None
+    planned_changes: tuple[str, ...] = ()  # what a server-side dry run of the step would change
     cause_kind: str | None = None
 
 
@@ -109,7 +110,7 @@ def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Deci
         blocked = "; ".join(d.reason for d in verdict.decisions if not d.allowed)
         return Decision(state.transition(status, "Skipped", f"guard blocked: {blocked}", facts.now))
     assessed = assess(status, index, facts)
-    status = status.model_copy(update={"risk": assessed})
+    status = status.model_copy(update={"risk": assessed, "planned_changes": list(facts.planned_changes)})
     step = status.plan[index]
     if status.dry_run:
         return Decision(state.transition(
@@ -198,7 +199,7 @@ def on_acting(name, spec, status, facts) -> Decision:
                                              f"guard blocked right before acting: {blocked}", facts.now))
         if status.steps:  # a climbed-to step gets its own risk score and, if needed, its own approval
             assessed = assess(status, index, facts)
-            status = status.model_copy(update={"risk": assessed})
+            status = status.model_copy(update={"risk": assessed, "planned_changes": list(facts.planned_changes)})
             rule = approval_rule(assessed.level, facts)
             if approval.needs_approval(rule) and not approved_for(status, assessed.level):
                 return request_approval(
