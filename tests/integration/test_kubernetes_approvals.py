@@ -120,3 +120,20 @@ def test_an_approver_the_policy_does_not_name_is_recorded_and_does_not_count(clu
     status = cluster.remediation(name)["status"]
     assert status["phase"] == "AwaitingApproval" and status["approval"]["votes"] == []
     assert any(t["kind"] == "VoteRefused" and "dave" in t["message"] for t in status["timeline"])
+
+
+def test_an_unanswered_request_expires_by_policy_and_a_late_approval_is_refused(cluster, operator, voters):
+    cluster.apply_policy({"approval": {"rules": [
+        {"level": lvl, "approvers": 1, "allowedKubernetesUsers": ["alice"], "timeout": "3s", "onTimeout": "deny"}
+        for lvl in ("high", "critical")]}})
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+    name = only_remediation(cluster)["metadata"]["name"]
+    status = cluster.wait_phase(name, {"Expired", "Succeeded", "Failed", "Skipped"})["status"]
+    assert status["phase"] == "Expired" and "timed out" in status["reason"]
+    late = cast_vote(voters["alice"], cluster.ns, name, "approve", "sorry, was at lunch")
+    assert late["status"]["outcome"] == "refused-already-decided"
+    assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"
