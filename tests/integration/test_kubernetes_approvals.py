@@ -7,8 +7,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from remediator.approvals.kubernetes import cast_vote
-from tests.integration.test_operator_loop import only_remediation, rollback_runbook
-from tests.support.operator import alert, alert_payload
+from tests.integration.test_operator_loop import bad_rollout_incident
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -43,13 +42,7 @@ def voters(kube_api, namespace):
 
 
 def waiting_rollback(cluster, operator) -> str:
-    cluster.apply_policy(APPROVERS)
-    cluster.apply_runbook("bad-rollout", rollback_runbook())
-    cluster.deploy("web", replicas=2)
-    cluster.bad_rollout("web")
-    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
-    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
-    name = only_remediation(cluster)["metadata"]["name"]
+    name = bad_rollout_incident(cluster, operator, APPROVERS)
     status = cluster.wait_phase(name, {"AwaitingApproval", "Succeeded", "Failed", "Skipped"})["status"]
     assert status["phase"] == "AwaitingApproval", status["reason"]
     assert status["approval"]["required"] == 1 and status["approval"]["deadline"]
@@ -123,15 +116,9 @@ def test_an_approver_the_policy_does_not_name_is_recorded_and_does_not_count(clu
 
 
 def test_an_unanswered_request_expires_by_policy_and_a_late_approval_is_refused(cluster, operator, voters):
-    cluster.apply_policy({"approval": {"rules": [
+    name = bad_rollout_incident(cluster, operator, {"approval": {"rules": [
         {"level": lvl, "approvers": 1, "allowedKubernetesUsers": ["alice"], "timeout": "3s", "onTimeout": "deny"}
         for lvl in ("high", "critical")]}})
-    cluster.apply_runbook("bad-rollout", rollback_runbook())
-    cluster.deploy("web", replicas=2)
-    cluster.bad_rollout("web")
-    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
-    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
-    name = only_remediation(cluster)["metadata"]["name"]
     status = cluster.wait_phase(name, {"Expired", "Succeeded", "Failed", "Skipped"})["status"]
     assert status["phase"] == "Expired" and "timed out" in status["reason"]
     late = cast_vote(voters["alice"], cluster.ns, name, "approve", "sorry, was at lunch")

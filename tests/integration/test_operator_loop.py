@@ -26,6 +26,17 @@ def rollback_runbook(verify=None, cooldown="10m", timeout="90s") -> dict:
     }
 
 
+def bad_rollout_incident(cluster, operator, policy: dict, runbook: dict | None = None, replicas: int = 2) -> str:
+    """A Deployment whose new revision crash-loops, the rollback runbook, and the alert: the incident's name."""
+    cluster.apply_policy(policy)
+    cluster.apply_runbook("bad-rollout", runbook or rollback_runbook())
+    cluster.deploy("web", replicas=replicas)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    assert operator.post_alerts(alert_payload([alert(cluster.ns, "web")])).status_code == 200
+    return only_remediation(cluster)["metadata"]["name"]
+
+
 def only_remediation(cluster) -> dict:
     items = wait_for(cluster.remediations, what="a Remediation")
     assert len(items) == 1, [i["metadata"]["name"] for i in items]

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from e2e.slack_standin import SlackStandIn, click_body, post_click
-from tests.integration.test_operator_loop import only_remediation, rollback_runbook
-from tests.support.operator import OperatorProcess, alert, alert_payload
+from tests.integration.test_operator_loop import bad_rollout_incident
+from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -40,13 +40,7 @@ def slack_operator(kubeconfig, namespace, crds, tmp_path, slack):
 
 
 def waiting_in_slack(cluster, operator, slack) -> tuple[str, dict]:
-    cluster.apply_policy(TWO_SRES)
-    cluster.apply_runbook("bad-rollout", rollback_runbook())
-    cluster.deploy("web", replicas=2)
-    cluster.bad_rollout("web")
-    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
-    operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
-    name = only_remediation(cluster)["metadata"]["name"]
+    name = bad_rollout_incident(cluster, operator, TWO_SRES)
     assert cluster.wait_phase(name, {"AwaitingApproval", "Skipped", "Failed"})["status"]["phase"] == \
         "AwaitingApproval"
     message = wait_for(lambda: slack.find(lambda m: name in m["text"]), what="approval message in Slack")
