@@ -22,7 +22,9 @@ def test_operator_killed_at_a_boundary_rolls_back_exactly_once(cluster, kubeconf
 
     op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, failpoints=boundary).start()
     try:
-        assert op.post_alerts(alert_payload([alert(cluster.ns, "web")])).status_code == 200
+        delivered = op.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+        assert delivered.status_code == 200 and delivered.json()["results"][0]["outcome"] == "created", \
+            delivered.text
         assert op.wait_killed() == -9, f"the {boundary} failpoint SIGKILLs the process"
         name = only_remediation(cluster)["metadata"]["name"]
         op.start(failpoints="")

@@ -24,10 +24,26 @@ def build_context(settings: Settings, kubeconfig: str | None = None) -> Operator
     return OperatorContext(api=load_api_client(kubeconfig), settings=settings)
 
 
+def prime_runbooks(ctx: OperatorContext) -> int:
+    """List the Runbooks once before taking webhooks, so an alert that arrives first still finds its runbook;
+    the kopf watch keeps the cache current from then on."""
+    namespaces = [ns for ns in ctx.settings.namespaces if not any(c in ns for c in "*?[")]
+    if ctx.settings.namespaces and len(namespaces) == len(ctx.settings.namespaces):
+        items = [rb for ns in namespaces for rb in ctx.resources.list("Runbook", ns)]
+    else:
+        items = [rb for rb in ctx.resources.list("Runbook") if ctx.serves(rb["metadata"]["namespace"])]
+    for rb in items:
+        meta = rb["metadata"]
+        ctx.runbooks.put(meta["namespace"], meta["name"], meta.get("generation"), rb.get("spec") or {})
+    return len(items)
+
+
 async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
     cfg = WebhookConfig(resources=ctx.resources, runbooks=ctx.runbooks,
                         alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
                         served=ctx.serves, ctx=ctx, slack=ctx.slack)
+    primed = await asyncio.to_thread(prime_runbooks, ctx)
+    log.info("runbooks loaded", extra={"runbooks": primed})
     runner = web.AppRunner(build_app(cfg), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, ctx.settings.webhook_port).start()
