@@ -64,4 +64,25 @@ def namespace(kube_api, request):
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
         name=name, labels={"remediator.dev/test": "true"})))
     yield name
+    release_operator_finalizers(kube_api, name)
     core.delete_namespace(name, propagation_policy="Background")
+
+
+def release_operator_finalizers(kube_api, namespace: str) -> None:
+    """The test's operator is gone by now; its kopf finalizers on open Remediations would keep the namespace
+    Terminating forever, as they would after uninstalling a stopped operator."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    custom = client.CustomObjectsApi(kube_api)
+    try:
+        items = custom.list_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, "remediations")["items"]
+    except ApiException:
+        return  # CRDs not installed in this run
+    for item in items:
+        if item["metadata"].get("finalizers"):
+            try:
+                custom.patch_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, "remediations",
+                                                      item["metadata"]["name"], {"metadata": {"finalizers": None}})
+            except ApiException:
+                pass

@@ -55,6 +55,181 @@ def run_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------- simulate: the logic is core/simulation.py
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--alert", required=True, metavar="FILE",
+                        help="an Alertmanager webhook payload (version 4 JSON), one alert object, or a list of them")
+    parser.add_argument("--runbooks", required=True, nargs="+", metavar="PATH",
+                        help="Runbook YAML files or directories (several documents per file allowed)")
+    parser.add_argument("--policy", nargs="+", default=[], metavar="FILE",
+                        help="RemediationPolicy YAML files or directories (default: none, the default guardrails)")
+    parser.add_argument("--history", metavar="FILE",
+                        help="exported Remediations (`kubectl get remediations -A -o json`); default: none")
+    parser.add_argument("--replicas", type=int, metavar="N",
+                        help="the target's replicas (default: unknown, which the blast-radius guard blocks on)")
+    parser.add_argument("--namespace", metavar="NS",
+                        help="where Runbooks without metadata.namespace live (default: the alert's namespace)")
+    parser.add_argument("--namespace-label", action="append", default=[], metavar="KEY=VALUE",
+                        help="a label of the alert's namespace, for policy selection and risk (repeatable)")
+    parser.add_argument("--target-label", action="append", default=[], metavar="KEY=VALUE",
+                        help="a label of the target object, e.g. remediator.dev/criticality=high (repeatable)")
+    parser.add_argument("--namespace-pods", type=int, metavar="N",
+                        help="pods in the alert's namespace, for the risk's namespace share (default: unknown)")
+    parser.add_argument("--server-dry-run", choices=("succeeded", "failed", "unavailable"), default="unavailable",
+                        help="what the apiserver's dry run of the step would answer; it cannot run offline "
+                             "(default: unavailable)")
+    parser.add_argument("--now", metavar="TIME", help="RFC 3339 time to simulate at (default: now)")
+    parser.add_argument("--output", choices=("text", "json"), default="text")
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """What the operator would do with an alert: match, plan, risk, approval, guards. Acts on nothing."""
+    import json
+    from datetime import UTC, datetime
+
+    from remediator.core import simulation
+
+    try:
+        now = datetime.now(UTC) if args.now is None else _aware_time(args.now)
+        settings = simulation.Settings(
+            now=now, replicas=args.replicas, runbook_namespace=args.namespace,
+            namespace_labels=dict(_key_value(text, "--namespace-label") for text in args.namespace_label),
+            target_labels=dict(_key_value(text, "--target-label") for text in args.target_label),
+            namespace_pods=args.namespace_pods, server_dry_run=args.server_dry_run)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    runbooks, runbook_problems = _load_resources(args.runbooks, "Runbook")
+    policies, policy_problems = _load_resources(args.policy, "RemediationPolicy")
+    alerts, alert_problems = _load_alerts(args.alert)
+    history, history_problems = _load_history(args.history)
+    problems = runbook_problems + policy_problems + alert_problems + history_problems
+    if problems:
+        print("\n".join(problems))
+        return 1
+    if not runbooks:
+        print(f"{', '.join(args.runbooks)}: no Runbook found")
+        return 1
+    result = simulation.simulate(
+        alerts,
+        [simulation.RunbookDoc(name, spec, namespace, origin=origin) for name, namespace, spec, origin in runbooks],
+        [simulation.PolicyDoc(name, spec) for name, _, spec, _ in policies],
+        history, settings)
+    if args.output == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(simulation.render_text(result), end="")
+    return 0
+
+
+def _key_value(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{option} wants KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _aware_time(text: str):
+    from remediator.core.durations import parse_time
+
+    return parse_time(text)
+
+
+def _yaml_files(paths: Sequence[str]) -> list:
+    from pathlib import Path
+
+    files = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def _load_resources(paths: Sequence[str], kind: str) -> tuple[list[tuple], list[str]]:
+    """(name, namespace, spec, origin) of each `kind` document in the files, or the validation messages."""
+    from remediator.api.models import RunbookSpec
+    from remediator.api.validation import UnreadableYaml, describe, is_ours_or_unknown, parse_documents
+
+    found: list[tuple] = []
+    problems: list[str] = []
+    for path in _yaml_files(paths):
+        try:
+            docs = [(i, d) for i, d in parse_documents(path.read_text()) if is_ours_or_unknown(d)]
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(f"{path}: cannot read: {e}")
+            continue
+        except UnreadableYaml as e:
+            problems.append(f"{path}: invalid YAML: {e}")
+            continue
+        for index, doc in docs:
+            document = describe(index, doc)
+            problems += [f"{path}: {document.label}: {problem}" for problem in document.problems]
+            if document.problems or document.kind != kind:
+                continue
+            metadata = doc.get("metadata") or {}
+            spec = RunbookSpec.model_validate(doc["spec"]) if kind == "Runbook" else doc["spec"]
+            found.append((document.name, metadata.get("namespace"), spec, f"{path} doc {index}"))
+    return found, problems
+
+
+def _load_alerts(name: str) -> tuple[list, list[str]]:
+    import json
+
+    from pydantic import ValidationError
+
+    from remediator.core.simulation import IncomingAlert
+    from remediator.signals.alertmanager import AlertmanagerAlert, PayloadError, parse_payload, to_signal
+
+    try:
+        with open(name) as f:
+            raw = json.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        return [], [f"{name}: cannot read: {e}"]
+    except ValueError as e:
+        return [], [f"{name}: not JSON: {e}"]
+    try:
+        if isinstance(raw, dict) and "alerts" in raw:
+            alerts = parse_payload(raw).alerts
+        else:
+            items = raw if isinstance(raw, list) else [raw]
+            # A lone alert (as `amtool` or the v2 API show one) may lack the webhook's status string.
+            alerts = [AlertmanagerAlert.model_validate(
+                {**item, "status": item.get("status") if isinstance(item.get("status"), str) else "firing"})
+                if isinstance(item, dict) else AlertmanagerAlert.model_validate(item) for item in items]
+    except PayloadError as e:
+        return [], [f"{name}: not an Alertmanager payload: {e}"]
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "alert"
+        return [], [f"{name}: not an alert: {where}: {first['msg']}"]
+    if not alerts:
+        return [], [f"{name}: no alerts"]
+    return [IncomingAlert(a.status, to_signal(a)) for a in alerts], []
+
+
+def _load_history(name: str | None) -> tuple[list[dict], list[str]]:
+    import json
+
+    if name is None:
+        return [], []
+    try:
+        with open(name) as f:
+            raw = json.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        return [], [f"{name}: cannot read: {e}"]
+    except ValueError as e:
+        return [], [f"{name}: not JSON: {e}"]
+    items = raw.get("items", [raw]) if isinstance(raw, dict) else raw
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return [], [f"{name}: expected a Remediation, a list of them, or a List with items"]
+    return [i for i in items if i.get("kind", "Remediation") == "Remediation"], []
+
+
 # ---------------------------------------------------------------- run: the operator, in controller/main.py
 
 
@@ -98,6 +273,8 @@ COMMANDS: tuple[Command, ...] = (
             add_run_arguments, run_operator),
     Command("validate", "check Runbook, RemediationPolicy... YAML offline, as the apiserver would",
             add_validate_arguments, run_validate),
+    Command("simulate", "what the operator would do with an alert, offline: match, plan, risk, approval, guards",
+            add_simulate_arguments, run_simulate),
     Command("approve", "approve a waiting Remediation as yourself (RBAC decides whether you may)",
             add_vote_arguments, run_approve),
     Command("deny", "deny a waiting Remediation as yourself (RBAC decides whether you may)",

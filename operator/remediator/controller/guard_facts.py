@@ -2,49 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from ..actions import base as actions
 from ..api.models import (
-    TERMINAL_PHASES,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
     RunbookSpec,
 )
-from ..actions import base as actions
 from ..core import guards, planning, policy_select, risk, state
 from ..core.freeze import freeze_status
-from ..core.durations import parse_time
+from ..core.guard_inputs import namespace_share, past_remediation, pods_touched, recent_failures
 from ..records import metrics
 from .context import OperatorContext
-
-ROLLING = {"restartRollout", "rollback", "raiseMemory"}
-
-
-def past_remediation(obj: dict) -> guards.PastRemediation:
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    phase = status.get("phase", "Pending")
-    started = status.get("startedAt") or obj["metadata"].get("creationTimestamp")
-    finished = status.get("finishedAt")
-    target = spec.get("target") or {}
-    rb = spec.get("runbook") or {}
-    return guards.PastRemediation(
-        name=obj["metadata"]["name"],
-        runbook_key=f"{rb.get('namespace', '')}/{rb.get('name', '')}",
-        target_key=f"{target.get('kind')}/{target.get('namespace') or ''}/{target.get('name')}"
-        if target.get("namespace") else f"{target.get('kind')}/{target.get('name')}",
-        phase=phase,
-        started_at=parse_time(started) if started else None,
-        finished_at=parse_time(finished) if finished else None,
-        succeeded=(phase == "Succeeded") if phase in TERMINAL_PHASES else None,
-        acted=any(s.get("phase") != "Skipped" for s in status.get("steps") or []),
-    )
 
 
 def workload_replicas(api: client.ApiClient, kind: str, namespace: str, name: str) -> int | None:
@@ -59,17 +34,6 @@ def workload_replicas(api: client.ApiClient, kind: str, namespace: str, name: st
         if e.status == 404:
             return None
         raise
-
-
-def pods_touched(action: str, replicas: int | None) -> int | None:
-    """Pods taken down at once (see core.guards): a rolling change touches about a quarter, at least one."""
-    if action == "scale":
-        return 0
-    if action in ROLLING:
-        return None if replicas is None else max(1, math.ceil(replicas * 0.25))
-    if action == "deletePod":
-        return 1
-    return None
 
 
 @dataclass(frozen=True)
@@ -105,7 +69,7 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     freeze = freeze_status(policy.freeze_windows if policy else [], now)
     inp = risk.RiskInput(
         declared=steps[index].risk, action=action, pods_touched=touched or 0, workload_replicas=replicas or 0,
-        namespace_share=namespace_share(ctx, target.namespace, touched),
+        namespace_share=namespace_share(namespace_pods(ctx, target.namespace) if touched else None, touched),
         namespace_labels=labels_of_namespace(ctx, target.namespace), target_labels=labels_of_target(ctx, target),
         recent_failures=recent_failures(history, spec, now), in_freeze_window=freeze.inside,
         next_freeze_in=freeze.next_starts_in, dry_run=dry_run,
@@ -148,15 +112,7 @@ def labels_of_target(ctx: OperatorContext, target) -> dict[str, str]:
         raise
 
 
-def namespace_share(ctx: OperatorContext, namespace: str | None, touched: int | None) -> float:
-    if not namespace or not touched:
-        return 0.0
-    pods = len(client.CoreV1Api(ctx.api).list_namespaced_pod(namespace).items)
-    return min(1.0, touched / pods) if pods else 0.0
-
-
-def recent_failures(history: list[guards.PastRemediation], spec: RemediationSpec, now: datetime,
-                    window: timedelta = timedelta(hours=1)) -> int:
-    key = f"{spec.runbook.namespace}/{spec.runbook.name}"
-    return sum(1 for h in history if h.runbook_key == key and h.succeeded is False
-               and (h.finished_at or h.started_at or now) >= now - window)
+def namespace_pods(ctx: OperatorContext, namespace: str | None) -> int | None:
+    if not namespace:
+        return None
+    return len(client.CoreV1Api(ctx.api).list_namespaced_pod(namespace).items)

@@ -1,0 +1,553 @@
+"""Figures for the loop's speed: Alertmanager webhook -> the action's PATCH applied, next to a raw PATCH.
+
+    python -m e2e.bench.signal_to_action [--incidents N] [--rate PER_SECOND] [--tick SECONDS] [--output FILE]
+
+On the real local control plane (reused, or started as the tests do; KUBECONFIG
+wins when set) and the real operator process (tests/support/operator.py), in
+one throw-away namespace:
+
+- N Deployments of 1 replica each, a low-risk `restartRollout` Runbook and a
+  RemediationPolicy for that namespace only, with no approvals and guards
+  wide enough not to block: maxRunsPerHour, concurrency and circuit breaker
+  high, and **stormHoldoff.targets set above N** — otherwise the storm
+  hold-off (rightly) holds once 10 distinct targets fail within 5 minutes;
+- for each incident i, paced at --rate: a raw PATCH of Deployment i (the
+  same change the action makes: `kubectl.kubernetes.io/restartedAt` on the
+  pod template plus one metadata annotation, as a strategic merge patch)
+  then, half a period later, one Alertmanager webhook POST naming
+  Deployment i;
+- "applied" is seen from the apiserver's side: a watch on the namespace's
+  Deployments records when the raw PATCH's marker, and when the operator's
+  `remediator.dev/action-keys` annotation, first appear. Both latencies are
+  send -> watch event, taken with one monotonic clock in this process, so the
+  watch's own delay is in both. A watch on Remediations splits the operator's
+  time into ingest (POST -> Remediation seen), plan (-> phase Acting) and act
+  (-> PATCH seen).
+
+Reports p50/p90/p99/max of each, and the ratio of p99s (goal: the operator's
+p99 within 3x the raw PATCH's; reported, not asserted).
+
+The default rate, 1 incident/s, is one the operator sustains on a 2-core
+machine shared with a control plane: it measures latency, not queueing. At 2
+or 4 incidents/s it falls behind (open Remediations pile up, the webhook
+answers in seconds) and the figures then measure its capacity instead; the
+senders run in thread pools so the offered rate holds either way. Prints a table and
+writes JSON (default e2e/bench/results/signal_to_action.json). The namespace
+and the policy are deleted at the end, whatever happens (the Remediations' kopf
+finalizers are dropped first: with the operator stopped nobody else would).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import functools
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import requests
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+from tests.support.operator import OperatorProcess, alert_payload
+from tests.support.waiting import wait_for
+from tests.support.workloads import deployment
+
+from remediator.api.validation import validate_document
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).with_name("results")
+CRD_DIR = ROOT / "charts" / "remediator" / "crds"
+GROUP, VERSION = "remediator.dev", "v1alpha1"
+KEYS_ANNOTATION = "remediator.dev/action-keys"  # what the operator's action stamps (remediator.actions.base)
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+RAW_MARKER = "bench.remediator.dev/raw-patch"  # what the raw PATCH stamps besides restartedAt
+ALERTNAME = "BenchRestart"
+TERMINAL = {"Succeeded", "Failed", "Escalated", "Denied", "Cancelled", "Skipped", "Expired"}
+LEVELS = ("low", "medium", "high", "critical")
+
+
+def runbook_spec() -> dict:
+    return {
+        "description": "benchmark: restart the Deployment the alert names",
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": ALERTNAME}]}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [{"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "2m",
+                   "verify": {"rolloutComplete": {}}}],
+        "guard": {"cooldown": "1s", "maxRunsPerHour": 1000, "maxConcurrentPerTarget": 5},
+    }
+
+
+def policy_spec(namespace: str, incidents: int) -> dict:
+    return {
+        "mode": "enforce",
+        "namespaces": [namespace],
+        "approval": {"rules": [{"level": level, "approvers": 0} for level in LEVELS]},
+        "blastRadius": {"maxPods": 100, "maxPercent": 100},
+        "concurrency": {"maxActive": 10 * incidents + 100, "maxPerNamespace": 10 * incidents + 100},
+        "circuitBreaker": {"failures": 10 * incidents + 100, "window": "1h"},
+        # Every incident is a distinct failing target: the default hold-off (10 in 5m) would hold them all.
+        "stormHoldoff": {"targets": 10 * incidents + 100, "window": "5m"},
+    }
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(seconds: list[float]) -> dict:
+    ms = [s * 1000 for s in seconds]
+    out = {"n": len(ms)}
+    for name, p in (("p50", 50), ("p90", 90), ("p99", 99)):
+        value = percentile(ms, p)
+        out[f"{name}_ms"] = None if value is None else round(value, 1)
+    out["max_ms"] = round(max(ms), 1) if ms else None
+    out["mean_ms"] = round(sum(ms) / len(ms), 1) if ms else None
+    return out
+
+
+# ---------------------------------------------------------------- watches, raw JSON (no model deserialisation)
+
+
+class Recorder:
+    """Watch events stamped with this process's monotonic clock, first occurrence per key."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: dict[tuple[str, str], float] = {}
+        self.phases: dict[str, str] = {}  # remediation -> latest phase
+        self.targets: dict[str, str] = {}  # remediation -> deployment
+        self.errors: list[str] = []
+        self.open: set[str] = set()  # Remediations not yet terminal
+        self.peak_open = 0
+
+    def first(self, kind: str, key: str, at: float) -> None:
+        with self.lock:
+            self.seen.setdefault((kind, key), at)
+
+    def get(self, kind: str, key: str) -> float | None:
+        with self.lock:
+            return self.seen.get((kind, key))
+
+
+def watch(list_call, resource_version: str, on_event, stop: threading.Event, recorder: Recorder) -> None:
+    """Follow a watch (`list_call(**params)`) from `resource_version` until `stop`, resuming after timeouts."""
+    rv = resource_version
+    while not stop.is_set():
+        try:
+            resp = list_call(watch=True, resource_version=rv, allow_watch_bookmarks=True, timeout_seconds=30,
+                             _preload_content=False)
+            try:
+                for line in iter_resp_lines(resp):
+                    at = time.monotonic()
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        raise RuntimeError(f"watch error: {obj.get('message')}")
+                    rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        on_event(obj, at)
+                    if stop.is_set():
+                        break
+            finally:
+                resp.release_conn()
+        except Exception as e:  # noqa: BLE001 - recorded and retried; the figures say how many were lost
+            if stop.is_set():
+                return
+            recorder.errors.append(f"{type(e).__name__}: {e}")
+            time.sleep(0.5)
+
+
+def deployment_event(recorder: Recorder, expected_raw: dict[str, str]):
+    def on_event(obj: dict, at: float) -> None:
+        name = obj["metadata"]["name"]
+        annotations = obj["metadata"].get("annotations") or {}
+        if annotations.get(KEYS_ANNOTATION):
+            recorder.first("action", name, at)
+        marker = expected_raw.get(name)
+        if marker and annotations.get(RAW_MARKER) == marker:
+            recorder.first("raw", name, at)
+    return on_event
+
+
+def remediation_event(recorder: Recorder):
+    def on_event(obj: dict, at: float) -> None:
+        name = obj["metadata"]["name"]
+        target = ((obj.get("spec") or {}).get("target") or {}).get("name", "")
+        phase = (obj.get("status") or {}).get("phase") or "Pending"
+        with recorder.lock:
+            recorder.targets[name] = target
+            recorder.phases[name] = phase
+            if phase in TERMINAL:
+                recorder.open.discard(name)
+            else:
+                recorder.open.add(name)
+                recorder.peak_open = max(recorder.peak_open, len(recorder.open))
+        recorder.first("created", target, at)
+        if phase in ("Acting", "Verifying"):
+            recorder.first("acting", target, at)
+    return on_event
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+def kubeconfig() -> str:
+    given = os.environ.get("KUBECONFIG")
+    if given:
+        return given
+    from e2e.cluster import control_plane
+
+    path = control_plane.up()
+    os.environ["KUBECONFIG"] = str(path)
+    os.environ["PATH"] = f"{control_plane.tools_dir()}{os.pathsep}{os.environ['PATH']}"
+    return str(path)
+
+
+def apply_crds(api: client.ApiClient) -> None:
+    proc = subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"applying the CRDs failed: {proc.stderr}")
+    ext = client.ApiextensionsV1Api(api)
+    for plural in ("runbooks", "remediations", "remediationpolicies"):
+        wait_for(lambda p=plural: any(c.type == "Established" and c.status == "True" for c in
+                                      ext.read_custom_resource_definition(f"{p}.{GROUP}").status.conditions or []),
+                 what=f"CRD {plural}.{GROUP} established")
+
+
+def checked(kind: str, name: str, spec: dict) -> dict:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    problems = validate_document(body)
+    if problems:
+        raise SystemExit(f"the bench's own {kind} is invalid: {'; '.join(map(str, problems))}")
+    return body
+
+
+def create_deployments(api: client.ApiClient, namespace: str, names: list[str]) -> None:
+    apps = client.AppsV1Api(api)
+    for name in names:
+        apps.create_namespaced_deployment(namespace, deployment(name, replicas=1))
+
+    def available() -> bool:
+        items = apps.list_namespaced_deployment(namespace).items
+        return sum(1 for d in items if (d.status.available_replicas or 0) >= 1) == len(names)
+
+    wait_for(available, timeout=60 + len(names), interval=1.0, what=f"{len(names)} Deployments available")
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run(incidents: int, rate: float, tick: float, settle: float) -> dict:
+    started = time.monotonic()
+    path = kubeconfig()
+    api = config.new_client_from_config(config_file=path)
+    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+    apply_crds(api)
+    namespace = f"bench-s2a-{uuid.uuid4().hex[:6]}"
+    policy_name = f"{namespace}-policy"
+    names = [f"web-{i:04d}" for i in range(incidents)]
+    stop = threading.Event()
+    operator: OperatorProcess | None = None
+    workdir = Path(tempfile.mkdtemp(prefix="bench-s2a-"))
+    succeeded = False
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+            name=namespace, labels={"remediator.dev/bench": "signal-to-action"})))
+        custom.create_cluster_custom_object(GROUP, VERSION, "remediationpolicies",
+                                            checked("RemediationPolicy", policy_name,
+                                                    policy_spec(namespace, incidents)))
+        runbook = checked("Runbook", "bench-restart", runbook_spec())
+        runbook["metadata"]["namespace"] = namespace
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "runbooks", runbook)
+        t0 = time.monotonic()
+        create_deployments(api, namespace, names)
+        setup_seconds = time.monotonic() - t0
+
+        operator = OperatorProcess(path, [namespace], workdir, extra_args=["--tick", str(tick)])
+        operator.start()
+        operator_process = psutil.Process(operator.proc.pid)
+        # The operator learns Runbooks from its watch: wait until it matches (a probe alert that names no Deployment).
+        wait_for(lambda: knows_runbook(operator, namespace), timeout=60, what="the operator to know the Runbook")
+
+        recorder = Recorder()
+        cluster_remediations = len(custom.list_cluster_custom_object(GROUP, VERSION, "remediations")["items"])
+        expected_raw: dict[str, str] = {}
+        deploy_rv = apps.list_namespaced_deployment(namespace).metadata.resource_version
+        rem_rv = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "remediations")["metadata"][
+            "resourceVersion"]
+        threads = [
+            threading.Thread(target=watch, daemon=True, args=(
+                functools.partial(apps.list_namespaced_deployment, namespace), deploy_rv,
+                deployment_event(recorder, expected_raw), stop, recorder)),
+            threading.Thread(target=watch, daemon=True, args=(
+                functools.partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "remediations"),
+                rem_rv, remediation_event(recorder), stop, recorder)),
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)  # both watches open before the first send
+
+        cpu_before = sum(operator_process.cpu_times()[:2])
+        raw_sent: dict[str, float] = {}
+        raw_rtt: list[float] = []
+        post_sent: dict[str, float] = {}
+        post_rtt: list[float] = []
+        post_codes: dict[str, int] = {}
+        sessions = threading.local()
+
+        def raw_patch(name: str, marker: str) -> None:
+            body = {"metadata": {"annotations": {RAW_MARKER: marker}},
+                    "spec": {"template": {"metadata": {"annotations": {
+                        RESTARTED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}}}}
+            raw_sent[name] = time.monotonic()
+            apps.patch_namespaced_deployment(name, namespace, body)
+            raw_rtt.append(time.monotonic() - raw_sent[name])
+
+        def post(name: str, i: int) -> None:
+            if not hasattr(sessions, "session"):
+                sessions.session = requests.Session()
+            payload = alert_payload([bench_alert(namespace, name, i)])
+            post_sent[name] = time.monotonic()
+            resp = sessions.session.post(f"{operator.url}/webhooks/alertmanager", json=payload, timeout=60,
+                                         headers={"Authorization": f"Bearer {operator.token}"})
+            post_rtt.append(time.monotonic() - post_sent[name])
+            with recorder.lock:
+                post_codes[str(resp.status_code)] = post_codes.get(str(resp.status_code), 0) + 1
+
+        # Senders run in pools, as Alertmanager's notifications and other clients would: a slow answer
+        # must not hold back the next send, or the offered rate would drop to what the operator absorbs.
+        period = 1.0 / rate
+        begin = time.monotonic()
+        with (concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="raw") as raw_pool,
+              concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="post") as post_pool):
+            sends = []
+            for i, name in enumerate(names):
+                due = begin + i * period
+                time.sleep(max(0.0, due - time.monotonic()))
+                expected_raw[name] = f"{i}-{uuid.uuid4().hex[:8]}"
+                sends.append(raw_pool.submit(raw_patch, name, expected_raw[name]))
+                time.sleep(max(0.0, due + period / 2 - time.monotonic()))
+                sends.append(post_pool.submit(post, name, i))
+            offered_seconds = time.monotonic() - begin
+            for sent in sends:
+                sent.result()  # a send that raised fails the run, loudly
+        send_seconds = time.monotonic() - begin
+
+        def all_seen() -> bool:
+            return all(recorder.get("action", n) is not None and recorder.get("raw", n) is not None for n in names)
+
+        try:
+            wait_for(all_seen, timeout=settle, interval=0.5, what="every action PATCH seen")
+        except AssertionError:
+            pass  # the figures count what was missed
+
+        def all_done() -> bool:
+            with recorder.lock:
+                phases = [recorder.phases.get(r) for r, t in recorder.targets.items() if t in raw_sent]
+            return len(phases) >= len(names) and all(p in TERMINAL for p in phases)
+
+        try:
+            wait_for(all_done, timeout=settle, interval=1.0, what="every Remediation finished")
+        except AssertionError:
+            pass
+        stop.set()
+        operator_cpu = sum(operator_process.cpu_times()[:2]) - cpu_before
+
+        def deltas(start: dict[str, float], kind: str, since: str | None = None) -> list[float]:
+            out = []
+            for n in names:
+                begin_at = start.get(n) if since is None else recorder.get(since, n)
+                end_at = recorder.get(kind, n)
+                if begin_at is not None and end_at is not None:
+                    out.append(end_at - begin_at)
+            return out
+
+        signal_to_action = deltas(post_sent, "action")
+        raw_patch = deltas(raw_sent, "raw")
+        with recorder.lock:
+            phases: dict[str, int] = {}
+            for r, t in recorder.targets.items():
+                if t in raw_sent:
+                    phases[recorder.phases[r]] = phases.get(recorder.phases[r], 0) + 1
+        s2a, raw = summary(signal_to_action), summary(raw_patch)
+        ratio = (s2a["p99_ms"] / raw["p99_ms"]) if s2a["p99_ms"] and raw["p99_ms"] else None
+        figures = {
+            "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "incidents": incidents,
+            "rate_per_second": rate,
+            "operator_tick_seconds": tick,
+            "signal_to_action": s2a,
+            "raw_patch": raw,
+            "ratio_p99": None if ratio is None else round(ratio, 2),
+            "ratio_p50": (round(s2a["p50_ms"] / raw["p50_ms"], 2) if s2a["p50_ms"] and raw["p50_ms"] else None),
+            "goal": "signal_to_action p99 <= 3x raw_patch p99 (reported, not asserted)",
+            "goal_met": None if ratio is None else ratio <= 3.0,
+            "breakdown": {
+                "ingest_post_to_remediation_seen": summary(deltas(post_sent, "created")),
+                "plan_remediation_seen_to_acting": summary(deltas({}, "acting", since="created")),
+                "act_acting_to_patch_seen": summary(deltas({}, "action", since="acting")),
+            },
+            "webhook_post_rtt": summary(post_rtt),
+            "raw_patch_rtt": summary(raw_rtt),
+            "webhook_codes": post_codes,
+            "missed": {"action": incidents - len(signal_to_action), "raw": incidents - len(raw_patch)},
+            "remediation_phases": phases,
+            # The operator's guards list every Remediation in the cluster on each decision: a busy shared
+            # cluster (other tests' leftovers) makes each decision dearer, so the count is part of the setup.
+            "cluster_remediations_at_start": cluster_remediations,
+            "peak_open_remediations": recorder.peak_open,
+            "operator_cpu_seconds": round(operator_cpu, 1),
+            "operator_cpu_ms_per_incident": round(1000 * operator_cpu / incidents, 1),
+            "watch_errors": recorder.errors[:10],
+            "setup": {
+                "deployments": incidents, "replicas_each": 1, "setup_seconds": round(setup_seconds, 1),
+                "offered_seconds": round(offered_seconds, 1),
+                "offered_rate_per_second": round(incidents / offered_seconds, 2) if offered_seconds else None,
+                "send_seconds": round(send_seconds, 1),
+                "runbook": "restartRollout, declared risk low, verify rolloutComplete",
+                "policy": ("no approvals at any level; blastRadius maxPods 100 / maxPercent 100; concurrency, "
+                           "circuit breaker and maxRunsPerHour far above the incident count; stormHoldoff.targets "
+                           f"{10 * incidents + 100} so {incidents} failing targets in 5m are not held off "
+                           "(the default holds at 10)"),
+                "measure": ("send (monotonic clock, this process) -> first watch event carrying the change; "
+                            "raw PATCH = strategic merge of restartedAt + one annotation on the same Deployment, "
+                            "sent half a period before the incident's webhook"),
+            },
+            "commit": commit(),
+            "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                     "loadavg_1m_at_end": round(os.getloadavg()[0], 2)},
+            "wall_seconds": round(time.monotonic() - started, 1),
+        }
+        succeeded = True
+        return figures
+    finally:
+        stop.set()
+        if operator is not None:
+            operator.stop()
+        if succeeded:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"the operator's log is kept in {workdir}", file=sys.stderr)
+        for delete in (lambda: custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies",
+                                                                   policy_name),
+                       lambda: release_finalizers(custom, namespace),
+                       lambda: core.delete_namespace(namespace, propagation_policy="Background")):
+            try:
+                delete()
+            except ApiException as e:
+                if e.status != 404:
+                    print(f"cleanup: {e.status} {e.reason}", file=sys.stderr)
+
+
+def release_finalizers(custom: client.CustomObjectsApi, namespace: str) -> None:
+    """Remediations keep kopf's finalizer once the operator is gone: drop it, or the namespace never goes."""
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "remediations")["items"]
+    for item in items:
+        if item["metadata"].get("finalizers"):
+            try:
+                custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "remediations",
+                                                      item["metadata"]["name"], {"metadata": {"finalizers": None}})
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+
+
+def commit() -> str:
+    """The checkout measured: `git describe --always --dirty`, or "unknown"."""
+    try:
+        proc = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10, check=False)
+    except OSError:
+        return "unknown"
+    return proc.stdout.strip() or "unknown"
+
+
+def bench_alert(namespace: str, name: str, i: int) -> dict:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"status": "firing",
+            "labels": {"alertname": ALERTNAME, "namespace": namespace, "deployment": name, "severity": "page"},
+            "annotations": {"summary": f"bench incident {i}"}, "startsAt": now,
+            "endsAt": "0001-01-01T00:00:00Z", "fingerprint": f"bench-{i:06d}",
+            "generatorURL": "http://bench.local"}
+
+
+def knows_runbook(operator: OperatorProcess, namespace: str) -> bool:
+    resp = operator.post_alerts(alert_payload([probe_alert(namespace)]))
+    return resp.ok and resp.json()["results"][0]["outcome"] in ("created", "duplicate")
+
+
+def probe_alert(namespace: str) -> dict:
+    """Matches the Runbook and targets a Deployment that does not exist: its action fails, harmlessly."""
+    return bench_alert(namespace, "probe-absent", 999999)
+
+
+def print_table(figures: dict) -> None:
+    rows = [("signal -> action PATCH seen", figures["signal_to_action"]),
+            ("raw PATCH -> seen", figures["raw_patch"]),
+            ("  ingest: POST -> Remediation seen", figures["breakdown"]["ingest_post_to_remediation_seen"]),
+            ("  plan: Remediation -> Acting", figures["breakdown"]["plan_remediation_seen_to_acting"]),
+            ("  act: Acting -> PATCH seen", figures["breakdown"]["act_acting_to_patch_seen"]),
+            ("webhook POST round trip", figures["webhook_post_rtt"]),
+            ("raw PATCH round trip", figures["raw_patch_rtt"])]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':<{width}}  {'n':>4}  {'p50 ms':>8}  {'p90 ms':>8}  {'p99 ms':>8}  {'max ms':>8}")
+    for label, s in rows:
+        cells = [f"{s[k]:>8.1f}" if s[k] is not None else f"{'-':>8}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
+        print(f"{label:<{width}}  {s['n']:>4}  {'  '.join(cells)}")
+    print()
+    print(f"p99 ratio (signal->action / raw PATCH): {figures['ratio_p99']}  (goal <= 3: "
+          f"{'met' if figures['goal_met'] else 'not met'});  p50 ratio: {figures['ratio_p50']}")
+    print(f"incidents {figures['incidents']} at {figures['rate_per_second']}/s (offered "
+          f"{figures['setup']['offered_rate_per_second']}/s), operator tick "
+          f"{figures['operator_tick_seconds']}s; missed {figures['missed']}; phases {figures['remediation_phases']}; "
+          f"webhook codes {figures['webhook_codes']}; wall {figures['wall_seconds']}s")
+    print(f"operator CPU {figures['operator_cpu_seconds']}s ({figures['operator_cpu_ms_per_incident']} ms per "
+          f"incident, send to settle); peak open Remediations {figures['peak_open_remediations']}; "
+          f"load average at end {figures['host']['loadavg_1m_at_end']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.bench.signal_to_action", description=__doc__.split("\n")[0])
+    parser.add_argument("--incidents", type=int, default=200, help="incidents, one Deployment each (default 200)")
+    parser.add_argument("--rate", type=float, default=1.0,
+                        help="incidents offered per second (default 1; see the module doc for why)")
+    parser.add_argument("--tick", type=float, default=0.5,
+                        help="the operator's --tick (default 0.5, as tests/support/operator.py runs it)")
+    parser.add_argument("--settle", type=float, default=120.0,
+                        help="seconds to wait after the last send for the PATCHes and the verifications")
+    parser.add_argument("--output", type=Path, default=RESULTS / "signal_to_action.json")
+    args = parser.parse_args(argv)
+    if args.incidents < 1 or args.rate <= 0:
+        parser.error("--incidents must be >= 1 and --rate > 0")
+    figures = run(args.incidents, args.rate, args.tick, args.settle)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(figures, indent=2) + "\n")
+    print_table(figures)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
