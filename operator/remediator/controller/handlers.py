@@ -85,8 +85,13 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     async def remediation_loop(name, namespace, stopped, **_):
         """One loop per open incident; it ends when the Remediation reaches a terminal phase."""
         loop = reconcile.Loop(ctx, namespace, name)
+        burst = 0
         while not stopped:
             done = await asyncio.to_thread(loop.tick)
             if done:
                 return
+            if loop.moved_on and burst < 5:  # e.g. Pending -> Acting: act now, not a tick later
+                burst += 1
+                continue
+            burst = 0
             await stopped.wait(ctx.settings.tick_seconds)

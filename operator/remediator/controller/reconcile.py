@@ -50,6 +50,7 @@ class Loop:
         self.name = name
         self.observations: list = []
         self.slack_retry_at = 0.0
+        self.moved_on = False  # the last tick changed phase without an effect: decide again at once
 
     def tick(self) -> bool:
         """Advance the Remediation by one decision; True when it is finished."""
@@ -69,6 +70,7 @@ class Loop:
         facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
                              risk_input=observed.risk_input, planned_changes=observed.planned_changes)
         decision = engine.decide(self.name, spec, status, facts)
+        self.moved_on = decision.changed and decision.effect is None and decision.status.phase != status.phase
         if decision.changed:
             obj = self.persist(obj, decision.status)
             if obj is None:
