@@ -47,6 +47,7 @@ control_plane_binaries() {
 
 bootstrap() {
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is needed" >&2; exit 1; }
+  apt_packages prometheus prometheus-alertmanager
   python_env
   control_plane_binaries
 }

@@ -75,14 +75,15 @@ def release_operator_finalizers(kube_api, namespace: str) -> None:
     from kubernetes.client.rest import ApiException
 
     custom = client.CustomObjectsApi(kube_api)
-    try:
-        items = custom.list_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, "remediations")["items"]
-    except ApiException:
-        return  # CRDs not installed in this run
-    for item in items:
-        if item["metadata"].get("finalizers"):
-            try:
-                custom.patch_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, "remediations",
-                                                      item["metadata"]["name"], {"metadata": {"finalizers": None}})
-            except ApiException:
-                pass
+    for plural in ("remediations", "servicelevelobjectives"):  # the kinds that have kopf daemons
+        try:
+            items = custom.list_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, plural)["items"]
+        except ApiException:
+            return  # CRDs not installed in this run
+        for item in items:
+            if item["metadata"].get("finalizers"):
+                try:
+                    custom.patch_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, plural,
+                                                          item["metadata"]["name"], {"metadata": {"finalizers": None}})
+                except ApiException:
+                    pass

@@ -27,7 +27,8 @@ class Command:
 
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="YAML files, several documents each allowed")
+    parser.add_argument("files", nargs="+", metavar="PATH",
+                        help="YAML files (several documents each allowed) or directories of them")
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -35,7 +36,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from remediator.api.validation import UnreadableYaml, validate_file
 
     failed = False
-    for name in args.files:
+    for name in map(str, _yaml_files(args.files)):
         try:
             documents = validate_file(name)
         except (OSError, UnicodeDecodeError) as e:
@@ -248,6 +249,43 @@ def run_operator(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- approve / deny, through the apiserver
 
 
+def add_slo_rules_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--filename", action="append", required=True, metavar="PATH",
+                        help="ServiceLevelObjective YAML file or directory (repeatable)")
+    parser.add_argument("-n", "--namespace", default="default",
+                        help="namespace of SLOs whose metadata names none (default: default)")
+    parser.add_argument("--format", choices=["rules", "prometheusrule"], default="rules",
+                        help="a Prometheus rule file, or a prometheus-operator PrometheusRule per SLO")
+
+
+def run_slo_rules(args: argparse.Namespace) -> int:
+    """Recording and alerting rules equivalent to the operator's own evaluation, for Prometheus to run."""
+    import yaml
+
+    from remediator.api.slo import ServiceLevelObjectiveSpec
+    from remediator.core.burn_rate import prometheus_rules
+
+    found, problems = _load_resources(args.filename, "ServiceLevelObjective")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems or not found:
+        if not found and not problems:
+            print("no ServiceLevelObjective found in the given files", file=sys.stderr)
+        return 1
+    documents, groups = [], []
+    for name, namespace, spec, _origin in found:
+        rules = prometheus_rules(name, namespace or args.namespace, ServiceLevelObjectiveSpec.model_validate(spec))
+        groups += rules["groups"]
+        documents.append({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                          "metadata": {"name": f"{name}-slo", "namespace": namespace or args.namespace,
+                                       "labels": {"app.kubernetes.io/managed-by": "remediator"}},
+                          "spec": rules})
+    if args.format == "rules":
+        documents = [{"groups": groups}]
+    print(yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=1000), end="")
+    return 0
+
+
 def add_vote_arguments(parser: argparse.ArgumentParser) -> None:
     from remediator.approvals.kubernetes import add_arguments
 
@@ -275,6 +313,8 @@ COMMANDS: tuple[Command, ...] = (
             add_validate_arguments, run_validate),
     Command("simulate", "what the operator would do with an alert, offline: match, plan, risk, approval, guards",
             add_simulate_arguments, run_simulate),
+    Command("slo rules", "Prometheus recording and alerting rules for ServiceLevelObjectives (sloth-style)",
+            add_slo_rules_arguments, run_slo_rules),
     Command("approve", "approve a waiting Remediation as yourself (RBAC decides whether you may)",
             add_vote_arguments, run_approve),
     Command("deny", "deny a waiting Remediation as yourself (RBAC decides whether you may)",

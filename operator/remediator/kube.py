@@ -81,3 +81,9 @@ class Resources:
         """Whole-status write guarded by body.metadata.resourceVersion: a stale writer gets 409."""
         return self.custom.replace_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURALS[kind], name, body)
+
+    @retry_transient
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
+        """Merge-patch of the status subresource, for status owned by one writer (e.g. an SLO's evaluation)."""
+        return self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status})

@@ -9,6 +9,7 @@ from kubernetes import client
 from ..approvals.slack import SlackConfig
 from ..kube import Resources
 from ..secrets import FileSecret
+from ..signals.prometheus import Prometheus
 from .ingest import RunbookCache
 
 
@@ -23,6 +24,8 @@ class Settings:
     slack_token_file: str | None = None
     slack_signing_secret_file: str | None = None
     slack_api_url: str = "https://slack.com/api/"
+    prometheus_url: str | None = None
+    prometheus_token_file: str | None = None
 
 
 @dataclass
@@ -32,8 +35,12 @@ class OperatorContext:
     runbooks: RunbookCache = field(default_factory=RunbookCache)
     failing_pods: dict[tuple[str, str], dict] = field(default_factory=dict)  # (namespace, name) -> pod
     slack: SlackConfig | None = None
+    prometheus: Prometheus | None = None
 
     def __post_init__(self) -> None:
+        if self.prometheus is None and self.settings.prometheus_url:
+            self.prometheus = Prometheus(self.settings.prometheus_url,
+                                         bearer_token=FileSecret(self.settings.prometheus_token_file))
         if self.slack is None:
             self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
                                      FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)

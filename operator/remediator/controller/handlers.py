@@ -14,7 +14,7 @@ import kopf
 
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
-from . import approvals, reconcile
+from . import approvals, reconcile, slo
 from .ingest import ingest_firing
 from .webhooks import SIGNALS
 from .context import OperatorContext
@@ -95,3 +95,17 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
                 continue
             burst = 0
             await stopped.wait(ctx.settings.tick_seconds)
+
+    @kopf.daemon(GROUP, VERSION, "servicelevelobjectives", registry=registry, cancellation_timeout=5.0,
+                 initial_delay=0)
+    async def slo_evaluator(name, namespace, stopped, **_):
+        """Evaluate the SLO every spec.evaluationInterval (read afresh, so an edit takes effect next time)."""
+        while not stopped:
+            try:
+                interval = await asyncio.to_thread(slo.evaluate_once, ctx, namespace, name)
+            except Exception as e:  # a passing apiserver or Prometheus error must not end the evaluation
+                log.warning("slo evaluation failed", extra={"slo": f"{namespace}/{name}", "error": str(e)})
+                interval = 10.0
+            if interval is None:
+                return
+            await stopped.wait(interval)

@@ -44,6 +44,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="file holding the Slack signing secret (verifies button clicks)")
     parser.add_argument("--slack-api-url", default=os.environ.get("REMEDIATOR_SLACK_API_URL",
                                                                   "https://slack.com/api/"))
+    parser.add_argument("--prometheus-url", default=os.environ.get("REMEDIATOR_PROMETHEUS_URL"),
+                        help="Prometheus HTTP API base URL: evaluates ServiceLevelObjectives and anomaly triggers, "
+                             "and runs promql/sloRecovered verification; unset: those report that it is missing")
+    parser.add_argument("--prometheus-token-file", default=os.environ.get("REMEDIATOR_PROMETHEUS_TOKEN_FILE"),
+                        help="file holding a bearer token for Prometheus (optional)")
     parser.add_argument("--peering", default=os.environ.get("REMEDIATOR_PEERING", "remediator"),
                         help="kopf peering name shared by the replicas; 'none' runs standalone")
     parser.add_argument("--priority", type=int, default=None,
@@ -71,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         slack_token_file=args.slack_token_file,
         slack_signing_secret_file=args.slack_signing_secret_file,
         slack_api_url=args.slack_api_url,
+        prometheus_url=args.prometheus_url,
+        prometheus_token_file=args.prometheus_token_file,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

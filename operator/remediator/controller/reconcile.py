@@ -26,11 +26,13 @@ from ..api.models import (
     RemediationSpec,
     RemediationStatus,
     RunbookSpec,
+    Verify,
 )
+from ..api.slo import ServiceLevelObjectiveSpec
 from ..core import engine, policy_select
 from ..records import events, metrics
 from ..core.durations import parse_duration
-from ..verification import probes, verdicts
+from ..verification import probes, query_probes, query_verdicts, verdicts
 from .context import OperatorContext
 from .guard_facts import StepFacts, step_facts
 
@@ -49,6 +51,7 @@ class Loop:
         self.namespace = namespace
         self.name = name
         self.observations: list = []
+        self.query_readings: dict[str, list] = {}  # check name -> readings of the step being verified
         self.slack_retry_at = 0.0
         self.moved_on = False  # the last tick changed phase without an effect: decide again at once
 
@@ -157,7 +160,7 @@ class Loop:
             metrics.SIGNAL_TO_ACTION.observe((utcnow() - parse_time(status.started_at)).total_seconds())
         if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
             return status
-        self.observations = []
+        self.observations, self.query_readings = [], {}
         return engine.action_done(status, effect.index, result.message, list(result.evidence), utcnow(),
                                   replayed=result.replayed)
 
@@ -167,10 +170,52 @@ class Loop:
         step = runbook.steps[effect.index]
         record = engine.find_record(status, effect.index)
         self.observations.append(probes.observe(self.ctx.api, spec.target))
-        verdict = verdicts.verdict(step.verify, self.observations, started=parse_time(record.applied_at),
-                                   timeout=parse_duration(step.timeout), now=utcnow())
+        started, timeout = parse_time(record.applied_at), parse_duration(step.timeout)
+        external = self.query_verdicts(spec, step.verify, started, timeout)
+        verdict = verdicts.verdict(step.verify, self.observations, started=started, timeout=timeout, now=utcnow(),
+                                   external=external)
         return engine.verification_judged(status, effect.index, verdict.state, list(verdict.reasons),
                                           list(verdict.evidence), utcnow(), spec.signal.starts_at)
+
+    def query_verdicts(self, spec: RemediationSpec, verify: Verify, started: datetime,
+                       timeout) -> dict[str, verdicts.Verdict]:
+        """Verdicts of the PromQL checks; readings accumulate across ticks of this step."""
+        checks = {"promql": verify.promql, "sloRecovered": verify.slo_recovered}
+        out: dict[str, verdicts.Verdict] = {}
+        for name, check in checks.items():
+            if check is None:
+                continue
+            if self.ctx.prometheus is None:
+                out[name] = verdicts.Verdict("inconclusive", ["no Prometheus configured (--prometheus-url)"])
+                continue
+            reading = self.read_query(name, check, spec)
+            readings = self.query_readings.setdefault(name, [])
+            readings.append(reading)
+            del readings[:-500]  # bounded: a 5m step at 1 s ticks needs 300
+            op, threshold, what = check_condition(name, check)
+            out[name] = query_verdicts.query_verdict(readings, op, threshold, parse_duration(check.for_),
+                                                     started, timeout, reading.at, what)
+        return out
+
+    def read_query(self, name: str, check, spec: RemediationSpec) -> query_verdicts.QueryReading:
+        now = utcnow()
+        if name == "promql":
+            return query_probes.read_promql(self.ctx.prometheus, check, now)
+        body = self.ctx.resources.get("ServiceLevelObjective", check.slo, self.namespace)
+        if body is None:
+            return query_verdicts.QueryReading(now, None, f"ServiceLevelObjective {self.namespace}/{check.slo} "
+                                                          "does not exist")
+        severity = spec.signal.severity if spec.signal.source == "sloBurn" and spec.signal.name == check.slo \
+            else "page"
+        return query_probes.read_slo_recovered(self.ctx.prometheus, ServiceLevelObjectiveSpec.model_validate(
+            body["spec"]), self.namespace, check.slo, severity, now)
+
+
+def check_condition(name: str, check) -> tuple[str, float, str]:
+    """(operator, threshold, words) of a PromQL check; sloRecovered is "worst burn / threshold < 1"."""
+    if name == "promql":
+        return check.op, check.threshold, f"{check.query} {check.op} {check.threshold:g}"
+    return "<", 1.0, f"SLO {check.slo} burning under its alert thresholds"
 
 
 def load_policy(ctx: OperatorContext, namespace: str) -> RemediationPolicySpec | None:

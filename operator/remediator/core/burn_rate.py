@@ -443,6 +443,19 @@ def slo_status(evaluation: SloEvaluation, now: datetime,
     )
 
 
+def status_unknown(previous: ServiceLevelObjectiveStatus, now: datetime, reason: str, message: str,
+                   observed_generation: int | None = None) -> ServiceLevelObjectiveStatus:
+    """Nothing could be measured: Breaching is Unknown with the reason; the last values and firing alerts
+    stay as they were (an outage of Prometheus is no evidence that a breach ended)."""
+    stamp = rfc3339(now)
+    kept = [c for c in previous.conditions if c.type != "Breaching"]
+    return previous.model_copy(update={
+        "observed_generation": observed_generation,
+        "conditions": [_condition(previous, "Breaching", "Unknown", reason, message, stamp), *kept],
+        "last_evaluated": stamp,
+    })
+
+
 def rfc3339(now: datetime) -> str:
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
@@ -539,7 +552,10 @@ def _alert_rule(alert: AlertWindow, slo_window: timedelta, spec: ServiceLevelObj
         "alert": ALERT_NAME,
         "expr": f"({over[0]}) and ({over[1]})",
         "for": format_duration(hold),
-        "labels": {**ids, "severity": alert.severity, "long_window": long_text, "short_window": short_text,
+        # `namespace` and the target's kind label let the operator's Alertmanager receiver route the alert
+        # to the SLO's namespace and Runbooks template the target, e.g. '{{ labels.deployment }}'.
+        "labels": {**ids, "namespace": ids["slo_namespace"], spec.target.kind.lower(): spec.target.name,
+                   "severity": alert.severity, "long_window": long_text, "short_window": short_text,
                    "burn_rate": _number(alert.burn_rate)},
         "annotations": {
             "summary": (f"SLO {slo_id} ({_number(spec.objective)}% over {format_duration(slo_window)}) is "

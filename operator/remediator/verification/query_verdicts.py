@@ -1,0 +1,97 @@
+"""Verdicts of the PromQL checks (`promql`, `sloRecovered`). Pure: readings and times in.
+
+A check passes when its condition held in every reading of an unbroken run
+that has lasted `for`. Missing data and an unreachable Prometheus break the
+run and can never pass; when the step times out they make the verdict
+inconclusive (nothing is known), while data that shows the condition not
+holding makes it failed.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from remediator.api.models import Evidence
+from remediator.core.durations import format_duration
+from remediator.verification.verdicts import Verdict
+
+COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+           "==": operator.eq, "!=": operator.ne}
+
+
+@dataclass(frozen=True)
+class QueryReading:
+    """One look at a check's query. `value` None: no data; `error` set: Prometheus could not answer."""
+
+    at: datetime
+    value: float | None
+    detail: str  # the query (or queries) and what came back, for evidence and reasons
+    error: str = ""
+
+
+def condition_holds(reading: QueryReading, op: str, threshold: float) -> bool:
+    return not reading.error and reading.value is not None and COMPARE[op](reading.value, threshold)
+
+
+def query_verdict(readings: Sequence[QueryReading], op: str, threshold: float, hold_for: timedelta,
+                  started: datetime, timeout: timedelta, now: datetime, what: str) -> Verdict:
+    """`what` names the condition in reasons, e.g. "error ratio < 0.01"."""
+    since = [r for r in readings if r.at >= started]
+    streak: list[QueryReading] = []
+    for r in since:
+        streak = streak + [r] if condition_holds(r, op, threshold) else []
+    held = (streak[-1].at - streak[0].at) if streak else timedelta(0)
+    if streak and held >= hold_for:
+        return Verdict("passed", [f"{what} held for {format_duration(held)} (needed {format_duration(hold_for)})"],
+                       _evidence(streak[0], "held from") + _evidence(streak[-1], "held until"))
+    last = since[-1] if since else None
+    timed_out = now - started >= timeout
+    if not timed_out:
+        return Verdict("pending", [_progress(last, what, bool(streak), held, hold_for)])
+    if last is None:
+        return Verdict("inconclusive", [f"no reading of {what} within {format_duration(timeout)}"])
+    if last.error:
+        down = _first_of_trailing(since, lambda r: bool(r.error))
+        return Verdict("inconclusive",
+                       [f"cannot tell whether {what}: Prometheus has not answered since "
+                        f"{_clock(down.at)} ({last.error})"], _evidence(last, "last attempt"))
+    if last.value is None:
+        return Verdict("inconclusive", [f"cannot tell whether {what}: no data ({last.detail})"],
+                       _evidence(last, "no data"))
+    if streak:
+        return Verdict("failed", [f"{what} held only {format_duration(held)} of the {format_duration(hold_for)} "
+                                  f"needed before the {format_duration(timeout)} timeout"],
+                       _evidence(last, "last reading"))
+    return Verdict("failed", [f"{what} does not hold after {format_duration(timeout)}: {last.detail}"],
+                   _evidence(last, "last reading"))
+
+
+def _progress(last: QueryReading | None, what: str, holding: bool, held: timedelta, hold_for: timedelta) -> str:
+    if last is None:
+        return f"waiting for a first reading of {what}"
+    if last.error:
+        return f"Prometheus did not answer ({last.error}); waiting"
+    state = "holds" if holding else "does not hold yet"
+    return f"{what} {state} ({last.detail}); held {format_duration(held)} of {format_duration(hold_for)}"
+
+
+def _first_of_trailing(readings: Sequence[QueryReading], pred) -> QueryReading:
+    first = readings[-1]
+    for r in reversed(readings):
+        if not pred(r):
+            break
+        first = r
+    return first
+
+
+def _evidence(r: QueryReading, label: str) -> list[Evidence]:
+    value = None if r.value is None else f"{r.value:.6g}"
+    detail = f"{label}: {r.error or r.detail}"
+    return [Evidence(kind="promql", detail=detail[:1000], value=value, at=_clock(r.at))]
+
+
+def _clock(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,92 @@
+"""PromQL checks: pass only on an unbroken run of good readings; no data or no Prometheus is never success."""
+
+from datetime import datetime, timedelta, timezone
+
+from remediator.verification.query_verdicts import QueryReading, query_verdict
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+FOR = timedelta(seconds=30)
+TIMEOUT = timedelta(minutes=2)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def good(seconds: float, value: float = 0.001) -> QueryReading:
+    return QueryReading(at(seconds), value, f"errors = {value}")
+
+
+def bad(seconds: float, value: float = 0.4) -> QueryReading:
+    return QueryReading(at(seconds), value, f"errors = {value}")
+
+
+def down(seconds: float) -> QueryReading:
+    return QueryReading(at(seconds), None, "errors", error="connection refused")
+
+
+def empty(seconds: float) -> QueryReading:
+    return QueryReading(at(seconds), None, "errors = no data")
+
+
+def judge(readings, now: float, started: float = 0):
+    return query_verdict(readings, "<", 0.01, FOR, at(started), TIMEOUT, at(now), "errors < 0.01")
+
+
+def test_condition_held_for_the_whole_duration_passes_with_the_values_as_evidence():
+    v = judge([bad(0), good(5), good(20), good(35)], now=35)
+    assert v.state == "passed"
+    assert "held for 30s" in v.reasons[0]
+    assert [e.value for e in v.evidence] == ["0.001", "0.001"]
+    assert all(e.kind == "promql" for e in v.evidence)
+
+
+def test_condition_held_for_less_than_the_duration_is_pending():
+    v = judge([good(0), good(20)], now=20)
+    assert v.state == "pending"
+    assert "holds" in v.reasons[0] and "held 20s of 30s" in v.reasons[0]
+
+
+def test_a_bad_reading_restarts_the_run():
+    assert judge([good(0), good(20), bad(25), good(30), good(50)], now=50).state == "pending"
+
+
+def test_an_unreachable_prometheus_breaks_the_run_and_never_passes():
+    assert judge([good(0), down(15), good(31)], now=31).state == "pending"
+
+
+def test_prometheus_gone_at_the_timeout_is_inconclusive_and_says_since_when():
+    v = judge([bad(0), down(60), down(90), down(120)], now=120)
+    assert v.state == "inconclusive"
+    assert "Prometheus has not answered since 2026-11-25T12:01:00Z" in v.reasons[0]
+
+
+def test_no_data_at_the_timeout_is_inconclusive():
+    v = judge([empty(0), empty(120)], now=120)
+    assert v.state == "inconclusive" and "no data" in v.reasons[0]
+
+
+def test_no_reading_at_all_at_the_timeout_is_inconclusive():
+    assert judge([], now=120).state == "inconclusive"
+
+
+def test_data_that_never_meets_the_condition_fails_at_the_timeout():
+    v = judge([bad(0), bad(60), bad(120)], now=120)
+    assert v.state == "failed" and "does not hold after 2m" in v.reasons[0]
+
+
+def test_a_run_too_short_at_the_timeout_fails_and_says_how_long_it_held():
+    v = judge([bad(0), good(110), good(120)], now=120)
+    assert v.state == "failed" and "held only 10s of the 30s" in v.reasons[0]
+
+
+def test_readings_from_before_the_step_started_do_not_count():
+    assert judge([good(0), good(40), good(50)], now=50, started=30).state == "pending"
+
+
+def test_every_comparison_operator_is_honoured():
+    for op, threshold, value, holds in [("<", 1, 0.5, True), ("<=", 1, 1, True), (">", 1, 1, False),
+                                        (">=", 1, 1, True), ("==", 1, 1, True), ("!=", 1, 1, False)]:
+        readings = [QueryReading(at(0), value, "x"), QueryReading(at(30), value, "x")]
+        v = query_verdict(readings, op, threshold, FOR, at(0), TIMEOUT, at(30), "x")
+        assert (v.state == "passed") == holds, (op, threshold, value)
