@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 import yaml
@@ -55,11 +56,11 @@ def test_validate_needs_at_least_one_file():
 
 def test_commands_are_registered_in_one_place_and_may_nest():
     ran = []
-    extra = Command("slo rules", "print recording rules", lambda p: p.add_argument("name"),
+    extra = Command("slo explain", "explain an SLO", lambda p: p.add_argument("name"),
                     lambda args: ran.append(args.name) or 0)
-    args = build_parser((*COMMANDS, extra)).parse_args(["slo", "rules", "web"])
+    args = build_parser((*COMMANDS, extra)).parse_args(["slo", "explain", "web"])
     assert args.run(args) == 0 and ran == ["web"]
-    assert {c.name for c in COMMANDS} >= {"validate", "run"}
+    assert {c.name for c in COMMANDS} >= {"validate", "run", "slo rules"}
 
 
 def test_only_the_invoked_command_adds_its_arguments_so_validate_loads_no_operator_code():
@@ -73,3 +74,22 @@ def test_only_the_invoked_command_adds_its_arguments_so_validate_loads_no_operat
 
 def test_the_console_script_entry_point_is_main():
     assert cli.main is main
+
+
+def test_slo_rules_prints_rules_for_each_slo_file(tmp_path, capsys):
+    slo = tmp_path / "slo.yaml"
+    slo.write_text((Path(__file__).resolve().parents[2] / "e2e" / "demo" / "slo.yaml").read_text())
+    assert main(["slo", "rules", "-f", str(slo), "-n", "shop"]) == 0
+    groups = yaml.safe_load(capsys.readouterr().out)["groups"]
+    alerts = [r for r in groups[0]["rules"] if "alert" in r]
+    assert [a["labels"]["severity"] for a in alerts] == ["page", "page", "ticket"]
+    assert all(a["labels"]["namespace"] == "shop" and a["labels"]["deployment"] == "web" for a in alerts)
+
+
+def test_slo_rules_refuses_an_invalid_slo_naming_the_field(tmp_path, capsys):
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("apiVersion: remediator.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {name: x}\n"
+                   "spec: {service: web, target: {name: web}, objective: 120, sli: {badTotal: {bad: 'x', "
+                   "total: 'y'}}}\n")
+    assert main(["slo", "rules", "-f", str(slo)]) == 1
+    assert "objective" in capsys.readouterr().err
