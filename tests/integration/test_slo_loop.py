@@ -8,6 +8,7 @@ a bad rollout burns the SLO for real and a rollback heals it. Windows are scaled
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -189,3 +190,35 @@ def test_alertmanager_delivers_prometheus_slo_alerts_to_the_receiver_with_bearer
         prom.stop()
         alertmanager.stop()
         op.stop()
+
+
+def latency_query(namespace: str) -> str:
+    return ("histogram_quantile(0.95, sum by (le) (rate(sample_http_request_duration_seconds_bucket"
+            f'{{namespace="{namespace}",service="web"}}[10s])))')
+
+
+def test_latency_anomaly_after_a_bad_rollout_rolls_back_and_promql_verifies_the_recovery(cluster, slo_operator):
+    cluster.apply_policy(NO_APPROVALS)
+    query = latency_query(cluster.ns)
+    cluster.apply_runbook("latency-anomaly", {
+        "triggers": [{"anomaly": {"query": query, "description": "p95 latency", "unit": "s",
+                                  "baseline": {"lookback": "2m", "step": "2s"}, "minSamples": 10,
+                                  "threshold": 6, "clearThreshold": 3}}],
+        "target": {"kind": "Deployment", "name": "web"},
+        "steps": [{"name": "rollback", "action": "rollback", "risk": "high", "timeout": "2m",
+                   "verify": {"promql": {"query": query, "op": "<", "threshold": 0.2, "for": "10s"}}}],
+    })
+    time.sleep(25)  # minSamples 10 at a 2 s step: the baseline is learned from the healthy service
+    assert not cluster.remediations(), "a healthy, flat series must not fire"
+
+    roll_out_bad_image(cluster)
+    remediation = wait_for(cluster.remediations, timeout=90, what="an anomaly Remediation")[0]
+    signal = remediation["spec"]["signal"]
+    assert signal["source"] == "anomaly" and signal["name"] == "p95 latency"
+    assert "above its" in signal["summary"] and "baseline" in signal["summary"], signal["summary"]
+    status = cluster.wait_phase(remediation["metadata"]["name"], {"Succeeded", "Failed", "Escalated"},
+                                timeout=180)["status"]
+    assert status["phase"] == "Succeeded", status
+    evidence = [e for e in status["steps"][0]["evidence"] if e["kind"] == "promql"]
+    assert evidence and all(float(e["value"]) < 0.2 for e in evidence), evidence
+    assert "histogram_quantile" in evidence[0]["detail"]

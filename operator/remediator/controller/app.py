@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..kube import load_api_client
 from ..secrets import FileSecret
-from . import handlers
+from . import anomalies, handlers
 from .context import OperatorContext, Settings
 from .webhooks import WebhookConfig, build_app
 
@@ -57,6 +57,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     handlers.register(registry, ctx)
     runner = await serve_http(ctx)
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx))
+    anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx))
     try:
         await kopf.operator(
             registry=registry,
@@ -72,6 +73,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         )
     finally:
         rescan.cancel()
+        anomaly_watch.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

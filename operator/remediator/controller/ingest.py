@@ -49,6 +49,10 @@ class RunbookCache:
         with self._lock:
             return list(self._by_ns.get(namespace, {}).values())
 
+    def entries(self) -> list[matching.RunbookEntry]:
+        with self._lock:
+            return [entry for by_name in self._by_ns.values() for entry in by_name.values()]
+
     def count(self) -> int:
         with self._lock:
             return sum(len(v) for v in self._by_ns.values())

@@ -1,0 +1,113 @@
+"""Anomaly triggers: score each Runbook's PromQL series every baseline step and raise `anomaly` signals.
+
+State lives in memory, one `AnomalyState` per (Runbook, trigger, series). After
+a restart it is rebuilt from Prometheus itself: the first evaluation replays
+the lookback with a range query, so the baseline is ready at once and an
+anomaly already under way fires again with its original start (same
+Remediation name: the create conflict dedupes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from ..api.models import AnomalyTrigger
+from ..core import anomaly, anomaly_signals
+from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable
+from .context import OperatorContext
+from .ingest import ingest_firing, ingest_resolved
+from .webhooks import SIGNALS
+
+log = logging.getLogger("remediator.anomaly")
+
+
+@dataclass
+class TriggerWatch:
+    trigger: AnomalyTrigger
+    params: anomaly.AnomalyParams
+    next_due: float = 0.0
+    seeded: bool = False
+    series: dict[str, anomaly.AnomalyState] = field(default_factory=dict)  # series key -> state
+
+
+class AnomalyWatcher:
+    def __init__(self, ctx: OperatorContext):
+        self.ctx = ctx
+        self.watches: dict[tuple[str, str, int], TriggerWatch] = {}
+
+    def triggers(self) -> dict[tuple[str, str, int], AnomalyTrigger]:
+        return {(e.namespace, e.name, i): t.anomaly for e in self.ctx.runbooks.entries()
+                if not e.spec.suspend for i, t in enumerate(e.spec.triggers) if t.anomaly is not None}
+
+    def evaluate_due(self) -> None:
+        current = self.triggers()
+        for key in set(self.watches) - set(current):  # runbook deleted or trigger changed
+            del self.watches[key]
+        for key, trigger in current.items():
+            watch = self.watches.get(key)
+            if watch is None or watch.trigger != trigger:
+                watch = self.watches[key] = TriggerWatch(trigger, anomaly.params_from_trigger(trigger))
+            if time.monotonic() >= watch.next_due:
+                watch.next_due = time.monotonic() + watch.params.step.total_seconds()
+                self.evaluate(key, watch)
+
+    def evaluate(self, key: tuple[str, str, int], watch: TriggerWatch) -> None:
+        namespace, runbook, index = key
+        prom = self.ctx.prometheus
+        now = datetime.now(timezone.utc)
+        try:
+            if not watch.seeded:
+                self.seed(key, watch, now)
+            samples = prom.instant(watch.trigger.query)
+        except (PrometheusUnavailable, PrometheusQueryError) as e:
+            log.warning("anomaly query failed", extra={"runbook": f"{namespace}/{runbook}", "error": str(e)})
+            return
+        for sample in samples:
+            refusal = anomaly_signals.foreign_namespace(namespace, sample.labels)
+            if refusal:
+                SIGNALS.labels("anomaly", "refused").inc()
+                log.warning("anomaly series refused", extra={"runbook": f"{namespace}/{runbook}", "reason": refusal})
+                continue
+            series = anomaly_signals.series_key(namespace, runbook, index, sample.labels)
+            before = watch.series.get(series, anomaly.AnomalyState())
+            state, verdict = anomaly.step(before, sample.value, watch.params, now)
+            watch.series[series] = state
+            self.signal(namespace, runbook, index, watch.trigger, sample.labels, before, state, verdict)
+
+    def seed(self, key: tuple[str, str, int], watch: TriggerWatch, now: datetime) -> None:
+        """Replay the lookback so the baseline is ready (and an ongoing anomaly known) right away."""
+        step = watch.params.step.total_seconds()
+        for series in self.ctx.prometheus.range(watch.trigger.query, now - watch.params.lookback, now, step):
+            state = anomaly.AnomalyState()
+            for at, value in series.points[:-1]:  # the newest point is the live sample of this evaluation
+                state, _ = anomaly.step(state, value, watch.params, datetime.fromtimestamp(at, timezone.utc))
+            watch.series[anomaly_signals.series_key(*key, series.labels)] = state
+        watch.seeded = True
+
+    def signal(self, namespace: str, runbook: str, index: int, trigger: AnomalyTrigger, labels: dict[str, str],
+               before: anomaly.AnomalyState, state: anomaly.AnomalyState, verdict: anomaly.AnomalyVerdict) -> None:
+        if verdict.firing:  # every evaluation while firing: the create conflict makes it one Remediation
+            signal = anomaly_signals.anomaly_signal(namespace, runbook, index, trigger, labels, state, verdict)
+            SIGNALS.labels("anomaly", ingest_firing(self.ctx.resources, self.ctx.runbooks, signal,
+                                                    self.ctx.serves).outcome).inc()
+        elif verdict.transition == "cleared":
+            signal = anomaly_signals.anomaly_signal(namespace, runbook, index, trigger, labels, state, verdict,
+                                                    firing_since=before.firing_since)
+            SIGNALS.labels("anomaly", ingest_resolved(self.ctx.resources, signal).outcome).inc()
+
+
+async def watch_anomalies(ctx: OperatorContext, every: float = 1.0) -> None:
+    """Background loop; does nothing while no Prometheus is configured or no Runbook has an anomaly trigger."""
+    watcher = AnomalyWatcher(ctx)
+    while True:
+        await asyncio.sleep(every)
+        if ctx.prometheus is None:
+            continue
+        try:
+            await asyncio.to_thread(watcher.evaluate_due)
+        except Exception as e:  # a passing apiserver error must not end the watch
+            log.warning("anomaly evaluation failed", extra={"error": str(e)})
