@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     if args.log_format == "json":
         handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    if args.kubeconfig:  # kopf's login and the kubernetes client both read it from here
+    if args.kubeconfig:  # kopf's login (via the kubernetes client) and our client both read it from here
         os.environ["KUBECONFIG"] = args.kubeconfig
+        from kubernetes.config import kube_config
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig  # read once at import, before we got here
     peering = args.peering.lower() != "none"
     settings = Settings(
         namespaces=tuple(args.namespace),
