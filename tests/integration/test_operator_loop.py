@@ -211,3 +211,20 @@ def test_metrics_count_the_outcome_the_action_and_the_guards(cluster, operator):
     assert 'remediator_guard_decisions_total{guard="cooldown",verdict="allowed"}' in text
     assert "remediator_time_to_recover_seconds_count" in text
     assert "remediator_signal_to_action_seconds_count 1.0" in text
+
+
+def test_a_resolved_alert_after_the_loop_ended_is_still_recorded(cluster, operator):
+    cluster.apply_policy({"mode": "dryRun"})
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=1)
+    firing = alert(cluster.ns, "web", fingerprint="res1", starts_at="2026-01-01T00:00:00Z")
+    assert operator.post_alerts(alert_payload([firing])).status_code == 200
+    name = only_remediation(cluster)["metadata"]["name"]
+    ended = cluster.wait_phase(name, {"Succeeded", "Skipped", "Failed", "Escalated"})
+    assert not ended["status"].get("signalResolvedAt")
+
+    resolved = {**firing, "status": "resolved", "endsAt": "2026-01-01T00:05:00Z"}
+    resp = operator.post_alerts(alert_payload([resolved], status="resolved"))
+    assert resp.status_code == 200 and resp.json()["results"][0]["outcome"] == "resolved", resp.text
+    status = cluster.remediation(name)["status"]
+    assert status["signalResolvedAt"] and status["phase"] == ended["status"]["phase"]

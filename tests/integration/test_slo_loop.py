@@ -112,6 +112,7 @@ def test_bad_rollout_burns_the_slo_and_the_rollback_is_verified_by_its_recovery(
     status = cluster.wait_phase(remediation["metadata"]["name"], {"Succeeded", "Failed", "Escalated"},
                                 timeout=180)["status"]
     assert status["phase"] == "Succeeded", status
+    assert any("web-availability" in reason for reason in status["matchReasons"]), status["matchReasons"]
     step = status["steps"][0]
     assert step["action"] == "rollback" and step["phase"] == "Succeeded"
     promql = [e for e in step["evidence"] if e["kind"] == "promql"]

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from kubernetes.client.rest import ApiException
 
-from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
+from ..api.models import API_VERSION, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
 from ..kube import Resources
 
@@ -106,6 +106,11 @@ def ingest_firing(resources: Resources, cache: RunbookCache, signal: Signal,
         if e.status == 409:
             return IngestResult("duplicate", name)
         raise
+    try:  # why this runbook, for `kubectl describe`; the loop's own writes are guarded, so none is lost
+        resources.patch_status("Remediation", namespace, name, {"matchReasons": list(result.reasons)[:20]})
+    except ApiException as e:
+        log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
+                                                             "status": e.status})
     log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
     return IngestResult("created", name, tuple(result.reasons))
 
@@ -121,7 +126,7 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
         if obj is None:
             return IngestResult("unmatched", None, ("no remediation for this alert",))
         status = obj.get("status") or {}
-        if status.get("signalResolvedAt") or status.get("phase") in TERMINAL_PHASES:
+        if status.get("signalResolvedAt"):  # recorded even after the loop ended: the audit shows when it cleared
             return IngestResult("resolved", name)
         status["signalResolvedAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
         obj["status"] = status
