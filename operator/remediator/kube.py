@@ -44,6 +44,14 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
         return config.new_client_from_config(config_file=kubeconfig)
 
 
+def impersonating(api: client.ApiClient, namespace: str, service_account: str) -> client.ApiClient:
+    """A client that acts as the ServiceAccount: the apiserver applies that account's RBAC to every call
+    (the operator itself needs only `impersonate` on it)."""
+    clone = client.ApiClient(configuration=api.configuration)
+    clone.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:{service_account}")
+    return clone
+
+
 class Resources:
     """Typed-enough access to remediator's custom resources."""
 

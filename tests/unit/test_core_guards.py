@@ -341,3 +341,22 @@ def test_the_context_is_frozen_and_copies_the_history():
     with pytest.raises(AttributeError):
         context.now = NOW  # type: ignore[misc]
     assert replace(context, pods_touched=2).pods_touched == 2
+
+
+def test_a_namespaced_runbook_may_not_drain_a_node_unless_the_cluster_policy_allows_it():
+    node = ObjectRef(kind="Node", name="n1")
+    drain = {"target": node, "target_replicas": None, "pods_touched": 3, "action": "cordonDrain"}
+    refused = decision(ctx(policy={}, **drain), "bounds")
+    assert not refused.allowed
+    assert "acts outside namespace 'shop'" in refused.reason and "allowNodeActions: true" in refused.reason
+    other_ns_allowance = {"bounds": [{"namespaces": ["payments"], "allowNodeActions": True}]}
+    assert not decision(ctx(policy=other_ns_allowance, **drain), "bounds").allowed
+    allowed = {"bounds": [{"namespaces": ["shop"], "allowNodeActions": True}]}
+    assert decision(ctx(policy=allowed, **drain), "bounds").allowed
+
+
+def test_node_actions_need_every_matching_bounds_entry_to_allow_them():
+    node = ObjectRef(kind="Node", name="n1")
+    policy = {"bounds": [{"namespaces": ["shop"], "allowNodeActions": True}, {"namespaces": ["*"]}]}
+    assert not decision(ctx(policy=policy, target=node, target_replicas=None, pods_touched=1,
+                            action="cordonDrain"), "bounds").allowed

@@ -276,3 +276,19 @@ def test_crashloop_trigger_waits_for_its_minimum_restart_count():
     assert not pod_state_matches(trigger, few).matched
     assert "at least 3" in pod_state_matches(trigger, few).reason
     assert pod_state_matches(trigger, many).matched
+
+
+def test_a_runbook_of_another_namespace_that_would_match_is_named_and_refused():
+    from remediator.core.matching import RunbookEntry, foreign_matches
+
+    spec = RunbookSpec.model_validate({
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [{"name": "restart", "action": "restartRollout"}]})
+    team_a = RunbookEntry(namespace="team-a", name="errors", generation=1, spec=spec)
+    signal = Signal(source="alertmanager", name="HighErrorRate",
+                    labels={"alertname": "HighErrorRate", "namespace": "team-b", "deployment": "web"})
+    assert foreign_matches(signal, "team-b", [team_a]) == [
+        "Runbook team-a/errors matches the signal's labels but acts only in namespace 'team-a', "
+        "and the signal is about 'team-b': refused"]
+    assert foreign_matches(signal, "team-a", [team_a]) == []

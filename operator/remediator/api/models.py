@@ -313,6 +313,9 @@ class NamespaceBounds(Model):
         None, max_length=MAX_QUANTITY_LENGTH, description="a memory quantity, e.g. 4Gi"
     )
     allow_cross_namespace: bool = False
+    allow_node_actions: bool = Field(
+        False, description="Runbooks of these namespaces may act on Nodes (cordonDrain); off unless a cluster "
+                           "admin turns it on here")
 
 
 class RemediationPolicySpec(Model):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from ..approvals.slack import SlackConfig
-from ..kube import Resources
+from ..kube import Resources, impersonating
 from ..secrets import FileSecret
 from ..signals.prometheus import Prometheus
 from .ingest import RunbookCache
@@ -25,6 +25,9 @@ class Settings:
     slack_signing_secret_file: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     prometheus_url: str | None = None
+    webhook_rate: float = 200.0  # requests/s per authenticated caller
+    webhook_burst: int = 1000
+    action_service_account: str | None = None  # impersonated for actions when a Runbook names none
     prometheus_token_file: str | None = None
 
 
@@ -36,6 +39,7 @@ class OperatorContext:
     failing_pods: dict[tuple[str, str], dict] = field(default_factory=dict)  # (namespace, name) -> pod
     slack: SlackConfig | None = None
     prometheus: Prometheus | None = None
+    _impersonated: dict[tuple[str, str], client.ApiClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.prometheus is None and self.settings.prometheus_url:
@@ -44,6 +48,17 @@ class OperatorContext:
         if self.slack is None:
             self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
                                      FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)
+
+    def action_api(self, namespace: str, service_account: str | None) -> client.ApiClient:
+        """The client actions run with: the Runbook's ServiceAccount (else the configured default),
+        impersonated; the operator's own identity only when neither is set."""
+        account = service_account or self.settings.action_service_account
+        if not account:
+            return self.api
+        key = (namespace, account)
+        if key not in self._impersonated:
+            self._impersonated[key] = impersonating(self.api, namespace, account)
+        return self._impersonated[key]
 
     @property
     def resources(self) -> Resources:

@@ -65,7 +65,8 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     ))
     for decision in verdict.decisions:
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
-    dry_run, changes = dry_run_step(ctx, name, spec, runbook.steps[index], index, policy)
+    dry_run, changes = dry_run_step(ctx, name, spec, runbook.steps[index], index, policy,
+                                    runbook.service_account_name)
     freeze = freeze_status(policy.freeze_windows if policy else [], now)
     inp = risk.RiskInput(
         declared=steps[index].risk, action=action, pods_touched=touched or 0, workload_replicas=replicas or 0,
@@ -78,14 +79,15 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
 
 
 def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, index: int,
-                 policy: RemediationPolicySpec | None) -> tuple[str, list[str]]:
-    """Server-side dry run of the step: ("succeeded"|"failed"|"unavailable", what it would change)."""
+                 policy: RemediationPolicySpec | None, service_account: str | None = None) -> tuple[str, list[str]]:
+    """Server-side dry run of the step, as the identity that will act:
+    ("succeeded"|"failed"|"unavailable", what it would change)."""
     caps = policy_select.caps_for(policy, spec.target.namespace or "")
     request = actions.ActionRequest(
         action=step.action, target=spec.target, key=state.idempotency_key(name, index, step.action), step=step,
         dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods)
     try:
-        result = actions.execute(ctx.api, request)
+        result = actions.execute(ctx.action_api(spec.runbook.namespace, service_account), request)
     except actions.ActionError as e:
         return ("unavailable" if e.retryable else "failed"), [f"dry run refused: {e}"]
     return "succeeded", [f"{path}: {change.get('before')!r} -> {change.get('after')!r}"

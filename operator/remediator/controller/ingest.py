@@ -17,6 +17,7 @@ from kubernetes.client.rest import ApiException
 from ..api.models import API_VERSION, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
 from ..kube import Resources
+from ..records.metrics import REFUSALS
 
 log = logging.getLogger("remediator.ingest")
 
@@ -95,7 +96,12 @@ def ingest_firing(resources: Resources, cache: RunbookCache, signal: Signal,
         return IngestResult("ignored", None, (f"namespace {namespace} is not watched by this operator",))
     result = matching.match_signal(signal, namespace, cache.in_namespace(namespace))
     if result.runbook is None or result.target is None:
-        return IngestResult("unmatched", None, tuple(result.reasons))
+        refused = matching.foreign_matches(signal, namespace, cache.entries())
+        if refused:
+            REFUSALS.labels("cross-namespace-signal").inc()
+            log.warning("signal refused for runbooks of other namespaces",
+                        extra={"namespace": namespace, "reasons": refused})
+        return IngestResult("unmatched", None, (*result.reasons, *refused))
     rb = result.runbook
     spec = RemediationSpec(signal=signal, target=result.target,
                            runbook=RunbookRef(name=rb.name, namespace=rb.namespace, generation=rb.generation))

@@ -49,6 +49,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "and runs promql/sloRecovered verification; unset: those report that it is missing")
     parser.add_argument("--prometheus-token-file", default=os.environ.get("REMEDIATOR_PROMETHEUS_TOKEN_FILE"),
                         help="file holding a bearer token for Prometheus (optional)")
+    parser.add_argument("--webhook-rate", type=float, default=float(os.environ.get("REMEDIATOR_WEBHOOK_RATE", 200)),
+                        help="requests per second each authenticated webhook caller may send (then 429)")
+    parser.add_argument("--webhook-burst", type=int, default=int(os.environ.get("REMEDIATOR_WEBHOOK_BURST", 1000)),
+                        help="requests an authenticated caller may send at once before the rate applies")
+    parser.add_argument("--action-service-account",
+                        default=os.environ.get("REMEDIATOR_ACTION_SERVICE_ACCOUNT") or None,
+                        help="ServiceAccount (in the Runbook's namespace) impersonated for actions when the "
+                             "Runbook names none; unset: actions run with the operator's own identity")
     parser.add_argument("--peering", default=os.environ.get("REMEDIATOR_PEERING", "remediator"),
                         help="kopf peering name shared by the replicas; 'none' runs standalone")
     parser.add_argument("--priority", type=int, default=None,
@@ -80,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         slack_api_url=args.slack_api_url,
         prometheus_url=args.prometheus_url,
         prometheus_token_file=args.prometheus_token_file,
+        webhook_rate=args.webhook_rate,
+        webhook_burst=args.webhook_burst,
+        action_service_account=args.action_service_account,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

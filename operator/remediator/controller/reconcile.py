@@ -148,9 +148,11 @@ class Loop:
                                         dry_run=effect.dry_run, max_replicas=caps.max_replicas,
                                         max_memory=caps.max_memory, max_pods=caps.max_pods)
         try:
-            result = actions.execute(self.ctx.api, request)
+            result = actions.execute(self.ctx.action_api(self.namespace, runbook.service_account_name), request)
         except actions.ActionError as e:
             metrics.ACTIONS.labels(step.action, "retry" if e.retryable else "error").inc()
+            if e.status == 403:
+                metrics.REFUSALS.labels("forbidden-action").inc()
             if e.retryable:
                 raise
             return engine.action_failed(status, effect.index, str(e), utcnow())

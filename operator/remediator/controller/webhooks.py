@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -18,7 +19,9 @@ from kubernetes.client.rest import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from ..approvals.slack import BadCallback, ReplayGuard, SlackConfig, parse_click, verify
+from ..core.rate_limit import Limit, RateLimiter, retry_after_header
 from ..kube import Resources
+from ..records.metrics import REFUSALS
 from ..secrets import FileSecret
 from ..signals.alertmanager import PayloadError, parse_payload, to_signal
 from .approvals import audit_refused_callback, record_slack_click
@@ -27,6 +30,7 @@ from .ingest import RunbookCache, ingest_firing, ingest_resolved
 log = logging.getLogger("remediator.webhooks")
 
 MAX_BODY_BYTES = 1 << 20
+STRANGER_LIMIT = Limit(rate=1, burst=10)
 
 WEBHOOK_REQUESTS = Counter("remediator_webhook_requests_total", "Webhook requests by endpoint and HTTP code",
                            ["endpoint", "code"])
@@ -42,11 +46,25 @@ class WebhookConfig:
     ctx: object = None  # the OperatorContext, for votes
     slack: SlackConfig | None = None
     replays: ReplayGuard = field(default_factory=ReplayGuard)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    caller_limit: Limit = field(default_factory=lambda: Limit(rate=200, burst=1000))  # authenticated callers
+    stranger_limit: Limit = STRANGER_LIMIT
+
+    def throttle(self, endpoint: str, request: web.Request, authenticated: bool) -> web.Response | None:
+        """429 once a caller spends its tokens; strangers (no valid token or signature) get very few, so a
+        flood of them costs almost nothing and never eats the budget of the real sender."""
+        limit = self.caller_limit if authenticated else self.stranger_limit
+        wait = self.limiter.take((endpoint, authenticated, request.remote), limit, time.monotonic())
+        if not wait:
+            return None
+        REFUSALS.labels("rate-limited").inc()
+        return reply(endpoint, 429, headers={"Retry-After": retry_after_header(wait)},
+                     error=f"too many requests from this caller; retry in {wait:.1f}s")
 
 
-def reply(endpoint: str, code: int, **body) -> web.Response:
+def reply(endpoint: str, code: int, headers: dict | None = None, **body) -> web.Response:
     WEBHOOK_REQUESTS.labels(endpoint, str(code)).inc()
-    return web.json_response(body, status=code)
+    return web.json_response(body, status=code, headers=headers)
 
 
 def bearer(request: web.Request) -> bytes:
@@ -74,7 +92,12 @@ def make_alertmanager_handler(cfg: WebhookConfig):
     endpoint = "alertmanager"
 
     async def handle(request: web.Request) -> web.Response:
-        if not cfg.alertmanager_token.matches(bearer(request)):
+        authenticated = cfg.alertmanager_token.matches(bearer(request))
+        throttled = cfg.throttle(endpoint, request, authenticated)
+        if throttled:
+            return throttled
+        if not authenticated:
+            REFUSALS.labels("unauthenticated-webhook").inc()
             log.warning("alertmanager webhook refused: missing or wrong bearer token",
                         extra={"peer": request.remote})
             return reply(endpoint, 401, error="a valid bearer token is required")
@@ -127,8 +150,13 @@ def make_slack_handler(cfg: WebhookConfig):
         if len(raw) > MAX_BODY_BYTES:
             return reply(endpoint, 413, error="body too large")
         signature = request.headers.get("X-Slack-Signature")
-        if cfg.slack is None or not verify(cfg.slack, raw, request.headers.get("X-Slack-Request-Timestamp"),
-                                           signature):
+        verified = cfg.slack is not None and verify(cfg.slack, raw, request.headers.get("X-Slack-Request-Timestamp"),
+                                                    signature)
+        throttled = cfg.throttle(endpoint, request, verified)
+        if throttled:
+            return throttled
+        if not verified:
+            REFUSALS.labels("forged-slack-callback").inc()
             log.warning("slack callback refused: bad signature or stale timestamp", extra={"peer": request.remote})
             await audit(cfg, raw, "refused a callback with a bad signature or a stale timestamp")
             return reply(endpoint, 401, error="signature or timestamp invalid")

@@ -348,6 +348,9 @@ def check_storm(ctx: GuardContext) -> GuardDecision:
 def check_bounds(ctx: GuardContext) -> GuardDecision:
     namespace = ctx.runbook.namespace
     entries = [b for b in ctx.effective_policy.bounds if bounds_apply(b, namespace)]
+    node_problem = _node_problem(ctx, entries)
+    if node_problem:
+        return GuardDecision("bounds", False, f"bounds: {node_problem}")
     if not entries:
         return GuardDecision("bounds", True, f"bounds: none apply to namespace {namespace!r}")
     problems = [p for p in (_action_problem(ctx, entries), _cross_namespace_problem(ctx, entries),
@@ -368,6 +371,17 @@ def _action_problem(ctx: GuardContext, entries: list[NamespaceBounds]) -> str | 
             return (f"{ctx.action} is not allowed in namespace {ctx.runbook.namespace!r} "
                     f"(bounds for {_globs(entry)} allow {', '.join(entry.allowed_actions) or 'nothing'})")
     return None
+
+
+def _node_problem(ctx: GuardContext, entries: list[NamespaceBounds]) -> str | None:
+    """A namespaced Runbook reaches beyond its namespace when it acts on a Node: only a cluster admin's
+    policy may allow that."""
+    if ctx.action != "cordonDrain" and ctx.target.namespace is not None:
+        return None
+    if entries and all(entry.allow_node_actions for entry in entries):
+        return None
+    return (f"{ctx.action} on {ctx.target.kind} {ctx.target.name} acts outside namespace "
+            f"{ctx.runbook.namespace!r}; a RemediationPolicy bounds entry for it must set allowNodeActions: true")
 
 
 def _cross_namespace_problem(ctx: GuardContext, entries: list[NamespaceBounds]) -> str | None:

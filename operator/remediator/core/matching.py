@@ -138,6 +138,19 @@ def match_signal(signal: Signal, namespace: str | None, runbooks: Sequence[Runbo
     return MatchResult(winner, target, reasons, rejected)
 
 
+def foreign_matches(signal: Signal, namespace: str, runbooks: Sequence[RunbookEntry]) -> list[str]:
+    """Runbooks of other namespaces that this signal would have matched: each is refused, and why, so a
+    label pointing at another namespace never borrows a Runbook from there."""
+    refused = []
+    for entry in _sorted(runbooks):
+        if entry.namespace == namespace:
+            continue
+        if runbook_matches(entry, signal, entry.namespace).matched:
+            refused.append(f"Runbook {entry.key} matches the signal's labels but acts only in namespace "
+                           f"{entry.namespace!r}, and the signal is about {namespace!r}: refused")
+    return refused
+
+
 def signal_namespace(signal: Signal, namespace: str | None) -> tuple[str | None, str | None]:
     """(the namespace the signal concerns, None) or (None, why the signal is refused)."""
     labelled = signal.labels.get(NAMESPACE_LABEL) or None

@@ -14,3 +14,7 @@ SIGNAL_TO_ACTION = Histogram("remediator_signal_to_action_seconds",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
 GUARD_DECISIONS = Counter("remediator_guard_decisions_total", "Guard decisions by guard and verdict",
                           ["guard", "verdict"])
+REFUSALS = Counter("remediator_refusals_total",
+                   "Refused attempts: unauthenticated or rate-limited webhook calls, forged Slack callbacks, "
+                   "signals aimed at another namespace, actions the tenant's ServiceAccount may not do",
+                   ["reason"])
