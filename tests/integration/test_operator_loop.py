@@ -228,3 +228,19 @@ def test_a_resolved_alert_after_the_loop_ended_is_still_recorded(cluster, operat
     assert resp.status_code == 200 and resp.json()["results"][0]["outcome"] == "resolved", resp.text
     status = cluster.remediation(name)["status"]
     assert status["signalResolvedAt"] and status["phase"] == ended["status"]["phase"]
+
+
+def test_a_second_alert_about_the_same_target_joins_the_open_incident(cluster, operator):
+    cluster.apply_policy({"mode": "dryRun"})
+    cluster.apply_runbook("bad-rollout", {**rollback_runbook(), "triggers": [
+        {"alert": {"matchers": [{"name": "alertname", "op": "=~", "value": "HighErrorRate|HighLatency"}]}}]})
+    cluster.deploy("web", replicas=1)
+    cluster.apps.patch_namespaced_deployment("web", cluster.ns, {"spec": {"paused": True}})  # keep it open
+    first = operator.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="aaa1")]))
+    name = first.json()["results"][0]["remediation"]
+    second = operator.post_alerts(alert_payload([alert(cluster.ns, "web", alertname="HighLatency",
+                                                       fingerprint="bbb2")]))
+    result = second.json()["results"][0]
+    assert (result["outcome"], result["remediation"]) == ("correlated", name), result
+    assert "joins the open incident" in result["reasons"][0]
+    assert [r["metadata"]["name"] for r in cluster.remediations()] == [name]

@@ -19,7 +19,6 @@ from ..api.models import AnomalyTrigger
 from ..core import anomaly, anomaly_signals
 from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable
 from .context import OperatorContext
-from .ingest import ingest_firing, ingest_resolved
 from .webhooks import SIGNALS
 
 log = logging.getLogger("remediator.anomaly")
@@ -92,12 +91,11 @@ class AnomalyWatcher:
                before: anomaly.AnomalyState, state: anomaly.AnomalyState, verdict: anomaly.AnomalyVerdict) -> None:
         if verdict.firing:  # every evaluation while firing: the create conflict makes it one Remediation
             signal = anomaly_signals.anomaly_signal(namespace, runbook, index, trigger, labels, state, verdict)
-            SIGNALS.labels("anomaly", ingest_firing(self.ctx.resources, self.ctx.runbooks, signal,
-                                                    self.ctx.serves).outcome).inc()
+            SIGNALS.labels("anomaly", self.ctx.intake.firing(signal).outcome).inc()
         elif verdict.transition == "cleared":
             signal = anomaly_signals.anomaly_signal(namespace, runbook, index, trigger, labels, state, verdict,
                                                     firing_since=before.firing_since)
-            SIGNALS.labels("anomaly", ingest_resolved(self.ctx.resources, signal).outcome).inc()
+            SIGNALS.labels("anomaly", self.ctx.intake.resolved(signal).outcome).inc()
 
 
 async def watch_anomalies(ctx: OperatorContext, every: float = 1.0) -> None:

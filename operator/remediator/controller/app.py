@@ -40,9 +40,8 @@ def prime_runbooks(ctx: OperatorContext) -> int:
 
 
 async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
-    cfg = WebhookConfig(resources=ctx.resources, runbooks=ctx.runbooks,
-                        alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
-                        served=ctx.serves, ctx=ctx, slack=ctx.slack,
+    cfg = WebhookConfig(intake=ctx.intake, alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
+                        ctx=ctx, slack=ctx.slack,
                         caller_limit=Limit(ctx.settings.webhook_rate, ctx.settings.webhook_burst))
     primed = await asyncio.to_thread(prime_runbooks, ctx)
     log.info("runbooks loaded", extra={"runbooks": primed})

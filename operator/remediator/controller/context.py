@@ -10,7 +10,7 @@ from ..approvals.slack import SlackConfig
 from ..kube import Resources, impersonating
 from ..secrets import FileSecret
 from ..signals.prometheus import Prometheus
-from .ingest import RunbookCache
+from .ingest import Intake, RunbookCache
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,12 @@ class OperatorContext:
     failing_pods: dict[tuple[str, str], dict] = field(default_factory=dict)  # (namespace, name) -> pod
     slack: SlackConfig | None = None
     prometheus: Prometheus | None = None
+    intake: Intake | None = None
     _impersonated: dict[tuple[str, str], client.ApiClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.intake is None:
+            self.intake = Intake(Resources(self.api), self.runbooks, self.serves)
         if self.prometheus is None and self.settings.prometheus_url:
             self.prometheus = Prometheus(self.settings.prometheus_url,
                                          bearer_token=FileSecret(self.settings.prometheus_token_file))

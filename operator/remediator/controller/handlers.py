@@ -15,7 +15,6 @@ import kopf
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
 from . import approvals, reconcile, slo
-from .ingest import ingest_firing
 from .webhooks import SIGNALS
 from .context import OperatorContext
 
@@ -33,7 +32,7 @@ def maybe_failing(status, **_) -> bool:
 
 async def ingest_pod(ctx: OperatorContext, pod: dict) -> None:
     for signal in pods.pod_signals(pod, datetime.now(timezone.utc)):
-        result = await asyncio.to_thread(ingest_firing, ctx.resources, ctx.runbooks, signal, ctx.serves)
+        result = await asyncio.to_thread(ctx.intake.firing, signal)
         SIGNALS.labels("podState", result.outcome).inc()
 
 
@@ -79,6 +78,10 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
             ctx.runbooks.remove(namespace, name)
         else:
             ctx.runbooks.put(namespace, name, body.get("metadata", {}).get("generation"), body.get("spec") or {})
+
+    @kopf.on.event(GROUP, VERSION, "remediations", registry=registry)
+    def remediation_seen(type, body, **_):
+        ctx.intake.incidents.observe(type or "", body)
 
     @kopf.daemon(GROUP, VERSION, "remediations", registry=registry, when=not_terminal,
                  cancellation_timeout=5.0, initial_delay=0)

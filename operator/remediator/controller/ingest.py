@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from kubernetes.client.rest import ApiException
 
-from ..api.models import API_VERSION, RemediationSpec, RunbookRef, RunbookSpec, Signal
+from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
 from ..kube import Resources
 from ..records.metrics import REFUSALS
@@ -61,7 +62,7 @@ class RunbookCache:
 
 @dataclass(frozen=True)
 class IngestResult:
-    outcome: str  # created | duplicate | unmatched | resolved | ignored
+    outcome: str  # created | duplicate | correlated | unmatched | resolved | ignored
     name: str | None
     reasons: tuple[str, ...] = ()
 
@@ -87,38 +88,105 @@ def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
     }
 
 
-def ingest_firing(resources: Resources, cache: RunbookCache, signal: Signal,
-                  served: "callable[[str], bool]" = lambda ns: True) -> IngestResult:
-    namespace = signal_namespace(signal)
-    if namespace is None:
-        return IngestResult("unmatched", None, ("the signal names no namespace",))
-    if not served(namespace):
-        return IngestResult("ignored", None, (f"namespace {namespace} is not watched by this operator",))
-    result = matching.match_signal(signal, namespace, cache.in_namespace(namespace))
-    if result.runbook is None or result.target is None:
-        refused = matching.foreign_matches(signal, namespace, cache.entries())
-        if refused:
-            REFUSALS.labels("cross-namespace-signal").inc()
-            log.warning("signal refused for runbooks of other namespaces",
-                        extra={"namespace": namespace, "reasons": refused})
-        return IngestResult("unmatched", None, (*result.reasons, *refused))
-    rb = result.runbook
-    spec = RemediationSpec(signal=signal, target=result.target,
-                           runbook=RunbookRef(name=rb.name, namespace=rb.namespace, generation=rb.generation))
-    name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
-    try:
-        resources.create("Remediation", namespace, remediation_body(name, namespace, spec))
-    except ApiException as e:
-        if e.status == 409:
-            return IngestResult("duplicate", name)
-        raise
-    try:  # why this runbook, for `kubectl describe`; the loop's own writes are guarded, so none is lost
-        resources.patch_status("Remediation", namespace, name, {"matchReasons": list(result.reasons)[:20]})
-    except ApiException as e:
-        log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
-                                                             "status": e.status})
-    log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
-    return IngestResult("created", name, tuple(result.reasons))
+class OpenIncidents:
+    """Open Remediations by incident (namespace, runbook, target), fed by the watch on Remediations.
+
+    A second alert about a target that already has an open Remediation from the same Runbook joins
+    that incident instead of opening another: duplicate alerts are correlated away. A per-incident
+    lock makes check-and-create atomic within this process; across replicas, the target-concurrency
+    guard holds a second one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str, str], str] = {}
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+
+    @staticmethod
+    def key_of(namespace: str, spec: RemediationSpec) -> tuple[str, str, str]:
+        return namespace, spec.runbook.name, matching.target_display(spec.target)
+
+    def lock(self, key: tuple[str, str, str]) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def open_one(self, key: tuple[str, str, str]) -> str | None:
+        with self._lock:
+            return self._open.get(key)
+
+    def opened(self, key: tuple[str, str, str], name: str) -> None:
+        with self._lock:
+            self._open[key] = name
+
+    def observe(self, event_type: str, body: dict) -> None:
+        """From the watch: track open ones, forget finished or deleted ones."""
+        meta = body.get("metadata") or {}
+        try:
+            key = self.key_of(meta["namespace"], RemediationSpec.model_validate(body.get("spec") or {}))
+        except (KeyError, ValueError):
+            return
+        finished = event_type == "DELETED" or (body.get("status") or {}).get("phase") in TERMINAL_PHASES
+        with self._lock:
+            if not finished:
+                self._open[key] = meta["name"]
+            elif self._open.get(key) == meta["name"]:
+                del self._open[key]
+                self._locks.pop(key, None)
+
+
+@dataclass
+class Intake:
+    """Signal -> Remediation for every source: webhooks, pod states, SLO burns, anomalies."""
+
+    resources: Resources
+    runbooks: RunbookCache
+    served: Callable[[str], bool] = lambda namespace: True
+    incidents: OpenIncidents = field(default_factory=OpenIncidents)
+
+    def firing(self, signal: Signal) -> IngestResult:
+        namespace = signal_namespace(signal)
+        if namespace is None:
+            return IngestResult("unmatched", None, ("the signal names no namespace",))
+        if not self.served(namespace):
+            return IngestResult("ignored", None, (f"namespace {namespace} is not watched by this operator",))
+        result = matching.match_signal(signal, namespace, self.runbooks.in_namespace(namespace))
+        if result.runbook is None or result.target is None:
+            refused = matching.foreign_matches(signal, namespace, self.runbooks.entries())
+            if refused:
+                REFUSALS.labels("cross-namespace-signal").inc()
+                log.warning("signal refused for runbooks of other namespaces",
+                            extra={"namespace": namespace, "reasons": refused})
+            return IngestResult("unmatched", None, (*result.reasons, *refused))
+        rb = result.runbook
+        spec = RemediationSpec(signal=signal, target=result.target,
+                               runbook=RunbookRef(name=rb.name, namespace=rb.namespace, generation=rb.generation))
+        name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
+        key = self.incidents.key_of(namespace, spec)
+        with self.incidents.lock(key):
+            open_name = self.incidents.open_one(key)
+            if open_name == name:
+                return IngestResult("duplicate", name)
+            if open_name:
+                return IngestResult("correlated", open_name, (
+                    f"joins the open incident {open_name} of Runbook {rb.key} on "
+                    f"{matching.target_display(result.target)}",))
+            try:
+                self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec))
+            except ApiException as e:
+                if e.status == 409:
+                    return IngestResult("duplicate", name)
+                raise
+            self.incidents.opened(key, name)
+        try:  # why this runbook, for `kubectl describe`; the loop's own writes are guarded, so none is lost
+            self.resources.patch_status("Remediation", namespace, name, {"matchReasons": list(result.reasons)[:20]})
+        except ApiException as e:
+            log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
+                                                                 "status": e.status})
+        log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
+        return IngestResult("created", name, tuple(result.reasons))
+
+    def resolved(self, signal: Signal) -> IngestResult:
+        return ingest_resolved(self.resources, signal)
 
 
 def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:

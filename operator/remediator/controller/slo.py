@@ -14,7 +14,6 @@ from ..records import events
 from ..signals import slo as slo_signals
 from ..signals.prometheus import PrometheusUnavailable
 from .context import OperatorContext
-from .ingest import ingest_firing, ingest_resolved
 from .webhooks import SIGNALS
 
 log = logging.getLogger("remediator.slo")
@@ -52,9 +51,9 @@ def evaluate_once(ctx: OperatorContext, namespace: str, name: str) -> float | No
     record_breach_change(ctx, body, previous, status, now)
     if measured:
         for signal in slo_breach.breach_signals(name, namespace, spec, status):
-            SIGNALS.labels("sloBurn", ingest_firing(ctx.resources, ctx.runbooks, signal, ctx.serves).outcome).inc()
+            SIGNALS.labels("sloBurn", ctx.intake.firing(signal).outcome).inc()
         for signal in slo_breach.ended_breaches(name, namespace, spec, previous, status):
-            SIGNALS.labels("sloBurn", ingest_resolved(ctx.resources, signal).outcome).inc()
+            SIGNALS.labels("sloBurn", ctx.intake.resolved(signal).outcome).inc()
     return interval
 
 

@@ -20,12 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from ..approvals.slack import BadCallback, ReplayGuard, SlackConfig, parse_click, verify
 from ..core.rate_limit import Limit, RateLimiter, retry_after_header
-from ..kube import Resources
 from ..records.metrics import REFUSALS
 from ..secrets import FileSecret
 from ..signals.alertmanager import PayloadError, parse_payload, to_signal
 from .approvals import audit_refused_callback, record_slack_click
-from .ingest import RunbookCache, ingest_firing, ingest_resolved
+from .ingest import Intake
 
 log = logging.getLogger("remediator.webhooks")
 
@@ -39,10 +38,8 @@ SIGNALS = Counter("remediator_signals_total", "Signals ingested by source and ou
 
 @dataclass
 class WebhookConfig:
-    resources: Resources
-    runbooks: RunbookCache
+    intake: Intake
     alertmanager_token: FileSecret
-    served: object = field(default=lambda ns: True)
     ctx: object = None  # the OperatorContext, for votes
     slack: SlackConfig | None = None
     replays: ReplayGuard = field(default_factory=ReplayGuard)
@@ -125,10 +122,7 @@ def ingest_all(cfg: WebhookConfig, payload) -> list[dict]:
     out = []
     for alert in payload.alerts:
         signal = to_signal(alert)
-        if alert.status == "firing":
-            res = ingest_firing(cfg.resources, cfg.runbooks, signal, cfg.served)
-        else:
-            res = ingest_resolved(cfg.resources, signal)
+        res = cfg.intake.firing(signal) if alert.status == "firing" else cfg.intake.resolved(signal)
         SIGNALS.labels("alertmanager", res.outcome).inc()
         out.append({"fingerprint": signal.fingerprint, "outcome": res.outcome, "remediation": res.name,
                     "reasons": list(res.reasons)})
