@@ -443,7 +443,7 @@ def place_domain(name: str, levels: Mapping[int, Sequence[Criterion]], fig: Figu
         results = [(c, *c.check(fig)) for c in levels[candidate]]
         if all(ok for _, ok, _ in results):
             level = candidate
-            evidence += [seen for _, _, seen in results]
+            evidence += [seen for _, _, seen in results if seen not in evidence]
             continue
         missing = [f"{c.asks} (now: {seen})" for c, ok, seen in results if not ok]
         return Placement(name, f"{level} {AIOPS_LEVELS[level]}", evidence or ["no evidence of level 2"],
