@@ -252,3 +252,9 @@ def test_recovery_trend_lists_successes_by_finish_time():
     data = [obj("late", ttr=50, started=T0 + timedelta(hours=2)), obj("early", ttr=10), obj("no", "Escalated")]
     assert maturity.recovery_trend(records(*data)) == [
         (T0 + timedelta(seconds=10), 10.0), (T0 + timedelta(hours=2, seconds=50), 50.0)]
+
+
+def test_an_approval_nobody_had_to_give_still_counts_as_remediated_with_no_human():
+    on_the_spot = {"required": 0, "level": "low", "requestedAt": z(T0), "decidedAt": z(T0), "decision": "approved"}
+    fig = maturity.figures(records(obj("auto", approval=on_the_spot)), COVERED)
+    assert (fig.auto_remediated.part, fig.needed_approval.part, fig.approval_latency.count) == (1, 0, 0)

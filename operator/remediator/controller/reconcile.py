@@ -132,6 +132,7 @@ class Loop:
             raise
         before = RemediationStatus.model_validate(obj.get("status") or {})
         count_outcome(obj, before, status)
+        metrics.observe_approval(before, status)
         events.record_transition(self.ctx.api, self.namespace, self.name, obj["metadata"].get("uid"),
                                  RemediationSpec.model_validate(obj["spec"]).target, before, status, utcnow())
         return stored

@@ -12,8 +12,8 @@ Definitions (the report prints them; tests compute them the same way):
 - *time to recover* is status.timeToRecoverSeconds of Succeeded incidents;
   the median interpolates, p90 is the nearest rank (the smallest value with at
   least 90 % of the sample at or below it);
-- an incident is *auto-remediated* when it Succeeded and no approval was requested;
-  it *needed approval* when status.approval is set;
+- an incident is *auto-remediated* when it Succeeded and no human approval was requested;
+  it *needed approval* when status.approval asked for approvers (required > 0);
 - an *action* is a step record that was applied (appliedAt set) in an incident; it
   *failed* (did not recover, or made it worse) unless the step Succeeded;
   remediation failure rate = failed actions / actions (the DORA change failure rate
@@ -214,6 +214,11 @@ class Figures:
         }
 
 
+def needed_human(record: Record) -> bool:
+    """An approval was requested that somebody had to give (a rule with approvers > 0)."""
+    return record.status.approval is not None and record.status.approval.required > 0
+
+
 def applied_steps(record: Record):
     return [s for s in record.status.steps if s.applied_at]
 
@@ -224,7 +229,7 @@ def figures(records: Iterable[Record], inventory: Inventory, scope: Scope = Scop
     succeeded = [r for r in done if r.status.phase == "Succeeded"]
     recover = [r.status.time_to_recover_seconds for r in succeeded if r.status.time_to_recover_seconds is not None]
     steps = [s for r in done for s in applied_steps(r)]
-    decided = [r.status.approval for r in done if r.status.approval and r.status.approval.decision in
+    decided = [r.status.approval for r in done if needed_human(r) and r.status.approval.decision in
                ("approved", "denied") and r.status.approval.requested_at and r.status.approval.decided_at]
     latency = [(parse_time(a.decided_at) - parse_time(a.requested_at)).total_seconds() for a in decided]
     outcomes: dict[str, int] = {}
@@ -246,11 +251,11 @@ def figures(records: Iterable[Record], inventory: Inventory, scope: Scope = Scop
     return Figures(
         incidents=len(done), open=len(chosen) - len(done), outcomes=outcomes,
         time_to_recover=Spread.of(recover),
-        auto_remediated=Share(sum(1 for r in succeeded if r.status.approval is None), len(done)),
-        needed_approval=Share(sum(1 for r in done if r.status.approval is not None), len(done)),
+        auto_remediated=Share(sum(1 for r in succeeded if not needed_human(r)), len(done)),
+        needed_approval=Share(sum(1 for r in done if needed_human(r)), len(done)),
         actions=Share(sum(1 for s in steps if s.phase != "Succeeded"), len(steps)),
         approval_latency=Spread.of(latency),
-        approvals_expired=sum(1 for r in done if r.status.approval and r.status.approval.decision == "expired"),
+        approvals_expired=sum(1 for r in done if needed_human(r) and r.status.approval.decision == "expired"),
         slo_coverage=coverage, by_runbook=by_runbook, by_source=sources,
         escalated=Share(outcomes.get("Escalated", 0), len(done)),
         risk_explained=Share(sum(1 for r in scored if r.status.risk.reasons), len(scored)),
