@@ -28,7 +28,7 @@ from ..api.models import (
     RunbookSpec,
 )
 from ..core import engine, policy_select
-from ..records import events, metrics
+from ..records import events, metrics, tracing
 from ..core.durations import parse_duration
 from ..verification import probes, verdicts
 from .context import OperatorContext
@@ -51,6 +51,7 @@ class Loop:
         self.observations: list = []
         self.slack_retry_at = 0.0
         self.moved_on = False  # the last tick changed phase without an effect: decide again at once
+        self.uid: str | None = None
 
     def tick(self) -> bool:
         """Advance the Remediation by one decision; True when it is finished."""
@@ -62,6 +63,7 @@ class Loop:
         status = RemediationStatus.model_validate(obj.get("status") or {})
         if status.phase in TERMINAL_PHASES:
             return True
+        self.uid = obj["metadata"].get("uid")
         runbook = self.load_runbook(spec)
         policy = self.load_policy()
         now = utcnow()
@@ -75,6 +77,7 @@ class Loop:
             obj = self.persist(obj, decision.status)
             if obj is None:
                 return False
+            tracing.decided(obj, status, decision.status, now)
             failpoints.hit("after-intent" if isinstance(decision.effect, engine.Act) else "after-plan")
         self.sync_slack(obj, spec, status, decision.status)
         status = decision.status
@@ -89,6 +92,7 @@ class Loop:
             failpoints.hit("during-verify")
             if status != decision.status:
                 obj = self.persist(obj, status)
+                tracing.verified(obj, effect.index, decision.status, status, utcnow())
         return status.phase in TERMINAL_PHASES
 
     def sync_slack(self, obj: dict, spec: RemediationSpec, before: RemediationStatus,
@@ -132,6 +136,7 @@ class Loop:
             raise
         before = RemediationStatus.model_validate(obj.get("status") or {})
         count_outcome(obj, before, status)
+        tracing.finished(obj, before, status)
         metrics.observe_approval(before, status)
         events.record_transition(self.ctx.api, self.namespace, self.name, obj["metadata"].get("uid"),
                                  RemediationSpec.model_validate(obj["spec"]).target, before, status, utcnow())
@@ -146,7 +151,10 @@ class Loop:
                                         dry_run=effect.dry_run, max_replicas=caps.max_replicas,
                                         max_memory=caps.max_memory, max_pods=caps.max_pods)
         try:
-            result = actions.execute(self.ctx.api, request)
+            with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
+                                                                        effect.key)) as span:
+                result = actions.execute(self.ctx.api, request)
+                span.set_attribute("result", result.message[:256])
         except actions.ActionError as e:
             metrics.ACTIONS.labels(step.action, "retry" if e.retryable else "error").inc()
             if e.retryable:
