@@ -28,7 +28,7 @@ from ..api.models import (
     RunbookSpec,
 )
 from ..core import engine, policy_select
-from ..records import events, metrics, tracing
+from ..records import events, logs, metrics, tracing
 from ..core.durations import parse_duration
 from ..verification import probes, verdicts
 from .context import OperatorContext
@@ -56,6 +56,7 @@ class Loop:
     def tick(self) -> bool:
         """Advance the Remediation by one decision; True when it is finished."""
         res = self.ctx.resources
+        logs.current_remediation.set(f"{self.namespace}/{self.name}")
         obj = res.get("Remediation", self.name, self.namespace)
         if obj is None:
             return True
