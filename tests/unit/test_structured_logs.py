@@ -19,6 +19,7 @@ def json_lines(emit) -> list[dict]:
     logger = logging.getLogger("remediator.test-structured")
     logger.addHandler(handler)
     logger.propagate = False
+    logger.setLevel(logging.INFO)
     try:
         emit(logger)
     finally:
