@@ -27,7 +27,7 @@ from ..api.models import (
     RemediationStatus,
     RunbookSpec,
 )
-from ..core import engine, policy_select
+from ..core import adaptive, engine, policy_select
 from ..records import events, logs, metrics, tracing
 from ..core.durations import parse_duration
 from ..verification import probes, verdicts
@@ -71,7 +71,8 @@ class Loop:
         observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
             if needs_guards(status) else StepFacts()
         facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
-                             risk_input=observed.risk_input, planned_changes=observed.planned_changes)
+                             risk_input=observed.risk_input, planned_changes=observed.planned_changes,
+                             step_history=adaptive_history(self.ctx, spec, status, runbook))
         decision = engine.decide(self.name, spec, status, facts)
         self.moved_on = decision.changed and decision.effect is None and decision.status.phase != status.phase
         if decision.changed:
@@ -196,6 +197,16 @@ def count_outcome(obj: dict, before: RemediationStatus, after: RemediationStatus
         metrics.REMEDIATIONS.labels(runbook, after.phase).inc()
         if after.phase == "Succeeded" and after.time_to_recover_seconds is not None:
             metrics.TIME_TO_RECOVER.labels(runbook).observe(after.time_to_recover_seconds)
+
+
+def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: RemediationStatus,
+                     runbook: RunbookSpec | None) -> dict[str, adaptive.StepOutcomes] | None:
+    """How each step of an adaptive Runbook fared on this signal type, read when planning."""
+    if runbook is None or not runbook.adaptive or status.phase != "Pending":
+        return None
+    past = [(RemediationSpec.model_validate(o["spec"]), RemediationStatus.model_validate(o.get("status") or {}))
+            for o in ctx.resources.list("Remediation", spec.runbook.namespace)]
+    return adaptive.history(past, f"{spec.runbook.namespace}/{spec.runbook.name}", adaptive.signal_type(spec))
 
 
 def needs_guards(status: RemediationStatus) -> bool:
