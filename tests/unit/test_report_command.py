@@ -104,3 +104,9 @@ def test_plot_writes_a_png(export, tmp_path, capsys):
     path = export(*remediations(*succeeded(3), obj("esc", "Escalated")))
     assert main(["report", "-f", path, *SINCE, "--plot", str(target)]) == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_missing_kubeconfig_is_an_error_suggesting_an_export(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["report", "--kubeconfig", str(tmp_path / "nope")]) == 1
+    assert "no cluster to read (give --kubeconfig, or -f an exported file)" in capsys.readouterr().err

@@ -74,6 +74,21 @@ def read_files(paths: Sequence[str]) -> Export:
 
 
 def read_cluster(kubeconfig: str | None) -> Export:
+    import urllib3
+    from kubernetes.client.rest import ApiException
+    from kubernetes.config import ConfigException
+
+    try:
+        return list_cluster(kubeconfig)
+    except ConfigException as e:
+        raise ReportError(f"no cluster to read (give --kubeconfig, or -f an exported file): {e}") from None
+    except ApiException as e:
+        raise ReportError(f"the apiserver refused a list: {e.status} {e.reason}") from None
+    except (OSError, urllib3.exceptions.HTTPError) as e:  # connection refused, DNS, TLS
+        raise ReportError(f"cannot reach the apiserver: {e}") from None
+
+
+def list_cluster(kubeconfig: str | None) -> Export:
     from kubernetes import client
 
     from ..kube import Resources, load_api_client
