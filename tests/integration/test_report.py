@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from remediator.approvals.kubernetes import cast_vote
 from remediator.records.tracing import root_span_id_for, trace_id_for
-from tests.integration.test_kubernetes_approvals import voters  # noqa: F401  (fixture)
+from tests.integration.test_kubernetes_approvals import voters  # noqa: F401 -- a fixture this test uses
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
@@ -43,7 +43,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):  # the name http.server calls
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = ExportTraceServiceRequest.FromString(body)
                 receiver.spans += [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
@@ -96,7 +96,7 @@ def attributes(span) -> dict:
     for kv in span.attributes:
         value = kv.value
         kind = value.WhichOneof("value")
-        out[kv.key] = list(v.string_value for v in value.array_value.values) if kind == "array_value" \
+        out[kv.key] = [v.string_value for v in value.array_value.values] if kind == "array_value" \
             else getattr(value, kind)
     return out
 
@@ -118,8 +118,8 @@ def metric(text: str, name: str, labels: dict) -> float:
     return 0.0
 
 
-def test_report_traces_and_metrics_match_the_remediation_records(cluster, traced_operator, voters, kubeconfig,  # noqa: F811
-                                                                 tmp_path):
+def test_report_traces_and_metrics_match_the_remediation_records(
+        cluster, traced_operator, voters, kubeconfig, tmp_path):  # noqa: F811 -- voters is the imported fixture
     operator, receiver = traced_operator
     cluster.apply_policy(POLICY)
     # 1: a slow API is restarted, no human involved. 2: a bad rollout is rolled back once alice approves.
@@ -163,7 +163,7 @@ def test_report_traces_and_metrics_match_the_remediation_records(cluster, traced
     proc = subprocess.run([sys.executable, "-m", "remediator", "report", "--kubeconfig", kubeconfig,
                            "-n", cluster.ns, "--since", "1h", "--output", "json",
                            "--plot", str(tmp_path / "report.png")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)["figures"]
 
@@ -191,8 +191,11 @@ def test_report_traces_and_metrics_match_the_remediation_records(cluster, traced
 
     # The trace of the approved rollback: one root, every stage under it, the gate held then passed.
     uid = cluster.remediation(by_target["web"])["metadata"]["uid"]
-    spans = wait_for(lambda: (lambda t: t if any(s.name == "remediation" for s in t) else None)(receiver.trace(uid)),
-                     what="the rollback's root span exported")
+    def finished_trace():
+        spans = receiver.trace(uid)
+        return spans if any(s.name == "remediation" for s in spans) else None
+
+    spans = wait_for(finished_trace, what="the rollback's root span exported")
     root_id = root_span_id_for(uid).to_bytes(8, "big")
     root = next(s for s in spans if s.name == "remediation")
     assert root.span_id == root_id and root.parent_span_id == b""

@@ -156,8 +156,8 @@ def test_automation_without_an_approval_gate_stays_at_level_two_and_says_what_le
     rep = maturity.report(records(*succeeded(6)), COVERED)
     automation = next(p for p in rep.aiops if p.name == "automation")
     assert automation.level == "2 assisted (correlated)"
-    assert automation.missing == ["at least 1 high-risk actions held for human approval (now: 0 high-risk actions "
-                                  "held for human approval)"]
+    assert automation.missing == [("at least 1 high-risk actions held for human approval (now: 0 high-risk actions "
+                                  "held for human approval)")]
 
 
 def test_approval_heavy_organisation_is_readiness_level_two_until_humans_leave_the_loop():
@@ -165,8 +165,8 @@ def test_approval_heavy_organisation_is_readiness_level_two_until_humans_leave_t
     rep = maturity.report(records(*data), COVERED)
     readiness = next(p for p in rep.aiops if p.name == "organisational readiness")
     assert readiness.level == "2 assisted (correlated)"
-    assert readiness.missing == ["incidents needing a human approval at most 50 % (now: incidents needing a human "
-                                 "approval 66.67 % (4/6))"]
+    assert readiness.missing == [("incidents needing a human approval at most 50 % (now: incidents needing a human "
+                                 "approval 66.67 % (4/6))")]
 
 
 def test_telemetry_climbs_with_slo_coverage_and_slo_driven_incidents():
@@ -234,8 +234,8 @@ def test_slo_coverage_is_unknown_without_an_inventory_rather_than_zero():
     fig = maturity.figures(records(*succeeded(5)), Inventory(known=False))
     assert fig.slo_coverage is None
     telemetry = maturity.place_domain("telemetry", maturity.DOMAINS["telemetry"], fig)
-    assert telemetry.missing == ["workloads with an SLO at least 1 % (now: workloads with an SLO: unknown "
-                                 "(no inventory))"]
+    assert telemetry.missing == [("workloads with an SLO at least 1 % (now: workloads with an SLO: unknown "
+                                 "(no inventory))")]
 
 
 def test_a_malformed_remediation_is_refused_naming_the_object_and_field():

@@ -327,8 +327,8 @@ def dora(fig: Figures) -> list[Placement]:
         median = timedelta(seconds=ttr.median)
         band = restore_band(median)
         out.append(Placement("time to restore service", band,
-                             [f"median {format_duration(median)} over {ttr.count} verified recoveries "
-                              f"(p90 {format_duration(timedelta(seconds=ttr.p90 or 0))})"],
+                             [(f"median {format_duration(median)} over {ttr.count} verified recoveries "
+                              f"(p90 {format_duration(timedelta(seconds=ttr.p90 or 0))})")],
                              [RESTORE_NEXT[band]] if band in RESTORE_NEXT else []))
     acts = fig.actions
     if acts.whole < MIN_SAMPLE or acts.ratio is None:

@@ -177,14 +177,14 @@ def render_table(rep: maturity.Report) -> str:
     fig = rep.figures
     scope = rep.scope
     lines = [
-        f"remediator report — {scope.since.isoformat() if scope.since else 'the beginning'} to "
+        (f"remediator report — {scope.since.isoformat() if scope.since else 'the beginning'} to "
         f"{scope.until.isoformat() if scope.until else 'now'}; namespaces: "
-        f"{', '.join(sorted(scope.namespaces)) if scope.namespaces is not None else 'all'}",
+        f"{', '.join(sorted(scope.namespaces)) if scope.namespaces is not None else 'all'}"),
         "",
     ]
     if fig.incidents < maturity.MIN_SAMPLE:
-        lines += [f"note: {fig.incidents} closed incident(s) in range; figures are shown, but levels need at least "
-                  f"{maturity.MIN_SAMPLE}", ""]
+        lines += [(f"note: {fig.incidents} closed incident(s) in range; figures are shown, but levels need at least "
+                  f"{maturity.MIN_SAMPLE}"), ""]
     ttr, wait = fig.time_to_recover, fig.approval_latency
     rows = [
         ("incidents (closed / open)", f"{fig.incidents} / {fig.open}"),
@@ -193,8 +193,8 @@ def render_table(rep: maturity.Report) -> str:
         ("remediated with no human", fig.auto_remediated.text()),
         ("needed approval", fig.needed_approval.text()),
         ("remediation failure rate", fig.actions.text()),
-        ("approval latency median / p90", f"{seconds(wait.median)} / {seconds(wait.p90)} (n={wait.count}, "
-                                          f"{fig.approvals_expired} expired)"),
+        ("approval latency median / p90", (f"{seconds(wait.median)} / {seconds(wait.p90)} (n={wait.count}, "
+                                          f"{fig.approvals_expired} expired)")),
         ("SLO coverage", "unknown (no workloads in the input)" if fig.slo_coverage is None
          else fig.slo_coverage.text()),
     ]
