@@ -89,19 +89,20 @@ def configure(processor: SpanProcessor | None = None, env: Mapping[str, str] | N
     """Install the provider: with `processor` (tests), else the exporter the environment names, else none."""
     global _provider
     env = os.environ if env is None else env
+    if _provider is not None:
+        atexit.unregister(_provider.shutdown)
+        _provider.shutdown()
+        _provider = None
     if processor is None:
         exporter = exporter_from_env(env)
         if exporter is None:
-            _provider = None
             return None
         processor = BatchSpanProcessor(exporter)
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or "remediator"})
     provider = TracerProvider(resource=resource, id_generator=RemediationIds())
     provider.add_span_processor(processor)
-    if _provider is not None:
-        _provider.shutdown()
     _provider = provider
-    atexit.register(provider.shutdown)
+    atexit.register(provider.shutdown)  # flush what the batch still holds when the operator stops
     return provider
 
 
