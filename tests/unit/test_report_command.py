@@ -110,3 +110,10 @@ def test_a_missing_kubeconfig_is_an_error_suggesting_an_export(tmp_path, capsys,
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert main(["report", "--kubeconfig", str(tmp_path / "nope")]) == 1
     assert "no cluster to read (give --kubeconfig, or -f an exported file)" in capsys.readouterr().err
+
+
+def test_an_empty_range_says_there_is_nothing_to_place(export, capsys):
+    assert main(["report", "-f", export(*remediations(*succeeded(2))), "--since", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert "note: no closed incidents in range: no figures to give and nothing to place" in out
+    assert "automation: not placed" in out

@@ -182,7 +182,9 @@ def render_table(rep: maturity.Report) -> str:
         f"{', '.join(sorted(scope.namespaces)) if scope.namespaces is not None else 'all'}"),
         "",
     ]
-    if fig.incidents < maturity.MIN_SAMPLE:
+    if fig.incidents == 0:
+        lines += ["note: no closed incidents in range: no figures to give and nothing to place", ""]
+    elif fig.incidents < maturity.MIN_SAMPLE:
         lines += [(f"note: {fig.incidents} closed incident(s) in range; figures are shown, but levels need at least "
                   f"{maturity.MIN_SAMPLE}"), ""]
     ttr, wait = fig.time_to_recover, fig.approval_latency
