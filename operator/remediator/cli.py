@@ -304,6 +304,21 @@ def run_deny(args: argparse.Namespace) -> int:
     return run(args, "deny")
 
 
+# ---------------------------------------------------------------- report: figures in core/maturity.py
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediator.records.report import add_arguments
+
+    add_arguments(parser)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from remediator.records.report import run
+
+    return run(args)
+
+
 # ---------------------------------------------------------------- registry
 
 COMMANDS: tuple[Command, ...] = (
@@ -319,6 +334,8 @@ COMMANDS: tuple[Command, ...] = (
             add_vote_arguments, run_approve),
     Command("deny", "deny a waiting Remediation as yourself (RBAC decides whether you may)",
             add_vote_arguments, run_deny),
+    Command("report", "MTTR, auto-remediation share, failure rate, SLO coverage; DORA bands and AIOps levels",
+            add_report_arguments, run_report),
 )
 
 

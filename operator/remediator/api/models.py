@@ -390,6 +390,8 @@ class PlannedStep(Model):
     risk: RiskLevel
     skip: bool = False
     reason: str = ""
+    order: int | None = Field(None, ge=0, description="position in the ladder when adaptive ordering moved "
+                                                       "steps; unset: the runbook's order (its index)")
 
 
 class RiskAssessment(Model):

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+from ..records import logs, tracing
 from .app import build_context, default_priority, run_operator
 from .context import Settings
 
@@ -70,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     handler = logging.StreamHandler(sys.stderr)
     if args.log_format == "json":
         handler.setFormatter(JsonFormatter())
+    handler.addFilter(logs.RemediationFilter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    tracing.configure()  # OTLP when the OTEL_* environment asks for it; nothing otherwise
     if args.kubeconfig:  # kopf's login (via the kubernetes client) and our client both read it from here
         os.environ["KUBECONFIG"] = args.kubeconfig
         from kubernetes.config import kube_config

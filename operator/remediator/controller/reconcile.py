@@ -29,8 +29,8 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import engine, policy_select
-from ..records import events, metrics
+from ..core import adaptive, engine, policy_select
+from ..records import events, logs, metrics, tracing
 from ..core.durations import parse_duration
 from ..verification import probes, query_probes, query_verdicts, verdicts
 from .context import OperatorContext
@@ -54,10 +54,12 @@ class Loop:
         self.query_readings: dict[str, list] = {}  # check name -> readings of the step being verified
         self.slack_retry_at = 0.0
         self.moved_on = False  # the last tick changed phase without an effect: decide again at once
+        self.uid: str | None = None
 
     def tick(self) -> bool:
         """Advance the Remediation by one decision; True when it is finished."""
         res = self.ctx.resources
+        logs.current_remediation.set(f"{self.namespace}/{self.name}")
         obj = res.get("Remediation", self.name, self.namespace)
         if obj is None:
             return True
@@ -65,19 +67,22 @@ class Loop:
         status = RemediationStatus.model_validate(obj.get("status") or {})
         if status.phase in TERMINAL_PHASES:
             return True
+        self.uid = obj["metadata"].get("uid")
         runbook = self.load_runbook(spec)
         policy = self.load_policy()
         now = utcnow()
         observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
             if needs_guards(status) else StepFacts()
         facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
-                             risk_input=observed.risk_input, planned_changes=observed.planned_changes)
+                             risk_input=observed.risk_input, planned_changes=observed.planned_changes,
+                             step_history=adaptive_history(self.ctx, spec, status, runbook))
         decision = engine.decide(self.name, spec, status, facts)
         self.moved_on = decision.changed and decision.effect is None and decision.status.phase != status.phase
         if decision.changed:
             obj = self.persist(obj, decision.status)
             if obj is None:
                 return False
+            tracing.decided(obj, status, decision.status, now)
             failpoints.hit("after-intent" if isinstance(decision.effect, engine.Act) else "after-plan")
         self.sync_slack(obj, spec, status, decision.status)
         status = decision.status
@@ -92,6 +97,7 @@ class Loop:
             failpoints.hit("during-verify")
             if status != decision.status:
                 obj = self.persist(obj, status)
+                tracing.verified(obj, effect.index, decision.status, status, utcnow())
         return status.phase in TERMINAL_PHASES
 
     def sync_slack(self, obj: dict, spec: RemediationSpec, before: RemediationStatus,
@@ -135,6 +141,8 @@ class Loop:
             raise
         before = RemediationStatus.model_validate(obj.get("status") or {})
         count_outcome(obj, before, status)
+        tracing.finished(obj, before, status)
+        metrics.observe_approval(before, status)
         events.record_transition(self.ctx.api, self.namespace, self.name, obj["metadata"].get("uid"),
                                  RemediationSpec.model_validate(obj["spec"]).target, before, status, utcnow())
         return stored
@@ -148,7 +156,11 @@ class Loop:
                                         dry_run=effect.dry_run, max_replicas=caps.max_replicas,
                                         max_memory=caps.max_memory, max_pods=caps.max_pods)
         try:
-            result = actions.execute(self.ctx.action_api(self.namespace, runbook.service_account_name), request)
+            with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
+                                                                        effect.key)) as span:
+                result = actions.execute(self.ctx.action_api(self.namespace, runbook.service_account_name),
+                                         request)
+                span.set_attribute("result", result.message[:256])
         except actions.ActionError as e:
             metrics.ACTIONS.labels(step.action, "retry" if e.retryable else "error").inc()
             if e.status == 403:
@@ -233,6 +245,16 @@ def count_outcome(obj: dict, before: RemediationStatus, after: RemediationStatus
         metrics.REMEDIATIONS.labels(runbook, after.phase).inc()
         if after.phase == "Succeeded" and after.time_to_recover_seconds is not None:
             metrics.TIME_TO_RECOVER.labels(runbook).observe(after.time_to_recover_seconds)
+
+
+def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: RemediationStatus,
+                     runbook: RunbookSpec | None) -> dict[str, adaptive.StepOutcomes] | None:
+    """How each step of an adaptive Runbook fared on this signal type, read when planning."""
+    if runbook is None or not runbook.adaptive or status.phase != "Pending":
+        return None
+    past = [(RemediationSpec.model_validate(o["spec"]), RemediationStatus.model_validate(o.get("status") or {}))
+            for o in ctx.resources.list("Remediation", spec.runbook.namespace)]
+    return adaptive.history(past, f"{spec.runbook.namespace}/{spec.runbook.name}", adaptive.signal_type(spec))
 
 
 def needs_guards(status: RemediationStatus) -> bool:

@@ -9,6 +9,7 @@ replays the call with the same key, which the action recognises as done.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +26,7 @@ from ..api.models import (
     RunbookSpec,
     StepRecord,
 )
-from . import approval, planning, risk, state
+from . import adaptive, approval, planning, risk, state
 from .guards import GuardVerdict
 
 
@@ -59,6 +60,7 @@ class Facts:
     risk_input: risk.RiskInput | None = None
     planned_changes: tuple[str, ...] = ()  # what a server-side dry run of the step would change
     cause_kind: str | None = None
+    step_history: Mapping[str, adaptive.StepOutcomes] | None = None  # for an adaptive Runbook, when planning
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ def on_pending(name: str, spec: RemediationSpec, status: RemediationStatus, fact
     runbook = facts.runbook
     assert runbook is not None
     steps = planning.plan(runbook, facts.cause_kind)
+    ordering = None
+    if runbook.adaptive and facts.step_history is not None:
+        ordering = adaptive.order(steps, facts.step_history, adaptive.signal_type(spec), unattended_levels(facts))
+        steps = ordering.steps
     first = planning.next_step(steps, [])
     status = status.model_copy(update={
         "plan": steps,
@@ -97,10 +103,19 @@ def on_pending(name: str, spec: RemediationSpec, status: RemediationStatus, fact
         "target_display": f"{spec.target.kind}/{spec.target.name}",
         "dry_run": bool(facts.policy and facts.policy.mode == "dryRun"),
     })
+    if ordering is not None:
+        status = state.note(status, "AdaptiveOrder", ordering.explanation, facts.now)
     status = state.transition(status, "Planned", plan_summary(steps), facts.now)
     if first is None:
         return Decision(state.transition(status, "Skipped", "every step of the ladder is skipped", facts.now))
+    if ordering is not None and ordering.changed:
+        return Decision(status)  # gate on the next tick, with guards and risk observed for the step now first
     return gate(name, status, first, facts)
+
+
+def unattended_levels(facts: Facts) -> list[str]:
+    return adaptive.unattended_levels(
+        {level: approval.needs_approval(approval_rule(level, facts)) for level in RISK_LEVELS})
 
 
 def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Decision:
@@ -294,7 +309,8 @@ def with_record(status: RemediationStatus, record: StepRecord) -> RemediationSta
 
 
 def plan_summary(steps) -> str:
-    parts = [f"{s.name} ({s.action}, {s.risk}{', skipped: ' + s.reason if s.skip else ''})" for s in steps]
+    parts = [f"{s.name} ({s.action}, {s.risk}{', skipped: ' + s.reason if s.skip else ''})"
+             for s in sorted(steps, key=planning.position)]
     return "plan: " + " → ".join(parts)
 
 

@@ -11,7 +11,9 @@ without `when` always run. A `when` with no causeKinds constrains nothing.
 
 `next_step` reads the ladder against the step records: resume a step that is
 in flight (actions are idempotent), stop at the first verified success, else
-climb to the first runnable step after the last one attempted.
+climb to the first runnable step after the last one attempted. The ladder's
+order is the steps' `order` when adaptive ordering set it (core.adaptive),
+else their index.
 """
 
 from __future__ import annotations
@@ -67,9 +69,12 @@ def ladder_status(steps: Sequence[PlannedStep], records: Sequence[StepRecord]) -
     if in_flight:
         step = in_flight[0]
         return LadderStatus("inFlight", step.index, f"step {step.index} ({step.name}) is {step.phase}: resume it")
-    attempted = max(by_index, default=-1)
-    for step in steps:
-        if step.index > attempted and not step.skip:
+    ladder = sorted(steps, key=position)
+    rank = {step.index: p for p, step in enumerate(ladder)}
+    tried = [i for i in by_index if i in rank]
+    attempted = max(tried, key=rank.__getitem__, default=-1)
+    for step in ladder:
+        if (attempted < 0 or rank[step.index] > rank[attempted]) and not step.skip:
             if attempted < 0:
                 return LadderStatus("notStarted", step.index, f"start with step {step.index} ({step.name})")
             last = by_index[attempted]
@@ -81,6 +86,11 @@ def ladder_status(steps: Sequence[PlannedStep], records: Sequence[StepRecord]) -
         return LadderStatus("exhausted", None, "every step is skipped: nothing to run")
     last = by_index[attempted]
     return LadderStatus("exhausted", None, f"step {attempted} ({last.name}) ended {last.phase} and no runnable step follows")
+
+
+def position(step: PlannedStep) -> tuple[int, int]:
+    """Where a step stands in the ladder: its adaptive `order` when set, else its index."""
+    return (step.index if step.order is None else step.order, step.index)
 
 
 def next_step(steps: Sequence[PlannedStep], records: Sequence[StepRecord]) -> int | None:

@@ -1,0 +1,296 @@
+"""`remediator report`: read the records (cluster or exported JSON), ask core.maturity, print or plot.
+
+The edge: it lists Remediations, ServiceLevelObjectives, Deployments,
+StatefulSets, Runbooks and Namespaces from the apiserver, or takes them from
+files exported with `kubectl get ... -A -o json` (any mix of kinds, one List
+or object per file). Everything it concludes comes from core.maturity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..core import maturity
+from ..core.durations import format_duration, parse_duration, parse_time
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+
+
+@dataclass
+class Export:
+    """The objects a report reads, whichever way they were fetched."""
+
+    remediations: list[dict] = field(default_factory=list)
+    workloads: list[dict] = field(default_factory=list)
+    slos: list[dict] = field(default_factory=list)
+    runbooks: list[dict] = field(default_factory=list)
+    namespaces: dict[str, dict[str, str]] | None = None  # name -> labels; None: unknown
+    has_inventory: bool = False
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        kind = item.get("kind", "Remediation")
+        if kind == "Remediation":
+            self.remediations.append(dict(item))
+        elif kind in WORKLOAD_KINDS:
+            self.workloads.append(dict(item))
+            self.has_inventory = True
+        elif kind == "ServiceLevelObjective":
+            self.slos.append(dict(item))
+        elif kind == "Runbook":
+            self.runbooks.append(dict(item))
+        elif kind == "Namespace":
+            metadata = item.get("metadata") or {}
+            self.namespaces = self.namespaces or {}
+            self.namespaces[metadata.get("name", "")] = dict(metadata.get("labels") or {})
+
+
+class ReportError(Exception):
+    """Input the report cannot use; the message says which file or flag."""
+
+
+def read_files(paths: Sequence[str]) -> Export:
+    export = Export()
+    for path in paths:
+        try:
+            with open(path) as f:
+                raw = json.load(f)
+        except (OSError, UnicodeDecodeError) as e:
+            raise ReportError(f"{path}: cannot read: {e}") from None
+        except ValueError as e:
+            raise ReportError(f"{path}: not JSON: {e}") from None
+        items = raw.get("items", [raw]) if isinstance(raw, dict) else raw
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ReportError(f"{path}: expected an object, a list of them, or a List with items")
+        for item in items:
+            export.add(item)
+    return export
+
+
+def read_cluster(kubeconfig: str | None) -> Export:
+    import urllib3
+    from kubernetes.client.rest import ApiException
+    from kubernetes.config import ConfigException
+
+    try:
+        return list_cluster(kubeconfig)
+    except ConfigException as e:
+        raise ReportError(f"no cluster to read (give --kubeconfig, or -f an exported file): {e}") from None
+    except ApiException as e:
+        raise ReportError(f"the apiserver refused a list: {e.status} {e.reason}") from None
+    except (OSError, urllib3.exceptions.HTTPError) as e:  # connection refused, DNS, TLS
+        raise ReportError(f"cannot reach the apiserver: {e}") from None
+
+
+def list_cluster(kubeconfig: str | None) -> Export:
+    from kubernetes import client
+
+    from ..kube import Resources, load_api_client
+
+    api = load_api_client(kubeconfig)
+    resources = Resources(api)
+    apps = client.AppsV1Api(api)
+    export = Export(has_inventory=True)
+    for item in resources.list("Remediation"):
+        export.add(item)
+    for item in resources.list("ServiceLevelObjective"):
+        export.add(item)
+    for item in resources.list("Runbook"):
+        export.add(item)
+    for kind, items in (("Deployment", apps.list_deployment_for_all_namespaces().items),
+                        ("StatefulSet", apps.list_stateful_set_for_all_namespaces().items)):
+        export.workloads += [{"kind": kind, "metadata": {"namespace": w.metadata.namespace, "name": w.metadata.name}}
+                             for w in items]
+    export.namespaces = {ns.metadata.name: dict(ns.metadata.labels or {})
+                         for ns in client.CoreV1Api(api).list_namespace().items}
+    return export
+
+
+def inventory(export: Export) -> maturity.Inventory:
+    def key(item: Mapping[str, Any], kind: str, name: str) -> tuple[str, str, str]:
+        return (str((item.get("metadata") or {}).get("namespace", "")), kind, name)
+
+    workloads = frozenset(key(w, w["kind"], str(w["metadata"].get("name", ""))) for w in export.workloads)
+    targets = set()
+    for slo in export.slos:
+        target = (slo.get("spec") or {}).get("target") or {}
+        if target.get("name"):
+            targets.add(key(slo, target.get("kind", "Deployment"), target["name"]))
+    adaptive = sum(1 for rb in export.runbooks if (rb.get("spec") or {}).get("adaptive"))
+    return maturity.Inventory(workloads, frozenset(targets), adaptive, known=export.has_inventory)
+
+
+def parse_moment(text: str, now: datetime, flag: str) -> datetime:
+    """An RFC 3339 time, or a duration meaning that long ago (30d, 12h)."""
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ReportError(f"{flag} wants an RFC 3339 time (2026-11-01T00:00:00Z) or a duration ago (30d), "
+                          f"got {text!r}") from None
+
+
+def label_pairs(texts: Iterable[str]) -> dict[str, str]:
+    pairs = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ReportError(f"--label wants KEY=VALUE (a namespace label, e.g. team=payments), got {text!r}")
+        pairs[key] = value
+    return pairs
+
+
+def scope_of(args: argparse.Namespace, export: Export, now: datetime) -> maturity.Scope:
+    since = parse_moment(args.since, now, "--since") if args.since else None
+    until = parse_moment(args.until, now, "--until") if args.until else None
+    if since and until and since >= until:
+        raise ReportError(f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})")
+    namespaces: set[str] | None = set(args.namespace) if args.namespace else None
+    wanted = label_pairs(args.label)
+    if wanted:
+        if export.namespaces is None:
+            raise ReportError("--label selects namespaces by their labels, but the files hold no Namespace: "
+                              "export them too (kubectl get namespaces -o json > ns.json; -f ns.json)")
+        labelled = {ns for ns, labels in export.namespaces.items()
+                    if all(labels.get(k) == v for k, v in wanted.items())}
+        namespaces = labelled if namespaces is None else namespaces & labelled
+    return maturity.Scope(since, until, frozenset(namespaces) if namespaces is not None else None)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def seconds(value: float | None) -> str:
+    return "n/a" if value is None else format_duration(timedelta(seconds=round(value)))
+
+
+def render_table(rep: maturity.Report) -> str:
+    fig = rep.figures
+    scope = rep.scope
+    lines = [
+        (f"remediator report — {scope.since.isoformat() if scope.since else 'the beginning'} to "
+        f"{scope.until.isoformat() if scope.until else 'now'}; namespaces: "
+        f"{', '.join(sorted(scope.namespaces)) if scope.namespaces is not None else 'all'}"),
+        "",
+    ]
+    if fig.incidents == 0:
+        lines += ["note: no closed incidents in range: no figures to give and nothing to place", ""]
+    elif fig.incidents < maturity.MIN_SAMPLE:
+        lines += [(f"note: {fig.incidents} closed incident(s) in range; figures are shown, but levels need at least "
+                  f"{maturity.MIN_SAMPLE}"), ""]
+    ttr, wait = fig.time_to_recover, fig.approval_latency
+    rows = [
+        ("incidents (closed / open)", f"{fig.incidents} / {fig.open}"),
+        ("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(fig.outcomes.items())) or "none"),
+        ("MTTR median / p90", f"{seconds(ttr.median)} / {seconds(ttr.p90)} (n={ttr.count})"),
+        ("remediated with no human", fig.auto_remediated.text()),
+        ("needed approval", fig.needed_approval.text()),
+        ("remediation failure rate", fig.actions.text()),
+        ("approval latency median / p90", (f"{seconds(wait.median)} / {seconds(wait.p90)} (n={wait.count}, "
+                                          f"{fig.approvals_expired} expired)")),
+        ("SLO coverage", "unknown (no workloads in the input)" if fig.slo_coverage is None
+         else fig.slo_coverage.text()),
+    ]
+    lines += table(("figure", "value"), rows)
+    if fig.by_runbook:
+        lines += ["", *table(("runbook", "incidents", "acted", "succeeded", "success rate"),
+                             [(r.runbook, str(r.incidents), str(r.acted), str(r.succeeded), r.success.text())
+                              for r in fig.by_runbook])]
+    for title, placements in (("DORA", rep.dora), ("AIOps maturity", rep.aiops)):
+        lines += ["", title]
+        for p in placements:
+            lines.append(f"  {p.name}: {p.level or 'not placed'}")
+            lines += [f"    evidence: {e}" for e in p.evidence]
+            lines += [f"    missing for next level: {m}" for m in p.missing]
+    return "\n".join(lines) + "\n"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)),
+            *(fmt.format(*row).rstrip() for row in rows)]
+
+
+def plot(rep: maturity.Report, trend: list[tuple[datetime, float]], path: str) -> None:
+    """Two panels: time to recover of each success over time (with the running median), and outcomes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    if trend:
+        times = [t for t, _ in trend]
+        minutes = [s / 60 for _, s in trend]
+        running = [statistics.median(minutes[: i + 1]) for i in range(len(minutes))]
+        left.plot(times, minutes, "o", label="time to recover")
+        left.plot(times, running, "-", label="running median")
+        left.legend()
+        fig.autofmt_xdate()
+    else:
+        left.text(0.5, 0.5, "no verified recoveries in range", ha="center", va="center", transform=left.transAxes)
+    left.set_title("MTTR trend")
+    left.set_ylabel("minutes")
+    outcomes = sorted(rep.figures.outcomes.items())
+    if outcomes:
+        right.bar([k for k, _ in outcomes], [v for _, v in outcomes],
+                  color=["tab:green" if k == "Succeeded" else "tab:red" if k in ("Failed", "Escalated")
+                         else "tab:gray" for k, _ in outcomes])
+        right.tick_params(axis="x", rotation=30)
+    else:
+        right.text(0.5, 0.5, "no closed incidents in range", ha="center", va="center", transform=right.transAxes)
+    right.set_title(f"outcomes ({rep.figures.incidents} incidents)")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", default="30d", metavar="TIME",
+                        help="start of the range: RFC 3339 time or a duration ago (default: 30d)")
+    parser.add_argument("--until", default=None, metavar="TIME", help="end of the range, exclusive (default: now)")
+    parser.add_argument("-n", "--namespace", action="append", default=[], help="only this namespace (repeatable)")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="only namespaces with this label, e.g. team=payments (repeatable: all must match)")
+    parser.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    parser.add_argument("--plot", metavar="FILE.png", help="also draw the MTTR trend and outcomes to this PNG")
+    parser.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
+                        help="exported JSON (kubectl get remediations,deploy,sts,servicelevelobjectives,ns -A "
+                             "-o json) instead of the cluster (repeatable)")
+    parser.add_argument("--kubeconfig", default=None)
+
+
+def run(args: argparse.Namespace, now: datetime | None = None) -> int:
+    now = now or datetime.now(UTC)
+    try:
+        export = read_files(args.file) if args.file else read_cluster(args.kubeconfig)
+        scope = scope_of(args, export, now)
+        records = [maturity.Record.from_object(o) for o in export.remediations]
+    except (ReportError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rep = maturity.report(records, inventory(export), scope)
+    if args.output == "json":
+        print(json.dumps(rep.to_dict(), indent=2))
+    else:
+        print(render_table(rep), end="")
+    if args.plot:
+        try:
+            plot(rep, maturity.recovery_trend(records, scope), args.plot)
+        except OSError as e:
+            print(f"error: cannot write {args.plot}: {e}", file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,65 @@
+"""An adaptive Runbook reads its past Remediations and tries first what recovered this signal before."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_operator_loop import NO_APPROVALS
+from tests.support.operator import OperatorProcess, alert, alert_payload
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION = "remediator.dev", "v1alpha1"
+
+
+def past_incident(cluster, name: str, restart: str, rollback: str | None) -> None:
+    """A closed Remediation of the same runbook and signal, as the operator would have recorded it."""
+    steps = [{"index": 0, "name": "restart", "action": "restartRollout", "idempotencyKey": f"{name}-0",
+              "phase": restart, "appliedAt": "2026-11-01T10:00:00Z"}]
+    if rollback:
+        steps.append({"index": 1, "name": "rollback", "action": "rollback", "idempotencyKey": f"{name}-1",
+                      "phase": rollback, "appliedAt": "2026-11-01T10:05:00Z"})
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Remediation", "metadata": {"name": name},
+            "spec": {"signal": {"source": "alertmanager", "name": "HighErrorRate"},
+                     "runbook": {"name": "adaptive", "namespace": cluster.ns},
+                     "target": {"kind": "Deployment", "namespace": cluster.ns, "name": "web"}}}
+    created = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "remediations", body)
+    created["status"] = {"phase": "Succeeded" if "Succeeded" in (restart, rollback) else "Escalated",
+                         "startedAt": "2026-11-01T10:00:00Z", "finishedAt": "2026-11-01T10:10:00Z", "steps": steps}
+    cluster.custom.replace_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "remediations", name, created)
+
+
+@pytest.fixture
+def seeded_operator(cluster, kubeconfig, tmp_path):
+    """Past incidents recorded first, then the operator: it must never take them for open ones."""
+    for i in range(3):
+        past_incident(cluster, f"past-{i}", restart="Failed", rollback="Succeeded")
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path)
+    op.start()
+    yield op
+    op.stop()
+
+
+def test_rollback_goes_first_when_it_is_what_recovered_this_alert_before(cluster, seeded_operator):
+    operator = seeded_operator
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("adaptive", {
+        "adaptive": True,
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [{"name": "restart", "action": "restartRollout", "risk": "low", "verify": {"rolloutComplete": {}}},
+                  {"name": "rollback", "action": "rollback", "risk": "high", "verify": {"rolloutComplete": {}}}]})
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    assert operator.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="new")])).status_code == 200
+    name = wait_for(lambda: [r for r in cluster.remediations() if not r["metadata"]["name"].startswith("past-")],
+                    what="the new Remediation")[0]["metadata"]["name"]
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
+    assert status["phase"] == "Succeeded", status["reason"]
+    assert [s["name"] for s in status["steps"]] == ["rollback"], "restart was never tried"
+    note = next(t["message"] for t in status["timeline"] if t["kind"] == "AdaptiveOrder")
+    assert note.startswith("adaptive order on alertmanager/HighErrorRate: tried rollback first: "
+                           "3/3 successes on this signal vs restart 0/3")
+    assert sorted(cluster.revisions().values()) == ["2", "3"], "exactly one rollback"
