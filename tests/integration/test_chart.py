@@ -229,53 +229,68 @@ def forbidden(call) -> bool:
     return False
 
 
+@pytest.fixture
+def ops_namespace(kube_api, namespace):
+    """A second namespace, where the chart is installed (the operator's home, apart from the workloads')."""
+    core = client.CoreV1Api(kube_api)
+    name = f"{namespace[:55]}-ops"
+    core.create_namespace({"metadata": {"name": name, "labels": {"remediator.dev/test": "true"}}})
+    yield name
+    core.delete_namespace(name)
+
+
 @pytest.mark.slow
 def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_secrets(
-        kube_api, kubeconfig, tool, namespace, cluster, tmp_path):
-    restricted(kube_api, namespace)
+        kube_api, kubeconfig, tool, namespace, ops_namespace, cluster, tmp_path):
+    restricted(kube_api, ops_namespace)
     token = uuid.uuid4().hex
-    client.CoreV1Api(kube_api).create_namespaced_secret(namespace, {
+    client.CoreV1Api(kube_api).create_namespaced_secret(ops_namespace, {
         "metadata": {"name": "am-token"}, "stringData": {"token": token}})
     release = f"rm{uuid.uuid4().hex[:6]}"
-    install(tool, tmp_path, release, namespace, {
+    install(tool, tmp_path, release, ops_namespace, {
         "watchNamespaces": [namespace], "alertmanager": {"tokenSecret": {"name": "am-token"}}})
     fullname = f"{release}-remediator"
-    assert client.AppsV1Api(kube_api).read_namespaced_deployment(fullname, namespace).status.ready_replicas == 2, \
-        "both replicas were admitted under the restricted Pod Security standard"
-    assert client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
-        "kopf.dev", "v1", namespace, "kopfpeerings", fullname)
-
-    sa_config = service_account_kubeconfig(kube_api, kubeconfig, namespace, fullname, tmp_path / "sa.yaml")
-    op = OperatorProcess(sa_config, [namespace], tmp_path, token=token, extra_args=["--peering", fullname])
-    op.start()
     try:
-        cluster.apply_policy(NO_APPROVALS)
-        cluster.apply_runbook("bad-rollout", rollback_runbook())
-        cluster.deploy("web", replicas=2)
-        cluster.bad_rollout("web")
-        wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
-        resp = op.post_alerts(alert_payload([alert(namespace, "web")]))
-        assert resp.status_code == 200, resp.text
-        name = only_remediation(cluster)["metadata"]["name"]
-        status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
-        assert status["phase"] == "Succeeded", status
-        assert sorted(cluster.revisions().values()) == ["2", "3"], "rolled back once, as the chart's identity"
-        peering = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
+        assert client.AppsV1Api(kube_api).read_namespaced_deployment(
+            fullname, ops_namespace).status.ready_replicas == 2, \
+            "both replicas were admitted under the restricted Pod Security standard"
+        assert client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
             "kopf.dev", "v1", namespace, "kopfpeerings", fullname)
-        assert peering.get("status"), "the operator keeps its peering record alive"
-    finally:
-        op.stop()
-    log = op.log_path.read_text().lower()
-    assert "forbidden" not in log and "not enough permissions" not in log, op.log_tail()
 
-    as_sa = config.new_client_from_config(config_file=sa_config)
-    core = client.CoreV1Api(as_sa)
-    assert forbidden(lambda: core.list_namespaced_secret("default")), "Secrets in another namespace"
-    assert forbidden(lambda: core.read_namespaced_secret("am-token", namespace)), "Secrets in its own namespace"
-    assert forbidden(lambda: core.list_secret_for_all_namespaces())
-    assert forbidden(lambda: client.AppsV1Api(as_sa).list_namespaced_deployment("default")), \
-        "workloads outside watchNamespaces"
-    run(tool, "helm", "uninstall", release, "--namespace", namespace, "--wait")
+        sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml")
+        op = OperatorProcess(sa_config, [namespace], tmp_path, token=token, extra_args=["--peering", fullname])
+        op.start()
+        try:
+            cluster.apply_policy(NO_APPROVALS)
+            cluster.apply_runbook("bad-rollout", rollback_runbook())
+            cluster.deploy("web", replicas=2)
+            cluster.bad_rollout("web")
+            wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+            resp = op.post_alerts(alert_payload([alert(namespace, "web")]))
+            assert resp.status_code == 200, resp.text
+            name = only_remediation(cluster)["metadata"]["name"]
+            status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
+            assert status["phase"] == "Succeeded", status
+            assert sorted(cluster.revisions().values()) == ["2", "3"], "rolled back once, as the chart's identity"
+            peering = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
+                "kopf.dev", "v1", namespace, "kopfpeerings", fullname)
+            assert peering.get("status"), "the operator keeps its peering record alive"
+        finally:
+            op.stop()
+        log = op.log_path.read_text().lower()
+        assert "forbidden" not in log and "not enough permissions" not in log, op.log_tail()
+
+        as_sa = config.new_client_from_config(config_file=sa_config)
+        review = client.AuthenticationV1Api(as_sa).create_self_subject_review({})
+        assert review.status.user_info.username == f"system:serviceaccount:{ops_namespace}:{fullname}"
+        core = client.CoreV1Api(as_sa)
+        assert forbidden(lambda: core.list_namespaced_secret(namespace)), "Secrets in another namespace"
+        assert forbidden(lambda: core.read_namespaced_secret("am-token", ops_namespace)), "its own namespace's"
+        assert forbidden(lambda: core.list_secret_for_all_namespaces())
+        assert forbidden(lambda: client.AppsV1Api(as_sa).list_namespaced_deployment("default")), \
+            "workloads outside watchNamespaces"
+    finally:
+        run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)
 
 
 def release_objects(kube_api, release: str, kinds: set[tuple[str, str]]) -> list[str]:
@@ -290,10 +305,9 @@ def release_objects(kube_api, release: str, kinds: set[tuple[str, str]]) -> list
 
 
 @pytest.mark.slow
-def test_upgrade_and_uninstall_leave_no_orphans_and_keep_the_crds(kube_api, tool, namespace, crds, tmp_path):
-    core = client.CoreV1Api(kube_api)
-    other = f"{namespace[:50]}-b"
-    core.create_namespace({"metadata": {"name": other, "labels": {"remediator.dev/test": "true"}}})
+def test_upgrade_and_uninstall_leave_no_orphans_and_keep_the_crds(kube_api, tool, namespace, ops_namespace, crds,
+                                                                  tmp_path):
+    other = ops_namespace
     release = f"rm{uuid.uuid4().hex[:6]}"
     try:
         steps = [  # each step drops something the previous one made
@@ -321,4 +335,3 @@ def test_upgrade_and_uninstall_leave_no_orphans_and_keep_the_crds(kube_api, tool
             assert ext.read_custom_resource_definition(name), f"CRD {name} stays after uninstall, as Helm intends"
     finally:
         run(tool, "helm", "uninstall", release, "--namespace", namespace, check=False)
-        core.delete_namespace(other)
