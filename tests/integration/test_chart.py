@@ -9,7 +9,9 @@ TokenRequest for the chart's ServiceAccount: every API call it makes passes the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -193,6 +195,20 @@ def test_grafana_dashboard_ships_only_when_the_chart_has_the_file(tool, tmp_path
 
 # ---------------------------------------------------------------- on the real control plane
 
+HOOK = "templates/tests/webhook-test.yaml"
+
+
+def helm_test_script(tool, tmp_path) -> str:
+    [pod] = documents(render(tool, tmp_path, {}, "--show-only", HOOK))
+    return pod["spec"]["containers"][0]["args"][0]
+
+
+def test_the_helm_test_pod_is_admitted_under_restricted_pod_security(kube_api, tool, namespace, tmp_path):
+    restricted(kube_api, namespace)
+    [pod] = documents(render(tool, tmp_path, {}, "--show-only", HOOK, namespace=namespace))
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    run(tool, "kubectl", "create", "--dry-run=server", "-n", namespace, "-f", "-", input=yaml.safe_dump(pod))
+
 
 def restricted(kube_api, namespace: str) -> None:
     """Pod Security admission refuses any pod of this namespace that is not `restricted`."""
@@ -272,6 +288,10 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
             status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
             assert status["phase"] == "Succeeded", status
             assert sorted(cluster.revisions().values()) == ["2", "3"], "rolled back once, as the chart's identity"
+            hook = subprocess.run([sys.executable, "-c", helm_test_script(tool, tmp_path)], capture_output=True,
+                                  text=True, timeout=60, env={**os.environ, "REMEDIATOR_URL": op.url})
+            assert hook.returncode == 0 and "webhook endpoint answers" in hook.stdout, \
+                f"the `helm test` check fails against the real operator: {hook.stderr}"
             peering = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
                 "kopf.dev", "v1", namespace, "kopfpeerings", fullname)
             assert peering.get("status"), "the operator keeps its peering record alive"
