@@ -255,26 +255,44 @@ def ops_namespace(kube_api, namespace):
     core.delete_namespace(name)
 
 
+def operator_args(kube_api, namespace: str, deployment: str) -> list[str]:
+    return client.AppsV1Api(kube_api).read_namespaced_deployment(deployment, namespace).spec.template.spec \
+        .containers[0].args
+
+
+def peering_record(kube_api, name: str, namespace: str | None) -> dict:
+    custom = client.CustomObjectsApi(kube_api)
+    if namespace:
+        return custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", name)
+    return custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("scope", ["watchNamespaces", "wholeCluster"])
 def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_secrets(
-        kube_api, kubeconfig, tool, namespace, ops_namespace, cluster, tmp_path):
+        kube_api, kubeconfig, tool, namespace, ops_namespace, cluster, tmp_path, scope):
     restricted(kube_api, ops_namespace)
     token = uuid.uuid4().hex
     client.CoreV1Api(kube_api).create_namespaced_secret(ops_namespace, {
         "metadata": {"name": "am-token"}, "stringData": {"token": token}})
     release = f"rm{uuid.uuid4().hex[:6]}"
+    scoped = scope == "watchNamespaces"
     install(tool, tmp_path, release, ops_namespace, {
-        "watchNamespaces": [namespace], "alertmanager": {"tokenSecret": {"name": "am-token"}}})
+        "watchNamespaces": [namespace] if scoped else [], "alertmanager": {"tokenSecret": {"name": "am-token"}}})
     fullname = f"{release}-remediator"
     try:
         assert client.AppsV1Api(kube_api).read_namespaced_deployment(
             fullname, ops_namespace).status.ready_replicas == 2, \
             "both replicas were admitted under the restricted Pod Security standard"
-        assert client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
-            "kopf.dev", "v1", namespace, "kopfpeerings", fullname)
+        # run it as the chart runs it: the same scope and peering, the chart's identity
+        args = operator_args(kube_api, ops_namespace, fullname)
+        [peering] = [a.split("=", 1)[1] for a in args if a.startswith("--peering=")]
+        assert ("--all-namespaces" in args) != scoped
+        assert peering_record(kube_api, peering, namespace if scoped else None)
 
         sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml")
-        op = OperatorProcess(sa_config, [namespace], tmp_path, token=token, extra_args=["--peering", fullname])
+        op = OperatorProcess(sa_config, [namespace] if scoped else [], tmp_path, token=token,
+                             extra_args=["--peering", peering])
         op.start()
         try:
             cluster.apply_policy(NO_APPROVALS)
@@ -292,9 +310,8 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
                                   text=True, timeout=60, env={**os.environ, "REMEDIATOR_URL": op.url})
             assert hook.returncode == 0 and "webhook endpoint answers" in hook.stdout, \
                 f"the `helm test` check fails against the real operator: {hook.stderr}"
-            peering = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
-                "kopf.dev", "v1", namespace, "kopfpeerings", fullname)
-            assert peering.get("status"), "the operator keeps its peering record alive"
+            assert peering_record(kube_api, peering, namespace if scoped else None).get("status"), \
+                "the operator keeps its peering record alive"
         finally:
             op.stop()
         log = op.log_path.read_text().lower()
@@ -307,8 +324,9 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
         assert forbidden(lambda: core.list_namespaced_secret(namespace)), "Secrets in another namespace"
         assert forbidden(lambda: core.read_namespaced_secret("am-token", ops_namespace)), "its own namespace's"
         assert forbidden(lambda: core.list_secret_for_all_namespaces())
-        assert forbidden(lambda: client.AppsV1Api(as_sa).list_namespaced_deployment("default")), \
-            "workloads outside watchNamespaces"
+        if scoped:
+            assert forbidden(lambda: client.AppsV1Api(as_sa).list_namespaced_deployment("default")), \
+                "workloads outside watchNamespaces"
     finally:
         run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)
 
