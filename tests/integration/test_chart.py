@@ -16,9 +16,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import CHART, CRD_DIR
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
@@ -373,3 +375,81 @@ def test_upgrade_and_uninstall_leave_no_orphans_and_keep_the_crds(kube_api, tool
             assert ext.read_custom_resource_definition(name), f"CRD {name} stays after uninstall, as Helm intends"
     finally:
         run(tool, "helm", "uninstall", release, "--namespace", namespace, check=False)
+
+
+def rollbacks(op: OperatorProcess) -> float:
+    """Rollbacks this replica applied, from its own /metrics."""
+    text = requests.get(f"{op.url}/metrics", timeout=5).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "remediator_actions_total" and sample.labels.get("action") == "rollback"
+               and sample.labels.get("result") == "applied")
+
+
+@pytest.fixture
+def two_replicas(kube_api, kubeconfig, tool, namespace, ops_namespace, tmp_path):
+    """The chart installed for `namespace`; a function starting two replicas as it runs them (same identity and
+    peering, POD_ID naming each peer, distinct priorities): (active, standby)."""
+    release = f"rm{uuid.uuid4().hex[:6]}"
+    install(tool, tmp_path, release, ops_namespace, {"watchNamespaces": [namespace]})
+    fullname = f"{release}-remediator"
+    args = operator_args(kube_api, ops_namespace, fullname)
+    [peering] = [a.split("=", 1)[1] for a in args if a.startswith("--peering=")]
+    sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml")
+    started: list[OperatorProcess] = []
+
+    def start() -> tuple[OperatorProcess, OperatorProcess]:
+        for pod, priority in (("replica-a", 200), ("replica-b", 100)):
+            started.append(OperatorProcess(sa_config, [namespace], tmp_path, env={"POD_ID": pod},
+                                           extra_args=["--peering", peering, "--priority", str(priority)]).start())
+        wait_for(lambda: {"replica-a", "replica-b"} <= set(
+            peering_record(kube_api, peering, namespace).get("status") or {}), what="both replicas peered")
+        return started[0], started[1]
+
+    yield start
+    for op in started:
+        op.stop()
+    run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)
+
+
+@pytest.mark.slow
+def test_two_replicas_as_the_chart_runs_them_one_works_and_the_standby_takes_over(cluster, two_replicas):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    for app in ("web", "api"):
+        cluster.deploy(app, replicas=1)
+    active, standby = two_replicas()
+
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions("web")) == 2, what="bad web revision")
+    # the standby still takes webhooks; the active replica runs the loop
+    resp = standby.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+    assert resp.status_code == 200 and resp.json()["results"][0]["outcome"] == "created", resp.text
+    first = only_remediation(cluster)["metadata"]["name"]
+    assert cluster.wait_phase(first, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
+    assert sorted(cluster.revisions("web").values()) == ["2", "3"], "rolled back exactly once"
+    assert (rollbacks(active), rollbacks(standby)) == (1, 0), "the higher priority replica did it"
+
+    active.stop()  # a clean exit leaves the peering at once
+    wait_for(lambda: "resuming operations" in standby.log_path.read_text().lower().split(
+        "pausing operations in favour of")[-1], what="the standby taking over")
+    cluster.bad_rollout("api")
+    wait_for(lambda: len(cluster.revisions("api")) == 2, what="bad api revision")
+    assert standby.post_alerts(alert_payload([alert(cluster.ns, "api", fingerprint="f2")])).status_code == 200
+    second = wait_for(lambda: [r["metadata"]["name"] for r in cluster.remediations()
+                               if r["metadata"]["name"] != first], what="second remediation")[0]
+    assert cluster.wait_phase(second, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
+    assert sorted(cluster.revisions("api").values()) == ["2", "3"]
+    assert rollbacks(standby) == 1, "the standby took over"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known bug: a standby's Runbook cache is fed by a kopf watch, which peering "
+                                       "pauses; Runbooks created after it started are unknown to its webhook")
+def test_a_standby_replica_matches_alerts_to_runbooks_created_after_it_started(cluster, two_replicas):
+    cluster.apply_policy(NO_APPROVALS)
+    active, standby = two_replicas()
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    wait_for(lambda: active.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="seen")])).json()
+             ["results"][0]["outcome"] != "unmatched", what="the active replica knows the new runbook")
+    resp = standby.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="late")]))
+    assert resp.json()["results"][0]["outcome"] != "unmatched", resp.text
