@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from tests.support.kube_schemas import group_version, kinds_of, reachable, schema_path, standalone, strict, write_schemas
+from tests.support.kube_schemas import (
+    group_version,
+    kinds_of,
+    reachable,
+    schema_path,
+    standalone,
+    strict,
+    write_schemas,
+)
 
 REF = "#/components/schemas/"
 
