@@ -174,6 +174,17 @@ def test_secrets_are_mounted_as_files_the_operator_is_pointed_at(tool, tmp_path)
     assert not any(d["kind"] in ("KopfPeering", "ClusterKopfPeering") for d in docs)
 
 
+def test_replicas_peer_under_their_pod_names_with_priorities_of_their_own(tool, tmp_path):
+    docs = documents(render(tool, tmp_path, {}))
+    [container] = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    pod_id = next(e for e in container["env"] if e["name"] == "POD_ID")
+    assert pod_id["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # two replicas with one priority would both freeze; without --priority each picks a random one
+    assert not any(a.startswith("--priority") for a in container["args"])
+    [peering] = [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    assert f"--peering={peering['metadata']['name']}" in container["args"]
+
+
 def test_service_monitor_scrapes_the_services_metrics_port(tool, tmp_path):
     docs = documents(render(tool, tmp_path, VALUE_SETS["serviceMonitor"]))
     [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
