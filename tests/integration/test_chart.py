@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -197,14 +198,21 @@ def test_service_monitor_scrapes_the_services_metrics_port(tool, tmp_path):
 
 
 def test_grafana_dashboard_ships_only_when_the_chart_has_the_file(tool, tmp_path):
-    docs = documents(render(tool, tmp_path, VALUE_SETS["serviceMonitor"]))
-    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
-    if (CHART / "files" / "grafana-dashboard.json").is_file():
-        [cm] = dashboards
-        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-        json.loads(cm["data"]["remediator.json"])
-    else:
-        assert dashboards == []
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "files").mkdir(exist_ok=True)
+    (chart / "files" / "grafana-dashboard.json").write_text('{"title": "remediator"}')
+
+    def dashboards(chart_dir: Path, enabled: bool) -> list[dict]:
+        text = run(tool, "helm", "template", "rm", str(chart_dir), "--set", f"grafanaDashboard.enabled={enabled}").stdout
+        return [d for d in documents(text) if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+
+    [cm] = dashboards(chart, True)
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["remediator.json"]) == {"title": "remediator"}
+    assert dashboards(chart, False) == []
+    (chart / "files" / "grafana-dashboard.json").unlink()
+    assert dashboards(chart, True) == [], "no file, no ConfigMap, and no error"
 
 
 # ---------------------------------------------------------------- on the real control plane
