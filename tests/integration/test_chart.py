@@ -19,15 +19,18 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from kubernetes import client, config, dynamic
+from kubernetes import client, config, dynamic, utils
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from remediator.actions.base import ActionError, execute
 from tests.integration.conftest import CHART, CRD_DIR
+from tests.integration.test_actions import key, node, pinned, request, wait_rolled_out  # noqa: F401 (node is a fixture)
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
 from tests.support import kube_schemas
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
+from tests.support.workloads import deployment
 
 pytestmark = pytest.mark.integration
 ROOT = CHART.parents[1]
@@ -475,3 +478,50 @@ def test_a_standby_replica_matches_alerts_to_runbooks_created_after_it_started(c
              ["results"][0]["outcome"] != "unmatched", what="the active replica knows the new runbook")
     resp = standby.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="late")]))
     assert resp.json()["results"][0]["outcome"] != "unmatched", resp.text
+
+
+@pytest.mark.slow
+def test_every_action_is_within_the_charts_rights_and_drain_needs_node_drain(
+        kube_api, kubeconfig, tool, namespace, ops_namespace, node, tmp_path):  # noqa: F811 (the fixture)
+    release = f"rm{uuid.uuid4().hex[:6]}"
+    values = {"watchNamespaces": [namespace], "rbac": {"nodeDrain": True}}
+    install(tool, tmp_path, release, ops_namespace, values)
+    try:
+        fullname = f"{release}-remediator"
+        as_sa = config.new_client_from_config(config_file=service_account_kubeconfig(
+            kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml"))
+        utils.create_from_dict(kube_api, pinned(deployment("web", replicas=2), node), namespace=namespace)
+        wait_rolled_out(kube_api, namespace, "web")
+        client.AppsV1Api(kube_api).patch_namespaced_deployment("web", namespace, {"spec": {"template": {
+            "metadata": {"annotations": {"revision": "2"}}}}})  # a second revision for rollback to go back from
+        wait_rolled_out(kube_api, namespace, "web")
+
+        # server-side dry runs: the apiserver authorizes them exactly as the real calls, and they touch nothing
+        steps = [
+            request("restartRollout", namespace, "web", key(), dry_run=True),
+            request("scale", namespace, "web", key(), scale={"max_replicas": 5}, dry_run=True),
+            request("raiseMemory", namespace, "web", key(), raise_memory={"factor": 2, "max_limit": "1Gi"},
+                    dry_run=True),
+            request("rollback", namespace, "web", key(), dry_run=True),
+            request("deletePod", namespace, "web", key(), dry_run=True, max_pods=1),
+            request("cordonDrain", None, node, key(), kind="Node", dry_run=True),
+        ]
+        for step in steps:
+            try:
+                execute(as_sa, step)
+            except ActionError as e:
+                pytest.fail(f"{step.action} as the chart's ServiceAccount: {e}")
+
+        install(tool, tmp_path, release, ops_namespace, {**values, "rbac": {"nodeDrain": False}}, "upgrade")
+
+        def drain_refused() -> bool:
+            try:
+                execute(as_sa, request("cordonDrain", None, node, key(), kind="Node", dry_run=True))
+            except ActionError as e:
+                return e.status == 403
+            return False
+
+        wait_for(drain_refused, what="cordonDrain refused once rbac.nodeDrain is off")
+        execute(as_sa, steps[0])  # the rest is untouched
+    finally:
+        run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)
