@@ -3,7 +3,7 @@
 k8s.io/kubernetes and etcd's server module carry `replace` directives into
 their own source trees, so `go install pkg@version` refuses them; a
 throw-away wrapper module that requires them and pins each replaced module to
-its published version builds them instead. kwok and helm install directly.
+its published version builds them instead. kwok, helm and kubeconform install directly.
 """
 
 from __future__ import annotations
@@ -180,10 +180,16 @@ def build_helm(workdir: Path) -> None:
                " -X helm.sh/helm/v3/internal/version.gitTreeState=clean", workdir)
 
 
+def build_kubeconform(workdir: Path) -> None:
+    go_install("kubeconform", {"kubeconform": f"github.com/yannh/kubeconform/cmd/kubeconform@{v.KUBECONFORM}"},
+               "-s -w", workdir)
+
+
 GROUPS = [
     (["etcd"], build_etcd),
     (["kwok", "kwokctl"], build_kwok),
     (["helm"], build_helm),
+    (["kubeconform"], build_kubeconform),
     (["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"], build_kubernetes),
 ]
 

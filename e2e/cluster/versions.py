@@ -1,7 +1,7 @@
 """Pinned versions of everything the local control plane is built from.
 
-One Kubernetes minor with the etcd its go.mod requires; kwok and helm
-releases whose go directive the machine's Go (1.26) builds.
+One Kubernetes minor with the etcd its go.mod requires; kwok, helm and
+kubeconform releases whose go directive the machine's Go (1.26) builds.
 """
 
 import os
@@ -11,6 +11,7 @@ KUBERNETES = "v1.34.4"
 ETCD = "v3.6.4"  # what k8s.io/kubernetes v1.34.4's go.mod requires
 KWOK = "v0.8.0"
 HELM = "v3.21.4"
+KUBECONFORM = "v0.8.0"  # validates rendered manifests against schemas generated from the apiserver
 
 
 def cache_dir() -> Path:
@@ -32,6 +33,7 @@ BINARIES = {
     "kwok": KWOK,
     "kwokctl": KWOK,
     "helm": HELM,
+    "kubeconform": KUBECONFORM,
 }
 
 

@@ -13,17 +13,23 @@ from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-CRD_DIR = Path(__file__).resolve().parents[2] / "charts" / "remediator" / "crds"
-ADMISSION_POLICY = CRD_DIR.parent / "templates" / "approval-admission-policy.yaml"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "remediator"
+CRD_DIR = CHART / "crds"
+ADMISSION_POLICY = "templates/approval-admission-policy.yaml"
 GROUP, VERSION = "remediator.dev", "v1alpha1"
 
 
 @pytest.fixture(scope="session")
 def crds(kube_api, tool):
-    """The generated CRDs, applied server-side and Established."""
-    for manifest in (CRD_DIR, ADMISSION_POLICY):
-        proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(manifest)],
-                              capture_output=True, text=True, timeout=120)
+    """The chart's CRDs and its approval admission policy (rendered for a release of its own), applied
+    server-side; ours Established."""
+    policy = subprocess.run([tool("helm"), "template", "remediator-tests", str(CHART), "--namespace", "default",
+                             "--show-only", ADMISSION_POLICY], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert policy.returncode == 0, policy.stderr
+    for manifest, stdin in ((str(CRD_DIR), None), ("-", policy.stdout)):
+        proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", manifest],
+                              input=stdin, capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
     ext = client.ApiextensionsV1Api(kube_api)
     names = [f"{p}.{GROUP}" for p in ("runbooks", "remediations", "remediationpolicies")]

@@ -1,0 +1,152 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "remediator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "remediator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Cluster-scoped objects are shared by every namespace: the release namespace keeps their names apart. */}}
+{{- define "remediator.clusterName" -}}
+{{- printf "%s-%s" (include "remediator.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "remediator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "remediator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "remediator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "remediator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: remediator
+{{- end -}}
+
+{{- define "remediator.operatorSelectorLabels" -}}
+{{ include "remediator.selectorLabels" . }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "remediator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "remediator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "remediator.peeringName" -}}
+{{- if .Values.peering.name -}}
+{{- .Values.peering.name -}}
+{{- else if .Values.watchNamespaces -}}
+{{- include "remediator.fullname" . -}}
+{{- else -}}
+{{- include "remediator.clusterName" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "remediator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+What the operator does inside the namespaces it serves (a Role per watched namespace, or cluster-wide).
+Derived from the code: kopf handlers (pods, runbooks, remediations, remediationapprovals), the actions
+(restart/scale/rollback/raiseMemory patch workloads; deletePod; the rollback lists ReplicaSets), the guards
+(namespace labels, pod counts), the SLO evaluator, the change journal, and Events. No Secrets: they are files.
+*/}}
+{{- define "remediator.namespacedRules" -}}
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, delete]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, watch, patch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list, watch]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch]
+- apiGroups: [remediator.dev]
+  resources: [runbooks]
+  verbs: [get, list, watch]
+- apiGroups: [remediator.dev]
+  resources: [remediations]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [remediator.dev]
+  resources: [remediations/status, servicelevelobjectives/status, remediationapprovals/status]
+  verbs: [update, patch]
+- apiGroups: [remediator.dev]
+  resources: [servicelevelobjectives]
+  verbs: [get, list, watch]
+- apiGroups: [remediator.dev]
+  resources: [remediationapprovals]
+  verbs: [get, list, watch, patch]
+{{- if and .Values.peering.enabled .Values.watchNamespaces }}
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- end -}}
+
+{{/* What the operator needs beyond its namespaces, in every mode. */}}
+{{- define "remediator.clusterRules" -}}
+# kopf discovers CRDs and namespaces; the guards read namespace labels.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+# Guardrails are cluster policies; concurrency and storm guards count open Remediations everywhere.
+- apiGroups: [remediator.dev]
+  resources: [remediationpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [remediator.dev]
+  resources: [remediations]
+  verbs: [list]
+# Node labels feed the risk score; the change journal watches nodes.
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch{{ if .Values.rbac.nodeDrain }}, patch{{ end }}]
+{{- if .Values.rbac.nodeDrain }}
+# cordonDrain: the pods on a node, in any namespace, go through the Eviction API.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
+{{- end }}
+{{- if and .Values.peering.enabled (not .Values.watchNamespaces) }}
+- apiGroups: [kopf.dev]
+  resources: [clusterkopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- end -}}
