@@ -69,12 +69,23 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
 (namespace labels, pod counts), the SLO evaluator, the change journal, and Events. No Secrets: they are files.
 */}}
 {{- define "remediator.namespacedRules" -}}
+{{- $impersonate := .Values.actions.serviceAccount }}
+{{- if $impersonate }}
+# Actions run as the tenants' ServiceAccounts: the operator itself only reads workloads.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [impersonate]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+{{- else }}
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, delete]
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
+{{- end }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
@@ -86,7 +97,7 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
   verbs: [create]
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch{{ if not $impersonate }}, patch{{ end }}]
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [get, list, watch]
@@ -149,4 +160,20 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
   resources: [clusterkopfpeerings]
   verbs: [get, list, watch, patch]
 {{- end }}
+{{- end -}}
+
+{{/* What a tenant's actions ServiceAccount may do: the built-in namespaced actions, nothing more. */}}
+{{- define "remediator.actionRules" -}}
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, watch, patch]
+- apiGroups: [apps]
+  resources: [replicasets, controllerrevisions]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, delete]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
 {{- end -}}
