@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..kube import load_api_client
 from ..secrets import FileSecret
+from ..signals import changes
 from . import handlers
 from .context import OperatorContext, Settings
 from .webhooks import WebhookConfig, build_app
@@ -38,6 +39,20 @@ def prime_runbooks(ctx: OperatorContext) -> int:
     return len(items)
 
 
+def prime_changes(ctx: OperatorContext) -> None:
+    """Rebuild the change journal from the apiserver (ReplicaSet history, last updates) before any loop runs;
+    if it cannot, causes stay unknown and cause-conditioned steps are skipped, which is the safe side."""
+    namespaces = [ns for ns in ctx.settings.namespaces if not any(c in ns for c in "*?[")]
+    if len(namespaces) != len(ctx.settings.namespaces):
+        namespaces = []
+    try:
+        read = changes.prime(ctx.changes, ctx.api, namespaces, ctx.serves)
+    except Exception as e:  # noqa: BLE001  an unreadable kind must not stop the operator
+        log.warning("change journal not rebuilt; probable causes stay unknown", extra={"error": str(e)})
+        return
+    log.info("change journal rebuilt", extra={"replicasets": read})
+
+
 async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
     cfg = WebhookConfig(resources=ctx.resources, runbooks=ctx.runbooks,
                         alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
@@ -56,6 +71,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     registry = kopf.OperatorRegistry()
     handlers.register(registry, ctx)
     runner = await serve_http(ctx)
+    await asyncio.to_thread(prime_changes, ctx)
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx))
     try:
         await kopf.operator(

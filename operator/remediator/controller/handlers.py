@@ -63,6 +63,24 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
         ctx.failing_pods[key] = dict(body)
         await ingest_pod(ctx, ctx.failing_pods[key])
 
+    # The change journal (signals/changes.py). Secrets are deliberately not watched: see that module.
+    def journal(observe):
+        def seen(type, body, namespace=None, **_):
+            if namespace and not ctx.serves(namespace):
+                return
+            if type == "DELETED":
+                ctx.changes.forget(namespace, f"{body.get('kind')}/{body['metadata']['name']}")
+            else:
+                observe(dict(body), datetime.now(timezone.utc))
+        return seen
+
+    kopf.on.event("apps", "v1", "replicasets", id="journal", registry=registry)(journal(ctx.changes.observe_replicaset))
+    kopf.on.event("apps", "v1", "deployments", id="journal", registry=registry)(journal(ctx.changes.observe_deployment))
+    kopf.on.event("", "v1", "configmaps", id="journal", registry=registry)(journal(ctx.changes.observe_configmap))
+    kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", id="journal", registry=registry)(
+        journal(ctx.changes.observe_hpa))
+    kopf.on.event("", "v1", "nodes", id="journal", registry=registry)(journal(ctx.changes.observe_node))
+
     @kopf.on.create(GROUP, VERSION, "remediationapprovals", registry=registry)
     def approval_cast(spec, namespace, patch, **_):
         vote = RemediationApprovalSpec.model_validate(dict(spec))

@@ -29,6 +29,7 @@ from ..api.models import (
 )
 from ..core import engine, policy_select
 from ..records import events, metrics
+from ..signals import changes
 from ..core.durations import parse_duration
 from ..verification import probes, verdicts
 from .context import OperatorContext
@@ -65,10 +66,14 @@ class Loop:
         runbook = self.load_runbook(spec)
         policy = self.load_policy()
         now = utcnow()
+        if status.phase == "Pending" and status.probable_cause is None:  # once: persisted with the plan
+            status = status.model_copy(update={"probable_cause": changes.find_cause(
+                self.ctx.api, self.ctx.changes, spec, obj["metadata"].get("creationTimestamp"), now)})
         observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
             if needs_guards(status) else StepFacts()
         facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
-                             risk_input=observed.risk_input, planned_changes=observed.planned_changes)
+                             risk_input=observed.risk_input, planned_changes=observed.planned_changes,
+                             cause_kind=engine.cause_kind(status))
         decision = engine.decide(self.name, spec, status, facts)
         self.moved_on = decision.changed and decision.effect is None and decision.status.phase != status.phase
         if decision.changed:
