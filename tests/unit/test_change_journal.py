@@ -188,3 +188,18 @@ def test_the_approval_message_shows_the_probable_cause_and_its_evidence():
                      and b["type"] == "section")
     assert "*Probable cause: rollout*" in text
     assert "• 100/100 Deployment/web revision 2 rolled out: image web:1.4 → web:1.5 at 2026-11-25T09:56:20Z" in text
+
+
+def test_a_ready_node_seen_first_is_no_change_however_recent_its_ready_transition():
+    journal = ChangeJournal()
+    node = {"metadata": {"name": "n1", "creationTimestamp": stamp(NOW - timedelta(minutes=30))}, "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True",
+                                       "lastTransitionTime": stamp(NOW - timedelta(seconds=5))}]}}
+    journal.observe_node(node, NOW)
+    assert journal.changes(None, {"Node/n1"}, NOW) == []
+    down = {**node, "metadata": {**node["metadata"], "name": "n2"},
+            "status": {"conditions": [{"type": "Ready", "status": "False",
+                                       "lastTransitionTime": stamp(NOW - timedelta(minutes=4))}]}}
+    journal.observe_node(down, NOW)
+    [change] = journal.changes(None, {"Node/n2"}, NOW)
+    assert (change.what, change.at) == ("Node/n2 Ready=False", NOW - timedelta(minutes=4))

@@ -70,8 +70,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
                        ready_flag: threading.Event | None = None, peering: bool = True) -> None:
     registry = kopf.OperatorRegistry()
     handlers.register(registry, ctx)
+    await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     runner = await serve_http(ctx)
-    await asyncio.to_thread(prime_changes, ctx)
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx))
     try:
         await kopf.operator(

@@ -327,10 +327,17 @@ class ChangeJournal:
                                          what=f"{obj} {', '.join(parts)}",
                                          before=digest(previous), after=digest(state)), now)
             return
-        created, moved = parse_k8s_time(meta.get("creationTimestamp")), parse_k8s_time(ready.get("lastTransitionTime"))
-        if created and moved and moved - created > NODE_SETTLE:
-            self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=moved,
-                                     what=f"{obj} became Ready={state['ready']}", after=digest(state)), now)
+        # First sight: only a node that is degraded now is a change; a Ready node's transition times are
+        # rewritten by some node agents (KWOK's heartbeats) and say nothing.
+        created = parse_k8s_time(meta.get("creationTimestamp"))
+        if state["ready"] != "True":
+            since = parse_k8s_time(ready.get("lastTransitionTime")) or created
+            if since and created and since - created > NODE_SETTLE:
+                self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=since,
+                                         what=f"{obj} Ready={state['ready']}", after=digest(state)), now)
+        if state["unschedulable"] and (cordoned := last_update(meta)):
+            self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=cordoned,
+                                     what=f"{obj} cordoned (unschedulable)", after=digest(state)), now)
 
     def record_last_update(self, kind: str, obj: str, namespace: str, meta: dict, after: str, now: datetime) -> None:
         """First sight of an object (start, or a rewatch): its last update after creation is a change."""
