@@ -11,6 +11,7 @@ from kubernetes import client, utils
 
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation
 from tests.integration.test_runbook_library import finished, library_runbook
+from tests.integration.test_slack_approvals import TWO_SRES, slack, slack_operator  # noqa: F401 (fixtures)
 from tests.support.operator import alert, alert_payload
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
@@ -110,3 +111,21 @@ def test_a_secrets_value_never_appears_in_the_status_or_the_operator_log(cluster
     log = operator.log_path.read_text()
     for value in (first, second):
         assert value not in recorded and value not in log
+
+
+def test_the_slack_approval_message_names_the_probable_cause_and_its_evidence(cluster, slack_operator, slack):
+    cluster.apply_policy(TWO_SRES)
+    cluster.apply_runbook("bad-rollout-rollback", library_runbook("bad-rollout-rollback"))
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web", image="registry.local/web:bad")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    slack_operator.post_alerts(alert_payload([alert(cluster.ns, "web", alertname="ErrorBudgetBurn",
+                                                    starts_at=now_stamp())]))
+    name = only_remediation(cluster)["metadata"]["name"]
+    assert cluster.wait_phase(name, {"AwaitingApproval", "Skipped", "Failed"})["status"]["phase"] == \
+        "AwaitingApproval"
+    message = wait_for(lambda: slack.find(lambda m: name in m["text"]), what="approval message in Slack")
+    text = str(message["blocks"])
+    assert "Probable cause: rollout" in text
+    assert "100/100 Deployment/web revision 2 rolled out: image registry.local/web:1.0 → registry.local/web:bad" in text
+    assert "probable cause rollout fits rollback" in text, "the cause lowers the rollback's risk"

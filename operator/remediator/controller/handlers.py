@@ -48,7 +48,16 @@ async def rescan_failing_pods(ctx: OperatorContext, every: float = 10.0) -> None
                 log.warning("pod rescan failed", extra={"pod": pod.get("metadata", {}).get("name"), "error": str(e)})
 
 
+class QuietJournal(logging.Filter):
+    """kopf logs every handled event; the journal sees node heartbeats and every rollout, so only its failures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or "Handler 'journal'" not in record.getMessage()
+
+
 def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+    logging.getLogger("kopf.objects").addFilter(QuietJournal())
+
     @kopf.on.login(registry=registry)
     def login(**kwargs):
         """In-cluster ServiceAccount, else KUBECONFIG: the same identity as the operator's own client."""
