@@ -98,7 +98,6 @@ def run_simulate(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from remediator.core import simulation
-
     from remediator.core.durations import parse_duration
 
     try:
@@ -150,12 +149,12 @@ def _load_changes(name: str) -> tuple:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ValueError(f"{name}: cannot read changes: {e}") from None
     if not isinstance(raw, list):
-        raise ValueError(f"{name}: changes must be a list of {{kind, object, at, ...}}")
+        raise ValueError(f"{name}: changes must be a list of {{kind, object, at, ...}}")  # noqa: TRY004
     changes = []
     for index, item in enumerate(raw):
         where = f"{name}: changes[{index}]"
         if not isinstance(item, dict):
-            raise ValueError(f"{where}: must be a mapping")
+            raise ValueError(f"{where}: must be a mapping")  # noqa: TRY004  reported as a usage error
         for key in ("kind", "object", "at"):
             if not item.get(key):
                 raise ValueError(f"{where}.{key}: required")

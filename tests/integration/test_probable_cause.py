@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from kubernetes import client, utils
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def now_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def burn(cluster, operator) -> dict:
@@ -113,7 +113,8 @@ def test_a_secrets_value_never_appears_in_the_status_or_the_operator_log(cluster
         assert value not in recorded and value not in log
 
 
-def test_the_slack_approval_message_names_the_probable_cause_and_its_evidence(cluster, slack_operator, slack):
+def test_the_slack_approval_message_names_the_probable_cause_and_its_evidence(
+        cluster, slack_operator, slack):  # noqa: F811 (fixtures)
     cluster.apply_policy(TWO_SRES)
     cluster.apply_runbook("bad-rollout-rollback", library_runbook("bad-rollout-rollback"))
     cluster.deploy("web", replicas=2)
@@ -127,5 +128,6 @@ def test_the_slack_approval_message_names_the_probable_cause_and_its_evidence(cl
     message = wait_for(lambda: slack.find(lambda m: name in m["text"]), what="approval message in Slack")
     text = str(message["blocks"])
     assert "Probable cause: rollout" in text
-    assert "100/100 Deployment/web revision 2 rolled out: image registry.local/web:1.0 → registry.local/web:bad" in text
+    assert ("100/100 Deployment/web revision 2 rolled out: image registry.local/web:1.0 → registry.local/web:bad"
+            in text)
     assert "probable cause rollout fits rollback" in text, "the cause lowers the rollback's risk"

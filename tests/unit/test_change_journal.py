@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from remediator.api.models import ObjectRef, ProbableCause, RemediationSpec, RemediationStatus, RunbookRef, Signal
+from remediator.api.models import (
+    ObjectRef,
+    ProbableCause,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookRef,
+    Signal,
+)
 from remediator.approvals.messages import request_blocks
 from remediator.core import engine
 from remediator.signals.changes import ChangeJournal, describe_template_change, summarise_template

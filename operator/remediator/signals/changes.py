@@ -32,7 +32,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -58,7 +58,7 @@ def parse_k8s_time(value) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     return parse_time(str(value).replace("Z", "+00:00"))
 
 
@@ -234,6 +234,8 @@ class ChangeJournal:
     def forget(self, namespace: str | None, obj: str) -> None:
         with self._lock:
             self._seen.pop((namespace, obj), None)
+            if obj.startswith("Deployment/") and namespace:
+                self._revisions.pop((namespace, obj.split("/", 1)[1]), None)
             if obj.startswith("HorizontalPodAutoscaler/") and namespace:
                 self._hpa_targets.pop((namespace, obj.split("/", 1)[1]), None)
 
@@ -360,7 +362,7 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
     """Rebuild the journal from what the apiserver holds now (`namespaces` empty: all that `serves` accepts);
     returns the number of ReplicaSets read."""
     apps, core, autoscaling = client.AppsV1Api(api), client.CoreV1Api(api), client.AutoscalingV2Api(api)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     scopes = list(namespaces) or [None]
     read = 0
 
@@ -416,7 +418,7 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
                 sets = [api.sanitize_for_serialization(rs) for rs in
                         apps.list_namespaced_replica_set(namespace, label_selector=selector).items]
                 for rs in sorted(sets, key=revision_of):
-                    journal.observe_replicaset(rs, datetime.now(timezone.utc))
+                    journal.observe_replicaset(rs, datetime.now(UTC))
     except ApiException as e:
         if e.status != 404:
             raise
