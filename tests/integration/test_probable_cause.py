@@ -54,6 +54,15 @@ def test_a_bad_rollout_is_the_top_cause_and_the_conditional_rollback_is_the_step
     assert any(e["kind"] == "ProbableCause" for e in status["timeline"])
     assert sorted(cluster.revisions().values()) == ["2", "3"]
 
+    # The burn comes back: the rollback undid revision 2, so no rollout is left to blame (rolling the
+    # rollback back would bring the bad image back); the guards then hold the second run.
+    first = only_remediation(cluster)["metadata"]["name"]
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web", alertname="ErrorBudgetBurn", fingerprint="again",
+                                              starts_at=now_stamp())]))
+    second = wait_for(lambda: [r for r in cluster.remediations() if r["metadata"]["name"] != first
+                               and (r.get("status") or {}).get("probableCause")], what="the second incident")[0]
+    assert second["status"]["probableCause"]["kind"] == "none", second["status"]["probableCause"]
+
 
 def test_the_same_symptom_without_a_recent_change_skips_the_rollback_with_its_reason_and_restarts(cluster, operator):
     with_runbook(cluster)

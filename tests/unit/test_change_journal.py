@@ -66,15 +66,17 @@ def test_seeing_the_same_revision_again_records_nothing_new():
     assert len(journal.changes("shop", {"Deployment/web"}, NOW)) == 1
 
 
-def test_a_rollback_reusing_an_old_replicaset_is_dated_by_its_last_update():
+def test_a_rollback_to_an_earlier_template_leaves_no_rollout_to_blame():
     journal = ChangeJournal()
     journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
     journal.observe_replicaset(replicaset(2, NOW - timedelta(minutes=30), template("web:1.5")), NOW)
     journal.observe_replicaset(replicaset(3, NOW - timedelta(days=2), template("web:1.4"), name="web-1", history="1",
                                           updated=NOW - timedelta(minutes=2)), NOW)
-    latest = max(journal.changes("shop", {"Deployment/web"}, NOW), key=lambda c: c.at)
-    assert latest.revision == "3" and latest.at == NOW - timedelta(minutes=2)
-    assert latest.what.endswith("image web:1.5 → web:1.4")
+    assert journal.changes("shop", {"Deployment/web"}, NOW) == [], \
+        "revision 2 was undone, and rolling back the rollback would bring web:1.5 back"
+    journal.observe_replicaset(replicaset(4, NOW - timedelta(minutes=1), template("web:1.6")), NOW)
+    [change] = journal.changes("shop", {"Deployment/web"}, NOW)
+    assert change.what == "Deployment/web revision 4 rolled out: image web:1.4 → web:1.6"
 
 
 def test_changes_outside_the_window_are_dropped_and_each_object_keeps_a_bounded_number():

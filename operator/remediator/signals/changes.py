@@ -250,7 +250,7 @@ class ChangeJournal:
         revision, namespace = int(text), meta.get("namespace", "")
         summary = summarise_template((rs.get("spec") or {}).get("template") or {})
         reused = REVISION_HISTORY in (meta.get("annotations") or {})  # an older ReplicaSet brought back
-        at = (last_update(meta) or now) if reused else (parse_k8s_time(meta.get("creationTimestamp")) or now)
+        at = parse_k8s_time(meta.get("creationTimestamp")) or now
         with self._lock:
             known = self._revisions.setdefault((namespace, owner), {})
             if revision in known:
@@ -260,6 +260,19 @@ class ChangeJournal:
                 del known[old]
             earlier = [r for r in known if r < revision]
             previous = known[max(earlier)].summary if earlier else None
+            if reused:
+                # A rollback (ours or `kubectl rollout undo`) restores an earlier template: the revisions it
+                # replaced are no longer running, and blaming the rollback itself would roll the bad one back in.
+                kept = self._changes.get((namespace, f"Deployment/{owner}"), deque())
+                undone = [c for c in kept if c.revision is not None]
+                self._changes[(namespace, f"Deployment/{owner}")] = deque(
+                    (c for c in kept if c.revision is None), maxlen=self.per_object)
+        if reused:
+            if undone:
+                log.info("rollouts undone by a rollback", extra={
+                    "object": f"{namespace}/Deployment/{owner}", "revision": revision,
+                    "undone": [c.revision for c in undone]})
+            return
         if previous is None and revision == 1:
             return  # the Deployment's first revision is its creation: there is nothing to undo
         kind, what = describe_template_change(previous, summary)
