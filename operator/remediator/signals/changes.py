@@ -373,30 +373,40 @@ def revision_of(rs: dict) -> int:
 def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[str] = (),
           serves=lambda namespace: True) -> int:
     """Rebuild the journal from what the apiserver holds now (`namespaces` empty: all that `serves` accepts);
-    returns the number of ReplicaSets read."""
+    returns the number of ReplicaSets read. Without ReplicaSets the journal stays not ready (causes unknown);
+    a kind it may not list (ConfigMaps, HPAs, Nodes) is only left out, with a warning."""
     apps, core, autoscaling = client.AppsV1Api(api), client.CoreV1Api(api), client.AutoscalingV2Api(api)
     now = datetime.now(UTC)
-    scopes = list(namespaces) or [None]
     read = 0
 
-    def listed(namespaced, cluster, namespace):
-        result = namespaced(namespace) if namespace else cluster()
-        return [api.sanitize_for_serialization(item) for item in result.items if serves(item.metadata.namespace)]
+    def listed(what, namespaced, cluster, namespace, required=False) -> list[dict]:
+        try:
+            result = namespaced(namespace) if namespace else cluster()
+        except ApiException as e:
+            if required or e.status not in (403, 404):
+                raise
+            log.warning("change journal: cannot list %s, their changes are not seen", what,
+                        extra={"namespace": namespace, "status": e.status})
+            return []
+        return [api.sanitize_for_serialization(item) for item in result.items
+                if item.metadata.namespace is None or serves(item.metadata.namespace)]
 
-    for namespace in scopes:
-        sets = listed(apps.list_namespaced_replica_set, apps.list_replica_set_for_all_namespaces, namespace)
-        sets.sort(key=revision_of)
-        for item in sets:
+    for namespace in list(namespaces) or [None]:
+        sets = listed("replicasets", apps.list_namespaced_replica_set, apps.list_replica_set_for_all_namespaces,
+                      namespace, required=True)
+        for item in sorted(sets, key=revision_of):
             journal.observe_replicaset(item, now)
-        for item in listed(apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces, namespace):
+        for item in listed("deployments", apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces,
+                           namespace):
             journal.observe_deployment(item, now)
-        for item in listed(core.list_namespaced_config_map, core.list_config_map_for_all_namespaces, namespace):
+        for item in listed("configmaps", core.list_namespaced_config_map, core.list_config_map_for_all_namespaces,
+                           namespace):
             journal.observe_configmap(item, now)
-        for item in listed(autoscaling.list_namespaced_horizontal_pod_autoscaler,
+        for item in listed("horizontalpodautoscalers", autoscaling.list_namespaced_horizontal_pod_autoscaler,
                            autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces, namespace):
             journal.observe_hpa(item, now)
         read += len(sets)
-    for item in [api.sanitize_for_serialization(n) for n in core.list_node().items]:
+    for item in listed("nodes", None, core.list_node, None):
         journal.observe_node(item, now)
     journal.ready = True
     return read
