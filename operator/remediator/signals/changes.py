@@ -174,12 +174,6 @@ def describe_template_change(before: TemplateSummary | None, after: TemplateSumm
 
 
 @dataclass
-class Revision:
-    summary: TemplateSummary
-    at: datetime
-
-
-@dataclass
 class ChangeJournal:
     window: timedelta = cause.DEFAULT_WINDOW
     per_object: int = 20
@@ -187,7 +181,7 @@ class ChangeJournal:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changes: dict[tuple[str | None, str], deque] = field(default_factory=dict)
     _seen: dict[tuple[str | None, str], object] = field(default_factory=dict)  # last state per object
-    _revisions: dict[tuple[str, str], dict[int, Revision]] = field(default_factory=dict)
+    _revisions: dict[tuple[str, str], dict[int, TemplateSummary]] = field(default_factory=dict)
     _hpa_targets: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, hpa) -> "Deployment/web"
 
     def record(self, change: cause.Change, now: datetime) -> bool:
@@ -255,11 +249,11 @@ class ChangeJournal:
             known = self._revisions.setdefault((namespace, owner), {})
             if revision in known:
                 return
-            known[revision] = Revision(summary, at)
+            known[revision] = summary
             for old in sorted(known)[:-KEPT_REVISIONS]:
                 del known[old]
             earlier = [r for r in known if r < revision]
-            previous = known[max(earlier)].summary if earlier else None
+            previous = known[max(earlier)] if earlier else None
             if reused:
                 # A rollback (ours or `kubectl rollout undo`) restores an earlier template: the revisions it
                 # replaced are no longer running, and blaming the rollback itself would roll the bad one back in.
