@@ -140,3 +140,25 @@ def test_the_slack_approval_message_names_the_probable_cause_and_its_evidence(
     assert ("100/100 Deployment/web revision 2 rolled out: image registry.local/web:1.0 → registry.local/web:bad"
             in text)
     assert "probable cause rollout fits rollback" in text, "the cause lowers the rollback's risk"
+
+
+def test_a_changed_configmap_the_deployment_mounts_is_the_cause_and_the_restart_picks_it_up(cluster, operator):
+    with_runbook(cluster)
+    cluster.core.create_namespaced_config_map(cluster.ns, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="web-config"), data={"mode": "fast"}))
+    body = deployment("web", replicas=2)
+    body["spec"]["template"]["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "web-config"}}]
+    utils.create_from_dict(cluster.api, body, namespace=cluster.ns)
+    wait_for(lambda: (cluster.apps.read_namespaced_deployment("web", cluster.ns).status.available_replicas or 0) == 2,
+             what="web available")
+    recorded = operator.log_path.read_text().count("change recorded")
+    cluster.core.patch_namespaced_config_map("web-config", cluster.ns, {"data": {"mode": "broken"}})
+    wait_for(lambda: operator.log_path.read_text().count("change recorded") > recorded, timeout=10,
+             what="the change journal to see the ConfigMap change")
+    status = burn(cluster, operator)
+    cause = status["probableCause"]
+    assert cause["kind"] == "configChange", cause
+    top = cause["changes"][0]
+    assert (top["object"], top["what"]) == ("ConfigMap/web-config", "ConfigMap/web-config changed keys mode")
+    assert top["reasons"][0] == "+30 changed ConfigMap/web-config, which Deployment/web references"
+    assert [s["action"] for s in status["steps"]] == ["restartRollout"]

@@ -147,9 +147,12 @@ def test_a_configmap_is_recorded_by_key_names_and_rebuilt_from_its_last_update()
     journal.observe_configmap({"metadata": meta, "data": {"mode": "fast"}}, NOW)
     [rebuilt] = journal.changes("shop", {"ConfigMap/web-config"}, NOW)
     assert rebuilt.at == NOW - timedelta(minutes=7) and rebuilt.kind == "configChange"
-    journal.observe_configmap({"metadata": meta, "data": {"mode": "slow-and-secretive"}}, NOW)
+    rewritten = {**meta, "managedFields": [{"manager": "kubectl", "operation": "Update",
+                                            "time": stamp(NOW - timedelta(seconds=30))}]}
+    journal.observe_configmap({"metadata": rewritten, "data": {"mode": "slow-and-secretive"}}, NOW)
     live = max(journal.changes("shop", {"ConfigMap/web-config"}, NOW), key=lambda c: c.at)
     assert live.what == "ConfigMap/web-config changed keys mode" and "slow-and-secretive" not in repr(live)
+    assert live.at == NOW - timedelta(seconds=30), "dated by the apiserver's write, not when it was seen"
 
 
 def test_an_hpa_change_is_recorded_and_the_hpa_is_known_to_scale_its_target():

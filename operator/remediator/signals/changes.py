@@ -47,7 +47,8 @@ REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KEPT_REVISIONS = 16
-NODE_SETTLE = timedelta(minutes=1)  # a Ready transition this soon after a node's creation is its start, not a change
+# A Ready transition this soon after a node's creation is its start, not a change.
+NODE_SETTLE = timedelta(minutes=1)
 
 
 def digest(value) -> str:
@@ -67,6 +68,16 @@ def last_update(meta: dict) -> datetime | None:
     times = [parse_k8s_time(f.get("time")) for f in meta.get("managedFields") or []
              if f.get("subresource") != "status" and f.get("time")]
     return max((t for t in times if t), default=None)
+
+
+def to_second(moment: datetime) -> datetime:
+    """Kubernetes and Alertmanager times are compared to the second."""
+    return moment.replace(microsecond=0)
+
+
+def written(meta: dict, now: datetime) -> datetime:
+    """When a change seen live was written: the apiserver's time of the last write, else when it was seen."""
+    return to_second(last_update(meta) or now)
 
 
 # ---------------------------------------------------------------- pod templates (pure)
@@ -123,7 +134,8 @@ def summarise_template(template: dict) -> TemplateSummary:
     annotations = {k: digest(v) for k, v in (meta.pop("annotations", None) or {}).items()}
     return TemplateSummary(images=images, env=env, config_maps=frozenset(config_maps - {""}),
                            secrets=frozenset(secrets - {""}), annotations=annotations, rest=digest(template),
-                           whole=digest([images, env, sorted(config_maps), sorted(secrets), annotations, template]))
+                           whole=digest([images, env, sorted(config_maps), sorted(secrets), annotations,
+                                         template]))
 
 
 def set_change(what: str, before: frozenset[str], after: frozenset[str]) -> str | None:
@@ -281,7 +293,8 @@ class ChangeJournal:
         name, namespace = meta.get("name", ""), meta.get("namespace", "")
         known, previous = self.swap_seen((namespace, f"Deployment/{name}"), replicas)
         if known and previous != replicas:
-            self.record(cause.Change(kind="scaleChange", object=f"Deployment/{name}", namespace=namespace, at=now,
+            self.record(cause.Change(kind="scaleChange", object=f"Deployment/{name}", namespace=namespace,
+                                     at=written(meta, now),
                                      what=f"Deployment/{name} scaled {previous} → {replicas}",
                                      before=str(previous), after=str(replicas)), now)
 
@@ -295,8 +308,8 @@ class ChangeJournal:
         if known:
             if previous != keys:
                 changed = sorted(k for k in set(previous) | set(keys) if previous.get(k) != keys.get(k))
-                self.record(cause.Change(kind="configChange", object=obj, namespace=namespace, at=now,
-                                         what=f"{obj} changed keys {', '.join(changed)}",
+                self.record(cause.Change(kind="configChange", object=obj, namespace=namespace,
+                                         at=written(meta, now), what=f"{obj} changed keys {', '.join(changed)}",
                                          before=digest(previous), after=digest(keys)), now)
             return
         self.record_last_update("configChange", obj, namespace, meta, digest(keys), now)
@@ -313,10 +326,11 @@ class ChangeJournal:
         known, previous = self.swap_seen((namespace, obj), state)
         if known:
             if previous != state:
-                parts = [f"{k}Replicas {previous[k]} → {state[k]}" for k in ("min", "max") if previous[k] != state[k]]
+                parts = [f"{k}Replicas {previous[k]} → {state[k]}" for k in ("min", "max")
+                         if previous[k] != state[k]]
                 parts += ["metrics/behavior changed"] if previous["rest"] != state["rest"] else []
-                self.record(cause.Change(kind="hpaChange", object=obj, namespace=namespace, at=now,
-                                         what=f"{obj} changed: {', '.join(parts)}",
+                self.record(cause.Change(kind="hpaChange", object=obj, namespace=namespace,
+                                         at=written(meta, now), what=f"{obj} changed: {', '.join(parts)}",
                                          before=digest(previous), after=digest(state)), now)
             return
         self.record_last_update("hpaChange", obj, namespace, meta, digest(state), now)
@@ -332,7 +346,7 @@ class ChangeJournal:
         if known:
             if previous != state:
                 parts = [f"{k} {previous[k]} → {state[k]}" for k in state if previous[k] != state[k]]
-                self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=now,
+                self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=to_second(now),
                                          what=f"{obj} {', '.join(parts)}",
                                          before=digest(previous), after=digest(state)), now)
             return
@@ -348,12 +362,14 @@ class ChangeJournal:
             self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=cordoned,
                                      what=f"{obj} cordoned (unschedulable)", after=digest(state)), now)
 
-    def record_last_update(self, kind: str, obj: str, namespace: str, meta: dict, after: str, now: datetime) -> None:
+    def record_last_update(self, kind: str, obj: str, namespace: str, meta: dict, after: str,
+                           now: datetime) -> None:
         """First sight of an object (start, or a rewatch): its last update after creation is a change."""
         created, updated = parse_k8s_time(meta.get("creationTimestamp")), last_update(meta)
         if created and updated and updated > created:
             self.record(cause.Change(kind=kind, object=obj, namespace=namespace, at=updated,
-                                     what=f"{obj} updated (last write before the operator saw it)", after=after), now)
+                                     what=f"{obj} updated (last write before the operator saw it)",
+                                     after=after), now)
 
 
 # ---------------------------------------------------------------- the edge: prime, and find a cause
@@ -425,7 +441,8 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
                     references |= {f"Deployment/{o.name}" for o in rs.metadata.owner_references or []
                                    if o.kind == "Deployment"}
         else:
-            read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
+            read = {"Deployment": apps.read_namespaced_deployment,
+                    "StatefulSet": apps.read_namespaced_stateful_set,
                     "DaemonSet": apps.read_namespaced_daemon_set}[ref.kind]
             workload = read(ref.name, namespace)
             template = api.sanitize_for_serialization(workload.spec.template)
