@@ -81,6 +81,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-dry-run", choices=("succeeded", "failed", "unavailable"), default="unavailable",
                         help="what the apiserver's dry run of the step would answer; it cannot run offline "
                              "(default: unavailable)")
+    parser.add_argument("--changes", metavar="FILE",
+                        help="recent changes (YAML/JSON list of {kind, object, at, what, namespace, before, after, "
+                             "revision}) to rank as the probable cause; an empty list means nothing changed "
+                             "(default: the cause is unknown)")
+    parser.add_argument("--reference", action="append", default=[], metavar="KIND/NAME",
+                        help="an object the target references, e.g. ConfigMap/web-config, Node/n1 (repeatable)")
+    parser.add_argument("--change-window", default="1h", metavar="DURATION",
+                        help="how far before the breach a change can be its cause (default 1h)")
     parser.add_argument("--now", metavar="TIME", help="RFC 3339 time to simulate at (default: now)")
     parser.add_argument("--output", choices=("text", "json"), default="text")
 
@@ -91,6 +99,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from remediator.core import simulation
+    from remediator.core.durations import parse_duration
 
     try:
         now = datetime.now(UTC) if args.now is None else _aware_time(args.now)
@@ -98,7 +107,10 @@ def run_simulate(args: argparse.Namespace) -> int:
             now=now, replicas=args.replicas, runbook_namespace=args.namespace,
             namespace_labels=dict(_key_value(text, "--namespace-label") for text in args.namespace_label),
             target_labels=dict(_key_value(text, "--target-label") for text in args.target_label),
-            namespace_pods=args.namespace_pods, server_dry_run=args.server_dry_run)
+            namespace_pods=args.namespace_pods, server_dry_run=args.server_dry_run,
+            changes=None if args.changes is None else _load_changes(args.changes),
+            references=frozenset(_reference(text) for text in args.reference),
+            change_window=parse_duration(args.change_window))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -123,6 +135,46 @@ def run_simulate(args: argparse.Namespace) -> int:
     else:
         print(simulation.render_text(result), end="")
     return 0
+
+
+def _load_changes(name: str) -> tuple:
+    """The changes of a --changes file; ValueError naming the file, the entry and the field."""
+    import yaml
+
+    from remediator.core.cause import Change
+    from remediator.core.durations import parse_time
+
+    try:
+        with open(name) as f:
+            raw = yaml.safe_load(f) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{name}: cannot read changes: {e}") from None
+    if not isinstance(raw, list):
+        raise ValueError(f"{name}: changes must be a list of {{kind, object, at, ...}}")  # noqa: TRY004
+    changes = []
+    for index, item in enumerate(raw):
+        where = f"{name}: changes[{index}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: must be a mapping")  # noqa: TRY004  reported as a usage error
+        for key in ("kind", "object", "at"):
+            if not item.get(key):
+                raise ValueError(f"{where}.{key}: required")
+        try:
+            at = parse_time(str(item["at"]).replace("Z", "+00:00"))
+            changes.append(Change(kind=item["kind"], object=str(item["object"]), namespace=item.get("namespace"),
+                                  at=at, what=str(item.get("what") or f"{item['object']} {item['kind']}"),
+                                  before=str(item.get("before", "")), after=str(item.get("after", "")),
+                                  revision=None if item.get("revision") is None else str(item["revision"])))
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+    return tuple(changes)
+
+
+def _reference(text: str) -> str:
+    kind, sep, name = text.partition("/")
+    if not sep or not kind or not name:
+        raise ValueError(f"--reference wants KIND/NAME, got {text!r}")
+    return text
 
 
 def _key_value(text: str, option: str) -> tuple[str, str]:

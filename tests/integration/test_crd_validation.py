@@ -167,7 +167,7 @@ def test_a_remediation_spec_is_immutable_and_its_status_is_the_operators(kube_ap
 
     table = subprocess.run([tool("kubectl"), "-n", namespace, "get", "remediations"],
                            capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
-    assert table[0].split() == ["NAME", "PHASE", "RUNBOOK", "TARGET", "RISK", "AGE", "TTR"]
+    assert table[0].split() == ["NAME", "PHASE", "RUNBOOK", "TARGET", "RISK", "CAUSE", "AGE", "TTR"]
     row = table[1].split()
     assert (row[:5], row[-1]) == (["web-crashloop", "Succeeded", "web", "Deployment/web", "low"], "93.5")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,13 @@ def test_bad_rollout_rollback_rolls_back_the_revision_that_raised_errors(cluster
     cluster.deploy("web", replicas=2)
     cluster.bad_rollout("web")
     wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
-    operator.post_alerts(alert_payload([alert(cluster.ns, "web", alertname="ErrorBudgetBurn")]))
+    # The burn begins after the rollout, which makes the rollout its probable cause.
+    began = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web", alertname="ErrorBudgetBurn", starts_at=began)]))
     status = finished(cluster, only_remediation(cluster)["metadata"]["name"])
     assert status["phase"] == "Succeeded", status["reason"]
+    assert status["probableCause"]["kind"] == "rollout"
+    assert [s["action"] for s in status["steps"]] == ["rollback"]
     assert sorted(cluster.revisions().values()) == ["2", "3"]
 
 

@@ -245,11 +245,11 @@ def columns(kind: str) -> list[dict]:
     return version(by_kind(kind))["additionalPrinterColumns"]
 
 
-def test_kubectl_get_remediations_shows_phase_runbook_target_risk_age_and_ttr():
+def test_kubectl_get_remediations_shows_phase_runbook_target_risk_cause_age_and_ttr():
     shown = [(c["name"], c["jsonPath"]) for c in columns("Remediation") if not c.get("priority")]
     assert shown == [("Phase", ".status.phase"), ("Runbook", ".spec.runbook.name"),
                      ("Target", ".status.targetDisplay"), ("Risk", ".status.risk.level"),
-                     ("Age", ".metadata.creationTimestamp"), ("TTR", ".status.timeToRecoverSeconds")]
+                     ("Cause", ".status.probableCause.kind"), ("Age", ".metadata.creationTimestamp"), ("TTR", ".status.timeToRecoverSeconds")]
 
 
 def test_kubectl_get_policies_shows_the_mode():

@@ -122,6 +122,8 @@ BAD_RUNBOOKS: tuple[Bad, ...] = (
         "spec.steps[0].action", 'Unsupported value: "reboot"'),
     Bad("bad risk", lambda s: steps(s)[0].update(risk="extreme"),
         "spec.steps[0].risk", 'Unsupported value: "extreme"'),
+    Bad("unknown cause kind", lambda s: steps(s)[0].update(when={"causeKinds": ["imageChange"]}),
+        "spec.steps[0].when.causeKinds[0]", 'Unsupported value: "imageChange"'),
     Bad("bad duration", lambda s: steps(s)[0].update(timeout="5 minutes"),
         "spec.steps[0].timeout", '"5 minutes"'),
     Bad("min above max", lambda s: steps(s)[1]["scale"].update(minReplicas=5, maxReplicas=3),

@@ -199,3 +199,19 @@ def test_an_escalating_timeout_escalates_instead_of_expiring():
     assert status.risk.level == "high"
     after = engine.decide("am-1", SPEC, status, facts(rb, policy, now=NOW + timedelta(hours=1)))
     assert after.status.phase == "Escalated" and after.status.steps == []
+
+
+def test_the_persisted_probable_cause_plans_the_ladder_and_is_noted_in_the_timeline():
+    from remediator.api.models import ProbableCause
+
+    rb = RunbookSpec.model_validate({
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
+        "target": {"kind": "Deployment", "name": "web"},
+        "steps": [{"name": "rollback", "action": "rollback", "when": {"causeKinds": ["rollout"]}},
+                  {"name": "restart", "action": "restartRollout"}]})
+    found = RemediationStatus(probable_cause=ProbableCause(kind="none", summary="nothing changed on web"))
+    d = engine.decide("am-1", SPEC, found, engine.Facts(now=NOW, runbook=rb, policy=None, guards=ALLOW,
+                                                        cause_kind=engine.cause_kind(found)))
+    assert [s.skip for s in d.status.plan] == [True, False] and d.status.current_step == 1
+    assert ("ProbableCause", "nothing changed on web") in [(e.kind, e.message) for e in d.status.timeline]
+    assert d.status.probable_cause == found.probable_cause

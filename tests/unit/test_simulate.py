@@ -51,6 +51,10 @@ def remediation_export(name: str, runbook: str, deployment: str, phase: str, sta
             "status": status}
 
 
+ROLLOUT = [{"kind": "rollout", "object": "Deployment/web", "namespace": "shop", "at": "2026-11-25T11:54:20Z",
+            "revision": "7", "what": "Deployment/web revision 7 rolled out: image web:1.4 → web:1.5"}]
+
+
 @pytest.fixture
 def write(tmp_path):
     def write(name: str, content) -> str:
@@ -124,15 +128,47 @@ def test_an_alert_without_a_namespace_label_is_ignored_as_the_operator_would(sim
 # ---------------------------------------------------------------- plan, risk, approval
 
 
-def test_a_declared_high_rollback_scores_critical_and_needs_two_approvers_under_the_default_policy(simulate):
-    sim = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY, "--replicas", "4"))
-    assert [s["name"] for s in sim["plan"]] == ["rollback"]
-    assert sim["risk"]["level"] == "critical" and sim["risk"]["score"] == 80
+def test_a_declared_high_rollback_after_a_rollout_scores_high_and_needs_an_approver_under_the_default_policy(
+        simulate, write):
+    sim = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY, "--replicas", "4",
+                        "--changes", write("changes.json", ROLLOUT)))
+    assert [(s["name"], s["skip"]) for s in sim["plan"]] == [("rollback", False), ("restart", False)]
+    assert sim["risk"]["level"] == "high" and sim["risk"]["score"] == 65
     assert "+60 declared step risk high (base)" in sim["risk"]["reasons"]
-    assert "probable cause unknown; rollback presumes a rollout" in sim["risk"]["reasons"][3]
-    assert sim["approval"] == {"level": "critical", "approvers": 2, "needed": True, "defaulted": False,
-                               "reasons": ["approval rule for critical risk: 2 approvers, timeout 30m -> escalate"]}
+    assert "-10 probable cause rollout fits rollback" in sim["risk"]["reasons"]
+    assert sim["approval"]["approvers"] == 1 and sim["approval"]["needed"] is True
     assert sim["outcome"] == "awaitApproval" and sim["phase"] == "AwaitingApproval"
+
+
+def test_the_rollback_of_the_library_is_skipped_when_nothing_changed_and_the_restart_is_planned(simulate, write):
+    sim = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY, "--replicas", "4",
+                        "--changes", write("changes.json", [])))
+    assert sim["probableCause"]["kind"] == "none"
+    rollback, restart = sim["plan"]
+    assert rollback["skip"] and rollback["reason"] == (
+        "rollback skipped: probable cause is none, step runs only for rollout")
+    assert not restart["skip"] and sim["risk"]["step"] == "restart"
+
+
+def test_the_probable_cause_is_ranked_from_the_changes_given_with_its_evidence(simulate, write):
+    config = {"kind": "configChange", "object": "ConfigMap/web-config", "at": "2026-11-25T11:57:00Z"}
+    unrelated = {"kind": "configChange", "object": "ConfigMap/other", "at": "2026-11-25T11:57:30Z"}
+    sim = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--replicas", "4", "--reference",
+                        "ConfigMap/web-config", "--changes", write("changes.json", [*ROLLOUT, config, unrelated])))
+    found = sim["probableCause"]
+    assert found["kind"] == "rollout" and found["breachStart"] == "2026-11-25T11:58:00Z"
+    assert [(c["object"], c["score"]) for c in found["changes"]] == [("Deployment/web", 100),
+                                                                     ("ConfigMap/web-config", 80)]
+    assert found["summary"].startswith("Deployment/web revision 7 rolled out: image web:1.4 → web:1.5, 3m40s "
+                                       "before HighErrorRate began")
+    assert found["ignored"] == ["1 change(s) touched neither Deployment/web nor what it references"]
+
+
+def test_a_change_without_its_time_is_refused_naming_the_entry_and_field(write, capsys):
+    code = main(["simulate", "--alert", write("a.json", payload(alert())), "--runbooks", RUNBOOKS,
+                 "--changes", write("c.json", [{"kind": "rollout", "object": "Deployment/web"}])])
+    assert code == 1
+    assert capsys.readouterr().err.strip().endswith("c.json: changes[0].at: required")
 
 
 def test_a_low_risk_scale_out_acts_alone_when_the_guards_allow_it(simulate):
@@ -145,15 +181,17 @@ def test_a_low_risk_scale_out_acts_alone_when_the_guards_allow_it(simulate):
     assert sim["outcome"] == "act" and "would scale Deployment/shop/api" in sim["summary"]
 
 
-def test_a_server_dry_run_that_succeeds_scores_the_rollback_high_as_in_the_cluster(simulate):
-    offline = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY, "--replicas", "4"))
+def test_a_server_dry_run_that_succeeds_scores_the_rollback_high_as_in_the_cluster(simulate, write):
+    rolled_out = write("changes.json", ROLLOUT)
+    offline = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY, "--replicas", "4",
+                            "--changes", rolled_out))
     assert "+5 no server-side dry run of this action: its effect is less certain" in offline["risk"]["reasons"]
     assert any("cannot run offline" in n for n in offline["risk"]["notes"])
     succeeded = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY,
-                              "--replicas", "4", "--server-dry-run", "succeeded"))
-    assert (succeeded["risk"]["score"], succeeded["risk"]["level"]) == (70, "high")
+                              "--replicas", "4", "--server-dry-run", "succeeded", "--changes", rolled_out))
+    assert (offline["risk"]["score"], succeeded["risk"]["score"], succeeded["risk"]["level"]) == (65, 55, "high")
     assert succeeded["approval"]["approvers"] == 1
-    assert "risk high (70) needs 1 approval(s)" in succeeded["summary"]
+    assert "risk high (55) needs 1 approval(s)" in succeeded["summary"]
 
 
 def test_cluster_facts_given_on_the_command_line_are_scored_as_the_operator_scores_them(simulate):
@@ -213,10 +251,11 @@ def test_the_strict_policy_governs_a_namespace_labelled_production_and_every_pol
                for r in plain["policy"]["reasons"])
 
 
-def test_without_any_policy_the_default_guardrails_and_approval_rules_apply(simulate):
-    sim = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--replicas", "4"))
+def test_without_any_policy_the_default_guardrails_and_approval_rules_apply(simulate, write):
+    sim = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--replicas", "4",
+                        "--changes", write("changes.json", ROLLOUT)))
     assert sim["policy"]["name"] is None and "default guardrails" in sim["policy"]["reasons"][-1]
-    assert sim["approval"]["defaulted"] is True and sim["approval"]["approvers"] == 2
+    assert sim["approval"]["defaulted"] is True and sim["approval"]["approvers"] == 1
 
 
 def test_a_dry_run_policy_only_records_what_it_would_do(simulate, write):
@@ -299,12 +338,14 @@ def test_each_alert_of_a_payload_gets_its_own_simulation(simulate):
 
 def test_the_text_report_shows_match_target_plan_risk_approval_and_guards(write, capsys):
     code = main(["simulate", "--alert", write("a.json", payload(alert())), "--runbooks", RUNBOOKS,
-                 "--policy", DEFAULT_POLICY, "--now", NOW])
+                 "--policy", DEFAULT_POLICY, "--now", NOW, "--changes", write("changes.json", ROLLOUT)])
     out = capsys.readouterr().out
     assert code == 0
     for needle in ("acts on nothing", "outcome: skip", "chosen   shop/bad-rollout-rollback",
                    "rejected shop/crashloop-restart", "target: Deployment/shop/web", "policy: default",
-                   "0. [run ] rollback", "risk (step rollback): 80 critical", "approval (critical risk)",
+                   "probable cause: rollout: Deployment/web revision 7 rolled out: image web:1.4 → web:1.5, 3m40s",
+                   "100/100 Deployment/web revision 7", "0. [run ] rollback", "1. [run ] restart",
+                   "risk (step rollback): 65 high", "approval (high risk)",
                    "guards (step rollback, rollback; replicas unknown", "BLOCKED blast radius"):
         assert needle in out, needle
 

@@ -116,6 +116,7 @@ KINDS: tuple[Kind, ...] = (
             Column("Runbook", ".spec.runbook.name"),
             Column("Target", ".status.targetDisplay"),
             Column("Risk", ".status.risk.level"),
+            Column("Cause", ".status.probableCause.kind", description="kind of the probable cause; none = no change"),
             AGE,
             Column("TTR", ".status.timeToRecoverSeconds", "number", description="time to recover, seconds"),
             Column("Reason", ".status.reason", priority=1),

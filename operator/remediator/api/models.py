@@ -189,11 +189,14 @@ class Verify(Model):
     slo_recovered: SloRecoveredCheck | None = None
 
 
+ChangeKind = Literal["rollout", "configChange", "secretChange", "scaleChange", "hpaChange", "nodeChange"]
+CauseKind = Literal["rollout", "configChange", "secretChange", "scaleChange", "hpaChange", "nodeChange", "none"]
+
+
 class CauseCondition(Model):
     """Run a step only when the probable cause is (or is not) of these kinds."""
 
-    cause_kinds: list[Literal["rollout", "configChange", "secretChange", "scaleChange", "hpaChange",
-                              "nodeChange", "none"]] = Field(default_factory=list)
+    cause_kinds: list[CauseKind] = Field(default_factory=list)
     negate: bool = False
 
 
@@ -383,6 +386,31 @@ class Evidence(Model):
     at: str | None = None
 
 
+class CauseChange(Model):
+    """One ranked candidate change: what, when, before/after digests, never a Secret's contents."""
+
+    kind: ChangeKind
+    object: str = Field(max_length=320, description="Kind/name, e.g. Deployment/web")
+    at: str
+    what: str = Field("", max_length=512)
+    before: str = Field("", max_length=256)
+    after: str = Field("", max_length=256)
+    revision: str | None = None
+    score: int = Field(ge=0, le=100)
+    reasons: list[str] = Field(default_factory=list, max_length=8)
+
+
+class ProbableCause(Model):
+    """What changed before the breach, ranked; found once when the Remediation is planned."""
+
+    kind: CauseKind = Field(description="the top candidate's kind; none = nothing changed in the window")
+    summary: str = Field("", max_length=1024)
+    breach_start: str | None = None
+    changes: list[CauseChange] = Field(default_factory=list, max_length=5)
+    ignored: list[str] = Field(default_factory=list, max_length=8,
+                               description="changes left out, and why (after the breach, outside the window)")
+
+
 class PlannedStep(Model):
     index: int
     name: str
@@ -455,6 +483,7 @@ class RemediationStatus(Model):
     phase: RemediationPhase = "Pending"
     dry_run: bool = False
     match_reasons: list[str] = Field(default_factory=list)
+    probable_cause: ProbableCause | None = None
     plan: list[PlannedStep] = Field(default_factory=list)
     risk: RiskAssessment | None = None
     planned_changes: list[str] = Field(default_factory=list, max_length=20,

@@ -32,6 +32,8 @@ def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: Rem
         {"type": "header", "text": {"type": "plain_text", "text": f"Approval needed: {name}"[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
     ]
+    if status.probable_cause is not None:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cause_text(status)[:3000]}})
     if risk is not None:
         reasons = "\n".join(f"• {r}" for r in risk.reasons[:12])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
@@ -50,6 +52,15 @@ def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: Rem
          "text": {"type": "plain_text", "text": "Deny"}, "value": button_value(namespace, name, "deny")},
     ]})
     return blocks
+
+
+def cause_text(status: RemediationStatus) -> str:
+    """The probable cause and its ranked evidence (names, images and digests only: never a Secret's value)."""
+    found = status.probable_cause
+    assert found is not None
+    lines = [f"*Probable cause: {found.kind}*", found.summary]
+    lines += [f"• {c.score}/100 {c.what} at {c.at}"[:300] for c in found.changes[:5]]
+    return "\n".join(lines)
 
 
 def decided_blocks(name: str, status: RemediationStatus) -> list[dict]:

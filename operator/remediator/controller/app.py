@@ -14,6 +14,7 @@ from aiohttp import web
 from ..core.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
+from ..signals import changes
 from . import anomalies, handlers
 from .context import OperatorContext, Settings
 from .webhooks import WebhookConfig, build_app
@@ -39,6 +40,20 @@ def prime_runbooks(ctx: OperatorContext) -> int:
     return len(items)
 
 
+def prime_changes(ctx: OperatorContext) -> None:
+    """Rebuild the change journal from the apiserver (ReplicaSet history, last updates) before any loop runs;
+    if it cannot, causes stay unknown and cause-conditioned steps are skipped, which is the safe side."""
+    namespaces = [ns for ns in ctx.settings.namespaces if not any(c in ns for c in "*?[")]
+    if len(namespaces) != len(ctx.settings.namespaces):
+        namespaces = []
+    try:
+        read = changes.prime(ctx.changes, ctx.api, namespaces, ctx.serves)
+    except Exception as e:  # noqa: BLE001  an unreadable kind must not stop the operator
+        log.warning("change journal not rebuilt; probable causes stay unknown", extra={"error": str(e)})
+        return
+    log.info("change journal rebuilt", extra={"replicasets": read})
+
+
 async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
     cfg = WebhookConfig(intake=ctx.intake, alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
                         ctx=ctx, slack=ctx.slack,
@@ -56,6 +71,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
                        ready_flag: threading.Event | None = None, peering: bool = True) -> None:
     registry = kopf.OperatorRegistry()
     handlers.register(registry, ctx)
+    await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     runner = await serve_http(ctx)
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx))
     anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from kubernetes import client
 
 from ..approvals.slack import SlackConfig
 from ..kube import Resources, impersonating
 from ..secrets import FileSecret
+from ..signals.changes import ChangeJournal
 from ..signals.prometheus import Prometheus
 from .ingest import Intake, RunbookCache
 
@@ -29,6 +31,7 @@ class Settings:
     webhook_burst: int = 1000
     action_service_account: str | None = None  # impersonated for actions when a Runbook names none
     prometheus_token_file: str | None = None
+    change_window: timedelta = timedelta(hours=1)  # how far back the change journal looks for a probable cause
 
 
 @dataclass
@@ -40,9 +43,12 @@ class OperatorContext:
     slack: SlackConfig | None = None
     prometheus: Prometheus | None = None
     intake: Intake | None = None
+    changes: ChangeJournal | None = None
     _impersonated: dict[tuple[str, str], client.ApiClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.changes is None:
+            self.changes = ChangeJournal(window=self.settings.change_window)
         if self.intake is None:
             self.intake = Intake(Resources(self.api), self.runbooks, self.serves)
         if self.prometheus is None and self.settings.prometheus_url:

@@ -15,7 +15,7 @@ from ..api.models import (
     RemediationStatus,
     RunbookSpec,
 )
-from ..core import guards, planning, policy_select, risk, state
+from ..core import engine, guards, planning, policy_select, risk, state
 from ..core.freeze import freeze_status
 from ..core.guard_inputs import namespace_share, past_remediation, pods_touched, recent_failures
 from ..records import metrics
@@ -49,7 +49,7 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
                runbook: RunbookSpec | None, policy: RemediationPolicySpec | None, now: datetime) -> StepFacts:
     if runbook is None:
         return StepFacts()
-    steps = status.plan or planning.plan(runbook, None)
+    steps = status.plan or planning.plan(runbook, engine.cause_kind(status))
     index = planning.next_step(steps, status.steps)
     if index is None:
         return StepFacts()
@@ -73,7 +73,7 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         namespace_share=namespace_share(namespace_pods(ctx, target.namespace) if touched else None, touched),
         namespace_labels=labels_of_namespace(ctx, target.namespace), target_labels=labels_of_target(ctx, target),
         recent_failures=recent_failures(history, spec, now), in_freeze_window=freeze.inside,
-        next_freeze_in=freeze.next_starts_in, dry_run=dry_run,
+        next_freeze_in=freeze.next_starts_in, dry_run=dry_run, probable_cause=engine.cause_kind(status),
     )
     return StepFacts(verdict, inp, tuple(changes))
 

@@ -47,7 +47,16 @@ async def rescan_failing_pods(ctx: OperatorContext, every: float = 10.0) -> None
                 log.warning("pod rescan failed", extra={"pod": pod.get("metadata", {}).get("name"), "error": str(e)})
 
 
+class QuietJournal(logging.Filter):
+    """kopf logs every handled event; the journal sees node heartbeats and every rollout, so only its failures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or "Handler 'journal'" not in record.getMessage()
+
+
 def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+    logging.getLogger("kopf.objects").addFilter(QuietJournal())
+
     @kopf.on.login(registry=registry)
     def login(**kwargs):
         """In-cluster ServiceAccount, else KUBECONFIG: the same identity as the operator's own client."""
@@ -61,6 +70,24 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
             return
         ctx.failing_pods[key] = dict(body)
         await ingest_pod(ctx, ctx.failing_pods[key])
+
+    # The change journal (signals/changes.py). Secrets are deliberately not watched: see that module.
+    def journal(observe):
+        def seen(type, body, namespace=None, **_):
+            if namespace and not ctx.serves(namespace):
+                return
+            if type == "DELETED":
+                ctx.changes.forget(namespace, f"{body.get('kind')}/{body['metadata']['name']}")
+            else:
+                observe(dict(body), datetime.now(timezone.utc))
+        return seen
+
+    kopf.on.event("apps", "v1", "replicasets", id="journal", registry=registry)(journal(ctx.changes.observe_replicaset))
+    kopf.on.event("apps", "v1", "deployments", id="journal", registry=registry)(journal(ctx.changes.observe_deployment))
+    kopf.on.event("", "v1", "configmaps", id="journal", registry=registry)(journal(ctx.changes.observe_configmap))
+    kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", id="journal", registry=registry)(
+        journal(ctx.changes.observe_hpa))
+    kopf.on.event("", "v1", "nodes", id="journal", registry=registry)(journal(ctx.changes.observe_node))
 
     @kopf.on.create(GROUP, VERSION, "remediationapprovals", registry=registry)
     def approval_cast(spec, namespace, patch, **_):

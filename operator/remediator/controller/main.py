@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+from ..core.durations import parse_duration
 from ..records import logs, tracing
 from .app import build_context, default_priority, run_operator
 from .context import Settings
@@ -63,6 +64,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", type=int, default=None,
                         help="peering priority (default: random, so replicas never tie)")
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between loop ticks of a remediation")
+    parser.add_argument("--change-window", default=os.environ.get("REMEDIATOR_CHANGE_WINDOW", "1h"),
+                        help="how far before a breach a change can be its probable cause (e.g. 1h, 30m)")
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
 
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         webhook_rate=args.webhook_rate,
         webhook_burst=args.webhook_burst,
         action_service_account=args.action_service_account,
+        change_window=parse_duration(args.change_window),
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

@@ -31,6 +31,7 @@ from ..api.models import (
 from ..api.slo import ServiceLevelObjectiveSpec
 from ..core import adaptive, engine, policy_select
 from ..records import events, logs, metrics, tracing
+from ..signals import changes
 from ..core.durations import parse_duration
 from ..verification import probes, query_probes, query_verdicts, verdicts
 from .context import OperatorContext
@@ -71,11 +72,15 @@ class Loop:
         runbook = self.load_runbook(spec)
         policy = self.load_policy()
         now = utcnow()
+        if status.phase == "Pending" and status.probable_cause is None:  # once: persisted with the plan
+            status = status.model_copy(update={"probable_cause": changes.find_cause(
+                self.ctx.api, self.ctx.changes, spec, obj["metadata"].get("creationTimestamp"), now)})
         observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
             if needs_guards(status) else StepFacts()
         facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
                              risk_input=observed.risk_input, planned_changes=observed.planned_changes,
-                             step_history=adaptive_history(self.ctx, spec, status, runbook))
+                             step_history=adaptive_history(self.ctx, spec, status, runbook),
+                             cause_kind=engine.cause_kind(status))
         decision = engine.decide(self.name, spec, status, facts)
         self.moved_on = decision.changed and decision.effect is None and decision.status.phase != status.phase
         if decision.changed:

@@ -71,6 +71,11 @@ class Decision:
     notes: list[str] = field(default_factory=list)
 
 
+def cause_kind(status: RemediationStatus) -> str | None:
+    """The persisted probable cause's kind; None (unknown) when none was found."""
+    return status.probable_cause.kind if status.probable_cause else None
+
+
 def ts(now: datetime) -> str:
     return now.isoformat().replace("+00:00", "Z")
 
@@ -103,6 +108,8 @@ def on_pending(name: str, spec: RemediationSpec, status: RemediationStatus, fact
         "target_display": f"{spec.target.kind}/{spec.target.name}",
         "dry_run": bool(facts.policy and facts.policy.mode == "dryRun"),
     })
+    if status.probable_cause is not None:
+        status = state.note(status, "ProbableCause", status.probable_cause.summary, facts.now)
     if ordering is not None:
         status = state.note(status, "AdaptiveOrder", ordering.explanation, facts.now)
     status = state.transition(status, "Planned", plan_summary(steps), facts.now)

@@ -62,10 +62,9 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Literal
 
-from remediator.api.models import RISK_LEVELS, ActionName, RiskAssessment, RiskLevel
+from remediator.api.models import RISK_LEVELS, ActionName, CauseKind, RiskAssessment, RiskLevel
 from remediator.core.freeze import format_timedelta
 
-CauseKind = Literal["rollout", "configChange", "secretChange", "scaleChange", "hpaChange", "nodeChange", "none"]
 DryRunResult = Literal["succeeded", "failed", "unavailable"]
 
 BASE_SCORE: Mapping[str, int] = MappingProxyType({"low": 10, "medium": 35, "high": 60, "critical": 85})

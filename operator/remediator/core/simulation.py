@@ -33,9 +33,12 @@ Choices:
   namespace the alert concerns (so the library in runbooks/ can be tried
   against any alert). A later document with the same namespace/name replaces
   an earlier one, as a second apply would.
-- Cause analysis is not run by the operator's loop today (its cause is
-  unknown), so neither is it here: steps with a `when` are skipped, as they
-  would be in the cluster.
+- The probable cause is ranked (core.cause) from the changes the user
+  gives (`changes`, as the operator's change journal would hold them) and
+  the objects the target references; without any changes given the cause
+  is unknown, and steps with a `when` are skipped, as they would be in a
+  cluster whose change journal could not be read. An empty list of changes
+  is a finding: nothing changed (cause "none").
 - The operator reads replicas of Deployments and StatefulSets only; for
   other kinds the replicas are unknown whatever the user says.
 """
@@ -44,13 +47,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from remediator.api.models import (
     TERMINAL_PHASES,
     Approval,
     PlannedStep,
+    ProbableCause,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
@@ -58,8 +62,8 @@ from remediator.api.models import (
     RunbookSpec,
     Signal,
 )
-from remediator.core import approval, engine, guards, matching, planning, policy_select, risk, state
-from remediator.core.durations import format_time
+from remediator.core import approval, cause, engine, guards, matching, planning, policy_select, risk, state
+from remediator.core.durations import format_time, parse_time
 from remediator.core.freeze import freeze_status
 from remediator.core.guard_inputs import namespace_share, past_remediation, pods_touched, recent_failures
 
@@ -107,6 +111,9 @@ class Settings:
     target_labels: Mapping[str, str] = field(default_factory=dict)  # labels of the target object
     namespace_pods: int | None = None  # pods in the namespace, for the risk's namespace share; None = unknown
     server_dry_run: risk.DryRunResult = "unavailable"  # what the apiserver's dry run of the step would answer
+    changes: tuple[cause.Change, ...] | None = None  # the change journal's content; None = unknown
+    references: frozenset[str] = frozenset()  # what the target references: "ConfigMap/x", "Node/n" ...
+    change_window: timedelta = cause.DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -185,6 +192,7 @@ class AlertSimulation:
     risk: RiskView | None = None
     approval: ApprovalView | None = None
     guards: GuardView | None = None
+    probable_cause: ProbableCause | None = None  # None: unknown (no changes given)
     phase: str | None = None  # the Remediation's phase after the operator's first decision
     phase_reason: str = ""
 
@@ -211,6 +219,7 @@ class AlertSimulation:
                 "decisions": [{"guard": d.guard, "allowed": d.allowed, "reason": d.reason}
                               for d in self.guards.decisions],
                 "notes": list(self.guards.notes)},
+            "probableCause": None if self.probable_cause is None else self.probable_cause.wire(),
             "phase": self.phase, "phaseReason": self.phase_reason,
         }
 
@@ -275,10 +284,11 @@ def simulate_alert(incoming: IncomingAlert, runbooks: Sequence[RunbookDoc], poli
     policy, choice = choose_policy(policies, namespace, settings.namespace_labels)
     spec = RemediationSpec(signal=signal, target=target,
                            runbook=RunbookRef(name=rb.name, namespace=rb.namespace, generation=rb.generation))
-    observed = step_facts(rb, spec, policy, past, name, settings)
+    pending = RemediationStatus(probable_cause=probable_cause(spec, settings))
+    observed = step_facts(rb, spec, policy, past, name, settings, engine.cause_kind(pending))
     facts = engine.Facts(now=settings.now, runbook=rb.spec, policy=policy, guards=observed.verdict,
-                         risk_input=observed.risk_input)
-    decision = engine.decide(name, spec, RemediationStatus(), facts)
+                         risk_input=observed.risk_input, cause_kind=engine.cause_kind(pending))
+    decision = engine.decide(name, spec, pending, facts)
     status = decision.status
     index = planning.next_step(status.plan, [])
     risk_view = approval_view = None
@@ -291,8 +301,19 @@ def simulate_alert(incoming: IncomingAlert, runbooks: Sequence[RunbookDoc], poli
                                      chosen.defaulted, list(chosen.reasons))
     outcome, summary = outcome_of(status, target)
     return AlertSimulation(**base, outcome=outcome, summary=summary, policy=choice, plan=list(status.plan),
-                           risk=risk_view, approval=approval_view, guards=observed.view, phase=status.phase,
+                           risk=risk_view, approval=approval_view, guards=observed.view,
+                           probable_cause=pending.probable_cause, phase=status.phase,
                            phase_reason=status.reason)
+
+
+def probable_cause(spec: RemediationSpec, settings: Settings) -> ProbableCause | None:
+    """As controller's changes.find_cause: the breach began at the signal's startsAt, else now."""
+    if settings.changes is None:
+        return None
+    target = cause.Target(spec.target.kind, spec.target.namespace, spec.target.name, settings.references)
+    began = parse_time(spec.signal.starts_at) if spec.signal.starts_at else settings.now
+    return cause.to_status(cause.rank(target, settings.changes, began, spec.signal.name or "the signal",
+                                      settings.change_window))
 
 
 def resolved(base: dict, namespace: str, name: str, existing: Mapping[str, Any] | None) -> AlertSimulation:
@@ -407,9 +428,10 @@ class StepFacts:
 
 
 def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: RemediationPolicySpec | None,
-               past: Sequence[guards.PastRemediation], name: str, settings: Settings) -> StepFacts:
+               past: Sequence[guards.PastRemediation], name: str, settings: Settings,
+               cause_kind: str | None = None) -> StepFacts:
     """Guard verdict and risk input of the first runnable step, as controller/guard_facts.step_facts builds them."""
-    steps = planning.plan(rb.spec, None)
+    steps = planning.plan(rb.spec, cause_kind)
     index = planning.next_step(steps, [])
     if index is None:
         return StepFacts()
@@ -440,7 +462,7 @@ def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: Remedia
         namespace_share=namespace_share(settings.namespace_pods, touched),
         namespace_labels=settings.namespace_labels, target_labels=settings.target_labels,
         recent_failures=recent_failures(past, spec, settings.now), in_freeze_window=freeze.inside,
-        next_freeze_in=freeze.next_starts_in, dry_run=settings.server_dry_run,
+        next_freeze_in=freeze.next_starts_in, dry_run=settings.server_dry_run, probable_cause=cause_kind,
     )
     return StepFacts(view, verdict, risk_input, risk_notes(settings))
 
@@ -494,6 +516,13 @@ def render_alert(a: AlertSimulation) -> list[str]:
     if a.policy is not None:
         lines.append(f"  policy: {a.policy.name or 'none (default guardrails)'}, mode {a.policy.mode}")
         lines += [f"    {r}" for r in a.policy.reasons]
+    if a.target and a.runbook and a.outcome not in ("duplicate", "unmatched"):
+        if a.probable_cause is None:
+            lines.append("  probable cause: unknown (no --changes given): steps with a `when` are skipped")
+        else:
+            lines.append(f"  probable cause: {a.probable_cause.kind}: {a.probable_cause.summary}")
+            lines += [f"    {c.score}/100 {c.what} at {c.at}: {'; '.join(c.reasons)}" for c in a.probable_cause.changes]
+            lines += [f"    ignored: {i}" for i in a.probable_cause.ignored]
     if a.plan:
         lines.append("  plan:")
         for step in a.plan:

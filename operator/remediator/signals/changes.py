@@ -1,0 +1,491 @@
+"""The change journal: what changed recently on workloads and what they reference, kept in memory.
+
+Fed by kopf event handlers (controller/handlers.py) on Deployments,
+ReplicaSets, ConfigMaps, HorizontalPodAutoscalers and Nodes, and primed at
+start from the apiserver's current state: rollouts are rebuilt from the
+ReplicaSet history (revision annotation, creationTimestamp, pod template), and
+ConfigMaps, HPAs and Nodes from the time of their last update (managedFields,
+Ready transition), so a restarted operator still knows what changed before it
+started. No new storage: the apiserver is the record.
+
+Bounded: each object keeps at most `per_object` changes, none older than the
+window. Compact: kinds, names, images, key names and short digests; never a
+value that could be a secret.
+
+Secrets are never listed, watched or read: the operator's ServiceAccount may
+not read Secrets in tenant namespaces. A Secret change is seen only where a
+workload's pod template shows it: a Secret reference added, removed or
+renamed, or a restart-style annotation (checksum/secret, a reloader's) changed.
+
+`find_cause` is the edge the loop calls once per Remediation: it reads the
+target and what it references, takes the journal's changes and lets the pure
+core.cause rank them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from ..api.models import ProbableCause, RemediationSpec
+from ..core import cause
+from ..core.durations import parse_time
+
+log = logging.getLogger("remediator.changes")
+
+REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+KEPT_REVISIONS = 16
+# A Ready transition this soon after a node's creation is its start, not a change.
+NODE_SETTLE = timedelta(minutes=1)
+
+
+def digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def parse_k8s_time(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_time(str(value).replace("Z", "+00:00"))
+
+
+def last_update(meta: dict) -> datetime | None:
+    """When the object's spec/data was last written (managedFields), status writes left out."""
+    times = [parse_k8s_time(f.get("time")) for f in meta.get("managedFields") or []
+             if f.get("subresource") != "status" and f.get("time")]
+    return max((t for t in times if t), default=None)
+
+
+def to_second(moment: datetime) -> datetime:
+    """Kubernetes and Alertmanager times are compared to the second."""
+    return moment.replace(microsecond=0)
+
+
+def written(meta: dict, now: datetime) -> datetime:
+    """When a change seen live was written: the apiserver's time of the last write, else when it was seen."""
+    return to_second(last_update(meta) or now)
+
+
+# ---------------------------------------------------------------- pod templates (pure)
+
+
+@dataclass(frozen=True)
+class TemplateSummary:
+    """What a pod template is made of, compactly: values of env vars and annotations only as digests."""
+
+    images: dict[str, str]
+    env: dict[str, str]  # "container/NAME" -> digest of its value, or "configMap:name/key", "secret:name/key"
+    config_maps: frozenset[str]
+    secrets: frozenset[str]
+    annotations: dict[str, str]  # name -> digest of the value
+    rest: str  # digest of everything else
+    whole: str
+
+
+def summarise_template(template: dict) -> TemplateSummary:
+    template = copy.deepcopy(template or {})
+    meta = template.get("metadata") or {}
+    (meta.get("labels") or {}).pop("pod-template-hash", None)
+    spec = template.get("spec") or {}
+    images, env, config_maps, secrets = {}, {}, set(), set()
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        name = container.get("name", "")
+        images[name] = container.pop("image", "")
+        for var in container.pop("env", None) or []:
+            source = var.get("valueFrom") or {}
+            if ref := source.get("configMapKeyRef"):
+                config_maps.add(ref.get("name", ""))
+                env[f"{name}/{var['name']}"] = f"configMap:{ref.get('name')}/{ref.get('key')}"
+            elif ref := source.get("secretKeyRef"):
+                secrets.add(ref.get("name", ""))
+                env[f"{name}/{var['name']}"] = f"secret:{ref.get('name')}/{ref.get('key')}"
+            else:
+                env[f"{name}/{var['name']}"] = digest(var.get("value") or source)
+        for source in container.pop("envFrom", None) or []:
+            if ref := source.get("configMapRef"):
+                config_maps.add(ref.get("name", ""))
+            if ref := source.get("secretRef"):
+                secrets.add(ref.get("name", ""))
+    for volume in spec.pop("volumes", None) or []:
+        if "configMap" in volume:
+            config_maps.add(volume["configMap"].get("name", ""))
+        if "secret" in volume:
+            secrets.add(volume["secret"].get("secretName", ""))
+        for projected in (volume.get("projected") or {}).get("sources") or []:
+            if "configMap" in projected:
+                config_maps.add(projected["configMap"].get("name", ""))
+            if "secret" in projected:
+                secrets.add(projected["secret"].get("name", ""))
+    secrets |= {s.get("name", "") for s in spec.pop("imagePullSecrets", None) or []}
+    annotations = {k: digest(v) for k, v in (meta.pop("annotations", None) or {}).items()}
+    return TemplateSummary(images=images, env=env, config_maps=frozenset(config_maps - {""}),
+                           secrets=frozenset(secrets - {""}), annotations=annotations, rest=digest(template),
+                           whole=digest([images, env, sorted(config_maps), sorted(secrets), annotations,
+                                         template]))
+
+
+def set_change(what: str, before: frozenset[str], after: frozenset[str]) -> str | None:
+    added, removed = sorted(after - before), sorted(before - after)
+    if not added and not removed:
+        return None
+    return f"{what} " + " ".join([*(f"+{n}" for n in added), *(f"-{n}" for n in removed)])
+
+
+def describe_template_change(before: TemplateSummary | None, after: TemplateSummary) -> tuple[str, str]:
+    """(cause kind, what changed) between two pod templates; kinds by what the change touched."""
+    if before is None:
+        return "rollout", f"pod template {after.whole} (the previous revision is no longer kept)"
+    parts: list[tuple[str, str]] = []
+    for name in sorted(set(before.images) | set(after.images)):
+        old, new = before.images.get(name, "(none)"), after.images.get(name, "(none)")
+        if old != new:
+            label = "image" if len(after.images) == 1 and name in after.images else f"image of {name}"
+            parts.append(("rollout", f"{label} {old} → {new}"))
+    if text := set_change("Secret refs", before.secrets, after.secrets):
+        parts.append(("secretChange", text))
+    if text := set_change("ConfigMap refs", before.config_maps, after.config_maps):
+        parts.append(("configChange", text))
+    changed_env = sorted(k for k in set(before.env) | set(after.env) if before.env.get(k) != after.env.get(k))
+    if changed_env:
+        sources = {before.env.get(k, "") + after.env.get(k, "") for k in changed_env}
+        kind = ("secretChange" if all("secret:" in s for s in sources)
+                else "configChange" if all("configMap:" in s for s in sources) else "rollout")
+        parts.append((kind, "env " + ", ".join(k.split("/", 1)[1] for k in changed_env)))
+    changed_notes = sorted(k for k in set(before.annotations) | set(after.annotations)
+                           if before.annotations.get(k) != after.annotations.get(k))
+    for key in changed_notes:
+        lowered = key.lower()
+        kind = "secretChange" if "secret" in lowered else "configChange" if "config" in lowered else "rollout"
+        parts.append((kind, "restarted" if key == RESTARTED_AT else f"annotation {key} changed"))
+    if before.rest != after.rest:
+        parts.append(("rollout", "pod template changed"))
+    if not parts:
+        return "rollout", "same pod template"
+    kinds = {kind for kind, _ in parts}
+    kind = ("rollout" if "rollout" in kinds and not all(text == "restarted" for k, text in parts if k == "rollout")
+            else "secretChange" if "secretChange" in kinds else "configChange" if "configChange" in kinds
+            else "rollout")
+    return kind, "; ".join(text for _, text in parts)
+
+
+# ---------------------------------------------------------------- the journal
+
+
+@dataclass
+class ChangeJournal:
+    window: timedelta = cause.DEFAULT_WINDOW
+    per_object: int = 20
+    ready: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _changes: dict[tuple[str | None, str], deque] = field(default_factory=dict)
+    _seen: dict[tuple[str | None, str], object] = field(default_factory=dict)  # last state per object
+    _revisions: dict[tuple[str, str], dict[int, TemplateSummary]] = field(default_factory=dict)
+    _hpa_targets: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, hpa) -> "Deployment/web"
+
+    def record(self, change: cause.Change, now: datetime) -> bool:
+        if now - change.at > self.window:
+            return False
+        key = (change.namespace, change.object)
+        with self._lock:
+            kept = self._changes.setdefault(key, deque(maxlen=self.per_object))
+            if any(c.kind == change.kind and c.at == change.at and c.revision == change.revision for c in kept):
+                return False
+            kept.append(change)
+        log.info("change recorded", extra={"object": f"{change.namespace or ''}/{change.object}",
+                                           "kind": change.kind, "what": change.what})
+        return True
+
+    def changes(self, namespace: str | None, objects: Iterable[str], now: datetime) -> list[cause.Change]:
+        """Changes inside the window to these objects ("Kind/name"; Nodes are looked up cluster-wide)."""
+        out = []
+        with self._lock:
+            for obj in objects:
+                key = (None, obj) if obj.startswith("Node/") else (namespace, obj)
+                kept = self._changes.get(key)
+                if kept is None:
+                    continue
+                fresh = [c for c in kept if now - c.at <= self.window]
+                if len(fresh) < len(kept):  # out of the window: dropped, as a rebuild would not find them
+                    self._changes[key] = deque(fresh, maxlen=self.per_object)
+                out += fresh
+        return out
+
+    def hpas_for(self, namespace: str, target: str) -> set[str]:
+        with self._lock:
+            return {f"HorizontalPodAutoscaler/{name}" for (ns, name), ref in self._hpa_targets.items()
+                    if ns == namespace and ref == target}
+
+    def swap_seen(self, key: tuple[str | None, str], state) -> tuple[bool, object]:
+        """Store the object's state; (seen before, previous state)."""
+        with self._lock:
+            known = key in self._seen
+            previous = self._seen.get(key)
+            self._seen[key] = state
+        return known, previous
+
+    def forget(self, namespace: str | None, obj: str) -> None:
+        with self._lock:
+            self._seen.pop((namespace, obj), None)
+            if obj.startswith("Deployment/") and namespace:
+                self._revisions.pop((namespace, obj.split("/", 1)[1]), None)
+            if obj.startswith("HorizontalPodAutoscaler/") and namespace:
+                self._hpa_targets.pop((namespace, obj.split("/", 1)[1]), None)
+
+    # ------------------------------------------------------------ observers, one per watched kind
+
+    def observe_replicaset(self, rs: dict, now: datetime) -> None:
+        meta = rs.get("metadata") or {}
+        owner = next((o["name"] for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
+        text = (meta.get("annotations") or {}).get(REVISION)
+        if owner is None or not (text or "").isdigit():
+            return
+        revision, namespace = int(text), meta.get("namespace", "")
+        summary = summarise_template((rs.get("spec") or {}).get("template") or {})
+        reused = REVISION_HISTORY in (meta.get("annotations") or {})  # an older ReplicaSet brought back
+        at = parse_k8s_time(meta.get("creationTimestamp")) or now
+        with self._lock:
+            known = self._revisions.setdefault((namespace, owner), {})
+            if revision in known:
+                return
+            known[revision] = summary
+            for old in sorted(known)[:-KEPT_REVISIONS]:
+                del known[old]
+            earlier = [r for r in known if r < revision]
+            previous = known[max(earlier)] if earlier else None
+            if reused:
+                # A rollback (ours or `kubectl rollout undo`) restores an earlier template: the revisions it
+                # replaced are no longer running, and blaming the rollback itself would roll the bad one back in.
+                kept = self._changes.get((namespace, f"Deployment/{owner}"), deque())
+                undone = [c for c in kept if c.revision is not None]
+                self._changes[(namespace, f"Deployment/{owner}")] = deque(
+                    (c for c in kept if c.revision is None), maxlen=self.per_object)
+        if reused:
+            if undone:
+                log.info("rollouts undone by a rollback", extra={
+                    "object": f"{namespace}/Deployment/{owner}", "revision": revision,
+                    "undone": [c.revision for c in undone]})
+            return
+        if previous is None and revision == 1:
+            return  # the Deployment's first revision is its creation: there is nothing to undo
+        kind, what = describe_template_change(previous, summary)
+        self.record(cause.Change(
+            kind=kind, object=f"Deployment/{owner}", namespace=namespace, at=at, revision=str(revision),
+            what=f"Deployment/{owner} revision {revision} rolled out: {what}",
+            before=previous.whole if previous else "", after=summary.whole), now)
+
+    def observe_deployment(self, deployment: dict, now: datetime) -> None:
+        meta = deployment.get("metadata") or {}
+        replicas = (deployment.get("spec") or {}).get("replicas")
+        name, namespace = meta.get("name", ""), meta.get("namespace", "")
+        known, previous = self.swap_seen((namespace, f"Deployment/{name}"), replicas)
+        if known and previous != replicas:
+            self.record(cause.Change(kind="scaleChange", object=f"Deployment/{name}", namespace=namespace,
+                                     at=written(meta, now),
+                                     what=f"Deployment/{name} scaled {previous} → {replicas}",
+                                     before=str(previous), after=str(replicas)), now)
+
+    def observe_configmap(self, configmap: dict, now: datetime) -> None:
+        meta = configmap.get("metadata") or {}
+        name, namespace = meta.get("name", ""), meta.get("namespace", "")
+        keys = {k: digest(v) for k, v in {**(configmap.get("data") or {}),
+                                          **(configmap.get("binaryData") or {})}.items()}
+        known, previous = self.swap_seen((namespace, f"ConfigMap/{name}"), keys)
+        obj = f"ConfigMap/{name}"
+        if known:
+            if previous != keys:
+                changed = sorted(k for k in set(previous) | set(keys) if previous.get(k) != keys.get(k))
+                self.record(cause.Change(kind="configChange", object=obj, namespace=namespace,
+                                         at=written(meta, now), what=f"{obj} changed keys {', '.join(changed)}",
+                                         before=digest(previous), after=digest(keys)), now)
+            return
+        self.record_last_update("configChange", obj, namespace, meta, digest(keys), now)
+
+    def observe_hpa(self, hpa: dict, now: datetime) -> None:
+        meta, spec = hpa.get("metadata") or {}, hpa.get("spec") or {}
+        name, namespace = meta.get("name", ""), meta.get("namespace", "")
+        ref = spec.get("scaleTargetRef") or {}
+        with self._lock:
+            self._hpa_targets[(namespace, name)] = f"{ref.get('kind')}/{ref.get('name')}"
+        state = {"min": spec.get("minReplicas", 1), "max": spec.get("maxReplicas"),
+                 "rest": digest({k: v for k, v in spec.items() if k not in ("minReplicas", "maxReplicas")})}
+        obj = f"HorizontalPodAutoscaler/{name}"
+        known, previous = self.swap_seen((namespace, obj), state)
+        if known:
+            if previous != state:
+                parts = [f"{k}Replicas {previous[k]} → {state[k]}" for k in ("min", "max")
+                         if previous[k] != state[k]]
+                parts += ["metrics/behavior changed"] if previous["rest"] != state["rest"] else []
+                self.record(cause.Change(kind="hpaChange", object=obj, namespace=namespace,
+                                         at=written(meta, now), what=f"{obj} changed: {', '.join(parts)}",
+                                         before=digest(previous), after=digest(state)), now)
+            return
+        self.record_last_update("hpaChange", obj, namespace, meta, digest(state), now)
+
+    def observe_node(self, node: dict, now: datetime) -> None:
+        meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        state = {"unschedulable": bool(spec.get("unschedulable")), "ready": ready.get("status", "Unknown"),
+                 "taints": sorted(f"{t.get('key')}:{t.get('effect')}" for t in spec.get("taints") or []),
+                 "kubelet": (status.get("nodeInfo") or {}).get("kubeletVersion", "")}
+        obj = f"Node/{meta.get('name', '')}"
+        known, previous = self.swap_seen((None, obj), state)
+        if known:
+            if previous != state:
+                parts = [f"{k} {previous[k]} → {state[k]}" for k in state if previous[k] != state[k]]
+                self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=to_second(now),
+                                         what=f"{obj} {', '.join(parts)}",
+                                         before=digest(previous), after=digest(state)), now)
+            return
+        # First sight: only a node that is degraded now is a change; a Ready node's transition times are
+        # rewritten by some node agents (KWOK's heartbeats) and say nothing.
+        created = parse_k8s_time(meta.get("creationTimestamp"))
+        if state["ready"] != "True":
+            since = parse_k8s_time(ready.get("lastTransitionTime")) or created
+            if since and created and since - created > NODE_SETTLE:
+                self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=since,
+                                         what=f"{obj} Ready={state['ready']}", after=digest(state)), now)
+        if state["unschedulable"] and (cordoned := last_update(meta)):
+            self.record(cause.Change(kind="nodeChange", object=obj, namespace=None, at=cordoned,
+                                     what=f"{obj} cordoned (unschedulable)", after=digest(state)), now)
+
+    def record_last_update(self, kind: str, obj: str, namespace: str, meta: dict, after: str,
+                           now: datetime) -> None:
+        """First sight of an object (start, or a rewatch): its last update after creation is a change."""
+        created, updated = parse_k8s_time(meta.get("creationTimestamp")), last_update(meta)
+        if created and updated and updated > created:
+            self.record(cause.Change(kind=kind, object=obj, namespace=namespace, at=updated,
+                                     what=f"{obj} updated (last write before the operator saw it)",
+                                     after=after), now)
+
+
+# ---------------------------------------------------------------- the edge: prime, and find a cause
+
+
+def revision_of(rs: dict) -> int:
+    text = ((rs.get("metadata") or {}).get("annotations") or {}).get(REVISION, "")
+    return int(text) if text.isdigit() else 0
+
+
+def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[str] = (),
+          serves=lambda namespace: True) -> int:
+    """Rebuild the journal from what the apiserver holds now (`namespaces` empty: all that `serves` accepts);
+    returns the number of ReplicaSets read. Without ReplicaSets the journal stays not ready (causes unknown);
+    a kind it may not list (ConfigMaps, HPAs, Nodes) is only left out, with a warning."""
+    apps, core, autoscaling = client.AppsV1Api(api), client.CoreV1Api(api), client.AutoscalingV2Api(api)
+    now = datetime.now(UTC)
+    read = 0
+
+    def listed(what, namespaced, cluster, namespace, required=False) -> list[dict]:
+        try:
+            result = namespaced(namespace) if namespace else cluster()
+        except ApiException as e:
+            if required or e.status not in (403, 404):
+                raise
+            log.warning("change journal: cannot list %s, their changes are not seen", what,
+                        extra={"namespace": namespace, "status": e.status})
+            return []
+        return [api.sanitize_for_serialization(item) for item in result.items
+                if item.metadata.namespace is None or serves(item.metadata.namespace)]
+
+    for namespace in list(namespaces) or [None]:
+        sets = listed("replicasets", apps.list_namespaced_replica_set, apps.list_replica_set_for_all_namespaces,
+                      namespace, required=True)
+        for item in sorted(sets, key=revision_of):
+            journal.observe_replicaset(item, now)
+        for item in listed("deployments", apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces,
+                           namespace):
+            journal.observe_deployment(item, now)
+        for item in listed("configmaps", core.list_namespaced_config_map, core.list_config_map_for_all_namespaces,
+                           namespace):
+            journal.observe_configmap(item, now)
+        for item in listed("horizontalpodautoscalers", autoscaling.list_namespaced_horizontal_pod_autoscaler,
+                           autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces, namespace):
+            journal.observe_hpa(item, now)
+        read += len(sets)
+    for item in listed("nodes", None, core.list_node, None):
+        journal.observe_node(item, now)
+    journal.ready = True
+    return read
+
+
+def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec) -> cause.Target:
+    """The target and what it references: ConfigMaps of its pod template, its HPAs, the Nodes of its pods."""
+    ref = spec.target
+    namespace = ref.namespace or ""
+    if ref.kind == "Node":
+        return cause.Target("Node", None, ref.name)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    references: set[str] = set()
+    try:
+        if ref.kind == "Pod":
+            pod = core.read_namespaced_pod(ref.name, namespace)
+            template = api.sanitize_for_serialization(pod)
+            pods = [pod]
+            for owner in pod.metadata.owner_references or []:
+                if owner.kind == "ReplicaSet":
+                    rs = apps.read_namespaced_replica_set(owner.name, namespace)
+                    references |= {f"Deployment/{o.name}" for o in rs.metadata.owner_references or []
+                                   if o.kind == "Deployment"}
+        else:
+            read = {"Deployment": apps.read_namespaced_deployment,
+                    "StatefulSet": apps.read_namespaced_stateful_set,
+                    "DaemonSet": apps.read_namespaced_daemon_set}[ref.kind]
+            workload = read(ref.name, namespace)
+            template = api.sanitize_for_serialization(workload.spec.template)
+            selector = ",".join(f"{k}={v}" for k, v in (workload.spec.selector.match_labels or {}).items())
+            pods = core.list_namespaced_pod(namespace, label_selector=selector).items if selector else []
+            if ref.kind == "Deployment" and selector:  # the ReplicaSet history itself, in case a watch event lags
+                sets = [api.sanitize_for_serialization(rs) for rs in
+                        apps.list_namespaced_replica_set(namespace, label_selector=selector).items]
+                for rs in sorted(sets, key=revision_of):
+                    journal.observe_replicaset(rs, datetime.now(UTC))
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        return cause.Target(ref.kind, namespace, ref.name)
+    summary = summarise_template(template if ref.kind != "Pod" else {"spec": template.get("spec")})
+    references |= {f"ConfigMap/{name}" for name in summary.config_maps}
+    references |= {f"Node/{p.spec.node_name}" for p in pods if p.spec and p.spec.node_name}
+    references |= journal.hpas_for(namespace, f"{ref.kind}/{ref.name}")
+    return cause.Target(ref.kind, namespace, ref.name, frozenset(references))
+
+
+def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> datetime:
+    """The signal's startsAt, else the Remediation's creation."""
+    for value in (spec.signal.starts_at, created):
+        if value:
+            try:
+                return parse_time(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+    return now
+
+
+def find_cause(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec, created: str | None,
+               now: datetime) -> ProbableCause | None:
+    """The probable cause of this Remediation's signal, or None (unknown) when the journal cannot say."""
+    if not journal.ready:
+        return None
+    try:
+        target = target_of(api, journal, spec)
+    except ApiException as e:
+        log.warning("probable cause unknown: cannot read the target", extra={"error": str(e)})
+        return None
+    candidates = journal.changes(target.namespace, {target.ref, *target.references}, now)
+    finding = cause.rank(target, candidates, breach_start(spec, created, now), spec.signal.name or "the signal",
+                         journal.window)
+    return cause.to_status(finding)

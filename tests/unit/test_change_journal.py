@@ -1,0 +1,217 @@
+"""The change journal (signals/changes.py) fed with objects as the apiserver returns them: no cluster, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from remediator.api.models import (
+    ObjectRef,
+    ProbableCause,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookRef,
+    Signal,
+)
+from remediator.approvals.messages import request_blocks
+from remediator.core import engine
+from remediator.signals.changes import ChangeJournal, describe_template_change, summarise_template
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def template(image="web:1.4", env=None, volumes=None, annotations=None) -> dict:
+    return {"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"}, "annotations": annotations or {}},
+            "spec": {"containers": [{"name": "app", "image": image, "env": env or []}],
+                     "volumes": volumes or []}}
+
+
+def replicaset(revision: int, created: datetime, tpl: dict, name=None, owner="web", history=None,
+               updated: datetime | None = None) -> dict:
+    annotations = {"deployment.kubernetes.io/revision": str(revision)}
+    if history:
+        annotations["deployment.kubernetes.io/revision-history"] = history
+    return {"metadata": {"name": name or f"{owner}-{revision}", "namespace": "shop", "annotations": annotations,
+                         "creationTimestamp": stamp(created),
+                         "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
+                                            "time": stamp(updated or created)}],
+                         "ownerReferences": [{"kind": "Deployment", "name": owner}]},
+            "spec": {"template": tpl}}
+
+
+def test_a_new_revision_is_recorded_as_a_rollout_with_the_images_it_changed():
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
+    journal.observe_replicaset(replicaset(2, NOW - timedelta(minutes=3), template("web:1.5")), NOW)
+    [change] = journal.changes("shop", {"Deployment/web"}, NOW)
+    assert change.kind == "rollout" and change.revision == "2" and change.at == NOW - timedelta(minutes=3)
+    assert change.what == "Deployment/web revision 2 rolled out: image web:1.4 → web:1.5"
+    assert change.before != change.after
+
+
+def test_the_first_revision_is_the_deployments_creation_and_not_a_change():
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(minutes=1), template()), NOW)
+    assert journal.changes("shop", {"Deployment/web"}, NOW) == []
+
+
+def test_seeing_the_same_revision_again_records_nothing_new():
+    journal = ChangeJournal()
+    for _ in range(3):
+        journal.observe_replicaset(replicaset(1, NOW - timedelta(hours=2), template("web:1.4")), NOW)
+        journal.observe_replicaset(replicaset(2, NOW - timedelta(minutes=3), template("web:1.5")), NOW)
+    assert len(journal.changes("shop", {"Deployment/web"}, NOW)) == 1
+
+
+def test_a_rollback_to_an_earlier_template_leaves_no_rollout_to_blame():
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
+    journal.observe_replicaset(replicaset(2, NOW - timedelta(minutes=30), template("web:1.5")), NOW)
+    journal.observe_replicaset(replicaset(3, NOW - timedelta(days=2), template("web:1.4"), name="web-1", history="1",
+                                          updated=NOW - timedelta(minutes=2)), NOW)
+    assert journal.changes("shop", {"Deployment/web"}, NOW) == [], \
+        "revision 2 was undone, and rolling back the rollback would bring web:1.5 back"
+    journal.observe_replicaset(replicaset(4, NOW - timedelta(minutes=1), template("web:1.6")), NOW)
+    [change] = journal.changes("shop", {"Deployment/web"}, NOW)
+    assert change.what == "Deployment/web revision 4 rolled out: image web:1.4 → web:1.6"
+
+
+def test_changes_outside_the_window_are_dropped_and_each_object_keeps_a_bounded_number():
+    journal = ChangeJournal(window=timedelta(minutes=30), per_object=3)
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=1), template("web:0")), NOW)
+    journal.observe_replicaset(replicaset(2, NOW - timedelta(minutes=40), template("web:1")), NOW)
+    assert journal.changes("shop", {"Deployment/web"}, NOW) == []
+    for revision in range(3, 9):
+        journal.observe_replicaset(replicaset(revision, NOW - timedelta(minutes=20 - revision),
+                                              template(f"web:{revision}")), NOW)
+    kept = journal.changes("shop", {"Deployment/web"}, NOW)
+    assert [c.revision for c in kept] == ["6", "7", "8"]
+    assert journal.changes("shop", {"Deployment/web"}, NOW + timedelta(minutes=25)) == []
+
+
+def test_a_secret_reference_change_is_a_secret_change_named_never_valued():
+    before = summarise_template(template(env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "api-token-v1", "key": "token"}}}]))
+    after = summarise_template(template(env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "api-token-v2", "key": "token"}}}]))
+    assert describe_template_change(before, after) == (
+        "secretChange", "Secret refs +api-token-v2 -api-token-v1; env TOKEN")
+
+
+def test_a_literal_env_value_is_kept_only_as_a_digest():
+    summary = summarise_template(template(env=[{"name": "PASSWORD", "value": "hunter2-very-secret"}]))
+    assert "hunter2-very-secret" not in repr(summary)
+    kind, what = describe_template_change(summary, summarise_template(template(env=[
+        {"name": "PASSWORD", "value": "other-value"}])))
+    assert (kind, what) == ("rollout", "env PASSWORD")
+
+
+def test_a_checksum_annotation_of_a_secret_is_a_secret_change_and_a_plain_restart_a_rollout():
+    plain = summarise_template(template())
+    checksum = summarise_template(template(annotations={"checksum/secret": "0f3c"}))
+    restart = summarise_template(template(annotations={"kubectl.kubernetes.io/restartedAt": "2026-11-25T09:00:00Z"}))
+    assert describe_template_change(plain, checksum) == ("secretChange", "annotation checksum/secret changed")
+    assert describe_template_change(plain, restart) == ("rollout", "restarted")
+
+
+def test_a_mounted_configmap_swapped_is_a_config_change():
+    before = summarise_template(template(volumes=[{"name": "cfg", "configMap": {"name": "web-config-1"}}]))
+    after = summarise_template(template(volumes=[{"name": "cfg", "configMap": {"name": "web-config-2"}}]))
+    assert describe_template_change(before, after) == ("configChange", "ConfigMap refs +web-config-2 -web-config-1")
+    assert after.config_maps == frozenset({"web-config-2"})
+
+
+def test_an_image_change_with_a_secret_change_is_a_rollout():
+    before = summarise_template(template("web:1", volumes=[{"name": "s", "secret": {"secretName": "a"}}]))
+    after = summarise_template(template("web:2", volumes=[{"name": "s", "secret": {"secretName": "b"}}]))
+    assert describe_template_change(before, after)[0] == "rollout"
+
+
+def test_a_replica_change_of_a_known_deployment_is_a_scale_change():
+    journal = ChangeJournal()
+    dep = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 2}}
+    journal.observe_deployment(dep, NOW - timedelta(minutes=5))
+    journal.observe_deployment(dep, NOW - timedelta(minutes=4))
+    journal.observe_deployment({**dep, "spec": {"replicas": 5}}, NOW - timedelta(minutes=3))
+    [change] = journal.changes("shop", {"Deployment/web"}, NOW)
+    assert (change.kind, change.what) == ("scaleChange", "Deployment/web scaled 2 → 5")
+
+
+def test_a_configmap_is_recorded_by_key_names_and_rebuilt_from_its_last_update():
+    journal = ChangeJournal()
+    meta = {"name": "web-config", "namespace": "shop", "creationTimestamp": stamp(NOW - timedelta(days=1)),
+            "managedFields": [{"manager": "kubectl", "operation": "Update", "time": stamp(NOW - timedelta(minutes=7))}]}
+    journal.observe_configmap({"metadata": meta, "data": {"mode": "fast"}}, NOW)
+    [rebuilt] = journal.changes("shop", {"ConfigMap/web-config"}, NOW)
+    assert rebuilt.at == NOW - timedelta(minutes=7) and rebuilt.kind == "configChange"
+    rewritten = {**meta, "managedFields": [{"manager": "kubectl", "operation": "Update",
+                                            "time": stamp(NOW - timedelta(seconds=30))}]}
+    journal.observe_configmap({"metadata": rewritten, "data": {"mode": "slow-and-secretive"}}, NOW)
+    live = max(journal.changes("shop", {"ConfigMap/web-config"}, NOW), key=lambda c: c.at)
+    assert live.what == "ConfigMap/web-config changed keys mode" and "slow-and-secretive" not in repr(live)
+    assert live.at == NOW - timedelta(seconds=30), "dated by the apiserver's write, not when it was seen"
+
+
+def test_an_hpa_change_is_recorded_and_the_hpa_is_known_to_scale_its_target():
+    journal = ChangeJournal()
+    hpa = {"metadata": {"name": "web", "namespace": "shop", "creationTimestamp": stamp(NOW - timedelta(days=1))},
+           "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 10}}
+    journal.observe_hpa(hpa, NOW - timedelta(minutes=9))
+    journal.observe_hpa({**hpa, "spec": {**hpa["spec"], "maxReplicas": 3}}, NOW - timedelta(minutes=2))
+    assert journal.hpas_for("shop", "Deployment/web") == {"HorizontalPodAutoscaler/web"}
+    [change] = journal.changes("shop", {"HorizontalPodAutoscaler/web"}, NOW)
+    assert change.what == "HorizontalPodAutoscaler/web changed: maxReplicas 10 → 3"
+
+
+def test_a_node_cordoned_or_not_ready_is_a_node_change_found_cluster_wide():
+    journal = ChangeJournal()
+    node = {"metadata": {"name": "n1", "creationTimestamp": stamp(NOW - timedelta(days=3))},
+            "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True",
+                                                   "lastTransitionTime": stamp(NOW - timedelta(days=3))}]}}
+    journal.observe_node(node, NOW - timedelta(minutes=10))
+    journal.observe_node({**node, "spec": {"unschedulable": True}}, NOW - timedelta(minutes=1))
+    [change] = journal.changes("shop", {"Node/n1"}, NOW)
+    assert change.namespace is None and change.what == "Node/n1 unschedulable False → True"
+
+
+def pending(probable) -> tuple[RemediationSpec, RemediationStatus]:
+    spec = RemediationSpec(signal=Signal(source="alertmanager", name="HighErrorRate"),
+                           runbook=RunbookRef(name="rb", namespace="shop"),
+                           target=ObjectRef(kind="Deployment", namespace="shop", name="web"))
+    return spec, RemediationStatus(probable_cause=probable)
+
+
+def test_the_persisted_cause_is_the_kind_the_plan_uses_and_unknown_without_one():
+    found = ProbableCause(kind="rollout", summary="Deployment/web revision 2 rolled out")
+    assert engine.cause_kind(pending(found)[1]) == "rollout"
+    assert engine.cause_kind(pending(None)[1]) is None
+
+
+def test_the_approval_message_shows_the_probable_cause_and_its_evidence():
+    found = ProbableCause.model_validate({
+        "kind": "rollout", "summary": "Deployment/web revision 2 rolled out: image web:1.4 → web:1.5, 3m40s before",
+        "changes": [{"kind": "rollout", "object": "Deployment/web", "at": "2026-11-25T09:56:20Z", "score": 100,
+                     "what": "Deployment/web revision 2 rolled out: image web:1.4 → web:1.5"}]})
+    spec, status = pending(found)
+    text = "\n".join(b["text"]["text"] for b in request_blocks("shop", "r1", spec, status) if b.get("text")
+                     and b["type"] == "section")
+    assert "*Probable cause: rollout*" in text
+    assert "• 100/100 Deployment/web revision 2 rolled out: image web:1.4 → web:1.5 at 2026-11-25T09:56:20Z" in text
+
+
+def test_a_ready_node_seen_first_is_no_change_however_recent_its_ready_transition():
+    journal = ChangeJournal()
+    node = {"metadata": {"name": "n1", "creationTimestamp": stamp(NOW - timedelta(minutes=30))}, "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True",
+                                       "lastTransitionTime": stamp(NOW - timedelta(seconds=5))}]}}
+    journal.observe_node(node, NOW)
+    assert journal.changes(None, {"Node/n1"}, NOW) == []
+    down = {**node, "metadata": {**node["metadata"], "name": "n2"},
+            "status": {"conditions": [{"type": "Ready", "status": "False",
+                                       "lastTransitionTime": stamp(NOW - timedelta(minutes=4))}]}}
+    journal.observe_node(down, NOW)
+    [change] = journal.changes(None, {"Node/n2"}, NOW)
+    assert (change.what, change.at) == ("Node/n2 Ready=False", NOW - timedelta(minutes=4))
