@@ -468,8 +468,6 @@ def test_two_replicas_as_the_chart_runs_them_one_works_and_the_standby_takes_ove
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known bug: a standby's Runbook cache is fed by a kopf watch, which peering "
-                                       "pauses; Runbooks created after it started are unknown to its webhook")
 def test_a_standby_replica_matches_alerts_to_runbooks_created_after_it_started(cluster, two_replicas):
     cluster.apply_policy(NO_APPROVALS)
     active, standby = two_replicas()
@@ -523,5 +521,42 @@ def test_every_action_is_within_the_charts_rights_and_drain_needs_node_drain(
 
         wait_for(drain_refused, what="cordonDrain refused once rbac.nodeDrain is off")
         execute(as_sa, steps[0])  # the rest is untouched
+    finally:
+        run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)
+
+
+@pytest.mark.slow
+def test_with_impersonation_the_operator_may_only_read_and_acts_through_the_tenants_service_account(
+        kube_api, kubeconfig, tool, namespace, ops_namespace, cluster, tmp_path):
+    release = f"rm{uuid.uuid4().hex[:6]}"
+    install(tool, tmp_path, release, ops_namespace, {
+        "watchNamespaces": [namespace],
+        "actions": {"serviceAccount": "remediator-actions", "tenantNamespaces": [namespace]}})
+    fullname = f"{release}-remediator"
+    try:
+        env = {e.name: e.value for e in client.AppsV1Api(kube_api).read_namespaced_deployment(
+            fullname, ops_namespace).spec.template.spec.containers[0].env or []}
+        assert env["REMEDIATOR_ACTION_SERVICE_ACCOUNT"] == "remediator-actions"
+        sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml")
+        as_operator = client.AppsV1Api(config.new_client_from_config(config_file=sa_config))
+        cluster.deploy("web", replicas=2)
+        assert forbidden(lambda: as_operator.patch_namespaced_deployment(
+            "web", namespace, {"spec": {"replicas": 3}})), "the operator itself may not change workloads"
+
+        op = OperatorProcess(sa_config, [namespace], tmp_path, extra_args=["--peering", "none"],
+                             env={"REMEDIATOR_ACTION_SERVICE_ACCOUNT": "remediator-actions"})
+        op.start()
+        try:
+            cluster.apply_policy(NO_APPROVALS)
+            cluster.apply_runbook("bad-rollout", rollback_runbook())
+            cluster.bad_rollout("web")
+            wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+            assert op.post_alerts(alert_payload([alert(namespace, "web")])).status_code == 200
+            name = only_remediation(cluster)["metadata"]["name"]
+            status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
+        finally:
+            op.stop()
+        assert status["phase"] == "Succeeded", status
+        assert sorted(cluster.revisions().values()) == ["2", "3"], "rolled back once, as remediator-actions"
     finally:
         run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)

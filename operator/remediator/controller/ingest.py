@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,12 +25,17 @@ log = logging.getLogger("remediator.ingest")
 
 
 class RunbookCache:
-    """Runbooks by namespace, fed by the kopf watch on Runbooks (no API list per signal)."""
+    """Runbooks by namespace, fed by the kopf watch on Runbooks (no API list per signal).
+
+    A standby replica's watch is paused by kopf peering, yet its webhook still takes alerts: a signal
+    that matches nothing re-lists its namespace (at most every few seconds) before it is called unmatched.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_ns: dict[str, dict[str, matching.RunbookEntry]] = {}
         self.invalid: dict[tuple[str, str], str] = {}
+        self._refreshed: dict[str, float] = {}
 
     def put(self, namespace: str, name: str, generation: int | None, spec: dict) -> None:
         try:
@@ -46,6 +52,22 @@ class RunbookCache:
     def remove(self, namespace: str, name: str) -> None:
         with self._lock:
             self._by_ns.get(namespace, {}).pop(name, None)
+
+    def replace_namespace(self, namespace: str, items: list[dict]) -> None:
+        """The namespace's Runbooks as just listed from the apiserver."""
+        listed = {rb["metadata"]["name"] for rb in items}
+        for name in {e.name for e in self.in_namespace(namespace)} - listed:
+            self.remove(namespace, name)
+        for rb in items:
+            self.put(namespace, rb["metadata"]["name"], rb["metadata"].get("generation"), rb.get("spec") or {})
+
+    def due_for_refresh(self, namespace: str, now: float, every: float = 5.0) -> bool:
+        """True at most once per `every` seconds per namespace."""
+        with self._lock:
+            if now - self._refreshed.get(namespace, float("-inf")) < every:
+                return False
+            self._refreshed[namespace] = now
+            return True
 
     def in_namespace(self, namespace: str) -> list[matching.RunbookEntry]:
         with self._lock:
@@ -150,6 +172,10 @@ class Intake:
         if not self.served(namespace):
             return IngestResult("ignored", None, (f"namespace {namespace} is not watched by this operator",))
         result = matching.match_signal(signal, namespace, self.runbooks.in_namespace(namespace))
+        if (result.runbook is None or result.target is None) and \
+                self.runbooks.due_for_refresh(namespace, time.monotonic()):
+            self.runbooks.replace_namespace(namespace, self.resources.list("Runbook", namespace))
+            result = matching.match_signal(signal, namespace, self.runbooks.in_namespace(namespace))
         if result.runbook is None or result.target is None:
             refused = matching.foreign_matches(signal, namespace, self.runbooks.entries())
             if refused:
