@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -234,3 +235,35 @@ def control_plane_pids() -> dict[str, int]:
         except ValueError:
             continue
     return pids
+
+
+def restart_component(name: str, down_for: float = 0.0) -> int:
+    """SIGKILL a control-plane process (e.g. "kube-apiserver") and start it again with the same command line,
+    environment and working directory, after `down_for` seconds; returns the new pid. For chaos drills."""
+    pidfile = cluster_dir() / "pids" / f"{name}.pid"
+    pid = int(pidfile.read_text().strip())
+    proc = Path(f"/proc/{pid}")
+    argv = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
+    env = dict(e.decode().split("=", 1) for e in (proc / "environ").read_bytes().split(b"\0") if b"=" in e)
+    cwd = os.readlink(proc / "cwd")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(down_for)
+    log_path = cluster_dir() / "logs" / f"{name}.restarted.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        new = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    pidfile.write_text(str(new.pid))
+    return new.pid
+
+
+def pause_component(name: str, seconds: float) -> None:
+    """SIGSTOP a control-plane process for `seconds`, then SIGCONT it (e.g. etcd stalling)."""
+    pid = int((cluster_dir() / "pids" / f"{name}.pid").read_text().strip())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
