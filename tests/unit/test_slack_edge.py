@@ -47,6 +47,12 @@ def test_signatures_are_checked_with_the_secret_from_its_file(tmp_path):
     assert not verify(cfg, raw.encode(), str(int(time.time()) - 301), sign("s3cret", str(int(time.time()) - 301), raw))
 
 
+def test_a_body_that_is_not_utf8_is_refused_not_an_error(tmp_path):
+    (tmp_path / "secret").write_text("s3cret")
+    cfg = SlackConfig(FileSecret(None), FileSecret(str(tmp_path / "secret")))
+    assert not verify(cfg, b"\x80payload", str(int(time.time())), "v0=" + "0" * 64)
+
+
 def test_the_decided_message_names_the_voters():
     status = RemediationStatus(phase="Succeeded", approval=ApprovalState(votes=[
         Vote(user="U1", source="slack", decision="approve", at="2026-11-25T12:00:00Z")]))

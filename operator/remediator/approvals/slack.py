@@ -112,6 +112,10 @@ def verify(cfg: SlackConfig, body: bytes, timestamp: str | None, signature: str 
     secret = cfg.signing_secret.value()
     if secret is None or not timestamp or not signature or not timestamp.isdigit():
         return False
+    try:
+        body.decode("utf-8")  # Slack signs UTF-8 form bodies; the SDK's verifier raises on anything else
+    except UnicodeDecodeError:
+        return False
     return SignatureVerifier(secret.decode()).is_valid(body, timestamp, signature)
 
 
