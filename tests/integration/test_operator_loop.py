@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -111,8 +113,9 @@ def test_cooldown_blocks_a_second_run_and_says_so(cluster, operator):
     first = only_remediation(cluster)["metadata"]["name"]
     assert cluster.wait_phase(first, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
 
-    operator.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="a1",
-                                              starts_at="2026-11-25T01:30:00Z")]))
+    time.sleep(1)  # the alert fires again, after the fix (startsAt has whole seconds)
+    refired = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    operator.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="a1", starts_at=refired)]))
     second = wait_for(lambda: [r for r in cluster.remediations() if r["metadata"]["name"] != first],
                       what="second remediation")[0]["metadata"]["name"]
     status = cluster.wait_phase(second, {"Skipped", "Succeeded", "Failed"})["status"]

@@ -122,6 +122,7 @@ class OpenIncidents:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str, str], str] = {}
+        self._closed: dict[tuple[str, str, str], tuple[str, datetime]] = {}  # last finished: name, finishedAt
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
 
     @staticmethod
@@ -136,6 +137,18 @@ class OpenIncidents:
         with self._lock:
             return self._open.get(key)
 
+    def handled_by(self, key: tuple[str, str, str], starts_at: str | None) -> str | None:
+        """The finished incident an alert belongs to: one that ended after the alert had started (an alert
+        still firing, or re-sent, about what was already remediated or escalated)."""
+        with self._lock:
+            closed = self._closed.get(key)
+        started = parse_time(starts_at)
+        if closed is None or started is None:
+            return None
+        name, finished = closed
+        # Whole seconds: a re-fire stamped in the second the incident finished is a new incident.
+        return name if started < finished.replace(microsecond=0) else None
+
     def opened(self, key: tuple[str, str, str], name: str) -> None:
         with self._lock:
             self._open[key] = name
@@ -147,13 +160,17 @@ class OpenIncidents:
             key = self.key_of(meta["namespace"], RemediationSpec.model_validate(body.get("spec") or {}))
         except (KeyError, ValueError):
             return
-        finished = event_type == "DELETED" or (body.get("status") or {}).get("phase") in TERMINAL_PHASES
+        status = body.get("status") or {}
+        finished = event_type == "DELETED" or status.get("phase") in TERMINAL_PHASES
+        finished_at = parse_time(status.get("finishedAt")) if event_type != "DELETED" else None
         with self._lock:
             if not finished:
                 self._open[key] = meta["name"]
-            elif self._open.get(key) == meta["name"]:
+                return
+            if self._open.get(key) == meta["name"]:
                 del self._open[key]
-                self._locks.pop(key, None)
+            if finished_at and (key not in self._closed or self._closed[key][1] <= finished_at):
+                self._closed[key] = (meta["name"], finished_at)
 
 
 @dataclass
@@ -196,6 +213,11 @@ class Intake:
                 return IngestResult("correlated", open_name, (
                     f"joins the open incident {open_name} of Runbook {rb.key} on "
                     f"{matching.target_display(result.target)}",))
+            handled = self.incidents.handled_by(key, signal.starts_at)
+            if handled and handled != name:
+                return IngestResult("correlated", handled, (
+                    f"started before incident {handled} of Runbook {rb.key} on "
+                    f"{matching.target_display(result.target)} finished: already handled",))
             try:
                 self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec))
             except ApiException as e:
@@ -237,3 +259,13 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
             if e.status != 409:
                 raise
     return IngestResult("resolved", name, ("contended; the loop will see the resolution next time",))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
