@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import random
@@ -69,6 +70,10 @@ async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunn
 
 async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = None,
                        ready_flag: threading.Event | None = None, peering: bool = True) -> None:
+    # Each open Remediation's tick and each SLO evaluation is a thread doing blocking apiserver calls;
+    # the default pool (cores + 4) would make a hundred incidents queue behind each other.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="loop"))
     registry = kopf.OperatorRegistry()
     handlers.register(registry, ctx)
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -115,6 +117,12 @@ def labels_of_target(ctx: OperatorContext, target) -> dict[str, str]:
 
 
 def namespace_pods(ctx: OperatorContext, namespace: str | None) -> int | None:
+    """How many pods the namespace has, without fetching them: one item plus the apiserver's count of the rest."""
     if not namespace:
         return None
-    return len(client.CoreV1Api(ctx.api).list_namespaced_pod(namespace).items)
+    response = client.CoreV1Api(ctx.api).list_namespaced_pod(namespace, limit=1, _preload_content=False)
+    page = json.loads(response.data)
+    remaining = (page.get("metadata") or {}).get("remainingItemCount")
+    if remaining is not None or not (page.get("metadata") or {}).get("continue"):
+        return len(page.get("items") or []) + (remaining or 0)
+    return len(client.CoreV1Api(ctx.api).list_namespaced_pod(namespace).items)  # no count given: count them

@@ -9,6 +9,7 @@ are deduplicated by name). Never a 500 for anything a sender can send.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import time
@@ -46,6 +47,14 @@ class WebhookConfig:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     caller_limit: Limit = field(default_factory=lambda: Limit(rate=200, burst=1000))  # authenticated callers
     stranger_limit: Limit = STRANGER_LIMIT
+
+    # Webhook work has threads of its own: the Remediation loops' ticks (blocking apiserver calls) fill the
+    # default pool during an incident, and an alert must not queue behind them.
+    executor: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="webhook"))
+
+    async def off_loop(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def throttle(self, endpoint: str, request: web.Request, authenticated: bool) -> web.Response | None:
         """429 once a caller spends its tokens; strangers (no valid token or signature) get very few, so a
@@ -106,7 +115,7 @@ def make_alertmanager_handler(cfg: WebhookConfig):
         except PayloadError as e:
             return reply(endpoint, 400, error=str(e))
         try:
-            results = await asyncio.to_thread(ingest_all, cfg, payload)
+            results = await cfg.off_loop(ingest_all, cfg, payload)
         except ApiException as e:
             log.error("apiserver refused an ingest", extra={"status": e.status, "reason": e.reason})
             return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
@@ -159,11 +168,11 @@ def make_slack_handler(cfg: WebhookConfig):
         except BadCallback as e:
             return reply(endpoint, 400, error=str(e))
         if not cfg.replays.first_time(signature or ""):
-            await asyncio.to_thread(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
+            await cfg.off_loop(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
                                     f"slack:{click.user} {click.decision}: replayed callback ignored")
             return reply(endpoint, 200, outcome="replay", message="this callback was already received")
         try:
-            outcome, message = await asyncio.to_thread(record_slack_click, cfg.ctx, cfg.slack, click)
+            outcome, message = await cfg.off_loop(record_slack_click, cfg.ctx, cfg.slack, click)
         except ApiException as e:
             return reply(endpoint, 503, error=f"apiserver answered {e.status}; click again")
         return reply(endpoint, VOTE_CODES.get(outcome, 409), outcome=outcome, message=message)
@@ -175,7 +184,7 @@ async def audit(cfg: WebhookConfig, raw: bytes, message: str) -> None:
     """A refused callback goes into the timeline of the Remediation it claims to be about, if any."""
     try:
         click = parse_click(raw)
-        await asyncio.to_thread(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
+        await cfg.off_loop(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
                                 f"slack:{click.user} {click.decision}: {message}")
     except Exception as e:  # auditing is best effort; the answer stays 401
         log.warning("could not audit a refused callback", extra={"error": type(e).__name__})
