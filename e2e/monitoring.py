@@ -38,6 +38,18 @@ def binary(name: str) -> str:
     return path
 
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Daemon:
     """A loopback server process with a readiness URL; stop() and start() keep its port and data."""
 
@@ -77,13 +89,7 @@ class Daemon:
         raise RuntimeError(f"{self.name} not ready after {timeout}s: {self.log_tail()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def log_tail(self, lines: int = 20) -> str:

@@ -36,3 +36,32 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
         assert key in figures, key
     assert "stormHoldoff.targets" in figures["setup"]["policy"], "the bench says how it keeps the storm hold-off open"
     assert figures["webhook_codes"] == {"200": 5}
+
+
+def test_the_alert_storm_benchmark_at_small_scale_writes_its_figures(kubeconfig, crds, tmp_path):
+    out = tmp_path / "alert_storm.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "e2e.bench.alert_storm", "--services", "5", "--alerts-per-service", "4",
+         "--deliveries", "2", "--batch", "2", "--output", str(out)],
+        cwd=ROOT, env={**os.environ, "KUBECONFIG": kubeconfig}, capture_output=True, text=True, timeout=300,
+        check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert figures["alerts_sent"] == 40 and figures["payloads"] == 20
+    for key in ("ingest_alerts_per_second", "webhook_latency", "webhook_codes", "http_5xx", "remediations",
+                "duplicate_actions", "outcomes", "operator_rss_mib_after_storm"):
+        assert key in figures, key
+    assert (figures["remediations"], figures["duplicate_actions"], figures["http_5xx"]) == (5, 0, 0), figures
+
+
+def test_the_memory_benchmark_at_small_scale_writes_its_figures(kubeconfig, crds, tmp_path):
+    out = tmp_path / "memory.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "e2e.bench.memory", "--pods", "30", "--runbooks", "5", "--soak", "6",
+         "--interval", "2", "--output", str(out)],
+        cwd=ROOT, env={**os.environ, "KUBECONFIG": kubeconfig}, capture_output=True, text=True, timeout=300,
+        check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert set(figures["rss_mib"]) == {"idle", "loaded", "soak_min", "soak_max", "soak_end"}
+    assert figures["samples"] and "growth_mib_per_hour" in figures and figures["goal_mib"] == 150

@@ -79,18 +79,22 @@ def service_account_may(cluster: Cluster, name: str, deployment_verbs: list[str]
         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": cluster.ns}]})
 
 
-def test_a_runbook_whose_service_account_may_not_patch_deployments_gets_the_403_and_nothing_changes(
-        cluster, operator):
-    service_account_may(cluster, "read-only", ["get", "list", "watch"])
+def rollback_as(cluster: Cluster, operator, account: str, deployment_verbs: list[str]) -> dict:
+    """A bad rollout whose rollback Runbook acts as `account`, which may do `deployment_verbs`: the outcome."""
+    service_account_may(cluster, account, deployment_verbs)
     cluster.apply_policy(NO_APPROVALS)
-    cluster.apply_runbook("bad-rollout", {**rollback_runbook(), "serviceAccountName": "read-only"})
+    cluster.apply_runbook("bad-rollout", {**rollback_runbook(), "serviceAccountName": account})
     cluster.deploy("web", replicas=2)
     cluster.bad_rollout("web")
     wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
     assert operator.post_alerts(alert_payload([alert(cluster.ns, "web")])).status_code == 200
     name = only_remediation(cluster)["metadata"]["name"]
+    return cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]
 
-    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]
+
+def test_a_runbook_whose_service_account_may_not_patch_deployments_gets_the_403_and_nothing_changes(
+        cluster, operator):
+    status = rollback_as(cluster, operator, "read-only", ["get", "list", "watch"])
     assert status["phase"] == "Failed", status
     step = status["steps"][0]
     assert step["phase"] == "Failed" and "403" in step["message"], step
@@ -100,15 +104,8 @@ def test_a_runbook_whose_service_account_may_not_patch_deployments_gets_the_403_
 
 
 def test_a_runbook_whose_service_account_may_patch_deployments_acts_through_it(cluster, operator):
-    service_account_may(cluster, "deployer", ["get", "list", "watch", "patch", "update"])
-    cluster.apply_policy(NO_APPROVALS)
-    cluster.apply_runbook("bad-rollout", {**rollback_runbook(), "serviceAccountName": "deployer"})
-    cluster.deploy("web", replicas=2)
-    cluster.bad_rollout("web")
-    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
-    assert operator.post_alerts(alert_payload([alert(cluster.ns, "web")])).status_code == 200
-    name = only_remediation(cluster)["metadata"]["name"]
-    assert cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
+    assert rollback_as(cluster, operator, "deployer", ["get", "list", "watch", "patch", "update"])["phase"] == \
+        "Succeeded"
     assert sorted(cluster.revisions().values()) == ["2", "3"]
 
 

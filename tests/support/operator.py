@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
+
+from e2e.monitoring import terminate
 
 from .waiting import wait_for
 
@@ -89,14 +90,7 @@ class OperatorProcess:
         return self.proc.returncode
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
 
     def post_alerts(self, payload: dict, token: str | None = None, **kw) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
