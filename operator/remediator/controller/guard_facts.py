@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ def workload_replicas(api: client.ApiClient, kind: str, namespace: str, name: st
         raise
 
 
+READS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="guard-facts")
+
+
 @dataclass(frozen=True)
 class StepFacts:
     """What the shell observed about the next step: guard verdict, risk input, what a dry run would change."""
@@ -57,9 +61,20 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         return StepFacts()
     action = steps[index].action
     target = spec.target
-    replicas = workload_replicas(ctx.api, target.kind, target.namespace or "", target.name)
+    # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
+    reads = {
+        "replicas": READS.submit(workload_replicas, ctx.api, target.kind, target.namespace or "", target.name),
+        "history": READS.submit(ctx.resources.list, "Remediation"),
+        "dry_run": READS.submit(dry_run_step, ctx, name, spec, runbook.steps[index], index, policy,
+                                runbook.service_account_name),
+        "namespace_pods": READS.submit(namespace_pods, ctx, target.namespace),
+        "namespace_labels": READS.submit(labels_of_namespace, ctx, target.namespace),
+        "target_labels": READS.submit(labels_of_target, ctx, target),
+    }
+    got = {key: future.result() for key, future in reads.items()}
+    replicas = got["replicas"]
     touched = pods_touched(action, replicas)
-    history = [past_remediation(o) for o in ctx.resources.list("Remediation")]
+    history = [past_remediation(o) for o in got["history"]]
     verdict = guards.check_guards(guards.GuardContext(
         now=now, runbook=spec.runbook, guard=runbook.guard, policy=policy, target=target,
         history=history, action=action, target_replicas=replicas,
@@ -67,13 +82,12 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     ))
     for decision in verdict.decisions:
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
-    dry_run, changes = dry_run_step(ctx, name, spec, runbook.steps[index], index, policy,
-                                    runbook.service_account_name)
+    dry_run, changes = got["dry_run"]
     freeze = freeze_status(policy.freeze_windows if policy else [], now)
     inp = risk.RiskInput(
         declared=steps[index].risk, action=action, pods_touched=touched or 0, workload_replicas=replicas or 0,
-        namespace_share=namespace_share(namespace_pods(ctx, target.namespace) if touched else None, touched),
-        namespace_labels=labels_of_namespace(ctx, target.namespace), target_labels=labels_of_target(ctx, target),
+        namespace_share=namespace_share(got["namespace_pods"] if touched else None, touched),
+        namespace_labels=got["namespace_labels"], target_labels=got["target_labels"],
         recent_failures=recent_failures(history, spec, now), in_freeze_window=freeze.inside,
         next_freeze_in=freeze.next_starts_in, dry_run=dry_run, probable_cause=engine.cause_kind(status),
     )
