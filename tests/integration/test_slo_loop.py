@@ -223,3 +223,34 @@ def test_latency_anomaly_after_a_bad_rollout_rolls_back_and_promql_verifies_the_
     evidence = [e for e in status["steps"][0]["evidence"] if e["kind"] == "promql"]
     assert evidence and all(float(e["value"]) < 0.2 for e in evidence), evidence
     assert "histogram_quantile" in evidence[0]["detail"]
+
+
+def test_a_latency_level_that_stays_after_a_deliberate_rollout_is_relearned_and_the_remediation_says_so(
+        cluster, slo_operator):
+    cluster.apply_policy({"mode": "dryRun"})
+    query = latency_query(cluster.ns)
+    cluster.apply_runbook("latency-anomaly", {
+        "triggers": [{"anomaly": {"query": query, "description": "p95 latency", "unit": "s",
+                                  "baseline": {"lookback": "2m", "step": "2s"}, "minSamples": 10}}],
+        "target": {"kind": "Deployment", "name": "web"},
+        "steps": [{"name": "rollback", "action": "rollback", "risk": "high"}],
+    })
+    # Enough healthy samples that the robust baseline does not drift up to the new level by itself
+    # before the 12 evaluations after which a shift that follows a change is re-learned.
+    time.sleep(60)
+    cluster.apps.patch_namespaced_deployment("web", cluster.ns, {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "env": [{"name": "SAMPLE_LATENCY_MS", "value": "300"}]}]}}}})  # slower, on purpose
+
+    remediation = wait_for(cluster.remediations, timeout=60, what="the shift fires first")[0]
+    name = remediation["metadata"]["name"]
+
+    def relearned():
+        status = cluster.remediation(name).get("status") or {}
+        return status.get("signalResolvedAt") and [t for t in status.get("timeline", [])
+                                                   if t["kind"] == "SignalResolved"]
+    entry = wait_for(relearned, timeout=120, what="the baseline re-learned and the signal resolved")[0]
+    assert entry["message"].startswith("baseline re-learned: p95 latency sat at about"), entry
+    assert "after the change at" in entry["message"]
+    events = cluster.core.list_namespaced_event(cluster.ns, field_selector="involvedObject.name=latency-anomaly")
+    assert "BaselineRelearned" in {e.reason for e in events.items}
+    assert len(cluster.remediations()) == 1, "the new level does not fire again"

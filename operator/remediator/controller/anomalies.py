@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..api.models import AnomalyTrigger
-from ..core import anomaly, anomaly_signals
+from ..api.models import API_VERSION, AnomalyTrigger, Signal
+from ..core import anomaly, anomaly_signals, matching
+from ..core.templating import TemplateError
+from ..records import events
 from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable
 from .context import OperatorContext
 from .webhooks import SIGNALS
@@ -73,9 +75,32 @@ class AnomalyWatcher:
                 continue
             series = anomaly_signals.series_key(namespace, runbook, index, sample.labels)
             before = watch.series.get(series, anomaly.AnomalyState())
-            state, verdict = anomaly.step(before, sample.value, watch.params, now)
+            state, verdict = anomaly.step(before, sample.value, watch.params, now,
+                                          change_at=self.last_change(namespace, runbook, sample.labels, now))
             watch.series[series] = state
+            if verdict.notes and verdict.explanation.startswith("baseline re-learned"):
+                self.relearned(namespace, runbook, verdict.explanation, now)
             self.signal(namespace, runbook, index, watch.trigger, sample.labels, before, state, verdict)
+
+    def last_change(self, namespace: str, runbook: str, labels: dict[str, str], now: datetime) -> datetime | None:
+        """When the series' target last changed deliberately (a rollout, a config change), from the change
+        journal: a level that shifts after it and stays is re-learned instead of firing forever."""
+        entry = next((e for e in self.ctx.runbooks.in_namespace(namespace) if e.name == runbook), None)
+        if entry is None or self.ctx.changes is None:
+            return None
+        try:
+            target = matching.render_target(entry, Signal(source="anomaly", name="", labels={**labels,
+                                                                                          "namespace": namespace}))
+        except TemplateError:
+            return None
+        changes = self.ctx.changes.changes(namespace, [f"{target.kind}/{target.name}"], now)
+        return max((c.at for c in changes), default=None)
+
+    def relearned(self, namespace: str, runbook: str, explanation: str, now: datetime) -> None:
+        log.info("anomaly baseline re-learned", extra={"runbook": f"{namespace}/{runbook}", "reason": explanation})
+        events.post(self.ctx.api, namespace, {"api_version": API_VERSION, "kind": "Runbook", "name": runbook,
+                                              "namespace": namespace},
+                    "BaselineRelearned", explanation, "Normal", f"{now:%Y%m%dT%H}:{explanation[:80]}", now)
 
     def seed(self, key: tuple[str, str, int], watch: TriggerWatch, now: datetime) -> None:
         """Replay the lookback so the baseline is ready (and an ongoing anomaly known) right away."""

@@ -250,7 +250,11 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
         status = obj.get("status") or {}
         if status.get("signalResolvedAt"):  # recorded even after the loop ended: the audit shows when it cleared
             return IngestResult("resolved", name)
-        status["signalResolvedAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        status["signalResolvedAt"] = stamp
+        if signal.summary:  # why it resolved, when the source says (e.g. an anomaly baseline re-learned)
+            status["timeline"] = [*(status.get("timeline") or []),
+                                  {"at": stamp, "kind": "SignalResolved", "message": signal.summary[:1000]}]
         obj["status"] = status
         try:
             resources.replace_status("Remediation", namespace, name, obj)
