@@ -90,3 +90,19 @@ def test_every_comparison_operator_is_honoured():
         readings = [QueryReading(at(0), value, "x"), QueryReading(at(30), value, "x")]
         v = query_verdict(readings, op, threshold, FOR, at(0), TIMEOUT, at(30), "x")
         assert (v.state == "passed") == holds, (op, threshold, value)
+
+
+def test_a_long_history_is_compacted_without_changing_the_verdict():
+    from remediator.verification.query_verdicts import compact
+
+    long_hold = [bad(0)] + [good(t) for t in range(1, 700)]
+    kept = compact(long_hold, "<", 0.01)
+    assert len(kept) == 101 and kept[0].at == at(1), "the start of the run that holds survives"
+    long_for = timedelta(minutes=10)
+    judged = [query_verdict(r, "<", 0.01, long_for, at(0), timedelta(hours=1), at(699), "x").state
+              for r in (long_hold, kept)]
+    assert judged == ["passed", "passed"]
+    outage = [good(t) for t in range(0, 300)] + [down(t) for t in range(300, 700)]
+    kept = compact(outage, "<", 0.01)
+    assert query_verdict(kept, "<", 0.01, FOR, at(0), TIMEOUT, at(700), "x").reasons == \
+        query_verdict(outage, "<", 0.01, FOR, at(0), TIMEOUT, at(700), "x").reasons

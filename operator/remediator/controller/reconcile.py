@@ -208,10 +208,9 @@ class Loop:
                 out[name] = verdicts.Verdict("inconclusive", ["no Prometheus configured (--prometheus-url)"])
                 continue
             reading = self.read_query(name, check, spec)
-            readings = self.query_readings.setdefault(name, [])
-            readings.append(reading)
-            del readings[:-500]  # bounded: a 5m step at 1 s ticks needs 300
             op, threshold, what = check_condition(name, check)
+            readings = query_verdicts.compact([*self.query_readings.get(name, []), reading], op, threshold)
+            self.query_readings[name] = readings
             out[name] = query_verdicts.query_verdict(readings, op, threshold, parse_duration(check.for_),
                                                      started, timeout, reading.at, what)
         return out

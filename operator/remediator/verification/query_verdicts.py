@@ -69,6 +69,21 @@ def query_verdict(readings: Sequence[QueryReading], op: str, threshold: float, h
                    _evidence(last, "last reading"))
 
 
+def compact(readings: list[QueryReading], op: str, threshold: float, keep: int = 100) -> list[QueryReading]:
+    """Bounded history that judges the same: the last `keep` readings, plus the first reading of the
+    trailing run (holding, erroring or neither) when that run started earlier, since only its start matters."""
+    if len(readings) <= 2 * keep:
+        return readings
+
+    def kind(r: QueryReading) -> str:
+        return "holds" if condition_holds(r, op, threshold) else "error" if r.error else "other"
+    start = len(readings) - 1
+    while start > 0 and kind(readings[start - 1]) == kind(readings[-1]):
+        start -= 1
+    tail = readings[-keep:]
+    return ([readings[start]] if start < len(readings) - keep else []) + tail
+
+
 def _progress(last: QueryReading | None, what: str, holding: bool, held: timedelta, hold_for: timedelta) -> str:
     if last is None:
         return f"waiting for a first reading of {what}"
