@@ -114,7 +114,8 @@ class OpenIncidents:
     """Open Remediations by incident (namespace, runbook, target), fed by the watch on Remediations.
 
     A second alert about a target that already has an open Remediation from the same Runbook joins
-    that incident instead of opening another: duplicate alerts are correlated away. A per-incident
+    that incident instead of opening another: duplicate alerts are correlated away; so does an alert that
+    started before that target's last incident finished (it was about that one). A per-incident
     lock makes check-and-create atomic within this process; across replicas, the target-concurrency
     guard holds a second one.
     """
