@@ -230,21 +230,28 @@ def _load_resources(paths: Sequence[str], kind: str) -> tuple[list[tuple], list[
     return found, problems
 
 
-def _load_alerts(name: str) -> tuple[list, list[str]]:
+def _read_json(name: str) -> tuple[object, str | None]:
+    """The file's JSON, or the problem reading it."""
     import json
 
+    try:
+        with open(name) as f:
+            return json.load(f), None
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"{name}: cannot read: {e}"
+    except ValueError as e:
+        return None, f"{name}: not JSON: {e}"
+
+
+def _load_alerts(name: str) -> tuple[list, list[str]]:
     from pydantic import ValidationError
 
     from remediator.core.simulation import IncomingAlert
     from remediator.signals.alertmanager import AlertmanagerAlert, PayloadError, parse_payload, to_signal
 
-    try:
-        with open(name) as f:
-            raw = json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
-        return [], [f"{name}: cannot read: {e}"]
-    except ValueError as e:
-        return [], [f"{name}: not JSON: {e}"]
+    raw, problem = _read_json(name)
+    if problem:
+        return [], [problem]
     try:
         if isinstance(raw, dict) and "alerts" in raw:
             alerts = parse_payload(raw).alerts
@@ -266,17 +273,11 @@ def _load_alerts(name: str) -> tuple[list, list[str]]:
 
 
 def _load_history(name: str | None) -> tuple[list[dict], list[str]]:
-    import json
-
     if name is None:
         return [], []
-    try:
-        with open(name) as f:
-            raw = json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
-        return [], [f"{name}: cannot read: {e}"]
-    except ValueError as e:
-        return [], [f"{name}: not JSON: {e}"]
+    raw, problem = _read_json(name)
+    if problem:
+        return [], [problem]
     items = raw.get("items", [raw]) if isinstance(raw, dict) else raw
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         return [], [f"{name}: expected a Remediation, a list of them, or a List with items"]

@@ -31,13 +31,18 @@ def finished(cluster, name: str) -> dict:
     return cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped", "Expired"}, timeout=180)["status"]
 
 
-def test_crashloop_restart_restarts_a_crash_looping_deployment(cluster, operator):
+def one_pod_fails(cluster, runbook: str, failure: str) -> dict:
+    """The library Runbook, a 2-replica web, one of its pods failing as `failure`: the outcome."""
     cluster.apply_policy(NO_APPROVALS)
-    cluster.apply_runbook("crashloop-restart", library_runbook("crashloop-restart"))
+    cluster.apply_runbook(runbook, library_runbook(runbook))
     cluster.deploy("web", replicas=2)
     pod = cluster.core.list_namespaced_pod(cluster.ns, label_selector="app=web").items[0].metadata.name
-    cluster.core.patch_namespaced_pod(pod, cluster.ns, {"metadata": {"labels": {"remediator.dev/kwok-fail": "crashloop"}}})
-    status = finished(cluster, only_remediation(cluster)["metadata"]["name"])
+    cluster.core.patch_namespaced_pod(pod, cluster.ns, {"metadata": {"labels": {"remediator.dev/kwok-fail": failure}}})
+    return finished(cluster, only_remediation(cluster)["metadata"]["name"])
+
+
+def test_crashloop_restart_restarts_a_crash_looping_deployment(cluster, operator):
+    status = one_pod_fails(cluster, "crashloop-restart", "crashloop")
     assert status["phase"] == "Succeeded", status["reason"]
     assert [s["action"] for s in status["steps"]] == ["restartRollout"]
     template = cluster.apps.read_namespaced_deployment("web", cluster.ns).spec.template
@@ -73,12 +78,7 @@ def test_high_latency_scale_out_adds_replicas_within_its_bounds(cluster, operato
 
 
 def test_oomkilled_raise_memory_raises_the_limit_by_its_factor(cluster, operator):
-    cluster.apply_policy(NO_APPROVALS)
-    cluster.apply_runbook("oomkilled-raise-memory", library_runbook("oomkilled-raise-memory"))
-    cluster.deploy("web", replicas=2)
-    pod = cluster.core.list_namespaced_pod(cluster.ns, label_selector="app=web").items[0].metadata.name
-    cluster.core.patch_namespaced_pod(pod, cluster.ns, {"metadata": {"labels": {"remediator.dev/kwok-fail": "oomkilled"}}})
-    status = finished(cluster, only_remediation(cluster)["metadata"]["name"])
+    status = one_pod_fails(cluster, "oomkilled-raise-memory", "oomkilled")
     assert status["phase"] == "Succeeded", status["reason"]
     container = cluster.apps.read_namespaced_deployment("web", cluster.ns).spec.template.spec.containers[0]
     assert container.resources.limits["memory"] == "96Mi", "64Mi x 1.5"
