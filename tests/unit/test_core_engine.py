@@ -51,6 +51,15 @@ def drive_to_acting(rb=LADDER) -> RemediationStatus:
     return d.status
 
 
+def approved_and_acting() -> tuple[RemediationStatus, engine.Facts]:
+    """Acting after an approval: the guards are observed again on the next tick, before the intent."""
+    asked, rb, policy = awaiting()
+    votes = asked.approval.model_copy(update={"decision": "approved"})
+    acting = engine.decide("am-1", SPEC, asked.model_copy(update={"approval": votes}), facts(rb, policy))
+    assert acting.status.phase == "Acting" and acting.effect is None
+    return acting.status, facts(rb, policy)
+
+
 def test_low_risk_plan_goes_straight_to_acting_with_the_plan_recorded():
     status = drive_to_acting()
     assert [s.name for s in status.plan] == ["restart", "scale-out"]
@@ -60,16 +69,25 @@ def test_low_risk_plan_goes_straight_to_acting_with_the_plan_recorded():
 
 
 def test_intent_with_its_key_is_persisted_before_the_action_is_asked_for():
-    d = engine.decide("am-1", SPEC, drive_to_acting(), facts())
+    d = engine.decide("am-1", SPEC, *approved_and_acting())
     assert isinstance(d.effect, engine.Act)
     record = engine.find_record(d.status, 0)
     assert record.phase == "Intended" and record.idempotency_key == d.effect.key
     assert d.changed, "the intent must be written before the effect runs"
 
 
+def test_a_plan_that_passes_its_gate_records_the_intent_in_the_same_write_as_the_plan():
+    d = engine.decide("am-1", SPEC, RemediationStatus(), facts())
+    assert d.changed and isinstance(d.effect, engine.Act)
+    record = engine.find_record(d.status, 0)
+    assert record.phase == "Intended" and record.idempotency_key == d.effect.key
+    assert [t.kind for t in d.status.timeline] == ["Planned", "Acting", "Intended"]
+
+
 def test_a_restart_that_finds_an_intended_step_replays_the_same_key_without_a_new_write():
-    intended = engine.decide("am-1", SPEC, drive_to_acting(), facts())
-    again = engine.decide("am-1", SPEC, intended.status, facts())
+    acting, observed = approved_and_acting()
+    intended = engine.decide("am-1", SPEC, acting, observed)
+    again = engine.decide("am-1", SPEC, intended.status, observed)
     assert again.effect == intended.effect
     assert not again.changed
 

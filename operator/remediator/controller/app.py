@@ -12,11 +12,12 @@ import threading
 import kopf
 from aiohttp import web
 
+from ..api.models import GROUP, KOPF_FINALIZER
 from ..core.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, handlers
+from . import anomalies, handlers, heap
 from .context import OperatorContext, Settings
 from .webhooks import WebhookConfig, build_app
 
@@ -80,6 +81,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     runner = await serve_http(ctx)
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx))
     anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx))
+    trimming = asyncio.create_task(heap.trim_periodically())
     try:
         await kopf.operator(
             registry=registry,
@@ -96,14 +98,15 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     finally:
         rescan.cancel()
         anomaly_watch.cancel()
+        trimming.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 
 
 def operator_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
-    prefix = "remediator.dev"
-    settings.persistence.finalizer = f"{prefix}/kopf-finalizer"
+    prefix = GROUP
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
     settings.posting.level = logging.WARNING

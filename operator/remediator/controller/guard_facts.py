@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from kubernetes import client
@@ -25,18 +25,29 @@ from ..records import metrics
 from .context import OperatorContext
 
 
-def workload_replicas(api: client.ApiClient, kind: str, namespace: str, name: str) -> int | None:
-    apps = client.AppsV1Api(api)
-    read = {"Deployment": apps.read_namespaced_deployment,
-            "StatefulSet": apps.read_namespaced_stateful_set}.get(kind)
-    if read is None:
-        return None
+@dataclass(frozen=True)
+class TargetFacts:
+    replicas: int | None = None  # spec.replicas of a Deployment or StatefulSet; None for other kinds or when gone
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def read_target(ctx: OperatorContext, target) -> TargetFacts:
+    """The target's labels and, for a replicated workload, its desired replicas: one read."""
+    apps, core = client.AppsV1Api(ctx.api), client.CoreV1Api(ctx.api)
+    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
+            "DaemonSet": apps.read_namespaced_daemon_set, "Pod": core.read_namespaced_pod}.get(target.kind)
     try:
-        return read(name, namespace).spec.replicas
+        if target.kind == "Node":
+            return TargetFacts(labels=core.read_node(target.name).metadata.labels or {})
+        if read is None:
+            return TargetFacts()
+        found = read(target.name, target.namespace or "")
     except ApiException as e:
         if e.status == 404:
-            return None
+            return TargetFacts()
         raise
+    replicas = found.spec.replicas if target.kind in ("Deployment", "StatefulSet") else None
+    return TargetFacts(replicas, found.metadata.labels or {})
 
 
 READS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="guard-facts")
@@ -63,16 +74,15 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     target = spec.target
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
-        "replicas": READS.submit(workload_replicas, ctx.api, target.kind, target.namespace or "", target.name),
+        "target": READS.submit(read_target, ctx, target),
         "history": READS.submit(ctx.resources.list, "Remediation"),
         "dry_run": READS.submit(dry_run_step, ctx, name, spec, runbook.steps[index], index, policy,
                                 runbook.service_account_name),
         "namespace_pods": READS.submit(namespace_pods, ctx, target.namespace),
         "namespace_labels": READS.submit(labels_of_namespace, ctx, target.namespace),
-        "target_labels": READS.submit(labels_of_target, ctx, target),
     }
     got = {key: future.result() for key, future in reads.items()}
-    replicas = got["replicas"]
+    replicas = got["target"].replicas
     touched = pods_touched(action, replicas)
     history = [past_remediation(o) for o in got["history"]]
     verdict = guards.check_guards(guards.GuardContext(
@@ -87,7 +97,7 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     inp = risk.RiskInput(
         declared=steps[index].risk, action=action, pods_touched=touched or 0, workload_replicas=replicas or 0,
         namespace_share=namespace_share(got["namespace_pods"] if touched else None, touched),
-        namespace_labels=got["namespace_labels"], target_labels=got["target_labels"],
+        namespace_labels=got["namespace_labels"], target_labels=got["target"].labels,
         recent_failures=recent_failures(history, spec, now), in_freeze_window=freeze.inside,
         next_freeze_in=freeze.next_starts_in, dry_run=dry_run, probable_cause=engine.cause_kind(status),
     )
@@ -114,20 +124,6 @@ def labels_of_namespace(ctx: OperatorContext, namespace: str | None) -> dict[str
     if not namespace:
         return {}
     return client.CoreV1Api(ctx.api).read_namespace(namespace).metadata.labels or {}
-
-
-def labels_of_target(ctx: OperatorContext, target) -> dict[str, str]:
-    apps, core = client.AppsV1Api(ctx.api), client.CoreV1Api(ctx.api)
-    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
-            "DaemonSet": apps.read_namespaced_daemon_set, "Pod": core.read_namespaced_pod}.get(target.kind)
-    try:
-        if target.kind == "Node":
-            return core.read_node(target.name).metadata.labels or {}
-        return (read(target.name, target.namespace).metadata.labels or {}) if read else {}
-    except ApiException as e:
-        if e.status == 404:
-            return {}
-        raise
 
 
 def namespace_pods(ctx: OperatorContext, namespace: str | None) -> int | None:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from kubernetes.client.rest import ApiException
 
-from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
+from ..api.models import API_VERSION, KOPF_FINALIZER, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
 from ..kube import Resources
 from ..records.metrics import REFUSALS
@@ -100,6 +100,7 @@ def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
         "metadata": {
             "name": name,
             "namespace": namespace,
+            "finalizers": [KOPF_FINALIZER],
             "labels": {
                 "app.kubernetes.io/managed-by": "remediator",
                 "remediator.dev/runbook": spec.runbook.name,

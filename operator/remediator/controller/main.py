@@ -11,6 +11,7 @@ import sys
 
 from ..core.durations import parse_duration
 from ..records import logs, tracing
+from . import heap
 from .app import build_context, default_priority, run_operator
 from .context import Settings
 
@@ -71,6 +72,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    heap.limit_arenas()  # before any thread starts: later arenas are the ones it caps
     handler = logging.StreamHandler(sys.stderr)
     if args.log_format == "json":
         handler.setFormatter(JsonFormatter())

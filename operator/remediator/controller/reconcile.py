@@ -13,7 +13,6 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from .. import failpoints
@@ -35,7 +34,7 @@ from ..signals import changes
 from ..core.durations import parse_duration
 from ..verification import probes, query_probes, query_verdicts, verdicts
 from .context import OperatorContext
-from .guard_facts import StepFacts, step_facts
+from .guard_facts import READS, StepFacts, labels_of_namespace, step_facts
 
 log = logging.getLogger("remediator.loop")
 
@@ -69,12 +68,16 @@ class Loop:
         if status.phase in TERMINAL_PHASES:
             return True
         self.uid = obj["metadata"].get("uid")
-        runbook = self.load_runbook(spec)
-        policy = self.load_policy()
         now = utcnow()
+        # Independent reads, issued together: a tick waits for the slowest, not the sum.
+        runbook_read = READS.submit(self.load_runbook, spec)
+        policies_read = READS.submit(res.list, "RemediationPolicy")
+        labels_read = READS.submit(labels_of_namespace, self.ctx, self.namespace)
         if status.phase == "Pending" and status.probable_cause is None:  # once: persisted with the plan
             status = status.model_copy(update={"probable_cause": changes.find_cause(
                 self.ctx.api, self.ctx.changes, spec, obj["metadata"].get("creationTimestamp"), now)})
+        runbook = runbook_read.result()
+        policy = effective_policy(policies_read.result(), self.namespace, labels_read.result())
         observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
             if needs_guards(status) else StepFacts()
         facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
@@ -86,9 +89,13 @@ class Loop:
         if decision.changed:
             obj = self.persist(obj, decision.status)
             if obj is None:
+                self.moved_on = True  # 409: re-read and decide again at once, not a tick later
                 return False
             tracing.decided(obj, status, decision.status, now)
-            failpoints.hit("after-intent" if isinstance(decision.effect, engine.Act) else "after-plan")
+            if status.phase == "Pending" or not isinstance(decision.effect, engine.Act):
+                failpoints.hit("after-plan")  # with no approval needed, the plan's write also holds the intent
+            if isinstance(decision.effect, engine.Act):
+                failpoints.hit("after-intent")
         self.sync_slack(obj, spec, status, decision.status)
         status = decision.status
         effect = decision.effect
@@ -132,9 +139,6 @@ class Loop:
     def load_runbook(self, spec: RemediationSpec) -> RunbookSpec | None:
         body = self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
         return RunbookSpec.model_validate(body["spec"]) if body else None
-
-    def load_policy(self) -> RemediationPolicySpec | None:
-        return load_policy(self.ctx, self.namespace)
 
     def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
         body = {**obj, "status": status.wire()}
@@ -237,8 +241,10 @@ def check_condition(name: str, check) -> tuple[str, float, str]:
 
 
 def load_policy(ctx: OperatorContext, namespace: str) -> RemediationPolicySpec | None:
-    policies = ctx.resources.list("RemediationPolicy")
-    labels = client.CoreV1Api(ctx.api).read_namespace(namespace).metadata.labels or {}
+    return effective_policy(ctx.resources.list("RemediationPolicy"), namespace, labels_of_namespace(ctx, namespace))
+
+
+def effective_policy(policies: list[dict], namespace: str, labels: dict[str, str]) -> RemediationPolicySpec | None:
     return policy_select.effective_policy(
         [(p["metadata"]["name"], p.get("spec") or {}) for p in policies], namespace, labels)
 

@@ -144,7 +144,10 @@ def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Deci
         return request_approval(status, assessed, rule, facts,
                                 f"risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
     status = status.model_copy(update={"current_step": index})
-    return Decision(state.transition(status, "Acting", f"step {step.name!r}: {step.action}", facts.now))
+    # The guards and the dry run were observed for this step just now: record the intent in the same write,
+    # so the action follows one status write instead of a second tick that would observe the same again.
+    return on_acting(name, None, state.transition(status, "Acting", f"step {step.name!r}: {step.action}",
+                                                  facts.now), facts)
 
 
 def approval_rule(level: str, facts: Facts) -> ApprovalRule:

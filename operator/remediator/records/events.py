@@ -1,12 +1,15 @@
 """Kubernetes Events for each decision, on the Remediation and on its target (`kubectl describe` shows them).
 
 Events are a courtesy copy of the status timeline, never the record: a
-failure to post one is logged and the loop goes on. Names are deterministic
-per transition, so a replayed tick does not post the same Event twice.
+failure to post one is logged and the loop goes on, and a Remediation's
+Events are posted by a small pool of their own, so the action a transition
+allows does not wait for them. Names are deterministic per transition, so a
+replayed tick does not post the same Event twice.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import os
@@ -23,6 +26,7 @@ WARNING_PHASES = {"Failed", "Escalated", "Denied", "Expired"}
 TARGET_API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                        "Pod": "v1", "Node": "v1"}
 INSTANCE = os.environ.get("HOSTNAME", "remediator")
+POSTERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
 
 
 def event_name(obj_name: str, *parts: str) -> str:
@@ -43,6 +47,8 @@ def post(api: client.ApiClient, namespace: str, regarding: dict, reason: str, no
     except ApiException as e:
         if e.status != 409:  # 409: already posted by an earlier try of this tick
             log.warning("could not post event", extra={"reason": reason, "status": e.status})
+    except Exception as e:  # noqa: BLE001  e.g. the apiserver unreachable: the status still holds the record
+        log.warning("could not post event", extra={"reason": reason, "error": str(e)})
 
 
 def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str | None, target: ObjectRef,
@@ -52,11 +58,12 @@ def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str
                  "uid": uid}
     for entry in (e for e in after.timeline if e not in before.timeline):
         event_type = "Warning" if entry.kind in WARNING_PHASES else "Normal"
-        post(api, namespace, regarding, entry.kind, entry.message, event_type, f"{entry.at}:{entry.message}", now)
+        POSTERS.submit(post, api, namespace, regarding, entry.kind, entry.message, event_type,
+                       f"{entry.at}:{entry.message}", now)
     if before.phase == after.phase:
         return
     event_type = "Warning" if after.phase in WARNING_PHASES else "Normal"
-    post(api, target.namespace or namespace,
+    POSTERS.submit(post, api, target.namespace or namespace,
          {"api_version": TARGET_API_VERSIONS.get(target.kind, "v1"), "kind": target.kind, "name": target.name,
           "namespace": target.namespace},
          f"Remediation{after.phase}", f"{name}: {after.reason or after.phase}", event_type,
