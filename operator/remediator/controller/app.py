@@ -112,6 +112,9 @@ def operator_settings() -> kopf.OperatorSettings:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.peering.stealth = True
+    # kopf keeps a worker task and queue per object until it has idled this long; with ten thousand pods
+    # a rollout's burst of events would otherwise hold ten thousand of them for 5 s (the default).
+    settings.queueing.idle_timeout = 1.0
     return settings
 
 

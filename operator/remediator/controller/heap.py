@@ -40,7 +40,7 @@ def trim() -> bool:
     return bool(libc and libc.malloc_trim(0))
 
 
-async def trim_periodically(every: float = 30.0) -> None:
+async def trim_periodically(every: float = 10.0) -> None:
     if glibc() is None:
         log.info("not glibc: heap trimming is off")
         return
