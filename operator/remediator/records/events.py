@@ -64,7 +64,7 @@ def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str
         return
     event_type = "Warning" if after.phase in WARNING_PHASES else "Normal"
     POSTERS.submit(post, api, target.namespace or namespace,
-         {"api_version": TARGET_API_VERSIONS.get(target.kind, "v1"), "kind": target.kind, "name": target.name,
-          "namespace": target.namespace},
-         f"Remediation{after.phase}", f"{name}: {after.reason or after.phase}", event_type,
-         f"{name}:{before.phase}->{after.phase}:{after.current_step}:{len(after.timeline)}", now)
+                   {"api_version": TARGET_API_VERSIONS.get(target.kind, "v1"), "kind": target.kind,
+                    "name": target.name, "namespace": target.namespace},
+                   f"Remediation{after.phase}", f"{name}: {after.reason or after.phase}", event_type,
+                   f"{name}:{before.phase}->{after.phase}:{after.current_step}:{len(after.timeline)}", now)
