@@ -256,7 +256,7 @@ def test_an_invalid_regex_is_reported_with_the_reason_it_does_not_compile():
     doc["spec"]["triggers"][0]["alert"]["matchers"][1]["value"] = "web-(unclosed"
     [problem] = validate_document(doc)
     assert problem.path == "spec.triggers[0].alert.matchers[1]"
-    assert "missing ), unterminated subpattern" in problem.message
+    assert "missing )" in problem.message  # RE2's own reason, as the apiserver gives it
 
 
 def test_an_invalid_regex_with_an_equality_op_is_just_a_string():

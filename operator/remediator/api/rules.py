@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel
 
+from ..core.regexes import regex_problem  # the engine's own compiler: admission accepts what it runs
 from .models import (
     RFC3339_PATTERN,
     AnomalyBaseline,
@@ -69,15 +69,6 @@ REGEX_OPS: tuple[str, ...] = ("=~", "!~")
 
 # resource.Quantity's grammar (k8s.io/apimachinery), which CEL isQuantity() accepts.
 QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][+-]?[0-9]+)?$")
-# Regex syntax Python accepts but RE2 (Go: Alertmanager, the apiserver's CEL) refuses.
-NOT_RE2 = re.compile(r"\(\?(=|!|<=|<!|P=|>|\()|\\[1-9]|[*+?}][+]")
-# RE2 syntax Python's re lacks, and a Python spelling that compiles the same way (for checking only).
-RE2_ONLY = (
-    (re.compile(r"\\[pP](\{[^}]*\}|[A-Za-z])"), "."),  # Unicode classes: \pL, \p{Greek}
-    (re.compile(r"\\z"), r"\\Z"),
-    (re.compile(r"\(\?<(?=[A-Za-z_])"), "(?P<"),  # (?<name>...)
-)
-
 # How the apiserver words the reason of a failed rule (`x-kubernetes-validations[].reason`).
 REQUIRED, FORBIDDEN, INVALID = "FieldValueRequired", "FieldValueForbidden", "FieldValueInvalid"
 
@@ -114,21 +105,6 @@ def cel_quote(text: str) -> str:
 
 def cel_list(items: tuple[str, ...]) -> str:
     return "[" + ", ".join(cel_quote(i) for i in items) + "]"
-
-
-def regex_problem(pattern: str) -> str | None:
-    """Why an Alertmanager matcher regex would not compile as RE2, or None."""
-    if NOT_RE2.search(pattern):
-        return "uses lookaround, a backreference or a possessive quantifier, which RE2 does not support"
-    for sub, spelling in RE2_ONLY:
-        pattern = sub.sub(spelling, pattern)
-    try:
-        with warnings.catch_warnings():  # e.g. "possible nested set" for RE2's [[:alpha:]]
-            warnings.simplefilter("ignore")
-            re.compile(pattern)
-    except re.error as e:
-        return str(e)
-    return None
 
 
 def is_positive_quantity(text: object) -> bool:

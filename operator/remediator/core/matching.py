@@ -14,8 +14,9 @@ Rules, in the order they are checked for each candidate:
    anomaly <-> anomaly); `manual` signals name their Runbook directly and are
    not matched here (`render_target` serves them).
    - alert: every matcher holds, with Alertmanager semantics: `=`, `!=`,
-     `=~`, `!~`; regexes are fully anchored; a missing label equals "";
-     `alertname` defaults to the signal's name.
+     `=~`, `!~`; regexes are RE2 (linear time, `core.regexes`), fully
+     anchored, and see a label value's first 1024 characters; a missing
+     label equals ""; `alertname` defaults to the signal's name.
    - sloBurn: the SLO name and the severity ("page" | "ticket") are equal.
    - podState: the state is listed and the pod's labels (the signal's labels)
      satisfy the selector. `gracePeriod` and `minRestarts` are applied by the
@@ -34,10 +35,8 @@ Rules, in the order they are checked for each candidate:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from remediator.api.models import (
     AlertTrigger,
@@ -52,6 +51,7 @@ from remediator.api.models import (
     Trigger,
 )
 from remediator.core.durations import parse_duration
+from remediator.core.regexes import RegexError, full_match
 from remediator.core.templating import TemplateError, render_name
 
 CLUSTER_SCOPED_KINDS = frozenset({"Node"})
@@ -140,12 +140,15 @@ def match_signal(signal: Signal, namespace: str | None, runbooks: Sequence[Runbo
 
 def foreign_matches(signal: Signal, namespace: str, runbooks: Sequence[RunbookEntry]) -> list[str]:
     """Runbooks of other namespaces that this signal would have matched: each is refused, and why, so a
-    label pointing at another namespace never borrows a Runbook from there."""
+    label pointing at another namespace never borrows a Runbook from there.
+
+    Only a hint, so only the cheap part is checked: another tenant's regexes are never run for it
+    (alert triggers are compared on their `=`/`!=` matchers, and need at least one)."""
     refused = []
     for entry in _sorted(runbooks):
         if entry.namespace == namespace:
             continue
-        if runbook_matches(entry, signal, entry.namespace).matched:
+        if runbook_matches(entry, signal, entry.namespace, equalities_only=True).matched:
             refused.append(f"Runbook {entry.key} matches the signal's labels but acts only in namespace "
                            f"{entry.namespace!r}, and the signal is about {namespace!r}: refused")
     return refused
@@ -165,8 +168,10 @@ def signal_namespace(signal: Signal, namespace: str | None) -> tuple[str | None,
     return concerned, None
 
 
-def runbook_matches(entry: RunbookEntry, signal: Signal, namespace: str) -> TriggerMatch:
-    """Whether one Runbook takes the signal, with its most specific matching trigger's specificity."""
+def runbook_matches(entry: RunbookEntry, signal: Signal, namespace: str,
+                    equalities_only: bool = False) -> TriggerMatch:
+    """Whether one Runbook takes the signal, with its most specific matching trigger's specificity.
+    `equalities_only`: alert triggers are judged on their `=`/`!=` matchers alone (no regex runs)."""
     if entry.spec.suspend:
         return TriggerMatch(False, "suspended")
     if entry.namespace != namespace:
@@ -175,14 +180,14 @@ def runbook_matches(entry: RunbookEntry, signal: Signal, namespace: str) -> Trig
             f"lives in namespace {entry.namespace!r} and only handles signals about it; "
             f"this signal concerns {namespace!r}",
         )
-    verdicts = [trigger_matches(trigger, signal) for trigger in entry.spec.triggers]
+    verdicts = [trigger_matches(trigger, signal, equalities_only) for trigger in entry.spec.triggers]
     hits = [v for v in verdicts if v.matched]
     if hits:
         return max(hits, key=lambda v: v.specificity)
     return TriggerMatch(False, "; ".join(v.reason for v in verdicts))
 
 
-def trigger_matches(trigger: Trigger, signal: Signal) -> TriggerMatch:
+def trigger_matches(trigger: Trigger, signal: Signal, equalities_only: bool = False) -> TriggerMatch:
     kind, body = trigger_kind(trigger)
     expected_source = TRIGGER_SOURCES.get(kind)
     if body is None or expected_source is None:
@@ -190,6 +195,8 @@ def trigger_matches(trigger: Trigger, signal: Signal) -> TriggerMatch:
     if signal.source != expected_source:
         return TriggerMatch(False, f"{kind} trigger does not take {signal.source} signals")
     if isinstance(body, AlertTrigger):
+        if equalities_only:
+            return alert_equalities_match(body, alert_labels(signal))
         return alert_matches(body, alert_labels(signal))
     if isinstance(body, SloBurnTrigger):
         return slo_burn_matches(body, signal)
@@ -224,6 +231,14 @@ def alert_matches(trigger: AlertTrigger, labels: Mapping[str, str]) -> TriggerMa
     return TriggerMatch(True, f"alert matchers {{{shown}}} hold", alert_specificity(trigger))
 
 
+def alert_equalities_match(trigger: AlertTrigger, labels: Mapping[str, str]) -> TriggerMatch:
+    """The trigger's `=`/`!=` matchers hold (its regex matchers are not evaluated); false without any."""
+    equalities = [m for m in trigger.matchers if m.op in ("=", "!=")]
+    if not equalities:
+        return TriggerMatch(False, "alert trigger has no equality matcher")
+    return alert_matches(trigger.model_copy(update={"matchers": equalities}), labels)
+
+
 def alert_specificity(trigger: AlertTrigger) -> Specificity:
     ops = [m.op for m in trigger.matchers]
     return Specificity(ops.count("="), ops.count("=~"), len(ops))
@@ -237,18 +252,10 @@ def matcher_holds(matcher: Matcher, labels: Mapping[str, str]) -> tuple[bool, st
         equal = value == matcher.value
         return equal == (matcher.op == "="), shown
     try:
-        pattern = anchored(matcher.value)
-    except re.error as err:
+        found = full_match(matcher.value, value)
+    except RegexError as err:
         return False, f"invalid regex {matcher.value!r}: {err}"
-    found = pattern.fullmatch(value) is not None
     return found == (matcher.op == "=~"), shown
-
-
-@lru_cache(maxsize=512)
-def anchored(regex: str) -> re.Pattern[str]:
-    # Alertmanager wraps every matcher regex as ^(?:...)$; fullmatch on a group does the same.
-    # No DOTALL: Go's RE2 (Alertmanager) does not let "." match a newline either.
-    return re.compile(f"(?:{regex})")
 
 
 def matcher_text(matcher: Matcher) -> str:
