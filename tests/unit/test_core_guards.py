@@ -316,6 +316,16 @@ def test_a_target_in_another_namespace_needs_cross_namespace_permission():
     assert decision(ctx(policy={"bounds": [{"allowCrossNamespace": True}]}, target=elsewhere), "bounds").allowed
 
 
+
+@pytest.mark.parametrize("policy", [None, {"bounds": []}, {"bounds": [{"namespaces": ["other-*"],
+                                                                        "allowCrossNamespace": True}]}])
+def test_a_target_in_another_namespace_is_blocked_when_no_bounds_entry_allows_it(policy):
+    elsewhere = ObjectRef(kind="Deployment", namespace="payments", name="ledger")
+    d = decision(ctx(policy=policy, target=elsewhere), "bounds")
+    assert not d.allowed
+    assert "target namespace 'payments' is not the Runbook's" in d.reason
+
+
 # ---------------------------------------------------------------- the verdict
 
 

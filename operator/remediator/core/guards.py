@@ -348,12 +348,13 @@ def check_storm(ctx: GuardContext) -> GuardDecision:
 def check_bounds(ctx: GuardContext) -> GuardDecision:
     namespace = ctx.runbook.namespace
     entries = [b for b in ctx.effective_policy.bounds if bounds_apply(b, namespace)]
-    node_problem = _node_problem(ctx, entries)
-    if node_problem:
-        return GuardDecision("bounds", False, f"bounds: {node_problem}")
+    # Reaching outside the Runbook's namespace needs a bounds entry that allows it: no entry, no reach.
+    reach_problem = _node_problem(ctx, entries) or _cross_namespace_problem(ctx, entries)
+    if reach_problem:
+        return GuardDecision("bounds", False, f"bounds: {reach_problem}")
     if not entries:
         return GuardDecision("bounds", True, f"bounds: none apply to namespace {namespace!r}")
-    problems = [p for p in (_action_problem(ctx, entries), _cross_namespace_problem(ctx, entries),
+    problems = [p for p in (_action_problem(ctx, entries),
                             _replicas_problem(ctx, entries), _memory_problem(ctx, entries)) if p]
     if problems:
         return GuardDecision("bounds", False, "bounds: " + "; ".join(problems))
@@ -388,7 +389,7 @@ def _cross_namespace_problem(ctx: GuardContext, entries: list[NamespaceBounds]) 
     target_ns = ctx.target.namespace
     if target_ns is None or target_ns == ctx.runbook.namespace:
         return None
-    if all(entry.allow_cross_namespace for entry in entries):
+    if entries and all(entry.allow_cross_namespace for entry in entries):
         return None
     return f"target namespace {target_ns!r} is not the Runbook's {ctx.runbook.namespace!r} and cross-namespace is not allowed"
 
