@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from kubernetes.client.rest import ApiException
@@ -21,6 +22,7 @@ from ..approvals import messages
 from ..approvals.slack import SlackUnavailable, post_message, update_message
 from ..api.models import (
     TERMINAL_PHASES,
+    Evidence,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
@@ -28,7 +30,7 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, engine, policy_select
+from ..core import adaptive, engine, matching, policy_select, state
 from ..records import events, logs, metrics, tracing
 from ..signals import changes
 from ..core.durations import parse_duration
@@ -37,6 +39,9 @@ from .context import OperatorContext
 from .guard_facts import READS, StepFacts, labels_of_namespace, step_facts
 
 log = logging.getLogger("remediator.loop")
+Outcome = Callable[[RemediationStatus], RemediationStatus]  # folds an action's result into a status
+MAX_CHANGE_EVIDENCE = 20
+OUTCOME_WRITES = 5  # tries to record an action's outcome against concurrent status writers
 
 
 def utcnow() -> datetime:
@@ -68,6 +73,9 @@ class Loop:
         if status.phase in TERMINAL_PHASES:
             return True
         self.uid = obj["metadata"].get("uid")
+        problem = matching.remediation_namespace_problem(self.namespace, spec)
+        if problem:  # before any read made for it: a forged spec must not make us read another namespace
+            return self.refuse(obj, status, problem)
         now = utcnow()
         # Independent reads, issued together: a tick waits for the slowest, not the sum.
         runbook_read = READS.submit(self.load_runbook, spec)
@@ -100,10 +108,10 @@ class Loop:
         status = decision.status
         effect = decision.effect
         if isinstance(effect, engine.Act):
-            status = self.act(spec, status, effect, runbook, policy)
+            outcome = self.act(spec, status, effect, runbook, policy)
             failpoints.hit("after-action")
-            if status != decision.status:
-                obj = self.persist(obj, status)
+            if outcome is not None:
+                obj, status = self.persist_outcome(obj, status, outcome, effect)
         elif isinstance(effect, engine.Probe):
             status = self.probe(spec, status, effect, runbook)
             failpoints.hit("during-verify")
@@ -136,6 +144,23 @@ class Loop:
             log.warning("slack unavailable; approvals still work with `remediator approve`",
                         extra={"remediation": f"{self.namespace}/{self.name}", "error": str(e)})
 
+    def refuse(self, obj: dict, status: RemediationStatus, problem: str) -> bool:
+        """End a Remediation that points outside its own namespace (made by hand, with no CEL/admission
+        policy to stop it). Written directly, not through `persist`: no Event or metric names the other
+        namespace's target or Runbook."""
+        refused = state.transition(status, "Failed", f"refused: {problem}", utcnow())
+        try:
+            self.ctx.resources.replace_status("Remediation", self.namespace, self.name,
+                                              {**obj, "status": refused.wire()})
+        except ApiException as e:
+            if e.status in (404, 409):
+                return False
+            raise
+        metrics.REFUSALS.labels("cross-namespace-remediation").inc()
+        log.warning("remediation refused", extra={"remediation": f"{self.namespace}/{self.name}",
+                                                  "reason": problem})
+        return True
+
     def load_runbook(self, spec: RemediationSpec) -> RunbookSpec | None:
         body = self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
         return RunbookSpec.model_validate(body["spec"]) if body else None
@@ -156,8 +181,30 @@ class Loop:
                                  RemediationSpec.model_validate(obj["spec"]).target, before, status, utcnow())
         return stored
 
+    def persist_outcome(self, obj: dict, status: RemediationStatus, outcome: Outcome,
+                        effect: engine.Act) -> tuple[dict | None, RemediationStatus]:
+        """Record what an action did. The action has happened: if another writer got there first (409),
+        fold the outcome into the fresh object and write again, rather than leave the step Intended and
+        let the next tick's keyed replay record "already applied" without what it changed."""
+        for _ in range(OUTCOME_WRITES):
+            after = outcome(status)
+            stored = self.persist(obj, after)
+            if stored is not None:
+                return stored, after
+            obj = self.ctx.resources.get("Remediation", self.name, self.namespace)
+            if obj is None:
+                return None, after
+            status = RemediationStatus.model_validate(obj.get("status") or {})
+            if not awaits_outcome(status, effect):  # recorded already, or moved on (e.g. cancelled)
+                log.warning("action outcome not recorded: the Remediation moved on meanwhile",
+                            extra={"remediation": f"{self.namespace}/{self.name}", "phase": status.phase,
+                                   "key": effect.key})
+                return obj, status
+        return None, after
+
     def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
-            runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> RemediationStatus:
+            runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> Outcome | None:
+        """Run the step's action; how to fold its result into a status, or None while it is in progress."""
         assert runbook is not None
         step = runbook.steps[effect.index]
         caps = policy_select.caps_for(policy, self.namespace)
@@ -176,16 +223,19 @@ class Loop:
                 metrics.REFUSALS.labels("forbidden-action").inc()
             if e.retryable:
                 raise
-            return engine.action_failed(status, effect.index, str(e), utcnow())
+            message, failed_at = str(e), utcnow()
+            return lambda current: engine.action_failed(current, effect.index, message, failed_at)
         metrics.ACTIONS.labels(step.action, "replayed" if result.replayed else
                                ("applied" if result.done else "in-progress")).inc()
         if result.done and not result.replayed and len(status.steps) == 1 and status.started_at:
             metrics.SIGNAL_TO_ACTION.observe((utcnow() - parse_time(status.started_at)).total_seconds())
         if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
-            return status
+            return None
         self.observations, self.query_readings = [], {}
-        return engine.action_done(status, effect.index, result.message, list(result.evidence), utcnow(),
-                                  replayed=result.replayed)
+        done_at = utcnow()
+        evidence = [*result.evidence, *change_evidence(result.changes, engine.ts(done_at))]
+        return lambda current: engine.action_done(current, effect.index, result.message, evidence, done_at,
+                                                  replayed=result.replayed)
 
     def probe(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Probe,
               runbook: RunbookSpec | None) -> RemediationStatus:
@@ -231,6 +281,19 @@ class Loop:
             else "page"
         return query_probes.read_slo_recovered(self.ctx.prometheus, ServiceLevelObjectiveSpec.model_validate(
             body["spec"]), self.namespace, check.slo, severity, now)
+
+
+def change_evidence(changes: dict, at: str) -> list[Evidence]:
+    """What the action changed on the target (e.g. the container image before and after), as evidence."""
+    return [Evidence(kind="change", detail=path, value=f"{change.get('before')!r} -> {change.get('after')!r}"[:512],
+                     at=at) for path, change in sorted(changes.items())][:MAX_CHANGE_EVIDENCE]
+
+
+def awaits_outcome(status: RemediationStatus, effect: engine.Act) -> bool:
+    """The status still holds the intent `effect` carried out, with no outcome recorded."""
+    record = engine.find_record(status, effect.index)
+    return status.phase not in TERMINAL_PHASES and record is not None and record.phase == "Intended" \
+        and record.idempotency_key == effect.key
 
 
 def check_condition(name: str, check) -> tuple[str, float, str]:

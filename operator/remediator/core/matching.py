@@ -45,6 +45,7 @@ from remediator.api.models import (
     Matcher,
     ObjectRef,
     PodStateTrigger,
+    RemediationSpec,
     RunbookSpec,
     Signal,
     SloBurnTrigger,
@@ -333,6 +334,19 @@ def render_target(entry: RunbookEntry, signal: Signal) -> ObjectRef:
     kind = entry.spec.target.kind
     namespace = None if kind in CLUSTER_SCOPED_KINDS else entry.namespace
     return ObjectRef(kind=kind, namespace=namespace, name=name)
+
+
+def remediation_namespace_problem(namespace: str, spec: RemediationSpec) -> str | None:
+    """Why a Remediation living in `namespace` may not run as its spec says, or None. The operator only
+    writes Remediations whose Runbook and target share their namespace (rule 5); one created by hand that
+    points elsewhere would borrow another tenant's Runbook or reach its workloads."""
+    wrong = [f"{field} is {value!r}" for field, value in (("spec.runbook.namespace", spec.runbook.namespace),
+                                                          ("spec.target.namespace", spec.target.namespace))
+             if value is not None and value != namespace]
+    if not wrong:
+        return None
+    return (f"{' and '.join(wrong)}, but this Remediation lives in namespace {namespace!r}: "
+            "a Remediation acts only with a Runbook and on a target of its own namespace")
 
 
 def target_display(target: ObjectRef) -> str:
