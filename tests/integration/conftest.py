@@ -15,17 +15,17 @@ from tests.support.workloads import deployment
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "remediator"
 CRD_DIR = CHART / "crds"
-ADMISSION_POLICY = "templates/approval-admission-policy.yaml"
+ADMISSION_POLICIES = ("templates/approval-admission-policy.yaml", "templates/remediation-admission-policy.yaml")
 GROUP, VERSION = "remediator.dev", "v1alpha1"
 
 
 @pytest.fixture(scope="session")
 def crds(kube_api, tool):
-    """The chart's CRDs and its approval admission policy (rendered for a release of its own), applied
+    """The chart's CRDs and its admission policies (rendered for a release of its own), applied
     server-side; ours Established."""
+    shown = [arg for template in ADMISSION_POLICIES for arg in ("--show-only", template)]
     policy = subprocess.run([tool("helm"), "template", "remediator-tests", str(CHART), "--namespace", "default",
-                             "--show-only", ADMISSION_POLICY], capture_output=True, text=True, timeout=60,
-                            check=False)
+                             *shown], capture_output=True, text=True, timeout=60, check=False)
     assert policy.returncode == 0, policy.stderr
     for manifest, stdin in ((str(CRD_DIR), None), ("-", policy.stdout)):
         proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", manifest],
