@@ -106,3 +106,9 @@ def test_admission_accepts_exactly_the_regexes_the_engine_runs(pattern):
 @pytest.mark.parametrize("pattern", [r"\C", r"x\Cy", "(?=x)", "a++", "a{1001}"])
 def test_regexes_go_refuses_are_refused_at_admission(pattern):
     assert regex_problem(pattern)
+
+
+def test_a_regex_too_large_for_the_engine_never_matches_and_says_why():
+    for op in ("=~", "!~"):
+        holds, why = matcher_holds(Matcher(name="app", op=op, value=r"\pL{1000}"), {"app": "x"})
+        assert holds is False and "pattern too large" in why

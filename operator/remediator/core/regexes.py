@@ -12,7 +12,9 @@ and meaning Alertmanager and the apiserver's CEL `matches()` use:
   refused here too, with RE2's own reason.
 
 `\\C` (any single byte) is the one thing C++ RE2 accepts and Go refuses: it is
-refused here, so the engine accepts exactly what admission accepts.
+refused here. One gap remains the other way: a pattern whose compiled program
+exceeds the memory budget below (e.g. `\\pL{1000}`) is admitted by Go but
+refused here ("pattern too large"); it then never matches, with that reason.
 
 Values are cut to MAX_MATCHED_CHARS before a regex sees them: linear time is
 still time, and an alert label can be 4 KiB.
@@ -28,6 +30,10 @@ MAX_MATCHED_CHARS = 1024
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a tenant's bad regex is reported as a reason, not logged to stderr by C++
+# Each compiled regex may grow a DFA cache up to max_mem (RE2's default: 8 MiB); 1 MiB x COMPILED_KEPT
+# bounds what tenants' regexes can hold. Past its budget RE2 falls back to its (still linear) NFA.
+_OPTIONS.max_mem = 1 << 20
+COMPILED_KEPT = 256
 
 
 class RegexError(ValueError):
@@ -43,7 +49,7 @@ def regex_problem(pattern: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=COMPILED_KEPT)
 def compile_anchored(pattern: str) -> re2._Regexp:
     """`pattern` compiled as Alertmanager compiles a matcher, `^(?:pattern)$`; RegexError if RE2 refuses it.
     The bare pattern is checked first: `a)|(b` compiles once wrapped, but is not a regex."""
