@@ -23,7 +23,6 @@ from ..kube import retry_transient
 from ..secrets import same_secret
 
 
-
 @dataclass(frozen=True)
 class NamespaceToken:
     opted_in: bool  # the Secret exists
