@@ -9,8 +9,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from remediator.controller.ingest import RunbookCache
-from remediator.controller.tenant_tokens import TenantTokens
+from remediator.controller.tenant_tokens import TenantTokens, TooManyLookups
 from remediator.core import tenancy
+from remediator.core.rate_limit import Limit
 
 # ---------------------------------------------------------------- the pure decision
 
@@ -94,13 +95,21 @@ def test_a_secret_without_a_usable_token_opts_in_yet_authenticates_nothing():
         assert not tokens.matches(ns, b"") and not tokens.matches(ns, b"   ")
 
 
-def test_distinct_namespaces_cost_one_read_each_and_the_cache_stays_bounded():
-    secrets, clock = FakeSecrets({}), Clock()
-    tokens = tokens_over(secrets, clock, max_namespaces=100)
-    for i in range(5000):
-        tokens.matches(f"ns-{i}", b"guess")
-    tokens.matches("ns-4999", b"guess")
-    assert secrets.reads == 5000 and len(tokens._cache) <= 100
+def test_invented_namespaces_cost_a_bounded_number_of_reads_and_of_cached_entries():
+    secrets, clock = FakeSecrets({"team-a": "a-token"}), Clock()
+    tokens = tokens_over(secrets, clock, max_namespaces=100, lookups=Limit(rate=50, burst=500))
+    assert tokens.matches("team-a", b"a-token")
+    refused = 0
+    for i in range(5000):  # all within one instant
+        try:
+            tokens.matches(f"ns-{i}", b"guess")
+        except TooManyLookups as e:
+            refused += 1
+            assert e.wait > 0
+    assert secrets.reads == 500 and refused == 4501 and len(tokens._cache) <= 100
+    clock.now = 1.0
+    tokens.matches("ns-new", b"guess")
+    assert secrets.reads == 501, "the budget refills"
 
 
 # ---------------------------------------------------------------- the standby's re-list

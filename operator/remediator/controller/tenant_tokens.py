@@ -3,6 +3,8 @@
 Read with GET on that one name (RBAC grants nothing else: `resourceNames`), cached for a few seconds so a
 rotated token takes effect quickly and a flood costs the apiserver nothing. A namespace with the Secret has
 opted in: only its token, on its own path, may start its remediations. No Secret, no token of its own.
+Invented namespace names cost a bounded amount: the cache is bounded, and reads of names not cached are
+rate-limited as a whole (then the caller is told to retry).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..core import tenancy
+from ..core.rate_limit import Limit, RateLimiter
 from ..kube import retry_transient
 from ..secrets import same_secret
 
@@ -30,30 +33,45 @@ class NamespaceToken:
 
 
 NOT_OPTED_IN = NamespaceToken(False)
+LOOKUPS = Limit(rate=50, burst=500)  # Secret reads for namespaces not cached, all callers together
+
+
+class TooManyLookups(Exception):
+    """More namespaces not in the cache than the lookup budget allows: retry after `wait` seconds."""
+
+    def __init__(self, wait: float):
+        super().__init__(f"too many namespace token lookups; retry in {wait:.1f}s")
+        self.wait = wait
 
 
 class TenantTokens:
     def __init__(self, api: client.ApiClient, secret_name: str, key: str = "token", ttl: float = 10.0,
-                 max_namespaces: int = 4096, clock: Callable[[], float] = time.monotonic):
+                 max_namespaces: int = 4096, lookups: Limit = LOOKUPS,
+                 clock: Callable[[], float] = time.monotonic):
         self.core = client.CoreV1Api(api)
         self.secret_name = secret_name
         self.key = key
         self._lock = threading.Lock()
         # Bounded: namespaces beyond it are looked up again, never kept (distinct names cost no memory).
         self._cache: TTLCache = TTLCache(maxsize=max_namespaces, ttl=ttl, timer=clock)
+        self._lookups, self._lookup_limit, self._clock = RateLimiter(max_callers=1), lookups, clock
 
     @property
     def enabled(self) -> bool:
         return bool(self.secret_name)
 
     def token(self, namespace: str) -> NamespaceToken:
-        """The namespace's token, or NOT_OPTED_IN. Raises ApiException when the apiserver cannot say."""
+        """The namespace's token, or NOT_OPTED_IN. Raises ApiException when the apiserver cannot say,
+        TooManyLookups when too many namespaces not cached were asked about lately."""
         if not self.enabled:
             return NOT_OPTED_IN
         with self._lock:
             cached = self._cache.get(namespace)
+            wait = 0.0 if cached is not None else self._lookups.take((), self._lookup_limit, self._clock())
         if cached is not None:
             return cached
+        if wait:
+            raise TooManyLookups(wait)
         value = self._read(namespace)
         with self._lock:
             self._cache[namespace] = value

@@ -27,7 +27,7 @@ from ..secrets import FileSecret
 from ..signals.alertmanager import PayloadError, fingerprint, parse_payload, to_signal
 from .approvals import audit_refused_callback, record_slack_click
 from .ingest import Intake
-from .tenant_tokens import TenantTokens
+from .tenant_tokens import TenantTokens, TooManyLookups
 
 log = logging.getLogger("remediator.webhooks")
 
@@ -66,9 +66,12 @@ class WebhookConfig:
         wait = self.limiter.take((endpoint, authenticated, request.remote), limit, time.monotonic())
         if not wait:
             return None
-        REFUSALS.labels("rate-limited").inc()
-        return reply(endpoint, 429, headers={"Retry-After": retry_after_header(wait)},
-                     error=f"too many requests from this caller; retry in {wait:.1f}s")
+        return rate_limited(endpoint, wait, "too many requests from this caller")
+
+
+def rate_limited(endpoint: str, wait: float, why: str) -> web.Response:
+    REFUSALS.labels("rate-limited").inc()
+    return reply(endpoint, 429, headers={"Retry-After": retry_after_header(wait)}, error=f"{why}; retry in {wait:.1f}s")
 
 
 def reply(endpoint: str, code: int, headers: dict | None = None, **body) -> web.Response:
@@ -116,6 +119,8 @@ def make_alertmanager_handler(cfg: WebhookConfig):
             log.error("could not read a namespace's webhook token", extra={"namespace": namespace,
                                                                           "status": e.status})
             return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
+        except TooManyLookups as e:
+            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately")
         throttled = cfg.throttle(endpoint, request, authenticated)
         if throttled:
             return throttled
@@ -133,6 +138,8 @@ def make_alertmanager_handler(cfg: WebhookConfig):
             return reply(endpoint, 400, error=str(e))
         try:
             results = await cfg.off_loop(ingest_all, cfg, payload, namespace)
+        except TooManyLookups as e:
+            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately")
         except ApiException as e:
             log.error("apiserver refused an ingest", extra={"status": e.status, "reason": e.reason})
             return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
