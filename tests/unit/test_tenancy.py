@@ -43,6 +43,12 @@ def test_the_shared_route_serves_namespaces_without_a_token_of_their_own_and_ale
     assert tenancy.on_shared_route({"alertname": "NodeDown"}, opted_in=False).labels == {"alertname": "NodeDown"}
 
 
+def test_only_an_rfc_1123_label_can_name_a_namespace():
+    assert tenancy.can_be_a_namespace("team-a") and tenancy.can_be_a_namespace("a" * 63)
+    for name in ("", "Team-A", "team_a", "-team", "team-", "a" * 64, "team/a", "team.a"):
+        assert not tenancy.can_be_a_namespace(name), name
+
+
 # ---------------------------------------------------------------- the token cache (a fake apiserver)
 
 
@@ -133,3 +139,12 @@ def test_a_namespace_is_relisted_at_most_once_per_five_seconds():
     assert cache.due_for_refresh("team-a", now=0.0)
     assert not cache.due_for_refresh("team-a", now=1.0)
     assert cache.due_for_refresh("team-a", now=5.01)
+
+
+def test_the_shared_route_reads_no_secret_for_a_label_that_cannot_name_a_namespace_or_is_not_served():
+    secrets = FakeSecrets({})
+    tokens = tokens_over(secrets, Clock())
+    for labels in ({"namespace": "../kube-system"}, {"namespace": "Team-A"}, {"alertname": "NodeDown"}):
+        assert tokens.admit(labels, None, served=lambda ns: True).labels == labels
+    assert tokens.admit({"namespace": "elsewhere"}, None, served=lambda ns: False).labels == {"namespace": "elsewhere"}
+    assert secrets.reads == 0

@@ -101,8 +101,8 @@ class TenantTokens:
         if path_namespace is not None:
             return tenancy.on_namespace_route(path_namespace, labels)
         namespace = labels.get(tenancy.NAMESPACE_LABEL) or ""
-        # a namespace this operator does not serve is ignored further on; no Secret read for it
-        opted_in = bool(namespace) and served(namespace) and self.token(namespace).opted_in
+        # a namespace this operator does not serve (or that cannot exist) is ignored further on: no Secret read
+        opted_in = tenancy.can_be_a_namespace(namespace) and served(namespace) and self.token(namespace).opted_in
         return tenancy.on_shared_route(labels, opted_in)
 
     def __repr__(self) -> str:  # never show the values

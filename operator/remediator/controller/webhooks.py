@@ -242,7 +242,7 @@ def build_app(cfg: WebhookConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     alertmanager = make_alertmanager_handler(cfg)
     app.router.add_post("/webhooks/alertmanager", alertmanager)
-    app.router.add_post("/webhooks/alertmanager/{namespace:[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?}", alertmanager)
+    app.router.add_post(f"/webhooks/alertmanager/{{namespace:{tenancy.NAMESPACE_PATTERN}}}", alertmanager)
     app.router.add_post("/webhooks/slack/interactions", make_slack_handler(cfg))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

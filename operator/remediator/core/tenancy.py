@@ -7,10 +7,17 @@ with a token that namespace's admins keep in a Secret) is the binding; the label
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 NAMESPACE_LABEL = "namespace"
+NAMESPACE_PATTERN = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"  # an RFC 1123 label: what a namespace can be named
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
+
+
+def can_be_a_namespace(name: str) -> bool:
+    return _NAMESPACE.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
