@@ -33,6 +33,7 @@ log = logging.getLogger("remediator.webhooks")
 
 MAX_BODY_BYTES = 1 << 20
 STRANGER_LIMIT = Limit(rate=1, burst=10)
+LOOKUPS_SPENT = 503  # Alertmanager retries a 5xx, never a 4xx: a real tenant's alert must not be dropped
 
 WEBHOOK_REQUESTS = Counter("remediator_webhook_requests_total", "Webhook requests by endpoint and HTTP code",
                            ["endpoint", "code"])
@@ -69,9 +70,9 @@ class WebhookConfig:
         return rate_limited(endpoint, wait, "too many requests from this caller")
 
 
-def rate_limited(endpoint: str, wait: float, why: str) -> web.Response:
+def rate_limited(endpoint: str, wait: float, why: str, code: int = 429) -> web.Response:
     REFUSALS.labels("rate-limited").inc()
-    return reply(endpoint, 429, headers={"Retry-After": retry_after_header(wait)}, error=f"{why}; retry in {wait:.1f}s")
+    return reply(endpoint, code, headers={"Retry-After": retry_after_header(wait)}, error=f"{why}; retry in {wait:.1f}s")
 
 
 def reply(endpoint: str, code: int, headers: dict | None = None, **body) -> web.Response:
@@ -120,7 +121,7 @@ def make_alertmanager_handler(cfg: WebhookConfig):
                                                                           "status": e.status})
             return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
         except TooManyLookups as e:
-            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately")
+            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately", LOOKUPS_SPENT)
         throttled = cfg.throttle(endpoint, request, authenticated)
         if throttled:
             return throttled
@@ -139,7 +140,7 @@ def make_alertmanager_handler(cfg: WebhookConfig):
         try:
             results = await cfg.off_loop(ingest_all, cfg, payload, namespace)
         except TooManyLookups as e:
-            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately")
+            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately", LOOKUPS_SPENT)
         except ApiException as e:
             log.error("apiserver refused an ingest", extra={"status": e.status, "reason": e.reason})
             return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
