@@ -113,7 +113,7 @@ def test_the_shared_route_still_serves_a_namespace_until_it_takes_a_token_of_its
     give_token(team_a, uuid.uuid4().hex)
     # probed with an alert no Runbook matches, so nothing is created while the operator's cache catches up
     wait_for(lambda: tenant_operator.post_alerts(alert_payload([alert(team_a.ns, "web", alertname="Probe")]))
-             .status_code == 400, timeout=30, what="the shared token refused once the namespace opted in")
+             .status_code == 400, timeout=15, what="the shared token refused once the namespace opted in (10 s cache)")
     after = tenant_operator.post_alerts(alert_payload([alert(team_a.ns, "api", fingerprint="after")]))
     assert after.status_code == 400 and after.json()["results"][0]["outcome"] == "refused", after.text
     assert len(team_a.remediations()) == 1
@@ -126,7 +126,7 @@ def test_a_token_rotated_in_the_secret_takes_effect_and_the_old_one_stops_workin
     new = uuid.uuid4().hex
     team_a.core.patch_namespaced_secret(SECRET, team_a.ns, {"stringData": {"token": new}})
     wait_for(lambda: post(tenant_operator, f"/{team_a.ns}", new, [unlabelled("web", fingerprint="two")])
-             .status_code == 200, timeout=30, what="the rotated token accepted")
+             .status_code == 200, timeout=15, what="the rotated token accepted (10 s cache)")
     assert post(tenant_operator, f"/{team_a.ns}", old, [unlabelled("web", fingerprint="three")]).status_code == 401
 
 
