@@ -7,6 +7,11 @@ import os
 import threading
 
 
+def same_secret(expected: bytes | None, presented: bytes) -> bool:
+    """Constant-time comparison; False when there is no secret to compare with (or nothing was presented)."""
+    return bool(expected) and bool(presented) and hmac.compare_digest(expected, presented)
+
+
 class FileSecret:
     """A secret kept in a file (a mounted Kubernetes Secret); rotated files are picked up."""
 
@@ -33,8 +38,7 @@ class FileSecret:
 
     def matches(self, presented: bytes) -> bool:
         """Constant-time comparison; False when no secret is configured."""
-        expected = self.value()
-        return expected is not None and hmac.compare_digest(expected, presented)
+        return same_secret(self.value(), presented)
 
     def __repr__(self) -> str:  # never show the value
         return f"FileSecret(path={self.path!r})"

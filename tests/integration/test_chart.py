@@ -136,14 +136,30 @@ def rbac_rules(docs: list[dict]) -> list[tuple[str, dict]]:
             if d["kind"] in ("Role", "ClusterRole") for rule in d.get("rules") or []]
 
 
+WEBHOOK_TOKEN_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                      "resourceNames": ["remediator-webhook-token"]}
+
+
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
-def test_no_role_grants_a_wildcard_or_any_secret(tool, tmp_path, values):
+def test_no_role_grants_a_wildcard_or_a_secret_beyond_get_on_the_tenants_webhook_token_by_name(
+        tool, tmp_path, values):
     rules = rbac_rules(documents(render(tool, tmp_path, values)))
     assert rules
     for where, rule in rules:
         for field in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
             assert "*" not in (rule.get(field) or []), f"{where} grants * {field}: {rule}"
-        assert not any(r.split("/")[0] == "secrets" for r in rule.get("resources") or []), f"{where}: {rule}"
+        if any(r.split("/")[0] == "secrets" for r in rule.get("resources") or []):
+            assert rule == WEBHOOK_TOKEN_RULE, f"{where}: {rule}"
+    granted = [where for where, rule in rules if rule == WEBHOOK_TOKEN_RULE]
+    assert len(granted) == len(values.get("watchNamespaces") or [None]), "one per served namespace, or cluster-wide"
+
+
+def test_without_a_tenant_token_secret_name_the_chart_grants_no_secret_at_all(tool, tmp_path):
+    docs = documents(render(tool, tmp_path, {"alertmanager": {"tenantTokenSecret": ""}}))
+    assert not [rule for _, rule in rbac_rules(docs) if "secrets" in rule.get("resources", [])]
+    [container] = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert {"name": "REMEDIATOR_TENANT_TOKEN_SECRET", "value": ""} in container["env"], \
+        "the operator is told too, so it never asks for a Secret it may not read"
 
 
 def test_watch_namespaces_gets_a_role_in_each_and_no_cluster_wide_workload_rights(tool, tmp_path):
@@ -325,7 +341,13 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
             cluster.deploy("web", replicas=2)
             cluster.bad_rollout("web")
             wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
-            resp = op.post_alerts(alert_payload([alert(namespace, "web")]))
+            # the tenant's own route: its token read from its Secret with the chart's narrow `get`
+            tenant_token = uuid.uuid4().hex
+            client.CoreV1Api(kube_api).create_namespaced_secret(namespace, {
+                "metadata": {"name": "remediator-webhook-token"}, "stringData": {"token": tenant_token}})
+            resp = requests.post(f"{op.url}/webhooks/alertmanager/{namespace}", timeout=10,
+                                 json=alert_payload([alert(namespace, "web")]),
+                                 headers={"Authorization": f"Bearer {tenant_token}"})
             assert resp.status_code == 200, resp.text
             name = only_remediation(cluster)["metadata"]["name"]
             status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
@@ -351,6 +373,12 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
         assert forbidden(lambda: core.list_namespaced_secret(namespace)), "Secrets in another namespace"
         assert forbidden(lambda: core.read_namespaced_secret("am-token", ops_namespace)), "its own namespace's"
         assert forbidden(lambda: core.list_secret_for_all_namespaces())
+        assert core.read_namespaced_secret("remediator-webhook-token", namespace).data, "the tenant's token, by name"
+        assert forbidden(lambda: core.list_namespaced_secret(
+            namespace, field_selector="metadata.name=remediator-webhook-token")), "get only: not even listed by name"
+        client.CoreV1Api(kube_api).create_namespaced_secret(namespace, {
+            "metadata": {"name": "db-password"}, "stringData": {"password": "x"}})
+        assert forbidden(lambda: core.read_namespaced_secret("db-password", namespace)), "any other name"
         if scoped:
             assert forbidden(lambda: client.AppsV1Api(as_sa).list_namespaced_deployment("default")), \
                 "workloads outside watchNamespaces"

@@ -19,6 +19,7 @@ from ..secrets import FileSecret
 from ..signals import changes
 from . import anomalies, handlers, heap
 from .context import OperatorContext, Settings
+from .tenant_tokens import TenantTokens
 from .webhooks import WebhookConfig, build_app
 
 log = logging.getLogger("remediator")
@@ -58,6 +59,7 @@ def prime_changes(ctx: OperatorContext) -> None:
 
 async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
     cfg = WebhookConfig(intake=ctx.intake, alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
+                        tenant_tokens=TenantTokens(ctx.api, ctx.settings.tenant_token_secret),
                         ctx=ctx, slack=ctx.slack,
                         caller_limit=Limit(ctx.settings.webhook_rate, ctx.settings.webhook_burst))
     primed = await asyncio.to_thread(prime_runbooks, ctx)

@@ -23,6 +23,7 @@ class Settings:
     peering_priority: int = 0
     webhook_port: int = 8080
     alertmanager_token_file: str | None = None
+    tenant_token_secret: str = "remediator-webhook-token"  # per-namespace webhook tokens; "" turns them off
     slack_token_file: str | None = None
     slack_signing_secret_file: str | None = None
     slack_api_url: str = "https://slack.com/api/"

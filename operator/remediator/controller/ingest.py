@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from ..api.models import API_VERSION, KOPF_FINALIZER, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
+from ..core.rate_limit import Limit, RateLimiter
 from ..kube import Resources
 from ..records.metrics import REFUSALS
 
@@ -29,13 +30,19 @@ class RunbookCache:
 
     A standby replica's watch is paused by kopf peering, yet its webhook still takes alerts: a signal
     that matches nothing re-lists its namespace (at most every few seconds) before it is called unmatched.
+    Re-lists are bounded whatever namespace labels senders invent: each namespace at most once per
+    RELIST_EVERY, all together at most RELIST_LIMIT, and the table of when is bounded (oldest dropped).
     """
 
-    def __init__(self) -> None:
+    RELIST_EVERY = 5.0
+    RELIST_LIMIT = Limit(rate=2, burst=20)
+
+    def __init__(self, max_namespaces: int = 4096) -> None:
         self._lock = threading.Lock()
         self._by_ns: dict[str, dict[str, matching.RunbookEntry]] = {}
         self.invalid: dict[tuple[str, str], str] = {}
-        self._refreshed: dict[str, float] = {}
+        self._relists = RateLimiter(max_callers=max_namespaces)  # per namespace
+        self._all_relists = RateLimiter(max_callers=1)
 
     def put(self, namespace: str, name: str, generation: int | None, spec: dict) -> None:
         try:
@@ -61,13 +68,11 @@ class RunbookCache:
         for rb in items:
             self.put(namespace, rb["metadata"]["name"], rb["metadata"].get("generation"), rb.get("spec") or {})
 
-    def due_for_refresh(self, namespace: str, now: float, every: float = 5.0) -> bool:
-        """True at most once per `every` seconds per namespace."""
+    def due_for_refresh(self, namespace: str, now: float) -> bool:
+        """True at most once per RELIST_EVERY per namespace, and within RELIST_LIMIT for all of them."""
         with self._lock:
-            if now - self._refreshed.get(namespace, float("-inf")) < every:
-                return False
-            self._refreshed[namespace] = now
-            return True
+            return not self._relists.take((namespace,), Limit(1 / self.RELIST_EVERY, 1), now) \
+                and not self._all_relists.take((), self.RELIST_LIMIT, now)
 
     def in_namespace(self, namespace: str) -> list[matching.RunbookEntry]:
         with self._lock:

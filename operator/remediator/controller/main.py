@@ -40,6 +40,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alertmanager-token-file",
                         default=os.environ.get("REMEDIATOR_ALERTMANAGER_TOKEN_FILE"),
                         help="file holding the bearer token Alertmanager must present")
+    parser.add_argument("--tenant-token-secret",
+                        default=os.environ.get("REMEDIATOR_TENANT_TOKEN_SECRET", "remediator-webhook-token"),
+                        help="name of the Secret (key `token`) a namespace's admins create to take alerts at "
+                             "/webhooks/alertmanager/<namespace>; the shared token is then refused for it. "
+                             "Empty: no per-namespace routes")
     parser.add_argument("--slack-token-file", default=os.environ.get("REMEDIATOR_SLACK_TOKEN_FILE"),
                         help="file holding the Slack bot token (approval messages); unset: no Slack")
     parser.add_argument("--slack-signing-secret-file",
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         peering_priority=args.priority if args.priority is not None else default_priority(),
         webhook_port=args.port,
         alertmanager_token_file=args.alertmanager_token_file,
+        tenant_token_secret=args.tenant_token_secret,
         slack_token_file=args.slack_token_file,
         slack_signing_secret_file=args.slack_signing_secret_file,
         slack_api_url=args.slack_api_url,

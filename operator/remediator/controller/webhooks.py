@@ -20,17 +20,20 @@ from kubernetes.client.rest import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from ..approvals.slack import BadCallback, ReplayGuard, SlackConfig, parse_click, verify
+from ..core import tenancy
 from ..core.rate_limit import Limit, RateLimiter, retry_after_header
 from ..records.metrics import REFUSALS
 from ..secrets import FileSecret
-from ..signals.alertmanager import PayloadError, parse_payload, to_signal
+from ..signals.alertmanager import PayloadError, fingerprint, parse_payload, to_signal
 from .approvals import audit_refused_callback, record_slack_click
 from .ingest import Intake
+from .tenant_tokens import TenantTokens, TooManyLookups
 
 log = logging.getLogger("remediator.webhooks")
 
 MAX_BODY_BYTES = 1 << 20
 STRANGER_LIMIT = Limit(rate=1, burst=10)
+LOOKUPS_SPENT = 503  # Alertmanager retries a 5xx, never a 4xx: a real tenant's alert must not be dropped
 
 WEBHOOK_REQUESTS = Counter("remediator_webhook_requests_total", "Webhook requests by endpoint and HTTP code",
                            ["endpoint", "code"])
@@ -41,6 +44,7 @@ SIGNALS = Counter("remediator_signals_total", "Signals ingested by source and ou
 class WebhookConfig:
     intake: Intake
     alertmanager_token: FileSecret
+    tenant_tokens: TenantTokens | None = None  # per-namespace routes; None: only the shared route
     ctx: object = None  # the OperatorContext, for votes
     slack: SlackConfig | None = None
     replays: ReplayGuard = field(default_factory=ReplayGuard)
@@ -63,9 +67,12 @@ class WebhookConfig:
         wait = self.limiter.take((endpoint, authenticated, request.remote), limit, time.monotonic())
         if not wait:
             return None
-        REFUSALS.labels("rate-limited").inc()
-        return reply(endpoint, 429, headers={"Retry-After": retry_after_header(wait)},
-                     error=f"too many requests from this caller; retry in {wait:.1f}s")
+        return rate_limited(endpoint, wait, "too many requests from this caller")
+
+
+def rate_limited(endpoint: str, wait: float, why: str, code: int = 429) -> web.Response:
+    REFUSALS.labels("rate-limited").inc()
+    return reply(endpoint, code, headers={"Retry-After": retry_after_header(wait)}, error=f"{why}; retry in {wait:.1f}s")
 
 
 def reply(endpoint: str, code: int, headers: dict | None = None, **body) -> web.Response:
@@ -94,11 +101,27 @@ async def read_json(request: web.Request, endpoint: str) -> tuple[object | None,
         return None, reply(endpoint, 400, error=f"body is not JSON: {e}")
 
 
+async def authenticate(cfg: WebhookConfig, request: web.Request, namespace: str | None) -> bool:
+    """The shared token on the shared route; on a namespace's own route, only that namespace's token."""
+    if namespace is None:
+        return cfg.alertmanager_token.matches(bearer(request))
+    return cfg.tenant_tokens is not None and cfg.intake.served(namespace) and \
+        await cfg.off_loop(cfg.tenant_tokens.matches, namespace, bearer(request))
+
+
 def make_alertmanager_handler(cfg: WebhookConfig):
     endpoint = "alertmanager"
 
     async def handle(request: web.Request) -> web.Response:
-        authenticated = cfg.alertmanager_token.matches(bearer(request))
+        namespace = request.match_info.get("namespace")  # set on /webhooks/alertmanager/<namespace>
+        try:
+            authenticated = await authenticate(cfg, request, namespace)
+        except ApiException as e:
+            log.error("could not read a namespace's webhook token", extra={"namespace": namespace,
+                                                                          "status": e.status})
+            return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
+        except TooManyLookups as e:
+            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately", LOOKUPS_SPENT)
         throttled = cfg.throttle(endpoint, request, authenticated)
         if throttled:
             return throttled
@@ -115,27 +138,45 @@ def make_alertmanager_handler(cfg: WebhookConfig):
         except PayloadError as e:
             return reply(endpoint, 400, error=str(e))
         try:
-            results = await cfg.off_loop(ingest_all, cfg, payload)
+            results = await cfg.off_loop(ingest_all, cfg, payload, namespace)
+        except TooManyLookups as e:
+            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately", LOOKUPS_SPENT)
         except ApiException as e:
             log.error("apiserver refused an ingest", extra={"status": e.status, "reason": e.reason})
             return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
         except Exception as e:  # network trouble talking to the apiserver
             log.error("ingest failed", exc_info=e)
             return reply(endpoint, 503, error="could not record the alerts; retry later")
+        if all(r["outcome"] == "refused" for r in results):  # nothing to retry: the same alerts are refused again
+            return reply(endpoint, 400, error="every alert was refused", results=results)
         return reply(endpoint, 200, results=results)
 
     return handle
 
 
-def ingest_all(cfg: WebhookConfig, payload) -> list[dict]:
+def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -> list[dict]:
     out = []
     for alert in payload.alerts:
-        signal = to_signal(alert)
+        admission = admit(cfg, alert.labels, path_namespace)
+        if admission.labels is None:
+            REFUSALS.labels(admission.reason).inc()
+            SIGNALS.labels("alertmanager", "refused").inc()
+            log.warning("alert refused", extra={"route": path_namespace or "shared", "reason": admission.refusal})
+            out.append({"fingerprint": fingerprint(alert), "outcome": "refused", "remediation": None,
+                        "reasons": [admission.refusal]})
+            continue
+        signal = to_signal(alert.model_copy(update={"labels": dict(admission.labels)}))
         res = cfg.intake.firing(signal) if alert.status == "firing" else cfg.intake.resolved(signal)
         SIGNALS.labels("alertmanager", res.outcome).inc()
         out.append({"fingerprint": signal.fingerprint, "outcome": res.outcome, "remediation": res.name,
                     "reasons": list(res.reasons)})
     return out
+
+
+def admit(cfg: WebhookConfig, labels: dict[str, str], path_namespace: str | None) -> tenancy.Admission:
+    if cfg.tenant_tokens is None:
+        return tenancy.Admission(labels)
+    return cfg.tenant_tokens.admit(labels, path_namespace, cfg.intake.served)
 
 
 VOTE_CODES = {"accepted": 200, "duplicate": 200, "refused-not-allowed": 403, "refused-already-decided": 409,
@@ -200,7 +241,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 def build_app(cfg: WebhookConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.router.add_post("/webhooks/alertmanager", make_alertmanager_handler(cfg))
+    alertmanager = make_alertmanager_handler(cfg)
+    app.router.add_post("/webhooks/alertmanager", alertmanager)
+    app.router.add_post(f"/webhooks/alertmanager/{{namespace:{tenancy.NAMESPACE_PATTERN}}}", alertmanager)
     app.router.add_post("/webhooks/slack/interactions", make_slack_handler(cfg))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
