@@ -23,9 +23,9 @@ def namespace_share(namespace_pods: int | None, touched: int | None) -> float:
 
 
 def recent_failures(past: Iterable[guards.PastRemediation], spec: RemediationSpec, now: datetime) -> int:
-    """Failed runs of this Runbook in the last hour."""
+    """Runs of this Runbook in the last hour whose action ran and failed (skips, denials, cancels do not count)."""
     key = f"{spec.runbook.namespace}/{spec.runbook.name}"
-    return sum(1 for p in past if p.runbook_key == key and p.succeeded is False
+    return sum(1 for p in past if p.runbook_key == key and p.failed
                and (p.finished_at or p.started_at or now) >= now - RECENT_FAILURES_WINDOW)
 
 
