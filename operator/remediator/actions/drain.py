@@ -37,8 +37,8 @@ from remediator.actions.base import (
 from remediator.actions.kube import MERGE_PATCH, as_dict, call, dry_run_arg, patch_object, read_object
 from remediator.api.models import DrainParams
 from remediator.core.durations import parse_duration
+from remediator.core.guard_inputs import drain_skip_reason  # the guards count the same pods
 
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 # kubectl waits 5s before retrying an eviction a PodDisruptionBudget refused
 RETRY_BLOCKED_AFTER = 5.0
 POLL = 0.5
@@ -107,14 +107,9 @@ def classify(pods: list[Any]) -> tuple[dict[str, str], list[Any]]:
 
 
 def skip_reason(pod: Any) -> str | None:
-    if MIRROR_ANNOTATION in (pod.metadata.annotations or {}):
-        return "mirror pod (owned by the kubelet)"
     controller = next((o for o in pod.metadata.owner_references or [] if o.controller), None)
-    if controller is not None and controller.kind == "DaemonSet":
-        return "DaemonSet pod (its controller ignores the cordon)"
-    if controller is None and pod.metadata.deletion_timestamp is None:
-        return "no controller would recreate it (kubectl drain refuses without --force)"
-    return None
+    return drain_skip_reason(pod.metadata.annotations, controller.kind if controller else None,
+                             pod.metadata.deletion_timestamp is not None)
 
 
 def qualified(pod: Any) -> str:
