@@ -78,9 +78,8 @@ def pod_fact(pod) -> PodFact:
 
 
 def node_pods(ctx: OperatorContext, node: str) -> tuple[PodFact, ...]:
-    pods = client.CoreV1Api(ctx.api).list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
-    return tuple(PodFact(f"{p.metadata.namespace}/{p.metadata.name}", drain_skip=drain.skip_reason(p))
-                 for p in pods)
+    """The node's pods as the drain will classify them (the same read and the same filter)."""
+    return tuple(PodFact(drain.qualified(p), drain_skip=drain.skip_reason(p)) for p in drain.pods_on(ctx.api, node))
 
 
 READS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="guard-facts")
