@@ -11,9 +11,11 @@ Choices worth knowing:
   guardrails (blast radius, concurrency, circuit breaker, storm hold-off),
   not none: safe by default.
 - `pods_touched` is how many pods the action takes down *at once*, computed
-  by the action: a rolling restart (or rollback, raiseMemory) touches its
-  maxUnavailable (at least 1), deletePod the pods it deletes, cordonDrain
-  the pods on the node, a scale-down the pods removed, a scale-up none.
+  by core.guard_inputs with the actions' own sizing (core.sizing): a rolling
+  restart (or rollback, raiseMemory) from the workload's update strategy
+  (Recreate: all; RollingUpdate: maxUnavailable + maxSurge, at least 1),
+  deletePod the pods it deletes, cordonDrain the pods the drain evicts, a
+  scale-out none.
   The percent limit always allows one pod (floor(replicas * maxPercent) but
   at least 1), so a 1-replica workload can still be restarted; its risk is
   scored separately (core.risk adds points for touching the only replica).
