@@ -38,6 +38,9 @@ SLI_PLACEHOLDER = re.compile(r"\{\{\s*(window|namespace|service|slo)\s*\}\}")
 SLI_PLACEHOLDERS: tuple[str, ...] = ("window", "namespace", "service", "slo")
 _DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
+# Bounds the apiserver's CEL cost estimate of the template rules (api/rules.py) and keeps queries readable.
+MAX_SLI_QUERY = 4096
+
 Severity = Literal["page", "ticket"]
 SEVERITIES: tuple[str, ...] = ("page", "ticket")
 
@@ -86,15 +89,15 @@ class RuleChecked(Model):
 class GoodTotalSli(RuleChecked):
     """Ratio of good events to all events."""
 
-    good: str = Field(min_length=1, description="PromQL: rate of good events over {{ window }}")
-    total: str = Field(min_length=1, description="PromQL: rate of all events over {{ window }}")
+    good: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of good events over {{ window }}")
+    total: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of all events over {{ window }}")
 
 
 class BadTotalSli(RuleChecked):
     """Ratio of bad events to all events."""
 
-    bad: str = Field(min_length=1, description="PromQL: rate of bad events over {{ window }}")
-    total: str = Field(min_length=1, description="PromQL: rate of all events over {{ window }}")
+    bad: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of bad events over {{ window }}")
+    total: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of all events over {{ window }}")
 
 
 
