@@ -414,3 +414,10 @@ def test_a_step_without_checks_fails_when_its_pods_keep_failing_at_the_timeout()
     v = judge({}, [seen(5, rollout(available=2), pods=crashing), seen(301, rollout(available=2), pods=crashing)],
               now=301)
     assert v.state == "failed", v.reasons
+
+
+def test_a_pod_step_without_checks_needs_the_pod_ready_for_the_default_window():
+    target = ObjectRef(kind="Pod", namespace="shop", name="web-1")
+    assert judge({}, [seen(5, pods=(pod(),), target=target)], now=5).state == "pending"
+    v = judge({}, [seen(t, pods=(pod(),), target=target) for t in (5, 36)], now=36)
+    assert v.state == "passed" and v.reasons[0].startswith("podsReady (default): 1 pods Ready"), v.reasons
