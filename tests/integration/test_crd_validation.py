@@ -17,21 +17,25 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from remediator.api.validation import validate_document
+from tests.support.waiting import wait_for
 from tests.unit.test_api_validation import (
     BAD_POLICIES,
     BAD_RUNBOOKS,
+    BAD_SLOS,
     SHIPPED,
     Bad,
     broken,
     good_node_runbook,
     good_policy,
     good_runbook,
+    good_slo,
 )
 
 pytestmark = pytest.mark.integration
 
 GROUP, VERSION = "remediator.dev", "v1alpha1"
-PLURALS = {"Runbook": "runbooks", "RemediationPolicy": "remediationpolicies", "Remediation": "remediations"}
+PLURALS = {"Runbook": "runbooks", "RemediationPolicy": "remediationpolicies", "Remediation": "remediations",
+           "ServiceLevelObjective": "servicelevelobjectives"}
 
 
 def create(kube_api, namespace: str | None, doc: dict, dry_run: bool = True) -> dict:
@@ -94,7 +98,29 @@ def test_the_shipped_runbooks_and_policies_are_accepted(kube_api, crds, ns, path
             create(kube_api, None if doc["kind"] == "RemediationPolicy" else ns, doc)
 
 
+@pytest.fixture(scope="module")
+def slo_crd(kube_api, crds):
+    ext = client.ApiextensionsV1Api(kube_api)
+    wait_for(lambda: any(c.type == "Established" and c.status == "True" for c in
+                         ext.read_custom_resource_definition(f"servicelevelobjectives.{GROUP}").status.conditions
+                         or []), what="CRD servicelevelobjectives established")
+
+
+def test_a_good_slo_is_accepted(kube_api, slo_crd, ns):
+    assert create(kube_api, ns, good_slo())["spec"]["window"] == "30d"
+
+
 # ---------------------------------------------------------------- rejected, naming the field
+
+
+@pytest.mark.parametrize("bad", BAD_SLOS, ids=lambda b: b.id)
+def test_a_bad_slo_is_refused_by_the_apiserver_naming_the_field_as_validate_does(kube_api, slo_crd, ns, bad):
+    doc = broken(good_slo, bad, name=unique("slo"))
+    causes = rejection(lambda: create(kube_api, ns, doc))
+    assert_named(causes, bad)
+    offline = {(p.path, p.message) for p in validate_document(doc)}
+    for path, message in offline:
+        assert any(field == path and message in said for field, said in causes), (offline, causes)
 
 
 @pytest.mark.parametrize("bad", [b for b in BAD_RUNBOOKS if b.apiserver], ids=lambda b: b.id)

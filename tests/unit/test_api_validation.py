@@ -1,6 +1,6 @@
 """Offline validation (remediator.api.validation) rejects what the apiserver rejects, naming the field.
 
-BAD_RUNBOOKS and BAD_POLICIES are shared with tests/integration/test_crd_validation.py,
+BAD_RUNBOOKS, BAD_POLICIES and BAD_SLOS are shared with tests/integration/test_crd_validation.py,
 which sends the same documents to a real apiserver: one table, two enforcers.
 """
 
@@ -155,6 +155,10 @@ BAD_RUNBOOKS: tuple[Bad, ...] = (
     Bad("scale on a DaemonSet", lambda s: s["target"].update(kind="DaemonSet"),
         "spec.steps",
         "action scale needs target.kind Deployment or StatefulSet (step scale-up, target.kind DaemonSet)"),
+    Bad("rollback on a StatefulSet", lambda s: (s["target"].update(kind="StatefulSet"), s["steps"].pop(1)),
+        "spec.steps",
+        "action rollback needs target.kind Deployment: rolling back a StatefulSet or DaemonSet is not supported "
+        "(step rollback, target.kind StatefulSet)"),
     Bad("memory limit that is no quantity", lambda s: steps(s)[4]["raiseMemory"].update(maxLimit="2 GB"),
         "spec.steps[4].raiseMemory.maxLimit", f"maxLimit {QUANTITY_RULE} (got 2 GB)"),
     Bad("memory limit of zero", lambda s: steps(s)[4]["raiseMemory"].update(maxLimit="0Gi"),
@@ -199,6 +203,61 @@ BAD_POLICIES: tuple[Bad, ...] = (
         "spec.approval.rules[1].approvers", "less than or equal to 5"),
 )
 
+def good_slo() -> dict:
+    return {
+        "apiVersion": "remediator.dev/v1alpha1",
+        "kind": "ServiceLevelObjective",
+        "metadata": {"name": "web-availability"},
+        "spec": {
+            "service": "web", "target": {"kind": "Deployment", "name": "web"}, "objective": 99.9, "window": "30d",
+            "sli": {"badTotal": {"bad": 'sum(rate(http_requests_total{code=~"5..",service="{{ service }}"}'
+                                        '[{{window}}]))',
+                                 "total": 'sum(rate(http_requests_total{service="{{ service }}"}[{{ window }}]))'}},
+            "alerting": {"windows": [{"severity": "page", "longWindow": "1h", "shortWindow": "5m", "burnRate": 14.4},
+                                     {"severity": "ticket", "longWindow": "3d", "shortWindow": "6h",
+                                      "burnRate": 1}]},
+            "evaluationInterval": "30s", "minWindow": "1m",
+        },
+    }
+
+
+def sli(spec: dict) -> dict:
+    return spec["sli"]["badTotal"]
+
+
+def burn_window(spec: dict, i: int = 0) -> dict:
+    return spec["alerting"]["windows"][i]
+
+
+BAD_SLOS: tuple[Bad, ...] = (
+    Bad("an SLI with a fixed range", lambda s: sli(s).update(bad="sum(rate(http_requests_total[5m]))"),
+        "spec.sli.badTotal.bad", "bad must use '{{ window }}'"),
+    Bad("an SLI total with a fixed range", lambda s: sli(s).update(total="sum(rate(x[1h]))"),
+        "spec.sli.badTotal.total", "total must use '{{ window }}'"),
+    Bad("an SLI with an unknown placeholder", lambda s: sli(s).update(bad="rate(x{a=\"{{ pod }}\"}[{{ window }}])"),
+        "spec.sli.badTotal.bad", "bad may have '{{' and '}}' only around a placeholder"),
+    Bad("a good SLI with a stray brace", lambda s: s.update(sli={"goodTotal": {
+        "good": "rate(x[{{ window }}]) }}", "total": "rate(y[{{ window }}])"}}),
+        "spec.sli.goodTotal.good", "good may have '{{' and '}}' only around a placeholder"),
+    Bad("both goodTotal and badTotal", lambda s: s["sli"].update(goodTotal={
+        "good": "rate(x[{{ window }}])", "total": "rate(y[{{ window }}])"}),
+        "spec.sli", "set exactly one of goodTotal or badTotal"),
+    Bad("a short window as long as its long window", lambda s: burn_window(s).update(shortWindow="60m"),
+        "spec.alerting.windows[0].shortWindow",
+        "shortWindow must be shorter than longWindow (shortWindow 60m, longWindow 1h)"),
+    Bad("a short window in days longer than hours", lambda s: burn_window(s, 1).update(shortWindow="4d"),
+        "spec.alerting.windows[1].shortWindow",
+        "shortWindow must be shorter than longWindow (shortWindow 4d, longWindow 3d)"),
+    Bad("a long window beyond the SLO window", lambda s: s.update(window="2d"),
+        "spec.alerting",
+        "every alerting window's longWindow must be at most the SLO window: the budget would be judged over more "
+        "than it covers (longWindow 3d, window 2d)"),
+    Bad("a zero evaluation interval", lambda s: s.update(evaluationInterval="0s"),
+        "spec.evaluationInterval", "evaluationInterval must be longer than 0s (got 0s)"),
+    Bad("a zero minimum window", lambda s: s.update(minWindow="0m0s"),
+        "spec.minWindow", "minWindow must be longer than 0s (got 0m0s)"),
+)
+
 SHIPPED = sorted((ROOT / "runbooks").glob("*.yaml")) + sorted((ROOT / "policies").glob("*.yaml"))
 
 
@@ -217,7 +276,7 @@ def reported(problems: list[Problem], bad: Bad) -> bool:
 # ---------------------------------------------------------------- valid documents
 
 
-@pytest.mark.parametrize("make", [good_runbook, good_node_runbook, good_policy])
+@pytest.mark.parametrize("make", [good_runbook, good_node_runbook, good_policy, good_slo])
 def test_a_valid_document_has_no_problems(make):
     assert validate_document(make()) == []
 
@@ -242,6 +301,23 @@ def test_a_bad_runbook_is_rejected_naming_the_field(bad):
 def test_a_bad_policy_is_rejected_naming_the_field(bad):
     problems = validate_document(broken(good_policy, bad))
     assert reported(problems, bad), [str(p) for p in problems]
+
+
+@pytest.mark.parametrize("bad", BAD_SLOS, ids=lambda b: b.id)
+def test_a_bad_slo_is_rejected_naming_the_field(bad):
+    problems = validate_document(broken(good_slo, bad))
+    assert reported(problems, bad), [str(p) for p in problems]
+
+
+@pytest.mark.parametrize("bad", BAD_SLOS, ids=lambda b: b.id)
+def test_the_slo_evaluator_refuses_what_validate_refuses(bad):
+    from pydantic import ValidationError
+
+    from remediator.api.slo import ServiceLevelObjectiveSpec
+
+    with pytest.raises(ValidationError) as refused:
+        ServiceLevelObjectiveSpec.model_validate(broken(good_slo, bad)["spec"])
+    assert bad.says.split(" (")[0] in str(refused.value)
 
 
 def test_scale_step_with_min_above_max_is_rejected_naming_the_field():

@@ -244,6 +244,43 @@ def test_circuit_breaker_ignores_old_failures_successes_and_other_runbooks():
     assert d.allowed and "1 failed remediation(s)" in d.reason and "opens at 2" in d.reason
 
 
+def exported(name: str, phase: str, steps: list[str], minutes_ago: int) -> dict:
+    """A Remediation as `kubectl get -o json` gives it, ended `minutes_ago`, with steps in these phases."""
+    at = (NOW - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+    return {"metadata": {"name": name, "namespace": "shop", "creationTimestamp": at},
+            "spec": {"runbook": {"name": "crashloop", "namespace": "shop"},
+                     "target": {"kind": "Deployment", "namespace": "shop", "name": "web"}},
+            "status": {"phase": phase, "startedAt": at, "finishedAt": at,
+                       "steps": [{"index": i, "name": f"s{i}", "action": "restartRollout", "idempotencyKey": "k",
+                                  "phase": p} for i, p in enumerate(steps)]}}
+
+
+@pytest.mark.parametrize("phase", ["Skipped", "Cancelled", "Denied", "Expired"])
+def test_skips_cancels_and_denials_do_not_open_the_circuit_breaker_nor_raise_risk(phase):
+    from remediator.api.models import RemediationSpec
+    from remediator.core.guard_inputs import past_remediation, recent_failures
+
+    history = [past_remediation(exported(f"am-{i}", phase, [], minutes_ago=5 + i)) for i in range(3)]
+    d = decision(ctx(history, guard={"cooldown": "0s"}, policy={"circuitBreaker": {"failures": 2}}), "circuitBreaker")
+    assert d.allowed and "0 failed remediation(s)" in d.reason
+    spec = RemediationSpec.model_validate({
+        "signal": {"source": "alertmanager", "name": "x"}, "runbook": {"name": "crashloop", "namespace": "shop"},
+        "target": {"kind": "Deployment", "namespace": "shop", "name": "web"}})
+    assert recent_failures(history, spec, NOW) == 0
+
+
+def test_only_remediations_whose_action_ran_and_failed_open_the_circuit_breaker():
+    history = [past_remediation_of("am-1", "Escalated", ["Failed"], 5), past_remediation_of("am-2", "Failed", ["Failed"], 6),
+               past_remediation_of("am-3", "Skipped", [], 7)]
+    d = decision(ctx(history, guard={"cooldown": "0s"}, policy={"circuitBreaker": {"failures": 2}}), "circuitBreaker")
+    assert not d.allowed and "2 failed remediations" in d.reason
+
+
+def past_remediation_of(name: str, phase: str, steps: list[str], minutes_ago: int) -> PastRemediation:
+    from remediator.core.guard_inputs import past_remediation
+    return past_remediation(exported(name, phase, steps, minutes_ago))
+
+
 # ---------------------------------------------------------------- storm hold-off
 
 

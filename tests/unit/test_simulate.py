@@ -133,7 +133,8 @@ def test_a_declared_high_rollback_after_a_rollout_scores_high_and_needs_an_appro
     sim = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY, "--replicas", "4",
                         "--changes", write("changes.json", ROLLOUT)))
     assert [(s["name"], s["skip"]) for s in sim["plan"]] == [("rollback", False), ("restart", False)]
-    assert sim["risk"]["level"] == "high" and sim["risk"]["score"] == 65
+    # 4 replicas, the default RollingUpdate 25%/25%: 1 unavailable + 1 surge = 2 pods at once (+5, half of them)
+    assert sim["risk"]["level"] == "high" and sim["risk"]["score"] == 70
     assert "+60 declared step risk high (base)" in sim["risk"]["reasons"]
     assert "-10 probable cause rollout fits rollback" in sim["risk"]["reasons"]
     assert sim["approval"]["approvers"] == 1 and sim["approval"]["needed"] is True
@@ -189,9 +190,9 @@ def test_a_server_dry_run_that_succeeds_scores_the_rollback_high_as_in_the_clust
     assert any("cannot run offline" in n for n in offline["risk"]["notes"])
     succeeded = only(simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY,
                               "--replicas", "4", "--server-dry-run", "succeeded", "--changes", rolled_out))
-    assert (offline["risk"]["score"], succeeded["risk"]["score"], succeeded["risk"]["level"]) == (65, 55, "high")
+    assert (offline["risk"]["score"], succeeded["risk"]["score"], succeeded["risk"]["level"]) == (70, 60, "high")
     assert succeeded["approval"]["approvers"] == 1
-    assert "risk high (55) needs 1 approval(s)" in succeeded["summary"]
+    assert "risk high (60) needs 1 approval(s)" in succeeded["summary"]
 
 
 def test_cluster_facts_given_on_the_command_line_are_scored_as_the_operator_scores_them(simulate):
@@ -374,12 +375,6 @@ def test_an_unreadable_alert_file_exits_one_saying_why(write, capsys, content, s
 # ---------------------------------------------------------------- the facts the operator derives too (core.guard_inputs)
 
 
-def test_a_rolling_change_touches_a_quarter_of_the_pods_and_at_least_one():
-    assert [simulation.pods_touched("restartRollout", r) for r in (1, 2, 4, 5, 9, 40)] == [1, 1, 1, 2, 3, 10]
-    assert simulation.pods_touched("rollback", None) is None, "unknown replicas stay unknown (the guard blocks)"
-    assert simulation.pods_touched("scale", 7) == 0 and simulation.pods_touched("deletePod", 7) == 1
-
-
 def test_exported_remediations_become_history_and_only_recent_failures_count():
     done = simulation.past_remediation(remediation_export(
         "a", "rb", "web", "Succeeded", "2026-11-25T11:40:00Z", "2026-11-25T11:45:00Z"))
@@ -391,3 +386,14 @@ def test_exported_remediations_become_history_and_only_recent_failures_count():
         "target": {"kind": "Deployment", "namespace": "shop", "name": "web"}})
     now = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
     assert simulation.recent_failures(past, spec, now) == 1
+
+
+def test_the_scale_out_runbook_under_production_strict_is_gated_as_in_the_loop_not_skipped_as_unknown(simulate):
+    sim = only(simulate(payload(alert("HighLatency")), "--runbooks", RUNBOOKS, "--policy", POLICIES,
+                        "--namespace-label", "environment=production", "--replicas", "4"))
+    assert sim["runbook"] == "shop/high-latency-scale-out" and sim["policy"]["name"] == "production-strict"
+    bounds = next(d for d in sim["guards"]["decisions"] if d["guard"] == "bounds")
+    assert bounds["allowed"], bounds["reason"]
+    assert sim["guards"]["allowed"] and sim["guards"]["podsTouched"] == 0
+    assert "scale: 4 +2 -> 6" in sim["guards"]["notes"]
+    assert sim["outcome"] != "skip" and "unknown" not in sim["phaseReason"], sim["phaseReason"]

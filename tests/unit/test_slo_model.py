@@ -75,20 +75,22 @@ def test_the_sli_must_be_exactly_one_of_good_total_or_bad_total(sli):
 
 
 def test_the_crd_schema_carries_the_one_of_rule_for_the_apiserver():
-    rules = Sli.model_json_schema(by_alias=True)["x-kubernetes-validations"]
+    from remediator.api.crds import structural
+
+    rules = structural(Sli)["x-kubernetes-validations"]
     assert rules == [{"rule": "has(self.goodTotal) != has(self.badTotal)",
                       "message": "set exactly one of goodTotal or badTotal"}]
 
 
-@pytest.mark.parametrize("query, problem", [
-    ("sum(rate(http_requests_total[5m]))", "does not use '{{ window }}'"),
-    ("sum(rate(x{pod=\"{{ labels.pod }}\"}[{{ window }}]))", "outside a placeholder"),
-    ("sum(rate(x[{{ window }}])) {{", "outside a placeholder"),
-    ("sum(rate(x{a=\"{{ nope }}\"}[{{ window }}]))", "the only placeholders are"),
+@pytest.mark.parametrize("query, problem, rule", [
+    ("sum(rate(http_requests_total[5m]))", "does not use '{{ window }}'", "bad must use '{{ window }}'"),
+    ("sum(rate(x{pod=\"{{ labels.pod }}\"}[{{ window }}]))", "outside a placeholder", "only around a placeholder"),
+    ("sum(rate(x[{{ window }}])) {{", "outside a placeholder", "only around a placeholder"),
+    ("sum(rate(x{a=\"{{ nope }}\"}[{{ window }}]))", "the only placeholders are", "the only placeholders are"),
 ])
-def test_an_sli_query_must_use_the_window_and_only_known_placeholders(query, problem):
+def test_an_sli_query_must_use_the_window_and_only_known_placeholders(query, problem, rule):
     assert problem in sli_template_problem(query)
-    assert problem in rejected(wire_spec(sli={"badTotal": {"bad": query, "total": TOTAL}}))
+    assert rule in rejected(wire_spec(sli={"badTotal": {"bad": query, "total": TOTAL}}))
 
 
 @pytest.mark.parametrize("query", [BAD, TOTAL, GOOD, "sum(rate(x{slo=\"{{slo}}\"}[{{ window }}]))"])
@@ -107,7 +109,7 @@ def test_usual_objectives_are_accepted(objective):
 
 
 def test_a_short_window_must_be_shorter_than_its_long_window():
-    with pytest.raises(ValidationError, match="shortWindow 1h must be shorter than longWindow 1h"):
+    with pytest.raises(ValidationError, match=r"shortWindow must be shorter than longWindow \(shortWindow 1h, longWindow 1h\)"):
         BurnRateWindow.model_validate({"severity": "page", "longWindow": "1h", "shortWindow": "1h",
                                        "burnRate": 14.4})
 
@@ -115,7 +117,7 @@ def test_a_short_window_must_be_shorter_than_its_long_window():
 def test_an_alert_window_longer_than_the_slo_window_is_rejected():
     windows = [{"severity": "ticket", "longWindow": "3d", "shortWindow": "6h", "burnRate": 1}]
     message = rejected(wire_spec(window="1d", alerting={"windows": windows}))
-    assert "longWindow 3d is longer than the SLO window 1d" in message
+    assert "longWindow must be at most the SLO window" in message and "(longWindow 3d, window 1d)" in message
 
 
 @pytest.mark.parametrize("field, value", [

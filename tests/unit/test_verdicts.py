@@ -327,10 +327,11 @@ def test_failed_wins_over_pending():
     assert v.state == "failed"
 
 
-def test_no_checks_means_the_action_completed_once_the_target_is_seen():
+def test_no_checks_on_a_node_means_the_drain_completed_once_the_node_is_seen():
+    node = ObjectRef(kind="Node", name="n1")
     assert judge({}, [], now=10).state == "pending"
-    v = judge({}, [seen(5, rollout())], now=10)
-    assert v.state == "passed" and v.evidence[0].detail == "Deployment web present"
+    v = judge({}, [seen(5, target=node)], now=10)
+    assert v.state == "passed" and v.evidence[0].detail == "Node n1 present"
     assert judge({}, [], now=300).state == "inconclusive"
 
 
@@ -388,3 +389,35 @@ def test_daemonset_progress_counts_nodes():
 )
 def test_failing_reasons(p, reasons):
     assert failing_reasons(p) == reasons
+
+
+# ---------------------------------------------------------------- no check declared: a default that is evidence
+
+
+def test_a_step_without_checks_does_not_pass_just_because_the_workload_exists():
+    v = judge({}, [seen(5, rollout(updated=1, available=1), pods=(pod(ready=False),))], now=5)
+    assert v.state == "pending", v.reasons
+
+
+def test_a_step_without_checks_passes_once_rolled_out_and_ready_for_the_default_window():
+    complete = [seen(t, rollout(), pods=healthy_pods()) for t in (5, 20, 35)]
+    early = judge({}, complete[:2], now=20)
+    assert early.state == "pending" and any("podsReady (default)" in r for r in early.reasons), early.reasons
+    v = judge({}, complete, now=35)
+    assert v.state == "passed", v.reasons
+    assert any(r.startswith("rolloutComplete (default): successfully rolled out") for r in v.reasons)
+    assert any(r.startswith("podsReady (default): 3 pods Ready") for r in v.reasons)
+
+
+def test_a_step_without_checks_fails_when_its_pods_keep_failing_at_the_timeout():
+    crashing = (pod("web-1", ready=False, phase="Running", waiting_reasons=("CrashLoopBackOff",)),)
+    v = judge({}, [seen(5, rollout(available=2), pods=crashing), seen(301, rollout(available=2), pods=crashing)],
+              now=301)
+    assert v.state == "failed", v.reasons
+
+
+def test_a_pod_step_without_checks_needs_the_pod_ready_for_the_default_window():
+    target = ObjectRef(kind="Pod", namespace="shop", name="web-1")
+    assert judge({}, [seen(5, pods=(pod(),), target=target)], now=5).state == "pending"
+    v = judge({}, [seen(t, pods=(pod(),), target=target) for t in (5, 36)], now=36)
+    assert v.state == "passed" and v.reasons[0].startswith("podsReady (default): 1 pods Ready"), v.reasons

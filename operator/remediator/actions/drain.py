@@ -7,16 +7,24 @@
    again later rather than delete. Pods of DaemonSets (their controller ignores
    the cordon) and mirror pods (the kubelet owns them) are skipped; so are pods
    no controller would recreate (kubectl refuses those without --force).
-3. Wait for the evicted pods to be gone, all within the step's drain timeout.
+3. Wait for the evicted pods to be gone, each call within the drain's timeout.
 
-A drain that runs out of time returns done=False with the pods still blocked:
+A call that runs out of time returns done=False with the pods still blocked:
 calling again with the same key continues it (the Node already carries the
-key). If someone uncordoned the node in between, we stop rather than fight them.
+key). The step's timeout bounds the whole drain, across calls and restarts: the
+cordon records when the drain under this key started (annotation
+`remediator.dev/drain-started`), and once the step's timeout has passed since
+then a drain still blocked fails (ActionError DrainTimedOut, not retryable),
+naming what holds each pod, e.g. "blocked by PodDisruptionBudget shop/web".
+If someone uncordoned the node in between, we stop rather than fight them.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -36,9 +44,12 @@ from remediator.actions.base import (
 )
 from remediator.actions.kube import MERGE_PATCH, as_dict, call, dry_run_arg, patch_object, read_object
 from remediator.api.models import DrainParams
-from remediator.core.durations import parse_duration
+from remediator.core.durations import format_time, parse_duration, parse_time
+from remediator.core.guard_inputs import drain_skip_reason  # the guards count the same pods
 
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+DRAIN_STARTED_ANNOTATION = "remediator.dev/drain-started"  # "<key> <RFC 3339 time>"
+# The Eviction API's 429 names the budget in its cause (k8s.io/kubernetes pkg/registry/core/pod/storage/eviction.go).
+BUDGET_CAUSE = re.compile(r"The disruption budget (\S+) needs")
 # kubectl waits 5s before retrying an eviction a PodDisruptionBudget refused
 RETRY_BLOCKED_AFTER = 5.0
 POLL = 0.5
@@ -47,7 +58,6 @@ POLL = 0.5
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     require_kind(req, ("Node",))
     params = req.step.drain or DrainParams()
-    deadline = time.monotonic() + parse_duration(params.timeout).total_seconds()
     node, was_recorded, changes = reread_on_conflict(lambda: cordon(api, req))
     skipped, to_evict = classify(pods_on(api, node.metadata.name))
     if req.dry_run:
@@ -55,8 +65,31 @@ def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
             name: why for name, why in evict_all(api, to_evict, params, True).items() if why != "evicted"
         }
         return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes)
-    blocked = evict_until_gone(api, node.metadata.name, to_evict, params, deadline)
+    step_ends = drain_started(api, node, req.key) + parse_duration(req.step.timeout)
+    budget = min(parse_duration(params.timeout), max(timedelta(0), step_ends - datetime.now(UTC)))
+    blocked = evict_until_gone(api, node.metadata.name, to_evict, params, time.monotonic() + budget.total_seconds())
+    if blocked and datetime.now(UTC) >= step_ends:
+        raise ActionError(
+            "DrainTimedOut",
+            f"drain of node {node.metadata.name} not finished within the step's timeout {req.step.timeout}: "
+            + "; ".join(f"{name} {why}" for name, why in sorted(blocked.items())),
+        )
     return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes)
+
+
+def drain_started(api: client.ApiClient, node: Any, key: str) -> datetime:
+    """When the drain under `key` started, as the cordon recorded it; recorded now if it is missing."""
+    recorded = (node.metadata.annotations or {}).get(DRAIN_STARTED_ANNOTATION, "")
+    recorded_key, _, at = recorded.partition(" ")
+    if recorded_key == key:
+        try:
+            return parse_time(at)
+        except ValueError:
+            pass
+    now = datetime.now(UTC)
+    body = {"metadata": {"annotations": {DRAIN_STARTED_ANNOTATION: f"{key} {format_time(now)}"}}}
+    patch_object(api, "Node", node.metadata.name, None, body, content_type=MERGE_PATCH)
+    return now
 
 
 # ---------------------------------------------------------------- cordon
@@ -76,7 +109,10 @@ def cordon(api: client.ApiClient, req: ActionRequest) -> tuple[Any, bool, dict]:
     body = {
         "metadata": {
             "resourceVersion": node.metadata.resource_version,
-            "annotations": {KEYS_ANNOTATION: keys_with(node.metadata.annotations, req.key)},
+            "annotations": {
+                KEYS_ANNOTATION: keys_with(node.metadata.annotations, req.key),
+                DRAIN_STARTED_ANNOTATION: f"{req.key} {format_time(datetime.now(UTC))}",
+            },
         },
         "spec": {"unschedulable": True},
     }
@@ -107,14 +143,9 @@ def classify(pods: list[Any]) -> tuple[dict[str, str], list[Any]]:
 
 
 def skip_reason(pod: Any) -> str | None:
-    if MIRROR_ANNOTATION in (pod.metadata.annotations or {}):
-        return "mirror pod (owned by the kubelet)"
     controller = next((o for o in pod.metadata.owner_references or [] if o.controller), None)
-    if controller is not None and controller.kind == "DaemonSet":
-        return "DaemonSet pod (its controller ignores the cordon)"
-    if controller is None and pod.metadata.deletion_timestamp is None:
-        return "no controller would recreate it (kubectl drain refuses without --force)"
-    return None
+    return drain_skip_reason(pod.metadata.annotations, controller.kind if controller else None,
+                             pod.metadata.deletion_timestamp is not None)
 
 
 def qualified(pod: Any) -> str:
@@ -193,8 +224,20 @@ def evict(api: client.ApiClient, pod: Any, params: DrainParams, dry_run: bool) -
         if e.status == 404:
             return "evicted"
         if e.status == 429:
+            budgets = refusing_budgets(e.__cause__, pod.metadata.namespace)
+            if budgets:
+                return f"blocked by PodDisruptionBudget {', '.join(budgets)} ({e.message})"
             return f"eviction refused, retry later: {e.message}"
         raise
+
+
+def refusing_budgets(refusal: Any, namespace: str) -> list[str]:
+    """namespace/name of the PodDisruptionBudgets the apiserver names in an eviction's 429, from its causes."""
+    try:
+        causes = json.loads(getattr(refusal, "body", None) or "{}").get("details", {}).get("causes") or []
+    except (TypeError, ValueError, AttributeError):
+        return []
+    return [f"{namespace}/{m.group(1)}" for c in causes if (m := BUDGET_CAUSE.search(str(c.get("message", ""))))]
 
 
 # ---------------------------------------------------------------- result

@@ -30,7 +30,8 @@ from remediator.actions.base import (
 )
 from remediator.actions.kube import WORKLOAD_KINDS, as_dict, patch_workload, pods_of, read_workload
 from remediator.api.models import RaiseMemoryParams
-from remediator.core.quantity import QuantityError, scale_memory, to_bytes
+from remediator.core.quantity import QuantityError, to_bytes
+from remediator.core.sizing import plan_limit  # shared with the guards
 from remediator.verification.probes import pod_observation
 
 
@@ -108,17 +109,3 @@ def choose_container(named: str | None, containers: list[Any], oom_killed: set[s
         return found
     return next((c for c in containers if c.name in oom_killed), containers[0])
 
-
-def plan_limit(
-    current: str, factor: float, max_limit: str, policy_cap: str | None = None
-) -> tuple[str | None, str]:
-    """(new limit or None when it cannot rise, why): current x factor, capped, never lowered."""
-    raised = scale_memory(current, factor)
-    cap, cap_why = max_limit, f"maxLimit {max_limit}"
-    if policy_cap is not None and to_bytes(policy_cap) < to_bytes(max_limit):
-        cap, cap_why = policy_cap, f"policy cap {policy_cap}"
-    if to_bytes(cap) <= to_bytes(current):
-        return None, f"the limit {current} is already at or above the {cap_why}"
-    if to_bytes(raised) > to_bytes(cap):
-        return cap, f"{current} x{factor:g} = {raised}, capped at the {cap_why}"
-    return raised, f"{current} x{factor:g} -> {raised}"

@@ -8,8 +8,6 @@ The new count and the key go in one patch guarded by resourceVersion.
 
 from __future__ import annotations
 
-import math
-
 from kubernetes import client
 
 from remediator.actions.base import (
@@ -28,6 +26,7 @@ from remediator.actions.base import (
 )
 from remediator.actions.kube import as_dict, patch_workload, read_workload
 from remediator.api.models import ScaleParams
+from remediator.core.sizing import plan_replicas  # shared with the guards
 
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
@@ -67,18 +66,3 @@ def scale_once(api: client.ApiClient, req: ActionRequest, params: ScaleParams) -
         changes=changes_between(as_dict(api, workload), as_dict(api, after)),
     )
 
-
-def plan_replicas(current: int, params: ScaleParams, policy_cap: int | None = None) -> tuple[int, str]:
-    """(replicas to set, why): scale out by step or factor, clamped to the bounds; never below current."""
-    if params.factor:
-        wanted, how = math.ceil(current * params.factor), f"x{params.factor:g}"
-    else:
-        wanted, how = current + params.step, f"+{params.step}"
-    ceiling, ceiling_why = params.max_replicas, f"maxReplicas {params.max_replicas}"
-    if policy_cap is not None and policy_cap < ceiling:
-        ceiling, ceiling_why = policy_cap, f"policy cap {policy_cap}"
-    desired = min(max(wanted, params.min_replicas), ceiling)
-    if desired <= current:
-        return current, f"already at {current} replicas, the bound is {ceiling_why}"
-    capped = " (capped by " + ceiling_why + ")" if desired < max(wanted, params.min_replicas) else ""
-    return desired, f"{current} {how} -> {desired}{capped}"

@@ -27,6 +27,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel
 
+from ..core.durations import parse_duration
 from ..core.regexes import regex_problem  # the engine's own compiler: admission accepts what it runs
 from .models import (
     RFC3339_PATTERN,
@@ -44,6 +45,16 @@ from .models import (
     Step,
     Trigger,
 )
+from .slo import (
+    SLI_PLACEHOLDERS,
+    BadTotalSli,
+    BurnRateWindow,
+    GoodTotalSli,
+    ServiceLevelObjectiveSpec,
+    Sli,
+    sli_placeholders,
+    sli_stray_braces,
+)
 
 Wire = Mapping[str, object]
 
@@ -51,7 +62,7 @@ Wire = Mapping[str, object]
 ACTION_TARGET_KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "restartRollout": ("Deployment", "StatefulSet", "DaemonSet"),
     "scale": ("Deployment", "StatefulSet"),
-    "rollback": ("Deployment", "StatefulSet", "DaemonSet"),
+    "rollback": ("Deployment",),
     "deletePod": ("Deployment", "StatefulSet", "DaemonSet", "Pod"),
     "cordonDrain": ("Node",),
     "raiseMemory": ("Deployment", "StatefulSet", "DaemonSet"),
@@ -62,6 +73,10 @@ ACTION_PARAMS: Mapping[str, str] = MappingProxyType({
     "scale": "scale", "raiseMemory": "raiseMemory", "cordonDrain": "drain", "deletePod": "deletePod",
 })
 ACTIONS_NEEDING_PARAMS: frozenset[str] = frozenset({"scale", "raiseMemory"})
+# Why an action is limited to its kinds, when the list alone would not say it.
+ACTION_KIND_NOTES: Mapping[str, str] = MappingProxyType({
+    "rollback": "rolling back a StatefulSet or DaemonSet is not supported",
+})
 
 TRIGGER_KINDS: tuple[str, ...] = ("alert", "sloBurn", "podState", "anomaly")
 PROCEED_ON_TIMEOUT_LEVELS: tuple[str, ...] = ("low", "medium")
@@ -189,7 +204,8 @@ def runbook_rules() -> list[Rule]:
             cel=f"!self.steps.exists(s, s.action == '{action}') || self.target.kind in {cel_list(kinds)}",
             holds=lambda r, a=action, k=kinds: (
                 not any(s.get("action") == a for s in r["steps"]) or r["target"]["kind"] in k),
-            message=f"action {action} needs target.kind {allowed}",
+            message=f"action {action} needs target.kind {allowed}"
+                    + (f": {ACTION_KIND_NOTES[action]}" if action in ACTION_KIND_NOTES else ""),
             detail="step {step}, target.kind {kind}",
             field="steps",
             values={
@@ -319,15 +335,111 @@ def policy_rules() -> list[Rule]:
     ]
 
 
+# ---------------------------------------------------------------- ServiceLevelObjective
+
+# A duration (DURATION_PATTERN: e.g. 1h30m, 7d) in milliseconds, in CEL: CEL's duration() knows no days or weeks.
+_UNIT_MS = (("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000))
+
+
+def cel_duration_ms(expr: str) -> str:
+    unit = "".join(f"p.endsWith('{u}') ? {ms} : " for u, ms in _UNIT_MS[:-1]) + str(_UNIT_MS[-1][1])
+    return f"{expr}.findAll('[0-9]+(ms|s|m|h|d|w)').map(p, int(p.find('[0-9]+')) * ({unit})).sum()"
+
+
+def duration_ms(text: object) -> int:
+    return int(parse_duration(str(text)).total_seconds() * 1000) if isinstance(text, str) else 0
+
+
+WINDOW_PLACEHOLDER_RE2 = r"\{\{\s*window\s*\}\}"
+ANY_PLACEHOLDER_RE2 = r"\{\{\s*(" + "|".join(SLI_PLACEHOLDERS) + r")\s*\}\}"
+OPEN_RE2, CLOSE_RE2 = r"\{\{", r"\}\}"
+
+
+def sli_query_rules(model: type[BaseModel], name: str) -> list[Rule]:
+    known = ", ".join(f"{{{{ {p} }}}}" for p in SLI_PLACEHOLDERS)
+    query, placeholders = f"self.{name}", f"size(self.{name}.findAll({cel_quote(ANY_PLACEHOLDER_RE2)}))"
+    return [
+        Rule(
+            model,
+            cel=f"{query}.matches({cel_quote(WINDOW_PLACEHOLDER_RE2)})",
+            holds=lambda q, n=name: "window" in sli_placeholders(str(q.get(n, ""))),
+            message=f"{name} must use '{{{{ window }}}}': each burn-rate window evaluates the query over its own "
+                    "range, e.g. rate(http_requests_total[{{ window }}])",
+            field=name,
+        ),
+        Rule(
+            model,
+            # As many '{{' and as many '}}' as whole placeholders: none stands outside one.
+            cel=f"size({query}.findAll({cel_quote(OPEN_RE2)})) == {placeholders}"
+                f" && size({query}.findAll({cel_quote(CLOSE_RE2)})) == {placeholders}",
+            holds=lambda q, n=name: sli_stray_braces(str(q.get(n, ""))) is None,
+            message=f"{name} may have '{{{{' and '}}}}' only around a placeholder: the only placeholders are {known}",
+            field=name,
+        ),
+    ]
+
+
+def slo_rules() -> list[Rule]:
+    window_ms = cel_duration_ms("self.window")
+    too_long = f"self.alerting.windows.filter(w, {cel_duration_ms('w.longWindow')} > {window_ms})"
+    return [
+        Rule(
+            Sli,
+            cel="has(self.goodTotal) != has(self.badTotal)",
+            holds=lambda s: ("goodTotal" in s) != ("badTotal" in s),
+            message="set exactly one of goodTotal or badTotal",
+        ),
+        *sli_query_rules(GoodTotalSli, "good"), *sli_query_rules(GoodTotalSli, "total"),
+        *sli_query_rules(BadTotalSli, "bad"), *sli_query_rules(BadTotalSli, "total"),
+        Rule(
+            BurnRateWindow,
+            cel=f"{cel_duration_ms('self.shortWindow')} < {cel_duration_ms('self.longWindow')}",
+            holds=lambda w: duration_ms(w["shortWindow"]) < duration_ms(w["longWindow"]),
+            message="shortWindow must be shorter than longWindow",
+            detail="shortWindow {shortWindow}, longWindow {longWindow}",
+            field="shortWindow",
+        ),
+        Rule(
+            ServiceLevelObjectiveSpec,
+            cel=f"size({too_long}) == 0",
+            holds=lambda s: all(duration_ms(w["longWindow"]) <= duration_ms(s["window"])
+                                for w in s["alerting"]["windows"]),
+            message="every alerting window's longWindow must be at most the SLO window: the budget would be "
+                    "judged over more than it covers",
+            detail="longWindow {long}, window {window}",
+            field="alerting",
+            values={"long": (
+                f"{too_long}[0].longWindow",
+                lambda s: next(w["longWindow"] for w in s["alerting"]["windows"]
+                               if duration_ms(w["longWindow"]) > duration_ms(s["window"]))),
+            },
+        ),
+        *(Rule(
+            ServiceLevelObjectiveSpec,
+            cel=f"self.{name}.matches('[1-9]')",  # a duration is positive when any of its digits is not 0
+            holds=lambda s, n=name: duration_ms(s[n]) > 0,
+            message=f"{name} must be longer than 0s",
+            detail=f"got {{{name}}}",
+            field=name,
+        ) for name in ("evaluationInterval", "minWindow")),
+    ]
+
+
 RULES: tuple[Rule, ...] = (
     *trigger_rules(), *matcher_rules(), *selector_rules(), *anomaly_rules(),
     *step_param_rules(), *scale_rules(), quantity_rule(RaiseMemoryParams, "maxLimit", optional=False),
-    *runbook_rules(), *policy_rules(),
+    *runbook_rules(), *policy_rules(), *slo_rules(),
 )
 
 
 def rules_for(model: type[BaseModel]) -> tuple[Rule, ...]:
     return tuple(r for r in RULES if r.model is model)
+
+
+def broken_rules(model: type[BaseModel], wire: Wire) -> list[str]:
+    """`field: message` of each of the model's rules that `wire` breaks."""
+    return [f"{rule.field}: {render_message(rule, wire)}" if rule.field else render_message(rule, wire)
+            for rule in rules_for(model) if not rule.holds(wire)]
 
 
 # ---------------------------------------------------------------- messages, for both enforcers

@@ -27,12 +27,10 @@ scrape/evaluation interval: a rate() over fewer than two samples is empty.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from ..core.durations import parse_duration
 from .models import DURATION_PATTERN, Condition, Duration, Model
 
 # Placeholders an SLI query may use; anything else between braces is an error.
@@ -40,18 +38,30 @@ SLI_PLACEHOLDER = re.compile(r"\{\{\s*(window|namespace|service|slo)\s*\}\}")
 SLI_PLACEHOLDERS: tuple[str, ...] = ("window", "namespace", "service", "slo")
 _DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
+# Bounds the apiserver's CEL cost estimate of the template rules (api/rules.py) and keeps queries readable.
+MAX_SLI_QUERY = 4096
+
 Severity = Literal["page", "ticket"]
 SEVERITIES: tuple[str, ...] = ("page", "ticket")
 
 
+def sli_placeholders(query: str) -> set[str]:
+    return {match.group(1) for match in SLI_PLACEHOLDER.finditer(query)}
+
+
+def sli_stray_braces(query: str) -> str | None:
+    """'{{' or '}}' found outside a placeholder, or None."""
+    leftover = SLI_PLACEHOLDER.sub("", query)
+    return next((token for token in ("{{", "}}") if token in leftover), None)
+
+
 def sli_template_problem(query: str) -> str | None:
     """Why `query` is not a usable SLI template, or None when it is."""
-    leftover = SLI_PLACEHOLDER.sub("", query)
-    for token in ("{{", "}}"):
-        if token in leftover:
-            allowed = ", ".join(f"{{{{ {name} }}}}" for name in SLI_PLACEHOLDERS)
-            return f"has {token!r} outside a placeholder: the only placeholders are {allowed}"
-    if "window" not in {match.group(1) for match in SLI_PLACEHOLDER.finditer(query)}:
+    token = sli_stray_braces(query)
+    if token:
+        allowed = ", ".join(f"{{{{ {name} }}}}" for name in SLI_PLACEHOLDERS)
+        return f"has {token!r} outside a placeholder: the only placeholders are {allowed}"
+    if "window" not in sli_placeholders(query):
         return (
             "does not use '{{ window }}': each burn-rate window evaluates the query over its own "
             "range, e.g. rate(http_requests_total[{{ window }}])"
@@ -59,57 +69,43 @@ def sli_template_problem(query: str) -> str | None:
     return None
 
 
-def _check_sli_template(query: str) -> str:
-    problem = sli_template_problem(query)
-    if problem:
-        raise ValueError(f"SLI query {query!r} {problem}")
-    return query
+class RuleChecked(Model):
+    """Parsing checks the model's rules from remediator.api.rules, the table the CRD's CEL is generated from, so
+    the evaluator refuses exactly what the apiserver refuses. `remediator validate` parses with
+    context {"skip_rules": True} and reports the rules itself, each at its field's path."""
+
+    @model_validator(mode="after")
+    def _rules_hold(self, info: ValidationInfo) -> Self:
+        if (info.context or {}).get("skip_rules"):
+            return self
+        from .rules import broken_rules  # rules.py imports this module
+
+        problems = broken_rules(type(self), self.wire())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
-class GoodTotalSli(Model):
+class GoodTotalSli(RuleChecked):
     """Ratio of good events to all events."""
 
-    good: str = Field(min_length=1, description="PromQL: rate of good events over {{ window }}")
-    total: str = Field(min_length=1, description="PromQL: rate of all events over {{ window }}")
-
-    @field_validator("good", "total")
-    @classmethod
-    def _templates(cls, query: str) -> str:
-        return _check_sli_template(query)
+    good: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of good events over {{ window }}")
+    total: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of all events over {{ window }}")
 
 
-class BadTotalSli(Model):
+class BadTotalSli(RuleChecked):
     """Ratio of bad events to all events."""
 
-    bad: str = Field(min_length=1, description="PromQL: rate of bad events over {{ window }}")
-    total: str = Field(min_length=1, description="PromQL: rate of all events over {{ window }}")
-
-    @field_validator("bad", "total")
-    @classmethod
-    def _templates(cls, query: str) -> str:
-        return _check_sli_template(query)
+    bad: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of bad events over {{ window }}")
+    total: str = Field(min_length=1, max_length=MAX_SLI_QUERY, description="PromQL: rate of all events over {{ window }}")
 
 
-class Sli(Model):
+
+class Sli(RuleChecked):
     """Exactly one of goodTotal or badTotal."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": "has(self.goodTotal) != has(self.badTotal)",
-                 "message": "set exactly one of goodTotal or badTotal"},
-            ]
-        }
-    )
 
     good_total: GoodTotalSli | None = None
     bad_total: BadTotalSli | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Sli:
-        if (self.good_total is None) == (self.bad_total is None):
-            raise ValueError("set exactly one of goodTotal or badTotal")
-        return self
 
 
 class SloTargetRef(Model):
@@ -119,7 +115,7 @@ class SloTargetRef(Model):
     name: str = Field(min_length=1, max_length=253, pattern=_DNS1123_SUBDOMAIN)
 
 
-class BurnRateWindow(Model):
+class BurnRateWindow(RuleChecked):
     """Fire `severity` when the burn rate over BOTH windows is at least `burnRate`."""
 
     severity: Severity
@@ -128,14 +124,6 @@ class BurnRateWindow(Model):
         pattern=DURATION_PATTERN, description="resets the alert quickly once errors stop; ~1/12 of longWindow"
     )
     burn_rate: float = Field(gt=0, description="multiple of the rate that spends the budget exactly over the window")
-
-    @model_validator(mode="after")
-    def _short_is_shorter(self) -> BurnRateWindow:
-        if parse_duration(self.short_window) >= parse_duration(self.long_window):
-            raise ValueError(
-                f"shortWindow {self.short_window} must be shorter than longWindow {self.long_window}"
-            )
-        return self
 
 
 def sre_workbook_windows() -> list[BurnRateWindow]:
@@ -151,7 +139,7 @@ class AlertingPolicy(Model):
     windows: list[BurnRateWindow] = Field(default_factory=sre_workbook_windows, min_length=1, max_length=10)
 
 
-class ServiceLevelObjectiveSpec(Model):
+class ServiceLevelObjectiveSpec(RuleChecked):
     service: str = Field(
         min_length=1, max_length=253, pattern=_DNS1123_SUBDOMAIN,
         description="the workload's name, e.g. the Deployment; used in coverage reports and {{ service }}",
@@ -171,21 +159,6 @@ class ServiceLevelObjectiveSpec(Model):
     )
     evaluation_interval: Duration = Field("30s", pattern=DURATION_PATTERN)
     description: str = ""
-
-    @model_validator(mode="after")
-    def _windows_fit(self) -> ServiceLevelObjectiveSpec:
-        if parse_duration(self.evaluation_interval) <= timedelta(0):
-            raise ValueError("evaluationInterval must be longer than 0s")
-        if parse_duration(self.min_window) <= timedelta(0):
-            raise ValueError("minWindow must be longer than 0s")
-        slo_window = parse_duration(self.window)
-        for alert in self.alerting.windows:
-            if parse_duration(alert.long_window) > slo_window:
-                raise ValueError(
-                    f"{alert.severity} longWindow {alert.long_window} is longer than the SLO window "
-                    f"{self.window}: the budget would be judged over more than it covers"
-                )
-        return self
 
 
 # ---------------------------------------------------------------- status

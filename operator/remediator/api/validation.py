@@ -29,6 +29,9 @@ from .crds import KINDS
 from .models import API_VERSION, DURATION_PATTERN, GROUP
 from .rules import render_message, rules_for
 
+# Models that check their own rules when parsed (api/slo.py) leave them to rule_problems here, which reports
+# each at its field's path, as the apiserver does.
+RULES_REPORTED_HERE = {"skip_rules": True}
 SPEC_MODELS: Mapping[str, type[BaseModel]] = {kind.kind: kind.spec for kind in KINDS}
 
 
@@ -87,7 +90,7 @@ def is_ours(api_version: Any) -> bool:
 
 def spec_problems(model: type[BaseModel], spec: Any) -> list[Problem]:
     try:
-        model.model_validate(spec)
+        model.model_validate(spec, context=RULES_REPORTED_HERE)
         schema_problems: list[Problem] = []
     except ValidationError as e:
         schema_problems = [pydantic_problem("spec", error) for error in e.errors()]
@@ -104,7 +107,7 @@ def rule_problems(model: type[BaseModel], data: Any, path: str) -> list[Problem]
         return []
     problems = []
     try:
-        wire = model.model_validate(data).wire()
+        wire = model.model_validate(data, context=RULES_REPORTED_HERE).wire()
     except ValidationError:
         wire = None  # its own shape is wrong: pydantic said so; its parts may still be checked
     if wire is not None:

@@ -5,49 +5,81 @@ from __future__ import annotations
 import concurrent.futures
 import json
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from ..actions import base as actions
+from ..actions import drain
+from ..actions.base import ActionError
+from ..actions.kube import WORKLOAD_KINDS, pods_of, read_object
 from ..api.models import (
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
     RunbookSpec,
 )
-from ..core import engine, guards, planning, policy_select, risk, state
-from ..core.freeze import freeze_status
-from ..core.guard_inputs import namespace_share, past_remediation, pods_touched, recent_failures
+from ..core import engine, guard_inputs, guards, policy_select, risk, state
+from ..core.guard_inputs import PodFact, TargetFacts, past_remediation
+from ..core.sizing import Strategy
+from ..verification.observations import failing_reasons
+from ..verification.probes import pod_observation
 from ..records import metrics
 from .context import OperatorContext
 
 
-@dataclass(frozen=True)
-class TargetFacts:
-    replicas: int | None = None  # spec.replicas of a Deployment or StatefulSet; None for other kinds or when gone
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-def read_target(ctx: OperatorContext, target) -> TargetFacts:
-    """The target's labels and, for a replicated workload, its desired replicas: one read."""
-    apps, core = client.AppsV1Api(ctx.api), client.CoreV1Api(ctx.api)
-    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
-            "DaemonSet": apps.read_namespaced_daemon_set, "Pod": core.read_namespaced_pod}.get(target.kind)
+def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
+    """The target's labels and, for a workload, its desired replicas, update strategy and memory limits: one
+    read; the pods the action would touch only for deletePod (the workload's) and cordonDrain (the node's)."""
     try:
         if target.kind == "Node":
-            return TargetFacts(labels=core.read_node(target.name).metadata.labels or {})
-        if read is None:
+            node = read_object(ctx.api, "Node", target.name, None)
+            pods = node_pods(ctx, target.name) if action == "cordonDrain" else None
+            return TargetFacts(labels=node.metadata.labels or {}, pods=pods)
+        if target.kind not in ("Pod", *WORKLOAD_KINDS):
             return TargetFacts()
-        found = read(target.name, target.namespace or "")
-    except ApiException as e:
+        found = read_object(ctx.api, target.kind, target.name, target.namespace or "")
+    except ActionError as e:
         if e.status == 404:
             return TargetFacts()
         raise
-    replicas = found.spec.replicas if target.kind in ("Deployment", "StatefulSet") else None
-    return TargetFacts(replicas, found.metadata.labels or {})
+    labels = found.metadata.labels or {}
+    if target.kind == "Pod":
+        return TargetFacts(labels=labels, pods=(pod_fact(found),) if action == "deletePod" else None)
+    pods = tuple(pod_fact(p) for p in pods_of(ctx.api, found)) if action == "deletePod" else None
+    return TargetFacts(replicas=workload_replicas(target.kind, found), labels=labels,
+                       strategy=update_strategy(target.kind, found), memory_limits=memory_limits(found), pods=pods)
+
+
+def workload_replicas(kind: str, workload) -> int | None:
+    if kind == "DaemonSet":
+        return workload.status.desired_number_scheduled if workload.status else None
+    return workload.spec.replicas if workload.spec.replicas is not None else 1  # the apiserver's default
+
+
+def update_strategy(kind: str, workload) -> Strategy:
+    written = workload.spec.strategy if kind == "Deployment" else workload.spec.update_strategy
+    if written is None:
+        return Strategy()
+    rolling = written.rolling_update
+    return Strategy(type=written.type or "RollingUpdate",
+                    max_unavailable=getattr(rolling, "max_unavailable", None) if rolling else None,
+                    max_surge=getattr(rolling, "max_surge", None) if rolling else None)
+
+
+def memory_limits(workload) -> dict[str, str]:
+    return {c.name: c.resources.limits["memory"] for c in workload.spec.template.spec.containers
+            if c.resources and c.resources.limits and "memory" in c.resources.limits}
+
+
+def pod_fact(pod) -> PodFact:
+    return PodFact(pod.metadata.name, failing=bool(failing_reasons(pod_observation(pod))))
+
+
+def node_pods(ctx: OperatorContext, node: str) -> tuple[PodFact, ...]:
+    """The node's pods as the drain will classify them (the same read and the same filter)."""
+    return tuple(PodFact(drain.qualified(p), drain_skip=drain.skip_reason(p)) for p in drain.pods_on(ctx.api, node))
 
 
 READS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="guard-facts")
@@ -66,15 +98,15 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
                runbook: RunbookSpec | None, policy: RemediationPolicySpec | None, now: datetime) -> StepFacts:
     if runbook is None:
         return StepFacts()
-    steps = status.plan or planning.plan(runbook, engine.cause_kind(status))
-    index = planning.next_step(steps, status.steps)
-    if index is None:
+    cause_kind = engine.cause_kind(status)
+    found = guard_inputs.next_step(runbook, status, cause_kind)
+    if found is None:
         return StepFacts()
-    action = steps[index].action
+    steps, index = found
     target = spec.target
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
-        "target": READS.submit(read_target, ctx, target),
+        "target": READS.submit(read_target, ctx, target, steps[index].action),
         "history": READS.submit(ctx.resources.list, "Remediation"),
         "dry_run": READS.submit(dry_run_step, ctx, name, spec, runbook.steps[index], index, policy,
                                 runbook.service_account_name),
@@ -82,26 +114,15 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         "namespace_labels": READS.submit(labels_of_namespace, ctx, target.namespace),
     }
     got = {key: future.result() for key, future in reads.items()}
-    replicas = got["target"].replicas
-    touched = pods_touched(action, replicas)
-    history = [past_remediation(o) for o in got["history"]]
-    verdict = guards.check_guards(guards.GuardContext(
-        now=now, runbook=spec.runbook, guard=runbook.guard, policy=policy, target=target,
-        history=history, action=action, target_replicas=replicas,
-        pods_touched=touched, remediation_name=name,
-    ))
-    for decision in verdict.decisions:
-        metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
     dry_run, changes = got["dry_run"]
-    freeze = freeze_status(policy.freeze_windows if policy else [], now)
-    inp = risk.RiskInput(
-        declared=steps[index].risk, action=action, pods_touched=touched or 0, workload_replicas=replicas or 0,
-        namespace_share=namespace_share(got["namespace_pods"] if touched else None, touched),
-        namespace_labels=got["namespace_labels"], target_labels=got["target"].labels,
-        recent_failures=recent_failures(history, spec, now), in_freeze_window=freeze.inside,
-        next_freeze_in=freeze.next_starts_in, dry_run=dry_run, probable_cause=engine.cause_kind(status),
-    )
-    return StepFacts(verdict, inp, tuple(changes))
+    observed = guard_inputs.observe_step(
+        now=now, name=name, spec=spec, runbook=runbook, steps=steps, index=index, policy=policy,
+        history=[past_remediation(o) for o in got["history"]], target=got["target"],
+        namespace_labels=got["namespace_labels"], namespace_pods=got["namespace_pods"], dry_run=dry_run,
+        cause_kind=cause_kind)
+    for decision in observed.verdict.decisions:
+        metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
+    return StepFacts(observed.verdict, observed.risk_input, tuple(changes))
 
 
 def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, index: int,

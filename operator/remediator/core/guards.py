@@ -11,9 +11,11 @@ Choices worth knowing:
   guardrails (blast radius, concurrency, circuit breaker, storm hold-off),
   not none: safe by default.
 - `pods_touched` is how many pods the action takes down *at once*, computed
-  by the action: a rolling restart (or rollback, raiseMemory) touches its
-  maxUnavailable (at least 1), deletePod the pods it deletes, cordonDrain
-  the pods on the node, a scale-down the pods removed, a scale-up none.
+  by core.guard_inputs with the actions' own sizing (core.sizing): a rolling
+  restart (or rollback, raiseMemory) from the workload's update strategy
+  (Recreate: all; RollingUpdate: maxUnavailable + maxSurge, at least 1),
+  deletePod the pods it deletes, cordonDrain the pods the drain evicts, a
+  scale-out none.
   The percent limit always allows one pod (floor(replicas * maxPercent) but
   at least 1), so a 1-replica workload can still be restarted; its risk is
   scored separately (core.risk adds points for touching the only replica).
@@ -22,6 +24,9 @@ Choices worth knowing:
   `finished_at` when it reached a terminal phase. Cooldown and the circuit
   breaker count from `finished_at` (else `started_at`); rate and storm from
   `started_at`. Entries with no time at all only count for concurrency.
+- The circuit breaker (and risk's recent failures) count only remediations whose
+  action ran and that still did not succeed (Failed, Escalated): a cooldown or
+  dry-run skip, a denial, a cancel or an expired approval changed nothing.
 - Concurrency counts remediations in Acting or Verifying; the one being
   checked (`remediation_name`) is left out of every count.
 - Storm hold-off counts every remediation created within the window (each is
@@ -52,6 +57,8 @@ from remediator.core.matching import target_display
 from remediator.core.quantity import parse_quantity
 
 ACTIVE_PHASES = frozenset({"Acting", "Verifying"})
+# Ended without a failed action: nothing ran (cooldown, dry run, guard), or a human or the signal stopped it.
+NOT_A_FAILURE_PHASES = frozenset({"Skipped", "Cancelled", "Denied", "Expired"})
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 RATE_WINDOW = timedelta(hours=1)
 
@@ -76,6 +83,11 @@ class PastRemediation:
     @property
     def last_seen(self) -> datetime | None:
         return self.finished_at or self.started_at
+
+    @property
+    def failed(self) -> bool:
+        """An action ran and the remediation still did not succeed (what the circuit breaker and risk count)."""
+        return self.acted and self.succeeded is False and self.phase not in NOT_A_FAILURE_PHASES
 
 
 @dataclass(frozen=True)
@@ -300,7 +312,7 @@ def check_circuit_breaker(ctx: GuardContext) -> GuardDecision:
     except ValueError as err:
         return GuardDecision("circuitBreaker", False, f"circuit breaker: window unreadable ({err}): treated as open")
     failures = sorted(p.last_seen for p in ctx.others
-                      if p.runbook_key == ctx.runbook_key and p.succeeded is False and p.last_seen
+                      if p.runbook_key == ctx.runbook_key and p.failed and p.last_seen
                       and ctx.now - p.last_seen < window)
     if len(failures) < breaker.failures:
         return GuardDecision(

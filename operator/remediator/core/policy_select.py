@@ -79,8 +79,8 @@ class Caps:
 
 
 def caps_for(policy: RemediationPolicySpec | None, namespace: str) -> Caps:
-    if policy is None:
-        return Caps()
+    # No policy: the default policy's caps (maxPods), not none: safe by default.
+    policy = policy or RemediationPolicySpec()
     entries = [b for b in policy.bounds
                if not b.namespaces or any(fnmatch.fnmatchcase(namespace, g) for g in b.namespaces)]
     replicas = [b.max_replicas for b in entries if b.max_replicas is not None]

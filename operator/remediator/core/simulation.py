@@ -15,8 +15,9 @@ what the operator would observe replaced by what the user says:
 3. the policy (core.policy_select), every policy with why it applies or not;
 4. the facts of the first runnable step, as controller/guard_facts.py
    gathers them, with what it reads from the cluster taken from the user:
-   the guards (core.guards) with pods touched computed as the operator does
-   and the target's replicas from `replicas` (unknown when not given: the
+   the guards (core.guards) fed by the same builder the operator uses
+   (core.guard_inputs.observe_step: pods touched, replicas and memory a step
+   sets) and the target's replicas from `replicas` (unknown when not given: the
    blast-radius guard then blocks, as it does in the cluster when it cannot
    read them), and the risk input (core.risk): namespace and target labels,
    the namespace's pod count, recent failures from the history, freeze
@@ -39,8 +40,9 @@ Choices:
   is unknown, and steps with a `when` are skipped, as they would be in a
   cluster whose change journal could not be read. An empty list of changes
   is a finding: nothing changed (cause "none").
-- The operator reads replicas of Deployments and StatefulSets only; for
-  other kinds the replicas are unknown whatever the user says.
+- The operator reads replicas of Deployments, StatefulSets and DaemonSets
+  (desiredNumberScheduled); for other kinds there are none. The update
+  strategy, when not given, is the one the apiserver fills in by default.
 """
 
 from __future__ import annotations
@@ -62,16 +64,16 @@ from remediator.api.models import (
     RunbookSpec,
     Signal,
 )
-from remediator.core import approval, cause, engine, guards, matching, planning, policy_select, risk, state
+from remediator.core import approval, cause, engine, guard_inputs, guards, matching, planning, policy_select, risk, state
 from remediator.core.durations import format_time, parse_time
-from remediator.core.freeze import freeze_status
-from remediator.core.guard_inputs import namespace_share, past_remediation, pods_touched, recent_failures
+from remediator.core.guard_inputs import past_remediation, recent_failures
+from remediator.core.sizing import ROLLING_DEFAULTS, Strategy
 
 AlertStatus = Literal["firing", "resolved"]
 Outcome = Literal["act", "awaitApproval", "skip", "dryRun", "unmatched", "duplicate", "resolved"]
 
 # As controller/guard_facts.py: the kinds whose replicas the operator reads.
-REPLICA_KINDS = frozenset({"Deployment", "StatefulSet"})
+REPLICA_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 
 
 # ---------------------------------------------------------------- inputs
@@ -112,6 +114,7 @@ class Settings:
     namespace_pods: int | None = None  # pods in the namespace, for the risk's namespace share; None = unknown
     server_dry_run: risk.DryRunResult = "unavailable"  # what the apiserver's dry run of the step would answer
     changes: tuple[cause.Change, ...] | None = None  # the change journal's content; None = unknown
+    strategy: Strategy | None = None  # the target's update strategy; None = the apiserver's default for its kind
     references: frozenset[str] = frozenset()  # what the target references: "ConfigMap/x", "Node/n" ...
     change_window: timedelta = cause.DEFAULT_WINDOW
 
@@ -430,41 +433,41 @@ class StepFacts:
 def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: RemediationPolicySpec | None,
                past: Sequence[guards.PastRemediation], name: str, settings: Settings,
                cause_kind: str | None = None) -> StepFacts:
-    """Guard verdict and risk input of the first runnable step, as controller/guard_facts.step_facts builds them."""
-    steps = planning.plan(rb.spec, cause_kind)
-    index = planning.next_step(steps, [])
-    if index is None:
+    """Guard verdict and risk input of the first runnable step, by the builder the operator's loop uses
+    (core.guard_inputs.observe_step), with the facts the loop would read taken from the settings."""
+    found = guard_inputs.next_step(rb.spec, RemediationStatus(), cause_kind)
+    if found is None:
         return StepFacts()
-    action = steps[index].action
+    steps, index = found
     target = spec.target
     notes: list[str] = []
     replicas = settings.replicas if target.kind in REPLICA_KINDS else None
     if target.kind not in REPLICA_KINDS:
-        notes.append(f"the operator reads replicas of Deployments and StatefulSets only: a {target.kind}'s are "
-                     "unknown to it")
+        notes.append(f"a {target.kind} has no replicas")
     elif replicas is None:
         notes.append(f"replicas of {matching.target_display(target)} not given (--replicas N): unknown, and the "
                      "blast-radius guard blocks on unknown replicas, as it does in the cluster")
     else:
         notes.append(f"replicas of {matching.target_display(target)}: {replicas}, as given")
+    strategy = None
+    if target.kind in REPLICA_KINDS:
+        strategy = settings.strategy or Strategy()
+        if settings.strategy is None:
+            notes.append(f"update strategy not given: the apiserver's default for a {target.kind} is assumed "
+                         f"(RollingUpdate, maxUnavailable/maxSurge {'/'.join(map(str, ROLLING_DEFAULTS[target.kind]))})")
     if not past:
         notes.append("no history given: no earlier Remediations (cooldown, rate, concurrency, circuit breaker "
                      "and storm hold-off see none)")
-    touched = pods_touched(action, replicas)
-    verdict = guards.check_guards(guards.GuardContext(
-        now=settings.now, runbook=spec.runbook, guard=rb.spec.guard, policy=policy, target=target,
-        history=past, action=action, target_replicas=replicas, pods_touched=touched, remediation_name=name,
-    ))
-    view = GuardView(steps[index].name, action, replicas, touched, verdict.allowed, list(verdict.decisions), notes)
-    freeze = freeze_status(policy.freeze_windows if policy else [], settings.now)
-    risk_input = risk.RiskInput(
-        declared=steps[index].risk, action=action, pods_touched=touched or 0, workload_replicas=replicas or 0,
-        namespace_share=namespace_share(settings.namespace_pods, touched),
-        namespace_labels=settings.namespace_labels, target_labels=settings.target_labels,
-        recent_failures=recent_failures(past, spec, settings.now), in_freeze_window=freeze.inside,
-        next_freeze_in=freeze.next_starts_in, dry_run=settings.server_dry_run, probable_cause=cause_kind,
-    )
-    return StepFacts(view, verdict, risk_input, risk_notes(settings))
+    observed = guard_inputs.observe_step(
+        now=settings.now, name=name, spec=spec, runbook=rb.spec, steps=steps, index=index, policy=policy,
+        history=past, target=guard_inputs.TargetFacts(replicas=replicas, labels=settings.target_labels,
+                                                      strategy=strategy),
+        namespace_labels=settings.namespace_labels, namespace_pods=settings.namespace_pods,
+        dry_run=settings.server_dry_run, cause_kind=cause_kind)
+    notes += list(observed.change.reasons)
+    view = GuardView(observed.step, observed.action, replicas, observed.change.pods_touched,
+                     observed.verdict.allowed, list(observed.verdict.decisions), notes)
+    return StepFacts(view, observed.verdict, observed.risk_input, risk_notes(settings))
 
 
 def risk_notes(settings: Settings) -> list[str]:

@@ -12,7 +12,11 @@ one of four states:
                   either way
 
 Never "passed" without evidence: only observations taken after the step
-started count, and an empty pod list proves nothing. The PromQL checks
+started count, and an empty pod list proves nothing. A step that declares no
+check gets a default one that is evidence too: a workload's rollout complete
+and its pods Ready with unchanged restarts for 30s; a Pod Ready for 30s; a
+Node (cordonDrain) the drain's own completion, which returns only once every
+pod it evicted is gone, and the node still there. The PromQL checks
 (`promql`, `sloRecovered`) are judged elsewhere; their verdicts come in as
 `external` and a missing one is pending until the timeout, then inconclusive.
 """
@@ -33,6 +37,7 @@ from remediator.verification.observations import (
     rollout_progress,
 )
 
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 VerdictState = Literal["pending", "passed", "failed", "inconclusive"]
 EXTERNAL_CHECKS = ("promql", "sloRecovered")
 
@@ -85,8 +90,25 @@ def check_verdicts(
         if declared:
             checks[name] = external_verdict(name, external, started, timeout, now)
     if not checks:
-        checks["completion"] = action_completed(since, started, timeout, now)
+        checks = default_checks(since, started, timeout, now)
     return checks
+
+
+DEFAULT_READY_WINDOW = "30s"
+
+
+def default_checks(
+    since: Sequence[Observation], started: datetime, timeout: timedelta, now: datetime
+) -> dict[str, Verdict]:
+    """The checks of a step that declares none: evidence still, never "the target exists"."""
+    kind = since[-1].target.kind if since else None
+    ready = pods_ready(PodsReadyCheck(window=DEFAULT_READY_WINDOW), since, started, timeout, now)
+    if kind in WORKLOAD_KINDS:
+        rollout = rollout_complete(RolloutCompleteCheck(), since, started, timeout, now)
+        return {"rolloutComplete (default)": rollout, "podsReady (default)": ready}
+    if kind == "Pod":
+        return {"podsReady (default)": ready}
+    return {"completion": action_completed(since, started, timeout, now)}
 
 
 def observations_since(observations: Sequence[Observation], started: datetime) -> list[Observation]:
@@ -232,14 +254,14 @@ def external_verdict(
 def action_completed(
     since: Sequence[Observation], started: datetime, timeout: timedelta, now: datetime
 ) -> Verdict:
-    """No check declared: the action's own completion is the check, given the target is still there."""
+    """A Node's default: the drain's completion (every evicted pod gone) is the check, given the node is there."""
     early = _no_evidence_yet(since, now - started >= timeout, timeout)
     if early:
         return early
     latest = since[-1]
     return Verdict(
         "passed",
-        ["no check declared; the action completed and the target is present"],
+        ["no check declared; the drain completed (every evicted pod is gone) and the node is present"],
         [_evidence("target", f"{latest.target.kind} {latest.target.name} present", latest)],
     )
 
