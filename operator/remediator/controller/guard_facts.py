@@ -72,12 +72,16 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         return StepFacts()
     action = steps[index].action
     target = spec.target
+    identity = guards.service_account_decision(policy, spec.runbook.namespace, runbook.service_account_name,
+                                               ctx.settings.action_service_account)
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
         "target": READS.submit(read_target, ctx, target),
         "history": READS.submit(ctx.resources.list, "Remediation"),
+        # never even a dry run as an identity the policy refuses: the serviceAccount guard says why
         "dry_run": READS.submit(dry_run_step, ctx, name, spec, runbook.steps[index], index, policy,
-                                runbook.service_account_name),
+                                runbook.service_account_name) if identity.allowed else
+        _done(("failed", [f"dry run not run: {identity.reason}"])),
         "namespace_pods": READS.submit(namespace_pods, ctx, target.namespace),
         "namespace_labels": READS.submit(labels_of_namespace, ctx, target.namespace),
     }
@@ -88,7 +92,8 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     verdict = guards.check_guards(guards.GuardContext(
         now=now, runbook=spec.runbook, guard=runbook.guard, policy=policy, target=target,
         history=history, action=action, target_replicas=replicas,
-        pods_touched=touched, remediation_name=name,
+        pods_touched=touched, remediation_name=name, service_account=runbook.service_account_name,
+        default_service_account=ctx.settings.action_service_account,
     ))
     for decision in verdict.decisions:
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
@@ -102,6 +107,12 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         next_freeze_in=freeze.next_starts_in, dry_run=dry_run, probable_cause=engine.cause_kind(status),
     )
     return StepFacts(verdict, inp, tuple(changes))
+
+
+def _done(value) -> concurrent.futures.Future:
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    future.set_result(value)
+    return future
 
 
 def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, index: int,

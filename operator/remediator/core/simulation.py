@@ -114,6 +114,7 @@ class Settings:
     changes: tuple[cause.Change, ...] | None = None  # the change journal's content; None = unknown
     references: frozenset[str] = frozenset()  # what the target references: "ConfigMap/x", "Node/n" ...
     change_window: timedelta = cause.DEFAULT_WINDOW
+    action_service_account: str | None = None  # the operator's tenant action account (chart: actions.serviceAccount)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -454,6 +455,7 @@ def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: Remedia
     verdict = guards.check_guards(guards.GuardContext(
         now=settings.now, runbook=spec.runbook, guard=rb.spec.guard, policy=policy, target=target,
         history=past, action=action, target_replicas=replicas, pods_touched=touched, remediation_name=name,
+        service_account=rb.spec.service_account_name, default_service_account=settings.action_service_account,
     ))
     view = GuardView(steps[index].name, action, replicas, touched, verdict.allowed, list(verdict.decisions), notes)
     freeze = freeze_status(policy.freeze_windows if policy else [], settings.now)
