@@ -63,7 +63,7 @@ class AnomalyWatcher:
         try:
             if not watch.seeded:
                 self.seed(key, watch, now)
-            samples = prom.instant(watch.trigger.query)
+            samples = prom.instant(watch.trigger.query, namespace=namespace)
         except (PrometheusUnavailable, PrometheusQueryError) as e:
             log.warning("anomaly query failed", extra={"runbook": f"{namespace}/{runbook}", "error": str(e)})
             return
@@ -105,7 +105,8 @@ class AnomalyWatcher:
     def seed(self, key: tuple[str, str, int], watch: TriggerWatch, now: datetime) -> None:
         """Replay the lookback so the baseline is ready (and an ongoing anomaly known) right away."""
         step = watch.params.step.total_seconds()
-        for series in self.ctx.prometheus.range(watch.trigger.query, now - watch.params.lookback, now, step):
+        for series in self.ctx.prometheus.range(watch.trigger.query, now - watch.params.lookback, now, step,
+                                                namespace=key[0]):
             state = anomaly.AnomalyState()
             for at, value in series.points[:-1]:  # the newest point is the live sample of this evaluation
                 state, _ = anomaly.step(state, value, watch.params, datetime.fromtimestamp(at, timezone.utc))

@@ -19,7 +19,7 @@ from ..secrets import FileSecret
 from ..signals import changes
 from . import anomalies, handlers, heap
 from .context import OperatorContext, Settings
-from .webhooks import WebhookConfig, build_app
+from .webhooks import WebhookConfig, build_app, build_metrics_app
 
 log = logging.getLogger("remediator")
 
@@ -62,10 +62,17 @@ async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunn
                         caller_limit=Limit(ctx.settings.webhook_rate, ctx.settings.webhook_burst))
     primed = await asyncio.to_thread(prime_runbooks, ctx)
     log.info("runbooks loaded", extra={"runbooks": primed})
-    runner = web.AppRunner(build_app(cfg), access_log=None)
+    separate = bool(ctx.settings.metrics_port)
+    runner = web.AppRunner(build_app(cfg, with_metrics=not separate), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, ctx.settings.webhook_port).start()
     log.info("webhooks listening", extra={"port": ctx.settings.webhook_port})
+    if separate:
+        metrics_runner = web.AppRunner(build_metrics_app(), access_log=None)
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, host, ctx.settings.metrics_port).start()
+        runner.app.on_cleanup.append(lambda _: metrics_runner.cleanup())
+        log.info("metrics listening", extra={"port": ctx.settings.metrics_port})
     return runner
 
 
