@@ -63,3 +63,57 @@ def test_a_query_already_naming_its_own_namespace_is_sent_as_written():
     query = 'sum(rate(errors{namespace="shop"}[5m]))'
     scoped = scope(query, "shop")
     assert scoped.query == query and "given" not in scoped.reason
+
+
+def problems_of(text: str) -> list[str]:
+    from remediator.api.validation import validate_text
+    return [str(p) for doc in validate_text(text) for p in doc.problems]
+
+
+RUNBOOK = """
+apiVersion: remediator.dev/v1alpha1
+kind: Runbook
+metadata: {{name: rb{namespace}}}
+spec:
+  triggers: [{{anomaly: {{query: '{anomaly}'}}}}]
+  target: {{kind: Deployment, name: web}}
+  steps:
+    - {{name: restart, action: restartRollout, verify: {{promql: {{query: '{verify}', threshold: 1}}}}}}
+"""
+
+
+def test_remediator_validate_refuses_a_runbook_whose_promql_reads_another_namespace():
+    text = RUNBOOK.format(namespace=", namespace: shop", anomaly='rate(errors{namespace="payments"}[5m])',
+                          verify='errors{namespace=~".+"}')
+    found = problems_of(text)
+    assert any(p.startswith("spec.triggers[0].anomaly.query: refused for tenant PromQL") and "'payments'" in p
+               for p in found), found
+    assert any(p.startswith("spec.steps[0].verify.promql.query") and "=~" in p for p in found), found
+    fine = RUNBOOK.format(namespace=", namespace: shop", anomaly='rate(errors{namespace="shop"}[5m])',
+                          verify="errors")
+    assert problems_of(fine) == []
+
+
+def test_without_a_namespace_in_the_file_only_what_no_namespace_may_do_is_refused():
+    named = RUNBOOK.format(namespace="", anomaly='rate(errors{namespace="shop"}[5m])', verify="errors")
+    assert problems_of(named) == [], "applied in shop it is fine: the apiserver-side namespace decides"
+    regex = RUNBOOK.format(namespace="", anomaly='rate(errors{namespace!="shop"}[5m])', verify="errors")
+    assert any("with !=" in p for p in problems_of(regex))
+
+
+def test_remediator_validate_refuses_an_slo_whose_query_reads_another_namespace():
+    text = """
+apiVersion: remediator.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: api, namespace: shop}
+spec:
+  service: api
+  target: {kind: Deployment, name: api}
+  objective: 99.9
+  sli:
+    badTotal:
+      bad: 'sum(rate(http_requests_total{namespace="payments",code=~"5.."}[{{ window }}]))'
+      total: 'sum(rate(http_requests_total{namespace="{{ namespace }}"}[{{ window }}]))'
+"""
+    found = problems_of(text)
+    assert len(found) == 1 and found[0].startswith("spec.sli.badTotal.bad") and "'payments'" in found[0], found
