@@ -387,5 +387,7 @@ def test_a_service_account_listed_for_the_namespace_or_the_default_account_is_al
 
 
 def test_allowed_service_accounts_must_be_service_account_names():
-    with pytest.raises(ValueError):
+    spec = RemediationPolicySpec.model_validate({"bounds": [{"allowedServiceAccounts": ["deployer"]}]})
+    assert spec.bounds[0].allowed_service_accounts == ["deployer"]
+    with pytest.raises(ValueError, match="pattern"):
         RemediationPolicySpec.model_validate({"bounds": [{"allowedServiceAccounts": ["system:admin"]}]})
