@@ -19,7 +19,7 @@ from ..api.models import API_VERSION, AnomalyTrigger, Signal
 from ..core import anomaly, anomaly_signals, matching
 from ..core.templating import TemplateError
 from ..records import events
-from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable
+from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable, QueryRefused
 from .context import OperatorContext
 from .webhooks import SIGNALS
 
@@ -64,6 +64,13 @@ class AnomalyWatcher:
             if not watch.seeded:
                 self.seed(key, watch, now)
             samples = prom.instant(watch.trigger.query, namespace=namespace)
+        except QueryRefused as e:  # outside its namespace or too big: the Runbook's author hears why
+            log.warning("anomaly query refused", extra={"runbook": f"{namespace}/{runbook}", "error": str(e)})
+            events.post(self.ctx.api, namespace, {"api_version": API_VERSION, "kind": "Runbook", "name": runbook,
+                                                  "namespace": namespace},
+                        "QueryRefused", f"anomaly trigger {index}: {e}", "Warning", f"{now:%Y%m%dT%H}:refused{index}",
+                        now)
+            return
         except (PrometheusUnavailable, PrometheusQueryError) as e:
             log.warning("anomaly query failed", extra={"runbook": f"{namespace}/{runbook}", "error": str(e)})
             return
