@@ -55,3 +55,29 @@ def test_an_anomaly_triggers_history_is_only_its_own_namespaces(two_tenants_seri
     now = datetime.now(UTC)
     series = prom.range("tenant_secret", now - timedelta(minutes=1), now, 1, namespace="team-a")
     assert series and {s.labels["namespace"] for s in series} == {"team-a"}
+
+
+@pytest.mark.slow
+def test_an_anomaly_trigger_reading_another_namespace_is_refused_and_its_runbook_says_why(
+        kubeconfig, cluster, crds, tmp_path, two_tenants_series):
+    from kubernetes import client
+
+    from tests.support.operator import OperatorProcess
+    from tests.support.waiting import wait_for
+
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--prometheus-url", two_tenants_series])
+    op.start()
+    try:
+        cluster.apply_runbook("peek", {
+            "triggers": [{"anomaly": {"query": 'tenant_secret{namespace="team-b"}', "minSamples": 3}}],
+            "target": {"kind": "Deployment", "name": "web"},
+            "steps": [{"name": "restart", "action": "restartRollout"}]})
+
+        def refused() -> list:
+            return [e for e in client.EventsV1Api(cluster.api).list_namespaced_event(cluster.ns).items
+                    if e.reason == "QueryRefused" and e.regarding.name == "peek"]
+        [event] = wait_for(refused, timeout=60, what="a QueryRefused Event on the Runbook")
+        assert "reads namespace 'team-b'" in event.note and event.type == "Warning"
+        assert cluster.remediations() == []
+    finally:
+        op.stop()
