@@ -158,6 +158,11 @@ def test_a_slack_timestamp_of_superscript_two_gets_401_not_500(edge):
         assert resp.status == 401, stamp[:10]
 
 
+def test_a_body_nested_a_hundred_thousand_deep_gets_400_not_500(edge):
+    resp = edge.post(ALERTS, b"[" * 100_000, AUTH)
+    assert resp.status == 400 and b"nested too deeply" in resp.body
+
+
 def test_a_resolution_that_loses_every_race_for_the_object_is_still_recorded(edge, cluster, kube_api):
     assert edge.post(ALERTS, delivery([alert(cluster.ns, 7)]), AUTH).status == 200
     name = cluster.remediations()[0]["metadata"]["name"]
@@ -242,3 +247,14 @@ def test_a_replayed_signed_callback_writes_nothing(edge, cluster):
     assert resp.status == 200 and resp.json()["outcome"] == "replay"
     assert refusals("replayed-slack-callback") == before + 1
     assert cluster.remediation(name)["metadata"]["resourceVersion"] == version
+
+
+def test_a_body_that_stalls_half_way_gets_408_and_is_counted(edge, cluster, monkeypatch):
+    from remediator.controller import webhooks
+
+    monkeypatch.setattr(webhooks, "BODY_SECONDS", 0.5)
+    before = refusals("body-too-slow")
+    body = delivery([alert(cluster.ns)])
+    assert edge.post(ALERTS, body, AUTH, cuts=[10], pause=1.5).status == 408
+    assert refusals("body-too-slow") == before + 1
+    assert cluster.remediations() == []

@@ -127,6 +127,8 @@ async def read_json(request: web.Request, endpoint: str) -> tuple[object | None,
         return json.loads(raw), None
     except (ValueError, UnicodeDecodeError) as e:
         return None, refuse(endpoint, 400, "malformed-webhook", f"body is not JSON: {e}")
+    except RecursionError:  # the json module recurses per nesting level: "[" * 100000 is valid-looking input
+        return None, refuse(endpoint, 400, "malformed-webhook", "body is nested too deeply")
 
 
 def make_alertmanager_handler(cfg: WebhookConfig):
