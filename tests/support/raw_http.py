@@ -6,6 +6,7 @@ promise, so the edge is tested with the bytes on the wire under our control.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import time
@@ -32,7 +33,7 @@ def post_in_segments(port: int, path: str, body: bytes, headers: dict[str, str |
                        for name, value in (headers or {}).items()),
                      b"\r\n"])
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(body)), len(body)]
-    segments = [body[a:b] for a, b in zip(bounds, bounds[1:])]
+    segments = [body[a:b] for a, b in itertools.pairwise(bounds)]
     segments[0] = head + segments[0]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
