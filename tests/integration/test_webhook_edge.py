@@ -249,12 +249,12 @@ def test_a_replayed_signed_callback_writes_nothing(edge, cluster):
     assert cluster.remediation(name)["metadata"]["resourceVersion"] == version
 
 
-def test_a_body_that_stalls_half_way_gets_408_and_is_counted(edge, cluster, monkeypatch):
+def test_a_body_that_stalls_half_way_gets_503_so_the_sender_sends_it_again(edge, cluster, monkeypatch):
     from remediator.controller import webhooks
 
     monkeypatch.setattr(webhooks, "BODY_SECONDS", 0.5)
     before = refusals("body-too-slow")
     body = delivery([alert(cluster.ns)])
-    assert edge.post(ALERTS, body, AUTH, cuts=[10], pause=1.5).status == 408
+    assert edge.post(ALERTS, body, AUTH, cuts=[10], pause=1.5).status == 503
     assert refusals("body-too-slow") == before + 1
     assert cluster.remediations() == []

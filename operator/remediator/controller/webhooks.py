@@ -2,8 +2,8 @@
 
 Answers fast: authenticate, parse, create or patch Remediations, reply.
 Bad bodies get 400 with a reason, missing or wrong tokens 401, oversized
-bodies 413, bodies that do not arrive in time 408; whenever the alerts could
-not be recorded (apiserver trouble) 503, so Alertmanager retries (safe:
+bodies 413; whenever what was sent could not be recorded (a body that did
+not arrive in time, apiserver trouble) 503, so Alertmanager retries (safe:
 creates are deduplicated by name). Never a 500 for anything a sender can send.
 An unverified Slack callback is counted and logged, never written anywhere.
 """
@@ -113,8 +113,9 @@ async def read_body(request: web.Request, endpoint: str) -> tuple[bytes | None, 
             return await request.read(), None
     except web.HTTPRequestEntityTooLarge:
         return None, refuse(endpoint, 413, "body-too-large", too_large)
-    except TimeoutError:
-        return None, refuse(endpoint, 408, "body-too-slow", f"body not received within {BODY_SECONDS:.0f}s")
+    except TimeoutError:  # not received, so not recorded: 503 makes a real sender on a bad network send it again
+        return None, refuse(endpoint, 503, "body-too-slow",
+                            f"body not received within {BODY_SECONDS:.0f}s; send it again")
     except (ConnectionError, HttpProcessingError):
         return None, refuse(endpoint, 400, "body-unreadable", "body could not be read")
 
