@@ -8,6 +8,7 @@ lock that makes retried deliveries and several replicas create one object.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -93,8 +94,15 @@ class IngestResult:
     reasons: tuple[str, ...] = ()
 
 
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1123 label, as the apiserver wants
+NO_NAMESPACE = "the signal names no namespace (its `namespace` label is missing or not a namespace name)"
+
+
 def signal_namespace(signal: Signal) -> str | None:
-    return signal.labels.get("namespace") or None
+    """The namespace label, if it can name a namespace: anything else would reach the apiserver's URL
+    ("../etc" gets 404, which must not become a 503 that a sender retries forever)."""
+    labelled = signal.labels.get("namespace") or ""
+    return labelled if NAMESPACE_NAME.fullmatch(labelled) else None
 
 
 def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
@@ -191,7 +199,7 @@ class Intake:
     def firing(self, signal: Signal) -> IngestResult:
         namespace = signal_namespace(signal)
         if namespace is None:
-            return IngestResult("unmatched", None, ("the signal names no namespace",))
+            return IngestResult("unmatched", None, (NO_NAMESPACE,))
         if not self.served(namespace):
             return IngestResult("ignored", None, (f"namespace {namespace} is not watched by this operator",))
         result = matching.match_signal(signal, namespace, self.runbooks.in_namespace(namespace))
@@ -256,7 +264,7 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
     """
     namespace = signal_namespace(signal)
     if namespace is None:
-        return IngestResult("unmatched", None, ("the signal names no namespace",))
+        return IngestResult("unmatched", None, (NO_NAMESPACE,))
     name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
     for _ in range(RESOLVE_ATTEMPTS):
         obj = resources.get("Remediation", name, namespace)
