@@ -45,3 +45,41 @@ def test_missing_fingerprint_is_derived_stably_from_the_labels():
     b = parse_payload(payload(alerts=[{"status": "firing", "labels": {"y": "2", "x": "1"},
                                        "startsAt": "2026-11-25T11:58:00Z"}])).alerts[0]
     assert fingerprint(a) == fingerprint(b) != ""
+
+
+def grafana(**over):
+    """Grafana-managed alerting's webhook contact point payload, as Grafana's documentation shows it."""
+    body = {"receiver": "My Super Webhook", "status": "firing", "orgId": 1, "alerts": [{
+        "status": "firing", "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
+        "annotations": {"description": "The system has high memory usage", "summary": "zone us-1"},
+        "startsAt": "2021-10-12T09:51:03.157076+02:00", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "https://play.grafana.org/alerting/1afz29v7z/edit", "fingerprint": "c6eadffa33fcdf37",
+        "silenceURL": "https://play.grafana.org/alerting/silence/new", "dashboardURL": "", "panelURL": "",
+        "values": {"B": 44.23943737541908, "C": 1}}],
+        "groupLabels": {}, "commonLabels": {"team": "blue"}, "commonAnnotations": {},
+        "externalURL": "https://play.grafana.org/", "version": "1", "groupKey": "{}:{}", "truncatedAlerts": 0,
+        "title": "[FIRING:1] (High memory usage blue us-1)", "state": "alerting", "message": "**Firing**"}
+    body.update(over)
+    return body
+
+
+def test_a_grafana_alerting_webhook_payload_becomes_a_signal():
+    parsed = parse_payload(grafana())
+    assert parsed.sender == "grafana" and parse_payload(payload()).sender == "alertmanager"
+    signal = to_signal(parsed.alerts[0])
+    assert signal.source == "alertmanager", "Runbooks' alert triggers take it like any Alertmanager alert"
+    assert signal.name == "High memory usage" and signal.fingerprint == "c6eadffa33fcdf37"
+    assert signal.starts_at == "2021-10-12T09:51:03.157076+02:00" and signal.summary == "zone us-1"
+
+
+@pytest.mark.parametrize("body,where", [
+    (grafana(orgId="one"), "orgId"),
+    ({k: v for k, v in grafana().items() if k != "orgId"}, "orgId"),
+    (grafana(version=None), "version"),
+    ({k: v for k, v in payload().items() if k != "version"}, "version: missing"),
+    (grafana(version="2"), "version: '2'"),
+])
+def test_each_sender_is_known_by_its_own_shape(body, where):
+    with pytest.raises(PayloadError) as err:
+        parse_payload(body)
+    assert where in str(err.value)

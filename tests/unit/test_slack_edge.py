@@ -57,3 +57,14 @@ def test_the_decided_message_names_the_voters():
     status = RemediationStatus(phase="Succeeded", approval=ApprovalState(votes=[
         Vote(user="U1", source="slack", decision="approve", at="2026-11-25T12:00:00Z")]))
     assert "<@U1> approved" in str(decided_blocks("am-1", status))
+
+
+@pytest.mark.parametrize("timestamp,signature", [
+    ("²", "v0=" + "0" * 64),  # a digit to str.isdigit, not to int()
+    ("9" * 5000, "v0=" + "0" * 64),  # past int()'s digit limit
+    (str(int(time.time())), "v0=ünïcode"),  # hmac.compare_digest refuses non-ASCII text
+])
+def test_headers_only_python_finds_numeric_or_textual_are_refused_not_an_error(tmp_path, timestamp, signature):
+    (tmp_path / "secret").write_text("s3cret")
+    cfg = SlackConfig(FileSecret(None), FileSecret(str(tmp_path / "secret")))
+    assert not verify(cfg, b"payload=x", timestamp, signature)

@@ -110,7 +110,11 @@ class BadCallback(ValueError):
 
 def verify(cfg: SlackConfig, body: bytes, timestamp: str | None, signature: str | None) -> bool:
     secret = cfg.signing_secret.value()
-    if secret is None or not timestamp or not signature or not timestamp.isdigit():
+    if secret is None or not timestamp or not signature:
+        return False
+    # The SDK's int() and hmac.compare_digest raise on what str.isdigit lets through ("²", 5,000 digits)
+    # and on a non-ASCII signature: only what Slack sends gets that far.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 and signature.isascii()):
         return False
     try:
         body.decode("utf-8")  # Slack signs UTF-8 form bodies; the SDK's verifier raises on anything else

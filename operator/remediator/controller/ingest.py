@@ -8,6 +8,7 @@ lock that makes retried deliveries and several replicas create one object.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,10 +20,14 @@ from kubernetes.client.rest import ApiException
 from ..api.models import API_VERSION, KOPF_FINALIZER, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
 from ..core.rate_limit import Limit, RateLimiter
+from ..core.stored_signal import stored_signal
 from ..kube import Resources
 from ..records.metrics import REFUSALS
 
 log = logging.getLogger("remediator.ingest")
+
+MAX_REASON_CHARS = 500  # a reason quotes label values, which a sender chooses
+RESOLVE_ATTEMPTS = 5
 
 
 class RunbookCache:
@@ -94,8 +99,15 @@ class IngestResult:
     reasons: tuple[str, ...] = ()
 
 
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1123 label, as the apiserver wants
+NO_NAMESPACE = "the signal names no namespace (its `namespace` label is missing or not a namespace name)"
+
+
 def signal_namespace(signal: Signal) -> str | None:
-    return signal.labels.get("namespace") or None
+    """The namespace label, if it can name a namespace: anything else would reach the apiserver's URL
+    ("../etc" gets 404, which must not become a 503 that a sender retries forever)."""
+    labelled = signal.labels.get("namespace") or ""
+    return labelled if NAMESPACE_NAME.fullmatch(labelled) else None
 
 
 def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
@@ -192,7 +204,7 @@ class Intake:
     def firing(self, signal: Signal) -> IngestResult:
         namespace = signal_namespace(signal)
         if namespace is None:
-            return IngestResult("unmatched", None, ("the signal names no namespace",))
+            return IngestResult("unmatched", None, (NO_NAMESPACE,))
         if not self.served(namespace):
             return IngestResult("ignored", None, (f"namespace {namespace} is not watched by this operator",))
         result = matching.match_signal(signal, namespace, self.runbooks.in_namespace(namespace))
@@ -208,7 +220,8 @@ class Intake:
                             extra={"namespace": namespace, "reasons": refused})
             return IngestResult("unmatched", None, (*result.reasons, *refused))
         rb = result.runbook
-        spec = RemediationSpec(signal=signal, target=result.target,
+        kept, cut = stored_signal(signal)
+        spec = RemediationSpec(signal=kept, target=result.target,
                                runbook=RunbookRef(name=rb.name, namespace=rb.namespace, generation=rb.generation))
         name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
         key = self.incidents.key_of(namespace, spec)
@@ -232,8 +245,11 @@ class Intake:
                     return IngestResult("duplicate", name)
                 raise
             self.incidents.opened(key, name)
-        try:  # why this runbook, for `kubectl describe`; the loop's own writes are guarded, so none is lost
-            self.resources.patch_status("Remediation", namespace, name, {"matchReasons": list(result.reasons)[:20]})
+        # why this runbook, and what of the signal was not stored, for `kubectl describe`
+        reasons = [*(f"signal stored in part: {note}" for note in cut), *result.reasons][:20]
+        try:  # the loop's own writes are guarded, so none is lost
+            self.resources.patch_status("Remediation", namespace, name,
+                                        {"matchReasons": [reason[:MAX_REASON_CHARS] for reason in reasons]})
         except ApiException as e:
             log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
                                                                  "status": e.status})
@@ -245,12 +261,17 @@ class Intake:
 
 
 def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
-    """Record the resolution on the incident's Remediation; the loop cancels it if nothing acted yet."""
+    """Record the resolution on the incident's Remediation; the loop cancels it if nothing acted yet.
+
+    The time is always recorded: when the loop keeps winning the race for the object, a merge patch of
+    the time alone (which cannot conflict) replaces the full note. Only apiserver trouble raises, and the
+    webhook then answers 503 so the sender retries.
+    """
     namespace = signal_namespace(signal)
     if namespace is None:
-        return IngestResult("unmatched", None, ("the signal names no namespace",))
+        return IngestResult("unmatched", None, (NO_NAMESPACE,))
     name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
-    for _ in range(5):
+    for _ in range(RESOLVE_ATTEMPTS):
         obj = resources.get("Remediation", name, namespace)
         if obj is None:
             return IngestResult("unmatched", None, ("no remediation for this alert",))
@@ -269,7 +290,15 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
         except ApiException as e:
             if e.status != 409:
                 raise
-    return IngestResult("resolved", name, ("contended; the loop will see the resolution next time",))
+    stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        resources.patch_status("Remediation", namespace, name, {"signalResolvedAt": stamp})
+    except ApiException as e:
+        if e.status == 404:
+            return IngestResult("unmatched", None, ("no remediation for this alert",))
+        raise
+    lost = ", without the note of why it resolved" if signal.summary else ""
+    return IngestResult("resolved", name, (f"recorded after {RESOLVE_ATTEMPTS} conflicting writes{lost}",))
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -2,8 +2,10 @@
 
 Answers fast: authenticate, parse, create or patch Remediations, reply.
 Bad bodies get 400 with a reason, missing or wrong tokens 401, oversized
-bodies 413; apiserver trouble 503 so Alertmanager retries (safe: creates
-are deduplicated by name). Never a 500 for anything a sender can send.
+bodies 413; whenever what was sent could not be recorded (a body that did
+not arrive in time, apiserver trouble) 503, so Alertmanager retries (safe:
+creates are deduplicated by name). Never a 500 for anything a sender can send.
+An unverified Slack callback is counted and logged, never written anywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from kubernetes.client.rest import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
@@ -25,13 +28,14 @@ from ..core.rate_limit import Limit, RateLimiter, retry_after_header
 from ..records.metrics import REFUSALS
 from ..secrets import FileSecret
 from ..signals.alertmanager import PayloadError, fingerprint, parse_payload, to_signal
-from .approvals import audit_refused_callback, record_slack_click
+from .approvals import record_slack_click
 from .ingest import Intake
 from .tenant_tokens import TenantTokens, TooManyLookups
 
 log = logging.getLogger("remediator.webhooks")
 
 MAX_BODY_BYTES = 1 << 20
+BODY_SECONDS = 10.0  # a sender that has not finished its body by then is gone or stalling us
 STRANGER_LIMIT = Limit(rate=1, burst=10)
 LOOKUPS_SPENT = 503  # Alertmanager retries a 5xx, never a 4xx: a real tenant's alert must not be dropped
 
@@ -75,6 +79,16 @@ def rate_limited(endpoint: str, wait: float, why: str, code: int = 429) -> web.R
     return reply(endpoint, code, headers={"Retry-After": retry_after_header(wait)}, error=f"{why}; retry in {wait:.1f}s")
 
 
+def not_recorded(endpoint: str, error: Exception, what_now: str) -> web.Response:
+    """503 when the operator could not record what it was sent: the sender retries (Alertmanager does on 5xx)."""
+    if isinstance(error, ApiException):
+        log.error("apiserver refused a webhook's write", extra={"endpoint": endpoint, "status": error.status,
+                                                                "reason": error.reason})
+        return reply(endpoint, 503, error=f"apiserver answered {error.status}; {what_now}")
+    log.error("webhook could not record its input", extra={"endpoint": endpoint}, exc_info=error)
+    return reply(endpoint, 503, error=what_now)
+
+
 def reply(endpoint: str, code: int, headers: dict | None = None, **body) -> web.Response:
     WEBHOOK_REQUESTS.labels(endpoint, str(code)).inc()
     return web.json_response(body, status=code, headers=headers)
@@ -83,22 +97,46 @@ def reply(endpoint: str, code: int, headers: dict | None = None, **body) -> web.
 def bearer(request: web.Request) -> bytes:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    return token.strip().encode() if scheme.lower() == "bearer" else b""
+    # aiohttp decodes header bytes with surrogateescape; encode them back the same way (a plain encode() raises)
+    return token.strip().encode("utf-8", "surrogateescape") if scheme.lower() == "bearer" else b""
+
+
+def refuse(endpoint: str, code: int, reason: str, error: str) -> web.Response:
+    REFUSALS.labels(reason).inc()
+    return reply(endpoint, code, error=error)
+
+
+async def read_body(request: web.Request, endpoint: str) -> tuple[bytes | None, web.Response | None]:
+    """The whole body, however many TCP segments it arrives in, bounded in size and time.
+
+    request.read() reads to the end (content.read(n) would return only what is buffered so far) and
+    stops past the app's client_max_size.
+    """
+    too_large = f"body larger than {MAX_BODY_BYTES} bytes"
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return None, refuse(endpoint, 413, "body-too-large", too_large)
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            return await request.read(), None
+    except web.HTTPRequestEntityTooLarge:
+        return None, refuse(endpoint, 413, "body-too-large", too_large)
+    except TimeoutError:  # not received, so not recorded: 503 makes a real sender on a bad network send it again
+        return None, refuse(endpoint, 503, "body-too-slow",
+                            f"body not received within {BODY_SECONDS:.0f}s; send it again")
+    except (ConnectionError, HttpProcessingError):
+        return None, refuse(endpoint, 400, "body-unreadable", "body could not be read")
 
 
 async def read_json(request: web.Request, endpoint: str) -> tuple[object | None, web.Response | None]:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        return None, reply(endpoint, 413, error=f"body larger than {MAX_BODY_BYTES} bytes")
-    try:
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-    except (ConnectionError, asyncio.IncompleteReadError):
-        return None, reply(endpoint, 400, error="body could not be read")
-    if len(raw) > MAX_BODY_BYTES:
-        return None, reply(endpoint, 413, error=f"body larger than {MAX_BODY_BYTES} bytes")
+    raw, refused = await read_body(request, endpoint)
+    if refused:
+        return None, refused
     try:
         return json.loads(raw), None
     except (ValueError, UnicodeDecodeError) as e:
-        return None, reply(endpoint, 400, error=f"body is not JSON: {e}")
+        return None, refuse(endpoint, 400, "malformed-webhook", f"body is not JSON: {e}")
+    except RecursionError:  # the json module recurses per nesting level: "[" * 100000 is valid-looking input
+        return None, refuse(endpoint, 400, "malformed-webhook", "body is nested too deeply")
 
 
 async def authenticate(cfg: WebhookConfig, request: web.Request, namespace: str | None) -> bool:
@@ -136,17 +174,13 @@ def make_alertmanager_handler(cfg: WebhookConfig):
         try:
             payload = parse_payload(raw)
         except PayloadError as e:
-            return reply(endpoint, 400, error=str(e))
+            return refuse(endpoint, 400, "malformed-webhook", str(e))
         try:
             results = await cfg.off_loop(ingest_all, cfg, payload, namespace)
         except TooManyLookups as e:
             return rate_limited(endpoint, e.wait, "too many namespaces not seen lately", LOOKUPS_SPENT)
-        except ApiException as e:
-            log.error("apiserver refused an ingest", extra={"status": e.status, "reason": e.reason})
-            return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
-        except Exception as e:  # network trouble talking to the apiserver
-            log.error("ingest failed", exc_info=e)
-            return reply(endpoint, 503, error="could not record the alerts; retry later")
+        except Exception as e:  # the apiserver refused or could not be reached: nothing may be lost
+            return not_recorded(endpoint, e, "the alerts were not all recorded; retry later")
         if all(r["outcome"] == "refused" for r in results):  # nothing to retry: the same alerts are refused again
             return reply(endpoint, 400, error="every alert was refused", results=results)
         return reply(endpoint, 200, results=results)
@@ -160,14 +194,14 @@ def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -
         admission = admit(cfg, alert.labels, path_namespace)
         if admission.labels is None:
             REFUSALS.labels(admission.reason).inc()
-            SIGNALS.labels("alertmanager", "refused").inc()
+            SIGNALS.labels(payload.sender, "refused").inc()
             log.warning("alert refused", extra={"route": path_namespace or "shared", "reason": admission.refusal})
             out.append({"fingerprint": fingerprint(alert), "outcome": "refused", "remediation": None,
                         "reasons": [admission.refusal]})
             continue
         signal = to_signal(alert.model_copy(update={"labels": dict(admission.labels)}))
         res = cfg.intake.firing(signal) if alert.status == "firing" else cfg.intake.resolved(signal)
-        SIGNALS.labels("alertmanager", res.outcome).inc()
+        SIGNALS.labels(payload.sender, res.outcome).inc()
         out.append({"fingerprint": signal.fingerprint, "outcome": res.outcome, "remediation": res.name,
                     "reasons": list(res.reasons)})
     return out
@@ -188,11 +222,9 @@ def make_slack_handler(cfg: WebhookConfig):
     endpoint = "slack"
 
     async def handle(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return reply(endpoint, 413, error="body too large")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            return reply(endpoint, 413, error="body too large")
+        raw, refused = await read_body(request, endpoint)
+        if refused:
+            return refused
         signature = request.headers.get("X-Slack-Signature")
         verified = cfg.slack is not None and verify(cfg.slack, raw, request.headers.get("X-Slack-Request-Timestamp"),
                                                     signature)
@@ -200,35 +232,27 @@ def make_slack_handler(cfg: WebhookConfig):
         if throttled:
             return throttled
         if not verified:
-            REFUSALS.labels("forged-slack-callback").inc()
+            # Anyone can post here: no apiserver write, or a stranger could flood a Remediation's timeline
+            # and contend with the operator's own writes. The counter and the log are the record.
             log.warning("slack callback refused: bad signature or stale timestamp", extra={"peer": request.remote})
-            await audit(cfg, raw, "refused a callback with a bad signature or a stale timestamp")
-            return reply(endpoint, 401, error="signature or timestamp invalid")
+            return refuse(endpoint, 401, "forged-slack-callback", "signature or timestamp invalid")
         try:
             click = parse_click(raw)
         except BadCallback as e:
-            return reply(endpoint, 400, error=str(e))
+            return refuse(endpoint, 400, "malformed-slack-callback", str(e))
         if not cfg.replays.first_time(signature or ""):
-            await cfg.off_loop(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
-                                    f"slack:{click.user} {click.decision}: replayed callback ignored")
+            # The original was recorded (or answered) already; a copy changes nothing, so writes nothing.
+            REFUSALS.labels("replayed-slack-callback").inc()
+            log.warning("slack callback replayed", extra={"peer": request.remote, "user": click.user[:64],
+                                                          "remediation": f"{click.namespace}/{click.remediation}"[:300]})
             return reply(endpoint, 200, outcome="replay", message="this callback was already received")
         try:
             outcome, message = await cfg.off_loop(record_slack_click, cfg.ctx, cfg.slack, click)
-        except ApiException as e:
-            return reply(endpoint, 503, error=f"apiserver answered {e.status}; click again")
+        except Exception as e:
+            return not_recorded(endpoint, e, "the vote was not recorded; click again")
         return reply(endpoint, VOTE_CODES.get(outcome, 409), outcome=outcome, message=message)
 
     return handle
-
-
-async def audit(cfg: WebhookConfig, raw: bytes, message: str) -> None:
-    """A refused callback goes into the timeline of the Remediation it claims to be about, if any."""
-    try:
-        click = parse_click(raw)
-        await cfg.off_loop(audit_refused_callback, cfg.ctx, click.namespace, click.remediation,
-                                f"slack:{click.user} {click.decision}: {message}")
-    except Exception as e:  # auditing is best effort; the answer stays 401
-        log.warning("could not audit a refused callback", extra={"error": type(e).__name__})
 
 
 async def healthz(request: web.Request) -> web.Response:

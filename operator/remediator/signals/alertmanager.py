@@ -1,15 +1,18 @@
-"""Alertmanager webhook payloads (version 4) turned into signals.
+"""Alert webhook payloads turned into signals.
 
+Two senders are accepted, each known by its own shape:
+- Alertmanager (Prometheus', Mimir's, Cortex's): `version: "4"`;
+- Grafana-managed alerting's webhook contact point: Alertmanager-shaped alerts with
+  `version: "1"`, plus `orgId`, `title`, `state` and `message`.
 Parsing is strict where it matters (version, statuses, label types, times)
-and tolerant of extra fields, since Alertmanager adds fields over time and
-other senders speak the same format loosely.
+and tolerant of extra fields, since senders add fields over time.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -51,6 +54,7 @@ class AlertmanagerAlert(BaseModel):
 
 class AlertmanagerPayload(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    sender: ClassVar[str] = "alertmanager"
 
     version: Literal["4"]
     status: Literal["firing", "resolved"]
@@ -60,13 +64,36 @@ class AlertmanagerPayload(BaseModel):
     externalURL: str = ""
 
 
+class GrafanaPayload(AlertmanagerPayload):
+    """Grafana-managed alerting's webhook contact point (Grafana 9 and later)."""
+    sender: ClassVar[str] = "grafana"
+
+    version: Literal["1"]  # type: ignore[assignment]
+    orgId: int
+    state: str = ""  # "alerting" or "ok"
+    title: str = ""
+    message: str = ""
+
+
+SHAPES = {"4": AlertmanagerPayload, "1": GrafanaPayload}
+
+
 class PayloadError(ValueError):
     """A delivery we refuse with 400; the message says why."""
 
 
 def parse_payload(raw: object) -> AlertmanagerPayload:
+    """The payload in the shape its `version` names, or PayloadError naming the first wrong field."""
+    version = raw.get("version") if isinstance(raw, dict) else None
+    shape = SHAPES.get(version) if isinstance(version, str) else None
+    if not isinstance(raw, dict):
+        raise PayloadError("body: a JSON object is required")
+    if shape is None:
+        given = "missing" if version is None else f"{str(version)[:20]!r}"
+        raise PayloadError(f"version: {given}; expected '4' (Alertmanager) or '1' (Grafana alerting's webhook "
+                           "contact point)")
     try:
-        return AlertmanagerPayload.model_validate(raw)
+        return shape.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
