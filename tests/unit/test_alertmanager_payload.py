@@ -83,3 +83,11 @@ def test_each_sender_is_known_by_its_own_shape(body, where):
     with pytest.raises(PayloadError) as err:
         parse_payload(body)
     assert where in str(err.value)
+
+
+def test_a_group_of_more_than_a_thousand_alerts_is_refused_naming_the_limit():
+    one = payload()["alerts"][0]
+    parse_payload(payload(alerts=[one] * 1000))
+    with pytest.raises(PayloadError) as err:
+        parse_payload(payload(alerts=[one] * 1001))
+    assert "alerts" in str(err.value) and "1000" in str(err.value)
