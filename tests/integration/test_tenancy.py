@@ -104,6 +104,7 @@ def test_a_runbook_naming_a_service_account_the_policy_does_not_allow_is_refused
     assert not any("dry run refused" in c for c in status.get("plannedChanges", [])), \
         "not even a dry run as the borrowed identity"
     assert sorted(cluster.revisions().values()) == ["1", "2"], "the Deployment is untouched"
+    assert refusals(operator, "forbidden-identity") >= 1, "counted as a refused attempt"
 
 
 def test_a_runbook_whose_service_account_may_not_patch_deployments_gets_the_403_and_nothing_changes(

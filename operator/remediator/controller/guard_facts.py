@@ -126,7 +126,13 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         cause_kind=cause_kind, default_service_account=ctx.settings.action_service_account)
     for decision in observed.verdict.decisions:
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
+        if not decision.allowed and decision.guard in TENANT_LIMITS:
+            metrics.REFUSALS.labels(TENANT_LIMITS[decision.guard]).inc()
     return StepFacts(observed.verdict, observed.risk_input, tuple(changes))
+
+
+# Guards that hold a tenant to what the cluster admins granted: a block there is a refused attempt, counted as such.
+TENANT_LIMITS = {"serviceAccount": "forbidden-identity", "bounds": "out-of-bounds"}
 
 
 def _done(value) -> concurrent.futures.Future:
