@@ -91,3 +91,14 @@ def test_a_group_of_more_than_a_thousand_alerts_is_refused_naming_the_limit():
     with pytest.raises(PayloadError) as err:
         parse_payload(payload(alerts=[one] * 1001))
     assert "alerts" in str(err.value) and "1000" in str(err.value)
+
+
+def test_a_long_or_crowded_annotation_is_cut_and_the_alert_kept():
+    alert = dict(payload()["alerts"][0], annotations={"description": "x" * 50_000,
+                                                       **{f"a{i:03}": "y" for i in range(100)}})
+    parsed = parse_payload(payload(alerts=[alert])).alerts[0]
+    assert len(parsed.annotations) == 64
+    assert len(parsed.annotations["a000"]) == 1 and "a099" not in parsed.annotations
+    assert parsed.annotations["description"].endswith("…"), "the human text is kept first"
+    alone = parse_payload(payload(alerts=[dict(alert, annotations={"description": "x" * 50_000})])).alerts[0]
+    assert len(alone.annotations["description"]) == 4096 and alone.annotations["description"].endswith("…")

@@ -21,6 +21,7 @@ from ..api.models import Signal
 MAX_ALERTS_PER_DELIVERY = 1000
 MAX_LABELS = 64
 MAX_LABEL_BYTES = 1024
+HUMAN_TEXT = ("summary", "description")  # kept first when annotations are cut
 
 
 class AlertmanagerAlert(BaseModel):
@@ -34,7 +35,7 @@ class AlertmanagerAlert(BaseModel):
     generatorURL: str = ""
     fingerprint: str = ""
 
-    @field_validator("labels", "annotations")
+    @field_validator("labels")
     @classmethod
     def bounded(cls, value: dict[str, str]) -> dict[str, str]:
         if len(value) > MAX_LABELS:
@@ -43,6 +44,15 @@ class AlertmanagerAlert(BaseModel):
             if len(k) > MAX_LABEL_BYTES or len(v) > MAX_LABEL_BYTES * 4:
                 raise ValueError(f"entry {k[:40]!r} is too long")
         return value
+
+    @field_validator("annotations")
+    @classmethod
+    def cut(cls, value: dict[str, str]) -> dict[str, str]:
+        """Annotations are text for humans (a long runbook description is normal): cut, never a reason to lose
+        the alert. Labels identify it and are refused instead."""
+        kept = sorted(value.items(), key=lambda kv: (kv[0] not in HUMAN_TEXT, kv[0]))[:MAX_LABELS]
+        return {k[:MAX_LABEL_BYTES]: v if len(v) <= MAX_LABEL_BYTES * 4 else v[:MAX_LABEL_BYTES * 4 - 1] + "…"
+                for k, v in kept}
 
     @field_validator("startsAt", "endsAt")
     @classmethod
