@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from remediator.records.metrics import REFUSALS
+
 from remediator.signals.prometheus import Prometheus, QueryRefused
 
 
@@ -66,11 +68,13 @@ def test_a_tenant_query_reaches_prometheus_confined_to_its_namespace(stand_in):
 def test_a_query_naming_another_namespace_is_never_sent(stand_in):
     server = stand_in()
     prom = Prometheus(server.url)
+    before = refused("query-outside-namespace")
     with pytest.raises(QueryRefused, match="reads namespace 'payments'"):
         prom.instant('errors{namespace="payments"}', namespace="shop")
     with pytest.raises(QueryRefused, match="with =~"):
         prom.range('errors{namespace=~".+"}', *_window(), 60, namespace="shop")
     assert server.queries == []
+    assert refused("query-outside-namespace") == before + 2, "each counted as a refused attempt"
 
 
 def test_the_operators_own_queries_are_sent_as_written(stand_in):
@@ -81,15 +85,21 @@ def test_the_operators_own_queries_are_sent_as_written(stand_in):
 
 def test_an_answer_with_more_series_than_the_limit_is_refused(stand_in):
     server = stand_in(series=50)
+    before = refused("query-too-large")
     with pytest.raises(QueryRefused, match="returns 50 series, over the limit of 10"):
         Prometheus(server.url, max_series=10).instant("errors", namespace="shop")
     assert len(Prometheus(server.url, max_series=50).instant("errors", namespace="shop")) == 50
+    assert refused("query-too-large") == before + 1
 
 
 def test_an_answer_over_the_byte_limit_is_refused(stand_in):
     server = stand_in(padding=200_000)
     with pytest.raises(QueryRefused, match="over the limit of 100000 bytes"):
         Prometheus(server.url, max_bytes=100_000).instant("errors", namespace="shop")
+
+
+def refused(reason: str) -> float:
+    return REFUSALS.labels(reason)._value.get()
 
 
 def _window():

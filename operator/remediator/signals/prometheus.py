@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..core import promql_scope
+from ..records.metrics import REFUSALS
 from ..secrets import FileSecret
 
 MAX_SERIES = 500  # series in one answer; a trigger meant "one series per target"
@@ -98,6 +99,7 @@ class Prometheus:
 
     def _bounded(self, result: list, query: str) -> list:
         if len(result) > self.max_series:
+            REFUSALS.labels("query-too-large").inc()
             raise QueryRefused(f"query returns {len(result)} series, over the limit of {self.max_series}; "
                                f"aggregate or filter it: {query[:200]}")
         return result
@@ -112,6 +114,7 @@ class Prometheus:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = response.read(self.max_bytes + 1)  # never more than the limit in memory
             if len(body) > self.max_bytes:
+                REFUSALS.labels("query-too-large").inc()
                 raise QueryRefused(f"Prometheus's answer is over the limit of {self.max_bytes} bytes; "
                                    f"narrow the query: {params.get('query', '')[:200]}")
         except urllib.error.HTTPError as e:
@@ -135,6 +138,7 @@ def scoped(query: str, namespace: str | None) -> str:
         return query
     result = promql_scope.scope(query, namespace)
     if result.query is None:
+        REFUSALS.labels("query-outside-namespace").inc()
         raise QueryRefused(f"not sent: {result.reason}")
     return result.query
 
