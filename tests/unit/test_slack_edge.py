@@ -19,12 +19,12 @@ def body(value: str, user: str = "U1") -> bytes:
 
 
 def test_a_click_on_our_button_parses_into_a_vote():
-    click = parse_click(body(button_value("shop", "am-1", "approve")))
+    click = parse_click(body(button_value("shop", "am-1", "approve", "r1")))
     assert (click.user, click.namespace, click.remediation, click.decision) == ("U1", "shop", "am-1", "approve")
 
 
 @pytest.mark.parametrize("raw", [b"", b"payload=%7B", body("not json"), body(json.dumps({"ns": "a"})),
-                                 body(button_value("shop", "am-1", "delete-everything")), b"\xff\xfe"])
+                                 body(button_value("shop", "am-1", "delete-everything", "r1")), b"\xff\xfe"])
 def test_anything_else_is_a_bad_callback(raw):
     with pytest.raises(BadCallback):
         parse_click(raw)

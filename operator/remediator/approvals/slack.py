@@ -95,6 +95,11 @@ class ReplayGuard:
             self._seen[signature] = now
             return True
 
+    def forget(self, signature: str) -> None:
+        """A callback we could not record (e.g. apiserver trouble) may be delivered again."""
+        with self._lock:
+            self._seen.pop(signature, None)
+
 
 @dataclass(frozen=True)
 class Click:
@@ -102,6 +107,7 @@ class Click:
     namespace: str
     remediation: str
     decision: str
+    request_id: str  # the approval request the message was posted for
 
 
 class BadCallback(ValueError):
@@ -127,7 +133,7 @@ def parse_click(body: bytes) -> Click:
         action = payload["actions"][0]
         value = json.loads(action["value"])
         click = Click(user=str(payload["user"]["id"]), namespace=str(value["ns"]), remediation=str(value["name"]),
-                      decision=str(value["decision"]))
+                      decision=str(value["decision"]), request_id=str(value.get("req") or ""))
     except (UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError) as e:
         raise BadCallback(f"not a block_actions payload from a remediator message ({type(e).__name__})") from None
     if click.decision not in ("approve", "deny") or not click.user or not click.remediation:

@@ -90,11 +90,14 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     kopf.on.event("", "v1", "nodes", id="journal", registry=registry)(journal(ctx.changes.observe_node))
 
     @kopf.on.create(GROUP, VERSION, "remediationapprovals", registry=registry)
-    def approval_cast(spec, namespace, patch, **_):
+    def approval_cast(spec, meta, namespace, patch, **_):
         vote = RemediationApprovalSpec.model_validate(dict(spec))
         policy = reconcile.load_policy(ctx, namespace)
         outcome, message = approvals.record_kubernetes_vote(ctx, namespace, vote,
-                                                            policy.approval if policy else Approval())
+                                                            policy.approval if policy else Approval(),
+                                                            meta.get("creationTimestamp"))
+        if outcome == "refused-contended":  # not recorded: kopf retries it rather than dropping the vote
+            raise kopf.TemporaryError(message, delay=1)
         patch.status["outcome"] = outcome
         patch.status["message"] = message
         patch.status["recordedAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
