@@ -22,8 +22,12 @@ GROUP, VERSION = "remediator.dev", "v1alpha1"
 @pytest.fixture(scope="session")
 def crds(kube_api, tool):
     """The chart's CRDs and its approval admission policy (rendered for a release of its own), applied
-    server-side; ours Established."""
+    server-side; ours Established. The tests' operator runs with the admin kubeconfig, so the policy is rendered
+    with that identity as the operator's (anyone else is refused a status write)."""
+    from remediator.approvals.kubernetes import whoami
+
     policy = subprocess.run([tool("helm"), "template", "remediator-tests", str(CHART), "--namespace", "default",
+                             "--set", f"admissionPolicy.operatorUsername={whoami(kube_api)[0]}",
                              "--show-only", ADMISSION_POLICY], capture_output=True, text=True, timeout=60,
                             check=False)
     assert policy.returncode == 0, policy.stderr
