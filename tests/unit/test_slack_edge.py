@@ -57,3 +57,36 @@ def test_the_decided_message_names_the_voters():
     status = RemediationStatus(phase="Succeeded", approval=ApprovalState(votes=[
         Vote(user="U1", source="slack", decision="approve", at="2026-11-25T12:00:00Z")]))
     assert "<@U1> approved" in str(decided_blocks("am-1", status))
+
+
+def hostile_remediation():
+    from remediator.api.models import ApprovalState, RemediationSpec, RemediationStatus, RiskAssessment
+
+    spec = RemediationSpec.model_validate({
+        "signal": {"source": "alertmanager", "name": "<!channel>", "summary": "see <https://evil.example|Approve>"},
+        "runbook": {"name": "rb", "namespace": "shop"}, "target": {"kind": "Deployment", "name": "web"}})
+    status = RemediationStatus(
+        phase="AwaitingApproval", risk=RiskAssessment.model_validate(
+            {"level": "high", "score": 70, "reasons": ["label team=<!subteam^S123>"]}),
+        planned_changes=["metadata.labels[x]: '<@U999>' -> None"], reason="<!everyone>",
+        approval=ApprovalState(request_id="req-7", required=1, level="high"))
+    return spec, status
+
+
+def test_alert_text_reaches_slack_escaped_never_as_a_mention_or_a_link():
+    from remediator.approvals.messages import decided_blocks, request_blocks
+
+    spec, status = hostile_remediation()
+    text = json.dumps(request_blocks("shop", "web-1", spec, status) + decided_blocks("web-1", status))
+    for raw in ("<!channel>", "<https://evil", "<!subteam", "<@U999>", "<!everyone>"):
+        assert raw not in text, raw
+    assert "&lt;!channel&gt;" in text and "&lt;https://evil.example|Approve&gt;" in text
+
+
+def test_the_buttons_carry_the_request_id_they_vote_on():
+    from remediator.approvals.messages import request_blocks
+
+    spec, status = hostile_remediation()
+    actions = next(b for b in request_blocks("shop", "web-1", spec, status) if b["type"] == "actions")
+    clicks = [parse_click(body(button["value"])) for button in actions["elements"]]
+    assert {(c.decision, c.request_id) for c in clicks} == {("approve", "req-7"), ("deny", "req-7")}

@@ -40,6 +40,15 @@ def operator_identity(ctx: OperatorContext) -> str:
     return _operator_identity[key]
 
 
+REQUESTED_BY = "remediator.dev/requested-by"
+
+
+def requester_of(ctx: OperatorContext, obj: dict) -> str:
+    """Who asked for this Remediation's actions: the creator the admission policy stamped, else the operator."""
+    stamped = (obj["metadata"].get("annotations") or {}).get(REQUESTED_BY)
+    return approval.voter_label("kubernetes", stamped) if stamped else operator_identity(ctx)
+
+
 def record_kubernetes_vote(ctx: OperatorContext, namespace: str, spec: RemediationApprovalSpec,
                            policy_approval, created_at: str | None = None) -> tuple[str, str]:
     """Apply a RemediationApproval; returns (outcome, message) for its status."""
@@ -56,12 +65,12 @@ def record_vote(ctx: OperatorContext, namespace: str, remediation: str, vote: Vo
     res: Resources = ctx.resources
     who = f"{vote.source}:{vote.user}"
     people = approval.identity_map(policy_approval.people)
-    requester = operator_identity(ctx)
     for _ in range(5):
         now = datetime.now(timezone.utc)
         obj = res.get("Remediation", remediation, namespace)
         if obj is None:
             return "refused-unknown-remediation", f"no Remediation {remediation!r} in {namespace}"
+        requester = requester_of(ctx, obj)
         status = RemediationStatus.model_validate(obj.get("status") or {})
         if status.phase != "AwaitingApproval" or status.approval is None:
             persist(res, obj, state.note(status, "VoteRefused", f"{who} {vote.decision}: already {status.phase}", now))
