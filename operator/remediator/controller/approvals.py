@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Collection
 from datetime import datetime, timezone
 
+import kopf
 from kubernetes.client.rest import ApiException
 
 from ..api.models import Approval, ApprovalRule, RemediationApprovalSpec, RemediationStatus, Vote
@@ -51,11 +52,16 @@ def requester_of(ctx: OperatorContext, obj: dict) -> str:
 
 def record_kubernetes_vote(ctx: OperatorContext, namespace: str, spec: RemediationApprovalSpec,
                            policy_approval, created_at: str | None = None) -> tuple[str, str]:
-    """Apply a RemediationApproval; returns (outcome, message) for its status."""
+    """Apply a RemediationApproval; returns (outcome, message) for its status, or raises kopf.TemporaryError
+    when it could not be recorded (the Remediation kept changing), so kopf tries again."""
     vote = Vote(user=spec.user, source="kubernetes", decision=spec.decision, request_id=spec.request_id,
                 at=engine.ts(datetime.now(timezone.utc)), reason=spec.reason)
     cast_at = parse_rfc3339(created_at) if created_at else None
-    return record_vote(ctx, namespace, spec.remediation, vote, lambda rule: spec.groups, policy_approval, cast_at)
+    outcome, message = record_vote(ctx, namespace, spec.remediation, vote, lambda rule: spec.groups,
+                                   policy_approval, cast_at)
+    if outcome == "refused-contended":  # not recorded: kopf handles the object again rather than drop the vote
+        raise kopf.TemporaryError(message, delay=1)
+    return outcome, message
 
 
 def record_vote(ctx: OperatorContext, namespace: str, remediation: str, vote: Vote,

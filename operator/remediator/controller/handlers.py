@@ -96,8 +96,6 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
         outcome, message = approvals.record_kubernetes_vote(ctx, namespace, vote,
                                                             policy.approval if policy else Approval(),
                                                             meta.get("creationTimestamp"))
-        if outcome == "refused-contended":  # not recorded: kopf retries it rather than dropping the vote
-            raise kopf.TemporaryError(message, delay=1)
         patch.status["outcome"] = outcome
         patch.status["message"] = message
         patch.status["recordedAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
