@@ -90,3 +90,13 @@ def test_the_buttons_carry_the_request_id_they_vote_on():
     actions = next(b for b in request_blocks("shop", "web-1", spec, status) if b["type"] == "actions")
     clicks = [parse_click(body(button["value"])) for button in actions["elements"]]
     assert {(c.decision, c.request_id) for c in clicks} == {("approve", "req-7"), ("deny", "req-7")}
+
+
+def test_a_callback_that_could_not_be_recorded_may_be_delivered_again():
+    from remediator.approvals.slack import ReplayGuard
+
+    guard = ReplayGuard()
+    assert guard.first_time("v0=abc", now=100.0)
+    assert not guard.first_time("v0=abc", now=101.0), "a replay"
+    guard.forget("v0=abc")  # the vote was not stored (503): Slack or the user may send it again
+    assert guard.first_time("v0=abc", now=102.0)
