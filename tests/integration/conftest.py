@@ -27,7 +27,7 @@ def crds(kube_api, tool):
     from remediator.approvals.kubernetes import whoami
 
     policy = subprocess.run([tool("helm"), "template", "remediator-tests", str(CHART), "--namespace", "default",
-                             "--set", f"admissionPolicy.operatorUsername={whoami(kube_api)[0]}",
+                             "--set-string", f"admissionPolicy.operatorUsername={whoami(kube_api)[0]}",
                              "--show-only", ADMISSION_POLICY], capture_output=True, text=True, timeout=60,
                             check=False)
     assert policy.returncode == 0, policy.stderr
