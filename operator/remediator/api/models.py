@@ -544,6 +544,6 @@ class RemediationApprovalSpec(Model):
 
 class RemediationApprovalStatus(Model):
     outcome: str = Field("", description="accepted | duplicate | refused-not-allowed | refused-already-decided "
-                                         "| refused-expired | refused-stale | refused-unknown-remediation")
+                                         "| refused-expired | refused-stale | refused-invalid | refused-unknown-remediation")
     message: str = ""
     recorded_at: str | None = None
