@@ -219,3 +219,24 @@ def test_the_operator_cannot_approve_the_action_it_requested(cluster, operator, 
     vote = cast_vote(kube_api, cluster.ns, name, "approve", "I asked for it")
     assert vote["status"]["outcome"] == "refused-not-allowed" and "requested this action" in vote["status"]["message"]
     assert cluster.remediation(name)["status"]["phase"] == "AwaitingApproval"
+
+
+def test_a_person_who_creates_a_remediation_must_say_so_and_cannot_approve_it(cluster, operator, kube_api):
+    grant(kube_api, cluster.ns, "requester", ["create", "get"], "carol", resources=("remediations",))
+    custom = client.CustomObjectsApi(as_user(kube_api, "carol"))
+    spec = {"signal": {"source": "manual", "name": "by hand"}, "runbook": {"name": "rb", "namespace": cluster.ns},
+            "target": {"kind": "Deployment", "name": "web", "namespace": cluster.ns}}
+
+    def create(annotations):
+        try:
+            custom.create_namespaced_custom_object("remediator.dev", "v1alpha1", cluster.ns, "remediations", {
+                "apiVersion": "remediator.dev/v1alpha1", "kind": "Remediation",
+                "metadata": {"generateName": "man-", "annotations": annotations}, "spec": spec})
+        except ApiException as e:
+            return e
+        return None
+
+    for annotations in ({}, {"remediator.dev/requested-by": "alice"}):
+        err = wait_for(lambda: create(annotations), what="the admission policy refusing an unstamped request")
+        assert err.status in (403, 422) and "remediator.dev/requested-by: carol" in err.body, err.body
+    assert create({"remediator.dev/requested-by": "carol"}) is None

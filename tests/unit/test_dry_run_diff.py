@@ -12,6 +12,7 @@ def template(password: str, image: str, replicas: int) -> dict:
                                          f'{{"env":"DB_PASSWORD={password}"}}'}},
             "spec": {"replicas": replicas, "template": {"spec": {"containers": [
                 {"name": "app", "image": image, "args": [f"--password={password}"],
+                 "command": ["/bin/app", f"--token={password}"],
                  "env": [{"name": "DB_PASSWORD", "value": password}]}]}}}}
 
 

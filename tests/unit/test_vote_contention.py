@@ -44,3 +44,11 @@ def test_a_kubernetes_vote_that_keeps_conflicting_is_retried_by_kopf_not_dropped
     with pytest.raises(kopf.TemporaryError):
         approvals.record_kubernetes_vote(ctx, "shop", vote, policy, created)
     assert ctx.resources.writes == 5
+
+
+def test_the_requester_is_the_creator_the_admission_policy_stamped_else_the_operator():
+    ctx = Ctx()
+    approvals._operator_identity[id(ctx.api)] = "kubernetes:the-operator"
+    stamped = {"metadata": {"annotations": {"remediator.dev/requested-by": "carol"}}}
+    assert approvals.requester_of(ctx, stamped) == "kubernetes:carol"
+    assert approvals.requester_of(ctx, {"metadata": {}}) == "kubernetes:the-operator"
