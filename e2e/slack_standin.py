@@ -1,9 +1,14 @@
 """A local stand-in for the Slack Web API and for Slack's signed interaction callbacks.
 
 The operator talks to it with the real slack_sdk WebClient (base_url pointed
-here): chat.postMessage, chat.update and usergroups.users.list are served and
-recorded. `click` then plays the user: it POSTs a `payload=` form body signed
-exactly as Slack signs it (v0 HMAC-SHA256 over "v0:<timestamp>:<body>").
+here): chat.postMessage, chat.update, conversations.history and
+usergroups.users.list are served and recorded. As in Slack, a channel given by
+name (#ops) is answered with its id (C...), messages keep their `metadata`
+(event_type + event_payload), and conversations.history takes only a channel
+id, returns newest first from `oldest` on, pages with a cursor, and includes
+metadata when asked (`include_all_metadata`). `click` then plays the user: it
+POSTs a `payload=` form body signed exactly as Slack signs it (v0
+HMAC-SHA256 over "v0:<timestamp>:<body>").
 
     python -m e2e.slack_standin --port 8765   # serve until interrupted
 """
@@ -16,6 +21,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import threading
 import time
 from urllib.parse import urlencode
@@ -55,27 +61,56 @@ class SlackStandIn:
         with self._lock:
             self.calls.append((method, args))
         handler = {"chat.postMessage": self.post_message, "chat.update": self.update,
-                   "usergroups.users.list": self.group_users}.get(method)
+                   "conversations.history": self.history, "usergroups.users.list": self.group_users}.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         return web.json_response(handler(args))
 
+    @staticmethod
+    def channel_id(channel: str) -> str:
+        """Slack answers with the channel's id whether it was named (#ops, ops) or given by id."""
+        if re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
+            return channel
+        return "C" + hashlib.sha256(channel.lstrip("#").encode()).hexdigest()[:10].upper()
+
     def post_message(self, args: dict) -> dict:
-        channel = args.get("channel") or ""
-        if not channel:
+        if not args.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
+        channel = self.channel_id(args["channel"])
         ts = f"{int(time.time())}.{next(self._ts):06d}"
-        message = {"text": args.get("text", ""), "blocks": self.blocks(args), "ts": ts}
+        message = {"type": "message", "text": args.get("text", ""), "blocks": self.blocks(args), "ts": ts,
+                   "bot_id": "B0STANDIN"}
+        metadata = self.decoded(args.get("metadata"))
+        if metadata:
+            message["metadata"] = metadata
         with self._lock:
             self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
+    def history(self, args: dict) -> dict:
+        """conversations.history: a channel id only; newest first; `oldest`/`limit`/`cursor`; metadata on request."""
+        channel = args.get("channel", "")
+        if channel != self.channel_id(channel):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        start = int(args.get("cursor") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        with self._lock:
+            found = sorted((m for (c, ts), m in self.messages.items() if c == channel and float(ts) > oldest),
+                           key=lambda m: float(m["ts"]), reverse=True)
+        page = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+                for m in found[start:start + limit]]
+        more = start + limit < len(found)
+        return {"ok": True, "messages": page, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
     def update(self, args: dict) -> dict:
-        key = (args.get("channel", ""), args.get("ts", ""))
+        key = (args.get("channel", ""), args.get("ts", ""))  # chat.update takes the channel id, as Slack's
         with self._lock:
             if key not in self.messages:
                 return {"ok": False, "error": "message_not_found"}
-            self.messages[key] = {"text": args.get("text", ""), "blocks": self.blocks(args), "ts": key[1],
+            self.messages[key] = {**self.messages[key], "text": args.get("text", ""), "blocks": self.blocks(args),
                                   "updated": True}
         return {"ok": True, "channel": key[0], "ts": key[1]}
 
@@ -86,9 +121,12 @@ class SlackStandIn:
         return {"ok": True, "users": self.user_groups[group]}
 
     @staticmethod
-    def blocks(args: dict) -> list:
-        blocks = args.get("blocks") or []
-        return json.loads(blocks) if isinstance(blocks, str) else blocks
+    def decoded(value):
+        """Form-encoded calls send blocks and metadata as JSON strings, JSON calls as objects."""
+        return json.loads(value) if isinstance(value, str) and value else value
+
+    def blocks(self, args: dict) -> list:
+        return self.decoded(args.get("blocks")) or []
 
     # ---------------------------------------------------------------- lifecycle
 

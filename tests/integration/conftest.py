@@ -22,9 +22,13 @@ GROUP, VERSION = "remediator.dev", "v1alpha1"
 @pytest.fixture(scope="session")
 def crds(kube_api, tool):
     """The chart's CRDs and its admission policies (rendered for a release of its own), applied
-    server-side; ours Established."""
+    server-side; ours Established. The tests' operator runs with the admin kubeconfig, so the policies are
+    rendered with that identity as the operator's (anyone else is refused a status write)."""
+    from remediator.approvals.kubernetes import whoami
+
     shown = [arg for template in ADMISSION_POLICIES for arg in ("--show-only", template)]
     policy = subprocess.run([tool("helm"), "template", "remediator-tests", str(CHART), "--namespace", "default",
+                             "--set-string", f"admissionPolicy.operatorUsername={whoami(kube_api)[0]}",
                              *shown], capture_output=True, text=True, timeout=60, check=False)
     assert policy.returncode == 0, policy.stderr
     for manifest, stdin in ((str(CRD_DIR), None), ("-", policy.stdout)):

@@ -25,19 +25,25 @@ def as_user(admin: client.ApiClient, user: str, group: str = "sre") -> client.Ap
     return api
 
 
+def grant(kube_api, namespace: str, role: str, verbs: list[str], user: str,
+          resources: tuple[str, ...] = ("remediationapprovals",)) -> None:
+    """`user` may do `verbs` on `resources` (and get remediations) in the namespace."""
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": role},
+        "rules": [{"apiGroups": ["remediator.dev"], "resources": list(resources), "verbs": verbs},
+                  {"apiGroups": ["remediator.dev"], "resources": ["remediations"], "verbs": ["get"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+
+
 @pytest.fixture
 def voters(kube_api, namespace):
     """alice may create RemediationApprovals in the namespace; bob may only read them."""
-    rbac = client.RbacAuthorizationV1Api(kube_api)
-    for role, verbs, user in (("approver", ["create", "get"], "alice"), ("reader", ["get", "list"], "bob")):
-        rbac.create_namespaced_role(namespace, {
-            "metadata": {"name": role},
-            "rules": [{"apiGroups": ["remediator.dev"], "resources": ["remediationapprovals"], "verbs": verbs},
-                      {"apiGroups": ["remediator.dev"], "resources": ["remediations"], "verbs": ["get"]}]})
-        rbac.create_namespaced_role_binding(namespace, {
-            "metadata": {"name": role},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+    grant(kube_api, namespace, "approver", ["create", "get"], "alice")
+    grant(kube_api, namespace, "reader", ["get", "list"], "bob")
     return {"alice": as_user(kube_api, "alice"), "bob": as_user(kube_api, "bob")}
 
 
@@ -86,7 +92,7 @@ def test_voting_as_someone_else_is_refused_by_the_admission_policy(cluster, oper
         custom.create_namespaced_custom_object("remediator.dev", "v1alpha1", cluster.ns, "remediationapprovals", {
             "apiVersion": "remediator.dev/v1alpha1", "kind": "RemediationApproval",
             "metadata": {"generateName": "forged-"},
-            "spec": {"remediation": name, "decision": "approve", "user": "carol"}})
+            "spec": {"remediation": name, "requestId": "any", "decision": "approve", "user": "carol"}})
 
     def refused():
         try:
@@ -124,3 +130,113 @@ def test_an_unanswered_request_expires_by_policy_and_a_late_approval_is_refused(
     late = cast_vote(voters["alice"], cluster.ns, name, "approve", "sorry, was at lunch")
     assert late["status"]["outcome"] == "refused-already-decided"
     assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"
+
+
+# ---------------------------------------------------------------- votes bound to one request; who writes decisions
+
+def first_approval(custom, namespace: str) -> dict:
+    return custom.list_namespaced_custom_object("remediator.dev", "v1alpha1", namespace,
+                                                "remediationapprovals")["items"][0]
+
+
+def test_a_relabelled_old_approval_does_not_count_on_a_later_request(cluster, operator, voters, kube_api):
+    from tests.integration.test_slack_approvals import ladder_runbook
+    policy = {"approval": {"rules": [
+        {"level": lvl, "approvers": 1, "allowedKubernetesUsers": ["alice"], "timeout": "10m"}
+        for lvl in ("medium", "high", "critical")]}}
+    name = bad_rollout_incident(cluster, operator, policy, runbook=ladder_runbook())
+    cluster.wait_phase(name, {"AwaitingApproval"})
+    first = cluster.remediation(name)["status"]["approval"]["requestId"]
+    assert cast_vote(voters["alice"], cluster.ns, name, "approve", "restart it")["status"]["outcome"] == "accepted"
+    wait_for(lambda: (cluster.remediation(name)["status"].get("approval") or {}).get("requestId") not in (None, first),
+             timeout=120, what="the rollback's own approval request")
+
+    custom = client.CustomObjectsApi(kube_api)
+    old = first_approval(custom, cluster.ns)
+    stripped = {k: None for k in old["metadata"].get("annotations") or {} if k.startswith("remediator.dev/")}
+    assert stripped, "kopf's bookkeeping annotations are there to strip"
+    custom.patch_namespaced_custom_object("remediator.dev", "v1alpha1", cluster.ns, "remediationapprovals",
+                                          old["metadata"]["name"], {"metadata": {"annotations": stripped}})
+    again = wait_for(lambda: (first_approval(custom, cluster.ns).get("status") or {}).get("outcome") == "refused-stale"
+                     and first_approval(custom, cluster.ns), what="the old vote handled again, as stale")
+    assert first in again["status"]["message"] or "before the request opened" in again["status"]["message"]
+    status = cluster.remediation(name)["status"]
+    assert status["phase"] == "AwaitingApproval" and status["approval"]["votes"] == []
+    image = cluster.apps.read_namespaced_deployment("web", cluster.ns).spec.template.spec.containers[0].image
+    assert image == "registry.local/web:bad", "no rollback"
+
+
+def test_a_voter_cannot_edit_their_vote_after_casting_it(cluster, operator, kube_api):
+    grant(kube_api, cluster.ns, "editor", ["create", "get", "list", "patch", "update"], "alice")
+    alice = as_user(kube_api, "alice")
+    name = waiting_rollback(cluster, operator)
+    cast_vote(alice, cluster.ns, name, "deny", "not now")
+    custom = client.CustomObjectsApi(alice)
+    mine = first_approval(custom, cluster.ns)
+
+    def edit():
+        try:
+            custom.patch_namespaced_custom_object("remediator.dev", "v1alpha1", cluster.ns, "remediationapprovals",
+                                                  mine["metadata"]["name"],
+                                                  {"metadata": {"annotations": {"remediator.dev/last-handled-configuration": None}}})
+        except ApiException as e:
+            return e
+        return None
+
+    err = wait_for(edit, what="the admission policy refusing an edited vote")
+    assert err.status in (403, 422) and "a vote cannot be changed after it is cast" in err.body
+
+
+def test_a_user_rbac_lets_patch_remediation_status_is_still_refused_by_admission(cluster, operator, kube_api):
+    grant(kube_api, cluster.ns, "status-writer", ["get", "patch", "update"], "mallory",
+          resources=("remediations", "remediations/status"))
+    name = waiting_rollback(cluster, operator)
+    custom = client.CustomObjectsApi(as_user(kube_api, "mallory"))
+
+    def approve_by_hand():
+        try:
+            custom.patch_namespaced_custom_object_status(
+                "remediator.dev", "v1alpha1", cluster.ns, "remediations", name,
+                {"status": {"approval": {"decision": "approved"}}})
+        except ApiException as e:
+            return e
+        return None
+
+    err = wait_for(approve_by_hand, what="the admission policy refusing a status write")
+    assert err.status in (403, 422) and "only the operator writes a Remediation status" in err.body, err.body
+    status = cluster.remediation(name)["status"]
+    assert status["phase"] == "AwaitingApproval" and status["approval"].get("decision") is None
+    assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"
+
+
+def test_the_operator_cannot_approve_the_action_it_requested(cluster, operator, kube_api):
+    from remediator.approvals.kubernetes import whoami
+    me = whoami(kube_api)[0]  # the tests' operator runs with this identity
+    name = bad_rollout_incident(cluster, operator, {"approval": {"rules": [
+        {"level": lvl, "approvers": 1, "allowedKubernetesUsers": [me], "timeout": "10m"}
+        for lvl in ("high", "critical")]}})
+    cluster.wait_phase(name, {"AwaitingApproval"})
+    vote = cast_vote(kube_api, cluster.ns, name, "approve", "I asked for it")
+    assert vote["status"]["outcome"] == "refused-not-allowed" and "requested this action" in vote["status"]["message"]
+    assert cluster.remediation(name)["status"]["phase"] == "AwaitingApproval"
+
+
+def test_a_person_who_creates_a_remediation_must_say_so_and_cannot_approve_it(cluster, operator, kube_api):
+    grant(kube_api, cluster.ns, "requester", ["create", "get"], "carol", resources=("remediations",))
+    custom = client.CustomObjectsApi(as_user(kube_api, "carol"))
+    spec = {"signal": {"source": "manual", "name": "by hand"}, "runbook": {"name": "rb", "namespace": cluster.ns},
+            "target": {"kind": "Deployment", "name": "web", "namespace": cluster.ns}}
+
+    def create(annotations):
+        try:
+            custom.create_namespaced_custom_object("remediator.dev", "v1alpha1", cluster.ns, "remediations", {
+                "apiVersion": "remediator.dev/v1alpha1", "kind": "Remediation",
+                "metadata": {"generateName": "man-", "annotations": annotations}, "spec": spec})
+        except ApiException as e:
+            return e
+        return None
+
+    for stamp in ({}, {"remediator.dev/requested-by": "alice"}):
+        err = wait_for(lambda: create(stamp), what="the admission policy refusing an unstamped request")
+        assert err.status in (403, 422) and "remediator.dev/requested-by: carol" in err.body, err.body
+    assert create({"remediator.dev/requested-by": "carol"}) is None

@@ -6,18 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from remediator.api.models import Approval, ApprovalRule, ApprovalState, Vote
+from remediator.api.models import Approval, ApprovalRule, ApprovalState, Person, Vote
 from remediator.core.approval import (
     Voter,
     choose_rule,
     expire_if_due,
     expiry_decision,
+    identity_map,
     may_vote,
     needs_approval,
     on_expiry,
     open_request,
     parse_duration,
     record_vote,
+    request_id_for,
     rule_for,
     tally,
 )
@@ -31,12 +33,17 @@ HIGH = ApprovalRule(
 CRITICAL = HIGH.model_copy(update={"level": "critical", "approvers": 2})
 
 
-def vote(user: str, decision: str = "approve", source: str = "slack", reason: str = "") -> Vote:
-    return Vote(user=user, source=source, decision=decision, at="2025-03-10T12:01:00Z", reason=reason)
+REQUEST = request_id_for("web-x1", 0, 0, NOW)
+
+
+def vote(user: str, decision: str = "approve", source: str = "slack", reason: str = "",
+         request_id: str = REQUEST) -> Vote:
+    return Vote(user=user, source=source, decision=decision, at="2025-03-10T12:01:00Z", reason=reason,
+                request_id=request_id)
 
 
 def pending(rule: ApprovalRule = HIGH, level: str | None = None) -> ApprovalState:
-    return open_request(rule, level or rule.level, NOW)
+    return open_request(rule, level or rule.level, NOW, request_id=REQUEST)
 
 
 # ---------------------------------------------------------------- which rule
@@ -165,11 +172,42 @@ def test_group_members_count_when_their_groups_are_given():
     assert tally(HIGH, votes, requester=None, groups={("slack", "U_CAROL"): ["S_SRE"]}).decision == "approved"
 
 
-def test_the_same_name_on_two_sources_counts_as_two_voters():
-    # (source, user) is the identity: nothing links a Slack id to a Kubernetes username.
+def test_the_same_name_on_two_sources_counts_as_two_voters_when_no_person_links_them():
+    # (source, user) is the identity unless the policy's people say otherwise.
     rule = CRITICAL.model_copy(update={"allowed_slack_users": ["alice"]})
     result = tally(rule, [vote("alice", source="slack"), vote("alice", source="kubernetes")], requester=None)
     assert (result.decision, result.approvals) == ("approved", 2)
+
+
+ALICE_EVERYWHERE = identity_map([Person(name="alice", slack="U_ALICE", kubernetes="alice")])
+
+
+def test_one_person_on_slack_and_kubernetes_counts_once_in_a_tally():
+    result = tally(CRITICAL, [vote("U_ALICE"), vote("alice", source="kubernetes")], requester=None,
+                   people=ALICE_EVERYWHERE)
+    assert (result.decision, result.approvals) == ("pending", 1)
+    assert "alice (kubernetes:alice) already approved; counted once" in result.reasons
+
+
+def test_one_person_voting_again_from_their_other_identity_is_a_duplicate():
+    state, _ = record_vote(pending(CRITICAL), vote("U_ALICE"), CRITICAL, None, NOW, people=ALICE_EVERYWHERE)
+    again, outcome = record_vote(state, vote("alice", source="kubernetes"), CRITICAL, None, NOW,
+                                 people=ALICE_EVERYWHERE)
+    assert outcome.kind == "duplicate" and again == state and again.decision is None
+    state, outcome = record_vote(state, vote("U_BOB"), CRITICAL, None, NOW, people=ALICE_EVERYWHERE)
+    assert (outcome.kind, state.decision) == ("accepted", "approved")
+
+
+def test_the_requester_cannot_vote_through_another_identity_of_the_same_person():
+    _, outcome = record_vote(pending(), vote("U_ALICE"), HIGH, "kubernetes:alice", NOW, people=ALICE_EVERYWHERE)
+    assert outcome.kind == "refused-not-allowed" and "requested this action" in outcome.reason
+
+
+def test_the_operator_as_requester_cannot_approve_as_itself():
+    rule = HIGH.model_copy(update={"allowed_kubernetes_users": ["system:serviceaccount:ops:remediator"]})
+    _, outcome = record_vote(pending(rule), vote("system:serviceaccount:ops:remediator", source="kubernetes"),
+                             rule, "kubernetes:system:serviceaccount:ops:remediator", NOW)
+    assert outcome.kind == "refused-not-allowed" and "requested this action" in outcome.reason
 
 
 def test_a_tally_without_enough_approvals_is_pending_and_says_how_many_are_missing():
@@ -265,6 +303,34 @@ def test_a_vote_from_someone_not_allowed_is_refused_and_not_stored():
     after, outcome = record_vote(before, vote("U_MALLORY"), HIGH, None, NOW)
     assert outcome.kind == "refused-not-allowed"
     assert after == before
+
+
+def test_a_vote_for_another_request_is_refused_as_stale_and_not_stored():
+    before = pending()
+    older = request_id_for("web-x1", 0, 0, NOW - timedelta(minutes=5))
+    after, outcome = record_vote(before, vote("U_ALICE", request_id=older), HIGH, None, NOW)
+    assert outcome.kind == "refused-stale" and older in outcome.reason
+    assert after == before
+    assert record_vote(before, vote("U_ALICE", request_id=""), HIGH, None, NOW)[1].kind == "refused-stale"
+
+
+def test_a_vote_cast_before_the_request_opened_never_counts_even_with_its_id():
+    before = pending()
+    _, outcome = record_vote(before, vote("U_ALICE"), HIGH, None, NOW, cast_at=NOW - timedelta(seconds=1))
+    assert outcome.kind == "refused-stale" and "before the request opened" in outcome.reason
+    assert record_vote(before, vote("U_ALICE"), HIGH, None, NOW, cast_at=NOW)[1].kind == "accepted"
+
+
+def test_a_request_without_an_id_takes_no_votes():
+    legacy = pending().model_copy(update={"request_id": None})
+    assert record_vote(legacy, vote("U_ALICE"), HIGH, None, NOW)[1].kind == "refused-stale"
+
+
+def test_each_step_attempt_gets_its_own_request_id():
+    ids = {request_id_for("web-x1", 0, 0, NOW), request_id_for("web-x1", 1, 1, NOW),
+           request_id_for("web-x1", 1, 1, NOW + timedelta(seconds=1)), request_id_for("web-x2", 0, 0, NOW)}
+    assert len(ids) == 4
+    assert request_id_for("web-x1", 0, 0, NOW) == request_id_for("web-x1", 0, 0, NOW), "deterministic"
 
 
 def test_the_requester_s_vote_is_refused():

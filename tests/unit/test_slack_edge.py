@@ -19,12 +19,12 @@ def body(value: str, user: str = "U1") -> bytes:
 
 
 def test_a_click_on_our_button_parses_into_a_vote():
-    click = parse_click(body(button_value("shop", "am-1", "approve")))
+    click = parse_click(body(button_value("shop", "am-1", "approve", "r1")))
     assert (click.user, click.namespace, click.remediation, click.decision) == ("U1", "shop", "am-1", "approve")
 
 
 @pytest.mark.parametrize("raw", [b"", b"payload=%7B", body("not json"), body(json.dumps({"ns": "a"})),
-                                 body(button_value("shop", "am-1", "delete-everything")), b"\xff\xfe"])
+                                 body(button_value("shop", "am-1", "delete-everything", "r1")), b"\xff\xfe"])
 def test_anything_else_is_a_bad_callback(raw):
     with pytest.raises(BadCallback):
         parse_click(raw)
@@ -68,3 +68,46 @@ def test_headers_only_python_finds_numeric_or_textual_are_refused_not_an_error(t
     (tmp_path / "secret").write_text("s3cret")
     cfg = SlackConfig(FileSecret(None), FileSecret(str(tmp_path / "secret")))
     assert not verify(cfg, b"payload=x", timestamp, signature)
+
+
+def hostile_remediation():
+    from remediator.api.models import ApprovalState, RemediationSpec, RemediationStatus, RiskAssessment
+
+    spec = RemediationSpec.model_validate({
+        "signal": {"source": "alertmanager", "name": "<!channel>", "summary": "see <https://evil.example|Approve>"},
+        "runbook": {"name": "rb", "namespace": "shop"}, "target": {"kind": "Deployment", "name": "web"}})
+    status = RemediationStatus(
+        phase="AwaitingApproval", risk=RiskAssessment.model_validate(
+            {"level": "high", "score": 70, "reasons": ["label team=<!subteam^S123>"]}),
+        planned_changes=["metadata.labels[x]: '<@U999>' -> None"], reason="<!everyone>",
+        approval=ApprovalState(request_id="req-7", required=1, level="high"))
+    return spec, status
+
+
+def test_alert_text_reaches_slack_escaped_never_as_a_mention_or_a_link():
+    from remediator.approvals.messages import decided_blocks, request_blocks
+
+    spec, status = hostile_remediation()
+    text = json.dumps(request_blocks("shop", "web-1", spec, status) + decided_blocks("web-1", status))
+    for raw in ("<!channel>", "<https://evil", "<!subteam", "<@U999>", "<!everyone>"):
+        assert raw not in text, raw
+    assert "&lt;!channel&gt;" in text and "&lt;https://evil.example|Approve&gt;" in text
+
+
+def test_the_buttons_carry_the_request_id_they_vote_on():
+    from remediator.approvals.messages import request_blocks
+
+    spec, status = hostile_remediation()
+    actions = next(b for b in request_blocks("shop", "web-1", spec, status) if b["type"] == "actions")
+    clicks = [parse_click(body(button["value"])) for button in actions["elements"]]
+    assert {(c.decision, c.request_id) for c in clicks} == {("approve", "req-7"), ("deny", "req-7")}
+
+
+def test_a_callback_that_could_not_be_recorded_may_be_delivered_again():
+    from remediator.approvals.slack import ReplayGuard
+
+    guard = ReplayGuard()
+    assert guard.first_time("v0=abc", now=100.0)
+    assert not guard.first_time("v0=abc", now=101.0), "a replay"
+    guard.forget("v0=abc")  # the vote was not stored (503): Slack or the user may send it again
+    assert guard.first_time("v0=abc", now=102.0)

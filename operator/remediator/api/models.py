@@ -276,11 +276,24 @@ class ApprovalRule(Model):
     on_timeout: Literal["deny", "escalate", "proceed"] = "deny"
 
 
+class Person(Model):
+    """One human and their identities: votes are counted per person, not per identity."""
+
+    name: str = Field(min_length=1, max_length=128)
+    slack: str | None = Field(None, max_length=64, description="Slack user id, e.g. U0123ABC")
+    kubernetes: str | None = Field(None, max_length=512, description="Kubernetes username, as the apiserver knows it")
+
+
 class Approval(Model):
-    slack_channel: str | None = None
+    slack_channel: str | None = Field(
+        None, description="where approval requests are posted; a channel id (C...) lets a restarted operator find "
+                          "a message it posted before a crash instead of posting a second one")
     rules: list[ApprovalRule] = Field(
         default_factory=list, max_length=len(RISK_LEVELS), description="at most one rule per risk level"
     )
+    people: list[Person] = Field(
+        default_factory=list, max_length=256,
+        description="persons and their Slack/Kubernetes identities: one person's votes count once")
 
 
 class BlastRadius(Model):
@@ -462,9 +475,12 @@ class Vote(Model):
     decision: Literal["approve", "deny"]
     at: str
     reason: str = ""
+    request_id: str = Field("", max_length=64, description="the approval request this vote was cast for")
 
 
 class ApprovalState(Model):
+    request_id: str | None = Field(None, max_length=64, description="votes must name it (Slack button, "
+                                                                    "RemediationApproval spec.requestId)")
     required: int = 0
     level: RiskLevel | None = None
     requested_at: str | None = None
@@ -525,6 +541,9 @@ class RemediationApprovalSpec(Model):
     """
 
     remediation: str = Field(min_length=1, max_length=253)
+    request_id: str = Field(min_length=1, max_length=64,
+                            description="the Remediation's status.approval.requestId this vote is for; a vote "
+                                        "for any other request is refused as stale")
     decision: Literal["approve", "deny"]
     reason: str = Field("", max_length=1024)
     user: str = Field(min_length=1, max_length=512, description="the creator's username, as the apiserver knows it")
@@ -533,6 +552,6 @@ class RemediationApprovalSpec(Model):
 
 class RemediationApprovalStatus(Model):
     outcome: str = Field("", description="accepted | duplicate | refused-not-allowed | refused-already-decided "
-                                         "| refused-expired | refused-unknown-remediation")
+                                         "| refused-expired | refused-stale | refused-invalid | refused-unknown-remediation")
     message: str = ""
     recorded_at: str | None = None

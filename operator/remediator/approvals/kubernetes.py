@@ -2,8 +2,10 @@
 
 The identity comes from the apiserver (SelfSubjectReview), not from a flag,
 and the admission policy re-checks it on create; RBAC on
-`remediationapprovals` decides who may vote. One object per voter and
-remediation, so voting twice is refused by the apiserver (409).
+`remediationapprovals` decides who may vote. A vote names the approval
+request it is for (`spec.requestId`, by default the one open when you vote,
+shown before voting); one object per voter and request, so voting twice is
+refused by the apiserver (409).
 """
 
 from __future__ import annotations
@@ -24,20 +26,28 @@ def whoami(api: client.ApiClient) -> tuple[str, list[str]]:
     return info.username, list(info.groups or [])
 
 
-def approval_name(remediation: str, user: str) -> str:
-    return f"{remediation[:230]}-{hashlib.sha256(user.encode()).hexdigest()[:10]}"
+def approval_name(remediation: str, request_id: str, user: str) -> str:
+    return f"{remediation[:220]}-{request_id[:8]}-{hashlib.sha256(user.encode()).hexdigest()[:10]}"
+
+
+def open_request(api: client.ApiClient, namespace: str, remediation: str) -> dict:
+    """The Remediation's open approval request (status.approval), {} when there is none."""
+    obj = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "remediations",
+                                                                    remediation)
+    return (obj.get("status") or {}).get("approval") or {}
 
 
 def cast_vote(api: client.ApiClient, namespace: str, remediation: str, decision: str, reason: str,
-              wait_seconds: float = 15) -> dict:
-    """Create the vote and wait for the operator to record what became of it."""
+              wait_seconds: float = 15, request_id: str | None = None) -> dict:
+    """Create the vote for `request_id` (default: the request open now) and wait for the operator's verdict."""
     user, groups = whoami(api)
     custom = client.CustomObjectsApi(api)
-    name = approval_name(remediation, user)
+    request_id = request_id or open_request(api, namespace, remediation).get("requestId") or "none"
+    name = approval_name(remediation, request_id, user)
     body = {"apiVersion": API_VERSION, "kind": "RemediationApproval",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"remediation": remediation, "decision": decision, "reason": reason, "user": user,
-                     "groups": groups}}
+            "spec": {"remediation": remediation, "requestId": request_id, "decision": decision, "reason": reason,
+                     "user": user, "groups": groups}}
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "remediationapprovals", body)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
@@ -52,6 +62,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("remediation", metavar="NAME")
     parser.add_argument("-n", "--namespace", required=True)
     parser.add_argument("--reason", default="")
+    parser.add_argument("--request-id", default=None,
+                        help="the approval request to vote on (status.approval.requestId); default: the open one")
     parser.add_argument("--kubeconfig", default=None)
 
 
@@ -60,7 +72,12 @@ def run(args, decision: str) -> int:
 
     api = load_api_client(args.kubeconfig)
     try:
-        obj = cast_vote(api, args.namespace, args.remediation, decision, args.reason)
+        request = open_request(api, args.namespace, args.remediation)
+        request_id = args.request_id or request.get("requestId")
+        print(f"voting {decision} on request {request_id} of {args.remediation}: "
+              f"{request.get('level', '?')} risk, needs {request.get('required', '?')}, "
+              f"deadline {request.get('deadline', '?')}")
+        obj = cast_vote(api, args.namespace, args.remediation, decision, args.reason, request_id=request_id)
     except ApiException as e:
         print(f"refused by the apiserver ({e.status}): {e.reason}: {(e.body or '')[:500]}")
         return 1

@@ -4,6 +4,14 @@ The bot token and signing secret are read from mounted files (rotation is
 picked up) and never logged. Callbacks are verified with slack_sdk's
 SignatureVerifier (HMAC over `v0:timestamp:body`, 5-minute window); a
 replayed callback (same signature) is recognised and never votes twice.
+
+Posting is made idempotent with Slack's own message metadata: each request
+message carries its request id (`metadata.event_payload.request_id`), and
+before posting, the channel's history since the request opened is searched
+for it (conversations.history, include_all_metadata), so an operator that
+crashed between chat.postMessage and saving the ts adopts the message it
+posted instead of posting a second live one. History needs a channel id
+(C...), not a #name, and the channels:history scope.
 """
 
 from __future__ import annotations
@@ -46,12 +54,41 @@ class SlackConfig:
         return WebClient(token=token.decode(), base_url=self.base_url, timeout=5)
 
 
-def post_message(cfg: SlackConfig, channel: str, text: str, blocks: list[dict]) -> tuple[str, str]:
+REQUEST_EVENT = "remediator_approval_request"
+HISTORY_SKEW_SECONDS = 120  # our clock and Slack's may differ; look a little further back
+CANNOT_LOOK = frozenset({"channel_not_found", "missing_scope", "not_in_channel", "invalid_arguments"})
+
+
+def post_message(cfg: SlackConfig, channel: str, text: str, blocks: list[dict],
+                 request_id: str | None = None) -> tuple[str, str]:
+    metadata = {"event_type": REQUEST_EVENT, "event_payload": {"request_id": request_id}} if request_id else None
     try:
-        resp = cfg.client().chat_postMessage(channel=channel, text=text, blocks=blocks)
+        resp = cfg.client().chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata)
     except SlackApiError as e:
         raise SlackUnavailable(f"chat.postMessage failed: {e.response.get('error')}") from None
     return resp["channel"], resp["ts"]
+
+
+def find_request_message(cfg: SlackConfig, channel: str, request_id: str, since: float) -> tuple[str, str] | None:
+    """(channel, ts) of the message already posted for `request_id`, or None when there is none (or we cannot
+    look: a #name instead of a channel id, a missing scope; then the caller posts, at-least-once)."""
+    try:
+        pages = cfg.client().conversations_history(channel=channel, oldest=f"{since - HISTORY_SKEW_SECONDS:.6f}",
+                                                   include_all_metadata=True, limit=200)
+        for page in pages:  # slack_sdk follows response_metadata.next_cursor
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if metadata.get("event_type") == REQUEST_EVENT and \
+                        (metadata.get("event_payload") or {}).get("request_id") == request_id:
+                    return channel, message["ts"]
+    except SlackApiError as e:
+        error = e.response.get("error")
+        if error in CANNOT_LOOK:
+            log.warning("cannot search the approval channel's history; a crash before saving a message's ts "
+                        "may post it twice", extra={"channel": channel, "error": error})
+            return None
+        raise SlackUnavailable(f"conversations.history failed: {error}") from None
+    return None
 
 
 def update_message(cfg: SlackConfig, channel: str, ts: str, text: str, blocks: list[dict]) -> None:
@@ -95,6 +132,11 @@ class ReplayGuard:
             self._seen[signature] = now
             return True
 
+    def forget(self, signature: str) -> None:
+        """A callback we could not record (e.g. apiserver trouble) may be delivered again."""
+        with self._lock:
+            self._seen.pop(signature, None)
+
 
 @dataclass(frozen=True)
 class Click:
@@ -102,6 +144,7 @@ class Click:
     namespace: str
     remediation: str
     decision: str
+    request_id: str  # the approval request the message was posted for
 
 
 class BadCallback(ValueError):
@@ -131,7 +174,7 @@ def parse_click(body: bytes) -> Click:
         action = payload["actions"][0]
         value = json.loads(action["value"])
         click = Click(user=str(payload["user"]["id"]), namespace=str(value["ns"]), remediation=str(value["name"]),
-                      decision=str(value["decision"]))
+                      decision=str(value["decision"]), request_id=str(value.get("req") or ""))
     except (UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError) as e:
         raise BadCallback(f"not a block_actions payload from a remediator message ({type(e).__name__})") from None
     if click.decision not in ("approve", "deny") or not click.user or not click.remediation:

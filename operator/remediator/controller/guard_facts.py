@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from ..core.sizing import Strategy
 from ..verification.observations import failing_reasons
 from ..verification.probes import pod_observation
 from ..records import metrics
+from ..signals.changes import digest
 from .context import OperatorContext
 
 
@@ -153,8 +155,22 @@ def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, i
         result = actions.execute(ctx.action_api(spec.runbook.namespace, service_account), request)
     except actions.ActionError as e:
         return ("unavailable" if e.retryable else "failed"), [f"dry run refused: {e}"]
-    return "succeeded", [f"{path}: {change.get('before')!r} -> {change.get('after')!r}"
-                         for path, change in sorted(result.changes.items())][:20]
+    return "succeeded", change_lines(result.changes)[:20]
+
+
+# Where values may be secrets (env values, a last-applied-configuration annotation holding the whole spec,
+# command lines): shown as digests, as the change journal does; the rest (replicas, images...) as is.
+SECRET_BEARING = re.compile(r"\.env\[|\.envFrom|annotations\[|\.args\b|\.command\b")
+
+
+def change_lines(changes: dict) -> list[str]:
+    """A dry run's diff as lines for humans (status, Slack): `path: before -> after`, digests where secrets may be."""
+    def shown(path: str, value) -> str:
+        if value is None or not SECRET_BEARING.search(path):
+            return repr(value)
+        return f"sha256:{digest(value)}"
+    return [f"{path}: {shown(path, change.get('before'))} -> {shown(path, change.get('after'))}"
+            for path, change in sorted(changes.items())]
 
 
 def labels_of_namespace(ctx: OperatorContext, namespace: str | None) -> dict[str, str]:

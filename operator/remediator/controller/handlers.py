@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timezone
 
 import kopf
+from pydantic import ValidationError
 
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
@@ -91,11 +92,16 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     kopf.on.event("", "v1", "nodes", id="journal", registry=registry)(journal(ctx.changes.observe_node))
 
     @kopf.on.create(GROUP, VERSION, "remediationapprovals", registry=registry)
-    def approval_cast(spec, namespace, patch, **_):
-        vote = RemediationApprovalSpec.model_validate(dict(spec))
-        policy = reconcile.load_policy(ctx, namespace)
-        outcome, message = approvals.record_kubernetes_vote(ctx, namespace, vote,
-                                                            policy.approval if policy else Approval())
+    def approval_cast(spec, meta, namespace, patch, **_):
+        try:
+            vote = RemediationApprovalSpec.model_validate(dict(spec))
+        except ValidationError as e:  # e.g. created before spec.requestId was required: say so, once
+            outcome, message = "refused-invalid", f"not a vote: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}"
+        else:
+            policy = reconcile.load_policy(ctx, namespace)
+            outcome, message = approvals.record_kubernetes_vote(ctx, namespace, vote,
+                                                                policy.approval if policy else Approval(),
+                                                                meta.get("creationTimestamp"))
         patch.status["outcome"] = outcome
         patch.status["message"] = message
         patch.status["recordedAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -19,7 +19,7 @@ from kubernetes.client.rest import ApiException
 from .. import failpoints
 from ..actions import base as actions
 from ..approvals import messages
-from ..approvals.slack import SlackUnavailable, post_message, update_message
+from ..approvals.slack import SlackUnavailable, find_request_message, post_message, update_message
 from ..api.models import (
     TERMINAL_PHASES,
     Evidence,
@@ -131,11 +131,16 @@ class Loop:
             if after.phase == "AwaitingApproval" and not request.slack_ts and request.slack_channel:
                 if time.monotonic() < self.slack_retry_at:
                     return
-                channel, ts = post_message(slack, request.slack_channel, f"Approval needed: {self.name}",
-                                           messages.request_blocks(self.namespace, self.name, spec, after))
+                # Posted before a crash or a lost status write? Adopt that message rather than post another.
+                found = request.request_id and request.requested_at and find_request_message(
+                    slack, request.slack_channel, request.request_id, parse_time(request.requested_at).timestamp())
+                channel, ts = found or post_message(
+                    slack, request.slack_channel, f"Approval needed: {self.name}",
+                    messages.request_blocks(self.namespace, self.name, spec, after), request.request_id)
+                failpoints.hit("after-slack-post")
                 posted = after.model_copy(update={"approval": request.model_copy(
                     update={"slack_channel": channel, "slack_ts": ts})})
-                self.persist(obj, posted)  # a 409 here only costs a second message after a crash
+                self.persist(obj, posted)  # on a 409 the next tick finds the message by its request id
             elif before.phase == "AwaitingApproval" and after.phase != "AwaitingApproval" and request.slack_ts:
                 update_message(slack, request.slack_channel or "", request.slack_ts,
                                f"{self.name}: {after.phase}", messages.decided_blocks(self.name, after))

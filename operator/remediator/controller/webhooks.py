@@ -214,7 +214,8 @@ def admit(cfg: WebhookConfig, labels: dict[str, str], path_namespace: str | None
 
 
 VOTE_CODES = {"accepted": 200, "duplicate": 200, "refused-not-allowed": 403, "refused-already-decided": 409,
-              "refused-expired": 409, "refused-unknown-remediation": 404, "refused-contended": 503}
+              "refused-expired": 409, "refused-stale": 409, "refused-unknown-remediation": 404,
+              "refused-contended": 503}
 
 
 def make_slack_handler(cfg: WebhookConfig):
@@ -249,8 +250,12 @@ def make_slack_handler(cfg: WebhookConfig):
         try:
             outcome, message = await cfg.off_loop(record_slack_click, cfg.ctx, cfg.slack, click)
         except Exception as e:
+            cfg.replays.forget(signature or "")  # nothing was recorded: the same callback may come again
             return not_recorded(endpoint, e, "the vote was not recorded; click again")
-        return reply(endpoint, VOTE_CODES.get(outcome, 409), outcome=outcome, message=message)
+        code = VOTE_CODES.get(outcome, 409)
+        if code == 503:
+            cfg.replays.forget(signature or "")
+        return reply(endpoint, code, outcome=outcome, message=message)
 
     return handle
 

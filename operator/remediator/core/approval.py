@@ -16,10 +16,15 @@ Choices, all on the side of safety:
   lists only Slack approvers refuses Kubernetes votes, and the other way round.
 - **The requester never votes on their own action**, neither to approve nor to
   deny (denying one's own request is a cancel, which is not a vote). A voter
-  is the requester when `requester` equals their id or `source:id`.
-- **One person counts once**, keyed by (source, user): the same human on
-  Slack and on kubectl cannot be recognised as one, so the allow-lists should
-  name each approver on one source only if that matters.
+  is the requester when `requester` equals their id or `source:id`, or names
+  an identity of the same person. Remediations are requested by the operator,
+  so its own identity never counts as an approver.
+- **One person counts once.** The policy's `approval.people` maps a person to
+  their Slack and Kubernetes identities; votes are counted per person, and an
+  identity no person claims is a person of its own (`source:id`).
+- **A vote is bound to one request.** Each request has an id (step, attempt,
+  time); a vote carrying another id, or cast before the request opened, is
+  refused as stale: it was meant for something else.
 - **Deny wins.** Any allowed deny while the request is pending denies it,
   including a deny from someone who approved earlier (a change of mind
   towards safety is honoured; towards approval it is not).
@@ -32,6 +37,7 @@ Choices, all on the side of safety:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,16 +45,17 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
-from remediator.api.models import Approval, ApprovalRule, ApprovalState, RiskLevel, Vote
+from remediator.api.models import Approval, ApprovalRule, ApprovalState, Person, RiskLevel, Vote
 from remediator.core.freeze import parse_rfc3339, require_aware
 
 VoterSource = Literal["slack", "kubernetes"]
 TallyDecision = Literal["approved", "denied", "pending"]
 ExpiryOutcome = Literal["denied", "escalated", "proceed"]
 VoteOutcomeKind = Literal[
-    "accepted", "duplicate", "refused-not-allowed", "refused-already-decided", "refused-expired"
+    "accepted", "duplicate", "refused-not-allowed", "refused-already-decided", "refused-expired", "refused-stale"
 ]
 VoterKey = tuple[str, str]  # (source, user)
+People = Mapping[VoterKey, str]  # (source, user) -> the person they belong to
 
 DEFAULT_APPROVERS: Mapping[str, int] = MappingProxyType({"low": 0, "medium": 0, "high": 1, "critical": 2})
 PROCEED_ON_TIMEOUT_LEVELS: frozenset[str] = frozenset({"low", "medium"})
@@ -144,13 +151,14 @@ def needs_approval(rule: ApprovalRule) -> bool:
 # ---------------------------------------------------------------- who may vote
 
 
-def may_vote(rule: ApprovalRule, voter: Voter, requester: str | None) -> tuple[bool, str]:
+def may_vote(rule: ApprovalRule, voter: Voter, requester: str | None, people: People | None = None
+             ) -> tuple[bool, str]:
     who = voter_label(voter.source, voter.id)
     if not needs_approval(rule):
         return False, f"{rule.level} risk needs no approval, so no votes are taken"
     if not voter.id:
         return False, "an anonymous voter cannot approve or deny"
-    if is_requester(voter, requester):
+    if is_requester(voter, requester, people):
         return False, f"{who} requested this action and cannot vote on it"
     users, groups = allow_lists(rule, voter.source)
     if not users and not groups:
@@ -178,12 +186,38 @@ def lists_anyone(rule: ApprovalRule) -> bool:
     return any(any(allow_lists(rule, source)) for source in _SOURCE_TITLE)
 
 
-def is_requester(voter: Voter, requester: str | None) -> bool:
-    return bool(requester) and requester in (voter.id, voter_label(voter.source, voter.id))
+def is_requester(voter: Voter, requester: str | None, people: People | None = None) -> bool:
+    if not requester:
+        return False
+    if requester in (voter.id, voter_label(voter.source, voter.id)):
+        return True
+    source, _, user = requester.partition(":")
+    return bool(user) and person_of(source, user, people) == person_of(voter.source, voter.id, people)
+
+
+def identity_map(people: Iterable[Person]) -> dict[VoterKey, str]:
+    """(source, user) -> person, from the policy's `approval.people`."""
+    found: dict[VoterKey, str] = {}
+    for person in people:
+        for source, user in (("slack", person.slack), ("kubernetes", person.kubernetes)):
+            if user:
+                found[(source, user)] = f"person:{person.name}"
+    return found
+
+
+def person_of(source: str, user: str, people: People | None) -> str:
+    """Who an identity is: the person the policy maps it to, else the identity itself."""
+    return (people or {}).get((source, user)) or voter_label(source, user)
 
 
 def voter_label(source: str, user: str) -> str:
     return f"{source}:{user}"
+
+
+def describe_voter(source: str, user: str, people: People | None) -> str:
+    person = (people or {}).get((source, user))
+    label = voter_label(source, user)
+    return f"{person.removeprefix('person:')} ({label})" if person else label
 
 
 # ---------------------------------------------------------------- counting
@@ -194,6 +228,7 @@ def tally(
     votes: Iterable[Vote],
     requester: str | None,
     groups: Mapping[VoterKey, Collection[str]] | None = None,
+    people: People | None = None,
 ) -> Tally:
     """Count votes in order; the first decision reached stands (later votes do not change it).
 
@@ -207,22 +242,22 @@ def tally(
     ignored: list[str] = []
     for vote in votes:
         voter = Voter(vote.user, vote.source, frozenset(groups.get((vote.source, vote.user), ())))
-        allowed, why = may_vote(rule, voter, requester)
+        allowed, why = may_vote(rule, voter, requester, people)
         if allowed:
             eligible.append(vote)
         else:
             ignored.append(f"ignored {vote.decision} from {voter_label(vote.source, vote.user)}: {why}")
-    counted = count_votes(rule.approvers, eligible)
+    counted = count_votes(rule.approvers, eligible, people)
     return Tally(counted.decision, counted.approvals, counted.needed, tuple(ignored) + counted.reasons)
 
 
-def count_votes(needed: int, eligible: Iterable[Vote]) -> Tally:
-    """Fold already-screened votes: deny wins, each (source, user) approves once."""
-    approvers: list[VoterKey] = []
+def count_votes(needed: int, eligible: Iterable[Vote], people: People | None = None) -> Tally:
+    """Fold already-screened votes: deny wins, each person approves once, whichever identity they use."""
+    approvers: list[str] = []
     reasons: list[str] = []
     for vote in eligible:
-        key = (vote.source, vote.user)
-        who = voter_label(*key)
+        key = person_of(vote.source, vote.user, people)
+        who = describe_voter(vote.source, vote.user, people)
         if vote.decision == "deny":
             comment = f": {vote.reason}" if vote.reason else ""
             reasons.append(f"denied by {who}{comment}")
@@ -264,18 +299,44 @@ def expiry_decision(rule: ApprovalRule, level: RiskLevel) -> ExpiryDecision:
 
 
 def open_request(
-    rule: ApprovalRule, level: RiskLevel, now: datetime, slack_channel: str | None = None
+    rule: ApprovalRule, level: RiskLevel, now: datetime, slack_channel: str | None = None, request_id: str | None = None
 ) -> ApprovalState:
     """A new request; one that needs no approval is approved on the spot."""
     at = format_time(now)
     if not needs_approval(rule):
         return ApprovalState(
-            required=0, level=level, requested_at=at, decided_at=at, decision="approved", slack_channel=slack_channel
+            required=0, level=level, requested_at=at, decided_at=at, decision="approved", slack_channel=slack_channel,
+            request_id=request_id,
         )
     deadline = format_time(now + parse_duration(rule.timeout))
     return ApprovalState(
-        required=rule.approvers, level=level, requested_at=at, deadline=deadline, slack_channel=slack_channel
+        required=rule.approvers, level=level, requested_at=at, deadline=deadline, slack_channel=slack_channel,
+        request_id=request_id,
     )
+
+
+def request_id_for(remediation: str, step_index: int, attempt: int, now: datetime) -> str:
+    """The id of one approval request: the Remediation, the step, how many steps ran before, the time opened.
+
+    A vote names it, so a vote (a Slack button, a RemediationApproval) is for this request and no other.
+    """
+    seed = f"{remediation}|{step_index}|{attempt}|{format_time(now)}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def stale_reason(state: ApprovalState, vote: Vote, cast_at: datetime | None) -> str | None:
+    """Why a vote is not for the open request, or None when it is."""
+    if not state.request_id or vote.request_id != state.request_id:
+        return (f"the vote is for request {vote.request_id or '(none)'}, but the open request is "
+                f"{state.request_id or '(none)'}: vote on the current message")
+    if cast_at is not None and state.requested_at:
+        try:
+            opened = parse_rfc3339(state.requested_at)
+        except ValueError:
+            return "the request has an unreadable opening time"
+        if cast_at < opened:
+            return f"the vote was cast at {format_time(cast_at)}, before the request opened at {state.requested_at}"
+    return None
 
 
 def is_expired(state: ApprovalState, now: datetime) -> bool:
@@ -306,14 +367,21 @@ def record_vote(
     requester: str | None,
     now: datetime,
     groups: Collection[str] = (),
+    *,
+    cast_at: datetime | None = None,
+    people: People | None = None,
 ) -> tuple[ApprovalState, VoteOutcome]:
     """Apply one vote; returns a new state (the given one is never modified) and what happened.
 
-    `groups` are the voter's group memberships as the edge resolved them.
+    `groups` are the voter's group memberships as the edge resolved them; `cast_at` is when the vote was
+    made (a RemediationApproval's creation time), when the edge knows it; `people` maps identities to persons.
     Only accepted votes are stored, so the stored votes are the eligible ones.
     """
     require_aware(now)
-    who = voter_label(vote.source, vote.user)
+    who = describe_voter(vote.source, vote.user, people)
+    stale = stale_reason(state, vote, cast_at)
+    if stale:
+        return state, VoteOutcome("refused-stale", stale)
     if state.decision is not None:
         return state, VoteOutcome(
             "refused-already-decided", f"this request was already {state.decision} at {state.decided_at}"
@@ -322,14 +390,15 @@ def record_vote(
         return state, VoteOutcome("refused-expired", f"the approval window closed at {state.deadline}")
     needed = max(state.required, rule.approvers)
     effective = rule if needed == rule.approvers else rule.model_copy(update={"approvers": needed})
-    allowed, why = may_vote(effective, Voter(vote.user, vote.source, frozenset(groups)), requester)
+    allowed, why = may_vote(effective, Voter(vote.user, vote.source, frozenset(groups)), requester, people)
     if not allowed:
         return state, VoteOutcome("refused-not-allowed", why)
-    earlier = [v for v in state.votes if (v.source, v.user) == (vote.source, vote.user)]
+    person = person_of(vote.source, vote.user, people)
+    earlier = [v for v in state.votes if person_of(v.source, v.user, people) == person]
     if any(v.decision == vote.decision for v in earlier):
         return state, VoteOutcome("duplicate", f"{who} already voted {vote.decision}; counted once")
     votes = [*state.votes, vote]
-    counted = count_votes(needed, votes)
+    counted = count_votes(needed, votes, people)
     update: dict = {"votes": votes, "required": needed}
     if counted.decision != "pending":
         update |= {"decision": counted.decision, "decided_at": format_time(now)}

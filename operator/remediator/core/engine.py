@@ -141,7 +141,7 @@ def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Deci
             " policy mode is dryRun, nothing was changed", facts.now))
     rule = approval_rule(assessed.level, facts)
     if approval.needs_approval(rule) and not approved(status):
-        return request_approval(status, assessed, rule, facts,
+        return request_approval(name, index, status, assessed, rule, facts,
                                 f"risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
     status = status.model_copy(update={"current_step": index})
     # The guards and the dry run were observed for this step just now: record the intent in the same write,
@@ -154,12 +154,13 @@ def approval_rule(level: str, facts: Facts) -> ApprovalRule:
     return approval.rule_for(level, facts.policy.approval if facts.policy else Approval())
 
 
-def request_approval(status: RemediationStatus, assessed: RiskAssessment, rule: ApprovalRule, facts: Facts,
-                     reason: str) -> Decision:
-    """Open an approval request (deadline from the rule) and wait for votes."""
+def request_approval(name: str, index: int, status: RemediationStatus, assessed: RiskAssessment,
+                     rule: ApprovalRule, facts: Facts, reason: str) -> Decision:
+    """Open an approval request (deadline from the rule, an id votes must name) and wait for votes."""
     channel = facts.policy.approval.slack_channel if facts.policy else None
+    request_id = approval.request_id_for(name, index, len(status.steps), facts.now)
     status = status.model_copy(update={
-        "approval": approval.open_request(rule, assessed.level, facts.now, channel)})
+        "approval": approval.open_request(rule, assessed.level, facts.now, channel, request_id)})
     return Decision(state.transition(status, "AwaitingApproval", reason, facts.now))
 
 
@@ -228,7 +229,7 @@ def on_acting(name, spec, status, facts) -> Decision:
             rule = approval_rule(assessed.level, facts)
             if approval.needs_approval(rule) and not approved_for(status, assessed.level):
                 return request_approval(
-                    status, assessed, rule, facts,
+                    name, index, status, assessed, rule, facts,
                     f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
         key = state.idempotency_key(name, index, step.action)
         record = StepRecord(index=index, name=step.name, action=step.action, idempotency_key=key,

@@ -66,7 +66,7 @@ from remediator.api.models import (
 )
 from remediator.core import approval, cause, engine, guard_inputs, guards, matching, planning, policy_select, risk, state
 from remediator.core.durations import format_time, parse_time
-from remediator.core.guard_inputs import past_remediation, recent_failures
+from remediator.core.guard_inputs import past_remediation
 from remediator.core.sizing import ROLLING_DEFAULTS, Strategy
 
 AlertStatus = Literal["firing", "resolved"]

@@ -33,6 +33,6 @@ def observe_approval(before: RemediationStatus, after: RemediationStatus) -> Non
     waited = datetime.fromisoformat(request.decided_at) - datetime.fromisoformat(request.requested_at)
     APPROVAL_WAIT.labels(request.decision).observe(max(0.0, waited.total_seconds()))
 REFUSALS = Counter("remediator_refusals_total",
-                   "Refused attempts: unauthenticated or rate-limited webhook calls, forged Slack callbacks, "
+                   "Refused attempts: unauthenticated or rate-limited webhook calls, forged Slack callbacks, stale votes, "
                    "signals aimed at another namespace, actions the tenant's ServiceAccount may not do",
                    ["reason"])
