@@ -12,6 +12,7 @@ import yaml
 from remediator.api.models import RemediationSpec
 from remediator.cli import main
 from remediator.core import simulation
+from remediator.core.guard_inputs import recent_failures
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = str(ROOT / "runbooks")
