@@ -386,7 +386,7 @@ def test_exported_remediations_become_history_and_only_recent_failures_count():
         "signal": {"source": "alertmanager", "name": "x"}, "runbook": {"name": "rb", "namespace": "shop"},
         "target": {"kind": "Deployment", "namespace": "shop", "name": "web"}})
     now = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
-    assert simulation.recent_failures(past, spec, now) == 1
+    assert recent_failures(past, spec, now) == 1
 
 
 def test_the_scale_out_runbook_under_production_strict_is_gated_as_in_the_loop_not_skipped_as_unknown(simulate):
