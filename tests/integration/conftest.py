@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,10 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "remediator"
 CRD_DIR = CHART / "crds"
 ADMISSION_POLICIES = ("templates/approval-admission-policy.yaml", "templates/remediation-admission-policy.yaml")
 GROUP, VERSION = "remediator.dev", "v1alpha1"
+# Namespaces where a chart release under test runs the operator as its own ServiceAccount carry this label; the
+# suite's own admission policies (operator = the admin identity) leave them to that release's policies.
+CHART_RELEASE_LABEL = "remediator.dev/chart-release-under-test"
+OUTSIDE_CHART_RELEASES = {"matchExpressions": [{"key": CHART_RELEASE_LABEL, "operator": "DoesNotExist"}]}
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +34,7 @@ def crds(kube_api, tool):
     shown = [arg for template in ADMISSION_POLICIES for arg in ("--show-only", template)]
     policy = subprocess.run([tool("helm"), "template", "remediator-tests", str(CHART), "--namespace", "default",
                              "--set-string", f"admissionPolicy.operatorUsername={whoami(kube_api)[0]}",
+                             "--set-json", f"admissionPolicy.namespaceSelector={json.dumps(OUTSIDE_CHART_RELEASES)}",
                              *shown], capture_output=True, text=True, timeout=60, check=False)
     assert policy.returncode == 0, policy.stderr
     for manifest, stdin in ((str(CRD_DIR), None), ("-", policy.stdout)):

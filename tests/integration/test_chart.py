@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from remediator.actions.base import ActionError, execute
 from remediator.kube import impersonating
-from tests.integration.conftest import CHART, CRD_DIR
+from tests.integration.conftest import CHART, CHART_RELEASE_LABEL, CRD_DIR
 from tests.integration.test_actions import key, node, pinned, request, wait_rolled_out  # noqa: F401 (node is a fixture)
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
 from tests.support import kube_schemas
@@ -326,6 +326,14 @@ def forbidden(call) -> bool:
     except ApiException as e:
         return e.status == 403
     return False
+
+
+@pytest.fixture(autouse=True)
+def namespace_under_the_releases_policies(request):
+    """The suite's admission policies name the admin as the operator; here a release's ServiceAccount is."""
+    if "namespace" in request.fixturenames:
+        client.CoreV1Api(request.getfixturevalue("kube_api")).patch_namespace(
+            request.getfixturevalue("namespace"), {"metadata": {"labels": {CHART_RELEASE_LABEL: "true"}}})
 
 
 @pytest.fixture

@@ -183,3 +183,17 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
   resources: [pods/eviction]
   verbs: [create]
 {{- end -}}
+
+{{/* Where the release's identity-bound admission policies apply: its watchNamespaces, else
+admissionPolicy.namespaceSelector, else everywhere (nothing rendered). */}}
+{{- define "remediator.admissionScope" -}}
+{{- if .Values.watchNamespaces }}
+matchResources:
+  namespaceSelector:
+    matchExpressions:
+      - {key: kubernetes.io/metadata.name, operator: In, values: {{ .Values.watchNamespaces | toJson }}}
+{{- else if .Values.admissionPolicy.namespaceSelector }}
+matchResources:
+  namespaceSelector: {{ .Values.admissionPolicy.namespaceSelector | toJson }}
+{{- end }}
+{{- end }}
