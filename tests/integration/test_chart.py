@@ -24,6 +24,7 @@ from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from remediator.actions.base import ActionError, execute
+from remediator.kube import impersonating
 from tests.integration.conftest import CHART, CRD_DIR
 from tests.integration.test_actions import key, node, pinned, request, wait_rolled_out  # noqa: F401 (node is a fixture)
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
@@ -177,6 +178,47 @@ def test_watch_namespaces_gets_a_role_in_each_and_no_cluster_wide_workload_right
     assert "--namespace=shop" in args and "--namespace=payments" in args and "--all-namespaces" not in args
 
 
+def test_by_default_no_node_drain_no_configmaps_and_metrics_only_from_the_monitoring_namespace(tool, tmp_path):
+    docs = documents(render(tool, tmp_path, {}))
+    granted = {(group, resource, verb) for _, rule in rbac_rules(docs) for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert ("", "nodes", "patch") not in granted, "cordonDrain's rights only with rbac.nodeDrain"
+    assert not {g for g in granted if g[1] == "configmaps"}, "no ConfigMaps read cluster-wide by default"
+    env = {e["name"]: e.get("value") for e in next(d for d in docs if d["kind"] == "Deployment")
+           ["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["REMEDIATOR_CONFIGMAP_JOURNAL"] == "false", "the operator does not watch what it may not read"
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    by_port = {rule["ports"][0]["port"]: rule.get("from") for rule in policy["spec"]["ingress"]}
+    assert by_port["metrics"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}], "/metrics only from the monitoring namespace"
+    assert by_port["http"] is None, "the webhooks (authenticated) stay reachable"
+    service_ports = {p["name"] for p in next(d for d in docs if d["kind"] == "Service")["spec"]["ports"]}
+    assert service_ports == {"http", "metrics"}
+
+    widened = documents(render(tool, tmp_path, {"rbac": {"nodeDrain": True, "configMapsClusterWide": True},
+                                                "networkPolicy": {"metricsFrom": []}}))
+    widened_rules = {(rule_resource, verb) for _, rule in rbac_rules(widened) for rule_resource in rule["resources"]
+                     for verb in rule["verbs"]}
+    assert {("nodes", "patch"), ("pods/eviction", "create"), ("configmaps", "watch")} <= widened_rules
+    [policy] = [d for d in widened if d["kind"] == "NetworkPolicy"]
+    assert [r["ports"][0]["port"] for r in policy["spec"]["ingress"]] == ["http"], "metricsFrom empty: nobody"
+
+
+def test_impersonation_is_granted_only_in_tenant_namespaces_and_only_for_named_service_accounts(tool, tmp_path):
+    docs = documents(render(tool, tmp_path, {"actions": {
+        "serviceAccount": "remediator-actions", "tenantNamespaces": ["shop", "payments"],
+        "allowedServiceAccounts": ["deployer"]}}))
+    grants = [(d["kind"], d["metadata"].get("namespace"), rule) for d in docs if d["kind"] in ("Role", "ClusterRole")
+              for rule in d["rules"] if "impersonate" in rule["verbs"]]
+    assert {(kind, ns) for kind, ns, _ in grants} == {("Role", "shop"), ("Role", "payments")}
+    for _, _, rule in grants:
+        assert rule["resources"] == ["serviceaccounts"]
+        assert rule["resourceNames"] == ["remediator-actions", "deployer"]
+    fails = run(tool, "helm", "template", "rm", str(CHART), "-f", values_file(tmp_path, {
+        "actions": {"serviceAccount": "remediator-actions"}}), check=False)
+    assert fails.returncode != 0 and "actions.tenantNamespaces" in fails.stderr
+
+
 def test_secrets_are_mounted_as_files_the_operator_is_pointed_at(tool, tmp_path):
     docs = documents(render(tool, tmp_path, VALUE_SETS["slackSecrets"]))
     pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
@@ -301,6 +343,13 @@ def operator_args(kube_api, namespace: str, deployment: str) -> list[str]:
         .containers[0].args
 
 
+def operator_env(kube_api, namespace: str, deployment: str) -> dict[str, str]:
+    """The REMEDIATOR_* settings the chart gives the operator (plain values only)."""
+    container = client.AppsV1Api(kube_api).read_namespaced_deployment(deployment, namespace).spec.template.spec \
+        .containers[0]
+    return {e.name: e.value for e in container.env or [] if e.name.startswith("REMEDIATOR_") and e.value is not None}
+
+
 def peering_record(kube_api, name: str, namespace: str | None) -> dict:
     custom = client.CustomObjectsApi(kube_api)
     if namespace:
@@ -333,7 +382,7 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
 
         sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml")
         op = OperatorProcess(sa_config, [namespace] if scoped else [], tmp_path, token=token,
-                             extra_args=["--peering", peering])
+                             extra_args=["--peering", peering], env=operator_env(kube_api, ops_namespace, fullname))
         op.start()
         try:
             cluster.apply_policy(NO_APPROVALS)
@@ -586,5 +635,54 @@ def test_with_impersonation_the_operator_may_only_read_and_acts_through_the_tena
             op.stop()
         assert status["phase"] == "Succeeded", status
         assert sorted(cluster.revisions().values()) == ["2", "3"], "rolled back once, as remediator-actions"
+    finally:
+        run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)
+
+
+def can(api, user: str, verb: str, resource: str, namespace: str | None = None, name: str | None = None,
+        subresource: str | None = None) -> bool:
+    """The apiserver's own answer (SubjectAccessReview) to: may `user` do this?"""
+    attributes = {"verb": verb, "resource": resource, "namespace": namespace, "name": name,
+                  "subresource": subresource, "group": ""}
+    review = client.AuthorizationV1Api(api).create_subject_access_review({
+        "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"],
+                 "resourceAttributes": {k: v for k, v in attributes.items() if v is not None}}})
+    return review.status.allowed
+
+
+@pytest.mark.slow
+def test_the_charts_service_account_may_borrow_no_identity_read_no_configmap_and_drain_no_node_by_default(
+        kube_api, kubeconfig, tool, namespace, ops_namespace, cluster, tmp_path):
+    release = f"rm{uuid.uuid4().hex[:6]}"
+    install(tool, tmp_path, release, ops_namespace, {
+        "actions": {"serviceAccount": "remediator-actions", "tenantNamespaces": [namespace]}})
+    fullname = f"{release}-remediator"
+    operator = f"system:serviceaccount:{ops_namespace}:{fullname}"
+    try:
+        core = client.CoreV1Api(kube_api)
+        core.create_namespaced_service_account(namespace, {"metadata": {"name": "ci-admin"}})
+        client.RbacAuthorizationV1Api(kube_api).create_namespaced_role_binding(namespace, {
+            "metadata": {"name": "ci-admin"}, "subjects": [{"kind": "ServiceAccount", "name": "ci-admin",
+                                                             "namespace": namespace}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}})
+        cluster.deploy("web", replicas=1)
+
+        assert can(kube_api, operator, "impersonate", "serviceaccounts", namespace, "remediator-actions")
+        assert not can(kube_api, operator, "impersonate", "serviceaccounts", namespace, "ci-admin")
+        assert not can(kube_api, operator, "impersonate", "serviceaccounts", ops_namespace, "remediator-actions")
+        assert not can(kube_api, operator, "list", "configmaps", namespace)
+        assert not can(kube_api, operator, "get", "configmaps", "kube-system", "kube-root-ca.crt")
+        assert not can(kube_api, operator, "patch", "nodes", name="any")
+        assert not can(kube_api, operator, "create", "pods", namespace, subresource="eviction")
+
+        # and for real: the operator's own token, impersonating
+        as_operator = config.new_client_from_config(config_file=service_account_kubeconfig(
+            kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml"))
+        assert forbidden(lambda: client.AppsV1Api(impersonating(as_operator, namespace, "ci-admin"))
+                         .read_namespaced_deployment("web", namespace)), "a wide tenant account is not borrowed"
+        assert client.AppsV1Api(impersonating(as_operator, namespace, "remediator-actions")) \
+            .read_namespaced_deployment("web", namespace).metadata.name == "web"
+        assert forbidden(lambda: client.CoreV1Api(as_operator).list_namespaced_config_map(namespace))
+        assert forbidden(lambda: client.CoreV1Api(as_operator).patch_node("any", {}))
     finally:
         run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)

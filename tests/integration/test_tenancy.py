@@ -79,17 +79,31 @@ def service_account_may(cluster: Cluster, name: str, deployment_verbs: list[str]
         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": cluster.ns}]})
 
 
-def rollback_as(cluster: Cluster, operator, account: str, deployment_verbs: list[str]) -> dict:
-    """A bad rollout whose rollback Runbook acts as `account`, which may do `deployment_verbs`: the outcome."""
+def rollback_as(cluster: Cluster, operator, account: str, deployment_verbs: list[str],
+                allowed: bool = True) -> dict:
+    """A bad rollout whose rollback Runbook acts as `account`, which may do `deployment_verbs`: the outcome.
+    `allowed`: the RemediationPolicy lists the account in allowedServiceAccounts."""
     service_account_may(cluster, account, deployment_verbs)
-    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_policy({**NO_APPROVALS, "bounds": [{"allowedServiceAccounts": [account] if allowed else []}]})
     cluster.apply_runbook("bad-rollout", {**rollback_runbook(), "serviceAccountName": account})
     cluster.deploy("web", replicas=2)
     cluster.bad_rollout("web")
     wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
     assert operator.post_alerts(alert_payload([alert(cluster.ns, "web")])).status_code == 200
     name = only_remediation(cluster)["metadata"]["name"]
-    return cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]
+    return cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
+
+
+def test_a_runbook_naming_a_service_account_the_policy_does_not_allow_is_refused_before_acting(
+        cluster, operator):
+    status = rollback_as(cluster, operator, "ci-deployer", ["get", "list", "watch", "patch", "update"],
+                         allowed=False)
+    assert status["phase"] != "Succeeded" and not status.get("steps"), status
+    said = " ".join([status.get("reason", ""), *(e["message"] for e in status.get("timeline", []))])
+    assert "serviceAccountName 'ci-deployer' is not allowed" in said and "allowedServiceAccounts" in said, status
+    assert not any("dry run refused" in c for c in status.get("plannedChanges", [])), \
+        "not even a dry run as the borrowed identity"
+    assert sorted(cluster.revisions().values()) == ["1", "2"], "the Deployment is untouched"
 
 
 def test_a_runbook_whose_service_account_may_not_patch_deployments_gets_the_403_and_nothing_changes(

@@ -50,9 +50,9 @@ def test_a_quiet_cluster_allows_the_action_and_every_guard_says_why():
     assert verdict.allowed and verdict.retry_at is None
     assert {d.guard for d in verdict.decisions} == {
         "cooldown", "rate", "targetConcurrency", "concurrency", "namespaceConcurrency", "blastRadius",
-        "freeze", "circuitBreaker", "stormHoldoff", "bounds"}
+        "freeze", "circuitBreaker", "stormHoldoff", "bounds", "serviceAccount"}
     assert all(d.reason for d in verdict.decisions)
-    assert verdict.summary() == "all 10 guards allow it"
+    assert verdict.summary() == "all 11 guards allow it"
 
 
 def test_no_policy_means_default_guardrails_not_none():
@@ -407,3 +407,34 @@ def test_node_actions_need_every_matching_bounds_entry_to_allow_them():
     policy = {"bounds": [{"namespaces": ["shop"], "allowNodeActions": True}, {"namespaces": ["*"]}]}
     assert not decision(ctx(policy=policy, target=node, target_replicas=None, pods_touched=1,
                             action="cordonDrain"), "bounds").allowed
+
+
+def test_a_runbook_may_not_borrow_a_service_account_no_policy_allows():
+    borrowed = {"service_account": "argocd-manager", "default_service_account": "remediator-actions"}
+    for policy in (None, {}, {"bounds": [{"namespaces": ["payments"], "allowedServiceAccounts": ["argocd-manager"]}]}):
+        refused = decision(ctx(policy=policy, **borrowed), "serviceAccount")
+        assert not refused.allowed, policy
+        assert "'argocd-manager' is not allowed in namespace 'shop'" in refused.reason
+        assert "only the tenant action account 'remediator-actions' may be used" in refused.reason
+        assert not check_guards(ctx(policy=policy, **borrowed)).allowed
+    assert "no RemediationPolicy applies" in decision(ctx(policy=None, **borrowed), "serviceAccount").reason
+    assert "allowedServiceAccounts" in decision(ctx(policy={}, **borrowed), "serviceAccount").reason
+
+
+def test_a_service_account_listed_for_the_namespace_or_the_default_account_is_allowed():
+    policy = {"bounds": [{"namespaces": ["shop"], "allowedServiceAccounts": ["deployer"]}, {"maxReplicas": 9}]}
+    listed = decision(ctx(policy=policy, service_account="deployer", default_service_account="remediator-actions"),
+                      "serviceAccount")
+    assert listed.allowed and "allowed by the RemediationPolicy bounds for shop" in listed.reason
+    for named in (None, "remediator-actions"):
+        assert decision(ctx(policy=None, service_account=named, default_service_account="remediator-actions"),
+                        "serviceAccount").allowed
+    assert decision(ctx(policy=None), "serviceAccount").allowed  # no impersonation configured: the operator acts
+    assert not decision(ctx(policy=None, service_account="ci"), "serviceAccount").allowed
+
+
+def test_allowed_service_accounts_must_be_service_account_names():
+    spec = RemediationPolicySpec.model_validate({"bounds": [{"allowedServiceAccounts": ["deployer"]}]})
+    assert spec.bounds[0].allowed_service_accounts == ["deployer"]
+    with pytest.raises(ValueError, match="pattern"):
+        RemediationPolicySpec.model_validate({"bounds": [{"allowedServiceAccounts": ["system:admin"]}]})

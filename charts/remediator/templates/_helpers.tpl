@@ -71,10 +71,8 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
 {{- define "remediator.namespacedRules" -}}
 {{- $impersonate := .Values.actions.serviceAccount }}
 {{- if $impersonate }}
-# Actions run as the tenants' ServiceAccounts: the operator itself only reads workloads.
-- apiGroups: [""]
-  resources: [serviceaccounts]
-  verbs: [impersonate]
+# Actions run as the tenants' ServiceAccounts (impersonate: tenant-actions.yaml, named accounts in the
+# tenant namespaces only): the operator itself only reads workloads.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
@@ -86,9 +84,12 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
   resources: [pods/eviction]
   verbs: [create]
 {{- end }}
+{{- if include "remediator.readsConfigMaps" . }}
+# The change journal: a ConfigMap edit can be the probable cause.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
+{{- end }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
@@ -128,6 +129,11 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
   resources: [kopfpeerings]
   verbs: [get, list, watch, patch]
 {{- end }}
+{{- end -}}
+
+{{/* Non-empty when the operator may read ConfigMaps: in watchNamespaces, or everywhere if asked. */}}
+{{- define "remediator.readsConfigMaps" -}}
+{{- if or .Values.watchNamespaces .Values.rbac.configMapsClusterWide }}true{{ end -}}
 {{- end -}}
 
 {{/* What the operator needs beyond its namespaces, in every mode. */}}

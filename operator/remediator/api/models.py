@@ -41,6 +41,10 @@ MAX_BOUNDS = 64
 MAX_REGEX_LENGTH = 1024
 MAX_QUANTITY_LENGTH = 64
 
+# A ServiceAccount name: a DNS-1123 subdomain.
+ServiceAccountName = Annotated[str, Field(min_length=1, max_length=253,
+                                          pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+
 RiskLevel = Literal["low", "medium", "high", "critical"]
 RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
 
@@ -322,6 +326,10 @@ class NamespaceBounds(Model):
     allow_node_actions: bool = Field(
         False, description="Runbooks of these namespaces may act on Nodes (cordonDrain); off unless a cluster "
                            "admin turns it on here")
+    allowed_service_accounts: list[ServiceAccountName] = Field(
+        default_factory=list, max_length=MAX_BOUNDS,
+        description="ServiceAccounts of these namespaces a Runbook's serviceAccountName may name (exact names); "
+                    "the chart's tenant action account is always allowed, any other name is refused")
 
 
 class RemediationPolicySpec(Model):

@@ -81,7 +81,43 @@ def validate_document(doc: Any) -> list[Problem]:
         problems.append(Problem("metadata.name", "Required value: name or generateName is required"))
     if "spec" not in doc:
         return [*problems, Problem("spec", "Required value")]
-    return [*problems, *spec_problems(SPEC_MODELS[kind], doc["spec"])]
+    found = spec_problems(SPEC_MODELS[kind], doc["spec"])
+    if not found:
+        found = promql_problems(doc["spec"], metadata.get("namespace") if isinstance(metadata, Mapping) else None)
+    return [*problems, *found]
+
+
+# A namespace no object has: with the document's namespace unknown, only refusals that hold in any namespace count.
+SOME_NAMESPACE = "namespace-not-given"
+
+
+def promql_problems(spec: Mapping, namespace: str | None) -> list[Problem]:
+    """Tenant PromQL the operator would refuse to send (core.promql_scope): it must stay in its namespace."""
+    from datetime import timedelta
+
+    from ..core.burn_rate import render_sli_query
+    from ..core.promql_scope import scope
+
+    queries = [(f"spec.triggers[{i}].anomaly.query", (t.get("anomaly") or {}).get("query"))
+               for i, t in enumerate(spec.get("triggers") or [])]
+    queries += [(f"spec.steps[{i}].verify.promql.query", ((s.get("verify") or {}).get("promql") or {}).get("query"))
+                for i, s in enumerate(spec.get("steps") or [])]
+    sli = spec.get("sli") or {}
+    for kind, fields in (("goodTotal", ("good", "total")), ("badTotal", ("bad", "total"))):
+        for field in fields:
+            template = (sli.get(kind) or {}).get(field)
+            if template:
+                queries.append((f"spec.sli.{kind}.{field}", render_sli_query(
+                    template, window=timedelta(minutes=5), namespace=namespace or SOME_NAMESPACE,
+                    service=str(spec.get("service", "")), slo="slo")))
+    problems = []
+    for path, query in queries:
+        if not query:
+            continue
+        result = scope(query, namespace or SOME_NAMESPACE)
+        if result.refused and (namespace or "reads namespace" not in result.reason):
+            problems.append(Problem(path, f"refused for tenant PromQL: {result.reason}"))
+    return problems
 
 
 def is_ours(api_version: Any) -> bool:

@@ -19,7 +19,7 @@ from ..api.models import API_VERSION, AnomalyTrigger, Signal
 from ..core import anomaly, anomaly_signals, matching
 from ..core.templating import TemplateError
 from ..records import events
-from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable
+from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable, QueryRefused
 from .context import OperatorContext
 from .webhooks import SIGNALS
 
@@ -63,7 +63,14 @@ class AnomalyWatcher:
         try:
             if not watch.seeded:
                 self.seed(key, watch, now)
-            samples = prom.instant(watch.trigger.query)
+            samples = prom.instant(watch.trigger.query, namespace=namespace)
+        except QueryRefused as e:  # outside its namespace or too big: the Runbook's author hears why
+            log.warning("anomaly query refused", extra={"runbook": f"{namespace}/{runbook}", "error": str(e)})
+            events.post(self.ctx.api, namespace, {"api_version": API_VERSION, "kind": "Runbook", "name": runbook,
+                                                  "namespace": namespace},
+                        "QueryRefused", f"anomaly trigger {index}: {e}", "Warning", f"{now:%Y%m%dT%H}:refused{index}",
+                        now)
+            return
         except (PrometheusUnavailable, PrometheusQueryError) as e:
             log.warning("anomaly query failed", extra={"runbook": f"{namespace}/{runbook}", "error": str(e)})
             return
@@ -105,7 +112,8 @@ class AnomalyWatcher:
     def seed(self, key: tuple[str, str, int], watch: TriggerWatch, now: datetime) -> None:
         """Replay the lookback so the baseline is ready (and an ongoing anomaly known) right away."""
         step = watch.params.step.total_seconds()
-        for series in self.ctx.prometheus.range(watch.trigger.query, now - watch.params.lookback, now, step):
+        for series in self.ctx.prometheus.range(watch.trigger.query, now - watch.params.lookback, now, step,
+                                                namespace=key[0]):
             state = anomaly.AnomalyState()
             for at, value in series.points[:-1]:  # the newest point is the live sample of this evaluation
                 state, _ = anomaly.step(state, value, watch.params, datetime.fromtimestamp(at, timezone.utc))

@@ -20,7 +20,7 @@ from ..signals import changes
 from . import anomalies, handlers, heap
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
-from .webhooks import WebhookConfig, build_app
+from .webhooks import WebhookConfig, build_app, build_metrics_app
 
 log = logging.getLogger("remediator")
 
@@ -50,7 +50,7 @@ def prime_changes(ctx: OperatorContext) -> None:
     if len(namespaces) != len(ctx.settings.namespaces):
         namespaces = []
     try:
-        read = changes.prime(ctx.changes, ctx.api, namespaces, ctx.serves)
+        read = changes.prime(ctx.changes, ctx.api, namespaces, ctx.serves, ctx.settings.configmap_journal)
     except Exception as e:  # noqa: BLE001  an unreadable kind must not stop the operator
         log.warning("change journal not rebuilt; probable causes stay unknown", extra={"error": str(e)})
         return
@@ -64,10 +64,21 @@ async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunn
                         caller_limit=Limit(ctx.settings.webhook_rate, ctx.settings.webhook_burst))
     primed = await asyncio.to_thread(prime_runbooks, ctx)
     log.info("runbooks loaded", extra={"runbooks": primed})
-    runner = web.AppRunner(build_app(cfg), access_log=None)
+    separate = bool(ctx.settings.metrics_port)
+    app = build_app(cfg, with_metrics=not separate)
+    metrics_runner = web.AppRunner(build_metrics_app(), access_log=None)
+    if separate:
+        async def stop_metrics(_):
+            await metrics_runner.cleanup()
+        app.on_cleanup.append(stop_metrics)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, ctx.settings.webhook_port).start()
     log.info("webhooks listening", extra={"port": ctx.settings.webhook_port})
+    if separate:
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, host, ctx.settings.metrics_port).start()
+        log.info("metrics listening", extra={"port": ctx.settings.metrics_port})
     return runner
 
 

@@ -11,7 +11,7 @@ from ..approvals.slack import SlackConfig
 from ..kube import Resources, impersonating
 from ..secrets import FileSecret
 from ..signals.changes import ChangeJournal
-from ..signals.prometheus import Prometheus
+from ..signals.prometheus import MAX_BYTES, MAX_SERIES, Prometheus
 from .ingest import Intake, RunbookCache
 
 
@@ -33,6 +33,10 @@ class Settings:
     action_service_account: str | None = None  # impersonated for actions when a Runbook names none
     prometheus_token_file: str | None = None
     change_window: timedelta = timedelta(hours=1)  # how far back the change journal looks for a probable cause
+    prometheus_max_series: int = MAX_SERIES  # an answer with more series is refused
+    prometheus_max_bytes: int = MAX_BYTES  # an answer with more bytes is refused
+    metrics_port: int = 0  # 0: /metrics on webhook_port
+    configmap_journal: bool = True  # watch ConfigMaps for the change journal (needs read rights on them)
 
 
 @dataclass
@@ -54,7 +58,9 @@ class OperatorContext:
             self.intake = Intake(Resources(self.api), self.runbooks, self.serves)
         if self.prometheus is None and self.settings.prometheus_url:
             self.prometheus = Prometheus(self.settings.prometheus_url,
-                                         bearer_token=FileSecret(self.settings.prometheus_token_file))
+                                         bearer_token=FileSecret(self.settings.prometheus_token_file),
+                                         max_series=self.settings.prometheus_max_series,
+                                         max_bytes=self.settings.prometheus_max_bytes)
         if self.slack is None:
             self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
                                      FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)

@@ -104,12 +104,16 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         return StepFacts()
     steps, index = found
     target = spec.target
+    identity = guards.service_account_decision(policy, spec.runbook.namespace, runbook.service_account_name,
+                                               ctx.settings.action_service_account)
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
         "target": READS.submit(read_target, ctx, target, steps[index].action),
         "history": READS.submit(ctx.resources.list, "Remediation"),
+        # never even a dry run as an identity the policy refuses: the serviceAccount guard says why
         "dry_run": READS.submit(dry_run_step, ctx, name, spec, runbook.steps[index], index, policy,
-                                runbook.service_account_name),
+                                runbook.service_account_name) if identity.allowed else
+        _done(("failed", [f"dry run not run: {identity.reason}"])),
         "namespace_pods": READS.submit(namespace_pods, ctx, target.namespace),
         "namespace_labels": READS.submit(labels_of_namespace, ctx, target.namespace),
     }
@@ -119,10 +123,16 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         now=now, name=name, spec=spec, runbook=runbook, steps=steps, index=index, policy=policy,
         history=[past_remediation(o) for o in got["history"]], target=got["target"],
         namespace_labels=got["namespace_labels"], namespace_pods=got["namespace_pods"], dry_run=dry_run,
-        cause_kind=cause_kind)
+        cause_kind=cause_kind, default_service_account=ctx.settings.action_service_account)
     for decision in observed.verdict.decisions:
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
     return StepFacts(observed.verdict, observed.risk_input, tuple(changes))
+
+
+def _done(value) -> concurrent.futures.Future:
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    future.set_result(value)
+    return future
 
 
 def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, index: int,

@@ -10,6 +10,7 @@ import os
 import sys
 
 from ..core.durations import parse_duration
+from ..signals.prometheus import MAX_BYTES, MAX_SERIES
 from ..records import logs, tracing
 from . import heap
 from .app import build_context, default_priority, run_operator
@@ -57,6 +58,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "and runs promql/sloRecovered verification; unset: those report that it is missing")
     parser.add_argument("--prometheus-token-file", default=os.environ.get("REMEDIATOR_PROMETHEUS_TOKEN_FILE"),
                         help="file holding a bearer token for Prometheus (optional)")
+    parser.add_argument("--prometheus-max-series", type=int,
+                        default=int(os.environ.get("REMEDIATOR_PROMETHEUS_MAX_SERIES", MAX_SERIES)),
+                        help="an answer with more series than this is refused (a tenant's query is bounded)")
+    parser.add_argument("--prometheus-max-bytes", type=int,
+                        default=int(os.environ.get("REMEDIATOR_PROMETHEUS_MAX_BYTES", MAX_BYTES)),
+                        help="an answer larger than this many bytes is refused")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("REMEDIATOR_METRICS_PORT", "0")),
+                        help="serve /metrics on this port only (a NetworkPolicy can then admit just the "
+                             "monitoring namespace to it); 0: on --port beside the webhooks")
+    parser.add_argument("--no-configmap-journal", action="store_true",
+                        default=os.environ.get("REMEDIATOR_CONFIGMAP_JOURNAL", "true").lower() == "false",
+                        help="do not watch ConfigMaps for the change journal (when the operator may not read them)")
     parser.add_argument("--webhook-rate", type=float, default=float(os.environ.get("REMEDIATOR_WEBHOOK_RATE", 200)),
                         help="requests per second each authenticated webhook caller may send (then 429)")
     parser.add_argument("--webhook-burst", type=int, default=int(os.environ.get("REMEDIATOR_WEBHOOK_BURST", 1000)),
@@ -102,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         slack_api_url=args.slack_api_url,
         prometheus_url=args.prometheus_url,
         prometheus_token_file=args.prometheus_token_file,
+        prometheus_max_series=args.prometheus_max_series,
+        prometheus_max_bytes=args.prometheus_max_bytes,
+        metrics_port=args.metrics_port,
+        configmap_journal=not args.no_configmap_journal,
         webhook_rate=args.webhook_rate,
         webhook_burst=args.webhook_burst,
         action_service_account=args.action_service_account,

@@ -291,7 +291,7 @@ class Loop:
     def read_query(self, name: str, check, spec: RemediationSpec) -> query_verdicts.QueryReading:
         now = utcnow()
         if name == "promql":
-            return query_probes.read_promql(self.ctx.prometheus, check, now)
+            return query_probes.read_promql(self.ctx.prometheus, check, now, self.namespace)
         body = self.ctx.resources.get("ServiceLevelObjective", check.slo, self.namespace)
         if body is None:
             return query_verdicts.QueryReading(now, None, f"ServiceLevelObjective {self.namespace}/{check.slo} "

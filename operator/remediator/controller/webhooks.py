@@ -239,12 +239,21 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_app(cfg: WebhookConfig) -> web.Application:
+def build_app(cfg: WebhookConfig, with_metrics: bool = True) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     alertmanager = make_alertmanager_handler(cfg)
     app.router.add_post("/webhooks/alertmanager", alertmanager)
     app.router.add_post(f"/webhooks/alertmanager/{{namespace:{tenancy.NAMESPACE_PATTERN}}}", alertmanager)
     app.router.add_post("/webhooks/slack/interactions", make_slack_handler(cfg))
     app.router.add_get("/healthz", healthz)
+    if with_metrics:
+        app.router.add_get("/metrics", metrics)
+    return app
+
+
+def build_metrics_app() -> web.Application:
+    """/metrics on a port of its own, so a NetworkPolicy can admit only the monitoring namespace to it."""
+    app = web.Application()
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
     return app

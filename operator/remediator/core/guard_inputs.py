@@ -173,7 +173,8 @@ def next_step(runbook: RunbookSpec, status: RemediationStatus, cause_kind: str |
 def observe_step(*, now: datetime, name: str, spec: RemediationSpec, runbook: RunbookSpec, steps: Sequence,
                  index: int, policy: RemediationPolicySpec | None, history: Sequence[guards.PastRemediation],
                  target: TargetFacts, namespace_labels: Mapping[str, str], namespace_pods: int | None,
-                 dry_run: risk.DryRunResult, cause_kind: str | None) -> ObservedStep:
+                 dry_run: risk.DryRunResult, cause_kind: str | None,
+                 default_service_account: str | None = None) -> ObservedStep:
     """Guard verdict and risk input of step `index`, from what was observed (or, offline, given)."""
     planned = steps[index]
     step = runbook.steps[planned.index]
@@ -184,6 +185,7 @@ def observe_step(*, now: datetime, name: str, spec: RemediationSpec, runbook: Ru
         now=now, runbook=spec.runbook, guard=runbook.guard, policy=policy, target=spec.target,
         history=history, action=planned.action, target_replicas=replicas, pods_touched=touched,
         remediation_name=name, desired_replicas=change.desired_replicas, desired_memory=change.desired_memory,
+        service_account=runbook.service_account_name, default_service_account=default_service_account,
     ))
     freeze = freeze_status(policy.freeze_windows if policy else [], now)
     risk_input = risk.RiskInput(

@@ -104,6 +104,8 @@ class GuardContext:
     remediation_name: str | None = None  # this remediation, left out of the counts
     desired_replicas: int | None = None  # scale: replicas after the action
     desired_memory: str | None = None  # raiseMemory: the new limit, a quantity like "768Mi"
+    service_account: str | None = None  # the Runbook's serviceAccountName
+    default_service_account: str | None = None  # the operator's tenant action account (--action-service-account)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -438,6 +440,35 @@ def _memory_problem(ctx: GuardContext, entries: list[NamespaceBounds]) -> str | 
     return None
 
 
+def check_service_account(ctx: GuardContext) -> GuardDecision:
+    return service_account_decision(ctx.policy, ctx.runbook.namespace, ctx.service_account,
+                                    ctx.default_service_account)
+
+
+def service_account_decision(policy: RemediationPolicySpec | None, namespace: str, requested: str | None,
+                             default: str | None) -> GuardDecision:
+    """Which identity a Runbook may act as. The operator's tenant action account is always allowed; any other
+    ServiceAccount a Runbook names must be listed in `allowedServiceAccounts` of a bounds entry that applies to
+    its namespace (any one suffices: each is an explicit grant by a cluster admin). No policy: only the default."""
+    if not requested or requested == default:
+        who = f"ServiceAccount {default!r} (the tenant action account)" if default else \
+            "the operator's own ServiceAccount (no tenant action account configured)"
+        return GuardDecision("serviceAccount", True, f"serviceAccount: actions run as {who}")
+    granting = [b for b in (policy.bounds if policy else []) if bounds_apply(b, namespace)
+                and requested in b.allowed_service_accounts]
+    if granting:
+        return GuardDecision("serviceAccount", True,
+                             f"serviceAccount: actions run as {requested!r}, allowed by the RemediationPolicy "
+                             f"bounds for {_globs(granting[0])} (allowedServiceAccounts)")
+    where = "no RemediationPolicy applies" if policy is None else \
+        "no RemediationPolicy bounds entry for it lists it in allowedServiceAccounts"
+    only = f"only the tenant action account {default!r} may be used" if default else \
+        "no other identity may be used"
+    return GuardDecision("serviceAccount", False,
+                         f"serviceAccount: the Runbook's serviceAccountName {requested!r} is not allowed in "
+                         f"namespace {namespace!r}: {where}; {only}")
+
+
 def _globs(entry: NamespaceBounds) -> str:
     return ", ".join(entry.namespaces) if entry.namespaces else "all namespaces"
 
@@ -453,4 +484,5 @@ GUARDS: tuple[Callable[[GuardContext], GuardDecision], ...] = (
     check_circuit_breaker,
     check_storm,
     check_bounds,
+    check_service_account,
 )

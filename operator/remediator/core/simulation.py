@@ -117,6 +117,7 @@ class Settings:
     strategy: Strategy | None = None  # the target's update strategy; None = the apiserver's default for its kind
     references: frozenset[str] = frozenset()  # what the target references: "ConfigMap/x", "Node/n" ...
     change_window: timedelta = cause.DEFAULT_WINDOW
+    action_service_account: str | None = None  # the operator's tenant action account (chart: actions.serviceAccount)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -463,7 +464,8 @@ def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: Remedia
         history=past, target=guard_inputs.TargetFacts(replicas=replicas, labels=settings.target_labels,
                                                       strategy=strategy),
         namespace_labels=settings.namespace_labels, namespace_pods=settings.namespace_pods,
-        dry_run=settings.server_dry_run, cause_kind=cause_kind)
+        dry_run=settings.server_dry_run, cause_kind=cause_kind,
+        default_service_account=settings.action_service_account)
     notes += list(observed.change.reasons)
     view = GuardView(observed.step, observed.action, replicas, observed.change.pods_touched,
                      observed.verdict.allowed, list(observed.verdict.decisions), notes)

@@ -381,10 +381,11 @@ def revision_of(rs: dict) -> int:
 
 
 def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[str] = (),
-          serves=lambda namespace: True) -> int:
+          serves=lambda namespace: True, configmaps: bool = True) -> int:
     """Rebuild the journal from what the apiserver holds now (`namespaces` empty: all that `serves` accepts);
     returns the number of ReplicaSets read. Without ReplicaSets the journal stays not ready (causes unknown);
-    a kind it may not list (ConfigMaps, HPAs, Nodes) is only left out, with a warning."""
+    a kind it may not list (ConfigMaps, HPAs, Nodes) is only left out, with a warning; `configmaps` False:
+    ConfigMaps are not even asked for (the operator was given no right to read them)."""
     apps, core, autoscaling = client.AppsV1Api(api), client.CoreV1Api(api), client.AutoscalingV2Api(api)
     now = datetime.now(UTC)
     read = 0
@@ -410,7 +411,7 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
                            namespace):
             journal.observe_deployment(item, now)
         for item in listed("configmaps", core.list_namespaced_config_map, core.list_config_map_for_all_namespaces,
-                           namespace):
+                           namespace) if configmaps else []:
             journal.observe_configmap(item, now)
         for item in listed("horizontalpodautoscalers", autoscaling.list_namespaced_horizontal_pod_autoscaler,
                            autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces, namespace):

@@ -6,6 +6,13 @@ a value; no data (the query matched no series: the service may be idle); and
 concluded, so callers record "inconclusive", never success. A query Prometheus
 rejects (400/422) is `PrometheusQueryError`: a mistake in a Runbook or SLO,
 reported with Prometheus's own message.
+
+Tenants write most of these queries (anomaly triggers, `verify.promql`,
+SLO good/total) while the operator asks with its own credentials: given the
+tenant's `namespace`, a query is confined to it first (core.promql_scope) or
+not sent at all (`QueryRefused`). Every answer is bounded: over `max_bytes`
+read or `max_series` series, the query is refused, so one Runbook cannot make
+the operator hold a whole Prometheus in memory.
 """
 
 from __future__ import annotations
@@ -18,7 +25,11 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..core import promql_scope
 from ..secrets import FileSecret
+
+MAX_SERIES = 500  # series in one answer; a trigger meant "one series per target"
+MAX_BYTES = 8 << 20  # bytes of one answer
 
 
 class PrometheusUnavailable(Exception):
@@ -27,6 +38,10 @@ class PrometheusUnavailable(Exception):
 
 class PrometheusQueryError(Exception):
     """Prometheus understood the request and refused the query (bad PromQL, bad range)."""
+
+
+class QueryRefused(PrometheusQueryError):
+    """Not sent, or its answer not used: it reaches outside the tenant's namespace or is too big."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +61,12 @@ class Prometheus:
     url: str
     timeout: float = 5.0
     bearer_token: FileSecret | None = None
+    max_series: int = MAX_SERIES
+    max_bytes: int = MAX_BYTES
 
-    def instant(self, query: str, at: datetime | None = None) -> list[Sample]:
+    def instant(self, query: str, at: datetime | None = None, namespace: str | None = None) -> list[Sample]:
+        """`namespace`: the tenant's; the query is confined to it (or refused) before it is sent."""
+        query = scoped(query, namespace)
         params = {"query": query}
         if at is not None:
             params["time"] = f"{at.timestamp():.3f}"
@@ -56,23 +75,32 @@ class Prometheus:
             return [Sample({}, _number(data["result"][1]))]
         if data.get("resultType") != "vector":
             raise PrometheusQueryError(f"query returns a {data.get('resultType')}, not an instant vector: {query}")
-        return [Sample(dict(item.get("metric") or {}), _number(item["value"][1])) for item in data["result"]]
+        return [Sample(dict(item.get("metric") or {}), _number(item["value"][1]))
+                for item in self._bounded(data["result"], query)]
 
-    def value(self, query: str, at: datetime | None = None) -> float | None:
+    def value(self, query: str, at: datetime | None = None, namespace: str | None = None) -> float | None:
         """The query's single value; None when it matched nothing (or gave NaN, e.g. 0/0 with no traffic)."""
-        samples = [s for s in self.instant(query, at) if not math.isnan(s.value)]
+        samples = [s for s in self.instant(query, at, namespace) if not math.isnan(s.value)]
         if len(samples) > 1:
             raise PrometheusQueryError(
                 f"query returns {len(samples)} series where one number is needed; aggregate it, "
                 f"e.g. sum(...): {query}")
         return samples[0].value if samples else None
 
-    def range(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[Series]:
+    def range(self, query: str, start: datetime, end: datetime, step_seconds: float,
+              namespace: str | None = None) -> list[Series]:
+        query = scoped(query, namespace)
         data = self._get("query_range", {"query": query, "start": f"{start.timestamp():.3f}",
                                          "end": f"{end.timestamp():.3f}", "step": f"{step_seconds:g}"})
         return [Series(dict(item.get("metric") or {}),
                        tuple((float(t), _number(v)) for t, v in item.get("values") or []))
-                for item in data.get("result") or []]
+                for item in self._bounded(data.get("result") or [], query)]
+
+    def _bounded(self, result: list, query: str) -> list:
+        if len(result) > self.max_series:
+            raise QueryRefused(f"query returns {len(result)} series, over the limit of {self.max_series}; "
+                               f"aggregate or filter it: {query[:200]}")
+        return result
 
     def _get(self, endpoint: str, params: dict[str, str]) -> dict:
         url = f"{self.url.rstrip('/')}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
@@ -82,7 +110,10 @@ class Prometheus:
             request.add_header("Authorization", f"Bearer {token.decode()}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
+                body = response.read(self.max_bytes + 1)  # never more than the limit in memory
+            if len(body) > self.max_bytes:
+                raise QueryRefused(f"Prometheus's answer is over the limit of {self.max_bytes} bytes; "
+                                   f"narrow the query: {params.get('query', '')[:200]}")
         except urllib.error.HTTPError as e:
             body = e.read()
             if e.code in (400, 422):
@@ -97,6 +128,15 @@ class Prometheus:
         if not isinstance(payload, dict) or payload.get("status") != "success" or "data" not in payload:
             raise PrometheusUnavailable(f"Prometheus answered without data: {_error_text(body)}")
         return payload["data"]
+
+
+def scoped(query: str, namespace: str | None) -> str:
+    if namespace is None:  # the operator's own query
+        return query
+    result = promql_scope.scope(query, namespace)
+    if result.query is None:
+        raise QueryRefused(f"not sent: {result.reason}")
+    return result.query
 
 
 def _number(text: str) -> float:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from ..api.slo import ServiceLevelObjectiveSpec
 from ..core import burn_rate
 from ..core.durations import format_duration
-from .prometheus import Prometheus, PrometheusQueryError
+from .prometheus import Prometheus, PrometheusQueryError, QueryRefused
 
 
 def sli_queries(spec: ServiceLevelObjectiveSpec, window: timedelta, namespace: str, slo_name: str) -> tuple[str, str]:
@@ -31,7 +31,9 @@ def measure_window(prom: Prometheus, spec: ServiceLevelObjectiveSpec, window: ti
                    slo_name: str, at: datetime | None = None) -> burn_rate.WindowReading:
     part_query, total_query = sli_queries(spec, window, namespace, slo_name)
     try:
-        part, total = prom.value(part_query, at), prom.value(total_query, at)
+        part, total = prom.value(part_query, at, namespace), prom.value(total_query, at, namespace)
+    except QueryRefused as e:
+        return burn_rate.no_data(window, str(e))
     except PrometheusQueryError as e:
         return burn_rate.no_data(window, f"Prometheus refused the query: {e}")
     if spec.sli.bad_total is not None:

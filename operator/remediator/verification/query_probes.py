@@ -9,15 +9,18 @@ from ..api.slo import ServiceLevelObjectiveSpec
 from ..core import burn_rate
 from ..core.durations import format_duration
 from ..signals import slo as slo_signals
-from ..signals.prometheus import Prometheus, PrometheusQueryError, PrometheusUnavailable
+from ..signals.prometheus import Prometheus, PrometheusQueryError, PrometheusUnavailable, QueryRefused
 from .query_verdicts import QueryReading
 
 
-def read_promql(prom: Prometheus, check: PromqlCheck, now: datetime) -> QueryReading:
+def read_promql(prom: Prometheus, check: PromqlCheck, now: datetime, namespace: str | None = None) -> QueryReading:
+    """`namespace`: the Runbook's; the query reads only that namespace's series (or is refused, unsent)."""
     try:
-        value = prom.value(check.query)
+        value = prom.value(check.query, namespace=namespace)
     except PrometheusUnavailable as e:
         return QueryReading(now, None, check.query, error=str(e))
+    except QueryRefused as e:
+        return QueryReading(now, None, f"{check.query}: {e}")
     except PrometheusQueryError as e:
         return QueryReading(now, None, f"{check.query}: refused by Prometheus: {e}")
     shown = "no data" if value is None else f"{value:.6g}"
