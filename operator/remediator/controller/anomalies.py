@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -137,11 +138,16 @@ class AnomalyWatcher:
             SIGNALS.labels("anomaly", self.ctx.intake.resolved(signal).outcome).inc()
 
 
-async def watch_anomalies(ctx: OperatorContext, every: float = 1.0) -> None:
-    """Background loop; does nothing while no Prometheus is configured or no Runbook has an anomaly trigger."""
+async def watch_anomalies(ctx: OperatorContext, active: Callable[[], bool] = lambda: True,
+                          every: float = 1.0) -> None:
+    """Background loop; does nothing while no Prometheus is configured or no Runbook has an anomaly trigger,
+    nor on a standby replica (`active` false), which also forgets its state: taking over, it seeds afresh."""
     watcher = AnomalyWatcher(ctx)
     while True:
         await asyncio.sleep(every)
+        if not active():
+            watcher.watches.clear()
+            continue
         if ctx.prometheus is None:
             continue
         try:
