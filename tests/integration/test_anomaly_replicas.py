@@ -18,6 +18,8 @@ from remediator.controller.anomalies import AnomalyWatcher
 from remediator.controller.context import OperatorContext, Settings
 from remediator.signals.prometheus import Prometheus
 from tests.integration.test_operator_loop import NO_APPROVALS
+from tests.support.operator import OperatorProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +39,16 @@ def latency(at: float, onset: float) -> float:
 class FakePrometheus(ThreadingHTTPServer):
     def __init__(self, onset: float):
         self.onset = onset
+        self.queries = 0  # how many evaluations this Prometheus answered
         super().__init__(("127.0.0.1", 0), Handler)
+
+    def __enter__(self):
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
 
     @property
     def url(self) -> str:
@@ -49,6 +60,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlparse(self.path)
         q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
         onset, labels = self.server.onset, {"service": "web"}
+        self.server.queries += 1
         if url.path.endswith("/query_range"):
             start, end, step = float(q["start"]), float(q["end"]), float(q["step"])
             points = [[start + i * step, str(latency(start + i * step, onset))]
@@ -87,20 +99,14 @@ def test_two_replicas_without_peering_scoring_one_anomaly_make_one_remediation(c
     cluster.apply_policy(NO_APPROVALS)
     runbook = cluster.apply_runbook("latency", RUNBOOK)
     start = time.time()
-    prom = FakePrometheus(onset=start + 4.5)
-    serving = threading.Thread(target=prom.serve_forever, daemon=True)
-    serving.start()
     stop = threading.Event()
-    try:
+    with FakePrometheus(onset=start + 4.5) as prom:
         a, b = (replica(kube_api, cluster.ns, prom.url, runbook) for _ in range(2))
         first = threading.Thread(target=run_until, args=(a, start + 10, stop))
         first.start()
         time.sleep(1.45)  # the second replica starts at another moment of the step
         run_until(b, start + 10, stop)
         first.join()
-    finally:
-        stop.set()
-        prom.shutdown()
 
     made = cluster.remediations()
     assert len(made) == 1, [(r["metadata"]["name"], r["spec"]["signal"].get("startsAt")) for r in made]
@@ -108,3 +114,36 @@ def test_two_replicas_without_peering_scoring_one_anomaly_make_one_remediation(c
     assert signal["source"] == "anomaly"
     onset = int(start + 4.5) + 1  # the first whole second at or after the onset: the grid instant that fired
     assert signal["startsAt"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(onset)), signal
+
+
+PEERING = "remediator-ha-test"
+
+
+@pytest.mark.slow
+def test_only_the_active_replica_scores_anomalies_and_the_standby_takes_over_when_it_leaves(
+        cluster, kubeconfig, tmp_path):
+    cluster.custom.create_namespaced_custom_object("kopf.dev", "v1", cluster.ns, "kopfpeerings", {
+        "apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}})
+    cluster.apply_runbook("latency", RUNBOOK)
+    far = time.time() + 3600  # no anomaly: this test counts who asks Prometheus
+    with FakePrometheus(far) as prom_a, FakePrometheus(far) as prom_b:
+        replicas = [OperatorProcess(kubeconfig, [cluster.ns], tmp_path, env={"POD_ID": pod}, extra_args=[
+            "--peering", PEERING, "--priority", str(priority), "--prometheus-url", prom.url]).start()
+            for pod, priority, prom in (("replica-a", 200, prom_a), ("replica-b", 100, prom_b))]
+        active, standby = replicas
+        try:
+            wait_for(lambda: prom_a.queries > 0, timeout=60, what="the active replica scoring the trigger")
+            time.sleep(5)
+            assert prom_b.queries == 0, "the standby asks Prometheus nothing"
+            assert {"replica-a", "replica-b"} <= set(cluster.custom.get_namespaced_custom_object(
+                "kopf.dev", "v1", cluster.ns, "kopfpeerings", PEERING).get("status") or {})
+
+            active.stop()  # a clean exit leaves the peering at once
+            left = time.monotonic()
+            wait_for(lambda: prom_b.queries > 0, timeout=30, what="the standby taking over the anomaly watch")
+            took = time.monotonic() - left
+            assert took < 10, f"took over after {took:.1f}s"
+            print(f"standby took over the anomaly watch {took:.1f}s after the active replica left")
+        finally:
+            for op in replicas:
+                op.stop()
