@@ -30,6 +30,18 @@ def take(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, u
     """Claim `target` for Remediation `name` (uid), or say who holds it."""
     namespace = lease_namespace(target, remediation_namespace)
     lease = claims.lease_name(target.kind, target.name)
+    try:
+        return claim(api, target, namespace, lease, uid, name, step_timeout, now)
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        return claims.ClaimDecision("held", f"the operator may not claim {target_text(target)}: Leases in "
+                                            f"{namespace} are forbidden to it (chart RBAC)", lease, namespace,
+                                    "", "", now, now)
+
+
+def claim(api: client.ApiClient, target: ObjectRef, namespace: str, lease: str, uid: str, name: str,
+          step_timeout: timedelta, now: datetime) -> claims.ClaimDecision:
     what = target_text(target)
     decision = None
     for _ in range(ATTEMPTS):

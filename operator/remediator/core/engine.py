@@ -234,7 +234,7 @@ def on_acting(name, spec, status, facts) -> Decision:
         claim = facts.claim
         if claim is not None and not claim.granted:
             final = "Escalated" if status.steps else "Skipped"
-            return Decision(state.transition(status, final, f"target claimed right before acting: {claim.reason}",
+            return Decision(state.transition(status, final, f"no claim on the target right before acting: {claim.reason}",
                                              facts.now))
         if claim is not None:  # recorded with the intent, before the action: a restart knows the claim is ours
             status = status.model_copy(update={"claim": claim.record()})
