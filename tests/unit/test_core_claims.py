@@ -78,6 +78,9 @@ def test_a_granted_claim_is_recorded_with_the_intent_and_dropped_when_the_step_e
     assert claims.released(done).claim is not None  # Verifying: still held
     finished = done.model_copy(update={"phase": "Succeeded"})
     assert claims.released(finished).claim is None
+    assert not claims.step_over(d.status, done) and claims.step_over(done, claims.released(finished))
+    assert claims.step_over(done.model_copy(update={"claim": None}), claims.released(finished)), \
+        "released by the phase, even when the claim's record was lost"
 
 
 def test_lease_times_are_written_as_microtime():

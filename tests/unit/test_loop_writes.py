@@ -72,7 +72,7 @@ def tick_on(monkeypatch):
     monkeypatch.setattr(reconcile.target_claims, "take", lambda api, target, namespace, uid, name, timeout, now:
                         claims.decide(None, uid, name, False, lease_name="l", namespace=namespace, target="t",
                                       now=now, duration=timeout))
-    monkeypatch.setattr(reconcile.target_claims, "release", lambda api, claim: None)
+    monkeypatch.setattr(reconcile.target_claims, "release", lambda *args: None)
 
     def make(resources: FakeResources, namespace: str):
         """One tick of the Loop, in a context of its own (a tick names its Remediation in the logs' context)."""

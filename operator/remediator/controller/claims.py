@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..api.models import TERMINAL_PHASES, ObjectRef, TargetClaim
+from ..api.models import TERMINAL_PHASES, ObjectRef
 from ..core import claims
 from ..kube import Resources, retry_transient
 
@@ -63,20 +63,23 @@ def claim(api: client.ApiClient, target: ObjectRef, namespace: str, lease: str, 
                                 lease, namespace, "", "", now, now)
 
 
-def release(api: client.ApiClient, claim: TargetClaim) -> None:
-    """Delete the Lease if it is still ours (a racer that took it over keeps it); best effort: it expires anyway."""
+def release(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, uid: str) -> None:
+    """Delete the target's Lease if Remediation `uid` holds it (a racer that took it over keeps it).
+    Found from the target, not from the status, so a claim whose record was lost is released all the same;
+    best effort: it expires anyway."""
+    namespace = lease_namespace(target, remediation_namespace)
+    lease = claims.lease_name(target.kind, target.name)
     try:
-        body = read_lease(api, claim.namespace, claim.lease)
-        if body is None or (body.get("spec") or {}).get("holderIdentity") != claim.holder:
+        body = read_lease(api, namespace, lease)
+        if body is None or (body.get("spec") or {}).get("holderIdentity") != uid:
             return
         client.CoordinationV1Api(api).delete_namespaced_lease(
-            claim.lease, claim.namespace,
-            body=client.V1DeleteOptions(preconditions=client.V1Preconditions(
+            lease, namespace, body=client.V1DeleteOptions(preconditions=client.V1Preconditions(
                 resource_version=body["metadata"]["resourceVersion"])))
     except ApiException as e:
         if e.status not in (404, 409):
             log.warning("target claim not released; it expires on its own",
-                        extra={"lease": f"{claim.namespace}/{claim.lease}", "status": e.status})
+                        extra={"lease": f"{namespace}/{lease}", "status": e.status})
 
 
 @retry_transient

@@ -191,8 +191,9 @@ class Loop:
                 return None
             raise
         before = RemediationStatus.model_validate(obj.get("status") or {})
-        if before.claim is not None and status.claim is None:  # the step is over: after the write that says so
-            target_claims.release(self.ctx.api, before.claim)
+        if claims.step_over(before, status):  # after the write that says so
+            target_claims.release(self.ctx.api, RemediationSpec.model_validate(obj["spec"]).target, self.namespace,
+                                  obj["metadata"].get("uid") or "")
         count_outcome(obj, before, status)
         tracing.finished(obj, before, status)
         metrics.observe_approval(before, status)

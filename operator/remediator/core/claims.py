@@ -133,6 +133,13 @@ def released(status: RemediationStatus) -> RemediationStatus:
     return status.model_copy(update={"claim": None})
 
 
+def step_over(before: RemediationStatus, after: RemediationStatus) -> bool:
+    """A write that ends the holding of a claim: it left Acting/Verifying, or dropped the claim's record."""
+    if after.phase in HOLDING_PHASES:
+        return False
+    return before.phase in HOLDING_PHASES or before.claim is not None
+
+
 def ts(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
