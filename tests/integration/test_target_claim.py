@@ -5,15 +5,17 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kubernetes import client
 
 from remediator.api.models import Signal
+from remediator.controller import claims as target_claims
 from remediator.controller import reconcile
 from remediator.controller.context import OperatorContext, Settings
 from remediator.core import claims
+from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_operator_loop import NO_APPROVALS
 
 pytestmark = pytest.mark.integration
@@ -109,3 +111,26 @@ def test_the_claim_is_released_when_the_step_ends(cluster, kube_api):
     assert status.get("claim") is None
     assert not [item for item in coordination.list_namespaced_lease(cluster.ns).items
                 if item.metadata.name == lease]
+
+
+def test_a_claim_held_by_an_open_remediation_is_refused_and_taken_over_once_it_finished(cluster, kube_api):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("restart", RESTART)
+    first, second = (cluster.remediation(incident(OperatorContext(api=kube_api, settings=Settings(
+        namespaces=(cluster.ns,))), cluster.ns, f)) for f in ("holder", "waiter"))
+    target = reconcile.RemediationSpec.model_validate(first["spec"]).target
+    now = datetime.now(UTC)
+
+    def take(remediation):
+        meta = remediation["metadata"]
+        return target_claims.take(kube_api, target, cluster.ns, meta["uid"], meta["name"], timedelta(minutes=2), now)
+
+    assert take(first).op == "create"
+    refused = take(second)
+    assert not refused.granted and f"claimed by Remediation {first['metadata']['name']}" in refused.reason
+    cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "remediations",
+                                                         first["metadata"]["name"], {"status": {"phase": "Succeeded"}})
+    taken = take(second)
+    assert taken.op == "takeover" and "finished or gone" in taken.reason
+    lease = client.CoordinationV1Api(kube_api).read_namespaced_lease(claims.lease_name("Deployment", "web"), cluster.ns)
+    assert lease.spec.holder_identity == second["metadata"]["uid"] and lease.spec.lease_transitions == 1
