@@ -12,7 +12,7 @@ import os
 import random
 import socket
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -64,7 +64,7 @@ class Activity:
 
     def check(self) -> bool:
         verdict = peering.is_active(self.records(), self.identity, self.ctx.settings.peering_priority,
-                                    datetime.now(timezone.utc))
+                                    datetime.now(UTC))
         if verdict.active != self.active or verdict.reason != self.reason:
             log.info("active replica" if verdict.active else "standby replica", extra={"reason": verdict.reason})
         self.reason = verdict.reason

@@ -17,7 +17,6 @@ from ..api.models import AnomalyTrigger, Signal
 from .anomaly import AnomalyState, AnomalyVerdict
 from .matching import ANOMALY_QUERY_ANNOTATION
 
-
 SETTLE = timedelta(seconds=15)  # how long after a grid instant its samples have surely been scraped
 
 

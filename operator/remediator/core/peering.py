@@ -47,7 +47,7 @@ def alive(record: dict, now: datetime) -> bool:
     if not lastseen:
         return True  # kopf counts a record without a time as seen now
     try:
-        seen = datetime.fromisoformat(str(lastseen).replace("Z", "+00:00"))
+        seen = datetime.fromisoformat(str(lastseen))
     except ValueError:
         return False
     return seen + timedelta(seconds=int(record.get("lifetime", DEFAULT_LIFETIME))) > now
