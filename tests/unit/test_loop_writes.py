@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from remediator.actions.base import ActionResult, evidence
 from remediator.api.models import RemediationSpec, RemediationStatus
 from remediator.controller import reconcile
-from remediator.core import engine, state
+from remediator.core import claims, engine, state
 from tests.unit.test_core_engine import LADDER, SPEC, drive_to_acting
 
 IMAGE = "spec.template.spec.containers[web].image"
@@ -68,6 +68,11 @@ def tick_on(monkeypatch):
     posted: list = []
     monkeypatch.setattr(reconcile.events, "record_transition", lambda *args: posted.append(args))
     monkeypatch.setattr(reconcile, "labels_of_namespace", lambda ctx, namespace: {})
+    # The target's claim is always free here (its Lease is tested on the apiserver).
+    monkeypatch.setattr(reconcile.target_claims, "take", lambda api, target, namespace, uid, name, timeout, now:
+                        claims.decide(None, uid, name, False, lease_name="l", namespace=namespace, target="t",
+                                      now=now, duration=timeout))
+    monkeypatch.setattr(reconcile.target_claims, "release", lambda *args: None)
 
     def make(resources: FakeResources, namespace: str):
         """One tick of the Loop, in a context of its own (a tick names its Remediation in the logs' context)."""

@@ -120,6 +120,10 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
 - apiGroups: [remediator.dev]
   resources: [remediationapprovals]
   verbs: [get, list, watch, patch]
+# The per-target claim: one Lease per target being acted on, taken before the action (controller/claims.py).
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update, delete]
 {{- if and .Values.peering.enabled .Values.watchNamespaces }}
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]

@@ -469,6 +469,17 @@ class StepRecord(Model):
     evidence: list[Evidence] = Field(default_factory=list)
 
 
+class TargetClaim(Model):
+    """The per-target Lease (coordination.k8s.io/v1) this Remediation holds while a step acts and verifies:
+    recorded before the action, so a restart knows the claim is its own."""
+
+    lease: str
+    namespace: str
+    holder: str = Field(description="the holding Remediation's uid (the Lease's holderIdentity)")
+    acquired_at: str
+    expires_at: str
+
+
 class Vote(Model):
     user: str
     source: Literal["slack", "kubernetes"]
@@ -526,6 +537,7 @@ class RemediationStatus(Model):
     finished_at: str | None = None
     time_to_recover_seconds: float | None = None
     target_display: str = Field("", description="Kind/name, for the printer column")
+    claim: TargetClaim | None = None
 
 
 # ---------------------------------------------------------------- RemediationApproval

@@ -5,15 +5,19 @@ a restart it is rebuilt from Prometheus itself: the first evaluation replays
 the lookback with a range query, so the baseline is ready at once and an
 anomaly already under way fires again with its original start (same
 Remediation name: the create conflict dedupes it).
+
+Evaluations happen at the instants of the trigger's step grid (multiples of the
+step since the epoch), never at a replica's own moment: two replicas, or a
+replica and its successor, read the same samples and name the same onset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from ..api.models import API_VERSION, AnomalyTrigger, Signal
 from ..core import anomaly, anomaly_signals, matching
@@ -30,7 +34,7 @@ log = logging.getLogger("remediator.anomaly")
 class TriggerWatch:
     trigger: AnomalyTrigger
     params: anomaly.AnomalyParams
-    next_due: float = 0.0
+    last_at: datetime | None = None  # the step-grid instant evaluated last
     seeded: bool = False
     series: dict[str, anomaly.AnomalyState] = field(default_factory=dict)  # series key -> state
 
@@ -52,18 +56,20 @@ class AnomalyWatcher:
             watch = self.watches.get(key)
             if watch is None or watch.trigger != trigger:
                 watch = self.watches[key] = TriggerWatch(trigger, anomaly.params_from_trigger(trigger))
-            if time.monotonic() >= watch.next_due:
-                watch.next_due = time.monotonic() + watch.params.step.total_seconds()
-                self.evaluate(key, watch)
+            at = anomaly_signals.grid_instant(datetime.now(timezone.utc), watch.params.step)
+            if watch.last_at is None or at > watch.last_at:
+                watch.last_at = at
+                self.evaluate(key, watch, at)
 
-    def evaluate(self, key: tuple[str, str, int], watch: TriggerWatch) -> None:
+    def evaluate(self, key: tuple[str, str, int], watch: TriggerWatch, now: datetime) -> None:
+        """Evaluate at `now`, an instant of the trigger's step grid: every replica reads the same samples at
+        the same instants, so they agree on when an anomaly started, and so on its Remediation's name."""
         namespace, runbook, index = key
         prom = self.ctx.prometheus
-        now = datetime.now(timezone.utc)
         try:
             if not watch.seeded:
                 self.seed(key, watch, now)
-            samples = prom.instant(watch.trigger.query, namespace=namespace)
+            samples = prom.instant(watch.trigger.query, at=now, namespace=namespace)
         except QueryRefused as e:  # outside its namespace or too big: the Runbook's author hears why
             log.warning("anomaly query refused", extra={"runbook": f"{namespace}/{runbook}", "error": str(e)})
             events.post(self.ctx.api, namespace, {"api_version": API_VERSION, "kind": "Runbook", "name": runbook,
@@ -112,7 +118,8 @@ class AnomalyWatcher:
     def seed(self, key: tuple[str, str, int], watch: TriggerWatch, now: datetime) -> None:
         """Replay the lookback so the baseline is ready (and an ongoing anomaly known) right away."""
         step = watch.params.step.total_seconds()
-        for series in self.ctx.prometheus.range(watch.trigger.query, now - watch.params.lookback, now, step,
+        start = anomaly_signals.grid_instant(now - watch.params.lookback, watch.params.step, settle=timedelta(0))
+        for series in self.ctx.prometheus.range(watch.trigger.query, start, now, step,
                                                 namespace=key[0]):
             state = anomaly.AnomalyState()
             for at, value in series.points[:-1]:  # the newest point is the live sample of this evaluation
@@ -131,11 +138,16 @@ class AnomalyWatcher:
             SIGNALS.labels("anomaly", self.ctx.intake.resolved(signal).outcome).inc()
 
 
-async def watch_anomalies(ctx: OperatorContext, every: float = 1.0) -> None:
-    """Background loop; does nothing while no Prometheus is configured or no Runbook has an anomaly trigger."""
+async def watch_anomalies(ctx: OperatorContext, active: Callable[[], bool] = lambda: True,
+                          every: float = 1.0) -> None:
+    """Background loop; does nothing while no Prometheus is configured or no Runbook has an anomaly trigger,
+    nor on a standby replica (`active` false), which also forgets its state: taking over, it seeds afresh."""
     watcher = AnomalyWatcher(ctx)
     while True:
         await asyncio.sleep(every)
+        if not active():
+            watcher.watches.clear()
+            continue
         if ctx.prometheus is None:
             continue
         try:

@@ -18,6 +18,7 @@ from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
 from . import anomalies, handlers, heap
+from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
 from .webhooks import WebhookConfig, build_app, build_metrics_app
@@ -92,8 +93,12 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     handlers.register(registry, ctx)
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     runner = await serve_http(ctx)
-    rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx))
-    anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx))
+    # The loops kopf does not run for us follow its peering: they work on the active replica only.
+    identity = peering_state.own_identity()
+    activity = peering_state.Activity(ctx, identity, enabled=peering)
+    following = asyncio.create_task(activity.follow())
+    rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx, lambda: activity.active))
+    anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active))
     trimming = asyncio.create_task(heap.trim_periodically())
     try:
         await kopf.operator(
@@ -102,6 +107,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
             clusterwide=not ctx.settings.namespaces,
             namespaces=list(ctx.settings.namespaces),
             standalone=not peering,
+            identity=identity,
             peering_name=ctx.settings.peering_name if peering else None,
             priority=ctx.settings.peering_priority,
             stop_flag=stop_flag,
@@ -109,6 +115,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
             liveness_endpoint=None,
         )
     finally:
+        following.cancel()
         rescan.cancel()
         anomaly_watch.cancel()
         trimming.cancel()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import kopf
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
@@ -37,15 +40,40 @@ async def ingest_pod(ctx: OperatorContext, pod: dict) -> None:
         SIGNALS.labels("podState", result.outcome).inc()
 
 
-async def rescan_failing_pods(ctx: OperatorContext, every: float = 10.0) -> None:
-    """Pods that stay failing send no new events; re-judge them so grace periods can expire."""
+async def rescan_failing_pods(ctx: OperatorContext, active: Callable[[], bool] = lambda: True,
+                              every: float = 10.0) -> None:
+    """Pods that stay failing send no new events; re-judge them so grace periods can expire. Only on the
+    active replica: a standby's watch is paused, so what it remembers may be stale; taking over, it first
+    re-reads each remembered pod (one deleted meanwhile sent no event it could see)."""
+    was_active = False
     while True:
         await asyncio.sleep(every)
+        if not active():
+            was_active = False
+            continue
+        if not was_active:
+            await asyncio.to_thread(refresh_failing_pods, ctx)
+            was_active = True
         for pod in list(ctx.failing_pods.values()):
             try:
                 await ingest_pod(ctx, pod)
             except Exception as e:  # one bad pod or a passing apiserver error must not stop the rescan
                 log.warning("pod rescan failed", extra={"pod": pod.get("metadata", {}).get("name"), "error": str(e)})
+
+
+def refresh_failing_pods(ctx: OperatorContext) -> None:
+    core = client.CoreV1Api(ctx.api)
+    for key in list(ctx.failing_pods):
+        try:
+            pod = ctx.api.sanitize_for_serialization(core.read_namespaced_pod(key[1], key[0]))
+        except ApiException as e:
+            if e.status == 404:
+                ctx.failing_pods.pop(key, None)
+            continue
+        if maybe_failing(pod.get("status")):
+            ctx.failing_pods[key] = pod
+        else:
+            ctx.failing_pods.pop(key, None)
 
 
 class QuietJournal(logging.Filter):

@@ -9,6 +9,7 @@ between the two replays the call harmlessly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -30,11 +31,12 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, engine, matching, policy_select, state
+from ..core import adaptive, claims, engine, matching, policy_select, state
 from ..records import events, logs, metrics, tracing
 from ..signals import changes
 from ..core.durations import parse_duration
 from ..verification import probes, query_probes, query_verdicts, verdicts
+from . import claims as target_claims
 from .context import OperatorContext
 from .guard_facts import READS, StepFacts, labels_of_namespace, step_facts
 
@@ -93,6 +95,14 @@ class Loop:
                              step_history=adaptive_history(self.ctx, spec, status, runbook),
                              cause_kind=engine.cause_kind(status))
         decision = engine.decide(self.name, spec, status, facts)
+        if isinstance(decision.effect, engine.Act):
+            claim = self.claim(spec, runbook, decision.effect.index, now)
+            if engine.new_intent(status, decision):  # decided again: a claim held elsewhere blocks the intent
+                decision = engine.decide(self.name, spec, status, dataclasses.replace(facts, claim=claim))
+            elif not claim.granted:  # a replayed intent whose claim another Remediation took meanwhile
+                log.warning("waiting for the target's claim", extra={"remediation": f"{self.namespace}/{self.name}",
+                                                                     "reason": claim.reason})
+                return False
         self.moved_on = decision.changed and decision.effect is None and decision.status.phase != status.phase
         if decision.changed:
             obj = self.persist(obj, decision.status)
@@ -166,11 +176,18 @@ class Loop:
                                                   "reason": problem})
         return True
 
+    def claim(self, spec: RemediationSpec, runbook: RunbookSpec | None, index: int,
+              now: datetime) -> claims.ClaimDecision:
+        assert runbook is not None and self.uid is not None
+        return target_claims.take(self.ctx.api, spec.target, self.namespace, self.uid, self.name,
+                                  parse_duration(runbook.steps[index].timeout), now)
+
     def load_runbook(self, spec: RemediationSpec) -> RunbookSpec | None:
         body = self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
         return RunbookSpec.model_validate(body["spec"]) if body else None
 
     def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
+        status = claims.released(status)
         body = {**obj, "status": status.wire()}
         try:
             stored = self.ctx.resources.replace_status("Remediation", self.namespace, self.name, body)
@@ -179,6 +196,9 @@ class Loop:
                 return None
             raise
         before = RemediationStatus.model_validate(obj.get("status") or {})
+        if claims.step_over(before, status):  # after the write that says so
+            target_claims.release(self.ctx.api, RemediationSpec.model_validate(obj["spec"]).target, self.namespace,
+                                  obj["metadata"].get("uid") or "")
         count_outcome(obj, before, status)
         tracing.finished(obj, before, status)
         metrics.observe_approval(before, status)

@@ -2,18 +2,31 @@
 
 The signal belongs to the Runbook's namespace: a series labelled with another
 namespace is refused, so a query can never steer a Runbook elsewhere. Its
-identity is the Runbook, the trigger, the series and the time it started
-firing, so every evaluation of one episode names the same Remediation.
+identity is the Runbook, the trigger, the series and the instant of the step
+grid at which it started firing (the data's time, not a replica's clock), so
+every evaluation of one episode, by any replica, names the same Remediation.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 
 from ..api.models import AnomalyTrigger, Signal
 from .anomaly import AnomalyState, AnomalyVerdict
 from .matching import ANOMALY_QUERY_ANNOTATION
+
+SETTLE = timedelta(seconds=15)  # how long after a grid instant its samples have surely been scraped
+
+
+def grid_instant(now: datetime, step: timedelta, settle: timedelta | None = None) -> datetime:
+    """The latest instant of the step grid (multiples of `step` since the epoch, as Prometheus aligns range
+    queries) at least `settle` before `now` (default: half a step, at most SETTLE): evaluated there, every
+    replica sees the same samples whatever its own moment."""
+    wait = min(step / 2, SETTLE) if settle is None else settle
+    seconds = step.total_seconds()
+    return datetime.fromtimestamp(math.floor((now - wait).timestamp() / seconds) * seconds, UTC)
 
 
 def foreign_namespace(namespace: str, series_labels: dict[str, str]) -> str | None:

@@ -26,7 +26,7 @@ from ..api.models import (
     RunbookSpec,
     StepRecord,
 )
-from . import adaptive, approval, planning, risk, state
+from . import adaptive, approval, claims, planning, risk, state
 from .guards import GuardVerdict
 
 
@@ -61,6 +61,7 @@ class Facts:
     planned_changes: tuple[str, ...] = ()  # what a server-side dry run of the step would change
     cause_kind: str | None = None
     step_history: Mapping[str, adaptive.StepOutcomes] | None = None  # for an adaptive Runbook, when planning
+    claim: claims.ClaimDecision | None = None  # the target's claim, taken right before an intent
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,13 @@ def on_acting(name, spec, status, facts) -> Decision:
                 return request_approval(
                     name, index, status, assessed, rule, facts,
                     f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
+        claim = facts.claim
+        if claim is not None and not claim.granted:
+            final = "Escalated" if status.steps else "Skipped"
+            return Decision(state.transition(status, final, f"no claim on the target right before acting: {claim.reason}",
+                                             facts.now))
+        if claim is not None:  # recorded with the intent, before the action: a restart knows the claim is ours
+            status = status.model_copy(update={"claim": claim.record()})
         key = state.idempotency_key(name, index, step.action)
         record = StepRecord(index=index, name=step.name, action=step.action, idempotency_key=key,
                             phase="Intended", started_at=ts(facts.now))
@@ -240,6 +248,12 @@ def on_acting(name, spec, status, facts) -> Decision:
     if record.phase == "Intended":
         return Decision(status, effect=Act(index, record.idempotency_key), changed=False)
     return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
+
+
+def new_intent(before: RemediationStatus, decision: Decision) -> bool:
+    """The decision records an intent `before` did not hold: the moment to claim the target."""
+    effect = decision.effect
+    return isinstance(effect, Act) and find_record(before, effect.index) is None
 
 
 def on_verifying(name, spec, status, facts) -> Decision:

@@ -1,0 +1,112 @@
+"""The per-target claim's edge: read the target's Lease, let core.claims decide, write it with the
+resourceVersion read (the apiserver arbitrates two Remediations racing for one target), release it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from ..api.models import TERMINAL_PHASES, ObjectRef
+from ..core import claims
+from ..kube import Resources, retry_transient
+
+log = logging.getLogger("remediator.claims")
+ATTEMPTS = 3  # a 409 means another writer got there first: re-read and decide again
+
+
+def target_text(target: ObjectRef) -> str:
+    return f"{target.kind}/{target.name}"
+
+
+def lease_namespace(target: ObjectRef, remediation_namespace: str) -> str:
+    return target.namespace or remediation_namespace
+
+
+def take(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, uid: str, name: str,
+         step_timeout: timedelta, now: datetime) -> claims.ClaimDecision:
+    """Claim `target` for Remediation `name` (uid), or say who holds it."""
+    namespace = lease_namespace(target, remediation_namespace)
+    lease = claims.lease_name(target.kind, target.name)
+    try:
+        return claim(api, target, namespace, lease, uid, name, step_timeout, now)
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        return claims.ClaimDecision("held", f"the operator may not claim {target_text(target)}: Leases in "
+                                            f"{namespace} are forbidden to it (chart RBAC)", lease, namespace,
+                                    "", "", now, now)
+
+
+def claim(api: client.ApiClient, target: ObjectRef, namespace: str, lease: str, uid: str, name: str,
+          step_timeout: timedelta, now: datetime) -> claims.ClaimDecision:
+    what = target_text(target)
+    decision = None
+    for _ in range(ATTEMPTS):
+        body = read_lease(api, namespace, lease)
+        view = claims.lease_view(body)
+        live = view is not None and view.holder != uid and holder_is_open(api, namespace, view)
+        decision = claims.decide(view, uid, name, live, lease_name=lease, namespace=namespace, target=what,
+                                 now=now, duration=claims.duration_for(step_timeout))
+        if not decision.granted:
+            return decision
+        try:
+            write_lease(api, decision, what, body)
+            return decision
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    assert decision is not None
+    return claims.ClaimDecision("held", f"the claim on {what} kept changing under us ({ATTEMPTS} re-reads)",
+                                lease, namespace, "", "", now, now)
+
+
+def release(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, uid: str) -> None:
+    """Delete the target's Lease if Remediation `uid` holds it (a racer that took it over keeps it).
+    Found from the target, not from the status, so a claim whose record was lost is released all the same;
+    best effort: it expires anyway."""
+    namespace = lease_namespace(target, remediation_namespace)
+    lease = claims.lease_name(target.kind, target.name)
+    try:
+        body = read_lease(api, namespace, lease)
+        if body is None or (body.get("spec") or {}).get("holderIdentity") != uid:
+            return
+        client.CoordinationV1Api(api).delete_namespaced_lease(
+            lease, namespace, body=client.V1DeleteOptions(preconditions=client.V1Preconditions(
+                resource_version=body["metadata"]["resourceVersion"])))
+    except ApiException as e:
+        if e.status not in (404, 409):
+            log.warning("target claim not released; it expires on its own",
+                        extra={"lease": f"{namespace}/{lease}", "status": e.status})
+
+
+@retry_transient
+def read_lease(api: client.ApiClient, namespace: str, name: str) -> dict | None:
+    try:
+        return api.sanitize_for_serialization(client.CoordinationV1Api(api).read_namespaced_lease(name, namespace))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+@retry_transient
+def write_lease(api: client.ApiClient, decision: claims.ClaimDecision, what: str, read: dict | None) -> None:
+    coordination = client.CoordinationV1Api(api)
+    if read is None:
+        coordination.create_namespaced_lease(decision.namespace, claims.lease_body(decision, what, None))
+    else:
+        coordination.replace_namespaced_lease(decision.lease, decision.namespace,
+                                              claims.lease_body(decision, what, read["metadata"]["resourceVersion"]))
+
+
+def holder_is_open(api: client.ApiClient, namespace: str, lease: claims.LeaseView) -> bool:
+    """The holder is a Remediation that still exists (same uid) and has not finished."""
+    if not lease.holder_name:
+        return True  # unknown holder: wait for the Lease to expire rather than guess
+    body = Resources(api).get("Remediation", lease.holder_name, namespace)
+    if body is None or body["metadata"].get("uid") != lease.holder:
+        return False
+    return (body.get("status") or {}).get("phase") not in TERMINAL_PHASES

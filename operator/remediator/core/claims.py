@@ -1,0 +1,153 @@
+"""The per-target claim: one Remediation at a time acts on (and verifies) a target. Pure.
+
+The claim is a coordination.k8s.io/v1 Lease named from the target, in the
+target's namespace, whose holderIdentity is the holding Remediation's uid. The
+apiserver arbitrates it: a create meets a conflict when the Lease exists, an
+update carries the resourceVersion it read. This module decides, from the Lease
+as read (or its absence), whether the claim is ours to take and what to write;
+the shell (controller/claims.py) does the reads and writes.
+
+A claim held by another Remediation is taken over only when it expired (the
+operator died, the holder never released it) or its holder is gone or finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from ..api.models import RemediationStatus, TargetClaim
+
+LEASE_PREFIX = "remediator-target-"
+MAX_NAME = 63
+MARGIN = timedelta(seconds=60)  # beyond the step's timeout: the action's own retries and a slow tick
+HOLDING_PHASES = ("Acting", "Verifying")
+HOLDER_ANNOTATION = "remediator.dev/holder"  # the holding Remediation's name, for the reason and liveness
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    """What matters of a Lease as read."""
+
+    holder: str
+    holder_name: str
+    renewed_at: datetime | None
+    duration: timedelta
+    transitions: int = 0
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return None if self.renewed_at is None else self.renewed_at + self.duration
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    """create / renew / takeover: write the Lease and act; held: another Remediation holds it, say who."""
+
+    op: Literal["create", "renew", "takeover", "held"]
+    reason: str
+    lease: str
+    namespace: str
+    holder: str  # who holds the claim after this decision
+    holder_name: str
+    acquired_at: datetime
+    expires_at: datetime
+    transitions: int = 0
+
+    @property
+    def granted(self) -> bool:
+        return self.op != "held"
+
+    def record(self) -> TargetClaim:
+        return TargetClaim(lease=self.lease, namespace=self.namespace, holder=self.holder,
+                           acquired_at=ts(self.acquired_at), expires_at=ts(self.expires_at))
+
+
+def lease_name(kind: str, name: str) -> str:
+    """`remediator-target-<kind>-<name>`; a name too long for a label-sized name is cut and hashed."""
+    full = f"{LEASE_PREFIX}{kind.lower()}-{name}"
+    if len(full) <= MAX_NAME:
+        return full
+    digest = hashlib.sha256(f"{kind}/{name}".encode()).hexdigest()[:16]
+    return f"{full[:MAX_NAME - len(digest) - 1].rstrip('-.')}-{digest}"
+
+
+def duration_for(step_timeout: timedelta) -> timedelta:
+    return step_timeout + MARGIN
+
+
+def lease_view(body: dict | None) -> LeaseView | None:
+    """The Lease as the apiserver returned it (a plain dict), or None when there is none."""
+    if body is None:
+        return None
+    spec = body.get("spec") or {}
+    renewed = spec.get("renewTime") or spec.get("acquireTime")
+    return LeaseView(holder=spec.get("holderIdentity") or "",
+                     holder_name=((body.get("metadata") or {}).get("annotations") or {}).get(HOLDER_ANNOTATION, ""),
+                     renewed_at=parse_time(renewed) if renewed else None,
+                     duration=timedelta(seconds=int(spec.get("leaseDurationSeconds") or 0)),
+                     transitions=int(spec.get("leaseTransitions") or 0))
+
+
+def decide(lease: LeaseView | None, me: str, my_name: str, holder_live: bool, *, lease_name: str,
+           namespace: str, target: str, now: datetime, duration: timedelta) -> ClaimDecision:
+    """May Remediation `me` (uid) claim `target` now? `holder_live`: the current holder is an open Remediation."""
+    def granted(op, reason, transitions):
+        return ClaimDecision(op, reason, lease_name, namespace, me, my_name, now, now + duration, transitions)
+
+    if lease is None:
+        return granted("create", f"claimed {target} (Lease {namespace}/{lease_name})", 0)
+    if lease.holder == me:
+        return granted("renew", f"renewed the claim on {target}", lease.transitions)
+    who = f"Remediation {lease.holder_name or '?'} (uid {lease.holder or '?'})"
+    expires = lease.expires_at
+    if not lease.holder or expires is None or expires <= now:
+        return granted("takeover", f"took over the claim on {target}: the claim of {who} expired", lease.transitions + 1)
+    if not holder_live:
+        return granted("takeover", f"took over the claim on {target}: {who} is finished or gone",
+                       lease.transitions + 1)
+    return ClaimDecision("held", f"{target} is claimed by {who} until {ts(expires)} (Lease {namespace}/{lease_name})",
+                         lease_name, namespace, lease.holder, lease.holder_name, now, expires, lease.transitions)
+
+
+def lease_body(decision: ClaimDecision, target: str, resource_version: str | None) -> dict:
+    """The Lease to write for a granted decision; with the resourceVersion read, so a racer gets 409."""
+    metadata: dict = {"name": decision.lease, "namespace": decision.namespace,
+                      "labels": {"app.kubernetes.io/managed-by": "remediator"},
+                      "annotations": {HOLDER_ANNOTATION: decision.holder_name, "remediator.dev/target": target}}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+            "spec": {"holderIdentity": decision.holder,
+                     "leaseDurationSeconds": int(decision.expires_at.timestamp() - decision.acquired_at.timestamp()),
+                     "acquireTime": micro(decision.acquired_at), "renewTime": micro(decision.acquired_at),
+                     "leaseTransitions": decision.transitions}}
+
+
+def released(status: RemediationStatus) -> RemediationStatus:
+    """A status that no longer holds its claim once the step is over (any phase but Acting/Verifying)."""
+    if status.claim is None or status.phase in HOLDING_PHASES:
+        return status
+    return status.model_copy(update={"claim": None})
+
+
+def step_over(before: RemediationStatus, after: RemediationStatus) -> bool:
+    """A write that ends the holding of a claim: it left Acting/Verifying, or dropped the claim's record."""
+    if after.phase in HOLDING_PHASES:
+        return False
+    return before.phase in HOLDING_PHASES or before.claim is not None
+
+
+def ts(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def micro(moment: datetime) -> str:
+    """A Lease's MicroTime."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
