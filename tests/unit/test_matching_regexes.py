@@ -90,6 +90,14 @@ def test_a_regex_sees_only_the_first_1024_characters_of_a_label_value():
     assert matcher_holds(Matcher(name="app", op="=", value="a" * MAX_MATCHED_CHARS), {"app": long})[0] is False
 
 
+def test_a_negative_regex_never_holds_on_a_value_longer_than_a_regex_sees():
+    """`note !~ ".*do-not-remediate.*"` must not pass because the opt-out sits past the cut."""
+    hidden = "x" * 1100 + "do-not-remediate"
+    holds, why = matcher_holds(Matcher(name="note", op="!~", value=".*do-not-remediate.*"), {"note": hidden})
+    assert holds is False and "cannot be shown to hold" in why
+    assert matcher_holds(Matcher(name="note", op="!~", value=".*do-not-remediate.*"), {"note": "x" * 10})[0]
+
+
 @pytest.mark.parametrize("pattern", [
     "web-.*", r"\pL+", r"\p{Greek}", r"a\z", "(?<n>x)", "(?P<n>x)", "[[:alpha:]]+", "", r"\Q.*\E", r"\\C",
     "web-(", "a)|(b", "[z-a]", "(?=x)", "(?<!x)y", r"(a)\1", "a++", "*", "a{1001}", r"\C", r"[\C]",

@@ -52,7 +52,7 @@ from remediator.api.models import (
     Trigger,
 )
 from remediator.core.durations import parse_duration
-from remediator.core.regexes import RegexError, full_match
+from remediator.core.regexes import MAX_MATCHED_CHARS, RegexError, full_match
 from remediator.core.templating import TemplateError, render_name
 
 CLUSTER_SCOPED_KINDS = frozenset({"Node"})
@@ -256,6 +256,9 @@ def matcher_holds(matcher: Matcher, labels: Mapping[str, str]) -> tuple[bool, st
         found = full_match(matcher.value, value)
     except RegexError as err:
         return False, f"invalid regex {matcher.value!r}: {err}"
+    if matcher.op == "!~" and len(value) > MAX_MATCHED_CHARS:  # the unseen rest might match: no proof of absence
+        return False, f"{matcher.name} is longer than the {MAX_MATCHED_CHARS} characters a regex sees, so " \
+                      f"!~ cannot be shown to hold"
     return found == (matcher.op == "=~"), shown
 
 

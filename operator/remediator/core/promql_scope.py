@@ -36,8 +36,19 @@ class Scoped:
         return self.query is None
 
 
+# Functions that read series no selector of the query names (Prometheus 3's info() joins target_info).
+READS_UNSEEN = frozenset({"info"})
+
+
 def scope(query: str, namespace: str) -> Scoped:
     """The query with every selector confined to `namespace`, or a refusal saying why."""
+    try:
+        return _scope(query, namespace)
+    except RecursionError:  # parsing and walking recurse per level: "(" * 1000 is short but deep
+        return Scoped(None, "query is nested too deeply")
+
+
+def _scope(query: str, namespace: str) -> Scoped:
     if len(query) > MAX_QUERY_LENGTH:
         return Scoped(None, f"query is {len(query)} characters, over the limit of {MAX_QUERY_LENGTH}")
     try:
@@ -48,6 +59,9 @@ def scope(query: str, namespace: str) -> Scoped:
     if any(isinstance(n, promql.SubqueryExpr) and n.step is None for n in nodes):
         # the parser prints [1h:] as [1h]: with no explicit step the scoped query would not be the same query
         return Scoped(None, "a subquery needs an explicit resolution, e.g. [1h:1m] rather than [1h:]")
+    hidden = sorted({n.func.name for n in nodes if isinstance(n, promql.Call) and n.func.name in READS_UNSEEN})
+    if hidden:
+        return Scoped(None, f"{', '.join(hidden)}() reads series the query does not name, which cannot be confined")
     selectors = [n for n in nodes if isinstance(n, promql.VectorSelector)]
     for selector in selectors:
         problem = _problem(selector, namespace)

@@ -33,7 +33,7 @@ _OPTIONS.log_errors = False  # a tenant's bad regex is reported as a reason, not
 # Each compiled regex may grow a DFA cache up to max_mem (RE2's default: 8 MiB); 1 MiB x COMPILED_KEPT
 # bounds what tenants' regexes can hold. Past its budget RE2 falls back to its (still linear) NFA.
 _OPTIONS.max_mem = 1 << 20
-COMPILED_KEPT = 256
+COMPILED_KEPT = 1024  # outcomes kept: compiled programs and refusals (a refused pattern is never compiled twice)
 
 
 class RegexError(ValueError):
@@ -49,18 +49,26 @@ def regex_problem(pattern: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=COMPILED_KEPT)
 def compile_anchored(pattern: str) -> re2._Regexp:
     """`pattern` compiled as Alertmanager compiles a matcher, `^(?:pattern)$`; RegexError if RE2 refuses it.
-    The bare pattern is checked first: `a)|(b` compiles once wrapped, but is not a regex."""
+    Compiling holds the GIL (tens of ms for a large Unicode class), so refusals are remembered like successes."""
+    outcome = _compiled(pattern)
+    if isinstance(outcome, RegexError):
+        raise outcome
+    return outcome
+
+
+@lru_cache(maxsize=COMPILED_KEPT)
+def _compiled(pattern: str) -> re2._Regexp | RegexError:
+    """The bare pattern is checked first: `a)|(b` compiles once wrapped, but is not a regex."""
     if _has_any_byte_escape(pattern):
-        raise RegexError(r"invalid escape sequence: \C (Go's RE2 has no any-byte escape)")
+        return RegexError(r"invalid escape sequence: \C (Go's RE2 has no any-byte escape)")
     try:
         re2.compile(pattern, _OPTIONS)
         return re2.compile(f"^(?:{pattern})$", _OPTIONS)
     except re2.error as err:
         reason = err.args[0] if err.args else err
-        raise RegexError(reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)) from None
+        return RegexError(reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason))
 
 
 def full_match(pattern: str, value: str) -> bool:
