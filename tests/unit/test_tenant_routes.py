@@ -18,14 +18,14 @@ from remediator.secrets import FileSecret
 class Unreachable:
     """A token store whose apiserver answers 503 (tenacity gave up)."""
 
-    def matches(self, namespace: str, presented: bytes) -> bool:
+    def matches(self, namespace: str, presented: bytes, caller: str | None = None) -> bool:
         raise ApiException(status=503, reason="Service Unavailable")
 
 
 class Flooded:
     """A token store whose budget for namespaces not cached is spent."""
 
-    def matches(self, namespace: str, presented: bytes) -> bool:
+    def matches(self, namespace: str, presented: bytes, caller: str | None = None) -> bool:
         raise TooManyLookups(2.5)
 
 

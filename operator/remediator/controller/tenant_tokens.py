@@ -34,6 +34,9 @@ class NamespaceToken:
 
 NOT_OPTED_IN = NamespaceToken(False)
 LOOKUPS = Limit(rate=50, burst=500)  # Secret reads for namespaces not cached, all callers together
+# ... and per caller first, so one sender inventing names cannot spend everyone's budget (a tenant's own
+# Alertmanager needs one read per TTL for its one namespace)
+CALLER_LOOKUPS = Limit(rate=2, burst=20)
 
 
 class TooManyLookups(Exception):
@@ -55,19 +58,22 @@ class TenantTokens:
         # Bounded: namespaces beyond it are looked up again, never kept (distinct names cost no memory).
         self._cache: TTLCache = TTLCache(maxsize=max_namespaces, ttl=ttl, timer=clock)
         self._lookups, self._lookup_limit, self._clock = RateLimiter(max_callers=1), lookups, clock
+        self._callers = RateLimiter()
 
     @property
     def enabled(self) -> bool:
         return bool(self.secret_name)
 
-    def token(self, namespace: str) -> NamespaceToken:
+    def token(self, namespace: str, caller: str | None = None) -> NamespaceToken:
         """The namespace's token, or NOT_OPTED_IN. Raises ApiException when the apiserver cannot say,
-        TooManyLookups when too many namespaces not cached were asked about lately."""
+        TooManyLookups when this caller, or all callers, asked about too many namespaces not cached lately."""
         if not self.enabled:
             return NOT_OPTED_IN
         with self._lock:
             cached = self._cache.get(namespace)
-            wait = 0.0 if cached is not None else self._lookups.take((), self._lookup_limit, self._clock())
+            now = self._clock()
+            wait = 0.0 if cached is not None else (self._callers.take((caller,), CALLER_LOOKUPS, now) or
+                                                   self._lookups.take((), self._lookup_limit, now))
         if cached is not None:
             return cached
         if wait:
@@ -92,8 +98,8 @@ class TenantTokens:
         # an existing Secret without a usable token still opts in: nothing authenticates until it is fixed
         return NamespaceToken(True, value or None)
 
-    def matches(self, namespace: str, presented: bytes) -> bool:
-        return same_secret(self.token(namespace).token, presented)
+    def matches(self, namespace: str, presented: bytes, caller: str | None = None) -> bool:
+        return same_secret(self.token(namespace, caller).token, presented)
 
     def admit(self, labels: Mapping[str, str], path_namespace: str | None,
               served: Callable[[str], bool]) -> tenancy.Admission:

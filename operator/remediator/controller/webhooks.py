@@ -37,6 +37,8 @@ log = logging.getLogger("remediator.webhooks")
 MAX_BODY_BYTES = 1 << 20
 BODY_SECONDS = 10.0  # a sender that has not finished its body by then is gone or stalling us
 STRANGER_LIMIT = Limit(rate=1, burst=10)
+SLACK_BODY_BYTES = 64 << 10  # an interaction payload is a few KiB
+SLACK_READS_AT_ONCE = 32  # unverified bodies in memory at once: at most 2 MiB, however many connections
 LOOKUPS_SPENT = 503  # Alertmanager retries a 5xx, never a 4xx: a real tenant's alert must not be dropped
 
 WEBHOOK_REQUESTS = Counter("remediator_webhook_requests_total", "Webhook requests by endpoint and HTTP code",
@@ -52,6 +54,7 @@ class WebhookConfig:
     ctx: object = None  # the OperatorContext, for votes
     slack: SlackConfig | None = None
     replays: ReplayGuard = field(default_factory=ReplayGuard)
+    slack_reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SLACK_READS_AT_ONCE))
     limiter: RateLimiter = field(default_factory=RateLimiter)
     caller_limit: Limit = field(default_factory=lambda: Limit(rate=200, burst=1000))  # authenticated callers
     stranger_limit: Limit = STRANGER_LIMIT
@@ -106,25 +109,30 @@ def refuse(endpoint: str, code: int, reason: str, error: str) -> web.Response:
     return reply(endpoint, code, error=error)
 
 
-async def read_body(request: web.Request, endpoint: str) -> tuple[bytes | None, web.Response | None]:
+async def read_body(request: web.Request, endpoint: str,
+                    limit: int = MAX_BODY_BYTES) -> tuple[bytes | None, web.Response | None]:
     """The whole body, however many TCP segments it arrives in, bounded in size and time.
 
-    request.read() reads to the end (content.read(n) would return only what is buffered so far) and
-    stops past the app's client_max_size.
+    content.read(n) returns only what is buffered so far, so read until the end of the body, refusing as soon
+    as more than `limit` bytes have come (never holding more than that in memory).
     """
-    too_large = f"body larger than {MAX_BODY_BYTES} bytes"
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    too_large = f"body larger than {limit} bytes"
+    if request.content_length is not None and request.content_length > limit:
         return None, refuse(endpoint, 413, "body-too-large", too_large)
+    chunks, size = [], 0
     try:
         async with asyncio.timeout(BODY_SECONDS):
-            return await request.read(), None
-    except web.HTTPRequestEntityTooLarge:
-        return None, refuse(endpoint, 413, "body-too-large", too_large)
+            while chunk := await request.content.read(1 << 16):
+                size += len(chunk)
+                if size > limit:
+                    return None, refuse(endpoint, 413, "body-too-large", too_large)
+                chunks.append(chunk)
     except TimeoutError:  # not received, so not recorded: 503 makes a real sender on a bad network send it again
         return None, refuse(endpoint, 503, "body-too-slow",
                             f"body not received within {BODY_SECONDS:.0f}s; send it again")
     except (ConnectionError, HttpProcessingError):
         return None, refuse(endpoint, 400, "body-unreadable", "body could not be read")
+    return b"".join(chunks), None
 
 
 async def read_json(request: web.Request, endpoint: str) -> tuple[object | None, web.Response | None]:
@@ -144,7 +152,7 @@ async def authenticate(cfg: WebhookConfig, request: web.Request, namespace: str 
     if namespace is None:
         return cfg.alertmanager_token.matches(bearer(request))
     return cfg.tenant_tokens is not None and cfg.intake.served(namespace) and \
-        await cfg.off_loop(cfg.tenant_tokens.matches, namespace, bearer(request))
+        await cfg.off_loop(cfg.tenant_tokens.matches, namespace, bearer(request), request.remote)
 
 
 def make_alertmanager_handler(cfg: WebhookConfig):
@@ -223,7 +231,9 @@ def make_slack_handler(cfg: WebhookConfig):
     endpoint = "slack"
 
     async def handle(request: web.Request) -> web.Response:
-        raw, refused = await read_body(request, endpoint)
+        # The signature covers the body, so it is read before anyone is known: few and small at a time.
+        async with cfg.slack_reads:
+            raw, refused = await read_body(request, endpoint, SLACK_BODY_BYTES)
         if refused:
             return refused
         signature = request.headers.get("X-Slack-Signature")
