@@ -6,11 +6,10 @@ both replicas see exactly what a real Prometheus would show them at the instants
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -18,6 +17,7 @@ from remediator.controller.anomalies import AnomalyWatcher
 from remediator.controller.context import OperatorContext, Settings
 from remediator.signals.prometheus import Prometheus
 from tests.integration.test_operator_loop import NO_APPROVALS
+from tests.support.http_stub import QuietHandler, answer_json
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 
@@ -55,7 +55,7 @@ class FakePrometheus(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
         q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
@@ -69,15 +69,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             at = float(q.get("time", time.time()))
             data = {"resultType": "vector", "result": [{"metric": labels, "value": [at, str(latency(at, onset))]}]}
-        body = json.dumps({"status": "success", "data": data}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        answer_json(self, {"status": "success", "data": data})
 
 
 def replica(kube_api, namespace: str, prometheus_url: str, runbook: dict) -> AnomalyWatcher:

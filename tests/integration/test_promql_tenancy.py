@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-
 from e2e.monitoring import Prometheus as PrometheusServer
+
 from remediator.api.models import PromqlCheck
 from remediator.signals.prometheus import Prometheus, QueryRefused
 from remediator.verification.query_probes import read_promql

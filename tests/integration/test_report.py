@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 import requests
@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from remediator.approvals.kubernetes import cast_vote
 from remediator.records.tracing import root_span_id_for, trace_id_for
 from tests.integration.test_kubernetes_approvals import voters  # noqa: F401 -- a fixture this test uses
+from tests.support.http_stub import QuietHandler, answer
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
@@ -42,20 +43,12 @@ class OtlpReceiver:
         self.spans: list = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):  # the name http.server calls
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = ExportTraceServiceRequest.FromString(body)
                 receiver.spans += [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
+                answer(self, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

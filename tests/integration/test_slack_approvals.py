@@ -7,8 +7,8 @@ import time
 
 import pytest
 import requests
-
 from e2e.slack_standin import SlackStandIn, click_body, post_click
+
 from remediator.approvals.kubernetes import cast_vote
 from tests.integration.test_operator_loop import bad_rollout_incident, rollback_runbook
 from tests.support.operator import OperatorProcess, alert, alert_payload

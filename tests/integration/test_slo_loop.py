@@ -8,14 +8,14 @@ a bad rollout burns the SLO for real and a rollback heals it. Windows are scaled
 from __future__ import annotations
 
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-
 from e2e.monitoring import Alertmanager, Prometheus, free_port
+
 from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation
 from tests.support.operator import OperatorProcess

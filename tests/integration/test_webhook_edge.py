@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
-
 from e2e.slack_standin import sign
+
 from remediator.controller.context import OperatorContext, Settings
 from remediator.controller.ingest import ingest_resolved
 from remediator.controller.webhooks import WebhookConfig, build_app

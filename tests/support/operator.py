@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
-
 from e2e.monitoring import terminate
 
 from .waiting import wait_for

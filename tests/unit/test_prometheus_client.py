@@ -3,16 +3,15 @@ are bounded in series and bytes."""
 
 from __future__ import annotations
 
-import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from remediator.records.metrics import REFUSALS
-
 from remediator.signals.prometheus import Prometheus, QueryRefused
+from tests.support.http_stub import QuietHandler, answer_json
 
 
 class StandIn:
@@ -22,21 +21,13 @@ class StandIn:
         self.queries: list[str] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
                 params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 stand_in.queries.append(params["query"][0])
                 result = [{"metric": {"namespace": "shop", "pod": f"p{i}"}, "value": [0, "1"]} for i in range(series)]
-                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result},
-                                   "padding": "x" * padding}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                answer_json(self, {"status": "success", "data": {"resultType": "vector", "result": result},
+                                   "padding": "x" * padding})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

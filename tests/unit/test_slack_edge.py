@@ -5,11 +5,11 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-
 from e2e.slack_standin import sign
+
+from remediator.api.models import ApprovalState, RemediationStatus, Vote
 from remediator.approvals.messages import button_value, decided_blocks
 from remediator.approvals.slack import BadCallback, ReplayGuard, SlackConfig, parse_click, verify
-from remediator.api.models import ApprovalState, RemediationStatus, Vote
 from remediator.secrets import FileSecret
 
 

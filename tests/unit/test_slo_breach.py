@@ -1,7 +1,7 @@
 """An SLO's firing alerts become sloBurn signals with a stable identity per breach."""
 
-from remediator.api.slo import FiringAlert, ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus
 from remediator.api.models import Trigger
+from remediator.api.slo import FiringAlert, ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus
 from remediator.core import matching
 from remediator.core.slo_breach import breach_signals, ended_breaches
 
