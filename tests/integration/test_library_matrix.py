@@ -289,9 +289,9 @@ def simulate_cell(cell: Cell, live: dict, history: list[dict], policies: list[di
     labels and pods, what changed, and that the apiserver's dry run would succeed; at the loop's decision time."""
     status = live["status"]
     now = parse_time(next(t["at"] for t in status["timeline"] if t["kind"] == "Planned"))
-    # The history as the loop read it: the Remediations that existed when it decided (times are to the second).
-    history = [h for h in history if h["metadata"]["uid"] != live["metadata"]["uid"]
-               and parse_time(h["metadata"]["creationTimestamp"]) <= now]
+    # The cluster's Remediations, read after the decision, less this incident's own (simulate would call this
+    # delivery a duplicate of it); simulate leaves out those created after `now`.
+    history = [h for h in history if h["metadata"]["uid"] != live["metadata"]["uid"]]
     dep = cell.cluster.apps.read_namespaced_deployment("web", cell.ns)
     rolling = dep.spec.strategy.rolling_update
     ns_labels = cell.cluster.core.read_namespace(cell.ns).metadata.labels or {}
