@@ -1,11 +1,12 @@
 """The paths users take: every shipped Runbook under every shipped RemediationPolicy (and under none), on the real
 control plane, each driven by its real trigger, and `remediator simulate` agreeing with the live loop.
 
-One test per policy; within it one namespace per Runbook (a cell), all cells served by one operator process and
-run at once: set up every cell, fire every trigger, then poll them all. Nothing is shortened: the Runbook files are
-applied as shipped (their verify windows included), and so is the policy file, except that its `namespaces` is
-pointed at the cells' namespaces (so it governs them and nothing else on a shared cluster) and its name is made
-unique. production-strict keeps its own namespaceSelector; the cells are labelled `environment: production`, as a
+One namespace per Runbook and policy (a cell). Policies whose limits allow it share a test (the storm hold-off and
+cluster-wide concurrency count every namespace: production-strict's cells run alone); a test's cells are served by
+one operator process and run at once: set up every cell, fire every trigger, then poll them all. Nothing is
+shortened: the Runbook files are applied as shipped (their verify windows included), and so is the policy file,
+except that its `namespaces` is pointed at the cells' namespaces (so it governs them and nothing else on a shared
+cluster) and its name is made unique. production-strict keeps its own namespaceSelector; the cells are labelled `environment: production`, as a
 production namespace would be.
 
 Where the policy's approval rule asks for votes, they are cast as the users a user would ask (RemediationApproval
@@ -97,6 +98,25 @@ EXPECTED: dict[tuple[str, str], Acts | Waits] = {
 REPLICAS = {"high-latency-scale-out": 1}  # the others run 2
 
 
+def limits(policy: str) -> RemediationPolicySpec:
+    return RemediationPolicySpec.model_validate(POLICIES[policy]["spec"] if policy != NO_POLICY else {})
+
+
+def together() -> list[tuple[str, ...]]:
+    """Policies whose cells can run at once: the storm hold-off and the cluster-wide concurrency cap count every
+    namespace, so a group's cells must stay under each member's limits (production-strict's 5 targets: alone)."""
+    groups: list[list[str]] = []
+    for policy in (NO_POLICY, *POLICIES):
+        trial = [*(groups[-1] if groups else []), policy]
+        cells = len(trial) * len(RUNBOOKS)
+        if groups and all(cells < limits(p).storm_holdoff.targets and cells <= limits(p).concurrency.max_active
+                          for p in trial):
+            groups[-1] = trial
+        else:
+            groups.append([policy])
+    return [tuple(g) for g in groups]
+
+
 def test_every_cell_of_the_matrix_has_an_expected_outcome():
     """A Runbook or policy added to the library must say what users should see under every policy."""
     cells = {(policy, runbook) for policy in (NO_POLICY, *POLICIES) for runbook in RUNBOOKS}
@@ -105,6 +125,7 @@ def test_every_cell_of_the_matrix_has_an_expected_outcome():
 
 @dataclass
 class Cell:
+    policy: str
     runbook: str
     cluster: Cluster
     expected: Acts | Waits
@@ -130,27 +151,29 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
     core = client.CoreV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
 
-    def build(policy: str) -> tuple[list[Cell], OperatorProcess]:
+    def build(group: tuple[str, ...]) -> tuple[list[Cell], OperatorProcess]:
         suffix = uuid.uuid4().hex[:5]
-        labels = {"remediator.dev/test": "true"}
-        if policy == "production-strict":
-            labels |= POLICIES[policy]["spec"]["namespaceSelector"]["matchLabels"]
         cells = []
-        for runbook in RUNBOOKS:
-            ns = f"mx-{policy[:10]}-{runbook[:14]}-{suffix}".replace("--", "-")
-            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels=labels)))
-            cells.append(Cell(runbook, Cluster(kube_api, ns), EXPECTED[(policy, runbook)]))
-        made.extend(cells)
-        namespaces = [c.ns for c in cells]
-        op = OperatorProcess(kubeconfig, namespaces, tmp_path)
+        for policy in group:
+            labels = {"remediator.dev/test": "true"}
+            if policy == "production-strict":
+                labels |= POLICIES[policy]["spec"]["namespaceSelector"]["matchLabels"]
+            mine = []
+            for runbook in RUNBOOKS:
+                ns = f"mx-{policy[:10]}-{runbook[:14]}-{suffix}".replace("--", "-")
+                core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels=labels)))
+                mine.append(Cell(policy, runbook, Cluster(kube_api, ns), EXPECTED[(policy, runbook)]))
+            cells += mine
+            made.extend(mine)
+            if policy != NO_POLICY:
+                doc = POLICIES[policy]
+                name = policy_name(policy, suffix)
+                body = {**copy.deepcopy(doc), "metadata": {"name": name}}
+                body["spec"]["namespaces"] = [c.ns for c in mine]  # the one change to the shipped file
+                custom.create_cluster_custom_object(GROUP, VERSION, "remediationpolicies", body)
+                policies.append(name)
+        op = OperatorProcess(kubeconfig, [c.ns for c in cells], tmp_path)
         operators.append(op)
-        if policy != NO_POLICY:
-            doc = POLICIES[policy]
-            name = f"{doc['metadata']['name']}-{suffix}"
-            body = {**copy.deepcopy(doc), "metadata": {"name": name}}
-            body["spec"]["namespaces"] = namespaces  # the one change to the shipped file
-            custom.create_cluster_custom_object(GROUP, VERSION, "remediationpolicies", body)
-            policies.append(name)
         for cell in cells:
             allow_voting(kube_api, cell.ns)
             doc = RUNBOOKS[cell.runbook]
@@ -169,6 +192,10 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
         core.delete_namespace(cell.ns, propagation_policy="Background")
     wait_for(lambda: not any(cell.cluster.remediations() for cell in made), timeout=120,
              what="the cells' Remediations deleted")
+
+
+def policy_name(policy: str, suffix: str) -> str:
+    return f"{POLICIES[policy]['metadata']['name']}-{suffix}"
 
 
 def allow_voting(api: client.ApiClient, namespace: str) -> None:
@@ -234,19 +261,20 @@ def failing_signals(cell: Cell, pod: str) -> list:
     return pods.pod_signals(cell.cluster.api.sanitize_for_serialization(found), datetime.now(timezone.utc))
 
 
-def storm_room(custom: client.CustomObjectsApi, policy: str, cells: list[Cell]) -> str | None:
+def storm_room(custom: client.CustomObjectsApi, group: tuple[str, ...], cells: list[Cell]) -> str | None:
     """None when the storm hold-off, which counts failing targets cluster-wide, leaves room for every cell;
     else what fills it. On a shared cluster other tests' incidents count too: the matrix waits them out."""
-    spec = RemediationPolicySpec.model_validate(POLICIES[policy]["spec"] if policy != NO_POLICY else {})
-    window = parse_duration(spec.storm_holdoff.window)
+    items = custom.list_cluster_custom_object(GROUP, VERSION, "remediations")["items"]
     now = datetime.now(timezone.utc)
     ours = {c.ns for c in cells}
-    others = {p.target_key for obj in custom.list_cluster_custom_object(GROUP, VERSION, "remediations")["items"]
-              if obj["metadata"]["namespace"] not in ours
-              for p in [past_remediation(obj)] if p.started_at and now - p.started_at < window}
-    if len(others) + len(cells) < spec.storm_holdoff.targets:
-        return None
-    return f"{len(others)} other target(s) failed in the last {spec.storm_holdoff.window}: {sorted(others)[:5]}"
+    for policy in group:
+        storm = limits(policy).storm_holdoff
+        window = parse_duration(storm.window)
+        others = {p.target_key for obj in items if obj["metadata"]["namespace"] not in ours
+                  for p in [past_remediation(obj)] if p.started_at and now - p.started_at < window}
+        if len(others) + len(cells) >= storm.targets:
+            return f"{len(others)} other target(s) failed in the last {storm.window}: {sorted(others)[:5]}"
+    return None
 
 
 def remediation_of(cell: Cell) -> dict | None:
@@ -335,17 +363,18 @@ def vote(kube_api, cell: Cell, user: str) -> dict:
 # ---------------------------------------------------------------- the matrix
 
 
-@pytest.mark.parametrize("policy", [NO_POLICY, *POLICIES])
-def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(policy, cells_for, kube_api):
+@pytest.mark.parametrize("group", together(), ids="+".join)
+def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(group, cells_for, kube_api):
     began = time.monotonic()
     custom = client.CustomObjectsApi(kube_api)
-    cells, operator = cells_for(policy)
+    cells, operator = cells_for(group)
+    suffix = cells[0].ns.rsplit("-", 1)[1]
     for cell in cells:
         prepare(cell)
-    crowded = [storm_room(custom, policy, cells)]
+    crowded = [storm_room(custom, group, cells)]
     while crowded[-1] is not None and time.monotonic() - began < 330:  # a storm window and a half at most
         time.sleep(5)
-        crowded.append(storm_room(custom, policy, cells))
+        crowded.append(storm_room(custom, group, cells))
     assert crowded[-1] is None, f"no room under the storm hold-off for {len(cells)} cells: {crowded[-1]}"
     for cell in cells:
         fire(cell, operator)
@@ -365,23 +394,23 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(policy
         want = (("act", cell.expected.action) if isinstance(cell.expected, Acts)
                 else ("awaitApproval", cell.expected.level, cell.expected.approvers))
         if got != want:
-            problems.append(f"{cell.runbook}: the loop did {got}, expected {want}; {status['reason']}; "
+            problems.append(f"{cell.policy} x {cell.runbook}: the loop did {got}, expected {want}; {status['reason']}; "
                             f"risk {status.get('risk')}")
         sim = simulate_cell(cell, obj, history, policies)
         if simulated_verdict(sim) != got:
-            problems.append(f"{cell.runbook}: simulate says {simulated_verdict(sim)}, the loop did {got}; "
+            problems.append(f"{cell.policy} x {cell.runbook}: simulate says {simulated_verdict(sim)}, "
+                            f"the loop did {got}; "
                             f"simulated risk {sim.risk}, live risk {status.get('risk')}")
         governing = sim.policy.name if sim.policy else None
-        if governing != (None if policy == NO_POLICY else f"{policy}-{cell.ns.rsplit('-', 1)[1]}"):
-            problems.append(f"{cell.runbook}: simulate finds policy {governing} governing, not {policy}")
+        if governing != (None if cell.policy == NO_POLICY else policy_name(cell.policy, suffix)):
+            problems.append(f"{cell.policy} x {cell.runbook}: simulate finds policy {governing} governing")
     assert not problems, "\n".join(problems)
     decided_after = time.monotonic() - began
 
     # 2. Votes: those the rule does not allow are refused and name the rule; the allowed ones make it act.
     acting = [c for c in cells if isinstance(c.expected, Acts) or c.expected.allowed]
-    cap = RemediationPolicySpec.model_validate(POLICIES[policy]["spec"] if policy != NO_POLICY else {}
-                                               ).concurrency.max_active
-    if len(acting) > cap:  # production-strict acts on 3 targets at once, cluster-wide: let those acting alone end
+    # production-strict acts on 3 targets at once, cluster-wide: let the cells that act alone end first.
+    if len(acting) > min(limits(p).concurrency.max_active for p in group):
         alone = [c for c in cells if isinstance(c.expected, Acts)]
         wait_for(lambda: all(c.cluster.remediation(c.name)["status"]["phase"] in TERMINAL for c in alone),
                  timeout=180, what="the cells that act alone finished")
@@ -390,12 +419,12 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(policy
             continue
         for user in cell.expected.refused:
             result = vote(kube_api, cell, user)
-            assert result["outcome"] == "refused-not-allowed", (cell.runbook, user, result)
+            assert result["outcome"] == "refused-not-allowed", (cell.policy, cell.runbook, user, result)
             rule = f"the {cell.expected.level} rule" if not cell.expected.allowed else f"{cell.expected.level} risk"
-            assert rule in result["message"], (cell.runbook, result["message"])
+            assert rule in result["message"], (cell.policy, cell.runbook, result["message"])
         for user in cell.expected.allowed:
             result = vote(kube_api, cell, user)
-            assert result["outcome"] == "accepted", (cell.runbook, user, result)
+            assert result["outcome"] == "accepted", (cell.policy, cell.runbook, user, result)
 
     # 3. What acts is verified and the Deployment shows it; what nobody may approve still waits, untouched.
     final = wait_for(lambda: (lambda s: s if all(s[c.ns]["phase"] in TERMINAL for c in acting) else None)(
@@ -404,13 +433,13 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(policy
     for cell in cells:
         status = final[cell.ns]
         if cell in acting:
-            assert status["phase"] == "Succeeded", (cell.runbook, status["reason"])
-            assert [s["action"] for s in status["steps"]] == [cell.expected.action], (cell.runbook, status["steps"])
+            assert status["phase"] == "Succeeded", (cell.policy, cell.runbook, status["reason"])
+            assert [s["action"] for s in status["steps"]] == [cell.expected.action], (cell.policy, cell.runbook)
             check_acted(cell)
         else:
-            assert status["phase"] == "AwaitingApproval", (cell.runbook, status["reason"])
+            assert status["phase"] == "AwaitingApproval", (cell.policy, cell.runbook, status["reason"])
             assert status["steps"] == []
             generation = cell.cluster.apps.read_namespaced_deployment("web", cell.ns).metadata.generation
-            assert generation == cell.generation, f"{cell.runbook}: the Deployment changed while waiting"
-    print(f"\n{policy}: first decisions after {decided_after:.0f}s, all outcomes after "
+            assert generation == cell.generation, f"{cell.policy} x {cell.runbook}: the Deployment changed"
+    print(f"\n{'+'.join(group)}: first decisions after {decided_after:.0f}s, all outcomes after "
           f"{time.monotonic() - began:.0f}s")
