@@ -67,16 +67,11 @@ class Cluster:
         return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, "runbooks", body)
 
     def apply_policy(self, spec: dict) -> str:
-        """A cluster policy scoped to this test's namespace only.
-
-        The storm hold-off and cluster-wide concurrency count every namespace, and the suite opens
-        many incidents within minutes; unless a test is about those guards, they are widened here.
-        """
+        """A cluster policy scoped to this test's namespace only, as given: a test that needs wider guardrails than
+        the defaults (the storm hold-off and cluster-wide concurrency count every namespace) says so in `spec`."""
         name = f"{self.ns}-policy"
-        wide = {"stormHoldoff": {"targets": 10_000, "window": "5m"},
-                "concurrency": {"maxActive": 1000, "maxPerNamespace": 10}}
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RemediationPolicy",
-                "metadata": {"name": name}, "spec": {"namespaces": [self.ns], **wide, **spec}}
+                "metadata": {"name": name}, "spec": {"namespaces": [self.ns], **spec}}
         self.custom.create_cluster_custom_object(GROUP, VERSION, "remediationpolicies", body)
         self.policies.append(name)
         return name

@@ -398,3 +398,15 @@ def test_the_scale_out_runbook_under_production_strict_is_gated_as_in_the_loop_n
     assert sim["guards"]["allowed"] and sim["guards"]["podsTouched"] == 0
     assert "scale: 4 +2 -> 6" in sim["guards"]["notes"]
     assert sim["outcome"] != "skip" and "unknown" not in sim["phaseReason"], sim["phaseReason"]
+
+
+def test_remediations_created_after_the_simulated_time_are_not_in_its_history(simulate, write):
+    """An export taken later holds incidents that did not exist yet at --now: they must not count (here: a storm)."""
+    later = [remediation_export(f"am-{i}", "crashloop-restart", f"svc-{i}", "Acting", "2026-11-25T12:01:00Z",
+                                acted=False) for i in range(12)]
+    report = simulate(payload(alert()), "--runbooks", RUNBOOKS, "--policy", DEFAULT_POLICY, "--replicas", "4",
+                      "--history", write("history.json", later))
+    sim = only(report)
+    assert [d["guard"] for d in sim["guards"]["decisions"] if not d["allowed"]] == []
+    assert any("12 Remediation(s) in the history were created after 2026-11-25T12:00:00Z" in n
+               for n in report["notes"]), report["notes"]

@@ -40,6 +40,9 @@ Choices:
   is unknown, and steps with a `when` are skipped, as they would be in a
   cluster whose change journal could not be read. An empty list of changes
   is a finding: nothing changed (cause "none").
+- The history is taken as it stood at `now`: Remediations created after it
+  (an export taken later, or `--now` in the past) are left out, and a note
+  says how many; their phases are the export's, not those at `now`.
 - The operator reads replicas of Deployments, StatefulSets and DaemonSets
   (desiredNumberScheduled); for other kinds there are none. The update
   strategy, when not given, is the one the apiserver fills in by default.
@@ -245,9 +248,27 @@ class Simulation:
 def simulate(alerts: Sequence[IncomingAlert], runbooks: Sequence[RunbookDoc], policies: Sequence[PolicyDoc],
              history: Sequence[Mapping[str, Any]], settings: Settings) -> Simulation:
     notes = duplicate_runbook_notes(runbooks)
+    history, later = history_at(history, settings.now)
+    if later:
+        notes.append(f"{later} Remediation(s) in the history were created after {format_time(settings.now)}: left "
+                     "out, as the operator deciding then could not have seen them")
     past = [past_remediation(obj) for obj in history]
     return Simulation(settings.now, [simulate_alert(a, runbooks, policies, history, past, settings) for a in alerts],
                       notes)
+
+
+def history_at(history: Sequence[Mapping[str, Any]], now: datetime) -> tuple[list[Mapping[str, Any]], int]:
+    """The Remediations that existed at `now` (an export taken later holds more), and how many were left out."""
+    kept = []
+    for obj in history:
+        created = (obj.get("metadata") or {}).get("creationTimestamp") or (obj.get("status") or {}).get("startedAt")
+        try:
+            if created and parse_time(str(created)) > now:
+                continue
+        except ValueError:
+            pass  # an unreadable time is kept: better counted than missed
+        kept.append(obj)
+    return kept, len(history) - len(kept)
 
 
 def simulate_alert(incoming: IncomingAlert, runbooks: Sequence[RunbookDoc], policies: Sequence[PolicyDoc],
