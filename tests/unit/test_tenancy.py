@@ -106,16 +106,28 @@ def test_invented_namespaces_cost_a_bounded_number_of_reads_and_of_cached_entrie
     tokens = tokens_over(secrets, clock, max_namespaces=100, lookups=Limit(rate=50, burst=500))
     assert tokens.matches("team-a", b"a-token")
     refused = 0
-    for i in range(5000):  # all within one instant
+    for i in range(5000):  # all within one instant, from as many addresses
         try:
-            tokens.matches(f"ns-{i}", b"guess")
+            tokens.matches(f"ns-{i}", b"guess", caller=f"10.0.{i // 250}.{i % 250}")
         except TooManyLookups as e:
             refused += 1
             assert e.wait > 0
     assert secrets.reads == 500 and refused == 4501 and len(tokens._cache) <= 100
     clock.now = 1.0
-    tokens.matches("ns-new", b"guess")
+    tokens.matches("ns-new", b"guess", caller="10.1.0.1")
     assert secrets.reads == 501, "the budget refills"
+
+
+def test_one_caller_inventing_namespaces_spends_its_own_budget_before_everyones():
+    secrets, clock = FakeSecrets({"team-a": "a-token"}), Clock()
+    tokens = tokens_over(secrets, clock, max_namespaces=100, lookups=Limit(rate=50, burst=500))
+    for i in range(100):
+        try:
+            tokens.matches(f"ns-{i}", b"guess", caller="10.0.0.66")
+        except TooManyLookups:
+            pass
+    assert secrets.reads == 20, "the caller's burst, not the cluster's 500"
+    assert tokens.matches("team-a", b"a-token", caller="10.0.0.7"), "another caller is served at once"
 
 
 # ---------------------------------------------------------------- the standby's re-list
