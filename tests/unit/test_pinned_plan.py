@@ -1,0 +1,147 @@
+"""A Remediation runs the steps as they were at planning, and an approval covers exactly the step it was shown."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from remediator.api.models import (
+    Approval,
+    ApprovalRule,
+    ObjectRef,
+    RemediationPolicySpec,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookRef,
+    RunbookSpec,
+    Signal,
+)
+from remediator.core import approval, engine, guard_inputs, planning
+from remediator.core.guard_inputs import TargetFacts
+from remediator.core.guards import GuardDecision, GuardVerdict
+from remediator.core.sizing import Strategy
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SPEC = RemediationSpec(
+    signal=Signal(source="alertmanager", name="HighErrorRate", fingerprint="abc"),
+    runbook=RunbookRef(name="ladder", namespace="shop"),
+    target=ObjectRef(kind="Deployment", namespace="shop", name="web"),
+)
+ALLOW = GuardVerdict(True, [GuardDecision("cooldown", True, "cooldown: never ran")])
+HIGH_NEEDS_ONE = RemediationPolicySpec(approval=Approval(rules=[
+    ApprovalRule(level=level, approvers=1) for level in ("high", "critical")]))
+
+
+def runbook(*steps: dict, account: str | None = None) -> RunbookSpec:
+    return RunbookSpec.model_validate({
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
+        "target": {"kind": "Deployment", "name": "web"}, "serviceAccountName": account, "steps": list(steps)})
+
+
+RESTART = {"name": "restart", "action": "restartRollout", "risk": "low"}
+SCALE_TO_6 = {"name": "scale-out", "action": "scale", "risk": "low", "scale": {"maxReplicas": 6, "step": 2}}
+SCALE_TO_50 = {**SCALE_TO_6, "scale": {"maxReplicas": 50, "step": 40}}
+
+
+def facts(rb, generation, policy=None) -> engine.Facts:
+    return engine.Facts(now=NOW, runbook=rb, policy=policy, guards=ALLOW, runbook_generation=generation)
+
+
+def planned(rb, generation=1, policy=None) -> RemediationStatus:
+    return engine.decide("am-1", SPEC, RemediationStatus(), facts(rb, generation, policy)).status
+
+
+def observe(rb: RunbookSpec, status: RemediationStatus):
+    found = guard_inputs.next_step(rb, status, None)
+    if found is None:
+        return None
+    steps, index = found
+    return guard_inputs.observe_step(
+        now=NOW, name="am-1", spec=SPEC, runbook=rb, steps=steps, index=index, policy=None, history=[],
+        target=TargetFacts(replicas=2, strategy=Strategy()), namespace_labels={}, namespace_pods=None,
+        dry_run="succeeded", cause_kind=None)
+
+
+def test_the_plan_pins_each_steps_action_params_and_identity_as_the_runbook_had_them():
+    status = planned(runbook(RESTART, SCALE_TO_6, account="remediator-actions"), generation=3)
+    assert status.plan[1].step is not None and status.plan[1].step.scale.max_replicas == 6
+    assert status.runbook_generation == 3 and status.service_account_name == "remediator-actions"
+    wire = RemediationStatus.model_validate(status.wire())  # survives the status write
+    assert wire.plan[1].step.scale.max_replicas == 6
+
+
+def test_params_edited_after_planning_do_not_change_what_the_guards_and_action_see():
+    status = planned(runbook(SCALE_TO_6, RESTART))
+    status = status.model_copy(update={"phase": "Planned", "steps": [], "current_step": None})
+    edited = runbook(SCALE_TO_50, RESTART)
+    observed = observe(edited, status)
+    assert observed.change.desired_replicas == 4, "2 + the pinned step of 2, not the edited step of 40"
+    assert planning.pinned_step(status.plan, 0, edited).scale.max_replicas == 6
+
+
+def test_an_edited_runbook_is_noted_once_and_the_pinned_plan_keeps_running():
+    acting = planned(runbook(RESTART, SCALE_TO_6))
+    assert acting.phase == "Acting"
+    reordered = runbook(SCALE_TO_50, RESTART)
+    d = engine.decide("am-1", SPEC, acting, facts(reordered, 2))
+    assert isinstance(d.effect, engine.Act) and d.effect.index == 0
+    assert engine.find_record(d.status, 0).action == "restartRollout", "the pinned step 0, not the edited one"
+    notes = [e.message for e in d.status.timeline if e.kind == "RunbookChanged"]
+    assert notes == ["Runbook shop/ladder changed since planning (generation 1 → 2): running the plan pinned "
+                     "at generation 1"]
+    again = engine.decide("am-1", SPEC, d.status, facts(reordered, 2))
+    assert [e.kind for e in again.status.timeline].count("RunbookChanged") == 1
+    assert not again.changed, "the replayed intent writes nothing new"
+
+
+def test_a_shortened_runbook_does_not_crash_the_guards_and_the_pinned_step_runs():
+    status = planned(runbook(RESTART, SCALE_TO_6))
+    verifying = engine.action_done(engine.decide("am-1", SPEC, status, facts(runbook(RESTART), 2)).status,
+                                   0, "restarted", [], NOW)
+    climbed = engine.verification_judged(verifying, 0, "failed", ["still failing"], [], NOW, None)
+    shortened = runbook(RESTART)
+    observed = observe(shortened, climbed)
+    assert observed is not None and observed.action == "scale"
+    d = engine.decide("am-1", SPEC, climbed, facts(shortened, 2))
+    assert isinstance(d.effect, engine.Act) and d.effect.index == 1
+
+
+def test_a_plan_from_before_pinning_escalates_when_the_runbook_lost_its_step():
+    status = planned(runbook(RESTART, SCALE_TO_6))
+    legacy = status.model_copy(update={"plan": [p.model_copy(update={"step": None}) for p in status.plan]})
+    verifying = engine.action_done(engine.decide("am-1", SPEC, legacy, facts(runbook(RESTART), 1)).status,
+                                   0, "restarted", [], NOW)
+    climbed = engine.verification_judged(verifying, 0, "failed", ["still failing"], [], NOW, None)
+    shortened = runbook(RESTART)
+    assert observe(shortened, climbed) is None, "no guard read of a step that exists nowhere"
+    d = engine.decide("am-1", SPEC, climbed, facts(shortened, 2))
+    assert d.status.phase == "Escalated" and "no longer has it" in d.status.reason and d.effect is None
+
+
+def test_an_approval_does_not_carry_to_a_later_step_of_the_same_level():
+    rb = runbook({**SCALE_TO_6, "risk": "high"}, {**RESTART, "risk": "high"})
+    asked = planned(rb, policy=HIGH_NEEDS_ONE)
+    assert asked.phase == "AwaitingApproval" and asked.approval.step_index == 0
+    yes = asked.model_copy(update={"approval": asked.approval.model_copy(update={"decision": "approved"})})
+    acting = engine.decide("am-1", SPEC, yes, facts(rb, 1, HIGH_NEEDS_ONE)).status
+    d = engine.decide("am-1", SPEC, acting, facts(rb, 1, HIGH_NEEDS_ONE))
+    assert isinstance(d.effect, engine.Act) and d.effect.index == 0
+    climbed = engine.verification_judged(engine.action_done(d.status, 0, "scaled", [], NOW), 0, "failed",
+                                         ["still failing"], [], NOW, None)
+    d2 = engine.decide("am-1", SPEC, climbed, facts(rb, 1, HIGH_NEEDS_ONE))
+    assert d2.status.phase == "AwaitingApproval" and d2.effect is None, d2.status.reason
+    assert d2.status.approval.step_index == 1 and d2.status.approval.decision is None
+    assert d2.status.approval.request_id != asked.approval.request_id
+
+
+def test_the_request_names_and_binds_exactly_the_step_shown():
+    asked = planned(runbook({**SCALE_TO_6, "risk": "high"}), policy=HIGH_NEEDS_ONE)
+    given = asked.approval
+    assert given.step_summary == 'step 0: scale Deployment/shop/web {"scale": {"maxReplicas": 6, "minReplicas": 1, ' \
+                                 '"step": 2}}'
+    other = planned(runbook({**SCALE_TO_50, "risk": "high"}), policy=HIGH_NEEDS_ONE).approval
+    assert other.step_digest != given.step_digest
+    assert approval.request_id_for("am-1", 0, 0, NOW, given.step_digest) == given.request_id
+    assert approval.request_id_for("am-1", 0, 0, NOW, other.step_digest) != given.request_id
+    wrong_step = asked.model_copy(update={"approval": given.model_copy(update={"decision": "approved",
+                                                                                "step_digest": other.step_digest})})
+    assert not engine.approved_step(SPEC, wrong_step, 0), "an approval of other params covers nothing here"
