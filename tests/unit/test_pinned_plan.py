@@ -145,3 +145,31 @@ def test_the_request_names_and_binds_exactly_the_step_shown():
     wrong_step = asked.model_copy(update={"approval": given.model_copy(update={"decision": "approved",
                                                                                 "step_digest": other.step_digest})})
     assert not engine.approved_step(SPEC, wrong_step, 0), "an approval of other params covers nothing here"
+
+
+def test_the_slack_request_and_the_cli_vote_show_exactly_what_is_approved(monkeypatch, capsys):
+    import argparse
+    import json
+
+    from remediator import kube
+    from remediator.approvals import kubernetes as cli_votes
+    from remediator.approvals.messages import request_blocks
+
+    rb = runbook(RESTART, {**SCALE_TO_6, "risk": "high"})
+    asked = planned(rb, policy=HIGH_NEEDS_ONE)  # step 0 is low: it acts without approval
+    climbed = engine.verification_judged(engine.action_done(
+        engine.decide("am-1", SPEC, asked, facts(rb, 1, HIGH_NEEDS_ONE)).status, 0, "restarted", [], NOW),
+        0, "failed", ["still failing"], [], NOW, None)
+    waiting = engine.decide("am-1", SPEC, climbed, facts(rb, 1, HIGH_NEEDS_ONE)).status
+    assert waiting.phase == "AwaitingApproval"
+    text = json.dumps(request_blocks("shop", "am-1", SPEC, waiting))
+    assert "step `scale-out`" in text and "step 1: scale Deployment/shop/web" in text, text
+    assert "any later step asks again" in text
+
+    request = waiting.wire()["approval"]
+    monkeypatch.setattr(kube, "load_api_client", lambda _: None)
+    monkeypatch.setattr(cli_votes, "open_request", lambda *_: request)
+    monkeypatch.setattr(cli_votes, "cast_vote", lambda *_, **__: {"status": {"outcome": "accepted"}})
+    args = argparse.Namespace(kubeconfig=None, namespace="shop", remediation="am-1", request_id=None, reason="")
+    assert cli_votes.run(args, "approve") == 0
+    assert f"it covers exactly {waiting.approval.step_summary}; any later step asks again" in capsys.readouterr().out
