@@ -528,7 +528,7 @@ class RemediationStatus(Model):
     dry_run: bool = False
     match_reasons: list[str] = Field(default_factory=list)
     probable_cause: ProbableCause | None = None
-    plan: list[PlannedStep] = Field(default_factory=list)
+    plan: list[PlannedStep] = Field(default_factory=list, max_length=20)  # a Runbook has at most 20 steps
     runbook_generation: int | None = Field(None, description="the Runbook's metadata.generation the plan pinned")
     runbook_seen_generation: int | None = Field(None, description="the last Runbook generation noted on the "
                                                                   "timeline (edits after planning do not run)")
