@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from remediator.api.models import (
     Approval,
     ApprovalRule,
@@ -29,6 +31,8 @@ SPEC = RemediationSpec(
 ALLOW = GuardVerdict(True, [GuardDecision("cooldown", True, "cooldown: never ran")])
 HIGH_NEEDS_ONE = RemediationPolicySpec(approval=Approval(rules=[
     ApprovalRule(level=level, approvers=1) for level in ("high", "critical")]))
+ALL_NEED_ONE = RemediationPolicySpec(approval=Approval(rules=[
+    ApprovalRule(level=level, approvers=1) for level in ("low", "medium", "high", "critical")]))
 
 
 def runbook(*steps: dict, account: str | None = None) -> RunbookSpec:
@@ -67,6 +71,19 @@ def test_the_plan_pins_each_steps_action_params_and_identity_as_the_runbook_had_
     assert status.runbook_generation == 3 and status.service_account_name == "remediator-actions"
     wire = RemediationStatus.model_validate(status.wire())  # survives the status write
     assert wire.plan[1].step.scale.max_replicas == 6
+
+
+def test_the_action_identity_is_the_pinned_one_whatever_the_runbook_says_now():
+    status = planned(runbook(RESTART, account="narrow"))
+    assert planning.action_identity(status.plan, runbook(RESTART, account="wide"), status.service_account_name) \
+        == "narrow"
+    assert planning.action_identity([], runbook(RESTART, account="wide"), None) == "wide", "nothing planned yet"
+
+
+def test_a_runbook_deleted_after_planning_fails_the_remediation_without_acting():
+    acting = planned(runbook(RESTART, SCALE_TO_6))
+    d = engine.decide("am-1", SPEC, acting, facts(None, None))
+    assert d.status.phase == "Failed" and d.effect is None and "no longer exists" in d.status.reason
 
 
 def test_params_edited_after_planning_do_not_change_what_the_guards_and_action_see():
@@ -117,17 +134,18 @@ def test_a_plan_from_before_pinning_escalates_when_the_runbook_lost_its_step():
     assert d.status.phase == "Escalated" and "no longer has it" in d.status.reason and d.effect is None
 
 
-def test_an_approval_does_not_carry_to_a_later_step_of_the_same_level():
-    rb = runbook({**SCALE_TO_6, "risk": "high"}, {**RESTART, "risk": "high"})
-    asked = planned(rb, policy=HIGH_NEEDS_ONE)
+@pytest.mark.parametrize("later", ["high", "low"])
+def test_an_approval_does_not_carry_to_a_later_step_of_the_same_or_lower_level(later):
+    rb = runbook({**SCALE_TO_6, "risk": "high"}, {**RESTART, "risk": later})
+    asked = planned(rb, policy=ALL_NEED_ONE)
     assert asked.phase == "AwaitingApproval" and asked.approval.step_index == 0
     yes = asked.model_copy(update={"approval": asked.approval.model_copy(update={"decision": "approved"})})
-    acting = engine.decide("am-1", SPEC, yes, facts(rb, 1, HIGH_NEEDS_ONE)).status
-    d = engine.decide("am-1", SPEC, acting, facts(rb, 1, HIGH_NEEDS_ONE))
+    acting = engine.decide("am-1", SPEC, yes, facts(rb, 1, ALL_NEED_ONE)).status
+    d = engine.decide("am-1", SPEC, acting, facts(rb, 1, ALL_NEED_ONE))
     assert isinstance(d.effect, engine.Act) and d.effect.index == 0
     climbed = engine.verification_judged(engine.action_done(d.status, 0, "scaled", [], NOW), 0, "failed",
                                          ["still failing"], [], NOW, None)
-    d2 = engine.decide("am-1", SPEC, climbed, facts(rb, 1, HIGH_NEEDS_ONE))
+    d2 = engine.decide("am-1", SPEC, climbed, facts(rb, 1, ALL_NEED_ONE))
     assert d2.status.phase == "AwaitingApproval" and d2.effect is None, d2.status.reason
     assert d2.status.approval.step_index == 1 and d2.status.approval.decision is None
     assert d2.status.approval.request_id != asked.approval.request_id
