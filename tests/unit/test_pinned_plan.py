@@ -160,9 +160,14 @@ def test_the_request_names_and_binds_exactly_the_step_shown():
     assert other.step_digest != given.step_digest
     assert approval.request_id_for("am-1", 0, 0, NOW, given.step_digest) == given.request_id
     assert approval.request_id_for("am-1", 0, 0, NOW, other.step_digest) != given.request_id
-    wrong_step = asked.model_copy(update={"approval": given.model_copy(update={"decision": "approved",
-                                                                                "step_digest": other.step_digest})})
-    assert not engine.approved_step(SPEC, wrong_step, 0), "an approval of other params covers nothing here"
+    yes = asked.model_copy(update={"approval": given.model_copy(update={"decision": "approved"})})
+    assert engine.approved_step("am-1", SPEC, yes, 0)
+    assert not engine.approved_step("am-1", SPEC, yes, 1), "another step"
+    edited = yes.model_copy(update={"plan": planned(runbook({**SCALE_TO_50, "risk": "high"})).plan})
+    assert not engine.approved_step("am-1", SPEC, edited, 0), "an approval of other params covers nothing here"
+    pruned = yes.model_copy(update={"approval": yes.approval.model_copy(update={"step_index": None,
+                                                                                 "step_digest": None})})
+    assert engine.approved_step("am-1", SPEC, pruned, 0), "the request id alone binds the step"
 
 
 def test_the_slack_request_and_the_cli_vote_show_exactly_what_is_approved(monkeypatch, capsys):

@@ -27,7 +27,6 @@ from ..api.models import (
     RemediationStatus,
     RiskAssessment,
     RunbookSpec,
-    Step,
     StepRecord,
 )
 from . import adaptive, approval, claims, planning, risk, state
@@ -170,7 +169,7 @@ def gate(name: str, spec: RemediationSpec, status: RemediationStatus, index: int
             f"dry run: would {step.action} {status.target_display} (step {step.name!r}, risk {assessed.level});"
             " policy mode is dryRun, nothing was changed", facts.now))
     rule = approval_rule(assessed.level, facts)
-    if approval.needs_approval(rule) and not approved_step(spec, status, index):
+    if approval.needs_approval(rule) and not approved_step(name, spec, status, index):
         return request_approval(name, spec, index, status, assessed, rule, facts,
                                 f"risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
     status = status.model_copy(update={"current_step": index})
@@ -208,16 +207,26 @@ def approved(status: RemediationStatus) -> bool:
     return bool(status.approval and status.approval.decision == "approved")
 
 
-def approved_step(spec: RemediationSpec, status: RemediationStatus, index: int) -> bool:
+def approved_step(name: str, spec: RemediationSpec, status: RemediationStatus, index: int) -> bool:
     """An approval covers exactly the step its approvers were shown (index, action, target, params): a later
-    step, of whatever risk level, needs its own."""
+    step, of whatever risk level, needs its own. Checked against the request id, which binds them all, so it
+    holds even where an older CRD pruned stepIndex/stepDigest from the status."""
     given = status.approval
-    return bool(approved(status) and given and given.step_index == index
-                and given.step_digest == step_digest(spec, status, index))
+    if not (approved(status) and given and given.request_id and given.requested_at):
+        return False
+    try:
+        opened = datetime.fromisoformat(given.requested_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    expected = approval.request_id_for(name, index, len(status.steps), opened, step_digest(spec, status, index))
+    return given.request_id == expected
 
 
 def step_wire(status: RemediationStatus, index: int) -> dict:
-    step = planning.pinned_step(status.plan, index) or Step(name="unknown", action="restart")
+    step = planning.pinned_step(status.plan, index)
+    if step is None:  # a plan made before pinning: the planned action is all there is
+        planned = next((p for p in status.plan if p.index == index), None)
+        return {"action": planned.action if planned else ""}
     return step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"name", "when"})
 
 
@@ -283,7 +292,7 @@ def on_acting(name, spec, status, facts) -> Decision:
             assessed = assess(status, index, facts)
             status = status.model_copy(update={"risk": assessed, "planned_changes": list(facts.planned_changes)})
             rule = approval_rule(assessed.level, facts)
-            if approval.needs_approval(rule) and not approved_step(spec, status, index):
+            if approval.needs_approval(rule) and not approved_step(name, spec, status, index):
                 return request_approval(
                     name, spec, index, status, assessed, rule, facts,
                     f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
