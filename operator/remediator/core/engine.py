@@ -9,10 +9,10 @@ replays the call with the same key, which the action recognises as done.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
