@@ -444,6 +444,8 @@ class PlannedStep(Model):
     reason: str = ""
     order: int | None = Field(None, ge=0, description="position in the ladder when adaptive ordering moved "
                                                        "steps; unset: the runbook's order (its index)")
+    step: Step | None = Field(None, description="the Runbook step as it was at planning (action, params, risk, "
+                                                "verify, timeout): what runs, whatever the Runbook says later")
 
 
 class RiskAssessment(Model):
@@ -492,6 +494,10 @@ class Vote(Model):
 class ApprovalState(Model):
     request_id: str | None = Field(None, max_length=64, description="votes must name it (Slack button, "
                                                                     "RemediationApproval spec.requestId)")
+    step_index: int | None = Field(None, description="the one step this request approves")
+    step_digest: str | None = Field(None, max_length=64, description="digest of that step's action, target and "
+                                                                     "params: an approval covers exactly it")
+    step_summary: str = Field("", max_length=512, description="what is approved, as shown to the approvers")
     required: int = 0
     level: RiskLevel | None = None
     requested_at: str | None = None
@@ -522,7 +528,11 @@ class RemediationStatus(Model):
     dry_run: bool = False
     match_reasons: list[str] = Field(default_factory=list)
     probable_cause: ProbableCause | None = None
-    plan: list[PlannedStep] = Field(default_factory=list)
+    plan: list[PlannedStep] = Field(default_factory=list, max_length=20)  # a Runbook has at most 20 steps
+    runbook_generation: int | None = Field(None, description="the Runbook's metadata.generation the plan pinned")
+    runbook_seen_generation: int | None = Field(None, description="the last Runbook generation noted on the "
+                                                                  "timeline (edits after planning do not run)")
+    service_account_name: str | None = Field(None, description="the Runbook's serviceAccountName pinned at planning")
     risk: RiskAssessment | None = None
     planned_changes: list[str] = Field(default_factory=list, max_length=20,
                                        description="what a server-side dry run of the next step would change")

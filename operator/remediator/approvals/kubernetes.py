@@ -77,6 +77,8 @@ def run(args, decision: str) -> int:
         print(f"voting {decision} on request {request_id} of {args.remediation}: "
               f"{request.get('level', '?')} risk, needs {request.get('required', '?')}, "
               f"deadline {request.get('deadline', '?')}")
+        if request_id == request.get("requestId") and request.get("stepSummary"):
+            print(f"it covers exactly {request['stepSummary']}; any later step asks again")
         obj = cast_vote(api, args.namespace, args.remediation, decision, args.reason, request_id=request_id)
     except ApiException as e:
         print(f"refused by the apiserver ({e.status}): {e.reason}: {(e.body or '')[:500]}")

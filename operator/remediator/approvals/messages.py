@@ -29,9 +29,10 @@ def button_value(namespace: str, name: str, decision: str, request_id: str | Non
 
 
 def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus) -> list[dict]:
-    step = status.plan[status.current_step or 0] if status.plan else None
     risk = status.risk
     approval = status.approval
+    index = approval.step_index if approval and approval.step_index is not None else status.current_step or 0
+    step = next((p for p in status.plan if p.index == index), None)
     request_id = approval.request_id if approval else None
     signal, target = spec.signal, spec.target
     lines = [
@@ -41,6 +42,8 @@ def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: Rem
     ]
     if step is not None:
         lines.append(f"*Planned action:* {esc(step.action)} (step `{esc(step.name)}`, declared risk {esc(step.risk)})")
+    if approval is not None and approval.step_summary:
+        lines.append(f"*Approving covers exactly:* `{esc(approval.step_summary)}`; any later step asks again")
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Approval needed: {name}"[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},

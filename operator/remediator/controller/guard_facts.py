@@ -21,7 +21,7 @@ from ..api.models import (
     RemediationStatus,
     RunbookSpec,
 )
-from ..core import engine, guard_inputs, guards, policy_select, risk, state
+from ..core import engine, guard_inputs, guards, planning, policy_select, risk, state
 from ..core.guard_inputs import PodFact, TargetFacts, past_remediation
 from ..core.sizing import Strategy
 from ..verification.observations import failing_reasons
@@ -105,16 +105,18 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     if found is None:
         return StepFacts()
     steps, index = found
+    step = planning.pinned_step(steps, index, runbook)
+    account = planning.action_identity(status.plan, runbook, status.service_account_name)
     target = spec.target
-    identity = guards.service_account_decision(policy, spec.runbook.namespace, runbook.service_account_name,
+    identity = guards.service_account_decision(policy, spec.runbook.namespace, account,
                                                ctx.settings.action_service_account)
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
         "target": READS.submit(read_target, ctx, target, steps[index].action),
         "history": READS.submit(ctx.resources.list, "Remediation"),
         # never even a dry run as an identity the policy refuses: the serviceAccount guard says why
-        "dry_run": READS.submit(dry_run_step, ctx, name, spec, runbook.steps[index], index, policy,
-                                runbook.service_account_name) if identity.allowed else
+        "dry_run": READS.submit(dry_run_step, ctx, name, spec, step, index, policy,
+                                account) if identity.allowed else
         _done(("failed", [f"dry run not run: {identity.reason}"])),
         "namespace_pods": READS.submit(namespace_pods, ctx, target.namespace),
         "namespace_labels": READS.submit(labels_of_namespace, ctx, target.namespace),
@@ -125,7 +127,8 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         now=now, name=name, spec=spec, runbook=runbook, steps=steps, index=index, policy=policy,
         history=[past_remediation(o) for o in got["history"]], target=got["target"],
         namespace_labels=got["namespace_labels"], namespace_pods=got["namespace_pods"], dry_run=dry_run,
-        cause_kind=cause_kind, default_service_account=ctx.settings.action_service_account)
+        cause_kind=cause_kind, default_service_account=ctx.settings.action_service_account,
+        account=account)
     for decision in observed.verdict.decisions:
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
         if not decision.allowed and decision.guard in TENANT_LIMITS:

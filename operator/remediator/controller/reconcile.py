@@ -31,7 +31,7 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, claims, engine, matching, policy_select, state
+from ..core import adaptive, claims, engine, matching, planning, policy_select, state
 from ..records import events, logs, metrics, tracing
 from ..signals import changes
 from ..core.durations import parse_duration
@@ -86,17 +86,19 @@ class Loop:
         if status.phase == "Pending" and status.probable_cause is None:  # once: persisted with the plan
             status = status.model_copy(update={"probable_cause": changes.find_cause(
                 self.ctx.api, self.ctx.changes, spec, obj["metadata"].get("creationTimestamp"), now)})
-        runbook = runbook_read.result()
+        runbook_body = runbook_read.result()
+        runbook = RunbookSpec.model_validate(runbook_body["spec"]) if runbook_body else None
         policy = effective_policy(policies_read.result(), self.namespace, labels_read.result())
         observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
             if needs_guards(status) else StepFacts()
         facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
                              risk_input=observed.risk_input, planned_changes=observed.planned_changes,
                              step_history=adaptive_history(self.ctx, spec, status, runbook),
-                             cause_kind=engine.cause_kind(status))
+                             cause_kind=engine.cause_kind(status),
+                             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None)
         decision = engine.decide(self.name, spec, status, facts)
         if isinstance(decision.effect, engine.Act):
-            claim = self.claim(spec, runbook, decision.effect.index, now)
+            claim = self.claim(spec, decision.status, runbook, decision.effect.index, now)
             if engine.new_intent(status, decision):  # decided again: a claim held elsewhere blocks the intent
                 decision = engine.decide(self.name, spec, status, dataclasses.replace(facts, claim=claim))
             elif not claim.granted:  # a replayed intent whose claim another Remediation took meanwhile
@@ -176,15 +178,14 @@ class Loop:
                                                   "reason": problem})
         return True
 
-    def claim(self, spec: RemediationSpec, runbook: RunbookSpec | None, index: int,
+    def claim(self, spec: RemediationSpec, status: RemediationStatus, runbook: RunbookSpec | None, index: int,
               now: datetime) -> claims.ClaimDecision:
-        assert runbook is not None and self.uid is not None
+        assert self.uid is not None
         return target_claims.take(self.ctx.api, spec.target, self.namespace, self.uid, self.name,
-                                  parse_duration(runbook.steps[index].timeout), now)
+                                  parse_duration(pinned(status, index, runbook).timeout), now)
 
-    def load_runbook(self, spec: RemediationSpec) -> RunbookSpec | None:
-        body = self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
-        return RunbookSpec.model_validate(body["spec"]) if body else None
+    def load_runbook(self, spec: RemediationSpec) -> dict | None:
+        return self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
 
     def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
         status = claims.released(status)
@@ -230,8 +231,7 @@ class Loop:
     def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
             runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> Outcome | None:
         """Run the step's action; how to fold its result into a status, or None while it is in progress."""
-        assert runbook is not None
-        step = runbook.steps[effect.index]
+        step = pinned(status, effect.index, runbook)
         caps = policy_select.caps_for(policy, self.namespace)
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
                                         dry_run=effect.dry_run, max_replicas=caps.max_replicas,
@@ -239,8 +239,8 @@ class Loop:
         try:
             with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
                                                                         effect.key)) as span:
-                result = actions.execute(self.ctx.action_api(self.namespace, runbook.service_account_name),
-                                         request)
+                account = planning.action_identity(status.plan, runbook, status.service_account_name)
+                result = actions.execute(self.ctx.action_api(self.namespace, account), request)
                 span.set_attribute("result", result.message[:256])
         except actions.ActionError as e:
             metrics.ACTIONS.labels(step.action, "retry" if e.retryable else "error").inc()
@@ -264,8 +264,7 @@ class Loop:
 
     def probe(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Probe,
               runbook: RunbookSpec | None) -> RemediationStatus:
-        assert runbook is not None
-        step = runbook.steps[effect.index]
+        step = pinned(status, effect.index, runbook)
         record = engine.find_record(status, effect.index)
         self.observations.append(probes.observe(self.ctx.api, spec.target))
         started, timeout = parse_time(record.applied_at), parse_duration(step.timeout)
@@ -306,6 +305,13 @@ class Loop:
             else "page"
         return query_probes.read_slo_recovered(self.ctx.prometheus, ServiceLevelObjectiveSpec.model_validate(
             body["spec"]), self.namespace, check.slo, severity, now)
+
+
+def pinned(status: RemediationStatus, index: int, runbook: RunbookSpec | None):
+    """The step as planned; the engine escalated already when it is neither pinned nor in the Runbook."""
+    step = planning.pinned_step(status.plan, index, runbook)
+    assert step is not None, f"step {index} is neither pinned nor in the Runbook"
+    return step
 
 
 def change_evidence(changes: dict, at: str) -> list[Evidence]:

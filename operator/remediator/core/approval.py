@@ -315,12 +315,14 @@ def open_request(
     )
 
 
-def request_id_for(remediation: str, step_index: int, attempt: int, now: datetime) -> str:
-    """The id of one approval request: the Remediation, the step, how many steps ran before, the time opened.
+def request_id_for(remediation: str, step_index: int, attempt: int, now: datetime, step_digest: str = "") -> str:
+    """The id of one approval request: the Remediation, the step, how many steps ran before, the time opened,
+    and the digest of the step's action, target and params.
 
-    A vote names it, so a vote (a Slack button, a RemediationApproval) is for this request and no other.
+    A vote names it, so a vote (a Slack button, a RemediationApproval) is for this request and no other, and
+    so for exactly the step the approver was shown.
     """
-    seed = f"{remediation}|{step_index}|{attempt}|{format_time(now)}"
+    seed = f"{remediation}|{step_index}|{attempt}|{format_time(now)}|{step_digest}"
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 

@@ -9,6 +9,9 @@ replays the call with the same key, which the action recognises as done.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +65,7 @@ class Facts:
     cause_kind: str | None = None
     step_history: Mapping[str, adaptive.StepOutcomes] | None = None  # for an adaptive Runbook, when planning
     claim: claims.ClaimDecision | None = None  # the target's claim, taken right before an intent
+    runbook_generation: int | None = None  # the live Runbook's metadata.generation
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,29 @@ def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: F
     if status.signal_resolved_at and status.phase in ("Pending", "Planned", "AwaitingApproval"):
         return Decision(state.transition(status, "Cancelled", "the signal resolved before any action",
                                          facts.now))
-    handler = PHASES[status.phase]
-    return handler(name, spec, status, facts)
+    if status.phase != "Pending":
+        status, noted = note_runbook_change(spec, status, facts)
+        index = status.current_step if status.current_step is not None else planning.next_step(status.plan, status.steps)
+        if index is not None and planning.pinned_step(status.plan, index, facts.runbook) is None:
+            return Decision(state.transition(status, "Escalated", f"step {index} was not pinned at planning and the "
+                                             "Runbook no longer has it: nothing safe to run", facts.now))
+    else:
+        noted = False
+    decision = PHASES[status.phase](name, spec, status, facts)
+    return dataclasses.replace(decision, changed=True) if noted and not decision.changed else decision
+
+
+def note_runbook_change(spec: RemediationSpec, status: RemediationStatus,
+                        facts: Facts) -> tuple[RemediationStatus, bool]:
+    """Say once per generation that the Runbook changed since planning; what runs stays the pinned plan."""
+    planned, live = status.runbook_generation, facts.runbook_generation
+    seen = status.runbook_seen_generation or planned
+    if planned is None or live is None or live == seen:
+        return status, False
+    status = status.model_copy(update={"runbook_seen_generation": live})
+    return state.note(status, "RunbookChanged", f"Runbook {spec.runbook.namespace}/{spec.runbook.name} changed "
+                      f"since planning (generation {planned} → {live}): running the plan pinned at generation "
+                      f"{planned}", facts.now), True
 
 
 def on_pending(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
@@ -108,6 +133,9 @@ def on_pending(name: str, spec: RemediationSpec, status: RemediationStatus, fact
         "started_at": status.started_at or ts(facts.now),
         "target_display": f"{spec.target.kind}/{spec.target.name}",
         "dry_run": bool(facts.policy and facts.policy.mode == "dryRun"),
+        "runbook_generation": facts.runbook_generation,
+        "runbook_seen_generation": facts.runbook_generation,
+        "service_account_name": runbook.service_account_name,
     })
     if status.probable_cause is not None:
         status = state.note(status, "ProbableCause", status.probable_cause.summary, facts.now)
@@ -118,7 +146,7 @@ def on_pending(name: str, spec: RemediationSpec, status: RemediationStatus, fact
         return Decision(state.transition(status, "Skipped", "every step of the ladder is skipped", facts.now))
     if ordering is not None and ordering.changed:
         return Decision(status)  # gate on the next tick, with guards and risk observed for the step now first
-    return gate(name, status, first, facts)
+    return gate(name, spec, status, first, facts)
 
 
 def unattended_levels(facts: Facts) -> list[str]:
@@ -126,7 +154,7 @@ def unattended_levels(facts: Facts) -> list[str]:
         {level: approval.needs_approval(approval_rule(level, facts)) for level in RISK_LEVELS})
 
 
-def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Decision:
+def gate(name: str, spec: RemediationSpec, status: RemediationStatus, index: int, facts: Facts) -> Decision:
     """Guards, dry run and the approval seam in front of step `index`."""
     verdict = facts.guards
     if verdict is not None and not verdict.allowed:
@@ -141,13 +169,13 @@ def gate(name: str, status: RemediationStatus, index: int, facts: Facts) -> Deci
             f"dry run: would {step.action} {status.target_display} (step {step.name!r}, risk {assessed.level});"
             " policy mode is dryRun, nothing was changed", facts.now))
     rule = approval_rule(assessed.level, facts)
-    if approval.needs_approval(rule) and not approved(status):
-        return request_approval(name, index, status, assessed, rule, facts,
+    if approval.needs_approval(rule) and not approved_step(name, spec, status, index):
+        return request_approval(name, spec, index, status, assessed, rule, facts,
                                 f"risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
     status = status.model_copy(update={"current_step": index})
     # The guards and the dry run were observed for this step just now: record the intent in the same write,
     # so the action follows one status write instead of a second tick that would observe the same again.
-    return on_acting(name, None, state.transition(status, "Acting", f"step {step.name!r}: {step.action}",
+    return on_acting(name, spec, state.transition(status, "Acting", f"step {step.name!r}: {step.action}",
                                                   facts.now), facts)
 
 
@@ -155,13 +183,16 @@ def approval_rule(level: str, facts: Facts) -> ApprovalRule:
     return approval.rule_for(level, facts.policy.approval if facts.policy else Approval())
 
 
-def request_approval(name: str, index: int, status: RemediationStatus, assessed: RiskAssessment,
-                     rule: ApprovalRule, facts: Facts, reason: str) -> Decision:
-    """Open an approval request (deadline from the rule, an id votes must name) and wait for votes."""
+def request_approval(name: str, spec: RemediationSpec, index: int, status: RemediationStatus,
+                     assessed: RiskAssessment, rule: ApprovalRule, facts: Facts, reason: str) -> Decision:
+    """Open an approval request for exactly step `index` (its action, target and params; deadline from the
+    rule, an id votes must name) and wait for votes."""
     channel = facts.policy.approval.slack_channel if facts.policy else None
-    request_id = approval.request_id_for(name, index, len(status.steps), facts.now)
-    status = status.model_copy(update={
-        "approval": approval.open_request(rule, assessed.level, facts.now, channel, request_id)})
+    digest = step_digest(spec, status, index)
+    request_id = approval.request_id_for(name, index, len(status.steps), facts.now, digest)
+    opened = approval.open_request(rule, assessed.level, facts.now, channel, request_id)
+    status = status.model_copy(update={"approval": opened.model_copy(update={
+        "step_index": index, "step_digest": digest, "step_summary": step_summary(spec, status, index)})})
     return Decision(state.transition(status, "AwaitingApproval", reason, facts.now))
 
 
@@ -176,11 +207,44 @@ def approved(status: RemediationStatus) -> bool:
     return bool(status.approval and status.approval.decision == "approved")
 
 
-def approved_for(status: RemediationStatus, level: str) -> bool:
-    """An approval covers steps up to the risk level it was given for."""
+def approved_step(name: str, spec: RemediationSpec, status: RemediationStatus, index: int) -> bool:
+    """An approval covers exactly the step its approvers were shown (index, action, target, params): a later
+    step, of whatever risk level, needs its own. Checked against the request id, which binds them all, so it
+    holds even where an older CRD pruned stepIndex/stepDigest from the status."""
     given = status.approval
-    return bool(approved(status) and given and given.level
-                and RISK_LEVELS.index(given.level) >= RISK_LEVELS.index(level))
+    if not (approved(status) and given and given.request_id and given.requested_at):
+        return False
+    try:
+        opened = datetime.fromisoformat(given.requested_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    expected = approval.request_id_for(name, index, len(status.steps), opened, step_digest(spec, status, index))
+    return given.request_id == expected
+
+
+def step_wire(status: RemediationStatus, index: int) -> dict:
+    step = planning.pinned_step(status.plan, index)
+    if step is None:  # a plan made before pinning: the planned action is all there is
+        planned = next((p for p in status.plan if p.index == index), None)
+        return {"action": planned.action if planned else ""}
+    return step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"name", "when"})
+
+
+def step_digest(spec: RemediationSpec, status: RemediationStatus, index: int) -> str:
+    """Digest of what step `index` does: its action and params (pinned at planning) and the target."""
+    seed = json.dumps({"index": index, "target": spec.target.model_dump(mode="json", by_alias=True),
+                       "step": step_wire(status, index)}, sort_keys=True)
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def step_summary(spec: RemediationSpec, status: RemediationStatus, index: int) -> str:
+    """What an approval of step `index` lets happen, in words for the approver."""
+    wire = step_wire(status, index)
+    action = wire.pop("action")
+    params = {k: v for k, v in wire.items() if k not in ("risk", "timeout", "verify")}
+    target = spec.target
+    return (f"step {index}: {action} {target.kind}/{target.namespace or ''}/{target.name}"
+            f"{' ' + json.dumps(params, sort_keys=True) if params else ''}")[:512]
 
 
 def on_awaiting_approval(name, spec, status, facts) -> Decision:
@@ -228,9 +292,9 @@ def on_acting(name, spec, status, facts) -> Decision:
             assessed = assess(status, index, facts)
             status = status.model_copy(update={"risk": assessed, "planned_changes": list(facts.planned_changes)})
             rule = approval_rule(assessed.level, facts)
-            if approval.needs_approval(rule) and not approved_for(status, assessed.level):
+            if approval.needs_approval(rule) and not approved_step(name, spec, status, index):
                 return request_approval(
-                    name, index, status, assessed, rule, facts,
+                    name, spec, index, status, assessed, rule, facts,
                     f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
         claim = facts.claim
         if claim is not None and not claim.granted:
@@ -346,7 +410,7 @@ def target_of(spec: RemediationSpec) -> ObjectRef:
 PHASES = {
     "Pending": on_pending,
     "Planned": lambda name, spec, status, facts: gate(
-        name, status, planning.next_step(status.plan, status.steps) or 0, facts),
+        name, spec, status, planning.next_step(status.plan, status.steps) or 0, facts),
     "AwaitingApproval": on_awaiting_approval,
     "Acting": on_acting,
     "Verifying": on_verifying,

@@ -167,17 +167,23 @@ def next_step(runbook: RunbookSpec, status: RemediationStatus, cause_kind: str |
     """(the ladder, index of the step to gate or run now), as the engine picks it; None when nothing is next."""
     steps = status.plan or planning.plan(runbook, cause_kind)
     index = planning.next_step(steps, status.steps)
-    return None if index is None else (steps, index)
+    if index is None or planning.pinned_step(steps, index, runbook) is None:
+        return None  # nothing next, or a step neither pinned nor in the Runbook: the engine escalates
+    return steps, index
+
+
+LIVE = object()  # the identity is the live Runbook's: nothing was planned yet (offline simulation)
 
 
 def observe_step(*, now: datetime, name: str, spec: RemediationSpec, runbook: RunbookSpec, steps: Sequence,
                  index: int, policy: RemediationPolicySpec | None, history: Sequence[guards.PastRemediation],
                  target: TargetFacts, namespace_labels: Mapping[str, str], namespace_pods: int | None,
                  dry_run: risk.DryRunResult, cause_kind: str | None,
-                 default_service_account: str | None = None) -> ObservedStep:
+                 default_service_account: str | None = None, account: str | None | object = LIVE) -> ObservedStep:
     """Guard verdict and risk input of step `index`, from what was observed (or, offline, given)."""
     planned = steps[index]
-    step = runbook.steps[planned.index]
+    step = planning.pinned_step(steps, planned.index, runbook)  # as planned, not as the Runbook says now
+    assert step is not None, "next_step returns only steps that exist"
     caps = policy_select.caps_for(policy, spec.runbook.namespace)
     change = step_change(spec.target.kind, step, target, caps)
     touched, replicas = change.pods_touched, target.replicas
@@ -185,7 +191,8 @@ def observe_step(*, now: datetime, name: str, spec: RemediationSpec, runbook: Ru
         now=now, runbook=spec.runbook, guard=runbook.guard, policy=policy, target=spec.target,
         history=history, action=planned.action, target_replicas=replicas, pods_touched=touched,
         remediation_name=name, desired_replicas=change.desired_replicas, desired_memory=change.desired_memory,
-        service_account=runbook.service_account_name, default_service_account=default_service_account,
+        service_account=runbook.service_account_name if account is LIVE else account,
+        default_service_account=default_service_account,
     ))
     freeze = freeze_status(policy.freeze_windows if policy else [], now)
     risk_input = risk.RiskInput(

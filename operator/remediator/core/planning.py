@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from remediator.api.models import CauseCondition, PlannedStep, RunbookSpec, StepRecord
+from remediator.api.models import CauseCondition, PlannedStep, RunbookSpec, Step, StepRecord
 
 UNKNOWN_CAUSE = "unknown"
 IN_FLIGHT_STEP_PHASES = frozenset({"Intended", "Applied", "Verifying"})
@@ -35,9 +35,32 @@ def plan(spec: RunbookSpec, cause_kind: str | None) -> list[PlannedStep]:
         runs, why = condition_holds(step.when, cause_kind)
         planned.append(PlannedStep(
             index=index, name=step.name, action=step.action, risk=step.risk, skip=not runs,
-            reason=f"{step.name} {'runs' if runs else 'skipped'}: {why}",
+            reason=f"{step.name} {'runs' if runs else 'skipped'}: {why}", step=step.model_copy(deep=True),
         ))
     return planned
+
+
+def pinned_step(plan: Sequence[PlannedStep], index: int, runbook: RunbookSpec | None = None) -> Step | None:
+    """Step `index` as it was at planning. A plan made before steps were pinned falls back to the live Runbook,
+    if it still has that index; None when neither has it (the caller ends the ladder, never crashes)."""
+    planned = next((p for p in plan if p.index == index), None)
+    if planned is not None and planned.step is not None:
+        return planned.step
+    if runbook is not None and 0 <= index < len(runbook.steps):
+        return runbook.steps[index]
+    return None
+
+
+def is_pinned(plan: Sequence[PlannedStep]) -> bool:
+    return bool(plan) and all(p.step is not None for p in plan)
+
+
+def action_identity(plan: Sequence[PlannedStep], runbook: RunbookSpec | None, pinned: str | None) -> str | None:
+    """The ServiceAccount steps run as: the one pinned with the plan (an edit cannot swap the identity
+    mid-incident); the live Runbook's before planning or for a plan made before pinning."""
+    if is_pinned(plan) or runbook is None:
+        return pinned
+    return runbook.service_account_name
 
 
 def condition_holds(when: CauseCondition | None, cause_kind: str | None) -> tuple[bool, str]:
