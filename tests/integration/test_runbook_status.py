@@ -76,3 +76,32 @@ def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_
     assert status["lastRemediation"]["phase"] == "Escalated"
     assert status["stepStats"] == [{"name": "restart", "succeeded": 0, "failed": 1}], "counted once"
     assert "recentRecoverySeconds" not in status or status["recentRecoverySeconds"] == []
+
+
+def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_messages_thread(
+        cluster, kubeconfig, namespace, crds, tmp_path):
+    slack = SlackStandIn().start()
+    (tmp_path / "slack-token").write_text(slack.bot_token)
+    (tmp_path / "slack-signing-secret").write_text("s" * 32)
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path, extra_args=[
+        "--slack-token-file", str(tmp_path / "slack-token"),
+        "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
+        "--slack-api-url", slack.base_url]).start()
+    policy = {"approval": {"slackChannel": "C0APPROVALS", "rules": [
+        {"level": lvl, "approvers": 1, "timeout": "3s", "onTimeout": "escalate"}
+        for lvl in ("low", "medium", "high", "critical")]}}
+    try:
+        name = bad_rollout_incident(cluster, op, policy, {**rollback_runbook(),
+                                                          "escalation": {"message": "nobody answered"}})
+        status = cluster.wait_phase(name, {"Escalated", "Succeeded", "Failed", "Denied", "Expired"})["status"]
+        assert status["phase"] == "Escalated", status["reason"]
+        saved = wait_for(lambda: cluster.remediation(name)["status"].get("escalation"), what="escalation posted")
+    finally:
+        op.stop()
+        slack.stop()
+    approval_ts = status["approval"]["slackTs"]
+    escalation = slack.messages[("C0APPROVALS", saved["slackTs"])]
+    assert saved["slackChannel"] == "C0APPROVALS", "the policy's approval channel when the Runbook names none"
+    assert escalation["thread_ts"] == approval_ts and escalation["reply_broadcast"] is True
+    assert "nobody answered" in str(escalation["blocks"])
+    assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"

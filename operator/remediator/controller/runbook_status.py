@@ -41,12 +41,12 @@ def finish(ctx: OperatorContext, namespace: str, name: str) -> None:
             return
         spec = RemediationSpec.model_validate(obj["spec"])
         status = RemediationStatus.model_validate(obj["status"])
-        # a Remediation pointing at another namespace's Runbook was refused: it counts nowhere
-        runbook = None if matching.remediation_namespace_problem(namespace, spec) else \
-            fold_into_runbook(ctx, spec, obj["metadata"]["uid"], name, status)
+        # a Remediation pointing at another namespace's Runbook was refused: it counts and escalates nowhere
+        refused = matching.remediation_namespace_problem(namespace, spec) is not None
+        runbook = None if refused else fold_into_runbook(ctx, spec, obj["metadata"]["uid"], name, status)
         failpoints.hit("after-runbook-fold")
         post = escalate(ctx, namespace, name, obj["metadata"]["uid"], spec, status, runbook) \
-            if status.phase in ESCALATING and status.escalation is None else status.escalation
+            if status.phase in ESCALATING and status.escalation is None and not refused else status.escalation
         done = status.model_copy(update={"folded_into_runbook": True, "escalation": post})
         try:
             ctx.resources.replace_status("Remediation", namespace, name, {**obj, "status": done.wire()})
