@@ -105,3 +105,14 @@ def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_
     assert escalation["thread_ts"] == approval_ts and escalation["reply_broadcast"] is True
     assert "nobody answered" in str(escalation["blocks"])
     assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["shop"]}])
+def test_the_chart_lets_the_operator_patch_runbook_status_but_not_runbooks(tool, tmp_path, values):
+    from tests.integration.test_chart import documents, rbac_rules, render
+
+    rules = [rule for _, rule in rbac_rules(documents(render(tool, tmp_path, values)))
+             if "remediator.dev" in rule.get("apiGroups", [])]
+    assert any("runbooks/status" in r["resources"] and "patch" in r["verbs"] for r in rules)
+    assert not any("runbooks" in r["resources"] and {"patch", "update"} & set(r["verbs"]) for r in rules), \
+        "the operator writes a Runbook's status, never its spec"

@@ -22,6 +22,7 @@ from ..approvals import messages
 from ..approvals.slack import SlackUnavailable, find_request_message, post_message
 from ..core import matching, runbook_stats
 from .context import OperatorContext
+from .reconcile import load_policy, parse_time
 
 log = logging.getLogger("remediator.runbook_status")
 WRITES = 5  # tries against concurrent writers of the same status
@@ -87,8 +88,6 @@ def escalate(ctx: OperatorContext, namespace: str, name: str, uid: str, spec: Re
              status: RemediationStatus, runbook: RunbookSpec | None) -> EscalationPost | None:
     """Post the escalation once, threaded under the approval message when there was one. Without Slack, the
     Warning Event the transition already recorded is the escalation."""
-    from .reconcile import load_policy, parse_time  # reconcile imports the loop's whole world; only here
-
     slack = ctx.slack
     approval = status.approval
     policy = load_policy(ctx, namespace)
