@@ -31,11 +31,17 @@ def test_a_remediation_that_succeeds_updates_its_runbooks_status_and_printer_col
     assert status["stepStats"] == [{"name": "rollback", "succeeded": 1, "failed": 0}]
     assert len(status["recentRecoverySeconds"]) == 1 and status["medianTimeToRecoverSeconds"] >= 0
     assert wait_for(lambda: cluster.remediation(name)["status"].get("foldedIntoRunbook"), what="marked folded")
-    shown = subprocess.run([tool("kubectl"), "--kubeconfig", kubeconfig, "get", "runbooks", "-n", cluster.ns],
-                           capture_output=True, text=True, timeout=30, check=True).stdout
-    header, row = shown.splitlines()[:2]
+    def kubectl_get(*extra: str) -> tuple[str, str]:
+        shown = subprocess.run([tool("kubectl"), "--kubeconfig", kubeconfig, "get", "runbooks", "-n", cluster.ns,
+                                *extra], capture_output=True, text=True, timeout=30, check=True).stdout
+        header, row = shown.splitlines()[:2]
+        return header, row
+
+    header, row = kubectl_get()
     assert "LAST REMEDIATION" in header and "LAST OUTCOME" in header
     assert name in row and "Succeeded" in row
+    header, row = kubectl_get("-o", "wide")
+    assert "MEDIAN TTR" in header and f"{status['medianTimeToRecoverSeconds']:g}"[:3] in row
 
 
 def escalating_runbook() -> dict:
