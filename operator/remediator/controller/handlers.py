@@ -147,7 +147,7 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
         if type != "DELETED" and ctx.serves(namespace) and runbook_status.pending(status):
             try:  # also on the first listing after a restart: what a crash left undone is done then
                 runbook_status.finish(ctx, namespace, name)
-            except Exception as e:  # an event handler is not retried: the next event of this object tries again
+            except Exception as e:  # noqa: BLE001  not retried: the object's next event, or a restart, tries again
                 log.warning("could not record the outcome in the Runbook", extra={
                     "remediation": f"{namespace}/{name}", "error": str(e)})
 

@@ -16,8 +16,16 @@ import logging
 from kubernetes.client.rest import ApiException
 
 from .. import failpoints
-from ..api.models import GROUP, VERSION, TERMINAL_PHASES, EscalationPost, RemediationSpec, RemediationStatus, \
-    RunbookSpec, RunbookStatus
+from ..api.models import (
+    GROUP,
+    TERMINAL_PHASES,
+    VERSION,
+    EscalationPost,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookSpec,
+    RunbookStatus,
+)
 from ..approvals import messages
 from ..approvals.slack import SlackUnavailable, find_request_message, post_message
 from ..core import matching, runbook_stats
