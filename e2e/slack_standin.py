@@ -83,6 +83,9 @@ class SlackStandIn:
         metadata = self.decoded(args.get("metadata"))
         if metadata:
             message["metadata"] = metadata
+        if args.get("thread_ts"):  # only a broadcast reply shows in conversations.history, as in Slack
+            message["thread_ts"] = args["thread_ts"]
+            message["reply_broadcast"] = str(args.get("reply_broadcast", "")).lower() in ("1", "true")
         with self._lock:
             self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}

@@ -112,7 +112,7 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
   resources: [remediations]
   verbs: [get, list, watch, create, patch]
 - apiGroups: [remediator.dev]
-  resources: [remediations/status, servicelevelobjectives/status, remediationapprovals/status]
+  resources: [remediations/status, servicelevelobjectives/status, remediationapprovals/status, runbooks/status]
   verbs: [update, patch]
 - apiGroups: [remediator.dev]
   resources: [servicelevelobjectives]

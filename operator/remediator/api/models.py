@@ -246,20 +246,36 @@ class RunbookSpec(Model):
     suspend: bool = False
 
 
+MAX_RECENT_RECOVERIES = 20
+MAX_FOLDED = 100
+
+
 class StepStats(Model):
-    """How a step has fared, for `adaptive` ordering and for reports."""
+    """How a step has fared over the Remediations folded into this Runbook's status."""
 
     name: str
-    attempts: int = Field(0, ge=0)
-    successes: int = Field(0, ge=0)
+    succeeded: int = Field(0, ge=0)
+    failed: int = Field(0, ge=0)
+
+
+class LastRemediation(Model):
+    name: str
+    phase: str
+    finished_at: str | None = None
 
 
 class RunbookStatus(Model):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    last_remediation: str | None = Field(None, description="name of the latest Remediation this Runbook ran")
+    last_remediation: LastRemediation | None = Field(None, description="the latest Remediation this Runbook ended")
     last_triggered_at: str | None = None
-    step_stats: list[StepStats] = Field(default_factory=list)
+    step_stats: list[StepStats] = Field(default_factory=list, max_length=64)
+    recent_recovery_seconds: list[float] = Field(
+        default_factory=list, max_length=MAX_RECENT_RECOVERIES,
+        description="time to recover of the latest recovered Remediations, oldest first")
+    median_time_to_recover_seconds: float | None = None
+    folded: list[str] = Field(default_factory=list, max_length=MAX_FOLDED,
+                              description="uids of the latest Remediations counted here: each counts once")
 
 
 # ---------------------------------------------------------------- RemediationPolicy
@@ -548,6 +564,13 @@ class RemediationStatus(Model):
     time_to_recover_seconds: float | None = None
     target_display: str = Field("", description="Kind/name, for the printer column")
     claim: TargetClaim | None = None
+    folded_into_runbook: bool = Field(False, description="its outcome is counted in its Runbook's status")
+    escalation: EscalationPost | None = Field(None, description="the escalation message posted when it ended")
+
+
+class EscalationPost(Model):
+    slack_channel: str
+    slack_ts: str
 
 
 # ---------------------------------------------------------------- RemediationApproval

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ..api.models import RemediationSpec, RemediationStatus
+from ..api.models import RemediationSpec, RemediationStatus, RunbookSpec
 
 DECIDED_TEXT = {
     "Acting": "approved, acting", "Verifying": "approved, verifying", "Succeeded": "approved, recovered",
@@ -89,3 +89,19 @@ def decided_blocks(name: str, status: RemediationStatus) -> list[dict]:
         text += f" ({votes})"
     return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": esc((status.reason or "")[:300]) or " "}]}]
+
+
+def escalation_blocks(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus,
+                      runbook: RunbookSpec | None) -> list[dict]:
+    """The Runbook's escalation message, what was tried and why it stopped."""
+    tried = "\n".join(f"• step `{esc(s.name)}` {esc(s.action)}: {esc(s.phase)} {esc(s.message[:200])}".rstrip()
+                      for s in status.steps[:20]) or "• nothing was tried"
+    lines = [f"*{esc(name)}* in `{esc(namespace)}` ended *{esc(status.phase)}*: {esc(status.reason[:500])}",
+             f"*Runbook:* `{esc(spec.runbook.namespace)}/{esc(spec.runbook.name)}`",
+             f"*Target:* `{esc(spec.target.kind)}/{esc(spec.target.name)}`"]
+    message = runbook.escalation.message if runbook else ""
+    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}]
+    if message:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": esc(message)[:3000]}})
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Tried:*\n{tried}"[:3000]}})
+    return blocks

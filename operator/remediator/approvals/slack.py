@@ -60,10 +60,14 @@ CANNOT_LOOK = frozenset({"channel_not_found", "missing_scope", "not_in_channel",
 
 
 def post_message(cfg: SlackConfig, channel: str, text: str, blocks: list[dict],
-                 request_id: str | None = None) -> tuple[str, str]:
+                 request_id: str | None = None, thread_ts: str | None = None) -> tuple[str, str]:
+    """A reply in a thread is also broadcast to the channel: conversations.history, where
+    `find_request_message` looks, lists no other replies."""
     metadata = {"event_type": REQUEST_EVENT, "event_payload": {"request_id": request_id}} if request_id else None
+    threading_args = {"thread_ts": thread_ts, "reply_broadcast": True} if thread_ts else {}
     try:
-        resp = cfg.client().chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata)
+        resp = cfg.client().chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata,
+                                             **threading_args)
     except SlackApiError as e:
         raise SlackUnavailable(f"chat.postMessage failed: {e.response.get('error')}") from None
     return resp["channel"], resp["ts"]

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
-from . import approvals, reconcile, slo
+from . import approvals, reconcile, runbook_status, slo
 from .webhooks import SIGNALS
 from .context import OperatorContext
 
@@ -142,8 +142,14 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
             ctx.runbooks.put(namespace, name, body.get("metadata", {}).get("generation"), body.get("spec") or {})
 
     @kopf.on.event(GROUP, VERSION, "remediations", registry=registry)
-    def remediation_seen(type, body, **_):
+    def remediation_seen(type, body, namespace, name, status, **_):
         ctx.intake.incidents.observe(type or "", body)
+        if type != "DELETED" and ctx.serves(namespace) and runbook_status.pending(status):
+            try:  # also on the first listing after a restart: what a crash left undone is done then
+                runbook_status.finish(ctx, namespace, name)
+            except Exception as e:  # noqa: BLE001  not retried: the object's next event, or a restart, tries again
+                log.warning("could not record the outcome in the Runbook", extra={
+                    "remediation": f"{namespace}/{name}", "error": str(e)})
 
     @kopf.daemon(GROUP, VERSION, "remediations", registry=registry, when=not_terminal,
                  cancellation_timeout=5.0, initial_delay=0)

@@ -1,0 +1,118 @@
+"""What an ended Remediation leaves behind: its outcome counted in its Runbook's status, and the Runbook's
+escalation message posted to Slack when it ended Escalated or Failed.
+
+Run on every event of an ended Remediation until its status says both are done (`foldedIntoRunbook`,
+`escalation`), so an operator that crashed between the terminal write and these finds them undone on restart.
+Neither can happen twice: the Runbook's status lists the uids it has counted (written in the same patch as
+the counts, so a crash between that patch and `foldedIntoRunbook` re-folds to a no-op), and the escalation
+message carries the Remediation's uid as Slack message metadata and is looked up before posting, as approval
+messages are.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kubernetes.client.rest import ApiException
+
+from .. import failpoints
+from ..api.models import (
+    GROUP,
+    TERMINAL_PHASES,
+    VERSION,
+    EscalationPost,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookSpec,
+    RunbookStatus,
+)
+from ..approvals import messages
+from ..approvals.slack import SlackUnavailable, find_request_message, post_message
+from ..core import matching, runbook_stats
+from .context import OperatorContext
+from .reconcile import load_policy, parse_time
+
+log = logging.getLogger("remediator.runbook_status")
+WRITES = 5  # tries against concurrent writers of the same status
+ESCALATING = ("Escalated", "Failed")
+
+
+def pending(status: dict | None) -> bool:
+    """An ended Remediation whose outcome is not yet counted in its Runbook (cheap: runs on every event)."""
+    status = status or {}
+    return status.get("phase") in TERMINAL_PHASES and not status.get("foldedIntoRunbook")
+
+
+def finish(ctx: OperatorContext, namespace: str, name: str) -> None:
+    for _ in range(WRITES):
+        obj = ctx.resources.get("Remediation", name, namespace)
+        if obj is None or not pending(obj.get("status")):
+            return
+        spec = RemediationSpec.model_validate(obj["spec"])
+        status = RemediationStatus.model_validate(obj["status"])
+        # a Remediation pointing at another namespace's Runbook was refused: it counts and escalates nowhere
+        refused = matching.remediation_namespace_problem(namespace, spec) is not None
+        runbook = None if refused else fold_into_runbook(ctx, spec, obj["metadata"]["uid"], name, status)
+        failpoints.hit("after-runbook-fold")
+        post = escalate(ctx, namespace, name, obj["metadata"]["uid"], spec, status, runbook) \
+            if status.phase in ESCALATING and status.escalation is None and not refused else status.escalation
+        done = status.model_copy(update={"folded_into_runbook": True, "escalation": post})
+        try:
+            ctx.resources.replace_status("Remediation", namespace, name, {**obj, "status": done.wire()})
+            return
+        except ApiException as e:
+            if e.status == 404:
+                return
+            if e.status != 409:
+                raise
+
+
+def fold_into_runbook(ctx: OperatorContext, spec: RemediationSpec, uid: str, name: str,
+                      outcome: RemediationStatus) -> RunbookSpec | None:
+    """Count the outcome in the Runbook's status (merge patch guarded by resourceVersion; 409 -> re-read).
+    The Runbook's spec, for the escalation; None when the Runbook is gone."""
+    ref = spec.runbook
+    for _ in range(WRITES):
+        body = ctx.resources.get("Runbook", ref.name, ref.namespace)
+        if body is None:
+            return None
+        new = runbook_stats.fold(RunbookStatus.model_validate(body.get("status") or {}), uid, name, outcome)
+        if new is None:
+            return RunbookSpec.model_validate(body["spec"])
+        try:
+            ctx.resources.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ref.namespace, "runbooks", ref.name,
+                {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": new.wire()})
+            return RunbookSpec.model_validate(body["spec"])
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            if e.status != 409:
+                raise
+    raise RuntimeError(f"runbook {ref.namespace}/{ref.name}: status kept changing under us")
+
+
+def escalate(ctx: OperatorContext, namespace: str, name: str, uid: str, spec: RemediationSpec,
+             status: RemediationStatus, runbook: RunbookSpec | None) -> EscalationPost | None:
+    """Post the escalation once, threaded under the approval message when there was one. Without Slack, the
+    Warning Event the transition already recorded is the escalation."""
+    slack = ctx.slack
+    approval = status.approval
+    policy = load_policy(ctx, namespace)
+    channel = (runbook.escalation.slack_channel if runbook else None) or \
+        (policy.approval.slack_channel if policy else None)
+    if slack is None or not slack.enabled or not channel:
+        return None
+    request_id = f"escalation-{uid}"
+    thread = approval.slack_ts if approval and approval.slack_channel == channel else None
+    try:
+        found = find_request_message(slack, channel, request_id, parse_time(status.finished_at).timestamp())
+        channel, ts = found or post_message(slack, channel, f"Escalated: {name}",
+                                            messages.escalation_blocks(namespace, name, spec, status, runbook),
+                                            request_id, thread_ts=thread)
+    except SlackUnavailable as e:
+        log.warning("slack unavailable; the escalation is only the Warning Event",
+                    extra={"remediation": f"{namespace}/{name}", "error": str(e)})
+        return None
+    failpoints.hit("after-escalation-post")
+    return EscalationPost(slack_channel=channel, slack_ts=ts)

@@ -1,0 +1,124 @@
+"""An ended Remediation is counted in its Runbook's status, and one that escalates posts the Runbook's
+escalation message to Slack once."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from e2e.slack_standin import SlackStandIn
+
+from remediator.api.models import GROUP, VERSION
+from tests.integration.test_operator_loop import NO_APPROVALS, bad_rollout_incident, rollback_runbook
+from tests.support.operator import OperatorProcess
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def runbook_status(cluster, name: str) -> dict:
+    return cluster.custom.get_namespaced_custom_object(GROUP, VERSION, cluster.ns, "runbooks", name).get("status") or {}
+
+
+def test_a_remediation_that_succeeds_updates_its_runbooks_status_and_printer_column(
+        cluster, operator, tool, kubeconfig):
+    name = bad_rollout_incident(cluster, operator, NO_APPROVALS)
+    assert cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
+    status = wait_for(lambda: runbook_status(cluster, "bad-rollout").get("lastRemediation") and
+                      runbook_status(cluster, "bad-rollout"), what="the Runbook's status")
+    assert status["lastRemediation"]["name"] == name and status["lastRemediation"]["phase"] == "Succeeded"
+    assert status["lastRemediation"]["finishedAt"]
+    assert status["stepStats"] == [{"name": "rollback", "succeeded": 1, "failed": 0}]
+    assert len(status["recentRecoverySeconds"]) == 1 and status["medianTimeToRecoverSeconds"] >= 0
+    assert wait_for(lambda: cluster.remediation(name)["status"].get("foldedIntoRunbook"), what="marked folded")
+    def kubectl_get(*extra: str) -> tuple[str, str]:
+        shown = subprocess.run([tool("kubectl"), "--kubeconfig", kubeconfig, "get", "runbooks", "-n", cluster.ns,
+                                *extra], capture_output=True, text=True, timeout=30, check=True).stdout
+        header, row = shown.splitlines()[:2]
+        return header, row
+
+    header, row = kubectl_get()
+    assert "LAST REMEDIATION" in header and "LAST OUTCOME" in header
+    assert name in row and "Succeeded" in row
+    header, row = kubectl_get("-o", "wide")
+    assert "MEDIAN TTR" in header and f"{status['medianTimeToRecoverSeconds']:g}"[:3] in row
+
+
+def escalating_runbook() -> dict:
+    """Only a restart, which cannot cure a bad image: its verification fails and the ladder escalates."""
+    return {**rollback_runbook(),
+            "steps": [{"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "5s",
+                       "verify": {"rolloutComplete": {}}}],
+            "escalation": {"message": "page the <!channel> web on-call", "slackChannel": "C0ONCALL"}}
+
+
+def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_a_crash(
+        cluster, kubeconfig, namespace, crds, tmp_path):
+    slack = SlackStandIn().start()
+    (tmp_path / "slack-token").write_text(slack.bot_token)
+    (tmp_path / "slack-signing-secret").write_text("s" * 32)
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path, failpoints="after-escalation-post", extra_args=[
+        "--slack-token-file", str(tmp_path / "slack-token"),
+        "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
+        "--slack-api-url", slack.base_url]).start()
+    try:
+        name = bad_rollout_incident(cluster, op, NO_APPROVALS, escalating_runbook())
+        assert op.wait_killed() == -9, "killed right after posting the escalation, before saving its ts"
+        assert cluster.remediation(name)["status"]["phase"] == "Escalated"
+        op.start(failpoints="")
+        saved = wait_for(lambda: cluster.remediation(name)["status"].get("escalation"),
+                         what="the escalation's ts saved after the restart")
+    finally:
+        op.stop()
+        slack.stop()
+    posted = [(c, ts, m) for (c, ts), m in slack.messages.items() if m["text"] == f"Escalated: {name}"]
+    assert len(posted) == 1, f"{len(posted)} escalation messages"
+    channel, ts, message = posted[0]
+    assert (channel, ts) == (saved["slackChannel"], saved["slackTs"]) and channel == "C0ONCALL"
+    text = str(message["blocks"])
+    assert "page the &lt;!channel&gt; web on-call" in text, "the message, escaped"
+    assert "restart" in text and "Escalated" in text, "what was tried and how it ended"
+    status = runbook_status(cluster, "bad-rollout")
+    assert status["lastRemediation"]["phase"] == "Escalated"
+    assert status["stepStats"] == [{"name": "restart", "succeeded": 0, "failed": 1}], "counted once"
+    assert "recentRecoverySeconds" not in status or status["recentRecoverySeconds"] == []
+
+
+def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_messages_thread(
+        cluster, kubeconfig, namespace, crds, tmp_path):
+    slack = SlackStandIn().start()
+    (tmp_path / "slack-token").write_text(slack.bot_token)
+    (tmp_path / "slack-signing-secret").write_text("s" * 32)
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path, extra_args=[
+        "--slack-token-file", str(tmp_path / "slack-token"),
+        "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
+        "--slack-api-url", slack.base_url]).start()
+    policy = {"approval": {"slackChannel": "C0APPROVALS", "rules": [
+        {"level": lvl, "approvers": 1, "timeout": "3s", "onTimeout": "escalate"}
+        for lvl in ("low", "medium", "high", "critical")]}}
+    try:
+        name = bad_rollout_incident(cluster, op, policy, {**rollback_runbook(),
+                                                          "escalation": {"message": "nobody answered"}})
+        status = cluster.wait_phase(name, {"Escalated", "Succeeded", "Failed", "Denied", "Expired"})["status"]
+        assert status["phase"] == "Escalated", status["reason"]
+        saved = wait_for(lambda: cluster.remediation(name)["status"].get("escalation"), what="escalation posted")
+    finally:
+        op.stop()
+        slack.stop()
+    approval_ts = status["approval"]["slackTs"]
+    escalation = slack.messages[("C0APPROVALS", saved["slackTs"])]
+    assert saved["slackChannel"] == "C0APPROVALS", "the policy's approval channel when the Runbook names none"
+    assert escalation["thread_ts"] == approval_ts and escalation["reply_broadcast"] is True
+    assert "nobody answered" in str(escalation["blocks"])
+    assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["shop"]}])
+def test_the_chart_lets_the_operator_patch_runbook_status_but_not_runbooks(tool, tmp_path, values):
+    from tests.integration.test_chart import documents, rbac_rules, render
+
+    rules = [rule for _, rule in rbac_rules(documents(render(tool, tmp_path, values)))
+             if "remediator.dev" in rule.get("apiGroups", [])]
+    assert any("runbooks/status" in r["resources"] and "patch" in r["verbs"] for r in rules)
+    assert not any("runbooks" in r["resources"] and {"patch", "update"} & set(r["verbs"]) for r in rules), \
+        "the operator writes a Runbook's status, never its spec"
