@@ -85,3 +85,14 @@ def test_a_granted_claim_is_recorded_with_the_intent_and_dropped_when_the_step_e
 
 def test_lease_times_are_written_as_microtime():
     assert claims.micro(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
+
+
+def test_a_lease_is_owned_by_its_holder_so_deleting_the_remediation_mid_step_deletes_it():
+    [owner] = claims.lease_body(decide(None), "Deployment/web", None)["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Remediation", "am-b", "uid-b")
+
+
+def test_a_remediation_that_ends_without_acting_releases_a_claim_it_may_have_taken_without_a_record():
+    planned = RemediationStatus.model_validate({"phase": "Planned"})
+    assert claims.step_over(planned, planned.model_copy(update={"phase": "Cancelled"}))
+    assert not claims.step_over(planned, planned.model_copy(update={"phase": "AwaitingApproval"}))

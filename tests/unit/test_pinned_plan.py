@@ -16,6 +16,7 @@ from remediator.api.models import (
     RunbookRef,
     RunbookSpec,
     Signal,
+    StepRecord,
 )
 from remediator.core import approval, engine, guard_inputs, planning
 from remediator.core.guard_inputs import TargetFacts
@@ -80,10 +81,26 @@ def test_the_action_identity_is_the_pinned_one_whatever_the_runbook_says_now():
     assert planning.action_identity([], runbook(RESTART, account="wide"), None) == "wide", "nothing planned yet"
 
 
-def test_a_runbook_deleted_after_planning_fails_the_remediation_without_acting():
+def test_a_runbook_deleted_before_its_step_acts_stops_the_remediation_without_acting_and_without_a_failure():
     acting = planned(runbook(RESTART, SCALE_TO_6))
     d = engine.decide("am-1", SPEC, acting, facts(None, None))
-    assert d.status.phase == "Failed" and d.effect is None and "no longer exists" in d.status.reason
+    assert d.status.phase == "Cancelled" and d.effect is None and "no longer exists" in d.status.reason
+    past = guard_inputs.past_remediation({"metadata": {"name": "am-1", "namespace": "shop"},
+                                          "spec": SPEC.model_dump(mode="json", by_alias=True),
+                                          "status": d.status.wire()})
+    assert not past.failed, "no action ran and failed: the breaker and risk do not count it"
+
+
+def test_a_runbook_deleted_while_its_applied_step_verifies_still_gets_the_verdict_from_the_pinned_step():
+    acting = planned(runbook(RESTART, SCALE_TO_6))
+    applied = acting.model_copy(update={"phase": "Verifying", "current_step": 0, "steps": [StepRecord(
+        index=0, name=acting.plan[0].name, action=acting.plan[0].action, idempotency_key="k", phase="Applied",
+        applied_at="2026-11-25T11:59:00Z")]})
+    d = engine.decide("am-1", SPEC, applied, facts(None, None))
+    assert d.status.phase == "Verifying", d.status.reason
+    assert [e.kind for e in d.status.timeline].count("RunbookDeleted") == 1 and d.changed
+    again = engine.decide("am-1", SPEC, d.status, facts(None, None))
+    assert [e.kind for e in again.status.timeline].count("RunbookDeleted") == 1, "said once"
 
 
 def test_params_edited_after_planning_do_not_change_what_the_guards_and_action_see():

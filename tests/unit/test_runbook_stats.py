@@ -46,3 +46,10 @@ def test_the_folded_list_is_bounded():
     for i in range(150):
         status = fold(status, f"u{i}", f"r{i}", ended("Denied"))
     assert len(status.folded) == 100 and status.folded[-1] == "u149"
+
+
+def test_an_older_remediation_folded_late_counts_but_does_not_become_the_last_one():
+    newer = fold(RunbookStatus(), "u2", "r2", ended("Succeeded", 20.0))
+    older = ended("Failed", steps=[("restart", "Failed")]).model_copy(update={"finished_at": "2026-12-01T14:00:00Z"})
+    after = fold(newer, "u1", "r1", older)
+    assert after.last_remediation.name == "r2" and after.step_stats[0].failed == 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..api.models import RemediationStatus, TargetClaim
+from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationStatus, TargetClaim
 
 LEASE_PREFIX = "remediator-target-"
 MAX_NAME = 63
@@ -116,7 +116,11 @@ def lease_body(decision: ClaimDecision, target: str, resource_version: str | Non
     """The Lease to write for a granted decision; with the resourceVersion read, so a racer gets 409."""
     metadata: dict = {"name": decision.lease, "namespace": decision.namespace,
                       "labels": {"app.kubernetes.io/managed-by": "remediator"},
-                      "annotations": {HOLDER_ANNOTATION: decision.holder_name, "remediator.dev/target": target}}
+                      "annotations": {HOLDER_ANNOTATION: decision.holder_name, "remediator.dev/target": target},
+                      # the holder lives in the same namespace: if it is deleted mid-step, the garbage collector
+                      # deletes its Lease (no write of the step's end ever comes)
+                      "ownerReferences": [{"apiVersion": API_VERSION, "kind": "Remediation",
+                                           "name": decision.holder_name, "uid": decision.holder}]}
     if resource_version:
         metadata["resourceVersion"] = resource_version
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
@@ -137,7 +141,9 @@ def step_over(before: RemediationStatus, after: RemediationStatus) -> bool:
     """A write that ends the holding of a claim: it left Acting/Verifying, or dropped the claim's record."""
     if after.phase in HOLDING_PHASES:
         return False
-    return before.phase in HOLDING_PHASES or before.claim is not None
+    # ... or it ended: a claim taken before a lost intent write may exist without any record of it
+    return before.phase in HOLDING_PHASES or before.claim is not None or \
+        (after.phase in TERMINAL_PHASES and before.phase not in TERMINAL_PHASES)
 
 
 def ts(moment: datetime) -> str:

@@ -88,9 +88,19 @@ def ts(now: datetime) -> str:
 def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
     if status.phase in TERMINAL_PHASES:
         return Decision(status, changed=False)
+    deleted_noted = False
     if facts.runbook is None:
-        return Decision(state.transition(status, "Failed", f"runbook {spec.runbook.namespace}/"
-                                         f"{spec.runbook.name} no longer exists", facts.now))
+        gone = f"runbook {spec.runbook.namespace}/{spec.runbook.name} no longer exists"
+        if applied_pinned_step(status):  # the action has happened: its verdict is still owed, from the pinned step
+            if not any(e.kind == "RunbookDeleted" for e in status.timeline):
+                status = state.note(status, "RunbookDeleted", f"{gone}: verifying the step already applied, "
+                                    "then stopping", facts.now)
+                deleted_noted = True
+        else:  # deleting a Runbook stops its automation; a failure only if an action of it ran and failed
+            # (or if there never was a plan: a Remediation naming a Runbook that is not there)
+            failed = status.phase == "Pending" or any(r.phase in ("Failed", "Inconclusive") for r in status.steps)
+            return Decision(state.transition(status, "Failed" if failed else "Cancelled",
+                                             gone if failed else f"{gone}: stopped before acting", facts.now))
     if status.signal_resolved_at and status.phase in ("Pending", "Planned", "AwaitingApproval"):
         return Decision(state.transition(status, "Cancelled", "the signal resolved before any action",
                                          facts.now))
@@ -103,7 +113,16 @@ def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: F
     else:
         noted = False
     decision = PHASES[status.phase](name, spec, status, facts)
+    noted = noted or deleted_noted
     return dataclasses.replace(decision, changed=True) if noted and not decision.changed else decision
+
+
+def applied_pinned_step(status: RemediationStatus) -> bool:
+    """The current step's action is applied (or being verified) and the plan it came from is pinned."""
+    if status.current_step is None or not planning.is_pinned(status.plan):
+        return False
+    record = find_record(status, status.current_step)
+    return record is not None and record.phase in ("Applied", "Verifying")
 
 
 def note_runbook_change(spec: RemediationSpec, status: RemediationStatus,

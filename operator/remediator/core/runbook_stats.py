@@ -17,6 +17,7 @@ from ..api.models import (
     RunbookStatus,
     StepStats,
 )
+from .durations import parse_time
 
 STEP_SUCCEEDED = frozenset({"Succeeded"})
 STEP_FAILED = frozenset({"Failed", "Inconclusive"})
@@ -37,8 +38,13 @@ def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus) ->
     recoveries = list(old.recent_recovery_seconds)
     if outcome.phase == "Succeeded" and outcome.time_to_recover_seconds is not None:
         recoveries = [*recoveries, outcome.time_to_recover_seconds][-MAX_RECENT_RECOVERIES:]
+    last = LastRemediation(name=name, phase=outcome.phase, finished_at=outcome.finished_at)
+    earlier = old.last_remediation
+    if earlier is not None and earlier.finished_at and outcome.finished_at and \
+            parse_time(outcome.finished_at) < parse_time(earlier.finished_at):
+        last = earlier  # folded late (after a restart): the newest stays the last
     return old.model_copy(update={
-        "last_remediation": LastRemediation(name=name, phase=outcome.phase, finished_at=outcome.finished_at),
+        "last_remediation": last,
         "step_stats": list(stats.values())[-64:],
         "recent_recovery_seconds": recoveries,
         "median_time_to_recover_seconds": statistics.median(recoveries) if recoveries else None,
