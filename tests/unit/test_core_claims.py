@@ -84,7 +84,9 @@ def test_a_granted_claim_is_recorded_with_the_intent_and_dropped_when_the_step_e
 
 
 def test_lease_times_are_written_as_microtime():
-    assert claims.micro(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
+    assert claims.micro_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
+    assert claims.micro_time(datetime(2026, 1, 2, 3, 4, tzinfo=UTC)) == "2026-01-02T03:04:00.000000Z", \
+        "a whole-minute instant keeps its six digits (an Event's eventTime is refused without them)"
 
 
 def test_a_lease_is_owned_by_its_holder_so_deleting_the_remediation_mid_step_deletes_it():

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationStatus, TargetClaim
+from .durations import micro_time
 
 LEASE_PREFIX = "remediator-target-"
 MAX_NAME = 63
@@ -126,7 +127,7 @@ def lease_body(decision: ClaimDecision, target: str, resource_version: str | Non
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
             "spec": {"holderIdentity": decision.holder,
                      "leaseDurationSeconds": int(decision.expires_at.timestamp() - decision.acquired_at.timestamp()),
-                     "acquireTime": micro(decision.acquired_at), "renewTime": micro(decision.acquired_at),
+                     "acquireTime": micro_time(decision.acquired_at), "renewTime": micro_time(decision.acquired_at),
                      "leaseTransitions": decision.transitions}}
 
 
@@ -148,11 +149,6 @@ def step_over(before: RemediationStatus, after: RemediationStatus) -> bool:
 
 def ts(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def micro(moment: datetime) -> str:
-    """A Lease's MicroTime."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(value: str) -> datetime:

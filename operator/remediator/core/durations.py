@@ -90,3 +90,9 @@ def parse_time(text: str) -> datetime:
 def format_ago(delta: timedelta) -> str:
     """A human span to the second for reasons ("4m", "1h2m3s"); negative spans read as 0s."""
     return format_duration(max(timedelta(0), timedelta(seconds=int(delta.total_seconds()))))
+
+
+def micro_time(moment: datetime) -> str:
+    """A MicroTime as the apiserver parses it (Lease times, Event times): always six fractional digits. The
+    client's isoformat drops them when they are zero (a whole-second instant) and the apiserver refuses that."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

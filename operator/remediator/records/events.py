@@ -34,12 +34,18 @@ def event_name(obj_name: str, *parts: str) -> str:
     return f"{obj_name[:200]}.{digest}"
 
 
+def with_micros(at: datetime) -> datetime:
+    """The client writes eventTime with isoformat, which drops a zero microsecond part (a whole-second instant,
+    e.g. an anomaly's grid instant), and the apiserver then refuses the MicroTime: keep one microsecond."""
+    return at if at.microsecond else at.replace(microsecond=1)
+
+
 def post(api: client.ApiClient, namespace: str, regarding: dict, reason: str, note: str, event_type: str,
          key: str, now: datetime) -> None:
     body = client.EventsV1Event(
         metadata=client.V1ObjectMeta(name=event_name(regarding["name"], key, reason), namespace=namespace),
-        event_time=now, reporting_controller="remediator.dev/operator", reporting_instance=INSTANCE[:128],
-        action="Remediate", reason=reason[:128], note=note[:1024], type=event_type,
+        event_time=with_micros(now), reporting_controller="remediator.dev/operator",
+        reporting_instance=INSTANCE[:128], action="Remediate", reason=reason[:128], note=note[:1024], type=event_type,
         regarding=client.V1ObjectReference(**regarding),
     )
     try:
