@@ -162,10 +162,8 @@ def make_alertmanager_handler(cfg: WebhookConfig):
         namespace = request.match_info.get("namespace")  # set on /webhooks/alertmanager/<namespace>
         try:
             authenticated = await authenticate(cfg, request, namespace)
-        except ApiException as e:
-            log.error("could not read a namespace's webhook token", extra={"namespace": namespace,
-                                                                          "status": e.status})
-            return reply(endpoint, 503, error=f"apiserver answered {e.status}; retry later")
+        except ApiException as e:  # the token could not be read: nothing was recorded, the sender retries
+            return not_recorded(endpoint, e, "retry later")
         except TooManyLookups as e:
             return rate_limited(endpoint, e.wait, "too many namespaces not seen lately", LOOKUPS_SPENT)
         throttled = cfg.throttle(endpoint, request, authenticated)
