@@ -19,7 +19,7 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
     out = tmp_path / "signal_to_action.json"
     proc = subprocess.run(
         [sys.executable, "-m", "e2e.bench.signal_to_action", "--incidents", "5", "--settle", "60",
-         "--output", str(out)],
+         "--history", "40", "--waiting", "3", "--wait-window", "5", "--output", str(out)],
         cwd=ROOT, env={**os.environ, "KUBECONFIG": kubeconfig}, capture_output=True, text=True, timeout=300,
         check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -36,6 +36,13 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
         assert key in figures, key
     assert "stormHoldoff.targets" in figures["setup"]["policy"], "the bench says how it keeps the storm hold-off open"
     assert figures["webhook_codes"] == {"200": 5}
+    assert set(figures["rounds"]) == {"empty", "history"}
+    assert figures["rounds"]["history"]["history_added"] == 40
+    assert figures["rounds"]["history"]["cluster_remediations_at_start"] >= 40 + 5
+    assert figures["rounds"]["history"]["webhook_codes"] == {"200": 5}
+    assert "p99_ratio_to_empty" in figures["history"] and "operator_rss_mib_at_end" in figures
+    assert figures["waiting"]["waiting_remediations"] == 3, figures["waiting"]
+    assert figures["waiting"]["requests_per_waiting_remediation_per_minute"] >= 0
 
 
 def test_the_alert_storm_benchmark_at_small_scale_writes_its_figures(kubeconfig, crds, tmp_path):
