@@ -473,6 +473,29 @@ class RiskAssessment(Model):
 StepPhase = Literal["Intended", "Applied", "Verifying", "Succeeded", "Failed", "Inconclusive", "Skipped"]
 
 
+MAX_READINGS = 24  # per step record: 8 run starts per check, so a Remediation stays small
+MAX_READING_PODS = 20
+
+
+class Reading(Model):
+    """One verification reading kept in the step record, so a restarted or newly elected operator continues
+    the same window. Only the first reading of each run is kept (pods all Ready with the same restart counts;
+    a query's condition holding, erroring or neither): a run's start is all a verdict needs besides the
+    reading in hand. `at` is the wall-clock instant of the reading, comparable across replicas."""
+
+    check: Literal["pods", "promql", "sloRecovered"]
+    at: str = Field(max_length=40)
+    holds: bool = Field(False, description="pods: the target exists and every pod is Ready; "
+                                           "queries: the condition holds")
+    gone: bool = Field(False, description="pods: the target was not found")
+    pods: str | None = Field(None, max_length=16, description="digest of the pods' uids and restart counts")
+    restarts: dict[str, int] = Field(default_factory=dict, max_length=MAX_READING_PODS,
+                                     description="restart count of each pod (by uid) first seen in this reading")
+    value: float | None = None
+    detail: str = Field("", max_length=256)
+    error: str = Field("", max_length=256)
+
+
 class StepRecord(Model):
     index: int
     name: str
@@ -485,6 +508,8 @@ class StepRecord(Model):
     result: str = ""
     message: str = ""
     evidence: list[Evidence] = Field(default_factory=list)
+    readings: list[Reading] = Field(default_factory=list, max_length=MAX_READINGS,
+                                    description="the verification readings the verdict needs, bounded")
 
 
 class TargetClaim(Model):
