@@ -128,3 +128,22 @@ def test_a_flapping_query_keeps_a_bounded_record_that_judges_the_latest_run():
     record, v = judged_from_the_record(flaps, 430)
     assert len(record.readings) == MAX_READINGS // 3
     assert v.state == "passed" and "held for 31s" in v.reasons[0], "from the last bad reading at 398s"
+
+
+def test_a_step_record_full_of_readings_stays_under_8_kilobytes():
+    import json
+
+    from remediator.verification.readings import fold_pods
+    from tests.unit.test_verdicts import DEPLOYMENT, pod, seen
+
+    record = StepRecord(index=0, name="s", action="rollback", idempotency_key="k", phase="Applied")
+    kept = record.readings
+    for t in range(300):  # 50 pods replaced at every look, flapping queries with long answers and errors
+        kept = fold_pods(kept, seen(t, None, tuple(pod(f"web-{t}-{i}", uid=f"{t:08d}-0000-0000-0000-{i:012d}",
+                                                       ready=bool(t % 2)) for i in range(50)), target=DEPLOYMENT))
+        for check in ("promql", "sloRecovered"):
+            r = QueryReading(at(t), 0.5 if t % 3 else None, "x" * 2000, error="e" * 2000 if t % 3 == 1 else "")
+            kept = fold_query(kept, check, r, "<", 0.01)
+    stored = StepRecord.model_validate(record.model_copy(update={"readings": kept}).wire())
+    assert len(stored.readings) == MAX_READINGS
+    assert len(json.dumps(stored.wire())) < 8_000

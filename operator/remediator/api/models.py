@@ -474,7 +474,8 @@ StepPhase = Literal["Intended", "Applied", "Verifying", "Succeeded", "Failed", "
 
 
 MAX_READINGS = 24  # per step record: 8 run starts per check, so a Remediation stays small
-MAX_READING_PODS = 20
+MAX_READING_PODS = 20  # first restart counts kept per step record, across its readings
+MAX_READING_TEXT = 128
 
 
 class Reading(Model):
@@ -492,8 +493,9 @@ class Reading(Model):
     restarts: dict[str, int] = Field(default_factory=dict, max_length=MAX_READING_PODS,
                                      description="restart count of each pod (by uid) first seen in this reading")
     value: float | None = None
-    detail: str = Field("", max_length=256)
-    error: str = Field("", max_length=256)
+    detail: str | None = Field(None, max_length=MAX_READING_TEXT, description="queries: what came back")
+    error: str | None = Field(None, max_length=MAX_READING_TEXT,
+                              description="queries: why Prometheus could not answer")
 
 
 class StepRecord(Model):

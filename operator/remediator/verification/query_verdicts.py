@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from remediator.api.models import Evidence, Reading
+from remediator.api.models import MAX_READING_TEXT, Evidence, Reading
 from remediator.core.durations import format_duration, micro_time, parse_time
 from remediator.verification.readings import bounded, last_of
 from remediator.verification.verdicts import Verdict
@@ -77,7 +77,8 @@ def fold_query(readings: Sequence[Reading], check: str, reading: QueryReading, o
     if last is not None and query_kind(as_query(last), op, threshold) == query_kind(reading, op, threshold):
         return list(readings)
     kept = Reading(check=check, at=micro_time(reading.at), holds=condition_holds(reading, op, threshold),
-                   value=reading.value, detail=reading.detail[:256], error=reading.error[:256])
+                   value=reading.value, detail=reading.detail[:MAX_READING_TEXT] or None,
+                   error=reading.error[:MAX_READING_TEXT] or None)
     return bounded([*readings, kept], check)
 
 
@@ -92,7 +93,7 @@ def query_kind(reading: QueryReading, op: str, threshold: float) -> str:
 
 
 def as_query(r: Reading) -> QueryReading:
-    return QueryReading(parse_time(r.at), r.value, r.detail, r.error)
+    return QueryReading(parse_time(r.at), r.value, r.detail or "", r.error or "")
 
 
 def _progress(last: QueryReading | None, what: str, holding: bool, held: timedelta, hold_for: timedelta) -> str:

@@ -34,13 +34,14 @@ def fold_pods(readings: Sequence[Reading], seen: Observation) -> list[Reading]:
 
 
 def pods_reading(seen: Observation, known: dict[str, int]) -> Reading:
-    """Restart counts only of pods no earlier reading saw: the baseline of "restarted during the step"."""
+    """Restart counts only of pods no earlier reading saw (the baseline of "restarted during the step"), up to
+    MAX_READING_PODS in the whole record."""
     counts = {p.uid: p.restarts for p in seen.pods}
-    new = {uid: n for uid, n in sorted(counts.items()) if uid not in known}
+    new = [(uid, n) for uid, n in sorted(counts.items()) if uid not in known]
     return Reading(check="pods", at=micro_time(seen.at), gone=not seen.exists,
                    holds=seen.exists and bool(seen.pods) and all(p.ready for p in seen.pods),
                    pods=digest(counts) if seen.exists else None,
-                   restarts=dict(list(new.items())[:MAX_READING_PODS]))
+                   restarts=dict(new[:max(0, MAX_READING_PODS - len(known))]))
 
 
 def digest(counts: dict[str, int]) -> str:
