@@ -147,3 +147,11 @@ def test_a_step_record_full_of_readings_stays_under_8_kilobytes():
     stored = StepRecord.model_validate(record.model_copy(update={"readings": kept}).wire())
     assert len(stored.readings) == MAX_READINGS
     assert len(json.dumps(stored.wire())) < 8_000
+
+
+def test_the_evidence_of_a_run_read_back_from_the_record_keeps_the_whole_query():
+    query = "sum(rate(errors_total{service=\"web\"}[5m])) / sum(rate(requests_total{service=\"web\"}[5m]))" * 6
+    seen = [bad(0)] + [QueryReading(at(t), 0.001, f"{query} = 0.001") for t in (5, 20, 35)]
+    v = judged_from_the_record(seen, 35)[1]
+    assert v == query_verdict(seen, "<", 0.01, FOR, at(0), TIMEOUT, at(35), "x")
+    assert [e.detail for e in v.evidence] == [f"held from: {query} = 0.001", f"held until: {query} = 0.001"]

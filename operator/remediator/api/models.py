@@ -476,6 +476,7 @@ StepPhase = Literal["Intended", "Applied", "Verifying", "Succeeded", "Failed", "
 MAX_READINGS = 24  # per step record: 8 run starts per check, so a Remediation stays small
 MAX_READING_PODS = 20  # first restart counts kept per step record, across its readings
 MAX_READING_TEXT = 128
+MAX_READING_DETAIL = 1000  # as evidence keeps it; only the start of each query's current run keeps one
 
 
 class Reading(Model):
@@ -493,7 +494,8 @@ class Reading(Model):
     restarts: dict[str, int] = Field(default_factory=dict, max_length=MAX_READING_PODS,
                                      description="restart count of each pod (by uid) first seen in this reading")
     value: float | None = None
-    detail: str | None = Field(None, max_length=MAX_READING_TEXT, description="queries: what came back")
+    detail: str | None = Field(None, max_length=MAX_READING_DETAIL,
+                               description="queries: what came back (kept on the current run's start only)")
     error: str | None = Field(None, max_length=MAX_READING_TEXT,
                               description="queries: why Prometheus could not answer")
 

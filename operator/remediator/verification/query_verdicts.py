@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from remediator.api.models import MAX_READING_TEXT, Evidence, Reading
+from remediator.api.models import MAX_READING_DETAIL, MAX_READING_TEXT, Evidence, Reading
 from remediator.core.durations import format_duration, micro_time, parse_time
 from remediator.verification.readings import bounded, last_of
 from remediator.verification.verdicts import Verdict
@@ -72,14 +72,16 @@ def query_verdict(readings: Sequence[QueryReading], op: str, threshold: float, h
 
 def fold_query(readings: Sequence[Reading], check: str, reading: QueryReading, op: str,
                threshold: float) -> list[Reading]:
-    """`readings` with a query's `reading` added when it starts a new run (holding, erroring or neither)."""
+    """`readings` with a query's `reading` added when it starts a new run (holding, erroring or neither). Only
+    that run's start keeps its detail (the evidence "held from"); of earlier runs a verdict reads no detail."""
     last = last_of(readings, check)
     if last is not None and query_kind(as_query(last), op, threshold) == query_kind(reading, op, threshold):
         return list(readings)
     kept = Reading(check=check, at=micro_time(reading.at), holds=condition_holds(reading, op, threshold),
-                   value=reading.value, detail=reading.detail[:MAX_READING_TEXT] or None,
+                   value=reading.value, detail=reading.detail[:MAX_READING_DETAIL] or None,
                    error=reading.error[:MAX_READING_TEXT] or None)
-    return bounded([*readings, kept], check)
+    earlier = [r.model_copy(update={"detail": None}) if r.check == check else r for r in readings]
+    return bounded([*earlier, kept], check)
 
 
 def query_history(readings: Sequence[Reading], check: str, current: QueryReading) -> list[QueryReading]:
