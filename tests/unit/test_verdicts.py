@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from remediator.api.models import ObjectRef, Verify
+from remediator.api.models import MAX_READINGS, ObjectRef, StepRecord, Verify
 from remediator.verification.observations import (
     ConditionObservation,
     Observation,
@@ -15,7 +15,9 @@ from remediator.verification.observations import (
     failing_reasons,
     rollout_progress,
 )
-from remediator.verification.verdicts import Verdict, stable_ready_streak, verdict
+from remediator.verification.readings import fold_pods, ready_since
+from remediator.verification.verdicts import Verdict, verdict
+from remediator.verification.verdicts import judge as judge_from_record
 
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 TIMEOUT = timedelta(minutes=5)
@@ -211,7 +213,10 @@ def test_a_restart_inside_the_window_starts_it_again():
         seen(40, rollout(), healthy_pods(1)),
         seen(80, rollout(), healthy_pods(1)),
     ]
-    assert [o.at for o in stable_ready_streak(observations)] == [at(40), at(80)]
+    kept: list = []
+    for o in observations:
+        kept = fold_pods(kept, o)
+    assert ready_since(kept, observations[-1]) == at(40)
     assert judge(PODS_READY, observations, now=80).state == "pending"
     assert (
         judge(PODS_READY, [*observations, seen(100, rollout(), healthy_pods(1))], now=100).state == "passed"
@@ -421,3 +426,60 @@ def test_a_pod_step_without_checks_needs_the_pod_ready_for_the_default_window():
     assert judge({}, [seen(5, pods=(pod(),), target=target)], now=5).state == "pending"
     v = judge({}, [seen(t, pods=(pod(),), target=target) for t in (5, 36)], now=36)
     assert v.state == "passed" and v.reasons[0].startswith("podsReady (default): 1 pods Ready"), v.reasons
+
+
+# ---------------------------------------------------------------- readings kept in the step record
+
+
+def record_after(observations: list[Observation]) -> StepRecord:
+    """The step record after a loop folded `observations` tick by tick, as stored and read back (a restart)."""
+    record = StepRecord(index=0, name="s", action="rollback", idempotency_key="k", phase="Applied")
+    for o in observations:
+        record = StepRecord.model_validate(record.model_copy(update={"readings": fold_pods(record.readings, o)})
+                                           .wire())
+    return record
+
+
+def judge_after_restart(before: list[Observation], seen_now: Observation, now: float) -> Verdict:
+    """A new operator: nothing in memory but the stored record, one fresh observation."""
+    kept = fold_pods(record_after(before).readings, seen_now)
+    return judge_from_record(Verify.model_validate(PODS_READY), seen_now, kept, START, TIMEOUT, at(now))
+
+
+def test_a_window_begun_before_a_restart_is_judged_from_its_recorded_start():
+    before = [seen(t, rollout(), healthy_pods()) for t in (5, 10, 20, 45)]
+    assert judge_after_restart(before, seen(55, rollout(), healthy_pods()), 55).state == "pending"
+    v = judge_after_restart(before, seen(66, rollout(), healthy_pods()), 66)
+    assert v.state == "passed", v.reasons
+    assert v.reasons == ["podsReady: 3 pods Ready, restarts unchanged for 1m1s (window 1m)"]
+
+
+def test_a_stable_window_records_one_reading_so_it_costs_no_status_writes():
+    record = record_after([seen(t, rollout(), healthy_pods()) for t in range(5, 65)])
+    assert [(r.at, r.holds) for r in record.readings] == [("2025-01-01T12:00:05.000000Z", True)]
+    assert record.readings[0].restarts == {f"uid-web-{i}": 0 for i in range(3)}
+
+
+def test_a_restart_or_a_replaced_pod_seen_after_an_operator_restart_starts_the_window_again():
+    before = [seen(t, rollout(), healthy_pods()) for t in (5, 45)]
+    assert judge_after_restart(before, seen(70, rollout(), healthy_pods(restarts=1)), 70).state == "pending"
+    replaced = (*healthy_pods()[:2], pod("web-9"))
+    assert judge_after_restart(before, seen(70, rollout(), replaced), 70).state == "pending"
+
+
+def test_restarts_during_the_step_are_counted_from_the_first_recorded_count_even_past_the_bound():
+    crashing = [seen(t, rollout(), (pod("web-1", restarts=2 + t // 20, ready=False),)) for t in range(0, 290, 10)]
+    assert len(record_after(crashing).readings) == MAX_READINGS // 3, "older readings were dropped"
+    v = judge_after_restart(crashing, seen(300, rollout(), (pod("web-1", restarts=20, ready=False),)), 300)
+    assert v.state == "failed"
+    assert "podsReady: pod web-1 restarted 18 times during the step" in v.reasons
+
+
+def test_a_flapping_target_keeps_a_bounded_record():
+    flaps = [seen(t, rollout(), (pod("web-1", ready=bool(t % 2)),)) for t in range(200)]
+    assert len(record_after(flaps).readings) == MAX_READINGS // 3
+
+
+def test_a_window_start_recorded_by_a_replica_whose_clock_runs_ahead_never_passes_early():
+    ahead = [seen(100, rollout(), healthy_pods())]  # the other replica's clock read 100s when ours reads 30s
+    assert judge_after_restart(ahead, seen(30, rollout(), healthy_pods()), 30).state == "pending"

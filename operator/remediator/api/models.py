@@ -473,6 +473,33 @@ class RiskAssessment(Model):
 StepPhase = Literal["Intended", "Applied", "Verifying", "Succeeded", "Failed", "Inconclusive", "Skipped"]
 
 
+MAX_READINGS = 24  # per step record: 8 run starts per check, so a Remediation stays small
+MAX_READING_PODS = 20  # first restart counts kept per step record, across its readings
+MAX_READING_TEXT = 128
+MAX_READING_DETAIL = 1000  # as evidence keeps it; only the start of each query's current run keeps one
+
+
+class Reading(Model):
+    """One verification reading kept in the step record, so a restarted or newly elected operator continues
+    the same window. Only the first reading of each run is kept (pods all Ready with the same restart counts;
+    a query's condition holding, erroring or neither): a run's start is all a verdict needs besides the
+    reading in hand. `at` is the wall-clock instant of the reading, comparable across replicas."""
+
+    check: Literal["pods", "promql", "sloRecovered"]
+    at: str = Field(max_length=40)
+    holds: bool = Field(False, description="pods: the target exists and every pod is Ready; "
+                                           "queries: the condition holds")
+    gone: bool = Field(False, description="pods: the target was not found")
+    pods: str | None = Field(None, max_length=16, description="digest of the pods' uids and restart counts")
+    restarts: dict[str, int] = Field(default_factory=dict, max_length=MAX_READING_PODS,
+                                     description="restart count of each pod (by uid) first seen in this reading")
+    value: float | None = None
+    detail: str | None = Field(None, max_length=MAX_READING_DETAIL,
+                               description="queries: what came back (kept on the current run's start only)")
+    error: str | None = Field(None, max_length=MAX_READING_TEXT,
+                              description="queries: why Prometheus could not answer")
+
+
 class StepRecord(Model):
     index: int
     name: str
@@ -485,6 +512,8 @@ class StepRecord(Model):
     result: str = ""
     message: str = ""
     evidence: list[Evidence] = Field(default_factory=list)
+    readings: list[Reading] = Field(default_factory=list, max_length=MAX_READINGS,
+                                    description="the verification readings the verdict needs, bounded")
 
 
 class TargetClaim(Model):

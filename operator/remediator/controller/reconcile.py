@@ -24,6 +24,7 @@ from ..approvals.slack import SlackUnavailable, find_request_message, post_messa
 from ..api.models import (
     TERMINAL_PHASES,
     Evidence,
+    Reading,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
@@ -35,7 +36,7 @@ from ..core import adaptive, claims, engine, matching, planning, policy_select, 
 from ..records import events, logs, metrics, tracing
 from ..signals import changes
 from ..core.durations import parse_duration
-from ..verification import probes, query_probes, query_verdicts, verdicts
+from ..verification import probes, query_probes, query_verdicts, readings, verdicts
 from . import claims as target_claims
 from .context import OperatorContext
 from .guard_facts import READS, StepFacts, labels_of_namespace, step_facts
@@ -51,14 +52,12 @@ def utcnow() -> datetime:
 
 
 class Loop:
-    """The daemon-side state of one Remediation: its identity and the observations made so far."""
+    """The daemon-side state of one Remediation: its identity (verification readings live in its step record)."""
 
     def __init__(self, ctx: OperatorContext, namespace: str, name: str):
         self.ctx = ctx
         self.namespace = namespace
         self.name = name
-        self.observations: list = []
-        self.query_readings: dict[str, list] = {}  # check name -> readings of the step being verified
         self.slack_retry_at = 0.0
         self.moved_on = False  # the last tick changed phase without an effect: decide again at once
         self.uid: str | None = None
@@ -256,7 +255,6 @@ class Loop:
             metrics.SIGNAL_TO_ACTION.observe((utcnow() - parse_time(status.started_at)).total_seconds())
         if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
             return None
-        self.observations, self.query_readings = [], {}
         done_at = utcnow()
         evidence = [*result.evidence, *change_evidence(result.changes, engine.ts(done_at))]
         return lambda current: engine.action_done(current, effect.index, result.message, evidence, done_at,
@@ -264,19 +262,22 @@ class Loop:
 
     def probe(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Probe,
               runbook: RunbookSpec | None) -> RemediationStatus:
+        """Observe, fold the readings into the step record (persisted when they change) and judge."""
         step = pinned(status, effect.index, runbook)
         record = engine.find_record(status, effect.index)
-        self.observations.append(probes.observe(self.ctx.api, spec.target))
+        seen = probes.observe(self.ctx.api, spec.target)
+        kept = readings.fold_pods(record.readings, seen)
         started, timeout = parse_time(record.applied_at), parse_duration(step.timeout)
-        external = self.query_verdicts(spec, step.verify, started, timeout)
-        verdict = verdicts.verdict(step.verify, self.observations, started=started, timeout=timeout, now=utcnow(),
-                                   external=external)
+        external, kept = self.query_verdicts(spec, step.verify, kept, started, timeout)
+        verdict = verdicts.judge(step.verify, seen, kept, started=started, timeout=timeout, now=utcnow(),
+                                 external=external)
+        status = engine.with_record(status, record.model_copy(update={"readings": kept}))
         return engine.verification_judged(status, effect.index, verdict.state, list(verdict.reasons),
                                           list(verdict.evidence), utcnow(), spec.signal.starts_at)
 
-    def query_verdicts(self, spec: RemediationSpec, verify: Verify, started: datetime,
-                       timeout) -> dict[str, verdicts.Verdict]:
-        """Verdicts of the PromQL checks; readings accumulate across ticks of this step."""
+    def query_verdicts(self, spec: RemediationSpec, verify: Verify, kept: list[Reading], started: datetime,
+                       timeout) -> tuple[dict[str, verdicts.Verdict], list[Reading]]:
+        """Verdicts of the PromQL checks, and the step's readings with this tick's folded in."""
         checks = {"promql": verify.promql, "sloRecovered": verify.slo_recovered}
         out: dict[str, verdicts.Verdict] = {}
         for name, check in checks.items():
@@ -287,11 +288,11 @@ class Loop:
                 continue
             reading = self.read_query(name, check, spec)
             op, threshold, what = check_condition(name, check)
-            readings = query_verdicts.compact([*self.query_readings.get(name, []), reading], op, threshold)
-            self.query_readings[name] = readings
-            out[name] = query_verdicts.query_verdict(readings, op, threshold, parse_duration(check.for_),
-                                                     started, timeout, reading.at, what)
-        return out
+            kept = query_verdicts.fold_query(kept, name, reading, op, threshold)
+            out[name] = query_verdicts.query_verdict(query_verdicts.query_history(kept, name, reading), op,
+                                                     threshold, parse_duration(check.for_), started, timeout,
+                                                     reading.at, what)
+        return out, kept
 
     def read_query(self, name: str, check, spec: RemediationSpec) -> query_verdicts.QueryReading:
         now = utcnow()

@@ -1,1 +1,2 @@
-"""Did the step work? `probes` look at the cluster (edge); `verdicts` judge what they saw (pure)."""
+"""Did the step work? `probes` look at the cluster (edge); `readings` fold what they saw into the step record
+and `verdicts` judge from it (pure)."""

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from remediator.api.models import Evidence
-from remediator.core.durations import format_duration
+from remediator.api.models import MAX_READING_DETAIL, MAX_READING_TEXT, Evidence, Reading
+from remediator.core.durations import format_duration, micro_time, parse_time
+from remediator.verification.readings import bounded, last_of
 from remediator.verification.verdicts import Verdict
 
 COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -69,19 +70,32 @@ def query_verdict(readings: Sequence[QueryReading], op: str, threshold: float, h
                    _evidence(last, "last reading"))
 
 
-def compact(readings: list[QueryReading], op: str, threshold: float, keep: int = 100) -> list[QueryReading]:
-    """Bounded history that judges the same: the last `keep` readings, plus the first reading of the
-    trailing run (holding, erroring or neither) when that run started earlier, since only its start matters."""
-    if len(readings) <= 2 * keep:
-        return readings
+def fold_query(readings: Sequence[Reading], check: str, reading: QueryReading, op: str,
+               threshold: float) -> list[Reading]:
+    """`readings` with a query's `reading` added when it starts a new run (holding, erroring or neither). Only
+    that run's start keeps its detail (the evidence "held from"); of earlier runs a verdict reads no detail."""
+    last = last_of(readings, check)
+    if last is not None and query_kind(as_query(last), op, threshold) == query_kind(reading, op, threshold):
+        return list(readings)
+    kept = Reading(check=check, at=micro_time(reading.at), holds=condition_holds(reading, op, threshold),
+                   value=reading.value, detail=reading.detail[:MAX_READING_DETAIL] or None,
+                   error=reading.error[:MAX_READING_TEXT] or None)
+    earlier = [r.model_copy(update={"detail": None}) if r.check == check else r for r in readings]
+    return bounded([*earlier, kept], check)
 
-    def kind(r: QueryReading) -> str:
-        return "holds" if condition_holds(r, op, threshold) else "error" if r.error else "other"
-    start = len(readings) - 1
-    while start > 0 and kind(readings[start - 1]) == kind(readings[-1]):
-        start -= 1
-    tail = readings[-keep:]
-    return ([readings[start]] if start < len(readings) - keep else []) + tail
+
+def query_history(readings: Sequence[Reading], check: str, current: QueryReading) -> list[QueryReading]:
+    """The run starts kept for `check`, then the reading in hand: what `query_verdict` judges."""
+    history = [as_query(r) for r in readings if r.check == check]
+    return history if history and history[-1].at == current.at else [*history, current]
+
+
+def query_kind(reading: QueryReading, op: str, threshold: float) -> str:
+    return "holds" if condition_holds(reading, op, threshold) else "error" if reading.error else "other"
+
+
+def as_query(r: Reading) -> QueryReading:
+    return QueryReading(parse_time(r.at), r.value, r.detail or "", r.error or "")
 
 
 def _progress(last: QueryReading | None, what: str, holding: bool, held: timedelta, hold_for: timedelta) -> str:

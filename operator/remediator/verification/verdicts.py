@@ -12,7 +12,9 @@ one of four states:
                   either way
 
 Never "passed" without evidence: only observations taken after the step
-started count, and an empty pod list proves nothing. A step that declares no
+started count, and an empty pod list proves nothing. A verdict reads the
+observation in hand and the step's readings (`readings`: when each run of the
+pods began), so it judges the same after a restart of the operator. A step that declares no
 check gets a default one that is evidence too: a workload's rollout complete
 and its pods Ready with unchanged restarts for 30s; a Pod Ready for 30s; a
 Node (cordonDrain) the drain's own completion, which returns only once every
@@ -28,14 +30,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from remediator.api.models import Evidence, PodsReadyCheck, RolloutCompleteCheck, Verify
-from remediator.core.durations import parse_duration
+from remediator.api.models import Evidence, PodsReadyCheck, Reading, RolloutCompleteCheck, Verify
+from remediator.core.durations import parse_duration, parse_time
 from remediator.verification.observations import (
     PROGRESS_DEADLINE_EXCEEDED,
     Observation,
     failing_reasons,
     rollout_progress,
 )
+from remediator.verification.readings import first_restarts, fold_pods, ready_since
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 VerdictState = Literal["pending", "passed", "failed", "inconclusive"]
@@ -57,15 +60,35 @@ def verdict(
     now: datetime,
     external: Mapping[str, Verdict] | None = None,
 ) -> Verdict:
-    """The step's verdict: every declared check combined (failed > gone > pending > inconclusive > passed)."""
+    """The verdict over a list of observations, folded into readings as the loop folds them tick by tick."""
     since = observations_since(observations, started)
-    checks = check_verdicts(verify, since, started, timeout, now, external or {})
+    readings: list[Reading] = []
+    for o in since:
+        readings = fold_pods(readings, o)
+    return judge(verify, since[-1] if since else None, readings, started, timeout, now, external)
+
+
+def judge(
+    verify: Verify,
+    latest: Observation | None,
+    readings: Sequence[Reading],
+    started: datetime,
+    timeout: timedelta,
+    now: datetime,
+    external: Mapping[str, Verdict] | None = None,
+) -> Verdict:
+    """The step's verdict from the observation in hand and the step's readings (`latest` already folded in):
+    every declared check combined (failed > gone > pending > inconclusive > passed)."""
+    if latest is not None and latest.at < started:
+        latest = None
+    readings = [r for r in readings if r.check == "pods" and parse_time(r.at) >= started]
+    checks = check_verdicts(verify, latest, readings, started, timeout, now, external or {})
     reasons = [f"{name}: {r}" for name, v in checks.items() for r in v.reasons]
     evidence = [e for v in checks.values() for e in v.evidence]
     states = {v.state for v in checks.values()}
     if "failed" in states:
         return Verdict("failed", reasons, evidence)
-    if since and not since[-1].exists:
+    if latest is not None and not latest.exists:
         return Verdict("inconclusive", reasons, evidence)
     for state in ("pending", "inconclusive"):
         if state in states:
@@ -75,7 +98,8 @@ def verdict(
 
 def check_verdicts(
     verify: Verify,
-    since: Sequence[Observation],
+    latest: Observation | None,
+    readings: Sequence[Reading],
     started: datetime,
     timeout: timedelta,
     now: datetime,
@@ -83,14 +107,14 @@ def check_verdicts(
 ) -> dict[str, Verdict]:
     checks: dict[str, Verdict] = {}
     if verify.rollout_complete:
-        checks["rolloutComplete"] = rollout_complete(verify.rollout_complete, since, started, timeout, now)
+        checks["rolloutComplete"] = rollout_complete(verify.rollout_complete, latest, started, timeout, now)
     if verify.pods_ready:
-        checks["podsReady"] = pods_ready(verify.pods_ready, since, started, timeout, now)
+        checks["podsReady"] = pods_ready(verify.pods_ready, latest, readings, started, timeout, now)
     for name, declared in (("promql", verify.promql), ("sloRecovered", verify.slo_recovered)):
         if declared:
             checks[name] = external_verdict(name, external, started, timeout, now)
     if not checks:
-        checks = default_checks(since, started, timeout, now)
+        checks = default_checks(latest, readings, started, timeout, now)
     return checks
 
 
@@ -98,17 +122,17 @@ DEFAULT_READY_WINDOW = "30s"
 
 
 def default_checks(
-    since: Sequence[Observation], started: datetime, timeout: timedelta, now: datetime
+    latest: Observation | None, readings: Sequence[Reading], started: datetime, timeout: timedelta, now: datetime
 ) -> dict[str, Verdict]:
     """The checks of a step that declares none: evidence still, never "the target exists"."""
-    kind = since[-1].target.kind if since else None
-    ready = pods_ready(PodsReadyCheck(window=DEFAULT_READY_WINDOW), since, started, timeout, now)
+    kind = latest.target.kind if latest else None
+    ready = pods_ready(PodsReadyCheck(window=DEFAULT_READY_WINDOW), latest, readings, started, timeout, now)
     if kind in WORKLOAD_KINDS:
-        rollout = rollout_complete(RolloutCompleteCheck(), since, started, timeout, now)
+        rollout = rollout_complete(RolloutCompleteCheck(), latest, started, timeout, now)
         return {"rolloutComplete (default)": rollout, "podsReady (default)": ready}
     if kind == "Pod":
         return {"podsReady (default)": ready}
-    return {"completion": action_completed(since, started, timeout, now)}
+    return {"completion": action_completed(latest, started, timeout, now)}
 
 
 def observations_since(observations: Sequence[Observation], started: datetime) -> list[Observation]:
@@ -121,7 +145,7 @@ def observations_since(observations: Sequence[Observation], started: datetime) -
 
 def rollout_complete(
     check: RolloutCompleteCheck,
-    since: Sequence[Observation],
+    latest: Observation | None,
     started: datetime,
     timeout: timedelta,
     now: datetime,
@@ -130,10 +154,9 @@ def rollout_complete(
     if check.timeout:
         timeout = parse_duration(check.timeout)
     timed_out = now - started >= timeout
-    early = _no_evidence_yet(since, timed_out, timeout)
-    if early:
+    early = _no_evidence_yet(latest, timed_out, timeout)
+    if early or latest is None:
         return early
-    latest = since[-1]
     if latest.rollout is None:
         return Verdict("inconclusive", [f"{latest.target.kind} has no rollout to wait for"])
     complete, message = rollout_progress(latest.rollout)
@@ -169,18 +192,23 @@ def _replica_summary(o: Observation) -> str:
 
 
 def pods_ready(
-    check: PodsReadyCheck, since: Sequence[Observation], started: datetime, timeout: timedelta, now: datetime
+    check: PodsReadyCheck,
+    latest: Observation | None,
+    readings: Sequence[Reading],
+    started: datetime,
+    timeout: timedelta,
+    now: datetime,
 ) -> Verdict:
-    """Every pod Ready, with the same pods and restart counts, across observations spanning `window`."""
+    """Every pod Ready, with the same pods and restart counts, from the reading that began the run (as
+    recorded, maybe by another replica) to the observation in hand, spanning `window`."""
     window = parse_duration(check.window)
     timed_out = now - started >= timeout
-    early = _no_evidence_yet(since, timed_out, timeout)
-    if early:
+    early = _no_evidence_yet(latest, timed_out, timeout)
+    if early or latest is None:
         return early
-    latest = since[-1]
-    streak = stable_ready_streak(since)
-    if streak:
-        span = streak[-1].at - streak[0].at
+    since = ready_since(readings, latest)
+    span = latest.at - since if since else timedelta(0)
+    if since:
         summary = f"{len(latest.pods)} pods Ready, restarts unchanged for {_fmt(span)}"
         if span >= window:
             return Verdict(
@@ -188,33 +216,13 @@ def pods_ready(
                 [f"{summary} (window {_fmt(window)})"],
                 [_evidence("pods", summary, latest, _restart_summary(latest))],
             )
-    waiting = (
-        f"Ready and stable for {_fmt(streak[-1].at - streak[0].at)} of {_fmt(window)}"
-        if streak
-        else _not_ready_summary(latest)
-    )
+    waiting = f"Ready and stable for {_fmt(span)} of {_fmt(window)}" if since else _not_ready_summary(latest)
     if not timed_out:
         return Verdict("pending", [waiting])
-    failures = _pod_failures(latest) + _restart_increases(since)
+    failures = _pod_failures(latest) + _restart_increases(readings, latest)
     if failures:
         return Verdict("failed", [f"not stable after {_fmt(timeout)}", *failures], _failure_evidence(latest))
     return Verdict("inconclusive", [f"not stable after {_fmt(timeout)}: {waiting}; no failure seen"])
-
-
-def stable_ready_streak(since: Sequence[Observation]) -> list[Observation]:
-    """The latest run of observations with every pod Ready and the same pods and restart counts."""
-    streak: list[Observation] = []
-    for o in reversed(since):
-        if not (o.exists and o.pods and all(p.ready for p in o.pods)):
-            break
-        if streak and _restart_counts(o) != _restart_counts(streak[0]):
-            break
-        streak.insert(0, o)
-    return streak
-
-
-def _restart_counts(o: Observation) -> dict[str, int]:
-    return {p.uid: p.restarts for p in o.pods}
 
 
 def _restart_summary(o: Observation) -> str:
@@ -228,11 +236,11 @@ def _not_ready_summary(o: Observation) -> str:
     return f"{len(not_ready)} of {len(o.pods)} pods not Ready" if not_ready else "restart counts changed"
 
 
-def _restart_increases(since: Sequence[Observation]) -> list[str]:
-    first = {p.uid: p.restarts for o in reversed(since) for p in o.pods}  # earliest count per pod
+def _restart_increases(readings: Sequence[Reading], latest: Observation) -> list[str]:
+    first = first_restarts(readings)
     return [
         f"pod {p.name} restarted {p.restarts - first[p.uid]} times during the step"
-        for p in since[-1].pods
+        for p in latest.pods
         if p.restarts > first.get(p.uid, p.restarts)
     ]
 
@@ -251,14 +259,11 @@ def external_verdict(
     return Verdict("pending", ["waiting for a result"])
 
 
-def action_completed(
-    since: Sequence[Observation], started: datetime, timeout: timedelta, now: datetime
-) -> Verdict:
+def action_completed(latest: Observation | None, started: datetime, timeout: timedelta, now: datetime) -> Verdict:
     """A Node's default: the drain's completion (every evicted pod gone) is the check, given the node is there."""
-    early = _no_evidence_yet(since, now - started >= timeout, timeout)
-    if early:
+    early = _no_evidence_yet(latest, now - started >= timeout, timeout)
+    if early or latest is None:
         return early
-    latest = since[-1]
     return Verdict(
         "passed",
         ["no check declared; the drain completed (every evicted pod is gone) and the node is present"],
@@ -269,13 +274,12 @@ def action_completed(
 # ---------------------------------------------------------------- shared
 
 
-def _no_evidence_yet(since: Sequence[Observation], timed_out: bool, timeout: timedelta) -> Verdict | None:
+def _no_evidence_yet(latest: Observation | None, timed_out: bool, timeout: timedelta) -> Verdict | None:
     """The verdict when there is nothing to judge: no observation yet, or the target is gone."""
-    if not since:
+    if latest is None:
         if timed_out:
             return Verdict("inconclusive", [f"no observation within {_fmt(timeout)}"])
         return Verdict("pending", ["no observation since the step started"])
-    latest = since[-1]
     if not latest.exists:
         what = f"{latest.target.kind} {latest.target.name}"
         return Verdict(

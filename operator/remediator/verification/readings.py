@@ -1,0 +1,85 @@
+"""Verification readings kept in the step record: a pure fold, no I/O.
+
+Each tick's probe folds its reading into the record's `readings`, which the
+loop persists like any other status change. A reading is kept only when it
+starts a new run (of the pods: every pod Ready or not, the same pods and
+restart counts; of a query: its condition holding, erroring or neither), since
+a verdict needs only the start of the current run and the reading in hand. So
+a stable window costs no status write until its verdict, and an operator that
+restarts (or takes over) mid-window finds when the window began. Instants are
+the readers' wall clocks as recorded, so another replica measures from the
+same `at`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from remediator.api.models import MAX_READING_PODS, MAX_READINGS, Reading
+from remediator.core.durations import micro_time, parse_time
+from remediator.verification.observations import Observation
+
+PER_CHECK = MAX_READINGS // 3  # pods, promql, sloRecovered
+
+
+def fold_pods(readings: Sequence[Reading], seen: Observation) -> list[Reading]:
+    """`readings` with `seen` added when it starts a new run of the pods."""
+    reading = pods_reading(seen, first_restarts(readings))
+    last = last_of(readings, "pods")
+    if last is not None and (last.gone, last.holds, last.pods) == (reading.gone, reading.holds, reading.pods):
+        return list(readings)
+    return bounded([*readings, reading], "pods")
+
+
+def pods_reading(seen: Observation, known: dict[str, int]) -> Reading:
+    """Restart counts only of pods no earlier reading saw (the baseline of "restarted during the step"), up to
+    MAX_READING_PODS in the whole record."""
+    counts = {p.uid: p.restarts for p in seen.pods}
+    new = [(uid, n) for uid, n in sorted(counts.items()) if uid not in known]
+    return Reading(check="pods", at=micro_time(seen.at), gone=not seen.exists,
+                   holds=seen.exists and bool(seen.pods) and all(p.ready for p in seen.pods),
+                   pods=digest(counts) if seen.exists else None,
+                   restarts=dict(new[:max(0, MAX_READING_PODS - len(known))]))
+
+
+def digest(counts: dict[str, int]) -> str:
+    text = ",".join(f"{uid}={n}" for uid, n in sorted(counts.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def ready_since(readings: Sequence[Reading], latest: Observation | None) -> datetime | None:
+    """When the pods in `latest` became all Ready with their present restart counts, if they are."""
+    last = last_of(readings, "pods")
+    if latest is None or last is None or not last.holds or last.pods != digest({p.uid: p.restarts
+                                                                                  for p in latest.pods}):
+        return None
+    return parse_time(last.at)
+
+
+def first_restarts(readings: Sequence[Reading]) -> dict[str, int]:
+    """The earliest restart count recorded for each pod."""
+    first: dict[str, int] = {}
+    for r in readings:
+        for uid, n in r.restarts.items():
+            first.setdefault(uid, n)
+    return first
+
+
+def last_of(readings: Sequence[Reading], check: str) -> Reading | None:
+    return next((r for r in reversed(readings) if r.check == check), None)
+
+
+def bounded(readings: list[Reading], check: str) -> list[Reading]:
+    """At most PER_CHECK readings of `check`: the oldest go (only the latest run's start judges), their pods'
+    first restart counts carried into the oldest one kept."""
+    mine = [r for r in readings if r.check == check]
+    dropped = mine[:-PER_CHECK] if len(mine) > PER_CHECK else []
+    if not dropped:
+        return readings
+    heir = mine[len(dropped)]
+    carried = {**first_restarts(dropped), **heir.restarts}
+    heir_kept = heir.model_copy(update={"restarts": dict(list(carried.items())[:MAX_READING_PODS])})
+    gone = {id(r) for r in dropped}
+    return [heir_kept if r is heir else r for r in readings if id(r) not in gone]
