@@ -160,7 +160,7 @@ def _load_changes(name: str) -> tuple:
             if not item.get(key):
                 raise ValueError(f"{where}.{key}: required")
         try:
-            at = parse_time(str(item["at"]).replace("Z", "+00:00"))
+            at = parse_time(str(item["at"]))
             changes.append(Change(kind=item["kind"], object=str(item["object"]), namespace=item.get("namespace"),
                                   at=at, what=str(item.get("what") or f"{item['object']} {item['kind']}"),
                                   before=str(item.get("before", "")), after=str(item.get("after", "")),

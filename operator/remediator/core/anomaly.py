@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Literal
 
 from remediator.core.words import significant
 
-from .durations import format_duration, parse_duration
+from .durations import format_duration, format_time, parse_duration
 
 if TYPE_CHECKING:
     from ..api.models import AnomalyTrigger
@@ -539,7 +539,7 @@ def _seconds(moment: datetime) -> float:
 
 
 def _clock(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    return format_time(datetime.fromtimestamp(at, UTC))
 
 
 def _clock_of_day(at: float) -> str:

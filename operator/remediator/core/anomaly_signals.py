@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..api.models import AnomalyTrigger, Signal
 from .anomaly import AnomalyState, AnomalyVerdict
+from .durations import format_time
 from .matching import ANOMALY_QUERY_ANNOTATION
 
 SETTLE = timedelta(seconds=15)  # how long after a grid instant its samples have surely been scraped
@@ -53,7 +54,7 @@ def anomaly_signal(namespace: str, runbook: str, index: int, trigger: AnomalyTri
     return Signal(
         source="anomaly", name=trigger.description or "anomaly",
         fingerprint=f"anomaly/{series_key(namespace, runbook, index, series_labels)}",
-        starts_at=None if since is None else datetime.fromtimestamp(since, UTC).isoformat().replace("+00:00", "Z"),
+        starts_at=None if since is None else format_time(datetime.fromtimestamp(since, UTC)),
         labels={**series_labels, "namespace": namespace}, annotations=annotations,
         severity="", summary=verdict.explanation[:1000],
     )

@@ -60,7 +60,7 @@ def parse_k8s_time(value) -> datetime | None:
         return None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return parse_time(str(value).replace("Z", "+00:00"))
+    return parse_time(str(value))
 
 
 def last_update(meta: dict) -> datetime | None:
@@ -470,7 +470,7 @@ def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> d
     for value in (spec.signal.starts_at, created):
         if value:
             try:
-                return parse_time(value.replace("Z", "+00:00"))
+                return parse_time(value)
             except ValueError:
                 continue
     return now
