@@ -58,3 +58,16 @@ def test_a_crash_looping_pod_reads_as_failing_and_names_its_oom_killed_container
     seen = pod_observation(pod)
     assert failing_reasons(seen) == ["CrashLoopBackOff", "OOMKilled"]
     assert seen.oom_killed_containers == ("app",) and seen.restarts == 4
+
+
+def test_the_api_package_touches_no_files():
+    """api/ is the typed models and pure CRD generation; reading and writing files is the edges' job
+    (`remediator.chart_crds` writes the chart's CRDs, the CLI reads the YAML it validates)."""
+    for path in (PACKAGE / "api").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+            {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
+            {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not names & {"open", "read_text", "write_text", "read_bytes", "write_bytes"}, path.name
+        assert not modules & {"pathlib", "os", "argparse", "io", "shutil"}, path.name
