@@ -40,6 +40,7 @@ from kubernetes.client.rest import ApiException
 from ..api.models import ProbableCause, RemediationSpec
 from ..core import cause
 from ..core.durations import parse_time
+from ..kube import call_retrying
 
 log = logging.getLogger("remediator.changes")
 
@@ -392,7 +393,7 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
 
     def listed(what, namespaced, cluster, namespace, required=False) -> list[dict]:
         try:
-            result = namespaced(namespace) if namespace else cluster()
+            result = call_retrying(namespaced, namespace) if namespace else call_retrying(cluster)
         except ApiException as e:
             if required or e.status not in (403, 404):
                 raise
