@@ -66,7 +66,6 @@ from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
 from remediator.api.validation import validate_document
-from remediator.core.durations import format_time
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).with_name("results")
@@ -321,7 +320,7 @@ def run(incidents: int, rate: float, tick: float, settle: float) -> dict:
         def raw_patch(name: str, marker: str) -> None:
             body = {"metadata": {"annotations": {RAW_MARKER: marker}},
                     "spec": {"template": {"metadata": {"annotations": {
-                        RESTARTED_AT: format_time(datetime.now(UTC))}}}}}
+                        RESTARTED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}}}}
             raw_sent[name] = time.monotonic()
             apps.patch_namespaced_deployment(name, namespace, body)
             raw_rtt.append(time.monotonic() - raw_sent[name])
@@ -395,7 +394,7 @@ def run(incidents: int, rate: float, tick: float, settle: float) -> dict:
         s2a, raw = summary(signal_to_action), summary(raw_patch)
         ratio = (s2a["p99_ms"] / raw["p99_ms"]) if s2a["p99_ms"] and raw["p99_ms"] else None
         figures = {
-            "when": format_time(datetime.now(UTC)),
+            "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "incidents": incidents,
             "rate_per_second": rate,
             "operator_tick_seconds": tick,
@@ -486,7 +485,7 @@ def commit() -> str:
 
 
 def bench_alert(namespace: str, name: str, i: int) -> dict:
-    now = format_time(datetime.now(UTC))
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"status": "firing",
             "labels": {"alertname": ALERTNAME, "namespace": namespace, "deployment": name, "severity": "page"},
             "annotations": {"summary": f"bench incident {i}"}, "startsAt": now,
