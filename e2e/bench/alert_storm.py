@@ -52,6 +52,7 @@ from e2e.bench.signal_to_action import (
 )
 from tests.support.operator import OperatorProcess, alert_payload
 from tests.support.waiting import wait_for
+from remediator.core.durations import format_time
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "e2e" / "bench" / "results" / "alert_storm.json"
@@ -75,7 +76,7 @@ def storm_alert(namespace: str, service: str, k: int, starts_at: str) -> dict:
 
 
 def payloads(namespace: str, services: list[str], per_service: int, deliveries: int, batch: int) -> list[dict]:
-    starts_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    starts_at = format_time(datetime.now(UTC))
     out = []
     for service in services:
         alerts = [storm_alert(namespace, service, k, starts_at) for k in range(per_service)]

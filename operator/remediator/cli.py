@@ -33,12 +33,14 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Check Runbook/RemediationPolicy YAML with the apiserver's rules; exit 1 when any is invalid."""
-    from remediator.api.validation import UnreadableYaml, validate_file
+    from pathlib import Path
+
+    from remediator.api.validation import UnreadableYaml, validate_text
 
     failed = False
     for name in map(str, _yaml_files(args.files)):
         try:
-            documents = validate_file(name)
+            documents = validate_text(Path(name).read_text())
         except (OSError, UnicodeDecodeError) as e:
             print(f"{name}: cannot read: {e}")
             failed = True
@@ -160,7 +162,7 @@ def _load_changes(name: str) -> tuple:
             if not item.get(key):
                 raise ValueError(f"{where}.{key}: required")
         try:
-            at = parse_time(str(item["at"]).replace("Z", "+00:00"))
+            at = parse_time(str(item["at"]))
             changes.append(Change(kind=item["kind"], object=str(item["object"]), namespace=item.get("namespace"),
                                   at=at, what=str(item.get("what") or f"{item['object']} {item['kind']}"),
                                   before=str(item.get("before", "")), after=str(item.get("after", "")),

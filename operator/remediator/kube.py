@@ -1,15 +1,21 @@
-"""Kubernetes client plumbing shared by the edges: API clients and retry policy.
+"""Kubernetes client plumbing shared by the edges: API clients and the one retry policy.
 
 Retries are for transient trouble only: 5xx, connection errors, timeouts.
 A 409 means somebody else wrote first: re-read and re-decide, never retry blind.
+Any other 4xx is the apiserver's answer (403 RBAC, 404 gone, 422 invalid): a
+retry would get the same answer, so it goes back to the caller at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from .api.models import GROUP, VERSION
 
@@ -21,18 +27,36 @@ PLURALS = {
 }
 
 
+T = TypeVar("T")
+ATTEMPTS = 5
+
+
 def transient(exc: BaseException) -> bool:
+    """5xx, or no answer at all (the client's status 0, a connection error, a timeout)."""
     if isinstance(exc, ApiException):
         return exc.status is not None and (exc.status >= 500 or exc.status == 0)
     return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
-retry_transient = retry(
+RETRYING = Retrying(
     retry=retry_if_exception(transient),
     wait=wait_random_exponential(multiplier=0.2, max=5),
-    stop=stop_after_attempt(5),
-    reraise=True,
+    stop=stop_after_attempt(ATTEMPTS),
+    reraise=True,  # the last error itself, not tenacity's RetryError
 )
+
+
+def call_retrying(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)`, retried with jittered backoff while it fails transiently."""
+    return RETRYING.copy()(fn, *args, **kwargs)  # a copy per call: its statistics are per call
+
+
+def retry_transient(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn` under the one retry policy (`call_retrying`)."""
+    @wraps(fn)
+    def retried(*args: Any, **kwargs: Any) -> T:
+        return call_retrying(fn, *args, **kwargs)
+    return retried
 
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:

@@ -34,7 +34,7 @@ from remediator.api.models import RemediationPolicySpec, RunbookSpec
 from remediator.approvals.kubernetes import cast_vote
 from remediator.core import simulation
 from remediator.core.cause import Change
-from remediator.core.durations import parse_duration, parse_time
+from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.core.guard_inputs import past_remediation
 from remediator.core.sizing import Strategy
 from remediator.signals import pods
@@ -245,7 +245,7 @@ def fire(cell: Cell, operator: OperatorProcess) -> None:
         return
     names = {m["name"]: m["value"] for m in trigger["alert"]["matchers"]}
     alertname = names["alertname"].split("|")[-1]  # HighErrorRate|ErrorBudgetBurn: either fires it
-    began = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # after the rollout, if any
+    began = format_time(datetime.now(timezone.utc))  # after the rollout, if any
     sent = alert(cell.ns, "web", alertname=alertname, fingerprint=f"mx-{cell.runbook}", starts_at=began)
     assert operator.post_alerts(alert_payload([sent])).status_code == 200
     cell.signals = [to_signal(parse_payload(alert_payload([sent])).alerts[0])]

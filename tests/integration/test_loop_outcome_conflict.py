@@ -13,6 +13,7 @@ from remediator.controller.context import OperatorContext, Settings
 from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_operator_loop import NO_APPROVALS, rollback_runbook
 from tests.support.waiting import wait_for
+from remediator.core.durations import format_time
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ def test_a_rollback_recorded_after_a_concurrent_write_keeps_what_it_changed(clus
 
     ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
     signal = Signal(source="alertmanager", name="HighErrorRate", fingerprint="conflict-1",
-                    starts_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                    starts_at=format_time(datetime.now(UTC)),
                     labels={"alertname": "HighErrorRate", "namespace": cluster.ns, "deployment": "web"})
     created = ctx.intake.firing(signal)
     assert created.outcome == "created", created.reasons

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.operator import alert, alert_payload
 from tests.support.waiting import wait_for
+from remediator.core.durations import format_time
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +115,7 @@ def test_cooldown_blocks_a_second_run_and_says_so(cluster, operator):
     assert cluster.wait_phase(first, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
 
     time.sleep(1)  # the alert fires again, after the fix (startsAt has whole seconds)
-    refired = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    refired = format_time(datetime.now(timezone.utc))
     operator.post_alerts(alert_payload([alert(cluster.ns, "web", fingerprint="a1", starts_at=refired)]))
     second = wait_for(lambda: [r for r in cluster.remediations() if r["metadata"]["name"] != first],
                       what="second remediation")[0]["metadata"]["name"]

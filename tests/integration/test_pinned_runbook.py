@@ -13,6 +13,7 @@ from remediator.controller.context import OperatorContext, Settings
 from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_operator_loop import NO_APPROVALS
 from tests.support.waiting import wait_for
+from remediator.core.durations import format_time
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def edit_runbook(cluster, steps: list[dict]) -> None:
 def open_incident(cluster, kube_api, fingerprint: str) -> tuple[reconcile.Loop, str]:
     ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
     signal = Signal(source="alertmanager", name="HighErrorRate", fingerprint=fingerprint,
-                    starts_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                    starts_at=format_time(datetime.now(UTC)),
                     labels={"alertname": "HighErrorRate", "namespace": cluster.ns, "deployment": "web"})
     created = ctx.intake.firing(signal)
     assert created.outcome == "created", created.reasons

@@ -15,12 +15,13 @@ from tests.integration.test_slack_approvals import TWO_SRES, slack, slack_operat
 from tests.support.operator import alert, alert_payload
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
+from remediator.core.durations import format_time
 
 pytestmark = pytest.mark.integration
 
 
 def now_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC))
 
 
 def burn(cluster, operator) -> dict:

@@ -9,7 +9,6 @@ import statistics
 import subprocess
 import sys
 import threading
-from datetime import datetime
 from http.server import ThreadingHTTPServer
 
 import pytest
@@ -21,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from remediator.approvals.kubernetes import cast_vote
+from remediator.core.durations import parse_time
 from remediator.records.tracing import root_span_id_for, trace_id_for
 from tests.integration.test_kubernetes_approvals import voters  # noqa: F401 -- a fixture this test uses
 from tests.support.http_stub import QuietHandler, answer
@@ -95,7 +95,7 @@ def attributes(span) -> dict:
 
 
 def seconds_between(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return (parse_time(end) - parse_time(start)).total_seconds()
 
 
 def p90(values: list[float]) -> float:

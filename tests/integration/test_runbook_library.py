@@ -12,6 +12,7 @@ import yaml
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation
 from tests.support.operator import alert, alert_payload
 from tests.support.waiting import wait_for
+from remediator.core.durations import format_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,7 +57,7 @@ def test_bad_rollout_rollback_rolls_back_the_revision_that_raised_errors(cluster
     cluster.bad_rollout("web")
     wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
     # The burn begins after the rollout, which makes the rollout its probable cause.
-    began = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    began = format_time(datetime.now(timezone.utc))
     operator.post_alerts(alert_payload([alert(cluster.ns, "web", alertname="ErrorBudgetBurn", starts_at=began)]))
     status = finished(cluster, only_remediation(cluster)["metadata"]["name"])
     assert status["phase"] == "Succeeded", status["reason"]

@@ -7,9 +7,9 @@ a bad rollout burns the SLO for real and a rollback heals it. Windows are scaled
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -193,6 +193,17 @@ def test_alertmanager_delivers_prometheus_slo_alerts_to_the_receiver_with_bearer
         op.stop()
 
 
+def wait_for_baseline(cluster, runbook: str, samples: int, timeout: float = 120) -> dict:
+    """The Runbook's AnomalyBaselineReady condition once it is True with at least `samples` in every series."""
+    def learned():
+        status = cluster.custom.get_namespaced_custom_object(GROUP, VERSION, cluster.ns, "runbooks", runbook)
+        condition = next((c for c in (status.get("status") or {}).get("conditions") or []
+                          if c["type"] == "AnomalyBaselineReady"), {})
+        fewest = re.search(r"fewest (\d+) samples", condition.get("message", ""))
+        return condition if condition.get("status") == "True" and fewest and int(fewest[1]) >= samples else None
+    return wait_for(learned, timeout=timeout, interval=1, what=f"the baseline of {runbook} at {samples} samples")
+
+
 def latency_query(namespace: str) -> str:
     return ("histogram_quantile(0.95, sum by (le) (rate(sample_http_request_duration_seconds_bucket"
             f'{{namespace="{namespace}",service="web"}}[10s])))')
@@ -209,7 +220,7 @@ def test_latency_anomaly_after_a_bad_rollout_rolls_back_and_promql_verifies_the_
         "steps": [{"name": "rollback", "action": "rollback", "risk": "high", "timeout": "2m",
                    "verify": {"promql": {"query": query, "op": "<", "threshold": 0.2, "for": "10s"}}}],
     })
-    time.sleep(25)  # minSamples 10 at a 2 s step: the baseline is learned from the healthy service
+    wait_for_baseline(cluster, "latency-anomaly", samples=10)  # learned from the healthy service
     assert not cluster.remediations(), "a healthy, flat series must not fire"
 
     roll_out_bad_image(cluster)
@@ -237,7 +248,7 @@ def test_a_latency_level_that_stays_after_a_deliberate_rollout_is_relearned_and_
     })
     # Enough healthy samples that the robust baseline does not drift up to the new level by itself
     # before the 12 evaluations after which a shift that follows a change is re-learned.
-    time.sleep(60)
+    wait_for_baseline(cluster, "latency-anomaly", samples=30)
     cluster.apps.patch_namespaced_deployment("web", cluster.ns, {"spec": {"template": {"spec": {"containers": [
         {"name": "app", "env": [{"name": "SAMPLE_LATENCY_MS", "value": "300"}]}]}}}})  # slower, on purpose
 

@@ -17,6 +17,7 @@ from remediator.controller.context import OperatorContext, Settings
 from remediator.core import claims
 from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_operator_loop import NO_APPROVALS
+from remediator.core.durations import format_time
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ RESTART = {
 def incident(ctx: OperatorContext, ns: str, fingerprint: str) -> str:
     """A Remediation created through an intake of its own, as two replicas would each make one."""
     signal = Signal(source="alertmanager", name="HighErrorRate", fingerprint=fingerprint,
-                    starts_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                    starts_at=format_time(datetime.now(UTC)),
                     labels={"alertname": "HighErrorRate", "namespace": ns, "deployment": "web"})
     created = ctx.intake.firing(signal)
     assert created.outcome == "created", created.reasons

@@ -14,6 +14,7 @@ import requests
 from e2e.monitoring import terminate
 
 from .waiting import wait_for
+from remediator.core.durations import format_time
 
 
 def free_port() -> int:
@@ -105,7 +106,7 @@ def alert(namespace: str, deployment: str, alertname: str = "HighErrorRate", fin
           starts_at: str | None = None, status: str = "firing", **labels) -> dict:
     """An alert as Alertmanager sends it; by default it started 30 s ago."""
     if starts_at is None:
-        starts_at = (datetime.now(timezone.utc) - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        starts_at = format_time(datetime.now(timezone.utc) - timedelta(seconds=30))
     return {"status": status,
             "labels": {"alertname": alertname, "namespace": namespace, "deployment": deployment,
                        "severity": "page", **labels},

@@ -15,12 +15,13 @@ from remediator.api.models import (
 from remediator.approvals.messages import request_blocks
 from remediator.core import engine
 from remediator.signals.changes import ChangeJournal, describe_template_change, summarise_template
+from remediator.core.durations import format_time
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def template(image="web:1.4", env=None, volumes=None, annotations=None) -> dict:

@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remediator.api.models import DURATION_PATTERN
-from remediator.core.durations import format_ago, format_duration, format_time, parse_duration, parse_time
+from remediator.core.durations import (
+    format_ago,
+    format_duration,
+    format_time,
+    micro_time,
+    parse_duration,
+    parse_time,
+)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -90,3 +97,49 @@ def test_parse_time_refuses_a_time_without_offset_or_garbage(text):
 def test_format_time_refuses_a_naive_datetime():
     with pytest.raises(ValueError, match="timezone"):
         format_time(datetime(2024, 5, 1))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-05-01T10:00:30Z", datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)),
+    ("2024-05-01t10:00:30z", datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)),
+    ("2024-05-01 10:00:30Z", datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)),
+    ("2024-05-01T10:00:30.25Z", datetime(2024, 5, 1, 10, 0, 30, 250000, tzinfo=UTC)),
+    ("2024-05-01T10:00:30.123456Z", datetime(2024, 5, 1, 10, 0, 30, 123456, tzinfo=UTC)),
+    ("2024-05-01T10:00:30.123456789Z", datetime(2024, 5, 1, 10, 0, 30, 123456, tzinfo=UTC)),  # Go's nanoseconds
+    ("2024-05-01T05:30:30-04:30", datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)),
+    (" 2024-05-01T10:00:30+00:00\n", datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)),
+])
+def test_parse_time_reads_z_offsets_and_any_fraction_as_the_same_instant(text, expected):
+    parsed = parse_time(text)
+    assert parsed == expected and parsed.tzinfo is not None
+
+
+@pytest.mark.parametrize("text", ["20240501T100030Z", "2024-05-01", "2024-02-30T10:00:00Z", "2024-05-01T10:00Z",
+                                  "2024-05-01T10:00:30+0200", None, 1714557630])
+def test_parse_time_refuses_what_is_not_rfc_3339(text):
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_time(text)
+
+
+def test_parse_time_names_a_missing_offset():
+    with pytest.raises(ValueError, match="no UTC offset"):
+        parse_time("2024-05-01T10:00:30.5")
+
+
+def test_whole_second_and_micro_times_round_trip_in_utc_with_z():
+    whole = datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)
+    assert format_time(whole) == "2024-05-01T10:00:30Z"
+    assert micro_time(whole) == "2024-05-01T10:00:30.000000Z"  # six digits even when zero
+    fine = datetime(2024, 5, 1, 12, 0, 30, 42, tzinfo=timezone(timedelta(hours=2)))
+    assert micro_time(fine) == "2024-05-01T10:00:30.000042Z"
+    assert parse_time(micro_time(fine)) == fine and parse_time(format_time(fine)) == whole
+
+
+def test_micro_times_sort_as_text_in_time_order():
+    moments = [datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC) + timedelta(microseconds=m) for m in (0, 1, 500000)]
+    assert sorted(micro_time(m) for m in moments) == [micro_time(m) for m in moments]
+
+
+def test_micro_time_refuses_a_naive_datetime():
+    with pytest.raises(ValueError, match="timezone"):
+        micro_time(datetime(2024, 5, 1))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from remediator.api.models import Guard, ObjectRef, RemediationPolicySpec, RunbookRef
+from remediator.core.durations import format_time
 from remediator.core.guards import (
     GuardContext,
     PastRemediation,
@@ -246,7 +247,7 @@ def test_circuit_breaker_ignores_old_failures_successes_and_other_runbooks():
 
 def exported(name: str, phase: str, steps: list[str], minutes_ago: int) -> dict:
     """A Remediation as `kubectl get -o json` gives it, ended `minutes_ago`, with steps in these phases."""
-    at = (NOW - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+    at = format_time(NOW - timedelta(minutes=minutes_ago))
     return {"metadata": {"name": name, "namespace": "shop", "creationTimestamp": at},
             "spec": {"runbook": {"name": "crashloop", "namespace": "shop"},
                      "target": {"kind": "Deployment", "namespace": "shop", "name": "web"}},

@@ -9,12 +9,13 @@ import pytest
 
 from remediator.core import maturity
 from remediator.core.maturity import Inventory, Record, Scope
+from remediator.core.durations import format_time
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def z(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def step(index: int = 0, phase: str = "Succeeded", applied: bool = True, action: str = "restartRollout") -> dict:

@@ -10,6 +10,7 @@ from kubernetes.client.rest import ApiException
 
 from remediator.api.models import Approval, ApprovalRule, RemediationApprovalSpec
 from remediator.controller import approvals
+from remediator.core.durations import format_time
 
 
 class AlwaysChanging:
@@ -40,7 +41,7 @@ def test_a_kubernetes_vote_that_keeps_conflicting_is_retried_by_kopf_not_dropped
     approvals._operator_identity[id(ctx.api)] = "kubernetes:the-operator"
     policy = Approval(rules=[ApprovalRule(level="high", approvers=1, allowed_kubernetes_users=["alice"])])
     vote = RemediationApprovalSpec(remediation="web-1", request_id="req-1", decision="approve", user="alice")
-    created = datetime(2025, 3, 10, 12, 1, tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    created = format_time(datetime(2025, 3, 10, 12, 1, tzinfo=UTC))
     with pytest.raises(kopf.TemporaryError):
         approvals.record_kubernetes_vote(ctx, "shop", vote, policy, created)
     assert ctx.resources.writes == 5

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from remediator.api.models import Evidence, ObjectRef, Step
+from remediator.core.durations import format_time
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -156,7 +157,7 @@ def keys_with(annotations: Mapping[str, str] | None, key: str) -> str:
 
 
 def now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return format_time(datetime.now(UTC))
 
 
 def evidence(kind: str, detail: str, value: str | None = None) -> Evidence:

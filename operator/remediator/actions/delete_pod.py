@@ -42,8 +42,7 @@ from remediator.actions.kube import (
     read_object,
 )
 from remediator.api.models import DeletePodParams
-from remediator.verification.observations import failing_reasons
-from remediator.verification.probes import pod_observation
+from remediator.core.pod_health import failing_reasons, pod_observation
 
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:

@@ -1,7 +1,8 @@
 """How actions talk to the apiserver.
 
-One rule for every call: transient faults (5xx, connection errors, timeouts)
-are retried a few times with jittered backoff; everything else is the
+One rule for every call, the operator's one retry policy (`remediator.kube`):
+transient faults (5xx, connection errors, timeouts) are retried a few times
+with jittered backoff; everything else is the
 apiserver's answer and is not retried blindly. A 409 becomes `Conflict` (the
 caller re-reads and re-decides); 403/404/422… become `ActionError` carrying the
 apiserver's status and its own message. Retrying a write is safe because every
@@ -16,13 +17,13 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import tenacity
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from remediator.actions.base import ActionError, Conflict
 from remediator.api.models import ObjectRef
+from remediator.kube import ATTEMPTS, call_retrying
 
 T = TypeVar("T")
 
@@ -30,27 +31,12 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-ATTEMPTS = 4
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, ApiException):
-        return exc.status is not None and exc.status >= 500
-    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
-
-
-_RETRYING = tenacity.Retrying(
-    retry=tenacity.retry_if_exception(is_transient),
-    stop=tenacity.stop_after_attempt(ATTEMPTS),
-    wait=tenacity.wait_random_exponential(multiplier=0.25, max=4),
-    reraise=True,
-)
 
 
 def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call one client method; transient faults retried, refusals turned into ActionError."""
     try:
-        return _RETRYING.copy()(fn, *args, **kwargs)
+        return call_retrying(fn, *args, **kwargs)
     except ApiException as e:
         raise refusal(e) from e
     except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as e:

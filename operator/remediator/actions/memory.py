@@ -30,9 +30,9 @@ from remediator.actions.base import (
 )
 from remediator.actions.kube import WORKLOAD_KINDS, as_dict, patch_workload, pods_of, read_workload
 from remediator.api.models import RaiseMemoryParams
+from remediator.core.pod_health import pod_observation
 from remediator.core.quantity import QuantityError, to_bytes
 from remediator.core.sizing import plan_limit  # shared with the guards
-from remediator.verification.probes import pod_observation
 
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:

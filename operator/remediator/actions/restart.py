@@ -8,7 +8,7 @@ patch guarded by resourceVersion, so a replay finds the key and stamps nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from kubernetes import client
 
@@ -27,6 +27,7 @@ from remediator.actions.base import (
     reread_on_conflict,
 )
 from remediator.actions.kube import WORKLOAD_KINDS, as_dict, patch_workload, read_workload
+from remediator.core.durations import format_time
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
@@ -41,7 +42,7 @@ def restart_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     if is_recorded(workload.metadata.annotations, req.key):
         return replayed(req, "restart")
     refuse_like_kubectl(req, workload)
-    stamp = kubectl_timestamp(datetime.now().astimezone())
+    stamp = format_time(datetime.now(UTC))
     body = {
         "metadata": {
             "resourceVersion": workload.metadata.resource_version,
@@ -75,8 +76,3 @@ def refuse_like_kubectl(req: ActionRequest, workload) -> None:
             "with the 'OnDelete' update strategy",
         )
 
-
-def kubectl_timestamp(moment: datetime) -> str:
-    """Go's time.Now().Format(time.RFC3339): local time, seconds, 'Z' for UTC."""
-    text = moment.isoformat(timespec="seconds")
-    return text[:-6] + "Z" if text.endswith("+00:00") else text

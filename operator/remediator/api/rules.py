@@ -27,7 +27,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel
 
-from ..core.durations import parse_duration
+from ..core.durations import parse_duration, parse_time
 from ..core.regexes import regex_problem  # the engine's own compiler: admission accepts what it runs
 from .models import (
     RFC3339_PATTERN,
@@ -133,7 +133,7 @@ def rfc3339(text: object) -> datetime | None:
     if not isinstance(text, str) or not re.match(RFC3339_PATTERN, text):
         return None
     try:
-        return datetime.fromisoformat(text)
+        return parse_time(text)
     except ValueError:
         return None
 

@@ -19,7 +19,6 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -240,10 +239,6 @@ class UnreadableYaml(ValueError):
 def validate_text(text: str) -> list[Document]:
     """One entry per non-empty document of ours in a (multi-document) YAML text."""
     return [describe(index, doc) for index, doc in parse_documents(text) if is_ours_or_unknown(doc)]
-
-
-def validate_file(path: str | Path) -> list[Document]:
-    return validate_text(Path(path).read_text())
 
 
 def parse_documents(text: str) -> Iterator[tuple[int, Any]]:

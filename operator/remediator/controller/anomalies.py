@@ -9,25 +9,35 @@ Remediation name: the create conflict dedupes it).
 Evaluations happen at the instants of the trigger's step grid (multiples of the
 step since the epoch), never at a replica's own moment: two replicas, or a
 replica and its successor, read the same samples and name the same onset.
+
+How far each baseline has got is written on its Runbook, as the condition
+`AnomalyBaselineReady` (samples per trigger; True once every series can fire):
+at each change of readiness, and while a baseline grows at most every
+BASELINE_REPORT_EVERY, so a Runbook whose baselines are full costs no writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from ..api.models import API_VERSION, AnomalyTrigger, Signal
+from kubernetes.client.rest import ApiException
+
+from ..api.models import API_VERSION, GROUP, VERSION, AnomalyTrigger, Condition, Signal
 from ..core import anomaly, anomaly_signals, matching
 from ..core.templating import TemplateError
+from ..kube import call_retrying
 from ..records import events
 from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable, QueryRefused
 from .context import OperatorContext
 from .webhooks import SIGNALS
 
 log = logging.getLogger("remediator.anomaly")
+BASELINE_REPORT_EVERY = 10.0  # seconds between two writes of a growing baseline's sample count
 
 
 @dataclass
@@ -43,6 +53,12 @@ class AnomalyWatcher:
     def __init__(self, ctx: OperatorContext):
         self.ctx = ctx
         self.watches: dict[tuple[str, str, int], TriggerWatch] = {}
+        self.reported: dict[tuple[str, str], tuple[Condition, float]] = {}  # Runbook -> condition written, when
+
+    def forget(self) -> None:
+        """Standing by: drop every baseline (taking over, it seeds afresh) and what was reported of them."""
+        self.watches.clear()
+        self.reported.clear()
 
     def triggers(self) -> dict[tuple[str, str, int], AnomalyTrigger]:
         return {(e.namespace, e.name, i): t.anomaly for e in self.ctx.runbooks.entries()
@@ -52,6 +68,7 @@ class AnomalyWatcher:
         current = self.triggers()
         for key in set(self.watches) - set(current):  # runbook deleted or trigger changed
             del self.watches[key]
+        evaluated = set()
         for key, trigger in current.items():
             watch = self.watches.get(key)
             if watch is None or watch.trigger != trigger:
@@ -60,6 +77,48 @@ class AnomalyWatcher:
             if watch.last_at is None or at > watch.last_at:
                 watch.last_at = at
                 self.evaluate(key, watch, at)
+                evaluated.add(key[:2])
+        for runbook in set(self.reported) - {key[:2] for key in current}:
+            del self.reported[runbook]
+        for runbook in sorted(evaluated):
+            self.report_baselines(*runbook)
+
+    def baselines(self, namespace: str, runbook: str) -> list[anomaly_signals.TriggerBaseline]:
+        return [anomaly_signals.TriggerBaseline(
+                    index, watch.trigger.description or "", watch.params.min_samples,
+                    tuple(anomaly.samples_learned(state, watch.params) for state in watch.series.values()))
+                for (ns, name, index), watch in sorted(self.watches.items()) if (ns, name) == (namespace, runbook)]
+
+    def report_baselines(self, namespace: str, runbook: str) -> None:
+        """Write the Runbook's `AnomalyBaselineReady` condition when it changed: at once when its status did,
+        else (a growing sample count) at most every BASELINE_REPORT_EVERY seconds."""
+        triggers, now = self.baselines(namespace, runbook), datetime.now(timezone.utc)
+        last = self.reported.get((namespace, runbook))
+        if last is not None:
+            condition = anomaly_signals.baseline_condition(triggers, last[0], now)
+            if condition == last[0] or (condition.status == last[0].status
+                                        and time.monotonic() - last[1] < BASELINE_REPORT_EVERY):
+                return
+        body = self.ctx.resources.get("Runbook", runbook, namespace)
+        if body is None:
+            return
+        conditions = (body.get("status") or {}).get("conditions") or []
+        others = [c for c in conditions if c.get("type") != anomaly_signals.BASELINE_CONDITION]
+        previous = next((Condition.model_validate(c) for c in conditions
+                         if c.get("type") == anomaly_signals.BASELINE_CONDITION), None)
+        condition = anomaly_signals.baseline_condition(triggers, previous, now)
+        if condition != previous:
+            try:  # guarded by resourceVersion: the other conditions are written back as read
+                call_retrying(
+                    self.ctx.resources.custom.patch_namespaced_custom_object_status,
+                    GROUP, VERSION, namespace, "runbooks", runbook,
+                    {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                     "status": {"conditions": [*others, condition.wire()]}})
+            except ApiException as e:
+                if e.status not in (404, 409):  # 409: another writer first; the next evaluation re-reads
+                    raise
+                return
+        self.reported[(namespace, runbook)] = (condition, time.monotonic())
 
     def evaluate(self, key: tuple[str, str, int], watch: TriggerWatch, now: datetime) -> None:
         """Evaluate at `now`, an instant of the trigger's step grid: every replica reads the same samples at
@@ -146,7 +205,7 @@ async def watch_anomalies(ctx: OperatorContext, active: Callable[[], bool] = lam
     while True:
         await asyncio.sleep(every)
         if not active():
-            watcher.watches.clear()
+            watcher.forget()
             continue
         if ctx.prometheus is None:
             continue

@@ -23,7 +23,7 @@ from kubernetes.client.rest import ApiException
 from ..api.models import Approval, ApprovalRule, RemediationApprovalSpec, RemediationStatus, Vote
 from ..approvals.kubernetes import whoami
 from ..core import approval, engine, state
-from ..core.freeze import parse_rfc3339
+from ..core.durations import parse_time
 from ..kube import Resources
 from ..records.metrics import REFUSALS
 from .context import OperatorContext
@@ -56,7 +56,7 @@ def record_kubernetes_vote(ctx: OperatorContext, namespace: str, spec: Remediati
     when it could not be recorded (the Remediation kept changing), so kopf tries again."""
     vote = Vote(user=spec.user, source="kubernetes", decision=spec.decision, request_id=spec.request_id,
                 at=engine.ts(datetime.now(timezone.utc)), reason=spec.reason)
-    cast_at = parse_rfc3339(created_at) if created_at else None
+    cast_at = parse_time(created_at) if created_at else None
     outcome, message = record_vote(ctx, namespace, spec.remediation, vote, lambda rule: spec.groups,
                                    policy_approval, cast_at)
     if outcome == "refused-contended":  # not recorded: kopf handles the object again rather than drop the vote

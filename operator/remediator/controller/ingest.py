@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kubernetes.client.rest import ApiException
 
 from ..api.models import API_VERSION, KOPF_FINALIZER, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
+from ..core.durations import micro_time, parse_time
 from ..core.rate_limit import Limit, RateLimiter
 from ..core.stored_signal import stored_signal
 from ..kube import Resources
@@ -161,7 +162,7 @@ class OpenIncidents:
         still firing, or re-sent, about what was already remediated or escalated)."""
         with self._lock:
             closed = self._closed.get(key)
-        started = parse_time(starts_at)
+        started = time_or_none(starts_at)
         if closed is None or started is None:
             return None
         name, finished = closed
@@ -181,7 +182,7 @@ class OpenIncidents:
             return
         status = body.get("status") or {}
         finished = event_type == "DELETED" or status.get("phase") in TERMINAL_PHASES
-        finished_at = parse_time(status.get("finishedAt")) if event_type != "DELETED" else None
+        finished_at = time_or_none(status.get("finishedAt")) if event_type != "DELETED" else None
         with self._lock:
             if not finished:
                 self._open[key] = meta["name"]
@@ -278,7 +279,7 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
         status = obj.get("status") or {}
         if status.get("signalResolvedAt"):  # recorded even after the loop ended: the audit shows when it cleared
             return IngestResult("resolved", name)
-        stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        stamp = micro_time(datetime.now(UTC))
         status["signalResolvedAt"] = stamp
         if signal.summary:  # why it resolved, when the source says (e.g. an anomaly baseline re-learned)
             status["timeline"] = [*(status.get("timeline") or []),
@@ -290,7 +291,7 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
         except ApiException as e:
             if e.status != 409:
                 raise
-    stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    stamp = micro_time(datetime.now(UTC))
     try:
         resources.patch_status("Remediation", namespace, name, {"signalResolvedAt": stamp})
     except ApiException as e:
@@ -301,11 +302,9 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
     return IngestResult("resolved", name, (f"recorded after {RESOLVE_ATTEMPTS} conflicting writes{lost}",))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
+def time_or_none(value: str | None) -> datetime | None:
+    """A status or signal time; None when absent or unreadable (then it decides nothing)."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value) if value else None
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Literal
 
 from remediator.core.words import significant
 
-from .durations import format_duration, parse_duration
+from .durations import format_duration, format_time, parse_duration
 
 if TYPE_CHECKING:
     from ..api.models import AnomalyTrigger
@@ -422,12 +422,18 @@ def _unchanged(state: AnomalyState, explanation: str) -> AnomalyVerdict:
 
 def _learning_verdict(state: AnomalyState, value: float, params: AnomalyParams,
                       notes: tuple[str, ...]) -> AnomalyVerdict:
-    have = len(state.samples) if params.method == "medianMad" else next(
-        (s.count for s in state.ewma if s.bucket == -1), 0)
+    have = samples_learned(state, params)
     explanation = (f"learning the baseline of {params.description}: {have} of {params.min_samples} "
                    f"samples so far; {_number(value)}{_unit(params)} is not judged")
     return AnomalyVerdict(status="learning", firing=state.firing, transition=None, value=value, score=None,
                           baseline=None, scale=None, samples=have, explanation=explanation, notes=notes)
+
+
+def samples_learned(state: AnomalyState, params: AnomalyParams) -> int:
+    """How many samples the series' baseline holds (ewma: the whole-series average's count)."""
+    if params.method == "medianMad":
+        return len(state.samples)
+    return next((s.count for s in state.ewma if s.bucket == -1), 0)
 
 
 # ---------------------------------------------------------------- learning
@@ -539,7 +545,7 @@ def _seconds(moment: datetime) -> float:
 
 
 def _clock(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    return format_time(datetime.fromtimestamp(at, UTC))
 
 
 def _clock_of_day(at: float) -> str:

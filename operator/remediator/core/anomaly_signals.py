@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..api.models import AnomalyTrigger, Signal
+from ..api.models import AnomalyTrigger, Condition, Signal
 from .anomaly import AnomalyState, AnomalyVerdict
+from .durations import format_time
 from .matching import ANOMALY_QUERY_ANNOTATION
 
 SETTLE = timedelta(seconds=15)  # how long after a grid instant its samples have surely been scraped
@@ -53,7 +55,42 @@ def anomaly_signal(namespace: str, runbook: str, index: int, trigger: AnomalyTri
     return Signal(
         source="anomaly", name=trigger.description or "anomaly",
         fingerprint=f"anomaly/{series_key(namespace, runbook, index, series_labels)}",
-        starts_at=None if since is None else datetime.fromtimestamp(since, UTC).isoformat().replace("+00:00", "Z"),
+        starts_at=None if since is None else format_time(datetime.fromtimestamp(since, UTC)),
         labels={**series_labels, "namespace": namespace}, annotations=annotations,
         severity="", summary=verdict.explanation[:1000],
     )
+
+
+# ---------------------------------------------------------------- the baselines' status on the Runbook
+
+BASELINE_CONDITION = "AnomalyBaselineReady"
+
+
+@dataclass(frozen=True)
+class TriggerBaseline:
+    """One anomaly trigger of a Runbook as its watcher knows it: the samples each series' baseline holds."""
+    index: int
+    description: str
+    min_samples: int
+    samples: tuple[int, ...]  # one count per series seen so far
+
+
+def baseline_condition(triggers: list[TriggerBaseline], previous: Condition | None, now: datetime) -> Condition:
+    """`AnomalyBaselineReady` on the Runbook: True once every series of every anomaly trigger has its
+    minSamples (it can fire), False while one is learning, Unknown before any series answered. The message
+    gives each trigger's fewest samples, so a reader (or a test) sees how far learning has got."""
+    parts, learning, unseen = [], False, False
+    for t in sorted(triggers, key=lambda t: t.index):
+        name = f"trigger {t.index} ({t.description})" if t.description else f"trigger {t.index}"
+        if not t.samples:
+            unseen = True
+            parts.append(f"{name}: no series yet")
+            continue
+        fewest = min(t.samples)
+        learning |= fewest < t.min_samples
+        series = f"{len(t.samples)} series" if len(t.samples) > 1 else "1 series"
+        parts.append(f"{name}: {series}, fewest {fewest} samples (ready at {t.min_samples})")
+    status, reason = ("False", "Learning") if learning else ("Unknown", "NoSeries") if unseen else ("True", "Ready")
+    since = previous.last_transition_time if previous is not None and previous.status == status else None
+    return Condition(type=BASELINE_CONDITION, status=status, reason=reason, message="; ".join(parts)[:1000],
+                     last_transition_time=since or format_time(now))

@@ -38,15 +38,15 @@ Choices, all on the side of safety:
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
 from remediator.api.models import Approval, ApprovalRule, ApprovalState, Person, RiskLevel, Vote
-from remediator.core.freeze import parse_rfc3339, require_aware
+from remediator.core.durations import format_time, parse_duration, parse_time
+from remediator.core.freeze import require_aware
 
 VoterSource = Literal["slack", "kubernetes"]
 TallyDecision = Literal["approved", "denied", "pending"]
@@ -333,7 +333,7 @@ def stale_reason(state: ApprovalState, vote: Vote, cast_at: datetime | None) -> 
                 f"{state.request_id or '(none)'}: vote on the current message")
     if cast_at is not None and state.requested_at:
         try:
-            opened = parse_rfc3339(state.requested_at)
+            opened = parse_time(state.requested_at)
         except ValueError:
             return "the request has an unreadable opening time"
         if cast_at < opened:
@@ -345,7 +345,7 @@ def is_expired(state: ApprovalState, now: datetime) -> bool:
     if state.deadline is None:
         return False
     try:
-        deadline = parse_rfc3339(state.deadline)
+        deadline = parse_time(state.deadline)
     except ValueError:
         return True  # an unreadable deadline must not keep a request open forever
     return now >= deadline
@@ -405,28 +405,3 @@ def record_vote(
     if counted.decision != "pending":
         update |= {"decision": counted.decision, "decided_at": format_time(now)}
     return state.model_copy(update=update), VoteOutcome("accepted", why, counted)
-
-
-# ---------------------------------------------------------------- time
-
-
-_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
-_DURATION_UNIT = MappingProxyType({
-    "ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
-    "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1),
-})
-
-
-def parse_duration(text: str) -> timedelta:
-    """A CRD duration (30s, 5m, 1h30m, 7d) as a timedelta."""
-    if not text or _DURATION_PART.sub("", text):
-        raise ValueError(f"not a duration: {text!r}")
-    return sum(
-        (int(amount) * _DURATION_UNIT[unit] for amount, unit in _DURATION_PART.findall(text)), timedelta()
-    )
-
-
-def format_time(moment: datetime) -> str:
-    require_aware(moment)
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-

@@ -37,7 +37,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from remediator.core.words import significant
@@ -51,7 +51,7 @@ from ..api.slo import (
     ServiceLevelObjectiveStatus,
     SliWindowValue,
 )
-from .durations import format_duration, parse_duration
+from .durations import format_duration, format_time, parse_duration
 
 AlertState = Literal["firing", "ok", "noData"]
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -402,7 +402,7 @@ def slo_status(evaluation: SloEvaluation, now: datetime,
                previous: ServiceLevelObjectiveStatus | None = None,
                observed_generation: int | None = None) -> ServiceLevelObjectiveStatus:
     """The status to write: values per window, firing alerts, conditions (transition times kept)."""
-    stamp = rfc3339(now)
+    stamp = format_time(now)
     previous = previous or ServiceLevelObjectiveStatus()
     was_firing = {(a.severity, a.long_window, a.short_window): a.since for a in previous.alerts}
     alerts = []
@@ -447,19 +447,13 @@ def status_unknown(previous: ServiceLevelObjectiveStatus, now: datetime, reason:
                    observed_generation: int | None = None) -> ServiceLevelObjectiveStatus:
     """Nothing could be measured: Breaching is Unknown with the reason; the last values and firing alerts
     stay as they were (an outage of Prometheus is no evidence that a breach ended)."""
-    stamp = rfc3339(now)
+    stamp = format_time(now)
     kept = [c for c in previous.conditions if c.type != "Breaching"]
     return previous.model_copy(update={
         "observed_generation": observed_generation,
         "conditions": [_condition(previous, "Breaching", "Unknown", reason, message, stamp), *kept],
         "last_evaluated": stamp,
     })
-
-
-def rfc3339(now: datetime) -> str:
-    if now.tzinfo is None:
-        raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
-    return now.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _condition(previous: ServiceLevelObjectiveStatus, kind: str, status: str, reason: str,

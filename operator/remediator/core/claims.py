@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationStatus, TargetClaim
-from .durations import micro_time
+from .durations import format_time, micro_time, parse_time
 
 LEASE_PREFIX = "remediator-target-"
 MAX_NAME = 63
@@ -63,7 +63,7 @@ class ClaimDecision:
 
     def record(self) -> TargetClaim:
         return TargetClaim(lease=self.lease, namespace=self.namespace, holder=self.holder,
-                           acquired_at=ts(self.acquired_at), expires_at=ts(self.expires_at))
+                           acquired_at=format_time(self.acquired_at), expires_at=format_time(self.expires_at))
 
 
 def lease_name(kind: str, name: str) -> str:
@@ -109,7 +109,7 @@ def decide(lease: LeaseView | None, me: str, my_name: str, holder_live: bool, *,
     if not holder_live:
         return granted("takeover", f"took over the claim on {target}: {who} is finished or gone",
                        lease.transitions + 1)
-    return ClaimDecision("held", f"{target} is claimed by {who} until {ts(expires)} (Lease {namespace}/{lease_name})",
+    return ClaimDecision("held", f"{target} is claimed by {who} until {format_time(expires)} (Lease {namespace}/{lease_name})",
                          lease_name, namespace, lease.holder, lease.holder_name, now, expires, lease.transitions)
 
 
@@ -145,11 +145,3 @@ def step_over(before: RemediationStatus, after: RemediationStatus) -> bool:
     # ... or it ended: a claim taken before a lost intent write may exist without any record of it
     return before.phase in HOLDING_PHASES or before.claim is not None or \
         (after.phase in TERMINAL_PHASES and before.phase not in TERMINAL_PHASES)
-
-
-def ts(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value)

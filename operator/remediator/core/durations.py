@@ -71,28 +71,43 @@ def format_duration(delta: timedelta) -> str:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, to the second, as Kubernetes writes times: 2024-05-01T10:12:00Z."""
-    if moment.tzinfo is None:
-        raise ValueError(f"time {moment} has no timezone; pass an aware datetime")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z and always six fractional digits, as the apiserver parses a MicroTime (Lease and
+    Event times): the client's isoformat drops them when they are zero, and the apiserver refuses that. Fixed
+    width, so these stamps also sort as text."""
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# RFC 3339 section 5.6, with its note 5.6 liberties (a space or lower-case t/z); any fraction (Go writes
+# nanoseconds: cut to microseconds); the offset optional here only so its absence gets its own message.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?")
 
 
 def parse_time(text: str) -> datetime:
-    """An RFC 3339 time ("Z" or an offset) as an aware datetime; ValueError without an offset."""
+    """An RFC 3339 time ("Z" or an offset, any fraction) as an aware datetime. ValueError for anything else,
+    and for a time without an offset: its zone would be a guess."""
+    shape = _RFC3339.fullmatch(text.strip()) if isinstance(text, str) else None
     try:
-        parsed = datetime.fromisoformat(text.strip())
-    except (AttributeError, ValueError):
-        raise ValueError(f"invalid RFC 3339 time {text!r}") from None
+        if shape is None:
+            raise ValueError
+        parsed = datetime.fromisoformat(shape.group(0).upper())
+    except ValueError:  # the shape, or a day or hour that does not exist (2024-02-30)
+        raise ValueError(f"invalid RFC 3339 time {text!r} (e.g. 2024-05-01T10:12:00Z)") from None
     if parsed.tzinfo is None:
         raise ValueError(f"time {text!r} has no UTC offset")
     return parsed
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:  # astimezone would read a naive time in the host's zone
+        raise ValueError(f"time {moment} has no timezone; pass an aware datetime")
+    return moment.astimezone(UTC)
 
 
 def format_ago(delta: timedelta) -> str:
     """A human span to the second for reasons ("4m", "1h2m3s"); negative spans read as 0s."""
     return format_duration(max(timedelta(0), timedelta(seconds=int(delta.total_seconds()))))
 
-
-def micro_time(moment: datetime) -> str:
-    """A MicroTime as the apiserver parses it (Lease times, Event times): always six fractional digits. The
-    client's isoformat drops them when they are zero (a whole-second instant) and the apiserver refuses that."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

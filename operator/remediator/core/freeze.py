@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from remediator.api.models import FreezeWindow
+from remediator.core.durations import parse_time
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,6 @@ class FreezeStatus:
     @property
     def inside(self) -> bool:
         return bool(self.active)
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """An aware datetime; a time without an offset is refused, since its zone would be a guess."""
-    parsed = datetime.fromisoformat(text.strip())
-    if parsed.tzinfo is None:
-        raise ValueError(f"time {text!r} has no UTC offset")
-    return parsed
 
 
 def freeze_status(windows: Iterable[FreezeWindow], now: datetime) -> FreezeStatus:
@@ -85,7 +78,7 @@ def require_aware(now: datetime) -> None:
 
 def _window_bounds(window: FreezeWindow) -> tuple[datetime, datetime] | str:
     try:
-        start, end = parse_rfc3339(window.start), parse_rfc3339(window.end)
+        start, end = parse_time(window.start), parse_time(window.end)
     except ValueError as err:
         return str(err)
     if end <= start:

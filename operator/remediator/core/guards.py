@@ -51,8 +51,8 @@ from remediator.api.models import (
     RemediationPolicySpec,
     RunbookRef,
 )
-from remediator.core.durations import format_ago, format_time, parse_duration
-from remediator.core.freeze import freeze_status, parse_rfc3339
+from remediator.core.durations import format_ago, format_time, parse_duration, parse_time
+from remediator.core.freeze import freeze_status
 from remediator.core.matching import target_display
 from remediator.core.quantity import parse_quantity
 
@@ -301,7 +301,7 @@ def check_freeze(ctx: GuardContext) -> GuardDecision:
 def _readable_end(window: FreezeWindow) -> datetime | None:
     """The window's end, or None when the window cannot be read (it then holds until someone fixes it)."""
     try:
-        start, end = parse_rfc3339(window.start), parse_rfc3339(window.end)
+        start, end = parse_time(window.start), parse_time(window.end)
     except ValueError:
         return None
     return end if end > start else None

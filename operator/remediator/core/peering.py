@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .durations import parse_time
+
 DEFAULT_LIFETIME = 60  # kopf's default, for a record that does not say
 
 
@@ -47,7 +49,7 @@ def alive(record: dict, now: datetime) -> bool:
     if not lastseen:
         return True  # kopf counts a record without a time as seen now
     try:
-        seen = datetime.fromisoformat(str(lastseen))
+        seen = parse_time(str(lastseen))
     except ValueError:
         return False
     return seen + timedelta(seconds=int(record.get("lifetime", DEFAULT_LIFETIME))) > now

@@ -19,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api.models import API_VERSION, ObjectRef, RemediationStatus
+from ..kube import call_retrying
 
 log = logging.getLogger("remediator.events")
 
@@ -49,7 +50,7 @@ def post(api: client.ApiClient, namespace: str, regarding: dict, reason: str, no
         regarding=client.V1ObjectReference(**regarding),
     )
     try:
-        client.EventsV1Api(api).create_namespaced_event(namespace, body)
+        call_retrying(client.EventsV1Api(api).create_namespaced_event, namespace, body)
     except ApiException as e:
         if e.status != 409:  # 409: already posted by an earlier try of this tick
             log.warning("could not post event", extra={"reason": reason, "status": e.status})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 
 from prometheus_client import Counter, Histogram
 
 from ..api.models import RemediationStatus
+from ..core.durations import parse_time
 
 REMEDIATIONS = Counter("remediator_remediations_total", "Remediations that reached an outcome",
                        ["runbook", "outcome"])
@@ -30,7 +30,7 @@ def observe_approval(before: RemediationStatus, after: RemediationStatus) -> Non
         return
     if not (request.decision and request.requested_at and request.decided_at):
         return
-    waited = datetime.fromisoformat(request.decided_at) - datetime.fromisoformat(request.requested_at)
+    waited = parse_time(request.decided_at) - parse_time(request.requested_at)
     APPROVAL_WAIT.labels(request.decision).observe(max(0.0, waited.total_seconds()))
 REFUSALS = Counter("remediator_refusals_total",
                    "Refused attempts: unauthenticated or rate-limited webhook calls, forged Slack callbacks, stale votes, "

@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from ..api.models import TERMINAL_PHASES, RemediationSpec, RemediationStatus
+from ..core.durations import parse_time
 
 log = logging.getLogger("remediator.tracing")
 
@@ -114,7 +115,7 @@ def ns(moment: datetime | str | None) -> int | None:
     if moment is None:
         return None
     if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
+        moment = parse_time(moment)
     return int(moment.timestamp() * 1e9)
 
 

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..api.models import Signal
+from ..core.durations import micro_time
 
 MAX_ALERTS_PER_DELIVERY = 1000
 MAX_LABELS = 64
@@ -124,7 +125,7 @@ def to_signal(alert: AlertmanagerAlert) -> Signal:
         source="alertmanager",
         name=labels.get("alertname", ""),
         fingerprint=fingerprint(alert),
-        starts_at=alert.startsAt.isoformat().replace("+00:00", "Z"),
+        starts_at=micro_time(alert.startsAt),
         labels=labels,
         annotations=alert.annotations,
         severity=labels.get("severity", ""),

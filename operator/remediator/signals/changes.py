@@ -40,6 +40,7 @@ from kubernetes.client.rest import ApiException
 from ..api.models import ProbableCause, RemediationSpec
 from ..core import cause
 from ..core.durations import parse_time
+from ..kube import call_retrying
 
 log = logging.getLogger("remediator.changes")
 
@@ -60,7 +61,7 @@ def parse_k8s_time(value) -> datetime | None:
         return None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return parse_time(str(value).replace("Z", "+00:00"))
+    return parse_time(str(value))
 
 
 def last_update(meta: dict) -> datetime | None:
@@ -392,7 +393,7 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
 
     def listed(what, namespaced, cluster, namespace, required=False) -> list[dict]:
         try:
-            result = namespaced(namespace) if namespace else cluster()
+            result = call_retrying(namespaced, namespace) if namespace else call_retrying(cluster)
         except ApiException as e:
             if required or e.status not in (403, 404):
                 raise
@@ -470,7 +471,7 @@ def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> d
     for value in (spec.signal.starts_at, created):
         if value:
             try:
-                return parse_time(value.replace("Z", "+00:00"))
+                return parse_time(value)
             except ValueError:
                 continue
     return now

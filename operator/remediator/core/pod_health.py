@@ -1,0 +1,83 @@
+"""Is a pod failing, and why: read from a pod as the apiserver returns it (the client's V1Pod, or anything
+shaped like it), as plain data.
+
+Pure: it only reads attributes. The actions that pick pods by health (deletePod's failing pods, raiseMemory's
+OOM-killed containers) read it here, so they need nothing from verification, which reads the cluster through
+the actions' client calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Waiting reasons the kubelet reports for a container that will not start by itself.
+FAILING_WAITING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class PodObservation:
+    name: str
+    uid: str
+    ready: bool
+    phase: str = "Running"
+    restarts: int = 0
+    waiting_reasons: tuple[str, ...] = ()
+    last_terminated_reasons: tuple[str, ...] = ()
+    oom_killed_containers: tuple[str, ...] = ()
+    node: str | None = None
+
+
+def pod_observation(pod: Any) -> PodObservation:
+    statuses = (pod.status.container_statuses or []) + (pod.status.init_container_statuses or [])
+    waiting = tuple(
+        s.state.waiting.reason for s in statuses if s.state and s.state.waiting and s.state.waiting.reason
+    )
+    terminated = [(s.name, _last_termination(s)) for s in statuses]
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return PodObservation(
+        name=pod.metadata.name,
+        uid=pod.metadata.uid,
+        ready=ready,
+        phase=pod.status.phase or "Unknown",
+        restarts=sum(s.restart_count or 0 for s in statuses),
+        waiting_reasons=waiting,
+        last_terminated_reasons=tuple(reason for _, reason in terminated if reason),
+        oom_killed_containers=tuple(name for name, reason in terminated if reason == "OOMKilled"),
+        node=pod.spec.node_name,
+    )
+
+
+def failing_reasons(pod: PodObservation) -> list[str]:
+    """Why a pod counts as failing; empty when it is Ready or merely starting (Pending, no error yet)."""
+    if pod.ready:
+        return []
+    reasons = [r for r in pod.waiting_reasons if r in FAILING_WAITING_REASONS]
+    reasons += [r for r in pod.last_terminated_reasons if r == "OOMKilled" and r not in reasons]
+    if pod.phase == "Failed":
+        reasons.append("Failed")
+    if not reasons and pod.phase == "Running":
+        reasons.append("NotReady")
+    return reasons
+
+
+def is_failing(pod: PodObservation) -> bool:
+    return bool(failing_reasons(pod))
+
+
+def _last_termination(status: Any) -> str | None:
+    """The reason of a container's current or last termination (OOMKilled, Error …)."""
+    for state in (status.state, status.last_state):
+        if state and state.terminated and state.terminated.reason:
+            return state.terminated.reason
+    return None
