@@ -12,32 +12,14 @@ from datetime import datetime
 
 from remediator.api.models import ObjectRef
 
-# Waiting reasons the kubelet reports for a container that will not start by itself.
-FAILING_WAITING_REASONS = frozenset(
-    {
-        "CrashLoopBackOff",
-        "ImagePullBackOff",
-        "ErrImagePull",
-        "InvalidImageName",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
+from remediator.core.pod_health import (  # noqa: F401  re-exported: the verdicts' vocabulary
+    FAILING_WAITING_REASONS,
+    PodObservation,
+    failing_reasons,
+    is_failing,
 )
+
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
-
-
-@dataclass(frozen=True)
-class PodObservation:
-    name: str
-    uid: str
-    ready: bool
-    phase: str = "Running"
-    restarts: int = 0
-    waiting_reasons: tuple[str, ...] = ()
-    last_terminated_reasons: tuple[str, ...] = ()
-    oom_killed_containers: tuple[str, ...] = ()
-    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,23 +66,6 @@ class Observation:
     exists: bool
     rollout: RolloutObservation | None = None
     pods: tuple[PodObservation, ...] = field(default_factory=tuple)
-
-
-def failing_reasons(pod: PodObservation) -> list[str]:
-    """Why a pod counts as failing; empty when it is Ready or merely starting (Pending, no error yet)."""
-    if pod.ready:
-        return []
-    reasons = [r for r in pod.waiting_reasons if r in FAILING_WAITING_REASONS]
-    reasons += [r for r in pod.last_terminated_reasons if r == "OOMKilled" and r not in reasons]
-    if pod.phase == "Failed":
-        reasons.append("Failed")
-    if not reasons and pod.phase == "Running":
-        reasons.append("NotReady")
-    return reasons
-
-
-def is_failing(pod: PodObservation) -> bool:
-    return bool(failing_reasons(pod))
 
 
 def rollout_progress(r: RolloutObservation) -> tuple[bool, str]:

@@ -15,10 +15,10 @@ from kubernetes import client
 from remediator.actions.base import ActionError
 from remediator.actions.kube import WORKLOAD_KINDS, call, pods_of, read_workload
 from remediator.api.models import ObjectRef
+from remediator.core.pod_health import pod_observation
 from remediator.verification.observations import (
     ConditionObservation,
     Observation,
-    PodObservation,
     RolloutObservation,
 )
 
@@ -99,31 +99,3 @@ def condition_observation(c: Any) -> ConditionObservation:
     return ConditionObservation(
         type=c.type, status=c.status, reason=c.reason or "", message=c.message or "", updated_at=updated
     )
-
-
-def pod_observation(pod: Any) -> PodObservation:
-    statuses = (pod.status.container_statuses or []) + (pod.status.init_container_statuses or [])
-    waiting = tuple(
-        s.state.waiting.reason for s in statuses if s.state and s.state.waiting and s.state.waiting.reason
-    )
-    terminated = [(s.name, _last_termination(s)) for s in statuses]
-    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-    return PodObservation(
-        name=pod.metadata.name,
-        uid=pod.metadata.uid,
-        ready=ready,
-        phase=pod.status.phase or "Unknown",
-        restarts=sum(s.restart_count or 0 for s in statuses),
-        waiting_reasons=waiting,
-        last_terminated_reasons=tuple(reason for _, reason in terminated if reason),
-        oom_killed_containers=tuple(name for name, reason in terminated if reason == "OOMKilled"),
-        node=pod.spec.node_name,
-    )
-
-
-def _last_termination(status: Any) -> str | None:
-    """The reason of a container's current or last termination (OOMKilled, Error …)."""
-    for state in (status.state, status.last_state):
-        if state and state.terminated and state.terminated.reason:
-            return state.terminated.reason
-    return None
