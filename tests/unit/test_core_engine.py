@@ -88,7 +88,8 @@ def test_a_restart_that_finds_an_intended_step_replays_the_same_key_without_a_ne
     acting, observed = approved_and_acting()
     intended = engine.decide("am-1", SPEC, acting, observed)
     again = engine.decide("am-1", SPEC, intended.status, observed)
-    assert again.effect == intended.effect
+    assert (again.effect.index, again.effect.key) == (intended.effect.index, intended.effect.key)
+    assert intended.effect.fresh and not again.effect.fresh
     assert not again.changed
 
 

@@ -158,14 +158,15 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
         loop = reconcile.Loop(ctx, namespace, name)
         burst = 0
         while not stopped:
-            done = await asyncio.to_thread(loop.tick)
-            if done:
+            after = await asyncio.to_thread(loop.tick)
+            if after is None:
                 return
-            if loop.moved_on and burst < 5:  # e.g. Pending -> Acting: act now, not a tick later
+            if after == 0 and burst < 5:  # e.g. Pending -> Acting: act now, not a tick later
                 burst += 1
                 continue
             burst = 0
-            await stopped.wait(ctx.settings.tick_seconds)
+            # the decision says when the next tick is due; no event wakes this daemon, so poll at least as often
+            await stopped.wait(min(after, ctx.settings.tick_seconds) if after > 0 else ctx.settings.tick_seconds)
 
     @kopf.daemon(GROUP, VERSION, "servicelevelobjectives", registry=registry, cancellation_timeout=5.0,
                  initial_delay=0)

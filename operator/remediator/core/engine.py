@@ -1,10 +1,12 @@
 """The Remediation loop as a pure function: observed state in, next state and one effect out.
 
-The shell (controller/reconcile.py) loads a Remediation, asks `decide`, persists
-the returned status FIRST, and only then performs the returned effect. An
+One tick of the shell (controller/reconcile.py) is: load what `needs` asks for,
+`decide`, persist the returned status FIRST, perform the returned effect, and
+hand what the effect did to `outcome`, which says what to persist next. An
 action's intent (step record with its idempotency key, phase Intended) is
 therefore durable before the call, and a restart that finds an Intended step
 replays the call with the same key, which the action recognises as done.
+Every decision also says when the next tick is due (`requeue_after`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ..api.models import (
     RISK_LEVELS,
     Approval,
     ApprovalRule,
     TERMINAL_PHASES,
-    ObjectRef,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
@@ -30,16 +31,28 @@ from ..api.models import (
     StepRecord,
 )
 from . import adaptive, approval, claims, planning, risk, state
+from .durations import parse_duration
 from .guards import GuardVerdict
+
+# When the next tick is due, in seconds, for what only time moves on (any write to the Remediation ticks at once).
+AT_ONCE = 0.0
+ACTION_POLL = 2.0  # an action in progress (e.g. a drain waiting on a PodDisruptionBudget)
+PROBE_EVERY = 2.0  # verification observes the target this often, within the step's timeout
+SLACK_RETRY = 30.0  # Slack unreachable: post the approval request again after this
+CLAIM_RETRY = 5.0  # a replayed intent whose target another Remediation claimed meanwhile
+IDLE = 300.0  # nothing is due by time (e.g. an approval with no deadline): look again after this
 
 
 @dataclass(frozen=True)
 class Act:
-    """Run step `index`'s action with idempotency key `key`."""
+    """Claim the target for `claim_for`, then run step `index`'s action with idempotency key `key`.
+    `fresh`: the intent is new in this decision (a refused claim then ends the step unrun)."""
 
     index: int
     key: str
     dry_run: bool = False
+    fresh: bool = False
+    claim_for: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,64 @@ class Probe:
     index: int
 
 
-Effect = Act | Probe | None
+@dataclass(frozen=True)
+class PostApproval:
+    """Post the approval request to Slack (or adopt the message a lost write already posted)."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
+class UpdateApproval:
+    """Tell the Slack message of a decided request what came of it."""
+
+    channel: str
+    ts: str
+
+
+Effect = Act | Probe | PostApproval | UpdateApproval | None
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What `decide` needs observed this tick beyond the Remediation, its Runbook and the policy."""
+
+    step_facts: bool = False  # guards, risk input and dry run of the step about to be gated or intended
+    cause: bool = False  # the probable cause: found once, persisted with the plan
+    history: bool = False  # how an adaptive Runbook's steps fared before, to order the ladder
+
+
+def needs(status: RemediationStatus, runbook: RunbookSpec | None) -> Needs:
+    planning_now = status.phase == "Pending"
+    return Needs(
+        step_facts=status.phase in ("Pending", "Planned") or (
+            status.phase == "Acting" and find_record(status, status.current_step or 0) is None),
+        cause=planning_now and status.probable_cause is None,
+        history=planning_now and runbook is not None and runbook.adaptive)
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What an Act effect did: the claim it met, then the action's result (unless the claim was refused).
+    `error`: refused for good (403, 404, 422 ...); neither done nor error: in progress, same key next tick."""
+
+    claim: claims.ClaimDecision | None = None
+    done: bool = False
+    replayed: bool = False
+    error: str | None = None
+    message: str = ""
+    evidence: tuple = ()
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where the approval request is in Slack; None fields: Slack was unavailable."""
+
+    channel: str | None = None
+    ts: str | None = None
+
+
+Outcome = Acted | Posted | RemediationStatus | None  # a Probe's outcome is the judged status
 
 
 @dataclass(frozen=True)
@@ -64,8 +134,8 @@ class Facts:
     planned_changes: tuple[str, ...] = ()  # what a server-side dry run of the step would change
     cause_kind: str | None = None
     step_history: Mapping[str, adaptive.StepOutcomes] | None = None  # for an adaptive Runbook, when planning
-    claim: claims.ClaimDecision | None = None  # the target's claim, taken right before an intent
     runbook_generation: int | None = None  # the live Runbook's metadata.generation
+    slack: bool = False  # Slack takes approval requests now (configured, not backing off)
 
 
 @dataclass(frozen=True)
@@ -73,7 +143,7 @@ class Decision:
     status: RemediationStatus
     effect: Effect = None
     changed: bool = True
-    notes: list[str] = field(default_factory=list)
+    requeue_after: float | None = None  # seconds until the next tick is due; None: finished
 
 
 def cause_kind(status: RemediationStatus) -> str | None:
@@ -86,6 +156,14 @@ def ts(now: datetime) -> str:
 
 
 def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
+    """The next status and the one effect it allows, with when to tick again."""
+    decision = decide_phase(name, spec, status, facts)
+    if decision.effect is None:
+        decision = dataclasses.replace(decision, effect=slack_effect(status, decision.status, facts))
+    return scheduled(decision, facts)
+
+
+def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
     if status.phase in TERMINAL_PHASES:
         return Decision(status, changed=False)
     deleted_noted = False
@@ -315,28 +393,21 @@ def on_acting(name, spec, status, facts) -> Decision:
                 return request_approval(
                     name, spec, index, status, assessed, rule, facts,
                     f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
-        claim = facts.claim
-        if claim is not None and not claim.granted:
-            final = "Escalated" if status.steps else "Skipped"
-            return Decision(state.transition(status, final, f"no claim on the target right before acting: {claim.reason}",
-                                             facts.now))
-        if claim is not None:  # recorded with the intent, before the action: a restart knows the claim is ours
-            status = status.model_copy(update={"claim": claim.record()})
         key = state.idempotency_key(name, index, step.action)
         record = StepRecord(index=index, name=step.name, action=step.action, idempotency_key=key,
                             phase="Intended", started_at=ts(facts.now))
         status = with_record(status, record)
         status = state.note(status, "Intended", f"step {step.name!r}: {step.action} (key {key})", facts.now)
-        return Decision(status, effect=Act(index, key))
+        return Decision(status, effect=Act(index, key, fresh=True, claim_for=step_timeout(status, index, facts)))
     if record.phase == "Intended":
-        return Decision(status, effect=Act(index, record.idempotency_key), changed=False)
+        return Decision(status, effect=Act(index, record.idempotency_key, claim_for=step_timeout(status, index, facts)),
+                        changed=False)
     return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
 
 
-def new_intent(before: RemediationStatus, decision: Decision) -> bool:
-    """The decision records an intent `before` did not hold: the moment to claim the target."""
-    effect = decision.effect
-    return isinstance(effect, Act) and find_record(before, effect.index) is None
+def step_timeout(status: RemediationStatus, index: int, facts: Facts) -> timedelta:
+    step = planning.pinned_step(status.plan, index, facts.runbook)
+    return parse_duration(step.timeout) if step is not None else timedelta(minutes=5)
 
 
 def on_verifying(name, spec, status, facts) -> Decision:
@@ -422,8 +493,96 @@ def plan_summary(steps) -> str:
     return "plan: " + " → ".join(parts)
 
 
-def target_of(spec: RemediationSpec) -> ObjectRef:
-    return spec.target
+def outcome(spec: RemediationSpec, status: RemediationStatus, effect: Effect, done: Outcome,
+            facts: Facts) -> Decision:
+    """Fold what `effect` did into `status` (the Remediation as last read): what to persist, and when to tick
+    again. Unchanged when the status no longer awaits it (recorded already, or moved on, e.g. cancelled)."""
+    if isinstance(effect, Act) and isinstance(done, Acted):
+        decision = acted(status, effect, done, facts.now)
+    elif isinstance(effect, Probe) and isinstance(done, RemediationStatus):
+        decision = Decision(done, changed=done != status)
+    elif isinstance(effect, PostApproval) and isinstance(done, Posted) and done.ts and status.approval \
+            and status.phase == "AwaitingApproval":
+        decision = Decision(status.model_copy(update={"approval": status.approval.model_copy(
+            update={"slack_channel": done.channel, "slack_ts": done.ts})}))
+    else:
+        decision = Decision(status, changed=False)
+    decision = scheduled(decision, facts)
+    if isinstance(done, Posted) and not done.ts and decision.requeue_after is not None:
+        decision = dataclasses.replace(decision, requeue_after=min(decision.requeue_after, SLACK_RETRY))
+    return decision
+
+
+def acted(status: RemediationStatus, effect: Act, done: Acted, now: datetime) -> Decision:
+    if not awaits_outcome(status, effect):
+        return Decision(status, changed=False)
+    before, claim = status, done.claim
+    if claim is not None and not claim.granted:
+        if not effect.fresh:  # a replayed intent: the claim may come back (expired, holder finished)
+            return Decision(status, changed=False, requeue_after=CLAIM_RETRY)
+        # the intent was new: nothing ran, so the step goes as if it had never been intended
+        status = status.model_copy(update={"steps": [r for r in status.steps if r.index != effect.index]})
+        final = "Escalated" if status.steps else "Skipped"
+        return Decision(state.transition(status, final, f"no claim on the target right before acting: {claim.reason}",
+                                         now))
+    if claim is not None:
+        status = status.model_copy(update={"claim": claim.record()})
+    if done.error is not None:
+        return Decision(action_failed(status, effect.index, done.error, now))
+    if done.done:
+        return Decision(action_done(status, effect.index, done.message, list(done.evidence), now,
+                                    replayed=done.replayed))
+    return Decision(status, changed=status != before, requeue_after=ACTION_POLL)  # in progress
+
+
+def awaits_outcome(status: RemediationStatus, effect: Act) -> bool:
+    """The status still holds the intent `effect` carried out, with no outcome recorded."""
+    record = find_record(status, effect.index)
+    return status.phase not in TERMINAL_PHASES and record is not None and record.phase == "Intended" \
+        and record.idempotency_key == effect.key
+
+
+def slack_effect(before: RemediationStatus, after: RemediationStatus, facts: Facts) -> Effect:
+    """Post the approval request once per request; update its message when the request is decided."""
+    request = after.approval
+    if not facts.slack or request is None:
+        return None
+    if after.phase == "AwaitingApproval" and not request.slack_ts and request.slack_channel:
+        return PostApproval(request.slack_channel)
+    if before.phase == "AwaitingApproval" and after.phase != "AwaitingApproval" and request.slack_ts:
+        return UpdateApproval(request.slack_channel or "", request.slack_ts)
+    return None
+
+
+def scheduled(decision: Decision, facts: Facts) -> Decision:
+    """The decision with when the next tick is due, unless it says so already."""
+    if decision.requeue_after is not None or decision.status.phase in TERMINAL_PHASES:
+        return decision
+    return dataclasses.replace(decision, requeue_after=requeue_after(decision.status, facts))
+
+
+def requeue_after(status: RemediationStatus, facts: Facts) -> float | None:
+    """Seconds until time alone moves `status` on: the approval deadline, the step's verification cadence."""
+    phase = status.phase
+    if phase in TERMINAL_PHASES:
+        return None
+    if phase == "AwaitingApproval":
+        request = status.approval
+        if request is None or request.decision is not None:
+            return AT_ONCE
+        if request.slack_channel and not request.slack_ts and facts.slack:
+            return AT_ONCE  # the message is owed: post it now
+        if not request.deadline:
+            return IDLE
+        deadline = approval.parse_rfc3339(request.deadline)
+        return max(0.0, (deadline - facts.now).total_seconds())
+    if phase == "Verifying" and status.current_step is not None:
+        record = find_record(status, status.current_step)
+        if record is None or not record.applied_at:
+            return AT_ONCE
+        ends = approval.parse_rfc3339(record.applied_at) + step_timeout(status, status.current_step, facts)
+        return max(0.0, min(PROBE_EVERY, (ends - facts.now).total_seconds()))
+    return AT_ONCE  # Pending, Planned, Acting: the next decision needs no waiting
 
 
 PHASES = {
