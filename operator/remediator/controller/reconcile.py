@@ -22,7 +22,6 @@ from ..approvals import messages
 from ..approvals.slack import SlackUnavailable
 from ..api.models import (
     TERMINAL_PHASES,
-    Evidence,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
@@ -30,7 +29,7 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, claims, engine, matching, planning, policy_select, state
+from ..core import adaptive, engine, matching, planning, policy_select, state
 from ..records import logs, metrics, tracing
 from ..core.durations import parse_duration
 from ..verification import query_probes, query_verdicts, verdicts
@@ -39,7 +38,6 @@ from .guard_facts import READS, StepFacts, labels_of_namespace
 from .store import ClusterStore, Store
 
 log = logging.getLogger("remediator.loop")
-MAX_CHANGE_EVIDENCE = 20
 OUTCOME_WRITES = 5  # tries to record an effect's outcome against concurrent status writers
 
 
@@ -78,7 +76,7 @@ class Loop:
         status, facts = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
         if decision.changed:
-            obj = self.persist(obj, decision.status)
+            obj = self.persist(obj, decision)
             if obj is None:
                 return engine.AT_ONCE  # 409: re-read and decide again at once, not a tick later
             tracing.decided(obj, status, decision.status, facts.now)
@@ -118,7 +116,7 @@ class Loop:
                 effect: engine.Effect, facts: engine.Facts) -> engine.Outcome:
         """Carry out the decision's one effect; what it did, for engine.outcome."""
         if isinstance(effect, engine.Act):
-            done = self.act(spec, status, effect, facts.runbook, facts.policy)
+            done = self.act(spec, status, effect)
             failpoints.hit("after-action")
             return done
         if isinstance(effect, engine.Probe):
@@ -158,7 +156,7 @@ class Loop:
                                 extra={"remediation": f"{self.namespace}/{self.name}", "phase": status.phase,
                                        "key": effect.key})
                 return decision.requeue_after
-            stored = self.persist(obj, decision.status)
+            stored = self.persist(obj, decision)
             if stored is not None:
                 if isinstance(effect, engine.Probe):
                     tracing.verified(stored, effect.index, status, decision.status, utcnow())
@@ -181,14 +179,14 @@ class Loop:
                                                   "reason": problem})
         return None
 
-    def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
-        status = claims.released(status)
+    def persist(self, obj: dict, decision: engine.Decision) -> dict | None:
+        status = decision.status
         stored = self.store.write_status({**obj, "status": status.wire()})
         if stored is None:  # gone, or someone wrote first: re-read
             return None
         before = RemediationStatus.model_validate(obj.get("status") or {})
         target = RemediationSpec.model_validate(obj["spec"]).target
-        if claims.step_over(before, status):  # after the write that says so
+        if decision.release:  # after the write that says so
             self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
         count_outcome(obj, before, status)
         tracing.finished(obj, before, status)
@@ -196,8 +194,7 @@ class Loop:
         self.store.transition(self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
         return stored
 
-    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
-            runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> engine.Acted:
+    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act) -> engine.Acted:
         """Claim the target, then run the step's action (keyed: a replay is recognised as done)."""
         assert self.uid is not None
         claim = self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
@@ -205,16 +202,15 @@ class Loop:
             log.warning("no claim on the target", extra={"remediation": f"{self.namespace}/{self.name}",
                                                          "reason": claim.reason})
             return engine.Acted(claim=claim)
-        step = pinned(status, effect.index, runbook)
-        caps = policy_select.caps_for(policy, self.namespace)
+        step = effect.step
+        assert step is not None, f"step {effect.index} is neither pinned nor in the Runbook"  # engine escalated
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
-                                        dry_run=effect.dry_run, max_replicas=caps.max_replicas,
-                                        max_memory=caps.max_memory, max_pods=caps.max_pods)
+                                        dry_run=effect.dry_run, max_replicas=effect.caps.max_replicas,
+                                        max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods)
         try:
             with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
                                                                         effect.key)) as span:
-                account = planning.action_identity(status.plan, runbook, status.service_account_name)
-                result = self.store.act(self.namespace, account, request)
+                result = self.store.act(self.namespace, effect.account, request)
                 span.set_attribute("result", result.message[:256])
         except actions.ActionError as e:
             metrics.ACTIONS.labels(step.action, "retry" if e.retryable else "error").inc()
@@ -230,9 +226,8 @@ class Loop:
         if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
             return engine.Acted(claim=claim)
         self.observations, self.query_readings = [], {}
-        evidence = [*result.evidence, *change_evidence(result.changes, engine.ts(utcnow()))]
         return engine.Acted(claim=claim, done=True, replayed=result.replayed, message=result.message,
-                            evidence=tuple(evidence))
+                            evidence=tuple(result.evidence), changes=result.changes)
 
     def probe(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Probe,
               runbook: RunbookSpec | None) -> RemediationStatus:
@@ -284,12 +279,6 @@ def pinned(status: RemediationStatus, index: int, runbook: RunbookSpec | None):
     step = planning.pinned_step(status.plan, index, runbook)
     assert step is not None, f"step {index} is neither pinned nor in the Runbook"
     return step
-
-
-def change_evidence(changes: dict, at: str) -> list[Evidence]:
-    """What the action changed on the target (e.g. the container image before and after), as evidence."""
-    return [Evidence(kind="change", detail=path, value=f"{change.get('before')!r} -> {change.get('after')!r}"[:512],
-                     at=at) for path, change in sorted(changes.items())][:MAX_CHANGE_EVIDENCE]
 
 
 def check_condition(name: str, check) -> tuple[str, float, str]:

@@ -22,15 +22,17 @@ from ..api.models import (
     RISK_LEVELS,
     Approval,
     ApprovalRule,
+    Evidence,
     TERMINAL_PHASES,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
     RiskAssessment,
     RunbookSpec,
+    Step,
     StepRecord,
 )
-from . import adaptive, approval, claims, planning, risk, state
+from . import adaptive, approval, claims, planning, policy_select, risk, state
 from .durations import parse_duration
 from .guards import GuardVerdict
 
@@ -45,7 +47,8 @@ IDLE = 300.0  # nothing is due by time (e.g. an approval with no deadline): look
 
 @dataclass(frozen=True)
 class Act:
-    """Claim the target for `claim_for`, then run step `index`'s action with idempotency key `key`.
+    """Claim the target for `claim_for`, then run step `index`'s action (`step` as pinned at planning) with
+    idempotency key `key`, as ServiceAccount `account`, within the policy's `caps`.
     `fresh`: the intent is new in this decision (a refused claim then ends the step unrun)."""
 
     index: int
@@ -53,6 +56,9 @@ class Act:
     dry_run: bool = False
     fresh: bool = False
     claim_for: timedelta = timedelta(minutes=5)
+    step: Step | None = None
+    account: str | None = None
+    caps: policy_select.Caps = policy_select.Caps()
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ class Acted:
     error: str | None = None
     message: str = ""
     evidence: tuple = ()
+    changes: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)  # path -> {"before", "after"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,7 @@ class Decision:
     effect: Effect = None
     changed: bool = True
     requeue_after: float | None = None  # seconds until the next tick is due; None: finished
+    release: bool = False  # the write of `status` ends the holding of the target's claim: release it after
 
 
 def cause_kind(status: RemediationStatus) -> str | None:
@@ -160,7 +168,7 @@ def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: F
     decision = decide_phase(name, spec, status, facts)
     if decision.effect is None:
         decision = dataclasses.replace(decision, effect=slack_effect(status, decision.status, facts))
-    return scheduled(decision, facts)
+    return finished(status, decision, facts)
 
 
 def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
@@ -398,11 +406,19 @@ def on_acting(name, spec, status, facts) -> Decision:
                             phase="Intended", started_at=ts(facts.now))
         status = with_record(status, record)
         status = state.note(status, "Intended", f"step {step.name!r}: {step.action} (key {key})", facts.now)
-        return Decision(status, effect=Act(index, key, fresh=True, claim_for=step_timeout(status, index, facts)))
+        return Decision(status, effect=act(spec, status, index, key, facts, fresh=True))
     if record.phase == "Intended":
-        return Decision(status, effect=Act(index, record.idempotency_key, claim_for=step_timeout(status, index, facts)),
-                        changed=False)
+        return Decision(status, effect=act(spec, status, index, record.idempotency_key, facts), changed=False)
     return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
+
+
+def act(spec: RemediationSpec, status: RemediationStatus, index: int, key: str, facts: Facts,
+        fresh: bool = False) -> Act:
+    """The action call for step `index`, complete: the shell adds nothing to it."""
+    return Act(index, key, fresh=fresh, claim_for=step_timeout(status, index, facts),
+               step=planning.pinned_step(status.plan, index, facts.runbook),
+               account=planning.action_identity(status.plan, facts.runbook, status.service_account_name),
+               caps=policy_select.caps_for(facts.policy, spec.runbook.namespace))  # = the Remediation's
 
 
 def step_timeout(status: RemediationStatus, index: int, facts: Facts) -> timedelta:
@@ -507,7 +523,7 @@ def outcome(spec: RemediationSpec, status: RemediationStatus, effect: Effect, do
             update={"slack_channel": done.channel, "slack_ts": done.ts})}))
     else:
         decision = Decision(status, changed=False)
-    decision = scheduled(decision, facts)
+    decision = finished(status, decision, facts)
     if isinstance(done, Posted) and not done.ts and decision.requeue_after is not None:
         decision = dataclasses.replace(decision, requeue_after=min(decision.requeue_after, SLACK_RETRY))
     return decision
@@ -530,8 +546,8 @@ def acted(status: RemediationStatus, effect: Act, done: Acted, now: datetime) ->
     if done.error is not None:
         return Decision(action_failed(status, effect.index, done.error, now))
     if done.done:
-        return Decision(action_done(status, effect.index, done.message, list(done.evidence), now,
-                                    replayed=done.replayed))
+        evidence = [*done.evidence, *change_evidence(done.changes, ts(now))]
+        return Decision(action_done(status, effect.index, done.message, evidence, now, replayed=done.replayed))
     return Decision(status, changed=status != before, requeue_after=ACTION_POLL)  # in progress
 
 
@@ -554,11 +570,24 @@ def slack_effect(before: RemediationStatus, after: RemediationStatus, facts: Fac
     return None
 
 
-def scheduled(decision: Decision, facts: Facts) -> Decision:
-    """The decision with when the next tick is due, unless it says so already."""
-    if decision.requeue_after is not None or decision.status.phase in TERMINAL_PHASES:
-        return decision
-    return dataclasses.replace(decision, requeue_after=requeue_after(decision.status, facts))
+def finished(before: RemediationStatus, decision: Decision, facts: Facts) -> Decision:
+    """The decision with the claim's record dropped once its step is over (and whether to release the claim),
+    and when the next tick is due, unless it says so already."""
+    after = claims.released(decision.status)
+    due = decision.requeue_after
+    if due is None and after.phase not in TERMINAL_PHASES:
+        due = requeue_after(after, facts)
+    return dataclasses.replace(decision, status=after, requeue_after=due,
+                               release=decision.changed and claims.step_over(before, after))
+
+
+MAX_CHANGE_EVIDENCE = 20
+
+
+def change_evidence(changes: Mapping[str, Mapping], at: str) -> list[Evidence]:
+    """What the action changed on the target (e.g. the container image before and after), as evidence."""
+    return [Evidence(kind="change", detail=path, value=f"{change.get('before')!r} -> {change.get('after')!r}"[:512],
+                     at=at) for path, change in sorted(changes.items())][:MAX_CHANGE_EVIDENCE]
 
 
 def requeue_after(status: RemediationStatus, facts: Facts) -> float | None:
