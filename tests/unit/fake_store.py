@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from remediator.actions.base import ActionError, ActionRequest, ActionResult
+from remediator.approvals.slack import SlackUnavailable
 from remediator.api.models import RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
 from remediator.controller import reconcile
 from remediator.controller.guard_facts import StepFacts
@@ -47,6 +48,7 @@ class FakeStore:
         self.reads = {"step_facts": 0, "history": 0, "probable_cause": 0, "policy": 0, "runbook": 0}
         self.transitions: list[tuple[str, str]] = []
         self.slack_enabled = False
+        self.slack_down = False
         self.slack_posts: list[str] = []
         self.slack_updates: list[str] = []
         self.ctx = SimpleNamespace(prometheus=None)  # what verification's PromQL readings look at
@@ -138,6 +140,8 @@ class FakeStore:
         self.transitions.append((before.phase, after.phase))
 
     def post_approval(self, channel, request_id, requested_at, text, blocks) -> tuple[str, str]:
+        if self.slack_down:
+            raise SlackUnavailable("chat.postMessage failed: service_unavailable")
         self.slack_posts.append(request_id or "")
         return channel, f"1700000000.{len(self.slack_posts):06d}"
 

@@ -139,6 +139,21 @@ def test_an_approval_request_is_posted_to_slack_once_and_its_message_updated_whe
     assert store.status.phase == "Denied" and store.slack_updates == ["am-1: Denied"]
 
 
+def test_slack_being_down_retries_the_post_after_the_backoff_not_at_once(monkeypatch):
+    store = FakeStore(SPEC, HIGH, policy=approvals("10m", channel="#ops"))
+    store.slack_enabled = store.slack_down = True
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == engine.SLACK_RETRY
+    assert store.status.phase == "AwaitingApproval" and not store.status.approval.slack_ts
+    store.slack_down = False
+    assert tick(loop) == engine.SLACK_RETRY, "backing off: nothing posted until the backoff is over"
+    assert store.slack_posts == []
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: 10**9)  # the backoff is over
+    tick(loop)
+    assert len(store.slack_posts) == 1 and store.status.approval.slack_ts
+
+
 def test_an_action_still_in_progress_is_called_again_with_the_same_key_after_the_poll_interval(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     store.pending_action = True

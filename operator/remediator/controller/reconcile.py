@@ -86,7 +86,7 @@ class Loop:
                 failpoints.hit("after-intent")
         if decision.effect is None:
             return decision.requeue_after
-        done = self.perform(spec, status, decision.status, decision.effect, facts)
+        done = self.perform(spec, decision.status, decision.effect, facts)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
 
     def load(self, obj: dict, spec: RemediationSpec,
@@ -110,10 +110,10 @@ class Loop:
             planned_changes=observed.planned_changes, step_history=history,
             cause_kind=status.probable_cause.kind if status.probable_cause else None,
             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
-            slack=self.store.slack_enabled and time.monotonic() >= self.slack_retry_at)
+            slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at)
 
-    def perform(self, spec: RemediationSpec, before: RemediationStatus, status: RemediationStatus,
-                effect: engine.Effect, facts: engine.Facts) -> engine.Outcome:
+    def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
+                facts: engine.Facts) -> engine.Outcome:
         """Carry out the decision's one effect; what it did, for engine.outcome."""
         if isinstance(effect, engine.Act):
             done = self.act(spec, status, effect)
@@ -150,11 +150,10 @@ class Loop:
         replay record "already applied" without what it changed."""
         for _ in range(OUTCOME_WRITES):
             decision = engine.outcome(spec, status, effect, done, dataclasses.replace(facts, now=utcnow()))
+            if decision.stale:
+                log.warning("action outcome not recorded: the Remediation moved on meanwhile",
+                            extra={"remediation": f"{self.namespace}/{self.name}", "phase": status.phase})
             if not decision.changed:
-                if isinstance(effect, engine.Act) and not engine.awaits_outcome(status, effect):
-                    log.warning("action outcome not recorded: the Remediation moved on meanwhile",
-                                extra={"remediation": f"{self.namespace}/{self.name}", "phase": status.phase,
-                                       "key": effect.key})
                 return decision.requeue_after
             stored = self.persist(obj, decision)
             if stored is not None:

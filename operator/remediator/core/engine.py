@@ -142,7 +142,8 @@ class Facts:
     cause_kind: str | None = None
     step_history: Mapping[str, adaptive.StepOutcomes] | None = None  # for an adaptive Runbook, when planning
     runbook_generation: int | None = None  # the live Runbook's metadata.generation
-    slack: bool = False  # Slack takes approval requests now (configured, not backing off)
+    slack: bool = False  # Slack takes approval requests (configured)
+    slack_backoff: bool = False  # ... but was unreachable a moment ago: post again after SLACK_RETRY
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Decision:
     changed: bool = True
     requeue_after: float | None = None  # seconds until the next tick is due; None: finished
     release: bool = False  # the write of `status` ends the holding of the target's claim: release it after
+    stale: bool = False  # an effect's outcome that no longer applies: the Remediation moved on meanwhile
 
 
 def cause_kind(status: RemediationStatus) -> str | None:
@@ -523,15 +525,14 @@ def outcome(spec: RemediationSpec, status: RemediationStatus, effect: Effect, do
             update={"slack_channel": done.channel, "slack_ts": done.ts})}))
     else:
         decision = Decision(status, changed=False)
-    decision = finished(status, decision, facts)
-    if isinstance(done, Posted) and not done.ts and decision.requeue_after is not None:
-        decision = dataclasses.replace(decision, requeue_after=min(decision.requeue_after, SLACK_RETRY))
-    return decision
+    if isinstance(done, Posted) and not done.ts:  # Slack is unavailable: try again after a while, not at once
+        facts = dataclasses.replace(facts, slack_backoff=True)
+    return finished(status, decision, facts)
 
 
 def acted(status: RemediationStatus, effect: Act, done: Acted, now: datetime) -> Decision:
     if not awaits_outcome(status, effect):
-        return Decision(status, changed=False)
+        return Decision(status, changed=False, stale=True)
     before, claim = status, done.claim
     if claim is not None and not claim.granted:
         if not effect.fresh:  # a replayed intent: the claim may come back (expired, holder finished)
@@ -563,7 +564,8 @@ def slack_effect(before: RemediationStatus, after: RemediationStatus, facts: Fac
     request = after.approval
     if not facts.slack or request is None:
         return None
-    if after.phase == "AwaitingApproval" and not request.slack_ts and request.slack_channel:
+    if after.phase == "AwaitingApproval" and not request.slack_ts and request.slack_channel and \
+            not facts.slack_backoff:
         return PostApproval(request.slack_channel)
     if before.phase == "AwaitingApproval" and after.phase != "AwaitingApproval" and request.slack_ts:
         return UpdateApproval(request.slack_channel or "", request.slack_ts)
@@ -599,12 +601,12 @@ def requeue_after(status: RemediationStatus, facts: Facts) -> float | None:
         request = status.approval
         if request is None or request.decision is not None:
             return AT_ONCE
-        if request.slack_channel and not request.slack_ts and facts.slack:
-            return AT_ONCE  # the message is owed: post it now
-        if not request.deadline:
-            return IDLE
-        deadline = approval.parse_rfc3339(request.deadline)
-        return max(0.0, (deadline - facts.now).total_seconds())
+        owed = bool(facts.slack and request.slack_channel and not request.slack_ts)  # the Slack message
+        if owed and not facts.slack_backoff:
+            return AT_ONCE
+        due = IDLE if not request.deadline else \
+            max(0.0, (approval.parse_rfc3339(request.deadline) - facts.now).total_seconds())
+        return min(due, SLACK_RETRY) if owed else due
     if phase == "Verifying" and status.current_step is not None:
         record = find_record(status, status.current_step)
         if record is None or not record.applied_at:
