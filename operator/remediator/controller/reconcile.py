@@ -185,11 +185,11 @@ class Loop:
             return None
         before = RemediationStatus.model_validate(obj.get("status") or {})
         target = RemediationSpec.model_validate(obj["spec"]).target
-        if decision.release:  # after the write that says so
-            self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
         count_outcome(obj, before, status)
         tracing.finished(obj, before, status)
         metrics.observe_approval(before, status)
+        if decision.release:  # after the write that says so
+            self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
         self.store.transition(self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
         return stored
 
