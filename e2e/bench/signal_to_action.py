@@ -76,6 +76,7 @@ from tests.support.operator import OperatorProcess, alert_payload
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
+from remediator.core.durations import format_time
 from remediator.api.models import RemediationStatus, StepRecord, TimelineEntry
 from remediator.api.validation import validate_document
 
@@ -325,7 +326,7 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
                                      operator_start_to_matching_seconds=round(ready_seconds, 1))
         waiting_figures = measure_waiting(custom, operator, namespace, waiting, wait_window) if waiting else None
         figures = {
-            "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "when": format_time(datetime.now(UTC)),
             "incidents": incidents,
             "rate_per_second": rate,
             "operator_tick_seconds": tick,
@@ -421,7 +422,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
     def raw_patch(name: str, marker: str) -> None:
         body = {"metadata": {"annotations": {RAW_MARKER: marker}},
                 "spec": {"template": {"metadata": {"annotations": {
-                    RESTARTED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}}}}
+                    RESTARTED_AT: format_time(datetime.now(UTC))}}}}}
         raw_sent[name] = time.monotonic()
         apps.patch_namespaced_deployment(name, namespace, body)
         raw_rtt.append(time.monotonic() - raw_sent[name])
@@ -536,7 +537,7 @@ def history_remediation(namespace: str, i: int) -> tuple[dict, dict]:
     Runbook already, finished 1 to 20 days ago."""
     finished = datetime.now(UTC) - timedelta(days=1 + i % 20, seconds=i)
     started = finished - timedelta(seconds=40)
-    at = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (started, finished)]
+    at = [format_time(t) for t in (started, finished)]
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Remediation",
             "metadata": {"name": f"history-{i:06d}", "namespace": namespace,
                          "labels": {"remediator.dev/runbook": "bench-restart"}},
@@ -655,7 +656,7 @@ def commit() -> str:
 
 
 def bench_alert(namespace: str, name: str, i: int) -> dict:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = format_time(datetime.now(UTC))
     return {"status": "firing",
             "labels": {"alertname": ALERTNAME, "namespace": namespace, "deployment": name, "severity": "page"},
             "annotations": {"summary": f"bench incident {i}"}, "startsAt": now,

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from remediator.api.models import Signal
 from remediator.controller import claims as target_claims
-from remediator.controller import reconcile
+from remediator.controller import guard_facts, reconcile
 from remediator.controller.context import OperatorContext, Settings
 from remediator.core import claims
 from tests.integration.conftest import GROUP, VERSION
@@ -50,14 +50,14 @@ def test_two_remediations_planned_at_once_for_one_target_make_one_act_and_the_ot
 
     # Both loops observe their guards before either has written anything: the race the claim must settle.
     observed = threading.Barrier(2, timeout=30)
-    real_step_facts = reconcile.step_facts
+    real_step_facts = guard_facts.step_facts
 
     def step_facts_then_wait(*args, **kwargs):
         facts = real_step_facts(*args, **kwargs)
         if threading.current_thread().name.startswith("race"):
             observed.wait()
         return facts
-    monkeypatch.setattr(reconcile, "step_facts", step_facts_then_wait)
+    monkeypatch.setattr(guard_facts, "step_facts", step_facts_then_wait)
 
     ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
     loops = [reconcile.Loop(ctx, cluster.ns, name) for name in names]
@@ -98,7 +98,7 @@ def test_the_claim_is_released_when_the_step_ends(cluster, kube_api):
     lease = claims.lease_name("Deployment", "web")
     seen_held = False
     for _ in range(120):
-        if contextvars.copy_context().run(loop.tick):
+        if contextvars.copy_context().run(loop.tick) is None:
             break
         status = cluster.remediation(name).get("status") or {}
         if status.get("phase") in ("Acting", "Verifying"):

@@ -109,7 +109,7 @@ def test_an_adaptive_runbook_plans_rollback_first_then_climbs_back_to_restart():
     acting = engine.decide("am-1", SPEC, planned.status, with_history).status
     assert (acting.phase, acting.current_step) == ("Acting", 1)
     intent = engine.decide("am-1", SPEC, acting, with_history)
-    assert intent.effect == engine.Act(1, intent.effect.key)
+    assert isinstance(intent.effect, engine.Act) and intent.effect.index == 1
     applied = engine.action_done(intent.status, 1, "rolled back", [], NOW)
     climbed = engine.verification_judged(applied, 1, "failed", ["still failing"], [], NOW + timedelta(minutes=1),
                                          None)

@@ -63,15 +63,26 @@ def test_lease_names_stay_valid_for_long_target_names_and_differ_per_target():
     assert claims.lease_name("StatefulSet", "db") == "remediator-target-statefulset-db"
 
 
-def test_a_held_claim_blocks_the_intent_and_the_status_names_the_holder():
-    d = engine.decide("am-b", SPEC, RemediationStatus(), dataclasses.replace(facts(), claim=decide(held_by_a())))
+def test_a_held_claim_blocks_a_new_intent_unrun_and_the_status_names_the_holder():
+    intent = engine.decide("am-b", SPEC, RemediationStatus(), facts())
+    assert isinstance(intent.effect, engine.Act) and intent.effect.fresh
+    d = engine.outcome(SPEC, intent.status, intent.effect, engine.Acted(claim=decide(held_by_a())), facts())
     assert d.effect is None and d.status.phase == "Skipped" and d.status.claim is None
+    assert d.status.steps == [], "no step ran"
     assert "claimed by Remediation am-a" in d.status.reason
 
 
-def test_a_granted_claim_is_recorded_with_the_intent_and_dropped_when_the_step_ends():
-    d = engine.decide("am-b", SPEC, RemediationStatus(), dataclasses.replace(facts(), claim=decide(None)))
-    assert isinstance(d.effect, engine.Act) and engine.new_intent(RemediationStatus(), d)
+def test_a_held_claim_keeps_a_replayed_intent_waiting_for_it():
+    intent = engine.decide("am-b", SPEC, RemediationStatus(), facts())
+    replay = engine.decide("am-b", SPEC, intent.status, facts())
+    d = engine.outcome(SPEC, intent.status, replay.effect, engine.Acted(claim=decide(held_by_a())), facts())
+    assert not d.changed and d.requeue_after == engine.CLAIM_RETRY
+
+
+def test_a_granted_claim_is_recorded_with_the_actions_outcome_and_dropped_when_the_step_ends():
+    intent = engine.decide("am-b", SPEC, RemediationStatus(), facts())
+    d = engine.outcome(SPEC, intent.status, intent.effect, engine.Acted(claim=decide(None)), facts())
+    assert d.status.phase == "Acting" and d.changed and d.requeue_after == engine.ACTION_POLL  # in progress
     assert d.status.claim is not None and d.status.claim.holder == "uid-b"
     assert claims.released(d.status) == d.status  # Acting: still held
     done = engine.action_done(d.status, 0, "restarted", [], NOW)

@@ -88,7 +88,8 @@ def test_a_restart_that_finds_an_intended_step_replays_the_same_key_without_a_ne
     acting, observed = approved_and_acting()
     intended = engine.decide("am-1", SPEC, acting, observed)
     again = engine.decide("am-1", SPEC, intended.status, observed)
-    assert again.effect == intended.effect
+    assert (again.effect.index, again.effect.key) == (intended.effect.index, intended.effect.key)
+    assert intended.effect.fresh and not again.effect.fresh
     assert not again.changed
 
 
@@ -233,3 +234,19 @@ def test_the_persisted_probable_cause_plans_the_ladder_and_is_noted_in_the_timel
     assert [s.skip for s in d.status.plan] == [True, False] and d.status.current_step == 1
     assert ("ProbableCause", "nothing changed on web") in [(e.kind, e.message) for e in d.status.timeline]
     assert d.status.probable_cause == found.probable_cause
+
+
+def test_guards_are_needed_only_before_a_step_is_gated_or_intended():
+    pending, intent = RemediationStatus(), engine.decide("am-1", SPEC, RemediationStatus(), facts()).status
+    applied = engine.action_done(intent, 0, "restarted", [], NOW)
+    climbed = intent.model_copy(update={"current_step": 1})  # Acting on a step with no record yet
+    assert [engine.needs(s, LADDER).step_facts for s in (pending, intent, applied, climbed)] == \
+        [True, False, False, True]
+
+
+def test_the_cause_and_an_adaptive_runbooks_history_are_needed_only_to_plan():
+    adaptive = LADDER.model_copy(update={"adaptive": True})
+    planned = drive_to_acting()
+    assert engine.needs(RemediationStatus(), adaptive) == engine.Needs(step_facts=True, cause=True, history=True)
+    assert not engine.needs(RemediationStatus(), LADDER).history
+    assert engine.needs(planned, adaptive) == engine.Needs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from remediator.api.models import RemediationStatus
 from remediator.core import engine
 from remediator.records import tracing
-from tests.unit.test_core_engine import NOW, SPEC, facts
+from tests.unit.fake_store import FakeStore, loop_on
+from tests.unit.test_core_engine import LADDER, NOW, SPEC, facts
 
 UID = "6f1c1c52-8a53-4a4e-9d0e-0c6a0e1d1e11"
 
@@ -30,37 +32,36 @@ def remediation(status: RemediationStatus, uid: str = UID) -> dict:
             "spec": SPEC.wire(), "status": status.wire()}
 
 
-def run_to_success(uid: str = UID) -> None:
-    """The shell's calls, in the order reconcile.Loop makes them, on statuses from the real engine."""
-    pending = RemediationStatus(match_reasons=["alertname = HighErrorRate"])
-    acting = engine.decide("am-1", SPEC, pending, facts()).status
-    tracing.decided(remediation(acting, uid), pending, acting, NOW)
-    intent = engine.decide("am-1", SPEC, acting, facts())
-    tracing.decided(remediation(intent.status, uid), acting, intent.status, NOW)
-    step = intent.status.plan[0]
-    with tracing.stage(uid, "act", tracing.step_attributes("shop", "am-1", SPEC, step, intent.effect.key)) as span:
-        span.set_attribute("result", "restarted")
-    applied = engine.action_done(intent.status, 0, "restarted", [], NOW + timedelta(seconds=1))
-    recovered = engine.verification_judged(applied, 0, "passed", ["3/3 ready"], [], NOW + timedelta(seconds=40),
-                                           SPEC.signal.starts_at)
-    tracing.verified(remediation(recovered, uid), 0, applied, recovered, NOW + timedelta(seconds=40))
-    tracing.finished(remediation(recovered, uid), applied, recovered)
+@pytest.fixture
+def run_to_success(monkeypatch):
+    def run(uid: str = UID) -> None:
+        """The real Loop from the alert to a verified success, in one process or several."""
+        store = FakeStore(SPEC, LADDER, status=RemediationStatus(match_reasons=["alertname = HighErrorRate"]))
+        store.object["metadata"]["uid"] = uid
+        loop = loop_on(store, monkeypatch)
+        store.clock += timedelta(seconds=1)  # the action is applied 1 s after the alert was matched
+        contextvars.copy_context().run(loop.tick)  # plan, intent, action
+        contextvars.copy_context().run(loop.tick)  # first look at the target: Ready
+        store.clock += timedelta(seconds=39)
+        assert contextvars.copy_context().run(loop.tick) is None and store.status.phase == "Succeeded"
+    return run
 
 
-def test_a_remediation_run_is_one_trace_with_a_span_per_stage_under_its_root(spans):
+def test_a_remediation_run_is_one_trace_with_a_span_per_stage_under_its_root(spans, run_to_success):
     run_to_success()
     finished = spans.get_finished_spans()
-    assert [s.name for s in finished] == ["match", "plan", "gate", "gate", "act", "verify", "remediation"]
+    # plan and intent are one decision, one write; the root ends with the write of the verdict
+    assert [s.name for s in finished] == ["match", "plan", "gate", "act", "remediation", "verify"]
     trace_id, root_id = tracing.trace_id_for(UID), tracing.root_span_id_for(UID)
     assert {s.context.trace_id for s in finished} == {trace_id}
-    root = finished[-1]
+    root, stages = finished[4], finished[:4] + finished[5:]
     assert root.context.span_id == root_id and root.parent is None
-    assert all(s.parent is not None and s.parent.span_id == root_id for s in finished[:-1])
+    assert all(s.parent is not None and s.parent.span_id == root_id for s in stages)
     assert root.attributes["outcome"] == "Succeeded"
     assert root.attributes["time_to_recover_seconds"] == 160.0  # alert 2 min before, verified 40 s after
 
 
-def test_stage_spans_carry_remediation_runbook_target_step_action_risk_and_verdict(spans):
+def test_stage_spans_carry_remediation_runbook_target_step_action_risk_and_verdict(spans, run_to_success):
     run_to_success()
     by_name = {}
     for s in spans.get_finished_spans():
@@ -78,13 +79,13 @@ def test_stage_spans_carry_remediation_runbook_target_step_action_risk_and_verdi
     assert verify.end_time - verify.start_time == 39 * 10**9  # from the action applied to the verdict
 
 
-def test_every_process_adds_to_the_same_trace_and_another_remediation_gets_its_own(spans):
+def test_every_process_adds_to_the_same_trace_and_another_remediation_gets_its_own(spans, run_to_success):
     run_to_success()
     run_to_success()
     run_to_success("another-uid")
     ids = [s.context.trace_id for s in spans.get_finished_spans()]
-    assert ids[:14] == [tracing.trace_id_for(UID)] * 14
-    assert set(ids[14:]) == {tracing.trace_id_for("another-uid")}
+    assert ids[:12] == [tracing.trace_id_for(UID)] * 12
+    assert set(ids[12:]) == {tracing.trace_id_for("another-uid")}
 
 
 def test_an_unpersisted_verdict_or_a_pending_one_adds_no_verify_span(spans):

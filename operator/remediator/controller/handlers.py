@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
+from ..core.durations import iso_time
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
 from . import approvals, reconcile, runbook_status, slo
@@ -132,7 +133,7 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
                                                                 meta.get("creationTimestamp"))
         patch.status["outcome"] = outcome
         patch.status["message"] = message
-        patch.status["recordedAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        patch.status["recordedAt"] = iso_time(datetime.now(timezone.utc))
 
     @kopf.on.event(GROUP, VERSION, "runbooks", registry=registry)
     def runbook_seen(type, name, namespace, body, **_):
@@ -158,14 +159,15 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
         loop = reconcile.Loop(ctx, namespace, name)
         burst = 0
         while not stopped:
-            done = await asyncio.to_thread(loop.tick)
-            if done:
+            after = await asyncio.to_thread(loop.tick)
+            if after is None:
                 return
-            if loop.moved_on and burst < 5:  # e.g. Pending -> Acting: act now, not a tick later
+            if after == 0 and burst < 5:  # e.g. Pending -> Acting: act now, not a tick later
                 burst += 1
                 continue
             burst = 0
-            await stopped.wait(ctx.settings.tick_seconds)
+            # the decision says when the next tick is due; no event wakes this daemon, so poll at least as often
+            await stopped.wait(min(after, ctx.settings.tick_seconds) if after > 0 else ctx.settings.tick_seconds)
 
     @kopf.daemon(GROUP, VERSION, "servicelevelobjectives", registry=registry, cancellation_timeout=5.0,
                  initial_delay=0)

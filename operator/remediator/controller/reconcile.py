@@ -1,10 +1,12 @@
-"""One tick of a Remediation's loop: load -> core.engine.decide -> persist -> act.
+"""One tick of a Remediation's loop: load -> core.engine.decide -> persist -> one effect -> persist its outcome.
 
-The status write always comes before the effect it allows, guarded by the
+Everything is read and done through a `Store` (controller/store.py). The
+status write always comes before the effect it allows, guarded by the
 object's resourceVersion: if another writer got there first (409) this tick
-does nothing and the next one re-reads. An action runs only after its intent
-(step record with idempotency key) is stored, and it is keyed, so a crash
-between the two replays the call harmlessly.
+does nothing and the next one, due at once, re-reads. An action runs only
+after its intent (step record with idempotency key) is stored, and it is
+keyed, so a crash between the two replays the call harmlessly. What the
+effect did goes back through one core entry, `engine.outcome`.
 """
 
 from __future__ import annotations
@@ -12,18 +14,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
-
-from kubernetes.client.rest import ApiException
 
 from .. import failpoints
 from ..actions import base as actions
 from ..approvals import messages
-from ..approvals.slack import SlackUnavailable, find_request_message, post_message, update_message
+from ..approvals.slack import SlackUnavailable
 from ..api.models import (
     TERMINAL_PHASES,
-    Evidence,
     Reading,
     RemediationPolicySpec,
     RemediationSpec,
@@ -32,19 +30,17 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, claims, engine, matching, planning, policy_select, state
-from ..records import events, logs, metrics, tracing
-from ..signals import changes
+from ..core import adaptive, engine, matching, planning, policy_select, state
+from ..records import logs, metrics, tracing
+from ..core import durations
 from ..core.durations import parse_duration
-from ..verification import probes, query_probes, query_verdicts, readings, verdicts
-from . import claims as target_claims
+from ..verification import query_probes, query_verdicts, readings, verdicts
 from .context import OperatorContext
-from .guard_facts import READS, StepFacts, labels_of_namespace, step_facts
+from .guard_facts import READS, StepFacts, labels_of_namespace
+from .store import ClusterStore, Store
 
 log = logging.getLogger("remediator.loop")
-Outcome = Callable[[RemediationStatus], RemediationStatus]  # folds an action's result into a status
-MAX_CHANGE_EVIDENCE = 20
-OUTCOME_WRITES = 5  # tries to record an action's outcome against concurrent status writers
+OUTCOME_WRITES = 5  # tries to record an effect's outcome against concurrent status writers
 
 
 def utcnow() -> datetime:
@@ -54,192 +50,166 @@ def utcnow() -> datetime:
 class Loop:
     """The daemon-side state of one Remediation: its identity (verification readings live in its step record)."""
 
-    def __init__(self, ctx: OperatorContext, namespace: str, name: str):
+    def __init__(self, ctx: OperatorContext, namespace: str, name: str, store: Store | None = None):
         self.ctx = ctx
+        self.store: Store = store or ClusterStore(ctx)
         self.namespace = namespace
         self.name = name
         self.slack_retry_at = 0.0
-        self.moved_on = False  # the last tick changed phase without an effect: decide again at once
         self.uid: str | None = None
 
-    def tick(self) -> bool:
-        """Advance the Remediation by one decision; True when it is finished."""
-        res = self.ctx.resources
+    def tick(self) -> float | None:
+        """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
+        Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
-        obj = res.get("Remediation", self.name, self.namespace)
+        obj = self.store.remediation(self.namespace, self.name)
         if obj is None:
-            return True
+            return None
         spec = RemediationSpec.model_validate(obj["spec"])
         status = RemediationStatus.model_validate(obj.get("status") or {})
         if status.phase in TERMINAL_PHASES:
-            return True
+            return None
         self.uid = obj["metadata"].get("uid")
         problem = matching.remediation_namespace_problem(self.namespace, spec)
         if problem:  # before any read made for it: a forged spec must not make us read another namespace
             return self.refuse(obj, status, problem)
-        now = utcnow()
-        # Independent reads, issued together: a tick waits for the slowest, not the sum.
-        runbook_read = READS.submit(self.load_runbook, spec)
-        policies_read = READS.submit(res.list, "RemediationPolicy")
-        labels_read = READS.submit(labels_of_namespace, self.ctx, self.namespace)
-        if status.phase == "Pending" and status.probable_cause is None:  # once: persisted with the plan
-            status = status.model_copy(update={"probable_cause": changes.find_cause(
-                self.ctx.api, self.ctx.changes, spec, obj["metadata"].get("creationTimestamp"), now)})
-        runbook_body = runbook_read.result()
-        runbook = RunbookSpec.model_validate(runbook_body["spec"]) if runbook_body else None
-        policy = effective_policy(policies_read.result(), self.namespace, labels_read.result())
-        observed = step_facts(self.ctx, self.name, spec, status, runbook, policy, now) \
-            if needs_guards(status) else StepFacts()
-        facts = engine.Facts(now=now, runbook=runbook, policy=policy, guards=observed.guards,
-                             risk_input=observed.risk_input, planned_changes=observed.planned_changes,
-                             step_history=adaptive_history(self.ctx, spec, status, runbook),
-                             cause_kind=engine.cause_kind(status),
-                             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None)
+        status, facts = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
-        if isinstance(decision.effect, engine.Act):
-            claim = self.claim(spec, decision.status, runbook, decision.effect.index, now)
-            if engine.new_intent(status, decision):  # decided again: a claim held elsewhere blocks the intent
-                decision = engine.decide(self.name, spec, status, dataclasses.replace(facts, claim=claim))
-            elif not claim.granted:  # a replayed intent whose claim another Remediation took meanwhile
-                log.warning("waiting for the target's claim", extra={"remediation": f"{self.namespace}/{self.name}",
-                                                                     "reason": claim.reason})
-                return False
-        self.moved_on = decision.changed and decision.effect is None and decision.status.phase != status.phase
         if decision.changed:
-            obj = self.persist(obj, decision.status)
+            obj = self.persist(obj, decision)
             if obj is None:
-                self.moved_on = True  # 409: re-read and decide again at once, not a tick later
-                return False
-            tracing.decided(obj, status, decision.status, now)
+                return engine.AT_ONCE  # 409: re-read and decide again at once, not a tick later
+            tracing.decided(obj, status, decision.status, facts.now)
             if status.phase == "Pending" or not isinstance(decision.effect, engine.Act):
                 failpoints.hit("after-plan")  # with no approval needed, the plan's write also holds the intent
             if isinstance(decision.effect, engine.Act):
                 failpoints.hit("after-intent")
-        self.sync_slack(obj, spec, status, decision.status)
-        status = decision.status
-        effect = decision.effect
-        if isinstance(effect, engine.Act):
-            outcome = self.act(spec, status, effect, runbook, policy)
-            failpoints.hit("after-action")
-            if outcome is not None:
-                obj, status = self.persist_outcome(obj, status, outcome, effect)
-        elif isinstance(effect, engine.Probe):
-            status = self.probe(spec, status, effect, runbook)
-            failpoints.hit("during-verify")
-            if status != decision.status:
-                obj = self.persist(obj, status)
-                tracing.verified(obj, effect.index, decision.status, status, utcnow())
-        return status.phase in TERMINAL_PHASES
+        if decision.effect is None:
+            return decision.requeue_after
+        done = self.perform(spec, decision.status, decision.effect, facts)
+        return self.record(obj, spec, decision.status, decision.effect, done, facts)
 
-    def sync_slack(self, obj: dict, spec: RemediationSpec, before: RemediationStatus,
-                   after: RemediationStatus) -> None:
-        """Post the approval message once per request; update it when the request is decided."""
-        slack = self.ctx.slack
-        request = after.approval
-        if slack is None or not slack.enabled or request is None:
-            return
+    def load(self, obj: dict, spec: RemediationSpec,
+             status: RemediationStatus) -> tuple[RemediationStatus, engine.Facts]:
+        """What this decision needs: the Runbook and the policy always, the rest when the core asks for it."""
+        now = utcnow()
+        # Independent reads, issued together: a tick waits for the slowest, not the sum.
+        runbook_read = READS.submit(self.store.runbook, spec.runbook.namespace, spec.runbook.name)
+        policy = self.store.policy(self.namespace)
+        runbook_body = runbook_read.result()
+        runbook = RunbookSpec.model_validate(runbook_body["spec"]) if runbook_body else None
+        needs = engine.needs(status, runbook)
+        if needs.cause:  # once: persisted with the plan
+            status = status.model_copy(update={"probable_cause": self.store.probable_cause(
+                spec, obj["metadata"].get("creationTimestamp"), now)})
+        observed = self.store.step_facts(self.name, spec, status, runbook, policy, now) \
+            if needs.step_facts else StepFacts()
+        history = self.store.history(spec, status, runbook) if needs.history else None
+        return status, engine.Facts(
+            now=now, runbook=runbook, policy=policy, guards=observed.guards, risk_input=observed.risk_input,
+            planned_changes=observed.planned_changes, step_history=history,
+            cause_kind=status.probable_cause.kind if status.probable_cause else None,
+            runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
+            slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at)
+
+    def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
+                facts: engine.Facts) -> engine.Outcome:
+        """Carry out the decision's one effect; what it did, for engine.outcome."""
+        if isinstance(effect, engine.Act):
+            done = self.act(spec, status, effect)
+            failpoints.hit("after-action")
+            return done
+        if isinstance(effect, engine.Probe):
+            judged = self.probe(spec, status, effect, facts.runbook)
+            failpoints.hit("during-verify")
+            return judged
         try:
-            if after.phase == "AwaitingApproval" and not request.slack_ts and request.slack_channel:
-                if time.monotonic() < self.slack_retry_at:
-                    return
-                # Posted before a crash or a lost status write? Adopt that message rather than post another.
-                found = request.request_id and request.requested_at and find_request_message(
-                    slack, request.slack_channel, request.request_id, parse_time(request.requested_at).timestamp())
-                channel, ts = found or post_message(
-                    slack, request.slack_channel, f"Approval needed: {self.name}",
-                    messages.request_blocks(self.namespace, self.name, spec, after), request.request_id)
+            if isinstance(effect, engine.PostApproval):
+                request = status.approval
+                assert request is not None
+                channel, ts = self.store.post_approval(
+                    effect.channel, request.request_id, parse_time(request.requested_at)
+                    if request.requested_at else None, f"Approval needed: {self.name}",
+                    messages.request_blocks(self.namespace, self.name, spec, status))
                 failpoints.hit("after-slack-post")
-                posted = after.model_copy(update={"approval": request.model_copy(
-                    update={"slack_channel": channel, "slack_ts": ts})})
-                self.persist(obj, posted)  # on a 409 the next tick finds the message by its request id
-            elif before.phase == "AwaitingApproval" and after.phase != "AwaitingApproval" and request.slack_ts:
-                update_message(slack, request.slack_channel or "", request.slack_ts,
-                               f"{self.name}: {after.phase}", messages.decided_blocks(self.name, after))
+                return engine.Posted(channel, ts)  # on a 409 the next tick finds the message by its request id
+            if isinstance(effect, engine.UpdateApproval):
+                self.store.update_approval(effect.channel, effect.ts, f"{self.name}: {status.phase}",
+                                           messages.decided_blocks(self.name, status))
         except SlackUnavailable as e:
-            self.slack_retry_at = time.monotonic() + 30
+            self.slack_retry_at = time.monotonic() + engine.SLACK_RETRY
             log.warning("slack unavailable; approvals still work with `remediator approve`",
                         extra={"remediation": f"{self.namespace}/{self.name}", "error": str(e)})
+            return engine.Posted()
+        return None
 
-    def refuse(self, obj: dict, status: RemediationStatus, problem: str) -> bool:
+    def record(self, obj: dict, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
+               done: engine.Outcome, facts: engine.Facts) -> float | None:
+        """Persist what the effect did. It has happened: if another writer got there first (409), fold it into
+        the fresh object and write again, rather than leave the step Intended and let the next tick's keyed
+        replay record "already applied" without what it changed."""
+        for _ in range(OUTCOME_WRITES):
+            decision = engine.outcome(spec, status, effect, done, dataclasses.replace(facts, now=utcnow()))
+            if decision.stale:
+                log.warning("action outcome not recorded: the Remediation moved on meanwhile",
+                            extra={"remediation": f"{self.namespace}/{self.name}", "phase": status.phase})
+            if not decision.changed:
+                return decision.requeue_after
+            stored = self.persist(obj, decision)
+            if stored is not None:
+                if isinstance(effect, engine.Probe):
+                    tracing.verified(stored, effect.index, status, decision.status, utcnow())
+                return decision.requeue_after
+            fresh = self.store.remediation(self.namespace, self.name)
+            if fresh is None:
+                return None
+            obj, status = fresh, RemediationStatus.model_validate(fresh.get("status") or {})
+        return engine.AT_ONCE
+
+    def refuse(self, obj: dict, status: RemediationStatus, problem: str) -> float | None:
         """End a Remediation that points outside its own namespace (made by hand, with no CEL/admission
         policy to stop it). Written directly, not through `persist`: no Event or metric names the other
         namespace's target or Runbook."""
         refused = state.transition(status, "Failed", f"refused: {problem}", utcnow())
-        try:
-            self.ctx.resources.replace_status("Remediation", self.namespace, self.name,
-                                              {**obj, "status": refused.wire()})
-        except ApiException as e:
-            if e.status in (404, 409):
-                return False
-            raise
+        if self.store.write_status({**obj, "status": refused.wire()}) is None:
+            return engine.AT_ONCE
         metrics.REFUSALS.labels("cross-namespace-remediation").inc()
         log.warning("remediation refused", extra={"remediation": f"{self.namespace}/{self.name}",
                                                   "reason": problem})
-        return True
+        return None
 
-    def claim(self, spec: RemediationSpec, status: RemediationStatus, runbook: RunbookSpec | None, index: int,
-              now: datetime) -> claims.ClaimDecision:
-        assert self.uid is not None
-        return target_claims.take(self.ctx.api, spec.target, self.namespace, self.uid, self.name,
-                                  parse_duration(pinned(status, index, runbook).timeout), now)
-
-    def load_runbook(self, spec: RemediationSpec) -> dict | None:
-        return self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
-
-    def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
-        status = claims.released(status)
-        body = {**obj, "status": status.wire()}
-        try:
-            stored = self.ctx.resources.replace_status("Remediation", self.namespace, self.name, body)
-        except ApiException as e:
-            if e.status in (404, 409):  # gone, or someone wrote first: re-read next tick
-                return None
-            raise
+    def persist(self, obj: dict, decision: engine.Decision) -> dict | None:
+        status = decision.status
+        stored = self.store.write_status({**obj, "status": status.wire()})
+        if stored is None:  # gone, or someone wrote first: re-read
+            return None
         before = RemediationStatus.model_validate(obj.get("status") or {})
-        if claims.step_over(before, status):  # after the write that says so
-            target_claims.release(self.ctx.api, RemediationSpec.model_validate(obj["spec"]).target, self.namespace,
-                                  obj["metadata"].get("uid") or "")
+        target = RemediationSpec.model_validate(obj["spec"]).target
         count_outcome(obj, before, status)
         tracing.finished(obj, before, status)
         metrics.observe_approval(before, status)
-        events.record_transition(self.ctx.api, self.namespace, self.name, obj["metadata"].get("uid"),
-                                 RemediationSpec.model_validate(obj["spec"]).target, before, status, utcnow())
+        if decision.release:  # after the write that says so
+            self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
+        self.store.transition(self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
         return stored
 
-    def persist_outcome(self, obj: dict, status: RemediationStatus, outcome: Outcome,
-                        effect: engine.Act) -> tuple[dict | None, RemediationStatus]:
-        """Record what an action did. The action has happened: if another writer got there first (409),
-        fold the outcome into the fresh object and write again, rather than leave the step Intended and
-        let the next tick's keyed replay record "already applied" without what it changed."""
-        for _ in range(OUTCOME_WRITES):
-            after = outcome(status)
-            stored = self.persist(obj, after)
-            if stored is not None:
-                return stored, after
-            obj = self.ctx.resources.get("Remediation", self.name, self.namespace)
-            if obj is None:
-                return None, after
-            status = RemediationStatus.model_validate(obj.get("status") or {})
-            if not awaits_outcome(status, effect):  # recorded already, or moved on (e.g. cancelled)
-                log.warning("action outcome not recorded: the Remediation moved on meanwhile",
-                            extra={"remediation": f"{self.namespace}/{self.name}", "phase": status.phase,
-                                   "key": effect.key})
-                return obj, status
-        return None, after
-
-    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
-            runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> Outcome | None:
-        """Run the step's action; how to fold its result into a status, or None while it is in progress."""
-        step = pinned(status, effect.index, runbook)
-        caps = policy_select.caps_for(policy, self.namespace)
+    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act) -> engine.Acted:
+        """Claim the target, then run the step's action (keyed: a replay is recognised as done)."""
+        assert self.uid is not None
+        claim = self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
+        if not claim.granted:
+            log.warning("no claim on the target", extra={"remediation": f"{self.namespace}/{self.name}",
+                                                         "reason": claim.reason})
+            return engine.Acted(claim=claim)
+        step = effect.step
+        assert step is not None, f"step {effect.index} is neither pinned nor in the Runbook"  # engine escalated
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
-                                        dry_run=effect.dry_run, max_replicas=caps.max_replicas,
-                                        max_memory=caps.max_memory, max_pods=caps.max_pods)
+                                        dry_run=effect.dry_run, max_replicas=effect.caps.max_replicas,
+                                        max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods)
         try:
             with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
                                                                         effect.key)) as span:
-                account = planning.action_identity(status.plan, runbook, status.service_account_name)
-                result = actions.execute(self.ctx.action_api(self.namespace, account), request)
+                result = self.store.act(self.namespace, effect.account, request)
                 span.set_attribute("result", result.message[:256])
         except actions.ActionError as e:
             metrics.ACTIONS.labels(step.action, "retry" if e.retryable else "error").inc()
@@ -247,25 +217,22 @@ class Loop:
                 metrics.REFUSALS.labels("forbidden-action").inc()
             if e.retryable:
                 raise
-            message, failed_at = str(e), utcnow()
-            return lambda current: engine.action_failed(current, effect.index, message, failed_at)
+            return engine.Acted(claim=claim, error=str(e))
         metrics.ACTIONS.labels(step.action, "replayed" if result.replayed else
                                ("applied" if result.done else "in-progress")).inc()
         if result.done and not result.replayed and len(status.steps) == 1 and status.started_at:
             metrics.SIGNAL_TO_ACTION.observe((utcnow() - parse_time(status.started_at)).total_seconds())
         if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
-            return None
-        done_at = utcnow()
-        evidence = [*result.evidence, *change_evidence(result.changes, engine.ts(done_at))]
-        return lambda current: engine.action_done(current, effect.index, result.message, evidence, done_at,
-                                                  replayed=result.replayed)
+            return engine.Acted(claim=claim)
+        return engine.Acted(claim=claim, done=True, replayed=result.replayed, message=result.message,
+                            evidence=tuple(result.evidence), changes=result.changes)
 
     def probe(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Probe,
               runbook: RunbookSpec | None) -> RemediationStatus:
         """Observe, fold the readings into the step record (persisted when they change) and judge."""
         step = pinned(status, effect.index, runbook)
         record = engine.find_record(status, effect.index)
-        seen = probes.observe(self.ctx.api, spec.target)
+        seen = self.store.observe(spec.target)
         kept = readings.fold_pods(record.readings, seen)
         started, timeout = parse_time(record.applied_at), parse_duration(step.timeout)
         external, kept = self.query_verdicts(spec, step.verify, kept, started, timeout)
@@ -315,24 +282,15 @@ def pinned(status: RemediationStatus, index: int, runbook: RunbookSpec | None):
     return step
 
 
-def change_evidence(changes: dict, at: str) -> list[Evidence]:
-    """What the action changed on the target (e.g. the container image before and after), as evidence."""
-    return [Evidence(kind="change", detail=path, value=f"{change.get('before')!r} -> {change.get('after')!r}"[:512],
-                     at=at) for path, change in sorted(changes.items())][:MAX_CHANGE_EVIDENCE]
-
-
-def awaits_outcome(status: RemediationStatus, effect: engine.Act) -> bool:
-    """The status still holds the intent `effect` carried out, with no outcome recorded."""
-    record = engine.find_record(status, effect.index)
-    return status.phase not in TERMINAL_PHASES and record is not None and record.phase == "Intended" \
-        and record.idempotency_key == effect.key
-
-
 def check_condition(name: str, check) -> tuple[str, float, str]:
     """(operator, threshold, words) of a PromQL check; sloRecovered is "worst burn / threshold < 1"."""
     if name == "promql":
         return check.op, check.threshold, f"{check.query} {check.op} {check.threshold:g}"
     return "<", 1.0, f"SLO {check.slo} burning under its alert thresholds"
+
+
+def load_runbook(ctx: OperatorContext, namespace: str, name: str) -> dict | None:
+    return ctx.resources.get("Runbook", name, namespace)
 
 
 def load_policy(ctx: OperatorContext, namespace: str) -> RemediationPolicySpec | None:
@@ -362,12 +320,6 @@ def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: Remedi
     return adaptive.history(past, f"{spec.runbook.namespace}/{spec.runbook.name}", adaptive.signal_type(spec))
 
 
-def needs_guards(status: RemediationStatus) -> bool:
-    return status.phase in ("Pending", "Planned") or (
-        status.phase == "Acting" and engine.find_record(status, status.current_step or 0) is None)
-
-
 def parse_time(value: str | None) -> datetime:
-    if not value:
-        return utcnow()
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """A stored stamp; now when there is none yet."""
+    return durations.parse_time(value) if value else utcnow()

@@ -74,6 +74,11 @@ def format_time(moment: datetime) -> str:
     return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, with the microseconds when there are any: the status stamps the loop writes."""
+    return _utc(moment).isoformat().replace("+00:00", "Z")
+
+
 def micro_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z and always six fractional digits, as the apiserver parses a MicroTime (Lease and
     Event times): the client's isoformat drops them when they are zero, and the apiserver refuses that. Fixed

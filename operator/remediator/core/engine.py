@@ -1,10 +1,12 @@
 """The Remediation loop as a pure function: observed state in, next state and one effect out.
 
-The shell (controller/reconcile.py) loads a Remediation, asks `decide`, persists
-the returned status FIRST, and only then performs the returned effect. An
+One tick of the shell (controller/reconcile.py) is: load what `needs` asks for,
+`decide`, persist the returned status FIRST, perform the returned effect, and
+hand what the effect did to `outcome`, which says what to persist next. An
 action's intent (step record with its idempotency key, phase Intended) is
 therefore durable before the call, and a restart that finds an Intended step
 replays the call with the same key, which the action recognises as done.
+Every decision also says when the next tick is due (`requeue_after`).
 """
 
 from __future__ import annotations
@@ -13,33 +15,50 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ..api.models import (
     RISK_LEVELS,
     Approval,
     ApprovalRule,
+    Evidence,
     TERMINAL_PHASES,
-    ObjectRef,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
     RiskAssessment,
     RunbookSpec,
+    Step,
     StepRecord,
 )
-from . import adaptive, approval, claims, planning, risk, state
+from . import adaptive, approval, claims, planning, policy_select, risk, state
+from .durations import iso_time, parse_duration, parse_time
 from .guards import GuardVerdict
+
+# When the next tick is due, in seconds, for what only time moves on (any write to the Remediation ticks at once).
+AT_ONCE = 0.0
+ACTION_POLL = 2.0  # an action in progress (e.g. a drain waiting on a PodDisruptionBudget)
+PROBE_EVERY = 2.0  # verification observes the target this often, within the step's timeout
+SLACK_RETRY = 30.0  # Slack unreachable: post the approval request again after this
+CLAIM_RETRY = 5.0  # a replayed intent whose target another Remediation claimed meanwhile
+IDLE = 300.0  # nothing is due by time (e.g. an approval with no deadline): look again after this
 
 
 @dataclass(frozen=True)
 class Act:
-    """Run step `index`'s action with idempotency key `key`."""
+    """Claim the target for `claim_for`, then run step `index`'s action (`step` as pinned at planning) with
+    idempotency key `key`, as ServiceAccount `account`, within the policy's `caps`.
+    `fresh`: the intent is new in this decision (a refused claim then ends the step unrun)."""
 
     index: int
     key: str
     dry_run: bool = False
+    fresh: bool = False
+    claim_for: timedelta = timedelta(minutes=5)
+    step: Step | None = None
+    account: str | None = None
+    caps: policy_select.Caps = policy_select.Caps()
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,65 @@ class Probe:
     index: int
 
 
-Effect = Act | Probe | None
+@dataclass(frozen=True)
+class PostApproval:
+    """Post the approval request to Slack (or adopt the message a lost write already posted)."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
+class UpdateApproval:
+    """Tell the Slack message of a decided request what came of it."""
+
+    channel: str
+    ts: str
+
+
+Effect = Act | Probe | PostApproval | UpdateApproval | None
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What `decide` needs observed this tick beyond the Remediation, its Runbook and the policy."""
+
+    step_facts: bool = False  # guards, risk input and dry run of the step about to be gated or intended
+    cause: bool = False  # the probable cause: found once, persisted with the plan
+    history: bool = False  # how an adaptive Runbook's steps fared before, to order the ladder
+
+
+def needs(status: RemediationStatus, runbook: RunbookSpec | None) -> Needs:
+    planning_now = status.phase == "Pending"
+    return Needs(
+        step_facts=status.phase in ("Pending", "Planned") or (
+            status.phase == "Acting" and find_record(status, status.current_step or 0) is None),
+        cause=planning_now and status.probable_cause is None,
+        history=planning_now and runbook is not None and runbook.adaptive)
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What an Act effect did: the claim it met, then the action's result (unless the claim was refused).
+    `error`: refused for good (403, 404, 422 ...); neither done nor error: in progress, same key next tick."""
+
+    claim: claims.ClaimDecision | None = None
+    done: bool = False
+    replayed: bool = False
+    error: str | None = None
+    message: str = ""
+    evidence: tuple = ()
+    changes: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)  # path -> {"before", "after"}
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where the approval request is in Slack; None fields: Slack was unavailable."""
+
+    channel: str | None = None
+    ts: str | None = None
+
+
+Outcome = Acted | Posted | RemediationStatus | None  # a Probe's outcome is the judged status
 
 
 @dataclass(frozen=True)
@@ -64,8 +141,9 @@ class Facts:
     planned_changes: tuple[str, ...] = ()  # what a server-side dry run of the step would change
     cause_kind: str | None = None
     step_history: Mapping[str, adaptive.StepOutcomes] | None = None  # for an adaptive Runbook, when planning
-    claim: claims.ClaimDecision | None = None  # the target's claim, taken right before an intent
     runbook_generation: int | None = None  # the live Runbook's metadata.generation
+    slack: bool = False  # Slack takes approval requests (configured)
+    slack_backoff: bool = False  # ... but was unreachable a moment ago: post again after SLACK_RETRY
 
 
 @dataclass(frozen=True)
@@ -73,7 +151,9 @@ class Decision:
     status: RemediationStatus
     effect: Effect = None
     changed: bool = True
-    notes: list[str] = field(default_factory=list)
+    requeue_after: float | None = None  # seconds until the next tick is due; None: finished
+    release: bool = False  # the write of `status` ends the holding of the target's claim: release it after
+    stale: bool = False  # an effect's outcome that no longer applies: the Remediation moved on meanwhile
 
 
 def cause_kind(status: RemediationStatus) -> str | None:
@@ -82,10 +162,18 @@ def cause_kind(status: RemediationStatus) -> str | None:
 
 
 def ts(now: datetime) -> str:
-    return now.isoformat().replace("+00:00", "Z")
+    return iso_time(now)
 
 
 def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
+    """The next status and the one effect it allows, with when to tick again."""
+    decision = decide_phase(name, spec, status, facts)
+    if decision.effect is None:
+        decision = dataclasses.replace(decision, effect=slack_effect(status, decision.status, facts))
+    return finished(status, decision, facts)
+
+
+def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
     if status.phase in TERMINAL_PHASES:
         return Decision(status, changed=False)
     deleted_noted = False
@@ -315,28 +403,29 @@ def on_acting(name, spec, status, facts) -> Decision:
                 return request_approval(
                     name, spec, index, status, assessed, rule, facts,
                     f"step {step.name!r}: risk {assessed.level} ({assessed.score}) needs {rule.approvers} approval(s)")
-        claim = facts.claim
-        if claim is not None and not claim.granted:
-            final = "Escalated" if status.steps else "Skipped"
-            return Decision(state.transition(status, final, f"no claim on the target right before acting: {claim.reason}",
-                                             facts.now))
-        if claim is not None:  # recorded with the intent, before the action: a restart knows the claim is ours
-            status = status.model_copy(update={"claim": claim.record()})
         key = state.idempotency_key(name, index, step.action)
         record = StepRecord(index=index, name=step.name, action=step.action, idempotency_key=key,
                             phase="Intended", started_at=ts(facts.now))
         status = with_record(status, record)
         status = state.note(status, "Intended", f"step {step.name!r}: {step.action} (key {key})", facts.now)
-        return Decision(status, effect=Act(index, key))
+        return Decision(status, effect=act(spec, status, index, key, facts, fresh=True))
     if record.phase == "Intended":
-        return Decision(status, effect=Act(index, record.idempotency_key), changed=False)
+        return Decision(status, effect=act(spec, status, index, record.idempotency_key, facts), changed=False)
     return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
 
 
-def new_intent(before: RemediationStatus, decision: Decision) -> bool:
-    """The decision records an intent `before` did not hold: the moment to claim the target."""
-    effect = decision.effect
-    return isinstance(effect, Act) and find_record(before, effect.index) is None
+def act(spec: RemediationSpec, status: RemediationStatus, index: int, key: str, facts: Facts,
+        fresh: bool = False) -> Act:
+    """The action call for step `index`, complete: the shell adds nothing to it."""
+    return Act(index, key, fresh=fresh, claim_for=step_timeout(status, index, facts),
+               step=planning.pinned_step(status.plan, index, facts.runbook),
+               account=planning.action_identity(status.plan, facts.runbook, status.service_account_name),
+               caps=policy_select.caps_for(facts.policy, spec.runbook.namespace))  # = the Remediation's
+
+
+def step_timeout(status: RemediationStatus, index: int, facts: Facts) -> timedelta:
+    step = planning.pinned_step(status.plan, index, facts.runbook)
+    return parse_duration(step.timeout) if step is not None else timedelta(minutes=5)
 
 
 def on_verifying(name, spec, status, facts) -> Decision:
@@ -422,8 +511,109 @@ def plan_summary(steps) -> str:
     return "plan: " + " → ".join(parts)
 
 
-def target_of(spec: RemediationSpec) -> ObjectRef:
-    return spec.target
+def outcome(spec: RemediationSpec, status: RemediationStatus, effect: Effect, done: Outcome,
+            facts: Facts) -> Decision:
+    """Fold what `effect` did into `status` (the Remediation as last read): what to persist, and when to tick
+    again. Unchanged when the status no longer awaits it (recorded already, or moved on, e.g. cancelled)."""
+    if isinstance(effect, Act) and isinstance(done, Acted):
+        decision = acted(status, effect, done, facts.now)
+    elif isinstance(effect, Probe) and isinstance(done, RemediationStatus):
+        decision = Decision(done, changed=done != status)
+    elif isinstance(effect, PostApproval) and isinstance(done, Posted) and done.ts and status.approval \
+            and status.phase == "AwaitingApproval":
+        decision = Decision(status.model_copy(update={"approval": status.approval.model_copy(
+            update={"slack_channel": done.channel, "slack_ts": done.ts})}))
+    else:
+        decision = Decision(status, changed=False)
+    if isinstance(done, Posted) and not done.ts:  # Slack is unavailable: try again after a while, not at once
+        facts = dataclasses.replace(facts, slack_backoff=True)
+    return finished(status, decision, facts)
+
+
+def acted(status: RemediationStatus, effect: Act, done: Acted, now: datetime) -> Decision:
+    if not awaits_outcome(status, effect):
+        return Decision(status, changed=False, stale=True)
+    before, claim = status, done.claim
+    if claim is not None and not claim.granted:
+        if not effect.fresh:  # a replayed intent: the claim may come back (expired, holder finished)
+            return Decision(status, changed=False, requeue_after=CLAIM_RETRY)
+        # the intent was new: nothing ran, so the step goes as if it had never been intended
+        status = status.model_copy(update={"steps": [r for r in status.steps if r.index != effect.index]})
+        final = "Escalated" if status.steps else "Skipped"
+        return Decision(state.transition(status, final, f"no claim on the target right before acting: {claim.reason}",
+                                         now))
+    if claim is not None:
+        status = status.model_copy(update={"claim": claim.record()})
+    if done.error is not None:
+        return Decision(action_failed(status, effect.index, done.error, now))
+    if done.done:
+        evidence = [*done.evidence, *change_evidence(done.changes, ts(now))]
+        return Decision(action_done(status, effect.index, done.message, evidence, now, replayed=done.replayed))
+    return Decision(status, changed=status != before, requeue_after=ACTION_POLL)  # in progress
+
+
+def awaits_outcome(status: RemediationStatus, effect: Act) -> bool:
+    """The status still holds the intent `effect` carried out, with no outcome recorded."""
+    record = find_record(status, effect.index)
+    return status.phase not in TERMINAL_PHASES and record is not None and record.phase == "Intended" \
+        and record.idempotency_key == effect.key
+
+
+def slack_effect(before: RemediationStatus, after: RemediationStatus, facts: Facts) -> Effect:
+    """Post the approval request once per request; update its message when the request is decided."""
+    request = after.approval
+    if not facts.slack or request is None:
+        return None
+    if after.phase == "AwaitingApproval" and not request.slack_ts and request.slack_channel and \
+            not facts.slack_backoff:
+        return PostApproval(request.slack_channel)
+    if before.phase == "AwaitingApproval" and after.phase != "AwaitingApproval" and request.slack_ts:
+        return UpdateApproval(request.slack_channel or "", request.slack_ts)
+    return None
+
+
+def finished(before: RemediationStatus, decision: Decision, facts: Facts) -> Decision:
+    """The decision with the claim's record dropped once its step is over (and whether to release the claim),
+    and when the next tick is due, unless it says so already."""
+    after = claims.released(decision.status)
+    due = decision.requeue_after
+    if due is None and after.phase not in TERMINAL_PHASES:
+        due = requeue_after(after, facts)
+    return dataclasses.replace(decision, status=after, requeue_after=due,
+                               release=decision.changed and claims.step_over(before, after))
+
+
+MAX_CHANGE_EVIDENCE = 20
+
+
+def change_evidence(changes: Mapping[str, Mapping], at: str) -> list[Evidence]:
+    """What the action changed on the target (e.g. the container image before and after), as evidence."""
+    return [Evidence(kind="change", detail=path, value=f"{change.get('before')!r} -> {change.get('after')!r}"[:512],
+                     at=at) for path, change in sorted(changes.items())][:MAX_CHANGE_EVIDENCE]
+
+
+def requeue_after(status: RemediationStatus, facts: Facts) -> float | None:
+    """Seconds until time alone moves `status` on: the approval deadline, the step's verification cadence."""
+    phase = status.phase
+    if phase in TERMINAL_PHASES:
+        return None
+    if phase == "AwaitingApproval":
+        request = status.approval
+        if request is None or request.decision is not None:
+            return AT_ONCE
+        owed = bool(facts.slack and request.slack_channel and not request.slack_ts)  # the Slack message
+        if owed and not facts.slack_backoff:
+            return AT_ONCE
+        due = IDLE if not request.deadline else \
+            max(0.0, (parse_time(request.deadline) - facts.now).total_seconds())
+        return min(due, SLACK_RETRY) if owed else due
+    if phase == "Verifying" and status.current_step is not None:
+        record = find_record(status, status.current_step)
+        if record is None or not record.applied_at:
+            return AT_ONCE
+        ends = parse_time(record.applied_at) + step_timeout(status, status.current_step, facts)
+        return max(0.0, min(PROBE_EVERY, (ends - facts.now).total_seconds()))
+    return AT_ONCE  # Pending, Planned, Acting: the next decision needs no waiting
 
 
 PHASES = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from remediator.api.models import MAX_READING_DETAIL, MAX_READING_TEXT, Evidence, Reading
-from remediator.core.durations import format_duration, micro_time, parse_time
+from remediator.core.durations import format_duration, iso_time, micro_time, parse_time
 from remediator.verification.readings import bounded, last_of
 from remediator.verification.verdicts import Verdict
 
@@ -58,7 +58,7 @@ def query_verdict(readings: Sequence[QueryReading], op: str, threshold: float, h
         down = _first_of_trailing(since, lambda r: bool(r.error))
         return Verdict("inconclusive",
                        [f"cannot tell whether {what}: Prometheus has not answered since "
-                        f"{_clock(down.at)} ({last.error})"], _evidence(last, "last attempt"))
+                        f"{iso_time(down.at)} ({last.error})"], _evidence(last, "last attempt"))
     if last.value is None:
         return Verdict("inconclusive", [f"cannot tell whether {what}: no data ({last.detail})"],
                        _evidence(last, "no data"))
@@ -119,8 +119,6 @@ def _first_of_trailing(readings: Sequence[QueryReading], pred) -> QueryReading:
 def _evidence(r: QueryReading, label: str) -> list[Evidence]:
     value = None if r.value is None else f"{r.value:.6g}"
     detail = f"{label}: {r.error or r.detail}"
-    return [Evidence(kind="promql", detail=detail[:1000], value=value, at=_clock(r.at))]
+    return [Evidence(kind="promql", detail=detail[:1000], value=value, at=iso_time(r.at))]
 
 
-def _clock(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from remediator.api.models import Evidence, PodsReadyCheck, Reading, RolloutCompleteCheck, Verify
-from remediator.core.durations import parse_duration, parse_time
+from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.verification.observations import (
     PROGRESS_DEADLINE_EXCEEDED,
     Observation,
@@ -301,11 +301,9 @@ def _failure_evidence(o: Observation) -> list[Evidence]:
 
 
 def _evidence(kind: str, detail: str, o: Observation, value: str | None = None) -> Evidence:
-    return Evidence(kind=kind, detail=detail, value=value or None, at=_time(o.at))
+    return Evidence(kind=kind, detail=detail, value=value or None, at=format_time(o.at))
 
 
-def _time(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _fmt(delta: timedelta) -> str:

@@ -1,0 +1,243 @@
+"""The real reconcile.Loop, driven through whole lifecycles on an in-memory Store: no apiserver, no subprocess."""
+
+from __future__ import annotations
+
+import contextvars
+from datetime import timedelta
+
+import pytest
+from prometheus_client import REGISTRY
+
+from remediator.actions.base import ActionError
+from remediator.api.models import Approval, ApprovalRule, RemediationPolicySpec, RemediationSpec, RunbookSpec
+from remediator.controller import reconcile
+from remediator.core import engine, state
+from tests.unit.fake_store import FakeStore, loop_on
+from tests.unit.test_core_engine import LADDER, SPEC, runbook
+
+HIGH = runbook(("scale-out", "scale", "high"))  # scores 65: high
+
+
+def approvals(timeout: str = "10m", channel: str | None = None) -> RemediationPolicySpec:
+    return RemediationPolicySpec(approval=Approval(slack_channel=channel, rules=[
+        ApprovalRule(level=level, approvers=1, timeout=timeout) for level in ("high", "critical")]))
+
+
+def tick(loop: reconcile.Loop) -> float | None:
+    return contextvars.copy_context().run(loop.tick)
+
+
+def crash_at(monkeypatch, boundary: str) -> None:
+    def hit(name: str) -> None:
+        if name == boundary:
+            raise SystemExit(f"killed at {name}")
+    monkeypatch.setattr(reconcile.failpoints, "hit", hit)
+
+
+def test_an_alert_is_planned_acted_on_verified_and_succeeds_through_the_real_loop(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == engine.PROBE_EVERY  # plan + intent in one write, the action, its outcome
+    assert store.status.phase == "Verifying" and engine.find_record(store.status, 0).phase == "Applied"
+    assert [w.phase for w in store.writes] == ["Acting", "Verifying"]
+    assert len(store.calls) == 1 and store.applied == [store.calls[0].key]
+    assert tick(loop) == engine.PROBE_EVERY  # pods ready, but not yet for the 30 s window
+    store.clock += timedelta(seconds=31)
+    assert tick(loop) is None
+    assert store.status.phase == "Succeeded", store.status.reason
+    assert len(store.calls) == 1 and store.holder is None, "acted once; the claim released with the step"
+    assert store.transitions[-1] == ("Verifying", "Succeeded")
+
+
+def test_a_409_on_the_plan_write_rereads_at_once_and_writes_and_acts_only_once(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.refuse_next_writes = 1
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == 0, "another writer was first: decide again at once"
+    assert store.writes == [] and store.calls == []
+    tick(loop)
+    assert [t.kind for t in store.status.timeline].count("Intended") == 1
+    assert len(store.calls) == 1
+
+
+def test_an_action_outcome_meeting_a_409_is_reapplied_on_the_fresh_object(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    # while the action runs, another writer (a vote, an annotation) updates the Remediation
+    monkeypatch.setattr(reconcile.failpoints, "hit", lambda name: name == "after-action" and store.touch(
+        metadata={"annotations": {"seen": "yes"}}))
+
+    tick(loop)
+
+    record = engine.find_record(store.status, 0)
+    assert store.status.phase == "Verifying" and record.phase == "Applied" and record.result == "applied"
+    assert [(e.kind, e.detail) for e in record.evidence] == [("change", "spec.replicas")]
+    assert store.object["metadata"]["annotations"] == {"seen": "yes"}
+
+
+def test_an_outcome_is_not_forced_onto_a_remediation_that_moved_on(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+
+    def cancel(name: str) -> None:
+        if name == "after-action":
+            store.touch(status=state.transition(store.status, "Cancelled", "the alert resolved", store.clock).wire())
+    monkeypatch.setattr(reconcile.failpoints, "hit", cancel)
+
+    assert tick(loop) is None, "finished: cancelled meanwhile"
+    assert store.status.phase == "Cancelled" and engine.find_record(store.status, 0).phase == "Intended"
+
+
+@pytest.mark.parametrize("boundary, calls", [("after-intent", 1), ("after-action", 2)])
+def test_a_crash_after_the_intent_write_replays_the_keyed_action_and_changes_the_target_once(
+        monkeypatch, boundary, calls):
+    store = FakeStore(SPEC, LADDER)
+    crash_at(monkeypatch, boundary)
+    with pytest.raises(SystemExit):
+        tick(loop_on(store, monkeypatch))
+    assert engine.find_record(store.status, 0).phase == "Intended"
+
+    monkeypatch.setattr(reconcile.failpoints, "hit", lambda name: None)
+    restarted = loop_on(store, monkeypatch)  # a new process: nothing remembered but the Remediation
+    tick(restarted)
+
+    assert len(store.calls) == calls and {c.key for c in store.calls} == {store.applied[0]}
+    assert len(store.applied) == 1
+    record = engine.find_record(store.status, 0)
+    assert record.phase == "Applied"
+    assert record.result == ("applied" if calls == 1 else "replayed: already applied under this key")
+
+
+def test_waiting_for_an_approval_is_due_again_at_its_deadline_not_every_second(monkeypatch):
+    store = FakeStore(SPEC, HIGH, policy=approvals("10m"))
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == 600.0
+    assert store.status.phase == "AwaitingApproval" and store.calls == []
+    store.clock += timedelta(minutes=4)
+    assert tick(loop) == 360.0
+    assert store.reads["step_facts"] == 1, "waiting observes no guards"
+    store.clock += timedelta(minutes=6)
+    assert tick(loop) is None
+    assert store.status.phase == "Expired" and store.calls == []
+
+
+def test_an_approval_request_is_posted_to_slack_once_and_its_message_updated_when_decided(monkeypatch):
+    store = FakeStore(SPEC, HIGH, policy=approvals("10m", channel="#ops"))
+    store.slack_enabled = True
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == 600.0, "the request is written, then posted in the same tick"
+    assert store.status.approval.slack_ts and store.slack_posts == [store.status.approval.request_id]
+    tick(loop)
+    assert len(store.slack_posts) == 1
+    store.touch(status=store.status.model_copy(update={"approval": store.status.approval.model_copy(
+        update={"decision": "denied"})}).wire())
+    assert tick(loop) is None
+    assert store.status.phase == "Denied" and store.slack_updates == ["am-1: Denied"]
+
+
+def test_slack_being_down_retries_the_post_after_the_backoff_not_at_once(monkeypatch):
+    store = FakeStore(SPEC, HIGH, policy=approvals("10m", channel="#ops"))
+    store.slack_enabled = store.slack_down = True
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == engine.SLACK_RETRY
+    assert store.status.phase == "AwaitingApproval" and not store.status.approval.slack_ts
+    store.slack_down = False
+    assert tick(loop) == engine.SLACK_RETRY, "backing off: nothing posted until the backoff is over"
+    assert store.slack_posts == []
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: 10**9)  # the backoff is over
+    tick(loop)
+    assert len(store.slack_posts) == 1 and store.status.approval.slack_ts
+
+
+def test_an_action_still_in_progress_is_called_again_with_the_same_key_after_the_poll_interval(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.pending_action = True
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == engine.ACTION_POLL
+    assert tick(loop) == engine.ACTION_POLL
+    store.pending_action = False
+    assert tick(loop) == engine.PROBE_EVERY
+    assert len({c.key for c in store.calls}) == 1 and len(store.calls) == 3
+    assert store.status.claim is not None and store.status.claim.holder == "uid-am-1"
+
+
+def test_a_target_claimed_by_another_remediation_skips_the_new_step_and_runs_nothing(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.holder = "uid-other"
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) is None
+    assert store.status.phase == "Skipped" and "claimed by Remediation other" in store.status.reason
+    assert store.calls == [] and store.status.steps == []
+
+
+def test_a_refused_action_fails_the_step_with_the_apiservers_words_and_climbs_the_ladder(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.action_error = ActionError("Forbidden", "deployments.apps is forbidden", status=403)
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == 0, "the next step is due at once"
+    assert engine.find_record(store.status, 0).phase == "Failed"
+    assert store.status.phase == "Acting" and store.status.current_step == 1
+
+
+def test_the_probable_cause_and_adaptive_history_are_read_only_when_planning(monkeypatch):
+    adaptive = RunbookSpec.model_validate({**LADDER.wire(), "adaptive": True})
+    store = FakeStore(SPEC, adaptive)
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    tick(loop)
+    assert store.reads["probable_cause"] == 1 and store.reads["history"] == 1
+    assert store.reads["step_facts"] == 1 and store.reads["runbook"] == 2
+
+
+def test_a_history_is_not_read_for_a_runbook_that_is_not_adaptive(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    tick(loop_on(store, monkeypatch))
+    assert store.reads["history"] == 0
+
+
+def test_verification_is_due_no_later_than_the_steps_timeout(monkeypatch):
+    short = RunbookSpec.model_validate({**LADDER.wire(), "steps": [
+        {"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "60s"}]})
+    store = FakeStore(SPEC, short)
+    store.ready = False
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    store.clock += timedelta(seconds=59, milliseconds=500)
+    assert tick(loop) == 0.5
+    store.clock += timedelta(seconds=1)
+    assert tick(loop) is None and store.status.phase in ("Failed", "Escalated", "Inconclusive")
+
+
+def test_a_finished_or_deleted_remediation_needs_no_further_tick(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    store.object = None
+    assert tick(loop) is None and store.writes == []
+
+
+@pytest.mark.parametrize("field, value", [("runbook", {"name": "ladder", "namespace": "team-a"}),
+                                          ("target", {"kind": "Deployment", "namespace": "team-a", "name": "web"})])
+def test_a_remediation_pointing_outside_its_namespace_is_refused_with_a_reason(monkeypatch, field, value):
+    forged = RemediationSpec.model_validate({**SPEC.wire(), "runbook": {"name": "ladder", "namespace": "team-b"},
+                                             "target": {"kind": "Deployment", "namespace": "team-b", "name": "web"},
+                                             field: value})
+    store = FakeStore(forged, LADDER, namespace="team-b")
+    labels = {"reason": "cross-namespace-remediation"}
+    before = REGISTRY.get_sample_value("remediator_refusals_total", labels) or 0.0
+
+    assert tick(loop_on(store, monkeypatch)) is None
+
+    assert store.status.phase == "Failed"
+    assert f"spec.{field}.namespace is 'team-a'" in store.status.reason
+    assert "lives in namespace 'team-b'" in store.status.reason
+    assert REGISTRY.get_sample_value("remediator_refusals_total", labels) == before + 1
+    assert store.reads["runbook"] == store.reads["policy"] == 0 and store.calls == [], "nothing read for it"
+    assert store.transitions == [], "no Event names the other namespace's objects"
