@@ -13,6 +13,8 @@ from prometheus_client import REGISTRY
 from remediator.actions.base import ActionResult, evidence
 from remediator.api.models import RemediationSpec, RemediationStatus
 from remediator.controller import reconcile
+from remediator.controller.caches import Caches
+from remediator.controller.ingest import RunbookCache
 from remediator.core import claims, engine, state
 from tests.unit.test_core_engine import LADDER, SPEC, drive_to_acting
 
@@ -76,8 +78,12 @@ def tick_on(monkeypatch):
 
     def make(resources: FakeResources, namespace: str):
         """One tick of the Loop, in a context of its own (a tick names its Remediation in the logs' context)."""
+        runbooks = RunbookCache()  # what the watch would have fed
+        for (kind, ns, name), obj in resources.objects.items():
+            if kind == "Runbook":
+                runbooks.observe("ADDED", obj)
         ctx = SimpleNamespace(resources=resources, api=None, slack=None, prometheus=None, changes=None,
-                              action_api=lambda namespace, account: None)
+                              action_api=lambda namespace, account: None, runbooks=runbooks, caches=Caches())
         return lambda: contextvars.copy_context().run(reconcile.Loop(ctx, namespace, "am-1").tick)
     return make
 

@@ -81,7 +81,7 @@ class Loop:
         now = utcnow()
         # Independent reads, issued together: a tick waits for the slowest, not the sum.
         runbook_read = READS.submit(self.load_runbook, spec)
-        policies_read = READS.submit(res.list, "RemediationPolicy")
+        policies_read = READS.submit(self.ctx.caches.policies.items)
         labels_read = READS.submit(labels_of_namespace, self.ctx, self.namespace)
         if status.phase == "Pending" and status.probable_cause is None:  # once: persisted with the plan
             status = status.model_copy(update={"probable_cause": changes.find_cause(
@@ -185,7 +185,7 @@ class Loop:
                                   parse_duration(pinned(status, index, runbook).timeout), now)
 
     def load_runbook(self, spec: RemediationSpec) -> dict | None:
-        return self.ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace)
+        return self.ctx.runbooks.body(spec.runbook.namespace, spec.runbook.name)  # watch-fed (caches.py)
 
     def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
         status = claims.released(status)
@@ -335,7 +335,7 @@ def check_condition(name: str, check) -> tuple[str, float, str]:
 
 
 def load_policy(ctx: OperatorContext, namespace: str) -> RemediationPolicySpec | None:
-    return effective_policy(ctx.resources.list("RemediationPolicy"), namespace, labels_of_namespace(ctx, namespace))
+    return effective_policy(ctx.caches.policies.items(), namespace, labels_of_namespace(ctx, namespace))
 
 
 def effective_policy(policies: list[dict], namespace: str, labels: dict[str, str]) -> RemediationPolicySpec | None:
