@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from remediator.api.models import CircuitBreaker, Guard, ObjectRef, RemediationPolicySpec, RunbookRef
 from remediator.controller import guard_facts
-from remediator.controller.caches import Feed, NamespaceLabels, PolicyCache, RemediationIndex
+from remediator.controller.caches import Feed, guard_fields, NamespaceLabels, PolicyCache, RemediationIndex
 from remediator.controller.ingest import RunbookCache
 from remediator.core import guards
 from remediator.core.guard_inputs import past_remediation
@@ -119,6 +119,15 @@ def test_the_look_back_is_the_longest_guard_window_and_skips_an_unreadable_one()
     unreadable = RemediationPolicySpec().model_copy(update={
         "circuit_breaker": CircuitBreaker.model_construct(failures=3, window="soon")})
     assert guard_facts.look_back(unreadable) >= guards.RATE_WINDOW
+
+
+def test_a_remediation_is_held_as_the_fields_the_guards_read_and_they_judge_it_the_same():
+    whole = body("r", phase="Failed", started=NOW - timedelta(minutes=3), finished=NOW)
+    whole["status"]["timeline"] = [{"at": stamp(NOW), "kind": "Note", "message": "x" * 4000}]
+    whole["spec"]["signal"] = {"source": "manual", "name": "n", "labels": {"a": "b" * 1000}}
+    kept = guard_fields(whole)
+    assert past_remediation(kept) == past_remediation(whole)
+    assert len(json.dumps(kept)) < 500 < len(json.dumps(whole))
 
 
 def test_policies_and_namespace_labels_follow_list_and_watch_events():

@@ -196,6 +196,15 @@ class RemediationIndex:
             return len(self._entries)
 
 
+def guard_fields(obj: Mapping) -> dict:
+    """The part of a Remediation `past_remediation` reads: a 10,000-object history is not held whole while listed."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if k in meta},
+            "spec": {k: spec[k] for k in ("runbook", "target") if k in spec},
+            "status": {**{k: status[k] for k in ("phase", "startedAt", "finishedAt") if k in status},
+                       "steps": [{"phase": step.get("phase")} for step in status.get("steps") or []]}}
+
+
 Lister = Callable[..., object]  # a kubernetes client list call taking limit/_continue/watch/resource_version
 
 
@@ -208,6 +217,7 @@ class Feed:
     replace: Callable[[list[dict]], None]
     observe: Callable[[str, dict], None]
     keep: Callable[[dict], bool] = lambda obj: True
+    compact: Callable[[dict], dict] = lambda obj: obj  # what of an object the cache needs, taken page by page
     resource_version: str = ""
 
     def prime(self) -> int:
@@ -218,7 +228,7 @@ class Feed:
             if token:
                 kwargs["_continue"] = token
             page = json.loads(self.lister(**kwargs).data)
-            items.extend(item for item in page.get("items") or [] if self.keep(item))
+            items.extend(self.compact(item) for item in page.get("items") or [] if self.keep(item))
             meta = page.get("metadata") or {}
             rv = rv or meta.get("resourceVersion")
             token = meta.get("continue")
@@ -294,7 +304,8 @@ def feeds(ctx) -> list[Feed]:
         Feed("remediationpolicies", cluster("remediationpolicies"), caches.policies.replace, caches.policies.observe),
         Feed("namespaces", core.list_namespace, caches.namespaces.replace, caches.namespaces.observe),
         # Every namespace, whatever this operator serves: concurrency and storm guards count them all.
-        Feed("remediations", cluster("remediations"), caches.remediations.replace, caches.remediations.observe),
+        Feed("remediations", cluster("remediations"), caches.remediations.replace, caches.remediations.observe,
+             compact=guard_fields),
     ]
     if served and len(exact) == len(served):  # Runbooks only where it may read them
         for namespace in exact:
