@@ -84,6 +84,7 @@ def tick_on(monkeypatch):
                 runbooks.observe("ADDED", obj)
         ctx = SimpleNamespace(resources=resources, api=None, slack=None, prometheus=None, changes=None,
                               action_api=lambda namespace, account: None, runbooks=runbooks, caches=Caches())
+        ctx.caches.primed.set()
         return lambda: contextvars.copy_context().run(reconcile.Loop(ctx, namespace, "am-1").tick)
     return make
 

@@ -285,6 +285,7 @@ class Caches:
     namespaces: NamespaceLabels = field(default_factory=NamespaceLabels)
     remediations: RemediationIndex = field(default_factory=RemediationIndex)
     primed: threading.Event = field(default_factory=threading.Event)
+    starting: threading.Lock = field(default_factory=threading.Lock)
     stopped: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -321,6 +322,30 @@ def feeds(ctx) -> list[Feed]:
 
 def start(ctx) -> dict[str, int]:
     """Prime every cache (blocking: the caller serves nothing before), then follow each by a watch thread."""
+    with ctx.caches.starting:
+        if ctx.caches.primed.is_set():
+            return {}
+        return _start(ctx)
+
+
+def ensure(ctx) -> Caches:
+    """ctx's caches, primed: whatever order start-up runs in (or a test that drives a Loop itself), nothing
+    reads them empty: the first reader primes them."""
+    if not ctx.caches.primed.is_set():
+        start(ctx)
+    return ctx.caches
+
+
+def policies(ctx) -> list[dict]:
+    return ensure(ctx).policies.items()
+
+
+def runbook(ctx, namespace: str, name: str) -> dict | None:
+    ensure(ctx)
+    return ctx.runbooks.body(namespace, name)
+
+
+def _start(ctx) -> dict[str, int]:
     counts = {}
     started = []
     for feed in feeds(ctx):

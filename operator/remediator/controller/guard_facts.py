@@ -29,6 +29,7 @@ from ..verification.observations import failing_reasons
 from ..verification.probes import pod_observation
 from ..records import metrics
 from ..signals.changes import digest
+from . import caches
 from .context import OperatorContext
 
 
@@ -180,7 +181,7 @@ def guard_history(ctx: OperatorContext, spec: RemediationSpec, runbook: RunbookS
                   policy: RemediationPolicySpec | None, now: datetime) -> list[guards.PastRemediation]:
     """From the watch-fed index: the open Remediations, the target's, and those within the longest window a
     guard looks back (a plan reads no Remediation from the apiserver)."""
-    return ctx.caches.remediations.for_guards(guards.target_key(spec.target), now - look_back(policy))
+    return caches.ensure(ctx).remediations.for_guards(guards.target_key(spec.target), now - look_back(policy))
 
 
 def look_back(policy: RemediationPolicySpec | None) -> timedelta:
@@ -200,7 +201,7 @@ def labels_of_namespace(ctx: OperatorContext, namespace: str | None) -> dict[str
     """From the watch-fed cache; a namespace it has not seen yet (just created) is read once."""
     if not namespace:
         return {}
-    labels = ctx.caches.namespaces.get(namespace)
+    labels = caches.ensure(ctx).namespaces.get(namespace)
     if labels is None:
         found = client.CoreV1Api(ctx.api).read_namespace(namespace)
         labels = found.metadata.labels or {}

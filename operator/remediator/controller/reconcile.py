@@ -36,6 +36,7 @@ from ..records import events, logs, metrics, tracing
 from ..signals import changes
 from ..core.durations import parse_duration
 from ..verification import probes, query_probes, query_verdicts, verdicts
+from . import caches
 from . import claims as target_claims
 from .context import OperatorContext
 from .guard_facts import READS, StepFacts, labels_of_namespace, step_facts
@@ -81,7 +82,7 @@ class Loop:
         now = utcnow()
         # Independent reads, issued together: a tick waits for the slowest, not the sum.
         runbook_read = READS.submit(self.load_runbook, spec)
-        policies_read = READS.submit(self.ctx.caches.policies.items)
+        policies_read = READS.submit(caches.policies, self.ctx)
         labels_read = READS.submit(labels_of_namespace, self.ctx, self.namespace)
         if status.phase == "Pending" and status.probable_cause is None:  # once: persisted with the plan
             status = status.model_copy(update={"probable_cause": changes.find_cause(
@@ -185,7 +186,7 @@ class Loop:
                                   parse_duration(pinned(status, index, runbook).timeout), now)
 
     def load_runbook(self, spec: RemediationSpec) -> dict | None:
-        return self.ctx.runbooks.body(spec.runbook.namespace, spec.runbook.name)  # watch-fed (caches.py)
+        return caches.runbook(self.ctx, spec.runbook.namespace, spec.runbook.name)
 
     def persist(self, obj: dict, status: RemediationStatus) -> dict | None:
         status = claims.released(status)
@@ -335,7 +336,7 @@ def check_condition(name: str, check) -> tuple[str, float, str]:
 
 
 def load_policy(ctx: OperatorContext, namespace: str) -> RemediationPolicySpec | None:
-    return effective_policy(ctx.caches.policies.items(), namespace, labels_of_namespace(ctx, namespace))
+    return effective_policy(caches.policies(ctx), namespace, labels_of_namespace(ctx, namespace))
 
 
 def effective_policy(policies: list[dict], namespace: str, labels: dict[str, str]) -> RemediationPolicySpec | None:
