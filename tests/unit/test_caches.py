@@ -184,3 +184,26 @@ def test_requests_are_counted_by_the_verb_and_resource_rbac_would_name():
     assert request_labels("PATCH", f"{base}/apis/apps/v1/namespaces/shop/deployments/web?dryRun=All") == \
         ("patch", "deployments")
     assert request_labels("GET", f"{base}/api/v1/namespaces/shop/pods?limit=1") == ("list", "pods")
+
+
+def test_a_watch_answered_410_gone_lists_again_and_replaces_what_the_cache_held():
+    import threading
+
+    from kubernetes.client.rest import ApiException
+
+    stopped = threading.Event()
+    lists = iter([[{"n": 1}], [{"n": 2}]])
+    watches = []
+
+    def lister(watch=False, **kwargs):
+        if not watch:
+            return SimpleNamespace(data=json.dumps({"metadata": {"resourceVersion": "5"}, "items": next(lists)}))
+        watches.append(kwargs.get("resource_version"))
+        if len(watches) == 2:
+            stopped.set()
+        raise ApiException(status=410 if len(watches) == 1 else 500)
+    replaced = []
+    feed = Feed("things", lister, replaced.append, lambda *_: None)
+    feed.prime()
+    feed.follow(stopped)
+    assert replaced == [[{"n": 1}], [{"n": 2}]] and watches == ["5", "5"]

@@ -239,20 +239,24 @@ class Feed:
         return len(items)
 
     def follow(self, stopped: threading.Event) -> None:
-        """Watch from the last resourceVersion until stopped; re-list on 410 Gone, back off on trouble."""
+        """Watch from the last resourceVersion until stopped; re-list on 410 Gone, back off on trouble (a
+        refused watch, e.g. RBAC without `watch`, is logged at most every 30 s)."""
+        pause = 1.0
         while not stopped.is_set():
             try:
                 self._watch_once(stopped)
+                pause = 1.0
+                continue
             except ApiException as e:
                 if e.status == 410:
                     self._relist(stopped)
                     continue
                 log.warning("watch failed", extra={"watch": self.what, "status": e.status})
-                stopped.wait(1.0)
             except Exception as e:  # noqa: BLE001  a dropped connection: resume from the last version
                 if not transient(e):
                     log.warning("watch failed", extra={"watch": self.what, "error": str(e)})
-                stopped.wait(1.0)
+            stopped.wait(pause)
+            pause = min(30.0, pause * 2)
 
     def _relist(self, stopped: threading.Event) -> None:
         while not stopped.is_set():
