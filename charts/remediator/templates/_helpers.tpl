@@ -145,13 +145,14 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
-# Guardrails are cluster policies; concurrency and storm guards count open Remediations everywhere.
+# Guardrails are cluster policies; concurrency and storm guards count open Remediations everywhere,
+# from a watch-fed index (watch shows nothing list does not; it replaces a list per plan).
 - apiGroups: [remediator.dev]
   resources: [remediationpolicies]
   verbs: [get, list, watch]
 - apiGroups: [remediator.dev]
   resources: [remediations]
-  verbs: [list]
+  verbs: [list, watch]
 # Node labels feed the risk score; the change journal watches nodes.
 - apiGroups: [""]
   resources: [nodes]

@@ -17,7 +17,7 @@ from ..core.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, handlers, heap
+from . import anomalies, caches, handlers, heap
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -28,20 +28,6 @@ log = logging.getLogger("remediator")
 
 def build_context(settings: Settings, kubeconfig: str | None = None) -> OperatorContext:
     return OperatorContext(api=load_api_client(kubeconfig), settings=settings)
-
-
-def prime_runbooks(ctx: OperatorContext) -> int:
-    """List the Runbooks once before taking webhooks, so an alert that arrives first still finds its runbook;
-    the kopf watch keeps the cache current from then on."""
-    namespaces = [ns for ns in ctx.settings.namespaces if not any(c in ns for c in "*?[")]
-    if ctx.settings.namespaces and len(namespaces) == len(ctx.settings.namespaces):
-        items = [rb for ns in namespaces for rb in ctx.resources.list("Runbook", ns)]
-    else:
-        items = [rb for rb in ctx.resources.list("Runbook") if ctx.serves(rb["metadata"]["namespace"])]
-    for rb in items:
-        meta = rb["metadata"]
-        ctx.runbooks.put(meta["namespace"], meta["name"], meta.get("generation"), rb.get("spec") or {})
-    return len(items)
 
 
 def prime_changes(ctx: OperatorContext) -> None:
@@ -63,8 +49,9 @@ async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunn
                         tenant_tokens=TenantTokens(ctx.api, ctx.settings.tenant_token_secret),
                         ctx=ctx, slack=ctx.slack,
                         caller_limit=Limit(ctx.settings.webhook_rate, ctx.settings.webhook_burst))
-    primed = await asyncio.to_thread(prime_runbooks, ctx)
-    log.info("runbooks loaded", extra={"runbooks": primed})
+    # Before a webhook is taken or kopf starts a loop: a replica must not match or plan from empty caches.
+    primed = await asyncio.to_thread(caches.start, ctx)
+    log.info("caches primed", extra={"objects": primed})
     separate = bool(ctx.settings.metrics_port)
     app = build_app(cfg, with_metrics=not separate)
     metrics_runner = web.AppRunner(build_metrics_app(), access_log=None)
@@ -119,6 +106,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         rescan.cancel()
         anomaly_watch.cancel()
         trimming.cancel()
+        caches.stop(ctx)
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

@@ -12,6 +12,8 @@ from ..kube import Resources, impersonating
 from ..secrets import FileSecret
 from ..signals.changes import ChangeJournal
 from ..signals.prometheus import MAX_BYTES, MAX_SERIES, Prometheus
+from ..records import metrics
+from .caches import Caches
 from .ingest import Intake, RunbookCache
 
 
@@ -44,6 +46,7 @@ class OperatorContext:
     api: client.ApiClient
     settings: Settings = field(default_factory=Settings)
     runbooks: RunbookCache = field(default_factory=RunbookCache)
+    caches: Caches = field(default_factory=Caches)  # policies, namespace labels, Remediations (see caches.py)
     failing_pods: dict[tuple[str, str], dict] = field(default_factory=dict)  # (namespace, name) -> pod
     slack: SlackConfig | None = None
     prometheus: Prometheus | None = None
@@ -52,6 +55,7 @@ class OperatorContext:
     _impersonated: dict[tuple[str, str], client.ApiClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        metrics.count_requests(self.api)
         if self.changes is None:
             self.changes = ChangeJournal(window=self.settings.change_window)
         if self.intake is None:
@@ -73,7 +77,7 @@ class OperatorContext:
             return self.api
         key = (namespace, account)
         if key not in self._impersonated:
-            self._impersonated[key] = impersonating(self.api, namespace, account)
+            self._impersonated[key] = metrics.count_requests(impersonating(self.api, namespace, account))
         return self._impersonated[key]
 
     @property

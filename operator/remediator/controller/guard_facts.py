@@ -7,7 +7,7 @@ import json
 import re
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from kubernetes import client
 
@@ -22,12 +22,14 @@ from ..api.models import (
     RunbookSpec,
 )
 from ..core import engine, guard_inputs, guards, planning, policy_select, risk, state
-from ..core.guard_inputs import PodFact, TargetFacts, past_remediation
+from ..core.durations import parse_duration
+from ..core.guard_inputs import PodFact, TargetFacts
 from ..core.sizing import Strategy
 from ..verification.observations import failing_reasons
 from ..verification.probes import pod_observation
 from ..records import metrics
 from ..signals.changes import digest
+from . import caches
 from .context import OperatorContext
 
 
@@ -113,7 +115,6 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
         "target": READS.submit(read_target, ctx, target, steps[index].action),
-        "history": READS.submit(ctx.resources.list, "Remediation"),
         # never even a dry run as an identity the policy refuses: the serviceAccount guard says why
         "dry_run": READS.submit(dry_run_step, ctx, name, spec, step, index, policy,
                                 account) if identity.allowed else
@@ -125,7 +126,7 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
     dry_run, changes = got["dry_run"]
     observed = guard_inputs.observe_step(
         now=now, name=name, spec=spec, runbook=runbook, steps=steps, index=index, policy=policy,
-        history=[past_remediation(o) for o in got["history"]], target=got["target"],
+        history=guard_history(ctx, spec, runbook, policy, now), target=got["target"],
         namespace_labels=got["namespace_labels"], namespace_pods=got["namespace_pods"], dry_run=dry_run,
         cause_kind=cause_kind, default_service_account=ctx.settings.action_service_account,
         account=account)
@@ -176,10 +177,36 @@ def change_lines(changes: dict) -> list[str]:
             for path, change in sorted(changes.items())]
 
 
+def guard_history(ctx: OperatorContext, spec: RemediationSpec, runbook: RunbookSpec,
+                  policy: RemediationPolicySpec | None, now: datetime) -> list[guards.PastRemediation]:
+    """From the watch-fed index: the open Remediations, the target's, and those within the longest window a
+    guard looks back (a plan reads no Remediation from the apiserver)."""
+    return caches.ensure(ctx).remediations.for_guards(guards.target_key(spec.target), now - look_back(policy))
+
+
+def look_back(policy: RemediationPolicySpec | None) -> timedelta:
+    """How far the history-counting guards look back (cooldown and rate read the target's whole history;
+    an unreadable window blocks its guard without reading history)."""
+    effective = policy or RemediationPolicySpec()
+    windows = [guards.RATE_WINDOW, guard_inputs.RECENT_FAILURES_WINDOW]
+    for written in (effective.circuit_breaker.window, effective.storm_holdoff.window):
+        try:
+            windows.append(parse_duration(written))
+        except ValueError:
+            pass
+    return max(windows)
+
+
 def labels_of_namespace(ctx: OperatorContext, namespace: str | None) -> dict[str, str]:
+    """From the watch-fed cache; a namespace it has not seen yet (just created) is read once."""
     if not namespace:
         return {}
-    return client.CoreV1Api(ctx.api).read_namespace(namespace).metadata.labels or {}
+    labels = caches.ensure(ctx).namespaces.get(namespace)
+    if labels is None:
+        found = client.CoreV1Api(ctx.api).read_namespace(namespace)
+        labels = found.metadata.labels or {}
+        ctx.caches.namespaces.observe("MODIFIED", {"metadata": {"name": namespace, "labels": labels}})
+    return labels
 
 
 def namespace_pods(ctx: OperatorContext, namespace: str | None) -> int | None:

@@ -135,13 +135,6 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
         patch.status["message"] = message
         patch.status["recordedAt"] = iso_time(datetime.now(timezone.utc))
 
-    @kopf.on.event(GROUP, VERSION, "runbooks", registry=registry)
-    def runbook_seen(type, name, namespace, body, **_):
-        if type == "DELETED":
-            ctx.runbooks.remove(namespace, name)
-        else:
-            ctx.runbooks.put(namespace, name, body.get("metadata", {}).get("generation"), body.get("spec") or {})
-
     @kopf.on.event(GROUP, VERSION, "remediations", registry=registry)
     def remediation_seen(type, body, namespace, name, status, **_):
         ctx.intake.incidents.observe(type or "", body)

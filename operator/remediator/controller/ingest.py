@@ -46,17 +46,22 @@ class RunbookCache:
     def __init__(self, max_namespaces: int = 4096) -> None:
         self._lock = threading.Lock()
         self._by_ns: dict[str, dict[str, matching.RunbookEntry]] = {}
+        self._bodies: dict[tuple[str, str], dict] = {}  # as stored, even when invalid: what the loop reads
         self.invalid: dict[tuple[str, str], str] = {}
         self._relists = RateLimiter(max_callers=max_namespaces)  # per namespace
         self._all_relists = RateLimiter(max_callers=1)
 
     def put(self, namespace: str, name: str, generation: int | None, spec: dict) -> None:
+        with self._lock:
+            self._bodies[(namespace, name)] = {
+                "metadata": {"name": name, "namespace": namespace, "generation": generation}, "spec": spec}
         try:
             entry = matching.RunbookEntry(namespace=namespace, name=name, generation=generation,
                                           spec=RunbookSpec.model_validate(spec))
         except ValueError as e:  # the CRD schema should have refused it; never crash the watch
-            self.invalid[(namespace, name)] = str(e)
-            self.remove(namespace, name)
+            with self._lock:
+                self.invalid[(namespace, name)] = str(e)
+                self._by_ns.get(namespace, {}).pop(name, None)
             return
         with self._lock:
             self.invalid.pop((namespace, name), None)
@@ -65,11 +70,38 @@ class RunbookCache:
     def remove(self, namespace: str, name: str) -> None:
         with self._lock:
             self._by_ns.get(namespace, {}).pop(name, None)
+            self.invalid.pop((namespace, name), None)
+            self._bodies.pop((namespace, name), None)
+
+    def observe(self, event_type: str, obj: dict) -> None:
+        """A watch event on a Runbook."""
+        meta = obj["metadata"]
+        if event_type == "DELETED":
+            self.remove(meta["namespace"], meta["name"])
+        else:
+            self.put(meta["namespace"], meta["name"], meta.get("generation"), obj.get("spec") or {})
+
+    def body(self, namespace: str, name: str) -> dict | None:
+        """The Runbook as last seen ({"metadata": {name, namespace, generation}, "spec"}), None if there is none."""
+        with self._lock:
+            return self._bodies.get((namespace, name))
+
+    def replace_all(self, items: list[dict]) -> None:
+        """Every served Runbook, as just listed."""
+        by_ns: dict[str, list[dict]] = {}
+        for rb in items:
+            by_ns.setdefault(rb["metadata"]["namespace"], []).append(rb)
+        with self._lock:
+            known = set(self._by_ns) | {ns for ns, _ in self._bodies}
+        for namespace in known | set(by_ns):
+            self.replace_namespace(namespace, by_ns.get(namespace, []))
 
     def replace_namespace(self, namespace: str, items: list[dict]) -> None:
         """The namespace's Runbooks as just listed from the apiserver."""
         listed = {rb["metadata"]["name"] for rb in items}
-        for name in {e.name for e in self.in_namespace(namespace)} - listed:
+        with self._lock:
+            known = {name for ns, name in self._bodies if ns == namespace}
+        for name in ({e.name for e in self.in_namespace(namespace)} | known) - listed:
             self.remove(namespace, name)
         for rb in items:
             self.put(namespace, rb["metadata"]["name"], rb["metadata"].get("generation"), rb.get("spec") or {})

@@ -35,8 +35,9 @@ from ..records import logs, metrics, tracing
 from ..core import durations
 from ..core.durations import parse_duration
 from ..verification import query_probes, query_verdicts, readings, verdicts
+from . import caches
 from .context import OperatorContext
-from .guard_facts import READS, StepFacts, labels_of_namespace
+from .guard_facts import StepFacts, labels_of_namespace
 from .store import ClusterStore, Store
 
 log = logging.getLogger("remediator.loop")
@@ -93,10 +94,8 @@ class Loop:
              status: RemediationStatus) -> tuple[RemediationStatus, engine.Facts]:
         """What this decision needs: the Runbook and the policy always, the rest when the core asks for it."""
         now = utcnow()
-        # Independent reads, issued together: a tick waits for the slowest, not the sum.
-        runbook_read = READS.submit(self.store.runbook, spec.runbook.namespace, spec.runbook.name)
+        runbook_body = self.store.runbook(spec.runbook.namespace, spec.runbook.name)  # both from caches
         policy = self.store.policy(self.namespace)
-        runbook_body = runbook_read.result()
         runbook = RunbookSpec.model_validate(runbook_body["spec"]) if runbook_body else None
         needs = engine.needs(status, runbook)
         if needs.cause:  # once: persisted with the plan
@@ -290,11 +289,11 @@ def check_condition(name: str, check) -> tuple[str, float, str]:
 
 
 def load_runbook(ctx: OperatorContext, namespace: str, name: str) -> dict | None:
-    return ctx.resources.get("Runbook", name, namespace)
+    return caches.runbook(ctx, namespace, name)
 
 
 def load_policy(ctx: OperatorContext, namespace: str) -> RemediationPolicySpec | None:
-    return effective_policy(ctx.resources.list("RemediationPolicy"), namespace, labels_of_namespace(ctx, namespace))
+    return effective_policy(caches.policies(ctx), namespace, labels_of_namespace(ctx, namespace))
 
 
 def effective_policy(policies: list[dict], namespace: str, labels: dict[str, str]) -> RemediationPolicySpec | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 
 from prometheus_client import Counter, Histogram
 
@@ -36,3 +38,41 @@ REFUSALS = Counter("remediator_refusals_total",
                    "Refused attempts: unauthenticated or rate-limited webhook calls, forged Slack callbacks, stale votes, "
                    "signals aimed at another namespace, actions the tenant's ServiceAccount may not do",
                    ["reason"])
+APISERVER_REQUESTS = Counter("remediator_apiserver_requests_total",
+                             "Requests the operator's kubernetes client made to the apiserver (kopf's own watches "
+                             "are not counted)", ["verb", "resource"])
+
+API_PATH = re.compile(r"^/apis?/(?:v1|[^/]+/[^/]+)/(?P<rest>[^?]*)")
+
+
+def request_labels(method: str, url: str) -> tuple[str, str]:
+    """(verb, resource) of a request as RBAC names them: GET of a collection is list (watch with ?watch=),
+    `namespaces/<ns>/` is scope, not resource; a subresource shows as `remediations/status`."""
+    path = urllib.parse.urlsplit(url)
+    found = API_PATH.match(path.path)
+    parts = found.group("rest").strip("/").split("/") if found else []
+    if len(parts) >= 3 and parts[0] == "namespaces":
+        parts = parts[2:]
+    resource = "/".join(parts[0:1] + parts[2:3]) or "other"
+    method = method.upper()
+    if method == "GET":
+        verb = "get" if len(parts) > 1 else ("watch" if "watch=true" in path.query.lower() else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    return verb, resource
+
+
+def count_requests(api):
+    """Count every request `api` (a kubernetes ApiClient) sends, by verb and resource; returns `api`."""
+    rest = api.rest_client
+    if getattr(rest, "counted", False):
+        return api
+    send = rest.request
+
+    def request(method, url, *args, **kwargs):
+        APISERVER_REQUESTS.labels(*request_labels(method, url)).inc()
+        return send(method, url, *args, **kwargs)
+
+    rest.request = request
+    rest.counted = True
+    return api

@@ -1,0 +1,368 @@
+"""Watch-fed caches: what a plan needs from the cluster besides the target and the dry run.
+
+Each cache is filled by one paginated LIST at start (before webhooks are served and before kopf starts any
+loop), then kept current by a watch that resumes from that LIST's resourceVersion, so no event falls between
+the two; a 410 Gone re-lists and replaces. These are our own watches, not kopf's: kopf pauses its watches on a
+standby replica (whose webhooks still take alerts, and whose history must be whole the moment it takes over),
+and kopf scopes every namespaced kind alike, while the guards count Remediations in every namespace.
+
+- RemediationPolicies (cluster-scoped) and namespace labels: small, kept whole.
+- Runbooks: `ingest.RunbookCache`, in the namespaces this operator serves.
+- Remediations: `RemediationIndex`, each held as the compact `guards.PastRemediation` (a few hundred bytes
+  instead of ~4.7 KB), indexed by target, by namespace, open or not, and by time, so the guards' query costs
+  what it returns, not the whole history.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from ..api.models import GROUP, TERMINAL_PHASES, VERSION
+from ..core import guards
+from ..core.guard_inputs import past_remediation
+from ..kube import transient
+
+log = logging.getLogger("remediator.caches")
+
+PAGE = 500  # items per LIST page: bounds the memory a 10,000-object history costs at start
+WATCH_SECONDS = 300  # the apiserver ends a watch after this; it resumes from the last resourceVersion
+
+
+class PolicyCache:
+    """RemediationPolicies by name, as {"metadata": {"name"}, "spec"} (what policy selection reads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, dict] = {}
+
+    def replace(self, items: Iterable[Mapping]) -> None:
+        fresh = {item["metadata"]["name"]: self._kept(item) for item in items}
+        with self._lock:
+            self._by_name = fresh
+
+    def observe(self, event_type: str, obj: Mapping) -> None:
+        name = obj["metadata"]["name"]
+        with self._lock:
+            if event_type == "DELETED":
+                self._by_name.pop(name, None)
+            else:
+                self._by_name[name] = self._kept(obj)
+
+    def items(self) -> list[dict]:
+        with self._lock:
+            return list(self._by_name.values())
+
+    @staticmethod
+    def _kept(obj: Mapping) -> dict:
+        return {"metadata": {"name": obj["metadata"]["name"]}, "spec": obj.get("spec") or {}}
+
+
+class NamespaceLabels:
+    """Labels of every namespace (risk scoring and policy selection read them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._labels: dict[str, dict[str, str]] = {}
+
+    def replace(self, items: Iterable[Mapping]) -> None:
+        fresh = {item["metadata"]["name"]: dict(item["metadata"].get("labels") or {}) for item in items}
+        with self._lock:
+            self._labels = fresh
+
+    def observe(self, event_type: str, obj: Mapping) -> None:
+        name = obj["metadata"]["name"]
+        with self._lock:
+            if event_type == "DELETED":
+                self._labels.pop(name, None)
+            else:
+                self._labels[name] = dict(obj["metadata"].get("labels") or {})
+
+    def get(self, namespace: str) -> dict[str, str] | None:
+        with self._lock:
+            labels = self._labels.get(namespace)
+        return dict(labels) if labels is not None else None
+
+
+class TimeIndex:
+    """Keys sorted by a time: the keys at or after an instant cost O(log n + found)."""
+
+    def __init__(self) -> None:
+        self._sorted: list[tuple[datetime, tuple[str, str]]] = []
+
+    def add(self, at: datetime, key: tuple[str, str]) -> None:
+        bisect.insort(self._sorted, (at, key))
+
+    def remove(self, at: datetime, key: tuple[str, str]) -> None:
+        i = bisect.bisect_left(self._sorted, (at, key))
+        if i < len(self._sorted) and self._sorted[i] == (at, key):
+            del self._sorted[i]
+
+    def since(self, at: datetime) -> list[tuple[str, str]]:
+        return [key for _, key in self._sorted[bisect.bisect_left(self._sorted, (at, ("", ""))):]]
+
+
+def latest_time(past: guards.PastRemediation) -> datetime | None:
+    times = [t for t in (past.started_at, past.finished_at) if t is not None]
+    return max(times) if times else None
+
+
+class RemediationIndex:
+    """Every Remediation as the guards see it, indexed so their query reads only what they may count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], guards.PastRemediation] = {}
+        self._open: set[tuple[str, str]] = set()
+        self._by_target: dict[str, set[tuple[str, str]]] = {}
+        self._by_namespace: dict[str, set[tuple[str, str]]] = {}
+        self._by_time = TimeIndex()
+
+    def replace(self, items: Iterable[Mapping]) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._open.clear()
+            self._by_target.clear()
+            self._by_namespace.clear()
+            self._by_time = TimeIndex()
+            for item in items:
+                self._put(item)
+
+    def observe(self, event_type: str, obj: Mapping) -> None:
+        with self._lock:
+            if event_type == "DELETED":
+                self._drop((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+            else:
+                self._put(obj)
+
+    def _put(self, obj: Mapping) -> None:
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        self._drop(key)
+        past = past_remediation(obj)
+        self._entries[key] = past
+        if past.phase not in TERMINAL_PHASES:
+            self._open.add(key)
+        self._by_target.setdefault(past.target_key, set()).add(key)
+        self._by_namespace.setdefault(key[0], set()).add(key)
+        at = latest_time(past)
+        if at is not None:
+            self._by_time.add(at, key)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        past = self._entries.pop(key, None)
+        if past is None:
+            return
+        self._open.discard(key)
+        for index, value in ((self._by_target, past.target_key), (self._by_namespace, key[0])):
+            keys = index.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[value]
+        at = latest_time(past)
+        if at is not None:
+            self._by_time.remove(at, key)
+
+    def for_guards(self, target_key: str, since: datetime) -> list[guards.PastRemediation]:
+        """What the guards may count for a step on `target_key`: every open Remediation (concurrency), every
+        one of that target (cooldown, rate, target concurrency), and every one seen at or after `since` (the
+        circuit breaker, storm hold-off and recent failures look back at most that far)."""
+        with self._lock:
+            keys = self._open | self._by_target.get(target_key, set()) | set(self._by_time.since(since))
+            return [self._entries[key] for key in keys]
+
+    def of_target(self, target_key: str) -> list[guards.PastRemediation]:
+        with self._lock:
+            return [self._entries[key] for key in self._by_target.get(target_key, ())]
+
+    def in_namespace(self, namespace: str) -> list[guards.PastRemediation]:
+        with self._lock:
+            return [self._entries[key] for key in self._by_namespace.get(namespace, ())]
+
+    def open(self) -> list[guards.PastRemediation]:
+        with self._lock:
+            return [self._entries[key] for key in self._open]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def guard_fields(obj: Mapping) -> dict:
+    """The part of a Remediation `past_remediation` reads: a 10,000-object history is not held whole while listed."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if k in meta},
+            "spec": {k: spec[k] for k in ("runbook", "target") if k in spec},
+            "status": {**{k: status[k] for k in ("phase", "startedAt", "finishedAt") if k in status},
+                       "steps": [{"phase": step.get("phase")} for step in status.get("steps") or []]}}
+
+
+Lister = Callable[..., object]  # a kubernetes client list call taking limit/_continue/watch/resource_version
+
+
+@dataclass
+class Feed:
+    """One LIST + WATCH of one kind in one scope, feeding a cache's replace/observe."""
+
+    what: str
+    lister: Lister
+    replace: Callable[[list[dict]], None]
+    observe: Callable[[str, dict], None]
+    keep: Callable[[dict], bool] = lambda obj: True
+    compact: Callable[[dict], dict] = lambda obj: obj  # what of an object the cache needs, taken page by page
+    resource_version: str = ""
+
+    def prime(self) -> int:
+        items, rv = [], None
+        token = None
+        while True:
+            kwargs = {"limit": PAGE, "_preload_content": False}
+            if token:
+                kwargs["_continue"] = token
+            page = json.loads(self.lister(**kwargs).data)
+            items.extend(self.compact(item) for item in page.get("items") or [] if self.keep(item))
+            meta = page.get("metadata") or {}
+            rv = rv or meta.get("resourceVersion")
+            token = meta.get("continue")
+            if not token:
+                break
+        self.replace(items)
+        self.resource_version = meta.get("resourceVersion") or rv or ""
+        return len(items)
+
+    def follow(self, stopped: threading.Event) -> None:
+        """Watch from the last resourceVersion until stopped; re-list on 410 Gone, back off on trouble (a
+        refused watch, e.g. RBAC without `watch`, is logged at most every 30 s)."""
+        pause = 1.0
+        while not stopped.is_set():
+            try:
+                self._watch_once(stopped)
+                pause = 1.0
+                continue
+            except ApiException as e:
+                if e.status == 410:
+                    self._relist(stopped)
+                    continue
+                log.warning("watch failed", extra={"watch": self.what, "status": e.status})
+            except Exception as e:  # noqa: BLE001  a dropped connection: resume from the last version
+                if not transient(e):
+                    log.warning("watch failed", extra={"watch": self.what, "error": str(e)})
+            stopped.wait(pause)
+            pause = min(30.0, pause * 2)
+
+    def _relist(self, stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            try:
+                self.prime()
+                return
+            except Exception as e:  # noqa: BLE001
+                log.warning("re-list failed", extra={"watch": self.what, "error": str(e)})
+                stopped.wait(2.0)
+
+    def _watch_once(self, stopped: threading.Event) -> None:
+        stream = watch.Watch()
+        for event in stream.stream(self.lister, resource_version=self.resource_version,
+                                   allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS,
+                                   _request_timeout=WATCH_SECONDS + 30, deserialize=False):
+            if stopped.is_set():
+                stream.stop()
+                return
+            obj = event["object"]
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if event["type"] != "BOOKMARK" and self.keep(obj):
+                self.observe(event["type"], obj)
+            if version:
+                self.resource_version = version
+
+
+@dataclass
+class Caches:
+    policies: PolicyCache = field(default_factory=PolicyCache)
+    namespaces: NamespaceLabels = field(default_factory=NamespaceLabels)
+    remediations: RemediationIndex = field(default_factory=RemediationIndex)
+    primed: threading.Event = field(default_factory=threading.Event)
+    starting: threading.Lock = field(default_factory=threading.Lock)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def feeds(ctx) -> list[Feed]:
+    """The LIST+WATCH pairs that fill ctx's caches, scoped as the operator serves."""
+    custom = client.CustomObjectsApi(ctx.api)
+    core = client.CoreV1Api(ctx.api)
+    caches: Caches = ctx.caches
+
+    def cluster(plural: str) -> Lister:
+        return lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
+
+    served = ctx.settings.namespaces
+    exact = [ns for ns in served if not any(c in ns for c in "*?[")]
+    out = [
+        Feed("remediationpolicies", cluster("remediationpolicies"), caches.policies.replace, caches.policies.observe),
+        Feed("namespaces", core.list_namespace, caches.namespaces.replace, caches.namespaces.observe),
+        # Every namespace, whatever this operator serves: concurrency and storm guards count them all.
+        Feed("remediations", cluster("remediations"), caches.remediations.replace, caches.remediations.observe,
+             compact=guard_fields),
+    ]
+    if served and len(exact) == len(served):  # Runbooks only where it may read them
+        for namespace in exact:
+            out.append(Feed(
+                f"runbooks/{namespace}",
+                lambda ns=namespace, **kw: custom.list_namespaced_custom_object(GROUP, VERSION, ns, "runbooks", **kw),
+                lambda items, ns=namespace: ctx.runbooks.replace_namespace(ns, items), ctx.runbooks.observe))
+    else:
+        out.append(Feed("runbooks", cluster("runbooks"), ctx.runbooks.replace_all, ctx.runbooks.observe,
+                        keep=lambda obj: ctx.serves((obj.get("metadata") or {}).get("namespace", ""))))
+    return out
+
+
+def start(ctx) -> dict[str, int]:
+    """Prime every cache (blocking: the caller serves nothing before), then follow each by a watch thread."""
+    with ctx.caches.starting:
+        if ctx.caches.primed.is_set():
+            return {}
+        return _start(ctx)
+
+
+def ensure(ctx) -> Caches:
+    """ctx's caches, primed: whatever order start-up runs in (or a test that drives a Loop itself), nothing
+    reads them empty: the first reader primes them."""
+    if not ctx.caches.primed.is_set():
+        start(ctx)
+    return ctx.caches
+
+
+def policies(ctx) -> list[dict]:
+    return ensure(ctx).policies.items()
+
+
+def runbook(ctx, namespace: str, name: str) -> dict | None:
+    ensure(ctx)
+    return ctx.runbooks.body(namespace, name)
+
+
+def _start(ctx) -> dict[str, int]:
+    counts = {}
+    started = []
+    for feed in feeds(ctx):
+        counts[feed.what] = feed.prime()
+        started.append(feed)
+    ctx.caches.primed.set()
+    for feed in started:
+        thread = threading.Thread(target=feed.follow, args=(ctx.caches.stopped,), name=f"watch-{feed.what}",
+                                  daemon=True)
+        thread.start()
+        ctx.caches.threads.append(thread)
+    return counts
+
+
+def stop(ctx) -> None:
+    ctx.caches.stopped.set()
