@@ -248,6 +248,11 @@ class RunbookSpec(Model):
 
 MAX_RECENT_RECOVERIES = 20
 MAX_FOLDED = 100
+MAX_STEP_STATS = 64
+# Per signal type, what the adaptive ladder reads: the most recently seen types, each with its steps.
+MAX_SIGNAL_STATS = 16
+MAX_SIGNAL_TYPE_LENGTH = 256
+MAX_STEPS = 20
 
 
 class StepStats(Model):
@@ -256,6 +261,13 @@ class StepStats(Model):
     name: str
     succeeded: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+
+
+class SignalStats(Model):
+    """How each step fared on one signal type (source/name): what the adaptive ladder orders by."""
+
+    signal: str = Field(max_length=MAX_SIGNAL_TYPE_LENGTH, description="source/name, e.g. alertmanager/HighErrorRate")
+    steps: list[StepStats] = Field(default_factory=list, max_length=MAX_STEPS)
 
 
 class LastRemediation(Model):
@@ -269,7 +281,10 @@ class RunbookStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
     last_remediation: LastRemediation | None = Field(None, description="the latest Remediation this Runbook ended")
     last_triggered_at: str | None = None
-    step_stats: list[StepStats] = Field(default_factory=list, max_length=64)
+    step_stats: list[StepStats] = Field(default_factory=list, max_length=MAX_STEP_STATS)
+    signal_stats: list[SignalStats] = Field(
+        default_factory=list, max_length=MAX_SIGNAL_STATS,
+        description="per signal type, applied steps with a verdict; the least recently seen type goes first")
     recent_recovery_seconds: list[float] = Field(
         default_factory=list, max_length=MAX_RECENT_RECOVERIES,
         description="time to recover of the latest recovered Remediations, oldest first")
@@ -361,6 +376,12 @@ class NamespaceBounds(Model):
                     "the chart's tenant action account is always allowed, any other name is refused")
 
 
+class Retention(Model):
+    terminal_remediations: Duration = Field(
+        "30d", description="ended Remediations are deleted this long after they finished, once their outcome is "
+                           "counted in their Runbook's status; at least 1h. The report's default window is 30d")
+
+
 class RemediationPolicySpec(Model):
     mode: Literal["enforce", "dryRun"] = "enforce"
     namespaces: list[str] = Field(default_factory=list, description="names or globs; empty = all")
@@ -372,6 +393,7 @@ class RemediationPolicySpec(Model):
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     storm_holdoff: StormHoldoff = Field(default_factory=StormHoldoff)
     bounds: list[NamespaceBounds] = Field(default_factory=list, max_length=MAX_BOUNDS)
+    retention: Retention = Field(default_factory=Retention)
 
 
 class RemediationPolicyStatus(Model):

@@ -28,6 +28,7 @@ from ..api.models import (
     RemediationSpec,
     RemediationStatus,
     RunbookSpec,
+    RunbookStatus,
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
@@ -353,12 +354,12 @@ def count_outcome(obj: dict, before: RemediationStatus, after: RemediationStatus
 
 def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: RemediationStatus,
                      runbook: RunbookSpec | None) -> dict[str, adaptive.StepOutcomes] | None:
-    """How each step of an adaptive Runbook fared on this signal type, read when planning."""
+    """How each step of an adaptive Runbook fared on this signal type, read when planning from the Runbook's
+    status (every ended Remediation is folded there), not from the Remediations, which retention deletes."""
     if runbook is None or not runbook.adaptive or status.phase != "Pending":
         return None
-    past = [(RemediationSpec.model_validate(o["spec"]), RemediationStatus.model_validate(o.get("status") or {}))
-            for o in ctx.resources.list("Remediation", spec.runbook.namespace)]
-    return adaptive.history(past, f"{spec.runbook.namespace}/{spec.runbook.name}", adaptive.signal_type(spec))
+    body = ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace) or {}
+    return adaptive.history(RunbookStatus.model_validate(body.get("status") or {}), adaptive.signal_type(spec))
 
 
 def needs_guards(status: RemediationStatus) -> bool:

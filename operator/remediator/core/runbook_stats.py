@@ -11,21 +11,26 @@ import statistics
 from ..api.models import (
     MAX_FOLDED,
     MAX_RECENT_RECOVERIES,
+    MAX_SIGNAL_STATS,
+    MAX_STEP_STATS,
+    MAX_STEPS,
     TERMINAL_PHASES,
     LastRemediation,
     RemediationStatus,
     RunbookStatus,
+    SignalStats,
     StepStats,
 )
+from .adaptive import verdicts
 from .durations import parse_time
 
 STEP_SUCCEEDED = frozenset({"Succeeded"})
 STEP_FAILED = frozenset({"Failed", "Inconclusive"})
 
 
-def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus) -> RunbookStatus | None:
+def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus, signal: str) -> RunbookStatus | None:
     """The Runbook status with `outcome` counted, or None when there is nothing to change (not ended yet, or
-    counted already)."""
+    counted already). Its applied steps are also counted under `signal` (adaptive.signal_type), for the ladder."""
     if outcome.phase not in TERMINAL_PHASES or uid in old.folded:
         return None
     stats = {s.name: s for s in old.step_stats}
@@ -45,8 +50,24 @@ def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus) ->
         last = earlier  # folded late (after a restart): the newest stays the last
     return old.model_copy(update={
         "last_remediation": last,
-        "step_stats": list(stats.values())[-64:],
+        "step_stats": list(stats.values())[-MAX_STEP_STATS:],
+        "signal_stats": fold_signal(old.signal_stats, signal, outcome),
         "recent_recovery_seconds": recoveries,
         "median_time_to_recover_seconds": statistics.median(recoveries) if recoveries else None,
         "folded": [*old.folded, uid][-MAX_FOLDED:],
     })
+
+
+def fold_signal(old: list[SignalStats], signal: str, outcome: RemediationStatus) -> list[SignalStats]:
+    """Count the applied steps' verdicts under `signal`; the signal type and the steps just seen move last, so
+    the bounds drop the least recently seen first."""
+    applied = list(verdicts(outcome))
+    if not applied:
+        return old
+    seen = next((s for s in old if s.signal == signal), SignalStats(signal=signal))
+    steps = {s.name: s for s in seen.steps}
+    for name, won in applied:
+        count = steps.pop(name, None) or StepStats(name=name)
+        steps[name] = count.model_copy(update={"succeeded": count.succeeded + won, "failed": count.failed + (not won)})
+    now = seen.model_copy(update={"steps": list(steps.values())[-MAX_STEPS:]})
+    return [*(s for s in old if s.signal != signal), now][-MAX_SIGNAL_STATS:]
