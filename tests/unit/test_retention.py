@@ -1,0 +1,58 @@
+"""Which ended Remediations the retention sweep deletes, and why the others stay."""
+
+from datetime import UTC, datetime, timedelta
+
+from remediator.api.models import RemediationPolicySpec
+from remediator.api.validation import spec_problems
+from remediator.core import retention
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+THIRTY_DAYS = timedelta(days=30)
+
+
+def remediation(name: str, phase: str = "Succeeded", folded: bool = True, finished_days_ago: float | None = 31,
+                namespace: str = "shop", **metadata) -> dict:
+    status = {"phase": phase, "foldedIntoRunbook": folded}
+    if finished_days_ago is not None:
+        status["finishedAt"] = (NOW - timedelta(days=finished_days_ago)).isoformat().replace("+00:00", "Z")
+    return {"metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "resourceVersion": "7",
+                         "creationTimestamp": "2026-10-01T00:00:00Z", **metadata}, "status": status}
+
+
+def test_only_ended_folded_remediations_past_the_retention_are_selected_with_their_uid_and_version():
+    objects = [remediation("old"), remediation("recent", finished_days_ago=29),
+               remediation("unfolded", folded=False), remediation("open", phase="Acting", finished_days_ago=None),
+               remediation("escalated", phase="Escalated")]
+    chosen = retention.select(objects, lambda ns: THIRTY_DAYS, NOW)
+    assert [(v.name, v.uid, v.resource_version) for v in chosen] == [
+        ("old", "uid-old", "7"), ("escalated", "uid-escalated", "7")]
+    assert chosen[0].reason == "ended 31d ago, past the retention of 30d"
+
+
+def test_each_kept_remediation_says_why_it_stays():
+    reasons = {o["metadata"]["name"]: retention.judge(o, THIRTY_DAYS, NOW).reason for o in [
+        remediation("recent", finished_days_ago=29), remediation("unfolded", folded=False),
+        remediation("open", phase="Verifying", finished_days_ago=None),
+        remediation("deleting", deletionTimestamp="2026-12-01T11:00:00Z")]}
+    assert reasons == {"recent": "ended 29d ago, kept for 30d",
+                       "unfolded": "ended, its outcome not yet folded into its Runbook",
+                       "open": "open", "deleting": "being deleted already"}
+
+
+def test_the_retention_is_the_one_of_each_remediations_namespace():
+    objects = [remediation("a", namespace="short", finished_days_ago=2), remediation("b", namespace="long",
+                                                                                      finished_days_ago=2)]
+    per_namespace = {"short": timedelta(days=1), "long": THIRTY_DAYS}
+    assert [v.name for v in retention.select(objects, per_namespace.__getitem__, NOW)] == ["a"]
+
+
+def test_an_ended_remediation_without_a_finish_time_ages_from_its_creation():
+    old = remediation("no-finish", finished_days_ago=None)
+    assert retention.judge(old, THIRTY_DAYS, NOW).delete
+
+
+def test_the_policy_keeps_ended_remediations_thirty_days_by_default_and_refuses_less_than_an_hour():
+    assert RemediationPolicySpec().retention.terminal_remediations == "30d"
+    problems = spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "30m"}})
+    assert any("terminalRemediations must be at least 1h (got 30m)" in str(p) for p in problems), problems
+    assert not spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "2w"}})
