@@ -1,0 +1,79 @@
+"""Ended Remediations are deleted after their policy's retention, once folded into their Runbook's status; the
+adaptive ladder, which reads that status, still knows what failed before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from remediator.api.models import GROUP, VERSION
+from remediator.controller import retention
+from remediator.controller.context import OperatorContext, Settings
+from remediator.core.retention import Verdict
+from tests.integration.test_adaptive_ladder import ADAPTIVE, past_incident, rollback_goes_first
+from tests.integration.test_operator_loop import NO_APPROVALS
+from tests.integration.test_runbook_status import runbook_status
+from tests.support.operator import OperatorProcess
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def ended(cluster, name: str, phase: str = "Succeeded", days_ago: float = 2, folded: bool = True) -> dict:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Remediation", "metadata": {"name": name},
+            "spec": {"signal": {"source": "alertmanager", "name": "HighErrorRate"},
+                     "runbook": {"name": "web", "namespace": cluster.ns},
+                     "target": {"kind": "Deployment", "namespace": cluster.ns, "name": "web"}}}
+    created = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "remediations", body)
+    at = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
+    created["status"] = {"phase": phase, "foldedIntoRunbook": folded,
+                         **({"startedAt": at, "finishedAt": at} if phase != "Acting" else {"startedAt": at})}
+    return cluster.custom.replace_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "remediations", name,
+                                                                  created)
+
+
+def names(cluster) -> set[str]:
+    return {r["metadata"]["name"] for r in cluster.remediations()}
+
+
+def test_a_sweep_deletes_ended_folded_remediations_past_retention_and_keeps_unfolded_recent_and_open_ones(
+        cluster, kube_api, monkeypatch):
+    monkeypatch.setattr(retention, "PAGE", 2)  # several pages, each continued from the last
+    cluster.apply_policy({"retention": {"terminalRemediations": "1d"}})
+    for i in range(4):
+        ended(cluster, f"old-{i}", phase=("Succeeded", "Escalated", "Denied", "Failed")[i])
+    ended(cluster, "unfolded", folded=False)
+    ended(cluster, "recent", days_ago=0.5)
+    ended(cluster, "open", phase="Acting")
+    ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
+    assert retention.sweep(ctx, [cluster.ns]) == {"deleted": 4}
+    assert names(cluster) == {"unfolded", "recent", "open"}
+
+
+def test_a_remediation_that_changed_since_it_was_listed_is_not_deleted(cluster, kube_api):
+    listed = ended(cluster, "changed")["metadata"]
+    cluster.custom.patch_namespaced_custom_object(GROUP, VERSION, cluster.ns, "remediations", "changed",
+                                                  {"metadata": {"labels": {"touched": "yes"}}})
+    ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
+    stale = Verdict(cluster.ns, "changed", listed["uid"], listed["resourceVersion"], True, "test")
+    assert retention.delete(ctx, stale) == "changed"
+    assert names(cluster) == {"changed"}
+
+
+def test_the_operator_deletes_old_incidents_once_folded_and_the_ladder_still_skips_the_step_that_failed(
+        cluster, kubeconfig, tmp_path):
+    cluster.apply_policy({**NO_APPROVALS, "retention": {"terminalRemediations": "1h"}})
+    cluster.apply_runbook("adaptive", ADAPTIVE)
+    for i in range(3):
+        past_incident(cluster, f"past-{i}", restart="Failed", rollback="Succeeded")
+    ended(cluster, "recent", days_ago=0.01, folded=False)  # 15 minutes ago: kept, though folded meanwhile
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--retention-sweep", "1"]).start()
+    try:
+        wait_for(lambda: names(cluster) == {"recent"}, what="the past incidents folded, then deleted")
+        assert cluster.remediation("recent")["status"]["foldedIntoRunbook"]
+        assert runbook_status(cluster, "adaptive")["signalStats"] == [{"signal": "alertmanager/HighErrorRate", "steps": [
+            {"name": "restart", "succeeded": 0, "failed": 3}, {"name": "rollback", "succeeded": 3, "failed": 0}]}]
+        rollback_goes_first(cluster, op)
+    finally:
+        op.stop()
