@@ -1,10 +1,14 @@
 """Which ended Remediations the retention sweep deletes, and why the others stay."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from remediator.api.models import RemediationPolicySpec
 from remediator.api.validation import spec_problems
-from remediator.core import retention
+from remediator.cli import main
+from remediator.core import maturity, retention
+from remediator.core.maturity import Inventory, Record, Scope
+from tests.unit.test_maturity import T0, obj
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 THIRTY_DAYS = timedelta(days=30)
@@ -56,3 +60,43 @@ def test_the_policy_keeps_ended_remediations_thirty_days_by_default_and_refuses_
     problems = spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "30m"}})
     assert any("terminalRemediations must be at least 1h (got 30m)" in str(p) for p in problems), problems
     assert not spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "2w"}})
+
+
+# ---------------------------------------------------------------- the report over what retention keeps
+
+
+def test_a_report_over_the_default_window_gives_the_same_figures_once_older_remediations_are_deleted():
+    now = T0 + timedelta(days=60)
+    history = [{**obj(f"r{day}-{phase}", phase, ttr=600.0 * (1 + day % 5), started=T0 + timedelta(days=day, hours=1)),
+                "metadata": {"name": f"r{day}-{phase}", "namespace": "shop", "uid": f"u{day}{phase}"}}
+               for day in range(60) for phase in ("Succeeded", "Escalated", "Denied")]
+    history.append({**obj("straddles", ttr=3 * 86400.0, started=now - timedelta(days=30, hours=1)),
+                    "metadata": {"name": "straddles", "namespace": "shop"}})  # started before the window
+    history.append({**obj("open", "Acting", started=T0), "metadata": {"name": "open", "namespace": "shop"}})
+    for o in history:
+        o["status"]["foldedIntoRunbook"] = True
+    gone = {v.name for v in retention.select(history, lambda ns: THIRTY_DAYS, now)}
+    kept = [o for o in history if o["metadata"]["name"] not in gone]
+    assert len(gone) > 80 and "open" not in gone, "most of the history went"
+    window = Scope(since=now - THIRTY_DAYS)  # `remediator report`'s default --since 30d
+
+    def figures(objects):
+        return maturity.report([Record.from_object(o) for o in objects], Inventory(known=False), window).to_dict()
+    assert figures(kept) == figures(history)
+    assert figures(kept)["figures"]["incidents"] == 30 * 3
+    assert retention.coverage_note(window.since, now, THIRTY_DAYS) is None
+
+
+def test_a_report_reaching_back_past_the_retention_says_its_figures_are_incomplete(tmp_path, capsys):
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"kind": "List", "items": [
+        {**obj("r1"), "kind": "Remediation"},
+        {"kind": "RemediationPolicy", "metadata": {"name": "short"},
+         "spec": {"namespaces": ["shop"], "retention": {"terminalRemediations": "7d"}}}]}))
+    assert main(["report", "-f", str(export), "--since", "30d"]) == 0
+    out = capsys.readouterr().out
+    assert "note: ended Remediations are deleted 7d after they finish (RemediationPolicy " \
+           "spec.retention.terminalRemediations): incidents that ended before " in out
+    assert "so figures from " in out and " to then are incomplete" in out
+    assert main(["report", "-f", str(export), "--since", "7d", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == []

@@ -17,17 +17,14 @@ from datetime import UTC, datetime, timedelta
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..api.models import GROUP, VERSION, Retention
+from ..api.models import GROUP, VERSION
 from ..core import retention
-from ..core.durations import parse_duration
 from ..records import metrics
 from .context import OperatorContext
 from .guard_facts import labels_of_namespace
-from .reconcile import effective_policy
 
 log = logging.getLogger("remediator.retention")
 PAGE = 500
-DEFAULT_RETENTION = parse_duration(Retention().terminal_remediations)
 
 
 def pages(ctx: OperatorContext, namespace: str | None) -> Iterator[list[dict]]:
@@ -50,15 +47,13 @@ def pages(ctx: OperatorContext, namespace: str | None) -> Iterator[list[dict]]:
 
 
 def retention_lookup(ctx: OperatorContext) -> Callable[[str], timedelta]:
-    """Each namespace's retention from its effective policy (the default when none applies), read once a sweep."""
-    policies = ctx.resources.list("RemediationPolicy")
+    """Each namespace's retention from its effective policy, policies read once a sweep."""
+    policies = [(p["metadata"]["name"], p.get("spec") or {}) for p in ctx.resources.list("RemediationPolicy")]
     known: dict[str, timedelta] = {}
 
     def retention_of(namespace: str) -> timedelta:
         if namespace not in known:
-            policy = effective_policy(policies, namespace, labels_of_namespace(ctx, namespace))
-            known[namespace] = parse_duration(policy.retention.terminal_remediations) if policy \
-                else DEFAULT_RETENTION
+            known[namespace] = retention.retention_of(policies, namespace, labels_of_namespace(ctx, namespace))
         return known[namespace]
     return retention_of
 

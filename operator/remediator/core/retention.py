@@ -9,12 +9,13 @@ every incident that started in it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.models import TERMINAL_PHASES
-from .durations import format_duration, parse_time
+from ..api.models import TERMINAL_PHASES, Retention
+from .durations import format_duration, format_time, parse_duration, parse_time
+from .policy_select import effective_policy
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,27 @@ def select(objects: Iterable[Mapping], retention_of: Callable[[str], timedelta],
     """The Remediations to delete, each with its reason; `retention_of(namespace)` is that namespace's retention."""
     return [v for v in (judge(o, retention_of((o.get("metadata") or {}).get("namespace", "")), now)
                         for o in objects) if v.delete]
+
+
+def retention_of(policies: Sequence[tuple[str, Mapping]], namespace: str, labels: Mapping[str, str]) -> timedelta:
+    """The namespace's effective policy's retention; the default when no policy applies."""
+    policy = effective_policy(policies, namespace, labels)
+    return parse_duration((policy.retention if policy else Retention()).terminal_remediations)
+
+
+def shortest(policies: Sequence[tuple[str, Mapping]], namespaces: Mapping[str, Mapping[str, str]]) -> timedelta:
+    """The shortest retention among these namespaces (name -> labels); the default when none is known."""
+    return min((retention_of(policies, ns, labels) for ns, labels in namespaces.items()),
+               default=parse_duration(Retention().terminal_remediations))
+
+
+def coverage_note(since: datetime | None, now: datetime, kept: timedelta) -> str | None:
+    """What a report from `since` misses when ended Remediations are kept only `kept`; None when nothing: an
+    incident that started in range finished after it started, so it is still there."""
+    complete_from = now - kept
+    if since is not None and since >= complete_from:
+        return None
+    start = "the beginning" if since is None else format_time(since)
+    return (f"ended Remediations are deleted {format_duration(kept)} after they finish "
+            f"(RemediationPolicy spec.retention.terminalRemediations): incidents that ended before "
+            f"{format_time(complete_from)} are gone, so figures from {start} to then are incomplete")
