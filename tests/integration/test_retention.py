@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kubernetes.client.rest import ApiException
 
 from remediator.api.models import GROUP, VERSION
 from remediator.controller import retention
 from remediator.controller.context import OperatorContext, Settings
 from remediator.core.retention import Verdict
+from remediator.records import metrics
 from tests.integration.test_adaptive_ladder import ADAPTIVE, past_incident, rollback_goes_first
 from tests.integration.test_operator_loop import NO_APPROVALS
 from tests.integration.test_runbook_status import runbook_status
@@ -47,8 +49,18 @@ def test_a_sweep_deletes_ended_folded_remediations_past_retention_and_keeps_unfo
     ended(cluster, "recent", days_ago=0.5)
     ended(cluster, "open", phase="Acting")
     ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
+    counted = metrics.RETENTION_DELETES.labels("deleted")._value.get()
     assert retention.sweep(ctx, [cluster.ns]) == {"deleted": 4}
     assert names(cluster) == {"unfolded", "recent", "open"}
+    assert metrics.RETENTION_DELETES.labels("deleted")._value.get() == counted + 4
+
+
+def test_the_apiserver_refuses_a_retention_under_an_hour_naming_the_field(cluster):
+    with pytest.raises(ApiException) as refused:
+        cluster.apply_policy({"retention": {"terminalRemediations": "30m"}})
+    assert refused.value.status == 422
+    assert "spec.retention.terminalRemediations: Invalid value" in refused.value.body
+    assert "terminalRemediations must be at least 1h (got 30m)" in refused.value.body
 
 
 def test_a_remediation_that_changed_since_it_was_listed_is_not_deleted(cluster, kube_api):

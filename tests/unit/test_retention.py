@@ -57,6 +57,9 @@ def test_an_ended_remediation_without_a_finish_time_ages_from_its_creation():
 
 def test_the_policy_keeps_ended_remediations_thirty_days_by_default_and_refuses_less_than_an_hour():
     assert RemediationPolicySpec().retention.terminal_remediations == "30d"
+    week = [("short", {"namespaces": ["shop"], "retention": {"terminalRemediations": "7d"}})]
+    assert retention.retention_of(week, "shop", {}) == timedelta(days=7)
+    assert retention.retention_of(week, "uncovered", {}) == THIRTY_DAYS, "no policy: the default"
     problems = spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "30m"}})
     assert any("terminalRemediations must be at least 1h (got 30m)" in str(p) for p in problems), problems
     assert not spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "2w"}})
@@ -100,3 +103,19 @@ def test_a_report_reaching_back_past_the_retention_says_its_figures_are_incomple
     assert "so figures from " in out and " to then are incomplete" in out
     assert main(["report", "-f", str(export), "--since", "7d", "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["notes"] == []
+
+
+# ---------------------------------------------------------------- Remediation objects stay small
+
+
+def test_a_long_timeline_note_is_cut_not_refused_and_the_schema_bounds_the_timeline():
+    from remediator.api.models import MAX_TIMELINE, MAX_TIMELINE_MESSAGE, RemediationStatus
+    from remediator.core.state import note
+
+    status = note(RemediationStatus(), "Refused", "why " * 2000, NOW)
+    assert len(status.timeline[0].message) == MAX_TIMELINE_MESSAGE and status.timeline[0].message.endswith("…")
+    read_back = RemediationStatus.model_validate({"timeline": [{"at": "t", "kind": "k", "message": "y" * 5000}]})
+    assert len(read_back.timeline[0].message) == MAX_TIMELINE_MESSAGE, "an old long note still reads"
+    schema = RemediationStatus.model_json_schema(by_alias=True)
+    assert schema["properties"]["timeline"]["maxItems"] == MAX_TIMELINE
+    assert schema["properties"]["steps"]["maxItems"] == 20

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "remediator.dev"
@@ -547,10 +547,22 @@ class ApprovalState(Model):
     slack_ts: str | None = None
 
 
+# The timeline keeps its last TIMELINE_LIMIT entries (core.state.append_timeline); the schema leaves room for a
+# few more, so objects written before every writer went through append_timeline still read.
+TIMELINE_LIMIT = 50
+MAX_TIMELINE = 64
+MAX_TIMELINE_MESSAGE = 1024
+
+
+def cut(limit: int):
+    """A long text is cut to `limit` (ending in …) rather than refused: a note must never stop the loop."""
+    return BeforeValidator(lambda v: v[:limit - 1] + "…" if isinstance(v, str) and len(v) > limit else v)
+
+
 class TimelineEntry(Model):
-    at: str
-    kind: str
-    message: str
+    at: str = Field(max_length=MAX_TIME_LENGTH)
+    kind: str = Field(max_length=64)
+    message: Annotated[str, cut(MAX_TIMELINE_MESSAGE)] = Field(max_length=MAX_TIMELINE_MESSAGE)
 
 
 class Condition(Model):
@@ -575,10 +587,10 @@ class RemediationStatus(Model):
     planned_changes: list[str] = Field(default_factory=list, max_length=20,
                                        description="what a server-side dry run of the next step would change")
     current_step: int | None = None
-    steps: list[StepRecord] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list, max_length=MAX_STEPS, description="one per step run")
     approval: ApprovalState | None = None
-    timeline: list[TimelineEntry] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list, max_length=MAX_TIMELINE)
+    conditions: list[Condition] = Field(default_factory=list, max_length=8)
     reason: str = ""
     signal_resolved_at: str | None = None
     started_at: str | None = None
