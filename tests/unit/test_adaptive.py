@@ -98,7 +98,8 @@ def test_the_ladder_from_the_runbook_status_still_skips_the_step_that_failed_bef
 
 
 def test_signal_stats_keep_the_most_recently_seen_signal_types_and_steps_within_their_bounds():
-    many = [(f"Alert{i}", tuple((f"step{j}", "Failed", True) for j in range(MAX_STEPS + 5))) for i in range(40)]
+    many = [(f"Alert{i}", tuple((f"step{j + half * 15}", "Failed", True) for j in range(15)))
+            for i in range(40) for half in (0, 1)]  # 30 step names per signal type, as after runbook edits
     stats = folded(*many, ("Alert3", (("step0", "Succeeded", True),)))
     assert len(stats.signal_stats) == MAX_SIGNAL_STATS
     assert stats.signal_stats[-1].signal == "alertmanager/Alert3", "the type just seen moves last"
