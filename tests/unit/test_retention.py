@@ -27,18 +27,18 @@ def test_only_ended_folded_remediations_past_the_retention_are_selected_with_the
     objects = [remediation("old"), remediation("recent", finished_days_ago=29),
                remediation("unfolded", folded=False), remediation("open", phase="Acting", finished_days_ago=None),
                remediation("escalated", phase="Escalated")]
-    chosen = retention.select(objects, lambda ns: THIRTY_DAYS, NOW)
+    chosen = retention.select(objects, lambda o: (THIRTY_DAYS, "the retention"), NOW)
     assert [(v.name, v.uid, v.resource_version) for v in chosen] == [
         ("old", "uid-old", "7"), ("escalated", "uid-escalated", "7")]
-    assert chosen[0].reason == "ended 31d ago, past the retention of 30d"
+    assert chosen[0].reason == "ended 31d ago, past 30d (the retention)"
 
 
 def test_each_kept_remediation_says_why_it_stays():
-    reasons = {o["metadata"]["name"]: retention.judge(o, THIRTY_DAYS, NOW).reason for o in [
+    reasons = {o["metadata"]["name"]: retention.judge(o, (THIRTY_DAYS, "the retention"), NOW).reason for o in [
         remediation("recent", finished_days_ago=29), remediation("unfolded", folded=False),
         remediation("open", phase="Verifying", finished_days_ago=None),
         remediation("deleting", deletionTimestamp="2026-12-01T11:00:00Z")]}
-    assert reasons == {"recent": "ended 29d ago, kept for 30d",
+    assert reasons == {"recent": "ended 29d ago, kept for 30d (the retention)",
                        "unfolded": "ended, its outcome not yet folded into its Runbook",
                        "open": "open", "deleting": "being deleted already"}
 
@@ -46,13 +46,25 @@ def test_each_kept_remediation_says_why_it_stays():
 def test_the_retention_is_the_one_of_each_remediations_namespace():
     objects = [remediation("a", namespace="short", finished_days_ago=2), remediation("b", namespace="long",
                                                                                       finished_days_ago=2)]
-    per_namespace = {"short": timedelta(days=1), "long": THIRTY_DAYS}
-    assert [v.name for v in retention.select(objects, per_namespace.__getitem__, NOW)] == ["a"]
+    per_namespace = {"short": (timedelta(days=1), "the retention"), "long": (THIRTY_DAYS, "the retention")}
+    assert [v.name for v in retention.select(objects, lambda o: per_namespace[o["metadata"]["namespace"]], NOW)] == [
+        "a"]
+
+
+def test_a_remediation_a_guard_still_counts_stays_past_a_shorter_retention():
+    hour = RemediationPolicySpec.model_validate({"retention": {"terminalRemediations": "1h"},
+                                                 "circuitBreaker": {"window": "6h"}})
+    assert retention.kept_for(hour, "10m") == (timedelta(hours=6), "the circuit breaker's window")
+    assert retention.kept_for(hour, "1d") == (timedelta(days=1), "its Runbook's cooldown")
+    assert retention.kept_for(None, "10m") == (THIRTY_DAYS, "the retention")
+    three_hours_ago = remediation("breaker-counts-it", phase="Failed", finished_days_ago=0.125)
+    assert retention.judge(three_hours_ago, retention.kept_for(hour, None), NOW).reason == \
+        "ended 3h ago, kept for 6h (the circuit breaker's window)"
 
 
 def test_an_ended_remediation_without_a_finish_time_ages_from_its_creation():
     old = remediation("no-finish", finished_days_ago=None)
-    assert retention.judge(old, THIRTY_DAYS, NOW).delete
+    assert retention.judge(old, (THIRTY_DAYS, "the retention"), NOW).delete
 
 
 def test_the_policy_keeps_ended_remediations_thirty_days_by_default_and_refuses_less_than_an_hour():
@@ -78,7 +90,7 @@ def test_a_report_over_the_default_window_gives_the_same_figures_once_older_reme
     history.append({**obj("open", "Acting", started=T0), "metadata": {"name": "open", "namespace": "shop"}})
     for o in history:
         o["status"]["foldedIntoRunbook"] = True
-    gone = {v.name for v in retention.select(history, lambda ns: THIRTY_DAYS, now)}
+    gone = {v.name for v in retention.select(history, lambda o: (THIRTY_DAYS, "the retention"), now)}
     kept = [o for o in history if o["metadata"]["name"] not in gone]
     assert len(gone) > 80 and "open" not in gone, "most of the history went"
     window = Scope(since=now - THIRTY_DAYS)  # `remediator report`'s default --since 30d

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..api.models import GROUP, VERSION
-from ..core import retention
+from ..api.models import GROUP, VERSION, Guard, RemediationPolicySpec
+from ..core import policy_select, retention
 from ..records import metrics
 from .context import OperatorContext
 from .guard_facts import labels_of_namespace
@@ -46,16 +46,26 @@ def pages(ctx: OperatorContext, namespace: str | None) -> Iterator[list[dict]]:
             return
 
 
-def retention_lookup(ctx: OperatorContext) -> Callable[[str], timedelta]:
-    """Each namespace's retention from its effective policy, policies read once a sweep."""
+def keep_lookup(ctx: OperatorContext) -> Callable[[Mapping], retention.Keep]:
+    """How long each Remediation stays: its namespace's effective policy and its Runbook's cooldown, each read
+    once a sweep."""
     policies = [(p["metadata"]["name"], p.get("spec") or {}) for p in ctx.resources.list("RemediationPolicy")]
-    known: dict[str, timedelta] = {}
+    namespace_policy: dict[str, RemediationPolicySpec | None] = {}
+    cooldowns: dict[str, dict[str, str]] = {}
 
-    def retention_of(namespace: str) -> timedelta:
-        if namespace not in known:
-            known[namespace] = retention.retention_of(policies, namespace, labels_of_namespace(ctx, namespace))
-        return known[namespace]
-    return retention_of
+    def keep_of(obj: Mapping) -> retention.Keep:
+        namespace = obj["metadata"]["namespace"]
+        if namespace not in namespace_policy:
+            namespace_policy[namespace] = policy_select.effective_policy(
+                policies, namespace, labels_of_namespace(ctx, namespace))
+        if namespace not in cooldowns:
+            cooldowns[namespace] = {r["metadata"]["name"]: ((r.get("spec") or {}).get("guard") or {}).get(
+                "cooldown", Guard().cooldown) for r in ctx.resources.list("Runbook", namespace)}
+        runbook = (obj.get("spec") or {}).get("runbook") or {}
+        # a Runbook acts only in its own namespace: a reference elsewhere was refused and holds no cooldown
+        cooldown = cooldowns[namespace].get(runbook.get("name")) if runbook.get("namespace") == namespace else None
+        return retention.kept_for(namespace_policy[namespace], cooldown)
+    return keep_of
 
 
 def delete(ctx: OperatorContext, verdict: retention.Verdict) -> str:
@@ -80,12 +90,12 @@ def sweep(ctx: OperatorContext, namespaces: list[str] | None, active: Callable[[
           now: datetime | None = None) -> Counter:
     """One pass over the served namespaces (None: cluster-wide); stops as soon as this replica is not active."""
     now = now or datetime.now(UTC)
-    retention_of = retention_lookup(ctx)
+    keep_of = keep_lookup(ctx)
     results: Counter = Counter()
     for namespace in namespaces if namespaces is not None else [None]:
         for page in pages(ctx, namespace):
             served = [o for o in page if ctx.serves(o["metadata"]["namespace"])]
-            for verdict in retention.select(served, retention_of, now):
+            for verdict in retention.select(served, keep_of, now):
                 if not active():
                     return results
                 result = delete(ctx, verdict)

@@ -2,9 +2,11 @@
 
 A Remediation goes once it ended, its outcome is folded into its Runbook's status and any escalation posted
 (`foldedIntoRunbook`: the same status write records both), and it finished longer ago than its namespace's
-`spec.retention.terminalRemediations`. Anything else stays, and says why. The age counts from `finishedAt`
-(never before the start the report counts from), so a report window no longer than the retention still sees
-every incident that started in it.
+`spec.retention.terminalRemediations`, and than any guard still counts it (its Runbook's cooldown, the hourly
+run limit, the circuit breaker's and the storm hold-off's windows): the guards read ended Remediations, so a
+retention shorter than their windows would reopen them. Anything else stays, and says why. The age counts from
+`finishedAt` (never before the start the report counts from), so a report window no longer than the retention
+still sees every incident that started in it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.models import TERMINAL_PHASES, Retention
+from ..api.models import TERMINAL_PHASES, RemediationPolicySpec, Retention
 from .durations import format_duration, format_time, parse_duration, parse_time
+from .guards import RATE_WINDOW
 from .policy_select import effective_policy
+
+Keep = tuple[timedelta, str]  # how long an ended Remediation stays, and what sets it
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,23 @@ class Verdict:
     reason: str
 
 
-def judge(obj: Mapping, retention: timedelta, now: datetime) -> Verdict:
+def kept_for(policy: RemediationPolicySpec | None, cooldown: str | None) -> Keep:
+    """The retention of `policy` (the default without one), or longer while a guard still counts the
+    Remediation. An unreadable window counts for nothing here: its guard blocks until it is fixed anyway."""
+    policy = policy or RemediationPolicySpec()
+    candidates = [(policy.retention.terminal_remediations, "the retention"), (cooldown, "its Runbook's cooldown"),
+                  (policy.circuit_breaker.window, "the circuit breaker's window"),
+                  (policy.storm_holdoff.window, "the storm hold-off's window")]
+    keeps = [(RATE_WINDOW, "the hourly run limit")]
+    for text, why in candidates:
+        try:
+            keeps.append((parse_duration(text), why))
+        except (TypeError, ValueError):
+            continue
+    return max(keeps, key=lambda k: k[0])
+
+
+def judge(obj: Mapping, keep: Keep, now: datetime) -> Verdict:
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
 
@@ -47,21 +68,21 @@ def judge(obj: Mapping, retention: timedelta, now: datetime) -> Verdict:
     except ValueError:
         return verdict(False, "ended at an unreadable time")
     age = now - finished
-    if age <= retention:
-        return verdict(False, f"ended {format_duration(age)} ago, kept for {format_duration(retention)}")
-    return verdict(True, f"ended {format_duration(age)} ago, past the retention of {format_duration(retention)}")
+    kept, why = keep
+    if age <= kept:
+        return verdict(False, f"ended {format_duration(age)} ago, kept for {format_duration(kept)} ({why})")
+    return verdict(True, f"ended {format_duration(age)} ago, past {format_duration(kept)} ({why})")
 
 
-def select(objects: Iterable[Mapping], retention_of: Callable[[str], timedelta], now: datetime) -> list[Verdict]:
-    """The Remediations to delete, each with its reason; `retention_of(namespace)` is that namespace's retention."""
-    return [v for v in (judge(o, retention_of((o.get("metadata") or {}).get("namespace", "")), now)
-                        for o in objects) if v.delete]
+def select(objects: Iterable[Mapping], keep_of: Callable[[Mapping], Keep], now: datetime) -> list[Verdict]:
+    """The Remediations to delete, each with its reason; `keep_of(object)` says how long that one stays."""
+    return [v for v in (judge(o, keep_of(o), now) for o in objects) if v.delete]
 
 
 def retention_of(policies: Sequence[tuple[str, Mapping]], namespace: str, labels: Mapping[str, str]) -> timedelta:
     """The namespace's effective policy's retention; the default when no policy applies."""
     policy = effective_policy(policies, namespace, labels)
-    return parse_duration((policy.retention if policy else Retention()).terminal_remediations)
+    return parse_duration((policy or RemediationPolicySpec()).retention.terminal_remediations)
 
 
 def shortest(policies: Sequence[tuple[str, Mapping]], namespaces: Mapping[str, Mapping[str, str]]) -> timedelta:
