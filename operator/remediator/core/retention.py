@@ -40,7 +40,7 @@ def kept_for(policy: RemediationPolicySpec | None, cooldown: str | None) -> Keep
     candidates = [(policy.retention.terminal_remediations, "the retention"), (cooldown, "its Runbook's cooldown"),
                   (policy.circuit_breaker.window, "the circuit breaker's window"),
                   (policy.storm_holdoff.window, "the storm hold-off's window")]
-    keeps = [(RATE_WINDOW, "the hourly run limit")]
+    keeps = [(RATE_WINDOW, "the hourly run limit")]  # also risk's recent failures (guard_inputs: the last hour)
     for text, why in candidates:
         try:
             keeps.append((parse_duration(text), why))
