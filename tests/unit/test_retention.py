@@ -131,3 +131,28 @@ def test_a_long_timeline_note_is_cut_not_refused_and_the_schema_bounds_the_timel
     schema = RemediationStatus.model_json_schema(by_alias=True)
     assert schema["properties"]["timeline"]["maxItems"] == MAX_TIMELINE
     assert schema["properties"]["steps"]["maxItems"] == 20
+
+
+def test_a_resolved_signals_note_keeps_a_full_timeline_within_its_bound():
+    from remediator.api.models import TIMELINE_LIMIT, Signal
+    from remediator.controller.ingest import ingest_resolved
+    from remediator.core import state
+
+    signal = Signal(source="alertmanager", name="HighErrorRate", fingerprint="f1", starts_at="2026-12-01T10:00:00Z",
+                    labels={"alertname": "HighErrorRate", "namespace": "shop"}, summary="the error rate fell back")
+    full = [{"at": "2026-12-01T10:00:00Z", "kind": "Note", "message": f"n{i}"} for i in range(TIMELINE_LIMIT)]
+
+    class OneRemediation:
+        written: dict = {}
+
+        def get(self, kind, name, namespace):
+            return {"metadata": {"name": name, "namespace": namespace}, "status": {"timeline": list(full)}}
+
+        def replace_status(self, kind, namespace, name, body):
+            self.written = body["status"]
+
+    resources = OneRemediation()
+    assert ingest_resolved(resources, signal).outcome == "resolved"
+    timeline = resources.written["timeline"]
+    assert len(timeline) == TIMELINE_LIMIT and timeline[-1]["kind"] == "SignalResolved"
+    assert timeline[0]["kind"] == state.TRUNCATED_KIND
