@@ -1,6 +1,6 @@
 """`remediator report`: read the records (cluster or exported JSON), ask core.maturity, print or plot.
 
-The edge: it lists Remediations, ServiceLevelObjectives, Deployments,
+The edge: it lists Remediations, ServiceLevelObjectives, RemediationPolicies, Deployments,
 StatefulSets, Runbooks and Namespaces from the apiserver, or takes them from
 files exported with `kubectl get ... -A -o json` (any mix of kinds, one List
 or object per file). Everything it concludes comes from core.maturity.
