@@ -3,18 +3,22 @@ adaptive ladder, which reads that status, still knows what failed before."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from remediator.api.models import GROUP, VERSION
 from remediator.controller import retention
 from remediator.controller.context import OperatorContext, Settings
 from remediator.core.retention import Verdict
+from remediator.kube import load_api_client
 from remediator.records import metrics
 from tests.integration.test_adaptive_ladder import ADAPTIVE, past_incident, rollback_goes_first
-from tests.integration.test_operator_loop import NO_APPROVALS
+from tests.integration.test_chart import install, run, service_account_kubeconfig
+from tests.integration.test_operator_loop import NO_APPROVALS, rollback_runbook
 from tests.integration.test_runbook_status import runbook_status
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
@@ -89,3 +93,35 @@ def test_the_operator_deletes_old_incidents_once_folded_and_the_ladder_still_ski
         rollback_goes_first(cluster, op)
     finally:
         op.stop()
+
+
+@pytest.fixture
+def home(kube_api, namespace):
+    """Where the chart is installed, apart from the Remediations' namespace."""
+    core = client.CoreV1Api(kube_api)
+    name = f"{namespace[:55]}-ops"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.mark.parametrize("scope", ["watchNamespaces", "wholeCluster"])
+def test_the_charts_service_account_may_sweep_in_both_scopes(kube_api, kubeconfig, tool, cluster, home,
+                                                             tmp_path, scope):
+    ops_namespace = home
+    scoped = scope == "watchNamespaces"
+    release = f"rm{uuid.uuid4().hex[:6]}"
+    cluster.apply_policy({"retention": {"terminalRemediations": "1d"}})
+    cluster.apply_runbook("web", {**rollback_runbook(), "guard": {"cooldown": "3d"}})
+    ended(cluster, "old", days_ago=2, phase="Failed")  # past the retention, not past its Runbook's cooldown
+    ended(cluster, "older", days_ago=4)
+    install(tool, tmp_path, release, ops_namespace, {"watchNamespaces": [cluster.ns] if scoped else []})
+    try:
+        sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, f"{release}-remediator",
+                                               tmp_path / "sa.yaml")
+        ctx = OperatorContext(api=load_api_client(sa_config),
+                              settings=Settings(namespaces=(cluster.ns,) if scoped else ()))
+        assert retention.sweep(ctx, [cluster.ns] if scoped else None) == {"deleted": 1}
+        assert names(cluster) == {"old"}
+    finally:
+        run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait")
