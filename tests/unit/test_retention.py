@@ -156,3 +156,32 @@ def test_a_resolved_signals_note_keeps_a_full_timeline_within_its_bound():
     timeline = resources.written["timeline"]
     assert len(timeline) == TIMELINE_LIMIT and timeline[-1]["kind"] == "SignalResolved"
     assert timeline[0]["kind"] == state.TRUNCATED_KIND
+
+
+# ---------------------------------------------------------------- the sweep follows peering
+
+
+def test_a_standby_never_sweeps_and_a_replica_made_active_sweeps_at_once_not_a_period_later(monkeypatch):
+    import asyncio
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from remediator.controller import retention as shell
+    from remediator.controller.context import Settings
+
+    sweeps: list[object] = []
+    monkeypatch.setattr(shell, "sweep", lambda ctx, served, active: sweeps.append(served) or Counter())
+    monkeypatch.setattr(shell, "STANDBY_POLL_SECONDS", 0.01)
+    ctx = SimpleNamespace(settings=Settings(namespaces=("shop",), retention_sweep_seconds=600))
+    active = {"now": False}
+
+    async def scenario():
+        task = asyncio.create_task(shell.sweep_periodically(ctx, lambda: active["now"], lambda: ["shop"]))
+        await asyncio.sleep(0.1)
+        assert sweeps == [], "a standby deletes nothing"
+        active["now"] = True
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert sweeps == [["shop"]], "one sweep of the served namespaces, then the next a period later"

@@ -25,6 +25,7 @@ from .guard_facts import labels_of_namespace
 
 log = logging.getLogger("remediator.retention")
 PAGE = 500
+STANDBY_POLL_SECONDS = 5.0
 
 
 def pages(ctx: OperatorContext, namespace: str | None) -> Iterator[list[dict]]:
@@ -108,12 +109,14 @@ async def sweep_periodically(ctx: OperatorContext, active: Callable[[], bool],
                              namespaces: Callable[[], list[str]]) -> None:
     every = ctx.settings.retention_sweep_seconds
     while True:
-        if active():
-            try:
-                served = await asyncio.to_thread(namespaces) if ctx.settings.namespaces else None
-                results = await asyncio.to_thread(sweep, ctx, served, active)
-                if results:
-                    log.info("retention sweep", extra=dict(results))
-            except Exception as e:  # noqa: BLE001  a passing apiserver error must not end the sweeps
-                log.warning("retention sweep failed", extra={"error": str(e)})
+        if not active():  # a replica just made active sweeps soon, not a whole period later
+            await asyncio.sleep(min(every, STANDBY_POLL_SECONDS))
+            continue
+        try:
+            served = await asyncio.to_thread(namespaces) if ctx.settings.namespaces else None
+            results = await asyncio.to_thread(sweep, ctx, served, active)
+            if results:
+                log.info("retention sweep", extra=dict(results))
+        except Exception as e:  # noqa: BLE001  a passing apiserver error must not end the sweeps
+            log.warning("retention sweep failed", extra={"error": str(e)})
         await asyncio.sleep(every)
