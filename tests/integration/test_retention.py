@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from remediator.api.models import GROUP, VERSION
+from remediator.api.models import GROUP, KOPF_FINALIZER, VERSION
 from remediator.controller import retention
 from remediator.controller.context import OperatorContext, Settings
 from remediator.core.retention import Verdict
@@ -26,8 +26,10 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 
-def ended(cluster, name: str, phase: str = "Succeeded", days_ago: float = 2, folded: bool = True) -> dict:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Remediation", "metadata": {"name": name},
+def ended(cluster, name: str, phase: str = "Succeeded", days_ago: float = 2, folded: bool = True,
+          finalizers: tuple[str, ...] = ()) -> dict:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Remediation",
+            "metadata": {"name": name, "finalizers": list(finalizers)},
             "spec": {"signal": {"source": "alertmanager", "name": "HighErrorRate"},
                      "runbook": {"name": "web", "namespace": cluster.ns},
                      "target": {"kind": "Deployment", "namespace": cluster.ns, "name": "web"}}}
@@ -84,6 +86,7 @@ def test_the_operator_deletes_old_incidents_once_folded_and_the_ladder_still_ski
     for i in range(3):
         past_incident(cluster, f"past-{i}", restart="Failed", rollback="Succeeded")
     ended(cluster, "recent", days_ago=0.01, folded=False)  # 15 minutes ago: kept, though folded meanwhile
+    ended(cluster, "finalized", days_ago=2, finalizers=(KOPF_FINALIZER,))  # as the operator creates them
     op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--retention-sweep", "1"]).start()
     try:
         wait_for(lambda: names(cluster) == {"recent"}, what="the past incidents folded, then deleted")
