@@ -161,6 +161,17 @@ def test_a_resolved_signals_note_keeps_a_full_timeline_within_its_bound():
 # ---------------------------------------------------------------- the sweep follows peering
 
 
+def test_the_sweep_runs_every_ten_minutes_unless_told_otherwise():
+    import argparse
+
+    from remediator.controller.main import add_run_arguments
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    assert parser.parse_args([]).retention_sweep == 600.0
+    assert parser.parse_args(["--retention-sweep", "30"]).retention_sweep == 30.0
+
+
 def test_a_standby_never_sweeps_and_a_replica_made_active_sweeps_at_once_not_a_period_later(monkeypatch):
     import asyncio
     from collections import Counter
