@@ -46,10 +46,12 @@ def seeded_operator(cluster, kubeconfig, tmp_path):
     cluster.apply_runbook("adaptive", ADAPTIVE)
     for i in range(3):
         past_incident(cluster, f"past-{i}", restart="Failed", rollback="Succeeded")
-    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path)
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--retention-sweep", "1"])
     op.start()
     wait_for(lambda: all((r.get("status") or {}).get("foldedIntoRunbook") for r in cluster.remediations()),
              what="the past incidents folded into the Runbook's status")
+    wait_for(lambda: (cluster.custom.get_namespaced_custom_object(GROUP, VERSION, cluster.ns, "runbooks", "adaptive")
+                      .get("status") or {}).get("signalStatsComplete"), what="the Runbook's signalStats complete")
     yield op
     op.stop()
 

@@ -98,9 +98,36 @@ def test_the_operator_deletes_old_incidents_once_folded_and_the_ladder_still_ski
         op.stop()
 
 
+def test_incidents_an_older_operator_folded_are_counted_before_they_are_deleted_and_the_ladder_keeps_them(
+        cluster, kubeconfig, tmp_path):
+    cluster.apply_policy({**NO_APPROVALS, "retention": {"terminalRemediations": "1h"}})
+    cluster.apply_runbook("adaptive", ADAPTIVE)
+    uids = []
+    for i in range(3):
+        past_incident(cluster, f"past-{i}", restart="Failed", rollback="Succeeded")
+        obj = cluster.remediation(f"past-{i}")
+        obj["status"]["foldedIntoRunbook"] = True  # folded, as an operator without signalStats did
+        cluster.custom.replace_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "remediations",
+                                                               f"past-{i}", obj)
+        uids.append(obj["metadata"]["uid"])
+    cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "runbooks", "adaptive", {
+        "status": {"folded": uids, "stepStats": [{"name": "restart", "succeeded": 0, "failed": 3},
+                                                 {"name": "rollback", "succeeded": 3, "failed": 0}]}})
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--retention-sweep", "1"]).start()
+    try:
+        wait_for(lambda: not cluster.remediations(), what="the past incidents counted, then deleted")
+        status = runbook_status(cluster, "adaptive")
+        assert status["signalStatsComplete"] and status["signalStats"][0]["steps"] == [
+            {"name": "restart", "succeeded": 0, "failed": 3}, {"name": "rollback", "succeeded": 3, "failed": 0}]
+        rollback_goes_first(cluster, op)
+    finally:
+        op.stop()
+
+
 @pytest.fixture
 def home(kube_api, namespace):
-    """Where the chart is installed, apart from the Remediations' namespace."""
+    """Where the chart is installed, apart from the Remediations' namespace. (Last in this file: the release's
+    admission policies outlive its uninstall by a moment, and refuse the admin's Remediations meanwhile.)"""
     core = client.CoreV1Api(kube_api)
     name = f"{namespace[:55]}-ops"
     core.create_namespace({"metadata": {"name": name}})

@@ -69,7 +69,7 @@ def test_skipped_steps_keep_their_places():
 
 def folded(*remediations: tuple[str, tuple[tuple[str, str, bool], ...]]) -> RunbookStatus:
     """A Runbook's status after its ended Remediations were folded: (alertname, (step, phase, applied)...)."""
-    stats = RunbookStatus()
+    stats = RunbookStatus(signal_stats_complete=True)
     for i, (alertname, steps) in enumerate(remediations):
         spec = SPEC.model_copy(update={"signal": SPEC.signal.model_copy(update={"name": alertname})})
         outcome = RemediationStatus(phase="Escalated", finished_at="2026-11-25T10:10:00Z", steps=[
@@ -106,6 +106,24 @@ def test_signal_stats_keep_the_most_recently_seen_signal_types_and_steps_within_
     assert all(len(s.steps) == MAX_STEPS for s in stats.signal_stats[:-1])
     assert adaptive.history(stats, "alertmanager/Alert3")["step0"] == StepOutcomes(1, 1)
     assert adaptive.history(stats, "alertmanager/Alert0") == {}, "the least recently seen type was dropped"
+
+
+def test_remediations_folded_before_signal_stats_existed_are_counted_once_by_the_backfill():
+    def ended(uid: str, flagged: bool, phase: str = "Escalated") -> tuple[str, str, RemediationStatus]:
+        return uid, SIGNAL, RemediationStatus(phase=phase, folded_into_runbook=flagged, steps=[
+            StepRecord(index=0, name="restart", action="restartRollout", idempotency_key="k", phase="Failed",
+                       applied_at="2026-11-25T10:00:00Z")])
+
+    upgraded = RunbookStatus(folded=["u1"])  # as an older operator left it: counts, but no signalStats
+    outcome = ended("u9", True)[2]
+    before = runbook_stats.fold(upgraded, "u9", "r9", outcome, SIGNAL)
+    assert before.signal_stats == [] and before.folded == ["u1", "u9"], "left to the backfill, which lists it"
+    done = runbook_stats.backfill(before, [ended("u1", False), ended("u2", True), ended("u3", False),
+                                           ended("u4", True, phase="Acting"), ended("u9", True)])
+    assert done.signal_stats_complete
+    assert adaptive.history(done, SIGNAL) == {"restart": StepOutcomes(3, 0)}, "u1 (listed as folded), u2, u9"
+    after = runbook_stats.fold(done, "u10", "r10", outcome, SIGNAL)
+    assert adaptive.history(after, SIGNAL) == {"restart": StepOutcomes(4, 0)}
 
 
 def test_a_signal_name_too_long_for_the_status_keeps_a_distinct_bounded_key():

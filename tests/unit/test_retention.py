@@ -62,6 +62,11 @@ def test_a_remediation_a_guard_still_counts_stays_past_a_shorter_retention():
         "ended 3h ago, kept for 6h (the circuit breaker's window)"
 
 
+def test_a_remediation_its_runbooks_statistics_do_not_count_yet_stays_whatever_its_age():
+    verdict = retention.judge(remediation("uncounted", finished_days_ago=400), retention.UNTIL_COUNTED, NOW)
+    assert not verdict.delete and verdict.reason == "kept until its Runbook's signalStats count it"
+
+
 def test_an_ended_remediation_without_a_finish_time_ages_from_its_creation():
     old = remediation("no-finish", finished_days_ago=None)
     assert retention.judge(old, (THIRTY_DAYS, "the retention"), NOW).delete

@@ -285,6 +285,9 @@ class RunbookStatus(Model):
     signal_stats: list[SignalStats] = Field(
         default_factory=list, max_length=MAX_SIGNAL_STATS,
         description="per signal type, applied steps with a verdict; the least recently seen type goes first")
+    signal_stats_complete: bool = Field(
+        False, description="signalStats count every ended Remediation of this Runbook, also those ended before "
+                           "signalStats existed (counted once by the retention sweep, which deletes none before)")
     recent_recovery_seconds: list[float] = Field(
         default_factory=list, max_length=MAX_RECENT_RECOVERIES,
         description="time to recover of the latest recovered Remediations, oldest first")

@@ -32,7 +32,7 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, claims, engine, matching, planning, policy_select, state
+from ..core import adaptive, claims, engine, matching, planning, policy_select, runbook_stats, state
 from ..records import events, logs, metrics, tracing
 from ..signals import changes
 from ..core.durations import parse_duration
@@ -40,6 +40,7 @@ from ..verification import probes, query_probes, query_verdicts, verdicts
 from . import claims as target_claims
 from .context import OperatorContext
 from .guard_facts import READS, StepFacts, labels_of_namespace, step_facts
+from .retention import ended_of
 
 log = logging.getLogger("remediator.loop")
 Outcome = Callable[[RemediationStatus], RemediationStatus]  # folds an action's result into a status
@@ -359,7 +360,11 @@ def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: Remedi
     if runbook is None or not runbook.adaptive or status.phase != "Pending":
         return None
     body = ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace) or {}
-    return adaptive.history(RunbookStatus.model_validate(body.get("status") or {}), adaptive.signal_type(spec))
+    stats = RunbookStatus.model_validate(body.get("status") or {})
+    if not stats.signal_stats_complete:  # the sweep has not counted the earlier ones yet: count them here
+        ref = spec.runbook
+        stats = runbook_stats.backfill(stats, ended_of(ctx, ref.namespace, {ref.name})[ref.name])
+    return adaptive.history(stats, adaptive.signal_type(spec))
 
 
 def needs_guards(status: RemediationStatus) -> bool:

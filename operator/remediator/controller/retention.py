@@ -17,8 +17,17 @@ from datetime import UTC, datetime
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..api.models import GROUP, VERSION, Guard, RemediationPolicySpec
-from ..core import policy_select, retention
+from ..api.models import (
+    GROUP,
+    TERMINAL_PHASES,
+    VERSION,
+    Guard,
+    RemediationPolicySpec,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookStatus,
+)
+from ..core import adaptive, policy_select, retention, runbook_stats
 from ..records import metrics
 from .context import OperatorContext
 from .guard_facts import labels_of_namespace
@@ -47,12 +56,47 @@ def pages(ctx: OperatorContext, namespace: str | None) -> Iterator[list[dict]]:
             return
 
 
+def ended_of(ctx: OperatorContext, namespace: str, runbooks: set[str]) -> dict[str, list]:
+    """Per Runbook name: (uid, signal type, status) of the namespace's ended Remediations, read in pages."""
+    out: dict[str, list] = {name: [] for name in runbooks}
+    for page in pages(ctx, namespace):
+        for o in page:
+            ref = (o.get("spec") or {}).get("runbook") or {}
+            status = o.get("status") or {}
+            if ref.get("namespace") == namespace and ref.get("name") in out and status.get("phase") in TERMINAL_PHASES:
+                spec = RemediationSpec.model_validate(o["spec"])
+                out[ref["name"]].append((o["metadata"]["uid"], adaptive.signal_type(spec),
+                                         RemediationStatus.model_validate(status)))
+    return out
+
+
+def complete_signal_stats(ctx: OperatorContext, namespace: str, runbooks: list[dict]) -> set[str]:
+    """Count, once, the Remediations folded before signalStats existed into each Runbook's signalStats; the
+    names of the Runbooks whose statistics are complete afterwards (a 409 leaves one for the next sweep)."""
+    todo = [r for r in runbooks if not (r.get("status") or {}).get("signalStatsComplete")]
+    done = {r["metadata"]["name"] for r in runbooks} - {r["metadata"]["name"] for r in todo}
+    ended = ended_of(ctx, namespace, {r["metadata"]["name"] for r in todo}) if todo else {}
+    for body in todo:
+        name = body["metadata"]["name"]
+        new = runbook_stats.backfill(RunbookStatus.model_validate(body.get("status") or {}), ended[name])
+        try:
+            ctx.resources.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "runbooks", name, {
+                "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                "status": {"signalStats": new.wire()["signalStats"], "signalStatsComplete": True}})
+            done.add(name)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+    return done
+
+
 def keep_lookup(ctx: OperatorContext) -> Callable[[Mapping], retention.Keep]:
     """How long each Remediation stays: its namespace's effective policy and its Runbook's cooldown, each read
-    once a sweep."""
+    once a sweep; forever while its Runbook's statistics are not complete (they are completed here first)."""
     policies = [(p["metadata"]["name"], p.get("spec") or {}) for p in ctx.resources.list("RemediationPolicy")]
     namespace_policy: dict[str, RemediationPolicySpec | None] = {}
     cooldowns: dict[str, dict[str, str]] = {}
+    complete: dict[str, set[str]] = {}
 
     def keep_of(obj: Mapping) -> retention.Keep:
         namespace = obj["metadata"]["namespace"]
@@ -60,12 +104,16 @@ def keep_lookup(ctx: OperatorContext) -> Callable[[Mapping], retention.Keep]:
             namespace_policy[namespace] = policy_select.effective_policy(
                 policies, namespace, labels_of_namespace(ctx, namespace))
         if namespace not in cooldowns:
+            runbooks = ctx.resources.list("Runbook", namespace)
             cooldowns[namespace] = {r["metadata"]["name"]: ((r.get("spec") or {}).get("guard") or {}).get(
-                "cooldown", Guard().cooldown) for r in ctx.resources.list("Runbook", namespace)}
+                "cooldown", Guard().cooldown) for r in runbooks}
+            complete[namespace] = complete_signal_stats(ctx, namespace, runbooks)
         runbook = (obj.get("spec") or {}).get("runbook") or {}
         # a Runbook acts only in its own namespace: a reference elsewhere was refused and holds no cooldown
-        cooldown = cooldowns[namespace].get(runbook.get("name")) if runbook.get("namespace") == namespace else None
-        return retention.kept_for(namespace_policy[namespace], cooldown)
+        own = runbook.get("namespace") == namespace and runbook.get("name") in cooldowns[namespace]
+        if own and runbook["name"] not in complete[namespace]:
+            return retention.UNTIL_COUNTED
+        return retention.kept_for(namespace_policy[namespace], cooldowns[namespace][runbook["name"]] if own else None)
     return keep_of
 
 

@@ -21,6 +21,7 @@ from .guards import RATE_WINDOW
 from .policy_select import effective_policy
 
 Keep = tuple[timedelta, str]  # how long an ended Remediation stays, and what sets it
+UNTIL_COUNTED: Keep = (timedelta.max, "until its Runbook's signalStats count it")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def judge(obj: Mapping, keep: Keep, now: datetime) -> Verdict:
         return verdict(False, "ended at an unreadable time")
     age = now - finished
     kept, why = keep
+    if keep == UNTIL_COUNTED:
+        return verdict(False, f"kept {why}")
     if age <= kept:
         return verdict(False, f"ended {format_duration(age)} ago, kept for {format_duration(kept)} ({why})")
     return verdict(True, f"ended {format_duration(age)} ago, past {format_duration(kept)} ({why})")

@@ -7,6 +7,7 @@ counts, so a fold retried after a crash or a 409 finds itself there and changes 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 
 from ..api.models import (
     MAX_FOLDED,
@@ -51,7 +52,9 @@ def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus, si
     return old.model_copy(update={
         "last_remediation": last,
         "step_stats": list(stats.values())[-MAX_STEP_STATS:],
-        "signal_stats": fold_signal(old.signal_stats, signal, outcome),
+        # until the sweep's backfill completes them, it counts this one too (from the list of Remediations)
+        "signal_stats": fold_signal(old.signal_stats, signal, outcome) if old.signal_stats_complete
+        else old.signal_stats,
         "recent_recovery_seconds": recoveries,
         "median_time_to_recover_seconds": statistics.median(recoveries) if recoveries else None,
         "folded": [*old.folded, uid][-MAX_FOLDED:],
@@ -71,3 +74,14 @@ def fold_signal(old: list[SignalStats], signal: str, outcome: RemediationStatus)
         steps[name] = count.model_copy(update={"succeeded": count.succeeded + won, "failed": count.failed + (not won)})
     now = seen.model_copy(update={"steps": list(steps.values())[-MAX_STEPS:]})
     return [*(s for s in old if s.signal != signal), now][-MAX_SIGNAL_STATS:]
+
+
+def backfill(old: RunbookStatus, ended: Iterable[tuple[str, str, RemediationStatus]]) -> RunbookStatus:
+    """signalStats from every ended Remediation of the Runbook already folded, (uid, signal type, status): those
+    folded before signalStats were kept; run once, when the status is not yet complete."""
+    folded = set(old.folded)
+    stats: list[SignalStats] = []
+    for uid, signal, status in sorted(ended, key=lambda e: e[2].finished_at or ""):  # oldest first, as folded
+        if status.phase in TERMINAL_PHASES and (status.folded_into_runbook or uid in folded):
+            stats = fold_signal(stats, signal, status)
+    return old.model_copy(update={"signal_stats": stats, "signal_stats_complete": True})
