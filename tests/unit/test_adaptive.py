@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from remediator.api.models import (
+    MAX_SIGNAL_STATS,
+    MAX_SIGNAL_TYPE_LENGTH,
+    MAX_STEPS,
     Approval,
     ApprovalRule,
     PlannedStep,
     RemediationPolicySpec,
-    RemediationSpec,
     RemediationStatus,
+    RunbookStatus,
     StepRecord,
 )
-from remediator.core import adaptive, engine, planning
+from remediator.core import adaptive, engine, planning, runbook_stats
 from remediator.core.adaptive import StepOutcomes
 from tests.unit.test_core_engine import NOW, SPEC, facts, runbook
 
@@ -64,23 +67,70 @@ def test_skipped_steps_keep_their_places():
         "rollback", "drain", "restart"]
 
 
-def test_history_counts_verdicts_of_applied_steps_of_this_runbook_on_this_signal_only():
-    def past(runbook: str, alertname: str, *steps: tuple[str, str, bool]) -> tuple[RemediationSpec, RemediationStatus]:
-        spec = SPEC.model_copy(update={
-            "runbook": SPEC.runbook.model_copy(update={"name": runbook}),
-            "signal": SPEC.signal.model_copy(update={"name": alertname})})
-        return spec, RemediationStatus(steps=[
-            StepRecord(index=i, name=name, action="rollback", idempotency_key=f"k{i}", phase=phase,
+def folded(*remediations: tuple[str, tuple[tuple[str, str, bool], ...]]) -> RunbookStatus:
+    """A Runbook's status after its ended Remediations were folded: (alertname, (step, phase, applied)...)."""
+    stats = RunbookStatus(signal_stats_complete=True)
+    for i, (alertname, steps) in enumerate(remediations):
+        spec = SPEC.model_copy(update={"signal": SPEC.signal.model_copy(update={"name": alertname})})
+        outcome = RemediationStatus(phase="Escalated", finished_at="2026-11-25T10:10:00Z", steps=[
+            StepRecord(index=j, name=name, action="rollback", idempotency_key=f"k{j}", phase=phase,
                        applied_at="2026-11-25T10:00:00Z" if applied else None)
-            for i, (name, phase, applied) in enumerate(steps)])
+            for j, (name, phase, applied) in enumerate(steps)])
+        stats = runbook_stats.fold(stats, f"u{i}", f"r{i}", outcome, adaptive.signal_type(spec)) or stats
+    return stats
 
-    records = [past("ladder", "HighErrorRate", ("restart", "Failed", True), ("rollback", "Succeeded", True)),
-               past("ladder", "HighErrorRate", ("restart", "Inconclusive", True), ("rollback", "Verifying", True)),
-               past("ladder", "HighErrorRate", ("restart", "Failed", False)),
-               past("other", "HighErrorRate", ("restart", "Succeeded", True)),
-               past("ladder", "Latency", ("restart", "Succeeded", True))]
-    assert adaptive.history(records, "shop/ladder", SIGNAL) == {
-        "restart": StepOutcomes(2, 0), "rollback": StepOutcomes(1, 1)}
+
+def test_the_ladder_reads_verdicts_of_applied_steps_on_this_signal_only_from_the_runbook_status():
+    stats = folded(("HighErrorRate", (("restart", "Failed", True), ("rollback", "Succeeded", True))),
+                   ("HighErrorRate", (("restart", "Inconclusive", True), ("rollback", "Verifying", True))),
+                   ("HighErrorRate", (("restart", "Failed", False),)),
+                   ("Latency", (("restart", "Succeeded", True),)))
+    assert adaptive.history(stats, SIGNAL) == {"restart": StepOutcomes(2, 0), "rollback": StepOutcomes(1, 1)}
+    assert adaptive.history(stats, "alertmanager/Latency") == {"restart": StepOutcomes(1, 1)}
+    assert adaptive.history(stats, "alertmanager/Unseen") == {}
+
+
+def test_the_ladder_from_the_runbook_status_still_skips_the_step_that_failed_before():
+    stats = folded(*[("HighErrorRate", (("restart", "Failed", True), ("rollback", "Succeeded", True)))] * 3)
+    stats = RunbookStatus.model_validate(stats.wire())  # as read back from the apiserver
+    ordering = adaptive.order(LADDER, adaptive.history(stats, SIGNAL), SIGNAL, ALL_UNATTENDED)
+    assert ladder_names(ordering) == ["rollback", "restart"]
+
+
+def test_signal_stats_keep_the_most_recently_seen_signal_types_and_steps_within_their_bounds():
+    many = [(f"Alert{i}", tuple((f"step{j + half * 15}", "Failed", True) for j in range(15)))
+            for i in range(40) for half in (0, 1)]  # 30 step names per signal type, as after runbook edits
+    stats = folded(*many, ("Alert3", (("step0", "Succeeded", True),)))
+    assert len(stats.signal_stats) == MAX_SIGNAL_STATS
+    assert stats.signal_stats[-1].signal == "alertmanager/Alert3", "the type just seen moves last"
+    assert all(len(s.steps) == MAX_STEPS for s in stats.signal_stats[:-1])
+    assert adaptive.history(stats, "alertmanager/Alert3")["step0"] == StepOutcomes(1, 1)
+    assert adaptive.history(stats, "alertmanager/Alert0") == {}, "the least recently seen type was dropped"
+
+
+def test_remediations_folded_before_signal_stats_existed_are_counted_once_by_the_backfill():
+    def ended(uid: str, flagged: bool, phase: str = "Escalated") -> tuple[str, str, RemediationStatus]:
+        return uid, SIGNAL, RemediationStatus(phase=phase, folded_into_runbook=flagged, steps=[
+            StepRecord(index=0, name="restart", action="restartRollout", idempotency_key="k", phase="Failed",
+                       applied_at="2026-11-25T10:00:00Z")])
+
+    upgraded = RunbookStatus(folded=["u1"])  # as an older operator left it: counts, but no signalStats
+    outcome = ended("u9", True)[2]
+    before = runbook_stats.fold(upgraded, "u9", "r9", outcome, SIGNAL)
+    assert before.signal_stats == [] and before.folded == ["u1", "u9"], "left to the backfill, which lists it"
+    done = runbook_stats.backfill(before, [ended("u1", False), ended("u2", True), ended("u3", False),
+                                           ended("u4", True, phase="Acting"), ended("u9", True)])
+    assert done.signal_stats_complete
+    assert adaptive.history(done, SIGNAL) == {"restart": StepOutcomes(3, 0)}, "u1 (listed as folded), u2, u9"
+    after = runbook_stats.fold(done, "u10", "r10", outcome, SIGNAL)
+    assert adaptive.history(after, SIGNAL) == {"restart": StepOutcomes(4, 0)}
+
+
+def test_a_signal_name_too_long_for_the_status_keeps_a_distinct_bounded_key():
+    long_a = SPEC.model_copy(update={"signal": SPEC.signal.model_copy(update={"name": "x" * 1000 + "a"})})
+    long_b = SPEC.model_copy(update={"signal": SPEC.signal.model_copy(update={"name": "x" * 1000 + "b"})})
+    keys = {adaptive.signal_type(long_a), adaptive.signal_type(long_b)}
+    assert len(keys) == 2 and all(len(k) <= MAX_SIGNAL_TYPE_LENGTH for k in keys)
 
 
 def test_unattended_levels_stop_at_the_first_level_that_needs_approval():

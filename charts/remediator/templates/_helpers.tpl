@@ -110,7 +110,7 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
   verbs: [get, list, watch]
 - apiGroups: [remediator.dev]
   resources: [remediations]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [remediator.dev]
   resources: [remediations/status, servicelevelobjectives/status, remediationapprovals/status, runbooks/status]
   verbs: [update, patch]

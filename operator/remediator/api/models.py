@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "remediator.dev"
@@ -248,6 +248,11 @@ class RunbookSpec(Model):
 
 MAX_RECENT_RECOVERIES = 20
 MAX_FOLDED = 100
+MAX_STEP_STATS = 64
+# Per signal type, what the adaptive ladder reads: the most recently seen types, each with its steps.
+MAX_SIGNAL_STATS = 16
+MAX_SIGNAL_TYPE_LENGTH = 256
+MAX_STEPS = 20
 
 
 class StepStats(Model):
@@ -256,6 +261,13 @@ class StepStats(Model):
     name: str
     succeeded: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+
+
+class SignalStats(Model):
+    """How each step fared on one signal type (source/name): what the adaptive ladder orders by."""
+
+    signal: str = Field(max_length=MAX_SIGNAL_TYPE_LENGTH, description="source/name, e.g. alertmanager/HighErrorRate")
+    steps: list[StepStats] = Field(default_factory=list, max_length=MAX_STEPS)
 
 
 class LastRemediation(Model):
@@ -269,7 +281,13 @@ class RunbookStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
     last_remediation: LastRemediation | None = Field(None, description="the latest Remediation this Runbook ended")
     last_triggered_at: str | None = None
-    step_stats: list[StepStats] = Field(default_factory=list, max_length=64)
+    step_stats: list[StepStats] = Field(default_factory=list, max_length=MAX_STEP_STATS)
+    signal_stats: list[SignalStats] = Field(
+        default_factory=list, max_length=MAX_SIGNAL_STATS,
+        description="per signal type, applied steps with a verdict; the least recently seen type goes first")
+    signal_stats_complete: bool = Field(
+        False, description="signalStats count every ended Remediation of this Runbook, also those ended before "
+                           "signalStats existed (counted once by the retention sweep, which deletes none before)")
     recent_recovery_seconds: list[float] = Field(
         default_factory=list, max_length=MAX_RECENT_RECOVERIES,
         description="time to recover of the latest recovered Remediations, oldest first")
@@ -361,6 +379,12 @@ class NamespaceBounds(Model):
                     "the chart's tenant action account is always allowed, any other name is refused")
 
 
+class Retention(Model):
+    terminal_remediations: Duration = Field(
+        "30d", description="ended Remediations are deleted this long after they finished, once their outcome is "
+                           "counted in their Runbook's status; at least 1h. The report's default window is 30d")
+
+
 class RemediationPolicySpec(Model):
     mode: Literal["enforce", "dryRun"] = "enforce"
     namespaces: list[str] = Field(default_factory=list, description="names or globs; empty = all")
@@ -372,6 +396,7 @@ class RemediationPolicySpec(Model):
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     storm_holdoff: StormHoldoff = Field(default_factory=StormHoldoff)
     bounds: list[NamespaceBounds] = Field(default_factory=list, max_length=MAX_BOUNDS)
+    retention: Retention = Field(default_factory=Retention)
 
 
 class RemediationPolicyStatus(Model):
@@ -554,10 +579,22 @@ class ApprovalState(Model):
     slack_ts: str | None = None
 
 
+# The timeline keeps its last TIMELINE_LIMIT entries (core.state.append_timeline); the schema leaves room for a
+# few more, so objects written before every writer went through append_timeline still read.
+TIMELINE_LIMIT = 50
+MAX_TIMELINE = 64
+MAX_TIMELINE_MESSAGE = 1024
+
+
+def cut(limit: int):
+    """A long text is cut to `limit` (ending in …) rather than refused: a note must never stop the loop."""
+    return BeforeValidator(lambda v: v[:limit - 1] + "…" if isinstance(v, str) and len(v) > limit else v)
+
+
 class TimelineEntry(Model):
-    at: str
-    kind: str
-    message: str
+    at: str = Field(max_length=MAX_TIME_LENGTH)
+    kind: str = Field(max_length=64)
+    message: Annotated[str, cut(MAX_TIMELINE_MESSAGE)] = Field(max_length=MAX_TIMELINE_MESSAGE)
 
 
 class Condition(Model):
@@ -582,10 +619,10 @@ class RemediationStatus(Model):
     planned_changes: list[str] = Field(default_factory=list, max_length=20,
                                        description="what a server-side dry run of the next step would change")
     current_step: int | None = None
-    steps: list[StepRecord] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list, max_length=MAX_STEPS, description="one per step run")
     approval: ApprovalState | None = None
-    timeline: list[TimelineEntry] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list, max_length=MAX_TIMELINE)
+    conditions: list[Condition] = Field(default_factory=list, max_length=8)
     reason: str = ""
     signal_resolved_at: str | None = None
     started_at: str | None = None

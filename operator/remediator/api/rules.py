@@ -40,6 +40,7 @@ from .models import (
     Matcher,
     NamespaceBounds,
     RaiseMemoryParams,
+    Retention,
     RunbookSpec,
     ScaleParams,
     Step,
@@ -332,7 +333,19 @@ def policy_rules() -> list[Rule]:
             field="end",
         ),
         quantity_rule(NamespaceBounds, "maxMemory", optional=True),
+        Rule(
+            Retention,
+            # shorter could delete an ended Remediation before its outcome is folded and its escalation posted
+            cel=f"{cel_duration_ms('self.terminalRemediations')} >= {MIN_RETENTION_MS}",
+            holds=lambda r: duration_ms(r["terminalRemediations"]) >= MIN_RETENTION_MS,
+            message="terminalRemediations must be at least 1h",
+            detail="got {terminalRemediations}",
+            field="terminalRemediations",
+        ),
     ]
+
+
+MIN_RETENTION_MS = 3_600_000
 
 
 # ---------------------------------------------------------------- ServiceLevelObjective

@@ -17,7 +17,7 @@ from ..core.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, caches, handlers, heap
+from . import anomalies, caches, handlers, heap, retention
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -87,6 +87,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx, lambda: activity.active))
     anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active))
     trimming = asyncio.create_task(heap.trim_periodically())
+    sweeping = asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
+                                                                activity.served_namespaces))
     try:
         await kopf.operator(
             registry=registry,
@@ -107,6 +109,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         anomaly_watch.cancel()
         trimming.cancel()
         caches.stop(ctx)
+        sweeping.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

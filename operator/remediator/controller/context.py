@@ -39,6 +39,7 @@ class Settings:
     prometheus_max_bytes: int = MAX_BYTES  # an answer with more bytes is refused
     metrics_port: int = 0  # 0: /metrics on webhook_port
     configmap_journal: bool = True  # watch ConfigMaps for the change journal (needs read rights on them)
+    retention_sweep_seconds: float = 600.0  # between sweeps for ended Remediations past their retention
 
 
 @dataclass

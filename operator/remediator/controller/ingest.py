@@ -17,7 +17,16 @@ from datetime import UTC, datetime
 
 from kubernetes.client.rest import ApiException
 
-from ..api.models import API_VERSION, KOPF_FINALIZER, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
+from ..api.models import (
+    API_VERSION,
+    KOPF_FINALIZER,
+    TERMINAL_PHASES,
+    RemediationSpec,
+    RunbookRef,
+    RunbookSpec,
+    Signal,
+    TimelineEntry,
+)
 from ..core import matching, state
 from ..core.durations import micro_time, parse_time
 from ..core.rate_limit import Limit, RateLimiter
@@ -314,8 +323,9 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
         stamp = micro_time(datetime.now(UTC))
         status["signalResolvedAt"] = stamp
         if signal.summary:  # why it resolved, when the source says (e.g. an anomaly baseline re-learned)
-            status["timeline"] = [*(status.get("timeline") or []),
-                                  {"at": stamp, "kind": "SignalResolved", "message": signal.summary[:1000]}]
+            status["timeline"] = [e.wire() for e in state.append_timeline(
+                [TimelineEntry.model_validate(e) for e in status.get("timeline") or []],
+                TimelineEntry(at=stamp, kind="SignalResolved", message=signal.summary[:1000]))]
         obj["status"] = status
         try:
             resources.replace_status("Remediation", namespace, name, obj)

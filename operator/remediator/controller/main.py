@@ -85,6 +85,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between loop ticks of a remediation")
     parser.add_argument("--change-window", default=os.environ.get("REMEDIATOR_CHANGE_WINDOW", "1h"),
                         help="how far before a breach a change can be its probable cause (e.g. 1h, 30m)")
+    parser.add_argument("--retention-sweep", type=float, default=600.0, metavar="SECONDS",
+                        help="seconds between sweeps that delete ended Remediations past their policy's retention")
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
 
@@ -123,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         webhook_burst=args.webhook_burst,
         action_service_account=args.action_service_account,
         change_window=parse_duration(args.change_window),
+        retention_sweep_seconds=args.retention_sweep,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

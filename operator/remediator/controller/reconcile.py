@@ -27,10 +27,11 @@ from ..api.models import (
     RemediationSpec,
     RemediationStatus,
     RunbookSpec,
+    RunbookStatus,
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, engine, matching, planning, policy_select, state
+from ..core import adaptive, engine, matching, planning, policy_select, runbook_stats, state
 from ..records import logs, metrics, tracing
 from ..core import durations
 from ..core.durations import parse_duration
@@ -38,6 +39,7 @@ from ..verification import query_probes, query_verdicts, readings, verdicts
 from . import caches
 from .context import OperatorContext
 from .guard_facts import StepFacts, labels_of_namespace
+from .retention import ended_of
 from .store import ClusterStore, Store
 
 log = logging.getLogger("remediator.loop")
@@ -311,12 +313,16 @@ def count_outcome(obj: dict, before: RemediationStatus, after: RemediationStatus
 
 def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: RemediationStatus,
                      runbook: RunbookSpec | None) -> dict[str, adaptive.StepOutcomes] | None:
-    """How each step of an adaptive Runbook fared on this signal type, read when planning."""
+    """How each step of an adaptive Runbook fared on this signal type, read when planning from the Runbook's
+    status (every ended Remediation is folded there), not from the Remediations, which retention deletes."""
     if runbook is None or not runbook.adaptive or status.phase != "Pending":
         return None
-    past = [(RemediationSpec.model_validate(o["spec"]), RemediationStatus.model_validate(o.get("status") or {}))
-            for o in ctx.resources.list("Remediation", spec.runbook.namespace)]
-    return adaptive.history(past, f"{spec.runbook.namespace}/{spec.runbook.name}", adaptive.signal_type(spec))
+    body = ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace) or {}
+    stats = RunbookStatus.model_validate(body.get("status") or {})
+    if not stats.signal_stats_complete:  # the sweep has not counted the earlier ones yet: count them here
+        ref = spec.runbook
+        stats = runbook_stats.backfill(stats, ended_of(ctx, ref.namespace, {ref.name})[ref.name])
+    return adaptive.history(stats, adaptive.signal_type(spec))
 
 
 def parse_time(value: str | None) -> datetime:

@@ -28,7 +28,7 @@ from ..api.models import (
 )
 from ..approvals import messages
 from ..approvals.slack import SlackUnavailable, find_request_message, post_message
-from ..core import matching, runbook_stats
+from ..core import adaptive, matching, runbook_stats
 from .context import OperatorContext
 from .reconcile import load_policy, parse_time
 
@@ -76,7 +76,8 @@ def fold_into_runbook(ctx: OperatorContext, spec: RemediationSpec, uid: str, nam
         body = ctx.resources.get("Runbook", ref.name, ref.namespace)
         if body is None:
             return None
-        new = runbook_stats.fold(RunbookStatus.model_validate(body.get("status") or {}), uid, name, outcome)
+        new = runbook_stats.fold(RunbookStatus.model_validate(body.get("status") or {}), uid, name, outcome,
+                                 adaptive.signal_type(spec))
         if new is None:
             return RunbookSpec.model_validate(body["spec"])
         try:

@@ -19,7 +19,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from remediator.api.models import RISK_LEVELS, PlannedStep, RemediationSpec, RemediationStatus
+import hashlib
+
+from remediator.api.models import (
+    MAX_SIGNAL_TYPE_LENGTH,
+    RISK_LEVELS,
+    PlannedStep,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookStatus,
+)
 
 EXPLORATION_CAP = 0.1
 
@@ -49,23 +58,28 @@ class StepOutcomes:
 
 
 def signal_type(spec: RemediationSpec) -> str:
-    return f"{spec.signal.source}/{spec.signal.name}"
+    """source/name; a name too long for the Runbook's status keeps a prefix and a digest of the whole."""
+    whole = f"{spec.signal.source}/{spec.signal.name}"
+    if len(whole) <= MAX_SIGNAL_TYPE_LENGTH:
+        return whole
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:16]
+    return f"{whole[:MAX_SIGNAL_TYPE_LENGTH - 18]}#{digest}"
 
 
-def history(past: Iterable[tuple[RemediationSpec, RemediationStatus]], runbook: str,
-            signal: str) -> dict[str, StepOutcomes]:
-    """Per step name: applied attempts and verified successes of `runbook` (ns/name) on this signal type."""
-    counts: dict[str, list[int]] = {}
-    for spec, status in past:
-        if f"{spec.runbook.namespace}/{spec.runbook.name}" != runbook or signal_type(spec) != signal:
-            continue
-        for step in status.steps:
-            if not step.applied_at or step.phase in ("Intended", "Applied", "Verifying"):
-                continue  # not applied, or no verdict yet
-            tally = counts.setdefault(step.name, [0, 0])
-            tally[0] += 1
-            tally[1] += step.phase == "Succeeded"
-    return {name: StepOutcomes(a, s) for name, (a, s) in counts.items()}
+def verdicts(status: RemediationStatus) -> Iterable[tuple[str, bool]]:
+    """(step name, recovered) of each applied step with a verdict: what the ladder learns from."""
+    for step in status.steps:
+        if step.applied_at and step.phase not in ("Intended", "Applied", "Verifying"):
+            yield step.name, step.phase == "Succeeded"
+
+
+def history(stats: RunbookStatus, signal: str) -> dict[str, StepOutcomes]:
+    """Per step name: applied attempts and verified successes on this signal type, from the Runbook's status
+    (where each ended Remediation is folded once, so deleting old Remediations loses nothing)."""
+    for seen in stats.signal_stats:
+        if seen.signal == signal:
+            return {s.name: StepOutcomes(s.succeeded + s.failed, s.succeeded) for s in seen.steps}
+    return {}
 
 
 @dataclass(frozen=True)

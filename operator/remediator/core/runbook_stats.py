@@ -7,25 +7,31 @@ counts, so a fold retried after a crash or a 409 finds itself there and changes 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 
 from ..api.models import (
     MAX_FOLDED,
     MAX_RECENT_RECOVERIES,
+    MAX_SIGNAL_STATS,
+    MAX_STEP_STATS,
+    MAX_STEPS,
     TERMINAL_PHASES,
     LastRemediation,
     RemediationStatus,
     RunbookStatus,
+    SignalStats,
     StepStats,
 )
+from .adaptive import verdicts
 from .durations import parse_time
 
 STEP_SUCCEEDED = frozenset({"Succeeded"})
 STEP_FAILED = frozenset({"Failed", "Inconclusive"})
 
 
-def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus) -> RunbookStatus | None:
+def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus, signal: str) -> RunbookStatus | None:
     """The Runbook status with `outcome` counted, or None when there is nothing to change (not ended yet, or
-    counted already)."""
+    counted already). Its applied steps are also counted under `signal` (adaptive.signal_type), for the ladder."""
     if outcome.phase not in TERMINAL_PHASES or uid in old.folded:
         return None
     stats = {s.name: s for s in old.step_stats}
@@ -45,8 +51,37 @@ def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus) ->
         last = earlier  # folded late (after a restart): the newest stays the last
     return old.model_copy(update={
         "last_remediation": last,
-        "step_stats": list(stats.values())[-64:],
+        "step_stats": list(stats.values())[-MAX_STEP_STATS:],
+        # until the sweep's backfill completes them, it counts this one too (from the list of Remediations)
+        "signal_stats": fold_signal(old.signal_stats, signal, outcome) if old.signal_stats_complete
+        else old.signal_stats,
         "recent_recovery_seconds": recoveries,
         "median_time_to_recover_seconds": statistics.median(recoveries) if recoveries else None,
         "folded": [*old.folded, uid][-MAX_FOLDED:],
     })
+
+
+def fold_signal(old: list[SignalStats], signal: str, outcome: RemediationStatus) -> list[SignalStats]:
+    """Count the applied steps' verdicts under `signal`; the signal type and the steps just seen move last, so
+    the bounds drop the least recently seen first."""
+    applied = list(verdicts(outcome))
+    if not applied:
+        return old
+    seen = next((s for s in old if s.signal == signal), SignalStats(signal=signal))
+    steps = {s.name: s for s in seen.steps}
+    for name, won in applied:
+        count = steps.pop(name, None) or StepStats(name=name)
+        steps[name] = count.model_copy(update={"succeeded": count.succeeded + won, "failed": count.failed + (not won)})
+    now = seen.model_copy(update={"steps": list(steps.values())[-MAX_STEPS:]})
+    return [*(s for s in old if s.signal != signal), now][-MAX_SIGNAL_STATS:]
+
+
+def backfill(old: RunbookStatus, ended: Iterable[tuple[str, str, RemediationStatus]]) -> RunbookStatus:
+    """signalStats from every ended Remediation of the Runbook already folded, (uid, signal type, status): those
+    folded before signalStats were kept; run once, when the status is not yet complete."""
+    folded = set(old.folded)
+    stats: list[SignalStats] = []
+    for uid, signal, status in sorted(ended, key=lambda e: e[2].finished_at or ""):  # oldest first, as folded
+        if status.phase in TERMINAL_PHASES and (status.folded_into_runbook or uid in folded):
+            stats = fold_signal(stats, signal, status)
+    return old.model_copy(update={"signal_stats": stats, "signal_stats_complete": True})

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 
 from remediator.api.models import (
     TERMINAL_PHASES,
+    TIMELINE_LIMIT,
     Condition,
     RemediationPhase,
     RemediationStatus,
@@ -56,7 +57,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 LADDER_PHASES = frozenset({"Acting", "Verifying"})
 STEP_PHASES = frozenset({"Acting", "AwaitingApproval"})  # entering these names the step concerned
-TIMELINE_LIMIT = 50
 TRUNCATED_KIND = "TimelineTruncated"
 _TRUNCATED_MESSAGE = re.compile(r"^(\d+) earlier entries dropped")
 

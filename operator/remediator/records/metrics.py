@@ -14,6 +14,9 @@ REMEDIATIONS = Counter("remediator_remediations_total", "Remediations that reach
                        ["runbook", "outcome"])
 TIME_TO_RECOVER = Histogram("remediator_time_to_recover_seconds", "From the signal's start to verified recovery",
                             ["runbook"], buckets=(15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 86400))
+RETENTION_DELETES = Counter("remediator_retention_deletions_total",
+                            "Ended Remediations the retention sweep deleted (deleted), or left because they changed "
+                            "since listed (changed) or were gone already (gone)", ["result"])
 ACTIONS = Counter("remediator_actions_total", "Action calls by action and result", ["action", "result"])
 SIGNAL_TO_ACTION = Histogram("remediator_signal_to_action_seconds",
                              "From a Remediation's first plan (its first tick after ingest) to its first action applied",

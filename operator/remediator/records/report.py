@@ -1,6 +1,6 @@
 """`remediator report`: read the records (cluster or exported JSON), ask core.maturity, print or plot.
 
-The edge: it lists Remediations, ServiceLevelObjectives, Deployments,
+The edge: it lists Remediations, ServiceLevelObjectives, RemediationPolicies, Deployments,
 StatefulSets, Runbooks and Namespaces from the apiserver, or takes them from
 files exported with `kubectl get ... -A -o json` (any mix of kinds, one List
 or object per file). Everything it concludes comes from core.maturity.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core import maturity
+from ..core import maturity, retention
 from ..core.durations import format_duration, parse_duration, parse_time
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -31,6 +31,7 @@ class Export:
     workloads: list[dict] = field(default_factory=list)
     slos: list[dict] = field(default_factory=list)
     runbooks: list[dict] = field(default_factory=list)
+    policies: list[dict] = field(default_factory=list)
     namespaces: dict[str, dict[str, str]] | None = None  # name -> labels; None: unknown
     has_inventory: bool = False
 
@@ -45,6 +46,8 @@ class Export:
             self.slos.append(dict(item))
         elif kind == "Runbook":
             self.runbooks.append(dict(item))
+        elif kind == "RemediationPolicy":
+            self.policies.append(dict(item))
         elif kind == "Namespace":
             metadata = item.get("metadata") or {}
             self.namespaces = self.namespaces or {}
@@ -102,6 +105,8 @@ def list_cluster(kubeconfig: str | None) -> Export:
     for item in resources.list("ServiceLevelObjective"):
         export.add(item)
     for item in resources.list("Runbook"):
+        export.add(item)
+    for item in resources.list("RemediationPolicy"):
         export.add(item)
     for kind, items in (("Deployment", apps.list_deployment_for_all_namespaces().items),
                         ("StatefulSet", apps.list_stateful_set_for_all_namespaces().items)):
@@ -166,6 +171,16 @@ def scope_of(args: argparse.Namespace, export: Export, now: datetime) -> maturit
     return maturity.Scope(since, until, frozenset(namespaces) if namespaces is not None else None)
 
 
+def retention_note(export: Export, scope: maturity.Scope, now: datetime) -> str | None:
+    """Whether the range reaches back past what retention keeps, for the namespaces in scope (as far as the
+    input shows them: a namespace without a policy keeps the default)."""
+    known = export.namespaces if export.namespaces is not None else \
+        {(r.get("metadata") or {}).get("namespace", ""): {} for r in export.remediations}
+    namespaces = {ns: labels for ns, labels in known.items() if scope.namespaces is None or ns in scope.namespaces}
+    policies = [((p.get("metadata") or {}).get("name", ""), p.get("spec") or {}) for p in export.policies]
+    return retention.coverage_note(scope.since, now, retention.shortest(policies, namespaces))
+
+
 # ---------------------------------------------------------------- rendering
 
 
@@ -173,7 +188,7 @@ def seconds(value: float | None) -> str:
     return "n/a" if value is None else format_duration(timedelta(seconds=round(value)))
 
 
-def render_table(rep: maturity.Report) -> str:
+def render_table(rep: maturity.Report, notes: Sequence[str] = ()) -> str:
     fig = rep.figures
     scope = rep.scope
     lines = [
@@ -182,6 +197,7 @@ def render_table(rep: maturity.Report) -> str:
         f"{', '.join(sorted(scope.namespaces)) if scope.namespaces is not None else 'all'}"),
         "",
     ]
+    lines += [line for note in notes for line in (f"note: {note}", "")]
     if fig.incidents == 0:
         lines += ["note: no closed incidents in range: no figures to give and nothing to place", ""]
     elif fig.incidents < maturity.MIN_SAMPLE:
@@ -268,8 +284,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", choices=("table", "json"), default="table")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the MTTR trend and outcomes to this PNG")
     parser.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
-                        help="exported JSON (kubectl get remediations,deploy,sts,servicelevelobjectives,ns -A "
-                             "-o json) instead of the cluster (repeatable)")
+                        help="exported JSON (kubectl get remediations,deploy,sts,servicelevelobjectives,ns,"
+                             "remediationpolicies -A -o json) instead of the cluster (repeatable)")
     parser.add_argument("--kubeconfig", default=None)
 
 
@@ -283,10 +299,11 @@ def run(args: argparse.Namespace, now: datetime | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     rep = maturity.report(records, inventory(export), scope)
+    notes = [n for n in (retention_note(export, scope, now),) if n]
     if args.output == "json":
-        print(json.dumps(rep.to_dict(), indent=2))
+        print(json.dumps({**rep.to_dict(), "notes": notes}, indent=2))
     else:
-        print(render_table(rep), end="")
+        print(render_table(rep, notes), end="")
     if args.plot:
         try:
             plot(rep, maturity.recovery_trend(records, scope), args.plot)

@@ -1,0 +1,170 @@
+"""Delete ended Remediations past their retention (core.retention decides which), on the active replica only.
+
+Not a kopf timer: those put kopf's finalizer on every object they watch. The sweep lists in pages
+(limit/continue), so 10,000 old Remediations never sit in memory at once, and deletes each with a
+precondition on its uid and resourceVersion: one that changed since it was listed (re-opened, re-folded,
+re-created under the same name) is not deleted; the next sweep judges it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from ..api.models import (
+    GROUP,
+    TERMINAL_PHASES,
+    VERSION,
+    Guard,
+    RemediationPolicySpec,
+    RemediationSpec,
+    RemediationStatus,
+    RunbookStatus,
+)
+from ..core import adaptive, policy_select, retention, runbook_stats
+from ..records import metrics
+from .context import OperatorContext
+from .guard_facts import labels_of_namespace
+
+log = logging.getLogger("remediator.retention")
+PAGE = 500
+STANDBY_POLL_SECONDS = 5.0
+
+
+def pages(ctx: OperatorContext, namespace: str | None) -> Iterator[list[dict]]:
+    """Remediations in pages of PAGE; an expired continue token (410) ends this sweep early."""
+    custom = ctx.resources.custom
+    token = None
+    while True:
+        kwargs = {"limit": PAGE, **({"_continue": token} if token else {})}
+        try:
+            out = custom.list_cluster_custom_object(GROUP, VERSION, "remediations", **kwargs) if namespace is None \
+                else custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "remediations", **kwargs)
+        except ApiException as e:
+            if e.status == 410:
+                return
+            raise
+        yield out.get("items", [])
+        token = (out.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def ended_of(ctx: OperatorContext, namespace: str, runbooks: set[str]) -> dict[str, list]:
+    """Per Runbook name: (uid, signal type, status) of the namespace's ended Remediations, read in pages."""
+    out: dict[str, list] = {name: [] for name in runbooks}
+    for page in pages(ctx, namespace):
+        for o in page:
+            ref = (o.get("spec") or {}).get("runbook") or {}
+            status = o.get("status") or {}
+            if ref.get("namespace") == namespace and ref.get("name") in out and status.get("phase") in TERMINAL_PHASES:
+                spec = RemediationSpec.model_validate(o["spec"])
+                out[ref["name"]].append((o["metadata"]["uid"], adaptive.signal_type(spec),
+                                         RemediationStatus.model_validate(status)))
+    return out
+
+
+def complete_signal_stats(ctx: OperatorContext, namespace: str, runbooks: list[dict]) -> set[str]:
+    """Count, once, the Remediations folded before signalStats existed into each Runbook's signalStats; the
+    names of the Runbooks whose statistics are complete afterwards (a 409 leaves one for the next sweep)."""
+    todo = [r for r in runbooks if not (r.get("status") or {}).get("signalStatsComplete")]
+    done = {r["metadata"]["name"] for r in runbooks} - {r["metadata"]["name"] for r in todo}
+    ended = ended_of(ctx, namespace, {r["metadata"]["name"] for r in todo}) if todo else {}
+    for body in todo:
+        name = body["metadata"]["name"]
+        new = runbook_stats.backfill(RunbookStatus.model_validate(body.get("status") or {}), ended[name])
+        try:
+            ctx.resources.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "runbooks", name, {
+                "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                "status": {"signalStats": new.wire()["signalStats"], "signalStatsComplete": True}})
+            done.add(name)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+    return done
+
+
+def keep_lookup(ctx: OperatorContext) -> Callable[[Mapping], retention.Keep]:
+    """How long each Remediation stays: its namespace's effective policy and its Runbook's cooldown, each read
+    once a sweep; forever while its Runbook's statistics are not complete (they are completed here first)."""
+    policies = [(p["metadata"]["name"], p.get("spec") or {}) for p in ctx.resources.list("RemediationPolicy")]
+    namespace_policy: dict[str, RemediationPolicySpec | None] = {}
+    cooldowns: dict[str, dict[str, str]] = {}
+    complete: dict[str, set[str]] = {}
+
+    def keep_of(obj: Mapping) -> retention.Keep:
+        namespace = obj["metadata"]["namespace"]
+        if namespace not in namespace_policy:
+            namespace_policy[namespace] = policy_select.effective_policy(
+                policies, namespace, labels_of_namespace(ctx, namespace))
+        if namespace not in cooldowns:
+            runbooks = ctx.resources.list("Runbook", namespace)
+            cooldowns[namespace] = {r["metadata"]["name"]: ((r.get("spec") or {}).get("guard") or {}).get(
+                "cooldown", Guard().cooldown) for r in runbooks}
+            complete[namespace] = complete_signal_stats(ctx, namespace, runbooks)
+        runbook = (obj.get("spec") or {}).get("runbook") or {}
+        # a Runbook acts only in its own namespace: a reference elsewhere was refused and holds no cooldown
+        own = runbook.get("namespace") == namespace and runbook.get("name") in cooldowns[namespace]
+        if own and runbook["name"] not in complete[namespace]:
+            return retention.UNTIL_COUNTED
+        return retention.kept_for(namespace_policy[namespace], cooldowns[namespace][runbook["name"]] if own else None)
+    return keep_of
+
+
+def delete(ctx: OperatorContext, verdict: retention.Verdict) -> str:
+    """deleted | changed (uid or resourceVersion moved on: kept) | gone."""
+    options = client.V1DeleteOptions(preconditions=client.V1Preconditions(
+        uid=verdict.uid, resource_version=verdict.resource_version))
+    try:
+        ctx.resources.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, verdict.namespace, "remediations", verdict.name, body=options)
+    except ApiException as e:
+        if e.status == 404:
+            return "gone"
+        if e.status == 409:
+            return "changed"
+        raise
+    log.info("deleted an ended remediation", extra={"remediation": f"{verdict.namespace}/{verdict.name}",
+                                                    "reason": verdict.reason})
+    return "deleted"
+
+
+def sweep(ctx: OperatorContext, namespaces: list[str] | None, active: Callable[[], bool] = lambda: True,
+          now: datetime | None = None) -> Counter:
+    """One pass over the served namespaces (None: cluster-wide); stops as soon as this replica is not active."""
+    now = now or datetime.now(UTC)
+    keep_of = keep_lookup(ctx)
+    results: Counter = Counter()
+    for namespace in namespaces if namespaces is not None else [None]:
+        for page in pages(ctx, namespace):
+            served = [o for o in page if ctx.serves(o["metadata"]["namespace"])]
+            for verdict in retention.select(served, keep_of, now):
+                if not active():
+                    return results
+                result = delete(ctx, verdict)
+                metrics.RETENTION_DELETES.labels(result).inc()
+                results[result] += 1
+    return results
+
+
+async def sweep_periodically(ctx: OperatorContext, active: Callable[[], bool],
+                             namespaces: Callable[[], list[str]]) -> None:
+    every = ctx.settings.retention_sweep_seconds
+    while True:
+        if not active():  # a replica just made active sweeps soon, not a whole period later
+            await asyncio.sleep(min(every, STANDBY_POLL_SECONDS))
+            continue
+        try:
+            served = await asyncio.to_thread(namespaces) if ctx.settings.namespaces else None
+            results = await asyncio.to_thread(sweep, ctx, served, active)
+            if results:
+                log.info("retention sweep", extra=dict(results))
+        except Exception as e:  # noqa: BLE001  a passing apiserver error must not end the sweeps
+            log.warning("retention sweep failed", extra={"error": str(e)})
+        await asyncio.sleep(every)

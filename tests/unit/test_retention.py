@@ -1,0 +1,203 @@
+"""Which ended Remediations the retention sweep deletes, and why the others stay."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from remediator.api.models import RemediationPolicySpec
+from remediator.api.validation import spec_problems
+from remediator.cli import main
+from remediator.core import maturity, retention
+from remediator.core.maturity import Inventory, Record, Scope
+from tests.unit.test_maturity import T0, obj
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+THIRTY_DAYS = timedelta(days=30)
+
+
+def remediation(name: str, phase: str = "Succeeded", folded: bool = True, finished_days_ago: float | None = 31,
+                namespace: str = "shop", **metadata) -> dict:
+    status = {"phase": phase, "foldedIntoRunbook": folded}
+    if finished_days_ago is not None:
+        status["finishedAt"] = (NOW - timedelta(days=finished_days_ago)).isoformat().replace("+00:00", "Z")
+    return {"metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "resourceVersion": "7",
+                         "creationTimestamp": "2026-10-01T00:00:00Z", **metadata}, "status": status}
+
+
+def test_only_ended_folded_remediations_past_the_retention_are_selected_with_their_uid_and_version():
+    objects = [remediation("old"), remediation("recent", finished_days_ago=29),
+               remediation("unfolded", folded=False), remediation("open", phase="Acting", finished_days_ago=None),
+               remediation("escalated", phase="Escalated")]
+    chosen = retention.select(objects, lambda o: (THIRTY_DAYS, "the retention"), NOW)
+    assert [(v.name, v.uid, v.resource_version) for v in chosen] == [
+        ("old", "uid-old", "7"), ("escalated", "uid-escalated", "7")]
+    assert chosen[0].reason == "ended 31d ago, past 30d (the retention)"
+
+
+def test_each_kept_remediation_says_why_it_stays():
+    reasons = {o["metadata"]["name"]: retention.judge(o, (THIRTY_DAYS, "the retention"), NOW).reason for o in [
+        remediation("recent", finished_days_ago=29), remediation("unfolded", folded=False),
+        remediation("open", phase="Verifying", finished_days_ago=None),
+        remediation("deleting", deletionTimestamp="2026-12-01T11:00:00Z")]}
+    assert reasons == {"recent": "ended 29d ago, kept for 30d (the retention)",
+                       "unfolded": "ended, its outcome not yet folded into its Runbook",
+                       "open": "open", "deleting": "being deleted already"}
+
+
+def test_the_retention_is_the_one_of_each_remediations_namespace():
+    objects = [remediation("a", namespace="short", finished_days_ago=2), remediation("b", namespace="long",
+                                                                                      finished_days_ago=2)]
+    per_namespace = {"short": (timedelta(days=1), "the retention"), "long": (THIRTY_DAYS, "the retention")}
+    assert [v.name for v in retention.select(objects, lambda o: per_namespace[o["metadata"]["namespace"]], NOW)] == [
+        "a"]
+
+
+def test_a_remediation_a_guard_still_counts_stays_past_a_shorter_retention():
+    hour = RemediationPolicySpec.model_validate({"retention": {"terminalRemediations": "1h"},
+                                                 "circuitBreaker": {"window": "6h"}})
+    assert retention.kept_for(hour, "10m") == (timedelta(hours=6), "the circuit breaker's window")
+    assert retention.kept_for(hour, "1d") == (timedelta(days=1), "its Runbook's cooldown")
+    assert retention.kept_for(None, "10m") == (THIRTY_DAYS, "the retention")
+    three_hours_ago = remediation("breaker-counts-it", phase="Failed", finished_days_ago=0.125)
+    assert retention.judge(three_hours_ago, retention.kept_for(hour, None), NOW).reason == \
+        "ended 3h ago, kept for 6h (the circuit breaker's window)"
+
+
+def test_a_remediation_its_runbooks_statistics_do_not_count_yet_stays_whatever_its_age():
+    verdict = retention.judge(remediation("uncounted", finished_days_ago=400), retention.UNTIL_COUNTED, NOW)
+    assert not verdict.delete and verdict.reason == "kept until its Runbook's signalStats count it"
+
+
+def test_an_ended_remediation_without_a_finish_time_ages_from_its_creation():
+    old = remediation("no-finish", finished_days_ago=None)
+    assert retention.judge(old, (THIRTY_DAYS, "the retention"), NOW).delete
+
+
+def test_the_policy_keeps_ended_remediations_thirty_days_by_default_and_refuses_less_than_an_hour():
+    assert RemediationPolicySpec().retention.terminal_remediations == "30d"
+    week = [("short", {"namespaces": ["shop"], "retention": {"terminalRemediations": "7d"}})]
+    assert retention.retention_of(week, "shop", {}) == timedelta(days=7)
+    assert retention.retention_of(week, "uncovered", {}) == THIRTY_DAYS, "no policy: the default"
+    problems = spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "30m"}})
+    assert any("terminalRemediations must be at least 1h (got 30m)" in str(p) for p in problems), problems
+    assert not spec_problems(RemediationPolicySpec, {"retention": {"terminalRemediations": "2w"}})
+
+
+# ---------------------------------------------------------------- the report over what retention keeps
+
+
+def test_a_report_over_the_default_window_gives_the_same_figures_once_older_remediations_are_deleted():
+    now = T0 + timedelta(days=60)
+    history = [{**obj(f"r{day}-{phase}", phase, ttr=600.0 * (1 + day % 5), started=T0 + timedelta(days=day, hours=1)),
+                "metadata": {"name": f"r{day}-{phase}", "namespace": "shop", "uid": f"u{day}{phase}"}}
+               for day in range(60) for phase in ("Succeeded", "Escalated", "Denied")]
+    history.append({**obj("straddles", ttr=3 * 86400.0, started=now - timedelta(days=30, hours=1)),
+                    "metadata": {"name": "straddles", "namespace": "shop"}})  # started before the window
+    history.append({**obj("open", "Acting", started=T0), "metadata": {"name": "open", "namespace": "shop"}})
+    for o in history:
+        o["status"]["foldedIntoRunbook"] = True
+    gone = {v.name for v in retention.select(history, lambda o: (THIRTY_DAYS, "the retention"), now)}
+    kept = [o for o in history if o["metadata"]["name"] not in gone]
+    assert len(gone) > 80 and "open" not in gone, "most of the history went"
+    window = Scope(since=now - THIRTY_DAYS)  # `remediator report`'s default --since 30d
+
+    def figures(objects):
+        return maturity.report([Record.from_object(o) for o in objects], Inventory(known=False), window).to_dict()
+    assert figures(kept) == figures(history)
+    assert figures(kept)["figures"]["incidents"] == 30 * 3
+    assert retention.coverage_note(window.since, now, THIRTY_DAYS) is None
+
+
+def test_a_report_reaching_back_past_the_retention_says_its_figures_are_incomplete(tmp_path, capsys):
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"kind": "List", "items": [
+        {**obj("r1"), "kind": "Remediation"},
+        {"kind": "RemediationPolicy", "metadata": {"name": "short"},
+         "spec": {"namespaces": ["shop"], "retention": {"terminalRemediations": "7d"}}}]}))
+    assert main(["report", "-f", str(export), "--since", "30d"]) == 0
+    out = capsys.readouterr().out
+    assert "note: ended Remediations are deleted 7d after they finish (RemediationPolicy " \
+           "spec.retention.terminalRemediations): incidents that ended before " in out
+    assert "so figures from " in out and " to then are incomplete" in out
+    assert main(["report", "-f", str(export), "--since", "7d", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == []
+
+
+# ---------------------------------------------------------------- Remediation objects stay small
+
+
+def test_a_long_timeline_note_is_cut_not_refused_and_the_schema_bounds_the_timeline():
+    from remediator.api.models import MAX_TIMELINE, MAX_TIMELINE_MESSAGE, RemediationStatus
+    from remediator.core.state import note
+
+    status = note(RemediationStatus(), "Refused", "why " * 2000, NOW)
+    assert len(status.timeline[0].message) == MAX_TIMELINE_MESSAGE and status.timeline[0].message.endswith("…")
+    read_back = RemediationStatus.model_validate({"timeline": [{"at": "t", "kind": "k", "message": "y" * 5000}]})
+    assert len(read_back.timeline[0].message) == MAX_TIMELINE_MESSAGE, "an old long note still reads"
+    schema = RemediationStatus.model_json_schema(by_alias=True)
+    assert schema["properties"]["timeline"]["maxItems"] == MAX_TIMELINE
+    assert schema["properties"]["steps"]["maxItems"] == 20
+
+
+def test_a_resolved_signals_note_keeps_a_full_timeline_within_its_bound():
+    from remediator.api.models import TIMELINE_LIMIT, Signal
+    from remediator.controller.ingest import ingest_resolved
+    from remediator.core import state
+
+    signal = Signal(source="alertmanager", name="HighErrorRate", fingerprint="f1", starts_at="2026-12-01T10:00:00Z",
+                    labels={"alertname": "HighErrorRate", "namespace": "shop"}, summary="the error rate fell back")
+    full = [{"at": "2026-12-01T10:00:00Z", "kind": "Note", "message": f"n{i}"} for i in range(TIMELINE_LIMIT)]
+
+    class OneRemediation:
+        written: dict = {}
+
+        def get(self, kind, name, namespace):
+            return {"metadata": {"name": name, "namespace": namespace}, "status": {"timeline": list(full)}}
+
+        def replace_status(self, kind, namespace, name, body):
+            self.written = body["status"]
+
+    resources = OneRemediation()
+    assert ingest_resolved(resources, signal).outcome == "resolved"
+    timeline = resources.written["timeline"]
+    assert len(timeline) == TIMELINE_LIMIT and timeline[-1]["kind"] == "SignalResolved"
+    assert timeline[0]["kind"] == state.TRUNCATED_KIND
+
+
+# ---------------------------------------------------------------- the sweep follows peering
+
+
+def test_the_sweep_runs_every_ten_minutes_unless_told_otherwise():
+    import argparse
+
+    from remediator.controller.main import add_run_arguments
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    assert parser.parse_args([]).retention_sweep == 600.0
+    assert parser.parse_args(["--retention-sweep", "30"]).retention_sweep == 30.0
+
+
+def test_a_standby_never_sweeps_and_a_replica_made_active_sweeps_at_once_not_a_period_later(monkeypatch):
+    import asyncio
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from remediator.controller import retention as shell
+    from remediator.controller.context import Settings
+
+    sweeps: list[object] = []
+    monkeypatch.setattr(shell, "sweep", lambda ctx, served, active: sweeps.append(served) or Counter())
+    monkeypatch.setattr(shell, "STANDBY_POLL_SECONDS", 0.01)
+    ctx = SimpleNamespace(settings=Settings(namespaces=("shop",), retention_sweep_seconds=600))
+    active = {"now": False}
+
+    async def scenario():
+        task = asyncio.create_task(shell.sweep_periodically(ctx, lambda: active["now"], lambda: ["shop"]))
+        await asyncio.sleep(0.1)
+        assert sweeps == [], "a standby deletes nothing"
+        active["now"] = True
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert sweeps == [["shop"]], "one sweep of the served namespaces, then the next a period later"
