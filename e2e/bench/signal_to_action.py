@@ -324,7 +324,7 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
                                               settle)
             rounds["history"].update(history_added=added, history_seconds=round(history_seconds, 1),
                                      operator_start_to_matching_seconds=round(ready_seconds, 1))
-        waiting_figures = measure_waiting(custom, operator, namespace, waiting, wait_window) if waiting else None
+        waiting_figures = measure_waiting(api, operator, namespace, waiting, wait_window) if waiting else None
         figures = {
             "when": format_time(datetime.now(UTC)),
             "incidents": incidents,
@@ -598,7 +598,7 @@ def apiserver_requests(operator: OperatorProcess) -> float | None:
     return sum(values) if values else None
 
 
-def measure_waiting(custom: client.CustomObjectsApi, operator: OperatorProcess, namespace: str, count: int,
+def measure_waiting(api: client.ApiClient, operator: OperatorProcess, namespace: str, count: int,
                     window: float) -> dict:
     """Requests per waiting Remediation per minute: the operator's request count over `window` seconds with
     nothing open, then with `count` Remediations awaiting approval; the difference, per Remediation."""
@@ -608,6 +608,8 @@ def measure_waiting(custom: client.CustomObjectsApi, operator: OperatorProcess, 
     time.sleep(window)
     idle = apiserver_requests(operator) - idle_start
     names = [f"wait-web-{i:04d}" for i in range(count)]
+    create_deployments(api, namespace, names)
+    custom = client.CustomObjectsApi(api)
     resp = operator.post_alerts(alert_payload([
         {**bench_alert(namespace, name, 500000 + i), "labels": {
             "alertname": WAIT_ALERTNAME, "namespace": namespace, "deployment": name, "severity": "page"}}
