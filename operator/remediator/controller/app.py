@@ -24,6 +24,7 @@ from .tenant_tokens import TenantTokens
 from .webhooks import WebhookConfig, build_app, build_metrics_app
 
 log = logging.getLogger("remediator")
+TICK_WORKERS = 8  # Remediation ticks and SLO evaluations at once; each waits mostly on the apiserver
 
 
 def build_context(settings: Settings, kubeconfig: str | None = None) -> OperatorContext:
@@ -33,11 +34,7 @@ def build_context(settings: Settings, kubeconfig: str | None = None) -> Operator
 def prime_runbooks(ctx: OperatorContext) -> int:
     """List the Runbooks once before taking webhooks, so an alert that arrives first still finds its runbook;
     the kopf watch keeps the cache current from then on."""
-    namespaces = [ns for ns in ctx.settings.namespaces if not any(c in ns for c in "*?[")]
-    if ctx.settings.namespaces and len(namespaces) == len(ctx.settings.namespaces):
-        items = [rb for ns in namespaces for rb in ctx.resources.list("Runbook", ns)]
-    else:
-        items = [rb for rb in ctx.resources.list("Runbook") if ctx.serves(rb["metadata"]["namespace"])]
+    items = handlers.list_served(ctx, "Runbook")
     for rb in items:
         meta = rb["metadata"]
         ctx.runbooks.put(meta["namespace"], meta["name"], meta.get("generation"), rb.get("spec") or {})
@@ -85,12 +82,13 @@ async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunn
 
 async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = None,
                        ready_flag: threading.Event | None = None, peering: bool = True) -> None:
-    # Each open Remediation's tick and each SLO evaluation is a thread doing blocking apiserver calls;
-    # the default pool (cores + 4) would make a hundred incidents queue behind each other.
+    # Ticks, kopf's sync handlers and the webhooks' ingestion run in threads doing blocking apiserver calls;
+    # the default pool (cores + 4) would make them queue behind each other.
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="loop"))
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, ctx)
+    ticks = handlers.Ticks(ctx)
+    handlers.register(registry, ctx, ticks)
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     runner = await serve_http(ctx)
     # The loops kopf does not run for us follow its peering: they work on the active replica only.
@@ -98,6 +96,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     activity = peering_state.Activity(ctx, identity, enabled=peering)
     following = asyncio.create_task(activity.follow())
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx, lambda: activity.active))
+    ticking = asyncio.create_task(ticks.run(lambda: activity.active, workers=TICK_WORKERS))
     anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active))
     trimming = asyncio.create_task(heap.trim_periodically())
     try:
@@ -117,6 +116,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     finally:
         following.cancel()
         rescan.cancel()
+        ticking.cancel()
         anomaly_watch.cancel()
         trimming.cancel()
         with contextlib.suppress(Exception):

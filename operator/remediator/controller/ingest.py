@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from kubernetes.client.rest import ApiException
 
-from ..api.models import API_VERSION, KOPF_FINALIZER, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
+from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationSpec, RunbookRef, RunbookSpec, Signal
 from ..core import matching, state
 from ..core.rate_limit import Limit, RateLimiter
 from ..core.stored_signal import stored_signal
@@ -117,7 +117,6 @@ def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "finalizers": [KOPF_FINALIZER],
             "labels": {
                 "app.kubernetes.io/managed-by": "remediator",
                 "remediator.dev/runbook": spec.runbook.name,
