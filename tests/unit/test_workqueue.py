@@ -275,3 +275,43 @@ def test_the_tick_adapter_maps_finished_moved_on_and_waiting_for_an_approval_dea
     assert tick_after(FakeLoop(), 1.0, past) == 1.0, "overdue: the next tick expires it"
     assert 25 < tick_after(FakeLoop(slack_retry_at=time.monotonic() + 30), 1.0, waiting) <= 30, \
         "Slack was down: retry the message then"
+
+
+def test_a_replica_becoming_active_lists_every_open_remediation_and_slo_and_standing_by_forgets_its_work():
+    from types import SimpleNamespace
+
+    from remediator.controller.handlers import Ticks
+    objects = {"Remediation": [body("open", phase="AwaitingApproval"), body("done", phase="Succeeded"),
+                               body("elsewhere", namespace="other", phase="Acting")],
+               "ServiceLevelObjective": [body("slo")]}
+    listed: list = []
+
+    def list_(kind, namespace=None):
+        listed.append((kind, namespace))
+        return [o for o in objects[kind] if namespace in (None, o["metadata"]["namespace"])]
+    ctx = SimpleNamespace(serves=lambda ns: ns == "shop", resources=SimpleNamespace(list=list_),
+                          settings=SimpleNamespace(tick_seconds=1.0, namespaces=("shop",)))
+    ticks = Ticks(ctx)
+    processed: list = []
+    ticks.process = lambda key: processed.append(key)  # finished at once
+    active = threading.Event()
+
+    async def go():
+        runner = asyncio.create_task(ticks.run(active.is_set, workers=2, every=0.01))
+        await asyncio.sleep(0.1)
+        assert processed == [] and listed == [], "a standby neither lists nor works"
+        active.set()
+        for _ in range(200):
+            if len(processed) == 2:
+                break
+            await asyncio.sleep(0.01)
+        active.clear()
+        ticks.queue.add_after(("Remediation", "shop", "open"), 30)
+        ticks.loops[("Remediation", "shop", "open")] = object()
+        await asyncio.sleep(0.1)
+        runner.cancel()
+        return ticks.queue.due_in(("Remediation", "shop", "open")), dict(ticks.loops)
+    due, loops = run(go())
+    assert sorted(processed) == [("Remediation", "shop", "open"), ("ServiceLevelObjective", "shop", "slo")]
+    assert listed == [("Remediation", "shop"), ("ServiceLevelObjective", "shop")], "per served namespace"
+    assert (due, loops) == (None, {}), "standing by: the other replica owns the work now"
