@@ -11,8 +11,8 @@ import pytest
 from remediator.controller.workqueue import WorkQueue, work
 
 
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 10))
+def run(coro, debug: bool = False):
+    return asyncio.run(asyncio.wait_for(coro, 10), debug=debug)
 
 
 async def drain(queue: WorkQueue) -> list:
@@ -315,3 +315,23 @@ def test_a_replica_becoming_active_lists_every_open_remediation_and_slo_and_stan
     assert sorted(processed) == [("Remediation", "shop", "open"), ("ServiceLevelObjective", "shop", "slo")]
     assert listed == [("Remediation", "shop"), ("ServiceLevelObjective", "shop")], "per served namespace"
     assert (due, loops) == (None, {}), "standing by: the other replica owns the work now"
+
+
+def test_an_event_from_one_of_kopfs_executor_threads_reaches_the_queue_on_its_own_loop():
+    ticks = ticks_for()
+    ticks.ctx.resources = type("R", (), {"list": staticmethod(lambda kind, namespace=None: [])})()
+    ticks.ctx.settings.namespaces = ("shop",)
+    processed = threading.Event()
+    ticks.process = lambda key: processed.set()
+
+    async def go():
+        runner = asyncio.create_task(ticks.run(lambda: True, workers=1, every=0.01))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(ticks.seen, "Remediation", "MODIFIED", body("r1", phase="AwaitingApproval"))
+        for _ in range(100):
+            if processed.is_set():
+                break
+            await asyncio.sleep(0.01)
+        runner.cancel()
+    run(go(), debug=True)  # debug: a non-thread-safe call on the loop from another thread raises
+    assert processed.is_set()

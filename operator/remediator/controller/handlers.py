@@ -151,7 +151,7 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
                     "remediation": f"{namespace}/{name}", "error": str(e)})
 
     @kopf.on.event(GROUP, VERSION, "servicelevelobjectives", registry=registry)
-    def slo_seen(type, body, **_):
+    async def slo_seen(type, body, **_):
         ticks.seen(SLO, type, body)
 
 
@@ -173,8 +173,20 @@ class Ticks:
         self.loops: dict[tuple, reconcile.Loop] = {}  # a Remediation's in-memory observations between ticks
         self.generations: dict[tuple, int | None] = {}
         self.statuses: dict[tuple, dict] = {}  # as last seen by the watch
+        self.loop: asyncio.AbstractEventLoop | None = None  # the queue's; set by `run`
 
     def seen(self, kind: str, type: str | None, body: dict) -> None:
+        """A watch event or a listed object. Callable from any thread (kopf runs sync handlers in its
+        executor): the queue itself is only touched on its event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            assert self.loop is not None, "Ticks.run has not started"
+            self.loop.call_soon_threadsafe(self._seen, kind, type, body)
+        else:
+            self._seen(kind, type, body)
+
+    def _seen(self, kind: str, type: str | None, body: dict) -> None:
         meta = body.get("metadata") or {}
         key = (kind, meta.get("namespace"), meta.get("name"))
         status = body.get("status") or {}
@@ -222,6 +234,7 @@ class Ticks:
     async def run(self, active: Callable[[], bool], workers: int = 8, every: float = 1.0) -> None:
         """Work the queue while this replica is the active one; on becoming active, list what is open (kopf
         re-lists too when it resumes, but our view of the peering and kopf's need not switch at one instant)."""
+        self.loop = asyncio.get_running_loop()
         working = asyncio.create_task(workqueue.work(self.queue, self.process, workers, active))
         was_active = False
         try:
