@@ -208,8 +208,10 @@ def test_metrics_count_the_outcome_the_action_and_the_guards(cluster, operator):
     operator.post_alerts(alert_payload([alert(cluster.ns, "web")]))
     name = only_remediation(cluster)["metadata"]["name"]
     assert cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})["status"]["phase"] == "Succeeded"
-    text = requests.get(f"{operator.url}/metrics", timeout=5).text
-    assert 'remediator_remediations_total{outcome="Succeeded",runbook="bad-rollout"} 1.0' in text
+    outcome = 'remediator_remediations_total{outcome="Succeeded",runbook="bad-rollout"} 1.0'
+    # counted just after the status write the test saw, so it may lag that read by a moment
+    text = wait_for(lambda: next((t for t in [requests.get(f"{operator.url}/metrics", timeout=5).text]
+                                  if outcome in t), ""), timeout=10, what="the outcome counted")
     assert 'remediator_actions_total{action="rollback",result="applied"} 1.0' in text
     assert 'remediator_webhook_requests_total{code="200",endpoint="alertmanager"} 1.0' in text
     assert 'remediator_guard_decisions_total{guard="cooldown",verdict="allowed"}' in text

@@ -24,6 +24,7 @@ from .tenant_tokens import TenantTokens
 from .webhooks import WebhookConfig, build_app, build_metrics_app
 
 log = logging.getLogger("remediator")
+TICK_WORKERS = 8  # Remediation ticks and SLO evaluations at once; each waits mostly on the apiserver
 
 
 def build_context(settings: Settings, kubeconfig: str | None = None) -> OperatorContext:
@@ -72,12 +73,13 @@ async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunn
 
 async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = None,
                        ready_flag: threading.Event | None = None, peering: bool = True) -> None:
-    # Each open Remediation's tick and each SLO evaluation is a thread doing blocking apiserver calls;
-    # the default pool (cores + 4) would make a hundred incidents queue behind each other.
+    # Ticks, kopf's sync handlers and the webhooks' ingestion run in threads doing blocking apiserver calls;
+    # the default pool (cores + 4) would make them queue behind each other.
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="loop"))
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, ctx)
+    ticks = handlers.Ticks(ctx)
+    handlers.register(registry, ctx, ticks)
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     runner = await serve_http(ctx)
     # The loops kopf does not run for us follow its peering: they work on the active replica only.
@@ -85,6 +87,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     activity = peering_state.Activity(ctx, identity, enabled=peering)
     following = asyncio.create_task(activity.follow())
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx, lambda: activity.active))
+    ticking = asyncio.create_task(ticks.run(lambda: activity.active, workers=TICK_WORKERS))
     anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active))
     trimming = asyncio.create_task(heap.trim_periodically())
     sweeping = asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
@@ -106,6 +109,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     finally:
         following.cancel()
         rescan.cancel()
+        ticking.cancel()
         anomaly_watch.cancel()
         trimming.cancel()
         caches.stop(ctx)

@@ -19,15 +19,12 @@ from pydantic import ValidationError
 from ..core.durations import iso_time
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
-from . import approvals, reconcile, runbook_status, slo
+from . import approvals, reconcile, runbook_status, slo, workqueue
+from .workqueue import WorkQueue
 from .webhooks import SIGNALS
 from .context import OperatorContext
 
 log = logging.getLogger("remediator.handlers")
-
-
-def not_terminal(status, **_) -> bool:
-    return (status or {}).get("phase") not in TERMINAL_PHASES
 
 
 def maybe_failing(status, **_) -> bool:
@@ -84,7 +81,7 @@ class QuietJournal(logging.Filter):
         return record.levelno > logging.INFO or "Handler 'journal'" not in record.getMessage()
 
 
-def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks) -> None:
     logging.getLogger("kopf.objects").addFilter(QuietJournal())
 
     @kopf.on.login(registry=registry)
@@ -138,6 +135,7 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     @kopf.on.event(GROUP, VERSION, "remediations", registry=registry)
     def remediation_seen(type, body, namespace, name, status, **_):
         ctx.intake.incidents.observe(type or "", body)
+        ticks.seen(REMEDIATION, type, body)
         if type != "DELETED" and ctx.serves(namespace) and runbook_status.pending(status):
             try:  # also on the first listing after a restart: what a crash left undone is done then
                 runbook_status.finish(ctx, namespace, name)
@@ -145,33 +143,112 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
                 log.warning("could not record the outcome in the Runbook", extra={
                     "remediation": f"{namespace}/{name}", "error": str(e)})
 
-    @kopf.daemon(GROUP, VERSION, "remediations", registry=registry, when=not_terminal,
-                 cancellation_timeout=5.0, initial_delay=0)
-    async def remediation_loop(name, namespace, stopped, **_):
-        """One loop per open incident; it ends when the Remediation reaches a terminal phase."""
-        loop = reconcile.Loop(ctx, namespace, name)
-        burst = 0
-        while not stopped:
-            after = await asyncio.to_thread(loop.tick)
-            if after is None:
-                return
-            if after == 0 and burst < 5:  # e.g. Pending -> Acting: act now, not a tick later
-                burst += 1
-                continue
-            burst = 0
-            # the decision says when the next tick is due; no event wakes this daemon, so poll at least as often
-            await stopped.wait(min(after, ctx.settings.tick_seconds) if after > 0 else ctx.settings.tick_seconds)
+    @kopf.on.event(GROUP, VERSION, "servicelevelobjectives", registry=registry)
+    async def slo_seen(type, body, **_):
+        ticks.seen(SLO, type, body)
 
-    @kopf.daemon(GROUP, VERSION, "servicelevelobjectives", registry=registry, cancellation_timeout=5.0,
-                 initial_delay=0)
-    async def slo_evaluator(name, namespace, stopped, **_):
-        """Evaluate the SLO every spec.evaluationInterval (read afresh, so an edit takes effect next time)."""
-        while not stopped:
-            try:
-                interval = await asyncio.to_thread(slo.evaluate_once, ctx, namespace, name)
-            except Exception as e:  # a passing apiserver or Prometheus error must not end the evaluation
-                log.warning("slo evaluation failed", extra={"slo": f"{namespace}/{name}", "error": str(e)})
-                interval = 10.0
-            if interval is None:
-                return
-            await stopped.wait(interval)
+
+REMEDIATION, SLO = "Remediation", "ServiceLevelObjective"
+
+
+class Ticks:
+    """Open Remediations and SLOs as keys of one work queue (kind, namespace, name), fed by their watch events.
+
+    Event handlers put no finalizer on the objects (kopf's daemons would), so nothing blocks their deletion
+    while no operator runs; kopf removes the finalizer that earlier versions left, as no handler requires it.
+    Every event on a Remediation ticks it at once (a vote, an edit, a status write); an SLO is evaluated
+    again at once only when its spec changed, since each evaluation writes its status."""
+
+    def __init__(self, ctx: OperatorContext, queue: WorkQueue | None = None):
+        self.ctx = ctx
+        self.queue = queue or WorkQueue()
+        self.loops: dict[tuple, reconcile.Loop] = {}  # a Remediation's in-memory observations between ticks
+        self.generations: dict[tuple, int | None] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None  # the queue's; set by `run`
+
+    def seen(self, kind: str, type: str | None, body: dict) -> None:
+        """A watch event or a listed object. Callable from any thread (kopf runs sync handlers in its
+        executor): the queue itself is only touched on its event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            assert self.loop is not None, "Ticks.run has not started"
+            self.loop.call_soon_threadsafe(self._seen, kind, type, body)
+        else:
+            self._seen(kind, type, body)
+
+    def _seen(self, kind: str, type: str | None, body: dict) -> None:
+        meta = body.get("metadata") or {}
+        key = (kind, meta.get("namespace"), meta.get("name"))
+        status = body.get("status") or {}
+        if type == "DELETED" or not self.ctx.serves(key[1]) or (
+                kind == REMEDIATION and status.get("phase") in TERMINAL_PHASES):
+            self.forget(key)
+            return
+        if kind == SLO and key in self.generations and self.generations[key] == meta.get("generation"):
+            return  # only its own status write: it is already scheduled
+        self.generations[key] = meta.get("generation")
+        self.queue.add(key)
+
+    def forget(self, key: tuple) -> None:
+        self.queue.remove(key)
+        for memory in (self.loops, self.generations):
+            memory.pop(key, None)
+
+    def reset(self) -> None:
+        """Standing by: another replica owns the work and its memory; what we knew may go stale."""
+        self.queue.clear()
+        for memory in (self.loops, self.generations):
+            memory.clear()
+
+    def prime(self) -> int:
+        """Every open Remediation and every SLO, as on taking over from another replica."""
+        found = 0
+        for kind in (REMEDIATION, SLO):
+            for body in list_served(self.ctx, kind):
+                self.seen(kind, None, body)
+                found += 1
+        return found
+
+    def process(self, key: tuple) -> float | None:
+        """In a worker thread; never for one key in two threads at once (the queue sees to it)."""
+        kind, namespace, name = key
+        if kind == SLO:
+            return slo.evaluate_once(self.ctx, namespace, name)
+        loop = self.loops.setdefault(key, reconcile.Loop(self.ctx, namespace, name))
+        after = loop.tick()
+        if after is None:
+            self.loops.pop(key, None)
+        return after
+
+    async def run(self, active: Callable[[], bool], workers: int = 8, every: float = 1.0) -> None:
+        """Work the queue while this replica is the active one; on becoming active, list what is open (kopf
+        re-lists too when it resumes, but our view of the peering and kopf's need not switch at one instant)."""
+        self.loop = asyncio.get_running_loop()
+        working = asyncio.create_task(workqueue.work(self.queue, self.process, workers, active))
+        was_active = False
+        try:
+            while True:
+                now_active = active()
+                if now_active and not was_active:
+                    try:
+                        primed = await asyncio.to_thread(self.prime)
+                    except Exception as e:  # noqa: BLE001  kopf's own listing still feeds the queue
+                        log.warning("could not list open work", extra={"error": str(e)})
+                    else:
+                        log.info("open work listed", extra={"objects": primed})
+                elif was_active and not now_active:
+                    self.reset()
+                was_active = now_active
+                await asyncio.sleep(every)
+        finally:
+            working.cancel()
+
+
+def list_served(ctx: OperatorContext, kind: str) -> list[dict]:
+    """Every object of a kind in the served namespaces: per namespace when they are named (a chart scoped to
+    namespaces grants no cluster-wide list), else across the cluster."""
+    namespaces = [ns for ns in ctx.settings.namespaces if not any(c in ns for c in "*?[")]
+    if ctx.settings.namespaces and len(namespaces) == len(ctx.settings.namespaces):
+        return [body for ns in namespaces for body in ctx.resources.list(kind, ns)]
+    return [body for body in ctx.resources.list(kind) if ctx.serves(body["metadata"]["namespace"])]

@@ -19,7 +19,6 @@ from kubernetes.client.rest import ApiException
 
 from ..api.models import (
     API_VERSION,
-    KOPF_FINALIZER,
     TERMINAL_PHASES,
     RemediationSpec,
     RunbookRef,
@@ -159,7 +158,6 @@ def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "finalizers": [KOPF_FINALIZER],
             "labels": {
                 "app.kubernetes.io/managed-by": "remediator",
                 "remediator.dev/runbook": spec.runbook.name,

@@ -82,7 +82,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kopf peering name shared by the replicas; 'none' runs standalone")
     parser.add_argument("--priority", type=int, default=None,
                         help="peering priority (default: random, so replicas never tie)")
-    parser.add_argument("--tick", type=float, default=1.0, help="seconds between loop ticks of a remediation")
+    parser.add_argument("--tick", type=float, default=1.0, help="seconds until a Remediation that is acting or verifying is ticked again "
+                             "(any event on it ticks it at once)")
     parser.add_argument("--change-window", default=os.environ.get("REMEDIATOR_CHANGE_WINDOW", "1h"),
                         help="how far before a breach a change can be its probable cause (e.g. 1h, 30m)")
     parser.add_argument("--retention-sweep", type=float, default=600.0, metavar="SECONDS",
