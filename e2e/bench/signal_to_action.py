@@ -267,7 +267,9 @@ def create_deployments(api: client.ApiClient, namespace: str, names: list[str]) 
 
     def available() -> bool:
         items = apps.list_namespaced_deployment(namespace).items
-        return sum(1 for d in items if (d.status.available_replicas or 0) >= 1) == len(names)
+        wanted = set(names)  # the namespace holds the earlier rounds' Deployments too
+        return sum(1 for d in items if d.metadata.name in wanted and (d.status.available_replicas or 0) >= 1) \
+            == len(names)
 
     wait_for(available, timeout=60 + len(names), interval=1.0, what=f"{len(names)} Deployments available")
 

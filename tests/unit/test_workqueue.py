@@ -263,20 +263,6 @@ def in_seconds(seconds: float) -> str:
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
-def test_the_tick_adapter_maps_finished_moved_on_and_waiting_for_an_approval_deadline():
-    from remediator.controller.handlers import WAIT_AT_MOST, tick_after
-    waiting = {"phase": "AwaitingApproval", "approval": {"deadline": in_seconds(120)}}
-    assert tick_after(FakeLoop(done=True), 1.0, waiting) is None
-    assert tick_after(FakeLoop(moved_on=True), 1.0, waiting) == 0
-    assert tick_after(FakeLoop(), 1.0, {"phase": "Acting"}) == 1.0
-    assert 115 < tick_after(FakeLoop(), 1.0, waiting) <= 120, "sleeps until the deadline; votes come as events"
-    assert tick_after(FakeLoop(), 1.0, {"phase": "AwaitingApproval", "approval": {}}) == WAIT_AT_MOST
-    past = {"phase": "AwaitingApproval", "approval": {"deadline": in_seconds(-5)}}
-    assert tick_after(FakeLoop(), 1.0, past) == 1.0, "overdue: the next tick expires it"
-    assert 25 < tick_after(FakeLoop(slack_retry_at=time.monotonic() + 30), 1.0, waiting) <= 30, \
-        "Slack was down: retry the message then"
-
-
 def test_a_replica_becoming_active_lists_every_open_remediation_and_slo_and_standing_by_forgets_its_work():
     from types import SimpleNamespace
 
