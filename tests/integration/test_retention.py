@@ -126,8 +126,7 @@ def test_incidents_an_older_operator_folded_are_counted_before_they_are_deleted_
 
 @pytest.fixture
 def home(kube_api, namespace):
-    """Where the chart is installed, apart from the Remediations' namespace. (Last in this file: the release's
-    admission policies outlive its uninstall by a moment, and refuse the admin's Remediations meanwhile.)"""
+    """Where the chart is installed, apart from the Remediations' namespace."""
     core = client.CoreV1Api(kube_api)
     name = f"{namespace[:55]}-ops"
     core.create_namespace({"metadata": {"name": name}})
@@ -145,7 +144,10 @@ def test_the_charts_service_account_may_sweep_in_both_scopes(kube_api, kubeconfi
     cluster.apply_runbook("web", {**rollback_runbook(), "guard": {"cooldown": "3d"}})
     ended(cluster, "old", days_ago=2, phase="Failed")  # past the retention, not past its Runbook's cooldown
     ended(cluster, "older", days_ago=4)
-    install(tool, tmp_path, release, ops_namespace, {"watchNamespaces": [cluster.ns] if scoped else []})
+    # RBAC is what is under test: the release's admission policies would outlive its uninstall by a moment and
+    # refuse the next test's Remediations, made by the admin
+    install(tool, tmp_path, release, ops_namespace, {"watchNamespaces": [cluster.ns] if scoped else [],
+                                                     "admissionPolicy": {"enabled": False}})
     try:
         sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, f"{release}-remediator",
                                                tmp_path / "sa.yaml")
