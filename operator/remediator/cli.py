@@ -58,7 +58,7 @@ def run_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-# ---------------------------------------------------------------- simulate: the logic is core/simulation.py
+# ---------------------------------------------------------------- simulate: the logic is core/report/simulation.py
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +100,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from remediator.core import simulation
+    from remediator.core.report import simulation
     from remediator.core.durations import parse_duration
 
     try:
@@ -143,7 +143,7 @@ def _load_changes(name: str) -> tuple:
     """The changes of a --changes file; ValueError naming the file, the entry and the field."""
     import yaml
 
-    from remediator.core.cause import Change
+    from remediator.core.plan.cause import Change
     from remediator.core.durations import parse_time
 
     try:
@@ -248,7 +248,7 @@ def _read_json(name: str) -> tuple[object, str | None]:
 def _load_alerts(name: str) -> tuple[list, list[str]]:
     from pydantic import ValidationError
 
-    from remediator.core.simulation import IncomingAlert
+    from remediator.core.report.simulation import IncomingAlert
     from remediator.signals.alertmanager import AlertmanagerAlert, PayloadError, parse_payload, to_signal
 
     raw, problem = _read_json(name)
@@ -318,7 +318,7 @@ def run_slo_rules(args: argparse.Namespace) -> int:
     import yaml
 
     from remediator.api.slo import ServiceLevelObjectiveSpec
-    from remediator.core.burn_rate import prometheus_rules
+    from remediator.core.slo.burn_rate import prometheus_rules
 
     found, problems = _load_resources(args.filename, "ServiceLevelObjective")
     for problem in problems:
@@ -359,7 +359,7 @@ def run_deny(args: argparse.Namespace) -> int:
     return run(args, "deny")
 
 
-# ---------------------------------------------------------------- report: figures in core/maturity.py
+# ---------------------------------------------------------------- report: figures in core/report/maturity.py
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,11 +32,11 @@ from kubernetes.client.rest import ApiException
 
 from remediator.api.models import RemediationPolicySpec, RunbookSpec
 from remediator.approvals.kubernetes import cast_vote
-from remediator.core import simulation
-from remediator.core.cause import Change
+from remediator.core.report import simulation
+from remediator.core.plan.cause import Change
 from remediator.core.durations import format_time, parse_duration, parse_time
-from remediator.core.guard_inputs import past_remediation
-from remediator.core.sizing import Strategy
+from remediator.core.plan.guard_inputs import past_remediation
+from remediator.core.plan.sizing import Strategy
 from remediator.signals import pods
 from remediator.signals.alertmanager import parse_payload, to_signal
 from tests.conftest import release_operator_finalizers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes.client.rest import ApiException
 
-from remediator.core.regexes import regex_problem
+from remediator.core.match.regexes import regex_problem
 from tests.integration.test_crd_validation import create, ns  # noqa: F401  (ns: the module's namespace)
 from tests.unit.test_api_validation import good_runbook
 

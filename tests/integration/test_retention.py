@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 from remediator.api.models import GROUP, KOPF_FINALIZER, VERSION
 from remediator.controller import retention
 from remediator.controller.context import OperatorContext, Settings
-from remediator.core.retention import Verdict
+from remediator.core.report.retention import Verdict
 from remediator.kube import load_api_client
 from remediator.records import metrics
 from tests.integration.test_adaptive_ladder import ADAPTIVE, past_incident, rollback_goes_first

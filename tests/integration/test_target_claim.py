@@ -14,7 +14,7 @@ from remediator.api.models import Signal
 from remediator.controller import claims as target_claims
 from remediator.controller import guard_facts, reconcile
 from remediator.controller.context import OperatorContext, Settings
-from remediator.core import claims
+from remediator.core.plan import claims
 from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_operator_loop import NO_APPROVALS
 from remediator.core.durations import format_time

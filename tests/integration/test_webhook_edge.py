@@ -19,7 +19,7 @@ from e2e.slack_standin import sign
 from remediator.controller.context import OperatorContext, Settings
 from remediator.controller.ingest import ingest_resolved
 from remediator.controller.webhooks import WebhookConfig, build_app
-from remediator.core.rate_limit import Limit
+from remediator.core.match.rate_limit import Limit
 from remediator.kube import Resources
 from remediator.records.metrics import REFUSALS
 from remediator.secrets import FileSecret

@@ -16,8 +16,8 @@ from remediator.approvals.slack import SlackUnavailable
 from remediator.api.models import RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
 from remediator.controller import reconcile
 from remediator.controller.guard_facts import StepFacts
-from remediator.core import claims
-from remediator.core.guards import GuardDecision, GuardVerdict
+from remediator.core.plan import claims
+from remediator.core.plan.guards import GuardDecision, GuardVerdict
 from remediator.verification.observations import Observation, PodObservation, RolloutObservation
 
 ALLOW = StepFacts(guards=GuardVerdict(True, [GuardDecision("cooldown", True, "cooldown: never ran")]))

@@ -16,8 +16,10 @@ from remediator.api.models import (
     RunbookStatus,
     StepRecord,
 )
-from remediator.core import adaptive, engine, planning, runbook_stats
-from remediator.core.adaptive import StepOutcomes
+from remediator.core.plan import adaptive, planning
+from remediator.core.engine import engine
+from remediator.core.report import runbook_stats
+from remediator.core.plan.adaptive import StepOutcomes
 from tests.unit.test_core_engine import NOW, SPEC, facts, runbook
 
 SIGNAL = "alertmanager/HighErrorRate"

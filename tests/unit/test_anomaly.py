@@ -1,4 +1,4 @@
-"""Anomaly scoring as a state machine (core/anomaly.py), on seeded synthetic series."""
+"""Anomaly scoring as a state machine (core/anomaly/anomaly.py), on seeded synthetic series."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from remediator.api.models import AnomalyTrigger
-from remediator.core.anomaly import (
+from remediator.core.anomaly.anomaly import (
     AnomalyParams,
     AnomalyState,
     AnomalyVerdict,

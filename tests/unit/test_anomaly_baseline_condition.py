@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from remediator.core import anomaly
-from remediator.core.anomaly_signals import TriggerBaseline, baseline_condition
+from remediator.core.anomaly import anomaly
+from remediator.core.anomaly.anomaly_signals import TriggerBaseline, baseline_condition
 
 NOW = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from remediator.api.models import AnomalyTrigger
 from remediator.controller import anomalies
 from remediator.controller.anomalies import AnomalyWatcher, TriggerWatch
-from remediator.core import anomaly
+from remediator.core.anomaly import anomaly
 
 
 class FakeRunbooks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from remediator.core.anomaly_signals import grid_instant
+from remediator.core.anomaly.anomaly_signals import grid_instant
 
 STEP = timedelta(minutes=5)
 

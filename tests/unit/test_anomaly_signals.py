@@ -3,8 +3,9 @@
 from datetime import UTC, datetime, timedelta
 
 from remediator.api.models import AnomalyTrigger, Trigger
-from remediator.core import anomaly, matching
-from remediator.core.anomaly_signals import anomaly_signal, foreign_namespace, series_key
+from remediator.core.anomaly import anomaly
+from remediator.core.match import matching
+from remediator.core.anomaly.anomaly_signals import anomaly_signal, foreign_namespace, series_key
 
 TRIGGER = AnomalyTrigger.model_validate({"query": "p95_latency_seconds", "description": "p95 latency",
                                          "minSamples": 5, "baseline": {"lookback": "1h", "step": "1m"}})

@@ -1,4 +1,4 @@
-"""Approval policy (core/approval.py): rules, who may vote, tallies, timeouts, the vote state machine."""
+"""Approval policy (core/approve/approval.py): rules, who may vote, tallies, timeouts, the vote state machine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from remediator.api.models import Approval, ApprovalRule, ApprovalState, Person, Vote
-from remediator.core.approval import (
+from remediator.core.approve.approval import (
     Voter,
     choose_rule,
     expire_if_due,

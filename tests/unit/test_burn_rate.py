@@ -1,4 +1,4 @@
-"""Burn rates and multiwindow, multi-burn-rate alerting (core/burn_rate.py), checked against the SRE workbook."""
+"""Burn rates and multiwindow, multi-burn-rate alerting (core/slo/burn_rate.py), checked against the SRE workbook."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remediator.api.slo import ServiceLevelObjectiveSpec
-from remediator.core.burn_rate import (
+from remediator.core.slo.burn_rate import (
     AlertWindow,
     budget_consumed,
     burn_rate,

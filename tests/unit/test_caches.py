@@ -11,8 +11,8 @@ from remediator.api.models import CircuitBreaker, Guard, ObjectRef, RemediationP
 from remediator.controller import guard_facts
 from remediator.controller.caches import Feed, guard_fields, NamespaceLabels, PolicyCache, RemediationIndex
 from remediator.controller.ingest import RunbookCache
-from remediator.core import guards
-from remediator.core.guard_inputs import past_remediation
+from remediator.core.plan import guards
+from remediator.core.plan.guard_inputs import past_remediation
 from remediator.records.metrics import request_labels
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)

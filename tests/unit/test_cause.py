@@ -1,4 +1,4 @@
-"""Probable cause ranking (core/cause.py): tables of changes against a breach."""
+"""Probable cause ranking (core/plan/cause.py): tables of changes against a breach."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from remediator.core.cause import Change, Target, rank, to_status
+from remediator.core.plan.cause import Change, Target, rank, to_status
 
 BREACH = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 WEB = Target("Deployment", "shop", "web", frozenset({"ConfigMap/web-config", "HorizontalPodAutoscaler/web",

@@ -13,7 +13,7 @@ from remediator.api.models import (
     Signal,
 )
 from remediator.approvals.messages import request_blocks
-from remediator.core import engine
+from remediator.core.engine import engine
 from remediator.signals.changes import ChangeJournal, describe_template_change, summarise_template
 from remediator.core.durations import format_time
 

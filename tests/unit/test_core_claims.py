@@ -6,7 +6,8 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from remediator.api.models import RemediationStatus
-from remediator.core import claims, engine
+from remediator.core.plan import claims
+from remediator.core.engine import engine
 from tests.unit.test_core_engine import NOW, SPEC, facts
 
 DURATION = timedelta(minutes=6)

@@ -16,8 +16,8 @@ from remediator.api.models import (
     RunbookSpec,
     Signal,
 )
-from remediator.core import engine
-from remediator.core.guards import GuardDecision, GuardVerdict
+from remediator.core.engine import engine
+from remediator.core.plan.guards import GuardDecision, GuardVerdict
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

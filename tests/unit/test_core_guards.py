@@ -7,12 +7,7 @@ import pytest
 
 from remediator.api.models import Guard, ObjectRef, RemediationPolicySpec, RunbookRef
 from remediator.core.durations import format_time
-from remediator.core.guards import (
-    GuardContext,
-    PastRemediation,
-    check_guards,
-    percent_allowance,
-)
+from remediator.core.plan.guards import GuardContext, PastRemediation, check_guards, percent_allowance
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RUNBOOK = RunbookRef(namespace="shop", name="crashloop")
@@ -259,7 +254,7 @@ def exported(name: str, phase: str, steps: list[str], minutes_ago: int) -> dict:
 @pytest.mark.parametrize("phase", ["Skipped", "Cancelled", "Denied", "Expired"])
 def test_skips_cancels_and_denials_do_not_open_the_circuit_breaker_nor_raise_risk(phase):
     from remediator.api.models import RemediationSpec
-    from remediator.core.guard_inputs import past_remediation, recent_failures
+    from remediator.core.plan.guard_inputs import past_remediation, recent_failures
 
     history = [past_remediation(exported(f"am-{i}", phase, [], minutes_ago=5 + i)) for i in range(3)]
     d = decision(ctx(history, guard={"cooldown": "0s"}, policy={"circuitBreaker": {"failures": 2}}), "circuitBreaker")
@@ -278,7 +273,7 @@ def test_only_remediations_whose_action_ran_and_failed_open_the_circuit_breaker(
 
 
 def past_remediation_of(name: str, phase: str, steps: list[str], minutes_ago: int) -> PastRemediation:
-    from remediator.core.guard_inputs import past_remediation
+    from remediator.core.plan.guard_inputs import past_remediation
     return past_remediation(exported(name, phase, steps, minutes_ago))
 
 

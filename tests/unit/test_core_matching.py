@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from remediator.api.models import Matcher, RunbookSpec, Signal
-from remediator.core.matching import (
+from remediator.core.match.matching import (
     RunbookEntry,
     Specificity,
     match_signal,
@@ -268,7 +268,7 @@ def test_specificity_orders_equalities_then_regexes_then_count():
 
 def test_crashloop_trigger_waits_for_its_minimum_restart_count():
     from remediator.api.models import PodStateTrigger, Signal
-    from remediator.core.matching import pod_state_matches
+    from remediator.core.match.matching import pod_state_matches
 
     trigger = PodStateTrigger(states=["CrashLoopBackOff"], min_restarts=3)
     few = Signal(source="podState", name="CrashLoopBackOff", fingerprint="x", labels={"restarts": "2"})
@@ -279,7 +279,7 @@ def test_crashloop_trigger_waits_for_its_minimum_restart_count():
 
 
 def test_a_runbook_of_another_namespace_that_would_match_is_named_and_refused():
-    from remediator.core.matching import RunbookEntry, foreign_matches
+    from remediator.core.match.matching import RunbookEntry, foreign_matches
 
     spec = RunbookSpec.model_validate({
         "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],

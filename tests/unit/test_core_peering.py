@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from remediator.core.peering import is_active
+from remediator.core.engine.peering import is_active
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

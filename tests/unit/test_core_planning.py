@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from remediator.api.models import RunbookSpec, StepRecord
-from remediator.core.planning import ladder_status, next_step, plan
+from remediator.core.plan.planning import ladder_status, next_step, plan
 
 
 def spec(*steps: dict) -> RunbookSpec:

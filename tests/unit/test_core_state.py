@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from remediator.api.models import TERMINAL_PHASES, RemediationStatus, StepRecord, TimelineEntry
-from remediator.core.state import (
+from remediator.core.engine.state import (
     TIMELINE_LIMIT,
     TRANSITIONS,
     IllegalTransition,

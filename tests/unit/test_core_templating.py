@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remediator.core.templating import TemplateError, dns1123_subdomain_problem, render_name, template_labels
+from remediator.core.match.templating import (
+    TemplateError,
+    dns1123_subdomain_problem,
+    render_name,
+    template_labels,
+)
 
 
 @pytest.mark.parametrize("template, labels, expected", [

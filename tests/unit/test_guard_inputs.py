@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from remediator.api.models import RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
-from remediator.core import guard_inputs, policy_select
-from remediator.core.guard_inputs import PodFact, TargetFacts
-from remediator.core.sizing import Strategy, rolling_pods
+from remediator.core.plan import guard_inputs
+from remediator.core.match import policy_select
+from remediator.core.plan.guard_inputs import PodFact, TargetFacts
+from remediator.core.plan.sizing import Strategy, rolling_pods
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from remediator.actions.base import ActionError
 from remediator.api.models import Approval, ApprovalRule, RemediationPolicySpec, RemediationSpec, RunbookSpec
 from remediator.controller import reconcile
-from remediator.core import engine, state
+from remediator.core.engine import engine, state
 from tests.unit.fake_store import FakeStore, loop_on
 from tests.unit.test_core_engine import LADDER, SPEC, runbook
 

@@ -7,7 +7,7 @@ import contextvars
 from datetime import timedelta
 
 from remediator.api.models import RunbookSpec
-from remediator.core import engine
+from remediator.core.engine import engine
 from tests.unit.fake_store import FakeStore, loop_on
 from tests.unit.test_core_engine import SPEC
 

@@ -8,9 +8,9 @@ import pytest
 
 from remediator.api.models import Matcher, RunbookSpec, Signal
 from remediator.api.rules import regex_problem
-from remediator.core import matching
-from remediator.core.matching import RunbookEntry, foreign_matches, match_signal, matcher_holds
-from remediator.core.regexes import MAX_MATCHED_CHARS, RegexError, compile_anchored
+from remediator.core.match import matching
+from remediator.core.match.matching import RunbookEntry, foreign_matches, match_signal, matcher_holds
+from remediator.core.match.regexes import MAX_MATCHED_CHARS, RegexError, compile_anchored
 
 CATASTROPHIC = r"(\w|\w)*!"  # exponential for a backtracking engine: 3.4 s at 24 characters, doubling per char
 

@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from remediator.core import maturity
-from remediator.core.maturity import Inventory, Record, Scope
+from remediator.core.report import maturity
+from remediator.core.report.maturity import Inventory, Record, Scope
 from remediator.core.durations import format_time
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -18,10 +18,12 @@ from remediator.api.models import (
     Signal,
     StepRecord,
 )
-from remediator.core import approval, engine, guard_inputs, planning
-from remediator.core.guard_inputs import TargetFacts
-from remediator.core.guards import GuardDecision, GuardVerdict
-from remediator.core.sizing import Strategy
+from remediator.core.approve import approval
+from remediator.core.engine import engine
+from remediator.core.plan import guard_inputs, planning
+from remediator.core.plan.guard_inputs import TargetFacts
+from remediator.core.plan.guards import GuardDecision, GuardVerdict
+from remediator.core.plan.sizing import Strategy
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SPEC = RemediationSpec(

@@ -53,7 +53,7 @@ def test_not_ready_carries_how_long_so_each_runbook_applies_its_own_grace():
 
 def test_a_not_ready_trigger_matches_only_past_its_grace_period():
     from remediator.api.models import PodStateTrigger
-    from remediator.core.matching import pod_state_matches
+    from remediator.core.match.matching import pod_state_matches
 
     trigger = PodStateTrigger(states=["NotReady"], grace_period="2m")
     young = pod_signals(pod(since=(NOW - timedelta(seconds=30)).isoformat()), NOW)[0]

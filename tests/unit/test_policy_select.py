@@ -1,6 +1,6 @@
 """Which RemediationPolicy governs a namespace: the most specific, and dryRun is contagious."""
 
-from remediator.core.policy_select import effective_policy
+from remediator.core.match.policy_select import effective_policy
 
 ALL = ("all", {"mode": "enforce"})
 GLOB = ("glob", {"namespaces": ["shop-*"], "blastRadius": {"maxPods": 2}})
@@ -35,7 +35,7 @@ def test_an_invalid_stored_policy_is_ignored_rather_than_crashing_the_loop():
 
 def test_caps_take_the_strictest_applicable_bound_and_the_blast_radius():
     from remediator.api.models import RemediationPolicySpec
-    from remediator.core.policy_select import caps_for
+    from remediator.core.match.policy_select import caps_for
 
     policy = RemediationPolicySpec.model_validate({
         "blastRadius": {"maxPods": 4},

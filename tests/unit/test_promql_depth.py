@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from remediator.core.promql_scope import scope
+from remediator.core.match.promql_scope import scope
 from remediator.signals.prometheus import QueryRefused, scoped
 
 

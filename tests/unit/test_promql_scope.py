@@ -5,7 +5,7 @@ from __future__ import annotations
 import promql_parser
 import pytest
 
-from remediator.core.promql_scope import MAX_QUERY_LENGTH, scope
+from remediator.core.match.promql_scope import MAX_QUERY_LENGTH, scope
 
 
 def selectors_of(query: str) -> list[str]:

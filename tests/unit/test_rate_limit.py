@@ -2,7 +2,7 @@
 
 import pytest
 
-from remediator.core.rate_limit import Limit, RateLimiter, retry_after_header
+from remediator.core.match.rate_limit import Limit, RateLimiter, retry_after_header
 
 LIMIT = Limit(rate=2, burst=3)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re2
 
-from remediator.core import regexes
+from remediator.core.match import regexes
 
 
 def test_a_pattern_too_large_for_re2_is_compiled_once_not_once_per_alert(monkeypatch):

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from remediator.api.models import RemediationPolicySpec
 from remediator.api.validation import spec_problems
 from remediator.cli import main
-from remediator.core import maturity, retention
-from remediator.core.maturity import Inventory, Record, Scope
+from remediator.core.report import maturity, retention
+from remediator.core.report.maturity import Inventory, Record, Scope
 from tests.unit.test_maturity import T0, obj
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -127,7 +127,7 @@ def test_a_report_reaching_back_past_the_retention_says_its_figures_are_incomple
 
 def test_a_long_timeline_note_is_cut_not_refused_and_the_schema_bounds_the_timeline():
     from remediator.api.models import MAX_TIMELINE, MAX_TIMELINE_MESSAGE, RemediationStatus
-    from remediator.core.state import note
+    from remediator.core.engine.state import note
 
     status = note(RemediationStatus(), "Refused", "why " * 2000, NOW)
     assert len(status.timeline[0].message) == MAX_TIMELINE_MESSAGE and status.timeline[0].message.endswith("…")
@@ -141,7 +141,7 @@ def test_a_long_timeline_note_is_cut_not_refused_and_the_schema_bounds_the_timel
 def test_a_resolved_signals_note_keeps_a_full_timeline_within_its_bound():
     from remediator.api.models import TIMELINE_LIMIT, Signal
     from remediator.controller.ingest import ingest_resolved
-    from remediator.core import state
+    from remediator.core.engine import state
 
     signal = Signal(source="alertmanager", name="HighErrorRate", fingerprint="f1", starts_at="2026-12-01T10:00:00Z",
                     labels={"alertname": "HighErrorRate", "namespace": "shop"}, summary="the error rate fell back")

@@ -1,4 +1,4 @@
-"""Risk scoring (core/risk.py) and freeze windows (core/freeze.py): tables at the band edges."""
+"""Risk scoring (core/plan/risk.py) and freeze windows (core/plan/freeze.py): tables at the band edges."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from remediator.api.models import ACTIONS, RISK_LEVELS, FreezeWindow
 from remediator.core.durations import parse_time
-from remediator.core.freeze import format_timedelta, freeze_status
-from remediator.core.risk import RiskInput, assess_risk, level_for_score
+from remediator.core.plan.freeze import format_timedelta, freeze_status
+from remediator.core.plan.risk import RiskInput, assess_risk, level_for_score
 
 PROD = {"environment": "production"}
 

@@ -1,5 +1,5 @@
 from remediator.api.models import RemediationStatus, RunbookStatus
-from remediator.core.runbook_stats import fold
+from remediator.core.report.runbook_stats import fold
 
 SIGNAL = "alertmanager/HighErrorRate"
 

@@ -11,8 +11,8 @@ import yaml
 
 from remediator.api.models import RemediationSpec
 from remediator.cli import main
-from remediator.core import simulation
-from remediator.core.guard_inputs import recent_failures
+from remediator.core.report import simulation
+from remediator.core.plan.guard_inputs import recent_failures
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = str(ROOT / "runbooks")

@@ -2,8 +2,8 @@
 
 from remediator.api.models import Trigger
 from remediator.api.slo import FiringAlert, ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus
-from remediator.core import matching
-from remediator.core.slo_breach import breach_signals, ended_breaches
+from remediator.core.match import matching
+from remediator.core.slo.slo_breach import breach_signals, ended_breaches
 
 SPEC = ServiceLevelObjectiveSpec.model_validate({
     "service": "web", "target": {"kind": "Deployment", "name": "web"}, "objective": 99.0,

@@ -3,7 +3,7 @@
 import json
 
 from remediator.api.models import Signal
-from remediator.core.stored_signal import MAX_LABEL_VALUE_CHARS, stored_signal
+from remediator.core.match.stored_signal import MAX_LABEL_VALUE_CHARS, stored_signal
 
 
 def test_a_small_signal_is_stored_as_it_came():

@@ -10,8 +10,8 @@ from kubernetes.client.rest import ApiException
 
 from remediator.controller.ingest import RunbookCache
 from remediator.controller.tenant_tokens import TenantTokens, TooManyLookups
-from remediator.core import tenancy
-from remediator.core.rate_limit import Limit
+from remediator.core.match import tenancy
+from remediator.core.match.rate_limit import Limit
 
 # ---------------------------------------------------------------- the pure decision
 

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from remediator.api.models import RemediationStatus
-from remediator.core import engine
+from remediator.core.engine import engine
 from remediator.records import tracing
 from tests.unit.fake_store import FakeStore, loop_on
 from tests.unit.test_core_engine import LADDER, NOW, SPEC, facts

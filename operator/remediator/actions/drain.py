@@ -45,7 +45,7 @@ from remediator.actions.base import (
 from remediator.actions.kube import MERGE_PATCH, as_dict, call, dry_run_arg, patch_object, read_object
 from remediator.api.models import DrainParams
 from remediator.core.durations import format_time, parse_duration, parse_time
-from remediator.core.guard_inputs import drain_skip_reason  # the guards count the same pods
+from remediator.core.plan.guard_inputs import drain_skip_reason  # the guards count the same pods
 
 DRAIN_STARTED_ANNOTATION = "remediator.dev/drain-started"  # "<key> <RFC 3339 time>"
 # The Eviction API's 429 names the budget in its cause (k8s.io/kubernetes pkg/registry/core/pod/storage/eviction.go).

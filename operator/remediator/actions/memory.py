@@ -32,7 +32,7 @@ from remediator.actions.kube import WORKLOAD_KINDS, as_dict, patch_workload, pod
 from remediator.api.models import RaiseMemoryParams
 from remediator.core.pod_health import pod_observation
 from remediator.core.quantity import QuantityError, to_bytes
-from remediator.core.sizing import plan_limit  # shared with the guards
+from remediator.core.plan.sizing import plan_limit  # shared with the guards
 
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:

@@ -26,7 +26,7 @@ from remediator.actions.base import (
 )
 from remediator.actions.kube import as_dict, patch_workload, read_workload
 from remediator.api.models import ScaleParams
-from remediator.core.sizing import plan_replicas  # shared with the guards
+from remediator.core.plan.sizing import plan_replicas  # shared with the guards
 
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:

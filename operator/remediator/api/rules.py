@@ -28,7 +28,7 @@ from types import MappingProxyType
 from pydantic import BaseModel
 
 from ..core.durations import parse_duration, parse_time
-from ..core.regexes import regex_problem  # the engine's own compiler: admission accepts what it runs
+from ..core.match.regexes import regex_problem  # the engine's own compiler: admission accepts what it runs
 from .models import (
     RFC3339_PATTERN,
     AnomalyBaseline,

@@ -3,7 +3,7 @@
 An SLO is an SLI (good/total or bad/total PromQL), an objective in percent and
 a window. It is evaluated with multiwindow, multi-burn-rate alerting (Google
 SRE workbook, chapter 5 "Alerting on SLOs"); the maths lives in
-`remediator.core.burn_rate`, this module only says what a valid spec is.
+`remediator.core.slo.burn_rate`, this module only says what a valid spec is.
 
 SLI queries are templates. The only placeholders are
 

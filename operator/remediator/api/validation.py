@@ -94,8 +94,8 @@ def promql_problems(spec: Mapping, namespace: str | None) -> list[Problem]:
     """Tenant PromQL the operator would refuse to send (core.promql_scope): it must stay in its namespace."""
     from datetime import timedelta
 
-    from ..core.burn_rate import render_sli_query
-    from ..core.promql_scope import scope
+    from ..core.slo.burn_rate import render_sli_query
+    from ..core.match.promql_scope import scope
 
     queries = [(f"spec.triggers[{i}].anomaly.query", (t.get("anomaly") or {}).get("query"))
                for i, t in enumerate(spec.get("triggers") or [])]

@@ -28,8 +28,9 @@ from datetime import datetime, timedelta, timezone
 from kubernetes.client.rest import ApiException
 
 from ..api.models import API_VERSION, GROUP, VERSION, AnomalyTrigger, Condition, Signal
-from ..core import anomaly, anomaly_signals, matching
-from ..core.templating import TemplateError
+from ..core.anomaly import anomaly, anomaly_signals
+from ..core.match import matching
+from ..core.match.templating import TemplateError
 from ..kube import call_retrying
 from ..records import events
 from ..signals.prometheus import PrometheusQueryError, PrometheusUnavailable, QueryRefused

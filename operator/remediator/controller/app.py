@@ -13,7 +13,7 @@ import kopf
 from aiohttp import web
 
 from ..api.models import GROUP, KOPF_FINALIZER
-from ..core.rate_limit import Limit
+from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes

@@ -22,7 +22,8 @@ from kubernetes.client.rest import ApiException
 
 from ..api.models import Approval, ApprovalRule, RemediationApprovalSpec, RemediationStatus, Vote
 from ..approvals.kubernetes import whoami
-from ..core import approval, engine, state
+from ..core.approve import approval
+from ..core.engine import engine, state
 from ..core.durations import parse_time
 from ..kube import Resources
 from ..records.metrics import REFUSALS

@@ -27,8 +27,8 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION
-from ..core import guards
-from ..core.guard_inputs import past_remediation
+from ..core.plan import guards
+from ..core.plan.guard_inputs import past_remediation
 from ..kube import transient
 
 log = logging.getLogger("remediator.caches")

@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api.models import TERMINAL_PHASES, ObjectRef
-from ..core import claims
+from ..core.plan import claims
 from ..kube import Resources, retry_transient
 
 log = logging.getLogger("remediator.claims")

@@ -21,10 +21,12 @@ from ..api.models import (
     RemediationStatus,
     RunbookSpec,
 )
-from ..core import engine, guard_inputs, guards, planning, policy_select, risk, state
+from ..core.engine import engine, state
+from ..core.plan import guard_inputs, guards, planning, risk
+from ..core.match import policy_select
 from ..core.durations import parse_duration
-from ..core.guard_inputs import PodFact, TargetFacts
-from ..core.sizing import Strategy
+from ..core.plan.guard_inputs import PodFact, TargetFacts
+from ..core.plan.sizing import Strategy
 from ..verification.observations import failing_reasons
 from ..verification.probes import pod_observation
 from ..records import metrics

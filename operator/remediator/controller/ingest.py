@@ -26,10 +26,11 @@ from ..api.models import (
     Signal,
     TimelineEntry,
 )
-from ..core import matching, state
+from ..core.match import matching
+from ..core.engine import state
 from ..core.durations import micro_time, parse_time
-from ..core.rate_limit import Limit, RateLimiter
-from ..core.stored_signal import stored_signal
+from ..core.match.rate_limit import Limit, RateLimiter
+from ..core.match.stored_signal import stored_signal
 from ..kube import Resources
 from ..records.metrics import REFUSALS
 

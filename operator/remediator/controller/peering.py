@@ -1,6 +1,6 @@
 """Which replica runs the loops kopf does not run for us: read the peering records kopf keeps, apply its rule.
 
-`Activity.active` is True on the replica kopf has made active (see core/peering.py); the anomaly watcher and
+`Activity.active` is True on the replica kopf has made active (see core/engine/peering.py); the anomaly watcher and
 the failing-pod rescan run only while it is. Without peering (`--peering none`) every replica is active.
 """
 
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..core import peering
+from ..core.engine import peering
 from .context import OperatorContext
 
 log = logging.getLogger("remediator.peering")

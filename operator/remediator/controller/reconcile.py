@@ -31,7 +31,10 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import adaptive, engine, matching, planning, policy_select, runbook_stats, state
+from ..core.plan import adaptive, planning
+from ..core.engine import engine, state
+from ..core.match import matching, policy_select
+from ..core.report import runbook_stats
 from ..records import logs, metrics, tracing
 from ..core import durations
 from ..core.durations import parse_duration

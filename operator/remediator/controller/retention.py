@@ -27,7 +27,9 @@ from ..api.models import (
     RemediationStatus,
     RunbookStatus,
 )
-from ..core import adaptive, policy_select, retention, runbook_stats
+from ..core.plan import adaptive
+from ..core.match import policy_select
+from ..core.report import retention, runbook_stats
 from ..records import metrics
 from .context import OperatorContext
 from .guard_facts import labels_of_namespace

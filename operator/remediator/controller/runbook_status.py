@@ -28,7 +28,9 @@ from ..api.models import (
 )
 from ..approvals import messages
 from ..approvals.slack import SlackUnavailable, find_request_message, post_message
-from ..core import adaptive, matching, runbook_stats
+from ..core.plan import adaptive
+from ..core.match import matching
+from ..core.report import runbook_stats
 from .context import OperatorContext
 from .reconcile import load_policy, parse_time
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from kubernetes.client.rest import ApiException
 
 from ..api.slo import ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus
-from ..core import burn_rate, slo_breach
+from ..core.slo import burn_rate, slo_breach
 from ..core.durations import parse_duration
 from ..records import events
 from ..signals import slo as slo_signals

@@ -12,7 +12,7 @@ from ..actions import base as actions
 from ..approvals.slack import find_request_message, post_message, update_message
 from ..api.models import ObjectRef, ProbableCause, RemediationPolicySpec, RemediationSpec, RemediationStatus, \
     RunbookSpec
-from ..core import adaptive, claims
+from ..core.plan import adaptive, claims
 from ..records import events
 from ..signals import changes
 from ..verification import probes

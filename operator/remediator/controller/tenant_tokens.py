@@ -20,8 +20,8 @@ from cachetools import TTLCache
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..core import tenancy
-from ..core.rate_limit import Limit, RateLimiter
+from ..core.match import tenancy
+from ..core.match.rate_limit import Limit, RateLimiter
 from ..kube import retry_transient
 from ..secrets import same_secret
 

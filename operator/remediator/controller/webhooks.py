@@ -23,8 +23,8 @@ from kubernetes.client.rest import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from ..approvals.slack import BadCallback, ReplayGuard, SlackConfig, parse_click, verify
-from ..core import tenancy
-from ..core.rate_limit import Limit, RateLimiter, retry_after_header
+from ..core.match import tenancy
+from ..core.match.rate_limit import Limit, RateLimiter, retry_after_header
 from ..records.metrics import REFUSALS
 from ..secrets import FileSecret
 from ..signals.alertmanager import PayloadError, fingerprint, parse_payload, to_signal

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core import maturity, retention
+from ..core.report import maturity, retention
 from ..core.durations import format_duration, parse_duration, parse_time
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")

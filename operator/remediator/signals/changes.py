@@ -38,7 +38,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api.models import ProbableCause, RemediationSpec
-from ..core import cause
+from ..core.plan import cause
 from ..core.durations import parse_time
 from ..kube import call_retrying
 

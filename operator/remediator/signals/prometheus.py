@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..core import promql_scope
+from ..core.match import promql_scope
 from ..records.metrics import REFUSALS
 from ..secrets import FileSecret
 

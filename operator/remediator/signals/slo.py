@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import burn_rate
+from ..core.slo import burn_rate
 from ..core.durations import format_duration
 from .prometheus import Prometheus, PrometheusQueryError, QueryRefused
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ..api.models import PromqlCheck
 from ..api.slo import ServiceLevelObjectiveSpec
-from ..core import burn_rate
+from ..core.slo import burn_rate
 from ..core.durations import format_duration
 from ..signals import slo as slo_signals
 from ..signals.prometheus import Prometheus, PrometheusQueryError, PrometheusUnavailable, QueryRefused

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.models import (
+from remediator.api.models import (
     RISK_LEVELS,
     Approval,
     ApprovalRule,
@@ -32,9 +32,12 @@ from ..api.models import (
     Step,
     StepRecord,
 )
-from . import adaptive, approval, claims, planning, policy_select, risk, state
-from .durations import iso_time, parse_duration, parse_time
-from .guards import GuardVerdict
+from remediator.core.plan import adaptive, claims, planning, risk
+from remediator.core.approve import approval
+from remediator.core.match import policy_select
+from remediator.core.engine import state
+from remediator.core.durations import iso_time, parse_duration, parse_time
+from remediator.core.plan.guards import GuardVerdict
 
 # When the next tick is due, in seconds, for what only time moves on (any write to the Remediation ticks at once).
 AT_ONCE = 0.0

@@ -59,10 +59,10 @@ from typing import TYPE_CHECKING, Literal
 
 from remediator.core.words import significant
 
-from .durations import format_duration, format_time, parse_duration
+from remediator.core.durations import format_duration, format_time, parse_duration
 
 if TYPE_CHECKING:
-    from ..api.models import AnomalyTrigger
+    from remediator.api.models import AnomalyTrigger
 
 Method = Literal["medianMad", "ewma"]
 Direction = Literal["up", "down", "both"]

@@ -46,7 +46,7 @@ from typing import Literal
 
 from remediator.api.models import Approval, ApprovalRule, ApprovalState, Person, RiskLevel, Vote
 from remediator.core.durations import format_time, parse_duration, parse_time
-from remediator.core.freeze import require_aware
+from remediator.core.plan.freeze import require_aware
 
 VoterSource = Literal["slack", "kubernetes"]
 TallyDecision = Literal["approved", "denied", "pending"]

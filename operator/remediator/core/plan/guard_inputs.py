@@ -28,11 +28,19 @@ from remediator.api.models import (
     RunbookSpec,
     Step,
 )
-from remediator.core import guards, planning, policy_select, risk
+from remediator.core.plan import guards, planning, risk
+from remediator.core.match import policy_select
 from remediator.core.durations import parse_time
-from remediator.core.freeze import freeze_status
+from remediator.core.plan.freeze import freeze_status
 from remediator.core.quantity import QuantityError, to_bytes
-from remediator.core.sizing import Strategy, memory_ceiling, plan_limit, plan_replicas, replica_ceiling, rolling_pods
+from remediator.core.plan.sizing import (
+    Strategy,
+    memory_ceiling,
+    plan_limit,
+    plan_replicas,
+    replica_ceiling,
+    rolling_pods,
+)
 
 ROLLING_ACTIONS = frozenset({"restartRollout", "rollback", "raiseMemory"})
 RECENT_FAILURES_WINDOW = timedelta(hours=1)

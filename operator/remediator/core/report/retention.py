@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.models import TERMINAL_PHASES, RemediationPolicySpec, Retention
-from .durations import format_duration, format_time, parse_duration, parse_time
-from .guards import RATE_WINDOW
-from .policy_select import effective_policy
+from remediator.api.models import TERMINAL_PHASES, RemediationPolicySpec, Retention
+from remediator.core.durations import format_duration, format_time, parse_duration, parse_time
+from remediator.core.plan.guards import RATE_WINDOW
+from remediator.core.match.policy_select import effective_policy
 
 Keep = tuple[timedelta, str]  # how long an ended Remediation stays, and what sets it
 UNTIL_COUNTED: Keep = (timedelta.max, "until its Runbook's signalStats count it")

@@ -63,7 +63,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from remediator.api.models import RISK_LEVELS, ActionName, CauseKind, RiskAssessment, RiskLevel
-from remediator.core.freeze import format_timedelta
+from remediator.core.plan.freeze import format_timedelta
 
 DryRunResult = Literal["succeeded", "failed", "unavailable"]
 

@@ -52,8 +52,8 @@ from remediator.api.models import (
     Trigger,
 )
 from remediator.core.durations import parse_duration
-from remediator.core.regexes import MAX_MATCHED_CHARS, RegexError, full_match
-from remediator.core.templating import TemplateError, render_name
+from remediator.core.match.regexes import MAX_MATCHED_CHARS, RegexError, full_match
+from remediator.core.match.templating import TemplateError, render_name
 
 CLUSTER_SCOPED_KINDS = frozenset({"Node"})
 NAMESPACE_LABEL = "namespace"

@@ -52,8 +52,8 @@ from remediator.api.models import (
     RunbookRef,
 )
 from remediator.core.durations import format_ago, format_time, parse_duration, parse_time
-from remediator.core.freeze import freeze_status
-from remediator.core.matching import target_display
+from remediator.core.plan.freeze import freeze_status
+from remediator.core.match.matching import target_display
 from remediator.core.quantity import parse_quantity
 
 ACTIVE_PHASES = frozenset({"Acting", "Verifying"})

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .durations import parse_time
+from remediator.core.durations import parse_time
 
 DEFAULT_LIFETIME = 60  # kopf's default, for a record that does not say
 

@@ -9,8 +9,8 @@ yields a resolved signal with the same identity.
 
 from __future__ import annotations
 
-from ..api.models import Signal
-from ..api.slo import ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus
+from remediator.api.models import Signal
+from remediator.api.slo import ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus
 
 SEVERITY_ORDER = ("page", "ticket")
 

@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..api.models import AnomalyTrigger, Condition, Signal
-from .anomaly import AnomalyState, AnomalyVerdict
-from .durations import format_time
-from .matching import ANOMALY_QUERY_ANNOTATION
+from remediator.api.models import AnomalyTrigger, Condition, Signal
+from remediator.core.anomaly.anomaly import AnomalyState, AnomalyVerdict
+from remediator.core.durations import format_time
+from remediator.core.match.matching import ANOMALY_QUERY_ANNOTATION
 
 SETTLE = timedelta(seconds=15)  # how long after a grid instant its samples have surely been scraped
 

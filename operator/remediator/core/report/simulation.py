@@ -67,10 +67,13 @@ from remediator.api.models import (
     RunbookSpec,
     Signal,
 )
-from remediator.core import approval, cause, engine, guard_inputs, guards, matching, planning, policy_select, risk, state
+from remediator.core.approve import approval
+from remediator.core.plan import cause, guard_inputs, guards, planning, risk
+from remediator.core.engine import engine, state
+from remediator.core.match import matching, policy_select
 from remediator.core.durations import format_time, parse_time
-from remediator.core.guard_inputs import past_remediation
-from remediator.core.sizing import ROLLING_DEFAULTS, Strategy
+from remediator.core.plan.guard_inputs import past_remediation
+from remediator.core.plan.sizing import ROLLING_DEFAULTS, Strategy
 
 AlertStatus = Literal["firing", "resolved"]
 Outcome = Literal["act", "awaitApproval", "skip", "dryRun", "unmatched", "duplicate", "resolved"]

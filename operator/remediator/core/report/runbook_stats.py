@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
-from ..api.models import (
+from remediator.api.models import (
     MAX_FOLDED,
     MAX_RECENT_RECOVERIES,
     MAX_SIGNAL_STATS,
@@ -22,8 +22,8 @@ from ..api.models import (
     SignalStats,
     StepStats,
 )
-from .adaptive import verdicts
-from .durations import parse_time
+from remediator.core.plan.adaptive import verdicts
+from remediator.core.durations import parse_time
 
 STEP_SUCCEEDED = frozenset({"Succeeded"})
 STEP_FAILED = frozenset({"Failed", "Inconclusive"})

@@ -14,8 +14,8 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..api.models import LabelSelector, RemediationPolicySpec
-from .quantity import to_bytes
+from remediator.api.models import LabelSelector, RemediationPolicySpec
+from remediator.core.quantity import to_bytes
 
 
 def selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:

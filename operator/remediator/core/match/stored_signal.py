@@ -7,7 +7,7 @@ Matching and target templating see the whole signal at ingest; the stored copy i
 
 from __future__ import annotations
 
-from ..api.models import Signal
+from remediator.api.models import Signal
 
 MAX_LABELS = 32
 MAX_ANNOTATIONS = 16

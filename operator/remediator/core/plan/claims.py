@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..api.models import API_VERSION, TERMINAL_PHASES, RemediationStatus, TargetClaim
-from .durations import format_time, micro_time, parse_time
+from remediator.api.models import API_VERSION, TERMINAL_PHASES, RemediationStatus, TargetClaim
+from remediator.core.durations import format_time, micro_time, parse_time
 
 LEASE_PREFIX = "remediator-target-"
 MAX_NAME = 63

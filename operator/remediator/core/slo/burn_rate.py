@@ -42,8 +42,8 @@ from typing import Literal
 
 from remediator.core.words import significant
 
-from ..api.models import Condition
-from ..api.slo import (
+from remediator.api.models import Condition
+from remediator.api.slo import (
     SLI_PLACEHOLDER,
     BurnRateValue,
     FiringAlert,
@@ -51,7 +51,7 @@ from ..api.slo import (
     ServiceLevelObjectiveStatus,
     SliWindowValue,
 )
-from .durations import format_duration, format_time, parse_duration
+from remediator.core.durations import format_duration, format_time, parse_duration
 
 AlertState = Literal["firing", "ok", "noData"]
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -1,0 +1,1 @@
+"""Anomaly scoring of a series against its learned baseline, and the anomaly signals."""

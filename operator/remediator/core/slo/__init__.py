@@ -1,0 +1,1 @@
+"""Burn rates, multiwindow multi-burn-rate alerting, and the sloBurn signals."""
