@@ -255,3 +255,25 @@ def test_a_watch_whose_version_expired_mid_stream_lists_again_instead_of_retryin
     assert relisted.wait(10), f"no re-list after the expired watch, only watches again: {watches}"
     stopped.set()
     assert replaced[:2] == [[{"n": 1}], [{"n": 2}]], f"no re-list after the expired watch: {replaced}, {watches}"
+
+
+def test_a_relabel_the_watch_delivers_while_a_missed_namespace_is_read_is_not_overwritten_by_that_read(
+        monkeypatch):
+    from remediator.controller import caches as caches_module
+
+    ctx = SimpleNamespace(api=None, caches=caches_module.Caches())
+    ctx.caches.primed.set()
+
+    class Core:
+        def __init__(self, _api):
+            pass
+
+        def read_namespace(self, name):
+            read = SimpleNamespace(metadata=SimpleNamespace(labels={"tier": "dev"}))
+            # meanwhile the watch delivers the namespace and then its relabelling
+            ctx.caches.namespaces.observe("ADDED", {"metadata": {"name": name, "labels": {"tier": "dev"}}})
+            ctx.caches.namespaces.observe("MODIFIED", {"metadata": {"name": name, "labels": {"tier": "prod"}}})
+            return read
+    monkeypatch.setattr(guard_facts.client, "CoreV1Api", Core)
+    guard_facts.labels_of_namespace(ctx, "shop")
+    assert ctx.caches.namespaces.get("shop") == {"tier": "prod"}, "the older read replaced the watch's newer labels"

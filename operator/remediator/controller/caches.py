@@ -86,6 +86,11 @@ class NamespaceLabels:
             else:
                 self._labels[name] = dict(obj["metadata"].get("labels") or {})
 
+    def fill(self, namespace: str, labels: Mapping[str, str]) -> dict[str, str]:
+        """A namespace read on a miss, unless the watch brought it meanwhile: its labels are as new or newer."""
+        with self._lock:
+            return dict(self._labels.setdefault(namespace, dict(labels)))
+
     def get(self, namespace: str) -> dict[str, str] | None:
         with self._lock:
             labels = self._labels.get(namespace)
