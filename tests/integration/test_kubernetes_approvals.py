@@ -240,3 +240,29 @@ def test_a_person_who_creates_a_remediation_must_say_so_and_cannot_approve_it(cl
         err = wait_for(lambda: create(stamp), what="the admission policy refusing an unstamped request")
         assert err.status in (403, 422) and "remediator.dev/requested-by: carol" in err.body, err.body
     assert create({"remediator.dev/requested-by": "carol"}) is None
+
+
+def test_a_user_rbac_lets_patch_runbook_status_cannot_rewrite_the_statistics_the_ladder_and_retention_read(
+        cluster, kube_api):
+    from tests.integration.test_operator_loop import rollback_runbook
+
+    grant(kube_api, cluster.ns, "runbook-status-writer", ["get", "patch", "update"], "mallory",
+          resources=("runbooks", "runbooks/status"))
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    custom = client.CustomObjectsApi(as_user(kube_api, "mallory"))
+
+    def poison():
+        try:  # "rollback never works for this signal", and "everything is counted: retention may delete"
+            custom.patch_namespaced_custom_object_status(
+                "remediator.dev", "v1alpha1", cluster.ns, "runbooks", "bad-rollout",
+                {"status": {"signalStatsComplete": True, "signalStats": [
+                    {"signal": "alertmanager/HighErrorRate", "steps": [{"name": "rollback", "failed": 99}]}]}})
+        except ApiException as e:
+            return e
+        return None
+
+    err = wait_for(poison, what="the admission policy refusing a Runbook status write")
+    assert err.status in (403, 422) and "only the operator writes a Runbook status" in err.body, err.body
+    status = cluster.custom.get_namespaced_custom_object("remediator.dev", "v1alpha1", cluster.ns, "runbooks",
+                                                          "bad-rollout").get("status") or {}
+    assert not status.get("signalStats") and not status.get("signalStatsComplete"), status

@@ -207,3 +207,73 @@ def test_a_watch_answered_410_gone_lists_again_and_replaces_what_the_cache_held(
     feed.prime()
     feed.follow(stopped)
     assert replaced == [[{"n": 1}], [{"n": 2}]] and watches == ["5", "5"]
+
+
+class Streamed:
+    """A watch response as the apiserver sends it: 200, then one JSON event per line."""
+
+    status = 200
+
+    def __init__(self, *events: dict):
+        self.lines = [json.dumps(e).encode() + b"\n" for e in events]
+
+    def stream(self, amt=None, decode_content=False):
+        yield from self.lines
+
+    def close(self):
+        pass
+
+    def release_conn(self):
+        pass
+
+
+def test_a_watch_whose_version_expired_mid_stream_lists_again_instead_of_retrying_it_forever():
+    """The apiserver reports an expired resourceVersion (compaction, a restart) as an ERROR event with code 410
+    inside a 200 watch stream, not as an HTTP 410."""
+    import threading
+
+    stopped = threading.Event()
+    lists = iter([[{"n": 1}], [{"n": 2}]])
+    watches = []
+    relisted = threading.Event()
+    gone = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                        "reason": "Expired", "message": "too old resource version: 5 (900)"}}
+
+    def lister(watch=False, **kwargs):
+        if not watch:
+            items = next(lists, None)
+            if items is None or items == [{"n": 2}]:
+                stopped.set()
+                relisted.set()
+            return SimpleNamespace(data=json.dumps({"metadata": {"resourceVersion": "5"}, "items": items or []}))
+        watches.append(kwargs.get("resource_version"))
+        return Streamed(gone)
+    replaced = []
+    feed = Feed("things", lister, replaced.append, lambda *_: None)
+    feed.prime()
+    threading.Thread(target=feed.follow, args=(stopped,), daemon=True).start()
+    assert relisted.wait(10), f"no re-list after the expired watch, only watches again: {watches}"
+    stopped.set()
+    assert replaced[:2] == [[{"n": 1}], [{"n": 2}]], f"no re-list after the expired watch: {replaced}, {watches}"
+
+
+def test_a_relabel_the_watch_delivers_while_a_missed_namespace_is_read_is_not_overwritten_by_that_read(
+        monkeypatch):
+    from remediator.controller import caches as caches_module
+
+    ctx = SimpleNamespace(api=None, caches=caches_module.Caches())
+    ctx.caches.primed.set()
+
+    class Core:
+        def __init__(self, _api):
+            pass
+
+        def read_namespace(self, name):
+            read = SimpleNamespace(metadata=SimpleNamespace(labels={"tier": "dev"}))
+            # meanwhile the watch delivers the namespace and then its relabelling
+            ctx.caches.namespaces.observe("ADDED", {"metadata": {"name": name, "labels": {"tier": "dev"}}})
+            ctx.caches.namespaces.observe("MODIFIED", {"metadata": {"name": name, "labels": {"tier": "prod"}}})
+            return read
+    monkeypatch.setattr(guard_facts.client, "CoreV1Api", Core)
+    guard_facts.labels_of_namespace(ctx, "shop")
+    assert ctx.caches.namespaces.get("shop") == {"tier": "prod"}, "the older read replaced the watch's newer labels"

@@ -241,3 +241,14 @@ def test_a_remediation_pointing_outside_its_namespace_is_refused_with_a_reason(m
     assert REGISTRY.get_sample_value("remediator_refusals_total", labels) == before + 1
     assert store.reads["runbook"] == store.reads["policy"] == 0 and store.calls == [], "nothing read for it"
     assert store.transitions == [], "no Event names the other namespace's objects"
+
+
+@pytest.mark.xfail(strict=True, reason="red team #20: an invalid stored Runbook makes every tick raise; the queue "
+                                       "retries it with backoff forever and the Remediation never ends")
+def test_a_runbook_the_models_reject_ends_the_remediation_with_a_reason_instead_of_failing_every_tick(monkeypatch):
+    # e.g. stored under an older CRD schema: the apiserver does not revalidate it, the cache keeps it for the loop
+    store = FakeStore(SPEC, LADDER)
+    store.runbook_body["spec"] = {**store.runbook_body["spec"], "steps": [{"name": "no-action"}]}
+    loop = loop_on(store, monkeypatch)
+    assert tick(loop) is None
+    assert store.status.phase in ("Failed", "Escalated") and "invalid" in store.status.reason, store.status.reason

@@ -483,3 +483,15 @@ def test_a_flapping_target_keeps_a_bounded_record():
 def test_a_window_start_recorded_by_a_replica_whose_clock_runs_ahead_never_passes_early():
     ahead = [seen(100, rollout(), healthy_pods())]  # the other replica's clock read 100s when ours reads 30s
     assert judge_after_restart(ahead, seen(30, rollout(), healthy_pods()), 30).state == "pending"
+
+
+@pytest.mark.xfail(strict=True, reason="red team #20: the record keeps first restart counts of 20 pods only "
+                                       "(MAX_READING_PODS); a restart of a later pod is no failure from the record")
+def test_a_restart_of_the_twenty_fifth_pod_fails_the_step_from_the_record_as_from_the_whole_history():
+    def pods(restarts_of_last: int) -> tuple:
+        return tuple(pod(f"web-{i:02}", restarts=restarts_of_last if i == 24 else 0) for i in range(25))
+    history = [seen(10, rollout(), pods(0)), seen(280, rollout(), pods(1))]
+    from_history = judge(PODS_READY, [*history, seen(300, rollout(), pods(1))], now=300)
+    assert from_history.state == "failed" and any("web-24 restarted 1 times" in r for r in from_history.reasons)
+    v = judge_after_restart(history, seen(300, rollout(), pods(1)), 300)
+    assert v.state == from_history.state, v.reasons

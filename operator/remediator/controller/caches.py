@@ -86,6 +86,11 @@ class NamespaceLabels:
             else:
                 self._labels[name] = dict(obj["metadata"].get("labels") or {})
 
+    def fill(self, namespace: str, labels: Mapping[str, str]) -> dict[str, str]:
+        """A namespace read on a miss, unless the watch brought it meanwhile: its labels are as new or newer."""
+        with self._lock:
+            return dict(self._labels.setdefault(namespace, dict(labels)))
+
     def get(self, namespace: str) -> dict[str, str] | None:
         with self._lock:
             labels = self._labels.get(namespace)
@@ -268,10 +273,12 @@ class Feed:
                 stopped.wait(2.0)
 
     def _watch_once(self, stopped: threading.Event) -> None:
-        stream = watch.Watch()
+        # Events as plain dicts ("object": no model), but not deserialize=False: that path of the client fails
+        # with KeyError on an ERROR event, so an expired version (410 inside a 200 stream) was retried forever.
+        stream = watch.Watch(return_type="object")
         for event in stream.stream(self.lister, resource_version=self.resource_version,
                                    allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS,
-                                   _request_timeout=WATCH_SECONDS + 30, deserialize=False):
+                                   _request_timeout=WATCH_SECONDS + 30):
             if stopped.is_set():
                 stream.stop()
                 return

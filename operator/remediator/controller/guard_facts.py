@@ -206,8 +206,7 @@ def labels_of_namespace(ctx: OperatorContext, namespace: str | None) -> dict[str
     labels = caches.ensure(ctx).namespaces.get(namespace)
     if labels is None:
         found = client.CoreV1Api(ctx.api).read_namespace(namespace)
-        labels = found.metadata.labels or {}
-        ctx.caches.namespaces.observe("MODIFIED", {"metadata": {"name": namespace, "labels": labels}})
+        labels = ctx.caches.namespaces.fill(namespace, found.metadata.labels or {})
     return labels
 
 
