@@ -243,8 +243,6 @@ def test_a_remediation_pointing_outside_its_namespace_is_refused_with_a_reason(m
     assert store.transitions == [], "no Event names the other namespace's objects"
 
 
-@pytest.mark.xfail(strict=True, reason="red team #20: an invalid stored Runbook makes every tick raise; the queue "
-                                       "retries it with backoff forever and the Remediation never ends")
 def test_a_runbook_the_models_reject_ends_the_remediation_with_a_reason_instead_of_failing_every_tick(monkeypatch):
     # e.g. stored under an older CRD schema: the apiserver does not revalidate it, the cache keeps it for the loop
     store = FakeStore(SPEC, LADDER)

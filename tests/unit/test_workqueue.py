@@ -263,7 +263,7 @@ def in_seconds(seconds: float) -> str:
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
-def test_a_replica_becoming_active_lists_every_open_remediation_and_slo_and_standing_by_forgets_its_work():
+def test_a_replica_becoming_active_queues_every_open_remediation_and_slo_and_standing_by_forgets_its_work():
     from types import SimpleNamespace
 
     from remediator.controller.handlers import Ticks
@@ -275,7 +275,13 @@ def test_a_replica_becoming_active_lists_every_open_remediation_and_slo_and_stan
     def list_(kind, namespace=None):
         listed.append((kind, namespace))
         return [o for o in objects[kind] if namespace in (None, o["metadata"]["namespace"])]
-    ctx = SimpleNamespace(serves=lambda ns: ns == "shop", resources=SimpleNamespace(list=list_),
+    from remediator.controller.caches import Caches
+    caches = Caches()  # what a replica knows of the Remediations: the caches' watch, not a LIST of them all
+    caches.remediations.replace([{**o, "spec": {"runbook": {"name": "rb", "namespace": o["metadata"]["namespace"]},
+                                                "target": {"kind": "Deployment", "name": "web"}}}
+                                 for o in objects["Remediation"]])
+    caches.primed.set()
+    ctx = SimpleNamespace(serves=lambda ns: ns == "shop", resources=SimpleNamespace(list=list_), caches=caches,
                           settings=SimpleNamespace(tick_seconds=1.0, namespaces=("shop",)))
     ticks = Ticks(ctx)
     processed: list = []
@@ -299,7 +305,7 @@ def test_a_replica_becoming_active_lists_every_open_remediation_and_slo_and_stan
         return ticks.queue.due_in(("Remediation", "shop", "open")), dict(ticks.loops)
     due, loops = run(go())
     assert sorted(processed) == [("Remediation", "shop", "open"), ("ServiceLevelObjective", "shop", "slo")]
-    assert listed == [("Remediation", "shop"), ("ServiceLevelObjective", "shop")], "per served namespace"
+    assert listed == [("ServiceLevelObjective", "shop")], "SLOs per served namespace; Remediations from the caches"
     assert (due, loops) == (None, {}), "standing by: the other replica owns the work now"
 
 

@@ -127,6 +127,7 @@ class RemediationIndex:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], guards.PastRemediation] = {}
         self._open: set[tuple[str, str]] = set()
+        self._unfolded: set[tuple[str, str]] = set()  # ended, outcome not yet in the Runbook's status
         self._by_target: dict[str, set[tuple[str, str]]] = {}
         self._by_namespace: dict[str, set[tuple[str, str]]] = {}
         self._by_time = TimeIndex()
@@ -135,6 +136,7 @@ class RemediationIndex:
         with self._lock:
             self._entries.clear()
             self._open.clear()
+            self._unfolded.clear()
             self._by_target.clear()
             self._by_namespace.clear()
             self._by_time = TimeIndex()
@@ -155,6 +157,8 @@ class RemediationIndex:
         self._entries[key] = past
         if past.phase not in TERMINAL_PHASES:
             self._open.add(key)
+        elif not (obj.get("status") or {}).get("foldedIntoRunbook"):
+            self._unfolded.add(key)
         self._by_target.setdefault(past.target_key, set()).add(key)
         self._by_namespace.setdefault(key[0], set()).add(key)
         at = latest_time(past)
@@ -166,6 +170,7 @@ class RemediationIndex:
         if past is None:
             return
         self._open.discard(key)
+        self._unfolded.discard(key)
         for index, value in ((self._by_target, past.target_key), (self._by_namespace, key[0])):
             keys = index.get(value)
             if keys is not None:
@@ -175,6 +180,12 @@ class RemediationIndex:
         at = latest_time(past)
         if at is not None:
             self._by_time.remove(at, key)
+
+    def unfinished(self) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+        """(namespace, name, phase) of the open ones, and (namespace, name) of the ended ones not yet folded
+        into their Runbook: the work a replica taking over has, read without listing every Remediation."""
+        with self._lock:
+            return ([(*key, self._entries[key].phase) for key in self._open], sorted(self._unfolded))
 
     def for_guards(self, target_key: str, since: datetime) -> list[guards.PastRemediation]:
         """What the guards may count for a step on `target_key`: every open Remediation (concurrency), every
@@ -206,7 +217,7 @@ def guard_fields(obj: Mapping) -> dict:
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     return {"metadata": {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if k in meta},
             "spec": {k: spec[k] for k in ("runbook", "target") if k in spec},
-            "status": {**{k: status[k] for k in ("phase", "startedAt", "finishedAt") if k in status},
+            "status": {**{k: status[k] for k in ("phase", "startedAt", "finishedAt", "foldedIntoRunbook") if k in status},
                        "steps": [{"phase": step.get("phase")} for step in status.get("steps") or []]}}
 
 
@@ -223,7 +234,16 @@ class Feed:
     observe: Callable[[str, dict], None]
     keep: Callable[[dict], bool] = lambda obj: True
     compact: Callable[[dict], dict] = lambda obj: obj  # what of an object the cache needs, taken page by page
+    listen: Callable[[str, dict], None] | None = None  # sees each object whole: listed ("") or watched
     resource_version: str = ""
+
+    def heard(self, event_type: str, obj: dict) -> None:
+        if self.listen is None:
+            return
+        try:
+            self.listen(event_type, obj)
+        except Exception as e:  # noqa: BLE001  a listener's failure must not stop the cache's watch
+            log.warning("watch listener failed", extra={"watch": self.what, "error": str(e)})
 
     def prime(self) -> int:
         items, rv = [], None
@@ -233,7 +253,10 @@ class Feed:
             if token:
                 kwargs["_continue"] = token
             page = json.loads(self.lister(**kwargs).data)
-            items.extend(self.compact(item) for item in page.get("items") or [] if self.keep(item))
+            for item in page.get("items") or []:
+                if self.keep(item):
+                    self.heard("", item)
+                    items.append(self.compact(item))
             meta = page.get("metadata") or {}
             rv = rv or meta.get("resourceVersion")
             token = meta.get("continue")
@@ -286,6 +309,7 @@ class Feed:
             version = (obj.get("metadata") or {}).get("resourceVersion")
             if event["type"] != "BOOKMARK" and self.keep(obj):
                 self.observe(event["type"], obj)
+                self.heard(event["type"], obj)
             if version:
                 self.resource_version = version
 
@@ -299,6 +323,9 @@ class Caches:
     starting: threading.Lock = field(default_factory=threading.Lock)
     stopped: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    # Told of every Remediation, whole, as listed and watched: the operator's one watch on them (a kopf
+    # watch besides would hold every object a second time: ~200 MiB more with 10,000 in the cluster).
+    remediation_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
 
 
 def feeds(ctx) -> list[Feed]:
@@ -317,7 +344,7 @@ def feeds(ctx) -> list[Feed]:
         Feed("namespaces", core.list_namespace, caches.namespaces.replace, caches.namespaces.observe),
         # Every namespace, whatever this operator serves: concurrency and storm guards count them all.
         Feed("remediations", cluster("remediations"), caches.remediations.replace, caches.remediations.observe,
-             compact=guard_fields),
+             compact=guard_fields, listen=lambda kind, obj: [heard(kind, obj) for heard in caches.remediation_listeners]),
     ]
     if served and len(exact) == len(served):  # Runbooks only where it may read them
         for namespace in exact:

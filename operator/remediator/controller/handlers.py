@@ -7,6 +7,7 @@ tests (KopfRunner) build the same set.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -17,9 +18,9 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from ..core.durations import iso_time
-from ..api.models import GROUP, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
+from ..api.models import GROUP, KOPF_FINALIZER, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
-from . import approvals, reconcile, runbook_status, slo, workqueue
+from . import approvals, caches, reconcile, runbook_status, slo, workqueue
 from .workqueue import WorkQueue
 from .webhooks import SIGNALS
 from .context import OperatorContext
@@ -132,16 +133,8 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
         patch.status["message"] = message
         patch.status["recordedAt"] = iso_time(datetime.now(timezone.utc))
 
-    @kopf.on.event(GROUP, VERSION, "remediations", registry=registry)
-    def remediation_seen(type, body, namespace, name, status, **_):
-        ctx.intake.incidents.observe(type or "", body)
-        ticks.seen(REMEDIATION, type, body)
-        if type != "DELETED" and ctx.serves(namespace) and runbook_status.pending(status):
-            try:  # also on the first listing after a restart: what a crash left undone is done then
-                runbook_status.finish(ctx, namespace, name)
-            except Exception as e:  # noqa: BLE001  not retried: the object's next event, or a restart, tries again
-                log.warning("could not record the outcome in the Runbook", extra={
-                    "remediation": f"{namespace}/{name}", "error": str(e)})
+    # Remediations come from the caches' watch (controller/caches.py), not a kopf watch of their own.
+    ctx.caches.remediation_listeners.append(lambda kind, body: remediation_seen(ctx, ticks, kind, body))
 
     @kopf.on.event(GROUP, VERSION, "servicelevelobjectives", registry=registry)
     async def slo_seen(type, body, **_):
@@ -149,6 +142,45 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
 
 
 REMEDIATION, SLO = "Remediation", "ServiceLevelObjective"
+# Folding an ended Remediation into its Runbook, and dropping kopf's finalizer from objects an earlier version
+# made, are apiserver writes: off the watch's thread, which must keep the caches current.
+CHORES = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="remediation-chores")
+
+
+def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body: dict) -> None:
+    """Every Remediation as listed ("") and watched, in the caches' watch thread."""
+    ctx.intake.incidents.observe(event_type, body)
+    ticks.seen(REMEDIATION, event_type or None, body)
+    meta = body.get("metadata") or {}
+    if event_type == "DELETED" or not ctx.serves(meta.get("namespace", "")):
+        return
+    if KOPF_FINALIZER in (meta.get("finalizers") or []):
+        CHORES.submit(drop_kopf_finalizer, ctx, meta["namespace"], meta["name"])
+    if ticks.active() and runbook_status.pending(body.get("status")):
+        CHORES.submit(fold_outcome, ctx, meta["namespace"], meta["name"])
+
+
+def fold_outcome(ctx: OperatorContext, namespace: str, name: str) -> None:
+    try:  # also on the first listing after a restart: what a crash left undone is done then
+        runbook_status.finish(ctx, namespace, name)
+    except Exception as e:  # noqa: BLE001  not retried: the object's next event, or a restart, tries again
+        log.warning("could not record the outcome in the Runbook", extra={
+            "remediation": f"{namespace}/{name}", "error": str(e)})
+
+
+def drop_kopf_finalizer(ctx: OperatorContext, namespace: str, name: str) -> None:
+    """Earlier versions ran Remediations as kopf daemons, which keep kopf's finalizer on them; nothing needs it
+    now, and left there it would block deleting the namespace once no operator runs."""
+    try:
+        obj = ctx.resources.get("Remediation", name, namespace)
+        kept = [f for f in ((obj or {}).get("metadata") or {}).get("finalizers") or [] if f != KOPF_FINALIZER]
+        if obj is not None and len(kept) != len(obj["metadata"].get("finalizers") or []):
+            client.CustomObjectsApi(ctx.api).patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "remediations", name,
+                {"metadata": {"finalizers": kept or None, "resourceVersion": obj["metadata"]["resourceVersion"]}})
+    except Exception as e:  # noqa: BLE001  its next event tries again
+        log.warning("could not drop kopf's finalizer", extra={"remediation": f"{namespace}/{name}",
+                                                              "error": str(e)})
 
 
 class Ticks:
@@ -172,7 +204,8 @@ class Ticks:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            assert self.loop is not None, "Ticks.run has not started"
+            if self.loop is None:  # the caches' first listing, before the queue runs: taking over lists it
+                return
             self.loop.call_soon_threadsafe(self._seen, kind, type, body)
         else:
             self._seen(kind, type, body)
@@ -203,12 +236,17 @@ class Ticks:
 
     def prime(self) -> int:
         """Every open Remediation and every SLO, as on taking over from another replica."""
-        found = 0
-        for kind in (REMEDIATION, SLO):
-            for body in list_served(self.ctx, kind):
-                self.seen(kind, None, body)
-                found += 1
-        return found
+        open_ones, unfolded = caches.ensure(self.ctx).remediations.unfinished()
+        for namespace, name, phase in open_ones:
+            self.seen(REMEDIATION, None, {"metadata": {"namespace": namespace, "name": name},
+                                          "status": {"phase": phase}})
+        for namespace, name in unfolded:
+            if self.ctx.serves(namespace):
+                CHORES.submit(fold_outcome, self.ctx, namespace, name)
+        slos = list_served(self.ctx, SLO)
+        for body in slos:
+            self.seen(SLO, None, body)
+        return len(open_ones) + len(slos)
 
     def process(self, key: tuple) -> float | None:
         """In a worker thread; never for one key in two threads at once (the queue sees to it)."""
@@ -225,6 +263,7 @@ class Ticks:
         """Work the queue while this replica is the active one; on becoming active, list what is open (kopf
         re-lists too when it resumes, but our view of the peering and kopf's need not switch at one instant)."""
         self.loop = asyncio.get_running_loop()
+        self.active = active
         working = asyncio.create_task(workqueue.work(self.queue, self.process, workers, active))
         was_active = False
         try:

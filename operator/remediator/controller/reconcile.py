@@ -31,6 +31,7 @@ from ..api.models import (
     Verify,
 )
 from ..api.slo import ServiceLevelObjectiveSpec
+from pydantic import ValidationError
 from ..core.plan import adaptive, planning
 from ..core.engine import engine, state
 from ..core.match import matching, policy_select
@@ -101,7 +102,7 @@ class Loop:
         now = utcnow()
         runbook_body = self.store.runbook(spec.runbook.namespace, spec.runbook.name)  # both from caches
         policy = self.store.policy(self.namespace)
-        runbook = RunbookSpec.model_validate(runbook_body["spec"]) if runbook_body else None
+        runbook, runbook_problem = valid_runbook(runbook_body)
         needs = engine.needs(status, runbook)
         if needs.cause:  # once: persisted with the plan
             status = status.model_copy(update={"probable_cause": self.store.probable_cause(
@@ -114,7 +115,8 @@ class Loop:
             planned_changes=observed.planned_changes, step_history=history,
             cause_kind=status.probable_cause.kind if status.probable_cause else None,
             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
-            slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at)
+            slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at,
+            runbook_problem=runbook_problem)
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
                 facts: engine.Facts) -> engine.Outcome:
@@ -277,6 +279,18 @@ class Loop:
             else "page"
         return query_probes.read_slo_recovered(self.ctx.prometheus, ServiceLevelObjectiveSpec.model_validate(
             body["spec"]), self.namespace, check.slo, severity, now)
+
+
+def valid_runbook(body: dict | None) -> tuple[RunbookSpec | None, str | None]:
+    """The Runbook's spec, or why the models refuse it: the apiserver does not check a stored object again when
+    its schema changes, and such a Runbook must end the Remediation with a reason, not fail every tick."""
+    if not body:
+        return None, None
+    try:
+        return RunbookSpec.model_validate(body.get("spec") or {}), None
+    except ValidationError as e:
+        first = e.errors()[0]
+        return None, f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
 
 
 def pinned(status: RemediationStatus, index: int, runbook: RunbookSpec | None):

@@ -147,6 +147,7 @@ class Facts:
     runbook_generation: int | None = None  # the live Runbook's metadata.generation
     slack: bool = False  # Slack takes approval requests (configured)
     slack_backoff: bool = False  # ... but was unreachable a moment ago: post again after SLACK_RETRY
+    runbook_problem: str | None = None  # the Runbook exists but the models refuse it (e.g. stored under an older schema)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, fa
         return Decision(status, changed=False)
     deleted_noted = False
     if facts.runbook is None:
-        gone = f"runbook {spec.runbook.namespace}/{spec.runbook.name} no longer exists"
+        gone = f"runbook {spec.runbook.namespace}/{spec.runbook.name} " + (
+            f"is invalid: {facts.runbook_problem}" if facts.runbook_problem else "no longer exists")
         if applied_pinned_step(status):  # the action has happened: its verdict is still owed, from the pinned step
             if not any(e.kind == "RunbookDeleted" for e in status.timeline):
                 status = state.note(status, "RunbookDeleted", f"{gone}: verifying the step already applied, "
