@@ -155,9 +155,13 @@ def sweep(ctx: OperatorContext, namespaces: list[str] | None, active: Callable[[
     return results
 
 
+FIRST_SWEEP_AFTER = 60.0  # seconds after start
+
+
 async def sweep_periodically(ctx: OperatorContext, active: Callable[[], bool],
                              namespaces: Callable[[], list[str]]) -> None:
     every = ctx.settings.retention_sweep_seconds
+    await asyncio.sleep(min(every, FIRST_SWEEP_AFTER))  # not in the start-up burst of LISTs and watches
     while True:
         if not active():  # a replica just made active sweeps soon, not a whole period later
             await asyncio.sleep(min(every, STANDBY_POLL_SECONDS))
