@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
+from remediator import kube
 from remediator.actions import ActionError, ActionRequest, execute
 from remediator.actions.base import DELETED_PODS_ANNOTATION, KEYS_ANNOTATION, recorded_keys
 from remediator.actions.restart import RESTARTED_AT
@@ -512,7 +513,7 @@ def test_an_unreachable_apiserver_is_retried_then_reported_as_retryable(kube_api
         execute(attempts, request("restartRollout", namespace, "web", key()))
 
     assert err.value.reason == "Unavailable" and err.value.retryable and err.value.status is None
-    assert attempts.calls == 4, "a few attempts with backoff, then give up"
+    assert attempts.calls == kube.ATTEMPTS, "the one retry policy's attempts, with backoff, then give up"
 
 
 class CountsCalls(client.ApiClient):
