@@ -186,8 +186,9 @@ def drop_kopf_finalizer(ctx: OperatorContext, namespace: str, name: str) -> None
 class Ticks:
     """Open Remediations and SLOs as keys of one work queue (kind, namespace, name), fed by their watch events.
 
-    Event handlers put no finalizer on the objects (kopf's daemons would), so nothing blocks their deletion
-    while no operator runs; kopf removes the finalizer that earlier versions left, as no handler requires it.
+    Remediations come from the caches' watch, SLOs from a kopf event handler: neither puts a finalizer on the
+    objects (kopf's daemons would), so nothing blocks their deletion while no operator runs; the finalizer
+    earlier versions left is dropped (`remediation_seen`; kopf drops an SLO's itself, as no handler needs it).
     Every event on a Remediation ticks it at once (a vote, an edit, a status write); an SLO is evaluated
     again at once only when its spec changed, since each evaluation writes its status."""
 
