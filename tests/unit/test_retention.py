@@ -188,6 +188,7 @@ def test_a_standby_never_sweeps_and_a_replica_made_active_sweeps_at_once_not_a_p
     sweeps: list[object] = []
     monkeypatch.setattr(shell, "sweep", lambda ctx, served, active: sweeps.append(served) or Counter())
     monkeypatch.setattr(shell, "STANDBY_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(shell, "FIRST_SWEEP_AFTER", 0.0)
     ctx = SimpleNamespace(settings=Settings(namespaces=("shop",), retention_sweep_seconds=600))
     active = {"now": False}
 
@@ -201,3 +202,27 @@ def test_a_standby_never_sweeps_and_a_replica_made_active_sweeps_at_once_not_a_p
 
     asyncio.run(scenario())
     assert sweeps == [["shop"]], "one sweep of the served namespaces, then the next a period later"
+
+
+def test_the_first_sweep_waits_out_the_start_up_burst(monkeypatch):
+    import asyncio
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from remediator.controller import retention as shell
+    from remediator.controller.context import Settings
+
+    sweeps: list[object] = []
+    monkeypatch.setattr(shell, "sweep", lambda ctx, served, active: sweeps.append(served) or Counter())
+    monkeypatch.setattr(shell, "FIRST_SWEEP_AFTER", 0.3)
+    ctx = SimpleNamespace(settings=Settings(retention_sweep_seconds=600))
+
+    async def scenario():
+        task = asyncio.create_task(shell.sweep_periodically(ctx, lambda: True, lambda: []))
+        await asyncio.sleep(0.1)
+        before = list(sweeps)
+        await asyncio.sleep(0.4)
+        task.cancel()
+        return before
+
+    assert asyncio.run(scenario()) == [] and sweeps == [None], "none at start; one once the delay is over"
