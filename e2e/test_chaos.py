@@ -97,7 +97,7 @@ def test_the_loop_resumes_after_the_apiserver_restarts_and_etcd_stalls_mid_loop(
     name = only_remediation(cluster)["metadata"]["name"]
     cluster.wait_phase(name, {"Verifying"})
 
-    control_plane.restart_component("kube-apiserver", down_for=3)
+    control_plane.restart_apiserver(down_for=3)
     wait_for(control_plane.apiserver_ready, timeout=60, what="apiserver back")
     control_plane.pause_component("etcd", 5)
 

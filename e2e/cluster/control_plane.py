@@ -259,6 +259,31 @@ def restart_component(name: str, down_for: float = 0.0) -> int:
     return new.pid
 
 
+def restart_apiserver(down_for: float = 0.0, watch_for: float = 20.0) -> int:
+    """`restart_component("kube-apiserver")`, leaving the cluster whole: the controller-manager and the
+    scheduler exit when they cannot renew their leader lease meanwhile; whichever of them does within
+    `watch_for` seconds is started again with its own command line."""
+    dependents = {}
+    for name in ("kube-controller-manager", "kube-scheduler"):
+        pidfile = cluster_dir() / "pids" / f"{name}.pid"
+        proc = Path(f"/proc/{int(pidfile.read_text().strip())}")
+        dependents[name] = (proc, [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a],
+                            dict(e.decode().split("=", 1) for e in (proc / "environ").read_bytes().split(b"\0")
+                                 if b"=" in e), os.readlink(proc / "cwd"))
+    pid = restart_component("kube-apiserver", down_for)
+    deadline = time.monotonic() + watch_for
+    while dependents and time.monotonic() < deadline:
+        for name, (proc, argv, env, cwd) in list(dependents.items()):
+            if not proc.exists():
+                with open(cluster_dir() / "logs" / f"{name}.restarted.log", "ab") as out:
+                    new = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+                (cluster_dir() / "pids" / f"{name}.pid").write_text(str(new.pid))
+                del dependents[name]
+        time.sleep(0.5)
+    return pid
+
+
 def pause_component(name: str, seconds: float) -> None:
     """SIGSTOP a control-plane process for `seconds`, then SIGCONT it (e.g. etcd stalling)."""
     pid = int((cluster_dir() / "pids" / f"{name}.pid").read_text().strip())

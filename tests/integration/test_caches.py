@@ -128,29 +128,10 @@ def test_with_600_old_failures_in_the_cluster_the_breaker_counts_just_the_recent
 
 
 def restart_apiserver() -> None:
-    """Restart the apiserver; the controller-manager and scheduler exit when they lose their leader lease
-    meanwhile, so start again whichever of them did (same command line), for the tests after this one."""
-    import os
-    import subprocess
-
     from e2e.cluster import control_plane
 
-    pids = control_plane.cluster_dir() / "pids"
-    saved = {}
-    for name in ("kube-controller-manager", "kube-scheduler"):
-        proc = f"/proc/{int((pids / f'{name}.pid').read_text().strip())}"
-        with open(f"{proc}/cmdline", "rb") as cmd, open(f"{proc}/environ", "rb") as env:
-            saved[name] = ([a.decode() for a in cmd.read().split(b"\0") if a],
-                           dict(e.decode().split("=", 1) for e in env.read().split(b"\0") if b"=" in e),
-                           os.readlink(f"{proc}/cwd"), proc)
-    control_plane.restart_component("kube-apiserver", down_for=3)
+    control_plane.restart_apiserver(down_for=3)
     wait_for(control_plane.apiserver_ready, timeout=60, what="the apiserver back")
-    time.sleep(15)  # long enough for a lost leader lease to end a component
-    for name, (argv, env, cwd, proc) in saved.items():
-        if not os.path.exists(proc):
-            new = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
-            (pids / f"{name}.pid").write_text(str(new.pid))
 
 
 def test_a_policy_set_to_dry_run_after_the_apiserver_restarts_is_what_the_next_plan_uses(cluster, operator):
