@@ -10,11 +10,14 @@ bearer auth read from a file, as a production install would.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -162,11 +165,13 @@ class Alertmanager(Daemon):
 
     name = "alertmanager"
 
-    def __init__(self, workdir: Path, receiver_url: str, token_file: Path, repeat_interval: str = "1m"):
+    def __init__(self, workdir: Path, receiver_url: str, token_file: Path, repeat_interval: str = "1m",
+                 oncall_url: str | None = None):
         super().__init__(workdir)
         self.receiver_url = receiver_url
         self.token_file = token_file
         self.repeat_interval = repeat_interval
+        self.oncall_url = oncall_url  # a second receiver: the operator's RemediationEscalated alerts page it
 
     def write_config(self) -> None:
         cfg = {
@@ -177,6 +182,11 @@ class Alertmanager(Daemon):
                 "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(self.token_file)}},
             }]}],
         }
+        if self.oncall_url:  # as an install routes them to its pager; never back to the operator
+            cfg["route"]["routes"] = [{"receiver": "oncall", "matchers": ['alertname="RemediationEscalated"'],
+                                       "group_by": ["alertname", "namespace", "remediation"]}]
+            cfg["receivers"].append({"name": "oncall", "webhook_configs": [
+                {"url": self.oncall_url, "send_resolved": True, "max_alerts": 0}]})
         (self.workdir / "alertmanager.yml").write_text(yaml.safe_dump(cfg))
 
     def command(self) -> list[str]:
@@ -186,3 +196,42 @@ class Alertmanager(Daemon):
 
     def alerts(self) -> list:
         return requests.get(f"{self.url}/api/v2/alerts", timeout=5).json()
+
+
+class Receiver:
+    """A webhook receiver on loopback (a real socket) standing in for a pager: records every notification
+    Alertmanager delivers (its webhook JSON), in arrival order."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict] = []
+        received = self.notifications
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802  the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/pager"
+
+    def alerts(self, status: str, **labels: str) -> list[dict]:
+        """Alerts delivered with `status` (firing|resolved) whose labels include `labels`."""
+        return [a for n in list(self.notifications) for a in n.get("alerts", [])
+                if a.get("status") == status and labels.items() <= a.get("labels", {}).items()]
+
+    def __enter__(self) -> "Receiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

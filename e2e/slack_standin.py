@@ -6,7 +6,9 @@ usergroups.users.list are served and recorded. As in Slack, a channel given by
 name (#ops) is answered with its id (C...), messages keep their `metadata`
 (event_type + event_payload), and conversations.history takes only a channel
 id, returns newest first from `oldest` on, pages with a cursor, and includes
-metadata when asked (`include_all_metadata`). `click` then plays the user: it
+metadata when asked (`include_all_metadata`). As Slack does, every answer carries the token's scopes in the
+`x-oauth-scopes` header (and the method's in `x-accepted-oauth-scopes`), and a method whose scope the token
+lacks answers `missing_scope` with `needed` and `provided`; auth.test needs none. `click` then plays the user: it
 POSTs a `payload=` form body signed exactly as Slack signs it (v0
 HMAC-SHA256 over "v0:<timestamp>:<body>").
 
@@ -30,9 +32,18 @@ import requests
 from aiohttp import web
 
 
+# The scope each served method needs (a bot token; conversations.history of a private channel needs groups:history)
+METHOD_SCOPES = {"chat.postMessage": "chat:write", "chat.update": "chat:write",
+                 "conversations.history": "channels:history", "usergroups.users.list": "usergroups:read",
+                 "auth.test": ""}
+ALL_SCOPES = ("chat:write", "channels:history", "groups:history", "usergroups:read")
+
+
 class SlackStandIn:
-    def __init__(self, bot_token: str = "xoxb-standin", user_groups: dict[str, list[str]] | None = None):
+    def __init__(self, bot_token: str = "xoxb-standin", user_groups: dict[str, list[str]] | None = None,
+                 scopes: tuple[str, ...] = ALL_SCOPES):
         self.bot_token = bot_token
+        self.scopes = tuple(scopes)  # what the app was installed with
         self.user_groups = user_groups or {}
         self.messages: dict[tuple[str, str], dict] = {}  # (channel, ts) -> latest message
         self.calls: list[tuple[str, dict]] = []
@@ -61,10 +72,23 @@ class SlackStandIn:
         with self._lock:
             self.calls.append((method, args))
         handler = {"chat.postMessage": self.post_message, "chat.update": self.update,
-                   "conversations.history": self.history, "usergroups.users.list": self.group_users}.get(method)
+                   "conversations.history": self.history, "usergroups.users.list": self.group_users,
+                   "auth.test": self.auth_test}.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(handler(args))
+        needed = METHOD_SCOPES[method]
+        if method == "conversations.history" and str(args.get("channel", "")).startswith("G"):
+            needed = "groups:history"
+        headers = {"x-oauth-scopes": ",".join(self.scopes), "x-accepted-oauth-scopes": needed}
+        if needed and needed not in self.scopes:
+            return web.json_response({"ok": False, "error": "missing_scope", "needed": needed,
+                                      "provided": ",".join(self.scopes)}, headers=headers)
+        return web.json_response(handler(args), headers=headers)
+
+    def auth_test(self, args: dict) -> dict:
+        """As Slack answers a bot token: who it is, and no scopes in the body (they are in the header)."""
+        return {"ok": True, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "remediator",
+                "team_id": "T0STANDIN", "user_id": "U0REMEDIATOR", "bot_id": "B0STANDIN", "is_enterprise_install": False}
 
     @staticmethod
     def channel_id(channel: str) -> str:

@@ -359,6 +359,19 @@ def run_deny(args: argparse.Namespace) -> int:
     return run(args, "deny")
 
 
+def add_resolve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("remediation", metavar="NAME")
+    parser.add_argument("-n", "--namespace", required=True)
+    parser.add_argument("--note", required=True, help="what fixed it, for the record (up to 1024 characters)")
+    parser.add_argument("--kubeconfig", default=None)
+
+
+def run_resolve(args: argparse.Namespace) -> int:
+    from remediator.approvals.kubernetes import resolve
+
+    return resolve(args)
+
+
 # ---------------------------------------------------------------- report: figures in core/report/maturity.py
 
 
@@ -389,6 +402,8 @@ COMMANDS: tuple[Command, ...] = (
             add_vote_arguments, run_approve),
     Command("deny", "deny a waiting Remediation as yourself (RBAC decides whether you may)",
             add_vote_arguments, run_deny),
+    Command("resolve", "mark an escalated incident over (service restored by people), as yourself, with a note",
+            add_resolve_arguments, run_resolve),
     Command("report", "MTTR, auto-remediation share, failure rate, SLO coverage; DORA bands and AIOps levels",
             add_report_arguments, run_report),
 )

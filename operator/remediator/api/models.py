@@ -632,11 +632,28 @@ class RemediationStatus(Model):
     claim: TargetClaim | None = None
     folded_into_runbook: bool = Field(False, description="its outcome is counted in its Runbook's status")
     escalation: EscalationPost | None = Field(None, description="the escalation message posted when it ended")
+    escalation_alert: EscalationAlert | None = Field(None, description="the RemediationEscalated alert sent to "
+                                                                       "Alertmanager while the incident is open")
+    # The end of the incident (core.escalation.incident_end); null while nobody knows service is back.
+    restored_at: str | None = Field(None, max_length=MAX_TIME_LENGTH, description="when service was restored")
+    restored_by: Literal["operator", "humans"] | None = Field(
+        None, description="operator: its own step verified; humans: ended after escalation or failure, by the "
+                          "signal resolving or `remediator resolve`")
+    resolved_by: str | None = Field(None, max_length=512, description="who ran `remediator resolve`, as the "
+                                                                      "apiserver authenticated them")
+    resolution_note: str = Field("", max_length=1024, description="their note")
 
 
 class EscalationPost(Model):
     slack_channel: str
     slack_ts: str
+
+
+class EscalationAlert(Model):
+    starts_at: str = Field(max_length=MAX_TIME_LENGTH, description="the alert's startsAt (it names the alert)")
+    sent_at: str | None = Field(None, max_length=MAX_TIME_LENGTH, description="last (re-)sent firing")
+    resolved_at: str | None = Field(None, max_length=MAX_TIME_LENGTH,
+                                    description="when Alertmanager took its resolution (endsAt)")
 
 
 # ---------------------------------------------------------------- RemediationApproval
@@ -655,7 +672,9 @@ class RemediationApprovalSpec(Model):
     request_id: str = Field(min_length=1, max_length=64,
                             description="the Remediation's status.approval.requestId this vote is for; a vote "
                                         "for any other request is refused as stale")
-    decision: Literal["approve", "deny"]
+    decision: Literal["approve", "deny", "resolve"] = Field(
+        description="approve|deny: a vote on the open request; resolve: the incident is over (service restored "
+                    "by people), requestId is then the Remediation's metadata.uid and reason the note")
     reason: str = Field("", max_length=1024)
     user: str = Field(min_length=1, max_length=512, description="the creator's username, as the apiserver knows it")
     groups: list[str] = Field(default_factory=list, max_length=64)

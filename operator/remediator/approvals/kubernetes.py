@@ -58,6 +58,35 @@ def cast_vote(api: client.ApiClient, namespace: str, remediation: str, decision:
     return obj
 
 
+def resolve_incident(api: client.ApiClient, namespace: str, remediation: str, note: str) -> dict:
+    """The RemediationApproval that resolves this incident (bound to it by its uid), once the operator said."""
+    obj = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "remediations",
+                                                                    remediation)
+    return cast_vote(api, namespace, remediation, "resolve", note, request_id=obj["metadata"]["uid"])
+
+
+def resolve(args) -> int:
+    """`remediator resolve NAME --note ...`: a RemediationApproval with decision "resolve", bound to this
+    incident by its uid (a later incident of the same name is not resolved by it). Who you are is the
+    apiserver's answer, re-checked by the admission policy; no flag can say otherwise."""
+    from ..kube import load_api_client
+
+    if len(args.note) > 1024:
+        print(f"the note is {len(args.note)} characters; at most 1024")
+        return 1
+    try:
+        done = resolve_incident(load_api_client(args.kubeconfig), args.namespace, args.remediation, args.note)
+    except ApiException as e:
+        print(f"refused by the apiserver ({e.status}): {e.reason}: {(e.body or '')[:500]}")
+        return 1
+    status = done.get("status") or {}
+    if not status.get("outcome"):
+        print("resolution created; the operator has not recorded it yet (is it running?)")
+        return 2
+    print(f"{status['outcome']}: {status.get('message', '')}")
+    return 0 if status["outcome"] == "accepted" else 1
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("remediation", metavar="NAME")
     parser.add_argument("-n", "--namespace", required=True)

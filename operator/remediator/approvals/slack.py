@@ -42,16 +42,63 @@ class SlackConfig:
     bot_token: FileSecret
     signing_secret: FileSecret
     base_url: str = "https://slack.com/api/"
+    refused: str | None = None  # why Slack features are off although a token is set (check_scopes)
 
     @property
     def enabled(self) -> bool:
-        return self.bot_token.value() is not None
+        return self.refused is None and self.bot_token.value() is not None
 
     def client(self) -> WebClient:
         token = self.bot_token.value()
         if token is None:
             raise SlackUnavailable("no Slack bot token configured")
         return WebClient(token=token.decode(), base_url=self.base_url, timeout=5)
+
+
+# Every scope a Web API call of this module needs (charts/remediator/slack-app-manifest.yaml asks for exactly
+# these): chat.postMessage/chat.update; conversations.history of a public channel; usergroups.users.list.
+REQUIRED_SCOPES = {"chat:write": "post and update approval and escalation messages",
+                   "channels:history": "find a message already posted, so none is posted twice",
+                   "usergroups:read": "check an approver's Slack user groups (allowedSlackGroups)"}
+OPTIONAL_SCOPES = {"groups:history": "approval or escalation channels that are private"}
+
+
+def check_scopes(cfg: SlackConfig) -> tuple[list[str], list[str]]:
+    """(missing required scopes, missing optional ones), each "scope (what it is for)". auth.test answers no
+    scopes in its body: Slack sends the token's scopes in the `x-oauth-scopes` header of every Web API answer.
+    Raises SlackUnavailable when Slack cannot be asked or refuses the token."""
+    try:
+        resp = cfg.client().auth_test()
+    except SlackApiError as e:
+        raise SlackUnavailable(f"auth.test failed: {e.response.get('error')}") from None
+    except OSError as e:
+        raise SlackUnavailable(f"auth.test failed: {e}") from None
+    header = next((v for k, v in (resp.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
+    if isinstance(header, list):
+        header = ",".join(header)
+    granted = {s.strip() for s in (header or "").split(",") if s.strip()}
+    return ([f"{s} ({why})" for s, why in REQUIRED_SCOPES.items() if s not in granted],
+            [f"{s} ({why})" for s, why in OPTIONAL_SCOPES.items() if s not in granted])
+
+
+def refuse_without_scopes(cfg: SlackConfig) -> str | None:
+    """At start-up: turn Slack features off, saying why, when the token lacks a scope they need (approvals then
+    go through `remediator approve` / RemediationApprovals, escalations through Alertmanager and Events)."""
+    if cfg.bot_token.value() is None:
+        return None
+    try:
+        missing, optional = check_scopes(cfg)
+    except SlackUnavailable as e:
+        log.warning("could not check the Slack token's scopes; Slack features stay on", extra={"error": str(e)})
+        return None
+    if optional:
+        log.warning("the Slack app lacks optional scopes", extra={"missing": optional})
+    if missing:
+        cfg.refused = ("Slack features are off: the bot token lacks the scope(s) " + ", ".join(missing) +
+                       "; add them to the Slack app (charts/remediator/slack-app-manifest.yaml lists them) "
+                       "and reinstall it")
+        log.error(cfg.refused)
+    return cfg.refused
 
 
 REQUEST_EVENT = "remediator_approval_request"

@@ -13,11 +13,12 @@ import kopf
 from aiohttp import web
 
 from ..api.models import GROUP, KOPF_FINALIZER
+from ..approvals import slack
 from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, caches, handlers, heap, retention
+from . import anomalies, caches, escalation, handlers, heap, retention, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -81,6 +82,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     ticks = handlers.Ticks(ctx)
     handlers.register(registry, ctx, ticks)
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
+    if ctx.slack is not None:  # a missing scope is said now, not at the first incident
+        await asyncio.to_thread(slack.refuse_without_scopes, ctx.slack)
     runner = await serve_http(ctx)
     # The loops kopf does not run for us follow its peering: they work on the active replica only.
     identity = peering_state.own_identity()
@@ -92,6 +95,12 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     trimming = asyncio.create_task(heap.trim_periodically())
     sweeping = asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
                                                                 activity.served_namespaces))
+    if ctx.alertmanager is None:
+        log.info("no Alertmanager URL (--alertmanager-url): escalations go to Slack and Warning Events only")
+    else:
+        log.info("escalations are also sent to Alertmanager", extra={"url": ctx.alertmanager.url})
+    resending = asyncio.create_task(escalation.resend_periodically(ctx, lambda: activity.active,
+                                                                   runbook_status.finish))
     try:
         await kopf.operator(
             registry=registry,
@@ -114,6 +123,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         trimming.cancel()
         caches.stop(ctx)
         sweeping.cancel()
+        resending.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

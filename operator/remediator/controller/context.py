@@ -14,6 +14,7 @@ from ..signals.changes import ChangeJournal
 from ..signals.prometheus import MAX_BYTES, MAX_SERIES, Prometheus
 from ..records import metrics
 from .caches import Caches
+from .escalation import Alertmanager, OpenAlerts
 from .ingest import Intake, RunbookCache
 
 
@@ -40,6 +41,9 @@ class Settings:
     metrics_port: int = 0  # 0: /metrics on webhook_port
     configmap_journal: bool = True  # watch ConfigMaps for the change journal (needs read rights on them)
     retention_sweep_seconds: float = 600.0  # between sweeps for ended Remediations past their retention
+    alertmanager_url: str | None = None  # where RemediationEscalated alerts go; None: Slack and Events only
+    alertmanager_api_token_file: str | None = None  # bearer token for it (optional)
+    alert_resend_seconds: float = 60.0  # an open escalation alert is re-sent this often (endsAt: 3 re-sends ahead)
 
 
 @dataclass
@@ -53,6 +57,8 @@ class OperatorContext:
     prometheus: Prometheus | None = None
     intake: Intake | None = None
     changes: ChangeJournal | None = None
+    alertmanager: Alertmanager | None = None
+    open_alerts: OpenAlerts = field(default_factory=OpenAlerts)
     _impersonated: dict[tuple[str, str], client.ApiClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -66,6 +72,9 @@ class OperatorContext:
                                          bearer_token=FileSecret(self.settings.prometheus_token_file),
                                          max_series=self.settings.prometheus_max_series,
                                          max_bytes=self.settings.prometheus_max_bytes)
+        if self.alertmanager is None and self.settings.alertmanager_url:
+            self.alertmanager = Alertmanager(self.settings.alertmanager_url,
+                                             FileSecret(self.settings.alertmanager_api_token_file))
         if self.slack is None:
             self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
                                      FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ..core.durations import iso_time
 from ..api.models import GROUP, KOPF_FINALIZER, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..signals import pods
-from . import approvals, caches, reconcile, runbook_status, slo, workqueue
+from . import approvals, caches, escalation, reconcile, runbook_status, slo, workqueue
 from .workqueue import WorkQueue
 from .webhooks import SIGNALS
 from .context import OperatorContext
@@ -125,10 +125,15 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
         except ValidationError as e:  # e.g. created before spec.requestId was required: say so, once
             outcome, message = "refused-invalid", f"not a vote: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}"
         else:
-            policy = reconcile.load_policy(ctx, namespace)
-            outcome, message = approvals.record_kubernetes_vote(ctx, namespace, vote,
-                                                                policy.approval if policy else Approval(),
-                                                                meta.get("creationTimestamp"))
+            if vote.decision == "resolve":  # not a vote: a person says the incident is over (controller.escalation)
+                outcome, message = escalation.record_resolution(ctx, namespace, vote)
+                if outcome == "refused-contended":
+                    raise kopf.TemporaryError(message, delay=1)
+            else:
+                policy = reconcile.load_policy(ctx, namespace)
+                outcome, message = approvals.record_kubernetes_vote(ctx, namespace, vote,
+                                                                    policy.approval if policy else Approval(),
+                                                                    meta.get("creationTimestamp"))
         patch.status["outcome"] = outcome
         patch.status["message"] = message
         patch.status["recordedAt"] = iso_time(datetime.now(timezone.utc))
@@ -156,7 +161,8 @@ def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body
         return
     if KOPF_FINALIZER in (meta.get("finalizers") or []):
         CHORES.submit(drop_kopf_finalizer, ctx, meta["namespace"], meta["name"])
-    if ticks.active() and runbook_status.pending(body.get("status")):
+    ctx.open_alerts.observe(event_type, body)
+    if ticks.active() and runbook_status.pending(body.get("status"), ctx.alertmanager is not None):
         CHORES.submit(fold_outcome, ctx, meta["namespace"], meta["name"])
 
 

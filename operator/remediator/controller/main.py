@@ -88,6 +88,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how far before a breach a change can be its probable cause (e.g. 1h, 30m)")
     parser.add_argument("--retention-sweep", type=float, default=600.0, metavar="SECONDS",
                         help="seconds between sweeps that delete ended Remediations past their policy's retention")
+    parser.add_argument("--alertmanager-url", default=os.environ.get("REMEDIATOR_ALERTMANAGER_URL") or None,
+                        help="Alertmanager base URL: when automation stops, a RemediationEscalated alert is sent "
+                             "there (POST /api/v2/alerts) and resolved when the incident ends; unset: Slack and "
+                             "Events only")
+    parser.add_argument("--alertmanager-api-token-file",
+                        default=os.environ.get("REMEDIATOR_ALERTMANAGER_API_TOKEN_FILE") or None,
+                        help="file holding a bearer token for that Alertmanager (optional)")
+    parser.add_argument("--alert-resend", type=float,
+                        default=float(os.environ.get("REMEDIATOR_ALERT_RESEND_SECONDS", 60)), metavar="SECONDS",
+                        help="seconds between re-sends of an open escalation alert")
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
 
@@ -127,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
         action_service_account=args.action_service_account,
         change_window=parse_duration(args.change_window),
         retention_sweep_seconds=args.retention_sweep,
+        alertmanager_url=args.alertmanager_url,
+        alertmanager_api_token_file=args.alertmanager_api_token_file,
+        alert_resend_seconds=args.alert_resend,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

@@ -1,5 +1,7 @@
 """What an ended Remediation leaves behind: its outcome counted in its Runbook's status, and the Runbook's
-escalation message posted to Slack when it ended Escalated or Failed.
+escalation message posted to Slack when it ended Escalated or Failed (or refused a step while its signal
+fires: core.escalation), the RemediationEscalated alert sent to Alertmanager while the incident is open and
+resolved when it ends (controller.escalation), and the incident's end (restoredAt/restoredBy).
 
 Run on every event of an ended Remediation until its status says both are done (`foldedIntoRunbook`,
 `escalation`), so an operator that crashed between the terminal write and these finds them undone on restart.
@@ -28,37 +30,65 @@ from ..api.models import (
 )
 from ..approvals import messages
 from ..approvals.slack import SlackUnavailable, find_request_message, post_message
+from ..core import escalation
+from ..core.engine import state
 from ..core.plan import adaptive
 from ..core.match import matching
 from ..core.report import runbook_stats
+from . import escalation as escalation_alerts
 from .context import OperatorContext
 from .reconcile import load_policy, parse_time
 
 log = logging.getLogger("remediator.runbook_status")
 WRITES = 5  # tries against concurrent writers of the same status
-ESCALATING = ("Escalated", "Failed")
 
 
-def pending(status: dict | None) -> bool:
-    """An ended Remediation whose outcome is not yet counted in its Runbook (cheap: runs on every event)."""
+def pending(status: dict | None, alerting: bool = False) -> bool:
+    """An ended Remediation with something owed: its outcome counted in its Runbook, its incident's end
+    recorded, or (with an Alertmanager) its escalation alert sent or resolved. Cheap: runs on every event."""
     status = status or {}
-    return status.get("phase") in TERMINAL_PHASES and not status.get("foldedIntoRunbook")
+    if status.get("phase") not in TERMINAL_PHASES:
+        return False
+    if not status.get("foldedIntoRunbook"):
+        return True
+    if status.get("restoredAt") is None and (status["phase"] == "Succeeded" or status.get("signalResolvedAt")) \
+            and status["phase"] in ("Succeeded", "Escalated", "Failed", "Skipped"):
+        return True
+    if not alerting or status["phase"] not in ("Escalated", "Failed", "Skipped"):
+        return False
+    sent = status.get("escalationAlert") or {}
+    return (not sent.get("sentAt") and not status.get("restoredAt")) or \
+        (bool(sent) and bool(status.get("restoredAt")) and not sent.get("resolvedAt"))
 
 
 def finish(ctx: OperatorContext, namespace: str, name: str) -> None:
+    alerting = getattr(ctx, "alertmanager", None) is not None
     for _ in range(WRITES):
         obj = ctx.resources.get("Remediation", name, namespace)
-        if obj is None or not pending(obj.get("status")):
+        if obj is None or not pending(obj.get("status"), alerting):
             return
         spec = RemediationSpec.model_validate(obj["spec"])
         status = RemediationStatus.model_validate(obj["status"])
         # a Remediation pointing at another namespace's Runbook was refused: it counts and escalates nowhere
         refused = matching.remediation_namespace_problem(namespace, spec) is not None
-        runbook = None if refused else fold_into_runbook(ctx, spec, obj["metadata"]["uid"], name, status)
-        failpoints.hit("after-runbook-fold")
-        post = escalate(ctx, namespace, name, obj["metadata"]["uid"], spec, status, runbook) \
-            if status.phase in ESCALATING and status.escalation is None and not refused else status.escalation
-        done = status.model_copy(update={"folded_into_runbook": True, "escalation": post})
+        done, message = status, None
+        if not status.folded_into_runbook:
+            runbook = None if refused else fold_into_runbook(ctx, spec, obj["metadata"]["uid"], name, status)
+            failpoints.hit("after-runbook-fold")
+            message = runbook.escalation.message if runbook else ""
+            post = escalate(ctx, namespace, name, obj["metadata"]["uid"], spec, status, runbook) \
+                if escalation.escalates(status) and status.escalation is None and not refused else status.escalation
+            done = done.model_copy(update={"folded_into_runbook": True, "escalation": post})
+        end = escalation.incident_end(done)
+        if end is not None:
+            done = state.note(done.model_copy(update={"restored_at": end.restored_at, "restored_by": end.restored_by}),
+                              "Restored", f"service restored ({end.why}) at {end.restored_at}",
+                              parse_time(end.restored_at))
+        if not refused:
+            done = done.model_copy(update={
+                "escalation_alert": escalation_alerts.settle_alert(ctx, namespace, name, spec, done, message)})
+        if done == status:
+            return
         try:
             ctx.resources.replace_status("Remediation", namespace, name, {**obj, "status": done.wire()})
             return

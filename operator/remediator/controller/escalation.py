@@ -1,0 +1,186 @@
+"""Alertmanager edge: the RemediationEscalated alert, sent while an escalated incident is open and resolved
+when it ends (core.escalation decides what and when), and `remediator resolve` folded into the Remediation.
+
+Alertmanager identifies an alert by its labels, so sending the same alert again is a refresh, never a second
+page: a crash between a send and the status write that records it re-sends harmlessly. An open alert is
+re-sent every `resend` (its endsAt lies three re-sends ahead, so Alertmanager keeps it firing); the keys of
+Remediations whose alert is open are kept from the Remediation watch, so the re-send sweep reads only those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from kubernetes.client.rest import ApiException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from ..api.models import EscalationAlert, RemediationApprovalSpec, RemediationSpec, RemediationStatus
+from ..core import escalation
+from ..core.engine import state
+from ..secrets import FileSecret
+
+log = logging.getLogger("remediator.escalation")
+TIMEOUT = 5.0
+
+
+class AlertmanagerUnavailable(RuntimeError):
+    """No answer, a timeout or a 5xx after the retries; the next event or sweep tries again."""
+
+
+def transient(e: BaseException) -> bool:
+    if isinstance(e, urllib.error.HTTPError):
+        return e.code >= 500
+    return isinstance(e, (urllib.error.URLError, TimeoutError, ConnectionError))
+
+
+class Alertmanager:
+    """`POST {url}/api/v2/alerts`, retried (tenacity) only on 5xx, connection errors and timeouts."""
+
+    def __init__(self, url: str, bearer_token: FileSecret | None = None, attempts: int = 3):
+        self.url = url.rstrip("/") + "/api/v2/alerts"
+        self.token = bearer_token or FileSecret(None)
+        self.attempts = attempts
+
+    def send(self, alerts: list[dict]) -> None:
+        body = json.dumps(alerts).encode()
+        headers = {"Content-Type": "application/json"}
+        token = self.token.value()
+        if token:
+            headers["Authorization"] = f"Bearer {token.decode()}"
+
+        def post() -> None:
+            req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:  # noqa: S310  the configured URL
+                resp.read()
+
+        try:
+            for attempt in Retrying(retry=retry_if_exception(transient), stop=stop_after_attempt(self.attempts),
+                                    wait=wait_random_exponential(multiplier=0.2, max=2), reraise=True):
+                with attempt:
+                    post()
+        except urllib.error.HTTPError as e:
+            if e.code >= 500:
+                raise AlertmanagerUnavailable(f"Alertmanager answered {e.code}") from None
+            # 400: our alert is wrong; retrying would not help, and the Event/Slack still say it
+            raise AlertmanagerUnavailable(f"Alertmanager refused the alert ({e.code}): "
+                                          f"{e.read()[:300].decode(errors='replace')}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            raise AlertmanagerUnavailable(f"Alertmanager unreachable: {e}") from None
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def settle_alert(ctx, namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus,
+                 message: str | None) -> EscalationAlert | None:
+    """Send what the alert needs now (fire, re-send or resolve); the alert state to persist. Without an
+    Alertmanager, or when it cannot be reached, the state is unchanged (the sweep tries again)."""
+    am: Alertmanager | None = getattr(ctx, "alertmanager", None)
+    resend = timedelta(seconds=ctx.settings.alert_resend_seconds)
+    now = now_utc()
+    due = escalation.alert_due(status, now, resend)
+    if am is None or due is None:
+        return status.escalation_alert
+    sent = status.escalation_alert or EscalationAlert(starts_at=status.finished_at or stamp(now))
+    if message is None:  # a re-send: the Runbook's message from the cache; gone -> said so
+        body = ctx.caches and _runbook_spec(ctx, spec)
+        message = ((body or {}).get("escalation") or {}).get("message", "")
+    alert = escalation.alert(namespace, name, spec, status, message, sent.starts_at, now, resend)
+    try:
+        am.send([alert])
+    except AlertmanagerUnavailable as e:
+        log.warning("could not send the escalation alert", extra={"remediation": f"{namespace}/{name}",
+                                                                  "error": str(e)})
+        return status.escalation_alert
+    if due == "resolve":
+        return sent.model_copy(update={"resolved_at": stamp(now)})
+    return sent.model_copy(update={"sent_at": stamp(now)})
+
+
+def _runbook_spec(ctx, spec: RemediationSpec) -> dict | None:
+    from . import caches
+
+    found = caches.runbook(ctx, spec.runbook.namespace, spec.runbook.name)
+    return (found or {}).get("spec")
+
+
+class OpenAlerts:
+    """Keys of Remediations whose escalation alert is open (or owed), from their watch events."""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def observe(self, event_type: str, body: dict) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        status = body.get("status") or {}
+        sent = status.get("escalationAlert") or {}
+        owed = event_type != "DELETED" and status.get("phase") in ("Escalated", "Failed", "Skipped") and (
+            (not status.get("restoredAt") and status.get("foldedIntoRunbook")) or
+            (sent and not sent.get("resolvedAt")))
+        with self._lock:
+            (self._keys.add if owed else self._keys.discard)(key)
+
+    def keys(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._keys)
+
+
+async def resend_periodically(ctx, active: Callable[[], bool], settle: Callable[[object, str, str], None]) -> None:
+    """Re-send every open alert before Alertmanager would time it out; only on the active replica."""
+    while True:
+        await asyncio.sleep(ctx.settings.alert_resend_seconds)
+        if not active() or getattr(ctx, "alertmanager", None) is None:
+            continue
+        for namespace, name in ctx.open_alerts.keys():
+            try:
+                await asyncio.to_thread(settle, ctx, namespace, name)
+            except Exception as e:  # noqa: BLE001  the next sweep tries again
+                log.warning("could not re-send the escalation alert", extra={
+                    "remediation": f"{namespace}/{name}", "error": str(e)})
+
+
+# ---------------------------------------------------------------- `remediator resolve`
+
+
+def record_resolution(ctx, namespace: str, spec: RemediationApprovalSpec) -> tuple[str, str]:
+    """A RemediationApproval with decision "resolve": the admission policy checked that spec.user is its
+    creator; RBAC that they may create one. Persisted (resourceVersion-guarded) before this returns."""
+    who = f"kubernetes:{spec.user}"
+    for _ in range(5):
+        obj = ctx.resources.get("Remediation", spec.remediation, namespace)
+        if obj is None:
+            return "refused-unknown-remediation", f"no Remediation {spec.remediation!r} in {namespace}"
+        if spec.request_id != obj["metadata"]["uid"]:
+            return "refused-stale", (f"requestId {spec.request_id!r} is not this Remediation's uid: it names "
+                                     "another incident of the same name")
+        status = RemediationStatus.model_validate(obj.get("status") or {})
+        verdict = escalation.may_resolve(status)
+        if not verdict.allowed:
+            return "refused-already-decided", verdict.reason
+        now = now_utc()
+        note = spec.reason or "(no note)"
+        updated = state.note(status.model_copy(update={
+            "restored_at": stamp(now), "restored_by": "humans", "resolved_by": who,
+            "resolution_note": spec.reason}), "Resolved", f"{who} resolved it: {note}", now)
+        try:
+            ctx.resources.replace_status("Remediation", namespace, spec.remediation,
+                                         {**obj, "status": updated.wire()})
+            return "accepted", f"resolved by {who}"
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    return "refused-contended", "the Remediation kept changing; resolve again"

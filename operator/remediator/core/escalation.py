@@ -1,0 +1,118 @@
+"""When automation stops, who hears, and when the incident is over: plain data in, plain data out.
+
+`escalates` says whether an ended Remediation is handed to people (Escalated, Failed, and a step the guards or
+the target claim refused while the signal still fires); `incident_end` says whether, and by whom, service is
+restored; `alert` is the Alertmanager v2 alert (`POST /api/v2/alerts`) that pages on-call while it is open, and
+the same alert with endsAt = now once it is over (Alertmanager matches alerts by their labels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..api.models import RemediationSpec, RemediationStatus
+
+ALERTNAME = "RemediationEscalated"
+# Skipped because a step was refused (core.engine: guards right before acting / at planning, the target claim);
+# Skipped for any other reason (dry run, every step skipped by its condition) did nothing anyone must follow up.
+REFUSED_PREFIXES = ("guard blocked", "no claim on the target")
+MAX_ANNOTATION = 2000  # Alertmanager keeps annotations as given; on-call reads them on a phone
+
+
+def escalates(status: RemediationStatus) -> str | None:
+    """Why people must take over this ended incident, or None when they need not."""
+    if status.phase in ("Escalated", "Failed"):
+        return f"{status.phase}: {status.reason}"
+    refused = status.phase == "Skipped" and not status.dry_run and status.reason.startswith(REFUSED_PREFIXES)
+    if refused and not status.signal_resolved_at:
+        return f"refused while the signal fires: {status.reason}"
+    return None
+
+
+@dataclass(frozen=True)
+class IncidentEnd:
+    restored_at: str
+    restored_by: str  # "operator" | "humans"
+    why: str
+
+
+def incident_end(status: RemediationStatus) -> IncidentEnd | None:
+    """The end of an ended Remediation's incident, once it is known and not yet recorded.
+
+    The operator restored service when its own step verified (Succeeded). An incident handed to people ends
+    when its signal resolves (alert resolved, SLO back within budget, the anomaly gone); a `remediator resolve`
+    is recorded by its own path, with who ran it. Other ends (Cancelled, Denied, Expired, dry run, plain
+    Skipped) are not the operator's nor an escalation's: they stay unrestored here, for the report to show
+    apart."""
+    if status.restored_at or status.phase not in ("Succeeded", "Escalated", "Failed", "Skipped"):
+        return None
+    if status.phase == "Succeeded" and status.finished_at:
+        return IncidentEnd(status.finished_at, "operator", "its own step verified")
+    handed_over = status.phase in ("Escalated", "Failed") or (
+        status.phase == "Skipped" and not status.dry_run and status.reason.startswith(REFUSED_PREFIXES))
+    if handed_over and status.signal_resolved_at:
+        return IncidentEnd(max(status.signal_resolved_at, status.finished_at or ""), "humans",
+                           "the signal resolved after the operator handed over")
+    return None
+
+
+@dataclass(frozen=True)
+class ResolveVerdict:
+    allowed: bool
+    reason: str
+
+
+def may_resolve(status: RemediationStatus) -> ResolveVerdict:
+    """A person may mark an ended, unrestored incident over; an open one is still the operator's."""
+    if status.phase not in ("Succeeded", "Failed", "Escalated", "Denied", "Cancelled", "Skipped", "Expired"):
+        return ResolveVerdict(False, f"still {status.phase}: the operator is working on it; it ends on its own")
+    if status.restored_at:
+        by = status.resolved_by or status.restored_by
+        return ResolveVerdict(False, f"already restored at {status.restored_at} by {by}")
+    return ResolveVerdict(True, "recorded")
+
+
+def alert_labels(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus) -> dict[str, str]:
+    """The labels name the alert: the same labels re-sent refresh it; they never change while it is open."""
+    return {"alertname": ALERTNAME, "namespace": namespace, "remediation": name,
+            "runbook": spec.runbook.name,
+            "target": f"{spec.target.kind}/{spec.target.name}",
+            "severity": "page"}
+
+
+def alert(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus, message: str,
+          starts_at: str, now: datetime, resend_every: timedelta, generator_url: str = "") -> dict:
+    """One alert of `POST /api/v2/alerts`. Open: endsAt three re-sends ahead, so a missed re-send or two does
+    not resolve it; over (restored_at set): endsAt = now, which resolves it."""
+    tried = "; ".join(f"{r.name} ({r.action}): {r.phase}" for r in status.steps) or "no step ran"
+    ends = now if status.restored_at else now + 3 * resend_every
+    annotations = {
+        "summary": f"automation stopped on {namespace}/{name}: people must take over",
+        "tried": tried,
+        "stopped": escalates(status) or status.reason,
+        "message": message or "(the Runbook gives no escalation message)",
+    }
+    if status.restored_at:
+        annotations["restored"] = f"{status.restored_at} by {status.resolved_by or status.restored_by}" + (
+            f": {status.resolution_note}" if status.resolution_note else "")
+    body = {"labels": alert_labels(namespace, name, spec, status),
+            "annotations": {k: v[:MAX_ANNOTATION] for k, v in annotations.items()},
+            "startsAt": starts_at, "endsAt": ends.isoformat().replace("+00:00", "Z")}
+    if generator_url:
+        body["generatorURL"] = generator_url
+    return body
+
+
+def alert_due(status: RemediationStatus, now: datetime, resend_every: timedelta,
+              parse=datetime.fromisoformat) -> str | None:
+    """What the Alertmanager alert of this ended Remediation needs now: "fire" (first time or a re-send is
+    due), "resolve" (it was sent and the incident is over), or None."""
+    if escalates(status) is None and not status.escalation_alert:
+        return None
+    sent = status.escalation_alert
+    if status.restored_at:
+        return "resolve" if sent and not sent.resolved_at else None
+    if sent is None or not sent.sent_at:
+        return "fire"
+    return "fire" if now - parse(sent.sent_at.replace("Z", "+00:00")) >= resend_every else None

@@ -1,0 +1,128 @@
+"""When automation stops who hears, what the RemediationEscalated alert says, and when the incident is over."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from remediator.api.models import EscalationAlert, RemediationSpec, RemediationStatus, StepRecord
+from remediator.controller.runbook_status import pending
+from remediator.core import escalation
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+MINUTE = timedelta(minutes=1)
+SPEC = RemediationSpec.model_validate({
+    "signal": {"source": "alertmanager", "name": "HighErrorRate", "fingerprint": "f1"},
+    "runbook": {"name": "bad-rollout", "namespace": "shop"},
+    "target": {"kind": "Deployment", "name": "web", "namespace": "shop"}})
+
+
+def ended(phase: str, reason: str = "step 'restart' verification failed; ladder exhausted", **kw) -> RemediationStatus:
+    return RemediationStatus(phase=phase, reason=reason, started_at="2026-12-01T11:50:00Z",
+                             finished_at="2026-12-01T11:55:00Z", **kw)
+
+
+def test_escalated_failed_and_a_guard_refusal_while_firing_escalate_other_ends_do_not():
+    assert escalation.escalates(ended("Escalated"))
+    assert escalation.escalates(ended("Failed"))
+    assert escalation.escalates(ended("Skipped", "guard blocked: cooldown 10m"))
+    assert escalation.escalates(ended("Skipped", "no claim on the target right before acting: held"))
+    assert not escalation.escalates(ended("Skipped", "guard blocked: cooldown 10m",
+                                          signal_resolved_at="2026-12-01T11:56:00Z")), "nothing fires any more"
+    assert not escalation.escalates(ended("Skipped", "guard blocked: x", dry_run=True)), "a dry run pages nobody"
+    assert not escalation.escalates(ended("Skipped", "every step of the ladder is skipped"))
+    for phase in ("Succeeded", "Cancelled", "Denied", "Expired"):
+        assert not escalation.escalates(ended(phase)), phase
+
+
+def test_a_verified_step_restores_service_by_the_operator_at_its_verdict():
+    end = escalation.incident_end(ended("Succeeded"))
+    assert (end.restored_at, end.restored_by) == ("2026-12-01T11:55:00Z", "operator")
+
+
+def test_an_escalated_incident_is_restored_by_humans_when_its_signal_resolves_and_not_before():
+    assert escalation.incident_end(ended("Escalated")) is None, "unresolved stays null"
+    end = escalation.incident_end(ended("Escalated", signal_resolved_at="2026-12-01T12:30:00Z"))
+    assert (end.restored_at, end.restored_by) == ("2026-12-01T12:30:00Z", "humans")
+    assert escalation.incident_end(ended("Failed", signal_resolved_at="2026-12-01T12:30:00Z")).restored_by == "humans"
+
+
+def test_an_incident_already_ended_or_not_handed_over_gets_no_end_here():
+    assert escalation.incident_end(ended("Escalated", signal_resolved_at="2026-12-01T12:30:00Z",
+                                         restored_at="2026-12-01T12:10:00Z", restored_by="humans")) is None
+    assert escalation.incident_end(ended("Cancelled", signal_resolved_at="2026-12-01T11:56:00Z")) is None
+    assert escalation.incident_end(ended("Skipped", "dry run: would restart", dry_run=True,
+                                         signal_resolved_at="2026-12-01T11:56:00Z")) is None
+
+
+def test_a_signal_resolved_before_the_ladder_ended_restores_at_the_end_not_before_it():
+    end = escalation.incident_end(ended("Escalated", signal_resolved_at="2026-12-01T11:52:00Z"))
+    assert end.restored_at == "2026-12-01T11:55:00Z"
+
+
+def test_a_person_may_resolve_an_ended_unrestored_incident_only():
+    assert escalation.may_resolve(ended("Escalated")).allowed
+    assert escalation.may_resolve(ended("Denied")).allowed
+    open_one = escalation.may_resolve(RemediationStatus(phase="Acting"))
+    assert not open_one.allowed and "Acting" in open_one.reason
+    done = escalation.may_resolve(ended("Escalated", restored_at="2026-12-01T12:00:00Z", restored_by="humans",
+                                        resolved_by="kubernetes:alice"))
+    assert not done.allowed and "kubernetes:alice" in done.reason
+
+
+def test_the_alert_names_the_incident_in_its_labels_and_says_what_was_tried_and_why_it_stopped():
+    status = ended("Escalated", steps=[StepRecord.model_validate(
+        {"index": 0, "name": "restart", "action": "restartRollout", "idempotencyKey": "k", "phase": "Failed"})])
+    body = escalation.alert("shop", "r-1", SPEC, status, "page web on-call", "2026-12-01T11:55:00Z", NOW, MINUTE)
+    assert body["labels"] == {"alertname": "RemediationEscalated", "namespace": "shop", "remediation": "r-1",
+                              "runbook": "bad-rollout", "target": "Deployment/web", "severity": "page"}
+    assert body["annotations"]["tried"] == "restart (restartRollout): Failed"
+    assert "ladder exhausted" in body["annotations"]["stopped"]
+    assert body["annotations"]["message"] == "page web on-call"
+    assert body["startsAt"] == "2026-12-01T11:55:00Z"
+    assert body["endsAt"] == "2026-12-01T12:03:00Z", "three re-sends ahead: a missed re-send does not resolve it"
+
+
+def test_the_alert_of_a_restored_incident_ends_now_and_says_who_restored_it():
+    status = ended("Escalated", restored_at="2026-12-01T11:59:00Z", restored_by="humans",
+                   resolved_by="kubernetes:alice", resolution_note="scaled the db")
+    body = escalation.alert("shop", "r-1", SPEC, status, "", "2026-12-01T11:55:00Z", NOW, MINUTE)
+    assert body["endsAt"] == "2026-12-01T12:00:00Z"
+    assert body["annotations"]["restored"] == "2026-12-01T11:59:00Z by kubernetes:alice: scaled the db"
+    assert body["labels"]["alertname"] == "RemediationEscalated", "same labels: the same alert, resolved"
+
+
+def test_huge_annotations_are_cut():
+    body = escalation.alert("shop", "r-1", SPEC, ended("Escalated", "x" * 10_000), "y" * 10_000,
+                            "2026-12-01T11:55:00Z", NOW, MINUTE)
+    assert all(len(v) <= escalation.MAX_ANNOTATION for v in body["annotations"].values())
+
+
+def test_the_alert_fires_once_is_re_sent_while_open_and_resolved_once_when_over():
+    status = ended("Escalated")
+    assert escalation.alert_due(status, NOW, MINUTE) == "fire"
+    sent = status.model_copy(update={"escalation_alert": EscalationAlert(
+        starts_at="2026-12-01T11:55:00Z", sent_at="2026-12-01T11:59:30Z")})
+    assert escalation.alert_due(sent, NOW, MINUTE) is None
+    assert escalation.alert_due(sent, NOW + MINUTE, MINUTE) == "fire"
+    over = sent.model_copy(update={"restored_at": "2026-12-01T12:00:00Z"})
+    assert escalation.alert_due(over, NOW, MINUTE) == "resolve"
+    done = over.model_copy(update={"escalation_alert": over.escalation_alert.model_copy(
+        update={"resolved_at": "2026-12-01T12:00:01Z"})})
+    assert escalation.alert_due(done, NOW, MINUTE) is None
+    assert escalation.alert_due(ended("Succeeded"), NOW, MINUTE) is None
+    assert escalation.alert_due(ended("Escalated", restored_at="2026-12-01T12:00:00Z"), NOW, MINUTE) is None, \
+        "resolved before it was ever sent: nothing to send"
+
+
+def test_an_ended_remediation_stays_pending_until_its_end_and_its_alert_are_recorded():
+    folded = {"phase": "Escalated", "foldedIntoRunbook": True, "finishedAt": "2026-12-01T11:55:00Z"}
+    assert not pending(folded), "without Alertmanager nothing more is owed until the signal resolves"
+    assert pending(folded, alerting=True)
+    assert pending({**folded, "signalResolvedAt": "2026-12-01T12:00:00Z"})
+    sent = {**folded, "escalationAlert": {"startsAt": "x", "sentAt": "y"}}
+    assert not pending(sent, alerting=True), "re-sends are the sweep's, not every event's"
+    over = {**sent, "restoredAt": "z", "restoredBy": "humans"}
+    assert pending(over, alerting=True)
+    assert not pending({**over, "escalationAlert": {"startsAt": "x", "sentAt": "y", "resolvedAt": "w"}},
+                       alerting=True)
+    assert pending({"phase": "Succeeded", "foldedIntoRunbook": True}), "restoredAt still owed"
