@@ -126,3 +126,64 @@ def test_an_ended_remediation_stays_pending_until_its_end_and_its_alert_are_reco
     assert not pending({**over, "escalationAlert": {"startsAt": "x", "sentAt": "y", "resolvedAt": "w"}},
                        alerting=True)
     assert pending({"phase": "Succeeded", "foldedIntoRunbook": True}), "restoredAt still owed"
+
+
+class FlakyAlertmanager:
+    """A real socket answering POST /api/v2/alerts with the given statuses in turn, recording the bodies."""
+
+    def __init__(self, statuses: list[int]):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list = []
+        answers, bodies = list(statuses), self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                bodies.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+                self.send_response(answers.pop(0) if answers else 200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_alert_is_retried_on_a_5xx_and_not_on_a_400():
+    import pytest
+
+    from remediator.controller.escalation import Alertmanager, AlertmanagerUnavailable
+
+    am = FlakyAlertmanager([503, 200])
+    try:
+        Alertmanager(am.url + "/").send([{"labels": {"alertname": "RemediationEscalated"}}])
+        assert [path for path, _ in am.bodies] == ["/api/v2/alerts", "/api/v2/alerts"], "retried once, then sent"
+    finally:
+        am.close()
+    am = FlakyAlertmanager([400, 200])
+    try:
+        with pytest.raises(AlertmanagerUnavailable, match="refused the alert \\(400\\)"):
+            Alertmanager(am.url).send([{"labels": {}}])
+        assert len(am.bodies) == 1, "a refusal is not retried"
+    finally:
+        am.close()
+
+
+def test_an_unreachable_alertmanager_is_unavailable_after_the_retries():
+    import pytest
+
+    from remediator.controller.escalation import Alertmanager, AlertmanagerUnavailable
+
+    am = FlakyAlertmanager([])
+    url = am.url
+    am.close()
+    with pytest.raises(AlertmanagerUnavailable, match="unreachable"):
+        Alertmanager(url, attempts=2).send([{}])

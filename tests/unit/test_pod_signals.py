@@ -73,3 +73,13 @@ def test_terminating_pods_are_not_signals():
     p = pod(waiting="CrashLoopBackOff")
     p["metadata"]["deletionTimestamp"] = "2026-11-25T11:59:30Z"
     assert pod_signals(p, NOW) == []
+
+
+def test_a_pod_incident_is_over_when_no_pod_of_its_revision_fails_any_more():
+    from remediator.signals.pods import recovered
+
+    was = pod(name="web-7d9f-a", waiting="CrashLoopBackOff")
+    still = pod(name="web-7d9f-b", waiting="CrashLoopBackOff")
+    assert recovered(was, [still], NOW) == [], "another pod of the revision still crash-loops"
+    over = recovered(was, [pod(name="web-8e0a-c", waiting="CrashLoopBackOff", template_hash="8e0a")], NOW)
+    assert [s.fingerprint for s in over] == [s.fingerprint for s in pod_signals(was, NOW)]

@@ -150,6 +150,10 @@ class RemediationIndex:
             else:
                 self._put(obj)
 
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._entries
+
     def _put(self, obj: Mapping) -> None:
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         self._drop(key)

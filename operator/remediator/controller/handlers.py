@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ..core.durations import iso_time
 from ..api.models import GROUP, KOPF_FINALIZER, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
+from ..core.engine import state
 from ..signals import pods
 from . import approvals, caches, escalation, reconcile, runbook_status, slo, workqueue
 from .workqueue import WorkQueue
@@ -36,6 +37,18 @@ def maybe_failing(status, **_) -> bool:
 async def ingest_pod(ctx: OperatorContext, pod: dict) -> None:
     for signal in pods.pod_signals(pod, datetime.now(timezone.utc)):
         result = await asyncio.to_thread(ctx.intake.firing, signal)
+        SIGNALS.labels("podState", result.outcome).inc()
+
+
+async def resolve_pod(ctx: OperatorContext, previous: dict) -> None:
+    namespace = previous["metadata"].get("namespace", "")
+    others = [pod for (ns, _), pod in list(ctx.failing_pods.items()) if ns == namespace]
+    for signal in pods.recovered(previous, others, datetime.now(timezone.utc)):
+        # most pods turning Ready (every rollout) had no incident: the cache says so without a GET
+        if (namespace, state.remediation_name(signal.source, signal.fingerprint, "", namespace)) \
+                not in ctx.caches.remediations:
+            continue
+        result = await asyncio.to_thread(ctx.intake.resolved, signal)
         SIGNALS.labels("podState", result.outcome).inc()
 
 
@@ -94,7 +107,9 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
     async def pod_state(type, body, namespace, name, status, **_):
         key = (namespace, name)
         if type == "DELETED" or not ctx.serves(namespace) or not maybe_failing(status):
-            ctx.failing_pods.pop(key, None)
+            previous = ctx.failing_pods.pop(key, None)
+            if previous is not None and type != "DELETED" and ctx.serves(namespace):
+                await resolve_pod(ctx, previous)  # healthy again: the pod-state incident may be over
             return
         ctx.failing_pods[key] = dict(body)
         await ingest_pod(ctx, ctx.failing_pods[key])

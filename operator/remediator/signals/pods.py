@@ -70,6 +70,14 @@ def restarts(pod: dict) -> int:
                default=0)
 
 
+def recovered(previous: dict, still_failing: list[dict], now: datetime) -> list[Signal]:
+    """The signals of a pod that was failing and is healthy again that no other failing pod still raises (one
+    incident covers every pod of a revision: it is over when none of them fails any more). A deleted pod is
+    not a recovery: its ReplicaSet may start another that fails the same way."""
+    others = {s.fingerprint for pod in still_failing for s in pod_signals(pod, now)}
+    return [s for s in pod_signals(previous, now) if s.fingerprint not in others]
+
+
 def pod_signals(pod: dict, now: datetime, not_ready_grace: timedelta = timedelta(0)) -> list[Signal]:
     """Signals for a failing pod. NotReady carries `notReadySeconds`, so each runbook applies its own grace."""
     meta = pod.get("metadata") or {}
