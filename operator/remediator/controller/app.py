@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import random
 import threading
@@ -100,7 +101,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     else:
         log.info("escalations are also sent to Alertmanager", extra={"url": ctx.alertmanager.url})
     resending = asyncio.create_task(escalation.resend_periodically(ctx, lambda: activity.active,
-                                                                   runbook_status.finish))
+                                                                   functools.partial(runbook_status.finish,
+                                                                                     resend=True)))
     try:
         await kopf.operator(
             registry=registry,

@@ -61,11 +61,13 @@ def pending(status: dict | None, alerting: bool = False) -> bool:
         (bool(sent) and bool(status.get("restoredAt")) and not sent.get("resolvedAt"))
 
 
-def finish(ctx: OperatorContext, namespace: str, name: str) -> None:
+def finish(ctx: OperatorContext, namespace: str, name: str, resend: bool = False) -> None:
+    """`resend`: also when only a re-send of the open escalation alert may be due (the re-send sweep)."""
     alerting = getattr(ctx, "alertmanager", None) is not None
     for _ in range(WRITES):
         obj = ctx.resources.get("Remediation", name, namespace)
-        if obj is None or not pending(obj.get("status"), alerting):
+        if obj is None or not (pending(obj.get("status"), alerting) or
+                               resend and (obj.get("status") or {}).get("phase") in TERMINAL_PHASES):
             return
         spec = RemediationSpec.model_validate(obj["spec"])
         status = RemediationStatus.model_validate(obj["status"])
