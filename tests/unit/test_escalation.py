@@ -187,3 +187,27 @@ def test_an_unreachable_alertmanager_is_unavailable_after_the_retries():
     am.close()
     with pytest.raises(AlertmanagerUnavailable, match="unreachable"):
         Alertmanager(url, attempts=2).send([{}])
+
+
+def test_an_incident_that_ended_long_ago_unpaged_is_not_paged_now():
+    old = ended("Escalated")  # finished 11:55
+    assert escalation.alert_due(old, NOW + timedelta(hours=2), MINUTE) is None, "no storm of stale pages"
+    assert escalation.alert_due(old, NOW + timedelta(minutes=30), MINUTE) == "fire"
+
+
+def test_a_dry_run_or_plain_skip_is_never_watched_for_an_alert():
+    from remediator.controller.escalation import OpenAlerts
+
+    alerts = OpenAlerts()
+    for i, status in enumerate([{"phase": "Skipped", "dryRun": True, "reason": "guard blocked: x"},
+                                {"phase": "Skipped", "reason": "every step of the ladder is skipped"},
+                                {"phase": "Succeeded"}]):
+        alerts.observe("ADDED", {"metadata": {"namespace": "shop", "name": f"r{i}"},
+                                 "status": {**status, "foldedIntoRunbook": True}})
+    alerts.observe("ADDED", {"metadata": {"namespace": "shop", "name": "esc"},
+                             "status": {"phase": "Escalated", "foldedIntoRunbook": True}})
+    assert alerts.keys() == [("shop", "esc")]
+    alerts.observe("MODIFIED", {"metadata": {"namespace": "shop", "name": "esc"}, "status": {
+        "phase": "Escalated", "foldedIntoRunbook": True, "restoredAt": "t",
+        "escalationAlert": {"startsAt": "s", "sentAt": "t", "resolvedAt": "u"}}})
+    assert alerts.keys() == []

@@ -128,7 +128,7 @@ class OpenAlerts:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         status = body.get("status") or {}
         sent = status.get("escalationAlert") or {}
-        owed = event_type != "DELETED" and status.get("phase") in ("Escalated", "Failed", "Skipped") and (
+        owed = event_type != "DELETED" and escalation.handed_over(status) and (
             (not status.get("restoredAt") and status.get("foldedIntoRunbook")) or
             (sent and not sent.get("resolvedAt")))
         with self._lock:

@@ -54,7 +54,7 @@ def pending(status: dict | None, alerting: bool = False) -> bool:
     if status.get("restoredAt") is None and (status["phase"] == "Succeeded" or status.get("signalResolvedAt")) \
             and status["phase"] in ("Succeeded", "Escalated", "Failed", "Skipped"):
         return True
-    if not alerting or status["phase"] not in ("Escalated", "Failed", "Skipped"):
+    if not alerting or not escalation.handed_over(status):
         return False
     sent = status.get("escalationAlert") or {}
     return (not sent.get("sentAt") and not status.get("restoredAt")) or \

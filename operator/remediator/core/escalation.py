@@ -17,7 +17,15 @@ ALERTNAME = "RemediationEscalated"
 # Skipped because a step was refused (core.engine: guards right before acting / at planning, the target claim);
 # Skipped for any other reason (dry run, every step skipped by its condition) did nothing anyone must follow up.
 REFUSED_PREFIXES = ("guard blocked", "no claim on the target")
+FIRST_PAGE_WITHIN = timedelta(hours=1)
 MAX_ANNOTATION = 2000  # Alertmanager keeps annotations as given; on-call reads them on a phone
+
+
+def handed_over(status: dict) -> bool:
+    """`escalates` or a refusal whose signal has resolved since, on the wire status (cheap: every watch event)."""
+    phase = status.get("phase")
+    return phase in ("Escalated", "Failed") or (
+        phase == "Skipped" and not status.get("dryRun") and str(status.get("reason", "")).startswith(REFUSED_PREFIXES))
 
 
 def escalates(status: RemediationStatus) -> str | None:
@@ -49,9 +57,7 @@ def incident_end(status: RemediationStatus) -> IncidentEnd | None:
         return None
     if status.phase == "Succeeded" and status.finished_at:
         return IncidentEnd(status.finished_at, "operator", "its own step verified")
-    handed_over = status.phase in ("Escalated", "Failed") or (
-        status.phase == "Skipped" and not status.dry_run and status.reason.startswith(REFUSED_PREFIXES))
-    if handed_over and status.signal_resolved_at:
+    if handed_over(status.wire()) and status.signal_resolved_at:
         return IncidentEnd(max(status.signal_resolved_at, status.finished_at or ""), "humans",
                            "the signal resolved after the operator handed over")
     return None
@@ -114,5 +120,8 @@ def alert_due(status: RemediationStatus, now: datetime, resend_every: timedelta,
     if status.restored_at:
         return "resolve" if sent and not sent.resolved_at else None
     if sent is None or not sent.sent_at:
-        return "fire"
+        # an incident that ended long ago and was never paged (e.g. before Alertmanager was configured, or
+        # before an upgrade) is not paged now: that would be a storm of stale pages
+        ended = parse(status.finished_at.replace("Z", "+00:00")) if status.finished_at else now
+        return "fire" if now - ended <= FIRST_PAGE_WITHIN else None
     return "fire" if now - parse(sent.sent_at.replace("Z", "+00:00")) >= resend_every else None
