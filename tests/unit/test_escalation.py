@@ -67,6 +67,7 @@ def test_a_person_may_resolve_an_ended_unrestored_incident_only():
     done = escalation.may_resolve(ended("Escalated", restored_at="2026-12-01T12:00:00Z", restored_by="humans",
                                         resolved_by="kubernetes:alice"))
     assert not done.allowed and "kubernetes:alice" in done.reason
+    assert not escalation.may_resolve(ended("Succeeded")).allowed, "the operator's verified end is not a person's"
 
 
 def test_the_alert_names_the_incident_in_its_labels_and_says_what_was_tried_and_why_it_stopped():

@@ -76,6 +76,8 @@ def may_resolve(status: RemediationStatus) -> ResolveVerdict:
     if status.restored_at:
         by = status.resolved_by or status.restored_by
         return ResolveVerdict(False, f"already restored at {status.restored_at} by {by}")
+    if status.phase == "Succeeded":  # its end is being recorded: the operator's verified step restored it
+        return ResolveVerdict(False, "already restored by the operator: its step verified")
     return ResolveVerdict(True, "recorded")
 
 
