@@ -52,6 +52,7 @@ def test_the_shipped_slack_app_manifest_asks_for_exactly_the_scopes_the_code_nee
     assert interactivity["is_enabled"] and interactivity["request_url"].endswith("/webhooks/slack/interactions")
 
 
+@pytest.mark.slow
 def test_the_operator_starts_with_slack_off_and_says_why_when_a_scope_is_missing(kubeconfig, namespace, crds,
                                                                                   tmp_path):
     slack = SlackStandIn(scopes=("chat:write",)).start()
