@@ -49,11 +49,15 @@ def test_json_output_carries_the_figures_and_placements(export, capsys):
     assert main(["report", "-f", path, *SINCE, "--output", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["figures"]["incidents"] == 6
-    assert out["figures"]["timeToRecover"] == {"count": 6, "medianSeconds": 600.0, "p90Seconds": 1200.0}
-    assert out["figures"]["sloCoverage"] == {"part": 1, "whole": 2, "percent": 50.0}
+    assert out["figures"]["timeToRestore"]["every"] == {"count": 6, "medianSeconds": 600.0, "p90Seconds": 1200.0,
+                                                        "lowerBound": False}
+    assert "timeToRestore" in out["definitions"]
+    assert out["figures"]["sloCoverage"] == {"part": 1, "whole": 2, "percent": 50.0,
+                                             "byNamespace": {"shop": {"part": 1, "whole": 2, "percent": 50.0}},
+                                             "systemNamespacesExcluded": []}
     assert out["figures"]["neededApproval"]["part"] == 1
     assert out["dora"][0] == {"name": "time to restore service", "level": "elite",
-                              "evidence": ["median 10m over 6 verified recoveries (p90 20m)"], "missingForNext": []}
+                              "evidence": ["median 10m over 6 incidents (operator 6; p90 20m)"], "missingForNext": []}
 
 
 def test_the_table_says_when_the_sample_is_too_small(export, capsys):
@@ -104,6 +108,19 @@ def test_plot_writes_a_png(export, tmp_path, capsys):
     path = export(*remediations(*succeeded(3), obj("esc", "Escalated")))
     assert main(["report", "-f", path, *SINCE, "--plot", str(target)]) == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_plot_draws_weekly_time_to_restore_by_who_restored_it_and_the_auto_remediated_share():
+    from remediator.core.report import maturity
+    from remediator.records.report import draw
+    from tests.unit.test_maturity import mixed_history, records
+
+    figure = draw(maturity.weekly(records(*mixed_history()), now=T0 + timedelta(days=1)))
+    left, right = figure.axes
+    bars = {c.get_label(): [round(b.get_height(), 3) for b in c] for c in left.containers if len(c)}
+    # T0 is a Sunday: one week; medians in hours: operator 90s, humans 20m, unresolved 20h (21h and 19h open)
+    assert bars == {"operator": [0.025], "humans": [0.333], "unresolved": [20.0]}
+    assert list(right.lines[0].get_ydata()) == [50.0]  # 2 of the 4 the operator could act on
 
 
 def test_a_missing_kubeconfig_is_an_error_suggesting_an_export(tmp_path, capsys, monkeypatch):
