@@ -7,24 +7,21 @@ probable causes its Remediations name (pure: plain data in and out).
 - deployment frequency = rollouts in range per day, per workload and per namespace; the band is placed on
   the median workload (of those that rolled out in range).
 
-`fold` keeps the compact counts that survive restarts: per day, per namespace/Kind/name, how many rollouts;
-and per workload the last revision counted, so a rollout seen twice (a re-list after a restart) counts once.
-Bounded: at most KEPT_DAYS days and MAX_WORKLOADS workloads (least recently rolled out dropped first).
+The rollouts come from the ReplicaSet history the apiserver keeps (revisionHistoryLimit per Deployment), so they
+survive restarts without storage of our own, and lose what that limit drops.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
 from remediator.core.durations import parse_time
 
-KEPT_DAYS = 90
-MAX_WORKLOADS = 2000
 DAY = timedelta(days=1)
 
 
@@ -95,15 +92,8 @@ def keys(rollouts: Iterable[Rollout], records: Iterable, since: datetime | None,
         return (since is None or r.at >= since) and r.at < end
 
     linked = {r.key: r for r in (caused_by(rec) for rec in records) if r is not None and inside(r)}
-    every = {r.key: r for r in rollouts if inside(r)}
-    for key, r in linked.items():  # a rollout a cause names happened, even when the history lost it
-        if key in every:
-            continue
-        counted = next((k for k, c in every.items() if k[:2] == key[:2] and c.revision.startswith("#")
-                        and c.at.date() == r.at.date() and k not in linked), None)
-        if counted is not None:  # the same rollout, as the daily counts know it (no revision there)
-            del every[counted]
-        every[key] = r
+    # a rollout a cause names happened, even when the history has dropped it since
+    every = {**linked, **{r.key: r for r in rollouts if inside(r)}}
     start = since or min((r.at for r in every.values()), default=end)
     days = max((end - start) / DAY, 0.0)
     per_namespace: dict[str, int] = {}
@@ -125,50 +115,3 @@ def frequency_band(per_day: float) -> str:
     if per_day >= 1 / 30:
         return "medium"
     return "low"
-
-
-# ---------------------------------------------------------------- the compact counts that survive restarts
-
-
-def fold(doc: Mapping[str, Any], seen: Sequence[Rollout]) -> dict[str, Any] | None:
-    """The counts with the rollouts in `seen` added once each, or None when nothing changes.
-
-    doc = {"days": {"2026-12-01": {"ns/Deployment/web": 2}}, "last": {"ns/Deployment/web": "7"}}: a rollout
-    counts when its revision is newer than the last counted for its workload (revisions grow: a rollback
-    makes a new one)."""
-    days = {d: dict(counts) for d, counts in (doc.get("days") or {}).items()}
-    last = dict(doc.get("last") or {})
-    changed = False
-    for r in sorted(seen):
-        name = f"{r.namespace}/{r.workload}"
-        if not revision_newer(r.revision, last.get(name)):
-            continue
-        day = r.at.date().isoformat()
-        days.setdefault(day, {})[name] = days.get(day, {}).get(name, 0) + 1
-        last.pop(name, None)
-        last[name] = r.revision  # last inserted = most recently rolled out
-        changed = True
-    if not changed:
-        return None
-    kept = sorted(days)[-KEPT_DAYS:]
-    return {"days": {d: days[d] for d in kept}, "last": dict(list(last.items())[-MAX_WORKLOADS:])}
-
-
-def revision_newer(revision: str, counted: str | None) -> bool:
-    if counted is None:
-        return True
-    try:
-        return int(revision) > int(counted)
-    except ValueError:
-        return revision != counted
-
-
-def from_counts(doc: Mapping[str, Any]) -> list[Rollout]:
-    """The rollouts a counts document stands for (one per count, at the day's start; no revision)."""
-    out = []
-    for day, counts in (doc.get("days") or {}).items():
-        at = parse_time(f"{date.fromisoformat(day).isoformat()}T00:00:00Z")
-        for name, count in counts.items():
-            namespace, _, workload = name.partition("/")
-            out += [Rollout(at, namespace, workload, f"#{i}") for i in range(int(count))]
-    return out
