@@ -134,3 +134,36 @@ def test_an_empty_range_says_there_is_nothing_to_place(export, capsys):
     out = capsys.readouterr().out
     assert "note: no closed incidents in range: no figures to give and nothing to place" in out
     assert "automation: not placed" in out
+
+
+def replicaset(namespace: str, deployment: str, revision: str, created: str) -> dict:
+    return {"kind": "ReplicaSet", "metadata": {
+        "namespace": namespace, "name": f"{deployment}-{revision}", "creationTimestamp": created,
+        "annotations": {"deployment.kubernetes.io/revision": revision},
+        "ownerReferences": [{"kind": "Deployment", "name": deployment, "controller": True}]}}
+
+
+def test_an_export_with_replicasets_gives_dora_keys_and_the_table_shows_every_incident(export, capsys):
+    from tests.unit.test_maturity import mixed_history
+
+    rollouts = [replicaset("shop", "web", str(r), z(T0 - timedelta(hours=h))) for h, r in ((5, 6), (1, 7))]
+    rollouts += [replicaset("books", "api", str(h), z(T0 + timedelta(hours=h))) for h in (1, 2, 3)]
+    orphan = {"kind": "ReplicaSet", "metadata": {"namespace": "shop", "name": "by-hand", "creationTimestamp": z(T0)}}
+    path = export(*remediations(*mixed_history()), *rollouts, orphan, workload("shop", "web"),
+                  workload("kube-system", "coredns"), slo("shop", "web"))
+    assert main(["report", "-f", path, *SINCE, "--output", "json"]) == 0
+    delivery = json.loads(capsys.readouterr().out)["figures"]["delivery"]
+    assert (delivery["rollouts"], delivery["failedRollouts"], delivery["changeFailureRate"]) == (5, 1, 20.0)
+    assert delivery["rolloutsThatDegradedService"] == ["shop/Deployment/web revision 7"]
+    assert main(["report", "-f", path, *SINCE]) == 0
+    table = capsys.readouterr().out
+    assert "unresolved (open at the end)  2: shop/failed, shop/skipped" in table
+    assert "auto-remediated                 50 % (2/4); shown apart: Skipped 1, dryRun 1" in table
+    assert "system namespaces left out: kube-system" in table
+
+
+def test_without_replicasets_the_dora_change_failure_rate_is_not_measured(export, capsys):
+    assert main(["report", "-f", export(*remediations(*succeeded(6))), *SINCE, "--output", "json"]) == 0
+    dora = {p["name"]: p for p in json.loads(capsys.readouterr().out)["dora"]}
+    assert dora["change failure rate"]["level"] is None
+    assert dora["change failure rate"]["evidence"][0].startswith("not measured")
