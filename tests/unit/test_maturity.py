@@ -380,3 +380,12 @@ def test_a_restoredby_nobody_knows_is_refused_naming_the_field():
     bad["status"]["restoredBy"] = "aliens"
     with pytest.raises(ValueError, match=r"Remediation shop/x: status\.restoredBy: must be one of operator, humans"):
         Record.from_object(bad)
+
+
+def test_an_unreadable_time_in_a_record_leaves_that_figure_out_instead_of_failing_the_report():
+    broken = obj("broken", "Escalated", steps=[{**step(phase="Succeeded"), "finishedAt": "yesterday"}])
+    broken["status"].update(restoredBy="humans", restoredAt="2026-11-01T00:20:00Z", startedAt="soon")
+    broken["metadata"]["creationTimestamp"] = z(T0)
+    fig = maturity.figures(records(broken), COVERED, now=T0 + timedelta(hours=1))
+    assert fig.restore.by["humans"].median == 1200.0  # from creationTimestamp, the next start it could read
+    assert fig.change_failures.to_dict()["followedByWorseSignal"] == 0

@@ -11,6 +11,7 @@ unit tests recompute each from hand-made records.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import math
 import statistics
@@ -92,19 +93,13 @@ class Record:
 
     @property
     def started(self) -> datetime | None:
-        text = self.status.started_at or self.created_at
-        return parse_time(text) if text else None
+        return next((t for t in map(moment, (self.status.started_at, self.created_at)) if t is not None), None)
 
     @property
     def began(self) -> datetime | None:
         """When service degraded, as far as the record knows: the signal's start, else detection."""
-        for text in (self.spec.signal.starts_at, self.status.started_at, self.created_at):
-            if text:
-                try:
-                    return parse_time(text)
-                except ValueError:
-                    continue
-        return None
+        return next((t for t in map(moment, (self.spec.signal.starts_at, self.status.started_at, self.created_at))
+                     if t is not None), None)
 
     @property
     def restorer(self) -> str:
@@ -123,7 +118,7 @@ class Record:
         if text is None and self.restorer in ("operator", "itself"):
             text = self.status.signal_resolved_at if self.restorer == "itself" and self.status.signal_resolved_at \
                 else self.status.finished_at
-        return parse_time(text) if text else None
+        return moment(text)
 
     @property
     def target(self) -> tuple[str, str, str]:
@@ -418,11 +413,21 @@ def restore_figures(chosen: Sequence[Record], end: datetime) -> Restore:
                    Spread.of([v for values in durations.values() for v in values]), sorted(unresolved))
 
 
+def moment(text: str | None) -> datetime | None:
+    """A status time, or None when it is missing or unreadable (a record is read, never trusted to parse)."""
+    try:
+        return parse_time(text) if text else None
+    except ValueError:
+        return None
+
+
 def change_figures(done: Sequence[Record], every: Sequence[Record]) -> ChangeFailures:
     later: dict[tuple[str, str, str], list[datetime]] = {}
     for r in every:
         if r.started is not None:
             later.setdefault(r.target, []).append(r.started)
+    for times in later.values():
+        times.sort()
     changes = failed = worse = 0
     for r in done:
         windows = {p.index: p.step.timeout for p in r.status.plan if p.step is not None}
@@ -431,9 +436,12 @@ def change_figures(done: Sequence[Record], every: Sequence[Record]) -> ChangeFai
             if s.phase != "Succeeded":
                 failed += 1
                 continue
-            end = parse_time(s.finished_at) if s.finished_at else None
+            end = moment(s.finished_at)
             window = parse_duration(windows[s.index]) if s.index in windows else WORSE_WINDOW
-            if end is not None and any(end < t <= end + window for t in later.get(r.target, ())):
+            times = later.get(r.target, [])
+            # the first incident on the target after the change: bisect, so 10,000 incidents stay fast
+            first = bisect.bisect_right(times, end) if end is not None else len(times)
+            if first < len(times) and times[first] <= end + window:
                 worse += 1
     return ChangeFailures(changes, failed, worse)
 
