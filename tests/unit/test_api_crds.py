@@ -288,3 +288,14 @@ def test_runbook_step_results_read_successes_over_steps_with_a_verdict():
     status = RunbookStatus(step_stats=[StepStats(name="restart", succeeded=3, failed=1),
                                        StepStats(name="rollback", succeeded=1)])
     assert status.wire()["stepResults"] == "restart 3/4, rollback 1/1"
+
+
+@pytest.mark.parametrize("model, number, value", [
+    (RemediationStatus, "timeToRecoverSeconds", float("inf")),
+    (ServiceLevelObjectiveStatus, "errorBudgetRemaining", float("nan")),
+    (ServiceLevelObjectiveStatus, "errorBudgetRemaining", -1e40),
+])
+def test_a_number_with_no_short_text_leaves_the_text_out_rather_than_a_status_the_apiserver_refuses(
+        model, number, value):
+    wire = model.model_validate({number: value}).model_dump(by_alias=True, exclude_none=True)
+    assert not ({"timeToRecover", "budgetLeft"} & set(wire))

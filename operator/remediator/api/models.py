@@ -8,6 +8,7 @@ snake_case in Python.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializationInfo, model_serializer, \
@@ -83,20 +84,29 @@ class LabelSelector(Model):
 # ---------------------------------------------------------------- printer-column text
 
 
-def seconds_text(value: float) -> str:
+MAX_TEXT = 32  # the text fields' maxLength: a longer text is left out, never a status write the apiserver refuses
+
+
+def seconds_text(value: float) -> str | None:
     """30.266 -> "30s", 125 -> "2m5s", 90000 -> "1d1h": a duration as kubectl writes ages, to the second."""
+    if not math.isfinite(value):
+        return None
     left = max(0, round(value))
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, left = divmod(left, size)
         if count:
             parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
+    text = "".join(parts) or "0s"
+    return text if len(text) <= MAX_TEXT else None
 
 
-def percent_text(fraction: float) -> str:
+def percent_text(fraction: float) -> str | None:
     """-5.50433 -> "-550%": a fraction as a whole percent."""
-    return f"{round(fraction * 100)}%"
+    if not math.isfinite(fraction):
+        return None
+    text = f"{round(fraction * 100)}%"
+    return text if len(text) <= MAX_TEXT else None
 
 
 MAX_STEP_RESULTS = 256
@@ -345,7 +355,7 @@ class RunbookStatus(Model):
         default_factory=list, max_length=MAX_RECENT_RECOVERIES,
         description="time to recover of the latest recovered Remediations, oldest first")
     median_time_to_recover_seconds: float | None = None
-    median_time_to_recover: str | None = Field(None, max_length=32, description="the same as a duration (2m5s), "
+    median_time_to_recover: str | None = Field(None, max_length=MAX_TEXT, description="the same as a duration (2m5s), "
                                                                                   "for the printer column")
     step_results: str | None = Field(None, max_length=MAX_STEP_RESULTS,
                                      description="each step's verified successes/applied, for the printer column")
@@ -696,7 +706,7 @@ class RemediationStatus(Model):
     started_at: str | None = None
     finished_at: str | None = None
     time_to_recover_seconds: float | None = None
-    time_to_recover: str | None = Field(None, max_length=32, description="the same as a duration (30s, 2m5s), "
+    time_to_recover: str | None = Field(None, max_length=MAX_TEXT, description="the same as a duration (30s, 2m5s), "
                                                                            "for the printer column")
     target_display: str = Field("", description="Kind/name, for the printer column")
     claim: TargetClaim | None = None

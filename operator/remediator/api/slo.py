@@ -31,7 +31,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SerializationInfo, ValidationInfo, model_serializer, model_validator
 
-from .models import DURATION_PATTERN, Condition, Duration, Model, percent_text, with_text, without_text
+from .models import MAX_TEXT, DURATION_PATTERN, Condition, Duration, Model, percent_text, with_text, without_text
 
 # Placeholders an SLI query may use; anything else between braces is an error.
 SLI_PLACEHOLDER = re.compile(r"\{\{\s*(window|namespace|service|slo)\s*\}\}")
@@ -195,7 +195,7 @@ class ServiceLevelObjectiveStatus(Model):
     error_budget_remaining: float | None = Field(
         None, description="fraction of the window's budget left; negative when overspent"
     )
-    budget_left: str | None = Field(None, max_length=32, description="the same as a percent (-550%), for the "
+    budget_left: str | None = Field(None, max_length=MAX_TEXT, description="the same as a percent (-550%), for the "
                                                                        "printer column")
     burn_rates: list[BurnRateValue] = Field(default_factory=list)
     alerts: list[FiringAlert] = Field(default_factory=list, description="the alerts firing now")
