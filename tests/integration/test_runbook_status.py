@@ -73,6 +73,7 @@ def table(cluster, plural: str, namespace: str | None = None) -> dict[str, dict[
     return {row["object"]["metadata"]["name"]: dict(zip(names, row["cells"])) for row in body["rows"]}
 
 
+@pytest.mark.slow
 def test_printer_columns_and_the_report_read_the_records_the_loop_wrote(cluster, operator, kubeconfig):
     cluster.apply_policy(NO_APPROVALS)
     cluster.apply_runbook("bad-rollout", rollback_runbook())
