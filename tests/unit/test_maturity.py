@@ -362,7 +362,8 @@ def test_a_mixed_history_gives_figures_a_reader_recomputes_by_hand():
     assert placed["change failure rate"].level == "high"  # 20 %
     assert placed["deployment frequency"].level == "elite"  # more than one a day
     assert placed["time to restore service"].evidence == [
-        "median at least 20m over 6 incidents (operator 2, humans 2, unresolved 2; p90 at least 21h)"]
+        "median 20m over 6 incidents (operator 2, humans 2, unresolved 2; p90 at least 21h)"]
+    assert placed["time to restore service"].level == "elite"  # the unresolved two sit above the middle
     assert placed["lead time for changes"].level is None
 
 
@@ -389,3 +390,15 @@ def test_an_unreadable_time_in_a_record_leaves_that_figure_out_instead_of_failin
     fig = maturity.figures(records(broken), COVERED, now=T0 + timedelta(hours=1))
     assert fig.restore.by["humans"].median == 1200.0  # from creationTimestamp, the next start it could read
     assert fig.change_failures.to_dict()["followedByWorseSignal"] == 0
+
+
+def test_unresolved_incidents_at_the_middle_leave_time_to_restore_unplaced_not_flattered():
+    # 3 unresolved of 5, open 10m at the report's end, 2 restored by the operator in 1m: the median is at least
+    # 10m, and could become anything once they are restored
+    data = [*succeeded(2), *[obj(f"open-{i}", "Failed", steps=[step(phase="Failed")]) for i in range(3)]]
+    fig = maturity.figures(records(*data), COVERED, now=T0 + timedelta(minutes=10))
+    assert not fig.restore.median_exact
+    placed = maturity.dora(fig)[0]
+    assert placed.level is None
+    assert placed.evidence[0] == "median at least 10m over 5 incidents (operator 2, unresolved 3; p90 at least 10m)"
+    assert placed.missing == ["restore or resolve shop/open-0, shop/open-1, shop/open-2"]

@@ -50,7 +50,7 @@ def test_json_output_carries_the_figures_and_placements(export, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["figures"]["incidents"] == 6
     assert out["figures"]["timeToRestore"]["every"] == {"count": 6, "medianSeconds": 600.0, "p90Seconds": 1200.0,
-                                                        "lowerBound": False}
+                                                        "lowerBound": False, "medianExact": True}
     assert "timeToRestore" in out["definitions"]
     assert out["figures"]["sloCoverage"] == {"part": 1, "whole": 2, "percent": 50.0,
                                              "byNamespace": {"shop": {"part": 1, "whole": 2, "percent": 50.0}},

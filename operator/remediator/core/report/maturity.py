@@ -251,13 +251,14 @@ class Restore:
     by: dict[str, Spread]  # operator, humans, itself, unresolved
     every: Spread  # all of them; a lower bound when some are unresolved
     unresolved: list[str]  # namespace/name of each
+    median_exact: bool = True  # no unresolved incident sits at or below the middle: restoring it cannot move it
 
     @property
     def lower_bound(self) -> bool:
         return bool(self.unresolved)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"every": {**self.every.to_dict(), "lowerBound": self.lower_bound},
+        return {"every": {**self.every.to_dict(), "lowerBound": self.lower_bound, "medianExact": self.median_exact},
                 **{who: spread.to_dict() for who, spread in self.by.items()},
                 "unresolvedIncidents": list(self.unresolved)}
 
@@ -409,8 +410,10 @@ def restore_figures(chosen: Sequence[Record], end: datetime) -> Restore:
             who = "unresolved"
             unresolved.append(f"{r.namespace}/{r.name}")
         durations[who].append(max(0.0, ((restored or end) - began).total_seconds()))
+    ranked = sorted([(v, who == "unresolved") for who, values in durations.items() for v in values])
+    exact = not any(open_ for _, open_ in ranked[:len(ranked) // 2 + 1])
     return Restore({who: Spread.of(values) for who, values in durations.items()},
-                   Spread.of([v for values in durations.values() for v in values]), sorted(unresolved))
+                   Spread.of([v for v, _ in ranked]), sorted(unresolved), exact)
 
 
 def moment(text: str | None) -> datetime | None:
@@ -580,11 +583,17 @@ def dora(fig: Figures) -> list[Placement]:
         median = timedelta(seconds=ttr.median)
         band = restore_band(median)
         split = ", ".join(f"{who} {spread.count}" for who, spread in restore.by.items() if spread.count)
-        bound = "at least " if restore.lower_bound else ""
-        out.append(Placement("time to restore service", band,
-                             [(f"median {bound}{format_duration(median)} over {ttr.count} incidents ({split}; "
-                               f"p90 {bound}{format_duration(timedelta(seconds=ttr.p90 or 0))})")],
-                             [RESTORE_NEXT[band]] if band in RESTORE_NEXT else []))
+        at_least = "" if restore.median_exact else "at least "
+        p90 = ("at least " if restore.lower_bound else "") + format_duration(timedelta(seconds=ttr.p90 or 0))
+        seen = f"median {at_least}{format_duration(median)} over {ttr.count} incidents ({split}; p90 {p90})"
+        if not restore.median_exact and band != "low":
+            # unresolved incidents sit in the middle: restoring them later can only raise the median
+            out.append(Placement("time to restore service", None, [seen, (
+                f"not placed: the median is only a lower bound while {len(restore.unresolved)} incident(s) are "
+                "unresolved at or below it")], [f"restore or resolve {', '.join(restore.unresolved[:5])}"]))
+        else:
+            out.append(Placement("time to restore service", band, [seen],
+                                 [RESTORE_NEXT[band]] if band in RESTORE_NEXT else []))
     delivery = fig.delivery
     if delivery is None:
         out.append(Placement("change failure rate", None, ["not measured: no rollouts known (no change journal "
