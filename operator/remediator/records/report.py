@@ -330,6 +330,8 @@ def draw(weeks: Sequence[tuple[datetime, maturity.Figures]]):
                     xs.append(n + (i - 1.5) * width)
                     hours.append((spread.median or 0) / 3600)
                     counts.append(spread.count)
+            if not xs:
+                continue  # nobody restored anything this way: no empty entry in the legend
             bars = left.bar(xs, hours, width, color=color, label=who)
             left.bar_label(bars, labels=[f"n={c}" for c in counts], fontsize=7)
         labels = [w.strftime("%d %b") for w, _ in weeks]
