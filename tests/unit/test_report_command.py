@@ -167,3 +167,15 @@ def test_without_replicasets_the_dora_change_failure_rate_is_not_measured(export
     dora = {p["name"]: p for p in json.loads(capsys.readouterr().out)["dora"]}
     assert dora["change failure rate"]["level"] is None
     assert dora["change failure rate"]["evidence"][0].startswith("not measured")
+
+
+def test_system_namespaces_are_left_out_of_slo_coverage_and_the_flag_replaces_them(export, capsys):
+    path = export(*remediations(*succeeded(1)), workload("shop", "web"), workload("kube-system", "coredns"),
+                  workload("platform", "ingress"), slo("shop", "web"))
+    assert main(["report", "-f", path, *SINCE, "--output", "json"]) == 0
+    coverage = json.loads(capsys.readouterr().out)["figures"]["sloCoverage"]
+    assert (coverage["part"], coverage["whole"], coverage["systemNamespacesExcluded"]) == (1, 2, ["kube-system"])
+    assert main(["report", "-f", path, *SINCE, "--output", "json", "--system-namespace", "platform"]) == 0
+    coverage = json.loads(capsys.readouterr().out)["figures"]["sloCoverage"]
+    assert (coverage["part"], coverage["whole"], coverage["systemNamespacesExcluded"]) == (1, 2, ["platform"])
+    assert set(coverage["byNamespace"]) == {"shop", "kube-system"}
