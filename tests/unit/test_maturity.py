@@ -402,3 +402,11 @@ def test_unresolved_incidents_at_the_middle_leave_time_to_restore_unplaced_not_f
     assert placed.level is None
     assert placed.evidence[0] == "median at least 10m over 5 incidents (operator 2, unresolved 3; p90 at least 10m)"
     assert placed.missing == ["restore or resolve shop/open-0, shop/open-1, shop/open-2"]
+
+
+def test_a_restoredat_that_is_not_a_time_is_refused_naming_the_field():
+    for value, message in ((1234, "must be a string"), ("later", "not an RFC 3339 time")):
+        bad = obj("x", "Escalated")
+        bad["status"].update(restoredBy="humans", restoredAt=value)
+        with pytest.raises(ValueError, match=rf"Remediation shop/x: status\.restoredAt: {message}"):
+            Record.from_object(bad)
