@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from remediator.api.validation import validate_document
+from remediator.api.models import RemediationStatus
 from tests.support.waiting import wait_for
 from tests.unit.test_api_validation import (
     BAD_POLICIES,
@@ -184,6 +185,8 @@ def test_a_remediation_spec_is_immutable_and_its_status_is_the_operators(kube_ap
     status = {"status": {"phase": "Succeeded", "targetDisplay": "Deployment/web",
                          "timeToRecoverSeconds": 93.5,
                          "risk": {"score": 20, "level": "low", "reasons": ["a healthy rollout restarted"]}}}
+    # as the operator writes it: the model adds the duration text next to the seconds
+    status = {"status": RemediationStatus.model_validate(status["status"]).wire()}
     api.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "remediations", "web-crashloop",
                                               status)
 
@@ -195,7 +198,7 @@ def test_a_remediation_spec_is_immutable_and_its_status_is_the_operators(kube_ap
                            capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
     assert table[0].split() == ["NAME", "PHASE", "RUNBOOK", "TARGET", "RISK", "CAUSE", "AGE", "TTR"]
     row = table[1].split()
-    assert (row[:5], row[-1]) == (["web-crashloop", "Succeeded", "web", "Deployment/web", "low"], "93.5")
+    assert (row[:5], row[-1]) == (["web-crashloop", "Succeeded", "web", "Deployment/web", "low"], "1m34s")
 
 
 def test_a_remediation_status_outside_the_state_machine_is_refused(kube_api, crds, namespace):

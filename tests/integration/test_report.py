@@ -161,23 +161,32 @@ def test_report_traces_and_metrics_match_the_remediation_records(
     figures = json.loads(proc.stdout)["figures"]
 
     # The same figures, computed here from the records.
-    records = [r["status"] for r in cluster.remediations()]
-    recovered = [s["timeToRecoverSeconds"] for s in records if s["phase"] == "Succeeded"]
+    objects = cluster.remediations()
+    records = [r["status"] for r in objects]
+    # time to restore: restored (Succeeded: finishedAt) - the signal's start; the escalated one is unresolved
+    recovered = [max(0.0, seconds_between(r["spec"]["signal"].get("startsAt") or r["status"]["startedAt"],
+                                          r["status"].get("restoredAt") or r["status"]["finishedAt"]))
+                 for r in objects if r["status"]["phase"] == "Succeeded"]
     humans = [s for s in records if (s.get("approval") or {}).get("required", 0) > 0]
     applied = [step for s in records for step in s["steps"] if step.get("appliedAt")]
     waits = [seconds_between(s["approval"]["requestedAt"], s["approval"]["decidedAt"]) for s in humans]
     assert figures["incidents"] == len(records) == 3 and figures["open"] == 0
     assert figures["outcomes"] == {"Escalated": 1, "Succeeded": 2}
-    assert figures["timeToRecover"] == {"count": 2, "medianSeconds": statistics.median(recovered),
-                                        "p90Seconds": p90(recovered)}
-    assert figures["autoRemediated"] == {"part": 1, "whole": 3, "percent": 33.33}
+    assert figures["timeToRestore"]["operator"] == {"count": 2, "medianSeconds": statistics.median(recovered),
+                                                    "p90Seconds": p90(recovered)}
+    if not final["db"].get("restoredBy"):
+        assert figures["timeToRestore"]["unresolvedIncidents"] == [f"{cluster.ns}/{by_target['db']}"]
+        assert figures["timeToRestore"]["every"]["count"] == 3 and figures["timeToRestore"]["every"]["lowerBound"]
+    assert figures["autoRemediated"] == {"part": 1, "whole": 3, "percent": 33.33, "shownApart": {}}
     assert figures["neededApproval"] == {"part": len(humans), "whole": 3, "percent": 33.33}
     failed = [step for step in applied if step["phase"] != "Succeeded"]
     assert figures["remediationFailureRate"] == {"part": len(failed), "whole": len(applied),
-                                                 "percent": round(100 * len(failed) / len(applied), 2)}
+                                                 "percent": round(100 * len(failed) / len(applied), 2),
+                                                 "didNotRestore": len(failed), "followedByWorseSignal": 0}
     assert (len(failed), len(applied)) == (1, 3)
     assert figures["approvalLatency"] == {"count": 1, "medianSeconds": waits[0], "p90Seconds": waits[0]}
-    assert figures["sloCoverage"] == {"part": 1, "whole": 3, "percent": 33.33}
+    assert figures["sloCoverage"] == {"part": 1, "whole": 3, "percent": 33.33, "systemNamespacesExcluded": [],
+                                      "byNamespace": {cluster.ns: {"part": 1, "whole": 3, "percent": 33.33}}}
     assert {r["runbook"]: r["successRate"]["percent"] for r in figures["runbooks"]} == {
         f"{cluster.ns}/restart-api": 100.0, f"{cluster.ns}/bad-rollout": 100.0, f"{cluster.ns}/restart-db": 0.0}
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"

@@ -3,17 +3,32 @@ escalation message to Slack once."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
+import json
+import re
 import subprocess
+from datetime import datetime
 
 import pytest
 from e2e.slack_standin import SlackStandIn
 
-from remediator.api.models import GROUP, VERSION
-from tests.integration.test_operator_loop import NO_APPROVALS, bad_rollout_incident, rollback_runbook
+from remediator.api.models import GROUP, VERSION, seconds_text
+from remediator.api.slo import ServiceLevelObjectiveStatus
+from remediator.records import report
+from tests.integration.test_operator_loop import NO_APPROVALS, bad_rollout_incident, only_remediation, rollback_runbook
+from tests.integration.test_probable_cause import now_stamp
+from tests.support.operator import alert, alert_payload
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end.replace("Z", "+00:00")) -
+            datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
 
 
 def runbook_status(cluster, name: str) -> dict:
@@ -41,7 +56,87 @@ def test_a_remediation_that_succeeds_updates_its_runbooks_status_and_printer_col
     assert "LAST REMEDIATION" in header and "LAST OUTCOME" in header
     assert name in row and "Succeeded" in row
     header, row = kubectl_get("-o", "wide")
-    assert "MEDIAN TTR" in header and f"{status['medianTimeToRecoverSeconds']:g}"[:3] in row
+    assert "MEDIAN TTR" in header and seconds_text(status["medianTimeToRecoverSeconds"]) in row.split()
+    assert "rollback 1/1" in row, "per-step results"
+
+
+def table(cluster, plural: str, namespace: str | None = None) -> dict[str, dict[str, str]]:
+    """What `kubectl get` prints, as the apiserver renders it: {object name: {column: cell}}."""
+    method, url, headers, _, _ = cluster.api.param_serialize(
+        "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace or cluster.ns}/{plural}",
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}, auth_settings=["BearerToken"])
+    response = cluster.api.call_api(method, url, header_params=headers)
+    response.read()
+    body = json.loads(response.data)
+    assert body["kind"] == "Table"
+    names = [c["name"] for c in body["columnDefinitions"]]
+    return {row["object"]["metadata"]["name"]: dict(zip(names, row["cells"])) for row in body["rows"]}
+
+
+@pytest.mark.slow
+def test_printer_columns_and_the_report_read_the_records_the_loop_wrote(cluster, operator, kubeconfig):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("bad-rollout", rollback_runbook())
+    cluster.deploy("web", replicas=2)
+    cluster.bad_rollout("web")
+    wait_for(lambda: len(cluster.revisions()) == 2, what="bad revision")
+    # the breach begins after the bad rollout, so the probable cause names it
+    assert operator.post_alerts(alert_payload([alert(cluster.ns, "web", starts_at=now_stamp())])).status_code == 200
+    name = only_remediation(cluster)["metadata"]["name"]
+    done = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"})
+    assert done["status"]["phase"] == "Succeeded"
+    status = done["status"]
+    rows = table(cluster, "remediations")
+    assert rows[name]["TTR"] == seconds_text(status["timeToRecoverSeconds"])
+    assert re.fullmatch(r"([0-9]+[dhm])*[0-9]+s|[0-9]+[dhm]([0-9]+[dhms])*", rows[name]["TTR"])
+    wait_for(lambda: runbook_status(cluster, "bad-rollout").get("medianTimeToRecover"), what="the Runbook's median")
+    runbook = runbook_status(cluster, "bad-rollout")
+    assert table(cluster, "runbooks")["bad-rollout"]["Median TTR"] == seconds_text(
+        runbook["medianTimeToRecoverSeconds"])
+    # an SLO's status as its evaluator writes it (the same model, the same wire form)
+    slo = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ServiceLevelObjective", "metadata": {"name": "web"},
+           "spec": {"service": "web", "objective": 99.9, "target": {"kind": "Deployment", "name": "web"},
+                    "sli": {"goodTotal": {"good": "sum(rate(ok[{{ window }}]))", "total": "sum(rate(all[{{ window }}]))"}}}}
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "servicelevelobjectives", slo)
+    # in a namespace the operator does not watch, so its own evaluation (no Prometheus here) does not race ours
+    slo["metadata"]["name"] = f"web-{cluster.ns}"
+    created = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, "default", "servicelevelobjectives", slo)
+    try:
+        cluster.custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, "default", "servicelevelobjectives", slo["metadata"]["name"],
+            {**created, "status": ServiceLevelObjectiveStatus(error_budget_remaining=-5.50433).wire()})
+        assert table(cluster, "servicelevelobjectives", "default")[slo["metadata"]["name"]]["Budget Left"] == "-550%"
+    finally:
+        cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, "default", "servicelevelobjectives",
+                                                       slo["metadata"]["name"])
+
+    # the report over these records, recomputed by hand from them
+    args = argparse.Namespace(since="1h", until=None, namespace=[cluster.ns], label=[], output="json", plot=None,
+                              file=[], kubeconfig=kubeconfig, system_namespace=[])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert report.run(args) == 0
+    figures = json.loads(out.getvalue())["figures"]
+    record = cluster.remediation(name)
+    began = record["spec"]["signal"].get("startsAt") or record["status"]["startedAt"]
+    restored = record["status"].get("restoredAt") or record["status"]["finishedAt"]
+    assert figures["incidents"] == 1
+    assert figures["timeToRestore"]["operator"] == {
+        "count": 1, "medianSeconds": max(0.0, seconds_between(began, restored)),
+        "p90Seconds": max(0.0, seconds_between(began, restored))}
+    assert figures["timeToRestore"]["unresolvedIncidents"] == []
+    assert figures["autoRemediated"] == {"part": 1, "whole": 1, "percent": 100.0, "shownApart": {}}
+    applied = [s for s in record["status"]["steps"] if s.get("appliedAt")]
+    assert figures["remediationFailureRate"]["whole"] == len(applied) == 1
+    assert figures["remediationFailureRate"]["part"] == 0
+    assert figures["sloCoverage"]["byNamespace"] == {cluster.ns: {"part": 1, "whole": 1, "percent": 100.0}}
+    # DORA: the ReplicaSet history holds the first rollout and the bad one; the cause names the bad one
+    delivery = figures["delivery"]
+    assert record["status"]["probableCause"]["changes"], record["status"]["probableCause"]
+    cause = record["status"]["probableCause"]["changes"][0]
+    assert (cause["kind"], cause["object"]) == ("rollout", "Deployment/web")
+    assert delivery["rolloutsThatDegradedService"] == [f"{cluster.ns}/Deployment/web revision {cause['revision']}"]
+    assert delivery["rollouts"] == len(cluster.revisions()) and delivery["failedRollouts"] == 1
 
 
 def escalating_runbook() -> dict:

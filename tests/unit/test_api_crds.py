@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from remediator.api import crds
 from remediator.api.crds import KINDS, SchemaError, crd, structural
-from remediator.api.models import DURATION_PATTERN, TARGET_KINDS, Model
+from remediator.api.models import DURATION_PATTERN, TARGET_KINDS, Model, RemediationStatus, RunbookStatus, StepStats
+from remediator.api.slo import ServiceLevelObjectiveStatus
 from remediator.api.rules import RULES, cel_validation
 from remediator.api.validation import model_under
 
@@ -249,7 +250,7 @@ def test_kubectl_get_remediations_shows_phase_runbook_target_risk_cause_age_and_
     shown = [(c["name"], c["jsonPath"]) for c in columns("Remediation") if not c.get("priority")]
     assert shown == [("Phase", ".status.phase"), ("Runbook", ".spec.runbook.name"),
                      ("Target", ".status.targetDisplay"), ("Risk", ".status.risk.level"),
-                     ("Cause", ".status.probableCause.kind"), ("Age", ".metadata.creationTimestamp"), ("TTR", ".status.timeToRecoverSeconds")]
+                     ("Cause", ".status.probableCause.kind"), ("Age", ".metadata.creationTimestamp"), ("TTR", ".status.timeToRecover")]
 
 
 def test_kubectl_get_policies_shows_the_mode():
@@ -266,3 +267,35 @@ def test_every_printer_column_points_at_a_field_of_the_schema(kind):
         node = at(schema, path)
         expected = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
         assert expected[column["type"]] == node["type"], column
+
+
+@pytest.mark.parametrize("model, number, value, field, text", [
+    (RemediationStatus, "timeToRecoverSeconds", 30.266, "timeToRecover", "30s"),
+    (RemediationStatus, "timeToRecoverSeconds", 125.0, "timeToRecover", "2m5s"),
+    (RunbookStatus, "medianTimeToRecoverSeconds", 90000.0, "medianTimeToRecover", "1d1h"),
+    (ServiceLevelObjectiveStatus, "errorBudgetRemaining", -5.50433, "budgetLeft", "-550%"),
+    (ServiceLevelObjectiveStatus, "errorBudgetRemaining", 0.75, "budgetLeft", "75%"),
+])
+def test_printer_column_text_is_written_next_to_its_number_by_every_writer(model, number, value, field, text):
+    wire = model.model_validate({number: value}).wire()
+    assert (wire[number], wire[field]) == (value, text)
+    stale = model.model_validate({**wire, field: "stale"})  # read back from the apiserver, then written again
+    assert stale.wire()[field] == text
+    assert field not in model().wire()
+
+
+def test_runbook_step_results_read_successes_over_steps_with_a_verdict():
+    status = RunbookStatus(step_stats=[StepStats(name="restart", succeeded=3, failed=1),
+                                       StepStats(name="rollback", succeeded=1)])
+    assert status.wire()["stepResults"] == "restart 3/4, rollback 1/1"
+
+
+@pytest.mark.parametrize("model, number, value", [
+    (RemediationStatus, "timeToRecoverSeconds", float("inf")),
+    (ServiceLevelObjectiveStatus, "errorBudgetRemaining", float("nan")),
+    (ServiceLevelObjectiveStatus, "errorBudgetRemaining", -1e40),
+])
+def test_a_number_with_no_short_text_leaves_the_text_out_rather_than_a_status_the_apiserver_refuses(
+        model, number, value):
+    wire = model.model_validate({number: value}).model_dump(by_alias=True, exclude_none=True)
+    assert not ({"timeToRecover", "budgetLeft"} & set(wire))

@@ -49,11 +49,15 @@ def test_json_output_carries_the_figures_and_placements(export, capsys):
     assert main(["report", "-f", path, *SINCE, "--output", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["figures"]["incidents"] == 6
-    assert out["figures"]["timeToRecover"] == {"count": 6, "medianSeconds": 600.0, "p90Seconds": 1200.0}
-    assert out["figures"]["sloCoverage"] == {"part": 1, "whole": 2, "percent": 50.0}
+    assert out["figures"]["timeToRestore"]["every"] == {"count": 6, "medianSeconds": 600.0, "p90Seconds": 1200.0,
+                                                        "lowerBound": False, "medianExact": True}
+    assert "timeToRestore" in out["definitions"]
+    assert out["figures"]["sloCoverage"] == {"part": 1, "whole": 2, "percent": 50.0,
+                                             "byNamespace": {"shop": {"part": 1, "whole": 2, "percent": 50.0}},
+                                             "systemNamespacesExcluded": []}
     assert out["figures"]["neededApproval"]["part"] == 1
     assert out["dora"][0] == {"name": "time to restore service", "level": "elite",
-                              "evidence": ["median 10m over 6 verified recoveries (p90 20m)"], "missingForNext": []}
+                              "evidence": ["median 10m over 6 incidents (operator 6; p90 20m)"], "missingForNext": []}
 
 
 def test_the_table_says_when_the_sample_is_too_small(export, capsys):
@@ -106,6 +110,19 @@ def test_plot_writes_a_png(export, tmp_path, capsys):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_plot_draws_weekly_time_to_restore_by_who_restored_it_and_the_auto_remediated_share():
+    from remediator.core.report import maturity
+    from remediator.records.report import draw
+    from tests.unit.test_maturity import mixed_history, records
+
+    figure = draw(maturity.weekly(records(*mixed_history()), now=T0 + timedelta(days=1)))
+    left, right = figure.axes
+    bars = {c.get_label(): [round(b.get_height(), 3) for b in c] for c in left.containers}
+    # T0 is a Sunday: one week; medians in hours: operator 90s, humans 20m, unresolved 20h (21h and 19h open)
+    assert bars == {"operator": [0.025], "humans": [0.333], "unresolved": [20.0]}
+    assert list(right.lines[0].get_ydata()) == [50.0]  # 2 of the 4 the operator could act on
+
+
 def test_a_missing_kubeconfig_is_an_error_suggesting_an_export(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert main(["report", "--kubeconfig", str(tmp_path / "nope")]) == 1
@@ -117,3 +134,48 @@ def test_an_empty_range_says_there_is_nothing_to_place(export, capsys):
     out = capsys.readouterr().out
     assert "note: no closed incidents in range: no figures to give and nothing to place" in out
     assert "automation: not placed" in out
+
+
+def replicaset(namespace: str, deployment: str, revision: str, created: str) -> dict:
+    return {"kind": "ReplicaSet", "metadata": {
+        "namespace": namespace, "name": f"{deployment}-{revision}", "creationTimestamp": created,
+        "annotations": {"deployment.kubernetes.io/revision": revision},
+        "ownerReferences": [{"kind": "Deployment", "name": deployment, "controller": True}]}}
+
+
+def test_an_export_with_replicasets_gives_dora_keys_and_the_table_shows_every_incident(export, capsys):
+    from tests.unit.test_maturity import mixed_history
+
+    rollouts = [replicaset("shop", "web", str(r), z(T0 - timedelta(hours=h))) for h, r in ((5, 6), (1, 7))]
+    rollouts += [replicaset("books", "api", str(h), z(T0 + timedelta(hours=h))) for h in (1, 2, 3)]
+    orphan = {"kind": "ReplicaSet", "metadata": {"namespace": "shop", "name": "by-hand", "creationTimestamp": z(T0)}}
+    path = export(*remediations(*mixed_history()), *rollouts, orphan, workload("shop", "web"),
+                  workload("kube-system", "coredns"), slo("shop", "web"))
+    assert main(["report", "-f", path, *SINCE, "--output", "json"]) == 0
+    delivery = json.loads(capsys.readouterr().out)["figures"]["delivery"]
+    assert (delivery["rollouts"], delivery["failedRollouts"], delivery["changeFailureRate"]) == (5, 1, 20.0)
+    assert delivery["rolloutsThatDegradedService"] == ["shop/Deployment/web revision 7"]
+    assert main(["report", "-f", path, *SINCE]) == 0
+    table = capsys.readouterr().out
+    assert "unresolved (open at the end)  2: shop/failed, shop/skipped" in table
+    assert "auto-remediated                 50 % (2/4); shown apart: Skipped 1, dryRun 1" in table
+    assert "system namespaces left out: kube-system" in table
+
+
+def test_without_replicasets_the_dora_change_failure_rate_is_not_measured(export, capsys):
+    assert main(["report", "-f", export(*remediations(*succeeded(6))), *SINCE, "--output", "json"]) == 0
+    dora = {p["name"]: p for p in json.loads(capsys.readouterr().out)["dora"]}
+    assert dora["change failure rate"]["level"] is None
+    assert dora["change failure rate"]["evidence"][0].startswith("not measured")
+
+
+def test_system_namespaces_are_left_out_of_slo_coverage_and_the_flag_replaces_them(export, capsys):
+    path = export(*remediations(*succeeded(1)), workload("shop", "web"), workload("kube-system", "coredns"),
+                  workload("platform", "ingress"), slo("shop", "web"))
+    assert main(["report", "-f", path, *SINCE, "--output", "json"]) == 0
+    coverage = json.loads(capsys.readouterr().out)["figures"]["sloCoverage"]
+    assert (coverage["part"], coverage["whole"], coverage["systemNamespacesExcluded"]) == (1, 2, ["kube-system"])
+    assert main(["report", "-f", path, *SINCE, "--output", "json", "--system-namespace", "platform"]) == 0
+    coverage = json.loads(capsys.readouterr().out)["figures"]["sloCoverage"]
+    assert (coverage["part"], coverage["whole"], coverage["systemNamespacesExcluded"]) == (1, 2, ["platform"])
+    assert set(coverage["byNamespace"]) == {"shop", "kube-system"}

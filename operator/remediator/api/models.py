@@ -8,9 +8,11 @@ snake_case in Python.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializationInfo, model_serializer, \
+    model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "remediator.dev"
@@ -77,6 +79,67 @@ class LabelSelector(Model):
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, max_length=MAX_SELECTOR_REQUIREMENTS
     )
+
+
+# ---------------------------------------------------------------- printer-column text
+
+
+MAX_TEXT = 32  # the text fields' maxLength: a longer text is left out, never a status write the apiserver refuses
+
+
+def seconds_text(value: float) -> str | None:
+    """30.266 -> "30s", 125 -> "2m5s", 90000 -> "1d1h": a duration as kubectl writes ages, to the second."""
+    if not math.isfinite(value):
+        return None
+    left = max(0, round(value))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    text = "".join(parts) or "0s"
+    return text if len(text) <= MAX_TEXT else None
+
+
+def percent_text(fraction: float) -> str | None:
+    """-5.50433 -> "-550%": a fraction as a whole percent."""
+    if not math.isfinite(fraction):
+        return None
+    text = f"{round(fraction * 100)}%"
+    return text if len(text) <= MAX_TEXT else None
+
+
+MAX_STEP_RESULTS = 256
+
+
+def step_results_text(stats: list) -> str | None:
+    """restart 3/4, rollback 1/1: verified successes / steps with a verdict, per step."""
+    text = ", ".join(f"{s.name} {s.succeeded}/{s.succeeded + s.failed}" for s in stats)
+    if not text:
+        return None
+    return text if len(text) <= MAX_STEP_RESULTS else text[:MAX_STEP_RESULTS - 1] + "…"
+
+
+def without_text(data, *fields: str):
+    """Text read back from the apiserver is dropped: the number is the truth, the text is written from it."""
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in fields and k not in {to_camel(f) for f in fields}}
+    return data
+
+
+def with_text(self: BaseModel, handler, info: SerializationInfo, texts: dict) -> dict:
+    """Dump the model and write each text field from its number (None: left out), so every writer of the status
+    writes the column people read next to the number programs read."""
+    data = handler(self)
+    for field, (number, render) in texts.items():
+        key = to_camel(field) if info.by_alias else field
+        value = getattr(self, number)
+        value = None if value is None else render(value)
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
 
 
 # ---------------------------------------------------------------- Runbook
@@ -292,8 +355,23 @@ class RunbookStatus(Model):
         default_factory=list, max_length=MAX_RECENT_RECOVERIES,
         description="time to recover of the latest recovered Remediations, oldest first")
     median_time_to_recover_seconds: float | None = None
+    median_time_to_recover: str | None = Field(None, max_length=MAX_TEXT, description="the same as a duration (2m5s), "
+                                                                                  "for the printer column")
+    step_results: str | None = Field(None, max_length=MAX_STEP_RESULTS,
+                                     description="each step's verified successes/applied, for the printer column")
     folded: list[str] = Field(default_factory=list, max_length=MAX_FOLDED,
                               description="uids of the latest Remediations counted here: each counts once")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data):
+        return without_text(data, "median_time_to_recover", "step_results")
+
+    @model_serializer(mode="wrap")
+    def _texts(self, handler, info: SerializationInfo) -> dict:
+        return with_text(self, handler, info, {
+            "median_time_to_recover": ("median_time_to_recover_seconds", seconds_text),
+            "step_results": ("step_stats", step_results_text)})
 
 
 # ---------------------------------------------------------------- RemediationPolicy
@@ -628,6 +706,8 @@ class RemediationStatus(Model):
     started_at: str | None = None
     finished_at: str | None = None
     time_to_recover_seconds: float | None = None
+    time_to_recover: str | None = Field(None, max_length=MAX_TEXT, description="the same as a duration (30s, 2m5s), "
+                                                                           "for the printer column")
     target_display: str = Field("", description="Kind/name, for the printer column")
     claim: TargetClaim | None = None
     folded_into_runbook: bool = Field(False, description="its outcome is counted in its Runbook's status")
@@ -642,6 +722,15 @@ class RemediationStatus(Model):
     resolved_by: str | None = Field(None, max_length=512, description="who ran `remediator resolve`, as the "
                                                                       "apiserver authenticated them")
     resolution_note: str = Field("", max_length=1024, description="their note")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data):
+        return without_text(data, "time_to_recover")
+
+    @model_serializer(mode="wrap")
+    def _texts(self, handler, info: SerializationInfo) -> dict:
+        return with_text(self, handler, info, {"time_to_recover": ("time_to_recover_seconds", seconds_text)})
 
 
 class EscalationPost(Model):

@@ -29,9 +29,9 @@ from __future__ import annotations
 import re
 from typing import Literal, Self
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, SerializationInfo, ValidationInfo, model_serializer, model_validator
 
-from .models import DURATION_PATTERN, Condition, Duration, Model
+from .models import MAX_TEXT, DURATION_PATTERN, Condition, Duration, Model, percent_text, with_text, without_text
 
 # Placeholders an SLI query may use; anything else between braces is an error.
 SLI_PLACEHOLDER = re.compile(r"\{\{\s*(window|namespace|service|slo)\s*\}\}")
@@ -195,6 +195,8 @@ class ServiceLevelObjectiveStatus(Model):
     error_budget_remaining: float | None = Field(
         None, description="fraction of the window's budget left; negative when overspent"
     )
+    budget_left: str | None = Field(None, max_length=MAX_TEXT, description="the same as a percent (-550%), for the "
+                                                                       "printer column")
     burn_rates: list[BurnRateValue] = Field(default_factory=list)
     alerts: list[FiringAlert] = Field(default_factory=list, description="the alerts firing now")
     conditions: list[Condition] = Field(default_factory=list, description="Breaching, ErrorBudgetExhausted")
@@ -202,3 +204,12 @@ class ServiceLevelObjectiveStatus(Model):
     baseline_notes: list[str] = Field(
         default_factory=list, description="how windows were scaled or clamped, and which had no data"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data):
+        return without_text(data, "budget_left")
+
+    @model_serializer(mode="wrap")
+    def _texts(self, handler, info: SerializationInfo) -> dict:
+        return with_text(self, handler, info, {"budget_left": ("error_budget_remaining", percent_text)})

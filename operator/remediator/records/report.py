@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core.report import maturity, retention
+from ..core.report import dora_keys, maturity, retention
 from ..core.durations import format_duration, parse_duration, parse_time
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -34,6 +33,8 @@ class Export:
     policies: list[dict] = field(default_factory=list)
     namespaces: dict[str, dict[str, str]] | None = None  # name -> labels; None: unknown
     has_inventory: bool = False
+    rollouts: list[dora_keys.Rollout] = field(default_factory=list)
+    has_rollouts: bool = False
 
     def add(self, item: Mapping[str, Any]) -> None:
         kind = item.get("kind", "Remediation")
@@ -48,10 +49,33 @@ class Export:
             self.runbooks.append(dict(item))
         elif kind == "RemediationPolicy":
             self.policies.append(dict(item))
+        elif kind == "ReplicaSet":
+            rollout = replicaset_rollout(item)
+            self.has_rollouts = True
+            if rollout is not None:
+                self.rollouts.append(rollout)
         elif kind == "Namespace":
             metadata = item.get("metadata") or {}
             self.namespaces = self.namespaces or {}
             self.namespaces[metadata.get("name", "")] = dict(metadata.get("labels") or {})
+
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def replicaset_rollout(rs: Mapping[str, Any]) -> dora_keys.Rollout | None:
+    """A Deployment's ReplicaSet with a revision is one rollout, at the ReplicaSet's creation (the history keeps
+    revisionHistoryLimit of them, 10 by default: older rollouts are gone from it)."""
+    metadata = rs.get("metadata") or {}
+    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
+    revision = (metadata.get("annotations") or {}).get(REVISION)
+    if owner is None or owner.get("kind") != "Deployment" or not revision or not metadata.get("creationTimestamp"):
+        return None
+    try:
+        at = parse_time(str(metadata["creationTimestamp"]))
+    except ValueError:
+        return None
+    return dora_keys.Rollout(at, str(metadata.get("namespace", "")), f"Deployment/{owner.get('name', '')}", revision)
 
 
 class ReportError(Exception):
@@ -93,6 +117,7 @@ def read_cluster(kubeconfig: str | None) -> Export:
 
 def list_cluster(kubeconfig: str | None) -> Export:
     from kubernetes import client
+    from kubernetes.client.rest import ApiException
 
     from ..kube import Resources, load_api_client
 
@@ -112,12 +137,27 @@ def list_cluster(kubeconfig: str | None) -> Export:
                         ("StatefulSet", apps.list_stateful_set_for_all_namespaces().items)):
         export.workloads += [{"kind": kind, "metadata": {"namespace": w.metadata.namespace, "name": w.metadata.name}}
                              for w in items]
+    try:
+        replicasets = apps.list_replica_set_for_all_namespaces().items
+        export.has_rollouts = True
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        replicasets = []  # a reader who may not list ReplicaSets gets every other figure; DORA's say "not measured"
+    for rs in replicasets:
+        owners = [{"kind": o.kind, "name": o.name, "controller": o.controller}
+                  for o in rs.metadata.owner_references or []]
+        rollout = replicaset_rollout({"metadata": {
+            "namespace": rs.metadata.namespace, "ownerReferences": owners, "annotations": rs.metadata.annotations,
+            "creationTimestamp": rs.metadata.creation_timestamp.isoformat()}})
+        if rollout is not None:
+            export.rollouts.append(rollout)
     export.namespaces = {ns.metadata.name: dict(ns.metadata.labels or {})
                          for ns in client.CoreV1Api(api).list_namespace().items}
     return export
 
 
-def inventory(export: Export) -> maturity.Inventory:
+def inventory(export: Export, system: Sequence[str] = maturity.SYSTEM_NAMESPACES) -> maturity.Inventory:
     def key(item: Mapping[str, Any], kind: str, name: str) -> tuple[str, str, str]:
         return (str((item.get("metadata") or {}).get("namespace", "")), kind, name)
 
@@ -128,7 +168,11 @@ def inventory(export: Export) -> maturity.Inventory:
         if target.get("name"):
             targets.add(key(slo, target.get("kind", "Deployment"), target["name"]))
     adaptive = sum(1 for rb in export.runbooks if (rb.get("spec") or {}).get("adaptive"))
-    return maturity.Inventory(workloads, frozenset(targets), adaptive, known=export.has_inventory)
+    return maturity.Inventory(workloads, frozenset(targets), adaptive, known=export.has_inventory,
+                              system_namespaces=tuple(system), rollouts=tuple(export.rollouts),
+                              rollouts_known=export.has_rollouts,
+                              rollouts_source="the ReplicaSet history (revisionHistoryLimit per Deployment)"
+                              if export.has_rollouts else "")
 
 
 def parse_moment(text: str, now: datetime, flag: str) -> datetime:
@@ -203,19 +247,35 @@ def render_table(rep: maturity.Report, notes: Sequence[str] = ()) -> str:
     elif fig.incidents < maturity.MIN_SAMPLE:
         lines += [(f"note: {fig.incidents} closed incident(s) in range; figures are shown, but levels need at least "
                   f"{maturity.MIN_SAMPLE}"), ""]
-    ttr, wait = fig.time_to_recover, fig.approval_latency
+    restore, wait = fig.restore, fig.approval_latency
+    bound = "≥ " if restore.lower_bound else ""
+    coverage = "unknown (no workloads in the input)" if fig.slo_coverage is None else fig.slo_coverage.text() + (
+        f"; system namespaces left out: {', '.join(fig.system_namespaces)}" if fig.system_namespaces else "")
+    apart = ", ".join(f"{k} {v}" for k, v in sorted(fig.not_acting.items()))
+    failures = fig.change_failures
     rows = [
         ("incidents (closed / open)", f"{fig.incidents} / {fig.open}"),
         ("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(fig.outcomes.items())) or "none"),
-        ("MTTR median / p90", f"{seconds(ttr.median)} / {seconds(ttr.p90)} (n={ttr.count})"),
-        ("remediated with no human", fig.auto_remediated.text()),
+        ("time to restore median / p90", (f"{bound}{seconds(restore.every.median)} / {bound}"
+                                          f"{seconds(restore.every.p90)} (n={restore.every.count})")),
+        *((f"  restored by {who}", f"{seconds(spread.median)} / {seconds(spread.p90)} (n={spread.count})")
+          for who, spread in restore.by.items() if spread.count and who != "unresolved"),
+        ("  unresolved (open at the end)", f"{restore.by['unresolved'].count}"
+         + (f": {', '.join(restore.unresolved[:10])}" if restore.unresolved else "")),
+        ("auto-remediated", fig.auto_remediated.text() + (f"; shown apart: {apart}" if apart else "")),
         ("needed approval", fig.needed_approval.text()),
-        ("remediation failure rate", fig.actions.text()),
+        ("remediation failure rate", (f"{failures.share.text()}: {failures.did_not_restore} did not restore, "
+                                      f"{failures.followed_by_worse} followed by a worse signal")),
         ("approval latency median / p90", (f"{seconds(wait.median)} / {seconds(wait.p90)} (n={wait.count}, "
                                           f"{fig.approvals_expired} expired)")),
-        ("SLO coverage", "unknown (no workloads in the input)" if fig.slo_coverage is None
-         else fig.slo_coverage.text()),
+        ("SLO coverage", coverage),
+        *((f"  SLO coverage {ns}", share.text()) for ns, share in sorted(fig.slo_coverage_by_namespace.items())),
+        ("adaptive order", fig.learning.text()),
     ]
+    if fig.delivery is not None:
+        d = fig.delivery
+        rows += [("rollouts (led to an incident)", f"{d.rollouts} ({d.failed}) over {d.days:.3g} days"),
+                 *((f"  rollouts a day in {ns}", f"{d.per_day(n):g}") for ns, n in sorted(d.per_namespace.items()))]
     lines += table(("figure", "value"), rows)
     if fig.by_runbook:
         lines += ["", *table(("runbook", "incidents", "acted", "succeeded", "success rate"),
@@ -237,38 +297,62 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             *(fmt.format(*row).rstrip() for row in rows)]
 
 
-def plot(rep: maturity.Report, trend: list[tuple[datetime, float]], path: str) -> None:
-    """Two panels: time to recover of each success over time (with the running median), and outcomes."""
+RESTORERS = (("operator", "tab:green"), ("humans", "tab:orange"), ("itself", "tab:gray"),
+             ("unresolved", "tab:red"))
+
+
+def plot(weeks: Sequence[tuple[datetime, maturity.Figures]], path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = draw(weeks)
+    try:
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+
+
+def draw(weeks: Sequence[tuple[datetime, maturity.Figures]]):
+    """Two panels: median time to restore of each week, one bar per who restored it (unresolved: time open at
+    the week's end), with the incident counts; the auto-remediated share of each week."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    if trend:
-        times = [t for t, _ in trend]
-        minutes = [s / 60 for _, s in trend]
-        running = [statistics.median(minutes[: i + 1]) for i in range(len(minutes))]
-        left.plot(times, minutes, "o", label="time to recover")
-        left.plot(times, running, "-", label="running median")
-        left.legend()
-        fig.autofmt_xdate()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    if weeks:
+        width = 0.8 / len(RESTORERS)
+        for i, (who, color) in enumerate(RESTORERS):
+            xs, hours, counts = [], [], []
+            for n, (_, f) in enumerate(weeks):
+                spread = f.restore.by[who]
+                if spread.count:
+                    xs.append(n + (i - 1.5) * width)
+                    hours.append((spread.median or 0) / 3600)
+                    counts.append(spread.count)
+            if not xs:
+                continue  # nobody restored anything this way: no empty entry in the legend
+            bars = left.bar(xs, hours, width, color=color, label=who)
+            left.bar_label(bars, labels=[f"n={c}" for c in counts], fontsize=7)
+        labels = [w.strftime("%d %b") for w, _ in weeks]
+        left.set_xticks(range(len(weeks)), labels, rotation=30)
+        left.legend(title="restored by")
+        shares = [(n, f.auto_remediated) for n, (_, f) in enumerate(weeks) if f.auto_remediated.whole]
+        right.plot([n for n, _ in shares], [s.percent for _, s in shares], "o-", color="tab:green")
+        for n, share in shares:
+            right.annotate(f"{share.part}/{share.whole}", (n, share.percent), textcoords="offset points",
+                           xytext=(0, 6), ha="center", fontsize=7)
+        right.set_xticks(range(len(weeks)), labels, rotation=30)
+        right.set_ylim(0, 105)
     else:
-        left.text(0.5, 0.5, "no verified recoveries in range", ha="center", va="center", transform=left.transAxes)
-    left.set_title("MTTR trend")
-    left.set_ylabel("minutes")
-    outcomes = sorted(rep.figures.outcomes.items())
-    if outcomes:
-        right.bar([k for k, _ in outcomes], [v for _, v in outcomes],
-                  color=["tab:green" if k == "Succeeded" else "tab:red" if k in ("Failed", "Escalated")
-                         else "tab:gray" for k, _ in outcomes])
-        right.tick_params(axis="x", rotation=30)
-    else:
-        right.text(0.5, 0.5, "no closed incidents in range", ha="center", va="center", transform=right.transAxes)
-    right.set_title(f"outcomes ({rep.figures.incidents} incidents)")
+        for ax in (left, right):
+            ax.text(0.5, 0.5, "no incidents in range", ha="center", va="center", transform=ax.transAxes)
+    left.set_title("time to restore by week (median)")
+    left.set_ylabel("hours")
+    right.set_title("auto-remediated share by week")
+    right.set_ylabel("% of incidents the operator could act on")
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    return fig
 
 
 # ---------------------------------------------------------------- command
@@ -282,9 +366,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                         help="only namespaces with this label, e.g. team=payments (repeatable: all must match)")
     parser.add_argument("--output", "-o", choices=("table", "json"), default="table")
-    parser.add_argument("--plot", metavar="FILE.png", help="also draw the MTTR trend and outcomes to this PNG")
+    parser.add_argument("--plot", metavar="FILE.png", help="also draw time to restore by week, split by who "
+                                                           "restored it, and the auto-remediated share, to this PNG")
+    parser.add_argument("--system-namespace", action="append", default=[], metavar="PATTERN",
+                        help="namespaces left out of SLO coverage (glob, repeatable; default: "
+                             f"{', '.join(maturity.SYSTEM_NAMESPACES)})")
     parser.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
-                        help="exported JSON (kubectl get remediations,deploy,sts,servicelevelobjectives,ns,"
+                        help="exported JSON (kubectl get remediations,deploy,sts,rs,servicelevelobjectives,ns,"
                              "remediationpolicies -A -o json) instead of the cluster (repeatable)")
     parser.add_argument("--kubeconfig", default=None)
 
@@ -298,7 +386,8 @@ def run(args: argparse.Namespace, now: datetime | None = None) -> int:
     except (ReportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    rep = maturity.report(records, inventory(export), scope)
+    rep = maturity.report(records, inventory(export, args.system_namespace or maturity.SYSTEM_NAMESPACES), scope,
+                          now)
     notes = [n for n in (retention_note(export, scope, now),) if n]
     if args.output == "json":
         print(json.dumps({**rep.to_dict(), "notes": notes}, indent=2))
@@ -306,7 +395,7 @@ def run(args: argparse.Namespace, now: datetime | None = None) -> int:
         print(render_table(rep, notes), end="")
     if args.plot:
         try:
-            plot(rep, maturity.recovery_trend(records, scope), args.plot)
+            plot(maturity.weekly(records, scope, now), args.plot)
         except OSError as e:
             print(f"error: cannot write {args.plot}: {e}", file=sys.stderr)
             return 1
