@@ -12,7 +12,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
-from tests.support.workloads import deployment
+from tests.support.workloads import bad_template_patch, deployment, workload
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "remediator"
 CRD_DIR = CHART / "crds"
@@ -96,12 +96,36 @@ class Cluster:
         wait_for(lambda: (self.apps.read_namespaced_deployment(name, self.ns).status.available_replicas or 0)
                  == replicas, what=f"{name} {replicas}/{replicas} available")
 
-    def bad_rollout(self, name: str = "web", failure: str = "crashloop", image: str = "registry.local/web:bad"):
-        self.apps.patch_namespaced_deployment(name, self.ns, {"spec": {"template": {
-            "metadata": {"labels": {"remediator.dev/kwok-fail": failure}},
-            "spec": {"containers": [{"name": "app", "image": image}]}}}})
+    def deploy_workload(self, kind: str, name: str = "web", replicas: int = 2, **kw) -> None:
+        """A StatefulSet or DaemonSet (or Deployment), waited for until every pod is Ready."""
+        if kind == "Deployment":
+            return self.deploy(name, replicas=replicas, **kw)
+        utils.create_from_dict(self.api, workload(kind, name, replicas=replicas, **kw), namespace=self.ns)
+        read = self.reader(kind)
 
-    def revisions(self, app: str = "web") -> dict[str, str]:
+        def ready():
+            status = read(name, self.ns).status
+            want = status.desired_number_scheduled if kind == "DaemonSet" else replicas
+            have = status.number_ready if kind == "DaemonSet" else status.ready_replicas
+            return bool(want) and have == want
+        wait_for(ready, what=f"{kind} {name} ready")
+
+    def reader(self, kind: str):
+        return {"Deployment": self.apps.read_namespaced_deployment, "StatefulSet": self.apps.read_namespaced_stateful_set,
+                "DaemonSet": self.apps.read_namespaced_daemon_set}[kind]
+
+    def bad_rollout(self, name: str = "web", failure: str = "crashloop", image: str = "registry.local/web:bad",
+                    kind: str = "Deployment"):
+        patch = {"Deployment": self.apps.patch_namespaced_deployment,
+                 "StatefulSet": self.apps.patch_namespaced_stateful_set,
+                 "DaemonSet": self.apps.patch_namespaced_daemon_set}[kind]
+        patch(name, self.ns, bad_template_patch(failure, image))
+
+    def revisions(self, app: str = "web", kind: str = "Deployment") -> dict[str, str]:
+        """Revision per ReplicaSet (Deployment) or ControllerRevision (StatefulSet, DaemonSet), by name."""
+        if kind != "Deployment":
+            crs = self.apps.list_namespaced_controller_revision(self.ns, label_selector=f"app={app}").items
+            return {cr.metadata.name: str(cr.revision) for cr in crs}
         rss = self.apps.list_namespaced_replica_set(self.ns, label_selector=f"app={app}").items
         return {rs.metadata.name: rs.metadata.annotations.get("deployment.kubernetes.io/revision") for rs in rss}
 

@@ -21,6 +21,7 @@ Argo Rollouts: `actions/argo_rollout.py`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from kubernetes import client
@@ -40,9 +41,19 @@ from remediator.actions.base import (
     require_kind,
     reread_on_conflict,
 )
-from remediator.actions.kube import JSON_PATCH, as_dict, call, patch_workload, read_workload, selector_text
+from remediator.actions.delete_pod import delete_pods
+from remediator.actions.kube import (
+    JSON_PATCH,
+    as_dict,
+    call,
+    patch_workload,
+    pods_of,
+    read_workload,
+    selector_text,
+)
 
 REVISION_KINDS = ("StatefulSet", "DaemonSet")  # history in ControllerRevisions
+REVISION_HASH = "controller-revision-hash"  # the pod label naming its ControllerRevision
 
 REVISION = "deployment.kubernetes.io/revision"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -189,7 +200,9 @@ def rollback_annotations(deployment: dict[str, str], replica_set: dict[str, str]
 def rollback_revision_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     workload = read_workload(api, req.target)
     if is_recorded(workload.metadata.annotations, req.key):
-        return replayed(req, "rollback")
+        done = replayed(req, "rollback")
+        deleted = unstick(api, req, workload)
+        return dataclasses.replace(done, message=done.message + deleted) if deleted else done
     current = as_dict(api, workload)
     revision, previous = previous_controller_revision(api, req.target.kind, workload)
     template = revision_template(previous)
@@ -211,7 +224,7 @@ def rollback_revision_once(api: client.ApiClient, req: ActionRequest) -> ActionR
     after = patch_workload(api, req.target, patch, dry_run=req.dry_run, content_type=JSON_PATCH)
     verb = "would roll back" if req.dry_run else "rolled back"
     name = previous["metadata"]["name"]
-    note = on_delete_note(req.target.kind, workload)
+    note = on_delete_note(req.target.kind, workload) + unstick(api, req, after)
     return ActionResult(
         done=True,
         replayed=False,
@@ -219,6 +232,30 @@ def rollback_revision_once(api: client.ApiClient, req: ActionRequest) -> ActionR
         evidence=[evidence("rollback", f"{verb} to the template of ControllerRevision {name}{note}", str(revision))],
         changes=changes_between(current, as_dict(api, after)),
     )
+
+
+def unstick(api: client.ApiClient, req: ActionRequest, workload: Any) -> str:
+    """The StatefulSet "forced rollback" (Kubernetes docs, StatefulSet rolling updates): with the template
+    reverted, an OrderedReady rollout still waits forever on a pod of the bad revision that never became
+    Ready, so such pods are deleted (by UID) and come back at the restored revision. Also run on a replay: a
+    crash between the keyed patch and these deletes must not leave the rollout stuck. OnDelete: left alone."""
+    strategy = workload.spec.update_strategy
+    if req.target.kind != "StatefulSet" or (strategy is not None and strategy.type == "OnDelete"):
+        return ""
+    template = pruned(as_dict(api, workload)["spec"]["template"])
+    restored = {cr["metadata"]["name"] for _, cr in owned_controller_revisions(api, workload)
+                if revision_template(cr) == template}
+    if not restored:
+        return ""
+    stuck = [p for p in pods_of(api, workload)
+             if (p.metadata.labels or {}).get(REVISION_HASH) not in restored and not pod_ready(p)
+             and any(o.controller and o.uid == workload.metadata.uid for o in p.metadata.owner_references or [])]
+    outcomes = delete_pods(api, stuck, req.dry_run)
+    return f"; pods of the bad revision that never became Ready: {outcomes}" if outcomes else ""
+
+
+def pod_ready(pod: Any) -> bool:
+    return pod.status is not None and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
 def on_delete_note(kind: str, workload: Any) -> str:
