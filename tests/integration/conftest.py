@@ -150,3 +150,28 @@ def operator(kubeconfig, namespace, crds, tmp_path):
     op.start()
     yield op
     op.stop()
+
+
+ARGO_ROLLOUTS = ("github.com/argoproj/argo-rollouts", "v1.8.3")
+
+
+@pytest.fixture(scope="session")
+def argo_rollouts_crd(kube_api, tool):
+    """The Rollout CRD from the Argo Rollouts Go module's own manifests (pinned tag, via the Go module cache, as
+    the control-plane builds get their sources). Its controller is not run: tests write Rollout status."""
+    from e2e.cluster.build import go_env
+
+    module, version = ARGO_ROLLOUTS
+    got = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True,
+                         timeout=600, check=False, env=go_env(), cwd=Path(__file__).parent)
+    info = json.loads(got.stdout or "{}")
+    assert got.returncode == 0 and not info.get("Error"), got.stderr or info
+    manifest = Path(info["Dir"]) / "manifests" / "crds" / "rollout-crd.yaml"
+    proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(manifest)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    ext = client.ApiextensionsV1Api(kube_api)
+    wait_for(lambda: any(c.type == "Established" and c.status == "True" for c in
+                         ext.read_custom_resource_definition("rollouts.argoproj.io").status.conditions or []),
+             what="the Rollout CRD established")
+    return manifest
