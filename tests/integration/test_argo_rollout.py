@@ -119,3 +119,31 @@ def test_verification_reads_the_rollouts_phase_and_its_pods(kube_api, namespace,
                        and o, what="only the stable pods, Ready")
     verdict = rollout_complete(RolloutCompleteCheck(), healthy, started, timedelta(minutes=5), datetime.now(UTC))
     assert verdict.state == "passed", verdict
+
+
+@pytest.mark.slow
+def test_an_alert_on_a_bad_canary_aborts_undoes_and_is_verified_on_the_rollouts_status(
+        kube_api, namespace, bad_canary, cluster, operator):
+    from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
+    from tests.support.operator import alert, alert_payload
+
+    objects = bad_canary
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("bad-canary", rollback_runbook(kind="Rollout"))
+    assert operator.post_alerts(alert_payload([alert(namespace, "web")])).status_code == 200
+    name = only_remediation(cluster)["metadata"]["name"]
+
+    def undone():
+        rollout = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "web")
+        return rollout["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/web:1.0" and rollout
+    rollout = wait_for(undone, what="the Rollout undone by the operator")
+    assert rollout["status"]["abort"] is True
+    client.AppsV1Api(kube_api).patch_namespaced_replica_set(f"web-{BAD}", namespace, {"spec": {"replicas": 0}})
+    write_status(objects, namespace, {"phase": "Healthy", "abort": False, "currentPodHash": GOOD,
+                                      "observedGeneration": str(rollout["metadata"]["generation"]), "replicas": 2,
+                                      "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2})
+
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["probableCause"]["changes"][0]["object"] == "Rollout/web"
+    assert "revision 2 rolled out" in status["probableCause"]["changes"][0]["what"]

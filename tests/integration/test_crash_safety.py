@@ -38,6 +38,8 @@ def test_operator_killed_at_a_boundary_rolls_back_exactly_once(cluster, kubeconf
     assert status["phase"] == "Succeeded", status
     assert sorted(cluster.revisions(kind=kind).values()) == ["2", "3"], "exactly one rollback"
     assert len(status["steps"]) == 1
+    [blamed, *_] = status["probableCause"]["changes"]
+    assert (blamed["object"], blamed["kind"], blamed["revision"]) == (f"{kind}/web", "rollout", "2"), "the journal"
     target = cluster.reader(kind)("web", cluster.ns)
     assert target.spec.template.spec.containers[0].image == "registry.local/web:1.0"
     keys = target.metadata.annotations.get("remediator.dev/action-keys", "")
