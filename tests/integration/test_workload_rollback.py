@@ -77,3 +77,26 @@ def test_an_on_delete_statefulset_is_rolled_back_in_its_template_and_says_its_po
 
     assert image_of(cluster, "StatefulSet") == "registry.local/web:1.0"
     assert "OnDelete" in result.message and "only when it is deleted" in result.evidence[0].detail
+
+
+def test_a_statefulset_rollback_replayed_after_a_crash_before_its_pod_deletes_still_unsticks_the_rollout(cluster):
+    from remediator.actions.rollback import previous_controller_revision, revision_template
+
+    cluster.deploy_workload("StatefulSet")
+    cluster.bad_rollout(kind="StatefulSet")
+    target = ObjectRef(kind="StatefulSet", namespace=cluster.ns, name="web")
+    wait_for(lambda: any(not p.ready for p in observe(cluster.api, target).pods), what="a bad pod failing")
+    sts = cluster.reader("StatefulSet")("web", cluster.ns)
+    _, previous = previous_controller_revision(cluster.api, "StatefulSet", sts)
+    k = key()
+    # the crash: the keyed patch was written, the process died before deleting the stuck pod
+    cluster.apps.patch_namespaced_stateful_set("web", cluster.ns, [
+        {"op": "replace", "path": "/spec/template", "value": revision_template(previous)},
+        {"op": "add", "path": "/metadata/annotations", "value": {KEYS_ANNOTATION: k}}],
+        _content_type="application/json-patch+json")
+
+    again = execute(cluster.api, request("rollback", cluster.ns, "web", k, kind="StatefulSet"))
+
+    assert again.replayed and "never became Ready" in again.message
+    wait_for(lambda: (o := observe(cluster.api, target)) and rollout_progress(o.rollout)[0]
+             and all(p.ready for p in o.pods), timeout=90, what="the rollout completed at the restored revision")
