@@ -242,6 +242,8 @@ def unstick(api: client.ApiClient, req: ActionRequest, workload: Any) -> str:
     strategy = workload.spec.update_strategy
     if req.target.kind != "StatefulSet" or (strategy is not None and strategy.type == "OnDelete"):
         return ""
+    if req.dry_run:  # planning runs dry, maybe every tick: no pod and history reads for it
+        return "; then delete the bad revision's pods that never became Ready (a forced rollback)"
     template = pruned(as_dict(api, workload)["spec"]["template"])
     restored = {cr["metadata"]["name"] for _, cr in owned_controller_revisions(api, workload)
                 if revision_template(cr) == template}
