@@ -130,7 +130,11 @@ def test_an_alert_on_a_bad_canary_aborts_undoes_and_is_verified_on_the_rollouts_
     objects = bad_canary
     cluster.apply_policy(NO_APPROVALS)
     cluster.apply_runbook("bad-canary", rollback_runbook(kind="Rollout"))
-    assert operator.post_alerts(alert_payload([alert(namespace, "web")])).status_code == 200
+    from remediator.core.durations import format_time
+
+    # the breach begins now, after the bad revision: the journal must blame that revision
+    started = format_time(datetime.now(UTC))
+    assert operator.post_alerts(alert_payload([alert(namespace, "web", starts_at=started)])).status_code == 200
     name = only_remediation(cluster)["metadata"]["name"]
 
     def undone():

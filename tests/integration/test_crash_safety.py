@@ -5,8 +5,11 @@ For each kind the rollback knows: a Deployment (ReplicaSet history), a StatefulS
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
+from remediator.core.durations import format_time
 from remediator.failpoints import BOUNDARIES
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
 from tests.support.operator import OperatorProcess, alert, alert_payload
@@ -26,7 +29,9 @@ def test_operator_killed_at_a_boundary_rolls_back_exactly_once(cluster, kubeconf
 
     op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, failpoints=boundary).start()
     try:
-        delivered = op.post_alerts(alert_payload([alert(cluster.ns, "web")]))
+        # the breach begins now, after the bad revision: the journal must blame that revision
+        delivered = op.post_alerts(alert_payload([alert(cluster.ns, "web", starts_at=format_time(
+            datetime.now(timezone.utc)))]))
         assert delivered.status_code == 200 and delivered.json()["results"][0]["outcome"] == "created", \
             delivered.text
         assert op.wait_killed() == -9, f"the {boundary} failpoint SIGKILLs the process"
