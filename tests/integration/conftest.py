@@ -12,7 +12,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
-from tests.support.workloads import deployment
+from tests.support.workloads import bad_template_patch, deployment, workload
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "remediator"
 CRD_DIR = CHART / "crds"
@@ -96,12 +96,36 @@ class Cluster:
         wait_for(lambda: (self.apps.read_namespaced_deployment(name, self.ns).status.available_replicas or 0)
                  == replicas, what=f"{name} {replicas}/{replicas} available")
 
-    def bad_rollout(self, name: str = "web", failure: str = "crashloop", image: str = "registry.local/web:bad"):
-        self.apps.patch_namespaced_deployment(name, self.ns, {"spec": {"template": {
-            "metadata": {"labels": {"remediator.dev/kwok-fail": failure}},
-            "spec": {"containers": [{"name": "app", "image": image}]}}}})
+    def deploy_workload(self, kind: str, name: str = "web", replicas: int = 2, **kw) -> None:
+        """A StatefulSet or DaemonSet (or Deployment), waited for until every pod is Ready."""
+        if kind == "Deployment":
+            return self.deploy(name, replicas=replicas, **kw)
+        utils.create_from_dict(self.api, workload(kind, name, replicas=replicas, **kw), namespace=self.ns)
+        read = self.reader(kind)
 
-    def revisions(self, app: str = "web") -> dict[str, str]:
+        def ready():
+            status = read(name, self.ns).status
+            want = status.desired_number_scheduled if kind == "DaemonSet" else replicas
+            have = status.number_ready if kind == "DaemonSet" else status.ready_replicas
+            return bool(want) and have == want
+        wait_for(ready, what=f"{kind} {name} ready")
+
+    def reader(self, kind: str):
+        return {"Deployment": self.apps.read_namespaced_deployment, "StatefulSet": self.apps.read_namespaced_stateful_set,
+                "DaemonSet": self.apps.read_namespaced_daemon_set}[kind]
+
+    def bad_rollout(self, name: str = "web", failure: str = "crashloop", image: str = "registry.local/web:bad",
+                    kind: str = "Deployment"):
+        patch = {"Deployment": self.apps.patch_namespaced_deployment,
+                 "StatefulSet": self.apps.patch_namespaced_stateful_set,
+                 "DaemonSet": self.apps.patch_namespaced_daemon_set}[kind]
+        patch(name, self.ns, bad_template_patch(failure, image))
+
+    def revisions(self, app: str = "web", kind: str = "Deployment") -> dict[str, str]:
+        """Revision per ReplicaSet (Deployment) or ControllerRevision (StatefulSet, DaemonSet), by name."""
+        if kind != "Deployment":
+            crs = self.apps.list_namespaced_controller_revision(self.ns, label_selector=f"app={app}").items
+            return {cr.metadata.name: str(cr.revision) for cr in crs}
         rss = self.apps.list_namespaced_replica_set(self.ns, label_selector=f"app={app}").items
         return {rs.metadata.name: rs.metadata.annotations.get("deployment.kubernetes.io/revision") for rs in rss}
 
@@ -126,3 +150,28 @@ def operator(kubeconfig, namespace, crds, tmp_path):
     op.start()
     yield op
     op.stop()
+
+
+ARGO_ROLLOUTS = ("github.com/argoproj/argo-rollouts", "v1.8.3")
+
+
+@pytest.fixture(scope="session")
+def argo_rollouts_crd(kube_api, tool):
+    """The Rollout CRD from the Argo Rollouts Go module's own manifests (pinned tag, via the Go module cache, as
+    the control-plane builds get their sources). Its controller is not run: tests write Rollout status."""
+    from e2e.cluster.build import go_env
+
+    module, version = ARGO_ROLLOUTS
+    got = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True,
+                         timeout=600, check=False, env=go_env(), cwd=Path(__file__).parent)
+    info = json.loads(got.stdout or "{}")
+    assert got.returncode == 0 and not info.get("Error"), got.stderr or info
+    manifest = Path(info["Dir"]) / "manifests" / "crds" / "rollout-crd.yaml"
+    proc = subprocess.run([tool("kubectl"), "apply", "--server-side", "--force-conflicts", "-f", str(manifest)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    ext = client.ApiextensionsV1Api(kube_api)
+    wait_for(lambda: any(c.type == "Established" and c.status == "True" for c in
+                         ext.read_custom_resource_definition("rollouts.argoproj.io").status.conditions or []),
+             what="the Rollout CRD established")
+    return manifest

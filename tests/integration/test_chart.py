@@ -694,3 +694,16 @@ def test_the_charts_service_account_may_borrow_no_identity_read_no_configmap_and
         assert forbidden(lambda: client.CoreV1Api(as_operator).patch_node("any", {}))
     finally:
         run(tool, "helm", "uninstall", release, "--namespace", ops_namespace, "--wait", check=False)
+
+
+def test_the_operator_and_tenant_accounts_may_read_revision_histories_and_abort_and_undo_argo_rollouts(
+        tool, tmp_path):
+    def granted(values):
+        return {(group, resource, verb) for _, rule in rbac_rules(documents(render(tool, tmp_path, values)))
+                for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+
+    needed = {("apps", "controllerrevisions", "list"), ("apps", "controllerrevisions", "watch"),
+              ("argoproj.io", "rollouts", "patch"), ("argoproj.io", "rollouts/status", "patch")}
+    assert needed <= granted({})
+    tenant = granted({"actions": {"serviceAccount": "remediator-actions", "tenantNamespaces": ["shop"]}})
+    assert needed <= tenant

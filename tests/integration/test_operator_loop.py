@@ -19,10 +19,10 @@ NO_APPROVALS = {"approval": {"rules": [{"level": lvl, "approvers": 0}
                                        for lvl in ("low", "medium", "high", "critical")]}}
 
 
-def rollback_runbook(verify=None, cooldown="10m", timeout="90s") -> dict:
+def rollback_runbook(verify=None, cooldown="10m", timeout="90s", kind="Deployment") -> dict:
     return {
         "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": "HighErrorRate"}]}}],
-        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "target": {"kind": kind, "name": "{{ labels.deployment }}"},
         "steps": [{"name": "rollback", "action": "rollback", "risk": "high", "timeout": timeout,
                    "verify": verify if verify is not None else {"rolloutComplete": {}}}],
         "guard": {"cooldown": cooldown, "maxRunsPerHour": 5},

@@ -26,3 +26,25 @@ def deployment(name: str, replicas: int = 3, image: str = "registry.local/web:1.
             },
         },
     }
+
+
+def workload(kind: str, name: str, replicas: int = 2, image: str = "registry.local/web:1.0",
+             on_delete: bool = False) -> dict:
+    """A Deployment, StatefulSet or DaemonSet of the same pods (a DaemonSet runs one on each KWOK node)."""
+    manifest = deployment(name, replicas=replicas, image=image)
+    if kind == "Deployment":
+        return manifest
+    spec = manifest["spec"]
+    spec.pop("strategy")
+    spec["updateStrategy"] = {"type": "OnDelete"} if on_delete else {"type": "RollingUpdate"}
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    else:
+        spec.pop("replicas")
+    return {**manifest, "kind": kind}
+
+
+def bad_template_patch(failure: str = "crashloop", image: str = "registry.local/web:bad") -> dict:
+    """A new revision whose pods fail on KWOK the way `failure` says (see e2e/cluster/stages.yaml)."""
+    return {"spec": {"template": {"metadata": {"labels": {"remediator.dev/kwok-fail": failure}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}}

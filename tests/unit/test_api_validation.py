@@ -155,10 +155,10 @@ BAD_RUNBOOKS: tuple[Bad, ...] = (
     Bad("scale on a DaemonSet", lambda s: s["target"].update(kind="DaemonSet"),
         "spec.steps",
         "action scale needs target.kind Deployment or StatefulSet (step scale-up, target.kind DaemonSet)"),
-    Bad("rollback on a StatefulSet", lambda s: (s["target"].update(kind="StatefulSet"), s["steps"].pop(1)),
+    Bad("rollback on a Pod", lambda s: (s["target"].update(kind="Pod"), s["steps"].pop(1)),
         "spec.steps",
-        "action rollback needs target.kind Deployment: rolling back a StatefulSet or DaemonSet is not supported "
-        "(step rollback, target.kind StatefulSet)"),
+        "action rollback needs target.kind Deployment, StatefulSet, DaemonSet or Rollout "
+        "(step rollback, target.kind Pod)"),
     Bad("memory limit that is no quantity", lambda s: steps(s)[4]["raiseMemory"].update(maxLimit="2 GB"),
         "spec.steps[4].raiseMemory.maxLimit", f"maxLimit {QUANTITY_RULE} (got 2 GB)"),
     Bad("memory limit of zero", lambda s: steps(s)[4]["raiseMemory"].update(maxLimit="0Gi"),

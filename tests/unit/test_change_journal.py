@@ -216,3 +216,50 @@ def test_a_ready_node_seen_first_is_no_change_however_recent_its_ready_transitio
     journal.observe_node(down, NOW)
     [change] = journal.changes(None, {"Node/n2"}, NOW)
     assert (change.what, change.at) == ("Node/n2 Ready=False", NOW - timedelta(minutes=4))
+
+
+def controller_revision(revision: int, created: datetime, tpl: dict, owner="db", kind="StatefulSet",
+                        name=None) -> dict:
+    return {"metadata": {"name": name or f"{owner}-{revision}", "namespace": "shop",
+                         "creationTimestamp": stamp(created),
+                         "ownerReferences": [{"kind": kind, "name": owner, "controller": True}]},
+            "data": {"spec": {"template": {**tpl, "$patch": "replace"}}}, "revision": revision}
+
+
+def test_a_statefulset_or_daemonset_revision_is_a_rollout_from_its_controller_revisions():
+    for kind in ("StatefulSet", "DaemonSet"):
+        journal = ChangeJournal()
+        journal.observe_controllerrevision(controller_revision(1, NOW - timedelta(days=1), template("db:1"),
+                                                               kind=kind), NOW)
+        journal.observe_controllerrevision(controller_revision(2, NOW - timedelta(minutes=4), template("db:2"),
+                                                               kind=kind), NOW)
+        [change] = journal.changes("shop", {f"{kind}/db"}, NOW)
+        assert change.kind == "rollout" and change.revision == "2"
+        assert change.what == f"{kind}/db revision 2 rolled out: image db:1 → db:2"
+
+
+def test_a_controller_revision_brought_back_by_a_rollback_leaves_no_rollout_to_blame():
+    bad = controller_revision(2, NOW - timedelta(minutes=20), template("db:2"))
+    watched, primed = ChangeJournal(), ChangeJournal()
+    # watched: revision 1's object comes back under number 3
+    watched.observe_controllerrevision(controller_revision(1, NOW - timedelta(days=1), template("db:1")), NOW)
+    watched.observe_controllerrevision(bad, NOW)
+    watched.observe_controllerrevision(controller_revision(3, NOW - timedelta(days=1), template("db:1"),
+                                                           name="db-1"), NOW)
+    # rebuilt at start: only revisions 2 and 3 are there, and 3 is older than 2
+    primed.observe_controllerrevision(bad, NOW)
+    primed.observe_controllerrevision(controller_revision(3, NOW - timedelta(days=1), template("db:1"),
+                                                          name="db-1"), NOW)
+    assert watched.changes("shop", {"StatefulSet/db"}, NOW) == []
+    assert primed.changes("shop", {"StatefulSet/db"}, NOW) == []
+
+
+def test_an_argo_rollouts_replicasets_are_its_revisions():
+    journal = ChangeJournal()
+    for revision, image, created in ((1, "web:1", NOW - timedelta(days=1)), (2, "web:2", NOW - timedelta(minutes=2))):
+        rs = replicaset(revision, created, template(image))
+        rs["metadata"]["annotations"] = {"rollout.argoproj.io/revision": str(revision)}
+        rs["metadata"]["ownerReferences"] = [{"kind": "Rollout", "name": "web", "controller": True}]
+        journal.observe_replicaset(rs, NOW)
+    [change] = journal.changes("shop", {"Rollout/web"}, NOW)
+    assert change.what == "Rollout/web revision 2 rolled out: image web:1 → web:2"

@@ -65,7 +65,8 @@ app.kubernetes.io/component: operator
 {{/*
 What the operator does inside the namespaces it serves (a Role per watched namespace, or cluster-wide).
 Derived from the code: kopf handlers (pods, runbooks, remediations, remediationapprovals), the actions
-(restart/scale/rollback/raiseMemory patch workloads; deletePod; the rollback lists ReplicaSets), the guards
+(restart/scale/rollback/raiseMemory patch workloads; deletePod; the rollback lists ReplicaSets and
+ControllerRevisions, and aborts Argo Rollouts through their status), the guards
 (namespace labels, pod counts), the SLO evaluator, the change journal, and Events. No Secrets: they are files.
 */}}
 {{- define "remediator.namespacedRules" -}}
@@ -99,9 +100,19 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, watch{{ if not $impersonate }}, patch{{ end }}]
+# The revision histories: the rollback reads them, the change journal watches them.
 - apiGroups: [apps]
-  resources: [replicasets]
+  resources: [replicasets, controllerrevisions]
   verbs: [get, list, watch]
+# Argo Rollouts as targets: rollback = abort (status subresource) + undo (spec); the Rollouts CRD may be absent.
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, list, watch{{ if not $impersonate }}, patch{{ end }}]
+{{- if not $impersonate }}
+- apiGroups: [argoproj.io]
+  resources: [rollouts/status]
+  verbs: [patch]
+{{- end }}
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch]
@@ -181,6 +192,12 @@ Derived from the code: kopf handlers (pods, runbooks, remediations, remediationa
 - apiGroups: [apps]
   resources: [replicasets, controllerrevisions]
   verbs: [get, list, watch]
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, list, watch, patch]
+- apiGroups: [argoproj.io]
+  resources: [rollouts/status]
+  verbs: [patch]
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, delete]

@@ -12,6 +12,7 @@ finds our key) or by a pod UID precondition (a repeat meets 404/409).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -126,16 +127,26 @@ def selector_text(selector: Any) -> str:
     """A LabelSelector (model) as the label_selector query string."""
     if selector is None:
         return ""
-    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
-    for req in selector.match_expressions or []:
-        values = ",".join(req.values or [])
+    return label_selector_text(_serializer().sanitize_for_serialization(selector))
+
+
+@functools.cache
+def _serializer() -> client.ApiClient:
+    return client.ApiClient()
+
+
+def label_selector_text(selector: dict) -> str:
+    """A LabelSelector as JSON (matchLabels, matchExpressions) as the label_selector query string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for req in selector.get("matchExpressions") or []:
+        values = ",".join(req.get("values") or [])
         parts.append(
             {
-                "In": f"{req.key} in ({values})",
-                "NotIn": f"{req.key} notin ({values})",
-                "Exists": req.key,
-                "DoesNotExist": f"!{req.key}",
-            }[req.operator]
+                "In": f"{req['key']} in ({values})",
+                "NotIn": f"{req['key']} notin ({values})",
+                "Exists": req["key"],
+                "DoesNotExist": f"!{req['key']}",
+            }[req["operator"]]
         )
     return ",".join(parts)
 

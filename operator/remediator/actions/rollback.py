@@ -1,4 +1,4 @@
-"""rollback: what `kubectl rollout undo deployment/NAME` does.
+"""rollback: what `kubectl rollout undo` does, for Deployments, StatefulSets, DaemonSets and Argo Rollouts.
 
 As kubectl (k8s.io/kubectl/pkg/polymorphichelpers/rollback.go) does it: among
 the Deployment's own ReplicaSets, take the one with the highest revision below
@@ -7,11 +7,21 @@ the Deployment, and its annotations (except revision bookkeeping) onto the
 Deployment. The deployment controller then re-selects that ReplicaSet under a
 new revision number. One JSON patch carries the template, the annotations, our
 key and the resourceVersion we decided on.
+
+StatefulSets and DaemonSets keep their history in ControllerRevisions (owned by
+controller reference, `revision` numbered, `data` = the strategic patch
+`{"spec": {"template": {..., "$patch": "replace"}}}` kubectl applies). We take
+the previous revision's template from that data and send it in the same keyed
+JSON patch as for a Deployment, so the key scheme (and a replay after a crash)
+is the same for every kind. Their controller then re-uses that
+ControllerRevision under a new revision number, as after `kubectl rollout undo`.
+Argo Rollouts: `actions/argo_rollout.py`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from kubernetes import client
@@ -31,7 +41,19 @@ from remediator.actions.base import (
     require_kind,
     reread_on_conflict,
 )
-from remediator.actions.kube import JSON_PATCH, as_dict, call, patch_workload, read_workload, selector_text
+from remediator.actions.delete_pod import delete_pods
+from remediator.actions.kube import (
+    JSON_PATCH,
+    as_dict,
+    call,
+    patch_workload,
+    pods_of,
+    read_workload,
+    selector_text,
+)
+
+REVISION_KINDS = ("StatefulSet", "DaemonSet")  # history in ControllerRevisions
+REVISION_HASH = "controller-revision-hash"  # the pod label naming its ControllerRevision
 
 REVISION = "deployment.kubernetes.io/revision"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -50,7 +72,13 @@ ANNOTATIONS_TO_SKIP = frozenset(
 
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
-    require_kind(req, ("Deployment",))
+    require_kind(req, ("Deployment", *REVISION_KINDS, "Rollout"))
+    if req.target.kind == "Rollout":
+        from remediator.actions import argo_rollout  # it imports this module's template helpers
+
+        return reread_on_conflict(lambda: argo_rollout.abort_and_undo_once(api, req))
+    if req.target.kind in REVISION_KINDS:
+        return reread_on_conflict(lambda: rollback_revision_once(api, req))
     return reread_on_conflict(lambda: rollback_once(api, req))
 
 
@@ -164,3 +192,126 @@ def rollback_annotations(deployment: dict[str, str], replica_set: dict[str, str]
     skip = ANNOTATIONS_TO_SKIP | BOOKKEEPING_ANNOTATIONS
     kept = {k: v for k, v in deployment.items() if k in skip}
     return kept | {k: v for k, v in replica_set.items() if k not in skip}
+
+
+# ---------------------------------------------------------------- StatefulSets and DaemonSets
+
+
+def rollback_revision_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+    workload = read_workload(api, req.target)
+    if is_recorded(workload.metadata.annotations, req.key):
+        done = replayed(req, "rollback")
+        deleted = unstick(api, req, workload)
+        return dataclasses.replace(done, message=done.message + deleted) if deleted else done
+    current = as_dict(api, workload)
+    revision, previous = previous_controller_revision(api, req.target.kind, workload)
+    template = revision_template(previous)
+    if template == pruned(current["spec"]["template"]):
+        return ActionResult(
+            done=True,
+            replayed=False,
+            message=f"{describe(req.target)} not rolled back: the current template already "
+            f"matches revision {revision}",
+            evidence=[evidence("rollback", "template already matches the previous revision", str(revision))],
+        )
+    annotations = dict(current["metadata"].get("annotations") or {})
+    annotations[KEYS_ANNOTATION] = keys_with(workload.metadata.annotations, req.key)
+    patch = [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": workload.metadata.resource_version},
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "add", "path": "/metadata/annotations", "value": annotations},
+    ]
+    after = patch_workload(api, req.target, patch, dry_run=req.dry_run, content_type=JSON_PATCH)
+    verb = "would roll back" if req.dry_run else "rolled back"
+    name = previous["metadata"]["name"]
+    note = on_delete_note(req.target.kind, workload) + unstick(api, req, after)
+    return ActionResult(
+        done=True,
+        replayed=False,
+        message=f"{verb} {describe(req.target)} to revision {revision} (ControllerRevision {name}){note}",
+        evidence=[evidence("rollback", f"{verb} to the template of ControllerRevision {name}{note}", str(revision))],
+        changes=changes_between(current, as_dict(api, after)),
+    )
+
+
+def unstick(api: client.ApiClient, req: ActionRequest, workload: Any) -> str:
+    """The StatefulSet "forced rollback" (Kubernetes docs, StatefulSet rolling updates): with the template
+    reverted, an OrderedReady rollout still waits forever on a pod of the bad revision that never became
+    Ready, so such pods are deleted (by UID) and come back at the restored revision. Also run on a replay: a
+    crash between the keyed patch and these deletes must not leave the rollout stuck. OnDelete: left alone."""
+    strategy = workload.spec.update_strategy
+    if req.target.kind != "StatefulSet" or (strategy is not None and strategy.type == "OnDelete"):
+        return ""
+    if req.dry_run:  # planning runs dry, maybe every tick: no pod and history reads for it
+        return "; then delete the bad revision's pods that never became Ready (a forced rollback)"
+    template = pruned(as_dict(api, workload)["spec"]["template"])
+    restored = {cr["metadata"]["name"] for _, cr in owned_controller_revisions(api, workload)
+                if revision_template(cr) == template}
+    if not restored:
+        return ""
+    stuck = [p for p in pods_of(api, workload)
+             if (p.metadata.labels or {}).get(REVISION_HASH) not in restored and not pod_ready(p)
+             and any(o.controller and o.uid == workload.metadata.uid for o in p.metadata.owner_references or [])]
+    outcomes = delete_pods(api, stuck, req.dry_run)
+    return f"; pods of the bad revision that never became Ready: {outcomes}" if outcomes else ""
+
+
+def pod_ready(pod: Any) -> bool:
+    return pod.status is not None and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def on_delete_note(kind: str, workload: Any) -> str:
+    strategy = workload.spec.update_strategy
+    if strategy is not None and strategy.type == "OnDelete":
+        return (f"; its updateStrategy is OnDelete: the {kind} controller replaces a pod only when it is "
+                "deleted, so running pods keep the old template until then")
+    return ""
+
+
+def previous_controller_revision(api: client.ApiClient, kind: str, workload: Any) -> tuple[int, dict]:
+    """(revision, ControllerRevision as JSON) of the newest earlier revision whose template really differs
+    from the current one (restart stamps aside, as for Deployments)."""
+    by_revision = sorted(owned_controller_revisions(api, workload), key=lambda pair: pair[0], reverse=True)
+    name = workload.metadata.name
+    if len(by_revision) < 2:
+        raise ActionError(
+            "NoPreviousRevision",
+            f"no rollout history found for {kind.lower()} {name!r}: {len(by_revision)} ControllerRevision(s), "
+            "nothing to roll back to",
+        )
+    current = comparable_template({"spec": {"template": revision_template(by_revision[0][1])}})
+    for revision, history in by_revision[1:]:
+        if comparable_template({"spec": {"template": revision_template(history)}}) != current:
+            return revision, history
+    raise ActionError(
+        "NoPreviousRevision",
+        f"every earlier revision of {kind.lower()} {name!r} runs the same pod template "
+        "(they differ only by restarts): nothing to roll back to",
+    )
+
+
+def owned_controller_revisions(api: client.ApiClient, workload: Any) -> list[tuple[int, dict]]:
+    """The workload's ControllerRevisions, by controller reference (as kubectl's controlledHistory)."""
+    listed = call(
+        client.AppsV1Api(api).list_namespaced_controller_revision,
+        workload.metadata.namespace,
+        label_selector=selector_text(workload.spec.selector),
+    ).items
+    return [(int(cr.revision), as_dict(api, cr)) for cr in listed
+            if any(o.controller and o.uid == workload.metadata.uid for o in cr.metadata.owner_references or [])]
+
+
+def revision_template(history: dict) -> dict:
+    """The pod template a ControllerRevision holds, without the strategic-merge directive."""
+    template = pruned(((history.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    return template
+
+
+def pruned(value: Any) -> Any:
+    """JSON without nulls: the controller writes `creationTimestamp: null` in templates, the client drops it."""
+    if isinstance(value, dict):
+        return {k: pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [pruned(v) for v in value]
+    return value

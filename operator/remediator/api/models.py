@@ -53,8 +53,8 @@ RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
 ActionName = Literal["restartRollout", "scale", "rollback", "deletePod", "cordonDrain", "raiseMemory"]
 ACTIONS: tuple[str, ...] = ("restartRollout", "scale", "rollback", "deletePod", "cordonDrain", "raiseMemory")
 
-TargetKind = Literal["Deployment", "StatefulSet", "DaemonSet", "Pod", "Node"]
-TARGET_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Pod", "Node")
+TargetKind = Literal["Deployment", "StatefulSet", "DaemonSet", "Pod", "Node", "Rollout"]
+TARGET_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Pod", "Node", "Rollout")
 
 PodState = Literal["CrashLoopBackOff", "OOMKilled", "ImagePullBackOff", "NotReady"]
 

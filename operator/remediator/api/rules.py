@@ -63,7 +63,7 @@ Wire = Mapping[str, object]
 ACTION_TARGET_KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "restartRollout": ("Deployment", "StatefulSet", "DaemonSet"),
     "scale": ("Deployment", "StatefulSet"),
-    "rollback": ("Deployment",),
+    "rollback": ("Deployment", "StatefulSet", "DaemonSet", "Rollout"),
     "deletePod": ("Deployment", "StatefulSet", "DaemonSet", "Pod"),
     "cordonDrain": ("Node",),
     "raiseMemory": ("Deployment", "StatefulSet", "DaemonSet"),
@@ -75,9 +75,7 @@ ACTION_PARAMS: Mapping[str, str] = MappingProxyType({
 })
 ACTIONS_NEEDING_PARAMS: frozenset[str] = frozenset({"scale", "raiseMemory"})
 # Why an action is limited to its kinds, when the list alone would not say it.
-ACTION_KIND_NOTES: Mapping[str, str] = MappingProxyType({
-    "rollback": "rolling back a StatefulSet or DaemonSet is not supported",
-})
+ACTION_KIND_NOTES: Mapping[str, str] = MappingProxyType({})
 
 TRIGGER_KINDS: tuple[str, ...] = ("alert", "sloBurn", "podState", "anomaly")
 PROCEED_ON_TIMEOUT_LEVELS: tuple[str, ...] = ("low", "medium")

@@ -14,6 +14,7 @@ from kubernetes import client
 from ..actions import base as actions
 from ..actions import drain
 from ..actions.base import ActionError
+from ..actions.argo_rollout import read_rollout
 from ..actions.kube import WORKLOAD_KINDS, pods_of, read_object
 from ..api.models import (
     RemediationPolicySpec,
@@ -43,6 +44,8 @@ def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
             node = read_object(ctx.api, "Node", target.name, None)
             pods = node_pods(ctx, target.name) if action == "cordonDrain" else None
             return TargetFacts(labels=node.metadata.labels or {}, pods=pods)
+        if target.kind == "Rollout":
+            return argo_rollout_facts(read_rollout(ctx.api, target.namespace or "", target.name))
         if target.kind not in ("Pod", *WORKLOAD_KINDS):
             return TargetFacts()
         found = read_object(ctx.api, target.kind, target.name, target.namespace or "")
@@ -56,6 +59,18 @@ def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
     pods = tuple(pod_fact(p) for p in pods_of(ctx.api, found)) if action == "deletePod" else None
     return TargetFacts(replicas=workload_replicas(target.kind, found), labels=labels,
                        strategy=update_strategy(target.kind, found), memory_limits=memory_limits(found), pods=pods)
+
+
+def argo_rollout_facts(rollout: dict) -> TargetFacts:
+    """An Argo Rollout's replicas and strategy: a canary rolls like a Deployment (maxUnavailable/maxSurge); a
+    blue-green switch brings up a whole preview ReplicaSet, counted as a Recreate-sized change."""
+    spec = rollout.get("spec") or {}
+    strategy = spec.get("strategy") or {}
+    canary = strategy.get("canary")
+    written = (Strategy(max_unavailable=canary.get("maxUnavailable"), max_surge=canary.get("maxSurge"))
+               if canary is not None else Strategy(type="Recreate"))
+    return TargetFacts(replicas=spec.get("replicas") if spec.get("replicas") is not None else 1,
+                       labels=rollout["metadata"].get("labels") or {}, strategy=written)
 
 
 def workload_replicas(kind: str, workload) -> int | None:

@@ -127,6 +127,8 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
 
     kopf.on.event("apps", "v1", "replicasets", id="journal", registry=registry)(journal(ctx.changes.observe_replicaset))
     kopf.on.event("apps", "v1", "deployments", id="journal", registry=registry)(journal(ctx.changes.observe_deployment))
+    kopf.on.event("apps", "v1", "controllerrevisions", id="journal", registry=registry)(
+        journal(ctx.changes.observe_controllerrevision))
     if ctx.settings.configmap_journal:  # the chart turns it off where it grants no ConfigMap reads
         kopf.on.event("", "v1", "configmaps", id="journal", registry=registry)(journal(ctx.changes.observe_configmap))
     kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", id="journal", registry=registry)(

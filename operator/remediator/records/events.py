@@ -25,7 +25,7 @@ log = logging.getLogger("remediator.events")
 
 WARNING_PHASES = {"Failed", "Escalated", "Denied", "Expired"}
 TARGET_API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
-                       "Pod": "v1", "Node": "v1"}
+                       "Pod": "v1", "Node": "v1", "Rollout": "argoproj.io/v1alpha1"}
 INSTANCE = os.environ.get("HOSTNAME", "remediator")
 POSTERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
 

@@ -1,9 +1,11 @@
 """The change journal: what changed recently on workloads and what they reference, kept in memory.
 
 Fed by kopf event handlers (controller/handlers.py) on Deployments,
-ReplicaSets, ConfigMaps, HorizontalPodAutoscalers and Nodes, and primed at
-start from the apiserver's current state: rollouts are rebuilt from the
-ReplicaSet history (revision annotation, creationTimestamp, pod template), and
+ReplicaSets, ControllerRevisions, ConfigMaps, HorizontalPodAutoscalers and
+Nodes, and primed at start from the apiserver's current state: rollouts are
+rebuilt from the revision history (creationTimestamp, pod template, and the
+revision number: a Deployment's or an Argo Rollout's ReplicaSets by their
+revision annotation, a StatefulSet's or DaemonSet's ControllerRevisions), and
 ConfigMaps, HPAs and Nodes from the time of their last update (managedFields,
 Ready transition), so a restarted operator still knows what changed before it
 started. No new storage: the apiserver is the record.
@@ -46,6 +48,10 @@ log = logging.getLogger("remediator.changes")
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+ARGO_REVISION = "rollout.argoproj.io/revision"
+# owner kind -> the ReplicaSet annotation that numbers its revisions
+REPLICASET_REVISIONS = {"Deployment": REVISION, "Rollout": ARGO_REVISION}
+REVISIONED_KINDS = ("Deployment", "Rollout", "StatefulSet", "DaemonSet")
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KEPT_REVISIONS = 16
 # A Ready transition this soon after a node's creation is its start, not a change.
@@ -194,7 +200,8 @@ class ChangeJournal:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changes: dict[tuple[str | None, str], deque] = field(default_factory=dict)
     _seen: dict[tuple[str | None, str], object] = field(default_factory=dict)  # last state per object
-    _revisions: dict[tuple[str, str], dict[int, TemplateSummary]] = field(default_factory=dict)
+    # (namespace, "Kind/name") -> revision -> (template, name of the ReplicaSet/ControllerRevision, created)
+    _revisions: dict[tuple[str, str], dict[int, tuple[TemplateSummary, str, datetime]]] = field(default_factory=dict)
     _hpa_targets: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, hpa) -> "Deployment/web"
 
     def record(self, change: cause.Change, now: datetime) -> bool:
@@ -241,51 +248,75 @@ class ChangeJournal:
     def forget(self, namespace: str | None, obj: str) -> None:
         with self._lock:
             self._seen.pop((namespace, obj), None)
-            if obj.startswith("Deployment/") and namespace:
-                self._revisions.pop((namespace, obj.split("/", 1)[1]), None)
+            if obj.split("/", 1)[0] in REVISIONED_KINDS and namespace:
+                self._revisions.pop((namespace, obj), None)
             if obj.startswith("HorizontalPodAutoscaler/") and namespace:
                 self._hpa_targets.pop((namespace, obj.split("/", 1)[1]), None)
 
     # ------------------------------------------------------------ observers, one per watched kind
 
     def observe_replicaset(self, rs: dict, now: datetime) -> None:
+        """A Deployment's or an Argo Rollout's ReplicaSet: one revision of its pod template."""
         meta = rs.get("metadata") or {}
-        owner = next((o["name"] for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
-        text = (meta.get("annotations") or {}).get(REVISION)
-        if owner is None or not (text or "").isdigit():
+        owner = next(((o["kind"], o["name"]) for o in meta.get("ownerReferences") or []
+                      if o.get("kind") in REPLICASET_REVISIONS), None)
+        if owner is None:
             return
-        revision, namespace = int(text), meta.get("namespace", "")
-        summary = summarise_template((rs.get("spec") or {}).get("template") or {})
-        reused = REVISION_HISTORY in (meta.get("annotations") or {})  # an older ReplicaSet brought back
+        text = (meta.get("annotations") or {}).get(REPLICASET_REVISIONS[owner[0]])
+        if not (text or "").isdigit():
+            return
+        self.observe_revision(f"{owner[0]}/{owner[1]}", meta, int(text), (rs.get("spec") or {}).get("template"),
+                              REVISION_HISTORY in (meta.get("annotations") or {}), now)
+
+    def observe_controllerrevision(self, cr: dict, now: datetime) -> None:
+        """A StatefulSet's or DaemonSet's ControllerRevision: its `data` is the template as a strategic patch."""
+        meta = cr.get("metadata") or {}
+        owner = next((f"{o['kind']}/{o['name']}" for o in meta.get("ownerReferences") or []
+                      if o.get("kind") in ("StatefulSet", "DaemonSet") and o.get("controller")), None)
+        revision = cr.get("revision")
+        if owner is None or not isinstance(revision, int):
+            return
+        template = dict(((cr.get("data") or {}).get("spec") or {}).get("template") or {})
+        template.pop("$patch", None)
+        self.observe_revision(owner, meta, revision, template, False, now)
+
+    def observe_revision(self, owner: str, meta: dict, revision: int, template: dict | None, reused: bool,
+                         now: datetime) -> None:
+        """One revision of `owner`'s pod template ("Kind/name"). A rollback (ours or `kubectl rollout undo`)
+        brings an earlier template back under a new number: the history annotation says so (ReplicaSets), the
+        same object seen before at another number (watched), or an object older than a lower revision's
+        (rebuilt at start). Then the revisions it replaced are no longer running, and blaming the rollback
+        itself would roll the bad one back in."""
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        summary = summarise_template(template or {})
         at = parse_k8s_time(meta.get("creationTimestamp")) or now
         with self._lock:
             known = self._revisions.setdefault((namespace, owner), {})
             if revision in known:
                 return
-            known[revision] = summary
+            reused = reused or any(seen_name == name or seen_at > at
+                                   for r, (_, seen_name, seen_at) in known.items() if r < revision)
+            known[revision] = (summary, name, at)
             for old in sorted(known)[:-KEPT_REVISIONS]:
                 del known[old]
             earlier = [r for r in known if r < revision]
-            previous = known[max(earlier)] if earlier else None
+            previous = known[max(earlier)][0] if earlier else None
             if reused:
-                # A rollback (ours or `kubectl rollout undo`) restores an earlier template: the revisions it
-                # replaced are no longer running, and blaming the rollback itself would roll the bad one back in.
-                kept = self._changes.get((namespace, f"Deployment/{owner}"), deque())
+                kept = self._changes.get((namespace, owner), deque())
                 undone = [c for c in kept if c.revision is not None]
-                self._changes[(namespace, f"Deployment/{owner}")] = deque(
+                self._changes[(namespace, owner)] = deque(
                     (c for c in kept if c.revision is None), maxlen=self.per_object)
         if reused:
             if undone:
                 log.info("rollouts undone by a rollback", extra={
-                    "object": f"{namespace}/Deployment/{owner}", "revision": revision,
-                    "undone": [c.revision for c in undone]})
+                    "object": f"{namespace}/{owner}", "revision": revision, "undone": [c.revision for c in undone]})
             return
         if previous is None and revision == 1:
-            return  # the Deployment's first revision is its creation: there is nothing to undo
+            return  # the first revision is the workload's creation: there is nothing to undo
         kind, what = describe_template_change(previous, summary)
         self.record(cause.Change(
-            kind=kind, object=f"Deployment/{owner}", namespace=namespace, at=at, revision=str(revision),
-            what=f"Deployment/{owner} revision {revision} rolled out: {what}",
+            kind=kind, object=owner, namespace=namespace, at=at, revision=str(revision),
+            what=f"{owner} revision {revision} rolled out: {what}",
             before=previous.whole if previous else "", after=summary.whole), now)
 
     def observe_deployment(self, deployment: dict, now: datetime) -> None:
@@ -377,7 +408,8 @@ class ChangeJournal:
 
 
 def revision_of(rs: dict) -> int:
-    text = ((rs.get("metadata") or {}).get("annotations") or {}).get(REVISION, "")
+    annotations = (rs.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(REVISION) or annotations.get(ARGO_REVISION) or ""
     return int(text) if text.isdigit() else 0
 
 
@@ -408,6 +440,10 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
                       namespace, required=True)
         for item in sorted(sets, key=revision_of):
             journal.observe_replicaset(item, now)
+        for item in sorted(listed("controllerrevisions", apps.list_namespaced_controller_revision,
+                                  apps.list_controller_revision_for_all_namespaces, namespace),
+                           key=lambda cr: cr.get("revision") or 0):
+            journal.observe_controllerrevision(item, now)
         for item in listed("deployments", apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces,
                            namespace):
             journal.observe_deployment(item, now)
@@ -440,21 +476,27 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
             for owner in pod.metadata.owner_references or []:
                 if owner.kind == "ReplicaSet":
                     rs = apps.read_namespaced_replica_set(owner.name, namespace)
-                    references |= {f"Deployment/{o.name}" for o in rs.metadata.owner_references or []
-                                   if o.kind == "Deployment"}
+                    references |= {f"{o.kind}/{o.name}" for o in rs.metadata.owner_references or []
+                                   if o.kind in REPLICASET_REVISIONS}
+                elif owner.kind in ("StatefulSet", "DaemonSet"):
+                    references.add(f"{owner.kind}/{owner.name}")
         else:
-            read = {"Deployment": apps.read_namespaced_deployment,
-                    "StatefulSet": apps.read_namespaced_stateful_set,
-                    "DaemonSet": apps.read_namespaced_daemon_set}[ref.kind]
-            workload = read(ref.name, namespace)
-            template = api.sanitize_for_serialization(workload.spec.template)
-            selector = ",".join(f"{k}={v}" for k, v in (workload.spec.selector.match_labels or {}).items())
+            workload = read_workload_json(api, ref.kind, ref.name, namespace)
+            template = (workload.get("spec") or {}).get("template") or {}
+            match = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            selector = ",".join(f"{k}={v}" for k, v in match.items())
             pods = core.list_namespaced_pod(namespace, label_selector=selector).items if selector else []
-            if ref.kind == "Deployment" and selector:  # the ReplicaSet history itself, in case a watch event lags
-                sets = [api.sanitize_for_serialization(rs) for rs in
-                        apps.list_namespaced_replica_set(namespace, label_selector=selector).items]
-                for rs in sorted(sets, key=revision_of):
-                    journal.observe_replicaset(rs, datetime.now(UTC))
+            if selector:  # the revision history itself, in case a watch event lags
+                now = datetime.now(UTC)
+                if ref.kind in REPLICASET_REVISIONS:
+                    sets = [api.sanitize_for_serialization(rs) for rs in
+                            apps.list_namespaced_replica_set(namespace, label_selector=selector).items]
+                    for rs in sorted(sets, key=revision_of):
+                        journal.observe_replicaset(rs, now)
+                else:
+                    for cr in sorted(apps.list_namespaced_controller_revision(namespace, label_selector=selector)
+                                     .items, key=lambda cr: cr.revision):
+                        journal.observe_controllerrevision(api.sanitize_for_serialization(cr), now)
     except ApiException as e:
         if e.status != 404:
             raise
@@ -464,6 +506,17 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
     references |= {f"Node/{p.spec.node_name}" for p in pods if p.spec and p.spec.node_name}
     references |= journal.hpas_for(namespace, f"{ref.kind}/{ref.name}")
     return cause.Target(ref.kind, namespace, ref.name, frozenset(references))
+
+
+def read_workload_json(api: client.ApiClient, kind: str, name: str, namespace: str) -> dict:
+    """A Deployment, StatefulSet, DaemonSet or Argo Rollout as JSON."""
+    if kind == "Rollout":
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", namespace, "rollouts", name)
+    apps = client.AppsV1Api(api)
+    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
+            "DaemonSet": apps.read_namespaced_daemon_set}[kind]
+    return api.sanitize_for_serialization(read(name, namespace))
 
 
 def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> datetime:

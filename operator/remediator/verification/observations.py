@@ -33,11 +33,13 @@ class ConditionObservation:
 
 @dataclass(frozen=True)
 class RolloutObservation:
-    """A Deployment's, StatefulSet's or DaemonSet's rollout, in Deployment terms.
+    """A Deployment's, StatefulSet's, DaemonSet's or Argo Rollout's rollout, in Deployment terms.
 
     desired: the replicas asked for (DaemonSet: nodes that should run one);
     replicas: pods that exist (old and new); updated: pods of the current
-    template; StatefulSets add their revisions and partition.
+    template; StatefulSets add their revisions and partition; StatefulSets and
+    DaemonSets their update strategy (RollingUpdate or OnDelete); an Argo
+    Rollout its phase (Healthy, Progressing, Paused, Degraded) and message.
     """
 
     kind: str
@@ -54,6 +56,9 @@ class RolloutObservation:
     current_revision: str | None = None
     update_revision: str | None = None
     partition: int = 0
+    strategy: str = "RollingUpdate"
+    phase: str = ""
+    message: str = ""
 
     def condition(self, type_: str) -> ConditionObservation | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -72,11 +77,27 @@ def rollout_progress(r: RolloutObservation) -> tuple[bool, str]:
     """(complete, what kubectl rollout status would say), per kind, as kubectl decides it."""
     if r.observed_generation < r.generation:
         return False, f"waiting for the {r.kind} spec update to be observed"
+    if r.kind == "Rollout":
+        return _argo_rollout_progress(r)
     if r.kind == "StatefulSet":
-        return _statefulset_progress(r)
-    if r.kind == "DaemonSet":
-        return _daemonset_progress(r)
-    return _deployment_progress(r)
+        complete, message = _statefulset_progress(r)
+    elif r.kind == "DaemonSet":
+        complete, message = _daemonset_progress(r)
+    else:
+        return _deployment_progress(r)
+    if not complete and r.strategy == "OnDelete":
+        # kubectl rollout status refuses OnDelete outright; we still say when every pod runs the new revision
+        message += (f"; updateStrategy OnDelete: the {r.kind} controller replaces a pod only when it is deleted, "
+                    "so pods of the old revision stay until someone deletes them")
+    return complete, message
+
+
+def _argo_rollout_progress(r: RolloutObservation) -> tuple[bool, str]:
+    """As `kubectl argo rollouts status` decides it: the Rollout's phase, with its controller's message."""
+    said = f": {r.message}" if r.message else ""
+    if r.phase == "Healthy":
+        return True, f"Healthy: {r.available}/{r.desired} available, {r.updated} updated"
+    return False, f"{r.phase or 'no phase yet'}{said} ({r.updated} of {r.desired} updated, {r.available} available)"
 
 
 def _deployment_progress(r: RolloutObservation) -> tuple[bool, str]:
@@ -95,7 +116,9 @@ def _statefulset_progress(r: RolloutObservation) -> tuple[bool, str]:
     if r.partition > 0:
         if r.updated < r.desired - r.partition:
             return False, f"{r.updated} of {r.desired - r.partition} pods above the partition are updated"
-        return True, f"partitioned roll out complete: {r.updated} new pods have been updated"
+        return True, (f"partitioned roll out complete: {r.updated} new pods have been updated; the "
+                      f"{r.partition} pod(s) below ordinal {r.partition} keep their revision and are not "
+                      "checked against the new one")
     if r.update_revision and r.current_revision != r.update_revision:
         return False, f"{r.updated} of {r.desired} pods are at revision {r.update_revision}"
     return True, f"successfully rolled out: {r.ready}/{r.desired} ready at revision {r.current_revision}"

@@ -13,7 +13,9 @@ from typing import Any
 from kubernetes import client
 
 from remediator.actions.base import ActionError
-from remediator.actions.kube import WORKLOAD_KINDS, call, pods_of, read_workload
+from remediator.actions.argo_rollout import read_rollout
+from remediator.actions.kube import WORKLOAD_KINDS, call, label_selector_text, pods_of, read_workload
+from remediator.core.durations import parse_time
 from remediator.api.models import ObjectRef
 from remediator.core.pod_health import pod_observation
 from remediator.verification.observations import (
@@ -27,6 +29,8 @@ def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None
     """The target's rollout and pods as they are now (Pod: the pod itself; Node: the pods on it)."""
     at = at or datetime.now(UTC)
     try:
+        if target.kind == "Rollout":
+            return observe_argo_rollout(api, target, at)
         if target.kind in WORKLOAD_KINDS:
             workload = read_workload(api, target)
             pods = tuple(pod_observation(p) for p in pods_of(api, workload))
@@ -42,6 +46,30 @@ def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None
         if e.status == 404:
             return Observation(at, target, False)
         raise
+
+
+def observe_argo_rollout(api: client.ApiClient, target: ObjectRef, at: datetime) -> Observation:
+    """An Argo Rollout from its status (phase, message, replica counts, conditions) and the pods it selects."""
+    rollout = read_rollout(api, target.namespace or "", target.name)
+    spec, status, meta = rollout.get("spec") or {}, rollout.get("status") or {}, rollout["metadata"]
+    selector = label_selector_text(spec.get("selector") or {})
+    listed = call(client.CoreV1Api(api).list_namespaced_pod, meta["namespace"], label_selector=selector).items \
+        if selector else []
+    observed = str(status.get("observedGeneration") or "0")  # a string in the Rollout CRD
+    desired = spec.get("replicas") if spec.get("replicas") is not None else 1
+    conditions = tuple(ConditionObservation(
+        type=c.get("type", ""), status=c.get("status", ""), reason=c.get("reason") or "",
+        message=c.get("message") or "", updated_at=parse_time(c["lastUpdateTime"]) if c.get("lastUpdateTime")
+        else None) for c in status.get("conditions") or [])
+    rollout_seen = RolloutObservation(
+        kind="Rollout", generation=meta.get("generation") or 0,
+        observed_generation=int(observed) if observed.isdigit() else 0, desired=desired,
+        replicas=status.get("replicas") or 0, updated=status.get("updatedReplicas") or 0,
+        ready=status.get("readyReplicas") or 0, available=status.get("availableReplicas") or 0,
+        paused=bool(spec.get("paused")), conditions=conditions, phase=status.get("phase") or "",
+        message=status.get("message") or "")
+    pods = tuple(pod_observation(p) for p in listed if p.metadata.deletion_timestamp is None)
+    return Observation(at, target, True, rollout_seen, pods)
 
 
 def pods_on_node(api: client.ApiClient, node: str) -> list[Any]:
@@ -63,6 +91,7 @@ def rollout_observation(kind: str, workload: Any) -> RolloutObservation:
     if kind == "DaemonSet":
         return RolloutObservation(
             **common,
+            strategy=spec.update_strategy.type if spec.update_strategy else "RollingUpdate",
             desired=status.desired_number_scheduled or 0,
             replicas=status.current_number_scheduled or 0,
             updated=status.updated_number_scheduled or 0,
@@ -79,6 +108,7 @@ def rollout_observation(kind: str, workload: Any) -> RolloutObservation:
             "current_revision": status.current_revision,
             "update_revision": status.update_revision,
             "partition": (rolling.partition or 0) if rolling else 0,
+            "strategy": spec.update_strategy.type if spec.update_strategy else "RollingUpdate",
         }
     else:
         extra = {"paused": bool(spec.paused)}

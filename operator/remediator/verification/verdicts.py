@@ -40,7 +40,7 @@ from remediator.verification.observations import (
 )
 from remediator.verification.readings import first_restarts, fold_pods, ready_since
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Rollout")
 VerdictState = Literal["pending", "passed", "failed", "inconclusive"]
 EXTERNAL_CHECKS = ("promql", "sloRecovered")
 

@@ -59,7 +59,7 @@ from remediator.core.quantity import parse_quantity
 ACTIVE_PHASES = frozenset({"Acting", "Verifying"})
 # Ended without a failed action: nothing ran (cooldown, dry run, guard), or a human or the signal stopped it.
 NOT_A_FAILURE_PHASES = frozenset({"Skipped", "Cancelled", "Denied", "Expired"})
-WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Rollout"})
 RATE_WINDOW = timedelta(hours=1)
 
 

@@ -15,7 +15,7 @@ as the Kubernetes controllers read it:
   pods are taken down while new ones are not yet ready up to that sum: the
   controller kills as many old pods as `ready - (replicas - maxUnavailable)`.
   Unset values take the kind's defaults: Deployment 25%/25%; StatefulSet
-  1/0; DaemonSet 1/0.
+  1/0; DaemonSet 1/0; Argo Rollout (canary) 25%/25%.
 - OnDelete: no pod until someone deletes it: 0.
 """
 
@@ -29,7 +29,7 @@ from remediator.core.quantity import scale_memory, to_bytes
 
 # (maxUnavailable, maxSurge) when a RollingUpdate strategy leaves them unset.
 ROLLING_DEFAULTS: dict[str, tuple[int | str, int | str]] = {
-    "Deployment": ("25%", "25%"), "StatefulSet": (1, 0), "DaemonSet": (1, 0)}
+    "Deployment": ("25%", "25%"), "StatefulSet": (1, 0), "DaemonSet": (1, 0), "Rollout": ("25%", "25%")}
 
 
 @dataclass(frozen=True)
