@@ -17,7 +17,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, caches, handlers, heap, retention
+from . import anomalies, autoscalers, caches, handlers, heap, retention
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -92,6 +92,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     trimming = asyncio.create_task(heap.trim_periodically())
     sweeping = asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
                                                                 activity.served_namespaces))
+    leases = asyncio.create_task(autoscalers.sweep_periodically(ctx, lambda: activity.active,
+                                                                 ctx.settings.autoscaler_sweep_seconds))
     try:
         await kopf.operator(
             registry=registry,
@@ -114,6 +116,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         trimming.cancel()
         caches.stop(ctx)
         sweeping.cancel()
+        leases.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

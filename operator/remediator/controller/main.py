@@ -88,6 +88,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how far before a breach a change can be its probable cause (e.g. 1h, 30m)")
     parser.add_argument("--retention-sweep", type=float, default=600.0, metavar="SECONDS",
                         help="seconds between sweeps that delete ended Remediations past their policy's retention")
+    parser.add_argument("--autoscaler-sweep", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between sweeps that restore HPAs/ScaledObjects whose lease ended")
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
 
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         action_service_account=args.action_service_account,
         change_window=parse_duration(args.change_window),
         retention_sweep_seconds=args.retention_sweep,
+        autoscaler_sweep_seconds=args.autoscaler_sweep,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))
