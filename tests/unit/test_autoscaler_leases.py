@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import yaml
 from datetime import UTC, datetime, timedelta
 
 from remediator.api.models import ScaleParams
@@ -114,3 +117,25 @@ def test_raise_memory_is_refused_under_an_active_vpa_and_names_its_max_allowed()
     assert plan.vpa_refusal(plan.Vpa("web", "Recreate", [{"containerName": "app", "mode": "Off"}]), "app") is None
     cpu_only = plan.Vpa("web", "Auto", [{"containerName": "app", "controlledResources": ["cpu"]}])
     assert plan.vpa_refusal(cpu_only, "app") is None
+
+
+def test_simulate_says_a_scale_step_raises_the_hpa_under_a_lease(tmp_path, capsys):
+    from remediator.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    alert = {"status": "firing", "labels": {"alertname": "HighLatency", "deployment": "api", "namespace": "shop"},
+             "annotations": {}, "startsAt": "2026-11-25T11:58:00Z", "endsAt": "0001-01-01T00:00:00Z",
+             "fingerprint": "f00d"}
+    (tmp_path / "alert.json").write_text(json.dumps(alert))
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "remediator.dev/v1alpha1", "kind": "RemediationPolicy", "metadata": {"name": "p"},
+        "spec": {"bounds": [{"maxReplicas": 6}]}}))
+    args = ["simulate", "--alert", str(tmp_path / "alert.json"), "--runbooks", str(root / "runbooks"),
+            "--policy", str(tmp_path / "policy.yaml"), "--replicas", "3", "--now", "2026-11-25T12:00:00Z",
+            "--output", "json"]
+    assert main([*args, "--hpa", "2:3"]) == 0
+    notes = json.loads(capsys.readouterr().out)["alerts"][0]["guards"]["notes"]
+    assert any("the scale goes through the HPA, not the workload: HorizontalPodAutoscaler (given) raised under a "
+               "lease until 2026-11-25T13:00:00Z: minReplicas 2 -> 5, maxReplicas 3 -> 5" in n for n in notes), notes
+    assert main(args) == 0
+    assert not any("HPA" in n for n in json.loads(capsys.readouterr().out)["alerts"][0]["guards"]["notes"])

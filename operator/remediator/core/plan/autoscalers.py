@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from remediator.api.models import TERMINAL_PHASES, ScaleParams
-from remediator.core.durations import format_time, parse_time
+from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.core.plan.sizing import plan_replicas
 
 LEASE_LABEL = "remediator.dev/autoscaler-lease"  # a label, so the sweep lists leased autoscalers by selector
@@ -208,3 +208,16 @@ def vpa_refusal(vpa: Vpa, container: str) -> str | None:
     return (f"container {container} is sized by VerticalPodAutoscaler {vpa.name} (updateMode {vpa.update_mode}), "
             f"which rewrites pods' memory; a raised limit would not stay as written. To give it more memory, "
             f"{lever}, or set its updateMode to Off or Initial")
+
+
+def simulated_raise(params: ScaleParams, replicas: int | None, hpa_min: int, hpa_max: int, policy_cap: int | None,
+                    now: datetime) -> str:
+    """What `remediator simulate --hpa MIN:MAX` says a scale step would do to the HPA."""
+    if replicas is None:
+        return f"an HPA (min {hpa_min}, max {hpa_max}) targets it: the raise depends on replicas (--replicas N)"
+    scaler = Autoscaler("HorizontalPodAutoscaler", "(given)", {"minReplicas": hpa_min, "maxReplicas": hpa_max},
+                        hpa_max)
+    raised = plan_raise(scaler, replicas, params, policy_cap, LeaseHolder("", "", ""),
+                        now + parse_duration(params.lease_duration))
+    return ("the scale is refused: " if raised.refused else "the scale goes through the HPA, not the workload: ") + \
+        raised.reason
