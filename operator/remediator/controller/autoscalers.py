@@ -30,8 +30,12 @@ def sweep(ctx: OperatorContext, now: datetime | None = None) -> list[tuple[str, 
     """End the leases that are due; (op, reason) of each one acted on."""
     now = now or datetime.now(UTC)
     done = []
+    served = ctx.settings.namespaces
+    exact = [ns for ns in served if not any(c in ns for c in "*?[")]
+    scopes: list[str | None] = exact if served and len(exact) == len(served) else [None]  # as the chart's Roles
     for kind in ("HorizontalPodAutoscaler", "ScaledObject"):
-        for obj in autoscalers.listed(ctx.api, kind, None, label_selector=leases.LEASE_LABEL):
+        for obj in (o for scope in scopes for o in autoscalers.listed(ctx.api, kind, scope,
+                                                                       label_selector=leases.LEASE_LABEL)):
             obj["kind"] = kind  # items of a built-in kind's list carry no kind
             if not ctx.serves(obj["metadata"]["namespace"]):
                 continue
