@@ -134,20 +134,29 @@ def request(cluster, step: dict, remediation: str = "gone-incident", key: str = 
                                  remediation=f"{cluster.ns}/{remediation}", remediation_uid="uid-gone")
 
 
-def test_a_lease_whose_operator_died_is_restored_exactly_once_by_the_next_sweep(cluster, kube_api):
+@pytest.mark.slow
+def test_a_lease_left_by_a_killed_operator_is_restored_exactly_once_when_an_operator_starts(
+        cluster, kube_api, kubeconfig, tmp_path):
     cluster.deploy("web", replicas=3)
     hpa(cluster)
+    # The raise happened, then the operator died and its Remediation was deleted: no process holds the lease.
     raised = actions.execute(kube_api, request(cluster, SCALE))
     assert "raised under a lease" in raised.message and not raised.replayed
     assert actions.execute(kube_api, request(cluster, SCALE)).replayed, "keyed: a replay writes nothing"
-    assert (read_hpa(cluster)["spec"]["minReplicas"], replicas(cluster)) == (5, 3)  # the HPA will act; we did not
-    ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
-    # The Remediation is gone (the operator was killed and the record deleted): the sweep at start restores.
-    first = autoscalers.sweep(ctx)
-    assert [op for op, _ in first] == ["restore"] and "is gone" in first[0][1]
-    assert autoscalers.sweep(ctx) == [], "restored once"
+    assert read_hpa(cluster)["spec"]["minReplicas"] == 5
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--autoscaler-sweep", "1"]).start()
+    try:
+        wait_for(lambda: read_hpa(cluster)["spec"]["minReplicas"] == 2, timeout=60, what="restored at start")
+    finally:
+        op.stop()
     hpa_now = read_hpa(cluster)
     assert (hpa_now["spec"]["minReplicas"], hpa_now["spec"]["maxReplicas"]) == (2, 3)
+    assert leases.LEASE_LABEL not in (hpa_now["metadata"].get("labels") or {})
+    ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
+    assert autoscalers.sweep(ctx) == [], "restored once: nothing left for the next sweep"
+    restored = [e for e in cluster.core.list_namespaced_event(cluster.ns, field_selector="involvedObject.name=web").items
+                if e.reason == "AutoscalerRestored"]
+    assert len(restored) == 1 and "is gone" in (restored[0].message or restored[0].note)
 
 
 def test_a_direct_scale_of_an_autoscaled_workload_is_refused_with_the_reason(cluster, kube_api):
