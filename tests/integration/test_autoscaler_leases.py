@@ -31,17 +31,17 @@ def runbook(step: dict) -> dict:
             "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"}, "steps": [step]}
 
 
-def hpa(cluster, min_replicas: int = 2, max_replicas: int = 3) -> None:
+def hpa(cluster, min_replicas: int = 2, max_replicas: int = 3, name: str = "web") -> None:
     cluster.custom.create_namespaced_custom_object(*AUTOSCALING[:2], cluster.ns, AUTOSCALING[2], {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                  "minReplicas": min_replicas, "maxReplicas": max_replicas,
                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                      "type": "Utilization", "averageUtilization": 50}}}]}})
 
 
-def read_hpa(cluster) -> dict:
-    return cluster.custom.get_namespaced_custom_object(*AUTOSCALING[:2], cluster.ns, AUTOSCALING[2], "web")
+def read_hpa(cluster, name: str = "web") -> dict:
+    return cluster.custom.get_namespaced_custom_object(*AUTOSCALING[:2], cluster.ns, AUTOSCALING[2], name)
 
 
 def replicas(cluster) -> int:
@@ -106,57 +106,55 @@ def test_the_hpa_reverts_a_plain_scale_but_the_lease_holds_the_floor_for_the_inc
 
 
 @pytest.mark.slow
-def test_a_human_edit_of_the_hpa_during_the_lease_is_kept_and_said(cluster, leasing_operator):
+def test_a_lease_left_by_a_killed_operator_is_restored_once_at_start_and_a_human_edit_is_kept(
+        cluster, kube_api, kubeconfig, tmp_path):
     cluster.apply_policy(NO_APPROVALS)
     cluster.apply_runbook("scale-out", runbook(SCALE))
-    cluster.deploy("web", replicas=3)
-    hpa(cluster)
-    name = incident(cluster, leasing_operator)
-    wait_for(lambda: read_hpa(cluster)["spec"]["minReplicas"] == 5, timeout=30, what="the raise")
-    cluster.custom.patch_namespaced_custom_object(*AUTOSCALING[:2], cluster.ns, AUTOSCALING[2], "web",
-                                                  {"spec": {"minReplicas": 4}})
-    cluster.wait_phase(name, {"Succeeded"}, timeout=60)
-    wait_for(lambda: leases.LEASE_LABEL not in (read_hpa(cluster)["metadata"].get("labels") or {}), timeout=20,
-             what="the lease ended")
+    for name in ("web", "api"):
+        cluster.deploy(name, replicas=3)
+        hpa(cluster, name=name)
+    # api: raised, then the operator died and its Remediation was deleted; no process holds the lease.
+    raised = actions.execute(kube_api, request(cluster, SCALE, name="api"))
+    assert "raised under a lease" in raised.message and not raised.replayed
+    assert actions.execute(kube_api, request(cluster, SCALE, name="api")).replayed, "keyed: a replay writes nothing"
+    assert read_hpa(cluster, "api")["spec"]["minReplicas"] == 5
+    operator = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--autoscaler-sweep", "1"]).start()
+    try:
+        wait_for(lambda: read_hpa(cluster, "api")["spec"]["minReplicas"] == 2, timeout=30, what="restored at start")
+        # web: a human edits the HPA during the operator's lease.
+        name = incident(cluster, operator)
+        wait_for(lambda: read_hpa(cluster)["spec"]["minReplicas"] == 5, timeout=30, what="the raise")
+        cluster.custom.patch_namespaced_custom_object(*AUTOSCALING[:2], cluster.ns, AUTOSCALING[2], "web",
+                                                      {"spec": {"minReplicas": 4}})
+        cluster.wait_phase(name, {"Succeeded"}, timeout=60)
+        wait_for(lambda: leases.LEASE_LABEL not in (read_hpa(cluster)["metadata"].get("labels") or {}), timeout=20,
+                 what="the lease ended")
+    finally:
+        operator.stop()
     kept = read_hpa(cluster)
     assert (kept["spec"]["minReplicas"], kept["spec"]["maxReplicas"]) == (4, 5), "the human's values stay"
     note = wait_for(lambda: events_of(cluster, name).get("AutoscalerEditKept"), what="an Event saying so")
     assert "someone changed it during the lease (minReplicas 5 -> 4); their values stay" in note
 
+    api = read_hpa(cluster, "api")
+    assert (api["spec"]["minReplicas"], api["spec"]["maxReplicas"]) == (2, 3)
+    assert leases.LEASE_LABEL not in (api["metadata"].get("labels") or {})
+    ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
+    assert autoscalers.sweep(ctx) == [], "restored once: nothing left for the next sweep"
+    restored = [e for e in cluster.core.list_namespaced_event(cluster.ns, field_selector="involvedObject.name=api").items
+                if e.reason == "AutoscalerRestored"]
+    assert len(restored) == 1 and "is gone" in (restored[0].message or restored[0].note)
+
 
 # ---------------------------------------------------------------- the action and the sweep, without the loop
 
 
-def request(cluster, step: dict, remediation: str = "gone-incident", key: str = "scale-0-0123456789abcdef"):
-    return actions.ActionRequest(action=step["action"], target=ObjectRef(kind="Deployment", name="web",
+def request(cluster, step: dict, remediation: str = "gone-incident", key: str = "scale-0-0123456789abcdef",
+            name: str = "web"):
+    return actions.ActionRequest(action=step["action"], target=ObjectRef(kind="Deployment", name=name,
                                                                            namespace=cluster.ns),
                                  key=key, step=Step.model_validate(step), max_replicas=6,
                                  remediation=f"{cluster.ns}/{remediation}", remediation_uid="uid-gone")
-
-
-@pytest.mark.slow
-def test_a_lease_left_by_a_killed_operator_is_restored_exactly_once_when_an_operator_starts(
-        cluster, kube_api, kubeconfig, tmp_path):
-    cluster.deploy("web", replicas=3)
-    hpa(cluster)
-    # The raise happened, then the operator died and its Remediation was deleted: no process holds the lease.
-    raised = actions.execute(kube_api, request(cluster, SCALE))
-    assert "raised under a lease" in raised.message and not raised.replayed
-    assert actions.execute(kube_api, request(cluster, SCALE)).replayed, "keyed: a replay writes nothing"
-    assert read_hpa(cluster)["spec"]["minReplicas"] == 5
-    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, extra_args=["--autoscaler-sweep", "1"]).start()
-    try:
-        wait_for(lambda: read_hpa(cluster)["spec"]["minReplicas"] == 2, timeout=60, what="restored at start")
-    finally:
-        op.stop()
-    hpa_now = read_hpa(cluster)
-    assert (hpa_now["spec"]["minReplicas"], hpa_now["spec"]["maxReplicas"]) == (2, 3)
-    assert leases.LEASE_LABEL not in (hpa_now["metadata"].get("labels") or {})
-    ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
-    assert autoscalers.sweep(ctx) == [], "restored once: nothing left for the next sweep"
-    restored = [e for e in cluster.core.list_namespaced_event(cluster.ns, field_selector="involvedObject.name=web").items
-                if e.reason == "AutoscalerRestored"]
-    assert len(restored) == 1 and "is gone" in (restored[0].message or restored[0].note)
 
 
 def test_a_direct_scale_of_an_autoscaled_workload_is_refused_with_the_reason(cluster, kube_api):

@@ -100,8 +100,15 @@ def raise_autoscaler(api: client.ApiClient, req: ActionRequest, params: ScalePar
                             f"{decision.reason}", evidence=[evidence("scale", decision.reason, str(current))])
     after = autoscalers.patch(api, obj, autoscalers.lease_patch(obj, decision.values, decision.annotations, req.key),
                               dry_run=req.dry_run)
+    changes = autoscalers.changes_of(obj, obj, after)
+    if decision.replicas is not None and decision.replicas > current:
+        # The autoscaler agrees with this count now, so it sticks; without it verification could pass on the old
+        # count before the HPA's next sync, end the incident and with it the lease. Killed before this write, the
+        # replay finds the key on the autoscaler, and the raised floor brings the replicas up all the same.
+        scaled = patch_workload(api, req.target, {"spec": {"replicas": decision.replicas}}, dry_run=req.dry_run)
+        changes |= {"spec.replicas": {"before": current, "after": scaled.spec.replicas}}
     verb = "would scale" if req.dry_run else "scaled"
     message = f"{verb} {describe(req.target)} to {decision.replicas} through its autoscaler: {decision.reason}"
     return ActionResult(done=True, replayed=False, message=message,
                         evidence=[evidence("scale", message, str(decision.replicas))],
-                        changes=autoscalers.changes_of(obj, obj, after))
+                        changes=changes)
