@@ -106,7 +106,7 @@ def changes_of(obj: dict, before: dict, after: dict) -> dict[str, Any]:
     def watched(o: dict) -> dict:
         annotations = (o.get("metadata") or {}).get("annotations") or {}
         return {"spec": {k: (o.get("spec") or {}).get(k) for k in ("minReplicas", "maxReplicas")},
-                "annotations": {plan.PAUSED_REPLICAS: annotations.get(plan.PAUSED_REPLICAS)}}
+                "pausedReplicas": annotations.get(plan.PAUSED_REPLICAS)}  # not under annotations[: shown, not digested
     old, new = flatten(watched(before)), flatten(watched(after))
     prefix = f"{obj['kind']}/{obj['metadata']['name']} "
     return {prefix + path: {"before": old.get(path), "after": new.get(path)}
