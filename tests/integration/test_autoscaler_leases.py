@@ -184,6 +184,7 @@ def test_keda_scaled_object_gets_paused_replicas_under_a_lease_and_it_is_removed
     result = actions.execute(kube_api, request(cluster, SCALE))
     assert "ScaledObject web raised under a lease" in result.message
     assert result.changes["ScaledObject/web pausedReplicas"] == {"before": None, "after": "5"}
+    assert replicas(cluster) == 5, "the workload is scaled along with the pinned count"
     annotations = cluster.custom.get_namespaced_custom_object(*scaled, "web")["metadata"]["annotations"]
     assert annotations[leases.PAUSED_REPLICAS] == "5"
     ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
