@@ -7,6 +7,7 @@ import json
 
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from remediator.actions import base as actions
 from remediator.api.models import ObjectRef, Step
@@ -211,3 +212,12 @@ def test_raise_memory_under_an_auto_mode_vpa_is_refused_and_names_its_max_allowe
     assert "maxAllowed memory (now 512Mi)" in refused.value.message
     limits = cluster.apps.read_namespaced_deployment("web", cluster.ns).spec.template.spec.containers[0].resources
     assert limits.limits["memory"] == "64Mi"
+
+
+def test_a_lease_shorter_than_a_minute_is_refused_by_the_apiserver_naming_the_field(cluster):
+    short = {**SCALE, "scale": {**SCALE["scale"], "leaseDuration": "10s"}}
+    with pytest.raises(ApiException) as refused:
+        cluster.apply_runbook("too-short", runbook(short))
+    assert refused.value.status == 422
+    assert "spec.steps[0].scale.leaseDuration" in refused.value.body
+    assert "leaseDuration must be between 1m and 7d (got 10s)" in refused.value.body
