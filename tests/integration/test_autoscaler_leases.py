@@ -221,3 +221,23 @@ def test_a_lease_shorter_than_a_minute_is_refused_by_the_apiserver_naming_the_fi
     assert refused.value.status == 422
     assert "spec.steps[0].scale.leaseDuration" in refused.value.body
     assert "leaseDuration must be between 1m and 7d (got 10s)" in refused.value.body
+
+
+def test_forged_leases_never_make_the_sweep_read_another_namespace_and_one_bad_lease_blocks_no_other(
+        cluster, kube_api):
+    forged = {"remediator.dev/lease-expires": "2099-01-01T00:00:00Z",
+              "remediator.dev/lease-original": '{"maxReplicas": 3, "minReplicas": 1}',
+              "remediator.dev/lease-written": '{"maxReplicas": 3, "minReplicas": 2}'}
+    for name, holder in (("elsewhere", "kube-system/some-remediation"), ("odd", f"{cluster.ns}/../../x"),
+                         ("junk", None)):
+        hpa(cluster, name=name)
+        annotations = {**forged, "remediator.dev/lease-remediation": holder} if holder else \
+            {"remediator.dev/lease-remediation": f"{cluster.ns}/x", "remediator.dev/lease-original": "{not json"}
+        cluster.custom.patch_namespaced_custom_object(*AUTOSCALING[:2], cluster.ns, AUTOSCALING[2], name, {
+            "metadata": {"labels": {leases.LEASE_LABEL: "held"}, "annotations": annotations}})
+    ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
+    done = sorted(autoscalers.sweep(ctx))
+    assert [op for op, _ in done] == ["drop", "restore", "restore"], done
+    assert all("is gone" in why for op, why in done if op == "restore"), "not believed: treated as gone"
+    assert read_hpa(cluster, "elsewhere")["spec"]["minReplicas"] == 1  # the tenant's own values, in its own HPA
+    assert autoscalers.sweep(ctx) == []

@@ -84,7 +84,6 @@ def scale_once(api: client.ApiClient, req: ActionRequest, params: ScaleParams) -
     )
 
 
-
 def raise_autoscaler(api: client.ApiClient, req: ActionRequest, params: ScaleParams, current: int, obj: dict,
                      scaler: leases.Autoscaler) -> ActionResult:
     if is_recorded(scaler.annotations, req.key):

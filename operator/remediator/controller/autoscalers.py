@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+from kubernetes.client.rest import ApiException
 
 from ..actions import autoscalers
 from ..actions.base import ActionError
@@ -23,6 +26,7 @@ from .context import OperatorContext
 
 log = logging.getLogger("remediator.autoscalers")
 SWEEP_SECONDS = 10.0
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # what a Remediation's name can be
 AUTOSCALER_API_VERSIONS = {"HorizontalPodAutoscaler": "autoscaling/v2", "ScaledObject": "keda.sh/v1alpha1"}
 
 
@@ -41,7 +45,7 @@ def sweep(ctx: OperatorContext, now: datetime | None = None) -> list[tuple[str, 
                 continue
             try:
                 outcome = end_lease(ctx, obj, now)
-            except ActionError as e:  # 409: someone wrote it meanwhile; the next sweep decides again
+            except (ActionError, ApiException) as e:  # e.g. 409: written meanwhile; the next sweep decides again
                 log.warning("autoscaler lease not ended", extra={"object": f"{kind}/{obj['metadata']['name']}",
                                                                  "error": str(e)})
                 continue
@@ -54,8 +58,8 @@ def end_lease(ctx: OperatorContext, obj: dict, now: datetime) -> tuple[str, str]
     scaler = autoscalers.view(obj)
     holder = scaler.annotations.get(leases.LEASE_REMEDIATION, "")
     namespace, _, name = holder.partition("/")
-    remediation = ctx.resources.get("Remediation", name, namespace) if name and namespace == \
-        obj["metadata"]["namespace"] else None  # a lease naming another namespace is not believed
+    believed = NAME.match(name) and namespace == obj["metadata"]["namespace"]  # never another namespace's
+    remediation = ctx.resources.get("Remediation", name, namespace) if believed else None
     decision = leases.plan_restore(
         scaler, ((remediation or {}).get("status") or {}).get("phase", "Pending") if remediation else None,
         (remediation or {}).get("metadata", {}).get("uid"), now)
