@@ -91,8 +91,20 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an object the target references, e.g. ConfigMap/web-config, Node/n1 (repeatable)")
     parser.add_argument("--change-window", default="1h", metavar="DURATION",
                         help="how far before the breach a change can be its cause (default 1h)")
+    parser.add_argument("--hpa", metavar="MIN:MAX",
+                        help="an HPA with these minReplicas:maxReplicas targets the workload: a scale step is shown "
+                             "as the raise of its floor under a lease (default: no autoscaler)")
     parser.add_argument("--now", metavar="TIME", help="RFC 3339 time to simulate at (default: now)")
     parser.add_argument("--output", choices=("text", "json"), default="text")
+
+
+def _hpa_bounds(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    low, _, high = text.partition(":")
+    if not (low.isdigit() and high.isdigit()) or not 0 < int(low) <= int(high) <= 100_000:
+        raise ValueError(f"--hpa wants MIN:MAX with 0 < MIN <= MAX, got {text!r}")
+    return int(low), int(high)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -112,7 +124,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             namespace_pods=args.namespace_pods, server_dry_run=args.server_dry_run,
             changes=None if args.changes is None else _load_changes(args.changes),
             references=frozenset(_reference(text) for text in args.reference),
-            change_window=parse_duration(args.change_window))
+            change_window=parse_duration(args.change_window), hpa=_hpa_bounds(args.hpa))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

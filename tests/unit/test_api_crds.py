@@ -219,7 +219,7 @@ def test_a_rule_about_a_field_points_the_apiserver_at_that_field():
 
 def test_messages_with_values_are_format_expressions_the_apiserver_can_afford():
     scale = at(schema_of("Runbook"), "spec.steps[].scale")["x-kubernetes-validations"]
-    assert scale == [{
+    assert scale[:1] == [{
         "rule": "self.minReplicas <= self.maxReplicas",
         "message": "minReplicas must be <= maxReplicas",
         "messageExpression": "'minReplicas must be <= maxReplicas (minReplicas %s > maxReplicas %s)'"

@@ -173,8 +173,8 @@ def test_an_approval_does_not_carry_to_a_later_step_of_the_same_or_lower_level(l
 def test_the_request_names_and_binds_exactly_the_step_shown():
     asked = planned(runbook({**SCALE_TO_6, "risk": "high"}), policy=HIGH_NEEDS_ONE)
     given = asked.approval
-    assert given.step_summary == 'step 0: scale Deployment/shop/web {"scale": {"maxReplicas": 6, "minReplicas": 1, ' \
-                                 '"step": 2}}'
+    assert given.step_summary == 'step 0: scale Deployment/shop/web {"scale": {"autoscaler": "lease", ' \
+                                 '"leaseDuration": "1h", "maxReplicas": 6, "minReplicas": 1, "step": 2}}'
     other = planned(runbook({**SCALE_TO_50, "risk": "high"}), policy=HIGH_NEEDS_ONE).approval
     assert other.step_digest != given.step_digest
     assert approval.request_id_for("am-1", 0, 0, NOW, given.step_digest) == given.request_id

@@ -51,6 +51,8 @@ class ActionRequest:
     max_replicas: int | None = None
     max_memory: str | None = None
     max_pods: int | None = None
+    remediation: str = ""  # namespace/name of the acting Remediation: an autoscaler lease names its holder
+    remediation_uid: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ OOMKilled, else the first. The new limit is the old one times `factor`
 nor the policy's cap, and never lower than today's; the request stays at or
 below the limit. The template change (a new rollout) and the key go in one
 strategic-merge patch guarded by resourceVersion.
+
+A VerticalPodAutoscaler in Auto, Recreate or InPlaceOrRecreate mode that sizes the container's memory makes
+the step fail with the reason (core/plan/autoscalers.vpa_refusal says why we refuse rather than bound).
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from remediator.actions.base import (
     require_kind,
     reread_on_conflict,
 )
+from remediator.actions.autoscalers import vpas_of
 from remediator.actions.kube import WORKLOAD_KINDS, as_dict, patch_workload, pods_of, read_workload
 from remediator.api.models import RaiseMemoryParams
 from remediator.core.pod_health import pod_observation
 from remediator.core.quantity import QuantityError, to_bytes
+from remediator.core.plan.autoscalers import vpa_refusal
 from remediator.core.plan.sizing import plan_limit  # shared with the guards
 
 
@@ -51,6 +56,9 @@ def raise_once(api: client.ApiClient, req: ActionRequest, params: RaiseMemoryPar
     container = choose_container(
         params.container, workload.spec.template.spec.containers, oom_killed(api, workload, params.container)
     )
+    refusal = next(filter(None, (vpa_refusal(vpa, container.name) for vpa in vpas_of(api, req.target))), None)
+    if refusal:
+        raise ActionError("AutoscaledByVPA", f"memory of {describe(req.target)} not raised: {refusal}")
     limits = (container.resources.limits if container.resources else None) or {}
     requests = (container.resources.requests if container.resources else None) or {}
     if "memory" not in limits:

@@ -211,6 +211,10 @@ class ScaleParams(Model):
     max_replicas: int = Field(ge=1)
     step: int = Field(1, ge=1, description="replicas added per run (ignored when factor is set)")
     factor: float | None = Field(None, gt=1, description="multiply current replicas, rounded up")
+    autoscaler: Literal["lease", "refuse"] = Field(
+        "lease", description="when an HPA or KEDA ScaledObject targets the workload: lease = raise its floor "
+        "under a lease (restored when the lease expires or the Remediation ends); refuse = fail the step")
+    lease_duration: Duration = Field("1h", description="how long an autoscaler's raised floor is held at most")
 
 
 class RaiseMemoryParams(Model):

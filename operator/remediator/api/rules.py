@@ -223,7 +223,19 @@ def scale_rules() -> list[Rule]:
         holds=lambda s: s["minReplicas"] <= s["maxReplicas"],
         message="minReplicas must be <= maxReplicas",
         detail="minReplicas {minReplicas} > maxReplicas {maxReplicas}",
+    ), Rule(
+        ScaleParams,
+        # shorter ends the autoscaler's raised floor before verification can judge it; longer outlives incidents
+        cel=f"!has(self.leaseDuration) || ({cel_duration_ms('self.leaseDuration')} >= {MIN_LEASE_MS}"
+            f" && {cel_duration_ms('self.leaseDuration')} <= {MAX_LEASE_MS})",
+        holds=lambda s: "leaseDuration" not in s or MIN_LEASE_MS <= duration_ms(s["leaseDuration"]) <= MAX_LEASE_MS,
+        message="leaseDuration must be between 1m and 7d",
+        detail="got {leaseDuration}",
+        field="leaseDuration",
     )]
+
+
+MIN_LEASE_MS, MAX_LEASE_MS = 60_000, 604_800_000
 
 
 def quantity_rule(model: type[BaseModel], name: str, optional: bool) -> Rule:

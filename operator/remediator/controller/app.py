@@ -19,7 +19,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, caches, escalation, handlers, heap, retention, runbook_status
+from . import anomalies, autoscalers, caches, escalation, handlers, heap, retention, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -103,6 +103,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     resending = asyncio.create_task(escalation.resend_periodically(ctx, lambda: activity.active,
                                                                    functools.partial(runbook_status.finish,
                                                                                      resend=True)))
+    leases = asyncio.create_task(autoscalers.sweep_periodically(ctx, lambda: activity.active,
+                                                                 ctx.settings.autoscaler_sweep_seconds))
     try:
         await kopf.operator(
             registry=registry,
@@ -126,6 +128,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         caches.stop(ctx)
         sweeping.cancel()
         resending.cancel()
+        leases.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

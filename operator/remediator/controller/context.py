@@ -44,6 +44,7 @@ class Settings:
     alertmanager_url: str | None = None  # where RemediationEscalated alerts go; None: Slack and Events only
     alertmanager_api_token_file: str | None = None  # bearer token for it (optional)
     alert_resend_seconds: float = 60.0  # an open escalation alert is re-sent this often (endsAt: 3 re-sends ahead)
+    autoscaler_sweep_seconds: float = 10.0
 
 
 @dataclass

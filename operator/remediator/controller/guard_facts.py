@@ -171,7 +171,8 @@ def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, i
     caps = policy_select.caps_for(policy, spec.target.namespace or "")
     request = actions.ActionRequest(
         action=step.action, target=spec.target, key=state.idempotency_key(name, index, step.action), step=step,
-        dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods)
+        dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods,
+        remediation=f"{spec.runbook.namespace}/{name}")
     try:
         result = actions.execute(ctx.action_api(spec.runbook.namespace, service_account), request)
     except actions.ActionError as e:

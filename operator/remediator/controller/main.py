@@ -98,6 +98,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alert-resend", type=float,
                         default=float(os.environ.get("REMEDIATOR_ALERT_RESEND_SECONDS", 60)), metavar="SECONDS",
                         help="seconds between re-sends of an open escalation alert")
+    parser.add_argument("--autoscaler-sweep", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between sweeps that restore HPAs/ScaledObjects whose lease ended")
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
 
@@ -140,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         alertmanager_url=args.alertmanager_url,
         alertmanager_api_token_file=args.alertmanager_api_token_file,
         alert_resend_seconds=args.alert_resend,
+        autoscaler_sweep_seconds=args.autoscaler_sweep,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

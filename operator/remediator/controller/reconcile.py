@@ -211,7 +211,8 @@ class Loop:
         assert step is not None, f"step {effect.index} is neither pinned nor in the Runbook"  # engine escalated
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
                                         dry_run=effect.dry_run, max_replicas=effect.caps.max_replicas,
-                                        max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods)
+                                        max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods,
+                                        remediation=f"{self.namespace}/{self.name}", remediation_uid=self.uid)
         try:
             with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
                                                                         effect.key)) as span:

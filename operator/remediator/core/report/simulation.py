@@ -68,7 +68,7 @@ from remediator.api.models import (
     Signal,
 )
 from remediator.core.approve import approval
-from remediator.core.plan import cause, guard_inputs, guards, planning, risk
+from remediator.core.plan import autoscalers, cause, guard_inputs, guards, planning, risk
 from remediator.core.engine import engine, state
 from remediator.core.match import matching, policy_select
 from remediator.core.durations import format_time, parse_time
@@ -124,6 +124,7 @@ class Settings:
     references: frozenset[str] = frozenset()  # what the target references: "ConfigMap/x", "Node/n" ...
     change_window: timedelta = cause.DEFAULT_WINDOW
     action_service_account: str | None = None  # the operator's tenant action account (chart: actions.serviceAccount)
+    hpa: tuple[int, int] | None = None  # (minReplicas, maxReplicas) of an HPA targeting the target; None = none
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -491,6 +492,10 @@ def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: Remedia
         dry_run=settings.server_dry_run, cause_kind=cause_kind,
         default_service_account=settings.action_service_account)
     notes += list(observed.change.reasons)
+    step = planning.pinned_step(steps, index, rb.spec)
+    if settings.hpa is not None and step is not None and step.action == "scale" and step.scale is not None:
+        notes.append(autoscalers.simulated_raise(step.scale, replicas, *settings.hpa, policy_select.caps_for(
+            policy, target.namespace or "").max_replicas, settings.now))
     view = GuardView(observed.step, observed.action, replicas, observed.change.pods_touched,
                      observed.verdict.allowed, list(observed.verdict.decisions), notes)
     return StepFacts(view, observed.verdict, observed.risk_input, risk_notes(settings))
