@@ -196,6 +196,7 @@ class Ticks:
         self.ctx = ctx
         self.queue = queue or WorkQueue()
         self.loops: dict[tuple, reconcile.Loop] = {}  # a Remediation's in-memory observations between ticks
+        self.bodies: dict[tuple, dict] = {}  # open Remediations as last watched: a tick reads no GET for them
         self.generations: dict[tuple, int | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None  # the queue's; set by `run`
 
@@ -221,18 +222,20 @@ class Ticks:
             return
         if kind == SLO and key in self.generations and self.generations[key] == meta.get("generation"):
             return  # only its own status write: it is already scheduled
+        if kind == REMEDIATION and "spec" in body:  # watched or listed whole (a primed key is not)
+            self.bodies[key] = body
         self.generations[key] = meta.get("generation")
         self.queue.add(key)
 
     def forget(self, key: tuple) -> None:
         self.queue.remove(key)
-        for memory in (self.loops, self.generations):
+        for memory in (self.loops, self.generations, self.bodies):
             memory.pop(key, None)
 
     def reset(self) -> None:
         """Standing by: another replica owns the work and its memory; what we knew may go stale."""
         self.queue.clear()
-        for memory in (self.loops, self.generations):
+        for memory in (self.loops, self.generations, self.bodies):
             memory.clear()
 
     def prime(self) -> int:
@@ -255,7 +258,7 @@ class Ticks:
         if kind == SLO:
             return slo.evaluate_once(self.ctx, namespace, name)
         loop = self.loops.setdefault(key, reconcile.Loop(self.ctx, namespace, name))
-        after = loop.tick()
+        after = loop.tick(self.bodies.get(key))
         if after is None:
             self.loops.pop(key, None)
         return after

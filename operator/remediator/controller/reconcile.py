@@ -64,12 +64,15 @@ class Loop:
         self.name = name
         self.slack_retry_at = 0.0
         self.uid: str | None = None
+        self.last: dict | None = None  # the object as this Loop last wrote it
+        self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
 
-    def tick(self) -> float | None:
+    def tick(self, seen: dict | None = None) -> float | None:
         """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
+        `seen`: the object as the watch last delivered it, if the caller follows one.
         Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
-        obj = self.store.remediation(self.namespace, self.name)
+        obj = self.current(seen)
         if obj is None:
             return None
         spec = RemediationSpec.model_validate(obj["spec"])
@@ -95,6 +98,18 @@ class Loop:
             return decision.requeue_after
         done = self.perform(spec, decision.status, decision.effect, facts)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
+
+    def current(self, seen: dict | None) -> dict | None:
+        """The Remediation to decide on: the newer of what the watch delivered and what this Loop last wrote
+        (the watch may not have delivered our own write yet), without a GET. Read from the apiserver when there
+        is no watched copy, after a 409, or when the versions cannot be ordered. A stale copy is harmless: every
+        write is guarded by its resourceVersion, and a 409 makes the next tick read."""
+        if seen is not None and not self.must_read:
+            newest = newer(seen, self.last)
+            if newest is not None:
+                return newest
+        self.must_read = False
+        return self.store.remediation(self.namespace, self.name)
 
     def load(self, obj: dict, spec: RemediationSpec,
              status: RemediationStatus) -> tuple[RemediationStatus, engine.Facts]:
@@ -187,6 +202,7 @@ class Loop:
     def persist(self, obj: dict, decision: engine.Decision) -> dict | None:
         status = decision.status
         stored = self.store.write_status({**obj, "status": status.wire()})
+        self.last, self.must_read = stored, stored is None
         if stored is None:  # gone, or someone wrote first: re-read
             return None
         before = RemediationStatus.model_validate(obj.get("status") or {})
@@ -279,6 +295,19 @@ class Loop:
             else "page"
         return query_probes.read_slo_recovered(self.ctx.prometheus, ServiceLevelObjectiveSpec.model_validate(
             body["spec"]), self.namespace, check.slo, severity, now)
+
+
+def newer(seen: dict, last: dict | None) -> dict | None:
+    """The later of two copies of one object by resourceVersion (etcd's revision: a later write has a larger
+    one); None when a version is not a number, so the caller reads instead of guessing."""
+    if last is None:
+        return seen
+    try:
+        seen_version = int(seen["metadata"]["resourceVersion"])
+        last_version = int(last["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return last if last_version >= seen_version else seen
 
 
 def valid_runbook(body: dict | None) -> tuple[RunbookSpec | None, str | None]:
