@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
@@ -94,8 +95,16 @@ def impersonating(api: client.ApiClient, namespace: str, service_account: str) -
     return clone
 
 
+def object_path(kind: str, namespace: str | None, name: str | None = None) -> str:
+    """The REST path of one of our custom resources (the collection when no name is given)."""
+    scope = f"/namespaces/{quote(namespace, safe='')}" if namespace is not None else ""
+    path = f"/apis/{GROUP}/{VERSION}{scope}/{PLURALS[kind]}"
+    return f"{path}/{quote(name, safe='')}" if name is not None else path
+
+
 class Resources:
-    """Typed-enough access to remediator's custom resources."""
+    """Typed-enough access to remediator's custom resources; the hot calls (get, create, status write) as plain
+    JSON through `request_json`."""
 
     def __init__(self, api: client.ApiClient):
         self.api = api
@@ -104,9 +113,7 @@ class Resources:
     @retry_transient
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
         try:
-            if namespace is None:
-                return self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            return request_json(self.api, "GET", object_path(kind, namespace, name))
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -124,13 +131,12 @@ class Resources:
 
     @retry_transient
     def create(self, kind: str, namespace: str, body: dict) -> dict:
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body)
+        return request_json(self.api, "POST", object_path(kind, namespace), body)
 
     @retry_transient
     def replace_status(self, kind: str, namespace: str, name: str, body: dict) -> dict:
         """Whole-status write guarded by body.metadata.resourceVersion: a stale writer gets 409."""
-        return self.custom.replace_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURALS[kind], name, body)
+        return request_json(self.api, "PUT", object_path(kind, namespace, name) + "/status", body)
 
     @retry_transient
     def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
