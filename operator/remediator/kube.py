@@ -78,13 +78,21 @@ def request_json(api: client.ApiClient, method: str, path: str, body: Any = None
     return json.loads(data) if data else None
 
 
+# Connections kept open to the apiserver. The client's default (5 per CPU: 10 here) is fewer than the threads that
+# call at once (loop workers, guard-fact reads, Event posters, chores): the pool then closes the surplus after
+# each call, and the next call pays a new TLS handshake.
+POOL_CONNECTIONS = 48
+
+
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster config when running in a pod, else KUBECONFIG / ~/.kube/config."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        return config.new_client_from_config(config_file=kubeconfig)
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = POOL_CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 def impersonating(api: client.ApiClient, namespace: str, service_account: str) -> client.ApiClient:

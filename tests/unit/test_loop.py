@@ -265,6 +265,7 @@ def test_a_watched_remediation_is_ticked_without_reading_it_from_the_apiserver(m
 
     assert contextvars.copy_context().run(loop.tick, created) == engine.PROBE_EVERY
     assert store.reads["remediation"] == 0 and [w.phase for w in store.writes] == ["Acting", "Verifying"]
+    assert loop.wrote("2") and loop.wrote("3") and not loop.wrote("1"), "its own writes' echoes are known"
     # The watch delivers our own writes late: the older copy must not undo what this Loop wrote since.
     assert contextvars.copy_context().run(loop.tick, created) == engine.PROBE_EVERY
     store.clock += timedelta(seconds=31)

@@ -189,7 +189,9 @@ class Ticks:
     Remediations come from the caches' watch, SLOs from a kopf event handler: neither puts a finalizer on the
     objects (kopf's daemons would), so nothing blocks their deletion while no operator runs; the finalizer
     earlier versions left is dropped (`remediation_seen`; kopf drops an SLO's itself, as no handler needs it).
-    Every event on a Remediation ticks it at once (a vote, an edit, a status write); an SLO is evaluated
+    Every event on a Remediation ticks it at once (a vote, an edit, another writer's status write), except the echo
+    of its own loop's status write (that tick scheduled the next one already); the Remediation as watched is kept
+    for its tick, which then needs no GET of it (reconcile.Loop.current); an SLO is evaluated
     again at once only when its spec changed, since each evaluation writes its status."""
 
     def __init__(self, ctx: OperatorContext, queue: WorkQueue | None = None):
@@ -224,6 +226,9 @@ class Ticks:
             return  # only its own status write: it is already scheduled
         if kind == REMEDIATION and "spec" in body:  # watched or listed whole (a primed key is not)
             self.bodies[key] = body
+            loop = self.loops.get(key)
+            if loop is not None and loop.wrote(meta.get("resourceVersion")):
+                return  # the echo of the loop's own write: the tick that wrote it scheduled the next one
         self.generations[key] = meta.get("generation")
         self.queue.add(key)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
+from collections import deque
 from datetime import datetime, timezone
 
 from .. import failpoints
@@ -48,6 +50,7 @@ from .store import ClusterStore, Store
 
 log = logging.getLogger("remediator.loop")
 OUTCOME_WRITES = 5  # tries to record an effect's outcome against concurrent status writers
+WRITES_REMEMBERED = 8  # of a Loop's own status writes, to know their watch events (a tick writes at most a few)
 
 
 def utcnow() -> datetime:
@@ -66,6 +69,8 @@ class Loop:
         self.uid: str | None = None
         self.last: dict | None = None  # the object as this Loop last wrote it
         self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
+        self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
+        self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
 
     def tick(self, seen: dict | None = None) -> float | None:
         """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
@@ -98,6 +103,12 @@ class Loop:
             return decision.requeue_after
         done = self.perform(spec, decision.status, decision.effect, facts)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
+
+    def wrote(self, resource_version: str | None) -> bool:
+        """This Loop wrote that version: its watch event tells nothing new (the tick that wrote it scheduled
+        the next one), so it needs no tick of its own."""
+        with self._written_lock:
+            return resource_version is not None and resource_version in self._written
 
     def current(self, seen: dict | None) -> dict | None:
         """The Remediation to decide on: the newer of what the watch delivered and what this Loop last wrote
@@ -203,6 +214,9 @@ class Loop:
         status = decision.status
         stored = self.store.write_status({**obj, "status": status.wire()})
         self.last, self.must_read = stored, stored is None
+        if stored is not None:
+            with self._written_lock:
+                self._written.append((stored.get("metadata") or {}).get("resourceVersion"))
         if stored is None:  # gone, or someone wrote first: re-read
             return None
         before = RemediationStatus.model_validate(obj.get("status") or {})
