@@ -42,7 +42,6 @@ def fuzz_target(kube_api, kubeconfig, tmp_path_factory, crds):
     """One operator for the whole module, with limits high enough that the fuzzer is never throttled."""
     from kubernetes import client
 
-    from tests.conftest import release_operator_finalizers
     from tests.integration.conftest import Cluster
 
     namespace = f"fuzz-{int(time.time())}"
@@ -69,7 +68,6 @@ def fuzz_target(kube_api, kubeconfig, tmp_path_factory, crds):
           f"{len(cluster.remediations())} Remediations created")
     op.stop()
     cluster.cleanup()
-    release_operator_finalizers(kube_api, namespace)
     client.CoreV1Api(kube_api).delete_namespace(namespace)
 
 

@@ -64,26 +64,6 @@ def namespace(kube_api, request):
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
         name=name, labels={"remediator.dev/test": "true"})))
     yield name
-    release_operator_finalizers(kube_api, name)
     core.delete_namespace(name, propagation_policy="Background")
 
 
-def release_operator_finalizers(kube_api, namespace: str) -> None:
-    """The test's operator is gone by now; its kopf finalizers on open Remediations would keep the namespace
-    Terminating forever, as they would after uninstalling a stopped operator."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    custom = client.CustomObjectsApi(kube_api)
-    for plural in ("remediations", "servicelevelobjectives"):  # the kinds that have kopf daemons
-        try:
-            items = custom.list_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, plural)["items"]
-        except ApiException:
-            return  # CRDs not installed in this run
-        for item in items:
-            if item["metadata"].get("finalizers"):
-                try:
-                    custom.patch_namespaced_custom_object("remediator.dev", "v1alpha1", namespace, plural,
-                                                          item["metadata"]["name"], {"metadata": {"finalizers": None}})
-                except ApiException:
-                    pass

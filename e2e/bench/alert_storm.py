@@ -47,7 +47,6 @@ from e2e.bench.signal_to_action import (
     create_deployments,
     kubeconfig,
     policy_spec,
-    release_finalizers,
     summary,
 )
 from tests.support.operator import OperatorProcess, alert_payload
@@ -171,7 +170,6 @@ def run(services: int, per_service: int, deliveries: int, batch: int, senders: i
             custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies", policy)
         except ApiException:
             pass
-        release_finalizers(custom, namespace)
         core.delete_namespace(namespace)
 
 

@@ -27,7 +27,7 @@ import psutil
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from e2e.bench.signal_to_action import GROUP, VERSION, apply_crds, commit, kubeconfig, release_finalizers
+from e2e.bench.signal_to_action import GROUP, VERSION, apply_crds, commit, kubeconfig
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 
@@ -132,7 +132,6 @@ def run(pods: int, runbooks: int, soak: float, interval: float) -> dict:
         operator.stop()
         for ns in namespaces:
             try:
-                release_finalizers(custom, ns)
                 core.delete_namespace(ns)
             except ApiException:
                 pass

@@ -43,9 +43,11 @@ machine shared with a control plane: it measures latency, not queueing. At 2
 or 4 incidents/s it falls behind (open Remediations pile up, the webhook
 answers in seconds) and the figures then measure its capacity instead; the
 senders run in thread pools so the offered rate holds either way. Prints a table and
-writes JSON (default e2e/bench/results/signal_to_action.json). The namespace
-and the policy are deleted at the end, whatever happens (the Remediations' kopf
-finalizers are dropped first: with the operator stopped nobody else would).
+writes JSON (default e2e/bench/results/signal_to_action.json). Each round also
+reports the operator's apiserver requests per incident, by verb and resource
+(its `remediator_apiserver_requests_total`): with CPU per incident, a figure a
+loaded machine hardly moves. The namespace and the policy are deleted at the
+end, whatever happens.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -373,7 +376,6 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
             print(f"the operator's log is kept in {workdir}", file=sys.stderr)
         for delete in (lambda: custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies",
                                                                    policy_name),
-                       lambda: release_finalizers(custom, namespace),
                        lambda: core.delete_namespace(namespace, propagation_policy="Background")):
             try:
                 delete()
@@ -414,6 +416,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
     time.sleep(1.0)  # both watches open before the first send
 
     cpu_before = sum(operator_process.cpu_times()[:2])
+    requests_before = requests_by_kind(operator)
     raw_sent: dict[str, float] = {}
     raw_rtt: list[float] = []
     post_sent: dict[str, float] = {}
@@ -478,6 +481,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         pass
     stop.set()
     operator_cpu = sum(operator_process.cpu_times()[:2]) - cpu_before
+    requests_per_incident = per_incident(requests_before, requests_by_kind(operator), incidents)
 
     def deltas(start: dict[str, float], kind: str, since: str | None = None) -> list[float]:
         out = []
@@ -517,6 +521,8 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         "operator_cpu_seconds": round(operator_cpu, 1),
         "operator_cpu_ms_per_incident": round(1000 * operator_cpu / incidents, 1),
         "operator_rss_mib": round(operator_process.memory_info().rss / 2**20, 1),
+        "apiserver_requests_per_incident": round(sum(requests_per_incident.values()), 2),
+        "apiserver_requests_per_incident_by_kind": requests_per_incident,
         "watch_errors": recorder.errors[:10],
         "deployments_setup_seconds": round(setup_seconds, 1),
         "offered_seconds": round(offered_seconds, 1),
@@ -594,10 +600,27 @@ def waiting_runbook_spec() -> dict:
 
 def apiserver_requests(operator: OperatorProcess) -> float | None:
     """The operator's own count of its apiserver requests (its /metrics), or None when it exports none."""
+    counts = requests_by_kind(operator)
+    return sum(counts.values()) if counts else None
+
+
+def requests_by_kind(operator: OperatorProcess) -> dict[str, float]:
+    """The operator's apiserver requests so far, by "verb resource" (its /metrics)."""
     text = requests.get(f"{operator.url}/metrics", timeout=10).text
-    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-              if line.startswith(REQUESTS_METRIC + "{") or line.startswith(REQUESTS_METRIC + " ")]
-    return sum(values) if values else None
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(REQUESTS_METRIC + "{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[len(REQUESTS_METRIC):line.rindex("}")]))
+            key = f"{labels.get('verb', '?')} {labels.get('resource', '?')}"
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def per_incident(before: dict[str, float], after: dict[str, float], incidents: int) -> dict[str, float]:
+    """Requests per incident by "verb resource", most first; watches left out (long-lived, not per incident)."""
+    out = {key: round((after[key] - before.get(key, 0.0)) / incidents, 2) for key in after
+           if not key.startswith("watch ") and after[key] > before.get(key, 0.0)}
+    return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
 def measure_waiting(api: client.ApiClient, operator: OperatorProcess, namespace: str, count: int,
@@ -634,19 +657,6 @@ def measure_waiting(api: client.ApiClient, operator: OperatorProcess, namespace:
             "operator_requests_waiting_per_minute": round(busy * per_minute, 1),
             "requests_per_waiting_remediation_per_minute": round(max(0.0, busy - idle) * per_minute / count, 2),
             "goal": "<= 1 request per waiting Remediation per minute"}
-
-
-def release_finalizers(custom: client.CustomObjectsApi, namespace: str) -> None:
-    """Remediations keep kopf's finalizer once the operator is gone: drop it, or the namespace never goes."""
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "remediations")["items"]
-    for item in items:
-        if item["metadata"].get("finalizers"):
-            try:
-                custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "remediations",
-                                                      item["metadata"]["name"], {"metadata": {"finalizers": None}})
-            except ApiException as e:
-                if e.status != 404:
-                    raise
 
 
 def commit() -> str:
@@ -720,6 +730,8 @@ def print_round(r: dict) -> None:
           f"webhook codes {r['webhook_codes']}")
     print(f"operator CPU {r['operator_cpu_seconds']}s ({r['operator_cpu_ms_per_incident']} ms per incident, goal "
           f"<= 100); RSS {r['operator_rss_mib']} MiB; peak open Remediations {r['peak_open_remediations']}")
+    print(f"operator apiserver requests per incident {r['apiserver_requests_per_incident']}: "
+          + ", ".join(f"{k} {v}" for k, v in r["apiserver_requests_per_incident_by_kind"].items()))
 
 
 def main(argv: list[str] | None = None) -> int:

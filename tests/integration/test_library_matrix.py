@@ -39,7 +39,6 @@ from remediator.core.plan.guard_inputs import past_remediation
 from remediator.core.plan.sizing import Strategy
 from remediator.signals import pods
 from remediator.signals.alertmanager import parse_payload, to_signal
-from tests.conftest import release_operator_finalizers
 from tests.integration.conftest import GROUP, VERSION, Cluster
 from tests.integration.test_kubernetes_approvals import as_user
 from tests.support.operator import OperatorProcess, alert, alert_payload
@@ -188,7 +187,6 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
     for name in policies:
         custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies", name)
     for cell in made:
-        release_operator_finalizers(kube_api, cell.ns)
         core.delete_namespace(cell.ns, propagation_policy="Background")
     wait_for(lambda: not any(cell.cluster.remediations() for cell in made), timeout=120,
              what="the cells' Remediations deleted")

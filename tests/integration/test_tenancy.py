@@ -21,13 +21,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def team_b(kube_api, namespace):
     """A second tenant namespace, beside the test's own (team A)."""
-    from tests.conftest import release_operator_finalizers
-
     name = f"{namespace[:50]}-b"
     core = client.CoreV1Api(kube_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield Cluster(kube_api, name)
-    release_operator_finalizers(kube_api, name)
     core.delete_namespace(name, propagation_policy="Background")
 
 

@@ -45,7 +45,8 @@ class FakeStore:
         self.ready = True  # what the target looks like to a probe
         self.writes: list[RemediationStatus] = []  # statuses stored, in order
         self.refuse_next_writes = 0  # another writer was first this many times (409)
-        self.reads = {"step_facts": 0, "history": 0, "probable_cause": 0, "policy": 0, "runbook": 0}
+        self.reads = {"step_facts": 0, "history": 0, "probable_cause": 0, "policy": 0, "runbook": 0,
+                      "remediation": 0}
         self.transitions: list[tuple[str, str]] = []
         self.slack_enabled = False
         self.slack_down = False
@@ -56,6 +57,7 @@ class FakeStore:
     # -- the Remediation
 
     def remediation(self, namespace: str, name: str) -> dict | None:
+        self.reads["remediation"] += 1
         return copy.deepcopy(self.object)
 
     def write_status(self, body: dict) -> dict | None:

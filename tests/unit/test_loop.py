@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import copy
 from datetime import timedelta
 
 import pytest
@@ -250,3 +251,47 @@ def test_a_runbook_the_models_reject_ends_the_remediation_with_a_reason_instead_
     loop = loop_on(store, monkeypatch)
     assert tick(loop) is None
     assert store.status.phase in ("Failed", "Escalated") and "invalid" in store.status.reason, store.status.reason
+
+
+def watched(store: FakeStore) -> dict:
+    """The Remediation as the operator's watch would deliver it: a copy of what is stored now."""
+    return copy.deepcopy(store.object)
+
+
+def test_a_watched_remediation_is_ticked_without_reading_it_from_the_apiserver(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    created = watched(store)
+
+    assert contextvars.copy_context().run(loop.tick, created) == engine.PROBE_EVERY
+    assert store.reads["remediation"] == 0 and [w.phase for w in store.writes] == ["Acting", "Verifying"]
+    assert loop.wrote("2") and loop.wrote("3") and not loop.wrote("1"), "its own writes' echoes are known"
+    # The watch delivers our own writes late: the older copy must not undo what this Loop wrote since.
+    assert contextvars.copy_context().run(loop.tick, created) == engine.PROBE_EVERY
+    store.clock += timedelta(seconds=31)
+    assert contextvars.copy_context().run(loop.tick, created) is None
+    assert store.status.phase == "Succeeded" and store.reads["remediation"] == 0
+    assert len(store.calls) == 1, "acted once"
+
+
+def test_a_newer_watched_copy_from_another_writer_is_what_the_tick_decides_on(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    contextvars.copy_context().run(loop.tick, watched(store))
+    store.touch(status={**store.object["status"], "signalResolvedAt": "2026-11-25T12:00:05Z"})  # e.g. ingest
+
+    contextvars.copy_context().run(loop.tick, watched(store))
+    assert store.reads["remediation"] == 0
+    assert store.writes[-1].signal_resolved_at == "2026-11-25T12:00:05Z", "written on top of the newer copy"
+
+
+def test_a_409_makes_the_next_tick_read_the_remediation_from_the_apiserver(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    stale = watched(store)
+    store.touch()  # another writer, not yet delivered by the watch
+
+    assert contextvars.copy_context().run(loop.tick, stale) == 0, "refused (409): decide again at once"
+    assert store.writes == [] and store.reads["remediation"] == 0
+    assert contextvars.copy_context().run(loop.tick, stale) == engine.PROBE_EVERY
+    assert store.reads["remediation"] == 1 and len(store.calls) == 1

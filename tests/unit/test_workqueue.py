@@ -236,6 +236,27 @@ def test_every_event_on_an_open_remediation_queues_a_tick_and_a_terminal_or_dele
     assert (r1_due, r2_due) == (None, None)
 
 
+def test_the_echo_of_a_loops_own_status_write_queues_no_tick_and_another_writers_event_does():
+    from types import SimpleNamespace
+
+    key = ("Remediation", "shop", "r1")
+
+    def watched(version):
+        return {**body("r1", phase="Verifying"), "spec": {}, "metadata": {
+            "name": "r1", "namespace": "shop", "resourceVersion": version}}
+
+    async def go():
+        ticks = ticks_for()
+        ticks.loops[key] = SimpleNamespace(wrote=lambda version: version == "8")  # the loop wrote version 8
+        ticks.seen("Remediation", "MODIFIED", watched("8"))  # what the loop just wrote, back from the watch
+        echo = await drain(ticks.queue)
+        ticks.seen("Remediation", "MODIFIED", watched("9"))  # e.g. the signal resolved: ingest wrote
+        return echo, await drain(ticks.queue), ticks.bodies[key]["metadata"]["resourceVersion"]
+    echo, other, kept = run(go())
+    assert echo == [], "the tick that wrote it scheduled the next one already"
+    assert other == [key] and kept == "9"
+
+
 def test_an_slo_is_evaluated_again_at_once_on_a_spec_change_not_on_its_own_status_write():
     async def go():
         ticks = ticks_for()

@@ -44,8 +44,9 @@ def claim(api: client.ApiClient, target: ObjectRef, namespace: str, lease: str, 
           step_timeout: timedelta, now: datetime) -> claims.ClaimDecision:
     what = target_text(target)
     decision = None
-    for _ in range(ATTEMPTS):
-        body = read_lease(api, namespace, lease)
+    for attempt in range(ATTEMPTS + 1):
+        # Most targets have no Lease: try creating one before reading (an existing one answers 409, then read).
+        body = read_lease(api, namespace, lease) if attempt else None
         view = claims.lease_view(body)
         live = view is not None and view.holder != uid and holder_is_open(api, namespace, view)
         decision = claims.decide(view, uid, name, live, lease_name=lease, namespace=namespace, target=what,

@@ -137,14 +137,14 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
                                 account) if identity.allowed else
         _done(("failed", [f"dry run not run: {identity.reason}"])),
         "namespace_pods": READS.submit(namespace_pods, ctx, target.namespace),
-        "namespace_labels": READS.submit(labels_of_namespace, ctx, target.namespace),
     }
+    namespace_labels = labels_of_namespace(ctx, target.namespace)  # from memory: no thread to hop to
     got = {key: future.result() for key, future in reads.items()}
     dry_run, changes = got["dry_run"]
     observed = guard_inputs.observe_step(
         now=now, name=name, spec=spec, runbook=runbook, steps=steps, index=index, policy=policy,
         history=guard_history(ctx, spec, runbook, policy, now), target=got["target"],
-        namespace_labels=got["namespace_labels"], namespace_pods=got["namespace_pods"], dry_run=dry_run,
+        namespace_labels=namespace_labels, namespace_pods=got["namespace_pods"], dry_run=dry_run,
         cause_kind=cause_kind, default_service_account=ctx.settings.action_service_account,
         account=account)
     for decision in observed.verdict.decisions:

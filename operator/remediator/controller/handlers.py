@@ -212,13 +212,16 @@ class Ticks:
     Remediations come from the caches' watch, SLOs from a kopf event handler: neither puts a finalizer on the
     objects (kopf's daemons would), so nothing blocks their deletion while no operator runs; the finalizer
     earlier versions left is dropped (`remediation_seen`; kopf drops an SLO's itself, as no handler needs it).
-    Every event on a Remediation ticks it at once (a vote, an edit, a status write); an SLO is evaluated
+    Every event on a Remediation ticks it at once (a vote, an edit, another writer's status write), except the echo
+    of its own loop's status write (that tick scheduled the next one already); the Remediation as watched is kept
+    for its tick, which then needs no GET of it (reconcile.Loop.current); an SLO is evaluated
     again at once only when its spec changed, since each evaluation writes its status."""
 
     def __init__(self, ctx: OperatorContext, queue: WorkQueue | None = None):
         self.ctx = ctx
         self.queue = queue or WorkQueue()
         self.loops: dict[tuple, reconcile.Loop] = {}  # a Remediation's in-memory observations between ticks
+        self.bodies: dict[tuple, dict] = {}  # open Remediations as last watched: a tick reads no GET for them
         self.generations: dict[tuple, int | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None  # the queue's; set by `run`
 
@@ -244,18 +247,23 @@ class Ticks:
             return
         if kind == SLO and key in self.generations and self.generations[key] == meta.get("generation"):
             return  # only its own status write: it is already scheduled
+        if kind == REMEDIATION and "spec" in body:  # watched or listed whole (a primed key is not)
+            self.bodies[key] = body
+            loop = self.loops.get(key)
+            if loop is not None and loop.wrote(meta.get("resourceVersion")):
+                return  # the echo of the loop's own write: the tick that wrote it scheduled the next one
         self.generations[key] = meta.get("generation")
         self.queue.add(key)
 
     def forget(self, key: tuple) -> None:
         self.queue.remove(key)
-        for memory in (self.loops, self.generations):
+        for memory in (self.loops, self.generations, self.bodies):
             memory.pop(key, None)
 
     def reset(self) -> None:
         """Standing by: another replica owns the work and its memory; what we knew may go stale."""
         self.queue.clear()
-        for memory in (self.loops, self.generations):
+        for memory in (self.loops, self.generations, self.bodies):
             memory.clear()
 
     def prime(self) -> int:
@@ -278,7 +286,7 @@ class Ticks:
         if kind == SLO:
             return slo.evaluate_once(self.ctx, namespace, name)
         loop = self.loops.setdefault(key, reconcile.Loop(self.ctx, namespace, name))
-        after = loop.tick()
+        after = loop.tick(self.bodies.get(key))
         if after is None:
             self.loops.pop(key, None)
         return after

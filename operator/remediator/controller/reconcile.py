@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
+from collections import deque
 from datetime import datetime, timezone
 
 from .. import failpoints
@@ -48,6 +50,7 @@ from .store import ClusterStore, Store
 
 log = logging.getLogger("remediator.loop")
 OUTCOME_WRITES = 5  # tries to record an effect's outcome against concurrent status writers
+WRITES_REMEMBERED = 8  # of a Loop's own status writes, to know their watch events (a tick writes at most a few)
 
 
 def utcnow() -> datetime:
@@ -64,12 +67,17 @@ class Loop:
         self.name = name
         self.slack_retry_at = 0.0
         self.uid: str | None = None
+        self.last: dict | None = None  # the object as this Loop last wrote it
+        self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
+        self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
+        self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
 
-    def tick(self) -> float | None:
+    def tick(self, seen: dict | None = None) -> float | None:
         """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
+        `seen`: the object as the watch last delivered it, if the caller follows one.
         Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
-        obj = self.store.remediation(self.namespace, self.name)
+        obj = self.current(seen)
         if obj is None:
             return None
         spec = RemediationSpec.model_validate(obj["spec"])
@@ -95,6 +103,24 @@ class Loop:
             return decision.requeue_after
         done = self.perform(spec, decision.status, decision.effect, facts)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
+
+    def wrote(self, resource_version: str | None) -> bool:
+        """This Loop wrote that version: its watch event tells nothing new (the tick that wrote it scheduled
+        the next one), so it needs no tick of its own."""
+        with self._written_lock:
+            return resource_version is not None and resource_version in self._written
+
+    def current(self, seen: dict | None) -> dict | None:
+        """The Remediation to decide on: the newer of what the watch delivered and what this Loop last wrote
+        (the watch may not have delivered our own write yet), without a GET. Read from the apiserver when there
+        is no watched copy, after a 409, or when the versions cannot be ordered. A stale copy is harmless: every
+        write is guarded by its resourceVersion, and a 409 makes the next tick read."""
+        if seen is not None and not self.must_read:
+            newest = newer(seen, self.last)
+            if newest is not None:
+                return newest
+        self.must_read = False
+        return self.store.remediation(self.namespace, self.name)
 
     def load(self, obj: dict, spec: RemediationSpec,
              status: RemediationStatus) -> tuple[RemediationStatus, engine.Facts]:
@@ -187,6 +213,10 @@ class Loop:
     def persist(self, obj: dict, decision: engine.Decision) -> dict | None:
         status = decision.status
         stored = self.store.write_status({**obj, "status": status.wire()})
+        self.last, self.must_read = stored, stored is None
+        if stored is not None:
+            with self._written_lock:
+                self._written.append((stored.get("metadata") or {}).get("resourceVersion"))
         if stored is None:  # gone, or someone wrote first: re-read
             return None
         before = RemediationStatus.model_validate(obj.get("status") or {})
@@ -280,6 +310,19 @@ class Loop:
             else "page"
         return query_probes.read_slo_recovered(self.ctx.prometheus, ServiceLevelObjectiveSpec.model_validate(
             body["spec"]), self.namespace, check.slo, severity, now)
+
+
+def newer(seen: dict, last: dict | None) -> dict | None:
+    """The later of two copies of one object by resourceVersion (etcd's revision: a later write has a larger
+    one); None when a version is not a number, so the caller reads instead of guessing."""
+    if last is None:
+        return seen
+    try:
+        seen_version = int(seen["metadata"]["resourceVersion"])
+        last_version = int(last["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return last if last_version >= seen_version else seen
 
 
 def valid_runbook(body: dict | None) -> tuple[RunbookSpec | None, str | None]:

@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api.models import API_VERSION, ObjectRef, RemediationStatus
-from ..kube import call_retrying
+from ..kube import call_retrying, request_json
 
 log = logging.getLogger("remediator.events")
 
@@ -41,16 +41,30 @@ def with_micros(at: datetime) -> datetime:
     return at if at.microsecond else at.replace(microsecond=1)
 
 
+def event_body(namespace: str, regarding: dict, reason: str, note: str, event_type: str, key: str,
+               now: datetime) -> dict:
+    """The events.k8s.io/v1 Event as the apiserver's JSON: built as a dict, not a client model, since turning a
+    model back into JSON costs more CPU than the rest of posting it, for each of several Events per incident."""
+    return {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": event_name(regarding["name"], key, reason), "namespace": namespace},
+        "eventTime": with_micros(now).isoformat(), "reportingController": "remediator.dev/operator",
+        "reportingInstance": INSTANCE[:128], "action": "Remediate", "reason": reason[:128], "note": note[:1024],
+        "type": event_type,
+        "regarding": {REGARDING_FIELDS[k]: v for k, v in regarding.items() if v is not None},
+    }
+
+
+# `regarding` is given with the client's attribute names: the wire names of an ObjectReference
+REGARDING_FIELDS = {"api_version": "apiVersion", "kind": "kind", "name": "name", "namespace": "namespace",
+                    "uid": "uid"}
+
+
 def post(api: client.ApiClient, namespace: str, regarding: dict, reason: str, note: str, event_type: str,
          key: str, now: datetime) -> None:
-    body = client.EventsV1Event(
-        metadata=client.V1ObjectMeta(name=event_name(regarding["name"], key, reason), namespace=namespace),
-        event_time=with_micros(now), reporting_controller="remediator.dev/operator",
-        reporting_instance=INSTANCE[:128], action="Remediate", reason=reason[:128], note=note[:1024], type=event_type,
-        regarding=client.V1ObjectReference(**regarding),
-    )
+    body = event_body(namespace, regarding, reason, note, event_type, key, now)
     try:
-        call_retrying(client.EventsV1Api(api).create_namespaced_event, namespace, body)
+        call_retrying(request_json, api, "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body)
     except ApiException as e:
         if e.status != 409:  # 409: already posted by an earlier try of this tick
             log.warning("could not post event", extra={"reason": reason, "status": e.status})
