@@ -22,7 +22,7 @@ import copy
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -30,14 +30,16 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from remediator.api.models import RemediationPolicySpec, RunbookSpec
+from remediator.api.models import NodeConditionTrigger, RemediationPolicySpec, RunbookSpec
 from remediator.approvals.kubernetes import cast_vote
 from remediator.core.report import simulation
 from remediator.core.plan.cause import Change
 from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.core.plan.guard_inputs import past_remediation
 from remediator.core.plan.sizing import Strategy
+from remediator.core.plan.nodes import node_fact
 from remediator.signals import pods
+from remediator.signals.nodes import node_signals
 from remediator.signals.alertmanager import parse_payload, to_signal
 from tests.conftest import release_operator_finalizers
 from tests.integration.conftest import GROUP, VERSION, Cluster
@@ -75,12 +77,26 @@ class Waits:
     allowed: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Refused:
+    """Skipped before acting: the guard `guard` blocks it, its reason saying `says`; nothing is touched."""
+
+    guard: str
+    says: str
+
+
+NODE_RUNBOOK = "node-notready-cordon-drain"
+# Nodes are the cluster's: no shipped policy (nor none) lets a namespace act on them; a cluster admin's bounds
+# entry must (allowNodeActions). The cell's Node is one of its own, turned NotReady.
+NODE_ACTIONS_REFUSED = Refused("bounds", "a RemediationPolicy bounds entry for it must set allowNodeActions: true")
+
 # What a user would expect of each cell. The risk levels are the scores the cells get: one Deployment of 2 pods
 # (1 for the scale-out) alone in its namespace, so a rolling step touches 1 of 2 replicas, half the namespace's pods
 # (+20 points; a third, +15, for the rollback, whose bad revision's pod is there too); rollback (+10, -10 for the
 # rollout that caused it) and raiseMemory (+5) add their own; a production namespace adds 15. Without a policy the
 # default rules ask high and critical risk for approvers but name none: nobody can approve, and a vote is told so.
-EXPECTED: dict[tuple[str, str], Acts | Waits] = {
+EXPECTED: dict[tuple[str, str], Acts | Waits | Refused] = {
+    **{(policy, NODE_RUNBOOK): NODE_ACTIONS_REFUSED for policy in (NO_POLICY, *POLICIES)},
     (NO_POLICY, "bad-rollout-rollback"): Waits("high", 1, "rollback", refused=("alice",)),
     (NO_POLICY, "crashloop-restart"): Acts("restartRollout"),
     (NO_POLICY, "high-latency-scale-out"): Acts("scale"),
@@ -128,8 +144,9 @@ class Cell:
     policy: str
     runbook: str
     cluster: Cluster
-    expected: Acts | Waits
+    expected: Acts | Waits | Refused
     name: str = ""  # the Remediation
+    node: str = ""  # the cell's own KWOK node, for a Runbook that acts on Nodes
     signals: list = field(default_factory=list)  # what triggered it, as the operator received it
     changes: tuple[Change, ...] = ()  # what the change journal would hold
     pods: int = 0  # pods in the namespace when the trigger fired
@@ -148,6 +165,7 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
     made: list[Cell] = []
     policies: list[str] = []
     operators: list[OperatorProcess] = []
+    nodes: list[str] = []
     core = client.CoreV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
 
@@ -179,6 +197,9 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
             doc = RUNBOOKS[cell.runbook]
             cell.cluster.apply_runbook(doc["metadata"]["name"], doc["spec"])
             cell.cluster.deploy("web", replicas=REPLICAS.get(cell.runbook, 2))
+            if "nodeCondition" in doc["spec"]["triggers"][0]:
+                cell.node = own_node(core, cell.ns)
+                nodes.append(cell.node)
         op.start()
         return cells, op
 
@@ -187,11 +208,27 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
         op.stop()
     for name in policies:
         custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies", name)
+    for name in nodes:
+        core.delete_node(name)
     for cell in made:
         release_operator_finalizers(kube_api, cell.ns)
         core.delete_namespace(cell.ns, propagation_policy="Background")
     wait_for(lambda: not any(cell.cluster.remediations() for cell in made), timeout=120,
              what="the cells' Remediations deleted")
+
+
+def own_node(core: client.CoreV1Api, namespace: str) -> str:
+    """A KWOK node of the cell's own, tainted so no other pod lands on it: turning it NotReady harms no one."""
+    name = f"mx-node-{namespace[-5:]}-{uuid.uuid4().hex[:4]}"
+    core.create_node({"metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                                   "labels": {"kubernetes.io/hostname": name, "type": "kwok"}},
+                      "spec": {"taints": [{"key": "remediator.dev/test-node", "value": name, "effect": "NoSchedule"}]}})
+    wait_for(lambda: ready_status(core.read_node(name)) == "True", what=f"node {name} Ready")
+    return name
+
+
+def ready_status(node) -> str | None:
+    return next((c.status for c in node.status.conditions or [] if c.type == "Ready"), None)
 
 
 def policy_name(policy: str, suffix: str) -> str:
@@ -235,6 +272,9 @@ def fire(cell: Cell, operator: OperatorProcess) -> None:
     cell.pods = len(cell.cluster.core.list_namespaced_pod(cell.ns).items)
     cell.generation = cell.cluster.apps.read_namespaced_deployment("web", cell.ns).metadata.generation
     trigger = RUNBOOKS[cell.runbook]["spec"]["triggers"][0]
+    if "nodeCondition" in trigger:
+        cell.signals = node_not_ready(cell, NodeConditionTrigger.model_validate(trigger["nodeCondition"]))
+        return
     if "podState" in trigger:
         failure = {"CrashLoopBackOff": "crashloop", "OOMKilled": "oomkilled"}[trigger["podState"]["states"][0]]
         pod = cell.cluster.core.list_namespaced_pod(cell.ns, label_selector="app=web").items[0].metadata.name
@@ -249,6 +289,22 @@ def fire(cell: Cell, operator: OperatorProcess) -> None:
     sent = alert(cell.ns, "web", alertname=alertname, fingerprint=f"mx-{cell.runbook}", starts_at=began)
     assert operator.post_alerts(alert_payload([sent])).status_code == 200
     cell.signals = [to_signal(parse_payload(alert_payload([sent])).alerts[0])]
+
+
+def node_not_ready(cell: Cell, trigger: NodeConditionTrigger) -> list:
+    """The KWOK stage turns the cell's node NotReady; then its Ready condition is dated back past the trigger's
+    `for`, as if it had been NotReady that long (the shipped 5m are not waited out). Returns the node's signals
+    as the operator's node edge derives them from what the apiserver serves."""
+    core = cell.cluster.core
+    core.patch_node(cell.node, {"metadata": {"labels": {"remediator.dev/kwok-node": "notready"}}})
+    wait_for(lambda: ready_status(core.read_node(cell.node)) == "False", what=f"{cell.node} NotReady")
+    since = format_time(datetime.now(timezone.utc) - parse_duration(trigger.for_) - timedelta(seconds=30))
+    core.patch_node_status(cell.node, {"status": {"conditions": [{
+        "type": "Ready", "status": "False", "lastTransitionTime": since, "reason": "NodeStatusUnknown",
+        "message": "matrix: NotReady since before the trigger's duration"}]}})
+    node = node_fact(cell.cluster.api.sanitize_for_serialization(core.read_node(cell.node)))
+    assert node.conditions["Ready"] == ("False", since), node.conditions
+    return node_signals(node, {cell.ns: [trigger]}, datetime.now(timezone.utc))
 
 
 def failing_signals(cell: Cell, pod: str) -> list:
@@ -301,6 +357,14 @@ def live_verdict(status: dict) -> tuple:
     return ("skip", decided["message"])
 
 
+def expected_verdict(expected: Acts | Waits | Refused) -> tuple:
+    if isinstance(expected, Acts):
+        return ("act", expected.action)
+    if isinstance(expected, Waits):
+        return ("awaitApproval", expected.level, expected.approvers)
+    return ("skip", expected.guard)
+
+
 def simulated_verdict(sim: simulation.AlertSimulation) -> tuple:
     if sim.outcome == "act":
         assert sim.guards is not None
@@ -324,10 +388,18 @@ def simulate_cell(cell: Cell, live: dict, history: list[dict], policies: list[di
     rolling = dep.spec.strategy.rolling_update
     ns_labels = cell.cluster.core.read_namespace(cell.ns).metadata.labels or {}
     doc = RUNBOOKS[cell.runbook]
-    settings = simulation.Settings(
-        now=now, replicas=REPLICAS.get(cell.runbook, 2), namespace_labels=ns_labels,
-        target_labels=dep.metadata.labels or {}, namespace_pods=cell.pods, server_dry_run="succeeded",
-        changes=cell.changes, strategy=Strategy(dep.spec.strategy.type, rolling.max_unavailable, rolling.max_surge))
+    if cell.node:  # the target is the Node: its labels, its pods (none: it is tainted) and the cluster's Nodes
+        core = cell.cluster.core
+        settings = simulation.Settings(
+            now=now, namespace_labels=ns_labels, target_labels=core.read_node(cell.node).metadata.labels or {},
+            namespace_pods=cell.pods, server_dry_run="succeeded", changes=cell.changes, pods=(),
+            nodes=tuple(node_fact(cell.cluster.api.sanitize_for_serialization(n)) for n in core.list_node().items))
+    else:
+        settings = simulation.Settings(
+            now=now, replicas=REPLICAS.get(cell.runbook, 2), namespace_labels=ns_labels,
+            target_labels=dep.metadata.labels or {}, namespace_pods=cell.pods, server_dry_run="succeeded",
+            changes=cell.changes, strategy=Strategy(dep.spec.strategy.type, rolling.max_unavailable,
+                                                    rolling.max_surge))
     result = simulation.simulate(
         [simulation.IncomingAlert("firing", s) for s in cell.signals],
         [simulation.RunbookDoc(doc["metadata"]["name"], RunbookSpec.model_validate(doc["spec"]))],
@@ -391,13 +463,15 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(group,
         obj = live[cell.ns]
         cell.name, status = obj["metadata"]["name"], obj["status"]
         got = live_verdict(status)
-        want = (("act", cell.expected.action) if isinstance(cell.expected, Acts)
-                else ("awaitApproval", cell.expected.level, cell.expected.approvers))
+        want = expected_verdict(cell.expected)
+        if isinstance(cell.expected, Refused) and got[0] == "skip" and cell.expected.says in got[1] \
+                and got[1].startswith(f"guard blocked: {cell.expected.guard}: ") and "minHealthy" not in got[1]:
+            got = ("skip", cell.expected.guard)  # blocked by that guard alone (minHealthy allows: 1 node down)
         if got != want:
             problems.append(f"{cell.policy} x {cell.runbook}: the loop did {got}, expected {want}; {status['reason']}; "
                             f"risk {status.get('risk')}")
         sim = simulate_cell(cell, obj, history, policies)
-        if simulated_verdict(sim) != got:
+        if simulated_verdict(sim) != live_verdict(status):
             problems.append(f"{cell.policy} x {cell.runbook}: simulate says {simulated_verdict(sim)}, "
                             f"the loop did {got}; "
                             f"simulated risk {sim.risk}, live risk {status.get('risk')}")
@@ -436,6 +510,10 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(group,
             assert status["phase"] == "Succeeded", (cell.policy, cell.runbook, status["reason"])
             assert [s["action"] for s in status["steps"]] == [cell.expected.action], (cell.policy, cell.runbook)
             check_acted(cell)
+        elif isinstance(cell.expected, Refused):
+            assert status["phase"] == "Skipped" and not status.get("steps"), (cell.policy, cell.runbook, status)
+            assert cell.expected.says in status["reason"], (cell.policy, cell.runbook, status["reason"])
+            assert not cell.cluster.core.read_node(cell.node).spec.unschedulable, "the node was not cordoned"
         else:
             assert status["phase"] == "AwaitingApproval", (cell.policy, cell.runbook, status["reason"])
             assert status["steps"] == []

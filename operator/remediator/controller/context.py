@@ -40,6 +40,9 @@ class Settings:
     metrics_port: int = 0  # 0: /metrics on webhook_port
     configmap_journal: bool = True  # watch ConfigMaps for the change journal (needs read rights on them)
     retention_sweep_seconds: float = 600.0  # between sweeps for ended Remediations past their retention
+    # Where the claims on cluster-scoped targets (Nodes) live: one Lease per Node for the whole cluster,
+    # whatever namespace the Remediation is in. The chart sets its release namespace.
+    claims_namespace: str = "default"
 
 
 @dataclass

@@ -42,7 +42,8 @@ def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
         if target.kind == "Node":
             node = read_object(ctx.api, "Node", target.name, None)
             pods = node_pods(ctx, target.name) if action == "cordonDrain" else None
-            return TargetFacts(labels=node.metadata.labels or {}, pods=pods)
+            nodes = tuple(caches.ensure(ctx).nodes.facts()) if action == "cordonDrain" else None  # minHealthy
+            return TargetFacts(labels=node.metadata.labels or {}, pods=pods, nodes=nodes)
         if target.kind not in ("Pod", *WORKLOAD_KINDS):
             return TargetFacts()
         found = read_object(ctx.api, target.kind, target.name, target.namespace or "")

@@ -69,6 +69,7 @@ from remediator.api.models import (
 )
 from remediator.core.approve import approval
 from remediator.core.plan import cause, guard_inputs, guards, planning, risk
+from remediator.core.plan.nodes import NodeFact
 from remediator.core.engine import engine, state
 from remediator.core.match import matching, policy_select
 from remediator.core.durations import format_time, parse_time
@@ -124,6 +125,8 @@ class Settings:
     references: frozenset[str] = frozenset()  # what the target references: "ConfigMap/x", "Node/n" ...
     change_window: timedelta = cause.DEFAULT_WINDOW
     action_service_account: str | None = None  # the operator's tenant action account (chart: actions.serviceAccount)
+    pods: tuple[guard_inputs.PodFact, ...] | None = None  # cordonDrain: the node's pods; None = unknown
+    nodes: tuple[NodeFact, ...] | None = None  # cordonDrain: every Node, for minHealthy; None = unknown
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -486,7 +489,7 @@ def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: Remedia
     observed = guard_inputs.observe_step(
         now=settings.now, name=name, spec=spec, runbook=rb.spec, steps=steps, index=index, policy=policy,
         history=past, target=guard_inputs.TargetFacts(replicas=replicas, labels=settings.target_labels,
-                                                      strategy=strategy),
+                                                      strategy=strategy, pods=settings.pods, nodes=settings.nodes),
         namespace_labels=settings.namespace_labels, namespace_pods=settings.namespace_pods,
         dry_run=settings.server_dry_run, cause_kind=cause_kind,
         default_service_account=settings.action_service_account)
