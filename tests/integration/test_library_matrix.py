@@ -303,7 +303,8 @@ def node_not_ready(cell: Cell, trigger: NodeConditionTrigger) -> list:
         "type": "Ready", "status": "False", "lastTransitionTime": since, "reason": "NodeStatusUnknown",
         "message": "matrix: NotReady since before the trigger's duration"}]}})
     node = node_fact(cell.cluster.api.sanitize_for_serialization(core.read_node(cell.node)))
-    assert node.conditions["Ready"] == ("False", since), node.conditions
+    status, turned = node.conditions["Ready"]
+    assert status == "False" and parse_time(turned) == parse_time(since), node.conditions
     return node_signals(node, {cell.ns: [trigger]}, datetime.now(timezone.utc))
 
 
@@ -354,7 +355,7 @@ def live_verdict(status: dict) -> tuple:
         return ("act", status["plan"][status["steps"][0]["index"]]["action"])
     if decided["kind"] == "AwaitingApproval":
         return ("awaitApproval", status["approval"]["level"], status["approval"]["required"])
-    return ("skip", decided["message"])
+    return ("skip", decided["message"].split(" -> Skipped: ", 1)[-1])  # the reason, as simulate words it
 
 
 def expected_verdict(expected: Acts | Waits | Refused) -> tuple:

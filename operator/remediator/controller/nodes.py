@@ -35,10 +35,13 @@ def triggers_by_namespace(ctx: OperatorContext) -> dict[str, list[NodeConditionT
 def look_once(ctx: OperatorContext, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     triggers = triggers_by_namespace(ctx)
+    # (type, status) any trigger looks for: a node in none of them (most, most of the time) costs one set lookup
+    wanted = {(t.type, status) for found in triggers.values() for t in found for status in t.statuses}
     for node, version in caches.ensure(ctx).nodes.with_versions():
         try:
-            for signal in node_signals.node_signals(node, triggers, now):
-                SIGNALS.labels(node_signals.SOURCE, ctx.intake.firing(signal).outcome).inc()
+            if any((kind, status) in wanted for kind, (status, _) in node.conditions.items()):
+                for signal in node_signals.node_signals(node, triggers, now):
+                    SIGNALS.labels(node_signals.SOURCE, ctx.intake.firing(signal).outcome).inc()
             done = drain.uncordon_recovered(ctx.api, {
                 "metadata": {"name": node.name, "resourceVersion": version, "annotations": dict(node.annotations)},
                 "spec": {"unschedulable": node.unschedulable},
