@@ -185,3 +185,42 @@ def test_a_claim_lease_in_another_namespace_names_its_holder_there_and_has_no_ow
     assert view.holder_namespace == "team-a" and view.holder_name == "rem-1"
     beside = claims.lease_body(decision, "Node/n1", None, holder_namespace="remediator")
     assert beside["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+# ---------------------------------------------------------------- the edge reads the watch-fed cache only
+
+
+class RecordingIntake:
+    def __init__(self):
+        self.signals = []
+
+    def firing(self, signal):
+        self.signals.append(signal)
+        return type("Result", (), {"outcome": "created"})()
+
+
+def test_the_node_edge_sends_signals_from_the_watch_fed_cache_without_an_apiserver_call():
+    from types import SimpleNamespace
+
+    from remediator.controller import nodes as node_edge
+    from remediator.controller.caches import Caches
+    from remediator.controller.ingest import RunbookCache
+
+    caches = Caches()
+    caches.nodes.replace([
+        {"metadata": {"name": "sick", "resourceVersion": "7"},
+         "status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": ago(600)}]}},
+        {"metadata": {"name": "well", "resourceVersion": "8"},
+         "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ago(600)}]}}])
+    caches.primed.set()
+    runbooks = RunbookCache()
+    entry = runbook("platform")
+    runbooks.put("platform", entry.name, 1, entry.spec.wire())
+    runbooks.put("elsewhere", entry.name, 1, entry.spec.wire())  # not served: sent nothing
+    intake = RecordingIntake()
+    ctx = SimpleNamespace(api=None, caches=caches, runbooks=runbooks, intake=intake,
+                          serves=lambda namespace: namespace == "platform")  # api=None: any call would fail
+
+    node_edge.look_once(ctx, NOW)
+
+    assert [(s.labels["namespace"], s.labels["node"]) for s in intake.signals] == [("platform", "sick")]
