@@ -4,7 +4,8 @@ control plane, each driven by its real trigger, and `remediator simulate` agreei
 One namespace per Runbook and policy (a cell). Policies whose limits allow it share a test (the storm hold-off and
 cluster-wide concurrency count every namespace: production-strict's cells run alone); a test's cells are served by
 one operator process and run at once: set up every cell, fire every trigger, then poll them all. Nothing is
-shortened: the Runbook files are applied as shipped (their verify windows included), and so is the policy file,
+shortened: the Runbook files are applied as shipped (their verify windows included; a node Runbook's trigger leaves
+out the other cells' nodes, and its node's NotReady is dated back past the trigger's 5m rather than waited out), and so is the policy file,
 except that its `namespaces` is pointed at the cells' namespaces (so it governs them and nothing else on a shared
 cluster) and its name is made unique. production-strict keeps its own namespaceSelector; the cells are labelled `environment: production`, as a
 production namespace would be.
@@ -86,6 +87,7 @@ class Refused:
 
 
 NODE_RUNBOOK = "node-notready-cordon-drain"
+CELL_LABEL = "remediator.dev/matrix-cell"
 # Nodes are the cluster's: no shipped policy (nor none) lets a namespace act on them; a cluster admin's bounds
 # entry must (allowNodeActions). The cell's Node is one of its own, turned NotReady.
 NODE_ACTIONS_REFUSED = Refused("bounds", "a RemediationPolicy bounds entry for it must set allowNodeActions: true")
@@ -161,6 +163,7 @@ class Cell:
     expected: Acts | Waits | Refused
     name: str = ""  # the Remediation
     node: str = ""  # the cell's own KWOK node, for a Runbook that acts on Nodes
+    spec: dict = field(default_factory=dict)  # the Runbook as applied
     signals: list = field(default_factory=list)  # what triggered it, as the operator received it
     changes: tuple[Change, ...] = ()  # what the change journal would hold
     pods: int = 0  # pods in the namespace when the trigger fired
@@ -210,11 +213,17 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
         for cell in cells:
             allow_voting(kube_api, cell.ns)
             doc = RUNBOOKS[cell.runbook]
-            cell.cluster.apply_runbook(doc["metadata"]["name"], doc["spec"])
-            cell.cluster.deploy("web", replicas=REPLICAS.get(cell.runbook, 2))
-            if "nodeCondition" in doc["spec"]["triggers"][0]:
+            spec = copy.deepcopy(doc["spec"])
+            if "nodeCondition" in spec["triggers"][0]:
                 cell.node = own_node(core, cell.ns)
                 nodes.append(cell.node)
+                # the one change to a node Runbook: it leaves out the other cells' nodes (each cell's incident is
+                # about its own node); the cluster's other nodes still count for minHealthy
+                spec["triggers"][0]["nodeCondition"]["selector"] = {"matchExpressions": [{
+                    "key": CELL_LABEL, "operator": "NotIn", "values": sorted(c.ns for c in cells if c is not cell)}]}
+            cell.spec = spec
+            cell.cluster.apply_runbook(doc["metadata"]["name"], spec)
+            cell.cluster.deploy("web", replicas=REPLICAS.get(cell.runbook, 2))
         op.start()
         return cells, op
 
@@ -236,7 +245,7 @@ def own_node(core: client.CoreV1Api, namespace: str) -> str:
     """A KWOK node of the cell's own, tainted so no other pod lands on it: turning it NotReady harms no one."""
     name = f"mx-node-{namespace[-5:]}-{uuid.uuid4().hex[:4]}"
     core.create_node({"metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                                   "labels": {"kubernetes.io/hostname": name, "type": "kwok"}},
+                                   "labels": {"kubernetes.io/hostname": name, "type": "kwok", CELL_LABEL: namespace}},
                       "spec": {"taints": [{"key": "remediator.dev/test-node", "value": name, "effect": "NoSchedule"}]}})
     wait_for(lambda: ready_status(core.read_node(name)) == "True", what=f"node {name} Ready")
     return name
@@ -419,7 +428,7 @@ def simulate_cell(cell: Cell, live: dict, history: list[dict], policies: list[di
                                                     rolling.max_surge))
     result = simulation.simulate(
         [simulation.IncomingAlert("firing", s) for s in cell.signals],
-        [simulation.RunbookDoc(doc["metadata"]["name"], RunbookSpec.model_validate(doc["spec"]))],
+        [simulation.RunbookDoc(doc["metadata"]["name"], RunbookSpec.model_validate(cell.spec or doc["spec"]))],
         [simulation.PolicyDoc(p["metadata"]["name"], p["spec"]) for p in policies],
         history, settings)
     matched = [a for a in result.alerts if a.outcome != "unmatched"]

@@ -29,6 +29,7 @@ from tests.support.workloads import deployment
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NOTREADY = "remediator.dev/kwok-node"
+OWN = "remediator.dev/test-nodes"
 TERMINAL = {"Succeeded", "Failed", "Escalated", "Skipped"}
 NODE_ACTIONS = {**NO_APPROVALS, "bounds": [{"allowedActions": ["cordonDrain"], "allowNodeActions": True}]}
 
@@ -38,12 +39,13 @@ def own_nodes(kube_api) -> Callable[[], str]:
     """Makes KWOK nodes of this test's own (tainted: only its pinned pods land there); deletes them after."""
     core = client.CoreV1Api(kube_api)
     made: list[str] = []
+    run = uuid.uuid4().hex[:8]
 
     def make() -> str:
         name = f"t-node-{uuid.uuid4().hex[:6]}"
         core.create_node({
             "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                         "labels": {"kubernetes.io/hostname": name, "type": "kwok"}},
+                         "labels": {"kubernetes.io/hostname": name, "type": "kwok", OWN: run}},
             "spec": {"taints": [{"key": TAINT, "value": name, "effect": "NoSchedule"}]},
             "status": {"allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
                        "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"}}})
@@ -51,6 +53,8 @@ def own_nodes(kube_api) -> Callable[[], str]:
         wait_for(lambda: ready(core.read_node(name)) == "True", what=f"node {name} Ready")
         return name
 
+    # the test's Runbooks select these nodes only: another test's NotReady node is none of their business
+    make.selector = {"matchLabels": {OWN: run}}
     yield make
     for name in made:
         core.delete_node(name)
@@ -71,9 +75,10 @@ def on_node(manifest: dict, node: str) -> dict:
     return manifest
 
 
-def node_runbook(for_: str, min_healthy: str) -> dict:
+def node_runbook(for_: str, min_healthy: str, selector: dict | None = None) -> dict:
     return {
-        "triggers": [{"nodeCondition": {"type": "Ready", "statuses": ["False", "Unknown"], "for": for_}}],
+        "triggers": [{"nodeCondition": {"type": "Ready", "statuses": ["False", "Unknown"], "for": for_,
+                                        "selector": selector or {}}}],
         "target": {"kind": "Node", "name": "{{ labels.node }}"},
         "steps": [{"name": "drain", "action": "cordonDrain", "risk": "low", "timeout": "8s",
                    "drain": {"timeout": "2s", "minHealthy": min_healthy}}],
@@ -84,7 +89,7 @@ def test_a_node_not_ready_past_the_duration_is_cordoned_and_drained_around_a_bud
         cluster, operator, own_nodes, kube_api):
     node = own_nodes()
     cluster.apply_policy(NODE_ACTIONS)
-    cluster.apply_runbook("node-notready", node_runbook("3s", "1"))
+    cluster.apply_runbook("node-notready", node_runbook("3s", "1", own_nodes.selector))
     for name in ("web", "batch"):
         utils.create_from_dict(kube_api, on_node(deployment(name, replicas=1), node), namespace=cluster.ns)
         wait_rolled_out(kube_api, cluster.ns, name)
@@ -130,7 +135,8 @@ def test_min_healthy_stops_the_drain_when_too_many_nodes_are_unhealthy_and_says_
         cluster, operator, own_nodes, kube_api):
     first, second = own_nodes(), own_nodes()
     cluster.apply_policy(NODE_ACTIONS)
-    cluster.apply_runbook("node-notready", node_runbook("1s", "100%"))
+    # minHealthy counts the nodes the trigger selects: these two, both NotReady, where 100% must stay healthy
+    cluster.apply_runbook("node-notready", node_runbook("1s", "100%", own_nodes.selector))
     for node in (first, second):
         set_not_ready(kube_api, node, True)
 
@@ -142,7 +148,9 @@ def test_min_healthy_stops_the_drain_when_too_many_nodes_are_unhealthy_and_says_
         status = remediation["status"]
         assert status["phase"] == "Skipped" and not status.get("steps"), status
         assert "minHealthy" in status["reason"] and "too many Nodes are unhealthy" in status["reason"], status["reason"]
-        assert f"{first} (Ready=False)" in status["reason"] and f"{second} (Ready=False)" in status["reason"]
+        target = remediation["spec"]["target"]["name"]
+        assert "of 2 Node(s) healthy without " + target in status["reason"], "it counts the nodes its trigger selects"
+        assert f"{target} (Ready=False)" in status["reason"], status["reason"]
     assert not core.read_node(first).spec.unschedulable and not core.read_node(second).spec.unschedulable
 
 
