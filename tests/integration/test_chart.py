@@ -178,6 +178,18 @@ def test_watch_namespaces_gets_a_role_in_each_and_no_cluster_wide_workload_right
     assert "--namespace=shop" in args and "--namespace=payments" in args and "--all-namespaces" not in args
 
 
+def test_with_node_drain_the_claims_on_nodes_may_be_taken_in_the_release_namespace_only(tool, tmp_path):
+    docs = documents(render(tool, tmp_path, {"watchNamespaces": ["shop"], "rbac": {"nodeDrain": True}}))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    release = deployment["metadata"]["namespace"]
+    assert f"--claims-namespace={release}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    claims = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-node-claims")]
+    assert [(d["metadata"]["namespace"], d["rules"]) for d in claims] == [(release, [{
+        "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "delete"]}])]
+    assert not [d for d in documents(render(tool, tmp_path, VALUE_SETS["watchNamespaces"]))
+                if d["metadata"]["name"].endswith("-node-claims")], "no node actions, no claims on nodes"
+
+
 def test_by_default_no_node_drain_no_configmaps_and_metrics_only_from_the_monitoring_namespace(tool, tmp_path):
     docs = documents(render(tool, tmp_path, {}))
     granted = {(group, resource, verb) for _, rule in rbac_rules(docs) for group in rule["apiGroups"]

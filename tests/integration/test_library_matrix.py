@@ -4,7 +4,8 @@ control plane, each driven by its real trigger, and `remediator simulate` agreei
 One namespace per Runbook and policy (a cell). Policies whose limits allow it share a test (the storm hold-off and
 cluster-wide concurrency count every namespace: production-strict's cells run alone); a test's cells are served by
 one operator process and run at once: set up every cell, fire every trigger, then poll them all. Nothing is
-shortened: the Runbook files are applied as shipped (their verify windows included), and so is the policy file,
+shortened: the Runbook files are applied as shipped (their verify windows included; a node Runbook's trigger leaves
+out the other cells' nodes, and its node's NotReady is dated back past the trigger's 5m rather than waited out), and so is the policy file,
 except that its `namespaces` is pointed at the cells' namespaces (so it governs them and nothing else on a shared
 cluster) and its name is made unique. production-strict keeps its own namespaceSelector; the cells are labelled `environment: production`, as a
 production namespace would be.
@@ -22,7 +23,7 @@ import copy
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -30,14 +31,16 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from remediator.api.models import RemediationPolicySpec, RunbookSpec
+from remediator.api.models import NodeConditionTrigger, RemediationPolicySpec, RunbookSpec
 from remediator.approvals.kubernetes import cast_vote
 from remediator.core.report import simulation
 from remediator.core.plan.cause import Change
 from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.core.plan.guard_inputs import past_remediation
 from remediator.core.plan.sizing import Strategy
+from remediator.core.plan.nodes import node_fact
 from remediator.signals import pods
+from remediator.signals.nodes import node_signals
 from remediator.signals.alertmanager import parse_payload, to_signal
 from tests.integration.conftest import GROUP, VERSION, Cluster
 from tests.integration.test_kubernetes_approvals import as_user
@@ -74,12 +77,27 @@ class Waits:
     allowed: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Refused:
+    """Skipped before acting: the guard `guard` blocks it, its reason saying `says`; nothing is touched."""
+
+    guard: str
+    says: str
+
+
+NODE_RUNBOOK = "node-notready-cordon-drain"
+CELL_LABEL = "remediator.dev/matrix-cell"
+# Nodes are the cluster's: no shipped policy (nor none) lets a namespace act on them; a cluster admin's bounds
+# entry must (allowNodeActions). The cell's Node is one of its own, turned NotReady.
+NODE_ACTIONS_REFUSED = Refused("bounds", "a RemediationPolicy bounds entry for it must set allowNodeActions: true")
+
 # What a user would expect of each cell. The risk levels are the scores the cells get: one Deployment of 2 pods
 # (1 for the scale-out) alone in its namespace, so a rolling step touches 1 of 2 replicas, half the namespace's pods
 # (+20 points; a third, +15, for the rollback, whose bad revision's pod is there too); rollback (+10, -10 for the
 # rollout that caused it) and raiseMemory (+5) add their own; a production namespace adds 15. Without a policy the
 # default rules ask high and critical risk for approvers but name none: nobody can approve, and a vote is told so.
-EXPECTED: dict[tuple[str, str], Acts | Waits] = {
+EXPECTED: dict[tuple[str, str], Acts | Waits | Refused] = {
+    **{(policy, NODE_RUNBOOK): NODE_ACTIONS_REFUSED for policy in (NO_POLICY, *POLICIES)},
     (NO_POLICY, "bad-rollout-rollback"): Waits("high", 1, "rollback", refused=("alice",)),
     (NO_POLICY, "crashloop-restart"): Acts("restartRollout"),
     (NO_POLICY, "high-latency-scale-out"): Acts("scale"),
@@ -103,7 +121,9 @@ def limits(policy: str) -> RemediationPolicySpec:
 
 def together() -> list[tuple[str, ...]]:
     """Policies whose cells can run at once: the storm hold-off and the cluster-wide concurrency cap count every
-    namespace, so a group's cells must stay under each member's limits (production-strict's 5 targets: alone)."""
+    namespace, so a group's cells must stay under each member's limits (production-strict's 5 targets: alone).
+    A policy whose storm hold-off has fewer targets than it has cells runs its node cell ("policy:runbook") first,
+    alone, at the head of the group before (that group's wait for the storm window to pass is paid already)."""
     groups: list[list[str]] = []
     for policy in (NO_POLICY, *POLICIES):
         trial = [*(groups[-1] if groups else []), policy]
@@ -112,8 +132,20 @@ def together() -> list[tuple[str, ...]]:
                           for p in trial):
             groups[-1] = trial
         else:
+            if groups and len(RUNBOOKS) >= limits(policy).storm_holdoff.targets:
+                groups[-1].insert(0, f"{policy}:{NODE_RUNBOOK}")
             groups.append([policy])
     return [tuple(g) for g in groups]
+
+
+def runbooks_of(entry: str, group: tuple[str, ...]) -> tuple[str, list[str]]:
+    """(policy, its runbooks in this group) for a group entry: "policy" (less a node cell run earlier) or
+    "policy:runbook" (that cell alone)."""
+    policy, _, alone = entry.partition(":")
+    if alone:
+        return policy, [alone]
+    early = {r for g in together() for e in g for p, _, r in [e.partition(":")] if r and p == policy}
+    return policy, [r for r in RUNBOOKS if r not in early]
 
 
 def test_every_cell_of_the_matrix_has_an_expected_outcome():
@@ -127,8 +159,10 @@ class Cell:
     policy: str
     runbook: str
     cluster: Cluster
-    expected: Acts | Waits
+    expected: Acts | Waits | Refused
     name: str = ""  # the Remediation
+    node: str = ""  # the cell's own KWOK node, for a Runbook that acts on Nodes
+    spec: dict = field(default_factory=dict)  # the Runbook as applied
     signals: list = field(default_factory=list)  # what triggered it, as the operator received it
     changes: tuple[Change, ...] = ()  # what the change journal would hold
     pods: int = 0  # pods in the namespace when the trigger fired
@@ -147,18 +181,20 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
     made: list[Cell] = []
     policies: list[str] = []
     operators: list[OperatorProcess] = []
+    nodes: list[str] = []
     core = client.CoreV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
 
     def build(group: tuple[str, ...]) -> tuple[list[Cell], OperatorProcess]:
         suffix = uuid.uuid4().hex[:5]
         cells = []
-        for policy in group:
+        for entry in group:
+            policy, runbooks = runbooks_of(entry, group)
             labels = {"remediator.dev/test": "true"}
             if policy == "production-strict":
                 labels |= POLICIES[policy]["spec"]["namespaceSelector"]["matchLabels"]
             mine = []
-            for runbook in RUNBOOKS:
+            for runbook in runbooks:
                 ns = f"mx-{policy[:10]}-{runbook[:14]}-{suffix}".replace("--", "-")
                 core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels=labels)))
                 mine.append(Cell(policy, runbook, Cluster(kube_api, ns), EXPECTED[(policy, runbook)]))
@@ -176,7 +212,16 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
         for cell in cells:
             allow_voting(kube_api, cell.ns)
             doc = RUNBOOKS[cell.runbook]
-            cell.cluster.apply_runbook(doc["metadata"]["name"], doc["spec"])
+            spec = copy.deepcopy(doc["spec"])
+            if "nodeCondition" in spec["triggers"][0]:
+                cell.node = own_node(core, cell.ns)
+                nodes.append(cell.node)
+                # the one change to a node Runbook: it leaves out the other cells' nodes (each cell's incident is
+                # about its own node); the cluster's other nodes still count for minHealthy
+                spec["triggers"][0]["nodeCondition"]["selector"] = {"matchExpressions": [{
+                    "key": CELL_LABEL, "operator": "NotIn", "values": sorted(c.ns for c in cells if c is not cell)}]}
+            cell.spec = spec
+            cell.cluster.apply_runbook(doc["metadata"]["name"], spec)
             cell.cluster.deploy("web", replicas=REPLICAS.get(cell.runbook, 2))
         op.start()
         return cells, op
@@ -186,10 +231,26 @@ def cells_for(kube_api, crds, kubeconfig, tmp_path):
         op.stop()
     for name in policies:
         custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies", name)
+    for name in nodes:
+        core.delete_node(name)
     for cell in made:
         core.delete_namespace(cell.ns, propagation_policy="Background")
     wait_for(lambda: not any(cell.cluster.remediations() for cell in made), timeout=120,
              what="the cells' Remediations deleted")
+
+
+def own_node(core: client.CoreV1Api, namespace: str) -> str:
+    """A KWOK node of the cell's own, tainted so no other pod lands on it: turning it NotReady harms no one."""
+    name = f"mx-node-{namespace[-5:]}-{uuid.uuid4().hex[:4]}"
+    core.create_node({"metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                                   "labels": {"kubernetes.io/hostname": name, "type": "kwok", CELL_LABEL: namespace}},
+                      "spec": {"taints": [{"key": "remediator.dev/test-node", "value": name, "effect": "NoSchedule"}]}})
+    wait_for(lambda: ready_status(core.read_node(name)) == "True", what=f"node {name} Ready")
+    return name
+
+
+def ready_status(node) -> str | None:
+    return next((c.status for c in node.status.conditions or [] if c.type == "Ready"), None)
 
 
 def policy_name(policy: str, suffix: str) -> str:
@@ -233,6 +294,9 @@ def fire(cell: Cell, operator: OperatorProcess) -> None:
     cell.pods = len(cell.cluster.core.list_namespaced_pod(cell.ns).items)
     cell.generation = cell.cluster.apps.read_namespaced_deployment("web", cell.ns).metadata.generation
     trigger = RUNBOOKS[cell.runbook]["spec"]["triggers"][0]
+    if "nodeCondition" in trigger:
+        cell.signals = node_not_ready(cell, NodeConditionTrigger.model_validate(trigger["nodeCondition"]))
+        return
     if "podState" in trigger:
         failure = {"CrashLoopBackOff": "crashloop", "OOMKilled": "oomkilled"}[trigger["podState"]["states"][0]]
         pod = cell.cluster.core.list_namespaced_pod(cell.ns, label_selector="app=web").items[0].metadata.name
@@ -247,6 +311,23 @@ def fire(cell: Cell, operator: OperatorProcess) -> None:
     sent = alert(cell.ns, "web", alertname=alertname, fingerprint=f"mx-{cell.runbook}", starts_at=began)
     assert operator.post_alerts(alert_payload([sent])).status_code == 200
     cell.signals = [to_signal(parse_payload(alert_payload([sent])).alerts[0])]
+
+
+def node_not_ready(cell: Cell, trigger: NodeConditionTrigger) -> list:
+    """The KWOK stage turns the cell's node NotReady; then its Ready condition is dated back past the trigger's
+    `for`, as if it had been NotReady that long (the shipped 5m are not waited out). Returns the node's signals
+    as the operator's node edge derives them from what the apiserver serves."""
+    core = cell.cluster.core
+    core.patch_node(cell.node, {"metadata": {"labels": {"remediator.dev/kwok-node": "notready"}}})
+    wait_for(lambda: ready_status(core.read_node(cell.node)) == "False", what=f"{cell.node} NotReady")
+    since = format_time(datetime.now(timezone.utc) - parse_duration(trigger.for_) - timedelta(seconds=30))
+    core.patch_node_status(cell.node, {"status": {"conditions": [{
+        "type": "Ready", "status": "False", "lastTransitionTime": since, "reason": "NodeStatusUnknown",
+        "message": "matrix: NotReady since before the trigger's duration"}]}})
+    node = node_fact(cell.cluster.api.sanitize_for_serialization(core.read_node(cell.node)))
+    status, turned = node.conditions["Ready"]
+    assert status == "False" and parse_time(turned) == parse_time(since), node.conditions
+    return node_signals(node, {cell.ns: [trigger]}, datetime.now(timezone.utc))
 
 
 def failing_signals(cell: Cell, pod: str) -> list:
@@ -265,12 +346,13 @@ def storm_room(custom: client.CustomObjectsApi, group: tuple[str, ...], cells: l
     items = custom.list_cluster_custom_object(GROUP, VERSION, "remediations")["items"]
     now = datetime.now(timezone.utc)
     ours = {c.ns for c in cells}
-    for policy in group:
+    for entry in group:
+        policy, alone = entry.partition(":")[0], bool(entry.partition(":")[2])
         storm = limits(policy).storm_holdoff
         window = parse_duration(storm.window)
         others = {p.target_key for obj in items if obj["metadata"]["namespace"] not in ours
                   for p in [past_remediation(obj)] if p.started_at and now - p.started_at < window}
-        if len(others) + len(cells) >= storm.targets:
+        if len(others) + (1 if alone else len(cells)) >= storm.targets:  # a cell alone decides before the rest
             return f"{len(others)} other target(s) failed in the last {storm.window}: {sorted(others)[:5]}"
     return None
 
@@ -296,7 +378,15 @@ def live_verdict(status: dict) -> tuple:
         return ("act", status["plan"][status["steps"][0]["index"]]["action"])
     if decided["kind"] == "AwaitingApproval":
         return ("awaitApproval", status["approval"]["level"], status["approval"]["required"])
-    return ("skip", decided["message"])
+    return ("skip", decided["message"].split(" -> Skipped: ", 1)[-1])  # the reason, as simulate words it
+
+
+def expected_verdict(expected: Acts | Waits | Refused) -> tuple:
+    if isinstance(expected, Acts):
+        return ("act", expected.action)
+    if isinstance(expected, Waits):
+        return ("awaitApproval", expected.level, expected.approvers)
+    return ("skip", expected.guard)
 
 
 def simulated_verdict(sim: simulation.AlertSimulation) -> tuple:
@@ -322,13 +412,21 @@ def simulate_cell(cell: Cell, live: dict, history: list[dict], policies: list[di
     rolling = dep.spec.strategy.rolling_update
     ns_labels = cell.cluster.core.read_namespace(cell.ns).metadata.labels or {}
     doc = RUNBOOKS[cell.runbook]
-    settings = simulation.Settings(
-        now=now, replicas=REPLICAS.get(cell.runbook, 2), namespace_labels=ns_labels,
-        target_labels=dep.metadata.labels or {}, namespace_pods=cell.pods, server_dry_run="succeeded",
-        changes=cell.changes, strategy=Strategy(dep.spec.strategy.type, rolling.max_unavailable, rolling.max_surge))
+    if cell.node:  # the target is the Node: its labels, its pods (none: it is tainted) and the cluster's Nodes
+        core = cell.cluster.core
+        settings = simulation.Settings(
+            now=now, namespace_labels=ns_labels, target_labels=core.read_node(cell.node).metadata.labels or {},
+            namespace_pods=cell.pods, server_dry_run="succeeded", changes=cell.changes, pods=(),
+            nodes=tuple(node_fact(cell.cluster.api.sanitize_for_serialization(n)) for n in core.list_node().items))
+    else:
+        settings = simulation.Settings(
+            now=now, replicas=REPLICAS.get(cell.runbook, 2), namespace_labels=ns_labels,
+            target_labels=dep.metadata.labels or {}, namespace_pods=cell.pods, server_dry_run="succeeded",
+            changes=cell.changes, strategy=Strategy(dep.spec.strategy.type, rolling.max_unavailable,
+                                                    rolling.max_surge))
     result = simulation.simulate(
         [simulation.IncomingAlert("firing", s) for s in cell.signals],
-        [simulation.RunbookDoc(doc["metadata"]["name"], RunbookSpec.model_validate(doc["spec"]))],
+        [simulation.RunbookDoc(doc["metadata"]["name"], RunbookSpec.model_validate(cell.spec or doc["spec"]))],
         [simulation.PolicyDoc(p["metadata"]["name"], p["spec"]) for p in policies],
         history, settings)
     matched = [a for a in result.alerts if a.outcome != "unmatched"]
@@ -376,6 +474,9 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(group,
     assert crowded[-1] is None, f"no room under the storm hold-off for {len(cells)} cells: {crowded[-1]}"
     for cell in cells:
         fire(cell, operator)
+        if f"{cell.policy}:{cell.runbook}" in group:  # decided before the group's other incidents count
+            wait_for(lambda c=cell: (lambda r: r and first_decision(r.get("status") or {}))(remediation_of(c)),
+                     timeout=60, what=f"{cell.ns}: its first decision, alone")
 
     # 1. Every cell's first decision is the expected one, and simulate's, given the same inputs, is the same.
     def decided():
@@ -389,13 +490,15 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(group,
         obj = live[cell.ns]
         cell.name, status = obj["metadata"]["name"], obj["status"]
         got = live_verdict(status)
-        want = (("act", cell.expected.action) if isinstance(cell.expected, Acts)
-                else ("awaitApproval", cell.expected.level, cell.expected.approvers))
+        want = expected_verdict(cell.expected)
+        if isinstance(cell.expected, Refused) and got[0] == "skip" and cell.expected.says in got[1] \
+                and got[1].startswith(f"guard blocked: {cell.expected.guard}: ") and "minHealthy" not in got[1]:
+            got = ("skip", cell.expected.guard)  # blocked by that guard alone (minHealthy allows: 1 node down)
         if got != want:
             problems.append(f"{cell.policy} x {cell.runbook}: the loop did {got}, expected {want}; {status['reason']}; "
                             f"risk {status.get('risk')}")
         sim = simulate_cell(cell, obj, history, policies)
-        if simulated_verdict(sim) != got:
+        if simulated_verdict(sim) != live_verdict(status):
             problems.append(f"{cell.policy} x {cell.runbook}: simulate says {simulated_verdict(sim)}, "
                             f"the loop did {got}; "
                             f"simulated risk {sim.risk}, live risk {status.get('risk')}")
@@ -406,9 +509,9 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(group,
     decided_after = time.monotonic() - began
 
     # 2. Votes: those the rule does not allow are refused and name the rule; the allowed ones make it act.
-    acting = [c for c in cells if isinstance(c.expected, Acts) or c.expected.allowed]
+    acting = [c for c in cells if isinstance(c.expected, Acts) or isinstance(c.expected, Waits) and c.expected.allowed]
     # production-strict acts on 3 targets at once, cluster-wide: let the cells that act alone end first.
-    if len(acting) > min(limits(p).concurrency.max_active for p in group):
+    if len(acting) > min(limits(p.partition(":")[0]).concurrency.max_active for p in group):
         alone = [c for c in cells if isinstance(c.expected, Acts)]
         wait_for(lambda: all(c.cluster.remediation(c.name)["status"]["phase"] in TERMINAL for c in alone),
                  timeout=180, what="the cells that act alone finished")
@@ -434,6 +537,10 @@ def test_every_shipped_runbook_reaches_what_users_expect_under_the_policy(group,
             assert status["phase"] == "Succeeded", (cell.policy, cell.runbook, status["reason"])
             assert [s["action"] for s in status["steps"]] == [cell.expected.action], (cell.policy, cell.runbook)
             check_acted(cell)
+        elif isinstance(cell.expected, Refused):
+            assert status["phase"] == "Skipped" and not status.get("steps"), (cell.policy, cell.runbook, status)
+            assert cell.expected.says in status["reason"], (cell.policy, cell.runbook, status["reason"])
+            assert not cell.cluster.core.read_node(cell.node).spec.unschedulable, "the node was not cordoned"
         else:
             assert status["phase"] == "AwaitingApproval", (cell.policy, cell.runbook, status["reason"])
             assert status["steps"] == []

@@ -46,9 +46,9 @@ def test_a_quiet_cluster_allows_the_action_and_every_guard_says_why():
     assert verdict.allowed and verdict.retry_at is None
     assert {d.guard for d in verdict.decisions} == {
         "cooldown", "rate", "targetConcurrency", "concurrency", "namespaceConcurrency", "blastRadius",
-        "freeze", "circuitBreaker", "stormHoldoff", "bounds", "serviceAccount"}
+        "freeze", "circuitBreaker", "stormHoldoff", "minHealthy", "bounds", "serviceAccount"}
     assert all(d.reason for d in verdict.decisions)
-    assert verdict.summary() == "all 11 guards allow it"
+    assert verdict.summary() == "all 12 guards allow it"
 
 
 def test_no_policy_means_default_guardrails_not_none():

@@ -11,6 +11,7 @@ import yaml
 from remediator.api.models import RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
 from remediator.core.plan import guard_inputs
 from remediator.core.match import policy_select
+from remediator.core.plan.nodes import NodeFact
 from remediator.core.plan.guard_inputs import PodFact, TargetFacts
 from remediator.core.plan.sizing import Strategy, rolling_pods
 
@@ -85,7 +86,8 @@ NODE_POLICY = RemediationPolicySpec.model_validate({"bounds": [{"allowedActions"
 
 def test_a_drain_touches_the_pods_it_would_evict_and_can_pass_the_blast_radius_guard():
     pods = (PodFact("shop/web-1"), PodFact("shop/web-2"), PodFact("kube-system/ds-1", drain_skip="DaemonSet pod"))
-    observed = observe(NODE_RUNBOOK, TargetFacts(pods=pods), NODE_POLICY, kind="Node", name="n1")
+    nodes = tuple(NodeFact(name, conditions={"Ready": ("True", None)}) for name in ("n1", "n2", "n3"))
+    observed = observe(NODE_RUNBOOK, TargetFacts(pods=pods, nodes=nodes), NODE_POLICY, kind="Node", name="n1")
     assert observed.change.pods_touched == 2
     assert decision(observed, "blastRadius").allowed, decision(observed, "blastRadius").reason
     assert observed.verdict.allowed, observed.verdict.summary()

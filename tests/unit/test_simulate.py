@@ -94,7 +94,7 @@ def test_the_bad_rollout_alert_picks_the_rollback_runbook_and_explains_every_oth
     assert sim["runbook"] == "shop/bad-rollout-rollback"
     candidates = {c["runbook"]: c for c in sim["match"]["candidates"]}
     assert set(candidates) == {"shop/bad-rollout-rollback", "shop/crashloop-restart", "shop/high-latency-scale-out",
-                               "shop/oomkilled-raise-memory"}
+                               "shop/oomkilled-raise-memory", "shop/node-notready-cordon-drain"}
     assert candidates["shop/bad-rollout-rollback"]["chosen"]
     assert "alert matchers" in candidates["shop/bad-rollout-rollback"]["reason"]
     assert "podState trigger does not take alertmanager signals" in candidates["shop/crashloop-restart"]["reason"]
@@ -117,7 +117,7 @@ def test_an_alert_no_runbook_matches_does_nothing_with_every_candidates_reason(s
     sim = only(simulate(payload(alert(alertname="DiskFull")), "--runbooks", RUNBOOKS))
     assert sim["outcome"] == "unmatched"
     assert "no Runbook matches" in sim["summary"]
-    assert len(sim["match"]["candidates"]) == 4 and not any(c["chosen"] for c in sim["match"]["candidates"])
+    assert len(sim["match"]["candidates"]) == 5 and not any(c["chosen"] for c in sim["match"]["candidates"])
     assert sim["plan"] == [] and sim["guards"] is None
 
 

@@ -17,6 +17,12 @@ cordon records when the drain under this key started (annotation
 then a drain still blocked fails (ActionError DrainTimedOut, not retryable),
 naming what holds each pod, e.g. "blocked by PodDisruptionBudget shop/web".
 If someone uncordoned the node in between, we stop rather than fight them.
+
+Uncordon once the node recovers: the cordon also records the node's bad conditions then
+(`remediator.dev/cordoned-for`, see core.plan.nodes); `uncordon_recovered` uncordons a node whose recorded
+conditions no longer hold, in one patch guarded by the resourceVersion it judged that also drops the record,
+so it happens once, and never to a node a human cordoned again afterwards (no record on it). A node cordoned
+while healthy (an alert set the drain off) records nothing and stays cordoned for a human.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from remediator.actions.kube import MERGE_PATCH, as_dict, call, dry_run_arg, pat
 from remediator.api.models import DrainParams
 from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.core.plan.guard_inputs import drain_skip_reason  # the guards count the same pods
+from remediator.core.plan.nodes import CORDONED_FOR_ANNOTATION, cordoned_for, node_fact, recovered
 
 DRAIN_STARTED_ANNOTATION = "remediator.dev/drain-started"  # "<key> <RFC 3339 time>"
 # The Eviction API's 429 names the budget in its cause (k8s.io/kubernetes pkg/registry/core/pod/storage/eviction.go).
@@ -106,12 +113,15 @@ def cordon(api: client.ApiClient, req: ActionRequest) -> tuple[Any, bool, dict]:
                 f"{req.key} started; not continuing it",
             )
         return node, True, {}
+    before = as_dict(api, node)
     body = {
         "metadata": {
             "resourceVersion": node.metadata.resource_version,
             "annotations": {
                 KEYS_ANNOTATION: keys_with(node.metadata.annotations, req.key),
                 DRAIN_STARTED_ANNOTATION: f"{req.key} {format_time(datetime.now(UTC))}",
+                # what recovery means for this node (None: it was healthy, no automatic uncordon)
+                CORDONED_FOR_ANNOTATION: cordoned_for(req.key, node_fact(before)),
             },
         },
         "spec": {"unschedulable": True},
@@ -119,7 +129,24 @@ def cordon(api: client.ApiClient, req: ActionRequest) -> tuple[Any, bool, dict]:
     after = patch_object(
         api, "Node", node.metadata.name, None, body, dry_run=req.dry_run, content_type=MERGE_PATCH
     )
-    return after, False, changes_between(as_dict(api, node), as_dict(api, after))
+    return after, False, changes_between(before, as_dict(api, after))
+
+
+def uncordon_recovered(api: client.ApiClient, node: dict) -> str | None:
+    """Uncordon `node` (the wire dict, as a watch saw it) if it recovered from what it was drained for; what
+    was done, or None. A 409 (the node changed since) leaves it to the next look."""
+    done, why = recovered(node_fact(node))
+    if not done:
+        return None
+    meta = node.get("metadata") or {}
+    body = {"metadata": {"resourceVersion": meta.get("resourceVersion"),
+                         "annotations": {CORDONED_FOR_ANNOTATION: None, DRAIN_STARTED_ANNOTATION: None}},
+            "spec": {"unschedulable": None}}
+    try:
+        patch_object(api, "Node", meta.get("name", ""), None, body, content_type=MERGE_PATCH)
+    except Conflict:
+        return None
+    return f"uncordoned: {why}"
 
 
 # ---------------------------------------------------------------- pods

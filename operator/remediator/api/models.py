@@ -169,6 +169,26 @@ class PodStateTrigger(Model):
     min_restarts: int = Field(3, ge=0, description="restarts before CrashLoopBackOff counts")
 
 
+# A Node condition type: Ready, MemoryPressure, DiskPressure, PIDPressure, or one a node agent sets
+# (node-problem-detector's KernelDeadlock …); a Kubernetes qualified name.
+NodeConditionType = Annotated[str, Field(min_length=1, max_length=316,
+                                         pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")]
+
+
+class NodeConditionTrigger(Model):
+    """A Node condition held for a duration, as Medik8s NodeHealthCheck's unhealthyConditions: the node is
+    unhealthy when its condition `type` has had one of `statuses` for at least `for` (since the condition's
+    lastTransitionTime). The Remediation lives in the Runbook's namespace; acting on the Node needs a
+    RemediationPolicy bounds entry for that namespace with allowNodeActions: true."""
+
+    type: NodeConditionType = "Ready"
+    statuses: list[Literal["True", "False", "Unknown"]] = Field(
+        default_factory=lambda: ["False", "Unknown"], min_length=1, max_length=3,
+        description="the condition's statuses that are unhealthy (Ready: False, Unknown; a pressure: True)")
+    for_: Duration = Field("5m", alias="for", description="how long the condition must hold")
+    selector: LabelSelector = Field(default_factory=LabelSelector, description="which Nodes, by their labels")
+
+
 class AnomalyBaseline(Model):
     method: Literal["medianMad", "ewma"] = "medianMad"
     lookback: Duration = "7d"
@@ -196,6 +216,7 @@ class Trigger(Model):
     slo_burn: SloBurnTrigger | None = None
     pod_state: PodStateTrigger | None = None
     anomaly: AnomalyTrigger | None = None
+    node_condition: NodeConditionTrigger | None = None
 
 
 class TargetTemplate(Model):
@@ -225,9 +246,17 @@ class RaiseMemoryParams(Model):
     )
 
 
+MIN_HEALTHY_PATTERN = r"^([0-9]+|([0-9]|[1-9][0-9]|100)%)$"
+
+
 class DrainParams(Model):
     grace_period_seconds: int | None = Field(None, ge=0)
     timeout: Duration = "5m"
+    min_healthy: str = Field(
+        "51%", max_length=8, pattern=MIN_HEALTHY_PATTERN,
+        description="Nodes that must stay healthy, cluster-wide: a number or a percent of all Nodes (rounded up), "
+                    "as NodeHealthCheck's minHealthy; the drain is refused when it would leave fewer. Healthy: "
+                    "none of the Runbook's nodeCondition triggers holds (Ready=True when it has none), not cordoned")
 
 
 class DeletePodParams(Model):
@@ -498,7 +527,7 @@ TERMINAL_PHASES: frozenset[str] = frozenset(
 
 
 class Signal(Model):
-    source: Literal["alertmanager", "podState", "sloBurn", "anomaly", "manual"]
+    source: Literal["alertmanager", "podState", "sloBurn", "anomaly", "nodeCondition", "manual"]
     name: str = Field(description="alertname, pod state, SLO name or anomaly description")
     fingerprint: str = ""
     starts_at: str | None = None

@@ -77,7 +77,7 @@ ACTIONS_NEEDING_PARAMS: frozenset[str] = frozenset({"scale", "raiseMemory"})
 # Why an action is limited to its kinds, when the list alone would not say it.
 ACTION_KIND_NOTES: Mapping[str, str] = MappingProxyType({})
 
-TRIGGER_KINDS: tuple[str, ...] = ("alert", "sloBurn", "podState", "anomaly")
+TRIGGER_KINDS: tuple[str, ...] = ("alert", "sloBurn", "podState", "anomaly", "nodeCondition")
 PROCEED_ON_TIMEOUT_LEVELS: tuple[str, ...] = ("low", "medium")
 REGEX_OPS: tuple[str, ...] = ("=~", "!~")
 
@@ -195,6 +195,15 @@ def runbook_rules() -> list[Rule]:
             "self.steps.filter(s, self.steps.filter(t, t.name == s.name).size() > 1)[0].name",
             lambda r: duplicates([s.get("name") for s in r["steps"]])[0],
         )},
+    ), Rule(
+        RunbookSpec,
+        # the signal is about a Node, whose name is the only label a target could be rendered from
+        cel="!self.triggers.exists(t, has(t.nodeCondition)) || self.target.kind == 'Node'",
+        holds=lambda r: not any("nodeCondition" in t for t in r["triggers"]) or r["target"]["kind"] == "Node",
+        message="a nodeCondition trigger needs target.kind Node",
+        detail="target.kind {kind}",
+        field="triggers",
+        values={"kind": ("self.target.kind", lambda r: r["target"]["kind"])},
     )]
     for action, kinds in ACTION_TARGET_KINDS.items():
         allowed = " or ".join(kinds) if len(kinds) < 3 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"

@@ -19,7 +19,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, autoscalers, caches, escalation, handlers, heap, retention, runbook_status
+from . import anomalies, autoscalers, caches, escalation, handlers, heap, nodes, retention, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -91,6 +91,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     activity = peering_state.Activity(ctx, identity, enabled=peering)
     following = asyncio.create_task(activity.follow())
     rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx, lambda: activity.active))
+    node_watch = asyncio.create_task(nodes.watch_node_conditions(ctx, lambda: activity.active))
     ticking = asyncio.create_task(ticks.run(lambda: activity.active, workers=TICK_WORKERS))
     anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active))
     trimming = asyncio.create_task(heap.trim_periodically())
@@ -122,6 +123,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     finally:
         following.cancel()
         rescan.cancel()
+        node_watch.cancel()
         ticking.cancel()
         anomaly_watch.cancel()
         trimming.cancel()

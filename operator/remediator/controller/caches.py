@@ -8,6 +8,8 @@ and kopf scopes every namespaced kind alike, while the guards count Remediations
 
 - RemediationPolicies (cluster-scoped) and namespace labels: small, kept whole.
 - Runbooks: `ingest.RunbookCache`, in the namespaces this operator serves.
+- Nodes: `NodeCache`, each as the compact `core.plan.nodes.NodeFact` (labels, conditions, cordon, our
+  annotations): the minHealthy guard counts them and the node-condition edge (controller/nodes.py) reads them.
 - Remediations: `RemediationIndex`, each held as the compact `guards.PastRemediation` (a few hundred bytes
   instead of ~4.7 KB), indexed by target, by namespace, open or not, and by time, so the guards' query costs
   what it returns, not the whole history.
@@ -29,6 +31,7 @@ from kubernetes.client.rest import ApiException
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION
 from ..core.plan import guards
 from ..core.plan.guard_inputs import past_remediation
+from ..core.plan.nodes import NodeFact, node_fact
 from ..kube import transient
 
 log = logging.getLogger("remediator.caches")
@@ -95,6 +98,39 @@ class NamespaceLabels:
         with self._lock:
             labels = self._labels.get(namespace)
         return dict(labels) if labels is not None else None
+
+
+class NodeCache:
+    """Every Node as a NodeFact, and the resourceVersion last seen of each (an uncordon is guarded by it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._facts: dict[str, tuple[NodeFact, str]] = {}
+
+    def replace(self, items: Iterable[Mapping]) -> None:
+        fresh = {item["metadata"]["name"]: self._kept(item) for item in items}
+        with self._lock:
+            self._facts = fresh
+
+    def observe(self, event_type: str, obj: Mapping) -> None:
+        name = obj["metadata"]["name"]
+        with self._lock:
+            if event_type == "DELETED":
+                self._facts.pop(name, None)
+            else:
+                self._facts[name] = self._kept(obj)
+
+    def facts(self) -> list[NodeFact]:
+        with self._lock:
+            return [fact for fact, _ in self._facts.values()]
+
+    def with_versions(self) -> list[tuple[NodeFact, str]]:
+        with self._lock:
+            return list(self._facts.values())
+
+    @staticmethod
+    def _kept(obj: Mapping) -> tuple[NodeFact, str]:
+        return node_fact(obj), (obj.get("metadata") or {}).get("resourceVersion", "")
 
 
 class TimeIndex:
@@ -225,6 +261,14 @@ def guard_fields(obj: Mapping) -> dict:
                        "steps": [{"phase": step.get("phase")} for step in status.get("steps") or []]}}
 
 
+def node_fields(obj: Mapping) -> dict:
+    """The part of a Node `node_fact` reads (a Node's status lists its images: kilobytes we never read)."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {k: meta[k] for k in ("name", "labels", "annotations", "resourceVersion") if k in meta},
+            "spec": {"unschedulable": (obj.get("spec") or {}).get("unschedulable")},
+            "status": {"conditions": (obj.get("status") or {}).get("conditions") or []}}
+
+
 Lister = Callable[..., object]  # a kubernetes client list call taking limit/_continue/watch/resource_version
 
 
@@ -323,6 +367,7 @@ class Caches:
     policies: PolicyCache = field(default_factory=PolicyCache)
     namespaces: NamespaceLabels = field(default_factory=NamespaceLabels)
     remediations: RemediationIndex = field(default_factory=RemediationIndex)
+    nodes: NodeCache = field(default_factory=NodeCache)
     primed: threading.Event = field(default_factory=threading.Event)
     starting: threading.Lock = field(default_factory=threading.Lock)
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -346,6 +391,7 @@ def feeds(ctx) -> list[Feed]:
     out = [
         Feed("remediationpolicies", cluster("remediationpolicies"), caches.policies.replace, caches.policies.observe),
         Feed("namespaces", core.list_namespace, caches.namespaces.replace, caches.namespaces.observe),
+        Feed("nodes", core.list_node, caches.nodes.replace, caches.nodes.observe, compact=node_fields),
         # Every namespace, whatever this operator serves: concurrency and storm guards count them all.
         Feed("remediations", cluster("remediations"), caches.remediations.replace, caches.remediations.observe,
              compact=guard_fields, listen=lambda kind, obj: [heard(kind, obj) for heard in caches.remediation_listeners]),

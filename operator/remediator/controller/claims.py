@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from ..actions.base import CLUSTER_SCOPED_KINDS
 from ..api.models import TERMINAL_PHASES, ObjectRef
 from ..core.plan import claims
 from ..kube import Resources, retry_transient
@@ -21,17 +22,20 @@ def target_text(target: ObjectRef) -> str:
     return f"{target.kind}/{target.name}"
 
 
-def lease_namespace(target: ObjectRef, remediation_namespace: str) -> str:
+def lease_namespace(target: ObjectRef, remediation_namespace: str, cluster_namespace: str) -> str:
+    """A namespaced target's own namespace; a cluster-scoped one's (a Node) is one for the whole cluster."""
+    if target.kind in CLUSTER_SCOPED_KINDS:
+        return cluster_namespace
     return target.namespace or remediation_namespace
 
 
 def take(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, uid: str, name: str,
-         step_timeout: timedelta, now: datetime) -> claims.ClaimDecision:
+         step_timeout: timedelta, now: datetime, cluster_namespace: str = "default") -> claims.ClaimDecision:
     """Claim `target` for Remediation `name` (uid), or say who holds it."""
-    namespace = lease_namespace(target, remediation_namespace)
+    namespace = lease_namespace(target, remediation_namespace, cluster_namespace)
     lease = claims.lease_name(target.kind, target.name)
     try:
-        return claim(api, target, namespace, lease, uid, name, step_timeout, now)
+        return claim(api, target, namespace, lease, uid, name, step_timeout, now, remediation_namespace)
     except ApiException as e:
         if e.status != 403:
             raise
@@ -41,7 +45,7 @@ def take(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, u
 
 
 def claim(api: client.ApiClient, target: ObjectRef, namespace: str, lease: str, uid: str, name: str,
-          step_timeout: timedelta, now: datetime) -> claims.ClaimDecision:
+          step_timeout: timedelta, now: datetime, holder_namespace: str | None = None) -> claims.ClaimDecision:
     what = target_text(target)
     decision = None
     for attempt in range(ATTEMPTS + 1):
@@ -54,7 +58,7 @@ def claim(api: client.ApiClient, target: ObjectRef, namespace: str, lease: str, 
         if not decision.granted:
             return decision
         try:
-            write_lease(api, decision, what, body)
+            write_lease(api, decision, what, body, holder_namespace)
             return decision
         except ApiException as e:
             if e.status != 409:
@@ -64,11 +68,12 @@ def claim(api: client.ApiClient, target: ObjectRef, namespace: str, lease: str, 
                                 lease, namespace, "", "", now, now)
 
 
-def release(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, uid: str) -> None:
+def release(api: client.ApiClient, target: ObjectRef, remediation_namespace: str, uid: str,
+            cluster_namespace: str = "default") -> None:
     """Delete the target's Lease if Remediation `uid` holds it (a racer that took it over keeps it).
     Found from the target, not from the status, so a claim whose record was lost is released all the same;
     best effort: it expires anyway."""
-    namespace = lease_namespace(target, remediation_namespace)
+    namespace = lease_namespace(target, remediation_namespace, cluster_namespace)
     lease = claims.lease_name(target.kind, target.name)
     try:
         body = read_lease(api, namespace, lease)
@@ -94,20 +99,22 @@ def read_lease(api: client.ApiClient, namespace: str, name: str) -> dict | None:
 
 
 @retry_transient
-def write_lease(api: client.ApiClient, decision: claims.ClaimDecision, what: str, read: dict | None) -> None:
+def write_lease(api: client.ApiClient, decision: claims.ClaimDecision, what: str, read: dict | None,
+                holder_namespace: str | None = None) -> None:
     coordination = client.CoordinationV1Api(api)
     if read is None:
-        coordination.create_namespaced_lease(decision.namespace, claims.lease_body(decision, what, None))
+        coordination.create_namespaced_lease(decision.namespace,
+                                             claims.lease_body(decision, what, None, holder_namespace))
     else:
-        coordination.replace_namespaced_lease(decision.lease, decision.namespace,
-                                              claims.lease_body(decision, what, read["metadata"]["resourceVersion"]))
+        coordination.replace_namespaced_lease(decision.lease, decision.namespace, claims.lease_body(
+            decision, what, read["metadata"]["resourceVersion"], holder_namespace))
 
 
 def holder_is_open(api: client.ApiClient, namespace: str, lease: claims.LeaseView) -> bool:
     """The holder is a Remediation that still exists (same uid) and has not finished."""
     if not lease.holder_name:
         return True  # unknown holder: wait for the Lease to expire rather than guess
-    body = Resources(api).get("Remediation", lease.holder_name, namespace)
+    body = Resources(api).get("Remediation", lease.holder_name, lease.holder_namespace or namespace)
     if body is None or body["metadata"].get("uid") != lease.holder:
         return False
     return (body.get("status") or {}).get("phase") not in TERMINAL_PHASES

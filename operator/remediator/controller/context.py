@@ -45,6 +45,9 @@ class Settings:
     alertmanager_api_token_file: str | None = None  # bearer token for it (optional)
     alert_resend_seconds: float = 60.0  # an open escalation alert is re-sent this often (endsAt: 3 re-sends ahead)
     autoscaler_sweep_seconds: float = 10.0
+    # Where the claims on cluster-scoped targets (Nodes) live: one Lease per Node for the whole cluster,
+    # whatever namespace the Remediation is in. The chart sets its release namespace.
+    claims_namespace: str = "default"
 
 
 @dataclass

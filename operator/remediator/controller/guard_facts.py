@@ -43,7 +43,8 @@ def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
         if target.kind == "Node":
             node = read_object(ctx.api, "Node", target.name, None)
             pods = node_pods(ctx, target.name) if action == "cordonDrain" else None
-            return TargetFacts(labels=node.metadata.labels or {}, pods=pods)
+            nodes = tuple(caches.ensure(ctx).nodes.facts()) if action == "cordonDrain" else None  # minHealthy
+            return TargetFacts(labels=node.metadata.labels or {}, pods=pods, nodes=nodes)
         if target.kind == "Rollout":
             return argo_rollout_facts(read_rollout(ctx.api, target.namespace or "", target.name))
         if target.kind not in ("Pod", *WORKLOAD_KINDS):

@@ -86,6 +86,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "(any event on it ticks it at once)")
     parser.add_argument("--change-window", default=os.environ.get("REMEDIATOR_CHANGE_WINDOW", "1h"),
                         help="how far before a breach a change can be its probable cause (e.g. 1h, 30m)")
+    parser.add_argument("--claims-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                        help="namespace of the claims (Leases) on Nodes: one per Node for the whole cluster "
+                             "(default: $POD_NAMESPACE, else default)")
     parser.add_argument("--retention-sweep", type=float, default=600.0, metavar="SECONDS",
                         help="seconds between sweeps that delete ended Remediations past their policy's retention")
     parser.add_argument("--alertmanager-url", default=os.environ.get("REMEDIATOR_ALERTMANAGER_URL") or None,
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         alertmanager_api_token_file=args.alertmanager_api_token_file,
         alert_resend_seconds=args.alert_resend,
         autoscaler_sweep_seconds=args.autoscaler_sweep,
+        claims_namespace=args.claims_namespace,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

@@ -111,10 +111,11 @@ class ClusterStore:
         return adaptive_history(self.ctx, spec, status, runbook)
 
     def claim(self, target, namespace, uid, name, duration, now) -> claims.ClaimDecision:
-        return target_claims.take(self.ctx.api, target, namespace, uid, name, duration, now)
+        return target_claims.take(self.ctx.api, target, namespace, uid, name, duration, now,
+                                  self.ctx.settings.claims_namespace)
 
     def release(self, target, namespace, uid) -> None:
-        target_claims.release(self.ctx.api, target, namespace, uid)
+        target_claims.release(self.ctx.api, target, namespace, uid, self.ctx.settings.claims_namespace)
 
     def act(self, namespace, account, request) -> actions.ActionResult:
         return actions.execute(self.ctx.action_api(namespace, account), request)

@@ -60,7 +60,8 @@ STEP_PHASES = frozenset({"Acting", "AwaitingApproval"})  # entering these names 
 TRUNCATED_KIND = "TimelineTruncated"
 _TRUNCATED_MESSAGE = re.compile(r"^(\d+) earlier entries dropped")
 
-SOURCE_PREFIXES = {"alertmanager": "am", "podState": "pod", "sloBurn": "slo", "anomaly": "anom", "manual": "man"}
+SOURCE_PREFIXES = {"alertmanager": "am", "podState": "pod", "sloBurn": "slo", "anomaly": "anom", "nodeCondition": "node",
+                   "manual": "man"}
 
 
 class IllegalTransition(ValueError):

@@ -24,6 +24,10 @@ Rules, in the order they are checked for each candidate:
    - anomaly: the signal's `query` annotation is the trigger's query (the
      anomaly evaluator copies the query it scored), compared with
      whitespace collapsed.
+   - nodeCondition: the condition type is the trigger's, its status one of
+     the trigger's statuses, held at least `for` (the signal's `heldSeconds`
+     label), and the Node's labels satisfy the selector. The node edge
+     (signals/nodes.py) sends one signal per namespace holding such a Runbook.
 4. Most specific wins: more equality matchers, then more regex matchers, then
    more matchers in all; then higher `priority`; then name, for determinism.
    A Runbook with several matching triggers counts its most specific one.
@@ -43,6 +47,7 @@ from remediator.api.models import (
     AnomalyTrigger,
     LabelSelector,
     Matcher,
+    NodeConditionTrigger,
     ObjectRef,
     PodStateTrigger,
     RemediationSpec,
@@ -192,7 +197,7 @@ def trigger_matches(trigger: Trigger, signal: Signal, equalities_only: bool = Fa
     kind, body = trigger_kind(trigger)
     expected_source = TRIGGER_SOURCES.get(kind)
     if body is None or expected_source is None:
-        return TriggerMatch(False, "trigger must set exactly one of alert, sloBurn, podState, anomaly")
+        return TriggerMatch(False, "trigger must set exactly one of alert, sloBurn, podState, anomaly, nodeCondition")
     if signal.source != expected_source:
         return TriggerMatch(False, f"{kind} trigger does not take {signal.source} signals")
     if isinstance(body, AlertTrigger):
@@ -203,16 +208,20 @@ def trigger_matches(trigger: Trigger, signal: Signal, equalities_only: bool = Fa
         return slo_burn_matches(body, signal)
     if isinstance(body, PodStateTrigger):
         return pod_state_matches(body, signal)
+    if isinstance(body, NodeConditionTrigger):
+        return node_condition_matches(body, signal)
     return anomaly_matches(body, signal)
 
 
-TRIGGER_SOURCES = {"alert": "alertmanager", "sloBurn": "sloBurn", "podState": "podState", "anomaly": "anomaly"}
+TRIGGER_SOURCES = {"alert": "alertmanager", "sloBurn": "sloBurn", "podState": "podState", "anomaly": "anomaly",
+                   "nodeCondition": "nodeCondition"}
 
 
 def trigger_kind(trigger: Trigger) -> tuple[str, object | None]:
     """(kind, body); ("none", None) unless exactly one kind is set, so an ambiguous trigger never fires."""
     kinds = [(kind, body) for kind, body in (("alert", trigger.alert), ("sloBurn", trigger.slo_burn),
-                                             ("podState", trigger.pod_state), ("anomaly", trigger.anomaly))
+                                             ("podState", trigger.pod_state), ("anomaly", trigger.anomaly),
+                                             ("nodeCondition", trigger.node_condition))
              if body is not None]
     return kinds[0] if len(kinds) == 1 else ("none", None)
 
@@ -291,6 +300,24 @@ def pod_state_matches(trigger: PodStateTrigger, signal: Signal) -> TriggerMatch:
     if not holds:
         return TriggerMatch(False, f"pod labels do not satisfy the selector: {why}")
     return TriggerMatch(True, f"pod is {signal.name} and {why}", selector_specificity(trigger.selector))
+
+
+def node_condition_matches(trigger: NodeConditionTrigger, signal: Signal) -> TriggerMatch:
+    if signal.name != trigger.type:
+        return TriggerMatch(False, f"nodeCondition trigger is for condition {trigger.type!r}, the signal is about "
+                                   f"{signal.name!r}")
+    status = signal.labels.get("status", "")
+    if status not in trigger.statuses:
+        return TriggerMatch(False, f"nodeCondition trigger wants {trigger.type} {'/'.join(trigger.statuses)}, "
+                                   f"the node has {status or 'no status'!r}")
+    held = signal.labels.get("heldSeconds", "")
+    if not held.isdigit() or int(held) < parse_duration(trigger.for_).total_seconds():
+        return TriggerMatch(False, f"{trigger.type}={status} held {held or '?'}s, the trigger wants {trigger.for_}")
+    holds, why = selector_holds(trigger.selector, signal.labels)
+    if not holds:
+        return TriggerMatch(False, f"node labels do not satisfy the selector: {why}")
+    return TriggerMatch(True, f"node {signal.labels.get('node', '?')} has {trigger.type}={status} for {held}s "
+                              f"(at least {trigger.for_})", selector_specificity(trigger.selector))
 
 
 def selector_holds(selector: LabelSelector, labels: Mapping[str, str]) -> tuple[bool, str]:

@@ -1,7 +1,8 @@
 """The per-target claim: one Remediation at a time acts on (and verifies) a target. Pure.
 
 The claim is a coordination.k8s.io/v1 Lease named from the target, in the
-target's namespace, whose holderIdentity is the holding Remediation's uid. The
+target's namespace (a Node's: the operator's own namespace, one key for the whole cluster, so Remediations
+of two namespaces that may both act on Nodes never drain one Node at once), whose holderIdentity is the holding Remediation's uid. The
 apiserver arbitrates it: a create meets a conflict when the Lease exists, an
 update carries the resourceVersion it read. This module decides, from the Lease
 as read (or its absence), whether the claim is ours to take and what to write;
@@ -26,6 +27,7 @@ MAX_NAME = 63
 MARGIN = timedelta(seconds=60)  # beyond the step's timeout: the action's own retries and a slow tick
 HOLDING_PHASES = ("Acting", "Verifying")
 HOLDER_ANNOTATION = "remediator.dev/holder"  # the holding Remediation's name, for the reason and liveness
+HOLDER_NAMESPACE_ANNOTATION = "remediator.dev/holder-namespace"  # where it lives, when not beside its Lease
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class LeaseView:
     renewed_at: datetime | None
     duration: timedelta
     transitions: int = 0
+    holder_namespace: str | None = None  # None: the Lease's own namespace
 
     @property
     def expires_at(self) -> datetime | None:
@@ -85,8 +88,10 @@ def lease_view(body: dict | None) -> LeaseView | None:
         return None
     spec = body.get("spec") or {}
     renewed = spec.get("renewTime") or spec.get("acquireTime")
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
     return LeaseView(holder=spec.get("holderIdentity") or "",
-                     holder_name=((body.get("metadata") or {}).get("annotations") or {}).get(HOLDER_ANNOTATION, ""),
+                     holder_name=annotations.get(HOLDER_ANNOTATION, ""),
+                     holder_namespace=annotations.get(HOLDER_NAMESPACE_ANNOTATION),
                      renewed_at=parse_time(renewed) if renewed else None,
                      duration=timedelta(seconds=int(spec.get("leaseDurationSeconds") or 0)),
                      transitions=int(spec.get("leaseTransitions") or 0))
@@ -113,15 +118,21 @@ def decide(lease: LeaseView | None, me: str, my_name: str, holder_live: bool, *,
                          lease_name, namespace, lease.holder, lease.holder_name, now, expires, lease.transitions)
 
 
-def lease_body(decision: ClaimDecision, target: str, resource_version: str | None) -> dict:
-    """The Lease to write for a granted decision; with the resourceVersion read, so a racer gets 409."""
+def lease_body(decision: ClaimDecision, target: str, resource_version: str | None,
+               holder_namespace: str | None = None) -> dict:
+    """The Lease to write for a granted decision; with the resourceVersion read, so a racer gets 409.
+    `holder_namespace`: where the holder lives, when not in the Lease's namespace (a Node's claim)."""
     metadata: dict = {"name": decision.lease, "namespace": decision.namespace,
                       "labels": {"app.kubernetes.io/managed-by": "remediator"},
-                      "annotations": {HOLDER_ANNOTATION: decision.holder_name, "remediator.dev/target": target},
-                      # the holder lives in the same namespace: if it is deleted mid-step, the garbage collector
-                      # deletes its Lease (no write of the step's end ever comes)
-                      "ownerReferences": [{"apiVersion": API_VERSION, "kind": "Remediation",
-                                           "name": decision.holder_name, "uid": decision.holder}]}
+                      "annotations": {HOLDER_ANNOTATION: decision.holder_name, "remediator.dev/target": target}}
+    if holder_namespace and holder_namespace != decision.namespace:
+        # an owner in another namespace counts as absent: the garbage collector would delete the Lease at once
+        metadata["annotations"][HOLDER_NAMESPACE_ANNOTATION] = holder_namespace
+    else:
+        # the holder lives in the same namespace: if it is deleted mid-step, the garbage collector
+        # deletes its Lease (no write of the step's end ever comes)
+        metadata["ownerReferences"] = [{"apiVersion": API_VERSION, "kind": "Remediation",
+                                        "name": decision.holder_name, "uid": decision.holder}]
     if resource_version:
         metadata["resourceVersion"] = resource_version
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,

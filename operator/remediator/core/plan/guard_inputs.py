@@ -22,6 +22,7 @@ from typing import Any
 from remediator.api.models import (
     TERMINAL_PHASES,
     DeletePodParams,
+    DrainParams,
     RemediationPolicySpec,
     RemediationSpec,
     RemediationStatus,
@@ -32,6 +33,7 @@ from remediator.core.plan import guards, planning, risk
 from remediator.core.match import policy_select
 from remediator.core.durations import parse_time
 from remediator.core.plan.freeze import freeze_status
+from remediator.core.plan.nodes import NodeFact
 from remediator.core.quantity import QuantityError, to_bytes
 from remediator.core.plan.sizing import (
     Strategy,
@@ -63,6 +65,7 @@ class TargetFacts:
     strategy: Strategy | None = None
     memory_limits: Mapping[str, str] | None = None  # container -> memory limit in the pod template
     pods: tuple[PodFact, ...] | None = None  # the workload's pods (deletePod) or the node's (cordonDrain)
+    nodes: tuple[NodeFact, ...] | None = None  # cordonDrain: every Node of the cluster (minHealthy)
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,8 @@ def observe_step(*, now: datetime, name: str, spec: RemediationSpec, runbook: Ru
         remediation_name=name, desired_replicas=change.desired_replicas, desired_memory=change.desired_memory,
         service_account=runbook.service_account_name if account is LIVE else account,
         default_service_account=default_service_account,
+        nodes=target.nodes, min_healthy=(step.drain or DrainParams()).min_healthy,
+        node_triggers=tuple(t.node_condition for t in runbook.triggers if t.node_condition is not None),
     ))
     freeze = freeze_status(policy.freeze_windows if policy else [], now)
     risk_input = risk.RiskInput(

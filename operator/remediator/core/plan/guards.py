@@ -53,6 +53,7 @@ from remediator.api.models import (
 )
 from remediator.core.durations import format_ago, format_time, parse_duration, parse_time
 from remediator.core.plan.freeze import freeze_status
+from remediator.core.plan.nodes import NodeFact, min_healthy_decision
 from remediator.core.match.matching import target_display
 from remediator.core.quantity import parse_quantity
 
@@ -106,6 +107,9 @@ class GuardContext:
     desired_memory: str | None = None  # raiseMemory: the new limit, a quantity like "768Mi"
     service_account: str | None = None  # the Runbook's serviceAccountName
     default_service_account: str | None = None  # the operator's tenant action account (--action-service-account)
+    nodes: tuple[NodeFact, ...] | None = None  # cordonDrain: every Node, for minHealthy (None = unknown)
+    node_triggers: tuple = ()  # cordonDrain: the Runbook's NodeConditionTriggers, which say what healthy is
+    min_healthy: str | None = None  # cordonDrain: the step's drain.minHealthy
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -356,6 +360,16 @@ def check_storm(ctx: GuardContext) -> GuardDecision:
     )
 
 
+def check_min_healthy(ctx: GuardContext) -> GuardDecision:
+    """A drain never leaves fewer healthy Nodes than minHealthy, cluster-wide (NodeHealthCheck's guard)."""
+    if ctx.action != "cordonDrain":
+        return GuardDecision("minHealthy", True, f"minHealthy: {ctx.action} takes no Node away")
+    if ctx.nodes is None:
+        return GuardDecision("minHealthy", False, "minHealthy: the cluster's Nodes are unknown: not draining")
+    decision = min_healthy_decision(ctx.nodes, ctx.target.name, ctx.node_triggers, ctx.min_healthy or "51%")
+    return GuardDecision("minHealthy", decision.allowed, decision.reason)
+
+
 # ---------------------------------------------------------------- policy bounds
 
 
@@ -483,6 +497,7 @@ GUARDS: tuple[Callable[[GuardContext], GuardDecision], ...] = (
     check_freeze,
     check_circuit_breaker,
     check_storm,
+    check_min_healthy,
     check_bounds,
     check_service_account,
 )

@@ -69,6 +69,7 @@ from remediator.api.models import (
 )
 from remediator.core.approve import approval
 from remediator.core.plan import autoscalers, cause, guard_inputs, guards, planning, risk
+from remediator.core.plan.nodes import NodeFact
 from remediator.core.engine import engine, state
 from remediator.core.match import matching, policy_select
 from remediator.core.durations import format_time, parse_time
@@ -125,6 +126,8 @@ class Settings:
     change_window: timedelta = cause.DEFAULT_WINDOW
     action_service_account: str | None = None  # the operator's tenant action account (chart: actions.serviceAccount)
     hpa: tuple[int, int] | None = None  # (minReplicas, maxReplicas) of an HPA targeting the target; None = none
+    pods: tuple[guard_inputs.PodFact, ...] | None = None  # cordonDrain: the node's pods; None = unknown
+    nodes: tuple[NodeFact, ...] | None = None  # cordonDrain: every Node, for minHealthy; None = unknown
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -487,7 +490,7 @@ def step_facts(rb: matching.RunbookEntry, spec: RemediationSpec, policy: Remedia
     observed = guard_inputs.observe_step(
         now=settings.now, name=name, spec=spec, runbook=rb.spec, steps=steps, index=index, policy=policy,
         history=past, target=guard_inputs.TargetFacts(replicas=replicas, labels=settings.target_labels,
-                                                      strategy=strategy),
+                                                      strategy=strategy, pods=settings.pods, nodes=settings.nodes),
         namespace_labels=settings.namespace_labels, namespace_pods=settings.namespace_pods,
         dry_run=settings.server_dry_run, cause_kind=cause_kind,
         default_service_account=settings.action_service_account)
