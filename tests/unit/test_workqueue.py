@@ -64,6 +64,29 @@ def test_delayed_adds_coalesce_to_the_earliest_due_time():
     assert left == 0, "the later delays were folded into the earliest, not left to fire again"
 
 
+def test_a_key_added_by_an_event_is_taken_before_keys_whose_delay_ran_out():
+    async def go():
+        q = WorkQueue()
+        for key in ("probe-1", "probe-2"):
+            q.add_after(key, 0.01)
+        await asyncio.sleep(0.05)  # both delays ran out: they wait in the queue
+        q.add("new-incident")
+        q.add_after("at-once", 0)
+        return await drain(q)
+    assert run(go()) == ["new-incident", "at-once", "probe-1", "probe-2"]
+
+
+def test_a_timed_key_added_again_by_an_event_is_queued_once():
+    async def go():
+        q = WorkQueue()
+        q.add_after("a", 0.01)
+        await asyncio.sleep(0.05)
+        q.add("a")
+        q.remove("b")
+        return await drain(q)
+    assert run(go()) == ["a"]
+
+
 def test_taking_a_key_drops_its_pending_delay_so_the_processing_sets_the_next():
     async def go():
         q = WorkQueue()

@@ -5,6 +5,9 @@ Watch events add a key; workers take keys and process them; the processing says 
 - A key is never processed by two workers at once: added while being processed, it is queued again after.
 - Delayed adds coalesce to the earliest due time; taking a key drops its delay (the processing sets the next).
 - A failure re-adds the key with exponential backoff (per key, reset by a success); nothing is dropped.
+- Keys added now (an event, or processing that asked to go on at once) are taken before keys whose delay ran
+  out (probes, retries): a new incident does not wait behind every open one's periodic check. Each key is
+  queued once, so the timed keys wait at most one pass over the others.
 Everything runs on one event loop, so the bookkeeping needs no lock; the processing itself runs in threads.
 """
 
@@ -24,7 +27,8 @@ class WorkQueue:
     def __init__(self, base_delay: float = 0.5, max_delay: float = 60.0):
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self._ready: deque[Key] = deque()
+        self._ready: deque[Key] = deque()  # added now
+        self._timed: deque[Key] = deque()  # their delay ran out
         self._dirty: set[Key] = set()  # queued, or to be queued again once its processing ends
         self._processing: set[Key] = set()
         self._due: dict[Key, float] = {}  # loop time a delayed key becomes ready
@@ -33,15 +37,18 @@ class WorkQueue:
         self._wakeup = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._ready)
+        return len(self._ready) + len(self._timed)
 
     def add(self, key: Key) -> None:
         """Ready now (once, however often it is added)."""
+        self._queue(key, self._ready)
+
+    def _queue(self, key: Key, lane: deque[Key]) -> None:
         if key in self._dirty:
             return
         self._dirty.add(key)
         if key not in self._processing:
-            self._ready.append(key)
+            lane.append(key)
             self._wakeup.set()
 
     def add_after(self, key: Key, delay: float) -> None:
@@ -74,22 +81,24 @@ class WorkQueue:
         self._cancel_delay(key)
         self._failures.pop(key, None)
         self._dirty.discard(key)
-        if key in self._ready:
-            self._ready.remove(key)
+        for lane in (self._ready, self._timed):
+            if key in lane:
+                lane.remove(key)
 
     def clear(self) -> None:
         for key in list(self._due):
             self._cancel_delay(key)
         self._ready.clear()
+        self._timed.clear()
         self._dirty.clear()
         self._failures.clear()
 
     async def get(self) -> Key:
         """The next ready key, now marked as being processed; call `done(key)` after."""
-        while not self._ready:
+        while not self._ready and not self._timed:
             self._wakeup.clear()
             await self._wakeup.wait()
-        key = self._ready.popleft()
+        key = (self._ready or self._timed).popleft()
         self._dirty.discard(key)
         self._cancel_delay(key)
         self._processing.add(key)
@@ -109,7 +118,7 @@ class WorkQueue:
     def _fire(self, key: Key) -> None:
         self._due.pop(key, None)
         self._timers.pop(key, None)
-        self.add(key)
+        self._queue(key, self._timed)
 
     def _cancel_delay(self, key: Key) -> None:
         self._due.pop(key, None)
