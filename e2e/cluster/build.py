@@ -109,7 +109,7 @@ def pinned_replaces(gomod: str) -> dict[str, str]:
 
 def build_wrapper(label: str, requires: dict[str, str], replaces: dict[str, str],
                   imports: list[str], mains: dict[str, str], ldflags: str,
-                  godebug: str | None = None, tools: list[str] = ()) -> None:
+                  godebug: str | None = None, tools: list[str] = (), tidy: list[str] = ()) -> None:
     """Build `mains` (binary name -> main package) inside a generated wrapper module.
     `tools` lists main packages to keep in the module graph (a main package cannot be imported)."""
     with tempfile.TemporaryDirectory(prefix=f"remediator-{label}-") as tmpdir:
@@ -128,7 +128,7 @@ def build_wrapper(label: str, requires: dict[str, str], replaces: dict[str, str]
                 "package wrapper\n\nimport (\n" + "".join(f'\t_ "{i}"\n' for i in imports) + ")\n"
             )
         log(f"{label}: resolving modules")
-        run_go(["mod", "tidy"], wd)
+        run_go(["mod", "tidy", *tidy], wd)
         out = wd / "out"
         out.mkdir()
         log(f"{label}: compiling {', '.join(mains)} (this takes minutes on a cold cache)")
@@ -177,9 +177,11 @@ def build_flux(workdir: Path) -> None:
         gomod = module_gomod(module, ver, workdir)
         requires |= {module: ver, f"{module}/api": ver}
         replaces |= pinned_replaces(gomod)
-    # The wrapper has no source: the controllers' main packages are its tools.
+    replaces |= v.FLUX_PINS
+    # The wrapper has no source: the controllers' main packages are its tools. `tidy -e`: modules only their
+    # tests import (helmtestserver) are not served here and are not needed to build.
     build_wrapper("flux", requires, replaces, [], {n: f"github.com/fluxcd/{n}" for n in controllers},
-                  "-s -w", tools=[f"github.com/fluxcd/{n}" for n in controllers])
+                  "-s -w", tools=[f"github.com/fluxcd/{n}" for n in controllers], tidy=["-e"])
 
 
 def go_install(label: str, pkgs: dict[str, str], ldflags: str, workdir: Path) -> None:

@@ -15,6 +15,8 @@ KUBECONFORM = "v0.8.0"  # validates rendered manifests against schemas generated
 # Flux: the newest releases whose go directive is 1.26 (v1.10.x needs go 1.27)
 FLUX_SOURCE = "v1.9.6"
 FLUX_KUSTOMIZE = "v1.9.6"
+# Dependencies of those releases at versions the module proxy reachable here does not serve: the nearest served one.
+FLUX_PINS = {"github.com/fluxcd/pkg/artifact": "v0.18.0"}  # v0.18.3 asked for
 
 
 def cache_dir() -> Path:
