@@ -52,9 +52,12 @@ def flux(kubeconfig):
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:  # `-m flux` / `-m "not flux"` select the tests that need the real Flux controllers
+    """`-m flux` / `-m "not flux"` select the tests that need the real Flux controllers; they run last, so the
+    Flux build that e2e/run-tests starts in the background has the other tiers' time to finish."""
+    for item in items:
         if "flux" in getattr(item, "fixturenames", ()):
             item.add_marker("flux")
+    items.sort(key=lambda item: item.get_closest_marker("flux") is not None)  # stable: keeps the order within
 
 
 @pytest.fixture(scope="session")
