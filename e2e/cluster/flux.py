@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -52,19 +53,19 @@ def crd_dir(name: str) -> Path:
     """The CRDs of a Flux controller's module, copied into the cache once (next to its binary)."""
     ver = CONTROLLERS[name]
     dest = v.cache_dir() / "crds" / f"{name}-{ver}"
-    if not dest.is_dir():
-        with build.build_lock():
-            if not dest.is_dir():
-                info = json.loads(build.run_go(["mod", "download", "-json", f"github.com/fluxcd/{name}@{ver}"],
-                                               v.cache_dir()))
-                if info.get("Error"):
-                    raise cp.ClusterError(f"cannot download github.com/fluxcd/{name}@{ver}: {info['Error']}")
-                tmp = dest.with_name(dest.name + ".partial")
-                shutil.rmtree(tmp, ignore_errors=True)
-                shutil.copytree(Path(info["Dir"]) / "config" / "crd" / "bases", tmp)
-                for f in tmp.iterdir():
-                    f.chmod(0o644)
-                tmp.rename(dest)
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    info = json.loads(build.run_go(["mod", "download", "-json", f"github.com/fluxcd/{name}@{ver}"], dest.parent))
+    if info.get("Error"):
+        raise cp.ClusterError(f"cannot download github.com/fluxcd/{name}@{ver}: {info['Error']}")
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{name}-"))
+    for f in (Path(info["Dir"]) / "config" / "crd" / "bases").glob("*.yaml"):
+        shutil.copyfile(f, tmp / f.name)
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process copied them first
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -126,6 +127,7 @@ def up() -> dict:
             f"--health-addr=127.0.0.1:{ports['source-health']}"],
         "kustomize-controller": [
             str(v.binary_path("kustomize-controller")), *common,
+            "--requeue-dependency=5s",  # a Kustomization created before its source's first artifact: 5 s, not 30
             f"--metrics-addr=127.0.0.1:{ports['kustomize-metrics']}",
             f"--health-addr=127.0.0.1:{ports['kustomize-health']}"],
     }
