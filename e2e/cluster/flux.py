@@ -201,16 +201,35 @@ def install_crds() -> None:
                timeout=90)
 
 
+def started_here() -> list[int]:
+    """Processes running in this cluster's Flux state dir: ours, even if a crash lost their pid file."""
+    here, found = str(state_dir()), []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd") == here:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def stop() -> None:
     """Stop the Flux processes of this cluster (idempotent); the CRDs and objects stay."""
-    for name, pid in pids().items():
-        if alive(pid, name):
+    running = started_here()
+    for pid in running:
+        try:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while alive(pid, name) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if alive(pid, name):
-                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}/cwd").exists() for pid in running):
+        time.sleep(0.1)
+    for pid in started_here():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for name in PROCESSES:
         (state_dir() / f"{name}.pid").unlink(missing_ok=True)
 
 
