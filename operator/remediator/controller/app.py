@@ -17,7 +17,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, caches, handlers, heap, retention
+from . import anomalies, caches, gitops, handlers, heap, retention
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -80,6 +80,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     registry = kopf.OperatorRegistry()
     ticks = handlers.Ticks(ctx)
     handlers.register(registry, ctx, ticks)
+    pauses = gitops.follow(ctx)  # the GitOps owners our Remediations hold paused, from their watch
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     runner = await serve_http(ctx)
     # The loops kopf does not run for us follow its peering: they work on the active replica only.
@@ -92,6 +93,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     trimming = asyncio.create_task(heap.trim_periodically())
     sweeping = asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
                                                                 activity.served_namespaces))
+    holding = asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
+                                                            ctx.settings.gitops_sweep_seconds))
     try:
         await kopf.operator(
             registry=registry,
@@ -114,6 +117,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         trimming.cancel()
         caches.stop(ctx)
         sweeping.cancel()
+        holding.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

@@ -40,6 +40,7 @@ class Settings:
     metrics_port: int = 0  # 0: /metrics on webhook_port
     configmap_journal: bool = True  # watch ConfigMaps for the change journal (needs read rights on them)
     retention_sweep_seconds: float = 600.0  # between sweeps for ended Remediations past their retention
+    gitops_sweep_seconds: float = 10.0  # between checks of the GitOps owners our Remediations hold paused
 
 
 @dataclass

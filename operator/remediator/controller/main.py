@@ -86,6 +86,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "(any event on it ticks it at once)")
     parser.add_argument("--change-window", default=os.environ.get("REMEDIATOR_CHANGE_WINDOW", "1h"),
                         help="how far before a breach a change can be its probable cause (e.g. 1h, 30m)")
+    parser.add_argument("--gitops-sweep", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between checks of paused GitOps owners (resume when Git moves on or the "
+                             "lease ends)")
     parser.add_argument("--retention-sweep", type=float, default=600.0, metavar="SECONDS",
                         help="seconds between sweeps that delete ended Remediations past their policy's retention")
     parser.add_argument("--kubeconfig", default=None)
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         action_service_account=args.action_service_account,
         change_window=parse_duration(args.change_window),
         retention_sweep_seconds=args.retention_sweep,
+        gitops_sweep_seconds=args.gitops_sweep,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))
