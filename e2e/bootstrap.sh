@@ -40,14 +40,16 @@ python_env() {
 }
 
 control_plane_binaries() {
+  # $1: extras beside the control plane, comma-separated (helm,kubeconform,flux); each command asks for its own.
   command -v go >/dev/null || { echo "Go >= 1.26 is needed to build the control plane" >&2; exit 1; }
-  step "control-plane binaries (cached; a cold build takes a while)"
-  (cd "$REPO" && "$PY" -m e2e.cluster build)
+  step "control-plane binaries${1:+ with $1} (compiled once from Go modules, cached by version)"
+  (cd "$REPO" && "$PY" -m e2e.cluster build --with "${1:-}")
 }
 
 bootstrap() {
+  # $1: the extras this command needs (see control_plane_binaries); git serves Flux's test repositories.
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is needed" >&2; exit 1; }
-  apt_packages prometheus prometheus-alertmanager
+  apt_packages prometheus prometheus-alertmanager git
   python_env
-  control_plane_binaries
+  control_plane_binaries "${1:-}"
 }

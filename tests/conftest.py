@@ -35,6 +35,32 @@ def kubeconfig() -> str:
 
 
 @pytest.fixture(scope="session")
+def flux(kubeconfig):
+    """Flux's source-controller and kustomize-controller (and a Git server) on the local control plane, built on
+    first use and started once per session; a test that asks for them fails, with the reason, if they cannot be
+    had (never a silent skip). See tests/support/flux.py."""
+    from e2e.cluster import build, control_plane, flux as flux_cluster
+    from tests.support.flux import Flux
+
+    if os.environ.get("KUBECONFIG") != str(control_plane.kubeconfig_path()):
+        pytest.fail(f"the flux fixture runs Flux on the local control plane only; KUBECONFIG={kubeconfig}",
+                    pytrace=False)
+    try:
+        return Flux(flux_cluster.up())
+    except (build.BuildError, control_plane.ClusterError) as e:
+        pytest.fail(f"Flux could not be built or started: {e}", pytrace=False)
+
+
+def pytest_collection_modifyitems(items):
+    """`-m flux` / `-m "not flux"` select the tests that need the real Flux controllers; they run last, so the
+    Flux build that e2e/run-tests starts in the background has the other tiers' time to finish."""
+    for item in items:
+        if "flux" in getattr(item, "fixturenames", ()):
+            item.add_marker("flux")
+    items.sort(key=lambda item: item.get_closest_marker("flux") is not None)  # stable: keeps the order within
+
+
+@pytest.fixture(scope="session")
 def kube_api(kubeconfig):
     """A kubernetes.client.ApiClient for the test cluster, with admin rights."""
     from kubernetes import config
@@ -46,6 +72,15 @@ def kube_api(kubeconfig):
 def tool(kubeconfig):
     """Path of a CLI tool (kubectl, helm) matching the cluster: the built one, else the one on PATH."""
     def find(name: str) -> str:
+        from e2e.cluster import build, control_plane, versions
+
+        extra = next((e for e, names in versions.EXTRAS.items() if name in names), None)
+        if extra and build.missing([name]) and shutil.which(name) is None:
+            try:  # helm and kubeconform are built only for the commands that use them
+                build.build([extra])
+            except build.BuildError as e:
+                pytest.fail(f"{name} could not be built: {e}", pytrace=False)
+            control_plane.tools_dir()
         found = shutil.which(name)
         if not found:
             pytest.fail(f"{name} is not on PATH", pytrace=False)

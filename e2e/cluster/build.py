@@ -102,10 +102,16 @@ def go_binary_name(pkg: str) -> str:
     return parts[-2] if re.fullmatch(r"v\d+", parts[-1]) else parts[-1]
 
 
+def pinned_replaces(gomod: str) -> dict[str, str]:
+    """`replace X => X vN` lines of a go.mod (a module pinned to another published version)."""
+    return dict(re.findall(r"^\s*(?:replace\s+)?(\S+)\s+=>\s+\1\s+(v\S+)\s*$", gomod, re.M))
+
+
 def build_wrapper(label: str, requires: dict[str, str], replaces: dict[str, str],
                   imports: list[str], mains: dict[str, str], ldflags: str,
-                  godebug: str | None = None) -> None:
-    """Build `mains` (binary name -> main package) inside a generated wrapper module."""
+                  godebug: str | None = None, tools: list[str] = (), tidy: list[str] = ()) -> None:
+    """Build `mains` (binary name -> main package) inside a generated wrapper module.
+    `tools` lists main packages to keep in the module graph (a main package cannot be imported)."""
     with tempfile.TemporaryDirectory(prefix=f"remediator-{label}-") as tmpdir:
         wd = Path(tmpdir)
         lines = ["module local/wrapper", "", "go 1.26", ""]
@@ -113,13 +119,16 @@ def build_wrapper(label: str, requires: dict[str, str], replaces: dict[str, str]
             lines += [f"godebug {godebug}", ""]
         lines += ["require ("] + [f"\t{m} {ver}" for m, ver in requires.items()] + [")", ""]
         if replaces:
-            lines += ["replace ("] + [f"\t{m} => {m} {ver}" for m, ver in replaces.items()] + [")"]
+            lines += ["replace ("] + [f"\t{m} => {m} {ver}" for m, ver in replaces.items()] + [")", ""]
+        if tools:
+            lines += ["tool ("] + [f"\t{t}" for t in tools] + [")"]
         (wd / "go.mod").write_text("\n".join(lines) + "\n")
-        (wd / "tools.go").write_text(
-            "package wrapper\n\nimport (\n" + "".join(f'\t_ "{i}"\n' for i in imports) + ")\n"
-        )
+        if imports:
+            (wd / "tools.go").write_text(
+                "package wrapper\n\nimport (\n" + "".join(f'\t_ "{i}"\n' for i in imports) + ")\n"
+            )
         log(f"{label}: resolving modules")
-        run_go(["mod", "tidy"], wd)
+        run_go(["mod", "tidy", *tidy], wd)
         out = wd / "out"
         out.mkdir()
         log(f"{label}: compiling {', '.join(mains)} (this takes minutes on a cold cache)")
@@ -158,6 +167,23 @@ def build_etcd(workdir: Path) -> None:
                   {"etcd": "go.etcd.io/etcd/server/v3"}, "-s -w")
 
 
+def build_flux(workdir: Path) -> None:
+    """source-controller and kustomize-controller: each replaces its ./api module with its own tree and pins
+    a few dependencies; the wrapper requires the published api modules and copies those pins."""
+    controllers = {"source-controller": v.FLUX_SOURCE, "kustomize-controller": v.FLUX_KUSTOMIZE}
+    requires, replaces = {}, {}
+    for name, ver in controllers.items():
+        module = f"github.com/fluxcd/{name}"
+        gomod = module_gomod(module, ver, workdir)
+        requires |= {module: ver, f"{module}/api": ver}
+        replaces |= pinned_replaces(gomod)
+    replaces |= v.FLUX_PINS
+    # The wrapper has no source: the controllers' main packages are its tools. `tidy -e`: modules only their
+    # tests import (helmtestserver) are not served here and are not needed to build.
+    build_wrapper("flux", requires, replaces, [], {n: f"github.com/fluxcd/{n}" for n in controllers},
+                  "-s -w", tools=[f"github.com/fluxcd/{n}" for n in controllers], tidy=["-e"])
+
+
 def go_install(label: str, pkgs: dict[str, str], ldflags: str, workdir: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=f"remediator-{label}-") as gobin:
         env = go_env() | {"GOBIN": gobin, "GOFLAGS": "-buildvcs=false"}
@@ -188,10 +214,22 @@ def build_kubeconform(workdir: Path) -> None:
 GROUPS = [
     (["etcd"], build_etcd),
     (["kwok", "kwokctl"], build_kwok),
+    (["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"], build_kubernetes),
     (["helm"], build_helm),
     (["kubeconform"], build_kubeconform),
-    (["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"], build_kubernetes),
+    (["source-controller", "kustomize-controller"], build_flux),
 ]
+
+# Cold-cache seconds per group on this project's 2-core machines (measured; see the README), used for the
+# estimate printed before compiling when no build on this machine has recorded its own time yet.
+COLD_SECONDS = {
+    "etcd": 240,
+    "kwok+kwokctl": 330,
+    "kube-apiserver+kube-controller-manager+kube-scheduler+kubectl": 420,
+    "helm": 200,
+    "kubeconform": 10,
+    "source-controller+kustomize-controller": 900,
+}
 
 
 @contextlib.contextmanager
@@ -202,24 +240,44 @@ def build_lock():
         yield
 
 
-def build() -> dict[str, float]:
-    """Build whatever is not cached yet; returns seconds spent per group."""
+def needed(extras: list[str] = ()) -> list[str]:
+    """The binaries a command needs: the control plane plus the named extras (keys of versions.EXTRAS)."""
+    unknown = sorted(set(extras) - set(v.EXTRAS))
+    if unknown:
+        raise BuildError(f"unknown extra {', '.join(unknown)}: choose from {', '.join(v.EXTRAS)}")
+    return v.CONTROL_PLANE + [n for e in extras for n in v.EXTRAS[e]]
+
+
+def estimate(key: str) -> float:
+    path = build_times_file()
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    return known.get(key, COLD_SECONDS.get(key, 300))
+
+
+def build(extras: list[str] = ()) -> dict[str, float]:
+    """Build what the control plane and the named extras need and is not cached yet; returns seconds per group."""
+    want = set(needed(extras))
     timings: dict[str, float] = {}
     started = time.monotonic()
     with build_lock():
-        todo = [(names, fn) for names, fn in GROUPS if missing(names)]
+        todo = [(names, fn) for names, fn in GROUPS if set(names) & want and missing(names)]
         if not todo:
-            log(f"all binaries cached in {v.bin_dir()}")
+            log(f"cached in {v.bin_dir()}: " + ", ".join(f"{n} {v.BINARIES[n]}" for n in sorted(want)))
             return timings
         check_go()
+        total = sum(estimate("+".join(names)) for names, _ in todo)
+        log("to compile (once; cached by version in " + str(v.bin_dir()) + "): "
+            + "; ".join(f"{'+'.join(n)} {v.BINARIES[n[0]]}" for n, _ in todo)
+            + f" -- about {total / 60:.0f} min on 2 cores")
         with tempfile.TemporaryDirectory(prefix="remediator-go-") as wd:
             for names, fn in todo:
+                key = "+".join(names)
+                log(f"building {', '.join(names)} {v.BINARIES[names[0]]} (about {estimate(key) / 60:.0f} min)")
                 t0 = time.monotonic()
                 fn(Path(wd))
-                timings["+".join(names)] = time.monotonic() - t0
-                log(f"built {', '.join(names)} in {timings['+'.join(names)]:.0f}s "
-                    f"(total {time.monotonic() - started:.0f}s)")
-        record_build_times(timings)
+                timings[key] = time.monotonic() - t0
+                log(f"built {', '.join(names)} in {timings[key]:.0f}s (total {time.monotonic() - started:.0f}s)")
+                record_build_times({key: timings[key]})
     return timings
 
 
@@ -232,12 +290,13 @@ def record_build_times(timings: dict[str, float]) -> None:
     path = build_times_file()
     known = json.loads(path.read_text()) if path.is_file() else {}
     known.update({k: round(t, 1) for k, t in timings.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(known, indent=2, sort_keys=True))
 
 
-def ensure_built() -> None:
-    if missing(list(v.BINARIES)):
-        build()
+def ensure_built(extras: list[str] = ()) -> None:
+    if missing(needed(extras)):
+        build(extras)
 
 
 if __name__ == "__main__":  # pragma: no cover

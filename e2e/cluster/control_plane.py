@@ -52,6 +52,9 @@ def tools_dir() -> Path:
     for name in v.BINARIES:
         link = d / name
         target = v.binary_path(name)
+        if not target.is_file():  # an extra this machine has not built: no dangling name on PATH
+            link.unlink(missing_ok=True)
+            continue
         if not link.is_symlink() or os.readlink(link) != str(target):
             link.unlink(missing_ok=True)
             link.symlink_to(target)
@@ -206,6 +209,9 @@ def down() -> None:
     if not cluster_dir().exists():
         log(f"no cluster {CLUSTER!r}: nothing to do")
         return
+    from . import flux  # its processes live beside the control plane's
+
+    flux.stop()
     kwokctl = v.binary_path("kwokctl")
     if kwokctl.is_file():
         run([str(kwokctl), "delete", "cluster", "--name", CLUSTER], check=False, timeout=120)
@@ -220,7 +226,7 @@ def status() -> dict:
         "exists": cluster_dir().exists(),
         "kubeconfig": str(kubeconfig_path()),
         "apiserverReady": apiserver_ready(),
-        "binariesCached": all(v.binary_path(n).is_file() for n in v.BINARIES),
+        "binariesCached": {n: v.binary_path(n).is_file() for n in v.BINARIES},
     }
     info["readyNodes"] = ready_nodes() if info["apiserverReady"] else 0
     return info

@@ -12,6 +12,11 @@ ETCD = "v3.6.4"  # what k8s.io/kubernetes v1.34.4's go.mod requires
 KWOK = "v0.8.0"
 HELM = "v3.21.4"
 KUBECONFORM = "v0.8.0"  # validates rendered manifests against schemas generated from the apiserver
+# Flux: the newest releases whose go directive is 1.26 (v1.10.x needs go 1.27)
+FLUX_SOURCE = "v1.9.6"
+FLUX_KUSTOMIZE = "v1.9.6"
+# Dependencies of those releases at versions the module proxy reachable here does not serve: the nearest served one.
+FLUX_PINS = {"github.com/fluxcd/pkg/artifact": "v0.18.0"}  # v0.18.3 asked for
 
 
 def cache_dir() -> Path:
@@ -34,6 +39,16 @@ BINARIES = {
     "kwokctl": KWOK,
     "helm": HELM,
     "kubeconform": KUBECONFORM,
+    "source-controller": FLUX_SOURCE,
+    "kustomize-controller": FLUX_KUSTOMIZE,
+}
+
+# What each use needs: the control plane always; the rest only when a command asks for it.
+CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "kwokctl"]
+EXTRAS = {
+    "helm": ["helm"],
+    "kubeconform": ["kubeconform"],
+    "flux": ["source-controller", "kustomize-controller"],
 }
 
 

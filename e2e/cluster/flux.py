@@ -1,0 +1,207 @@
+"""Flux on the local control plane: source-controller, kustomize-controller and a loopback Git server.
+
+Started only when asked (`python -m e2e.cluster up --with flux`, REMEDIATOR_WITH=flux, or the pytest fixture
+`flux`), as processes beside the control plane, like kube-controller-manager: the cluster's admin kubeconfig,
+leader election off, every port (artifact storage, metrics, health, Git) a free one on 127.0.0.1 picked at
+start and kept in the cluster's state dir, so several clusters run side by side. Their CRDs come from the same
+modules' `config/crd/bases`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from . import build
+from . import control_plane as cp
+from . import gitserver
+from . import versions as v
+
+NAMESPACE = "flux-system"
+CONTROLLERS = {"source-controller": v.FLUX_SOURCE, "kustomize-controller": v.FLUX_KUSTOMIZE}
+PROCESSES = ("git-server", *CONTROLLERS)
+
+
+def log(msg: str) -> None:
+    print(f"[flux] {msg}", flush=True)
+
+
+def state_dir() -> Path:
+    return cp.cluster_dir() / "flux"
+
+
+def git_root() -> Path:
+    return state_dir() / "git"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def crd_dir(name: str) -> Path:
+    """The CRDs of a Flux controller's module, copied into the cache once (next to its binary)."""
+    ver = CONTROLLERS[name]
+    dest = v.cache_dir() / "crds" / f"{name}-{ver}"
+    if not dest.is_dir():
+        with build.build_lock():
+            if not dest.is_dir():
+                info = json.loads(build.run_go(["mod", "download", "-json", f"github.com/fluxcd/{name}@{ver}"],
+                                               v.cache_dir()))
+                if info.get("Error"):
+                    raise cp.ClusterError(f"cannot download github.com/fluxcd/{name}@{ver}: {info['Error']}")
+                tmp = dest.with_name(dest.name + ".partial")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(Path(info["Dir"]) / "config" / "crd" / "bases", tmp)
+                for f in tmp.iterdir():
+                    f.chmod(0o644)
+                tmp.rename(dest)
+    return dest
+
+
+def alive(pid: int, name: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return name.encode() in cmdline  # a reused pid runs something else
+
+
+def pids() -> dict[str, int]:
+    out = {}
+    for name in PROCESSES:
+        try:
+            out[name] = int((state_dir() / f"{name}.pid").read_text())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def info() -> dict:
+    """What a test needs: ports, the Git server's URL and root, versions; {} when Flux is not running."""
+    path = state_dir() / "flux.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    running = pids()
+    data["running"] = all(alive(running.get(n, -1), n) for n in PROCESSES)
+    return data
+
+
+def up() -> dict:
+    """Start Flux on the running cluster, or reuse the running one; returns `info()`."""
+    build.ensure_built(["flux"])
+    current = info()
+    if current.get("running") and healthy(current):
+        log(f"reusing Flux on cluster {cp.CLUSTER!r}: git {current['gitURL']}")
+        return current
+    stop()
+    started = time.monotonic()
+    install_crds()
+    cp.kubectl("create", "namespace", NAMESPACE, check=False)
+    ports = {k: free_port() for k in ("git", "storage", "source-metrics", "source-health",
+                                      "kustomize-metrics", "kustomize-health")}
+    state_dir().mkdir(parents=True, exist_ok=True)
+    git_root().mkdir(parents=True, exist_ok=True)
+    storage = state_dir() / "storage"
+    storage.mkdir(exist_ok=True)
+    common = ["--enable-leader-election=false", "--log-level=info", "--log-encoding=console"]
+    commands = {
+        "git-server": [sys.executable, "-m", "e2e.cluster.gitserver", "--root", str(git_root()),
+                       "--port", str(ports["git"])],
+        "source-controller": [
+            str(v.binary_path("source-controller")), *common,
+            f"--storage-path={storage}", f"--storage-addr=127.0.0.1:{ports['storage']}",
+            f"--storage-adv-addr=127.0.0.1:{ports['storage']}",
+            f"--metrics-addr=127.0.0.1:{ports['source-metrics']}",
+            f"--health-addr=127.0.0.1:{ports['source-health']}"],
+        "kustomize-controller": [
+            str(v.binary_path("kustomize-controller")), *common,
+            f"--metrics-addr=127.0.0.1:{ports['kustomize-metrics']}",
+            f"--health-addr=127.0.0.1:{ports['kustomize-health']}"],
+    }
+    env = dict(os.environ, KUBECONFIG=str(cp.kubeconfig_path()), RUNTIME_NAMESPACE=NAMESPACE,
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    logs = state_dir() / "logs"
+    logs.mkdir(exist_ok=True)
+    for name, argv in commands.items():
+        with open(logs / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=state_dir())
+        (state_dir() / f"{name}.pid").write_text(str(proc.pid))
+    data = {"versions": {**CONTROLLERS}, "ports": ports, "gitURL": f"http://127.0.0.1:{ports['git']}",
+            "gitRoot": str(git_root()), "logs": str(logs), "namespace": NAMESPACE}
+    (state_dir() / "flux.json").write_text(json.dumps(data, indent=2))
+    deadline = time.monotonic() + 60
+    while not healthy(data):
+        dead = [n for n, pid in pids().items() if not alive(pid, n)]
+        if dead or time.monotonic() > deadline:
+            why = f"{', '.join(dead)} exited" if dead else "not healthy within 60s"
+            tails = "\n".join(f"--- {n}.log\n" + tail(logs / f"{n}.log") for n in (dead or PROCESSES))
+            stop()
+            raise cp.ClusterError(f"Flux did not start on cluster {cp.CLUSTER!r}: {why}\n{tails}")
+        time.sleep(0.3)
+    log(f"source-controller {v.FLUX_SOURCE}, kustomize-controller {v.FLUX_KUSTOMIZE} running on cluster "
+        f"{cp.CLUSTER!r} in {time.monotonic() - started:.1f}s; git {data['gitURL']} (repos in {git_root()})")
+    return info()
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def healthy(data: dict) -> bool:
+    ports = data["ports"]
+    urls = [f"http://127.0.0.1:{ports['source-health']}/readyz", f"http://127.0.0.1:{ports['kustomize-health']}/readyz",
+            f"{data['gitURL']}/"]
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:
+            if not url.startswith(data["gitURL"]) or e.code >= 500:  # the Git server answers / with a 404
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def install_crds() -> None:
+    for name in CONTROLLERS:
+        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir(name)), timeout=120)
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+               "crd/gitrepositories.source.toolkit.fluxcd.io", "crd/kustomizations.kustomize.toolkit.fluxcd.io",
+               timeout=90)
+
+
+def stop() -> None:
+    """Stop the Flux processes of this cluster (idempotent); the CRDs and objects stay."""
+    for name, pid in pids().items():
+        if alive(pid, name):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while alive(pid, name) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if alive(pid, name):
+                os.kill(pid, signal.SIGKILL)
+        (state_dir() / f"{name}.pid").unlink(missing_ok=True)
+
+
+def create_repo(name: str) -> gitserver.Repo:
+    """A new repository on the running Flux's Git server; `repo.url` goes into a GitRepository's spec.url."""
+    data = info()
+    if not data.get("running"):
+        raise cp.ClusterError("Flux is not running: start it with `python -m e2e.cluster up --with flux`")
+    return gitserver.create_repo(Path(data["gitRoot"]), data["gitURL"], name)
