@@ -225,3 +225,32 @@ def test_a_pause_raises_the_risk_score_and_says_why():
     after = gitops.raised(before, FLUX)
     assert after.score == 35 and any("pauses Flux Kustomization flux-system/apps" in r for r in after.reasons)
     assert after.reasons[-1].startswith("score 35 ->")
+
+
+FLUX_LABELS = ("--target-label", "kustomize.toolkit.fluxcd.io/name=apps",
+               "--target-label", "kustomize.toolkit.fluxcd.io/namespace=flux-system")
+
+
+def test_simulate_names_the_flux_owner_and_escalates_under_the_default_refuse(tmp_path, capsys):
+    from tests.unit.test_simulate import DEFAULT_POLICY, NOW, RUNBOOKS, alert, payload
+    from remediator.cli import main
+
+    body = tmp_path / "alert.json"
+    body.write_text(json.dumps(payload(alert(alertname="HighLatency", deployment="api"))))
+    assert main(["simulate", "--alert", str(body), "--now", NOW, "--output", "json", "--runbooks", RUNBOOKS,
+                 "--policy", DEFAULT_POLICY, "--replicas", "3", *FLUX_LABELS]) == 0
+    sim = json.loads(capsys.readouterr().out)["alerts"][0]
+    assert sim["gitops"] == "Flux Kustomization flux-system/apps, mode refuse"
+    assert sim["phase"] == "Escalated" and "Flux Kustomization flux-system/apps" in sim["phaseReason"]
+
+
+def test_the_approval_message_shows_the_owner_and_the_pause(tmp_path):
+    from remediator.api.models import GitopsState, RemediationStatus
+    from remediator.approvals.messages import request_blocks
+    from tests.unit.test_core_engine import SPEC
+
+    status = RemediationStatus(gitops=GitopsState(tool="flux", kind="Kustomization", namespace="flux-system",
+                                                  name="apps", mode="suspend", revision="main@sha1:bad"))
+    text = "\n".join(b["text"]["text"] for b in request_blocks("shop", "r1", SPEC, status) if b.get("text"))
+    assert "*GitOps owner:* Flux Kustomization flux-system/apps, mode suspend, Git revision main@sha1:bad: paused " \
+           "while the step acts" in text

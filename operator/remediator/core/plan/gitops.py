@@ -312,3 +312,29 @@ def raised(assessment: Any, owner: Owner, points: int = PAUSE_RISK) -> Any:
     reasons += [format_contribution(points, f"pauses {owner.display()} while acting"),
                 f"score {score} -> {level} (band {band_text(level)})"]
     return assessment.model_copy(update={"score": score, "level": level, "reasons": reasons})
+
+
+def offline(labels: Mapping[str, str], annotations: Mapping[str, str], policy: Any, step: Any = None) -> Facts | None:
+    """The owner as `simulate` sees it: from the target labels given, its state unread (assumed present and not
+    paused), the mode the policy (a GitopsPolicy or None) gives it."""
+    from remediator.core.durations import parse_duration
+
+    owner = owner_of(labels, annotations, getattr(policy, "argocd_instance_label", None),
+                     getattr(policy, "argocd_namespace", "argocd"))
+    if owner is None:
+        return None
+    mode, why = mode_for(owner, policy, step)
+    return Facts(OwnerState(owner), mode, why, parse_duration(getattr(policy, "lease", "1h")))
+
+
+def summary(state: Any) -> str:
+    """One line on a Remediation's owner (a GitopsState), for `simulate` and messages."""
+    if state is None:
+        return ""
+    tool = "Flux" if state.tool == "flux" else "Argo CD"
+    text = f"{tool} {state.kind} {state.namespace}/{state.name}, mode {state.mode}"
+    if state.revision:
+        text += f", Git revision {state.revision}"
+    if state.mode == "suspend":
+        text += ": paused while the step acts, until Git moves on or the lease ends"
+    return text
