@@ -14,7 +14,7 @@ from tests.support import argocd
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NO_APPROVALS = {"approval": {"rules": [{"level": lvl, "approvers": 0} for lvl in ("low", "medium", "high", "critical")]}}
 RUNBOOK = {

@@ -622,9 +622,10 @@ def paused(status: RemediationStatus, effect: Act, done: Acted) -> RemediationSt
         return status
     update: dict = {}
     if done.paused_at is not None and effect.pause is not None and not owner.suspended_at:
-        update |= {"suspended_at": ts(done.paused_at), "until": ts(done.paused_at + effect.pause.lease)}
-        status = state.note(status, "GitOpsPaused", f"paused {effect.pause.owner.display()} until "
-                            f"{ts(done.paused_at + effect.pause.lease)}", done.paused_at)
+        until = gitops.stamp(done.paused_at + effect.pause.lease)  # as the owner's annotation says it
+        update |= {"suspended_at": gitops.stamp(done.paused_at), "until": until}
+        status = state.note(status, "GitOpsPaused", f"paused {effect.pause.owner.display()} until {until}",
+                            done.paused_at)
     if done.done and done.changes and owner.mode != "refuse" and not owner.desired_state:
         target = f"{status.target_display}"
         declared, revert = gitops.desired_state(owner.revision, owner.source or f"{owner.kind} {owner.namespace}/"
