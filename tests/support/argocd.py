@@ -50,7 +50,10 @@ def application(name: str, namespace: str, automated: dict | None, revision: str
                                                            "namespace": namespace},
                      "source": {"repoURL": "https://git.example/web.git", "path": "app", "targetRevision": "main"},
                      "syncPolicy": sync},
-            "status": {"sync": {"status": "Synced", "revision": revision}}}
+            "status": {"sync": {"status": "Synced", "revision": revision},
+                       # what the Argo CD controller records it applied: the operator checks the target is there
+                       "resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": namespace,
+                                      "name": name}]}}
 
 
 def application_set(name: str, namespace: str) -> dict:

@@ -254,3 +254,23 @@ def test_the_approval_message_shows_the_owner_and_the_pause(tmp_path):
     text = "\n".join(b["text"]["text"] for b in request_blocks("shop", "r1", SPEC, status) if b.get("text"))
     assert "*GitOps owner:* Flux Kustomization flux-system/apps, mode suspend, Git revision main@sha1:bad: paused " \
            "while the step acts" in text
+
+
+TARGET = ("Deployment", "shop", "web")
+
+
+def test_a_flux_owner_whose_inventory_does_not_list_the_target_is_not_paused():
+    body = kustomization()
+    body["status"]["inventory"] = {"entries": [{"id": "other_web_apps_Deployment", "v": "v1"}]}
+    verdict = gitops.decide(gitops.read_owner(FLUX, body, repo(), TARGET), "suspend", "p", KEY)
+    assert not verdict.allowed and "inventory does not list it" in verdict.reason
+    body["status"]["inventory"]["entries"].append({"id": "shop_web_apps_Deployment", "v": "v1"})
+    assert gitops.decide(gitops.read_owner(FLUX, body, repo(), TARGET), "suspend", "p", KEY).suspend
+
+
+def test_an_argocd_owner_whose_resources_do_not_list_the_target_is_not_paused():
+    body = application({"selfHeal": True})
+    body["status"]["resources"] = [{"kind": "Deployment", "namespace": "shop", "name": "api"}]
+    assert not gitops.decide(gitops.read_owner(ARGO, body, None, TARGET), "suspend", "p", KEY).allowed
+    body["status"]["resources"].append({"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "web"})
+    assert gitops.decide(gitops.read_owner(ARGO, body, None, TARGET), "suspend", "p", KEY).suspend

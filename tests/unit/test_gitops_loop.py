@@ -43,14 +43,15 @@ class OwnedStore(FakeStore):
         self.owner = {"metadata": {"name": "apps", "namespace": "flux-system", "resourceVersion": "1",
                                    "annotations": {}},
                       "spec": {"suspend": False, "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-                      "status": {"lastAppliedRevision": "main@sha1:bad"}}
+                      "status": {"lastAppliedRevision": "main@sha1:bad", "inventory": {"entries": [
+                          {"id": "shop_web_apps_Deployment", "v": "v1"}]}}}
         self.source = {"status": {"artifact": {"revision": "main@sha1:bad"}}}
         self.owner_patches: list[dict] = []
         self.mode = mode
 
     def step_facts(self, name, spec, status, runbook, policy, now) -> StepFacts:
         self.reads["step_facts"] += 1
-        state = gitops.read_owner(OWNER, self.owner, self.source)
+        state = gitops.read_owner(OWNER, self.owner, self.source, ("Deployment", "shop", "web"))
         mode, why = gitops.mode_for(OWNER, policy.gitops, None)
         return StepFacts(ALLOW.guards, gitops=gitops.Facts(state, mode, why, timedelta(minutes=30)))
 
@@ -140,4 +141,12 @@ def test_an_owner_someone_else_suspended_is_not_taken_over(owned, monkeypatch):
     store.owner["spec"]["suspend"] = True
     tick(loop_on(store, monkeypatch))
     assert store.status.phase == "Escalated" and "paused by someone else" in store.status.reason
+    assert store.calls == [] and store.owner_patches == []
+
+
+def test_a_target_whose_labels_name_an_owner_that_does_not_list_it_is_not_paused(owned, monkeypatch):
+    store = owned("suspend")
+    store.owner["status"]["inventory"]["entries"] = [{"id": "team-b_api_apps_Deployment", "v": "v1"}]
+    tick(loop_on(store, monkeypatch))
+    assert store.status.phase == "Escalated" and "inventory does not list it" in store.status.reason
     assert store.calls == [] and store.owner_patches == []

@@ -69,19 +69,20 @@ def source_of(api, owner: gitops.Owner, body: dict | None) -> dict | None:
     return get(api, gitops.SOURCES, ref["kind"], ref.get("namespace") or owner.namespace, ref["name"])
 
 
-def owner_state(api, owner: gitops.Owner) -> tuple[gitops.OwnerState, dict | None]:
+def owner_state(api, owner: gitops.Owner, target: tuple[str, str, str] | None = None
+                ) -> tuple[gitops.OwnerState, dict | None]:
     body = get(api, gitops.KINDS, owner.kind, owner.namespace, owner.name)
-    return gitops.read_owner(owner, body, source_of(api, owner, body)), body
+    return gitops.read_owner(owner, body, source_of(api, owner, body), target), body
 
 
 def read(ctx: OperatorContext, labels: dict, annotations: dict, step: Step | None,
-         policy: RemediationPolicySpec | None) -> gitops.Facts | None:
+         policy: RemediationPolicySpec | None, target: tuple[str, str, str] | None = None) -> gitops.Facts | None:
     """The target's owner and the mode that applies to it; None (and no read) for a target no reconciler marks."""
     settings = policy.gitops if policy else GitopsPolicy()
     owner = gitops.owner_of(labels, annotations, settings.argocd_instance_label, settings.argocd_namespace)
     if owner is None:
         return None
-    found, _ = owner_state(ctx.api, owner)
+    found, _ = owner_state(ctx.api, owner, target)
     mode, why = gitops.mode_for(owner, policy.gitops if policy else None, step.gitops if step else None)
     return gitops.Facts(found, mode, why, parse_duration(settings.lease))
 
@@ -90,7 +91,7 @@ def pause(ctx: OperatorContext, order: gitops.Pause, now: datetime) -> datetime:
     """Pause the owner under the order's key; when it is paused under that key already (a replay after a crash),
     when that pause began. Raises ActionError when it cannot be paused safely (the reason names why)."""
     for _ in range(CONFLICT_TRIES):
-        found, body = owner_state(ctx.api, order.owner)
+        found, body = owner_state(ctx.api, order.owner, order.target)
         if found.paused_by == order.key:
             stamp = ((body or {}).get("metadata", {}).get("annotations") or {}).get(gitops.PAUSED_AT)
             return parse_time(stamp) if stamp else now

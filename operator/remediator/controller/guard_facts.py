@@ -139,7 +139,8 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
         if not decision.allowed and decision.guard in TENANT_LIMITS:
             metrics.REFUSALS.labels(TENANT_LIMITS[decision.guard]).inc()
-    owner = gitops.read(ctx, got["target"].labels, got["target"].annotations, step, policy)  # marked targets only
+    owner = gitops.read(ctx, got["target"].labels, got["target"].annotations, step, policy,  # marked targets only
+                        (target.kind, target.namespace or "", target.name))
     return StepFacts(observed.verdict, observed.risk_input, tuple(changes), owner)
 
 

@@ -481,7 +481,8 @@ def pause_for(name: str, spec: RemediationSpec, status: RemediationStatus, index
     step = status.plan[index]
     return gitops.Pause(gitops.Owner(owner.tool, owner.kind, owner.namespace, owner.name),
                         pause_key(spec, name), f"step {step.name!r} ({step.action}) of remediation "
-                        f"{pause_key(spec, name)}", lease)
+                        f"{pause_key(spec, name)}", lease,
+                        (spec.target.kind, spec.target.namespace or "", spec.target.name))
 
 
 def step_timeout(status: RemediationStatus, index: int, facts: Facts) -> timedelta:

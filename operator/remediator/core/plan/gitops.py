@@ -88,10 +88,13 @@ class OwnerState:
     original_automated: Mapping[str, Any] | None = None  # Argo CD: kept by our pause
     paused_revision: str | None = None
     trap: str | None = None  # a parent that would undo a pause, named
+    lists_target: bool | None = None  # the owner's inventory names the target (None: not checked)
     resumed_unfixed: str | None = None  # the revision a lease-end resume left in place
 
 
-def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str, Any] | None = None) -> OwnerState:
+def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str, Any] | None = None,
+               target: tuple[str, str, str] | None = None) -> OwnerState:
+    """`target` (kind, namespace, name): check that the owner really applies it; a label is only a claim."""
     if not body:
         return OwnerState(owner, exists=False)
     meta = body.get("metadata") or {}
@@ -99,7 +102,8 @@ def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str
     spec, status = body.get("spec") or {}, body.get("status") or {}
     paused_by = annotations.get(PAUSED_BY)
     common = dict(paused_by=paused_by, paused_revision=annotations.get(PAUSED_REVISION),
-                  resumed_unfixed=annotations.get(RESUMED_UNFIXED))
+                  resumed_unfixed=annotations.get(RESUMED_UNFIXED),
+                  lists_target=None if target is None else lists(owner, status, target))
     if owner.tool == "flux":
         ref = spec.get("sourceRef") or {}
         source_name = f"{ref.get('kind', '')} {ref.get('namespace') or owner.namespace}/{ref.get('name', '')}" \
@@ -118,6 +122,17 @@ def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str
         source_revision=sync.get("revision"), automated=automated, original_automated=original,
         paused_elsewhere="automated sync is off already" if manual and not paused_by else None,
         trap=argocd_parent_trap(owner, meta), **common)
+
+
+def lists(owner: Owner, status: Mapping[str, Any], target: tuple[str, str, str]) -> bool:
+    """The owner's own record of what it applied names the target: Flux `status.inventory.entries[].id`
+    ("<namespace>_<name>_<group>_<kind>"), Argo CD `status.resources[]`."""
+    kind, namespace, name = target
+    if owner.tool == "flux":
+        ids = {e.get("id", "") for e in (status.get("inventory") or {}).get("entries") or []}
+        return any(i.startswith(f"{namespace}_{name}_") and i.endswith(f"_{kind}") for i in ids)
+    return any(r.get("kind") == kind and r.get("name") == name and r.get("namespace", namespace) == namespace
+               for r in status.get("resources") or [])
 
 
 def flux_parent_trap(owner: Owner, meta: Mapping[str, Any]) -> str | None:
@@ -187,6 +202,9 @@ def decide(state: OwnerState, mode: str, why: str, key: str) -> Verdict:
         return Verdict(mode, False, f"{who} was resumed when an earlier pause's lease ran out with Git still at "
                                     f"revision {state.resumed_unfixed}: the same incident is back; not pausing "
                                     "again (no fight with Git): revert the change in Git")
+    if state.lists_target is False:
+        return Verdict(mode, False, f"the target's labels name {who}, whose inventory does not list it: a label "
+                                    "is not proof of ownership, not pausing another app's reconciler")
     if state.trap:
         return Verdict(mode, False, f"{who} cannot be paused safely: {state.trap}")
     if state.paused_by and state.paused_by != key:
@@ -297,6 +315,7 @@ class Pause:
     key: str
     why: str
     lease: timedelta
+    target: tuple[str, str, str] | None = None  # kind, namespace, name: the owner must list it
 
 
 PAUSE_RISK = 15  # a paused reconciler is a change to the cluster's control loop: people should see it
