@@ -150,3 +150,17 @@ def test_a_target_whose_labels_name_an_owner_that_does_not_list_it_is_not_paused
     tick(loop_on(store, monkeypatch))
     assert store.status.phase == "Escalated" and "inventory does not list it" in store.status.reason
     assert store.calls == [] and store.owner_patches == []
+
+
+def test_the_sweep_resumes_the_pause_of_a_deleted_remediation_from_the_watch_and_forgets_it(owned, monkeypatch):
+    store = owned("suspend")
+    tick(loop_on(store, monkeypatch))
+    assert store.owner["spec"]["suspend"] is True
+    pauses = gitops_ctl.Pauses()
+    ctx = SimpleNamespace(api=None, serves=lambda ns: True)
+    pauses.heard("", store.object)  # listed: a held pause
+    assert gitops_ctl.sweep(ctx, pauses, store.clock) == [], "verifying: the pause protects the step"
+    pauses.heard("DELETED", store.object)
+    assert gitops_ctl.sweep(ctx, pauses, store.clock) == ["its Remediation was deleted"]
+    assert "suspend" not in store.owner["spec"] and gitops.PAUSED_BY not in store.owner["metadata"]["annotations"]
+    assert pauses.items() == []

@@ -130,6 +130,9 @@ def resume(ctx: OperatorContext, owner: gitops.Owner, key: str, unfixed: bool) -
     return False
 
 
+DELETED = "_deleted"
+
+
 class Pauses:
     """The Remediations that hold a pause not yet resumed, fed by the Remediations' watch."""
 
@@ -142,10 +145,15 @@ class Pauses:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         held = status.get("gitops") or {}
         with self.lock:
-            if kind != "DELETED" and held.get("suspendedAt") and not held.get("resumedAt"):
-                self.held[key] = body
+            if held.get("suspendedAt") and not held.get("resumedAt"):
+                # a deleted Remediation's pause is still on the owner: the sweep resumes it, then forgets it
+                self.held[key] = {**body, DELETED: True} if kind == "DELETED" else body
             else:
                 self.held.pop(key, None)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self.lock:
+            self.held.pop((namespace, name), None)
 
     def items(self) -> list[dict]:
         with self.lock:
@@ -159,10 +167,13 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
     held = status.gitops
     if held is None or not held.suspended_at or held.resumed_at:
         return None
-    if status.phase not in TERMINAL_PHASES:
+    if status.phase not in TERMINAL_PHASES and not body.get(DELETED):
         return None  # still acting or verifying: the pause protects that
     owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
     key = f"{meta['namespace']}/{meta['name']}"
+    if body.get(DELETED):  # nobody is left to keep the fix: resume, say so in the log
+        resume(ctx, owner, key, unfixed=False)
+        return "its Remediation was deleted"
     found, _ = owner_state(ctx.api, owner)
     verdict = gitops.hold(found, key, parse_time(held.until) if held.until else None, now, status.phase)
     if not verdict.resume:
@@ -213,6 +224,8 @@ def sweep(ctx: OperatorContext, pauses: Pauses, now: datetime | None = None) -> 
             continue
         if why:
             out.append(why)
+            if body.get(DELETED):
+                pauses.forget(body["metadata"].get("namespace", ""), body["metadata"].get("name", ""))
     return out
 
 
