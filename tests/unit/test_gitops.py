@@ -274,3 +274,10 @@ def test_an_argocd_owner_whose_resources_do_not_list_the_target_is_not_paused():
     assert not gitops.decide(gitops.read_owner(ARGO, body, None, TARGET), "suspend", "p", KEY).allowed
     body["status"]["resources"].append({"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "web"})
     assert gitops.decide(gitops.read_owner(ARGO, body, None, TARGET), "suspend", "p", KEY).suspend
+
+
+def test_a_hand_edited_kept_sync_policy_does_not_break_reading_the_owner():
+    body = application(None, annotations={gitops.PAUSED_BY: KEY, gitops.ORIGINAL_SYNC: "{not json"})
+    state = gitops.read_owner(ARGO, body)
+    assert state.original_automated is None
+    assert gitops.resume_patch(state, KEY, unfixed=False)["spec"] == {"syncPolicy": {"automated": {}}}

@@ -115,7 +115,7 @@ def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str
             trap=flux_parent_trap(owner, meta), **common)
     sync = status.get("sync") or {}
     automated = (spec.get("syncPolicy") or {}).get("automated")
-    original = json.loads(annotations[ORIGINAL_SYNC]) if annotations.get(ORIGINAL_SYNC) else None
+    original = kept_sync(annotations.get(ORIGINAL_SYNC))
     manual = automated is None or automated.get("enabled") is False
     return OwnerState(
         owner, revision=sync.get("revision"), source=(spec.get("source") or {}).get("repoURL", ""),
@@ -133,6 +133,16 @@ def lists(owner: Owner, status: Mapping[str, Any], target: tuple[str, str, str])
         return any(i.startswith(f"{namespace}_{name}_") and i.endswith(f"_{kind}") for i in ids)
     return any(r.get("kind") == kind and r.get("name") == name and r.get("namespace", namespace) == namespace
                for r in status.get("resources") or [])
+
+
+def kept_sync(text: str | None) -> Mapping[str, Any] | None:
+    """The automated sync policy our pause kept; None when absent or not an object (hand-edited): the resume
+    then restores automated sync with Argo CD's defaults rather than failing every sweep."""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def flux_parent_trap(owner: Owner, meta: Mapping[str, Any]) -> str | None:
