@@ -91,7 +91,8 @@ def test_with_ignore_flux_reverts_the_operators_rollback_within_its_interval(flu
     assert time.monotonic() - rolled_back <= 1.5 * INTERVAL + 5
     status = cluster.remediation(name)["status"]
     assert status["gitops"]["mode"] == "ignore" and status["gitops"]["kind"] == "Kustomization"
-    assert "suspend" not in (kustomization(cluster)["metadata"].get("annotations") or {}).get(gitops.PAUSED_BY, "")
+    assert gitops.PAUSED_BY not in (kustomization(cluster)["metadata"].get("annotations") or {})
+    assert not kustomization(cluster)["spec"].get("suspend")
 
 
 def test_refuse_escalates_naming_the_kustomization_and_writes_nothing_to_the_deployment(
