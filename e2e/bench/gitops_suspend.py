@@ -72,6 +72,18 @@ def setup(api, ns: str, n: int, owned: bool) -> None:
         utils.create_from_dict(api, deployment(f"web-{i}", replicas=1, labels=labels), namespace=ns)
 
 
+def cleanup(api, namespaces: list[str]) -> None:
+    """Leave the cluster as found: the policies (cluster-wide concurrency counts every open Remediation), the
+    Remediations' finalizers (no operator runs to release them) and the namespaces."""
+    custom = client.CustomObjectsApi(api)
+    for ns in namespaces:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "remediationpolicies", ns)
+        for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "remediations")["items"]:
+            custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "remediations", item["metadata"]["name"],
+                                                  {"metadata": {"finalizers": None}})
+        client.CoreV1Api(api).delete_namespace(ns)
+
+
 def round_trip(api, operator: OperatorProcess, ns: str, n: int) -> list[float]:
     seen: dict[str, float] = {}
     done = threading.Event()
@@ -125,6 +137,7 @@ def main() -> None:
                        "suspend": round_trip(api, operator, owned, args.incidents)}
         finally:
             operator.stop()
+            cleanup(api, [plain, owned])
     report = {name: {"n": len(v), "p50": percentile(v, 0.5), "p90": percentile(v, 0.9), "max": max(v)}
               for name, v in results.items() if v}
     if len(report) == 2:
