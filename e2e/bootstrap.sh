@@ -41,15 +41,19 @@ python_env() {
 
 control_plane_binaries() {
   # $1: extras beside the control plane, comma-separated (helm,kubeconform,flux); each command asks for its own.
+  # e2e/cluster's build needs only the standard library, so it runs on the system Python.
   command -v go >/dev/null || { echo "Go >= 1.26 is needed to build the control plane" >&2; exit 1; }
   step "control-plane binaries${1:+ with $1} (compiled once from Go modules, cached by version)"
-  (cd "$REPO" && "$PY" -m e2e.cluster build --with "${1:-}")
+  (cd "$REPO" && python3 -m e2e.cluster build --with "${1:-}")
 }
 
 bootstrap() {
   # $1: the extras this command needs (see control_plane_binaries); git serves Flux's test repositories.
+  # The compile (minutes when cold) runs while apt and pip install, then is waited for.
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is needed" >&2; exit 1; }
+  control_plane_binaries "${1:-}" &
+  local compiling=$!
   apt_packages prometheus prometheus-alertmanager git
   python_env
-  control_plane_binaries "${1:-}"
+  wait "$compiling" || { echo "building the control-plane binaries failed (see above)" >&2; exit 1; }
 }

@@ -57,6 +57,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "flux" in getattr(item, "fixturenames", ()):
             item.add_marker("flux")
+            # the first one may wait for that build to finish (minutes when cold); a test's own timeout wins
+            item.add_marker(pytest.mark.timeout(1800))
     items.sort(key=lambda item: item.get_closest_marker("flux") is not None)  # stable: keeps the order within
 
 

@@ -220,14 +220,15 @@ GROUPS = [
     (["source-controller", "kustomize-controller"], build_flux),
 ]
 
-# Cold-cache seconds per group on this project's 2-core machines (measured; see the README), used for the
-# estimate printed before compiling when no build on this machine has recorded its own time yet.
+# Cold-cache seconds per group, as recorded on this project's 2-core machines while other work ran (the groups
+# built in this order, each reusing what the previous ones compiled); the estimate printed before compiling,
+# until this machine records its own in build-times.json.
 COLD_SECONDS = {
-    "etcd": 240,
-    "kwok+kwokctl": 330,
-    "kube-apiserver+kube-controller-manager+kube-scheduler+kubectl": 420,
-    "helm": 200,
-    "kubeconform": 10,
+    "etcd": 313,
+    "kwok+kwokctl": 498,
+    "kube-apiserver+kube-controller-manager+kube-scheduler+kubectl": 418,
+    "helm": 234,
+    "kubeconform": 6,
     "source-controller+kustomize-controller": 900,
 }
 

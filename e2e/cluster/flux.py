@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -52,19 +53,19 @@ def crd_dir(name: str) -> Path:
     """The CRDs of a Flux controller's module, copied into the cache once (next to its binary)."""
     ver = CONTROLLERS[name]
     dest = v.cache_dir() / "crds" / f"{name}-{ver}"
-    if not dest.is_dir():
-        with build.build_lock():
-            if not dest.is_dir():
-                info = json.loads(build.run_go(["mod", "download", "-json", f"github.com/fluxcd/{name}@{ver}"],
-                                               v.cache_dir()))
-                if info.get("Error"):
-                    raise cp.ClusterError(f"cannot download github.com/fluxcd/{name}@{ver}: {info['Error']}")
-                tmp = dest.with_name(dest.name + ".partial")
-                shutil.rmtree(tmp, ignore_errors=True)
-                shutil.copytree(Path(info["Dir"]) / "config" / "crd" / "bases", tmp)
-                for f in tmp.iterdir():
-                    f.chmod(0o644)
-                tmp.rename(dest)
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    info = json.loads(build.run_go(["mod", "download", "-json", f"github.com/fluxcd/{name}@{ver}"], dest.parent))
+    if info.get("Error"):
+        raise cp.ClusterError(f"cannot download github.com/fluxcd/{name}@{ver}: {info['Error']}")
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{name}-"))
+    for f in (Path(info["Dir"]) / "config" / "crd" / "bases").glob("*.yaml"):
+        shutil.copyfile(f, tmp / f.name)
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process copied them first
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -73,7 +74,8 @@ def alive(pid: int, name: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return name.encode() in cmdline  # a reused pid runs something else
+    marker = "e2e.cluster.gitserver" if name == "git-server" else name
+    return marker.encode() in cmdline  # a reused pid runs something else
 
 
 def pids() -> dict[str, int]:
@@ -108,6 +110,21 @@ def up() -> dict:
     started = time.monotonic()
     install_crds()
     cp.kubectl("create", "namespace", NAMESPACE, check=False)
+    for attempt in range(3):
+        try:
+            start_processes()
+            break
+        except cp.ClusterError as e:
+            # a free port picked here can be taken by another cluster starting at the same moment
+            if attempt == 2 or "address already in use" not in str(e):
+                raise
+            log("a port was taken meanwhile; starting again on other ports")
+    log(f"source-controller {v.FLUX_SOURCE}, kustomize-controller {v.FLUX_KUSTOMIZE} running on cluster "
+        f"{cp.CLUSTER!r} in {time.monotonic() - started:.1f}s; git {info()['gitURL']} (repos in {git_root()})")
+    return info()
+
+
+def start_processes() -> None:
     ports = {k: free_port() for k in ("git", "storage", "source-metrics", "source-health",
                                       "kustomize-metrics", "kustomize-health")}
     state_dir().mkdir(parents=True, exist_ok=True)
@@ -126,6 +143,7 @@ def up() -> dict:
             f"--health-addr=127.0.0.1:{ports['source-health']}"],
         "kustomize-controller": [
             str(v.binary_path("kustomize-controller")), *common,
+            "--requeue-dependency=5s",  # a Kustomization created before its source's first artifact: 5 s, not 30
             f"--metrics-addr=127.0.0.1:{ports['kustomize-metrics']}",
             f"--health-addr=127.0.0.1:{ports['kustomize-health']}"],
     }
@@ -134,25 +152,22 @@ def up() -> dict:
     logs = state_dir() / "logs"
     logs.mkdir(exist_ok=True)
     for name, argv in commands.items():
-        with open(logs / f"{name}.log", "ab") as out:
+        with open(logs / f"{name}.log", "wb") as out:  # fresh: a failure shows this start's lines
             proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                     cwd=state_dir())
         (state_dir() / f"{name}.pid").write_text(str(proc.pid))
     data = {"versions": {**CONTROLLERS}, "ports": ports, "gitURL": f"http://127.0.0.1:{ports['git']}",
             "gitRoot": str(git_root()), "logs": str(logs), "namespace": NAMESPACE}
     (state_dir() / "flux.json").write_text(json.dumps(data, indent=2))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not healthy(data):
         dead = [n for n, pid in pids().items() if not alive(pid, n)]
         if dead or time.monotonic() > deadline:
-            why = f"{', '.join(dead)} exited" if dead else "not healthy within 60s"
+            why = f"{', '.join(dead)} exited" if dead else "not healthy within 120s"
             tails = "\n".join(f"--- {n}.log\n" + tail(logs / f"{n}.log") for n in (dead or PROCESSES))
             stop()
             raise cp.ClusterError(f"Flux did not start on cluster {cp.CLUSTER!r}: {why}\n{tails}")
         time.sleep(0.3)
-    log(f"source-controller {v.FLUX_SOURCE}, kustomize-controller {v.FLUX_KUSTOMIZE} running on cluster "
-        f"{cp.CLUSTER!r} in {time.monotonic() - started:.1f}s; git {data['gitURL']} (repos in {git_root()})")
-    return info()
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -186,16 +201,35 @@ def install_crds() -> None:
                timeout=90)
 
 
+def started_here() -> list[int]:
+    """Processes running in this cluster's Flux state dir: ours, even if a crash lost their pid file."""
+    here, found = str(state_dir()), []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd") == here:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def stop() -> None:
     """Stop the Flux processes of this cluster (idempotent); the CRDs and objects stay."""
-    for name, pid in pids().items():
-        if alive(pid, name):
+    running = started_here()
+    for pid in running:
+        try:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while alive(pid, name) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if alive(pid, name):
-                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}/cwd").exists() for pid in running):
+        time.sleep(0.1)
+    for pid in started_here():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for name in PROCESSES:
         (state_dir() / f"{name}.pid").unlink(missing_ok=True)
 
 

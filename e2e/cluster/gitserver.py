@@ -36,6 +36,9 @@ def make_app(root: Path) -> web.Application:
     backend = http_backend()
 
     async def cgi(request: web.Request) -> web.StreamResponse:
+        if ".." in request.path.split("/") or "\\" in request.path:
+            # git http-backend answers 500 "aliased" to these; they are the client's fault
+            return web.Response(status=400, text="path escapes the repository root")
         body = await request.read()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -62,11 +62,15 @@ def test_a_commit_is_cloned_over_http_and_the_next_commit_is_fetched(server, tmp
     assert git("-C", str(clone), "rev-parse", "HEAD").stdout.strip() == second
 
 
-def test_an_unknown_repository_is_a_404_and_pushing_is_refused(server, tmp_path):
+def test_an_unknown_repository_is_a_404_a_path_out_of_the_root_a_client_error_and_pushing_is_refused(server, tmp_path):
     root, url = server
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{url}/missing/info/refs?service=git-upload-pack", timeout=5)
     assert err.value.code == 404
+    for escape in ("/../outside/info/refs", "/..%2foutside/info/refs", "/app/%2e%2e/%2e%2e/outside/info/refs"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{url}{escape}?service=git-upload-pack", timeout=5)
+        assert err.value.code in (400, 404), escape
     repo = gitserver.create_repo(root, url, "app")
     repo.commit({"a": "1"}, "one")
     clone = tmp_path / "clone"
