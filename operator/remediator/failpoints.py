@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-BOUNDARIES = ("after-plan", "after-intent", "after-action", "during-verify")
+BOUNDARIES = ("after-plan", "after-intent", "after-pause", "after-action", "during-verify")
 _armed = frozenset(p.strip() for p in os.environ.get("REMEDIATOR_FAILPOINTS", "").split(",") if p.strip())
 
 

@@ -172,6 +172,14 @@ ControllerRevisions, and aborts Argo Rollouts through their status), the guards
 - apiGroups: [remediator.dev]
   resources: [remediations]
   verbs: [list, watch]
+# GitOps owners of a target (they live in flux-system/argocd, outside the served namespaces): read, and
+# paused/resumed per RemediationPolicy gitops; their sources' revisions say when Git moved on.
+- apiGroups: [kustomize.toolkit.fluxcd.io, helm.toolkit.fluxcd.io, argoproj.io]
+  resources: [kustomizations, helmreleases, applications]
+  verbs: [get, patch]
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [gitrepositories, ocirepositories, buckets, helmcharts]
+  verbs: [get]
 # Node labels feed the risk score; the change journal watches nodes.
 - apiGroups: [""]
   resources: [nodes]

@@ -303,6 +303,16 @@ class CauseCondition(Model):
     negate: bool = False
 
 
+GitopsMode = Literal["refuse", "suspend", "ignore"]
+
+
+class StepGitops(Model):
+    """A step's own choice for a target a GitOps reconciler owns; used only where the policy allows it."""
+
+    flux: GitopsMode | None = None
+    argocd: GitopsMode | None = None
+
+
 class Step(Model):
     name: str = Field(min_length=1, max_length=63)
     action: ActionName
@@ -314,6 +324,8 @@ class Step(Model):
     delete_pod: DeletePodParams | None = None
     verify: Verify = Field(default_factory=Verify)
     when: CauseCondition | None = None
+    gitops: StepGitops | None = Field(None, description="override the policy's gitops modes for this step "
+                                                        "(only where the policy's gitops.allowStepOverride is true)")
 
 
 class Guard(Model):
@@ -496,6 +508,21 @@ class Retention(Model):
                            "counted in their Runbook's status; at least 1h. The report's default window is 30d")
 
 
+class GitopsPolicy(Model):
+    """What to do when the target is owned by a GitOps reconciler, which would undo the action."""
+
+    flux: GitopsMode = Field("refuse", description="Flux Kustomization/HelmRelease owners: refuse (escalate), "
+                                                   "suspend (pause it, act, resume when Git moves on) or ignore")
+    argocd: GitopsMode = Field("refuse", description="Argo CD Application owners, as for flux")
+    lease: Duration = Field("1h", description="longest pause: the owner is resumed then even if Git is unchanged")
+    allow_step_override: bool = Field(False, description="Runbook steps may choose their own mode")
+    argocd_instance_label: str | None = Field(
+        None, max_length=317, description="Argo CD label tracking: the label naming the Application "
+                                          "(e.g. app.kubernetes.io/instance); unset: the tracking-id annotation only")
+    argocd_namespace: str = Field("argocd", min_length=1, max_length=63,
+                                  description="where Argo CD's Applications live (label tracking, plain tracking ids)")
+
+
 class RemediationPolicySpec(Model):
     mode: Literal["enforce", "dryRun"] = "enforce"
     namespaces: list[str] = Field(default_factory=list, description="names or globs; empty = all")
@@ -508,6 +535,7 @@ class RemediationPolicySpec(Model):
     storm_holdoff: StormHoldoff = Field(default_factory=StormHoldoff)
     bounds: list[NamespaceBounds] = Field(default_factory=list, max_length=MAX_BOUNDS)
     retention: Retention = Field(default_factory=Retention)
+    gitops: GitopsPolicy = Field(default_factory=GitopsPolicy)
 
 
 class RemediationPolicyStatus(Model):
@@ -755,6 +783,7 @@ class RemediationStatus(Model):
     resolved_by: str | None = Field(None, max_length=512, description="who ran `remediator resolve`, as the "
                                                                       "apiserver authenticated them")
     resolution_note: str = Field("", max_length=1024, description="their note")
+    gitops: GitopsState | None = Field(None, description="the GitOps reconciler that owns the target, if any")
 
     @model_validator(mode="before")
     @classmethod
@@ -764,6 +793,26 @@ class RemediationStatus(Model):
     @model_serializer(mode="wrap")
     def _texts(self, handler, info: SerializationInfo) -> dict:
         return with_text(self, handler, info, {"time_to_recover": ("time_to_recover_seconds", seconds_text)})
+
+
+class GitopsState(Model):
+    """The GitOps owner of the target, what the policy said, and the pause this Remediation holds on it."""
+
+    tool: Literal["flux", "argocd"]
+    kind: str = Field(max_length=64)
+    namespace: str = Field(max_length=63)
+    name: str = Field(max_length=253)
+    mode: GitopsMode
+    source: str = Field("", max_length=320, description="the owner's source, e.g. GitRepository flux-system/app")
+    revision: str | None = Field(None, max_length=256, description="the Git revision the owner applied when planned")
+    suspended_at: str | None = None
+    until: str | None = Field(None, description="the pause's lease: resumed then even if Git is unchanged")
+    resumed_at: str | None = None
+    resume_reason: str = Field("", max_length=512)
+    desired_state: Annotated[str, cut(1024)] = Field("", max_length=1024,
+                                                     description="what Git still declares, after the fix")
+    revert: Annotated[str, cut(1024)] = Field("", max_length=1024,
+                                              description="the change a human should make in Git")
 
 
 class EscalationPost(Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from ..api.models import RemediationSpec, RemediationStatus, RunbookSpec
+from ..core.plan import gitops
 
 DECIDED_TEXT = {
     "Acting": "approved, acting", "Verifying": "approved, verifying", "Succeeded": "approved, recovered",
@@ -42,6 +43,8 @@ def request_blocks(namespace: str, name: str, spec: RemediationSpec, status: Rem
     ]
     if step is not None:
         lines.append(f"*Planned action:* {esc(step.action)} (step `{esc(step.name)}`, declared risk {esc(step.risk)})")
+    if status.gitops is not None:  # a pause of the owner is part of what is approved
+        lines.append(f"*GitOps owner:* {esc(gitops.summary(status.gitops))}")
     if approval is not None and approval.step_summary:
         lines.append(f"*Approving covers exactly:* `{esc(approval.step_summary)}`; any later step asks again")
     blocks: list[dict] = [

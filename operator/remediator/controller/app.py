@@ -19,7 +19,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, autoscalers, caches, escalation, handlers, heap, nodes, retention, runbook_status
+from . import anomalies, autoscalers, caches, escalation, gitops, handlers, heap, nodes, retention, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -82,6 +82,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     registry = kopf.OperatorRegistry()
     ticks = handlers.Ticks(ctx)
     handlers.register(registry, ctx, ticks)
+    pauses = gitops.follow(ctx)  # the GitOps owners our Remediations hold paused, from their watch
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     if ctx.slack is not None:  # a missing scope is said now, not at the first incident
         await asyncio.to_thread(slack.refuse_without_scopes, ctx.slack)
@@ -106,6 +107,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
                                                                                      resend=True)))
     leases = asyncio.create_task(autoscalers.sweep_periodically(ctx, lambda: activity.active,
                                                                  ctx.settings.autoscaler_sweep_seconds))
+    holding = asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
+                                                            ctx.settings.gitops_sweep_seconds))
     try:
         await kopf.operator(
             registry=registry,
@@ -131,6 +134,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         sweeping.cancel()
         resending.cancel()
         leases.cancel()
+        holding.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

@@ -48,6 +48,7 @@ class Settings:
     # Where the claims on cluster-scoped targets (Nodes) live: one Lease per Node for the whole cluster,
     # whatever namespace the Remediation is in. The chart sets its release namespace.
     claims_namespace: str = "default"
+    gitops_sweep_seconds: float = 10.0  # between checks of the GitOps owners our Remediations hold paused
 
 
 @dataclass

@@ -32,7 +32,8 @@ from ..verification.observations import failing_reasons
 from ..verification.probes import pod_observation
 from ..records import metrics
 from ..signals.changes import digest
-from . import caches
+from ..core.plan import gitops as gitops_plan
+from . import caches, gitops
 from .context import OperatorContext
 
 
@@ -54,11 +55,12 @@ def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
         if e.status == 404:
             return TargetFacts()
         raise
-    labels = found.metadata.labels or {}
+    labels, annotations = found.metadata.labels or {}, found.metadata.annotations or {}
     if target.kind == "Pod":
-        return TargetFacts(labels=labels, pods=(pod_fact(found),) if action == "deletePod" else None)
+        return TargetFacts(labels=labels, annotations=annotations,
+                           pods=(pod_fact(found),) if action == "deletePod" else None)
     pods = tuple(pod_fact(p) for p in pods_of(ctx.api, found)) if action == "deletePod" else None
-    return TargetFacts(replicas=workload_replicas(target.kind, found), labels=labels,
+    return TargetFacts(replicas=workload_replicas(target.kind, found), labels=labels, annotations=annotations,
                        strategy=update_strategy(target.kind, found), memory_limits=memory_limits(found), pods=pods)
 
 
@@ -114,6 +116,7 @@ class StepFacts:
     guards: guards.GuardVerdict | None = None
     risk_input: risk.RiskInput | None = None
     planned_changes: tuple[str, ...] = ()
+    gitops: gitops_plan.Facts | None = None  # the target's GitOps owner, when it has one
 
 
 def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: RemediationStatus,
@@ -152,7 +155,9 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
         if not decision.allowed and decision.guard in TENANT_LIMITS:
             metrics.REFUSALS.labels(TENANT_LIMITS[decision.guard]).inc()
-    return StepFacts(observed.verdict, observed.risk_input, tuple(changes))
+    owner = gitops.read(ctx, got["target"].labels, got["target"].annotations, step, policy,  # marked targets only
+                        (target.kind, target.namespace or "", target.name))
+    return StepFacts(observed.verdict, observed.risk_input, tuple(changes), owner)
 
 
 # Guards that hold a tenant to what the cluster admins granted: a block there is a refused attempt, counted as such.

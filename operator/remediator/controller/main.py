@@ -89,6 +89,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claims-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                         help="namespace of the claims (Leases) on Nodes: one per Node for the whole cluster "
                              "(default: $POD_NAMESPACE, else default)")
+    parser.add_argument("--gitops-sweep", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between checks of paused GitOps owners (resume when Git moves on or the "
+                             "lease ends)")
     parser.add_argument("--retention-sweep", type=float, default=600.0, metavar="SECONDS",
                         help="seconds between sweeps that delete ended Remediations past their policy's retention")
     parser.add_argument("--alertmanager-url", default=os.environ.get("REMEDIATOR_ALERTMANAGER_URL") or None,
@@ -147,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         alert_resend_seconds=args.alert_resend,
         autoscaler_sweep_seconds=args.autoscaler_sweep,
         claims_namespace=args.claims_namespace,
+        gitops_sweep_seconds=args.gitops_sweep,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

@@ -138,7 +138,7 @@ class Loop:
         history = self.store.history(spec, status, runbook) if needs.history else None
         return status, engine.Facts(
             now=now, runbook=runbook, policy=policy, guards=observed.guards, risk_input=observed.risk_input,
-            planned_changes=observed.planned_changes, step_history=history,
+            planned_changes=observed.planned_changes, step_history=history, gitops=observed.gitops,
             cause_kind=status.probable_cause.kind if status.probable_cause else None,
             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
             slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at,
@@ -239,6 +239,15 @@ class Loop:
             return engine.Acted(claim=claim)
         step = effect.step
         assert step is not None, f"step {effect.index} is neither pinned nor in the Runbook"  # engine escalated
+        paused_at = None
+        if effect.pause is not None:  # the intent (status.gitops + Intended step) is stored: pause, keyed
+            try:
+                paused_at = self.store.pause(effect.pause, utcnow())
+            except actions.ActionError as e:
+                if e.retryable:
+                    raise
+                return engine.Acted(claim=claim, error=str(e))
+            failpoints.hit("after-pause")
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
                                         dry_run=effect.dry_run, max_replicas=effect.caps.max_replicas,
                                         max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods,
@@ -254,15 +263,15 @@ class Loop:
                 metrics.REFUSALS.labels("forbidden-action").inc()
             if e.retryable:
                 raise
-            return engine.Acted(claim=claim, error=str(e))
+            return engine.Acted(claim=claim, error=str(e), paused_at=paused_at)
         metrics.ACTIONS.labels(step.action, "replayed" if result.replayed else
                                ("applied" if result.done else "in-progress")).inc()
         if result.done and not result.replayed and len(status.steps) == 1 and status.started_at:
             metrics.SIGNAL_TO_ACTION.observe((utcnow() - parse_time(status.started_at)).total_seconds())
         if not result.done:  # e.g. a drain waiting on a PodDisruptionBudget: same key again next tick
-            return engine.Acted(claim=claim)
+            return engine.Acted(claim=claim, paused_at=paused_at)
         return engine.Acted(claim=claim, done=True, replayed=result.replayed, message=result.message,
-                            evidence=tuple(result.evidence), changes=result.changes)
+                            evidence=tuple(result.evidence), changes=result.changes, paused_at=paused_at)
 
     def probe(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Probe,
               runbook: RunbookSpec | None) -> RemediationStatus:

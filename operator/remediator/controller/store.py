@@ -13,12 +13,13 @@ from ..approvals.slack import find_request_message, post_message, update_message
 from ..api.models import ObjectRef, ProbableCause, RemediationPolicySpec, RemediationSpec, RemediationStatus, \
     RunbookSpec
 from ..core.plan import adaptive, claims
+from ..core.plan import gitops as gitops_plan
 from ..records import events
 from ..signals import changes
 from ..verification import probes
 from ..verification.observations import Observation
 from . import claims as target_claims
-from . import guard_facts
+from . import gitops, guard_facts
 from .context import OperatorContext
 from .guard_facts import StepFacts
 
@@ -53,6 +54,10 @@ class Store(Protocol):
         """Run the action as `account`; raises actions.ActionError."""
 
     def observe(self, target: ObjectRef) -> Observation: ...
+
+    def pause(self, order: gitops_plan.Pause, now: datetime) -> datetime:
+        """Pause the target's GitOps owner under the order's key (once); when it was paused.
+        Raises actions.ActionError."""
 
     def transition(self, namespace: str, name: str, uid: str | None, target: ObjectRef,
                    before: RemediationStatus, after: RemediationStatus, now: datetime) -> None:
@@ -122,6 +127,9 @@ class ClusterStore:
 
     def observe(self, target) -> Observation:
         return probes.observe(self.ctx.api, target)
+
+    def pause(self, order, now) -> datetime:
+        return gitops.pause(self.ctx, order, now)
 
     def transition(self, namespace, name, uid, target, before, after, now) -> None:
         events.record_transition(self.ctx.api, namespace, name, uid, target, before, after, now)

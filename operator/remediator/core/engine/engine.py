@@ -23,6 +23,7 @@ from remediator.api.models import (
     Approval,
     ApprovalRule,
     Evidence,
+    GitopsState,
     TERMINAL_PHASES,
     RemediationPolicySpec,
     RemediationSpec,
@@ -32,7 +33,7 @@ from remediator.api.models import (
     Step,
     StepRecord,
 )
-from remediator.core.plan import adaptive, claims, planning, risk
+from remediator.core.plan import adaptive, claims, gitops, planning, risk
 from remediator.core.approve import approval
 from remediator.core.match import policy_select
 from remediator.core.engine import state
@@ -62,6 +63,7 @@ class Act:
     step: Step | None = None
     account: str | None = None
     caps: policy_select.Caps = policy_select.Caps()
+    pause: gitops.Pause | None = None  # pause the target's GitOps owner first (keyed: once)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class Acted:
     message: str = ""
     evidence: tuple = ()
     changes: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)  # path -> {"before", "after"}
+    paused_at: datetime | None = None  # the GitOps owner carries this Remediation's pause (since then)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class Facts:
     slack: bool = False  # Slack takes approval requests (configured)
     slack_backoff: bool = False  # ... but was unreachable a moment ago: post again after SLACK_RETRY
     runbook_problem: str | None = None  # the Runbook exists but the models refuse it (e.g. stored under an older schema)
+    gitops: gitops.Facts | None = None  # the target's GitOps owner, read for the step about to act
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,11 @@ def unattended_levels(facts: Facts) -> list[str]:
 
 def gate(name: str, spec: RemediationSpec, status: RemediationStatus, index: int, facts: Facts) -> Decision:
     """Guards, dry run and the approval seam in front of step `index`."""
+    # The GitOps owner first: "fix it in Git" says more than a cooldown, and a returning incident after a
+    # lease-end resume must be escalated, not skipped quietly.
+    status, refused = gitops_gate(name, spec, status, index, facts)
+    if refused is not None:
+        return refused
     verdict = facts.guards
     if verdict is not None and not verdict.allowed:
         blocked = "; ".join(d.reason for d in verdict.decisions if not d.allowed)
@@ -310,9 +319,38 @@ def request_approval(name: str, spec: RemediationSpec, index: int, status: Remed
 
 def assess(status: RemediationStatus, index: int, facts: Facts) -> RiskAssessment:
     if facts.risk_input is not None:
-        return risk.assess_risk(facts.risk_input)
-    step = status.plan[index]
-    return risk.assess_risk(risk.RiskInput(declared=step.risk, action=step.action))
+        assessed = risk.assess_risk(facts.risk_input)
+    else:
+        step = status.plan[index]
+        assessed = risk.assess_risk(risk.RiskInput(declared=step.risk, action=step.action))
+    owner = status.gitops
+    if owner is not None and owner.mode == "suspend" and not owner.suspended_at and facts.gitops is not None:
+        return gitops.raised(assessed, facts.gitops.state.owner)
+    return assessed
+
+
+def gitops_gate(name: str, spec: RemediationSpec, status: RemediationStatus, index: int,
+                facts: Facts) -> tuple[RemediationStatus, Decision | None]:
+    """The target's GitOps owner and the policy's mode for it: record them, and escalate when the mode (or a
+    trap) says a human must act in Git instead."""
+    seen = facts.gitops
+    if seen is None or (status.gitops is not None and status.gitops.suspended_at):
+        return status, None  # no owner, or our pause is in place already (a climbed-to step)
+    owner, verdict = seen.state.owner, gitops.decide(seen.state, seen.mode, seen.why, pause_key(spec, name))
+    recorded = GitopsState(tool=owner.tool, kind=owner.kind, namespace=owner.namespace, name=owner.name,
+                           mode=seen.mode, source=seen.state.source[:320],
+                           revision=(seen.state.source_revision or seen.state.revision or None))
+    status = status.model_copy(update={"gitops": recorded})
+    if not verdict.allowed:
+        return status, Decision(state.transition(status, "Escalated", f"GitOps: {verdict.reason}", facts.now))
+    if status.gitops != recorded or not any(e.kind == "GitOpsOwner" for e in status.timeline):
+        status = state.note(status, "GitOpsOwner", verdict.reason, facts.now)
+    return status, None
+
+
+def pause_key(spec: RemediationSpec, name: str) -> str:
+    """The key of a pause this Remediation holds: its namespace (= the target's) and name."""
+    return f"{spec.target.namespace or ''}/{name}"
 
 
 def approved(status: RemediationStatus) -> bool:
@@ -400,6 +438,9 @@ def on_acting(name, spec, status, facts) -> Decision:
             final = "Escalated" if status.steps else "Skipped"
             return Decision(state.transition(status, final,
                                              f"guard blocked right before acting: {blocked}", facts.now))
+        status, refused = gitops_gate(name, spec, status, index, facts)
+        if refused is not None:
+            return refused
         if status.steps:  # a climbed-to step gets its own risk score and, if needed, its own approval
             assessed = assess(status, index, facts)
             status = status.model_copy(update={"risk": assessed, "planned_changes": list(facts.planned_changes)})
@@ -413,19 +454,35 @@ def on_acting(name, spec, status, facts) -> Decision:
                             phase="Intended", started_at=ts(facts.now))
         status = with_record(status, record)
         status = state.note(status, "Intended", f"step {step.name!r}: {step.action} (key {key})", facts.now)
-        return Decision(status, effect=act(spec, status, index, key, facts, fresh=True))
+        return Decision(status, effect=act(name, spec, status, index, key, facts, fresh=True))
     if record.phase == "Intended":
-        return Decision(status, effect=act(spec, status, index, record.idempotency_key, facts), changed=False)
+        return Decision(status, effect=act(name, spec, status, index, record.idempotency_key, facts), changed=False)
     return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
 
 
-def act(spec: RemediationSpec, status: RemediationStatus, index: int, key: str, facts: Facts,
+def act(name: str, spec: RemediationSpec, status: RemediationStatus, index: int, key: str, facts: Facts,
         fresh: bool = False) -> Act:
     """The action call for step `index`, complete: the shell adds nothing to it."""
     return Act(index, key, fresh=fresh, claim_for=step_timeout(status, index, facts),
                step=planning.pinned_step(status.plan, index, facts.runbook),
                account=planning.action_identity(status.plan, facts.runbook, status.service_account_name),
-               caps=policy_select.caps_for(facts.policy, spec.runbook.namespace))  # = the Remediation's
+               caps=policy_select.caps_for(facts.policy, spec.runbook.namespace),  # = the Remediation's
+               pause=pause_for(name, spec, status, index, facts))
+
+
+def pause_for(name: str, spec: RemediationSpec, status: RemediationStatus, index: int,
+              facts: Facts) -> gitops.Pause | None:
+    """Pause the owner before acting when the mode is suspend and no pause is recorded yet (a replay after a
+    crash between the pause and its record finds the owner paused under the same key and pauses nothing)."""
+    owner = status.gitops
+    if owner is None or owner.mode != "suspend" or owner.suspended_at or owner.resumed_at:
+        return None
+    lease = parse_duration(facts.policy.gitops.lease) if facts.policy else timedelta(hours=1)
+    step = status.plan[index]
+    return gitops.Pause(gitops.Owner(owner.tool, owner.kind, owner.namespace, owner.name),
+                        pause_key(spec, name), f"step {step.name!r} ({step.action}) of remediation "
+                        f"{pause_key(spec, name)}", lease,
+                        (spec.target.kind, spec.target.namespace or "", spec.target.name))
 
 
 def step_timeout(status: RemediationStatus, index: int, facts: Facts) -> timedelta:
@@ -549,12 +606,33 @@ def acted(status: RemediationStatus, effect: Act, done: Acted, now: datetime) ->
                                          now))
     if claim is not None:
         status = status.model_copy(update={"claim": claim.record()})
+    status = paused(status, effect, done)
     if done.error is not None:
         return Decision(action_failed(status, effect.index, done.error, now))
     if done.done:
         evidence = [*done.evidence, *change_evidence(done.changes, ts(now))]
         return Decision(action_done(status, effect.index, done.message, evidence, now, replayed=done.replayed))
     return Decision(status, changed=status != before, requeue_after=ACTION_POLL)  # in progress
+
+
+def paused(status: RemediationStatus, effect: Act, done: Acted) -> RemediationStatus:
+    """Record the owner's pause (when, until when) and, once the action changed the target, what Git still
+    declares and the revert a human should make there."""
+    owner = status.gitops
+    if owner is None:
+        return status
+    update: dict = {}
+    if done.paused_at is not None and effect.pause is not None and not owner.suspended_at:
+        until = gitops.stamp(done.paused_at + effect.pause.lease)  # as the owner's annotation says it
+        update |= {"suspended_at": gitops.stamp(done.paused_at), "until": until}
+        status = state.note(status, "GitOpsPaused", f"paused {effect.pause.owner.display()} until {until}",
+                            done.paused_at)
+    if done.done and done.changes and owner.mode != "refuse" and not owner.desired_state:
+        target = f"{status.target_display}"
+        declared, revert = gitops.desired_state(owner.revision, owner.source or f"{owner.kind} {owner.namespace}/"
+                                                f"{owner.name}", target, done.changes)
+        update |= {"desired_state": declared, "revert": revert}
+    return status.model_copy(update={"gitops": owner.model_copy(update=update)}) if update else status
 
 
 def awaits_outcome(status: RemediationStatus, effect: Act) -> bool:

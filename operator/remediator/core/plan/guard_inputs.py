@@ -62,6 +62,7 @@ class TargetFacts:
 
     replicas: int | None = None  # a workload's desired pods (DaemonSet: desiredNumberScheduled)
     labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)  # a GitOps owner's tracking marks
     strategy: Strategy | None = None
     memory_limits: Mapping[str, str] | None = None  # container -> memory limit in the pod template
     pods: tuple[PodFact, ...] | None = None  # the workload's pods (deletePod) or the node's (cordonDrain)

@@ -68,7 +68,7 @@ from remediator.api.models import (
     Signal,
 )
 from remediator.core.approve import approval
-from remediator.core.plan import autoscalers, cause, guard_inputs, guards, planning, risk
+from remediator.core.plan import autoscalers, cause, gitops, guard_inputs, guards, planning, risk
 from remediator.core.plan.nodes import NodeFact
 from remediator.core.engine import engine, state
 from remediator.core.match import matching, policy_select
@@ -209,6 +209,7 @@ class AlertSimulation:
     probable_cause: ProbableCause | None = None  # None: unknown (no changes given)
     phase: str | None = None  # the Remediation's phase after the operator's first decision
     phase_reason: str = ""
+    gitops: str = ""  # the target's GitOps owner (from --target-label) and the policy's mode for it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -234,7 +235,7 @@ class AlertSimulation:
                               for d in self.guards.decisions],
                 "notes": list(self.guards.notes)},
             "probableCause": None if self.probable_cause is None else self.probable_cause.wire(),
-            "phase": self.phase, "phaseReason": self.phase_reason,
+            "phase": self.phase, "phaseReason": self.phase_reason, "gitops": self.gitops,
         }
 
 
@@ -319,7 +320,8 @@ def simulate_alert(incoming: IncomingAlert, runbooks: Sequence[RunbookDoc], poli
     pending = RemediationStatus(probable_cause=probable_cause(spec, settings))
     observed = step_facts(rb, spec, policy, past, name, settings, engine.cause_kind(pending))
     facts = engine.Facts(now=settings.now, runbook=rb.spec, policy=policy, guards=observed.verdict,
-                         risk_input=observed.risk_input, cause_kind=engine.cause_kind(pending))
+                         risk_input=observed.risk_input, cause_kind=engine.cause_kind(pending),
+                         gitops=gitops.offline(settings.target_labels, {}, policy.gitops if policy else None))
     decision = engine.decide(name, spec, pending, facts)
     status = decision.status
     index = planning.next_step(status.plan, [])
@@ -335,7 +337,7 @@ def simulate_alert(incoming: IncomingAlert, runbooks: Sequence[RunbookDoc], poli
     return AlertSimulation(**base, outcome=outcome, summary=summary, policy=choice, plan=list(status.plan),
                            risk=risk_view, approval=approval_view, guards=observed.view,
                            probable_cause=pending.probable_cause, phase=status.phase,
-                           phase_reason=status.reason)
+                           phase_reason=status.reason, gitops=gitops.summary(status.gitops))
 
 
 def probable_cause(spec: RemediationSpec, settings: Settings) -> ProbableCause | None:
@@ -550,6 +552,8 @@ def render_alert(a: AlertSimulation) -> list[str]:
         lines += [f"    {r}" for r in (a.match_reasons[1:] if a.runbook else a.match_reasons)]
     if a.target:
         lines.append(f"  target: {a.target}")
+    if a.gitops:
+        lines.append(f"  gitops owner: {a.gitops}")
     if a.policy is not None:
         lines.append(f"  policy: {a.policy.name or 'none (default guardrails)'}, mode {a.policy.mode}")
         lines += [f"    {r}" for r in a.policy.reasons]

@@ -1,0 +1,244 @@
+"""The GitOps owner of a target, read and paused/resumed on the cluster; decisions in core.plan.gitops.
+
+Reads happen only for a step about to act on a target that carries an owner's marks (one GET of the owner,
+one of its Flux source), never per tick. A pause is keyed by the Remediation ("<namespace>/<name>" in the
+owner's annotations): pausing again under the same key does nothing, and resuming removes the key in the same
+write that restores the sync policy, so the original is restored exactly once. The pauses held are followed
+from the Remediations' watch (no LIST); a sweep resumes each when Git moves on, its lease ends, or its
+Remediation ended without a fix to keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from ..actions.base import ActionError
+from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, RemediationPolicySpec, RemediationStatus, Step
+from ..core.durations import parse_duration, parse_time
+from ..core.engine import state
+from ..core.plan import gitops
+from .context import OperatorContext
+
+log = logging.getLogger("remediator.gitops")
+SWEEP_SECONDS = 10.0
+CONFLICT_TRIES = 3
+
+
+def transient(e: BaseException) -> bool:
+    return isinstance(e, ApiException) and (e.status or 0) >= 500 or isinstance(e, (ConnectionError, TimeoutError))
+
+
+api_retry = retry(retry=retry_if_exception(transient), stop=stop_after_attempt(4),
+                  wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
+
+
+@api_retry
+def get(api, kind_table: dict, kind: str, namespace: str, name: str) -> dict | None:
+    group, version, plural = kind_table[kind]
+    try:
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(group, version, namespace, plural, name)
+    except ApiException as e:
+        if e.status == 404:  # the object, or its CRD, is not there
+            return None
+        raise
+
+
+@api_retry
+def patch(api, owner: gitops.Owner, body: dict) -> dict:
+    group, version, plural = gitops.KINDS[owner.kind]
+    return client.CustomObjectsApi(api).patch_namespaced_custom_object(group, version, owner.namespace, plural,
+                                                                       owner.name, body)
+
+
+def source_of(api, owner: gitops.Owner, body: dict | None) -> dict | None:
+    """A Flux owner's source (GitRepository …), whose artifact revision says where Git is now."""
+    if owner.tool != "flux" or not body:
+        return None
+    spec = body.get("spec") or {}
+    ref = spec.get("sourceRef") or ((spec.get("chart") or {}).get("spec") or {}).get("sourceRef") or {}
+    if ref.get("kind") not in gitops.SOURCES or not ref.get("name"):
+        return None
+    return get(api, gitops.SOURCES, ref["kind"], ref.get("namespace") or owner.namespace, ref["name"])
+
+
+def owner_state(api, owner: gitops.Owner, target: tuple[str, str, str] | None = None
+                ) -> tuple[gitops.OwnerState, dict | None]:
+    body = get(api, gitops.KINDS, owner.kind, owner.namespace, owner.name)
+    return gitops.read_owner(owner, body, source_of(api, owner, body), target), body
+
+
+def read(ctx: OperatorContext, labels: dict, annotations: dict, step: Step | None,
+         policy: RemediationPolicySpec | None, target: tuple[str, str, str] | None = None) -> gitops.Facts | None:
+    """The target's owner and the mode that applies to it; None (and no read) for a target no reconciler marks."""
+    settings = policy.gitops if policy else GitopsPolicy()
+    owner = gitops.owner_of(labels, annotations, settings.argocd_instance_label, settings.argocd_namespace)
+    if owner is None:
+        return None
+    found, _ = owner_state(ctx.api, owner, target)
+    mode, why = gitops.mode_for(owner, policy.gitops if policy else None, step.gitops if step else None)
+    return gitops.Facts(found, mode, why, parse_duration(settings.lease))
+
+
+def pause(ctx: OperatorContext, order: gitops.Pause, now: datetime) -> datetime:
+    """Pause the owner under the order's key; when it is paused under that key already (a replay after a crash),
+    when that pause began. Raises ActionError when it cannot be paused safely (the reason names why)."""
+    for _ in range(CONFLICT_TRIES):
+        found, body = owner_state(ctx.api, order.owner, order.target)
+        if found.paused_by == order.key:
+            stamp = ((body or {}).get("metadata", {}).get("annotations") or {}).get(gitops.PAUSED_AT)
+            return parse_time(stamp) if stamp else now
+        verdict = gitops.decide(found, "suspend", "the pause", order.key)
+        if not verdict.suspend:
+            raise ActionError("gitops", f"not acting: {verdict.reason}")
+        body_patch = gitops.suspend_patch(found, order.key, order.why, now, order.lease,
+                                          body["metadata"]["resourceVersion"])
+        try:
+            patch(ctx.api, order.owner, body_patch)
+            log.info("paused", extra={"owner": order.owner.display(), "key": order.key})
+            return now
+        except ApiException as e:
+            if e.status != 409:  # 409: changed since read: read again and judge again
+                raise ActionError("gitops", f"could not pause {order.owner.display()}: {e.status} {e.reason}",
+                                  status=e.status) from e
+    raise ActionError("gitops", f"could not pause {order.owner.display()}: it kept changing", retryable=True)
+
+
+def resume(ctx: OperatorContext, owner: gitops.Owner, key: str, unfixed: bool) -> bool:
+    """Undo our pause exactly once (guarded by resourceVersion); False when it was not there."""
+    for _ in range(CONFLICT_TRIES):
+        found, body = owner_state(ctx.api, owner)
+        body_patch = gitops.resume_patch(found, key, unfixed, (body or {}).get("metadata", {}).get("resourceVersion"))
+        if body_patch is None:
+            return False
+        try:
+            patch(ctx.api, owner, body_patch)
+            log.info("resumed", extra={"owner": owner.display(), "key": key, "unfixed": unfixed})
+            return True
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+            if e.status == 404:
+                return False
+    return False
+
+
+DELETED = "_deleted"
+
+
+class Pauses:
+    """The Remediations that hold a pause not yet resumed, fed by the Remediations' watch."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: dict[tuple[str, str], dict] = {}
+
+    def heard(self, kind: str, body: dict) -> None:
+        meta, status = body.get("metadata") or {}, body.get("status") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        held = status.get("gitops") or {}
+        with self.lock:
+            if held.get("suspendedAt") and not held.get("resumedAt"):
+                # a deleted Remediation's pause is still on the owner: the sweep resumes it, then forgets it
+                self.held[key] = {**body, DELETED: True} if kind == "DELETED" else body
+            else:
+                self.held.pop(key, None)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self.lock:
+            self.held.pop((namespace, name), None)
+
+    def items(self) -> list[dict]:
+        with self.lock:
+            return list(self.held.values())
+
+
+def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | None:
+    """One held pause: keep it, or resume the owner and record why on the Remediation. Returns why it resumed."""
+    meta = body["metadata"]
+    status = RemediationStatus.model_validate(body.get("status") or {})
+    held = status.gitops
+    if held is None or not held.suspended_at or held.resumed_at:
+        return None
+    if status.phase not in TERMINAL_PHASES and not body.get(DELETED):
+        return None  # still acting or verifying: the pause protects that
+    owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+    key = f"{meta['namespace']}/{meta['name']}"
+    if body.get(DELETED):  # nobody is left to keep the fix: resume, say so in the log
+        resume(ctx, owner, key, unfixed=False)
+        return "its Remediation was deleted"
+    found, _ = owner_state(ctx.api, owner)
+    verdict = gitops.hold(found, key, parse_time(held.until) if held.until else None, now, status.phase)
+    if not verdict.resume:
+        return None
+    resume(ctx, owner, key, verdict.unfixed)  # first: a crash before the record resumes nothing twice
+    record(ctx, meta, held, verdict, now)
+    return verdict.reason
+
+
+def record(ctx: OperatorContext, meta: dict, held: GitopsState, verdict: gitops.Hold, now: datetime) -> None:
+    """Write the resume on the Remediation (re-read on 409; someone else recording it first is fine)."""
+    custom = client.CustomObjectsApi(ctx.api)
+    for _ in range(CONFLICT_TRIES):
+        fresh = custom.get_namespaced_custom_object("remediator.dev", "v1alpha1", meta["namespace"],
+                                                    "remediations", meta["name"])
+        status = RemediationStatus.model_validate(fresh.get("status") or {})
+        if status.gitops is None or status.gitops.resumed_at:
+            return
+        reason = f"resumed {held.kind} {held.namespace}/{held.name}: {verdict.reason}"
+        if verdict.unfixed:
+            reason += f"; a human must revert in Git ({held.revert or 'the change that caused the incident'})"
+        status = status.model_copy(update={"gitops": status.gitops.model_copy(update={
+            "resumed_at": gitops.stamp(now), "resume_reason": reason[:512]})})
+        status = state.note(status, "GitOpsResumed", reason, now)
+        try:
+            custom.replace_namespaced_custom_object_status(
+                "remediator.dev", "v1alpha1", meta["namespace"], "remediations", meta["name"],
+                {**fresh, "status": status.wire()})
+            return
+        except ApiException as e:
+            if e.status == 404:
+                return
+            if e.status != 409:
+                raise
+
+
+def sweep(ctx: OperatorContext, pauses: Pauses, now: datetime | None = None) -> list[str]:
+    now = now or datetime.now(timezone.utc)
+    out = []
+    for body in pauses.items():
+        if not ctx.serves(body["metadata"].get("namespace", "")):
+            continue
+        try:
+            why = hold_or_resume(ctx, body, now)
+        except Exception as e:  # noqa: BLE001  one owner's error must not stop the others'
+            log.warning("gitops hold check failed", extra={"remediation": body["metadata"].get("name"),
+                                                           "error": str(e)})
+            continue
+        if why:
+            out.append(why)
+            if body.get(DELETED):
+                pauses.forget(body["metadata"].get("namespace", ""), body["metadata"].get("name", ""))
+    return out
+
+
+async def sweep_periodically(ctx: OperatorContext, pauses: Pauses, active: Callable[[], bool],
+                             every: float = SWEEP_SECONDS) -> None:
+    while True:
+        await asyncio.sleep(every)
+        if active() and pauses.items():
+            await asyncio.to_thread(sweep, ctx, pauses)
+
+
+def follow(ctx: Any) -> Pauses:
+    """Register the pauses' index on the Remediations' watch."""
+    pauses = Pauses()
+    ctx.caches.remediation_listeners.append(pauses.heard)
+    return pauses

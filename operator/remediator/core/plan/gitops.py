@@ -1,0 +1,369 @@
+"""Who owns the target in Git, and what to do about it: pure decisions on plain data.
+
+A Flux Kustomization/HelmRelease or an Argo CD Application re-applies what Git declares, undoing a rollback
+written to the live object. Here: find the owner from the target's labels/annotations, read the owner's state
+from its body (and its source's), choose refuse/suspend/ignore, and compute the patches that pause and resume
+it (annotated with who, why, when and until when, keyed by the Remediation so nothing is paused twice and the
+original sync policy is restored exactly once).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
+FLUX_HELM = "helm.toolkit.fluxcd.io"
+ARGO_TRACKING = "argocd.argoproj.io/tracking-id"
+
+# Annotations the operator writes on an owner it pauses.
+PAUSED_BY = "remediator.dev/paused-by"  # "<namespace>/<remediation>": the key of the pause
+PAUSED_WHY = "remediator.dev/paused-reason"
+PAUSED_AT = "remediator.dev/paused-at"
+PAUSED_UNTIL = "remediator.dev/paused-until"
+PAUSED_REVISION = "remediator.dev/paused-revision"
+ORIGINAL_SYNC = "remediator.dev/original-automated-sync"  # Argo CD: spec.syncPolicy.automated as it was, JSON
+RESUMED_UNFIXED = "remediator.dev/resumed-unfixed-revision"  # resumed at lease end while Git was still this
+OUR_ANNOTATIONS = (PAUSED_BY, PAUSED_WHY, PAUSED_AT, PAUSED_UNTIL, PAUSED_REVISION, ORIGINAL_SYNC)
+
+# group, version, plural of each owner kind
+KINDS = {
+    "Kustomization": ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+    "HelmRelease": ("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
+    "Application": ("argoproj.io", "v1alpha1", "applications"),
+}
+SOURCES = {  # a Flux sourceRef kind -> group, version, plural
+    "GitRepository": ("source.toolkit.fluxcd.io", "v1", "gitrepositories"),
+    "OCIRepository": ("source.toolkit.fluxcd.io", "v1beta2", "ocirepositories"),
+    "Bucket": ("source.toolkit.fluxcd.io", "v1", "buckets"),
+    "HelmChart": ("source.toolkit.fluxcd.io", "v1", "helmcharts"),
+}
+FLUX_MANAGERS = ("kustomize-controller", "helm-controller")
+
+
+@dataclass(frozen=True)
+class Owner:
+    tool: str  # flux | argocd
+    kind: str  # Kustomization | HelmRelease | Application
+    namespace: str
+    name: str
+
+    def display(self) -> str:
+        return f"{'Flux' if self.tool == 'flux' else 'Argo CD'} {self.kind} {self.namespace}/{self.name}"
+
+
+def owner_of(labels: Mapping[str, str] | None, annotations: Mapping[str, str] | None,
+             argocd_instance_label: str | None = None, argocd_namespace: str = "argocd") -> Owner | None:
+    """The reconciler that applies this object, from the marks it leaves on what it applies."""
+    labels, annotations = labels or {}, annotations or {}
+    for group, kind in ((FLUX_KUSTOMIZE, "Kustomization"), (FLUX_HELM, "HelmRelease")):
+        name, namespace = labels.get(f"{group}/name"), labels.get(f"{group}/namespace")
+        if name and namespace:
+            return Owner("flux", kind, namespace, name)
+    tracking = annotations.get(ARGO_TRACKING, "")
+    if tracking and ":" in tracking:
+        app = tracking.split(":", 1)[0]
+        namespace, _, name = app.rpartition("_")  # apps in any namespace: "<namespace>_<app>"
+        if name:
+            return Owner("argocd", "Application", namespace or argocd_namespace, name)
+    if argocd_instance_label and labels.get(argocd_instance_label):
+        return Owner("argocd", "Application", argocd_namespace, labels[argocd_instance_label])
+    return None
+
+
+@dataclass(frozen=True)
+class OwnerState:
+    """What the owner's body (and its source's) says, as far as pausing it is concerned."""
+
+    owner: Owner
+    exists: bool = True
+    paused_by: str | None = None  # our pause's key, when the owner carries one
+    paused_elsewhere: str | None = None  # already paused by someone else: why we can't tell it is ours
+    revision: str | None = None  # what the owner applied / synced last
+    source: str = ""  # e.g. "GitRepository flux-system/app"
+    source_revision: str | None = None  # what its source has fetched now
+    automated: Mapping[str, Any] | None = None  # Argo CD: spec.syncPolicy.automated
+    original_automated: Mapping[str, Any] | None = None  # Argo CD: kept by our pause
+    paused_revision: str | None = None
+    trap: str | None = None  # a parent that would undo a pause, named
+    lists_target: bool | None = None  # the owner's inventory names the target (None: not checked)
+    resumed_unfixed: str | None = None  # the revision a lease-end resume left in place
+
+
+def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str, Any] | None = None,
+               target: tuple[str, str, str] | None = None) -> OwnerState:
+    """`target` (kind, namespace, name): check that the owner really applies it; a label is only a claim."""
+    if not body:
+        return OwnerState(owner, exists=False)
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    paused_by = annotations.get(PAUSED_BY)
+    common = dict(paused_by=paused_by, paused_revision=annotations.get(PAUSED_REVISION),
+                  resumed_unfixed=annotations.get(RESUMED_UNFIXED),
+                  lists_target=None if target is None else lists(owner, status, target))
+    if owner.tool == "flux":
+        ref = spec.get("sourceRef") or {}
+        source_name = f"{ref.get('kind', '')} {ref.get('namespace') or owner.namespace}/{ref.get('name', '')}" \
+            if ref else ""
+        return OwnerState(
+            owner, revision=status.get("lastAppliedRevision"), source=source_name,
+            source_revision=((source or {}).get("status") or {}).get("artifact", {}).get("revision"),
+            paused_elsewhere="spec.suspend is already true" if spec.get("suspend") and not paused_by else None,
+            trap=flux_parent_trap(owner, meta), **common)
+    sync = status.get("sync") or {}
+    automated = (spec.get("syncPolicy") or {}).get("automated")
+    original = kept_sync(annotations.get(ORIGINAL_SYNC))
+    manual = automated is None or automated.get("enabled") is False
+    return OwnerState(
+        owner, revision=sync.get("revision"), source=(spec.get("source") or {}).get("repoURL", ""),
+        source_revision=sync.get("revision"), automated=automated, original_automated=original,
+        paused_elsewhere="automated sync is off already" if manual and not paused_by else None,
+        trap=argocd_parent_trap(owner, meta), **common)
+
+
+def lists(owner: Owner, status: Mapping[str, Any], target: tuple[str, str, str]) -> bool:
+    """The owner's own record of what it applied names the target: Flux `status.inventory.entries[].id`
+    ("<namespace>_<name>_<group>_<kind>"), Argo CD `status.resources[]`."""
+    kind, namespace, name = target
+    if owner.tool == "flux":
+        ids = {e.get("id", "") for e in (status.get("inventory") or {}).get("entries") or []}
+        return any(i.startswith(f"{namespace}_{name}_") and i.endswith(f"_{kind}") for i in ids)
+    return any(r.get("kind") == kind and r.get("name") == name and r.get("namespace", namespace) == namespace
+               for r in status.get("resources") or [])
+
+
+def kept_sync(text: str | None) -> Mapping[str, Any] | None:
+    """The automated sync policy our pause kept; None when absent or not an object (hand-edited): the resume
+    then restores automated sync with Argo CD's defaults rather than failing every sweep."""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def flux_parent_trap(owner: Owner, meta: Mapping[str, Any]) -> str | None:
+    """A parent Kustomization that declares this owner's spec.suspend re-applies it over our pause. Flux applies
+    server-side: it owns (managedFields) exactly the fields its manifest sets, so that is where to look."""
+    labels = meta.get("labels") or {}
+    parent = next((f"{kind} {labels[f'{group}/namespace']}/{labels[f'{group}/name']}"
+                   for group, kind in ((FLUX_KUSTOMIZE, "Kustomization"), (FLUX_HELM, "HelmRelease"))
+                   if labels.get(f"{group}/name") and labels.get(f"{group}/namespace")), None)
+    if parent is None:
+        return None
+    for entry in meta.get("managedFields") or []:
+        spec_fields = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if entry.get("manager") in FLUX_MANAGERS and "f:suspend" in spec_fields:
+            return f"its parent Flux {parent} declares spec.suspend and would undo a pause on its next apply"
+    return None
+
+
+def argocd_parent_trap(owner: Owner, meta: Mapping[str, Any]) -> str | None:
+    """An ApplicationSet re-imposes its template's syncPolicy; a parent app (app-of-apps) syncs the child's
+    spec back from Git. Either undoes a pause: name it."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "ApplicationSet":
+            return f"it is generated by ApplicationSet {owner.namespace}/{ref.get('name')}, which re-imposes its " \
+                   "sync policy"
+    parent = owner_of(meta.get("labels"), meta.get("annotations"), None, owner.namespace)
+    if parent is not None:
+        return f"its parent Argo CD Application {parent.namespace}/{parent.name} (app of apps) syncs it from Git " \
+               "and would re-enable automated sync"
+    return None
+
+
+def mode_for(owner: Owner, policy: Any, step: Any) -> tuple[str, str]:
+    """(mode, where it came from): the policy's mode for the owner's tool, or the step's where the policy lets
+    steps choose. `policy` is a GitopsPolicy or None (no policy: refuse), `step` a StepGitops or None."""
+    mode = getattr(policy, owner.tool, None) or "refuse"
+    chosen = getattr(step, owner.tool, None) if step is not None else None
+    if chosen and chosen != mode:
+        if policy is not None and policy.allow_step_override:
+            return chosen, f"the step's gitops.{owner.tool}"
+        return mode, f"the policy's gitops.{owner.tool} (the step's {chosen!r} is not allowed: " \
+                     "gitops.allowStepOverride is false)"
+    return mode, f"the policy's gitops.{owner.tool}" if policy is not None else "the default"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    mode: str  # refuse | suspend | ignore (as chosen)
+    allowed: bool
+    reason: str
+    suspend: bool = False  # pause the owner before acting
+
+
+def decide(state: OwnerState, mode: str, why: str, key: str) -> Verdict:
+    """Whether the step may act on a target `state.owner` reconciles, and whether it must pause it first.
+    `key` names the pause this Remediation would hold ("<namespace>/<name>")."""
+    who = state.owner.display()
+    at = f" at revision {state.revision}" if state.revision else ""
+    if mode == "ignore":
+        return Verdict(mode, True, f"the target is reconciled by {who}{at}; acting anyway ({why} is ignore)")
+    if mode == "refuse":
+        return Verdict(mode, False, f"the target is reconciled by {who}{at}, which would undo the change; "
+                                    f"{why} is refuse: a human must fix it in Git")
+    if not state.exists:
+        return Verdict(mode, False, f"the target names {who} as its owner, which does not exist: not acting blind")
+    if state.resumed_unfixed and state.resumed_unfixed == state.source_revision:
+        return Verdict(mode, False, f"{who} was resumed when an earlier pause's lease ran out with Git still at "
+                                    f"revision {state.resumed_unfixed}: the same incident is back; not pausing "
+                                    "again (no fight with Git): revert the change in Git")
+    if state.lists_target is False:
+        return Verdict(mode, False, f"the target's labels name {who}, whose inventory does not list it: a label "
+                                    "is not proof of ownership, not pausing another app's reconciler")
+    if state.trap:
+        return Verdict(mode, False, f"{who} cannot be paused safely: {state.trap}")
+    if state.paused_by and state.paused_by != key:
+        return Verdict(mode, False, f"{who} is paused by remediation {state.paused_by} already")
+    if state.paused_elsewhere:
+        return Verdict(mode, False, f"{who} is paused by someone else ({state.paused_elsewhere}): not taking "
+                                    "over a pause the operator cannot resume")
+    return Verdict(mode, True, f"the target is reconciled by {who}{at}: pausing it while the step acts and until "
+                               "Git moves on (or the lease ends)", suspend=True)
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def suspend_patch(state: OwnerState, key: str, why: str, now: datetime, lease: timedelta,
+                  resource_version: str | None = None) -> dict | None:
+    """The merge patch that pauses the owner, or None when this pause (same key) is in place already."""
+    if state.paused_by == key:
+        return None
+    annotations = {PAUSED_BY: key, PAUSED_WHY: why[:512], PAUSED_AT: stamp(now),
+                   PAUSED_UNTIL: stamp(now + lease), PAUSED_REVISION: state.source_revision or state.revision or ""}
+    meta: dict[str, Any] = {"annotations": annotations}
+    if resource_version:
+        meta["resourceVersion"] = resource_version  # the state we judged is the state we pause
+    if state.owner.tool == "flux":
+        return {"metadata": meta, "spec": {"suspend": True}}
+    annotations[ORIGINAL_SYNC] = json.dumps(dict(state.automated or {}), sort_keys=True)
+    return {"metadata": meta, "spec": {"syncPolicy": {"automated": None}}}
+
+
+def resume_patch(state: OwnerState, key: str, unfixed: bool,
+                 resource_version: str | None = None) -> dict | None:
+    """The merge patch that undoes our pause exactly: None unless the owner carries this pause (so it is
+    restored once). `unfixed`: Git still declares what we fixed; mark the owner so a returning incident is
+    escalated, not remediated again."""
+    if state.paused_by != key:
+        return None
+    annotations: dict[str, Any] = {name: None for name in OUR_ANNOTATIONS}
+    annotations[RESUMED_UNFIXED] = (state.paused_revision or state.source_revision or "unknown") if unfixed \
+        else None
+    meta: dict[str, Any] = {"annotations": annotations}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    if state.owner.tool == "flux":
+        return {"metadata": meta, "spec": {"suspend": None}}
+    return {"metadata": meta, "spec": {"syncPolicy": {"automated": dict(state.original_automated or {})}}}
+
+
+@dataclass(frozen=True)
+class Hold:
+    resume: bool
+    unfixed: bool = False
+    reason: str = ""
+
+
+def hold(state: OwnerState, key: str, until: datetime | None, now: datetime, remediation_phase: str) -> Hold:
+    """Keep the pause while the fix stands and Git still declares the bad state; resume when Git moves past the
+    paused revision, when the lease ends, or when the Remediation ended without a fix to protect."""
+    if not state.exists or state.paused_by != key:
+        return Hold(True, reason="the pause is no longer on the owner (resumed or deleted by someone)")
+    if remediation_phase != "Succeeded":
+        return Hold(True, reason=f"the remediation ended {remediation_phase}: no fix to keep")
+    moved = state.source_revision and state.paused_revision and state.source_revision != state.paused_revision
+    if moved:
+        return Hold(True, reason=f"Git moved from revision {state.paused_revision} to {state.source_revision}")
+    if until is not None and now >= until:
+        return Hold(True, unfixed=True, reason=f"the lease ended with Git still at revision "
+                                               f"{state.paused_revision or 'unknown'}")
+    return Hold(False)
+
+
+def desired_state(revision: str | None, source: str, target: str,
+                  changes: Mapping[str, Mapping]) -> tuple[str, str]:
+    """(what Git still declares, the revert a human should make) after the action changed the live target
+    from what Git declares (`before`) to the fix (`after`)."""
+    at = revision or "(unknown)"
+    fields = [(path, c.get("before"), c.get("after")) for path, c in sorted(changes.items())
+              if path.startswith("spec.")]
+    if not fields:
+        return (f"Git at revision {at} ({source}) still declares what {target} had before the fix",
+                f"in Git, make {target} match its live state")
+    declared = ", ".join(f"{shown(path)} {before}" for path, before, _ in fields[:3])
+    revert = "; ".join(f"{target} {path}: {before} → {after}" for path, before, after in fields[:3])
+    return f"Git at revision {at} ({source}) still declares {declared}", f"in Git: {revert}"
+
+
+def shown(path: str) -> str:
+    """spec.template.spec.containers[web].image -> image (the leaf is what people recognise)."""
+    return path.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the shell read for the step about to act: the owner's state and the mode that applies."""
+
+    state: OwnerState
+    mode: str
+    why: str  # where the mode came from
+    lease: timedelta
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Pause `owner` (keyed by `key`) before the action: the shell's instruction, complete."""
+
+    owner: Owner
+    key: str
+    why: str
+    lease: timedelta
+    target: tuple[str, str, str] | None = None  # kind, namespace, name: the owner must list it
+
+
+PAUSE_RISK = 15  # a paused reconciler is a change to the cluster's control loop: people should see it
+
+
+def raised(assessment: Any, owner: Owner, points: int = PAUSE_RISK) -> Any:
+    """The risk assessment with the pause's points added (a RiskAssessment; the level follows the score)."""
+    from .risk import format_contribution, level_for_score, band_text
+
+    score = min(100, assessment.score + points)
+    level = level_for_score(score)
+    reasons = [r for r in assessment.reasons if not r.startswith("score ")]
+    reasons += [format_contribution(points, f"pauses {owner.display()} while acting"),
+                f"score {score} -> {level} (band {band_text(level)})"]
+    return assessment.model_copy(update={"score": score, "level": level, "reasons": reasons})
+
+
+def offline(labels: Mapping[str, str], annotations: Mapping[str, str], policy: Any, step: Any = None) -> Facts | None:
+    """The owner as `simulate` sees it: from the target labels given, its state unread (assumed present and not
+    paused), the mode the policy (a GitopsPolicy or None) gives it."""
+    from remediator.core.durations import parse_duration
+
+    owner = owner_of(labels, annotations, getattr(policy, "argocd_instance_label", None),
+                     getattr(policy, "argocd_namespace", "argocd"))
+    if owner is None:
+        return None
+    mode, why = mode_for(owner, policy, step)
+    return Facts(OwnerState(owner), mode, why, parse_duration(getattr(policy, "lease", "1h")))
+
+
+def summary(state: Any) -> str:
+    """One line on a Remediation's owner (a GitopsState), for `simulate` and messages."""
+    if state is None:
+        return ""
+    tool = "Flux" if state.tool == "flux" else "Argo CD"
+    text = f"{tool} {state.kind} {state.namespace}/{state.name}, mode {state.mode}"
+    if state.revision:
+        text += f", Git revision {state.revision}"
+    if state.mode == "suspend":
+        text += ": paused while the step acts, until Git moves on or the lease ends"
+    return text

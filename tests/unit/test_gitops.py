@@ -1,0 +1,283 @@
+"""GitOps owners: detection, the policy's mode, the pause/resume patches and the hold decision (pure)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from remediator.api.models import GitopsPolicy, RiskAssessment, StepGitops
+from remediator.core.plan import gitops
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+KEY = "shop/web-rollback-1"
+FLUX = gitops.Owner("flux", "Kustomization", "flux-system", "apps")
+ARGO = gitops.Owner("argocd", "Application", "argocd", "web")
+
+
+def kustomization(suspend=False, annotations=None, labels=None, managed=None, applied="main@sha1:aaa"):
+    return {"metadata": {"name": "apps", "namespace": "flux-system", "resourceVersion": "7",
+                         "annotations": annotations or {}, "labels": labels or {}, "managedFields": managed or []},
+            "spec": {"interval": "10s", "suspend": suspend,
+                     "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+            "status": {"lastAppliedRevision": applied}}
+
+
+def repo(revision="main@sha1:aaa"):
+    return {"status": {"artifact": {"revision": revision}}}
+
+
+def application(automated=None, annotations=None, owner_refs=None, labels=None):
+    sync = {"automated": automated} if automated is not None else {}
+    return {"metadata": {"name": "web", "namespace": "argocd", "resourceVersion": "3",
+                         "annotations": annotations or {}, "labels": labels or {}, "ownerReferences": owner_refs or []},
+            "spec": {"source": {"repoURL": "https://git.example/web.git"}, "syncPolicy": sync},
+            "status": {"sync": {"revision": "abc123"}}}
+
+
+def test_flux_kustomize_labels_name_the_kustomization():
+    labels = {"kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
+    assert gitops.owner_of(labels, {}) == FLUX
+
+
+def test_flux_helm_labels_name_the_helmrelease():
+    labels = {"helm.toolkit.fluxcd.io/name": "web", "helm.toolkit.fluxcd.io/namespace": "shop"}
+    assert gitops.owner_of(labels, {}) == gitops.Owner("flux", "HelmRelease", "shop", "web")
+
+
+def test_argocd_tracking_id_names_the_application_in_argocd_or_in_its_own_namespace():
+    plain = {gitops.ARGO_TRACKING: "web:apps/Deployment:shop/web"}
+    anywhere = {gitops.ARGO_TRACKING: "team-a_web:apps/Deployment:shop/web"}
+    assert gitops.owner_of({}, plain) == ARGO
+    assert gitops.owner_of({}, anywhere) == gitops.Owner("argocd", "Application", "team-a", "web")
+
+
+def test_argocd_instance_label_counts_only_when_configured():
+    labels = {"app.kubernetes.io/instance": "web"}
+    assert gitops.owner_of(labels, {}) is None
+    assert gitops.owner_of(labels, {}, "app.kubernetes.io/instance", "cd") == \
+        gitops.Owner("argocd", "Application", "cd", "web")
+
+
+def test_a_target_without_marks_has_no_owner():
+    assert gitops.owner_of({"app": "web"}, {"note": "x"}) is None
+
+
+def test_default_mode_is_refuse_and_refuse_names_the_owner():
+    state = gitops.read_owner(FLUX, kustomization(), repo())
+    mode, why = gitops.mode_for(FLUX, GitopsPolicy(), None)
+    verdict = gitops.decide(state, mode, why, KEY)
+    assert mode == "refuse" and not verdict.allowed
+    assert "Flux Kustomization flux-system/apps" in verdict.reason and "main@sha1:aaa" in verdict.reason
+
+
+def test_no_policy_at_all_refuses():
+    assert gitops.mode_for(ARGO, None, None)[0] == "refuse"
+
+
+def test_a_step_override_counts_only_where_the_policy_allows_it():
+    step = StepGitops(flux="ignore")
+    assert gitops.mode_for(FLUX, GitopsPolicy(flux="suspend"), step)[0] == "suspend"
+    mode, why = gitops.mode_for(FLUX, GitopsPolicy(flux="suspend", allow_step_override=True), step)
+    assert mode == "ignore" and "step" in why
+
+
+def test_ignore_acts_and_says_so():
+    verdict = gitops.decide(gitops.read_owner(FLUX, kustomization(), repo()), "ignore", "policy", KEY)
+    assert verdict.allowed and not verdict.suspend and "acting anyway" in verdict.reason
+
+
+def test_suspend_pauses_a_healthy_owner():
+    verdict = gitops.decide(gitops.read_owner(FLUX, kustomization(), repo()), "suspend", "policy", KEY)
+    assert verdict.allowed and verdict.suspend
+
+
+def test_suspend_refuses_an_owner_that_does_not_exist():
+    verdict = gitops.decide(gitops.read_owner(FLUX, None), "suspend", "policy", KEY)
+    assert not verdict.allowed and "does not exist" in verdict.reason
+
+
+def test_suspend_refuses_an_owner_someone_else_suspended():
+    verdict = gitops.decide(gitops.read_owner(FLUX, kustomization(suspend=True), repo()), "suspend", "p", KEY)
+    assert not verdict.allowed and "someone else" in verdict.reason
+
+
+def test_suspend_refuses_an_owner_another_remediation_paused():
+    body = kustomization(suspend=True, annotations={gitops.PAUSED_BY: "shop/other"})
+    verdict = gitops.decide(gitops.read_owner(FLUX, body, repo()), "suspend", "p", KEY)
+    assert not verdict.allowed and "shop/other" in verdict.reason
+
+
+def test_a_parent_kustomization_that_declares_suspend_is_a_trap_named_in_the_refusal():
+    labels = {"kustomize.toolkit.fluxcd.io/name": "flux-system", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
+    managed = [{"manager": "kustomize-controller", "fieldsV1": {"f:spec": {"f:suspend": {}, "f:interval": {}}}}]
+    verdict = gitops.decide(gitops.read_owner(FLUX, kustomization(labels=labels, managed=managed), repo()),
+                            "suspend", "p", KEY)
+    assert not verdict.allowed and "parent Flux Kustomization flux-system/flux-system" in verdict.reason
+
+
+def test_a_parent_kustomization_that_does_not_declare_suspend_leaves_the_pause_alone():
+    labels = {"kustomize.toolkit.fluxcd.io/name": "flux-system", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
+    managed = [{"manager": "kustomize-controller", "fieldsV1": {"f:spec": {"f:interval": {}}}}]
+    verdict = gitops.decide(gitops.read_owner(FLUX, kustomization(labels=labels, managed=managed), repo()),
+                            "suspend", "p", KEY)
+    assert verdict.suspend
+
+
+def test_an_applicationset_owner_reference_is_a_trap_named_in_the_refusal():
+    body = application({"selfHeal": True}, owner_refs=[{"kind": "ApplicationSet", "name": "all-web"}])
+    verdict = gitops.decide(gitops.read_owner(ARGO, body), "suspend", "p", KEY)
+    assert not verdict.allowed and "ApplicationSet argocd/all-web" in verdict.reason
+
+
+def test_an_app_of_apps_parent_is_a_trap_named_in_the_refusal():
+    body = application({"selfHeal": True}, annotations={gitops.ARGO_TRACKING: "root:argoproj.io/Application:argocd/web"})
+    verdict = gitops.decide(gitops.read_owner(ARGO, body), "suspend", "p", KEY)
+    assert not verdict.allowed and "parent Argo CD Application argocd/root" in verdict.reason
+
+
+def test_flux_pause_sets_suspend_with_who_why_when_until_and_the_revision():
+    state = gitops.read_owner(FLUX, kustomization(), repo())
+    patch = gitops.suspend_patch(state, KEY, "step rollback", NOW, timedelta(minutes=30), "7")
+    notes = patch["metadata"]["annotations"]
+    assert patch["spec"] == {"suspend": True} and patch["metadata"]["resourceVersion"] == "7"
+    assert notes[gitops.PAUSED_BY] == KEY and notes[gitops.PAUSED_WHY] == "step rollback"
+    assert notes[gitops.PAUSED_AT] == "2026-01-01T12:00:00Z" and notes[gitops.PAUSED_UNTIL] == "2026-01-01T12:30:00Z"
+    assert notes[gitops.PAUSED_REVISION] == "main@sha1:aaa"
+
+
+def test_pausing_twice_under_the_same_key_writes_nothing():
+    body = kustomization(suspend=True, annotations={gitops.PAUSED_BY: KEY})
+    assert gitops.suspend_patch(gitops.read_owner(FLUX, body, repo()), KEY, "x", NOW, timedelta(1)) is None
+
+
+def test_argocd_pause_removes_automated_and_keeps_the_original_for_the_resume():
+    automated = {"prune": True, "selfHeal": True}
+    state = gitops.read_owner(ARGO, application(automated))
+    patch = gitops.suspend_patch(state, KEY, "why", NOW, timedelta(hours=1))
+    assert patch["spec"] == {"syncPolicy": {"automated": None}}
+    kept = patch["metadata"]["annotations"][gitops.ORIGINAL_SYNC]
+    paused = application(None, annotations={gitops.PAUSED_BY: KEY, gitops.ORIGINAL_SYNC: kept})
+    resumed = gitops.resume_patch(gitops.read_owner(ARGO, paused), KEY, unfixed=False)
+    assert resumed["spec"] == {"syncPolicy": {"automated": automated}}
+    assert all(resumed["metadata"]["annotations"][k] is None for k in gitops.OUR_ANNOTATIONS)
+    assert json.loads(kept) == automated
+
+
+def test_resume_writes_nothing_when_our_pause_is_gone_so_the_original_is_restored_once():
+    assert gitops.resume_patch(gitops.read_owner(FLUX, kustomization(), repo()), KEY, unfixed=False) is None
+
+
+def test_a_resume_at_lease_end_marks_the_owner_with_the_unfixed_revision():
+    body = kustomization(suspend=True, annotations={gitops.PAUSED_BY: KEY, gitops.PAUSED_REVISION: "main@sha1:bad"})
+    patch = gitops.resume_patch(gitops.read_owner(FLUX, body, repo("main@sha1:bad")), KEY, unfixed=True)
+    assert patch["spec"] == {"suspend": None}
+    assert patch["metadata"]["annotations"][gitops.RESUMED_UNFIXED] == "main@sha1:bad"
+
+
+def test_the_same_incident_after_a_lease_end_resume_is_escalated_not_paused_again():
+    body = kustomization(annotations={gitops.RESUMED_UNFIXED: "main@sha1:bad"})
+    verdict = gitops.decide(gitops.read_owner(FLUX, body, repo("main@sha1:bad")), "suspend", "p", KEY)
+    assert not verdict.allowed and "same incident is back" in verdict.reason
+    moved_on = gitops.decide(gitops.read_owner(FLUX, body, repo("main@sha1:new")), "suspend", "p", KEY)
+    assert moved_on.suspend
+
+
+def paused(revision="main@sha1:bad"):
+    return kustomization(suspend=True, annotations={gitops.PAUSED_BY: KEY, gitops.PAUSED_REVISION: "main@sha1:bad"}), \
+        repo(revision)
+
+
+def test_the_pause_holds_while_git_is_unchanged_and_the_lease_runs():
+    body, source = paused()
+    held = gitops.hold(gitops.read_owner(FLUX, body, source), KEY, NOW + timedelta(minutes=5), NOW, "Succeeded")
+    assert not held.resume
+
+
+def test_git_moving_past_the_paused_revision_resumes_as_fixed():
+    body, source = paused("main@sha1:good")
+    held = gitops.hold(gitops.read_owner(FLUX, body, source), KEY, NOW + timedelta(minutes=5), NOW, "Succeeded")
+    assert held.resume and not held.unfixed and "main@sha1:good" in held.reason
+
+
+def test_the_lease_ending_with_git_unchanged_resumes_as_unfixed():
+    body, source = paused()
+    held = gitops.hold(gitops.read_owner(FLUX, body, source), KEY, NOW, NOW, "Succeeded")
+    assert held.resume and held.unfixed
+
+
+def test_a_remediation_that_ended_without_a_fix_resumes_at_once():
+    body, source = paused()
+    held = gitops.hold(gitops.read_owner(FLUX, body, source), KEY, NOW + timedelta(hours=1), NOW, "Escalated")
+    assert held.resume and not held.unfixed and "Escalated" in held.reason
+
+
+def test_desired_state_says_what_git_declares_and_the_exact_revert():
+    changes = {"spec.template.spec.containers[web].image": {"before": "web:1.1-bad", "after": "web:1.0"},
+               "metadata.annotations[x]": {"before": "1", "after": "2"}}
+    declared, revert = gitops.desired_state("main@sha1:bad", "GitRepository flux-system/repo", "Deployment/web",
+                                            changes)
+    assert declared == "Git at revision main@sha1:bad (GitRepository flux-system/repo) still declares image web:1.1-bad"
+    assert revert == "in Git: Deployment/web spec.template.spec.containers[web].image: web:1.1-bad → web:1.0"
+
+
+def test_a_pause_raises_the_risk_score_and_says_why():
+    before = RiskAssessment(score=20, level="low", reasons=["+20 declared", "score 20 -> low (band 0-29)"])
+    after = gitops.raised(before, FLUX)
+    assert after.score == 35 and any("pauses Flux Kustomization flux-system/apps" in r for r in after.reasons)
+    assert after.reasons[-1].startswith("score 35 ->")
+
+
+FLUX_LABELS = ("--target-label", "kustomize.toolkit.fluxcd.io/name=apps",
+               "--target-label", "kustomize.toolkit.fluxcd.io/namespace=flux-system")
+
+
+def test_simulate_names_the_flux_owner_and_escalates_under_the_default_refuse(tmp_path, capsys):
+    from tests.unit.test_simulate import DEFAULT_POLICY, NOW, RUNBOOKS, alert, payload
+    from remediator.cli import main
+
+    body = tmp_path / "alert.json"
+    body.write_text(json.dumps(payload(alert(alertname="HighLatency", deployment="api"))))
+    assert main(["simulate", "--alert", str(body), "--now", NOW, "--output", "json", "--runbooks", RUNBOOKS,
+                 "--policy", DEFAULT_POLICY, "--replicas", "3", *FLUX_LABELS]) == 0
+    sim = json.loads(capsys.readouterr().out)["alerts"][0]
+    assert sim["gitops"] == "Flux Kustomization flux-system/apps, mode refuse"
+    assert sim["phase"] == "Escalated" and "Flux Kustomization flux-system/apps" in sim["phaseReason"]
+
+
+def test_the_approval_message_shows_the_owner_and_the_pause(tmp_path):
+    from remediator.api.models import GitopsState, RemediationStatus
+    from remediator.approvals.messages import request_blocks
+    from tests.unit.test_core_engine import SPEC
+
+    status = RemediationStatus(gitops=GitopsState(tool="flux", kind="Kustomization", namespace="flux-system",
+                                                  name="apps", mode="suspend", revision="main@sha1:bad"))
+    text = "\n".join(b["text"]["text"] for b in request_blocks("shop", "r1", SPEC, status) if b.get("text"))
+    assert "*GitOps owner:* Flux Kustomization flux-system/apps, mode suspend, Git revision main@sha1:bad: paused " \
+           "while the step acts" in text
+
+
+TARGET = ("Deployment", "shop", "web")
+
+
+def test_a_flux_owner_whose_inventory_does_not_list_the_target_is_not_paused():
+    body = kustomization()
+    body["status"]["inventory"] = {"entries": [{"id": "other_web_apps_Deployment", "v": "v1"}]}
+    verdict = gitops.decide(gitops.read_owner(FLUX, body, repo(), TARGET), "suspend", "p", KEY)
+    assert not verdict.allowed and "inventory does not list it" in verdict.reason
+    body["status"]["inventory"]["entries"].append({"id": "shop_web_apps_Deployment", "v": "v1"})
+    assert gitops.decide(gitops.read_owner(FLUX, body, repo(), TARGET), "suspend", "p", KEY).suspend
+
+
+def test_an_argocd_owner_whose_resources_do_not_list_the_target_is_not_paused():
+    body = application({"selfHeal": True})
+    body["status"]["resources"] = [{"kind": "Deployment", "namespace": "shop", "name": "api"}]
+    assert not gitops.decide(gitops.read_owner(ARGO, body, None, TARGET), "suspend", "p", KEY).allowed
+    body["status"]["resources"].append({"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "web"})
+    assert gitops.decide(gitops.read_owner(ARGO, body, None, TARGET), "suspend", "p", KEY).suspend
+
+
+def test_a_hand_edited_kept_sync_policy_does_not_break_reading_the_owner():
+    body = application(None, annotations={gitops.PAUSED_BY: KEY, gitops.ORIGINAL_SYNC: "{not json"})
+    state = gitops.read_owner(ARGO, body)
+    assert state.original_automated is None
+    assert gitops.resume_patch(state, KEY, unfixed=False)["spec"] == {"syncPolicy": {"automated": {}}}
