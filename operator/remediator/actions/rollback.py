@@ -96,23 +96,11 @@ def rollback_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     revision, previous = previous_replica_set(api, deployment)
     template = template_without_hash(previous["spec"]["template"])
     if template == template_without_hash(current["spec"]["template"]):
-        return ActionResult(
-            done=True,
-            replayed=False,
-            message=f"{describe(req.target)} not rolled back: the current template already "
-            f"matches revision {revision}",
-            evidence=[evidence("rollback", "template already matches the previous revision", str(revision))],
-        )
+        return already_at(req, revision)
     annotations = rollback_annotations(
         current["metadata"].get("annotations") or {}, previous["metadata"].get("annotations") or {}
     )
-    annotations[KEYS_ANNOTATION] = keys_with(deployment.metadata.annotations, req.key)
-    patch = [
-        {"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
-        {"op": "replace", "path": "/spec/template", "value": template},
-        {"op": "add", "path": "/metadata/annotations", "value": annotations},
-    ]
-    after = patch_workload(api, req.target, patch, dry_run=req.dry_run, content_type=JSON_PATCH)
+    after = patch_template(api, req, deployment, template, annotations)
     verb = "would roll back" if req.dry_run else "rolled back"
     rs_name = previous["metadata"]["name"]
     return ActionResult(
@@ -122,6 +110,28 @@ def rollback_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
         evidence=[evidence("rollback", f"{verb} to the template of ReplicaSet {rs_name}", str(revision))],
         changes=changes_between(current, as_dict(api, after)),
     )
+
+
+def already_at(req: ActionRequest, revision: int) -> ActionResult:
+    return ActionResult(
+        done=True,
+        replayed=False,
+        message=f"{describe(req.target)} not rolled back: the current template already matches revision {revision}",
+        evidence=[evidence("rollback", "template already matches the previous revision", str(revision))],
+    )
+
+
+def patch_template(api: client.ApiClient, req: ActionRequest, workload: Any, template: dict,
+                   annotations: dict[str, str]) -> Any:
+    """The rollback's one write: the old template and the step's key together, guarded by the resourceVersion
+    the decision read, so a replay finds the key and a concurrent change is a 409 to re-read."""
+    annotations = {**annotations, KEYS_ANNOTATION: keys_with(workload.metadata.annotations, req.key)}
+    patch = [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": workload.metadata.resource_version},
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "add", "path": "/metadata/annotations", "value": annotations},
+    ]
+    return patch_workload(api, req.target, patch, dry_run=req.dry_run, content_type=JSON_PATCH)
 
 
 def previous_replica_set(api: client.ApiClient, deployment: Any) -> tuple[int, dict]:
@@ -207,21 +217,9 @@ def rollback_revision_once(api: client.ApiClient, req: ActionRequest) -> ActionR
     revision, previous = previous_controller_revision(api, req.target.kind, workload)
     template = revision_template(previous)
     if template == pruned(current["spec"]["template"]):
-        return ActionResult(
-            done=True,
-            replayed=False,
-            message=f"{describe(req.target)} not rolled back: the current template already "
-            f"matches revision {revision}",
-            evidence=[evidence("rollback", "template already matches the previous revision", str(revision))],
-        )
+        return already_at(req, revision)
     annotations = dict(current["metadata"].get("annotations") or {})
-    annotations[KEYS_ANNOTATION] = keys_with(workload.metadata.annotations, req.key)
-    patch = [
-        {"op": "replace", "path": "/metadata/resourceVersion", "value": workload.metadata.resource_version},
-        {"op": "replace", "path": "/spec/template", "value": template},
-        {"op": "add", "path": "/metadata/annotations", "value": annotations},
-    ]
-    after = patch_workload(api, req.target, patch, dry_run=req.dry_run, content_type=JSON_PATCH)
+    after = patch_template(api, req, workload, template, annotations)
     verb = "would roll back" if req.dry_run else "rolled back"
     name = previous["metadata"]["name"]
     note = on_delete_note(req.target.kind, workload) + unstick(api, req, after)
