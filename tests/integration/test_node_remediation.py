@@ -19,7 +19,6 @@ from remediator.controller.context import OperatorContext, Settings
 from remediator.core.durations import format_time, parse_time
 from remediator.kube import Resources
 from remediator.core.plan.nodes import CORDONED_FOR_ANNOTATION
-from tests.conftest import release_operator_finalizers
 from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_actions import TAINT, pinned, uids, wait_rolled_out
 from tests.integration.test_operator_loop import NO_APPROVALS
@@ -194,5 +193,4 @@ def test_a_nodes_claim_is_one_for_the_cluster_so_two_namespaces_never_drain_it_a
         assert taken.lease not in {item.metadata.name for item in
                                    client.CoordinationV1Api(kube_api).list_namespaced_lease(cluster.ns).items}
     finally:
-        release_operator_finalizers(kube_api, other)
         core.delete_namespace(other)
