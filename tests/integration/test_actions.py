@@ -448,6 +448,9 @@ def test_a_serviceaccount_without_patch_rights_gets_the_apiservers_403(kube_api,
                     "verbs": ["get", "list"],
                 },
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+                # a scale looks for an autoscaler that owns the replicas before it writes them
+                {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list"]},
+                {"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": ["get", "list"]},
             ],
         },
     )
