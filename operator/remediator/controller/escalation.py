@@ -103,7 +103,8 @@ def settle_alert(ctx, namespace: str, name: str, spec: RemediationSpec, status: 
     except AlertmanagerUnavailable as e:
         log.warning("could not send the escalation alert", extra={"remediation": f"{namespace}/{name}",
                                                                   "error": str(e)})
-        return status.escalation_alert
+        # a page owed is recorded, so one Alertmanager outage longer than FIRST_PAGE_WITHIN loses none
+        return sent if due == "fire" else status.escalation_alert
     if due == "resolve":
         return sent.model_copy(update={"resolved_at": stamp(now)})
     return sent.model_copy(update={"sent_at": stamp(now)})
@@ -130,7 +131,7 @@ class OpenAlerts:
         sent = status.get("escalationAlert") or {}
         owed = event_type != "DELETED" and escalation.handed_over(status) and (
             (not status.get("restoredAt") and status.get("foldedIntoRunbook")) or
-            (sent and not sent.get("resolvedAt")))
+            (sent.get("sentAt") and not sent.get("resolvedAt")))
         with self._lock:
             (self._keys.add if owed else self._keys.discard)(key)
 
