@@ -75,3 +75,24 @@ def test_an_owed_alert_never_sent_is_not_resolved_nor_watched_once_the_incident_
     alerts = OpenAlerts()
     alerts.observe("MODIFIED", {"metadata": {"namespace": "shop", "name": "r1"}, "status": owed.wire()})
     assert alerts.keys() == []
+
+
+def test_an_alertmanager_that_never_answers_holds_up_one_send_not_every_one(monkeypatch):
+    import socket
+    import time
+
+    import pytest
+
+    silent = socket.create_server(("127.0.0.1", 0))  # takes connections, never answers
+    monkeypatch.setattr(edge, "TIMEOUT", 0.3)
+    am = edge.Alertmanager(f"http://127.0.0.1:{silent.getsockname()[1]}", attempts=2)
+    try:
+        with pytest.raises(edge.AlertmanagerUnavailable):
+            am.send([{}])
+        started = time.monotonic()
+        for _ in range(10):  # the rest of a sweep, or a burst of ended Remediations on the two chore threads
+            with pytest.raises(edge.AlertmanagerUnavailable, match="paused"):
+                am.send([{}])
+        assert time.monotonic() - started < 0.3, "each send waited for the silent Alertmanager again"
+    finally:
+        silent.close()
