@@ -96,3 +96,16 @@ def test_an_alertmanager_that_never_answers_holds_up_one_send_not_every_one(monk
         assert time.monotonic() - started < 0.3, "each send waited for the silent Alertmanager again"
     finally:
         silent.close()
+
+
+def test_a_resolve_handled_again_after_a_crash_before_its_outcome_was_saved_is_still_accepted_once():
+    resources = OneRemediation(ended("Escalated"))
+    vote = RemediationApprovalSpec(remediation="r1", request_id="u-1", decision="resolve", user="alice",
+                                   reason="restarted the db")
+    ctx = SimpleNamespace(resources=resources)
+    assert edge.record_resolution(ctx, "shop", vote)[0] == "accepted"
+    resources.obj = {**resources.obj, "status": resources.written[-1]}
+    assert edge.record_resolution(ctx, "shop", vote)[0] == "accepted", "kopf re-ran the create handler"
+    assert len(resources.written) == 1, "recorded once"
+    other = vote.model_copy(update={"user": "bob"})
+    assert edge.record_resolution(ctx, "shop", other)[0] == "refused-already-decided"

@@ -189,6 +189,9 @@ def record_resolution(ctx, namespace: str, spec: RemediationApprovalSpec) -> tup
             return "refused-stale", (f"requestId {spec.request_id!r} is not this Remediation's uid: it names "
                                      "another incident of the same name")
         status = RemediationStatus.model_validate(obj.get("status") or {})
+        if status.restored_at and (status.resolved_by, status.resolution_note) == (who, spec.reason):
+            # this very resolution, recorded before a crash kept its outcome from the RemediationApproval
+            return "accepted", f"resolved by {who}"
         verdict = escalation.may_resolve(status)
         if not verdict.allowed:
             return "refused-already-decided", verdict.reason
