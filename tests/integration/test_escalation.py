@@ -113,6 +113,9 @@ def test_remediator_resolve_records_who_ran_it_and_a_forged_or_unauthorised_reso
     assert status["resolvedBy"] == "kubernetes:alice" and status["restoredBy"] == "humans"
     assert status["resolutionNote"] == "scaled the database back up" and status["restoredAt"]
     assert any(e["kind"] == "Resolved" and "kubernetes:alice" in e["message"] for e in status["timeline"])
+    # the same person running it again gets the operator's answer, not the apiserver's 409 on a name taken
+    twice = resolve_incident(as_user(kube_api, "alice"), cluster.ns, name, "the note I meant")
+    assert twice["status"]["outcome"] == "refused-already-decided", twice["status"]
 
     again = subprocess.run([sys.executable, "-m", "remediator", "resolve", name, "-n", cluster.ns,
                             "--note", "me too", "--kubeconfig", kubeconfig],

@@ -410,3 +410,12 @@ def test_a_restoredat_that_is_not_a_time_is_refused_naming_the_field():
         bad["status"].update(restoredBy="humans", restoredAt=value)
         with pytest.raises(ValueError, match=rf"Remediation shop/x: status\.restoredAt: {message}"):
             Record.from_object(bad)
+
+
+def test_an_approval_time_that_is_not_a_time_leaves_that_approval_out_not_the_whole_report():
+    broken = obj("broken", approval=approval("approved"))
+    broken["status"]["approval"]["decidedAt"] = "yesterday"
+    naive = obj("naive", approval=approval("denied"))
+    naive["status"]["approval"]["requestedAt"] = "2026-11-01T00:00:00"
+    fig = maturity.figures(records(broken, naive, obj("fine", approval=approval("approved", wait=30))), COVERED)
+    assert fig.approval_latency.count == 1 and fig.approval_latency.median == 30

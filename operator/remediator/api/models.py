@@ -780,7 +780,8 @@ class RemediationStatus(Model):
     restored_by: Literal["operator", "humans"] | None = Field(
         None, description="operator: its own step verified; humans: ended after escalation or failure, by the "
                           "signal resolving or `remediator resolve`")
-    resolved_by: str | None = Field(None, max_length=512, description="who ran `remediator resolve`, as the "
+    # "kubernetes:" + a RemediationApproval's spec.user (at most 512): a longest name still fits
+    resolved_by: str | None = Field(None, max_length=576, description="who ran `remediator resolve`, as the "
                                                                       "apiserver authenticated them")
     resolution_note: str = Field("", max_length=1024, description="their note")
     gitops: GitopsState | None = Field(None, description="the GitOps reconciler that owns the target, if any")

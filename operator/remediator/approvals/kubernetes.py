@@ -11,6 +11,7 @@ refused by the apiserver (409).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 
 from kubernetes import client
@@ -38,12 +39,12 @@ def open_request(api: client.ApiClient, namespace: str, remediation: str) -> dic
 
 
 def cast_vote(api: client.ApiClient, namespace: str, remediation: str, decision: str, reason: str,
-              wait_seconds: float = 15, request_id: str | None = None) -> dict:
+              wait_seconds: float = 15, request_id: str | None = None, suffix: str = "") -> dict:
     """Create the vote for `request_id` (default: the request open now) and wait for the operator's verdict."""
     user, groups = whoami(api)
     custom = client.CustomObjectsApi(api)
     request_id = request_id or open_request(api, namespace, remediation).get("requestId") or "none"
-    name = approval_name(remediation, request_id, user)
+    name = approval_name(remediation, request_id, user) + suffix
     body = {"apiVersion": API_VERSION, "kind": "RemediationApproval",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"remediation": remediation, "requestId": request_id, "decision": decision, "reason": reason,
@@ -62,7 +63,9 @@ def resolve_incident(api: client.ApiClient, namespace: str, remediation: str, no
     """The RemediationApproval that resolves this incident (bound to it by its uid), once the operator said."""
     obj = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "remediations",
                                                                     remediation)
-    return cast_vote(api, namespace, remediation, "resolve", note, request_id=obj["metadata"]["uid"])
+    # one object per attempt: a resolve refused while the operator still worked on it can be run again later
+    return cast_vote(api, namespace, remediation, "resolve", note, request_id=obj["metadata"]["uid"],
+                     suffix="-" + secrets.token_hex(3))
 
 
 def resolve(args) -> int:

@@ -71,9 +71,11 @@ def check_scopes(cfg: SlackConfig) -> tuple[list[str], list[str]]:
         resp = cfg.client().auth_test()
     except SlackApiError as e:
         raise SlackUnavailable(f"auth.test failed: {e.response.get('error')}") from None
-    except OSError as e:
+    except (OSError, ValueError, AttributeError) as e:  # ValueError/AttributeError: an answer that is no JSON object
         raise SlackUnavailable(f"auth.test failed: {e}") from None
     header = next((v for k, v in (resp.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
+    if header is None:  # e.g. a proxy dropped it: no scope is known missing
+        raise SlackUnavailable("auth.test answered without an x-oauth-scopes header")
     if isinstance(header, list):
         header = ",".join(header)
     granted = {s.strip() for s in (header or "").split(",") if s.strip()}

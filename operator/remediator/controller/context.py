@@ -79,7 +79,8 @@ class OperatorContext:
                                          max_bytes=self.settings.prometheus_max_bytes)
         if self.alertmanager is None and self.settings.alertmanager_url:
             self.alertmanager = Alertmanager(self.settings.alertmanager_url,
-                                             FileSecret(self.settings.alertmanager_api_token_file))
+                                             FileSecret(self.settings.alertmanager_api_token_file),
+                                             pause=min(30.0, self.settings.alert_resend_seconds))
         if self.slack is None:
             self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
                                      FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -31,7 +32,12 @@ TIMEOUT = 5.0
 
 
 class AlertmanagerUnavailable(RuntimeError):
-    """No answer, a timeout or a 5xx after the retries; the next event or sweep tries again."""
+    """No answer, a timeout or a 5xx after the retries (transient), or a refusal; the next event or sweep tries
+    again."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 def transient(e: BaseException) -> bool:
@@ -43,12 +49,26 @@ def transient(e: BaseException) -> bool:
 class Alertmanager:
     """`POST {url}/api/v2/alerts`, retried (tenacity) only on 5xx, connection errors and timeouts."""
 
-    def __init__(self, url: str, bearer_token: FileSecret | None = None, attempts: int = 3):
+    def __init__(self, url: str, bearer_token: FileSecret | None = None, attempts: int = 3, pause: float = 30.0):
         self.url = url.rstrip("/") + "/api/v2/alerts"
         self.token = bearer_token or FileSecret(None)
         self.attempts = attempts
+        # after the retries failed, sends fail at once for `pause` seconds: a silent Alertmanager costs one
+        # send's timeouts, not every send's (the sweep and the two chore threads would queue behind it)
+        self.pause = pause
+        self._paused_until = 0.0
 
     def send(self, alerts: list[dict]) -> None:
+        if time.monotonic() < self._paused_until:
+            raise AlertmanagerUnavailable("Alertmanager paused after failing; the sweep tries again")
+        try:
+            self._send(alerts)
+        except AlertmanagerUnavailable as e:
+            if e.transient:
+                self._paused_until = time.monotonic() + self.pause
+            raise
+
+    def _send(self, alerts: list[dict]) -> None:
         body = json.dumps(alerts).encode()
         headers = {"Content-Type": "application/json"}
         token = self.token.value()
@@ -67,12 +87,12 @@ class Alertmanager:
                     post()
         except urllib.error.HTTPError as e:
             if e.code >= 500:
-                raise AlertmanagerUnavailable(f"Alertmanager answered {e.code}") from None
+                raise AlertmanagerUnavailable(f"Alertmanager answered {e.code}", transient=True) from None
             # 400: our alert is wrong; retrying would not help, and the Event/Slack still say it
             raise AlertmanagerUnavailable(f"Alertmanager refused the alert ({e.code}): "
                                           f"{e.read()[:300].decode(errors='replace')}") from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-            raise AlertmanagerUnavailable(f"Alertmanager unreachable: {e}") from None
+            raise AlertmanagerUnavailable(f"Alertmanager unreachable: {e}", transient=True) from None
 
 
 def now_utc() -> datetime:
@@ -103,7 +123,8 @@ def settle_alert(ctx, namespace: str, name: str, spec: RemediationSpec, status: 
     except AlertmanagerUnavailable as e:
         log.warning("could not send the escalation alert", extra={"remediation": f"{namespace}/{name}",
                                                                   "error": str(e)})
-        return status.escalation_alert
+        # a page owed is recorded, so one Alertmanager outage longer than FIRST_PAGE_WITHIN loses none
+        return sent if due == "fire" else status.escalation_alert
     if due == "resolve":
         return sent.model_copy(update={"resolved_at": stamp(now)})
     return sent.model_copy(update={"sent_at": stamp(now)})
@@ -130,7 +151,7 @@ class OpenAlerts:
         sent = status.get("escalationAlert") or {}
         owed = event_type != "DELETED" and escalation.handed_over(status) and (
             (not status.get("restoredAt") and status.get("foldedIntoRunbook")) or
-            (sent and not sent.get("resolvedAt")))
+            (sent.get("sentAt") and not sent.get("resolvedAt")))
         with self._lock:
             (self._keys.add if owed else self._keys.discard)(key)
 
@@ -168,6 +189,9 @@ def record_resolution(ctx, namespace: str, spec: RemediationApprovalSpec) -> tup
             return "refused-stale", (f"requestId {spec.request_id!r} is not this Remediation's uid: it names "
                                      "another incident of the same name")
         status = RemediationStatus.model_validate(obj.get("status") or {})
+        if status.restored_at and (status.resolved_by, status.resolution_note) == (who, spec.reason):
+            # this very resolution, recorded before a crash kept its outcome from the RemediationApproval
+            return "accepted", f"resolved by {who}"
         verdict = escalation.may_resolve(status)
         if not verdict.allowed:
             return "refused-already-decided", verdict.reason

@@ -31,6 +31,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+def resend_seconds(text: str) -> float:
+    """At least a second: 0, a negative or nan would spin the re-send sweep and page with endsAt = now."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 1 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, not {text}")
+    return value
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", action="append", default=[],
@@ -101,8 +112,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alertmanager-api-token-file",
                         default=os.environ.get("REMEDIATOR_ALERTMANAGER_API_TOKEN_FILE") or None,
                         help="file holding a bearer token for that Alertmanager (optional)")
-    parser.add_argument("--alert-resend", type=float,
-                        default=float(os.environ.get("REMEDIATOR_ALERT_RESEND_SECONDS", 60)), metavar="SECONDS",
+    parser.add_argument("--alert-resend", type=resend_seconds,
+                        default=os.environ.get("REMEDIATOR_ALERT_RESEND_SECONDS", "60"), metavar="SECONDS",
                         help="seconds between re-sends of an open escalation alert")
     parser.add_argument("--autoscaler-sweep", type=float, default=10.0, metavar="SECONDS",
                         help="seconds between sweeps that restore HPAs/ScaledObjects whose lease ended")

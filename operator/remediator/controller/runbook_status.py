@@ -58,7 +58,7 @@ def pending(status: dict | None, alerting: bool = False) -> bool:
         return False
     sent = status.get("escalationAlert") or {}
     return (not sent.get("sentAt") and not status.get("restoredAt")) or \
-        (bool(sent) and bool(status.get("restoredAt")) and not sent.get("resolvedAt"))
+        (bool(sent.get("sentAt")) and bool(status.get("restoredAt")) and not sent.get("resolvedAt"))
 
 
 def finish(ctx: OperatorContext, namespace: str, name: str, resend: bool = False) -> None:

@@ -119,9 +119,11 @@ def alert_due(status: RemediationStatus, now: datetime, resend_every: timedelta,
     if escalates(status) is None and not status.escalation_alert:
         return None
     sent = status.escalation_alert
-    if status.restored_at:
-        return "resolve" if sent and not sent.resolved_at else None
-    if sent is None or not sent.sent_at:
+    if status.restored_at:  # an alert Alertmanager never took has nothing to resolve
+        return "resolve" if sent and sent.sent_at and not sent.resolved_at else None
+    if sent is not None and not sent.sent_at:
+        return "fire"  # owed since Alertmanager could not take it when the incident ended: paged however late
+    if sent is None:
         # an incident that ended long ago and was never paged (e.g. before Alertmanager was configured, or
         # before an upgrade) is not paged now: that would be a storm of stale pages
         ended = parse(status.finished_at.replace("Z", "+00:00")) if status.finished_at else now

@@ -480,9 +480,10 @@ def figures(records: Iterable[Record], inventory: Inventory, scope: Scope = Scop
     for r in done:
         if r.not_acting:
             not_acting[r.not_acting] = not_acting.get(r.not_acting, 0) + 1
-    decided = [r.status.approval for r in done if needed_human(r) and r.status.approval.decision in
-               ("approved", "denied") and r.status.approval.requested_at and r.status.approval.decided_at]
-    latency = [(parse_time(a.decided_at) - parse_time(a.requested_at)).total_seconds() for a in decided]
+    decided = [(moment(r.status.approval.requested_at), moment(r.status.approval.decided_at)) for r in done
+               if needed_human(r) and r.status.approval.decision in ("approved", "denied")]
+    # an unreadable time leaves that approval out, as every other figure does (moment), not the whole report
+    latency = [(at - asked).total_seconds() for asked, at in decided if asked is not None and at is not None]
     outcomes: dict[str, int] = {}
     sources: dict[str, int] = {}
     for r in done:
