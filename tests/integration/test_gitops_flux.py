@@ -100,11 +100,12 @@ def test_refuse_escalates_naming_the_kustomization_and_writes_nothing_to_the_dep
     cluster.apply_policy(NO_APPROVALS)  # gitops unset: refuse
     cluster.apply_runbook("bad-release", RUNBOOK)
     bad_release(flux, cluster, kube_api)
-    generation = cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata.generation
+    before = cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata
     status = ended(cluster, incident(cluster, gitops_operator))
     assert status["phase"] == "Escalated", status
     assert f"Flux Kustomization {cluster.ns}/web" in status["reason"] and "refuse" in status["reason"]
-    assert cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata.generation == generation
+    after = cluster.apps.read_namespaced_deployment("web", cluster.ns).metadata
+    assert (after.generation, after.annotations) == (before.generation, before.annotations), "no write to the target"
     assert not kustomization(cluster)["spec"].get("suspend")
 
 
@@ -133,6 +134,7 @@ def test_suspend_pauses_flux_holds_the_rollback_until_a_good_commit_then_resumes
         assert image(cluster) == GOOD
         time.sleep(0.5)
 
+    held_revisions = cluster.revisions()
     good = commit(repo, FIXED, "web 1.2 (the fix, in Git)")
     wait_for(lambda: not kustomization(cluster)["spec"].get("suspend"), timeout=30, what="the operator resuming Flux")
     assert not any(k in (kustomization(cluster)["metadata"].get("annotations") or {}) for k in gitops.OUR_ANNOTATIONS)
@@ -141,6 +143,9 @@ def test_suspend_pauses_flux_holds_the_rollback_until_a_good_commit_then_resumes
              what="the Kustomization at the good revision")
     resumed = cluster.remediation(name)["status"]["gitops"]
     assert resumed["resumedAt"] and "Git moved" in resumed["resumeReason"]
+    # Resuming only once the source has the good commit: Flux never re-applied 1.1-bad (or 1.0) on the way, which
+    # would have brought an old ReplicaSet back under a new revision number.
+    assert {rs: rev for rs, rev in cluster.revisions().items() if rs in held_revisions} == held_revisions
     assert [r["metadata"]["name"] for r in cluster.remediations()] == [name], "no second incident"
 
 
@@ -154,7 +159,9 @@ def test_a_lease_ending_with_git_still_bad_resumes_flux_and_the_returning_incide
 
     wait_for(lambda: not kustomization(cluster)["spec"].get("suspend"), timeout=45, what="resumed at lease end")
     assert kustomization(cluster)["metadata"]["annotations"][gitops.RESUMED_UNFIXED] == bad_revision
-    reason = cluster.remediation(first)["status"]["gitops"]["resumeReason"]
+    held = cluster.remediation(first)["status"]["gitops"]
+    assert held["resumedAt"] >= held["until"], "held for the whole lease"
+    reason = held["resumeReason"]
     assert "lease ended" in reason and "revert in Git" in reason and BAD in reason
     wait_for(lambda: image(cluster) == BAD, timeout=4 * INTERVAL, what="Flux re-applying Git's bad image")
     revisions = cluster.revisions()
