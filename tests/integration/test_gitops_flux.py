@@ -87,8 +87,9 @@ def test_with_ignore_flux_reverts_the_operators_rollback_within_its_interval(flu
     name = incident(cluster, gitops_operator)
     wait_for(lambda: image(cluster) == GOOD, timeout=60, what="the operator's rollback")
     rolled_back = time.monotonic()
-    wait_for(lambda: image(cluster) == BAD, timeout=4 * INTERVAL, what="Flux undoing the rollback")
-    assert time.monotonic() - rolled_back <= 1.5 * INTERVAL + 5
+    wait_for(lambda: image(cluster) == BAD, timeout=6 * INTERVAL, what="Flux undoing the rollback")
+    # one interval, plus the source's own fetch interval, jitter and a loaded 2-core machine's slack
+    assert time.monotonic() - rolled_back <= 2 * INTERVAL + 10
     status = cluster.remediation(name)["status"]
     assert status["gitops"]["mode"] == "ignore" and status["gitops"]["kind"] == "Kustomization"
     assert gitops.PAUSED_BY not in (kustomization(cluster)["metadata"].get("annotations") or {})
