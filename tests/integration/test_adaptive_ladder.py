@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from tests.integration.test_operator_loop import NO_APPROVALS
@@ -13,20 +15,26 @@ pytestmark = pytest.mark.integration
 GROUP, VERSION = "remediator.dev", "v1alpha1"
 
 
+def days_ago(days: float) -> str:
+    """Past incidents inside the default 30-day retention: a fixed date would age out of it and the retention
+    sweep would delete them under the test."""
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def past_incident(cluster, name: str, restart: str, rollback: str | None) -> None:
     """A closed Remediation of the same runbook and signal, as the operator would have recorded it."""
     steps = [{"index": 0, "name": "restart", "action": "restartRollout", "idempotencyKey": f"{name}-0",
-              "phase": restart, "appliedAt": "2026-11-01T10:00:00Z"}]
+              "phase": restart, "appliedAt": days_ago(1)}]
     if rollback:
         steps.append({"index": 1, "name": "rollback", "action": "rollback", "idempotencyKey": f"{name}-1",
-                      "phase": rollback, "appliedAt": "2026-11-01T10:05:00Z"})
+                      "phase": rollback, "appliedAt": days_ago(0.99)})
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Remediation", "metadata": {"name": name},
             "spec": {"signal": {"source": "alertmanager", "name": "HighErrorRate"},
                      "runbook": {"name": "adaptive", "namespace": cluster.ns},
                      "target": {"kind": "Deployment", "namespace": cluster.ns, "name": "web"}}}
     created = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "remediations", body)
     created["status"] = {"phase": "Succeeded" if "Succeeded" in (restart, rollback) else "Escalated",
-                         "startedAt": "2026-11-01T10:00:00Z", "finishedAt": "2026-11-01T10:10:00Z", "steps": steps}
+                         "startedAt": days_ago(1), "finishedAt": days_ago(0.98), "steps": steps}
     cluster.custom.replace_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "remediations", name, created)
 
 
