@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import signal
 
-BOUNDARIES = ("after-plan", "after-intent", "after-pause", "after-action", "during-verify")
+# Every Remediation passes these; the chaos drills kill the operator at each one.
+BOUNDARIES = ("after-plan", "after-intent", "after-action", "during-verify")
+# Reached only when the target's GitOps owner is paused first (tests/unit/test_gitops_loop.py drills it).
+GITOPS_BOUNDARIES = ("after-pause",)
 _armed = frozenset(p.strip() for p in os.environ.get("REMEDIATOR_FAILPOINTS", "").split(",") if p.strip())
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from remediator import failpoints
 from remediator.api.models import GitopsPolicy, RemediationPolicySpec
 from remediator.controller import gitops as gitops_ctl
 from remediator.controller import reconcile
@@ -120,7 +121,7 @@ def test_a_crash_between_the_pause_and_the_action_resumes_without_pausing_twice(
     store = owned("suspend")
 
     def hit(name: str) -> None:
-        if name == "after-pause":
+        if name in failpoints.GITOPS_BOUNDARIES:
             raise SystemExit("killed")
     monkeypatch.setattr(reconcile.failpoints, "hit", hit)
     with pytest.raises(SystemExit):
