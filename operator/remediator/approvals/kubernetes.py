@@ -82,12 +82,7 @@ def resolve(args) -> int:
     except ApiException as e:
         print(f"refused by the apiserver ({e.status}): {e.reason}: {(e.body or '')[:500]}")
         return 1
-    status = done.get("status") or {}
-    if not status.get("outcome"):
-        print("resolution created; the operator has not recorded it yet (is it running?)")
-        return 2
-    print(f"{status['outcome']}: {status.get('message', '')}")
-    return 0 if status["outcome"] == "accepted" else 1
+    return exit_code(done, "resolution", ("accepted",))
 
 
 def add_arguments(parser) -> None:
@@ -115,9 +110,14 @@ def run(args, decision: str) -> int:
     except ApiException as e:
         print(f"refused by the apiserver ({e.status}): {e.reason}: {(e.body or '')[:500]}")
         return 1
+    return exit_code(obj, "vote", ("accepted", "duplicate"))
+
+
+def exit_code(obj: dict, what: str, fine: tuple[str, ...]) -> int:
+    """Print the operator's answer to a vote or resolution: 0 when it is one of `fine`, 2 when none yet."""
     status = obj.get("status") or {}
     if not status.get("outcome"):
-        print("vote created; the operator has not recorded it yet (is it running?)")
+        print(f"{what} created; the operator has not recorded it yet (is it running?)")
         return 2
     print(f"{status['outcome']}: {status.get('message', '')}")
-    return 0 if status["outcome"] in ("accepted", "duplicate") else 1
+    return 0 if status["outcome"] in fine else 1
