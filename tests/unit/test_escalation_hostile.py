@@ -109,3 +109,68 @@ def test_a_resolve_handled_again_after_a_crash_before_its_outcome_was_saved_is_s
     assert len(resources.written) == 1, "recorded once"
     other = vote.model_copy(update={"user": "bob"})
     assert edge.record_resolution(ctx, "shop", other)[0] == "refused-already-decided"
+
+
+class CountingAlertmanagerServer:
+    """A real HTTP server on loopback answering every alert POST with one status code."""
+
+    def __init__(self, code: int):
+        import http.server
+        import threading
+
+        self.posts = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802  the stdlib's name
+                outer.posts += 1
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(code)
+                self.end_headers()
+                self.wfile.write(b"bad alert: label value too long")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_an_alert_alertmanager_refuses_as_malformed_is_recorded_and_never_sent_again(monkeypatch):
+    server = CountingAlertmanagerServer(400)
+    try:
+        ctx = SimpleNamespace(alertmanager=edge.Alertmanager(server.url), caches=None,
+                              settings=SimpleNamespace(alert_resend_seconds=60))
+        status = ended("Escalated")
+        monkeypatch.setattr(edge, "now_utc", lambda: datetime(2026, 12, 1, 11, 56, tzinfo=timezone.utc))
+        alert = edge.settle_alert(ctx, "shop", "r1", SPEC, status, "m")
+        assert server.posts == 1, "a 400 was retried"
+        assert alert.refused and "400" in alert.refused and not alert.sent_at
+        status = status.model_copy(update={"escalation_alert": alert})
+        RemediationStatus.model_validate(status.wire())  # the apiserver takes the recorded refusal
+        later = datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc)
+        assert escalation.alert_due(status, later, MINUTE) is None
+        monkeypatch.setattr(edge, "now_utc", lambda: later)
+        edge.settle_alert(ctx, "shop", "r1", SPEC, status, "m")
+        assert server.posts == 1, "the refused alert was sent again at the next sweep"
+        alerts = edge.OpenAlerts()
+        alerts.observe("MODIFIED", {"metadata": {"namespace": "shop", "name": "r1"}, "status": status.wire()})
+        assert alerts.keys() == [], "a restart would re-send the refused alert from the watch"
+    finally:
+        server.close()
+
+
+def test_an_alertmanager_that_refuses_our_token_keeps_the_page_owed_for_when_the_setting_is_fixed(monkeypatch):
+    server = CountingAlertmanagerServer(401)
+    try:
+        ctx = SimpleNamespace(alertmanager=edge.Alertmanager(server.url), caches=None,
+                              settings=SimpleNamespace(alert_resend_seconds=60))
+        monkeypatch.setattr(edge, "now_utc", lambda: datetime(2026, 12, 1, 11, 56, tzinfo=timezone.utc))
+        alert = edge.settle_alert(ctx, "shop", "r1", SPEC, ended("Escalated"), "m")
+        assert alert is not None and not alert.refused and not alert.sent_at, "the page was given up"
+    finally:
+        server.close()

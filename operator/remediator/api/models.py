@@ -826,6 +826,8 @@ class EscalationAlert(Model):
     sent_at: str | None = Field(None, max_length=MAX_TIME_LENGTH, description="last (re-)sent firing")
     resolved_at: str | None = Field(None, max_length=MAX_TIME_LENGTH,
                                     description="when Alertmanager took its resolution (endsAt)")
+    refused: str | None = Field(None, max_length=512,
+                                description="why Alertmanager refused this alert (400/413/422); not sent again")
 
 
 # ---------------------------------------------------------------- RemediationApproval

@@ -35,14 +35,19 @@ class AlertmanagerUnavailable(RuntimeError):
     """No answer, a timeout or a 5xx after the retries (transient), or a refusal; the next event or sweep tries
     again."""
 
-    def __init__(self, message: str, transient: bool = False):
+    def __init__(self, message: str, transient: bool = False, refused: bool = False):
         super().__init__(message)
         self.transient = transient
+        self.refused = refused  # this alert's content was refused: sending it again cannot help
+
+
+CONTENT_REFUSED = frozenset({400, 413, 422})
+MAX_REFUSAL = 512  # the status field's maxLength
 
 
 def transient(e: BaseException) -> bool:
     if isinstance(e, urllib.error.HTTPError):
-        return e.code >= 500
+        return e.code >= 500 or e.code == 429
     return isinstance(e, (urllib.error.URLError, TimeoutError, ConnectionError))
 
 
@@ -60,7 +65,7 @@ class Alertmanager:
 
     def send(self, alerts: list[dict]) -> None:
         if time.monotonic() < self._paused_until:
-            raise AlertmanagerUnavailable("Alertmanager paused after failing; the sweep tries again")
+            raise AlertmanagerUnavailable("Alertmanager paused after failing; the sweep tries again", transient=True)
         try:
             self._send(alerts)
         except AlertmanagerUnavailable as e:
@@ -86,11 +91,13 @@ class Alertmanager:
                 with attempt:
                     post()
         except urllib.error.HTTPError as e:
-            if e.code >= 500:
+            if e.code >= 500 or e.code == 429:
                 raise AlertmanagerUnavailable(f"Alertmanager answered {e.code}", transient=True) from None
-            # 400: our alert is wrong; retrying would not help, and the Event/Slack still say it
+            # 400/413/422: this alert is wrong and stays wrong, so it is not owed any more (the Event and Slack
+            # still say it); 401/403/404 are the operator's settings, fixed by a human: the page stays owed
             raise AlertmanagerUnavailable(f"Alertmanager refused the alert ({e.code}): "
-                                          f"{e.read()[:300].decode(errors='replace')}") from None
+                                          f"{e.read()[:300].decode(errors='replace')}",
+                                          refused=e.code in CONTENT_REFUSED) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
             raise AlertmanagerUnavailable(f"Alertmanager unreachable: {e}", transient=True) from None
 
@@ -123,6 +130,8 @@ def settle_alert(ctx, namespace: str, name: str, spec: RemediationSpec, status: 
     except AlertmanagerUnavailable as e:
         log.warning("could not send the escalation alert", extra={"remediation": f"{namespace}/{name}",
                                                                   "error": str(e)})
+        if e.refused:  # recorded, so neither the sweep nor a restart sends it again
+            return sent.model_copy(update={"refused": str(e)[:MAX_REFUSAL]})
         # a page owed is recorded, so one Alertmanager outage longer than FIRST_PAGE_WITHIN loses none
         return sent if due == "fire" else status.escalation_alert
     if due == "resolve":
@@ -149,7 +158,7 @@ class OpenAlerts:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         status = body.get("status") or {}
         sent = status.get("escalationAlert") or {}
-        owed = event_type != "DELETED" and escalation.handed_over(status) and (
+        owed = event_type != "DELETED" and escalation.handed_over(status) and not sent.get("refused") and (
             (not status.get("restoredAt") and status.get("foldedIntoRunbook")) or
             (sent.get("sentAt") and not sent.get("resolvedAt")))
         with self._lock:

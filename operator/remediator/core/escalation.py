@@ -119,6 +119,8 @@ def alert_due(status: RemediationStatus, now: datetime, resend_every: timedelta,
     if escalates(status) is None and not status.escalation_alert:
         return None
     sent = status.escalation_alert
+    if sent is not None and sent.refused:
+        return None  # Alertmanager refused this alert's content: sending it again cannot help
     if status.restored_at:  # an alert Alertmanager never took has nothing to resolve
         return "resolve" if sent and sent.sent_at and not sent.resolved_at else None
     if sent is not None and not sent.sent_at:
