@@ -10,7 +10,6 @@ nothing on the tick path.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from ..actions import autoscalers
 from ..actions.base import ActionError
 from ..core.plan import autoscalers as leases
 from ..records import events
+from . import chores
 from .context import OperatorContext
 
 log = logging.getLogger("remediator.autoscalers")
@@ -93,10 +93,4 @@ def tell(ctx: OperatorContext, obj: dict, remediation: dict | None, decision: le
 async def sweep_periodically(ctx: OperatorContext, active: Callable[[], bool],
                              every: float = SWEEP_SECONDS) -> None:
     """On the active replica: at start (a lease that expired while no operator ran), then every `every` s."""
-    while True:
-        if active():
-            try:
-                await asyncio.to_thread(sweep, ctx)
-            except Exception as e:  # noqa: BLE001  a passing apiserver error must not end the sweeps
-                log.warning("autoscaler sweep failed", extra={"error": str(e)})
-        await asyncio.sleep(every)
+    await chores.every(every, active, lambda: sweep(ctx), "autoscaler sweep", first_after=0)

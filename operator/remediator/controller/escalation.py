@@ -9,7 +9,6 @@ Remediations whose alert is open are kept from the Remediation watch, so the re-
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -26,6 +25,7 @@ from ..api.models import EscalationAlert, RemediationApprovalSpec, RemediationSp
 from ..core import escalation
 from ..core.engine import state
 from ..secrets import FileSecret
+from . import chores
 
 log = logging.getLogger("remediator.escalation")
 TIMEOUT = 5.0
@@ -171,16 +171,17 @@ class OpenAlerts:
 
 async def resend_periodically(ctx, active: Callable[[], bool], settle: Callable[[object, str, str], None]) -> None:
     """Re-send every open alert before Alertmanager would time it out; only on the active replica."""
-    while True:
-        await asyncio.sleep(ctx.settings.alert_resend_seconds)
-        if not active() or getattr(ctx, "alertmanager", None) is None:
-            continue
+    def resend_all() -> None:
+        if getattr(ctx, "alertmanager", None) is None:
+            return
         for namespace, name in ctx.open_alerts.keys():
             try:
-                await asyncio.to_thread(settle, ctx, namespace, name)
-            except Exception as e:  # noqa: BLE001  the next sweep tries again
+                settle(ctx, namespace, name)
+            except Exception as e:  # noqa: BLE001  one Remediation's failure holds up no other; next sweep
                 log.warning("could not re-send the escalation alert", extra={
                     "remediation": f"{namespace}/{name}", "error": str(e)})
+
+    await chores.every(ctx.settings.alert_resend_seconds, active, resend_all, "escalation re-send")
 
 
 # ---------------------------------------------------------------- `remediator resolve`

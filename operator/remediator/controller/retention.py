@@ -8,7 +8,6 @@ re-created under the same name) is not deleted; the next sweep judges it again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +30,7 @@ from ..core.plan import adaptive
 from ..core.match import policy_select
 from ..core.report import retention, runbook_stats
 from ..records import metrics
+from . import chores
 from .context import OperatorContext
 from .guard_facts import labels_of_namespace
 
@@ -160,17 +160,12 @@ FIRST_SWEEP_AFTER = 60.0  # seconds after start
 
 async def sweep_periodically(ctx: OperatorContext, active: Callable[[], bool],
                              namespaces: Callable[[], list[str]]) -> None:
+    def sweep_once() -> None:
+        results = sweep(ctx, namespaces() if ctx.settings.namespaces else None, active)
+        if results:
+            log.info("retention sweep", extra=dict(results))
+
     every = ctx.settings.retention_sweep_seconds
-    await asyncio.sleep(min(every, FIRST_SWEEP_AFTER))  # not in the start-up burst of LISTs and watches
-    while True:
-        if not active():  # a replica just made active sweeps soon, not a whole period later
-            await asyncio.sleep(min(every, STANDBY_POLL_SECONDS))
-            continue
-        try:
-            served = await asyncio.to_thread(namespaces) if ctx.settings.namespaces else None
-            results = await asyncio.to_thread(sweep, ctx, served, active)
-            if results:
-                log.info("retention sweep", extra=dict(results))
-        except Exception as e:  # noqa: BLE001  a passing apiserver error must not end the sweeps
-            log.warning("retention sweep failed", extra={"error": str(e)})
-        await asyncio.sleep(every)
+    # not in the start-up burst of LISTs and watches; a replica just made active sweeps soon
+    await chores.every(every, active, sweep_once, "retention sweep",
+                       first_after=min(every, FIRST_SWEEP_AFTER), standby_poll=STANDBY_POLL_SECONDS)
