@@ -20,7 +20,8 @@ from remediator.core.durations import format_time, parse_time
 from remediator.kube import Resources
 from remediator.core.plan.nodes import CORDONED_FOR_ANNOTATION
 from tests.integration.conftest import GROUP, VERSION
-from tests.integration.test_actions import TAINT, pinned, uids, wait_rolled_out
+from remediator.actions import execute
+from tests.integration.test_actions import TAINT, create_daemon_set_and_unmanaged_pods, key, pinned, request, uids, wait_rolled_out
 from tests.integration.test_operator_loop import NO_APPROVALS
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
@@ -250,3 +251,32 @@ def test_a_drained_node_whose_pods_cannot_run_elsewhere_is_not_verified_and_name
     assert step["result"] == "failed", step
     assert f"not rescheduled: {name}" in step["message"] and "0 of 1 Running and Ready elsewhere" in step["message"]
     assert "still Ready=False" in step["message"], step["message"]
+
+
+def test_a_drain_over_several_calls_reports_every_pod_it_evicted_by_controller_and_the_pods_nothing_replaces(
+        cluster, own_nodes, kube_api):
+    node = own_nodes()
+    utils.create_from_dict(kube_api, pinned(deployment("web", replicas=2), node), namespace=cluster.ns)
+    create_daemon_set_and_unmanaged_pods(kube_api, cluster.ns, node)
+    wait_rolled_out(kube_api, cluster.ns, "web")
+    policy = client.PolicyV1Api(kube_api)
+    # one of the two may go: the first call evicts one, its replacement cannot start (pinned to the cordoned
+    # node), so the budget holds the other until it is deleted
+    policy.create_namespaced_pod_disruption_budget(cluster.ns, {
+        "metadata": {"name": "web"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    wait_for(lambda: policy.read_namespaced_pod_disruption_budget("web", cluster.ns).status.observed_generation,
+             what="the disruption controller saw the PDB")
+    web = client.CoreV1Api(kube_api).list_namespaced_pod(cluster.ns, label_selector="app=web").items
+    k = key()
+
+    first = execute(kube_api, request("cordonDrain", None, node, k, kind="Node", drain={"timeout": "3s"}))
+    assert not first.done, first.message
+    policy.delete_namespaced_pod_disruption_budget("web", cluster.ns)
+    # the second call is what a restarted operator makes: it finds on the node only the pod still there
+    last = execute(kube_api, request("cordonDrain", None, node, k, kind="Node", drain={"timeout": "30s"}))
+
+    assert last.done and last.replayed, last.message
+    owner = next(o for o in web[0].metadata.owner_references if o.controller)
+    assert [(e.detail, sorted(e.value.split(","))) for e in last.evidence if e.kind == "evicted"] == [
+        (f"{cluster.ns}/ReplicaSet/{owner.name}", sorted(p.metadata.name for p in web))]
+    assert [e.detail for e in last.evidence if e.kind == "unreplaceable"] == [f"{cluster.ns}/bare"]
