@@ -17,8 +17,9 @@ observation in hand and the step's readings (`readings`: when each run of the
 pods began), so it judges the same after a restart of the operator. A step that declares no
 check gets a default one that is evidence too: a workload's rollout complete
 and its pods Ready with unchanged restarts for 30s; a Pod Ready for 30s; a
-Node (cordonDrain) the drain's own completion, which returns only once every
-pod it evicted is gone, and the node still there. The PromQL checks
+Node (cordonDrain) recovery: its watched condition healthy again, or every pod
+the drain evicted replaced by a Running, Ready pod of the same controller on
+another node (`node_recovered`). The PromQL checks
 (`promql`, `sloRecovered`) are judged elsewhere; their verdicts come in as
 `external` and a missing one is pending until the timeout, then inconclusive.
 """
@@ -146,9 +147,9 @@ def default_checks(
         return {"rolloutComplete (default)": rollout, "podsReady (default)": ready}
     if kind == "Pod":
         return {"podsReady (default)": ready}
-    if kind == "Node":
-        return {"nodeRecovered (default)": node_recovered(drained or Drained(), latest, started, timeout, now)}
-    return {"completion": action_completed(latest, started, timeout, now)}
+    if latest is None:  # nothing to judge yet, whatever the kind
+        return {"observation": _no_evidence_yet(None, now - started >= timeout, timeout) or Verdict("pending")}
+    return {"nodeRecovered (default)": node_recovered(drained or Drained(), latest, started, timeout, now)}
 
 
 def observations_since(observations: Sequence[Observation], started: datetime) -> list[Observation]:
@@ -273,18 +274,6 @@ def external_verdict(
     if now - started >= timeout:
         return Verdict("inconclusive", [f"no result within {_fmt(timeout)}"])
     return Verdict("pending", ["waiting for a result"])
-
-
-def action_completed(latest: Observation | None, started: datetime, timeout: timedelta, now: datetime) -> Verdict:
-    """A Node's default: the drain's completion (every evicted pod gone) is the check, given the node is there."""
-    early = _no_evidence_yet(latest, now - started >= timeout, timeout)
-    if early or latest is None:
-        return early
-    return Verdict(
-        "passed",
-        ["no check declared; the drain completed (every evicted pod is gone) and the node is present"],
-        [_evidence("target", f"{latest.target.kind} {latest.target.name} present", latest)],
-    )
 
 
 # ---------------------------------------------------------------- nodeRecovered
