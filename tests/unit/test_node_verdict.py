@@ -3,6 +3,7 @@ or when every pod the drain evicted has a Ready replacement of the same controll
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from remediator.actions.drain import evicted_by_controller
@@ -110,3 +111,17 @@ def test_the_verdict_reads_the_drains_evidence_and_the_condition_of_the_trigger_
     assert disk.unreplaceable == ("shop/lonely",)
     by_alert = drained_from(evidence, runbook, Signal(source="alertmanager", name="DiskPressure"))
     assert by_alert.watched.type == "Ready", "a drain an alert set off waits for Ready"
+
+
+def test_the_drains_record_as_stored_in_the_remediation_status_gives_a_restarted_operator_the_same_verdict():
+    from remediator.api.models import RemediationStatus, StepRecord
+
+    owners = {"shop/web-1-x": "ReplicaSet/web-1", "shop/web-1-y": "ReplicaSet/web-1"}
+    record = StepRecord(index=0, name="drain", action="cordonDrain", idempotency_key="k", phase="Applied",
+                        applied_at="2025-01-01T12:00:00Z", evidence=evicted_by_controller(owners, {}))
+    stored = RemediationStatus(phase="Verifying", steps=[record]).wire()  # what the apiserver keeps
+    restarted = RemediationStatus.model_validate(json.loads(json.dumps(stored))).steps[0]
+    half = seen(10, elsewhere=(pod("web-1-p"),))
+    assert drained_from(restarted.evidence, None, None) == DRAINED
+    assert judged(drained_from(restarted.evidence, None, None), half, now=10).reasons == \
+        judged(DRAINED, half, now=10).reasons
