@@ -109,7 +109,7 @@ def record_evicts(api: client.ApiClient, node: Any, key: str, to_evict: list[Any
         known = {}
     known = known if isinstance(known, dict) else {}
     merged = {**known, **{qualified(p): controller_of(p) or "" for p in to_evict}}
-    if merged != known:
+    if merged != known or recorded_key != key:  # an earlier drain's record goes, even when this one evicts none
         body = {"metadata": {"annotations": {EVICTS_ANNOTATION: f"{key} {json.dumps(merged, sort_keys=True)}"}}}
         patch_object(api, "Node", node.metadata.name, None, body, content_type=MERGE_PATCH)
     return merged
