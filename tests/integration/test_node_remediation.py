@@ -280,3 +280,22 @@ def test_a_drain_over_several_calls_reports_every_pod_it_evicted_by_controller_a
     assert [(e.detail, sorted(e.value.split(","))) for e in last.evidence if e.kind == "evicted"] == [
         (f"{cluster.ns}/ReplicaSet/{owner.name}", sorted(p.metadata.name for p in web))]
     assert [e.detail for e in last.evidence if e.kind == "unreplaceable"] == [f"{cluster.ns}/bare"]
+
+
+def test_a_drained_node_whose_pods_cannot_run_elsewhere_is_verified_once_it_is_ready_again(
+        cluster, operator, own_nodes, kube_api):
+    node, _spare = own_nodes(), own_nodes()
+    cluster.apply_policy(NODE_ACTIONS)
+    cluster.apply_runbook("node-notready", recovery_runbook(own_nodes.selector, "60s"))
+    utils.create_from_dict(kube_api, on_node(deployment("pinned", replicas=1), node), namespace=cluster.ns)
+    wait_rolled_out(kube_api, cluster.ns, "pinned")
+
+    set_not_ready(kube_api, node, True)
+    found = wait_for(cluster.remediations, timeout=60, what="a Remediation for the NotReady node")
+    name = found[0]["metadata"]["name"]
+    cluster.wait_phase(name, {"Verifying"}, timeout=60)
+    set_not_ready(kube_api, node, False)
+
+    status = cluster.wait_phase(name, TERMINAL, timeout=60)["status"]
+    assert status["phase"] == "Succeeded", status["reason"]
+    assert f"node {node} is healthy again: Ready=True" in status["reason"], status["reason"]
