@@ -9,6 +9,10 @@
    no controller would recreate (kubectl refuses those without --force).
 3. Wait for the evicted pods to be gone, each call within the drain's timeout.
 
+Before evicting, each call records on the Node (`remediator.dev/drain-evicts`) the pods it evicts with their
+controllers, merged with what earlier calls under the key recorded; the outcome turns that into step evidence
+(`evicted` per controller, `unreplaceable` for pods with none), which the Node's verdict reads.
+
 A call that runs out of time returns done=False with the pods still blocked:
 calling again with the same key continues it (the Node already carries the
 key). The step's timeout bounds the whole drain, across calls and restarts: the

@@ -28,7 +28,8 @@ from remediator.verification.observations import (
 
 
 def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None) -> Observation:
-    """The target's rollout and pods as they are now (Pod: the pod itself; Node: the pods on it)."""
+    """The target's rollout and pods as they are now (Pod: the pod itself; Node: its conditions, the pods on it
+    and the pods that may have replaced those a drain evicted)."""
     at = at or datetime.now(UTC)
     try:
         if target.kind == "Rollout":
