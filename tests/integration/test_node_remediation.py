@@ -20,7 +20,8 @@ from remediator.core.durations import format_time, parse_time
 from remediator.kube import Resources
 from remediator.core.plan.nodes import CORDONED_FOR_ANNOTATION
 from tests.integration.conftest import GROUP, VERSION
-from tests.integration.test_actions import TAINT, pinned, uids, wait_rolled_out
+from remediator.actions import execute
+from tests.integration.test_actions import TAINT, create_daemon_set_and_unmanaged_pods, key, pinned, request, uids, wait_rolled_out
 from tests.integration.test_operator_loop import NO_APPROVALS
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
@@ -194,3 +195,107 @@ def test_a_nodes_claim_is_one_for_the_cluster_so_two_namespaces_never_drain_it_a
                                    client.CoordinationV1Api(kube_api).list_namespaced_lease(cluster.ns).items}
     finally:
         core.delete_namespace(other)
+
+
+def recovery_runbook(selector: dict, timeout: str) -> dict:
+    runbook = node_runbook("2s", "1", selector)
+    runbook["steps"][0]["timeout"] = timeout
+    return runbook
+
+
+def drain_remediation(cluster, kube_api, node: str) -> dict:
+    set_not_ready(kube_api, node, True)
+    found = wait_for(cluster.remediations, timeout=60, what="a Remediation for the NotReady node")
+    assert len(found) == 1 and found[0]["spec"]["target"]["name"] == node, found
+    return cluster.wait_phase(found[0]["metadata"]["name"], TERMINAL, timeout=90)
+
+
+def test_a_drained_node_is_verified_once_its_evicted_pods_run_ready_on_another_node(
+        cluster, operator, own_nodes, kube_api):
+    first = own_nodes()
+    cluster.apply_policy(NODE_ACTIONS)
+    cluster.apply_runbook("node-notready", recovery_runbook(own_nodes.selector, "40s"))
+    web = deployment("web", replicas=2)
+    web["spec"]["template"]["spec"].update(nodeSelector=own_nodes.selector["matchLabels"], tolerations=[
+        {"key": TAINT, "operator": "Exists"},
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}])
+    utils.create_from_dict(kube_api, web, namespace=cluster.ns)
+    wait_rolled_out(kube_api, cluster.ns, "web")
+    evicted = uids(kube_api, cluster.ns, "app=web")
+    second = own_nodes()  # made after the pods ran on the first: the scheduler's only other place for them
+
+    status = drain_remediation(cluster, kube_api, first)["status"]
+    assert status["phase"] == "Succeeded", status["reason"]
+    assert "run elsewhere" in status["reason"] and "2 of 2 Running and Ready elsewhere" in status["reason"], \
+        status["reason"]
+    core = client.CoreV1Api(kube_api)
+    assert ready(core.read_node(first)) == "False", "verified by the pods, not by the node's recovery"
+    now = core.list_namespaced_pod(cluster.ns, label_selector="app=web").items
+    assert {p.spec.node_name for p in now if p.status.phase == "Running"} == {second}
+    assert not evicted & {p.metadata.uid for p in now}
+
+
+def test_a_drained_node_whose_pods_cannot_run_elsewhere_is_not_verified_and_names_them(
+        cluster, operator, own_nodes, kube_api):
+    node, _spare = own_nodes(), own_nodes()  # the spare keeps minHealthy 1, but nothing pinned to the node fits it
+    cluster.apply_policy(NODE_ACTIONS)
+    cluster.apply_runbook("node-notready", recovery_runbook(own_nodes.selector, "8s"))
+    utils.create_from_dict(kube_api, on_node(deployment("pinned", replicas=1), node), namespace=cluster.ns)
+    wait_rolled_out(kube_api, cluster.ns, "pinned")
+    name = next(iter(client.CoreV1Api(kube_api).list_namespaced_pod(cluster.ns, label_selector="app=pinned")
+                     .items)).metadata.name
+
+    status = drain_remediation(cluster, kube_api, node)["status"]
+    assert status["phase"] in ("Failed", "Escalated"), status["reason"]
+    step = status["steps"][0]
+    assert step["result"] == "failed", step
+    assert f"not rescheduled: {name}" in step["message"] and "0 of 1 Running and Ready elsewhere" in step["message"]
+    assert "still Ready=False" in step["message"], step["message"]
+
+
+def test_a_drain_over_several_calls_reports_every_pod_it_evicted_by_controller_and_the_pods_nothing_replaces(
+        cluster, own_nodes, kube_api):
+    node = own_nodes()
+    utils.create_from_dict(kube_api, pinned(deployment("web", replicas=2), node), namespace=cluster.ns)
+    create_daemon_set_and_unmanaged_pods(kube_api, cluster.ns, node)
+    wait_rolled_out(kube_api, cluster.ns, "web")
+    policy = client.PolicyV1Api(kube_api)
+    # one of the two may go: the first call evicts one, its replacement cannot start (pinned to the cordoned
+    # node), so the budget holds the other until it is deleted
+    policy.create_namespaced_pod_disruption_budget(cluster.ns, {
+        "metadata": {"name": "web"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    wait_for(lambda: policy.read_namespaced_pod_disruption_budget("web", cluster.ns).status.observed_generation,
+             what="the disruption controller saw the PDB")
+    web = client.CoreV1Api(kube_api).list_namespaced_pod(cluster.ns, label_selector="app=web").items
+    k = key()
+
+    first = execute(kube_api, request("cordonDrain", None, node, k, kind="Node", drain={"timeout": "3s"}))
+    assert not first.done, first.message
+    policy.delete_namespaced_pod_disruption_budget("web", cluster.ns)
+    # the second call is what a restarted operator makes: it finds on the node only the pod still there
+    last = execute(kube_api, request("cordonDrain", None, node, k, kind="Node", drain={"timeout": "30s"}))
+
+    assert last.done and last.replayed, last.message
+    owner = next(o for o in web[0].metadata.owner_references if o.controller)
+    assert [(e.detail, sorted(e.value.split(","))) for e in last.evidence if e.kind == "evicted"] == [
+        (f"{cluster.ns}/ReplicaSet/{owner.name}", sorted(p.metadata.name for p in web))]
+    assert [e.detail for e in last.evidence if e.kind == "unreplaceable"] == [f"{cluster.ns}/bare"]
+
+
+def test_a_drained_node_whose_pods_cannot_run_elsewhere_is_verified_once_it_is_ready_again(
+        cluster, operator, own_nodes, kube_api):
+    node, _spare = own_nodes(), own_nodes()
+    cluster.apply_policy(NODE_ACTIONS)
+    cluster.apply_runbook("node-notready", recovery_runbook(own_nodes.selector, "60s"))
+    utils.create_from_dict(kube_api, on_node(deployment("pinned", replicas=1), node), namespace=cluster.ns)
+    wait_rolled_out(kube_api, cluster.ns, "pinned")
+
+    set_not_ready(kube_api, node, True)
+    found = wait_for(cluster.remediations, timeout=60, what="a Remediation for the NotReady node")
+    name = found[0]["metadata"]["name"]
+    cluster.wait_phase(name, {"Verifying"}, timeout=60)
+    set_not_ready(kube_api, node, False)
+
+    status = cluster.wait_phase(name, TERMINAL, timeout=60)["status"]
+    assert status["phase"] == "Succeeded", status["reason"]
+    assert f"node {node} is healthy again: Ready=True" in status["reason"], status["reason"]

@@ -332,14 +332,6 @@ def test_failed_wins_over_pending():
     assert v.state == "failed"
 
 
-def test_no_checks_on_a_node_means_the_drain_completed_once_the_node_is_seen():
-    node = ObjectRef(kind="Node", name="n1")
-    assert judge({}, [], now=10).state == "pending"
-    v = judge({}, [seen(5, target=node)], now=10)
-    assert v.state == "passed" and v.evidence[0].detail == "Node n1 present"
-    assert judge({}, [], now=300).state == "inconclusive"
-
-
 # ---------------------------------------------------------------- observations
 
 

@@ -9,6 +9,10 @@
    no controller would recreate (kubectl refuses those without --force).
 3. Wait for the evicted pods to be gone, each call within the drain's timeout.
 
+Before evicting, each call records on the Node (`remediator.dev/drain-evicts`) the pods it evicts with their
+controllers, merged with what earlier calls under the key recorded; the outcome turns that into step evidence
+(`evicted` per controller, `unreplaceable` for pods with none), which the Node's verdict reads.
+
 A call that runs out of time returns done=False with the pods still blocked:
 calling again with the same key continues it (the Node already carries the
 key). The step's timeout bounds the whole drain, across calls and restarts: the
@@ -52,9 +56,20 @@ from remediator.actions.kube import MERGE_PATCH, as_dict, call, dry_run_arg, pat
 from remediator.api.models import DrainParams
 from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.core.plan.guard_inputs import drain_skip_reason  # the guards count the same pods
-from remediator.core.plan.nodes import CORDONED_FOR_ANNOTATION, cordoned_for, node_fact, recovered
+from remediator.core.plan.nodes import (
+    CORDONED_FOR_ANNOTATION,
+    EVICTED,
+    UNREPLACEABLE,
+    cordoned_for,
+    node_fact,
+    recovered,
+)
+from remediator.core.pod_health import controller_of
 
 DRAIN_STARTED_ANNOTATION = "remediator.dev/drain-started"  # "<key> <RFC 3339 time>"
+# "<key> <JSON {"ns/pod": "Kind/controller"}>": the pods the drain under key evicts, recorded before it evicts
+# them, so a drain that takes several calls (or a restart) still reports every pod it evicted, by controller
+EVICTS_ANNOTATION = "remediator.dev/drain-evicts"
 # The Eviction API's 429 names the budget in its cause (k8s.io/kubernetes pkg/registry/core/pod/storage/eviction.go).
 BUDGET_CAUSE = re.compile(r"The disruption budget (\S+) needs")
 # kubectl waits 5s before retrying an eviction a PodDisruptionBudget refused
@@ -66,12 +81,16 @@ def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     require_kind(req, ("Node",))
     params = req.step.drain or DrainParams()
     node, was_recorded, changes = reread_on_conflict(lambda: cordon(api, req))
-    skipped, to_evict = classify(pods_on(api, node.metadata.name))
+    found = pods_on(api, node.metadata.name)
+    skipped, to_evict = classify(found)
+    bare = sorted(qualified(p) for p in found if controller_of(p) is None and qualified(p) in skipped)
     if req.dry_run:
         blocked = {
             name: why for name, why in evict_all(api, to_evict, params, True).items() if why != "evicted"
         }
-        return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes)
+        owners = {qualified(p): controller_of(p) or "" for p in to_evict}
+        return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes, owners, bare)
+    owners = record_evicts(api, node, req.key, to_evict)
     step_ends = drain_started(api, node, req.key) + parse_duration(req.step.timeout)
     budget = min(parse_duration(params.timeout), max(timedelta(0), step_ends - datetime.now(UTC)))
     blocked = evict_until_gone(api, node.metadata.name, to_evict, params, time.monotonic() + budget.total_seconds())
@@ -81,7 +100,23 @@ def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
             f"drain of node {node.metadata.name} not finished within the step's timeout {req.step.timeout}: "
             + "; ".join(f"{name} {why}" for name, why in sorted(blocked.items())),
         )
-    return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes)
+    return outcome(req, node.metadata.name, was_recorded, to_evict, blocked, skipped, changes, owners, bare)
+
+
+def record_evicts(api: client.ApiClient, node: Any, key: str, to_evict: list[Any]) -> dict[str, str]:
+    """Every pod the drain under `key` evicts, with its controller: what earlier calls recorded and this one's,
+    written on the Node before evicting."""
+    recorded_key, _, text = ((node.metadata.annotations or {}).get(EVICTS_ANNOTATION) or "").partition(" ")
+    try:
+        known = json.loads(text) if recorded_key == key else {}
+    except ValueError:
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    merged = {**known, **{qualified(p): controller_of(p) or "" for p in to_evict}}
+    if merged != known or recorded_key != key:  # an earlier drain's record goes, even when this one evicts none
+        body = {"metadata": {"annotations": {EVICTS_ANNOTATION: f"{key} {json.dumps(merged, sort_keys=True)}"}}}
+        patch_object(api, "Node", node.metadata.name, None, body, content_type=MERGE_PATCH)
+    return merged
 
 
 def drain_started(api: client.ApiClient, node: Any, key: str) -> datetime:
@@ -140,7 +175,8 @@ def uncordon_recovered(api: client.ApiClient, node: dict) -> str | None:
         return None
     meta = node.get("metadata") or {}
     body = {"metadata": {"resourceVersion": meta.get("resourceVersion"),
-                         "annotations": {CORDONED_FOR_ANNOTATION: None, DRAIN_STARTED_ANNOTATION: None}},
+                         "annotations": {CORDONED_FOR_ANNOTATION: None, DRAIN_STARTED_ANNOTATION: None,
+                                         EVICTS_ANNOTATION: None}},
             "spec": {"unschedulable": None}}
     try:
         patch_object(api, "Node", meta.get("name", ""), None, body, content_type=MERGE_PATCH)
@@ -170,8 +206,8 @@ def classify(pods: list[Any]) -> tuple[dict[str, str], list[Any]]:
 
 
 def skip_reason(pod: Any) -> str | None:
-    controller = next((o for o in pod.metadata.owner_references or [] if o.controller), None)
-    return drain_skip_reason(pod.metadata.annotations, controller.kind if controller else None,
+    controller = controller_of(pod)
+    return drain_skip_reason(pod.metadata.annotations, controller.partition("/")[0] if controller else None,
                              pod.metadata.deletion_timestamp is not None)
 
 
@@ -270,6 +306,17 @@ def refusing_budgets(refusal: Any, namespace: str) -> list[str]:
 # ---------------------------------------------------------------- result
 
 
+def evicted_by_controller(owners: dict[str, str], blocked: dict[str, str]) -> list:
+    """The step evidence the Node's verdict reads (verification.verdicts.drained_from): per controller, the
+    names of its pods evicted (in this call or an earlier one under the key)."""
+    by: dict[str, list[str]] = {}
+    for name, owner in sorted(owners.items()):
+        if name not in blocked and owner:
+            namespace, _, pod = name.partition("/")
+            by.setdefault(f"{namespace}/{owner}", []).append(pod)
+    return [evidence(EVICTED, owner, ",".join(pods)) for owner, pods in sorted(by.items())]
+
+
 def outcome(
     req: ActionRequest,
     node: str,
@@ -278,6 +325,8 @@ def outcome(
     blocked: dict[str, str],
     skipped: dict[str, str],
     changes: dict,
+    owners: dict[str, str],
+    bare: list[str],
 ) -> ActionResult:
     evicted = [qualified(p) for p in to_evict if qualified(p) not in blocked]
     for name in evicted:
@@ -298,6 +347,7 @@ def outcome(
         + ("; call again with the same key to continue" if blocked and not req.dry_run else ""),
         evidence=[evidence("pod", f"{name}: {why}") for name, why in blocked.items()]
         + [evidence("pod", f"{name} skipped: {why}") for name, why in skipped.items()]
-        + [evidence("drain", summary, node)],
+        + [evidence("drain", summary, node)]
+        + evicted_by_controller(owners, blocked) + [evidence(UNREPLACEABLE, name) for name in bare],
         changes=changes,
     )

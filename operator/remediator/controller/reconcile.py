@@ -282,8 +282,10 @@ class Loop:
         kept = readings.fold_pods(record.readings, seen)
         started, timeout = parse_time(record.applied_at), parse_duration(step.timeout)
         external, kept = self.query_verdicts(spec, step.verify, kept, started, timeout)
+        drained = verdicts.drained_from(record.evidence, runbook, spec.signal) if spec.target.kind == "Node" \
+            else None
         verdict = verdicts.judge(step.verify, seen, kept, started=started, timeout=timeout, now=utcnow(),
-                                 external=external)
+                                 external=external, drained=drained)
         status = engine.with_record(status, record.model_copy(update={"readings": kept}))
         return engine.verification_judged(status, effect.index, verdict.state, list(verdict.reasons),
                                           list(verdict.evidence), utcnow(), spec.signal.starts_at)

@@ -36,6 +36,8 @@ class PodObservation:
     last_terminated_reasons: tuple[str, ...] = ()
     oom_killed_containers: tuple[str, ...] = ()
     node: str | None = None
+    namespace: str = ""
+    owner: str | None = None  # its controller, "Kind/name" (what replaces it when it is evicted)
 
 
 def pod_observation(pod: Any) -> PodObservation:
@@ -55,7 +57,15 @@ def pod_observation(pod: Any) -> PodObservation:
         last_terminated_reasons=tuple(reason for _, reason in terminated if reason),
         oom_killed_containers=tuple(name for name, reason in terminated if reason == "OOMKilled"),
         node=pod.spec.node_name,
+        namespace=getattr(pod.metadata, "namespace", None) or "",
+        owner=controller_of(pod),
     )
+
+
+def controller_of(pod: Any) -> str | None:
+    """The pod's controller owner reference as "Kind/name", or None for a bare pod."""
+    owner = next((o for o in getattr(pod.metadata, "owner_references", None) or [] if o.controller), None)
+    return f"{owner.kind}/{owner.name}" if owner else None
 
 
 def failing_reasons(pod: PodObservation) -> list[str]:

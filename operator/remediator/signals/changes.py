@@ -41,6 +41,7 @@ from kubernetes.client.rest import ApiException
 
 from ..api.models import ProbableCause, RemediationSpec
 from ..core.plan import cause
+from ..core.plan.autoscalers import LEASE_ORIGINAL, LEASE_WRITTEN
 from ..core.durations import parse_time
 from ..kube import call_retrying
 
@@ -353,11 +354,14 @@ class ChangeJournal:
         with self._lock:
             self._hpa_targets[(namespace, name)] = f"{ref.get('kind')}/{ref.get('name')}"
         state = {"min": spec.get("minReplicas", 1), "max": spec.get("maxReplicas"),
-                 "rest": digest({k: v for k, v in spec.items() if k not in ("minReplicas", "maxReplicas")})}
+                 "rest": digest({k: v for k, v in spec.items() if k not in ("minReplicas", "maxReplicas")}),
+                 "lease": lease_values(meta.get("annotations") or {})}
         obj = f"HorizontalPodAutoscaler/{name}"
         known, previous = self.swap_seen((namespace, obj), state)
         if known:
-            if previous != state:
+            if operators_own(previous, state):
+                return  # our own autoscaler lease raised or restored it: not a cause of anything
+            if any(previous.get(k) != state[k] for k in ("min", "max", "rest")):
                 parts = [f"{k}Replicas {previous[k]} → {state[k]}" for k in ("min", "max")
                          if previous[k] != state[k]]
                 parts += ["metrics/behavior changed"] if previous["rest"] != state["rest"] else []
@@ -402,6 +406,26 @@ class ChangeJournal:
             self.record(cause.Change(kind=kind, object=obj, namespace=namespace, at=updated,
                                      what=f"{obj} updated (last write before the operator saw it)",
                                      after=after), now)
+
+
+def lease_values(annotations: dict) -> tuple[dict, dict] | None:
+    """(original, written) min/max of the operator's autoscaler lease on an HPA (core.plan.autoscalers), if any."""
+    try:
+        original, written = (json.loads(annotations[k]) for k in (LEASE_ORIGINAL, LEASE_WRITTEN))
+    except (KeyError, ValueError, TypeError):
+        return None
+    return (original, written) if isinstance(original, dict) and isinstance(written, dict) else None
+
+
+def operators_own(previous: dict, state: dict) -> bool:
+    """Only min/max changed, to what the operator's lease wrote (the raise) or back to what it kept as the
+    original when the lease ended (the restore)."""
+    if previous.get("rest") != state["rest"] or (previous.get("min"), previous.get("max")) == (state["min"], state["max"]):
+        return False
+    now = {"minReplicas": state["min"], "maxReplicas": state["max"]}
+    if state["lease"] is not None:
+        return state["lease"][1] == now
+    return previous.get("lease") is not None and previous["lease"][0] == now
 
 
 # ---------------------------------------------------------------- the edge: prime, and find a cause

@@ -7,6 +7,7 @@ instant; a verdict reads a time-ordered list of them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -71,6 +72,10 @@ class Observation:
     exists: bool
     rollout: RolloutObservation | None = None
     pods: tuple[PodObservation, ...] = field(default_factory=tuple)
+    # a Node only: its conditions (type -> status), and the pods that may have replaced those evicted from it
+    # (the evicted pods' namespace, or the cluster's Running pods), on other nodes
+    conditions: Mapping[str, str] = field(default_factory=dict)
+    elsewhere: tuple[PodObservation, ...] = field(default_factory=tuple)
 
 
 def rollout_progress(r: RolloutObservation) -> tuple[bool, str]:

@@ -7,12 +7,14 @@ observations are pure (`verdicts`). A probe never raises for a missing target:
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 
 from remediator.actions.base import ActionError
+from remediator.actions.drain import EVICTS_ANNOTATION
 from remediator.actions.argo_rollout import read_rollout
 from remediator.actions.kube import WORKLOAD_KINDS, call, label_selector_text, pods_of, read_workload
 from remediator.core.durations import parse_time
@@ -26,7 +28,8 @@ from remediator.verification.observations import (
 
 
 def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None) -> Observation:
-    """The target's rollout and pods as they are now (Pod: the pod itself; Node: the pods on it)."""
+    """The target's rollout and pods as they are now (Pod: the pod itself; Node: its conditions, the pods on it
+    and the pods that may have replaced those a drain evicted)."""
     at = at or datetime.now(UTC)
     try:
         if target.kind == "Rollout":
@@ -38,14 +41,38 @@ def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None
         if target.kind == "Pod":
             pod = call(client.CoreV1Api(api).read_namespaced_pod, target.name, target.namespace)
             return Observation(at, target, True, None, (pod_observation(pod),))
-        call(client.CoreV1Api(api).read_node, target.name)
-        return Observation(
-            at, target, True, None, tuple(pod_observation(p) for p in pods_on_node(api, target.name))
-        )
+        return observe_node(api, target, at)
     except ActionError as e:
         if e.status == 404:
             return Observation(at, target, False)
         raise
+
+
+def observe_node(api: client.ApiClient, target: ObjectRef, at: datetime) -> Observation:
+    """A Node's conditions, the pods on it and, once a drain recorded what it evicts, the pods that may replace
+    them: one pod LIST (the evicted pods' namespace, or the cluster's Running pods when they span several)."""
+    core = client.CoreV1Api(api)
+    node = call(core.read_node, target.name)
+    conditions = {c.type: c.status for c in node.status.conditions or []} if node.status else {}
+    namespaces = evicted_namespaces((node.metadata.annotations or {}).get(EVICTS_ANNOTATION, ""))
+    if not namespaces:
+        on = tuple(pod_observation(p) for p in pods_on_node(api, target.name))
+        return Observation(at, target, True, None, on, conditions)
+    if len(namespaces) == 1:
+        listed = call(core.list_namespaced_pod, namespaces.pop()).items
+    else:
+        listed = call(core.list_pod_for_all_namespaces, field_selector="status.phase=Running").items
+    seen = [pod_observation(p) for p in listed if p.metadata.deletion_timestamp is None]
+    return Observation(at, target, True, None, tuple(p for p in seen if p.node == target.name), conditions,
+                       tuple(p for p in seen if p.node and p.node != target.name))
+
+
+def evicted_namespaces(recorded: str) -> set[str]:
+    try:
+        pods = json.loads(recorded.partition(" ")[2] or "{}")
+    except ValueError:
+        return set()
+    return {name.partition("/")[0] for name in pods} if isinstance(pods, dict) else set()
 
 
 def observe_argo_rollout(api: client.ApiClient, target: ObjectRef, at: datetime) -> Observation:

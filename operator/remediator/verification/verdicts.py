@@ -17,8 +17,9 @@ observation in hand and the step's readings (`readings`: when each run of the
 pods began), so it judges the same after a restart of the operator. A step that declares no
 check gets a default one that is evidence too: a workload's rollout complete
 and its pods Ready with unchanged restarts for 30s; a Pod Ready for 30s; a
-Node (cordonDrain) the drain's own completion, which returns only once every
-pod it evicted is gone, and the node still there. The PromQL checks
+Node (cordonDrain) recovery: its watched condition healthy again, or every pod
+the drain evicted replaced by a Running, Ready pod of the same controller on
+another node (`node_recovered`). The PromQL checks
 (`promql`, `sloRecovered`) are judged elsewhere; their verdicts come in as
 `external` and a missing one is pending until the timeout, then inconclusive.
 """
@@ -30,7 +31,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from remediator.api.models import Evidence, PodsReadyCheck, Reading, RolloutCompleteCheck, Verify
+from remediator.api.models import (
+    Evidence,
+    NodeConditionTrigger,
+    PodsReadyCheck,
+    Reading,
+    RolloutCompleteCheck,
+    RunbookSpec,
+    Signal,
+    Verify,
+)
+from remediator.core.plan.nodes import EVICTED, READY, UNREPLACEABLE
 from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.verification.observations import (
     PROGRESS_DEADLINE_EXCEEDED,
@@ -59,13 +70,14 @@ def verdict(
     timeout: timedelta,
     now: datetime,
     external: Mapping[str, Verdict] | None = None,
+    drained: Drained | None = None,
 ) -> Verdict:
     """The verdict over a list of observations, folded into readings as the loop folds them tick by tick."""
     since = observations_since(observations, started)
     readings: list[Reading] = []
     for o in since:
         readings = fold_pods(readings, o)
-    return judge(verify, since[-1] if since else None, readings, started, timeout, now, external)
+    return judge(verify, since[-1] if since else None, readings, started, timeout, now, external, drained)
 
 
 def judge(
@@ -76,13 +88,14 @@ def judge(
     timeout: timedelta,
     now: datetime,
     external: Mapping[str, Verdict] | None = None,
+    drained: Drained | None = None,
 ) -> Verdict:
     """The step's verdict from the observation in hand and the step's readings (`latest` already folded in):
     every declared check combined (failed > gone > pending > inconclusive > passed)."""
     if latest is not None and latest.at < started:
         latest = None
     readings = [r for r in readings if r.check == "pods" and parse_time(r.at) >= started]
-    checks = check_verdicts(verify, latest, readings, started, timeout, now, external or {})
+    checks = check_verdicts(verify, latest, readings, started, timeout, now, external or {}, drained)
     reasons = [f"{name}: {r}" for name, v in checks.items() for r in v.reasons]
     evidence = [e for v in checks.values() for e in v.evidence]
     states = {v.state for v in checks.values()}
@@ -104,6 +117,7 @@ def check_verdicts(
     timeout: timedelta,
     now: datetime,
     external: Mapping[str, Verdict],
+    drained: Drained | None = None,
 ) -> dict[str, Verdict]:
     checks: dict[str, Verdict] = {}
     if verify.rollout_complete:
@@ -114,7 +128,7 @@ def check_verdicts(
         if declared:
             checks[name] = external_verdict(name, external, started, timeout, now)
     if not checks:
-        checks = default_checks(latest, readings, started, timeout, now)
+        checks = default_checks(latest, readings, started, timeout, now, drained)
     return checks
 
 
@@ -122,7 +136,8 @@ DEFAULT_READY_WINDOW = "30s"
 
 
 def default_checks(
-    latest: Observation | None, readings: Sequence[Reading], started: datetime, timeout: timedelta, now: datetime
+    latest: Observation | None, readings: Sequence[Reading], started: datetime, timeout: timedelta, now: datetime,
+    drained: Drained | None = None,
 ) -> dict[str, Verdict]:
     """The checks of a step that declares none: evidence still, never "the target exists"."""
     kind = latest.target.kind if latest else None
@@ -132,7 +147,9 @@ def default_checks(
         return {"rolloutComplete (default)": rollout, "podsReady (default)": ready}
     if kind == "Pod":
         return {"podsReady (default)": ready}
-    return {"completion": action_completed(latest, started, timeout, now)}
+    if latest is None:  # nothing to judge yet, whatever the kind
+        return {"observation": _no_evidence_yet(None, now - started >= timeout, timeout) or Verdict("pending")}
+    return {"nodeRecovered (default)": node_recovered(drained or Drained(), latest, started, timeout, now)}
 
 
 def observations_since(observations: Sequence[Observation], started: datetime) -> list[Observation]:
@@ -259,16 +276,95 @@ def external_verdict(
     return Verdict("pending", ["waiting for a result"])
 
 
-def action_completed(latest: Observation | None, started: datetime, timeout: timedelta, now: datetime) -> Verdict:
-    """A Node's default: the drain's completion (every evicted pod gone) is the check, given the node is there."""
-    early = _no_evidence_yet(latest, now - started >= timeout, timeout)
+# ---------------------------------------------------------------- nodeRecovered
+
+
+
+@dataclass(frozen=True)
+class EvictedOwner:
+    namespace: str
+    owner: str  # the controller, "Kind/name"
+    pods: tuple[str, ...]  # the names of its pods the drain evicted
+
+
+@dataclass(frozen=True)
+class Drained:
+    """What a Node's verdict needs from the step record and the Runbook: the condition watched, the evicted
+    pods by controller, and the pods no controller replaces."""
+
+    watched: NodeConditionTrigger = field(default_factory=lambda: READY)
+    evicted: tuple[EvictedOwner, ...] = ()
+    unreplaceable: tuple[str, ...] = ()
+
+
+def drained_from(evidence: Sequence[Evidence], runbook: RunbookSpec | None, signal: Signal | None) -> Drained:
+    """The Node verdict's input, from the drain's recorded evidence and the trigger that set it off (a drain
+    set off by an alert watches Ready)."""
+    evicted, bare = [], []
+    for e in evidence:
+        if e.kind == EVICTED and e.detail.count("/") == 2:
+            namespace, kind, name = e.detail.split("/")
+            evicted.append(EvictedOwner(namespace, f"{kind}/{name}", tuple(p for p in (e.value or "").split(",") if p)))
+        elif e.kind == UNREPLACEABLE:
+            bare.append(e.detail)
+    return Drained(watched_condition(runbook, signal), tuple(evicted), tuple(bare))
+
+
+def watched_condition(runbook: RunbookSpec | None, signal: Signal | None) -> NodeConditionTrigger:
+    if runbook is not None and signal is not None and signal.source == "nodeCondition":
+        for trigger in runbook.triggers:
+            if trigger.node_condition is not None and trigger.node_condition.type == signal.name:
+                return trigger.node_condition
+    return READY
+
+
+def healthy_status(condition: str) -> str:
+    """Ready is healthy True; a pressure or a condition of the user's is healthy False."""
+    return "True" if condition == "Ready" else "False"
+
+
+def node_recovered(drained: Drained, latest: Observation | None, started: datetime, timeout: timedelta,
+                   now: datetime) -> Verdict:
+    """Passed when the Node's watched condition is healthy again, or when every controller the drain evicted
+    pods of has at least that many pods Running and Ready on other nodes. A pod with no controller is never
+    replaced and never counts; nothing evicted means only the Node's recovery can pass."""
+    timed_out = now - started >= timeout
+    early = _no_evidence_yet(latest, timed_out, timeout)
     if early or latest is None:
         return early
-    return Verdict(
-        "passed",
-        ["no check declared; the drain completed (every evicted pod is gone) and the node is present"],
-        [_evidence("target", f"{latest.target.kind} {latest.target.name} present", latest)],
-    )
+    node, watched = latest.target.name, drained.watched.type
+    status = latest.conditions.get(watched)
+    healthy = healthy_status(watched)
+    if status == healthy and status not in drained.watched.statuses:
+        said = f"node {node} is healthy again: {watched}={status}"
+        return Verdict("passed", [said], [_evidence("node", said, latest, f"{watched}={status}")])
+    condition = f"node {node} still {watched}={status or 'missing'} (healthy: {healthy})"
+    replaced, missing = [], []
+    for owner in drained.evicted:
+        mine = [p for p in latest.elsewhere if p.namespace == owner.namespace and p.owner == owner.owner
+                and p.node and p.node != node]
+        running = sum(1 for p in mine if p.ready and p.phase == "Running")
+        line = f"{owner.owner} in {owner.namespace}: {running} of {len(owner.pods)} Running and Ready elsewhere"
+        if running >= len(owner.pods):
+            replaced.append(line)
+        else:
+            pending = sorted(p.name for p in mine if not (p.ready and p.phase == "Running"))
+            missing.append(f"{line}; not rescheduled: {', '.join(owner.pods)}"
+                           + (f" (replacements not Ready yet: {', '.join(pending)})" if pending else ""))
+    stays = [f"{pod} has no controller: nothing replaces it" for pod in drained.unreplaceable]
+    if drained.evicted and not missing:
+        count = sum(len(o.pods) for o in drained.evicted)
+        said = f"the {count} pod(s) evicted from node {node} run elsewhere: {'; '.join(replaced)}"
+        return Verdict("passed", [said, *stays], [_evidence("pods", said, latest)])
+    nothing = [] if drained.evicted else [f"no pod with a controller was evicted from node {node}: only its "
+                                          f"recovery verifies the step"]
+    reasons = [condition, *missing, *nothing, *stays]
+    if not timed_out:
+        return Verdict("pending", reasons)
+    reasons[0] = f"not recovered after {_fmt(timeout)}: {condition}"
+    if missing:
+        return Verdict("failed", reasons, [_evidence("pods", m, latest) for m in missing])
+    return Verdict("inconclusive", reasons, [_evidence("node", condition, latest)])
 
 
 # ---------------------------------------------------------------- shared

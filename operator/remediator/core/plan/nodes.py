@@ -23,6 +23,9 @@ from remediator.core.match.matching import selector_holds
 
 # What cordonDrain records on the Node: "<key> Ready=False,DiskPressure=True".
 CORDONED_FOR_ANNOTATION = "remediator.dev/cordoned-for"
+# The drain's step evidence the Node's verdict reads (verification.verdicts.drained_from).
+EVICTED = "evicted"  # detail "ns/Kind/name" (the controller), value the names of its evicted pods
+UNREPLACEABLE = "unreplaceable"  # detail "ns/pod": a pod with no controller, left on the node
 READY = NodeConditionTrigger(type="Ready", statuses=["False", "Unknown"], **{"for": "0s"})
 
 
