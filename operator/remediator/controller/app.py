@@ -19,6 +19,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
+from ..records import rollout_counts
 from . import anomalies, autoscalers, caches, escalation, gitops, handlers, heap, nodes, retention, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
@@ -109,6 +110,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
                                                                  ctx.settings.autoscaler_sweep_seconds))
     holding = asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
                                                             ctx.settings.gitops_sweep_seconds))
+    counting = asyncio.create_task(rollout_counts.flush_periodically(ctx.rollout_counts, lambda: activity.active,
+                                                                      ctx.settings.counts_flush_seconds))
     try:
         await kopf.operator(
             registry=registry,
@@ -135,6 +138,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         resending.cancel()
         leases.cancel()
         holding.cancel()
+        counting.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 
