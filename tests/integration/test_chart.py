@@ -190,10 +190,23 @@ def test_with_node_drain_the_claims_on_nodes_may_be_taken_in_the_release_namespa
                 if d["metadata"]["name"].endswith("-node-claims")], "no node actions, no claims on nodes"
 
 
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_the_rollout_counts_may_be_written_in_the_release_namespace_only_and_nothing_more(tool, tmp_path, values):
+    docs = documents(render(tool, tmp_path, values))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    release = deployment["metadata"]["namespace"]
+    assert f"--counts-namespace={release}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    counts = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-rollout-counts")]
+    assert [(d["metadata"]["namespace"], d["rules"]) for d in counts] == [(release, [{
+        "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]}])]
+    [binding] = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-rollout-counts")]
+    assert binding["metadata"]["namespace"] == release and binding["roleRef"]["name"] == counts[0]["metadata"]["name"]
+
+
 def test_by_default_no_node_drain_no_configmaps_and_metrics_only_from_the_monitoring_namespace(tool, tmp_path):
     docs = documents(render(tool, tmp_path, {}))
-    granted = {(group, resource, verb) for _, rule in rbac_rules(docs) for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
+    granted = {(group, resource, verb) for where, rule in rbac_rules(docs) for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"] if not where.endswith("-rollout-counts")}
     assert ("", "nodes", "patch") not in granted, "cordonDrain's rights only with rbac.nodeDrain"
     assert not {g for g in granted if g[1] == "configmaps"}, "no ConfigMaps read cluster-wide by default"
     env = {e["name"]: e.get("value") for e in next(d for d in docs if d["kind"] == "Deployment")
