@@ -16,7 +16,7 @@ from tests.integration.test_probable_cause import burn, with_runbook
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 def stored(cluster) -> dict:
@@ -36,6 +36,7 @@ def counted(cluster, revision: int) -> dict:
                     what=f"revision {revision} counted")
 
 
+@pytest.mark.slow
 def test_rollouts_counted_before_a_restart_are_reported_once_after_their_history_and_incident_are_gone(
         cluster, kubeconfig, tmp_path):
     def start() -> OperatorProcess:
@@ -79,3 +80,28 @@ def test_rollouts_counted_before_a_restart_are_reported_once_after_their_history
     assert (delivery["rollouts"], delivery["failedRollouts"]) == (4, 1), delivery
     assert delivery["rolloutsThatDegradedService"] == [f"{cluster.ns}/Deployment/web revision 2"]
     assert "rollout counts" in delivery["source"]
+
+
+def test_a_storm_is_one_write_a_stale_replica_merges_after_its_conflict_and_a_standby_writes_nothing(cluster):
+    from datetime import UTC, datetime
+
+    from remediator.records.rollout_counts import RolloutCounter
+
+    now = datetime.now(UTC)
+    first, second = RolloutCounter(cluster.api, cluster.ns), RolloutCounter(cluster.api, cluster.ns)
+    for revision in range(1, 101):  # a rollout storm inside one period
+        first.seen(cluster.ns, "Deployment/web", "u1", revision, now)
+    assert first.flush() == 1 and first.pending() == set()
+    second.seen(cluster.ns, "Deployment/web", "u1", 101, now)
+    second.linked(cluster.ns, "Deployment/web", 101, now)
+    assert second.flush() == 1
+    first.seen(cluster.ns, "Deployment/web", "u1", 100, now)  # a replay, and a new one, on a stale copy
+    first.seen(cluster.ns, "Deployment/web", "u1", 102, now)
+    assert first.flush() == 1, "the 409 is re-read and merged, not lost"
+    web = stored(cluster)
+    assert (web["revision"], sum(web["days"].values()), list(web["failed"])) == (102, 102, ["101"])
+
+    standby = RolloutCounter(cluster.api, cluster.ns)
+    standby.seen(cluster.ns, "Deployment/web", "u1", 103, now)
+    assert standby.flush(active=lambda: False) == 0 and stored(cluster)["revision"] == 102
+    assert standby.flush() == 1 and stored(cluster)["revision"] == 103, "kept until it may write"
