@@ -34,7 +34,8 @@ def test_a_deployment_deleted_and_created_again_under_the_same_name_counts_its_n
     new = merge(old, [seen(1, uid="u2"), seen(2, uid="u2")], [], TODAY)
     assert days_of(new) == {"2026-11-01": 5}
     assert new["workloads"]["Deployment/web"] | {"days": None} == {
-        "uid": "u2", "revision": 2, "days": None, "failed": {}}
+        "uid": "u2", "revision": 2, "days": None, "failed": {}, "retired": ["u1"]}
+    assert merge(new, [seen(3, uid="u1")], [], TODAY) == new, "the deleted one, replayed from a stale copy"
 
 
 def test_days_past_the_retention_are_pruned_and_a_replayed_rollout_that_old_is_not_counted_again():
@@ -57,6 +58,24 @@ def test_the_cap_keeps_the_workloads_that_rolled_out_last():
     many = [seen(1, T0 - timedelta(days=i), workload=f"Deployment/w{i}") for i in range(5)]
     doc = merge(rollout_counts.empty("shop"), many, [], TODAY, cap=3)
     assert sorted(doc["workloads"]) == ["Deployment/w0", "Deployment/w1", "Deployment/w2"]
+
+
+def test_workloads_with_the_longest_names_are_dropped_oldest_first_before_the_document_outgrows_a_configmap():
+    many = [seen(1, T0 - timedelta(days=i % 30), workload=f"Deployment/{i:04}-" + "x" * 240, uid=f"{i:036}")
+            for i in range(rollout_counts.CAP)]
+    doc = merge(rollout_counts.empty("shop"), many, [], TODAY, max_bytes=100_000)
+    assert len(rollout_counts.encode(doc)) <= 100_000
+    assert 0 < len(doc["workloads"]) < rollout_counts.CAP
+    assert f"Deployment/0000-{'x' * 240}" in doc["workloads"], "the most recent rollouts are kept"
+
+
+def test_a_recreated_workload_seen_in_one_batch_with_its_predecessor_counts_each_once():
+    batch = [seen(1, T0, uid="new"), seen(4, T0 - timedelta(hours=3), uid="old"),
+             seen(5, T0 - timedelta(hours=2), uid="old"), seen(2, T0 + timedelta(hours=1), uid="new")]
+    doc = merge(rollout_counts.empty("shop"), batch, [], TODAY)
+    assert days_of(doc) == {"2026-10-31": 2, "2026-11-01": 2}
+    assert doc["workloads"]["Deployment/web"]["uid"] == "new"
+    assert merge(doc, batch, [], TODAY) == doc, "a replay of the new one's revisions adds nothing"
 
 
 def test_five_hundred_workloads_rolling_out_every_day_for_the_retention_fit_a_configmap():
@@ -98,6 +117,10 @@ def test_counted_days_outside_the_range_and_a_recreated_workloads_history_are_to
     tally = rollout_counts.Tally("shop", "Deployment/web", "old", 9, {date(2026, 10, 1): 9}, {9: date(2026, 10, 1)})
     keys = dora_keys.keys(history([1, 2], uid="new"), [], T0 - timedelta(days=7), None, T0, [tally])
     assert (keys.rollouts, keys.failed) == (2, 0), "October is out of range; the new Deployment's 1 and 2 count"
+    again = rollout_counts.Tally("shop", "Deployment/web", "new", 2, {date(2026, 11, 1): 2}, {}, ("old",))
+    keys = dora_keys.keys(history([10, 11], uid="old"), [], T0 - timedelta(days=7), None, T0 + timedelta(days=1),
+                          [again])
+    assert keys.rollouts == 2, "the deleted one's ReplicaSets, not yet collected, were counted in their time"
 
 
 def test_the_report_reads_its_rollouts_from_the_counts_when_the_history_is_gone():

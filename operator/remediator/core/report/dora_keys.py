@@ -103,8 +103,9 @@ def keys(rollouts: Iterable[Rollout], records: Iterable, since: datetime | None,
 
     def tallied(r: Rollout) -> bool:
         t = counted.get((r.namespace, r.workload))
-        return (t is not None and r.revision.isdigit() and int(r.revision) <= t.revision
-                and not (r.uid and t.uid and r.uid != t.uid))
+        if t is None or (r.uid and r.uid in t.retired):
+            return t is not None  # a deleted workload of that name: its rollouts were counted then
+        return r.revision.isdigit() and int(r.revision) <= t.revision and not (r.uid and t.uid and r.uid != t.uid)
 
     linked = {r.key: r for r in (caused_by(rec) for rec in records) if r is not None and inside(r)}
     # a rollout a cause names happened, even when the history has dropped it since

@@ -4,7 +4,8 @@ One document per namespace: per workload ("Kind/name") the uid of the workload c
 counted, rollouts per UTC day, and the revisions an incident's probable cause named (day of the rollout):
 
     {"version": 1, "namespace": "shop", "workloads": {"Deployment/web": {
-        "uid": "…", "revision": 7, "days": {"2026-12-01": 3}, "failed": {"7": "2026-12-01"}}}}
+        "uid": "…", "revision": 7, "days": {"2026-12-01": 3}, "failed": {"7": "2026-12-01"},
+        "retired": ["uid of a deleted workload of that name"]}}}
 
 A rollout is counted once: only a revision above the highest counted for the same workload uid adds to its
 day, so a restart that replays the ReplicaSet history (or a second replica's merge) adds nothing. Bounded:
@@ -23,6 +24,8 @@ from typing import Any
 VERSION = 1
 KEEP_DAYS = 31  # the report's and the retention's default 30 days, reaching into the 31st calendar day
 CAP = 1000  # workloads per namespace: ~600 bytes each at a rollout every day, far below a ConfigMap's 1 MiB
+RETIRED = 3  # uids of earlier workloads of the same name, whose replayed revisions are not counted again
+MAX_BYTES = 800_000  # and whatever their names' length, the document stays below it (a ConfigMap holds 1 MiB)
 
 
 @dataclass(frozen=True, order=True)
@@ -54,6 +57,7 @@ class Tally:
     revision: int  # highest revision counted
     days: dict[date, int] = field(default_factory=dict)
     failed: dict[int, date] = field(default_factory=dict)
+    retired: tuple[str, ...] = ()  # uids of earlier workloads of that name, counted before
 
 
 def empty(namespace: str) -> dict[str, Any]:
@@ -61,17 +65,25 @@ def empty(namespace: str) -> dict[str, Any]:
 
 
 def merge(doc: Mapping[str, Any], seen: Iterable[Seen], linked: Iterable[Linked], today: date,
-          keep_days: int = KEEP_DAYS, cap: int = CAP) -> dict[str, Any]:
+          keep_days: int = KEEP_DAYS, cap: int = CAP, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     """`doc` with these rollouts and links added (each once), pruned to `keep_days` and `cap` workloads."""
     out = json.loads(json.dumps(doc)) if doc else {}
     out.setdefault("version", VERSION)
     workloads: dict[str, dict] = out.setdefault("workloads", {})
     oldest = today - timedelta(days=keep_days - 1)
-    for s in sorted(seen):
+    # a re-created workload's revisions start at 1 again: each uid's revisions in order, the older uid first
+    seen = list(seen)
+    first_at: dict[tuple[str, str], datetime] = {}
+    for s in seen:
+        first_at[(s.workload, s.uid)] = min(s.at, first_at.get((s.workload, s.uid), s.at))
+    for s in sorted(seen, key=lambda s: (s.workload, first_at[(s.workload, s.uid)], s.uid, s.revision)):
         entry = workloads.setdefault(s.workload, {"uid": s.uid, "revision": 0, "days": {}, "failed": {}})
+        if s.uid in entry.get("retired", ()):
+            continue  # a workload deleted since, replayed from a stale copy: counted before
         if s.uid and entry.get("uid") and entry["uid"] != s.uid:
             # the same name, a new workload (deleted and re-created): its revisions start at 1 again
-            entry.update(uid=s.uid, revision=0, failed={})
+            retired = [*entry.get("retired", []), entry["uid"]][-RETIRED:]
+            entry.update(uid=s.uid, revision=0, failed={}, retired=retired)
         entry["uid"] = entry.get("uid") or s.uid
         if s.revision <= entry.get("revision", 0):
             continue  # counted before: a replay after a restart, or the other replica's write
@@ -85,10 +97,11 @@ def merge(doc: Mapping[str, Any], seen: Iterable[Seen], linked: Iterable[Linked]
         if day >= oldest:
             entry = workloads.setdefault(link.workload, {"uid": "", "revision": 0, "days": {}, "failed": {}})
             entry.setdefault("failed", {}).setdefault(str(link.revision), day.isoformat())
-    return prune(out, today, keep_days, cap)
+    return prune(out, today, keep_days, cap, max_bytes)
 
 
-def prune(doc: dict[str, Any], today: date, keep_days: int = KEEP_DAYS, cap: int = CAP) -> dict[str, Any]:
+def prune(doc: dict[str, Any], today: date, keep_days: int = KEEP_DAYS, cap: int = CAP,
+          max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     oldest = (today - timedelta(days=keep_days - 1)).isoformat()
     workloads = doc.get("workloads") or {}
     for name in list(workloads):
@@ -98,11 +111,16 @@ def prune(doc: dict[str, Any], today: date, keep_days: int = KEEP_DAYS, cap: int
         if not entry["days"] and not entry["failed"]:
             # nothing left in range; a replay of its history is older than the range and not counted again
             del workloads[name]
-    if len(workloads) > cap:
-        def last(name: str) -> tuple[str, str]:
-            return (max([*workloads[name]["days"], *workloads[name]["failed"].values()]), name)
-        for name in sorted(workloads, key=last)[:len(workloads) - cap]:
-            del workloads[name]
+    def last(name: str) -> tuple[str, str]:
+        return (max([*workloads[name]["days"], *workloads[name]["failed"].values()]), name)
+    oldest_first = sorted(workloads, key=last)
+    for name in oldest_first[:max(len(workloads) - cap, 0)]:
+        del workloads[name]
+    size = len(encode(doc))
+    for name in oldest_first[max(len(oldest_first) - cap, 0):]:
+        if size <= max_bytes:
+            break
+        size -= len(encode({name: workloads.pop(name)})) - 1  # its share of the document, near enough
     doc["workloads"] = workloads
     return doc
 
@@ -115,7 +133,8 @@ def tallies(doc: Mapping[str, Any]) -> list[Tally]:
         try:
             out.append(Tally(namespace, str(name), str(entry.get("uid", "")), int(entry.get("revision", 0)),
                              {date.fromisoformat(d): int(n) for d, n in (entry.get("days") or {}).items()},
-                             {int(r): date.fromisoformat(d) for r, d in (entry.get("failed") or {}).items()}))
+                             {int(r): date.fromisoformat(d) for r, d in (entry.get("failed") or {}).items()},
+                             tuple(str(u) for u in entry.get("retired") or ())))
         except (TypeError, ValueError, AttributeError):
             continue
     return out
