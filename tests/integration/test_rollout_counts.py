@@ -71,15 +71,19 @@ def test_rollouts_counted_before_a_restart_are_reported_once_after_their_history
     finally:
         operator.stop()
 
-    proc = subprocess.run([sys.executable, "-m", "remediator", "report", "--kubeconfig", kubeconfig,
-                           "-n", cluster.ns, "--since", "1h", "--output", "json"],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    delivery = out["figures"]["delivery"]
+    def report(*flags: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "remediator", "report", "--kubeconfig", kubeconfig,
+                               "-n", cluster.ns, "--since", "1h", "--output", "json", *flags],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["figures"]["delivery"]
+
+    delivery = report()
     assert (delivery["rollouts"], delivery["failedRollouts"]) == (4, 1), delivery
     assert delivery["rolloutsThatDegradedService"] == [f"{cluster.ns}/Deployment/web revision 2"]
     assert "rollout counts" in delivery["source"]
+    elsewhere = report("--counts-namespace", "kube-public")  # counts are taken from the operator's namespace only
+    assert (elsewhere["rollouts"], elsewhere["failedRollouts"]) == (1, 0), elsewhere  # the history: revision 4
 
 
 def test_a_storm_is_one_write_a_stale_replica_merges_after_its_conflict_and_a_standby_writes_nothing(cluster):

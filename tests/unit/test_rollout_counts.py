@@ -168,3 +168,28 @@ def test_merging_is_order_free_for_what_two_replicas_saw():
     a, b = [seen(1), seen(2)], [seen(2), seen(3)]
     assert merge(merge({}, a, [], TODAY), b, [], TODAY) == merge(merge({}, a + b, [], TODAY), [], [], TODAY)
     assert UTC  # times are UTC: days are UTC days
+
+
+def test_an_exported_counts_configmap_gives_the_report_its_rollouts_and_the_definitions_name_the_source(
+        tmp_path, capsys):
+    from remediator.cli import main
+
+    doc = {"version": 1, "namespace": "shop", "workloads": {"Deployment/web": {
+        "uid": "u1", "revision": 6, "days": {"2026-10-31": 4, "2026-11-01": 2}, "failed": {"5": "2026-11-01"}}}}
+    counts = {"kind": "ConfigMap", "metadata": {"namespace": "remediator", "name": "remediator-rollouts-shop",
+                                                "labels": {"remediator.dev/rollout-counts": "shop"}},
+              "data": {"counts.json": json.dumps(doc)}}
+    history_rs = {"kind": "ReplicaSet", "metadata": {
+        "namespace": "shop", "name": "web-7", "creationTimestamp": z(T0), "annotations": {
+            "deployment.kubernetes.io/revision": "7"},
+        "ownerReferences": [{"kind": "Deployment", "name": "web", "uid": "u1", "controller": True}]}}
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"kind": "List", "items": [counts, history_rs]}))
+    assert main(["report", "-f", str(path), "--since", z(T0 - timedelta(days=1)), "--until",
+                 z(T0 + timedelta(days=1)), "--output", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    delivery = out["figures"]["delivery"]
+    assert (delivery["rollouts"], delivery["failedRollouts"]) == (7, 1)
+    assert "rollout counts" in delivery["source"] and "ReplicaSet history" in delivery["source"]
+    assert "remediator-rollouts-<namespace>" in out["definitions"]["deploymentFrequency"]
+    assert "remediator-rollouts-<namespace>" in out["definitions"]["doraChangeFailureRate"]

@@ -40,6 +40,11 @@ LEAD_TIME_UNKNOWN = ("no GitOps owner records the commit time of the revision it
                      "revision and lastUpdateTime (when the artifact was fetched, not committed); an Argo CD "
                      "Application's status.history has the revision and deployedAt (when it synced). The commit "
                      "time lives only in the Git repository, which the operator does not read")
+ROLLOUT_SOURCES = ("rollouts from the operator's rollout counts (ConfigMaps remediator-rollouts-<namespace>: per "
+                   "workload, rollouts per UTC day and the revisions a probable cause named, kept 31 days, each "
+                   "revision counted once, so restarts and revisionHistoryLimit lose none; a day overlapping the "
+                   "range counts whole) and, for revisions they do not hold yet, the ReplicaSet history; "
+                   "figures.delivery.source says which the input had")
 MIN_SAMPLE = 5  # fewer data points than this and a band or level would be invented, not measured
 
 HOUR = timedelta(hours=1)
@@ -387,9 +392,9 @@ DEFINITIONS: dict[str, str] = {
                 "Runbook's order; ML level 4 needs at least 5 reordered incidents and a higher restored share "
                 "than in order, not the presence of adaptive: true",
     "doraChangeFailureRate": "rollouts (new workload revisions) in range that an incident's probable cause names "
-                             "as its top candidate / all rollouts in range",
+                             "as its top candidate / all rollouts in range; " + ROLLOUT_SOURCES,
     "deploymentFrequency": "rollouts in range per day, per namespace and per workload; placed on the median "
-                           "workload that rolled out in range",
+                           "workload that rolled out in range; " + ROLLOUT_SOURCES,
     "leadTimeForChanges": "not measured: " + LEAD_TIME_UNKNOWN,
     "approvalLatency": "approval.decidedAt - requestedAt of approvals a human decided (approved or denied)",
 }
