@@ -391,6 +391,16 @@ def peering_record(kube_api, name: str, namespace: str | None) -> dict:
 
 
 @pytest.mark.slow
+def stored_counts(kube_api, where: str, counted: str) -> dict | None:
+    try:
+        cm = client.CoreV1Api(kube_api).read_namespaced_config_map(f"remediator-rollouts-{counted}", where)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return json.loads((cm.data or {}).get("counts.json") or "{}")
+
+
 @pytest.mark.parametrize("scope", ["watchNamespaces", "wholeCluster"])
 def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_secrets(
         kube_api, kubeconfig, tool, namespace, ops_namespace, cluster, tmp_path, scope):
@@ -415,7 +425,9 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
 
         sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml")
         op = OperatorProcess(sa_config, [namespace] if scoped else [], tmp_path, token=token,
-                             extra_args=["--peering", peering], env=operator_env(kube_api, ops_namespace, fullname))
+                             extra_args=["--peering", peering, "--counts-flush", "1",
+                                         *(a for a in args if a.startswith("--counts-namespace="))],
+                             env=operator_env(kube_api, ops_namespace, fullname))
         op.start()
         try:
             cluster.apply_policy(NO_APPROVALS)
@@ -435,6 +447,9 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
             status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
             assert status["phase"] == "Succeeded", status
             assert sorted(cluster.revisions().values()) == ["2", "3"], "rolled back once, as the chart's identity"
+            counts = wait_for(lambda: stored_counts(kube_api, ops_namespace, namespace),
+                              what="the rollout counts written in the release namespace, as the chart's identity")
+            assert counts["workloads"]["Deployment/web"]["revision"] >= 2, counts
             hook = subprocess.run([sys.executable, "-c", helm_test_script(tool, tmp_path)], capture_output=True,
                                   text=True, timeout=60, env={**os.environ, "REMEDIATOR_URL": op.url}, check=False)
             assert hook.returncode == 0 and "webhook endpoint answers" in hook.stdout, \

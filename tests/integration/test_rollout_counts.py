@@ -109,3 +109,14 @@ def test_a_storm_is_one_write_a_stale_replica_merges_after_its_conflict_and_a_st
     standby.seen(cluster.ns, "Deployment/web", "u1", 103, now)
     assert standby.flush(active=lambda: False) == 0 and stored(cluster)["revision"] == 102
     assert standby.flush() == 1 and stored(cluster)["revision"] == 103, "kept until it may write"
+
+
+def test_counts_the_operator_may_not_write_are_dropped_with_a_warning_not_kept_growing(cluster, caplog):
+    from datetime import UTC, datetime
+
+    from remediator.records.rollout_counts import RolloutCounter
+
+    counter = RolloutCounter(cluster.api, f"{cluster.ns}-missing")  # no such namespace: 404 on every write
+    counter.seen(cluster.ns, "Deployment/web", "u1", 1, datetime.now(UTC))
+    assert counter.flush() == 0 and counter.pending() == set()
+    assert f"rollout counts of {cluster.ns} dropped: the apiserver answered 404" in caplog.text

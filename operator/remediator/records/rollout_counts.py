@@ -75,12 +75,23 @@ class RolloutCounter:
             try:
                 self.write(namespace, seen, linked, now or datetime.now(UTC))
                 written += 1
+            except ApiException as e:
+                if e.status not in (403, 404, 422):
+                    self.keep(namespace, seen, linked)
+                    raise
+                # the same answer every period (no right to write there, no such namespace, refused): what
+                # waits would only grow; the report falls back to the ReplicaSet history
+                log.warning(f"rollout counts of {namespace} dropped: the apiserver answered {e.status} {e.reason} "
+                            f"writing ConfigMap {self.store_namespace}/{name_for(namespace)}")
             except Exception:
-                with self._lock:  # kept for the next period; merging is idempotent
-                    self._seen.setdefault(namespace, set()).update(seen)
-                    self._linked.setdefault(namespace, set()).update(linked)
+                self.keep(namespace, seen, linked)
                 raise
         return written
+
+    def keep(self, namespace: str, seen, linked) -> None:
+        with self._lock:  # kept for the next period; merging is idempotent
+            self._seen.setdefault(namespace, set()).update(seen)
+            self._linked.setdefault(namespace, set()).update(linked)
 
     def write(self, namespace: str, seen, linked, now: datetime) -> None:
         core = client.CoreV1Api(self.api)
@@ -129,7 +140,7 @@ async def flush_periodically(counter: RolloutCounter, active: Callable[[], bool]
             if written:
                 log.debug("rollout counts written", extra={"configmaps": written})
         except Exception as e:  # noqa: BLE001  a passing apiserver error must not end the writes
-            log.warning("rollout counts not written; kept for the next period", extra={"error": str(e)})
+            log.warning(f"rollout counts not written, kept for the next period: {e}")
 
 
 def read_counts(api: client.ApiClient, namespace: str | None = None) -> list[dict]:
