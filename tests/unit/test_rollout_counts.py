@@ -193,3 +193,10 @@ def test_an_exported_counts_configmap_gives_the_report_its_rollouts_and_the_defi
     assert "rollout counts" in delivery["source"] and "ReplicaSet history" in delivery["source"]
     assert "remediator-rollouts-<namespace>" in out["definitions"]["deploymentFrequency"]
     assert "remediator-rollouts-<namespace>" in out["definitions"]["doraChangeFailureRate"]
+
+
+def test_a_range_shorter_than_a_day_is_widened_to_the_counted_days_start_so_the_rate_is_not_inflated():
+    tally = rollout_counts.Tally("shop", "Deployment/web", "u1", 4, {date(2026, 11, 1): 4})
+    keys = dora_keys.keys([], [], T0 + timedelta(hours=23), None, T0 + timedelta(hours=24), [tally])
+    assert (keys.rollouts, keys.days) == (4, 1.0)
+    assert keys.per_day(keys.rollouts) == 4.0

@@ -111,7 +111,7 @@ class ClusterStore:
     def probable_cause(self, spec, created, now) -> ProbableCause | None:
         found = changes.find_cause(self.ctx.api, self.ctx.changes, spec, created, now)
         top = found.changes[0] if found is not None and found.kind == "rollout" and found.changes else None
-        if top is not None and top.kind == "rollout" and (top.revision or "").isdigit():
+        if top is not None and top.kind == "rollout" and (top.revision or "").isdigit() and spec.target.namespace:
             # DORA's change failure numerator: this rollout led to a degraded service (counted once per revision)
             self.ctx.rollout_counts.linked(spec.target.namespace or "", top.object, int(top.revision),
                                            parse_time(top.at))

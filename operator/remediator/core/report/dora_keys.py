@@ -131,7 +131,8 @@ def keys(rollouts: Iterable[Rollout], records: Iterable, since: datetime | None,
             total += n
             first = min(first, datetime.combine(min(days), time(), UTC))
         failed_keys |= {(t.namespace, t.workload, str(rev)) for rev, d in t.failed.items() if day_inside(d)}
-    start = since or first
+    # a counted day that overlaps the range counts whole: the range then starts at that day's start
+    start = min(since, first) if since else first
     days = max((end - start) / DAY, 0.0)
     failed = sorted(f"{ns}/{w}" + (f" revision {rev}" if rev else "") for ns, w, rev in failed_keys)
     return Keys(max(total, len(failed_keys)), len(failed_keys), days, per_namespace, per_workload, failed)

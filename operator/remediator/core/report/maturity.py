@@ -43,7 +43,7 @@ LEAD_TIME_UNKNOWN = ("no GitOps owner records the commit time of the revision it
 ROLLOUT_SOURCES = ("rollouts from the operator's rollout counts (ConfigMaps remediator-rollouts-<namespace>: per "
                    "workload, rollouts per UTC day and the revisions a probable cause named, kept 31 days, each "
                    "revision counted once, so restarts and revisionHistoryLimit lose none; a day overlapping the "
-                   "range counts whole) and, for revisions they do not hold yet, the ReplicaSet history; "
+                   "range counts whole, and the range then starts at that day's start) and, for revisions they do not hold yet, the ReplicaSet history; "
                    "figures.delivery.source says which the input had")
 MIN_SAMPLE = 5  # fewer data points than this and a band or level would be invented, not measured
 
