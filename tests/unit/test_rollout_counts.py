@@ -200,3 +200,16 @@ def test_a_range_shorter_than_a_day_is_widened_to_the_counted_days_start_so_the_
     keys = dora_keys.keys([], [], T0 + timedelta(hours=23), None, T0 + timedelta(hours=24), [tally])
     assert (keys.rollouts, keys.days) == (4, 1.0)
     assert keys.per_day(keys.rollouts) == 4.0
+
+
+def test_a_statefulsets_controller_revisions_are_counted_as_its_rollouts():
+    told = []
+    journal = ChangeJournal(on_rollout=lambda *a: told.append(a))
+    for revision in (1, 2):
+        journal.observe_controllerrevision({"revision": revision, "metadata": {
+            "namespace": "shop", "name": f"db-{revision}", "creationTimestamp": z(T0 + timedelta(hours=revision)),
+            "ownerReferences": [{"kind": "StatefulSet", "name": "db", "uid": "s1", "controller": True}]},
+            "data": {"spec": {"template": {"spec": {"containers": [{"name": "db", "image": f"db:{revision}"}]}}}}},
+            T0 + timedelta(hours=3))
+    assert [(ns, w, uid, rev) for ns, w, uid, rev, _ in told] == [("shop", "StatefulSet/db", "s1", 1),
+                                                                 ("shop", "StatefulSet/db", "s1", 2)]
