@@ -213,3 +213,16 @@ def test_a_statefulsets_controller_revisions_are_counted_as_its_rollouts():
             T0 + timedelta(hours=3))
     assert [(ns, w, uid, rev) for ns, w, uid, rev, _ in told] == [("shop", "StatefulSet/db", "s1", 1),
                                                                  ("shop", "StatefulSet/db", "s1", 2)]
+
+
+def test_a_remediation_whose_probable_cause_is_a_rollout_is_a_failed_change_and_any_other_is_not():
+    from remediator.records.rollout_counts import RolloutCounter
+
+    counter = RolloutCounter(None, "remediator")
+    bad = caused(obj("bad", "Escalated"), revision="5")
+    bad["spec"]["target"]["namespace"] = "shop"
+    counter.heard(bad)
+    counter.heard(obj("fine"))  # no probable cause
+    forged = caused(obj("forged"), revision="five")
+    counter.heard(forged)
+    assert counter._linked == {"shop": {Linked("Deployment/web", 5, T0 - timedelta(hours=1))}}

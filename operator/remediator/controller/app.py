@@ -84,6 +84,9 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     ticks = handlers.Ticks(ctx)
     handlers.register(registry, ctx, ticks)
     pauses = gitops.follow(ctx)  # the GitOps owners our Remediations hold paused, from their watch
+    ctx.caches.remediation_listeners.append(  # DORA's failed changes: the rollouts probable causes name
+        lambda kind, body: kind != "DELETED" and ctx.serves((body.get("metadata") or {}).get("namespace", ""))
+        and ctx.rollout_counts.heard(body))
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     if ctx.slack is not None:  # a missing scope is said now, not at the first incident
         await asyncio.to_thread(slack.refuse_without_scopes, ctx.slack)

@@ -12,7 +12,6 @@ from ..actions import base as actions
 from ..approvals.slack import find_request_message, post_message, update_message
 from ..api.models import ObjectRef, ProbableCause, RemediationPolicySpec, RemediationSpec, RemediationStatus, \
     RunbookSpec
-from ..core.durations import parse_time
 from ..core.plan import adaptive, claims
 from ..core.plan import gitops as gitops_plan
 from ..records import events
@@ -109,13 +108,7 @@ class ClusterStore:
         return guard_facts.step_facts(self.ctx, name, spec, status, runbook, policy, now)
 
     def probable_cause(self, spec, created, now) -> ProbableCause | None:
-        found = changes.find_cause(self.ctx.api, self.ctx.changes, spec, created, now)
-        top = found.changes[0] if found is not None and found.kind == "rollout" and found.changes else None
-        if top is not None and top.kind == "rollout" and (top.revision or "").isdigit() and spec.target.namespace:
-            # DORA's change failure numerator: this rollout led to a degraded service (counted once per revision)
-            self.ctx.rollout_counts.linked(spec.target.namespace or "", top.object, int(top.revision),
-                                           parse_time(top.at))
-        return found
+        return changes.find_cause(self.ctx.api, self.ctx.changes, spec, created, now)
 
     def history(self, spec, status, runbook):
         from .reconcile import adaptive_history

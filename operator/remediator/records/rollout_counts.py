@@ -7,10 +7,11 @@ CRD, its resourceVersion gives the optimistic write (409: re-read and merge), an
 keeps tenants from forging their own figures, while the operator needs no ConfigMap rights in theirs (the chart
 grants get/create/update on ConfigMaps in the release namespace only).
 
-The journal reports each revision it sees (`seen`) and the loop each rollout a probable cause names (`linked`);
-both wait in memory per namespace. Only the active replica writes, at most once per namespace every
+The journal reports each revision it sees (`seen`), the Remediations' watch each rollout a probable cause names
+(`heard`: listed whole at every start, so nothing a crash kept from being written is lost); both wait in
+memory per namespace. Only the active replica writes, at most once per namespace every
 `every` seconds (30 by default): a rollout storm of any size costs one GET (first write or after a 409) and one
-PUT per namespace per period. Nothing here is on the plan path: `linked` is a dict insert.
+PUT per namespace per period. Nothing here is on the plan path.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ class RolloutCounter:
     def linked(self, namespace: str, workload: str, revision: int, at: datetime) -> None:
         with self._lock:
             self._linked.setdefault(namespace, set()).add(counts.Linked(workload, revision, at))
+
+    def heard(self, remediation: dict) -> None:
+        """A Remediation as listed or watched: its probable cause, when a rollout, is a failed change. Listed
+        again at every start, so a link not written before a crash is written after it."""
+        named = counts.named_rollout(remediation)
+        if named is not None:
+            self.linked(named[0], named[1].workload, named[1].revision, named[1].at)
 
     def pending(self) -> set[str]:
         with self._lock:

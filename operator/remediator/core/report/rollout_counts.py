@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from remediator.core.durations import parse_time
+
 VERSION = 1
 KEEP_DAYS = 31  # the report's and the retention's default 30 days, reaching into the 31st calendar day
 CAP = 1000  # workloads per namespace: ~600 bytes each at a rollout every day, far below a ConfigMap's 1 MiB
@@ -98,6 +100,21 @@ def merge(doc: Mapping[str, Any], seen: Iterable[Seen], linked: Iterable[Linked]
             entry = workloads.setdefault(link.workload, {"uid": "", "revision": 0, "days": {}, "failed": {}})
             entry.setdefault("failed", {}).setdefault(str(link.revision), day.isoformat())
     return prune(out, today, keep_days, cap, max_bytes)
+
+
+def named_rollout(remediation: Mapping[str, Any]) -> tuple[str, Linked] | None:
+    """(namespace, rollout) when a Remediation's probable cause names a rollout as its top candidate."""
+    status, spec = remediation.get("status") or {}, remediation.get("spec") or {}
+    cause = status.get("probableCause") or {}
+    top = (cause.get("changes") or [{}])[0] if cause.get("kind") == "rollout" else {}
+    revision, at = str(top.get("revision") or ""), top.get("at")
+    namespace = (spec.get("target") or {}).get("namespace") or (remediation.get("metadata") or {}).get("namespace")
+    if top.get("kind") != "rollout" or not revision.isdigit() or not at or not namespace:
+        return None
+    try:
+        return namespace, Linked(str(top.get("object", "")), int(revision), parse_time(str(at)))
+    except ValueError:
+        return None
 
 
 def prune(doc: dict[str, Any], today: date, keep_days: int = KEEP_DAYS, cap: int = CAP,
