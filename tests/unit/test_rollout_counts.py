@@ -226,3 +226,24 @@ def test_a_remediation_whose_probable_cause_is_a_rollout_is_a_failed_change_and_
     forged = caused(obj("forged"), revision="five")
     counter.heard(forged)
     assert counter._linked == {"shop": {Linked("Deployment/web", 5, T0 - timedelta(hours=1))}}
+
+
+def test_counts_of_one_namespace_found_in_two_namespaces_are_not_trusted_and_a_note_says_so(tmp_path, capsys):
+    from remediator.cli import main
+
+    def configmap(where: str, rollouts: int) -> dict:
+        doc = {"workloads": {"Deployment/web": {"uid": "u1", "revision": rollouts,
+                                                "days": {"2026-11-01": rollouts}, "failed": {}}}}
+        return {"kind": "ConfigMap", "metadata": {"namespace": where, "name": "remediator-rollouts-shop",
+                                                  "labels": {"remediator.dev/rollout-counts": "shop"}},
+                "data": {"counts.json": json.dumps(doc)}}
+    path = tmp_path / "export.json"
+    # a tenant of "mallory" forges shop's counts next to the operator's own
+    path.write_text(json.dumps({"kind": "List", "items": [configmap("remediator", 6), configmap("mallory", 60)]}))
+    assert main(["report", "-f", str(path), "--since", z(T0 - timedelta(days=1)), "--until",
+                 z(T0 + timedelta(days=1)), "--output", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["figures"]["delivery"]["rollouts"] == 0
+    assert out["notes"][-1:] == ["rollout counts of shop found in namespaces mallory, remediator: none of them used (give "
+                            "--counts-namespace, the operator's namespace); its rollouts come from the ReplicaSet "
+                            "history"]

@@ -36,7 +36,7 @@ class Export:
     has_inventory: bool = False
     rollouts: list[dora_keys.Rollout] = field(default_factory=list)
     has_rollouts: bool = False
-    tallies: list[rollout_counts.Tally] = field(default_factory=list)
+    counts: list[tuple[str, dict]] = field(default_factory=list)  # (where it was stored, document)
     has_tallies: bool = False
 
     def add(self, item: Mapping[str, Any]) -> None:
@@ -59,16 +59,35 @@ class Export:
                 self.rollouts.append(rollout)
         elif kind == "ConfigMap" and LABEL in ((item.get("metadata") or {}).get("labels") or {}):
             metadata = item["metadata"]
-            self.add_counts(rollout_counts.decode((item.get("data") or {}).get(KEY), metadata["labels"][LABEL]))
+            self.add_counts(str(metadata.get("namespace", "")),
+                            rollout_counts.decode((item.get("data") or {}).get(KEY), metadata["labels"][LABEL]))
         elif kind == "Namespace":
             metadata = item.get("metadata") or {}
             self.namespaces = self.namespaces or {}
             self.namespaces[metadata.get("name", "")] = dict(metadata.get("labels") or {})
 
 
-    def add_counts(self, doc: Mapping[str, Any]) -> None:
+    def add_counts(self, where: str, doc: dict) -> None:
         self.has_tallies = True
-        self.tallies += rollout_counts.tallies(doc)
+        self.counts.append((where, doc))
+
+    def claimed_twice(self) -> dict[str, list[str]]:
+        """Counted namespaces whose counts were found in more than one namespace: a forgery, or two operators."""
+        where: dict[str, set[str]] = {}
+        for store, doc in self.counts:
+            where.setdefault(str(doc.get("namespace", "")), set()).add(store)
+        return {ns: sorted(stores) for ns, stores in where.items() if len(stores) > 1}
+
+    @property
+    def tallies(self) -> list[rollout_counts.Tally]:
+        doubtful = self.claimed_twice()
+        return [t for _, doc in self.counts if doc.get("namespace") not in doubtful
+                for t in rollout_counts.tallies(doc)]
+
+    def counts_notes(self) -> list[str]:
+        return [f"rollout counts of {ns} found in namespaces {', '.join(stores)}: none of them used (give "
+                f"--counts-namespace, the operator's namespace); its rollouts come from the ReplicaSet history"
+                for ns, stores in sorted(self.claimed_twice().items())]
 
     @property
     def rollouts_source(self) -> str:
@@ -173,8 +192,8 @@ def list_cluster(kubeconfig: str | None, counts_namespace: str | None = None) ->
         if rollout is not None:
             export.rollouts.append(rollout)
     try:
-        for doc in read_counts(api, counts_namespace):
-            export.add_counts(doc)
+        for where, doc in read_counts(api, counts_namespace):
+            export.add_counts(where, doc)
     except ApiException as e:
         if e.status != 403:
             raise  # a reader who may not read the counts gets the ReplicaSet history alone
@@ -417,7 +436,7 @@ def run(args: argparse.Namespace, now: datetime | None = None) -> int:
         return 1
     rep = maturity.report(records, inventory(export, args.system_namespace or maturity.SYSTEM_NAMESPACES), scope,
                           now)
-    notes = [n for n in (retention_note(export, scope, now),) if n]
+    notes = [n for n in (retention_note(export, scope, now), *export.counts_notes()) if n]
     if args.output == "json":
         print(json.dumps({**rep.to_dict(), "notes": notes}, indent=2))
     else:

@@ -151,10 +151,10 @@ async def flush_periodically(counter: RolloutCounter, active: Callable[[], bool]
             log.warning(f"rollout counts not written, kept for the next period: {e}")
 
 
-def read_counts(api: client.ApiClient, namespace: str | None = None) -> list[dict]:
-    """The stored documents (by label; in `namespace`, else cluster-wide), for `remediator report`."""
+def read_counts(api: client.ApiClient, namespace: str | None = None) -> list[tuple[str, dict]]:
+    """(where, document) of the stored counts (by label; in `namespace`, else cluster-wide), for the report."""
     core = client.CoreV1Api(api)
     items = (core.list_namespaced_config_map(namespace, label_selector=LABEL) if namespace else
              core.list_config_map_for_all_namespaces(label_selector=LABEL)).items
-    return [counts.decode((cm.data or {}).get(KEY), (cm.metadata.labels or {}).get(LABEL, ""))
+    return [(cm.metadata.namespace, counts.decode((cm.data or {}).get(KEY), (cm.metadata.labels or {}).get(LABEL, "")))
             for cm in items if cm.metadata.name.startswith(PREFIX)]
