@@ -247,3 +247,16 @@ def test_counts_of_one_namespace_found_in_two_namespaces_are_not_trusted_and_a_n
     assert out["notes"][-1:] == ["rollout counts of shop found in namespaces mallory, remediator: none of them used (give "
                             "--counts-namespace, the operator's namespace); its rollouts come from the ReplicaSet "
                             "history"]
+
+
+def test_a_hand_edited_entry_of_the_wrong_shape_is_dropped_and_the_rest_still_merges():
+    text = json.dumps({"workloads": {"Deployment/web": {"uid": "u1", "revision": "abc", "days": {}},
+                                     "Deployment/api": {"uid": "u2", "revision": 1, "days": {"2026-11-01": 1}}}})
+    doc = merge(rollout_counts.decode(text, "shop"), [seen(1)], [], TODAY)
+    assert days_of(doc) == {"2026-11-01": 1} and days_of(doc, "Deployment/api") == {"2026-11-01": 1}
+
+
+def test_a_remediation_naming_another_namespaces_rollout_adds_no_failure_there():
+    other = caused(obj("elsewhere"), revision="3")
+    other["spec"]["target"]["namespace"] = "payments"  # a Remediation in shop, targeting payments
+    assert rollout_counts.named_rollout(other) is None

@@ -108,8 +108,11 @@ def named_rollout(remediation: Mapping[str, Any]) -> tuple[str, Linked] | None:
     cause = status.get("probableCause") or {}
     top = (cause.get("changes") or [{}])[0] if cause.get("kind") == "rollout" else {}
     revision, at = str(top.get("revision") or ""), top.get("at")
-    namespace = (spec.get("target") or {}).get("namespace") or (remediation.get("metadata") or {}).get("namespace")
-    if top.get("kind") != "rollout" or not revision.isdigit() or not at or not namespace:
+    # its own namespace only: a Remediation naming another namespace's rollout cannot add to that one's failures
+    namespace = (remediation.get("metadata") or {}).get("namespace")
+    target_namespace = (spec.get("target") or {}).get("namespace")
+    if top.get("kind") != "rollout" or not revision.isdigit() or not at or not namespace or \
+            target_namespace not in (None, "", namespace):
         return None
     try:
         return namespace, Linked(str(top.get("object", "")), int(revision), parse_time(str(at)))
@@ -169,5 +172,18 @@ def decode(text: str | None, namespace: str) -> dict[str, Any]:
         return empty(namespace)
     if not isinstance(doc, dict) or not isinstance(doc.get("workloads"), dict):
         return empty(namespace)
+    # an entry edited by hand into another shape is dropped, not left to break every later merge
+    doc["workloads"] = {name: entry for name, entry in doc["workloads"].items() if well_formed(entry)}
     doc["namespace"] = namespace
     return doc
+
+
+def well_formed(entry: Any) -> bool:
+    def strings(value: Any) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return (isinstance(entry, dict) and isinstance(entry.get("uid", ""), str)
+            and type(entry.get("revision", 0)) is int
+            and isinstance(entry.get("days", {}), dict)
+            and all(isinstance(d, str) and type(n) is int for d, n in entry.get("days", {}).items())
+            and strings(entry.get("failed", {}))
+            and isinstance(entry.get("retired", []), list) and all(isinstance(u, str) for u in entry.get("retired", [])))
