@@ -165,8 +165,9 @@ def test_without_a_tenant_token_secret_name_the_chart_grants_no_secret_at_all(to
 
 def test_watch_namespaces_gets_a_role_in_each_and_no_cluster_wide_workload_rights(tool, tmp_path):
     docs = documents(render(tool, tmp_path, VALUE_SETS["watchNamespaces"]))
-    roles = {d["metadata"]["namespace"] for d in docs if d["kind"] == "Role"}
-    bindings = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"}
+    tenant = [d for d in docs if not d["metadata"]["name"].endswith("-rollout-counts")]  # the release's own
+    roles = {d["metadata"]["namespace"] for d in tenant if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"] for d in tenant if d["kind"] == "RoleBinding"}
     assert roles == bindings == {"shop", "payments"}
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
     cluster_resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
@@ -190,10 +191,23 @@ def test_with_node_drain_the_claims_on_nodes_may_be_taken_in_the_release_namespa
                 if d["metadata"]["name"].endswith("-node-claims")], "no node actions, no claims on nodes"
 
 
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_the_rollout_counts_may_be_written_in_the_release_namespace_only_and_nothing_more(tool, tmp_path, values):
+    docs = documents(render(tool, tmp_path, values))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    release = deployment["metadata"]["namespace"]
+    assert f"--counts-namespace={release}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    counts = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-rollout-counts")]
+    assert [(d["metadata"]["namespace"], d["rules"]) for d in counts] == [(release, [{
+        "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]}])]
+    [binding] = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-rollout-counts")]
+    assert binding["metadata"]["namespace"] == release and binding["roleRef"]["name"] == counts[0]["metadata"]["name"]
+
+
 def test_by_default_no_node_drain_no_configmaps_and_metrics_only_from_the_monitoring_namespace(tool, tmp_path):
     docs = documents(render(tool, tmp_path, {}))
-    granted = {(group, resource, verb) for _, rule in rbac_rules(docs) for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
+    granted = {(group, resource, verb) for where, rule in rbac_rules(docs) for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"] if not where.endswith("-rollout-counts")}
     assert ("", "nodes", "patch") not in granted, "cordonDrain's rights only with rbac.nodeDrain"
     assert not {g for g in granted if g[1] == "configmaps"}, "no ConfigMaps read cluster-wide by default"
     env = {e["name"]: e.get("value") for e in next(d for d in docs if d["kind"] == "Deployment")
@@ -378,6 +392,16 @@ def peering_record(kube_api, name: str, namespace: str | None) -> dict:
 
 
 @pytest.mark.slow
+def stored_counts(kube_api, where: str, counted: str) -> dict | None:
+    try:
+        cm = client.CoreV1Api(kube_api).read_namespaced_config_map(f"remediator-rollouts-{counted}", where)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return json.loads((cm.data or {}).get("counts.json") or "{}")
+
+
 @pytest.mark.parametrize("scope", ["watchNamespaces", "wholeCluster"])
 def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_secrets(
         kube_api, kubeconfig, tool, namespace, ops_namespace, cluster, tmp_path, scope):
@@ -402,7 +426,9 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
 
         sa_config = service_account_kubeconfig(kube_api, kubeconfig, ops_namespace, fullname, tmp_path / "sa.yaml")
         op = OperatorProcess(sa_config, [namespace] if scoped else [], tmp_path, token=token,
-                             extra_args=["--peering", peering], env=operator_env(kube_api, ops_namespace, fullname))
+                             extra_args=["--peering", peering, "--counts-flush", "1",
+                                         *(a for a in args if a.startswith("--counts-namespace="))],
+                             env=operator_env(kube_api, ops_namespace, fullname))
         op.start()
         try:
             cluster.apply_policy(NO_APPROVALS)
@@ -422,6 +448,9 @@ def test_operator_as_the_charts_service_account_closes_the_loop_and_is_refused_s
             status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated", "Skipped"})["status"]
             assert status["phase"] == "Succeeded", status
             assert sorted(cluster.revisions().values()) == ["2", "3"], "rolled back once, as the chart's identity"
+            counts = wait_for(lambda: stored_counts(kube_api, ops_namespace, namespace),
+                              what="the rollout counts written in the release namespace, as the chart's identity")
+            assert counts["workloads"]["Deployment/web"]["revision"] >= 2, counts
             hook = subprocess.run([sys.executable, "-c", helm_test_script(tool, tmp_path)], capture_output=True,
                                   text=True, timeout=60, env={**os.environ, "REMEDIATOR_URL": op.url}, check=False)
             assert hook.returncode == 0 and "webhook endpoint answers" in hook.stdout, \

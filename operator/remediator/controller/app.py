@@ -19,6 +19,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
+from ..records import rollout_counts
 from . import anomalies, autoscalers, caches, escalation, gitops, handlers, heap, nodes, retention, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
@@ -83,6 +84,9 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     ticks = handlers.Ticks(ctx)
     handlers.register(registry, ctx, ticks)
     pauses = gitops.follow(ctx)  # the GitOps owners our Remediations hold paused, from their watch
+    ctx.caches.remediation_listeners.append(  # DORA's failed changes: the rollouts probable causes name
+        lambda kind, body: kind != "DELETED" and ctx.serves((body.get("metadata") or {}).get("namespace", ""))
+        and ctx.rollout_counts.heard(body))
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
     if ctx.slack is not None:  # a missing scope is said now, not at the first incident
         await asyncio.to_thread(slack.refuse_without_scopes, ctx.slack)
@@ -109,6 +113,8 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
                                                                  ctx.settings.autoscaler_sweep_seconds))
     holding = asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
                                                             ctx.settings.gitops_sweep_seconds))
+    counting = asyncio.create_task(rollout_counts.flush_periodically(ctx.rollout_counts, lambda: activity.active,
+                                                                      ctx.settings.counts_flush_seconds))
     try:
         await kopf.operator(
             registry=registry,
@@ -135,6 +141,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         resending.cancel()
         leases.cancel()
         holding.cancel()
+        counting.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
 

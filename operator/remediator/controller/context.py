@@ -13,6 +13,7 @@ from ..secrets import FileSecret
 from ..signals.changes import ChangeJournal
 from ..signals.prometheus import MAX_BYTES, MAX_SERIES, Prometheus
 from ..records import metrics
+from ..records.rollout_counts import RolloutCounter
 from .caches import Caches
 from .escalation import Alertmanager, OpenAlerts
 from .ingest import Intake, RunbookCache
@@ -49,6 +50,8 @@ class Settings:
     # whatever namespace the Remediation is in. The chart sets its release namespace.
     claims_namespace: str = "default"
     gitops_sweep_seconds: float = 10.0  # between checks of the GitOps owners our Remediations hold paused
+    counts_namespace: str = "default"  # where the rollout counts' ConfigMaps live (the chart: its namespace)
+    counts_flush_seconds: float = 30.0  # at most one write of a namespace's rollout counts per this period
 
 
 @dataclass
@@ -64,12 +67,17 @@ class OperatorContext:
     changes: ChangeJournal | None = None
     alertmanager: Alertmanager | None = None
     open_alerts: OpenAlerts = field(default_factory=OpenAlerts)
+    rollout_counts: RolloutCounter | None = None
     _impersonated: dict[tuple[str, str], client.ApiClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         metrics.count_requests(self.api)
         if self.changes is None:
             self.changes = ChangeJournal(window=self.settings.change_window)
+        if self.rollout_counts is None:
+            self.rollout_counts = RolloutCounter(self.api, self.settings.counts_namespace)
+        if self.changes.on_rollout is None:
+            self.changes.on_rollout = self.rollout_counts.seen
         if self.intake is None:
             self.intake = Intake(Resources(self.api), self.runbooks, self.serves)
         if self.prometheus is None and self.settings.prometheus_url:

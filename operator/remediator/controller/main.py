@@ -100,6 +100,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claims-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                         help="namespace of the claims (Leases) on Nodes: one per Node for the whole cluster "
                              "(default: $POD_NAMESPACE, else default)")
+    parser.add_argument("--counts-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                        help="namespace of the rollout counts (one ConfigMap per counted namespace) that DORA's "
+                             "figures read (default: $POD_NAMESPACE, else default)")
+    parser.add_argument("--counts-flush", type=float, default=30.0, metavar="SECONDS",
+                        help="seconds between writes of the rollout counts (at most one write per namespace)")
     parser.add_argument("--gitops-sweep", type=float, default=10.0, metavar="SECONDS",
                         help="seconds between checks of paused GitOps owners (resume when Git moves on or the "
                              "lease ends)")
@@ -162,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         autoscaler_sweep_seconds=args.autoscaler_sweep,
         claims_namespace=args.claims_namespace,
         gitops_sweep_seconds=args.gitops_sweep,
+        counts_namespace=args.counts_namespace,
+        counts_flush_seconds=args.counts_flush,
     )
     ctx = build_context(settings, args.kubeconfig)
     asyncio.run(run_operator(ctx, peering=peering))

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core.report import dora_keys, maturity, retention
+from ..core.report import dora_keys, maturity, retention, rollout_counts
+from .rollout_counts import KEY, LABEL, read_counts
 from ..core.durations import format_duration, parse_duration, parse_time
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -35,6 +36,8 @@ class Export:
     has_inventory: bool = False
     rollouts: list[dora_keys.Rollout] = field(default_factory=list)
     has_rollouts: bool = False
+    counts: list[tuple[str, dict]] = field(default_factory=list)  # (where it was stored, document)
+    has_tallies: bool = False
 
     def add(self, item: Mapping[str, Any]) -> None:
         kind = item.get("kind", "Remediation")
@@ -54,10 +57,45 @@ class Export:
             self.has_rollouts = True
             if rollout is not None:
                 self.rollouts.append(rollout)
+        elif kind == "ConfigMap" and LABEL in ((item.get("metadata") or {}).get("labels") or {}):
+            metadata = item["metadata"]
+            self.add_counts(str(metadata.get("namespace", "")),
+                            rollout_counts.decode((item.get("data") or {}).get(KEY), metadata["labels"][LABEL]))
         elif kind == "Namespace":
             metadata = item.get("metadata") or {}
             self.namespaces = self.namespaces or {}
             self.namespaces[metadata.get("name", "")] = dict(metadata.get("labels") or {})
+
+
+    def add_counts(self, where: str, doc: dict) -> None:
+        self.has_tallies = True
+        self.counts.append((where, doc))
+
+    def claimed_twice(self) -> dict[str, list[str]]:
+        """Counted namespaces whose counts were found in more than one namespace: a forgery, or two operators."""
+        where: dict[str, set[str]] = {}
+        for store, doc in self.counts:
+            where.setdefault(str(doc.get("namespace", "")), set()).add(store)
+        return {ns: sorted(stores) for ns, stores in where.items() if len(stores) > 1}
+
+    @property
+    def tallies(self) -> list[rollout_counts.Tally]:
+        doubtful = self.claimed_twice()
+        return [t for _, doc in self.counts if doc.get("namespace") not in doubtful
+                for t in rollout_counts.tallies(doc)]
+
+    def counts_notes(self) -> list[str]:
+        return [f"rollout counts of {ns} found in namespaces {', '.join(stores)}: none of them used (give "
+                f"--counts-namespace, the operator's namespace); its rollouts come from the ReplicaSet history"
+                for ns, stores in sorted(self.claimed_twice().items())]
+
+    @property
+    def rollouts_source(self) -> str:
+        sources = (["the operator's rollout counts (ConfigMaps labelled " + LABEL + ", per workload and UTC day, "
+                    f"kept {rollout_counts.KEEP_DAYS} days)"] if self.has_tallies else []) + \
+            (["the ReplicaSet history (revisionHistoryLimit per Deployment) for revisions the counts do not hold"]
+             if self.has_rollouts else [])
+        return "; ".join(sources)
 
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -75,7 +113,8 @@ def replicaset_rollout(rs: Mapping[str, Any]) -> dora_keys.Rollout | None:
         at = parse_time(str(metadata["creationTimestamp"]))
     except ValueError:
         return None
-    return dora_keys.Rollout(at, str(metadata.get("namespace", "")), f"Deployment/{owner.get('name', '')}", revision)
+    return dora_keys.Rollout(at, str(metadata.get("namespace", "")), f"Deployment/{owner.get('name', '')}", revision,
+                             str(owner.get("uid") or ""))
 
 
 class ReportError(Exception):
@@ -100,13 +139,13 @@ def read_files(paths: Sequence[str]) -> Export:
     return export
 
 
-def read_cluster(kubeconfig: str | None) -> Export:
+def read_cluster(kubeconfig: str | None, counts_namespace: str | None = None) -> Export:
     import urllib3
     from kubernetes.client.rest import ApiException
     from kubernetes.config import ConfigException
 
     try:
-        return list_cluster(kubeconfig)
+        return list_cluster(kubeconfig, counts_namespace)
     except ConfigException as e:
         raise ReportError(f"no cluster to read (give --kubeconfig, or -f an exported file): {e}") from None
     except ApiException as e:
@@ -115,7 +154,7 @@ def read_cluster(kubeconfig: str | None) -> Export:
         raise ReportError(f"cannot reach the apiserver: {e}") from None
 
 
-def list_cluster(kubeconfig: str | None) -> Export:
+def list_cluster(kubeconfig: str | None, counts_namespace: str | None = None) -> Export:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
@@ -145,13 +184,19 @@ def list_cluster(kubeconfig: str | None) -> Export:
             raise
         replicasets = []  # a reader who may not list ReplicaSets gets every other figure; DORA's say "not measured"
     for rs in replicasets:
-        owners = [{"kind": o.kind, "name": o.name, "controller": o.controller}
+        owners = [{"kind": o.kind, "name": o.name, "controller": o.controller, "uid": o.uid}
                   for o in rs.metadata.owner_references or []]
         rollout = replicaset_rollout({"metadata": {
             "namespace": rs.metadata.namespace, "ownerReferences": owners, "annotations": rs.metadata.annotations,
             "creationTimestamp": rs.metadata.creation_timestamp.isoformat()}})
         if rollout is not None:
             export.rollouts.append(rollout)
+    try:
+        for where, doc in read_counts(api, counts_namespace):
+            export.add_counts(where, doc)
+    except ApiException as e:
+        if e.status != 403:
+            raise  # a reader who may not read the counts gets the ReplicaSet history alone
     export.namespaces = {ns.metadata.name: dict(ns.metadata.labels or {})
                          for ns in client.CoreV1Api(api).list_namespace().items}
     return export
@@ -170,9 +215,8 @@ def inventory(export: Export, system: Sequence[str] = maturity.SYSTEM_NAMESPACES
     adaptive = sum(1 for rb in export.runbooks if (rb.get("spec") or {}).get("adaptive"))
     return maturity.Inventory(workloads, frozenset(targets), adaptive, known=export.has_inventory,
                               system_namespaces=tuple(system), rollouts=tuple(export.rollouts),
-                              rollouts_known=export.has_rollouts,
-                              rollouts_source="the ReplicaSet history (revisionHistoryLimit per Deployment)"
-                              if export.has_rollouts else "")
+                              rollouts_known=export.has_rollouts or export.has_tallies,
+                              rollouts_source=export.rollouts_source, tallies=tuple(export.tallies))
 
 
 def parse_moment(text: str, now: datetime, flag: str) -> datetime:
@@ -373,14 +417,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{', '.join(maturity.SYSTEM_NAMESPACES)})")
     parser.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
                         help="exported JSON (kubectl get remediations,deploy,sts,rs,servicelevelobjectives,ns,"
-                             "remediationpolicies -A -o json) instead of the cluster (repeatable)")
+                             "remediationpolicies -A -o json; the rollout counts: kubectl get configmaps -l "
+                             "remediator.dev/rollout-counts -A -o json) instead of the cluster (repeatable)")
+    parser.add_argument("--counts-namespace", default=None, metavar="NAMESPACE",
+                        help="the operator's namespace, where its rollout counts are (default: any namespace; "
+                             "give it where tenants may create ConfigMaps, or they could forge the counts)")
     parser.add_argument("--kubeconfig", default=None)
 
 
 def run(args: argparse.Namespace, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     try:
-        export = read_files(args.file) if args.file else read_cluster(args.kubeconfig)
+        export = read_files(args.file) if args.file else read_cluster(args.kubeconfig, args.counts_namespace)
         scope = scope_of(args, export, now)
         records = [maturity.Record.from_object(o) for o in export.remediations]
     except (ReportError, ValueError) as e:
@@ -388,7 +436,7 @@ def run(args: argparse.Namespace, now: datetime | None = None) -> int:
         return 1
     rep = maturity.report(records, inventory(export, args.system_namespace or maturity.SYSTEM_NAMESPACES), scope,
                           now)
-    notes = [n for n in (retention_note(export, scope, now),) if n]
+    notes = [n for n in (retention_note(export, scope, now), *export.counts_notes()) if n]
     if args.output == "json":
         print(json.dumps({**rep.to_dict(), "notes": notes}, indent=2))
     else:

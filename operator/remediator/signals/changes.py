@@ -32,7 +32,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -204,6 +204,8 @@ class ChangeJournal:
     # (namespace, "Kind/name") -> revision -> (template, name of the ReplicaSet/ControllerRevision, created)
     _revisions: dict[tuple[str, str], dict[int, tuple[TemplateSummary, str, datetime]]] = field(default_factory=dict)
     _hpa_targets: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, hpa) -> "Deployment/web"
+    # told of every new revision (namespace, "Kind/name", workload uid, revision, when): the rollout counts
+    on_rollout: Callable[[str, str, str, int, datetime], None] | None = None
 
     def record(self, change: cause.Change, now: datetime) -> bool:
         if now - change.at > self.window:
@@ -298,6 +300,11 @@ class ChangeJournal:
             reused = reused or any(seen_name == name or seen_at > at
                                    for r, (_, seen_name, seen_at) in known.items() if r < revision)
             known[revision] = (summary, name, at)
+            if self.on_rollout is not None:
+                uid = next((o.get("uid", "") for o in meta.get("ownerReferences") or []
+                            if f"{o.get('kind')}/{o.get('name')}" == owner), "")
+                # a rollback rolls out now under a new number, whatever its ReplicaSet's age
+                self.on_rollout(namespace, owner, uid, revision, now if reused else at)
             for old in sorted(known)[:-KEPT_REVISIONS]:
                 del known[old]
             earlier = [r for r in known if r < revision]

@@ -7,20 +7,23 @@ probable causes its Remediations name (pure: plain data in and out).
 - deployment frequency = rollouts in range per day, per workload and per namespace; the band is placed on
   the median workload (of those that rolled out in range).
 
-The rollouts come from the ReplicaSet history the apiserver keeps (revisionHistoryLimit per Deployment), so they
-survive restarts without storage of our own, and lose what that limit drops.
+The rollouts come from the operator's rollout counts (core.report.rollout_counts: per workload and UTC day,
+kept 31 days in the cluster, so neither a restart nor revisionHistoryLimit loses them) and, for what the counts
+do not hold yet (a revision above the highest counted, a workload never counted), from the ReplicaSet history.
+Counts are per day: a day is in range when it overlaps it.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any
 
 from remediator.core.durations import parse_time
+from remediator.core.report.rollout_counts import Tally
 
 DAY = timedelta(days=1)
 
@@ -31,6 +34,7 @@ class Rollout:
     namespace: str
     workload: str  # Kind/name
     revision: str = ""
+    uid: str = field(default="", compare=False)  # the workload's uid, when known
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -84,26 +88,54 @@ class Keys:
 
 
 def keys(rollouts: Iterable[Rollout], records: Iterable, since: datetime | None, until: datetime | None,
-         now: datetime) -> Keys:
+         now: datetime, tallies: Iterable[Tally] = ()) -> Keys:
     """DORA's change failure rate and deployment frequency over [since, until) (until None: now)."""
     end = until or now
 
     def inside(r: Rollout) -> bool:
         return (since is None or r.at >= since) and r.at < end
 
+    def day_inside(d: date) -> bool:
+        start = datetime.combine(d, time(), UTC)
+        return (since is None or start + DAY > since) and start < end
+
+    counted = {(t.namespace, t.workload): t for t in tallies}
+
+    def tallied(r: Rollout) -> bool:
+        t = counted.get((r.namespace, r.workload))
+        if t is None or (r.uid and r.uid in t.retired):
+            return t is not None  # a deleted workload of that name: its rollouts were counted then
+        return r.revision.isdigit() and int(r.revision) <= t.revision and not (r.uid and t.uid and r.uid != t.uid)
+
     linked = {r.key: r for r in (caused_by(rec) for rec in records) if r is not None and inside(r)}
     # a rollout a cause names happened, even when the history has dropped it since
-    every = {**linked, **{r.key: r for r in rollouts if inside(r)}}
-    start = since or min((r.at for r in every.values()), default=end)
-    days = max((end - start) / DAY, 0.0)
+    every = {r.key: r for r in [*linked.values(), *rollouts] if inside(r) and not tallied(r)}
+    failed_keys = set(linked)
     per_namespace: dict[str, int] = {}
     per_workload: dict[str, int] = {}
+    first = min((r.at for r in every.values()), default=end)
+
+    def add(namespace: str, workload: str, n: int) -> None:
+        per_namespace[namespace] = per_namespace.get(namespace, 0) + n
+        name = f"{namespace}/{workload}"
+        per_workload[name] = per_workload.get(name, 0) + n
+
     for r in every.values():
-        per_namespace[r.namespace] = per_namespace.get(r.namespace, 0) + 1
-        name = f"{r.namespace}/{r.workload}"
-        per_workload[name] = per_workload.get(name, 0) + 1
-    failed = sorted(f"{ns}/{w}" + (f" revision {rev}" if rev else "") for ns, w, rev in linked)
-    return Keys(len(every), len(linked), days, per_namespace, per_workload, failed)
+        add(r.namespace, r.workload, 1)
+    total = len(every)
+    for t in counted.values():
+        days = [d for d in t.days if day_inside(d)]
+        if days:
+            n = sum(t.days[d] for d in days)
+            add(t.namespace, t.workload, n)
+            total += n
+            first = min(first, datetime.combine(min(days), time(), UTC))
+        failed_keys |= {(t.namespace, t.workload, str(rev)) for rev, d in t.failed.items() if day_inside(d)}
+    # a counted day that overlaps the range counts whole: the range then starts at that day's start
+    start = min(since, first) if since else first
+    days = max((end - start) / DAY, 0.0)
+    failed = sorted(f"{ns}/{w}" + (f" revision {rev}" if rev else "") for ns, w, rev in failed_keys)
+    return Keys(max(total, len(failed_keys)), len(failed_keys), days, per_namespace, per_workload, failed)
 
 
 def frequency_band(per_day: float) -> str:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from remediator.api.models import TERMINAL_PHASES, RemediationSpec, RemediationStatus
 from remediator.core.durations import format_duration, parse_duration, parse_time
-from remediator.core.report import dora_keys
+from remediator.core.report import dora_keys, rollout_counts
 
 END_FIELDS = ("restoredAt", "restoredBy", "resolvedBy", "resolutionNote")
 RESTORERS = ("operator", "humans")
@@ -34,6 +34,17 @@ SYSTEM_NAMESPACES = ("kube-*", "remediator", "remediator-system")
 # A change the operator made that is followed, on the same target, by a new incident this soon after its
 # verification ended made things worse: the window a step's verification looks at by default (Step.timeout).
 WORSE_WINDOW = timedelta(minutes=5)
+# Checked against Flux source-controller/kustomize-controller v1.9.6 and Argo CD v3.6.1 CRD schemas.
+LEAD_TIME_UNKNOWN = ("no GitOps owner records the commit time of the revision it applied: a Flux Kustomization's "
+                     "status has lastAppliedRevision (branch@sha1:…), its GitRepository's status.artifact the "
+                     "revision and lastUpdateTime (when the artifact was fetched, not committed); an Argo CD "
+                     "Application's status.history has the revision and deployedAt (when it synced). The commit "
+                     "time lives only in the Git repository, which the operator does not read")
+ROLLOUT_SOURCES = ("rollouts from the operator's rollout counts (ConfigMaps remediator-rollouts-<namespace>: per "
+                   "workload, rollouts per UTC day and the revisions a probable cause named, kept 31 days, each "
+                   "revision counted once, so restarts and revisionHistoryLimit lose none; a day overlapping the "
+                   "range counts whole, and the range then starts at that day's start) and, for revisions they do not hold yet, the ReplicaSet history; "
+                   "figures.delivery.source says which the input had")
 MIN_SAMPLE = 5  # fewer data points than this and a band or level would be invented, not measured
 
 HOUR = timedelta(hours=1)
@@ -159,6 +170,7 @@ class Inventory:
     rollouts: tuple[dora_keys.Rollout, ...] = ()  # every rollout known (change journal counts, ReplicaSets)
     rollouts_known: bool = False
     rollouts_source: str = ""
+    tallies: tuple[rollout_counts.Tally, ...] = ()  # the operator's stored rollout counts
 
     def is_system(self, namespace: str) -> bool:
         return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.system_namespaces)
@@ -380,10 +392,10 @@ DEFINITIONS: dict[str, str] = {
                 "Runbook's order; ML level 4 needs at least 5 reordered incidents and a higher restored share "
                 "than in order, not the presence of adaptive: true",
     "doraChangeFailureRate": "rollouts (new workload revisions) in range that an incident's probable cause names "
-                             "as its top candidate / all rollouts in range",
+                             "as its top candidate / all rollouts in range; " + ROLLOUT_SOURCES,
     "deploymentFrequency": "rollouts in range per day, per namespace and per workload; placed on the median "
-                           "workload that rolled out in range",
-    "leadTimeForChanges": "not measured: needs the commit time of the revision that rolled out (a GitOps owner)",
+                           "workload that rolled out in range; " + ROLLOUT_SOURCES,
+    "leadTimeForChanges": "not measured: " + LEAD_TIME_UNKNOWN,
     "approvalLatency": "approval.decidedAt - requestedAt of approvals a human decided (approved or denied)",
 }
 
@@ -500,7 +512,8 @@ def figures(records: Iterable[Record], inventory: Inventory, scope: Scope = Scop
     delivery = None
     if inventory.rollouts_known:
         rollouts = [r for r in inventory.rollouts if scope.namespaces is None or r.namespace in scope.namespaces]
-        delivery = dora_keys.keys(rollouts, chosen, scope.since, scope.until, end)
+        tallies = [t for t in inventory.tallies if scope.namespaces is None or t.namespace in scope.namespaces]
+        delivery = dora_keys.keys(rollouts, chosen, scope.since, scope.until, end, tallies)
     return Figures(
         incidents=len(done), open=len(chosen) - len(done), outcomes=outcomes,
         restore=restore_figures(chosen, end),
@@ -624,7 +637,7 @@ def dora(fig: Figures) -> list[Placement]:
                                   f"{len(delivery.per_workload)} workloads over {delivery.days:.3g} days)"],
                                  [FREQUENCY_NEXT[band]] if band in FREQUENCY_NEXT else []))
     out.append(Placement("lead time for changes", None,
-                         ["not measured: the commit time of what rolled out is not known (a GitOps owner tells it)"],
+                         ["not measured: " + LEAD_TIME_UNKNOWN],
                          ["your delivery pipeline's records"]))
     return out
 
