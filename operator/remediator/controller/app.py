@@ -19,8 +19,7 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from ..records import rollout_counts
-from . import anomalies, autoscalers, caches, escalation, gitops, handlers, heap, nodes, retention, runbook_status
+from . import anomalies, autoscalers, caches, chores, escalation, gitops, handlers, heap, nodes, retention, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -113,8 +112,10 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
                                                                  ctx.settings.autoscaler_sweep_seconds))
     holding = asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
                                                             ctx.settings.gitops_sweep_seconds))
-    counting = asyncio.create_task(rollout_counts.flush_periodically(ctx.rollout_counts, lambda: activity.active,
-                                                                      ctx.settings.counts_flush_seconds))
+    # a standby keeps what it saw; merging it once active adds nothing twice
+    counting = asyncio.create_task(chores.every(
+        ctx.settings.counts_flush_seconds, lambda: activity.active,
+        functools.partial(ctx.rollout_counts.flush, lambda: activity.active), "rollout counts write"))
     try:
         await kopf.operator(
             registry=registry,

@@ -16,7 +16,6 @@ PUT per namespace per period. Nothing here is on the plan path.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -136,19 +135,6 @@ class RolloutCounter:
                 raise
             return counts.empty(namespace), None
         return counts.decode((cm.data or {}).get(KEY), namespace), cm.metadata.resource_version
-
-
-async def flush_periodically(counter: RolloutCounter, active: Callable[[], bool], every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        if not active():
-            continue  # a standby keeps what it saw; merging it later adds nothing twice
-        try:
-            written = await asyncio.to_thread(counter.flush, active)
-            if written:
-                log.debug("rollout counts written", extra={"configmaps": written})
-        except Exception as e:  # noqa: BLE001  a passing apiserver error must not end the writes
-            log.warning(f"rollout counts not written, kept for the next period: {e}")
 
 
 def read_counts(api: client.ApiClient, namespace: str | None = None) -> list[tuple[str, dict]]:
