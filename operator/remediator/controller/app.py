@@ -19,7 +19,8 @@ from ..core.match.rate_limit import Limit
 from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
-from . import anomalies, autoscalers, caches, chores, escalation, gitops, handlers, heap, nodes, retention, runbook_status
+from . import anomalies, autoscalers, caches, chores, escalation, gitops, handlers, heap, nodes, retention
+from . import runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
