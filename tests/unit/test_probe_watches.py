@@ -147,3 +147,39 @@ def test_namespaces_idle_for_long_stop_being_watched_and_their_watches_are_told_
     watched.used -= targets.IDLE_SECONDS + 1
     watches._drop_idle(watched.used + targets.IDLE_SECONDS + 2)
     assert watches.watched() == [] and watched.stopped.is_set()
+
+
+def test_copies_whose_watch_broke_are_not_read_until_the_watch_hears_again():
+    watches = watches_holding(("Pod", POD))
+    held = watches._namespaces["shop"].kinds["Pod"]
+    held.live = False  # the watch failed: pods may have changed unseen
+    assert watches.pods("shop") is None
+    held.observe("MODIFIED", POD)
+    assert [p["metadata"]["name"] for p in watches.pods("shop")] == ["web-1"]
+
+
+def test_a_broken_watch_marks_its_copies_not_live(monkeypatch):
+    held = targets.Objects(targets.compact_pod)
+    feed = targets.WatchedFeed("pods/shop", lambda **kw: None, held.replace, held.observe, objects=held)
+
+    def dropped(self, stopped):
+        raise ConnectionError("connection reset")
+    monkeypatch.setattr(targets.Feed, "_watch_once", dropped)
+    with pytest.raises(ConnectionError):
+        feed._watch_once(None)
+    assert held.live is False
+
+
+class Listed:
+    def __init__(self, items):
+        self.data = json.dumps({"metadata": {"resourceVersion": "7"}, "items": items}).encode()
+
+
+def test_a_namespace_with_more_pods_than_the_bound_is_not_held_and_probes_list_as_before(monkeypatch):
+    monkeypatch.setattr(targets, "MAX_OBJECTS", 3)
+    many = [{**POD, "metadata": {**POD["metadata"], "name": f"web-{i}"}} for i in range(4)]
+    monkeypatch.setattr(targets, "lister", lambda api, kind, namespace: lambda **kw: Listed(many))
+    watches = targets.TargetWatches(api=None)
+    assert watches.pods("shop") is None
+    assert "Pod" not in watches._namespaces["shop"].kinds, "nothing held, and no watch started"
+    assert watches.pods("shop") is None, "and not listed again at once"

@@ -3,13 +3,14 @@
 A probe used to GET the target and LIST its pods on every tick (17 of ~47 apiserver requests per incident). Here
 the first probe in a namespace LISTs that namespace's pods (and the target's kind) once and follows them by a
 watch (`caches.Feed`); later probes read the copies. Memory stays bounded: only the fields the probes read are
-kept, at most MAX_NAMESPACES namespaces are watched, and a namespace nobody probed for IDLE_SECONDS is dropped.
+kept, at most MAX_NAMESPACES namespaces are watched, one holding more than MAX_OBJECTS of a kind is not held, and a namespace nobody probed for IDLE_SECONDS
+is dropped.
 
 A copy may lag the apiserver by a watch event. For a workload that matters right after the action (the copy
 from before the PATCH would show the old generation fully rolled out), so a copy is used only once it carries
 the step's idempotency key, which the action's own PATCH stamps: from then on the copy is as new as the action
-or newer. Anything the copies cannot answer (not yet primed, a watch refused, a key not seen yet) returns None
-and the probe reads the apiserver as before.
+or newer. Anything the copies cannot answer (not yet primed, a watch refused or broken since its last event, a
+key not seen yet) returns None and the probe reads the apiserver as before.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from kubernetes import client
 
 from ..actions.base import KEYS_ANNOTATION, is_recorded
+
 from .caches import Feed
 
 log = logging.getLogger("remediator.targets")
@@ -29,6 +32,7 @@ log = logging.getLogger("remediator.targets")
 IDLE_SECONDS = 600.0  # a namespace not probed for this long stops being watched
 MAX_NAMESPACES = 64  # watched at once; beyond, probes read the apiserver
 RETRY_SECONDS = 60.0  # after a refused LIST (e.g. RBAC), before trying to watch that namespace again
+MAX_OBJECTS = 2000  # of one kind in one namespace: a bigger one is not held (probes read the apiserver there)
 
 
 class Objects:
@@ -38,15 +42,19 @@ class Objects:
         self._lock = threading.Lock()
         self._by_name: dict[str, dict] = {}
         self.compact = compact
+        # False from a failed watch until the next event or re-list: the copies may have missed changes then
+        self.live = True
 
     def replace(self, items: Iterable[Mapping]) -> None:
         fresh = {item["metadata"]["name"]: dict(item) for item in items}
         with self._lock:
             self._by_name = fresh
+            self.live = True
 
     def observe(self, event_type: str, obj: Mapping) -> None:
         name = obj["metadata"]["name"]
         with self._lock:
+            self.live = True
             if event_type == "DELETED":
                 self._by_name.pop(name, None)
             else:
@@ -59,6 +67,25 @@ class Objects:
     def items(self) -> list[dict]:
         with self._lock:
             return list(self._by_name.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_name)
+
+
+@dataclass
+class WatchedFeed(Feed):
+    """A Feed that marks its copies not live when its watch fails (a dropped connection, a refused watch)."""
+
+    objects: Objects | None = None
+
+    def _watch_once(self, stopped: threading.Event) -> None:
+        try:
+            super()._watch_once(stopped)
+        except BaseException:
+            if self.objects is not None:
+                self.objects.live = False
+            raise
 
 
 def compact_metadata(meta: Mapping) -> dict:
@@ -91,7 +118,7 @@ class Namespace:
         self.stopped = threading.Event()
         self.used = time.monotonic()
         self.kinds: dict[str, Objects] = {}
-        self.refused: dict[str, float] = {}  # kind -> when its LIST was refused
+        self.retry_at: dict[str, float] = {}  # kind -> when to try again after a refused or oversized LIST
 
 
 class TargetWatches:
@@ -143,8 +170,8 @@ class TargetWatches:
             watched.used = now
             objects = watched.kinds.get(kind)
             if objects is not None:
-                return objects
-            if now - watched.refused.get(kind, -RETRY_SECONDS) < RETRY_SECONDS:
+                return objects if objects.live else None
+            if now < watched.retry_at.get(kind, 0.0):
                 return None
             priming = self._priming.setdefault((namespace, kind), threading.Lock())
         with priming:  # one LIST per (namespace, kind), even when several probes ask at once
@@ -152,15 +179,18 @@ class TargetWatches:
                 if kind in watched.kinds:
                     return watched.kinds[kind]
             objects = Objects(compact_pod if kind == "Pod" else compact_workload)
-            feed = Feed(f"{kind.lower()}s/{namespace}", lister(self.api, kind, namespace), objects.replace,
-                        objects.observe, compact=objects.compact)
+            feed = WatchedFeed(f"{kind.lower()}s/{namespace}", lister(self.api, kind, namespace), objects.replace,
+                               objects.observe, compact=objects.compact, objects=objects)
             try:
-                feed.prime()
+                if feed.prime() > MAX_OBJECTS:
+                    with self._lock:
+                        watched.retry_at[kind] = time.monotonic() + IDLE_SECONDS
+                    return None
             except Exception as e:  # noqa: BLE001  refused or unreachable: the probe reads the apiserver
                 log.warning("could not watch probe targets", extra={"namespace": namespace, "kind": kind,
                                                                    "error": str(e)[:200]})
                 with self._lock:
-                    watched.refused[kind] = time.monotonic()
+                    watched.retry_at[kind] = time.monotonic() + RETRY_SECONDS
                 return None
             with self._lock:
                 if watched.stopped.is_set():
