@@ -183,3 +183,11 @@ def test_a_namespace_with_more_pods_than_the_bound_is_not_held_and_probes_list_a
     assert watches.pods("shop") is None
     assert "Pod" not in watches._namespaces["shop"].kinds, "nothing held, and no watch started"
     assert watches.pods("shop") is None, "and not listed again at once"
+
+
+def test_no_new_namespace_is_watched_once_the_copies_hold_the_bound(monkeypatch):
+    monkeypatch.setattr(targets, "MAX_HELD", 1)
+    watches = watches_holding(("Pod", POD))
+    monkeypatch.setattr(targets, "lister", lambda api, kind, namespace: pytest.fail("listed past the bound"))
+    assert watches.pods("other") is None
+    assert watches.pods("shop") is not None, "what is held is still read"

@@ -3,8 +3,8 @@
 A probe used to GET the target and LIST its pods on every tick (17 of ~47 apiserver requests per incident). Here
 the first probe in a namespace LISTs that namespace's pods (and the target's kind) once and follows them by a
 watch (`caches.Feed`); later probes read the copies. Memory stays bounded: only the fields the probes read are
-kept, at most MAX_NAMESPACES namespaces are watched, one holding more than MAX_OBJECTS of a kind is not held, and a namespace nobody probed for IDLE_SECONDS
-is dropped.
+kept, at most MAX_NAMESPACES namespaces are watched, one holding more than MAX_OBJECTS of a kind is not held, nothing more is watched once MAX_HELD objects
+are held, and a namespace nobody probed for IDLE_SECONDS is dropped.
 
 A copy may lag the apiserver by a watch event. For a workload that matters right after the action (the copy
 from before the PATCH would show the old generation fully rolled out), so a copy is used only once it carries
@@ -33,6 +33,7 @@ IDLE_SECONDS = 600.0  # a namespace not probed for this long stops being watched
 MAX_NAMESPACES = 64  # watched at once; beyond, probes read the apiserver
 RETRY_SECONDS = 60.0  # after a refused LIST (e.g. RBAC), before trying to watch that namespace again
 MAX_OBJECTS = 2000  # of one kind in one namespace: a bigger one is not held (probes read the apiserver there)
+MAX_HELD = 10000  # objects held in all: past it, no new namespace or kind is watched
 
 
 class Objects:
@@ -98,9 +99,23 @@ def compact_metadata(meta: Mapping) -> dict:
 
 
 def compact_pod(obj: Mapping) -> dict:
-    """What `probes` reads of a pod (its spec and managed fields are most of its size)."""
+    """What `pod_observation_of` reads of a pod: phase, conditions and each container's restarts and state
+    reasons (not its spec, managed fields, images or messages: most of a pod's size)."""
+    status = obj.get("status") or {}
+
+    def reasons(state: Mapping | None) -> dict:
+        return {k: {"reason": v.get("reason")} for k, v in (state or {}).items() if isinstance(v, Mapping)}
+
+    def container(c: Mapping) -> dict:
+        return {"name": c.get("name", ""), "restartCount": c.get("restartCount") or 0,
+                "state": reasons(c.get("state")), "lastState": reasons(c.get("lastState"))}
     return {"metadata": compact_metadata(obj.get("metadata") or {}),
-            "spec": {"nodeName": (obj.get("spec") or {}).get("nodeName")}, "status": obj.get("status") or {}}
+            "spec": {"nodeName": (obj.get("spec") or {}).get("nodeName")},
+            "status": {"phase": status.get("phase"),
+                       "conditions": [{"type": c.get("type"), "status": c.get("status")}
+                                      for c in status.get("conditions") or []],
+                       **{kind: [container(c) for c in status.get(kind) or []]
+                          for kind in ("containerStatuses", "initContainerStatuses")}}}
 
 
 def compact_workload(obj: Mapping) -> dict:
@@ -171,7 +186,7 @@ class TargetWatches:
             objects = watched.kinds.get(kind)
             if objects is not None:
                 return objects if objects.live else None
-            if now < watched.retry_at.get(kind, 0.0):
+            if now < watched.retry_at.get(kind, 0.0) or self._held() >= MAX_HELD:
                 return None
             priming = self._priming.setdefault((namespace, kind), threading.Lock())
         with priming:  # one LIST per (namespace, kind), even when several probes ask at once
@@ -200,11 +215,16 @@ class TargetWatches:
                              daemon=True).start()
             return objects
 
+    def _held(self) -> int:
+        return sum(len(objects) for watched in self._namespaces.values() for objects in watched.kinds.values())
+
     def _drop_idle(self, now: float) -> None:
         for namespace, watched in list(self._namespaces.items()):
             if now - watched.used > IDLE_SECONDS:
                 watched.stopped.set()
                 del self._namespaces[namespace]
+                for kind in list(watched.kinds):
+                    self._priming.pop((namespace, kind), None)
 
 
 LISTS = {"Pod": (client.CoreV1Api, "list_namespaced_pod"),
