@@ -96,6 +96,7 @@ def test_a_pod_read_as_json_is_observed_as_the_client_model_of_it_is():
     ({"matchExpressions": [{"key": "canary", "operator": "Exists"}]}, {"canary": ""}, True),
     ({"matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]}, {"canary": ""}, False),
     ({}, {"app": "web"}, False),
+    ({"matchExpressions": [{"key": "app", "operator": "Like", "values": ["w"]}]}, {"app": "web"}, False),
 ])
 def test_a_label_selector_selects_the_pods_the_apiserver_would(selector, labels, selected):
     assert selects(selector, labels) is selected

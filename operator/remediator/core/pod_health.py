@@ -106,6 +106,8 @@ def selects(selector: Mapping, labels: Mapping[str, str]) -> bool:
             return False
         if op == "DoesNotExist" and key in labels:
             return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):  # the apiserver would refuse it: select none
+            return False
     return True
 
 
