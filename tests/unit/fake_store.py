@@ -132,7 +132,7 @@ class FakeStore:
         return ActionResult(done=True, replayed=replayed, message="restarted",
                             changes={} if replayed else {"spec.replicas": {"before": 1, "after": 2}})
 
-    def observe(self, target) -> Observation:
+    def observe(self, target, key=None) -> Observation:
         pod = PodObservation("web-1", "pod-uid", ready=self.ready)
         rollout = RolloutObservation("Deployment", 2, 2, 1, replicas=1, updated=1, ready=int(self.ready),
                                      available=int(self.ready))

@@ -148,12 +148,31 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
             await runner.cleanup()
 
 
+class OwnKindsDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf builds each watched object's "essence" (a deep copy of it) and parses its last-handled annotation on
+    every event, though only change handlers read them: here only RemediationApprovals' on.create. The kinds
+    watched for signals and the change journal (pods, ReplicaSets, Deployments...: event handlers only) skip
+    both; in a burst of rollouts that work was a tenth of the operator's CPU."""
+
+    def fetch(self, *, body):
+        return super().fetch(body=body) if essential(body) else None
+
+    def build(self, *, body, extra_fields=None):
+        return super().build(body=body, extra_fields=extra_fields) if essential(body) else {}
+
+
+def essential(body) -> bool:
+    """One of our kinds, or a body that does not say what it is (then kopf's own treatment, to be safe)."""
+    api_version = body.get("apiVersion")
+    return not api_version or str(api_version).startswith(f"{GROUP}/")
+
+
 def operator_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     prefix = GROUP
     settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = OwnKindsDiffBase(prefix=prefix)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.peering.stealth = True

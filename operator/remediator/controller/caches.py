@@ -375,6 +375,7 @@ class Caches:
     # Told of every Remediation, whole, as listed and watched: the operator's one watch on them (a kopf
     # watch besides would hold every object a second time: ~200 MiB more with 10,000 in the cluster).
     remediation_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
+    targets: object | None = None  # targets.TargetWatches, made by the first probe (targets.of)
 
 
 def feeds(ctx) -> list[Feed]:
@@ -450,3 +451,5 @@ def _start(ctx) -> dict[str, int]:
 
 def stop(ctx) -> None:
     ctx.caches.stopped.set()
+    if ctx.caches.targets is not None:
+        ctx.caches.targets.stop()

@@ -33,7 +33,7 @@ from ..verification.probes import pod_observation
 from ..records import metrics
 from ..signals.changes import digest
 from ..core.plan import gitops as gitops_plan
-from . import caches, gitops
+from . import caches, gitops, targets
 from .context import OperatorContext
 
 
@@ -233,9 +233,13 @@ def labels_of_namespace(ctx: OperatorContext, namespace: str | None) -> dict[str
 
 
 def namespace_pods(ctx: OperatorContext, namespace: str | None) -> int | None:
-    """How many pods the namespace has, without fetching them: one item plus the apiserver's count of the rest."""
+    """How many pods the namespace has: from the probes' watch of its pods (started here, kept for the
+    verification that follows), else without fetching them: one item plus the apiserver's count of the rest."""
     if not namespace:
         return None
+    watched = targets.of(ctx).pods(namespace)
+    if watched is not None:
+        return len(watched)
     response = client.CoreV1Api(ctx.api).list_namespaced_pod(namespace, limit=1, _preload_content=False)
     page = json.loads(response.data)
     remaining = (page.get("metadata") or {}).get("remainingItemCount")

@@ -278,7 +278,7 @@ class Loop:
         """Observe, fold the readings into the step record (persisted when they change) and judge."""
         step = pinned(status, effect.index, runbook)
         record = engine.find_record(status, effect.index)
-        seen = self.store.observe(spec.target)
+        seen = self.store.observe(spec.target, record.idempotency_key)
         kept = readings.fold_pods(record.readings, seen)
         started, timeout = parse_time(record.applied_at), parse_duration(step.timeout)
         external, kept = self.query_verdicts(spec, step.verify, kept, started, timeout)

@@ -19,7 +19,7 @@ from ..signals import changes
 from ..verification import probes
 from ..verification.observations import Observation
 from . import claims as target_claims
-from . import gitops, guard_facts
+from . import gitops, guard_facts, targets
 from .context import OperatorContext
 from .guard_facts import StepFacts
 
@@ -53,7 +53,8 @@ class Store(Protocol):
     def act(self, namespace: str, account: str | None, request: actions.ActionRequest) -> actions.ActionResult:
         """Run the action as `account`; raises actions.ActionError."""
 
-    def observe(self, target: ObjectRef) -> Observation: ...
+    def observe(self, target: ObjectRef, key: str | None = None) -> Observation:
+        """The target now; `key`: the step's idempotency key, which its action stamped on the target."""
 
     def pause(self, order: gitops_plan.Pause, now: datetime) -> datetime:
         """Pause the target's GitOps owner under the order's key (once); when it was paused.
@@ -125,8 +126,8 @@ class ClusterStore:
     def act(self, namespace, account, request) -> actions.ActionResult:
         return actions.execute(self.ctx.action_api(namespace, account), request)
 
-    def observe(self, target) -> Observation:
-        return probes.observe(self.ctx.api, target)
+    def observe(self, target, key=None) -> Observation:
+        return probes.observe(self.ctx.api, target, watched=targets.of(self.ctx), key=key)
 
     def pause(self, order, now) -> datetime:
         return gitops.pause(self.ctx, order, now)

@@ -9,6 +9,7 @@ the actions' client calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 # Waiting reasons the kubelet reports for a container that will not start by itself.
@@ -66,6 +67,61 @@ def controller_of(pod: Any) -> str | None:
     """The pod's controller owner reference as "Kind/name", or None for a bare pod."""
     owner = next((o for o in getattr(pod.metadata, "owner_references", None) or [] if o.controller), None)
     return f"{owner.kind}/{owner.name}" if owner else None
+
+
+def pod_observation_of(pod: Mapping) -> PodObservation:
+    """`pod_observation` of a pod as the apiserver's JSON (what the probes' watch holds: no client model)."""
+    status = pod.get("status") or {}
+    statuses = (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
+    waiting = tuple(reason for s in statuses if (reason := ((s.get("state") or {}).get("waiting") or {}).get("reason")))
+    terminated = [(s.get("name", ""), _last_termination_of(s)) for s in statuses]
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    meta = pod.get("metadata") or {}
+    return PodObservation(
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        ready=ready,
+        phase=status.get("phase") or "Unknown",
+        restarts=sum(s.get("restartCount") or 0 for s in statuses),
+        waiting_reasons=waiting,
+        last_terminated_reasons=tuple(reason for _, reason in terminated if reason),
+        oom_killed_containers=tuple(name for name, reason in terminated if reason == "OOMKilled"),
+        node=(pod.get("spec") or {}).get("nodeName"),
+        namespace=meta.get("namespace") or "",
+        owner=next((f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or []
+                    if o.get("controller")), None),
+    )
+
+
+def _last_termination_of(status: Mapping) -> str | None:
+    for state in (status.get("state"), status.get("lastState")):
+        reason = ((state or {}).get("terminated") or {}).get("reason")
+        if reason:
+            return reason
+    return None
+
+
+def selects(selector: Mapping, labels: Mapping[str, str]) -> bool:
+    """Whether a LabelSelector (as JSON) selects these labels; an empty selector selects nothing here (a
+    workload's empty selector would select every pod, which the apiserver refuses for apps/v1 anyway)."""
+    match, expressions = selector.get("matchLabels") or {}, selector.get("matchExpressions") or []
+    if not match and not expressions:
+        return False
+    if any(labels.get(k) != v for k, v in match.items()):
+        return False
+    for req in expressions:
+        key, op, values = req.get("key"), req.get("operator"), req.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):  # the apiserver would refuse it: select none
+            return False
+    return True
 
 
 def failing_reasons(pod: PodObservation) -> list[str]:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
 
 from kubernetes import client
 
 from remediator.actions.base import ActionError
 from remediator.actions.drain import EVICTS_ANNOTATION
 from remediator.actions.argo_rollout import read_rollout
-from remediator.actions.kube import WORKLOAD_KINDS, call, label_selector_text, pods_of, read_workload
+from remediator.actions.kube import WORKLOAD_KINDS, call, label_selector_text
+from remediator.kube import request_json
 from remediator.core.durations import parse_time
 from remediator.api.models import ObjectRef
-from remediator.core.pod_health import pod_observation
+from remediator.core.pod_health import PodObservation, pod_observation, pod_observation_of, selects
 from remediator.verification.observations import (
     ConditionObservation,
     Observation,
@@ -27,17 +29,33 @@ from remediator.verification.observations import (
 )
 
 
-def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None) -> Observation:
+class Watched(Protocol):
+    """Watch-fed copies of workloads and pods (controller/targets.TargetWatches); None: ask the apiserver."""
+
+    def workload(self, kind: str, namespace: str, name: str, key: str | None) -> dict | None: ...
+
+    def pods(self, namespace: str) -> list[dict] | None: ...
+
+
+WORKLOAD_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+
+
+def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None, watched: Watched | None = None,
+            key: str | None = None) -> Observation:
     """The target's rollout and pods as they are now (Pod: the pod itself; Node: its conditions, the pods on it
-    and the pods that may have replaced those a drain evicted)."""
+    and the pods that may have replaced those a drain evicted). `watched`: copies to read instead of the
+    apiserver where they are as new as the step's action (`key`)."""
     at = at or datetime.now(UTC)
     try:
         if target.kind == "Rollout":
-            return observe_argo_rollout(api, target, at)
+            return observe_argo_rollout(api, target, at, watched)
         if target.kind in WORKLOAD_KINDS:
-            workload = read_workload(api, target)
-            pods = tuple(pod_observation(p) for p in pods_of(api, workload))
-            return Observation(at, target, True, rollout_observation(target.kind, workload), pods)
+            workload = (watched.workload(target.kind, target.namespace or "", target.name, key) if watched else None) \
+                or call(request_json, api, "GET", f"/apis/apps/v1/namespaces/{quote(target.namespace or '', safe='')}/"
+                        f"{WORKLOAD_PLURALS[target.kind]}/{quote(target.name, safe='')}")
+            selected = selected_pods(api, target.namespace or "", (workload.get("spec") or {}).get("selector") or {},
+                                     watched)
+            return Observation(at, target, True, rollout_observation(target.kind, workload), selected)
         if target.kind == "Pod":
             pod = call(client.CoreV1Api(api).read_namespaced_pod, target.name, target.namespace)
             return Observation(at, target, True, None, (pod_observation(pod),))
@@ -75,28 +93,46 @@ def evicted_namespaces(recorded: str) -> set[str]:
     return {name.partition("/")[0] for name in pods} if isinstance(pods, dict) else set()
 
 
-def observe_argo_rollout(api: client.ApiClient, target: ObjectRef, at: datetime) -> Observation:
+def selected_pods(api: client.ApiClient, namespace: str, selector: dict,
+                  watched: Watched | None) -> tuple[PodObservation, ...]:
+    """The pods a selector selects, not the ones already being deleted: from the watched copies when there are
+    some, else one LIST. An empty selector selects none (it would select every pod in the namespace)."""
+    text = label_selector_text(selector)
+    if not text:
+        return ()
+    listed = watched.pods(namespace) if watched else None
+    if listed is None:
+        listed = call(request_json, api, "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods",
+                      query=[("labelSelector", text)])["items"]
+    return tuple(pod_observation_of(p) for p in listed
+                 if not (p.get("metadata") or {}).get("deletionTimestamp")
+                 and selects(selector, (p.get("metadata") or {}).get("labels") or {}))
+
+
+def observe_argo_rollout(api: client.ApiClient, target: ObjectRef, at: datetime,
+                         watched: Watched | None = None) -> Observation:
     """An Argo Rollout from its status (phase, message, replica counts, conditions) and the pods it selects."""
     rollout = read_rollout(api, target.namespace or "", target.name)
     spec, status, meta = rollout.get("spec") or {}, rollout.get("status") or {}, rollout["metadata"]
-    selector = label_selector_text(spec.get("selector") or {})
-    listed = call(client.CoreV1Api(api).list_namespaced_pod, meta["namespace"], label_selector=selector).items \
-        if selector else []
     observed = str(status.get("observedGeneration") or "0")  # a string in the Rollout CRD
     desired = spec.get("replicas") if spec.get("replicas") is not None else 1
-    conditions = tuple(ConditionObservation(
-        type=c.get("type", ""), status=c.get("status", ""), reason=c.get("reason") or "",
-        message=c.get("message") or "", updated_at=parse_time(c["lastUpdateTime"]) if c.get("lastUpdateTime")
-        else None) for c in status.get("conditions") or [])
     rollout_seen = RolloutObservation(
         kind="Rollout", generation=meta.get("generation") or 0,
         observed_generation=int(observed) if observed.isdigit() else 0, desired=desired,
         replicas=status.get("replicas") or 0, updated=status.get("updatedReplicas") or 0,
         ready=status.get("readyReplicas") or 0, available=status.get("availableReplicas") or 0,
-        paused=bool(spec.get("paused")), conditions=conditions, phase=status.get("phase") or "",
+        paused=bool(spec.get("paused")), conditions=conditions_of(status), phase=status.get("phase") or "",
         message=status.get("message") or "")
-    pods = tuple(pod_observation(p) for p in listed if p.metadata.deletion_timestamp is None)
-    return Observation(at, target, True, rollout_seen, pods)
+    return Observation(at, target, True, rollout_seen,
+                       selected_pods(api, meta["namespace"], spec.get("selector") or {}, watched))
+
+
+def conditions_of(status: dict) -> tuple[ConditionObservation, ...]:
+    return tuple(ConditionObservation(
+        type=c.get("type", ""), status=c.get("status", ""), reason=c.get("reason") or "",
+        message=c.get("message") or "",
+        updated_at=parse_time(stamp) if (stamp := c.get("lastUpdateTime") or c.get("lastTransitionTime")) else None)
+        for c in status.get("conditions") or [])
 
 
 def pods_on_node(api: client.ApiClient, node: str) -> list[Any]:
@@ -106,53 +142,46 @@ def pods_on_node(api: client.ApiClient, node: str) -> list[Any]:
     return [p for p in pods if p.metadata.deletion_timestamp is None]
 
 
-def rollout_observation(kind: str, workload: Any) -> RolloutObservation:
-    spec, status, meta = workload.spec, workload.status, workload.metadata
-    conditions = tuple(condition_observation(c) for c in (status.conditions or []))
+def rollout_observation(kind: str, workload: dict) -> RolloutObservation:
+    """A Deployment, StatefulSet or DaemonSet (as the apiserver's JSON) as a RolloutObservation."""
+    spec, status, meta = workload.get("spec") or {}, workload.get("status") or {}, workload.get("metadata") or {}
+    strategy = spec.get("updateStrategy") or {}
     common = {
         "kind": kind,
-        "generation": meta.generation or 0,
-        "observed_generation": status.observed_generation or 0,
-        "conditions": conditions,
+        "generation": meta.get("generation") or 0,
+        "observed_generation": status.get("observedGeneration") or 0,
+        "conditions": conditions_of(status),
     }
     if kind == "DaemonSet":
         return RolloutObservation(
             **common,
-            strategy=spec.update_strategy.type if spec.update_strategy else "RollingUpdate",
-            desired=status.desired_number_scheduled or 0,
-            replicas=status.current_number_scheduled or 0,
-            updated=status.updated_number_scheduled or 0,
-            ready=status.number_ready or 0,
-            available=status.number_available or 0,
-            unavailable=status.number_unavailable or 0,
+            strategy=strategy.get("type") or "RollingUpdate",
+            desired=status.get("desiredNumberScheduled") or 0,
+            replicas=status.get("currentNumberScheduled") or 0,
+            updated=status.get("updatedNumberScheduled") or 0,
+            ready=status.get("numberReady") or 0,
+            available=status.get("numberAvailable") or 0,
+            unavailable=status.get("numberUnavailable") or 0,
         )
-    desired = spec.replicas if spec.replicas is not None else 1
-    available = status.available_replicas or 0
+    desired = spec["replicas"] if spec.get("replicas") is not None else 1
+    available = status.get("availableReplicas") or 0
     extra: dict[str, Any] = {}
     if kind == "StatefulSet":
-        rolling = spec.update_strategy.rolling_update if spec.update_strategy else None
         extra = {
-            "current_revision": status.current_revision,
-            "update_revision": status.update_revision,
-            "partition": (rolling.partition or 0) if rolling else 0,
-            "strategy": spec.update_strategy.type if spec.update_strategy else "RollingUpdate",
+            "current_revision": status.get("currentRevision"),
+            "update_revision": status.get("updateRevision"),
+            "partition": (strategy.get("rollingUpdate") or {}).get("partition") or 0,
+            "strategy": strategy.get("type") or "RollingUpdate",
         }
     else:
-        extra = {"paused": bool(spec.paused)}
+        extra = {"paused": bool(spec.get("paused"))}
     return RolloutObservation(
         **common,
         desired=desired,
-        replicas=status.replicas or 0,
-        updated=status.updated_replicas or 0,
-        ready=status.ready_replicas or 0,
+        replicas=status.get("replicas") or 0,
+        updated=status.get("updatedReplicas") or 0,
+        ready=status.get("readyReplicas") or 0,
         available=available,
-        unavailable=getattr(status, "unavailable_replicas", None) or max(desired - available, 0),
+        unavailable=status.get("unavailableReplicas") or max(desired - available, 0),
         **extra,
-    )
-
-
-def condition_observation(c: Any) -> ConditionObservation:
-    updated = getattr(c, "last_update_time", None) or getattr(c, "last_transition_time", None)
-    return ConditionObservation(
-        type=c.type, status=c.status, reason=c.reason or "", message=c.message or "", updated_at=updated
     )
