@@ -378,9 +378,8 @@ def after_resume(state: OwnerState, revision: str, target_healthy: tuple[bool, s
             return Watch("Regressed", reason=f"revision {revision} did not become Ready with a healthy target by "
                                              f"{stamp(until)} ({who} {applied}, Ready {state.ready}; {why})")
         return Watch()
-    if not ok:
-        what = why if not healthy else f"{who} Ready {state.ready} at revision {state.revision}"
-        return Watch("Regressed", reason=f"revision {revision} regressed after becoming Ready: {what}")
+    if not healthy:  # Ready=Unknown is Flux reconciling again (every interval): not a regression by itself
+        return Watch("Regressed", reason=f"revision {revision} regressed after becoming Ready: {why}")
     if now >= until:
         return Watch("Healthy", reason=f"revision {revision} Ready and the target healthy until {stamp(until)}")
     return Watch()
