@@ -356,3 +356,10 @@ def test_a_revision_that_regressed_after_a_resume_is_escalated_not_paused_again(
     assert not verdict.allowed and f"regressed at revision {NEW}" in verdict.reason
     moved_on = gitops.read_owner(FLUX, kustomization(annotations={gitops.REGRESSED: NEW}), repo("main@sha1:ccc"))
     assert gitops.decide(moved_on, "suspend", "the policy's gitops.flux", KEY).suspend
+
+
+def test_argocd_health_is_the_applications_readiness_in_the_watch():
+    body = application(automated={"selfHeal": True})
+    for health, ready in (("Healthy", True), ("Degraded", False), ("Progressing", None)):
+        body["status"]["health"] = {"status": health}
+        assert gitops.read_owner(ARGO, body).ready is ready

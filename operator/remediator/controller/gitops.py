@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..actions.base import ActionError
-from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, RemediationPolicySpec, RemediationSpec, RemediationStatus, Step
+from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, ObjectRef, RemediationPolicySpec, RemediationStatus, Step
 from ..core.durations import parse_duration, parse_time
 from ..core.engine import state
 from ..core.plan import gitops
@@ -207,7 +207,7 @@ def watch(ctx: OperatorContext, body: dict, status: RemediationStatus, now: date
     """One look at the revision Git moved to after our resume: record when it is Ready with the target healthy;
     a regression in the window marks the owner (a pause at that revision is refused: humans fix Git) and is
     escalated on the Remediation, naming the revision. Returns the outcome's reason once the watch is over."""
-    meta, held, target = body["metadata"], status.gitops, RemediationSpec.model_validate(body["spec"]).target
+    meta, held, target = body["metadata"], status.gitops, ObjectRef.model_validate(body["spec"]["target"])
     owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
     found, _ = owner_state(ctx.api, owner)
     kind, namespace = target.kind, target.namespace or meta["namespace"]
