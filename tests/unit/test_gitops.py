@@ -363,3 +363,18 @@ def test_argocd_health_is_the_applications_readiness_in_the_watch():
     for health, ready in (("Healthy", True), ("Degraded", False), ("Progressing", None)):
         body["status"]["health"] = {"status": health}
         assert gitops.read_owner(ARGO, body).ready is ready
+
+
+def test_a_helmrelease_is_paused_and_resumed_through_its_spec_suspend_like_a_kustomization():
+    helm = gitops.Owner("flux", "HelmRelease", "shop", "web")
+    body = {"metadata": {"name": "web", "namespace": "shop", "annotations": {}},
+            "spec": {"interval": "5m", "chart": {"spec": {"chart": "web", "sourceRef": {"kind": "HelmRepository",
+                                                                                         "name": "charts"}}}},
+            "status": {}}
+    state = gitops.read_owner(helm, body)
+    assert gitops.decide(state, "suspend", "the policy's gitops.flux", KEY).suspend
+    paused = gitops.suspend_patch(state, KEY, "why", NOW, timedelta(hours=1))
+    assert paused["spec"] == {"suspend": True} and paused["metadata"]["annotations"][gitops.PAUSED_BY] == KEY
+    body["spec"]["suspend"] = True
+    body["metadata"]["annotations"] = paused["metadata"]["annotations"]
+    assert gitops.resume_patch(gitops.read_owner(helm, body), KEY, unfixed=False)["spec"] == {"suspend": None}
