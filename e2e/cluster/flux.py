@@ -9,6 +9,8 @@ modules' `config/crd/bases`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -99,14 +101,30 @@ def info() -> dict:
     return data
 
 
+@contextlib.contextmanager
+def lifecycle_lock():
+    """One starter or stopper of this cluster's Flux at a time, across processes. Without it a second `up` on the
+    same cluster (another session, a CLI call) finds Flux still starting, judges it unhealthy and stops it: it
+    kills every process in the state dir and reopens the logs, so the first sees all three exit with empty logs."""
+    state_dir().mkdir(parents=True, exist_ok=True)
+    with open(state_dir() / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def up() -> dict:
     """Start Flux on the running cluster, or reuse the running one; returns `info()`."""
     build.ensure_built(["flux"])
+    with lifecycle_lock():
+        return start_or_reuse()
+
+
+def start_or_reuse() -> dict:
     current = info()
     if current.get("running") and healthy(current):
         log(f"reusing Flux on cluster {cp.CLUSTER!r}: git {current['gitURL']}")
         return current
-    stop()
+    stop_locked()
     started = time.monotonic()
     install_crds()
     cp.kubectl("create", "namespace", NAMESPACE, check=False)
@@ -151,23 +169,34 @@ def start_processes() -> None:
                PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     logs = state_dir() / "logs"
     logs.mkdir(exist_ok=True)
+    started: dict[str, subprocess.Popen] = {}
     for name, argv in commands.items():
         with open(logs / f"{name}.log", "wb") as out:  # fresh: a failure shows this start's lines
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=state_dir())
-        (state_dir() / f"{name}.pid").write_text(str(proc.pid))
+            started[name] = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                             start_new_session=True, cwd=state_dir())
+        (state_dir() / f"{name}.pid").write_text(str(started[name].pid))
     data = {"versions": {**CONTROLLERS}, "ports": ports, "gitURL": f"http://127.0.0.1:{ports['git']}",
             "gitRoot": str(git_root()), "logs": str(logs), "namespace": NAMESPACE}
     (state_dir() / "flux.json").write_text(json.dumps(data, indent=2))
     deadline = time.monotonic() + 120
     while not healthy(data):
-        dead = [n for n, pid in pids().items() if not alive(pid, n)]
+        dead = [n for n, proc in started.items() if proc.poll() is not None or not alive(proc.pid, n)]
         if dead or time.monotonic() > deadline:
-            why = f"{', '.join(dead)} exited" if dead else "not healthy within 120s"
+            why = f"{', '.join(exit_status(n, started[n]) for n in dead)}" if dead else "not healthy within 120s"
             tails = "\n".join(f"--- {n}.log\n" + tail(logs / f"{n}.log") for n in (dead or PROCESSES))
-            stop()
+            stop_locked()
             raise cp.ClusterError(f"Flux did not start on cluster {cp.CLUSTER!r}: {why}\n{tails}")
         time.sleep(0.3)
+
+
+def exit_status(name: str, proc: subprocess.Popen) -> str:
+    """How a started process ended, for the error: killed by which signal, or its exit code."""
+    code = proc.poll()
+    if code is None:
+        return f"{name} (pid {proc.pid}) no longer runs what was started"
+    if code < 0:
+        return f"{name} (pid {proc.pid}) killed by {signal.Signals(-code).name}"
+    return f"{name} (pid {proc.pid}) exited with code {code}"
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -202,11 +231,12 @@ def install_crds() -> None:
 
 
 def started_here() -> list[int]:
-    """Processes running in this cluster's Flux state dir: ours, even if a crash lost their pid file."""
+    """Flux processes running in this cluster's Flux state dir: ours, even if a crash lost their pid file."""
     here, found = str(state_dir()), []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and os.readlink(proc / "cwd") == here:
+            if proc.name.isdigit() and os.readlink(proc / "cwd") == here and any(
+                    alive(int(proc.name), name) for name in PROCESSES):
                 found.append(int(proc.name))
         except OSError:
             continue
@@ -215,6 +245,13 @@ def started_here() -> list[int]:
 
 def stop() -> None:
     """Stop the Flux processes of this cluster (idempotent); the CRDs and objects stay."""
+    if not state_dir().is_dir():
+        return
+    with lifecycle_lock():
+        stop_locked()
+
+
+def stop_locked() -> None:
     running = started_here()
     for pid in running:
         try:

@@ -144,6 +144,12 @@ def test_suspend_pauses_flux_holds_the_rollback_until_a_good_commit_then_resumes
              what="the Kustomization at the good revision")
     resumed = cluster.remediation(name)["status"]["gitops"]
     assert resumed["resumedAt"] and "Git moved" in resumed["resumeReason"]
+    # then the new revision is watched: Ready with the target healthy, and still so at the window's end
+    assert resumed["watchedRevision"] == f"main@sha1:{good}" and resumed["watchUntil"] > resumed["resumedAt"]
+    watched = wait_for(lambda: (g := cluster.remediation(name)["status"]["gitops"]).get("watchOutcome") and g,
+                       timeout=90, what="the watch of the good revision ending")
+    assert watched["watchOutcome"] == "Healthy", watched["watchReason"]
+    assert watched["resumedAt"] <= watched["readyAt"] <= watched["watchUntil"] and good in watched["watchReason"]
     # Resuming only once the source has the good commit: Flux never re-applied 1.1-bad (or 1.0) on the way, which
     # would have brought an old ReplicaSet back under a new revision number.
     assert {rs: rev for rs, rev in cluster.revisions().items() if rs in held_revisions} == held_revisions

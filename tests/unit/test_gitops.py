@@ -281,3 +281,100 @@ def test_a_hand_edited_kept_sync_policy_does_not_break_reading_the_owner():
     state = gitops.read_owner(ARGO, body)
     assert state.original_automated is None
     assert gitops.resume_patch(state, KEY, unfixed=False)["spec"] == {"syncPolicy": {"automated": {}}}
+
+
+# After the resume on the revision Git moved to: the watch (pure decision).
+NEW = "main@sha1:bbb"
+UNTIL = NOW + timedelta(seconds=30)
+HEALTHY = (True, "Deployment 2/2 available")
+
+
+def watched(applied=NEW, ready="True", message="Applied revision", annotations=None):
+    body = kustomization(applied=applied, annotations=annotations)
+    body["status"]["conditions"] = [{"type": "Ready", "status": ready, "message": message}]
+    return gitops.read_owner(FLUX, body, repo(NEW))
+
+
+def deployment_status(replicas=2, updated=2, available=2, generation=3, observed=3, progressing=None):
+    conditions = [{"type": "Progressing", **progressing}] if progressing else []
+    return {"metadata": {"generation": generation}, "spec": {"replicas": replicas},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated, "availableReplicas": available,
+                       "conditions": conditions}}
+
+
+def test_git_moving_on_resumes_and_names_the_revision_to_watch():
+    state = gitops.read_owner(FLUX, kustomization(annotations={gitops.PAUSED_BY: KEY,
+                                                               gitops.PAUSED_REVISION: "main@sha1:aaa"}), repo(NEW))
+    assert gitops.hold(state, KEY, NOW + timedelta(hours=1), NOW, "Succeeded").moved_to == NEW
+
+
+def test_the_watch_window_is_two_intervals_and_one_apply_timeout_never_under_thirty_seconds():
+    body = kustomization()
+    body["spec"] |= {"interval": "1m", "timeout": "2m"}
+    assert gitops.watch_window(gitops.read_owner(FLUX, body, repo())) == timedelta(minutes=4)
+    assert gitops.watch_window(watched()) == timedelta(seconds=30)  # 10s interval: 2*10 + 10 = 30
+
+
+def test_the_new_revision_ready_with_a_healthy_target_is_recorded_then_healthy_only_at_window_end():
+    first = gitops.after_resume(watched(), NEW, HEALTHY, None, UNTIL, NOW)
+    assert first.ready_now and first.outcome is None
+    assert gitops.after_resume(watched(), NEW, HEALTHY, NOW, UNTIL, UNTIL - timedelta(seconds=1)).outcome is None
+    last = gitops.after_resume(watched(), NEW, HEALTHY, NOW, UNTIL, UNTIL)
+    assert last.outcome == "Healthy" and NEW in last.reason
+
+
+def test_still_applying_the_old_revision_or_rolling_out_is_not_yet_a_regression():
+    assert gitops.after_resume(watched(applied="main@sha1:aaa"), NEW, HEALTHY, None, UNTIL, NOW) == gitops.Watch()
+    rolling = gitops.workload_health("Deployment", deployment_status(updated=1, available=1))
+    assert rolling == (False, "Deployment replicas updated 1/2, available 1/2")
+    assert gitops.after_resume(watched(), NEW, rolling, None, UNTIL, NOW) == gitops.Watch()
+
+
+def test_a_target_unhealthy_after_the_new_revision_was_ready_is_a_regression_naming_the_revision():
+    down = gitops.workload_health("Deployment", deployment_status(available=0))
+    seen = gitops.after_resume(watched(), NEW, down, NOW, UNTIL, NOW + timedelta(seconds=5))
+    assert seen.outcome == "Regressed" and NEW in seen.reason and "available 0/2" in seen.reason
+
+
+def test_the_new_revision_never_ready_by_the_window_end_is_a_regression():
+    stalled = gitops.workload_health("Deployment", deployment_status(
+        available=1, progressing={"status": "False", "reason": "ProgressDeadlineExceeded"}))
+    assert stalled[0] is False and "ProgressDeadlineExceeded" in stalled[1]
+    seen = gitops.after_resume(watched(), NEW, stalled, None, UNTIL, UNTIL)
+    assert seen.outcome == "Regressed" and f"revision {NEW} did not become Ready" in seen.reason
+
+
+def test_flux_not_ready_at_the_new_revision_is_a_regression_at_once():
+    seen = gitops.after_resume(watched(ready="False", message="health check failed"), NEW, HEALTHY, None, UNTIL,
+                               NOW)
+    assert seen.outcome == "Regressed" and "health check failed" in seen.reason and NEW in seen.reason
+
+
+def test_a_revision_that_regressed_after_a_resume_is_escalated_not_paused_again():
+    state = watched(annotations={gitops.REGRESSED: NEW})
+    verdict = gitops.decide(state, "suspend", "the policy's gitops.flux", KEY)
+    assert not verdict.allowed and f"regressed at revision {NEW}" in verdict.reason
+    moved_on = gitops.read_owner(FLUX, kustomization(annotations={gitops.REGRESSED: NEW}), repo("main@sha1:ccc"))
+    assert gitops.decide(moved_on, "suspend", "the policy's gitops.flux", KEY).suspend
+
+
+def test_argocd_health_is_the_applications_readiness_in_the_watch():
+    body = application(automated={"selfHeal": True})
+    for health, ready in (("Healthy", True), ("Degraded", False), ("Progressing", None)):
+        body["status"]["health"] = {"status": health}
+        assert gitops.read_owner(ARGO, body).ready is ready
+
+
+def test_a_helmrelease_is_paused_and_resumed_through_its_spec_suspend_like_a_kustomization():
+    helm = gitops.Owner("flux", "HelmRelease", "shop", "web")
+    body = {"metadata": {"name": "web", "namespace": "shop", "annotations": {}},
+            "spec": {"interval": "5m", "chart": {"spec": {"chart": "web", "sourceRef": {"kind": "HelmRepository",
+                                                                                         "name": "charts"}}}},
+            "status": {}}
+    state = gitops.read_owner(helm, body)
+    assert gitops.decide(state, "suspend", "the policy's gitops.flux", KEY).suspend
+    paused = gitops.suspend_patch(state, KEY, "why", NOW, timedelta(hours=1))
+    assert paused["spec"] == {"suspend": True} and paused["metadata"]["annotations"][gitops.PAUSED_BY] == KEY
+    body["spec"]["suspend"] = True
+    body["metadata"]["annotations"] = paused["metadata"]["annotations"]
+    assert gitops.resume_patch(gitops.read_owner(helm, body), KEY, unfixed=False)["spec"] == {"suspend": None}

@@ -165,3 +165,44 @@ def test_the_sweep_resumes_the_pause_of_a_deleted_remediation_from_the_watch_and
     assert gitops_ctl.sweep(ctx, pauses, store.clock) == ["its Remediation was deleted"]
     assert "suspend" not in store.owner["spec"] and gitops.PAUSED_BY not in store.owner["metadata"]["annotations"]
     assert pauses.items() == []
+
+
+def test_a_regression_in_the_watch_after_the_resume_marks_the_owner_and_is_escalated_naming_the_revision(
+        monkeypatch):
+    from datetime import datetime, timezone
+
+    owner = {"metadata": {"name": "apps", "namespace": "flux-system", "annotations": {}},
+             "spec": {"interval": "10s", "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+             "status": {"lastAppliedRevision": "main@sha1:good",
+                        "conditions": [{"type": "Ready", "status": "True", "message": "Applied"}]}}
+    source = {"status": {"artifact": {"revision": "main@sha1:good"}}}
+    monkeypatch.setattr(gitops_ctl, "get", lambda api, table, kind, ns, name: copy.deepcopy(
+        owner if kind == "Kustomization" else source))
+    patches, writes = [], []
+    monkeypatch.setattr(gitops_ctl, "patch", lambda api, o, body: patches.append(body))
+    monkeypatch.setattr(gitops_ctl, "target_body", lambda ctx, kind, ns, name: {
+        "metadata": {"generation": 2}, "spec": {"replicas": 2},
+        "status": {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 0}})
+    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
+                        writes.append((update, note, message)))
+    body = {"metadata": {"namespace": "shop", "name": "am-1"},
+            "spec": {"signal": {"source": "alertmanager", "name": "HighErrorRate", "fingerprint": "f"},
+                     "runbook": {"name": "rb"}, "target": {"kind": "Deployment", "name": "web"}},
+            "status": {"phase": "Succeeded", "gitops": {
+                "tool": "flux", "kind": "Kustomization", "namespace": "flux-system", "name": "apps",
+                "mode": "suspend", "suspendedAt": "2026-11-25T12:00:00Z", "resumedAt": "2026-11-25T12:05:00Z",
+                "watchedRevision": "main@sha1:good", "watchUntil": "2026-11-25T12:05:30Z",
+                "readyAt": "2026-11-25T12:05:10Z"}}}
+    pauses = gitops_ctl.Pauses()
+    pauses.heard("MODIFIED", body)
+    assert pauses.items() == [body], "a resumed owner is still followed while its new revision is watched"
+    now = datetime(2026, 11, 25, 12, 5, 20, tzinfo=timezone.utc)
+    [why] = gitops_ctl.sweep(SimpleNamespace(api=None, serves=lambda ns: True), pauses, now)
+    assert "revision main@sha1:good regressed after becoming Ready" in why and "available 0/2" in why
+    assert patches == [{"metadata": {"annotations": {gitops.REGRESSED: "main@sha1:good"}}}]
+    [(update, note, message)] = writes
+    assert update["watch_outcome"] == "Regressed" and note == "GitOpsRegressed"
+    assert message.startswith("escalated:") and "not remediated again at revision main@sha1:good" in message
+    body["status"]["gitops"] |= {"watchOutcome": "Regressed"}
+    pauses.heard("MODIFIED", body)
+    assert pauses.items() == [], "the watch is over"

@@ -814,6 +814,15 @@ class GitopsState(Model):
                                                      description="what Git still declares, after the fix")
     revert: Annotated[str, cut(1024)] = Field("", max_length=1024,
                                               description="the change a human should make in Git")
+    watched_revision: str | None = Field(None, max_length=256,
+                                         description="the revision Git moved to, watched after the resume")
+    watch_until: str | None = Field(None, description="end of the watch after the resume: the revision must be "
+                                                      "Ready with the target healthy, and stay so, until then")
+    ready_at: str | None = Field(None, description="when the owner was first Ready at the watched revision with "
+                                                   "the target healthy")
+    watch_outcome: Literal["Healthy", "Regressed"] | None = Field(
+        None, description="Healthy, or Regressed (escalated to humans: not remediated again at that revision)")
+    watch_reason: Annotated[str, cut(512)] = Field("", max_length=512)
 
 
 class EscalationPost(Model):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from kubernetes import client
@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..actions.base import ActionError
-from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, RemediationPolicySpec, RemediationStatus, Step
+from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, ObjectRef, RemediationPolicySpec, RemediationStatus, Step
 from ..core.durations import parse_duration, parse_time
 from ..core.engine import state
 from ..core.plan import gitops
@@ -144,8 +144,11 @@ class Pauses:
         meta, status = body.get("metadata") or {}, body.get("status") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         held = status.get("gitops") or {}
+        watching = held.get("watchUntil") and not held.get("watchOutcome") and kind != "DELETED"
         with self.lock:
-            if held.get("suspendedAt") and not held.get("resumedAt"):
+            if watching:  # resumed on the revision Git moved to: the sweep watches that it stays healthy
+                self.held[key] = body
+            elif held.get("suspendedAt") and not held.get("resumedAt"):
                 # a deleted Remediation's pause is still on the owner: the sweep resumes it, then forgets it
                 self.held[key] = {**body, DELETED: True} if kind == "DELETED" else body
             else:
@@ -165,6 +168,8 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
     meta = body["metadata"]
     status = RemediationStatus.model_validate(body.get("status") or {})
     held = status.gitops
+    if held is not None and held.resumed_at and held.watch_until and not held.watch_outcome:
+        return watch(ctx, body, status, now)
     if held is None or not held.suspended_at or held.resumed_at:
         return None
     if status.phase not in TERMINAL_PHASES and not body.get(DELETED):
@@ -179,25 +184,77 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
     if not verdict.resume:
         return None
     resume(ctx, owner, key, verdict.unfixed)  # first: a crash before the record resumes nothing twice
-    record(ctx, meta, held, verdict, now)
+    record(ctx, meta, held, verdict, now, gitops.watch_window(found))
     return verdict.reason
 
 
-def record(ctx: OperatorContext, meta: dict, held: GitopsState, verdict: gitops.Hold, now: datetime) -> None:
-    """Write the resume on the Remediation (re-read on 409; someone else recording it first is fine)."""
+def target_body(ctx: OperatorContext, kind: str, namespace: str, name: str) -> dict | None:
+    """The target as the apiserver has it now (read only while a resumed revision is watched)."""
+    read = {"Deployment": client.AppsV1Api.read_namespaced_deployment,
+            "StatefulSet": client.AppsV1Api.read_namespaced_stateful_set,
+            "DaemonSet": client.AppsV1Api.read_namespaced_daemon_set}.get(kind)
+    if read is None:
+        return {}
+    try:
+        return ctx.api.sanitize_for_serialization(read(client.AppsV1Api(ctx.api), name, namespace))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def watch(ctx: OperatorContext, body: dict, status: RemediationStatus, now: datetime) -> str | None:
+    """One look at the revision Git moved to after our resume: record when it is Ready with the target healthy;
+    a regression in the window marks the owner (a pause at that revision is refused: humans fix Git) and is
+    escalated on the Remediation, naming the revision. Returns the outcome's reason once the watch is over."""
+    meta, held, target = body["metadata"], status.gitops, ObjectRef.model_validate(body["spec"]["target"])
+    owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+    found, _ = owner_state(ctx.api, owner)
+    kind, namespace = target.kind, target.namespace or meta["namespace"]
+    health = gitops.workload_health(kind, target_body(ctx, kind, namespace, target.name))
+    seen = gitops.after_resume(found, held.watched_revision or "", health,
+                               parse_time(held.ready_at) if held.ready_at else None, parse_time(held.watch_until), now)
+    if seen.outcome is None and not seen.ready_now:
+        return None
+    if seen.outcome == "Regressed" and found.exists:  # first: a crash before the record marks nothing twice
+        patch(ctx.api, owner, {"metadata": {"annotations": {gitops.REGRESSED: held.watched_revision}}})
+    write_gitops(ctx, meta, lambda g: g.ready_at is None if seen.ready_now else not g.watch_outcome,
+                 {"ready_at": gitops.stamp(now)} if seen.ready_now else
+                 {"watch_outcome": seen.outcome, "watch_reason": seen.reason[:512]},
+                 None if seen.ready_now else ("GitOpsRegressed" if seen.outcome == "Regressed" else "GitOpsHealthy"),
+                 seen.reason if seen.outcome != "Regressed" else
+                 f"escalated: {seen.reason}; not remediated again at revision {held.watched_revision}: fix it in Git",
+                 now)
+    return seen.reason if seen.outcome else None
+
+
+def record(ctx: OperatorContext, meta: dict, held: GitopsState, verdict: gitops.Hold, now: datetime,
+           window: timedelta) -> None:
+    """Write the resume on the Remediation (someone else recording it first is fine); when Git moved on, the
+    watch of the new revision starts here."""
+    reason = f"resumed {held.kind} {held.namespace}/{held.name}: {verdict.reason}"
+    if verdict.unfixed:
+        reason += f"; a human must revert in Git ({held.revert or 'the change that caused the incident'})"
+    update = {"resumed_at": gitops.stamp(now), "resume_reason": reason[:512]}
+    if verdict.moved_to:
+        update |= {"watched_revision": verdict.moved_to, "watch_until": gitops.stamp(now + window)}
+        reason += f"; watching revision {verdict.moved_to} until {update['watch_until']}"
+    write_gitops(ctx, meta, lambda g: not g.resumed_at, update, "GitOpsResumed", reason, now)
+
+
+def write_gitops(ctx: OperatorContext, meta: dict, still: Callable[[GitopsState], bool], update: dict,
+                 note: str | None, message: str, now: datetime) -> None:
+    """Update status.gitops (and note it) if `still` holds on a fresh read; re-read on 409, done on 404."""
     custom = client.CustomObjectsApi(ctx.api)
     for _ in range(CONFLICT_TRIES):
         fresh = custom.get_namespaced_custom_object("remediator.dev", "v1alpha1", meta["namespace"],
                                                     "remediations", meta["name"])
         status = RemediationStatus.model_validate(fresh.get("status") or {})
-        if status.gitops is None or status.gitops.resumed_at:
+        if status.gitops is None or not still(status.gitops):
             return
-        reason = f"resumed {held.kind} {held.namespace}/{held.name}: {verdict.reason}"
-        if verdict.unfixed:
-            reason += f"; a human must revert in Git ({held.revert or 'the change that caused the incident'})"
-        status = status.model_copy(update={"gitops": status.gitops.model_copy(update={
-            "resumed_at": gitops.stamp(now), "resume_reason": reason[:512]})})
-        status = state.note(status, "GitOpsResumed", reason, now)
+        status = status.model_copy(update={"gitops": status.gitops.model_copy(update=update)})
+        if note:
+            status = state.note(status, note, message, now)
         try:
             custom.replace_namespaced_custom_object_status(
                 "remediator.dev", "v1alpha1", meta["namespace"], "remediations", meta["name"],

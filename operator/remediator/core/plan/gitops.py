@@ -26,6 +26,7 @@ PAUSED_UNTIL = "remediator.dev/paused-until"
 PAUSED_REVISION = "remediator.dev/paused-revision"
 ORIGINAL_SYNC = "remediator.dev/original-automated-sync"  # Argo CD: spec.syncPolicy.automated as it was, JSON
 RESUMED_UNFIXED = "remediator.dev/resumed-unfixed-revision"  # resumed at lease end while Git was still this
+REGRESSED = "remediator.dev/regressed-revision"  # Git moved to this revision, we resumed, and it regressed
 OUR_ANNOTATIONS = (PAUSED_BY, PAUSED_WHY, PAUSED_AT, PAUSED_UNTIL, PAUSED_REVISION, ORIGINAL_SYNC)
 
 # group, version, plural of each owner kind
@@ -90,6 +91,11 @@ class OwnerState:
     trap: str | None = None  # a parent that would undo a pause, named
     lists_target: bool | None = None  # the owner's inventory names the target (None: not checked)
     resumed_unfixed: str | None = None  # the revision a lease-end resume left in place
+    regressed: str | None = None  # the revision that regressed in the watch after an earlier resume
+    ready: bool | None = None  # the owner's readiness: Flux Ready / Argo CD health (None: unknown, progressing)
+    ready_message: str = ""
+    interval: timedelta | None = None  # how often it reconciles (Flux spec.interval)
+    timeout: timedelta | None = None  # how long one apply may take (Flux spec.timeout; default its interval)
 
 
 def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str, Any] | None = None,
@@ -102,14 +108,18 @@ def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str
     spec, status = body.get("spec") or {}, body.get("status") or {}
     paused_by = annotations.get(PAUSED_BY)
     common = dict(paused_by=paused_by, paused_revision=annotations.get(PAUSED_REVISION),
-                  resumed_unfixed=annotations.get(RESUMED_UNFIXED),
+                  resumed_unfixed=annotations.get(RESUMED_UNFIXED), regressed=annotations.get(REGRESSED),
                   lists_target=None if target is None else lists(owner, status, target))
     if owner.tool == "flux":
         ref = spec.get("sourceRef") or {}
         source_name = f"{ref.get('kind', '')} {ref.get('namespace') or owner.namespace}/{ref.get('name', '')}" \
             if ref else ""
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        interval = go_duration(spec.get("interval"))
         return OwnerState(
             owner, revision=status.get("lastAppliedRevision"), source=source_name,
+            ready={"True": True, "False": False}.get(ready.get("status")), ready_message=ready.get("message", ""),
+            interval=interval, timeout=go_duration(spec.get("timeout")) or interval,
             source_revision=((source or {}).get("status") or {}).get("artifact", {}).get("revision"),
             paused_elsewhere="spec.suspend is already true" if spec.get("suspend") and not paused_by else None,
             trap=flux_parent_trap(owner, meta), **common)
@@ -117,11 +127,24 @@ def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str
     automated = (spec.get("syncPolicy") or {}).get("automated")
     original = kept_sync(annotations.get(ORIGINAL_SYNC))
     manual = automated is None or automated.get("enabled") is False
+    health = (status.get("health") or {}).get("status")
     return OwnerState(
-        owner, revision=sync.get("revision"), source=(spec.get("source") or {}).get("repoURL", ""),
+        owner, ready={"Healthy": True, "Degraded": False, "Missing": False}.get(health),
+        ready_message=(status.get("health") or {}).get("message", health or ""),
+        revision=sync.get("revision"), source=(spec.get("source") or {}).get("repoURL", ""),
         source_revision=sync.get("revision"), automated=automated, original_automated=original,
         paused_elsewhere="automated sync is off already" if manual and not paused_by else None,
         trap=argocd_parent_trap(owner, meta), **common)
+
+
+def go_duration(text: Any) -> timedelta | None:
+    """A Flux interval ("5m", "10m0s"; Go's syntax), or None when absent or in a form not parsed here."""
+    from remediator.core.durations import parse_duration
+
+    try:
+        return parse_duration(text) if text else None
+    except ValueError:
+        return None
 
 
 def lists(owner: Owner, status: Mapping[str, Any], target: tuple[str, str, str]) -> bool:
@@ -212,6 +235,9 @@ def decide(state: OwnerState, mode: str, why: str, key: str) -> Verdict:
         return Verdict(mode, False, f"{who} was resumed when an earlier pause's lease ran out with Git still at "
                                     f"revision {state.resumed_unfixed}: the same incident is back; not pausing "
                                     "again (no fight with Git): revert the change in Git")
+    if state.regressed and state.regressed == state.source_revision:
+        return Verdict(mode, False, f"{who} regressed at revision {state.regressed}, the revision Git moved to after an "
+                                    "earlier pause was resumed: not pausing again (no fight with Git): fix it in Git")
     if state.lists_target is False:
         return Verdict(mode, False, f"the target's labels name {who}, whose inventory does not list it: a label "
                                     "is not proof of ownership, not pausing another app's reconciler")
@@ -269,6 +295,7 @@ class Hold:
     resume: bool
     unfixed: bool = False
     reason: str = ""
+    moved_to: str | None = None  # the revision Git moved to: watched after the resume
 
 
 def hold(state: OwnerState, key: str, until: datetime | None, now: datetime, remediation_phase: str) -> Hold:
@@ -280,11 +307,82 @@ def hold(state: OwnerState, key: str, until: datetime | None, now: datetime, rem
         return Hold(True, reason=f"the remediation ended {remediation_phase}: no fix to keep")
     moved = state.source_revision and state.paused_revision and state.source_revision != state.paused_revision
     if moved:
-        return Hold(True, reason=f"Git moved from revision {state.paused_revision} to {state.source_revision}")
+        return Hold(True, reason=f"Git moved from revision {state.paused_revision} to {state.source_revision}",
+                    moved_to=state.source_revision)
     if until is not None and now >= until:
         return Hold(True, unfixed=True, reason=f"the lease ended with Git still at revision "
                                                f"{state.paused_revision or 'unknown'}")
     return Hold(False)
+
+
+WATCH_FLOOR = timedelta(seconds=30)  # a rollout on a busy cluster takes a while even with a 5 s interval
+WATCH_DEFAULT_INTERVAL = timedelta(minutes=5)
+
+
+def watch_window(state: OwnerState) -> timedelta:
+    """How long the revision Git moved to is watched after the resume: two reconcile intervals plus one apply's
+    timeout (the owner applies it within an interval, then must stay healthy through the next one)."""
+    interval = state.interval or WATCH_DEFAULT_INTERVAL
+    return max(2 * interval + (state.timeout or interval), WATCH_FLOOR)
+
+
+def workload_health(kind: str, body: Mapping[str, Any] | None) -> tuple[bool, str]:
+    """(healthy, why) of the target from its own status: its rollout is complete and every replica available."""
+    if not body:
+        return False, f"{kind} is gone"
+    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
+        return False, f"{kind} generation {meta.get('generation')} not observed yet"
+    if kind == "DaemonSet":
+        want = status.get("desiredNumberScheduled") or 0
+        have = {"updated": status.get("updatedNumberScheduled") or 0, "available": status.get("numberAvailable") or 0}
+    elif kind in ("Deployment", "StatefulSet"):
+        want = spec.get("replicas", 1)
+        have = {"updated": status.get("updatedReplicas") or 0,
+                "available": status.get("availableReplicas", status.get("readyReplicas")) or 0}
+    else:
+        return True, f"{kind}: no rollout to judge"
+    stalled = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"
+                    and c.get("status") == "False"), None)
+    if stalled:
+        return False, f"{kind} rollout stalled: {stalled.get('reason', '')} {stalled.get('message', '')}".strip()
+    short = [f"{n} {have[n]}/{want}" for n in have if have[n] < want]
+    return (False, f"{kind} replicas " + ", ".join(short)) if short else (True, f"{kind} {want}/{want} available")
+
+
+@dataclass(frozen=True)
+class Watch:
+    outcome: str | None = None  # None: still watching; Healthy | Regressed: the watch is over
+    ready_now: bool = False  # first seen Ready at the revision with the target healthy: record when
+    reason: str = ""
+
+
+def after_resume(state: OwnerState, revision: str, target_healthy: tuple[bool, str], ready_since: datetime | None,
+                 until: datetime, now: datetime) -> Watch:
+    """After resuming on the revision Git moved to: it must become Ready (applied, owner Ready, target healthy)
+    within the window and stay so until the window ends; anything else is a regression, named by revision."""
+    who = state.owner.display()
+    healthy, why = target_healthy
+    if not state.exists:
+        return Watch("Regressed", reason=f"{who} is gone while revision {revision} was watched")
+    at_revision = state.revision in (revision, state.source_revision) and state.revision is not None
+    if state.ready is False and at_revision:
+        return Watch("Regressed", reason=f"{who} is not Ready at revision {state.revision}: {state.ready_message}"
+                     .rstrip(": "))
+    ok = at_revision and state.ready is True and healthy
+    if ready_since is None:
+        if ok:
+            return Watch(ready_now=True, reason=f"{who} Ready at revision {state.revision}; {why}")
+        if now >= until:
+            applied = f"applied {state.revision}" if state.revision else "applied nothing"
+            return Watch("Regressed", reason=f"revision {revision} did not become Ready with a healthy target by "
+                                             f"{stamp(until)} ({who} {applied}, Ready {state.ready}; {why})")
+        return Watch()
+    if not healthy:  # Ready=Unknown is Flux reconciling again (every interval): not a regression by itself
+        return Watch("Regressed", reason=f"revision {revision} regressed after becoming Ready: {why}")
+    if now >= until:
+        return Watch("Healthy", reason=f"revision {revision} Ready and the target healthy until {stamp(until)}")
+    return Watch()
 
 
 def desired_state(revision: str | None, source: str, target: str,
