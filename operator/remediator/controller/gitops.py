@@ -10,7 +10,6 @@ Remediation ended without a fix to keep.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
@@ -25,6 +24,7 @@ from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, ObjectRef, 
 from ..core.durations import parse_duration, parse_time
 from ..core.engine import state
 from ..core.plan import gitops
+from . import chores
 from .context import OperatorContext
 
 log = logging.getLogger("remediator.gitops")
@@ -288,10 +288,9 @@ def sweep(ctx: OperatorContext, pauses: Pauses, now: datetime | None = None) -> 
 
 async def sweep_periodically(ctx: OperatorContext, pauses: Pauses, active: Callable[[], bool],
                              every: float = SWEEP_SECONDS) -> None:
-    while True:
-        await asyncio.sleep(every)
-        if active() and pauses.items():
-            await asyncio.to_thread(sweep, ctx, pauses)
+    """On the active replica, every `every` s: resume, hold or watch each paused owner (a failing pass, e.g. an
+    apiserver error, is tried again next period; before, it ended the resumes for good)."""
+    await chores.every(every, active, lambda: pauses.items() and sweep(ctx, pauses), "gitops sweep")
 
 
 def follow(ctx: Any) -> Pauses:
