@@ -125,3 +125,19 @@ def test_the_drains_record_as_stored_in_the_remediation_status_gives_a_restarted
     assert drained_from(restarted.evidence, None, None) == DRAINED
     assert judged(drained_from(restarted.evidence, None, None), half, now=10).reasons == \
         judged(DRAINED, half, now=10).reasons
+
+
+def test_a_replacement_still_pending_is_not_outweighed_by_pods_of_that_controller_already_running_elsewhere():
+    # web-1 had 3 pods on other nodes before the drain; the 2 evicted ones' replacements cannot be scheduled
+    before = (pod("web-1-p"), pod("web-1-q", node="c"), pod("web-1-r", node="c"))
+    stuck = (pod("web-1-s", node=None, ready=False, phase="Pending"), pod("web-1-t", node="c", ready=False))
+    v = judged(DRAINED, seen(10, elsewhere=before + stuck), now=10)
+    assert v.state == "pending", v.reasons
+    assert any("replacements not Ready yet: web-1-s, web-1-t" in r for r in v.reasons), v.reasons
+    assert judged(DRAINED, seen(130, elsewhere=before + stuck), now=130).state == "failed"
+
+
+def test_finished_job_pods_elsewhere_do_not_hold_back_a_drained_nodes_verdict():
+    job = Drained(evicted=(EvictedOwner("shop", "Job/batch", ("batch-x",)),))
+    done = (pod("batch-y", owner="Job/batch"), pod("batch-old", owner="Job/batch", ready=False, phase="Succeeded"))
+    assert judged(job, seen(10, elsewhere=done), now=10).state == "passed"

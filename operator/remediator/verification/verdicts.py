@@ -342,13 +342,16 @@ def node_recovered(drained: Drained, latest: Observation | None, started: dateti
     replaced, missing = [], []
     for owner in drained.evicted:
         mine = [p for p in latest.elsewhere if p.namespace == owner.namespace and p.owner == owner.owner
-                and p.node and p.node != node]
+                and p.node != node]  # unscheduled (no node yet) included: a replacement with no room
         running = sum(1 for p in mine if p.ready and p.phase == "Running")
+        # a replacement still starting (Pending for want of room, not Ready) means an evicted pod is not back,
+        # however many pods of that controller ran elsewhere before the drain; finished Job pods are not waiting
+        pending = sorted(p.name for p in mine if not (p.ready and p.phase == "Running")
+                         and p.phase not in ("Succeeded", "Failed"))
         line = f"{owner.owner} in {owner.namespace}: {running} of {len(owner.pods)} Running and Ready elsewhere"
-        if running >= len(owner.pods):
+        if running >= len(owner.pods) and not pending:
             replaced.append(line)
         else:
-            pending = sorted(p.name for p in mine if not (p.ready and p.phase == "Running"))
             missing.append(f"{line}; not rescheduled: {', '.join(owner.pods)}"
                            + (f" (replacements not Ready yet: {', '.join(pending)})" if pending else ""))
     stays = [f"{pod} has no controller: nothing replaces it" for pod in drained.unreplaceable]
