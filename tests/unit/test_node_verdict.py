@@ -141,3 +141,31 @@ def test_finished_job_pods_elsewhere_do_not_hold_back_a_drained_nodes_verdict():
     job = Drained(evicted=(EvictedOwner("shop", "Job/batch", ("batch-x",)),))
     done = (pod("batch-y", owner="Job/batch"), pod("batch-old", owner="Job/batch", ready=False, phase="Succeeded"))
     assert judged(job, seen(10, elsewhere=done), now=10).state == "passed"
+
+
+def test_a_deployment_rolled_out_during_verification_replaces_the_evicted_pods_with_its_new_replicaset():
+    rolled = PodObservation("web-2-p", "u1", ready=True, node="b", namespace="shop", owner="ReplicaSet/web-2",
+                            deployment="web")
+    again = PodObservation("web-2-q", "u2", ready=True, node="c", namespace="shop", owner="ReplicaSet/web-2",
+                           deployment="web")
+    v = judged(DRAINED, seen(10, elsewhere=(rolled, again)), now=10)
+    assert v.state == "passed", v.reasons
+    # another namespace's Deployment of the same name never stands in
+    foreign = tuple(PodObservation(p.name, p.uid, ready=True, node="b", namespace="tenant", owner=p.owner,
+                                   deployment="web") for p in (rolled, again))
+    assert judged(DRAINED, seen(10, elsewhere=foreign), now=10).state == "pending"
+
+
+def test_a_pod_names_its_deployment_only_when_its_replicaset_carries_the_pods_template_hash():
+    from types import SimpleNamespace as NS
+
+    from remediator.core.pod_health import deployment_of
+
+    def made(owner: str, labels: dict) -> NS:
+        ref = NS(kind=owner.split("/")[0], name=owner.split("/")[1], controller=True)
+        return NS(metadata=NS(owner_references=[ref], labels=labels))
+
+    assert deployment_of(made("ReplicaSet/web-7d9f", {"pod-template-hash": "7d9f"})) == "web"
+    assert deployment_of(made("ReplicaSet/web-7d9f", {})) is None  # a ReplicaSet of its own
+    assert deployment_of(made("ReplicaSet/web-7d9f", {"pod-template-hash": "other"})) is None
+    assert deployment_of(made("StatefulSet/db", {"pod-template-hash": "db"})) is None

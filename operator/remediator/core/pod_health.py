@@ -38,6 +38,7 @@ class PodObservation:
     node: str | None = None
     namespace: str = ""
     owner: str | None = None  # its controller, "Kind/name" (what replaces it when it is evicted)
+    deployment: str | None = None  # the Deployment whose ReplicaSet owns it (a rollout replaces the ReplicaSet)
 
 
 def pod_observation(pod: Any) -> PodObservation:
@@ -59,6 +60,7 @@ def pod_observation(pod: Any) -> PodObservation:
         node=pod.spec.node_name,
         namespace=getattr(pod.metadata, "namespace", None) or "",
         owner=controller_of(pod),
+        deployment=deployment_of(pod),
     )
 
 
@@ -66,6 +68,17 @@ def controller_of(pod: Any) -> str | None:
     """The pod's controller owner reference as "Kind/name", or None for a bare pod."""
     owner = next((o for o in getattr(pod.metadata, "owner_references", None) or [] if o.controller), None)
     return f"{owner.kind}/{owner.name}" if owner else None
+
+
+def deployment_of(pod: Any) -> str | None:
+    """The Deployment's name when the pod's controller is one of its ReplicaSets ("<deployment>-<pod-template-hash>",
+    the hash also on the pod), else None."""
+    owner = controller_of(pod)
+    kind, _, name = (owner or "").partition("/")
+    template_hash = (getattr(pod.metadata, "labels", None) or {}).get("pod-template-hash")
+    if kind != "ReplicaSet" or not template_hash or not name.endswith(f"-{template_hash}"):
+        return None
+    return name[: -len(template_hash) - 1]
 
 
 def failing_reasons(pod: PodObservation) -> list[str]:

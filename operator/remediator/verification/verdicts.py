@@ -46,6 +46,7 @@ from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.verification.observations import (
     PROGRESS_DEADLINE_EXCEEDED,
     Observation,
+    PodObservation,
     failing_reasons,
     rollout_progress,
 )
@@ -341,7 +342,7 @@ def node_recovered(drained: Drained, latest: Observation | None, started: dateti
     condition = f"node {node} still {watched}={status or 'missing'} (healthy: {healthy})"
     replaced, missing = [], []
     for owner in drained.evicted:
-        mine = [p for p in latest.elsewhere if p.namespace == owner.namespace and p.owner == owner.owner
+        mine = [p for p in latest.elsewhere if p.namespace == owner.namespace and same_controller(p, owner.owner)
                 and p.node != node]  # unscheduled (no node yet) included: a replacement with no room
         running = sum(1 for p in mine if p.ready and p.phase == "Running")
         # a replacement still starting (Pending for want of room, not Ready) means an evicted pod is not back,
@@ -371,6 +372,15 @@ def node_recovered(drained: Drained, latest: Observation | None, started: dateti
 
 
 # ---------------------------------------------------------------- shared
+
+
+def same_controller(pod: PodObservation, owner: str) -> bool:
+    """The pod belongs to the evicted pods' controller, or to a newer ReplicaSet of its Deployment (a rollout
+    during verification replaces the ReplicaSet the drain recorded)."""
+    if pod.owner == owner:
+        return True
+    kind, _, name = owner.partition("/")
+    return kind == "ReplicaSet" and pod.deployment is not None and name.rpartition("-")[0] == pod.deployment
 
 
 def _no_evidence_yet(latest: Observation | None, timed_out: bool, timeout: timedelta) -> Verdict | None:
