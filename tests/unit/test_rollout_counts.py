@@ -260,3 +260,20 @@ def test_a_remediation_naming_another_namespaces_rollout_adds_no_failure_there()
     other = caused(obj("elsewhere"), revision="3")
     other["spec"]["target"]["namespace"] = "payments"  # a Remediation in shop, targeting payments
     assert rollout_counts.named_rollout(other) is None
+
+
+def test_a_tenants_replicaset_with_an_unreadable_revision_breaks_neither_the_journal_nor_the_report():
+    from remediator.signals.changes import revision_of
+
+    told = []
+    journal = ChangeJournal(on_rollout=lambda *a: told.append(a))
+    for odd in ("²", "9" * 5000, "٣"):  # isdigit() is True for each; int() refuses the first two
+        rs = replicaset(1, T0 - timedelta(hours=1))
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = odd
+        journal.observe_replicaset(rs, T0)  # ignored, not raised: the start-up rebuild reads every namespace
+        assert revision_of(rs) == 0
+    assert told == []
+    tally = rollout_counts.Tally("shop", "Deployment/web", "u1", 5, {date(2026, 11, 1): 5}, {})
+    keys = dora_keys.keys(history(["²", "9" * 5000, "6"]), [], T0 - timedelta(days=2), None,
+                          T0 + timedelta(days=1), [tally])
+    assert keys.rollouts == 8, "the counted 5, and each history entry the counts cannot place"
