@@ -277,3 +277,25 @@ def test_a_tenants_replicaset_with_an_unreadable_revision_breaks_neither_the_jou
     keys = dora_keys.keys(history(["²", "9" * 5000, "6"]), [], T0 - timedelta(days=2), None,
                           T0 + timedelta(days=1), [tally])
     assert keys.rollouts == 8, "the counted 5, and each history entry the counts cannot place"
+
+
+def test_a_namespace_whose_counts_cannot_be_written_does_not_hold_back_the_others_and_keeps_its_own():
+    import pytest
+    from kubernetes.client.rest import ApiException
+
+    from remediator.records.rollout_counts import RolloutCounter
+
+    counter = RolloutCounter(None, "remediator")
+    written = []
+
+    def write(namespace, seen, linked, now):
+        if namespace == "aaa":  # sorted first: a conflict storm, an admission webhook saying no, a 500
+            raise ApiException(status=500, reason="Internal Server Error")
+        written.append(namespace)
+    counter.write = write
+    for namespace in ("aaa", "shop", "zoo"):
+        counter.seen(namespace, "Deployment/web", "u1", 1, T0)
+    with pytest.raises(ApiException):
+        counter.flush(now=T0)
+    assert written == ["shop", "zoo"]
+    assert counter.pending() == {"aaa"}
