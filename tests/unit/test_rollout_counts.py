@@ -228,15 +228,18 @@ def test_a_remediation_whose_probable_cause_is_a_rollout_is_a_failed_change_and_
     assert counter._linked == {"shop": {Linked("Deployment/web", 5, T0 - timedelta(hours=1))}}
 
 
+def configmap(where: str, rollouts: int) -> dict:
+    """shop's stored counts, as exported from namespace `where`."""
+    doc = {"workloads": {"Deployment/web": {"uid": "u1", "revision": rollouts,
+                                            "days": {"2026-11-01": rollouts}, "failed": {}}}}
+    return {"kind": "ConfigMap", "metadata": {"namespace": where, "name": "remediator-rollouts-shop",
+                                              "labels": {"remediator.dev/rollout-counts": "shop"}},
+            "data": {"counts.json": json.dumps(doc)}}
+
+
 def test_counts_of_one_namespace_found_in_two_namespaces_are_not_trusted_and_a_note_says_so(tmp_path, capsys):
     from remediator.cli import main
 
-    def configmap(where: str, rollouts: int) -> dict:
-        doc = {"workloads": {"Deployment/web": {"uid": "u1", "revision": rollouts,
-                                                "days": {"2026-11-01": rollouts}, "failed": {}}}}
-        return {"kind": "ConfigMap", "metadata": {"namespace": where, "name": "remediator-rollouts-shop",
-                                                  "labels": {"remediator.dev/rollout-counts": "shop"}},
-                "data": {"counts.json": json.dumps(doc)}}
     path = tmp_path / "export.json"
     # a tenant of "mallory" forges shop's counts next to the operator's own
     path.write_text(json.dumps({"kind": "List", "items": [configmap("remediator", 6), configmap("mallory", 60)]}))
@@ -299,3 +302,16 @@ def test_a_namespace_whose_counts_cannot_be_written_does_not_hold_back_the_other
         counter.flush(now=T0)
     assert written == ["shop", "zoo"]
     assert counter.pending() == {"aaa"}
+
+
+def test_counts_namespace_also_picks_the_operators_counts_out_of_an_exported_file(tmp_path, capsys):
+    from remediator.cli import main
+
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"kind": "List", "items": [configmap("remediator", 6), configmap("mallory", 60)]}))
+    # what the note about a forgery tells the reader to do must work on an export as on the cluster
+    assert main(["report", "-f", str(path), "--counts-namespace", "remediator", "--since", z(T0 - timedelta(days=1)),
+                 "--until", z(T0 + timedelta(days=1)), "--output", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["figures"]["delivery"]["rollouts"] == 6
+    assert not any("rollout counts" in n for n in out["notes"])
