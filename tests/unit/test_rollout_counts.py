@@ -315,3 +315,17 @@ def test_counts_namespace_also_picks_the_operators_counts_out_of_an_exported_fil
     out = json.loads(capsys.readouterr().out)
     assert out["figures"]["delivery"]["rollouts"] == 6
     assert not any("rollout counts" in n for n in out["notes"])
+
+
+def test_counts_found_in_more_than_one_namespace_are_named_in_a_note_even_when_no_namespace_is_claimed_twice(
+        tmp_path, capsys):
+    from remediator.cli import main
+
+    forged = configmap("mallory", 60)
+    forged["metadata"]["labels"]["remediator.dev/rollout-counts"] = "quiet"  # counts the operator never wrote
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"kind": "List", "items": [configmap("remediator", 6), forged]}))
+    assert main(["report", "-f", str(path), "--since", z(T0 - timedelta(days=1)), "--until",
+                 z(T0 + timedelta(days=1)), "--output", "json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any(n.startswith("rollout counts found in several namespaces (mallory, remediator)") for n in notes), notes

@@ -85,7 +85,12 @@ class Export:
                 for t in rollout_counts.tallies(doc)]
 
     def counts_notes(self) -> list[str]:
-        return [f"rollout counts of {ns} found in namespaces {', '.join(stores)}: none of them used (give "
+        stores = sorted({where for where, _ in self.counts})
+        # a forgery of a namespace the operator has not counted is found once: only the second store tells it
+        several = [f"rollout counts found in several namespaces ({', '.join(stores)}): whoever may create "
+                   f"ConfigMaps in one of them can write counts of a namespace the operator has not counted (give "
+                   f"--counts-namespace, the operator's namespace)"] if len(stores) > 1 else []
+        return several + [f"rollout counts of {ns} found in namespaces {', '.join(stores)}: none of them used (give "
                 f"--counts-namespace, the operator's namespace); its rollouts come from the ReplicaSet history"
                 for ns, stores in sorted(self.claimed_twice().items())]
 
