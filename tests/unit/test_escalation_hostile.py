@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
+
+import pytest
 
 from remediator.api.models import RemediationApprovalSpec, RemediationStatus
 from remediator.controller import escalation as edge
