@@ -329,3 +329,11 @@ def test_counts_found_in_more_than_one_namespace_are_named_in_a_note_even_when_n
                  z(T0 + timedelta(days=1)), "--output", "json"]) == 0
     notes = json.loads(capsys.readouterr().out)["notes"]
     assert any(n.startswith("rollout counts found in several namespaces (mallory, remediator)") for n in notes), notes
+
+
+def test_a_stored_entry_with_negative_counts_is_left_out_of_the_report():
+    doc = {"namespace": "shop", "workloads": {
+        "Deployment/web": {"uid": "u1", "revision": 3, "days": {"2026-11-01": -50}, "failed": {}},
+        "Deployment/api": {"uid": "u2", "revision": -1, "days": {"2026-11-01": 1}, "failed": {}},
+        "Deployment/ok": {"uid": "u3", "revision": 2, "days": {"2026-11-01": 2}, "failed": {}}}}
+    assert [t.workload for t in tallies(doc)] == ["Deployment/ok"]
