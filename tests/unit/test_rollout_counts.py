@@ -337,3 +337,19 @@ def test_a_stored_entry_with_negative_counts_is_left_out_of_the_report():
         "Deployment/api": {"uid": "u2", "revision": -1, "days": {"2026-11-01": 1}, "failed": {}},
         "Deployment/ok": {"uid": "u3", "revision": 2, "days": {"2026-11-01": 2}, "failed": {}}}}
     assert [t.workload for t in tallies(doc)] == ["Deployment/ok"]
+
+
+def test_a_daemonsets_controller_revisions_and_an_argo_rollouts_replicasets_are_counted_as_their_rollouts():
+    told = []
+    journal = ChangeJournal(on_rollout=lambda *a: told.append(a))
+    later = T0 + timedelta(hours=3)
+    journal.observe_controllerrevision({"revision": 1, "metadata": {
+        "namespace": "shop", "name": "agent-1", "creationTimestamp": z(T0),
+        "ownerReferences": [{"kind": "DaemonSet", "name": "agent", "uid": "d1", "controller": True}]},
+        "data": {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}}}, later)
+    rs = replicaset(4, T0 + timedelta(hours=1))
+    rs["metadata"]["annotations"] = {"rollout.argoproj.io/revision": "4"}
+    rs["metadata"]["ownerReferences"] = [{"kind": "Rollout", "name": "shop-ui", "uid": "r1", "controller": True}]
+    journal.observe_replicaset(rs, later)
+    assert [(ns, w, uid, rev) for ns, w, uid, rev, _ in told] == [("shop", "DaemonSet/agent", "d1", 1),
+                                                                 ("shop", "Rollout/shop-ui", "r1", 4)]
