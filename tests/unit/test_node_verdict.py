@@ -169,3 +169,11 @@ def test_a_pod_names_its_deployment_only_when_its_replicaset_carries_the_pods_te
     assert deployment_of(made("ReplicaSet/web-7d9f", {})) is None  # a ReplicaSet of its own
     assert deployment_of(made("ReplicaSet/web-7d9f", {"pod-template-hash": "other"})) is None
     assert deployment_of(made("StatefulSet/db", {"pod-template-hash": "db"})) is None
+
+
+def test_an_evicted_job_pod_whose_replacement_already_succeeded_elsewhere_counts_as_replaced():
+    job = Drained(evicted=(EvictedOwner("shop", "Job/batch", ("batch-x",)),))
+    finished = pod("batch-y", owner="Job/batch", ready=False, phase="Succeeded")
+    assert judged(job, seen(10, elsewhere=(finished,)), now=10).state == "passed"
+    not_a_job = pod("web-1-z", ready=False, phase="Succeeded")
+    assert judged(DRAINED, seen(10, elsewhere=(not_a_job,)), now=10).state == "pending"

@@ -61,9 +61,9 @@ def observe_node(api: client.ApiClient, target: ObjectRef, at: datetime) -> Obse
     if len(namespaces) == 1:
         listed = call(core.list_namespaced_pod, namespaces.pop()).items
     else:
-        # Pending too: a replacement that cannot be scheduled must be seen to hold the verdict back
-        listed = call(core.list_pod_for_all_namespaces,
-                      field_selector="status.phase!=Succeeded,status.phase!=Failed").items
+        # Pending too (a replacement that cannot be scheduled holds the verdict back) and Succeeded (a Job's
+        # replacement that ran to the end)
+        listed = call(core.list_pod_for_all_namespaces, field_selector="status.phase!=Failed").items
     seen = [pod_observation(p) for p in listed if p.metadata.deletion_timestamp is None]
     return Observation(at, target, True, None, tuple(p for p in seen if p.node == target.name), conditions,
                        tuple(p for p in seen if p.node != target.name))

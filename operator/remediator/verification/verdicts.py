@@ -344,7 +344,9 @@ def node_recovered(drained: Drained, latest: Observation | None, started: dateti
     for owner in drained.evicted:
         mine = [p for p in latest.elsewhere if p.namespace == owner.namespace and same_controller(p, owner.owner)
                 and p.node != node]  # unscheduled (no node yet) included: a replacement with no room
-        running = sum(1 for p in mine if p.ready and p.phase == "Running")
+        # a Job's replacement that already ran to the end is as good as one still running
+        done = ("Running", "Succeeded") if owner.owner.startswith("Job/") else ("Running",)
+        running = sum(1 for p in mine if (p.ready and p.phase == "Running") or p.phase in done[1:])
         # a replacement still starting (Pending for want of room, not Ready) means an evicted pod is not back,
         # however many pods of that controller ran elsewhere before the drain; finished Job pods are not waiting
         pending = sorted(p.name for p in mine if not (p.ready and p.phase == "Running")
