@@ -5,6 +5,7 @@ The shared KWOK nodes are never touched: no other test's pods lose their node.""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -299,3 +300,19 @@ def test_a_drained_node_whose_pods_cannot_run_elsewhere_is_verified_once_it_is_r
     status = cluster.wait_phase(name, TERMINAL, timeout=60)["status"]
     assert status["phase"] == "Succeeded", status["reason"]
     assert f"node {node} is healthy again: Ready=True" in status["reason"], status["reason"]
+
+
+def test_the_node_probe_sees_a_replacement_that_cannot_be_scheduled_when_the_evicted_pods_span_namespaces(
+        cluster, own_nodes, kube_api):
+    from remediator.actions.drain import EVICTS_ANNOTATION
+    from remediator.verification.probes import observe
+
+    node = own_nodes()
+    core = client.CoreV1Api(kube_api)
+    record = {f"{cluster.ns}/web-x": "ReplicaSet/web-1", "default/other-x": "ReplicaSet/other-1"}
+    core.patch_node(node, {"metadata": {"annotations": {EVICTS_ANNOTATION: f"k {json.dumps(record)}"}}})
+    core.create_namespaced_pod(cluster.ns, {"metadata": {"name": "web-y"}, "spec": {
+        "nodeSelector": {"no-such-node": "x"}, "containers": [{"name": "c", "image": "web"}]}})
+    seen = observe(kube_api, ObjectRef(kind="Node", name=node))
+    assert [(p.name, p.node, p.phase) for p in seen.elsewhere if p.namespace == cluster.ns] == [
+        ("web-y", None, "Pending")], "a replacement with no room must hold the Node's verdict back"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+import pytest
+
 from remediator.api.models import RemediationApprovalSpec, RemediationStatus
 from remediator.controller import escalation as edge
 from remediator.core import escalation
@@ -172,5 +174,21 @@ def test_an_alertmanager_that_refuses_our_token_keeps_the_page_owed_for_when_the
         monkeypatch.setattr(edge, "now_utc", lambda: datetime(2026, 12, 1, 11, 56, tzinfo=timezone.utc))
         alert = edge.settle_alert(ctx, "shop", "r1", SPEC, ended("Escalated"), "m")
         assert alert is not None and not alert.refused and not alert.sent_at, "the page was given up"
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("code,refused,posts", [(413, True, 1), (422, True, 1), (429, False, 3)])
+def test_alertmanager_answers_too_large_or_unprocessable_refuse_the_alert_and_too_many_requests_keeps_it_owed(
+        monkeypatch, code, refused, posts):
+    server = CountingAlertmanagerServer(code)
+    try:
+        ctx = SimpleNamespace(alertmanager=edge.Alertmanager(server.url), caches=None,
+                              settings=SimpleNamespace(alert_resend_seconds=60))
+        monkeypatch.setattr(edge, "now_utc", lambda: datetime(2026, 12, 1, 11, 56, tzinfo=timezone.utc))
+        alert = edge.settle_alert(ctx, "shop", "r1", SPEC, ended("Escalated"), "m")
+        assert alert is not None and not alert.sent_at
+        assert bool(alert.refused) is refused, alert.refused
+        assert server.posts == posts, "a 429 is retried like a 5xx; a refusal is not"
     finally:
         server.close()

@@ -125,3 +125,55 @@ def test_the_drains_record_as_stored_in_the_remediation_status_gives_a_restarted
     assert drained_from(restarted.evidence, None, None) == DRAINED
     assert judged(drained_from(restarted.evidence, None, None), half, now=10).reasons == \
         judged(DRAINED, half, now=10).reasons
+
+
+def test_a_replacement_still_pending_is_not_outweighed_by_pods_of_that_controller_already_running_elsewhere():
+    # web-1 had 3 pods on other nodes before the drain; the 2 evicted ones' replacements cannot be scheduled
+    before = (pod("web-1-p"), pod("web-1-q", node="c"), pod("web-1-r", node="c"))
+    stuck = (pod("web-1-s", node=None, ready=False, phase="Pending"), pod("web-1-t", node="c", ready=False))
+    v = judged(DRAINED, seen(10, elsewhere=before + stuck), now=10)
+    assert v.state == "pending", v.reasons
+    assert any("replacements not Ready yet: web-1-s, web-1-t" in r for r in v.reasons), v.reasons
+    assert judged(DRAINED, seen(130, elsewhere=before + stuck), now=130).state == "failed"
+
+
+def test_finished_job_pods_elsewhere_do_not_hold_back_a_drained_nodes_verdict():
+    job = Drained(evicted=(EvictedOwner("shop", "Job/batch", ("batch-x",)),))
+    done = (pod("batch-y", owner="Job/batch"), pod("batch-old", owner="Job/batch", ready=False, phase="Succeeded"))
+    assert judged(job, seen(10, elsewhere=done), now=10).state == "passed"
+
+
+def test_a_deployment_rolled_out_during_verification_replaces_the_evicted_pods_with_its_new_replicaset():
+    rolled = PodObservation("web-2-p", "u1", ready=True, node="b", namespace="shop", owner="ReplicaSet/web-2",
+                            deployment="web")
+    again = PodObservation("web-2-q", "u2", ready=True, node="c", namespace="shop", owner="ReplicaSet/web-2",
+                           deployment="web")
+    v = judged(DRAINED, seen(10, elsewhere=(rolled, again)), now=10)
+    assert v.state == "passed", v.reasons
+    # another namespace's Deployment of the same name never stands in
+    foreign = tuple(PodObservation(p.name, p.uid, ready=True, node="b", namespace="tenant", owner=p.owner,
+                                   deployment="web") for p in (rolled, again))
+    assert judged(DRAINED, seen(10, elsewhere=foreign), now=10).state == "pending"
+
+
+def test_a_pod_names_its_deployment_only_when_its_replicaset_carries_the_pods_template_hash():
+    from types import SimpleNamespace as NS
+
+    from remediator.core.pod_health import deployment_of
+
+    def made(owner: str, labels: dict) -> NS:
+        ref = NS(kind=owner.split("/")[0], name=owner.split("/")[1], controller=True)
+        return NS(metadata=NS(owner_references=[ref], labels=labels))
+
+    assert deployment_of(made("ReplicaSet/web-7d9f", {"pod-template-hash": "7d9f"})) == "web"
+    assert deployment_of(made("ReplicaSet/web-7d9f", {})) is None  # a ReplicaSet of its own
+    assert deployment_of(made("ReplicaSet/web-7d9f", {"pod-template-hash": "other"})) is None
+    assert deployment_of(made("StatefulSet/db", {"pod-template-hash": "db"})) is None
+
+
+def test_an_evicted_job_pod_whose_replacement_already_succeeded_elsewhere_counts_as_replaced():
+    job = Drained(evicted=(EvictedOwner("shop", "Job/batch", ("batch-x",)),))
+    finished = pod("batch-y", owner="Job/batch", ready=False, phase="Succeeded")
+    assert judged(job, seen(10, elsewhere=(finished,)), now=10).state == "passed"
+    not_a_job = pod("web-1-z", ready=False, phase="Succeeded")
+    assert judged(DRAINED, seen(10, elsewhere=(not_a_job,)), now=10).state == "pending"

@@ -228,15 +228,18 @@ def test_a_remediation_whose_probable_cause_is_a_rollout_is_a_failed_change_and_
     assert counter._linked == {"shop": {Linked("Deployment/web", 5, T0 - timedelta(hours=1))}}
 
 
+def configmap(where: str, rollouts: int) -> dict:
+    """shop's stored counts, as exported from namespace `where`."""
+    doc = {"workloads": {"Deployment/web": {"uid": "u1", "revision": rollouts,
+                                            "days": {"2026-11-01": rollouts}, "failed": {}}}}
+    return {"kind": "ConfigMap", "metadata": {"namespace": where, "name": "remediator-rollouts-shop",
+                                              "labels": {"remediator.dev/rollout-counts": "shop"}},
+            "data": {"counts.json": json.dumps(doc)}}
+
+
 def test_counts_of_one_namespace_found_in_two_namespaces_are_not_trusted_and_a_note_says_so(tmp_path, capsys):
     from remediator.cli import main
 
-    def configmap(where: str, rollouts: int) -> dict:
-        doc = {"workloads": {"Deployment/web": {"uid": "u1", "revision": rollouts,
-                                                "days": {"2026-11-01": rollouts}, "failed": {}}}}
-        return {"kind": "ConfigMap", "metadata": {"namespace": where, "name": "remediator-rollouts-shop",
-                                                  "labels": {"remediator.dev/rollout-counts": "shop"}},
-                "data": {"counts.json": json.dumps(doc)}}
     path = tmp_path / "export.json"
     # a tenant of "mallory" forges shop's counts next to the operator's own
     path.write_text(json.dumps({"kind": "List", "items": [configmap("remediator", 6), configmap("mallory", 60)]}))
@@ -260,3 +263,93 @@ def test_a_remediation_naming_another_namespaces_rollout_adds_no_failure_there()
     other = caused(obj("elsewhere"), revision="3")
     other["spec"]["target"]["namespace"] = "payments"  # a Remediation in shop, targeting payments
     assert rollout_counts.named_rollout(other) is None
+
+
+def test_a_tenants_replicaset_with_an_unreadable_revision_breaks_neither_the_journal_nor_the_report():
+    from remediator.signals.changes import revision_of
+
+    told = []
+    journal = ChangeJournal(on_rollout=lambda *a: told.append(a))
+    for odd in ("²", "9" * 5000, "٣"):  # isdigit() is True for each; int() refuses the first two
+        rs = replicaset(1, T0 - timedelta(hours=1))
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = odd
+        journal.observe_replicaset(rs, T0)  # ignored, not raised: the start-up rebuild reads every namespace
+        assert revision_of(rs) == 0
+    assert told == []
+    tally = rollout_counts.Tally("shop", "Deployment/web", "u1", 5, {date(2026, 11, 1): 5}, {})
+    keys = dora_keys.keys(history(["²", "9" * 5000, "6"]), [], T0 - timedelta(days=2), None,
+                          T0 + timedelta(days=1), [tally])
+    assert keys.rollouts == 8, "the counted 5, and each history entry the counts cannot place"
+
+
+def test_a_namespace_whose_counts_cannot_be_written_does_not_hold_back_the_others_and_keeps_its_own():
+    import pytest
+    from kubernetes.client.rest import ApiException
+
+    from remediator.records.rollout_counts import RolloutCounter
+
+    counter = RolloutCounter(None, "remediator")
+    written = []
+
+    def write(namespace, seen, linked, now):
+        if namespace == "aaa":  # sorted first: a conflict storm, an admission webhook saying no, a 500
+            raise ApiException(status=500, reason="Internal Server Error")
+        written.append(namespace)
+    counter.write = write
+    for namespace in ("aaa", "shop", "zoo"):
+        counter.seen(namespace, "Deployment/web", "u1", 1, T0)
+    with pytest.raises(ApiException):
+        counter.flush(now=T0)
+    assert written == ["shop", "zoo"]
+    assert counter.pending() == {"aaa"}
+
+
+def test_counts_namespace_also_picks_the_operators_counts_out_of_an_exported_file(tmp_path, capsys):
+    from remediator.cli import main
+
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"kind": "List", "items": [configmap("remediator", 6), configmap("mallory", 60)]}))
+    # what the note about a forgery tells the reader to do must work on an export as on the cluster
+    assert main(["report", "-f", str(path), "--counts-namespace", "remediator", "--since", z(T0 - timedelta(days=1)),
+                 "--until", z(T0 + timedelta(days=1)), "--output", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["figures"]["delivery"]["rollouts"] == 6
+    assert not any("rollout counts" in n for n in out["notes"])
+
+
+def test_counts_found_in_more_than_one_namespace_are_named_in_a_note_even_when_no_namespace_is_claimed_twice(
+        tmp_path, capsys):
+    from remediator.cli import main
+
+    forged = configmap("mallory", 60)
+    forged["metadata"]["labels"]["remediator.dev/rollout-counts"] = "quiet"  # counts the operator never wrote
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"kind": "List", "items": [configmap("remediator", 6), forged]}))
+    assert main(["report", "-f", str(path), "--since", z(T0 - timedelta(days=1)), "--until",
+                 z(T0 + timedelta(days=1)), "--output", "json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any(n.startswith("rollout counts found in several namespaces (mallory, remediator)") for n in notes), notes
+
+
+def test_a_stored_entry_with_negative_counts_is_left_out_of_the_report():
+    doc = {"namespace": "shop", "workloads": {
+        "Deployment/web": {"uid": "u1", "revision": 3, "days": {"2026-11-01": -50}, "failed": {}},
+        "Deployment/api": {"uid": "u2", "revision": -1, "days": {"2026-11-01": 1}, "failed": {}},
+        "Deployment/ok": {"uid": "u3", "revision": 2, "days": {"2026-11-01": 2}, "failed": {}}}}
+    assert [t.workload for t in tallies(doc)] == ["Deployment/ok"]
+
+
+def test_a_daemonsets_controller_revisions_and_an_argo_rollouts_replicasets_are_counted_as_their_rollouts():
+    told = []
+    journal = ChangeJournal(on_rollout=lambda *a: told.append(a))
+    later = T0 + timedelta(hours=3)
+    journal.observe_controllerrevision({"revision": 1, "metadata": {
+        "namespace": "shop", "name": "agent-1", "creationTimestamp": z(T0),
+        "ownerReferences": [{"kind": "DaemonSet", "name": "agent", "uid": "d1", "controller": True}]},
+        "data": {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}}}, later)
+    rs = replicaset(4, T0 + timedelta(hours=1))
+    rs["metadata"]["annotations"] = {"rollout.argoproj.io/revision": "4"}
+    rs["metadata"]["ownerReferences"] = [{"kind": "Rollout", "name": "shop-ui", "uid": "r1", "controller": True}]
+    journal.observe_replicaset(rs, later)
+    assert [(ns, w, uid, rev) for ns, w, uid, rev, _ in told] == [("shop", "DaemonSet/agent", "d1", 1),
+                                                                 ("shop", "Rollout/shop-ui", "r1", 4)]

@@ -38,6 +38,7 @@ from remediator.actions.base import (
 )
 from remediator.actions.kube import JSON_PATCH, MERGE_PATCH, call, dry_run_arg, label_selector_text
 from remediator.actions.rollback import RESTARTED_AT
+from remediator.core.revisions import revision_number
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "rollouts"
 REVISION = "rollout.argoproj.io/revision"
@@ -92,9 +93,10 @@ def previous_replica_set(api: client.ApiClient, rollout: dict) -> tuple[int, dic
                   label_selector=selector).items if selector else []
     owned = []
     for rs in listed:
-        text = (rs.metadata.annotations or {}).get(REVISION, "")
-        if text.isdigit() and any(o.controller and o.uid == meta["uid"] for o in rs.metadata.owner_references or []):
-            owned.append((int(text), api.sanitize_for_serialization(rs)))
+        revision = revision_number((rs.metadata.annotations or {}).get(REVISION))
+        if revision is not None and any(o.controller and o.uid == meta["uid"]
+                                        for o in rs.metadata.owner_references or []):
+            owned.append((revision, api.sanitize_for_serialization(rs)))
     owned.sort(key=lambda pair: pair[0], reverse=True)
     if len(owned) < 2:
         raise ActionError("NoPreviousRevision", f"no revision found for rollout {meta['name']!r}: "

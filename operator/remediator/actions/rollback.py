@@ -41,6 +41,7 @@ from remediator.actions.base import (
     require_kind,
     reread_on_conflict,
 )
+from remediator.core.revisions import revision_number
 from remediator.actions.delete_pod import delete_pods
 from remediator.actions.kube import (
     JSON_PATCH,
@@ -180,9 +181,9 @@ def owned_revisions(api: client.ApiClient, deployment: Any) -> list[tuple[int, d
     owned = []
     for rs in listed:
         controller = next((o for o in rs.metadata.owner_references or [] if o.controller), None)
-        revision = (rs.metadata.annotations or {}).get(REVISION, "")
-        if controller and controller.uid == deployment.metadata.uid and revision.isdigit():
-            owned.append((int(revision), as_dict(api, rs)))
+        revision = revision_number((rs.metadata.annotations or {}).get(REVISION))
+        if controller and controller.uid == deployment.metadata.uid and revision is not None:
+            owned.append((revision, as_dict(api, rs)))
     return owned
 
 

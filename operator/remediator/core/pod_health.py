@@ -39,6 +39,7 @@ class PodObservation:
     node: str | None = None
     namespace: str = ""
     owner: str | None = None  # its controller, "Kind/name" (what replaces it when it is evicted)
+    deployment: str | None = None  # the Deployment whose ReplicaSet owns it (a rollout replaces the ReplicaSet)
 
 
 def pod_observation(pod: Any) -> PodObservation:
@@ -60,6 +61,7 @@ def pod_observation(pod: Any) -> PodObservation:
         node=pod.spec.node_name,
         namespace=getattr(pod.metadata, "namespace", None) or "",
         owner=controller_of(pod),
+        deployment=deployment_of(pod),
     )
 
 
@@ -77,6 +79,8 @@ def pod_observation_of(pod: Mapping) -> PodObservation:
     terminated = [(s.get("name", ""), _last_termination_of(s)) for s in statuses]
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     meta = pod.get("metadata") or {}
+    owner = next((f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or []
+                  if o.get("controller")), None)
     return PodObservation(
         name=meta.get("name", ""),
         uid=meta.get("uid", ""),
@@ -88,8 +92,8 @@ def pod_observation_of(pod: Mapping) -> PodObservation:
         oom_killed_containers=tuple(name for name, reason in terminated if reason == "OOMKilled"),
         node=(pod.get("spec") or {}).get("nodeName"),
         namespace=meta.get("namespace") or "",
-        owner=next((f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or []
-                    if o.get("controller")), None),
+        owner=owner,
+        deployment=deployment_named(owner, meta.get("labels") or {}),
     )
 
 
@@ -122,6 +126,20 @@ def selects(selector: Mapping, labels: Mapping[str, str]) -> bool:
         if op not in ("In", "NotIn", "Exists", "DoesNotExist"):  # the apiserver would refuse it: select none
             return False
     return True
+
+
+def deployment_of(pod: Any) -> str | None:
+    return deployment_named(controller_of(pod), getattr(pod.metadata, "labels", None) or {})
+
+
+def deployment_named(owner: str | None, labels: Mapping[str, str]) -> str | None:
+    """The Deployment's name when the pod's controller is one of its ReplicaSets ("<deployment>-<pod-template-hash>",
+    the hash also on the pod), else None."""
+    kind, _, name = (owner or "").partition("/")
+    template_hash = labels.get("pod-template-hash")
+    if kind != "ReplicaSet" or not template_hash or not name.endswith(f"-{template_hash}"):
+        return None
+    return name[: -len(template_hash) - 1]
 
 
 def failing_reasons(pod: PodObservation) -> list[str]:

@@ -85,7 +85,12 @@ class Export:
                 for t in rollout_counts.tallies(doc)]
 
     def counts_notes(self) -> list[str]:
-        return [f"rollout counts of {ns} found in namespaces {', '.join(stores)}: none of them used (give "
+        stores = sorted({where for where, _ in self.counts})
+        # a forgery of a namespace the operator has not counted is found once: only the second store tells it
+        several = [f"rollout counts found in several namespaces ({', '.join(stores)}): whoever may create "
+                   f"ConfigMaps in one of them can write counts of a namespace the operator has not counted (give "
+                   f"--counts-namespace, the operator's namespace)"] if len(stores) > 1 else []
+        return several + [f"rollout counts of {ns} found in namespaces {', '.join(stores)}: none of them used (give "
                 f"--counts-namespace, the operator's namespace); its rollouts come from the ReplicaSet history"
                 for ns, stores in sorted(self.claimed_twice().items())]
 
@@ -121,7 +126,8 @@ class ReportError(Exception):
     """Input the report cannot use; the message says which file or flag."""
 
 
-def read_files(paths: Sequence[str]) -> Export:
+def read_files(paths: Sequence[str], counts_namespace: str | None = None) -> Export:
+    """The export's objects; rollout counts only from `counts_namespace` when given (as read from the cluster)."""
     export = Export()
     for path in paths:
         try:
@@ -135,6 +141,9 @@ def read_files(paths: Sequence[str]) -> Export:
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ReportError(f"{path}: expected an object, a list of them, or a List with items")
         for item in items:
+            metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            if counts_namespace and item.get("kind") == "ConfigMap" and metadata.get("namespace") != counts_namespace:
+                continue
             export.add(item)
     return export
 
@@ -428,7 +437,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     try:
-        export = read_files(args.file) if args.file else read_cluster(args.kubeconfig, args.counts_namespace)
+        export = read_files(args.file, args.counts_namespace) if args.file else \
+            read_cluster(args.kubeconfig, args.counts_namespace)
         scope = scope_of(args, export, now)
         records = [maturity.Record.from_object(o) for o in export.remediations]
     except (ReportError, ValueError) as e:

@@ -72,8 +72,10 @@ class RolloutCounter:
     # ------------------------------------------------------------ the writes
 
     def flush(self, active: Callable[[], bool] = lambda: True, now: datetime | None = None) -> int:
-        """Write every namespace with something pending; the number of ConfigMaps written."""
-        written = 0
+        """Write every namespace with something pending; the number of ConfigMaps written. A namespace whose
+        write fails keeps its counts for the next period and does not hold back the namespaces after it (the
+        first such error is raised once the others are written)."""
+        written, failed = 0, None
         for namespace in sorted(self.pending()):
             if not active():
                 break
@@ -85,14 +87,17 @@ class RolloutCounter:
             except ApiException as e:
                 if e.status not in (403, 404, 422):
                     self.keep(namespace, seen, linked)
-                    raise
+                    failed = failed or e
+                    continue
                 # the same answer every period (no right to write there, no such namespace, refused): what
                 # waits would only grow; the report falls back to the ReplicaSet history
                 log.warning(f"rollout counts of {namespace} dropped: the apiserver answered {e.status} {e.reason} "
                             f"writing ConfigMap {self.store_namespace}/{name_for(namespace)}")
-            except Exception:
+            except Exception as e:  # noqa: BLE001  kept and raised after the other namespaces' writes
                 self.keep(namespace, seen, linked)
-                raise
+                failed = failed or e
+        if failed is not None:
+            raise failed
         return written
 
     def keep(self, namespace: str, seen, linked) -> None:

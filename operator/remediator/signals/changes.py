@@ -43,6 +43,7 @@ from ..api.models import ProbableCause, RemediationSpec
 from ..core.plan import cause
 from ..core.plan.autoscalers import LEASE_ORIGINAL, LEASE_WRITTEN
 from ..core.durations import parse_time
+from ..core.revisions import revision_number
 from ..kube import call_retrying
 
 log = logging.getLogger("remediator.changes")
@@ -265,10 +266,10 @@ class ChangeJournal:
                       if o.get("kind") in REPLICASET_REVISIONS), None)
         if owner is None:
             return
-        text = (meta.get("annotations") or {}).get(REPLICASET_REVISIONS[owner[0]])
-        if not (text or "").isdigit():
+        revision = revision_number((meta.get("annotations") or {}).get(REPLICASET_REVISIONS[owner[0]]))
+        if revision is None:
             return
-        self.observe_revision(f"{owner[0]}/{owner[1]}", meta, int(text), (rs.get("spec") or {}).get("template"),
+        self.observe_revision(f"{owner[0]}/{owner[1]}", meta, revision, (rs.get("spec") or {}).get("template"),
                               REVISION_HISTORY in (meta.get("annotations") or {}), now)
 
     def observe_controllerrevision(self, cr: dict, now: datetime) -> None:
@@ -441,7 +442,7 @@ def operators_own(previous: dict, state: dict) -> bool:
 def revision_of(rs: dict) -> int:
     annotations = (rs.get("metadata") or {}).get("annotations") or {}
     text = annotations.get(REVISION) or annotations.get(ARGO_REVISION) or ""
-    return int(text) if text.isdigit() else 0
+    return revision_number(text) or 0
 
 
 def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[str] = (),

@@ -79,10 +79,12 @@ def observe_node(api: client.ApiClient, target: ObjectRef, at: datetime) -> Obse
     if len(namespaces) == 1:
         listed = call(core.list_namespaced_pod, namespaces.pop()).items
     else:
-        listed = call(core.list_pod_for_all_namespaces, field_selector="status.phase=Running").items
+        # Pending too (a replacement that cannot be scheduled holds the verdict back) and Succeeded (a Job's
+        # replacement that ran to the end)
+        listed = call(core.list_pod_for_all_namespaces, field_selector="status.phase!=Failed").items
     seen = [pod_observation(p) for p in listed if p.metadata.deletion_timestamp is None]
     return Observation(at, target, True, None, tuple(p for p in seen if p.node == target.name), conditions,
-                       tuple(p for p in seen if p.node and p.node != target.name))
+                       tuple(p for p in seen if p.node != target.name))
 
 
 def evicted_namespaces(recorded: str) -> set[str]:

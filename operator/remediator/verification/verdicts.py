@@ -46,6 +46,7 @@ from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.verification.observations import (
     PROGRESS_DEADLINE_EXCEEDED,
     Observation,
+    PodObservation,
     failing_reasons,
     rollout_progress,
 )
@@ -341,14 +342,19 @@ def node_recovered(drained: Drained, latest: Observation | None, started: dateti
     condition = f"node {node} still {watched}={status or 'missing'} (healthy: {healthy})"
     replaced, missing = [], []
     for owner in drained.evicted:
-        mine = [p for p in latest.elsewhere if p.namespace == owner.namespace and p.owner == owner.owner
-                and p.node and p.node != node]
-        running = sum(1 for p in mine if p.ready and p.phase == "Running")
+        mine = [p for p in latest.elsewhere if p.namespace == owner.namespace and same_controller(p, owner.owner)
+                and p.node != node]  # unscheduled (no node yet) included: a replacement with no room
+        # a Job's replacement that already ran to the end is as good as one still running
+        done = ("Running", "Succeeded") if owner.owner.startswith("Job/") else ("Running",)
+        running = sum(1 for p in mine if (p.ready and p.phase == "Running") or p.phase in done[1:])
+        # a replacement still starting (Pending for want of room, not Ready) means an evicted pod is not back,
+        # however many pods of that controller ran elsewhere before the drain; finished Job pods are not waiting
+        pending = sorted(p.name for p in mine if not (p.ready and p.phase == "Running")
+                         and p.phase not in ("Succeeded", "Failed"))
         line = f"{owner.owner} in {owner.namespace}: {running} of {len(owner.pods)} Running and Ready elsewhere"
-        if running >= len(owner.pods):
+        if running >= len(owner.pods) and not pending:
             replaced.append(line)
         else:
-            pending = sorted(p.name for p in mine if not (p.ready and p.phase == "Running"))
             missing.append(f"{line}; not rescheduled: {', '.join(owner.pods)}"
                            + (f" (replacements not Ready yet: {', '.join(pending)})" if pending else ""))
     stays = [f"{pod} has no controller: nothing replaces it" for pod in drained.unreplaceable]
@@ -368,6 +374,15 @@ def node_recovered(drained: Drained, latest: Observation | None, started: dateti
 
 
 # ---------------------------------------------------------------- shared
+
+
+def same_controller(pod: PodObservation, owner: str) -> bool:
+    """The pod belongs to the evicted pods' controller, or to a newer ReplicaSet of its Deployment (a rollout
+    during verification replaces the ReplicaSet the drain recorded)."""
+    if pod.owner == owner:
+        return True
+    kind, _, name = owner.partition("/")
+    return kind == "ReplicaSet" and pod.deployment is not None and name.rpartition("-")[0] == pod.deployment
 
 
 def _no_evidence_yet(latest: Observation | None, timed_out: bool, timeout: timedelta) -> Verdict | None:

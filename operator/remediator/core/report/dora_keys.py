@@ -23,6 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 from remediator.core.durations import parse_time
+from remediator.core.revisions import revision_number
 from remediator.core.report.rollout_counts import Tally
 
 DAY = timedelta(days=1)
@@ -105,7 +106,8 @@ def keys(rollouts: Iterable[Rollout], records: Iterable, since: datetime | None,
         t = counted.get((r.namespace, r.workload))
         if t is None or (r.uid and r.uid in t.retired):
             return t is not None  # a deleted workload of that name: its rollouts were counted then
-        return r.revision.isdigit() and int(r.revision) <= t.revision and not (r.uid and t.uid and r.uid != t.uid)
+        revision = revision_number(r.revision)
+        return revision is not None and revision <= t.revision and not (r.uid and t.uid and r.uid != t.uid)
 
     linked = {r.key: r for r in (caused_by(rec) for rec in records) if r is not None and inside(r)}
     # a rollout a cause names happened, even when the history has dropped it since

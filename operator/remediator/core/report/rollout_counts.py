@@ -157,6 +157,8 @@ def tallies(doc: Mapping[str, Any]) -> list[Tally]:
                              tuple(str(u) for u in entry.get("retired") or ())))
         except (TypeError, ValueError, AttributeError):
             continue
+        if out[-1].revision < 0 or any(n < 0 for n in out[-1].days.values()):
+            out.pop()  # a negative count would make the rates negative (a forged or hand-edited document)
     return out
 
 
