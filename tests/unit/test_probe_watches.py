@@ -18,7 +18,9 @@ from remediator.verification.observations import Observation
 KEY = "rem-a.0.restartrollout"
 POD = {
     "apiVersion": "v1", "kind": "Pod",
-    "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"app": "web"}},
+    "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"app": "web", "pod-template-hash": "5d8f"},
+                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "rs1",
+                                      "controller": True}]},
     "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "web:1"}]},
     "status": {
         "phase": "Running",
@@ -84,6 +86,7 @@ def test_a_pod_read_as_json_is_observed_as_the_client_model_of_it_is():
     model = client.ApiClient()._ApiClient__deserialize(POD, "V1Pod")
     assert pod_observation_of(POD) == pod_observation(model)
     assert pod_observation_of(POD).oom_killed_containers == ("app",)
+    assert (pod_observation_of(POD).owner, pod_observation_of(POD).deployment) == ("ReplicaSet/web-5d8f", "web")
 
 
 @pytest.mark.parametrize("selector, labels, selected", [

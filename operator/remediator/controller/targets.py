@@ -95,6 +95,10 @@ def compact_metadata(meta: Mapping) -> dict:
     keys = (meta.get("annotations") or {}).get(KEYS_ANNOTATION)
     if keys is not None:
         kept["annotations"] = {KEYS_ANNOTATION: keys}
+    controllers = [{"kind": o.get("kind"), "name": o.get("name"), "controller": True}
+                   for o in meta.get("ownerReferences") or [] if o.get("controller")]
+    if controllers:  # a pod's controller: what replaces it, named in its observation
+        kept["ownerReferences"] = controllers[:1]
     return kept
 
 
