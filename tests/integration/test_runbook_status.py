@@ -112,7 +112,7 @@ def test_printer_columns_and_the_report_read_the_records_the_loop_wrote(cluster,
 
     # the report over these records, recomputed by hand from them
     args = argparse.Namespace(since="1h", until=None, namespace=[cluster.ns], label=[], output="json", plot=None,
-                              file=[], kubeconfig=kubeconfig, system_namespace=[])
+                              file=[], kubeconfig=kubeconfig, system_namespace=[], counts_namespace=None)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert report.run(args) == 0

@@ -226,3 +226,26 @@ def test_the_first_sweep_waits_out_the_start_up_burst(monkeypatch):
         return before
 
     assert asyncio.run(scenario()) == [] and sweeps == [None], "none at start; one once the delay is over"
+
+
+def test_a_runbook_whose_statistics_may_not_be_written_keeps_its_incidents_and_holds_back_no_other(monkeypatch):
+    from types import SimpleNamespace
+
+    from kubernetes.client.rest import ApiException
+
+    from remediator.controller import retention as shell
+
+    written: list[str] = []
+
+    def patch_status(group, version, namespace, plural, name, body):
+        if name == "refused":
+            raise ApiException(status=403, reason="Forbidden: only the operator writes a Runbook status")
+        written.append(name)
+
+    monkeypatch.setattr(shell, "ended_of", lambda ctx, namespace, names: {n: [] for n in names})
+    ctx = SimpleNamespace(resources=SimpleNamespace(custom=SimpleNamespace(
+        patch_namespaced_custom_object_status=patch_status)))
+    runbooks = [{"metadata": {"name": n, "resourceVersion": "1"}, "status": {}} for n in ("refused", "web")]
+    assert shell.complete_signal_stats(ctx, "shop", runbooks) == {"web"}, \
+        "the refused Runbook counted as complete (its incidents would be deleted uncounted) or stopped the sweep"
+    assert written == ["web"]

@@ -87,7 +87,10 @@ def complete_signal_stats(ctx: OperatorContext, namespace: str, runbooks: list[d
                 "status": {"signalStats": new.wire()["signalStats"], "signalStatsComplete": True}})
             done.add(name)
         except ApiException as e:
-            if e.status not in (404, 409):
+            if e.status in (403, 422):  # refused for good (RBAC, an admission policy): kept, and said
+                log.warning("could not complete a Runbook's statistics; its incidents are kept until it can",
+                            extra={"runbook": f"{namespace}/{name}", "status": e.status, "reason": e.reason})
+            elif e.status not in (404, 409):
                 raise
     return done
 
