@@ -166,7 +166,9 @@ def test_a_lease_ending_with_git_still_bad_resumes_flux_and_the_returning_incide
 
     wait_for(lambda: not kustomization(cluster)["spec"].get("suspend"), timeout=45, what="resumed at lease end")
     assert kustomization(cluster)["metadata"]["annotations"][gitops.RESUMED_UNFIXED] == bad_revision
-    held = cluster.remediation(first)["status"]["gitops"]
+    # the owner is resumed first, then the resume is recorded (a crash between resumes nothing twice)
+    held = wait_for(lambda: (g := cluster.remediation(first)["status"]["gitops"]).get("resumedAt") and g,
+                    timeout=30, what="the resume recorded on the Remediation")
     assert held["resumedAt"] >= held["until"], "held for the whole lease"
     reason = held["resumeReason"]
     assert "lease ended" in reason and "revert in Git" in reason and BAD in reason

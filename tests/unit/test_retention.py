@@ -249,3 +249,26 @@ def test_a_runbook_whose_statistics_may_not_be_written_keeps_its_incidents_and_h
     assert shell.complete_signal_stats(ctx, "shop", runbooks) == {"web"}, \
         "the refused Runbook counted as complete (its incidents would be deleted uncounted) or stopped the sweep"
     assert written == ["web"]
+
+
+def test_a_namespace_deleted_during_the_sweep_keeps_its_incidents_and_holds_back_no_other(monkeypatch):
+    from types import SimpleNamespace
+
+    from kubernetes.client.rest import ApiException
+
+    from remediator.controller import retention as shell
+    from remediator.core.report import retention as core
+
+    def labels(ctx, namespace):
+        if namespace == "gone":
+            raise ApiException(status=404, reason="namespaces gone not found")
+        return {}
+
+    monkeypatch.setattr(shell, "labels_of_namespace", labels)
+    monkeypatch.setattr(shell, "complete_signal_stats", lambda ctx, namespace, runbooks: set())
+    ctx = SimpleNamespace(resources=SimpleNamespace(list=lambda kind, namespace=None: []))
+    keep_of = shell.keep_lookup(ctx)
+    ended = {"spec": {"runbook": {"namespace": "gone", "name": "web"}}}
+    assert keep_of({"metadata": {"namespace": "gone"}, **ended}) == core.UNTIL_COUNTED
+    assert keep_of({"metadata": {"namespace": "shop"}, "spec": {"runbook": {"namespace": "shop", "name": "x"}}}) \
+        != core.UNTIL_COUNTED, "the other namespace's policy was not applied"

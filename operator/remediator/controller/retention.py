@@ -106,8 +106,13 @@ def keep_lookup(ctx: OperatorContext) -> Callable[[Mapping], retention.Keep]:
     def keep_of(obj: Mapping) -> retention.Keep:
         namespace = obj["metadata"]["namespace"]
         if namespace not in namespace_policy:
-            namespace_policy[namespace] = policy_select.effective_policy(
-                policies, namespace, labels_of_namespace(ctx, namespace))
+            try:
+                labels = labels_of_namespace(ctx, namespace)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                return retention.UNTIL_COUNTED  # its namespace is being deleted, and its Remediations with it
+            namespace_policy[namespace] = policy_select.effective_policy(policies, namespace, labels)
         if namespace not in cooldowns:
             runbooks = ctx.resources.list("Runbook", namespace)
             cooldowns[namespace] = {r["metadata"]["name"]: ((r.get("spec") or {}).get("guard") or {}).get(
