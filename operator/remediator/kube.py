@@ -78,6 +78,23 @@ def request_json(api: client.ApiClient, method: str, path: str, body: Any = None
     return json.loads(data) if data else None
 
 
+def as_json(call, *args, **kwargs) -> Any:
+    """A generated client call's answer as the apiserver's JSON, without building the client's models first."""
+    return json.loads(call(*args, _preload_content=False, **kwargs).data)
+
+
+WORKLOAD_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+
+
+def read_workload_json(api: client.ApiClient, kind: str, name: str, namespace: str) -> dict:
+    """A Deployment, StatefulSet, DaemonSet or Argo Rollout as JSON."""
+    if kind == "Rollout":
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", namespace, "rollouts", name)
+    return request_json(api, "GET", f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/"
+                                    f"{WORKLOAD_PLURALS[kind]}/{quote(name, safe='')}")
+
+
 # Connections kept open to the apiserver. The client's default (5 per CPU: 10 here) is fewer than the threads that
 # call at once (loop workers, guard-fact reads, Event posters, chores): the pool then closes the surplus after
 # each call, and the next call pays a new TLS handshake.

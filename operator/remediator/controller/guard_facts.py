@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import re
 
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from ..actions import drain
 from ..actions.base import ActionError
 from ..actions.argo_rollout import read_rollout
 from ..actions.kube import WORKLOAD_KINDS, pods_of, read_object
+from ..kube import as_json
 from ..api.models import (
     RemediationPolicySpec,
     RemediationSpec,
@@ -240,8 +240,7 @@ def namespace_pods(ctx: OperatorContext, namespace: str | None) -> int | None:
     watched = targets.of(ctx).pods(namespace)
     if watched is not None:
         return len(watched)
-    response = client.CoreV1Api(ctx.api).list_namespaced_pod(namespace, limit=1, _preload_content=False)
-    page = json.loads(response.data)
+    page = as_json(client.CoreV1Api(ctx.api).list_namespaced_pod, namespace, limit=1)
     remaining = (page.get("metadata") or {}).get("remainingItemCount")
     if remaining is not None or not (page.get("metadata") or {}).get("continue"):
         return len(page.get("items") or []) + (remaining or 0)

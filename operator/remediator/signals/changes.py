@@ -44,7 +44,7 @@ from ..core.plan import cause
 from ..core.plan.autoscalers import LEASE_ORIGINAL, LEASE_WRITTEN
 from ..core.durations import parse_time
 from ..core.revisions import revision_number
-from ..kube import call_retrying
+from ..kube import as_json, call_retrying, read_workload_json
 
 log = logging.getLogger("remediator.changes")
 
@@ -538,22 +538,6 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
     references |= {f"Node/{node}" for p in pods if (node := (p.get("spec") or {}).get("nodeName"))}
     references |= journal.hpas_for(namespace, f"{ref.kind}/{ref.name}")
     return cause.Target(ref.kind, namespace, ref.name, frozenset(references))
-
-
-def read_workload_json(api: client.ApiClient, kind: str, name: str, namespace: str) -> dict:
-    """A Deployment, StatefulSet, DaemonSet or Argo Rollout as JSON."""
-    if kind == "Rollout":
-        return client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "argoproj.io", "v1alpha1", namespace, "rollouts", name)
-    apps = client.AppsV1Api(api)
-    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
-            "DaemonSet": apps.read_namespaced_daemon_set}[kind]
-    return as_json(read, name, namespace)
-
-
-def as_json(call, *args, **kwargs) -> dict:
-    """A client call's answer as the apiserver's JSON, without building the client's models first."""
-    return json.loads(call(*args, _preload_content=False, **kwargs).data)
 
 
 def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> datetime:

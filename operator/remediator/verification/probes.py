@@ -18,7 +18,7 @@ from remediator.actions.base import ActionError
 from remediator.actions.drain import EVICTS_ANNOTATION
 from remediator.actions.argo_rollout import read_rollout
 from remediator.actions.kube import WORKLOAD_KINDS, call, label_selector_text
-from remediator.kube import request_json
+from remediator.kube import read_workload_json, request_json
 from remediator.core.durations import parse_time
 from remediator.api.models import ObjectRef
 from remediator.core.pod_health import PodObservation, pod_observation, pod_observation_of, selects
@@ -37,9 +37,6 @@ class Watched(Protocol):
     def pods(self, namespace: str) -> list[dict] | None: ...
 
 
-WORKLOAD_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
-
-
 def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None, watched: Watched | None = None,
             key: str | None = None) -> Observation:
     """The target's rollout and pods as they are now (Pod: the pod itself; Node: its conditions, the pods on it
@@ -51,8 +48,7 @@ def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None
             return observe_argo_rollout(api, target, at, watched)
         if target.kind in WORKLOAD_KINDS:
             workload = (watched.workload(target.kind, target.namespace or "", target.name, key) if watched else None) \
-                or call(request_json, api, "GET", f"/apis/apps/v1/namespaces/{quote(target.namespace or '', safe='')}/"
-                        f"{WORKLOAD_PLURALS[target.kind]}/{quote(target.name, safe='')}")
+                or call(read_workload_json, api, target.kind, target.name, target.namespace or "")
             selected = selected_pods(api, target.namespace or "", (workload.get("spec") or {}).get("selector") or {},
                                      watched)
             return Observation(at, target, True, rollout_observation(target.kind, workload), selected)
