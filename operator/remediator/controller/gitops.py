@@ -24,6 +24,7 @@ from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, ObjectRef, 
 from ..core.durations import parse_duration, parse_time
 from ..core.engine import state
 from ..core.plan import gitops
+from ..kube import WORKLOAD_PLURALS, read_workload_json
 from . import chores
 from .context import OperatorContext
 
@@ -190,13 +191,10 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
 
 def target_body(ctx: OperatorContext, kind: str, namespace: str, name: str) -> dict | None:
     """The target as the apiserver has it now (read only while a resumed revision is watched)."""
-    read = {"Deployment": client.AppsV1Api.read_namespaced_deployment,
-            "StatefulSet": client.AppsV1Api.read_namespaced_stateful_set,
-            "DaemonSet": client.AppsV1Api.read_namespaced_daemon_set}.get(kind)
-    if read is None:
+    if kind not in WORKLOAD_PLURALS:
         return {}
     try:
-        return ctx.api.sanitize_for_serialization(read(client.AppsV1Api(ctx.api), name, namespace))
+        return read_workload_json(ctx.api, kind, name, namespace)
     except ApiException as e:
         if e.status == 404:
             return None
