@@ -106,17 +106,23 @@ def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
 def record_evicts(api: client.ApiClient, node: Any, key: str, to_evict: list[Any]) -> dict[str, str]:
     """Every pod the drain under `key` evicts, with its controller: what earlier calls recorded and this one's,
     written on the Node before evicting."""
-    recorded_key, _, text = ((node.metadata.annotations or {}).get(EVICTS_ANNOTATION) or "").partition(" ")
-    try:
-        known = json.loads(text) if recorded_key == key else {}
-    except ValueError:
-        known = {}
-    known = known if isinstance(known, dict) else {}
+    recorded_key, recorded = recorded_evicts((node.metadata.annotations or {}).get(EVICTS_ANNOTATION))
+    known = recorded if recorded_key == key else {}
     merged = {**known, **{qualified(p): controller_of(p) or "" for p in to_evict}}
     if merged != known or recorded_key != key:  # an earlier drain's record goes, even when this one evicts none
         body = {"metadata": {"annotations": {EVICTS_ANNOTATION: f"{key} {json.dumps(merged, sort_keys=True)}"}}}
         patch_object(api, "Node", node.metadata.name, None, body, content_type=MERGE_PATCH)
     return merged
+
+
+def recorded_evicts(annotation: str | None) -> tuple[str, dict]:
+    """(key, {"ns/pod": "Kind/controller"}) of an EVICTS_ANNOTATION; a malformed record reads as empty."""
+    key, _, text = (annotation or "").partition(" ")
+    try:
+        pods = json.loads(text or "{}")
+    except ValueError:
+        return key, {}
+    return key, pods if isinstance(pods, dict) else {}
 
 
 def drain_started(api: client.ApiClient, node: Any, key: str) -> datetime:

@@ -7,7 +7,6 @@ observations are pure (`verdicts`). A probe never raises for a missing target:
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -15,7 +14,7 @@ from urllib.parse import quote
 from kubernetes import client
 
 from remediator.actions.base import ActionError
-from remediator.actions.drain import EVICTS_ANNOTATION
+from remediator.actions.drain import EVICTS_ANNOTATION, recorded_evicts
 from remediator.actions.argo_rollout import read_rollout
 from remediator.actions.kube import WORKLOAD_KINDS, call, label_selector_text
 from remediator.kube import read_workload_json, request_json
@@ -84,11 +83,7 @@ def observe_node(api: client.ApiClient, target: ObjectRef, at: datetime) -> Obse
 
 
 def evicted_namespaces(recorded: str) -> set[str]:
-    try:
-        pods = json.loads(recorded.partition(" ")[2] or "{}")
-    except ValueError:
-        return set()
-    return {name.partition("/")[0] for name in pods} if isinstance(pods, dict) else set()
+    return {name.partition("/")[0] for name in recorded_evicts(recorded)[1]}
 
 
 def selected_pods(api: client.ApiClient, namespace: str, selector: dict,
