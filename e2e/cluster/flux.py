@@ -72,12 +72,15 @@ def crd_dir(name: str) -> Path:
 
 
 def alive(pid: int, name: str) -> bool:
+    """Whether `pid` still runs Flux's `name` (a reused pid runs something else). The controllers are known by
+    their executable: a process just exec'd reads an empty cmdline until the kernel has set up its arguments, and
+    a loaded machine can stay in that window long enough for a check to call a healthy start dead."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if name != "git-server":
+            return name in os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        return b"e2e.cluster.gitserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    marker = "e2e.cluster.gitserver" if name == "git-server" else name
-    return marker.encode() in cmdline  # a reused pid runs something else
 
 
 def pids() -> dict[str, int]:
@@ -133,10 +136,11 @@ def start_or_reuse() -> dict:
             start_processes()
             break
         except cp.ClusterError as e:
-            # a free port picked here can be taken by another cluster starting at the same moment
-            if attempt == 2 or "address already in use" not in str(e):
+            # a free port picked here can be taken by another cluster starting at the same moment; any other
+            # failure is retried once, and the failure is shown either way
+            if attempt == 2 or (attempt == 1 and "address already in use" not in str(e)):
                 raise
-            log("a port was taken meanwhile; starting again on other ports")
+            log(f"start failed, starting again on other ports: {e}")
     log(f"source-controller {v.FLUX_SOURCE}, kustomize-controller {v.FLUX_KUSTOMIZE} running on cluster "
         f"{cp.CLUSTER!r} in {time.monotonic() - started:.1f}s; git {info()['gitURL']} (repos in {git_root()})")
     return info()
@@ -180,7 +184,7 @@ def start_processes() -> None:
     (state_dir() / "flux.json").write_text(json.dumps(data, indent=2))
     deadline = time.monotonic() + 120
     while not healthy(data):
-        dead = [n for n, proc in started.items() if proc.poll() is not None or not alive(proc.pid, n)]
+        dead = [n for n, proc in started.items() if proc.poll() is not None]  # our unreaped child: its pid is ours
         if dead or time.monotonic() > deadline:
             why = f"{', '.join(exit_status(n, started[n]) for n in dead)}" if dead else "not healthy within 120s"
             tails = "\n".join(f"--- {n}.log\n" + tail(logs / f"{n}.log") for n in (dead or PROCESSES))
@@ -192,8 +196,6 @@ def start_processes() -> None:
 def exit_status(name: str, proc: subprocess.Popen) -> str:
     """How a started process ended, for the error: killed by which signal, or its exit code."""
     code = proc.poll()
-    if code is None:
-        return f"{name} (pid {proc.pid}) no longer runs what was started"
     if code < 0:
         return f"{name} (pid {proc.pid}) killed by {signal.Signals(-code).name}"
     return f"{name} (pid {proc.pid}) exited with code {code}"

@@ -29,3 +29,22 @@ def test_two_flux_starts_at_once_on_one_cluster_leave_one_healthy_flux_and_neith
     now = cluster_flux.info()
     assert now["running"] and cluster_flux.healthy(now)
     flux.info.update(now)  # the session's Flux: the same processes the later tests use
+
+
+def test_a_flux_controller_is_known_by_its_executable_while_its_arguments_are_not_yet_readable(tmp_path):
+    """CI failed a healthy start: a controller checked right after exec read an empty /proc/<pid>/cmdline (the
+    kernel had not yet set up its arguments) and was called dead. It is known by /proc/<pid>/exe instead; here its
+    arguments name something else altogether, as an empty cmdline would."""
+    from e2e.cluster import flux as cluster_flux
+
+    controller = tmp_path / "kustomize-controller-v0.0.0"
+    controller.write_bytes(Path("/bin/sleep").read_bytes())
+    controller.chmod(0o755)
+    proc = subprocess.Popen(["unrelated-name", "30"], executable=str(controller))
+    try:
+        assert cluster_flux.alive(proc.pid, "kustomize-controller")
+        assert not cluster_flux.alive(proc.pid, "source-controller")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not cluster_flux.alive(proc.pid, "kustomize-controller")
