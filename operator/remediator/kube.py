@@ -95,6 +95,20 @@ def read_workload_json(api: client.ApiClient, kind: str, name: str, namespace: s
                                     f"{WORKLOAD_PLURALS[kind]}/{quote(name, safe='')}")
 
 
+# A call the apiserver never answers (a half-open connection, a hung apiserver) would hold its thread, and the
+# loop worker or chore behind it, for good: a call that sets no timeout of its own gets these (seconds to connect,
+# seconds between bytes of the answer), then fails as a timeout, which the retry policy treats as transient.
+REQUEST_TIMEOUT = (10.0, 60.0)
+
+
+class ApiClient(client.ApiClient):
+    """The kubernetes client with a default timeout on every call (a watch sets its own)."""
+
+    def call_api(self, method, url, header_params=None, body=None, post_params=None, _request_timeout=None):
+        return super().call_api(method, url, header_params, body, post_params,
+                                REQUEST_TIMEOUT if _request_timeout is None else _request_timeout)
+
+
 # Connections kept open to the apiserver. The client's default (5 per CPU: 10 here) is fewer than the threads that
 # call at once (loop workers, guard-fact reads, Event posters, chores): the pool then closes the surplus after
 # each call, and the next call pays a new TLS handshake.
@@ -109,13 +123,13 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     except config.ConfigException:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     configuration.connection_pool_maxsize = POOL_CONNECTIONS
-    return client.ApiClient(configuration)
+    return ApiClient(configuration)
 
 
 def impersonating(api: client.ApiClient, namespace: str, service_account: str) -> client.ApiClient:
     """A client that acts as the ServiceAccount: the apiserver applies that account's RBAC to every call
     (the operator itself needs only `impersonate` on it)."""
-    clone = client.ApiClient(configuration=api.configuration)
+    clone = ApiClient(configuration=api.configuration)
     clone.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:{service_account}")
     return clone
 
