@@ -493,7 +493,7 @@ def settle(name: str, spec: RemediationSpec, status: RemediationStatus, index: i
         return Decision(state.note(status, "GitOpsSettling", seen.reason, facts.now),
                         requeue_after=seen.requeue_after)
     status = status.model_copy(update={"gitops": held.model_copy(update={
-        "settled_at": ts(facts.now), "settle_reason": seen.reason[:512]})})
+        "settled_at": gitops.stamp(facts.now), "settle_reason": seen.reason[:512]})})
     if seen.state == "lost":
         # nothing ran: the step goes as if never intended, and the sweep resumes whatever is left of the pause
         status = status.model_copy(update={"steps": [r for r in status.steps if r.index != index]})
