@@ -253,7 +253,7 @@ def test_the_step_waits_for_flux_to_handle_the_pause_request_requeueing_every_fe
     dues = run(loop, store, 12)
     assert store.calls == [] and engine.find_record(store.status, 0).phase == "Intended"
     assert store.owner["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] == store.status.gitops.suspended_at
-    assert all(0 < due <= gitops.SETTLE_EVERY for due in dues[1:]), dues
+    assert dues[0] == gitops.SETTLE_FIRST_LOOK and all(0 < due <= gitops.SETTLE_EVERY for due in dues[1:]), dues
     assert kinds(store).count("GitOpsSettling") == 1, "noted once, not every look"
     writes = len(store.writes)
     run(loop, store, 6)

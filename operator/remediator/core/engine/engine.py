@@ -656,6 +656,9 @@ def acted(status: RemediationStatus, effect: Act, done: Acted, now: datetime) ->
     if done.done:
         evidence = [*done.evidence, *change_evidence(done.changes, ts(now))]
         return Decision(action_done(status, effect.index, done.message, evidence, now, replayed=done.replayed))
+    if effect.pause is not None and effect.pause.settle and done.paused_at is not None:
+        # only paused: Flux handles the pause's reconcile request within moments unless an apply is in flight
+        return Decision(status, changed=status != before, requeue_after=gitops.SETTLE_FIRST_LOOK)
     return Decision(status, changed=status != before, requeue_after=ACTION_POLL)  # in progress
 
 

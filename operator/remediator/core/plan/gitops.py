@@ -294,6 +294,7 @@ def resume_patch(state: OwnerState, key: str, unfixed: bool,
     return {"metadata": meta, "spec": {"syncPolicy": {"automated": dict(state.original_automated or {})}}}
 
 
+SETTLE_FIRST_LOOK = 1.0  # seconds from the pause to the first look at the owner
 SETTLE_EVERY = 3.0  # seconds between looks at the owner while waiting for it to settle
 SETTLE_SLACK = timedelta(seconds=15)  # beyond one interval, when the owner sets no timeout
 SETTLE_CAP = timedelta(minutes=2)
