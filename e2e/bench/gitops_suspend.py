@@ -8,7 +8,9 @@ process, two throw-away namespaces with N one-replica Deployments each and a res
 - suspend: each Deployment carries the kustomize.toolkit.fluxcd.io labels of its own Flux Kustomization
   (real CRDs from Flux's module; no Flux controller is needed to pause an object) and the namespace's policy
   says gitops.flux=suspend: planning reads the owner and its source, acting reads them again and PATCHes
-  spec.suspend before the action.
+  spec.suspend (and a reconcile request) before the action; the action follows once the Kustomization has
+  handled that request (status.lastHandledReconcileAt), written here, as kustomize-controller does at the end
+  of the reconcile the request starts, by a watch of the namespace's Kustomizations.
 Latency = Alertmanager POST -> the action's `remediator.dev/action-keys` annotation seen on the Deployment by a
 watch (one monotonic clock). Reports p50/p90/max of each path and the difference of medians.
 """
@@ -84,6 +86,23 @@ def cleanup(api, namespaces: list[str]) -> None:
         client.CoreV1Api(api).delete_namespace(ns)
 
 
+def handle_requests(api, ns: str, stop: threading.Event) -> None:
+    """Play kustomize-controller's part in the settle wait: copy each Kustomization's reconcile request to
+    status.lastHandledReconcileAt (its finalizeStatus does so even for a suspended object)."""
+    custom = client.CustomObjectsApi(api)
+    group, version, plural = gitops.KINDS["Kustomization"]
+    while not stop.is_set():
+        for event in watch.Watch().stream(custom.list_namespaced_custom_object, group, version, ns, plural,
+                                          timeout_seconds=10):
+            obj = event["object"]
+            asked = (obj["metadata"].get("annotations") or {}).get(gitops.RECONCILE_REQUESTED)
+            if asked and (obj.get("status") or {}).get("lastHandledReconcileAt") != asked:
+                custom.patch_namespaced_custom_object_status(group, version, ns, plural, obj["metadata"]["name"],
+                                                             {"status": {"lastHandledReconcileAt": asked}})
+            if stop.is_set():
+                return
+
+
 def round_trip(api, operator: OperatorProcess, ns: str, n: int) -> list[float]:
     seen: dict[str, float] = {}
     done = threading.Event()
@@ -132,10 +151,13 @@ def main() -> None:
     setup(api, owned, args.incidents, owned=True)
     with tempfile.TemporaryDirectory() as work:
         operator = OperatorProcess(str(kubeconfig), [plain, owned], Path(work)).start()
+        stop = threading.Event()
+        threading.Thread(target=handle_requests, args=(api, owned, stop), daemon=True).start()
         try:
             results = {"plain": round_trip(api, operator, plain, args.incidents),
                        "suspend": round_trip(api, operator, owned, args.incidents)}
         finally:
+            stop.set()
             operator.stop()
             cleanup(api, [plain, owned])
     report = {name: {"n": len(v), "p50": percentile(v, 0.5), "p90": percentile(v, 0.9), "max": max(v)}

@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
-from remediator.core.durations import format_time
+from remediator.core.durations import format_time, parse_time
 from remediator.core.plan import gitops
+from tests.support.admission_gate import AdmissionGate, cluster_role
 from tests.support.flux import KUSTOMIZE
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
@@ -180,3 +181,123 @@ def test_a_lease_ending_with_git_still_bad_resumes_flux_and_the_returning_incide
     assert status["phase"] == "Escalated" and "same incident is back" in status["reason"], status
     assert cluster.revisions() == revisions and image(cluster) == BAD, "not remediated again"
     assert not kustomization(cluster)["spec"].get("suspend"), "not paused again"
+
+
+# ---------------------------------------------------------------- a Flux apply in flight at the pause (issue #18)
+
+
+@pytest.fixture
+def gate(kube_api, cluster, tmp_path):
+    """An admission webhook that can hold the first request of Flux's next reconcile (tests/support/admission_gate)."""
+    from kubernetes import client
+
+    held = AdmissionGate(tmp_path)
+    held.install(kube_api, f"gate-{cluster.ns}")
+    yield held
+    held.close(kube_api)
+    try:
+        client.RbacAuthorizationV1Api(kube_api).delete_cluster_role(f"gate-{cluster.ns}")
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def commit_gated(repo, cluster, img: str, note: str) -> str:
+    """web at `img`, and the ClusterRole Flux dry-runs (through the gate) before it looks at web."""
+    return repo.commit({"app/web.yaml": yaml.safe_dump(deployment("web", replicas=2, image=img)),
+                        "app/gate.yaml": yaml.safe_dump(cluster_role(f"gate-{cluster.ns}"))}, note)
+
+
+def gated_release(flux, cluster, kube_api, gate, good: bool = True):
+    """As bad_release (web 1.0, then 1.1-bad; `good=False`: 1.1-bad only), with the gate's ClusterRole in the
+    Kustomization, and the gate seen answering Flux's reconciles."""
+    repo = flux.create_repo(cluster.ns)
+    commits = [(GOOD, "web 1.0"), (BAD, "web 1.1 (bad)")] if good else [(BAD, "web 1.1 (bad)")]
+    commit_gated(repo, cluster, *commits[0])
+    flux.apply(kube_api, cluster.ns, "web", repo, path="./app", interval=f"{INTERVAL}s")
+    wait_for(lambda: flux.applied_revision(kube_api, cluster.ns, "web") == repo.flux_revision(), timeout=90,
+             what=f"Flux applying {commits[0][1]}")
+    if good:
+        wait_for(lambda: (cluster.apps.read_namespaced_deployment("web", cluster.ns).status.available_replicas
+                          or 0) == 2, what="web 1.0 available")
+        commit_gated(repo, cluster, *commits[1])
+        wait_for(lambda: image(cluster) == BAD, timeout=6 * INTERVAL, what="Flux applying the bad commit")
+        wait_for(lambda: len(cluster.revisions()) == 2, what="the bad revision rolled out")
+    seen = len(gate.requests)
+    wait_for(lambda: len(gate.requests) > seen, timeout=6 * INTERVAL, what="the gate seeing a Flux reconcile")
+    return repo
+
+
+def hold_a_reconcile(gate) -> None:
+    """Flux's next reconcile is held at its first dry run: in flight, before it has read the Deployment."""
+    gate.arm()
+    assert gate.held.wait(4 * INTERVAL), "no Flux reconcile reached the gate"
+
+
+def handled(cluster) -> str | None:
+    return (kustomization(cluster).get("status") or {}).get("lastHandledReconcileAt")
+
+
+def test_a_rollback_written_while_a_flux_apply_is_in_flight_is_undone_although_the_kustomization_is_suspended(
+        flux, kube_api, cluster, gate):
+    """The race, with no operator: what the pause alone (suspend + a reconcile request) does not prevent."""
+    gated_release(flux, cluster, kube_api, gate, good=False)
+    hold_a_reconcile(gate)
+    marker = gitops.stamp(datetime.now(timezone.utc))
+    cluster.custom.patch_namespaced_custom_object(*KUSTOMIZE[:2], cluster.ns, KUSTOMIZE[2], "web", {
+        "metadata": {"annotations": {gitops.RECONCILE_REQUESTED: marker}}, "spec": {"suspend": True}})
+    cluster.apps.patch_namespaced_deployment("web", cluster.ns, {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": GOOD}]}}}})  # the fix, written right after the pause
+    assert image(cluster) == GOOD
+    gate.release()
+
+    def undone_then_handled():
+        seen = handled(cluster)  # read first: once it is our marker, the apply in flight has finished
+        return image(cluster) == BAD and seen == marker and seen
+    wait_for(undone_then_handled, timeout=30, what="Flux's apply in flight undoing the fix, then the request handled")
+    assert kustomization(cluster)["spec"]["suspend"] is True, "undone while the Kustomization shows suspended"
+
+
+def test_suspend_waits_for_the_flux_apply_in_flight_at_the_pause_before_rolling_back(
+        flux, kube_api, cluster, gate, gitops_operator):
+    cluster.apply_policy({**NO_APPROVALS, "gitops": {"flux": "suspend", "lease": "10m"}})
+    cluster.apply_runbook("bad-release", RUNBOOK)
+    gated_release(flux, cluster, kube_api, gate)
+    hold_a_reconcile(gate)
+    name = incident(cluster, gitops_operator)
+
+    paused = wait_for(lambda: (g := (cluster.remediation(name).get("status") or {}).get("gitops") or {})
+                      .get("suspendedAt") and g, timeout=30, what="the operator pausing the Kustomization")
+    marker = paused["suspendedAt"]
+    assert kustomization(cluster)["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] == marker
+    held_for = time.monotonic()
+    while time.monotonic() - held_for < 6:  # Flux's apply is in flight (held): the operator paused, and waits
+        assert image(cluster) == BAD, "the operator acted while Flux was still applying"
+        assert handled(cluster) != marker
+        time.sleep(0.5)
+    status = cluster.remediation(name)["status"]
+    assert status["phase"] == "Acting" and not status["gitops"].get("settledAt")
+    assert any(e["kind"] == "GitOpsSettling" for e in status["timeline"])
+    gate.release()
+
+    def rolled_back():
+        fixed = image(cluster) == GOOD  # read first: a rollback seen means the marker was handled before it
+        if fixed:
+            assert handled(cluster) == marker, "rolled back before Flux handled the pause's reconcile request"
+        return fixed
+    wait_for(rolled_back, timeout=30, what="the operator's rollback once Flux settled")
+    status = ended(cluster, name)
+    assert status["phase"] == "Succeeded", status
+    held = status["gitops"]
+    assert parse_time(held["settledAt"]) >= parse_time(held["suspendedAt"])
+    assert "handled the reconcile request" in held["settleReason"]
+    kinds = [e["kind"] for e in status["timeline"]]
+    assert kinds.index("GitOpsPaused") < kinds.index("GitOpsSettling") < kinds.index("GitOpsSettled")
+    assert parse_time(status["steps"][0]["appliedAt"]) >= parse_time(held["settledAt"])
+    assert held["declared"] == {"spec.template.spec.containers[app].image": BAD}
+
+    fixed_at = time.monotonic()  # and it stays rolled back: nothing in flight is left to undo it
+    while time.monotonic() - fixed_at < 2 * INTERVAL + 1:
+        assert image(cluster) == GOOD
+        time.sleep(0.5)
+    assert kustomization(cluster)["spec"]["suspend"] is True

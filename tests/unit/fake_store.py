@@ -138,6 +138,9 @@ class FakeStore:
                                      available=int(self.ready))
         return Observation(self.clock, target, True, rollout, (pod,))
 
+    def gitops_owner(self, owner):
+        return None
+
     def transition(self, namespace, name, uid, target, before, after, now) -> None:
         self.transitions.append((before.phase, after.phase))
 

@@ -378,3 +378,113 @@ def test_a_helmrelease_is_paused_and_resumed_through_its_spec_suspend_like_a_kus
     body["spec"]["suspend"] = True
     body["metadata"]["annotations"] = paused["metadata"]["annotations"]
     assert gitops.resume_patch(gitops.read_owner(helm, body), KEY, unfixed=False)["spec"] == {"suspend": None}
+
+
+# ---------------------------------------------------------------- settling: a Flux apply in flight at the pause
+
+PAUSED = "2026-01-01T12:00:00Z"  # the pause's paused-at stamp = its reconcile request
+
+
+def paused_kustomization(handled=None, timeout=None, interval="1m", key=KEY, suspend=True):
+    body = kustomization(suspend=suspend, annotations={gitops.PAUSED_BY: key, gitops.RECONCILE_REQUESTED: PAUSED})
+    body["spec"]["interval"] = interval
+    if timeout:
+        body["spec"]["timeout"] = timeout
+    if handled:
+        body["status"]["lastHandledReconcileAt"] = handled
+    return body
+
+
+def test_the_flux_pause_requests_a_reconcile_stamped_with_the_pause_time_in_the_same_write():
+    state = gitops.read_owner(FLUX, kustomization(), repo())
+    patch = gitops.suspend_patch(state, KEY, "why", NOW, timedelta(hours=1))
+    notes = patch["metadata"]["annotations"]
+    assert patch["spec"] == {"suspend": True}
+    assert notes[gitops.RECONCILE_REQUESTED] == notes[gitops.PAUSED_AT] == gitops.stamp(NOW) == PAUSED
+    argo = gitops.suspend_patch(gitops.read_owner(ARGO, application(automated={"prune": True})), KEY, "why", NOW,
+                                timedelta(hours=1))
+    assert gitops.RECONCILE_REQUESTED not in argo["metadata"]["annotations"]
+
+
+def test_settled_once_the_kustomization_handled_the_pause_request():
+    seen = gitops.settle(FLUX, paused_kustomization(handled=PAUSED), KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
+    assert seen.state == "settled" and PAUSED in seen.reason and seen.requeue_after is None
+
+
+def test_a_later_request_handled_also_settles_it_but_an_older_one_does_not():
+    later = gitops.settle(FLUX, paused_kustomization(handled="2026-01-01T12:00:03.123456789Z"), KEY, PAUSED, NOW,
+                          NOW + timedelta(seconds=4))
+    older = gitops.settle(FLUX, paused_kustomization(handled="2026-01-01T11:40:00Z"), KEY, PAUSED, NOW,
+                          NOW + timedelta(seconds=4))
+    odd = gitops.settle(FLUX, paused_kustomization(handled="by-hand"), KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
+    assert later.state == "settled"
+    assert older.state == "waiting" and odd.state == "waiting"
+
+
+def test_an_older_marker_waits_with_a_requeue_of_a_few_seconds_naming_the_deadline():
+    seen = gitops.settle(FLUX, paused_kustomization(handled="2026-01-01T11:40:00Z", timeout="30s"), KEY, PAUSED,
+                         NOW, NOW + timedelta(seconds=5))
+    assert seen.state == "waiting" and seen.requeue_after == gitops.SETTLE_EVERY
+    assert "until 2026-01-01T12:00:30Z" in seen.reason
+    near = gitops.settle(FLUX, paused_kustomization(timeout="30s"), KEY, PAUSED, NOW, NOW + timedelta(seconds=29))
+    assert near.state == "waiting" and near.requeue_after == 1.0, "never sleeps past the bound"
+
+
+def test_the_bound_is_the_kustomizations_timeout_when_set():
+    body = paused_kustomization(timeout="20s", interval="10m")
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=19)).state == "waiting"
+    passed = gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=20))
+    assert passed.state == "unsettled" and "within 20s" in passed.reason and "acting anyway" in passed.reason
+
+
+def test_without_a_timeout_the_bound_is_the_interval_plus_15_seconds():
+    body = paused_kustomization(interval="30s")
+    assert gitops.settle_bound(body["spec"]) == timedelta(seconds=45)
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=44)).state == "waiting"
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=45)).state == "unsettled"
+
+
+def test_the_bound_is_capped_at_two_minutes():
+    assert gitops.settle_bound(paused_kustomization(timeout="10m")["spec"]) == timedelta(minutes=2)
+    assert gitops.settle_bound(paused_kustomization(interval="1h")["spec"]) == timedelta(minutes=2)
+    assert gitops.settle(FLUX, paused_kustomization(interval="1h"), KEY, PAUSED, NOW,
+                         NOW + timedelta(minutes=2)).state == "unsettled"
+
+
+def test_a_helmrelease_and_an_argocd_application_are_not_waited_on():
+    helm = gitops.Owner("flux", "HelmRelease", "shop", "web")
+    assert not gitops.settles(helm) and not gitops.settles(ARGO) and gitops.settles(FLUX)
+    assert gitops.settle(helm, None, KEY, PAUSED, NOW, NOW).state == "settled"
+    assert gitops.settle(ARGO, application(), KEY, PAUSED, NOW, NOW).state == "settled"
+
+
+def test_a_pause_lost_while_waiting_is_not_acted_on():
+    resumed = gitops.settle(FLUX, paused_kustomization(suspend=False), KEY, PAUSED, NOW, NOW)
+    taken = gitops.settle(FLUX, paused_kustomization(key="shop/other"), KEY, PAUSED, NOW, NOW)
+    gone = gitops.settle(FLUX, None, KEY, PAUSED, NOW, NOW)
+    assert resumed.state == taken.state == gone.state == "lost"
+    assert "no longer paused by this remediation" in resumed.reason and "gone" in gone.reason
+
+
+def test_the_fix_is_undone_when_every_declared_field_is_back_at_gits_value():
+    changes = {"spec.template.spec.containers[app].image": {"before": "web:bad", "after": "web:good"},
+               "spec.replicas": {"before": 2, "after": 3}, "metadata.annotations[x]": {"before": "a", "after": "b"}}
+    declared = gitops.declared_fields(changes)
+    assert declared == {"spec.replicas": "2", "spec.template.spec.containers[app].image": "web:bad"}
+    back = {"spec.replicas": 2, "spec.template.spec.containers[app].image": "web:bad"}
+    assert "image web:bad" in gitops.undone(declared, back)
+    assert gitops.undone(declared, {**back, "spec.replicas": 3}) is None, "part of the fix still stands"
+    assert gitops.undone({}, back) is None and gitops.undone(declared, None) is None
+
+
+def test_the_hold_resumes_unfixed_and_says_undone_when_the_fix_was_undone_and_keeps_it_otherwise():
+    state = gitops.read_owner(FLUX, kustomization(annotations={gitops.PAUSED_BY: KEY,
+                                                               gitops.PAUSED_REVISION: "main@sha1:aaa"}), repo())
+    declared = {"spec.template.spec.containers[app].image": "web:bad"}
+    until = NOW + timedelta(minutes=10)
+    undone = gitops.hold(state, KEY, until, NOW, "Succeeded", declared,
+                         {"spec.template.spec.containers[app].image": "web:bad"})
+    assert undone.resume and undone.unfixed and undone.undone and "undone" in undone.reason
+    kept = gitops.hold(state, KEY, until, NOW, "Succeeded", declared,
+                       {"spec.template.spec.containers[app].image": "web:good"})
+    assert not kept.resume

@@ -16,6 +16,7 @@ from remediator.controller import gitops as gitops_ctl
 from remediator.controller import reconcile
 from remediator.controller.guard_facts import StepFacts
 from remediator.core.engine import engine
+from remediator.core.durations import parse_time
 from remediator.core.plan import gitops
 from tests.unit.fake_store import ALLOW, FakeStore, loop_on
 from tests.unit.test_core_engine import LADDER, SPEC
@@ -39,11 +40,13 @@ def merge(target: dict, patch: dict) -> dict:
 class OwnedStore(FakeStore):
     """The FakeStore, with a Flux Kustomization (and its GitRepository) owning the target."""
 
-    def __init__(self, mode: str, **kw):
+    def __init__(self, mode: str, owner: gitops.Owner = OWNER, **kw):
         super().__init__(SPEC, LADDER, policy=RemediationPolicySpec(gitops=GitopsPolicy(flux=mode, lease="30m")), **kw)
-        self.owner = {"metadata": {"name": "apps", "namespace": "flux-system", "resourceVersion": "1",
+        self.owner_ref = owner
+        self.owner = {"metadata": {"name": owner.name, "namespace": owner.namespace, "resourceVersion": "1",
                                    "annotations": {}},
-                      "spec": {"suspend": False, "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+                      "spec": {"suspend": False, "interval": "1m", "timeout": "40s",
+                               "sourceRef": {"kind": "GitRepository", "name": "repo"}},
                       "status": {"lastAppliedRevision": "main@sha1:bad", "inventory": {"entries": [
                           {"id": "shop_web_apps_Deployment", "v": "v1"}]}}}
         self.source = {"status": {"artifact": {"revision": "main@sha1:bad"}}}
@@ -52,21 +55,30 @@ class OwnedStore(FakeStore):
 
     def step_facts(self, name, spec, status, runbook, policy, now) -> StepFacts:
         self.reads["step_facts"] += 1
-        state = gitops.read_owner(OWNER, self.owner, self.source, ("Deployment", "shop", "web"))
-        mode, why = gitops.mode_for(OWNER, policy.gitops, None)
+        state = gitops.read_owner(self.owner_ref, self.owner, self.source, ("Deployment", "shop", "web"))
+        mode, why = gitops.mode_for(self.owner_ref, policy.gitops, None)
         return StepFacts(ALLOW.guards, gitops=gitops.Facts(state, mode, why, timedelta(minutes=30)))
 
     def pause(self, order, now):
         return gitops_ctl.pause(SimpleNamespace(api=None), order, now)
 
+    def gitops_owner(self, owner):
+        self.reads["gitops_owner"] = self.reads.get("gitops_owner", 0) + 1
+        return copy.deepcopy(self.owner)
+
+    def flux_handles_the_request(self) -> None:
+        """What kustomize-controller does at the end of a reconcile (finalizeStatus), suspended or not."""
+        self.owner["status"]["lastHandledReconcileAt"] = self.owner["metadata"]["annotations"][
+            gitops.RECONCILE_REQUESTED]
+
 
 @pytest.fixture
 def owned(monkeypatch):
-    def make(mode: str) -> OwnedStore:
-        store = OwnedStore(mode)
+    def make(mode: str, owner: gitops.Owner = OWNER) -> OwnedStore:
+        store = OwnedStore(mode, owner)
 
         def get(api, table, kind, namespace, name):
-            return copy.deepcopy(store.owner if kind == "Kustomization" else store.source)
+            return copy.deepcopy(store.owner if kind == owner.kind else store.source)
 
         def patch(api, owner, body):
             assert body["metadata"].pop("resourceVersion") == store.owner["metadata"]["resourceVersion"]
@@ -104,7 +116,11 @@ def test_ignore_acts_without_pausing_and_says_who_owns_the_target(owned, monkeyp
 def test_suspend_pauses_the_owner_before_acting_and_records_the_lease_and_what_git_still_declares(
         owned, monkeypatch):
     store = owned("suspend")
-    tick(loop_on(store, monkeypatch))
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    assert len(store.owner_patches) == 1 and store.calls == [], "paused; the step waits for Flux to settle"
+    store.flux_handles_the_request()
+    tick(loop)
     assert len(store.owner_patches) == 1 and len(store.calls) == 1
     assert store.owner["spec"]["suspend"] is True
     notes = store.owner["metadata"]["annotations"]
@@ -131,7 +147,10 @@ def test_a_crash_between_the_pause_and_the_action_resumes_without_pausing_twice(
 
     monkeypatch.setattr(reconcile.failpoints, "hit", lambda name: None)
     store.clock += timedelta(seconds=20)
-    tick(loop_on(store, monkeypatch))  # a new process
+    loop = loop_on(store, monkeypatch)  # a new process
+    tick(loop)
+    store.flux_handles_the_request()
+    tick(loop)
     assert len(store.owner_patches) == 1, "paused once"
     assert len(store.calls) == 1 and engine.find_record(store.status, 0).phase == "Applied"
     assert store.status.gitops.suspended_at == "2026-11-25T12:00:00Z", "the pause's own time, not the replay's"
@@ -206,3 +225,136 @@ def test_a_regression_in_the_watch_after_the_resume_marks_the_owner_and_is_escal
     body["status"]["gitops"] |= {"watchOutcome": "Regressed"}
     pauses.heard("MODIFIED", body)
     assert pauses.items() == [], "the watch is over"
+
+
+# ---------------------------------------------------------------- settling: a Flux apply in flight at the pause
+
+
+def run(loop: reconcile.Loop, store: OwnedStore, seconds: float, step: float = 1.0) -> list[float | None]:
+    """Tick whenever the Loop asks to, for `seconds` of the store's clock."""
+    dues, until = [], store.clock + timedelta(seconds=seconds)
+    while store.clock < until:
+        due = tick(loop)
+        dues.append(due)
+        if due is None:
+            break
+        store.clock += timedelta(seconds=max(due, step))
+    return dues
+
+
+def kinds(store: OwnedStore) -> list[str]:
+    return [e.kind for e in store.status.timeline]
+
+
+def test_the_step_waits_for_flux_to_handle_the_pause_request_requeueing_every_few_seconds_then_acts(
+        owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    dues = run(loop, store, 12)
+    assert store.calls == [] and engine.find_record(store.status, 0).phase == "Intended"
+    assert store.owner["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] == store.status.gitops.suspended_at
+    assert dues[0] == gitops.SETTLE_FIRST_LOOK and all(0 < due <= gitops.SETTLE_EVERY for due in dues[1:]), dues
+    assert kinds(store).count("GitOpsSettling") == 1, "noted once, not every look"
+    writes = len(store.writes)
+    run(loop, store, 6)
+    assert len(store.writes) == writes, "waiting writes nothing"
+
+    store.flux_handles_the_request()
+    tick(loop)
+    assert len(store.calls) == 1 and engine.find_record(store.status, 0).phase == "Applied"
+    held = store.status.gitops
+    assert held.settled_at == gitops.stamp(store.clock) and "handled the reconcile request" in held.settle_reason
+    order = kinds(store)
+    assert order.index("GitOpsPaused") < order.index("GitOpsSettling") < order.index("GitOpsSettled")
+    assert len(store.owner_patches) == 1
+
+
+def test_the_settled_time_is_persisted_before_the_action_runs(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    store.flux_handles_the_request()
+    seen = []
+    act = store.act
+    store.act = lambda *a: (seen.append(store.status.gitops.settled_at), act(*a))[1]
+    tick(loop)
+    assert seen == ["2026-11-25T12:00:00Z"], "settledAt stored before the action call"
+
+
+def test_when_the_bound_passes_without_the_marker_the_step_acts_anyway_and_records_why(owned, monkeypatch):
+    store = owned("suspend")  # spec.timeout 40s: the bound
+    loop = loop_on(store, monkeypatch)
+    run(loop, store, 38)
+    assert store.calls == []
+    run(loop, store, 5)
+    assert len(store.calls) == 1
+    held = store.status.gitops
+    assert "within 40s" in held.settle_reason and "acting anyway" in held.settle_reason
+    assert "GitOpsUnsettled" in kinds(store) and "GitOpsSettled" not in kinds(store)
+    assert parse_time(held.settled_at) - parse_time(held.suspended_at) <= timedelta(seconds=43)
+
+
+def test_a_restart_mid_wait_resumes_the_wait_from_the_stored_pause_and_never_pauses_twice(owned, monkeypatch):
+    store = owned("suspend")
+    run(loop_on(store, monkeypatch), store, 10)
+    paused_at = store.status.gitops.suspended_at
+    assert store.calls == [] and len(store.owner_patches) == 1
+
+    restarted = loop_on(store, monkeypatch)  # a new process: only the Remediation's status carries the wait
+    run(restarted, store, 6)
+    assert store.calls == [] and len(store.owner_patches) == 1, "still waiting, not paused again"
+    assert kinds(store).count("GitOpsSettling") == 1
+    run(restarted, store, 40)  # the bound counts from the stored suspendedAt, not from the restart
+    assert len(store.calls) == 1 and store.status.gitops.suspended_at == paused_at
+    assert parse_time(store.status.gitops.settled_at) - parse_time(paused_at) <= timedelta(seconds=43)
+    assert len(store.owner_patches) == 1
+
+
+def test_an_owner_resumed_by_someone_while_waiting_escalates_without_acting(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    store.owner["spec"]["suspend"] = False  # e.g. `flux resume ks apps`
+    tick(loop)
+    assert store.status.phase == "Escalated" and "no longer paused by this remediation" in store.status.reason
+    assert store.calls == [] and engine.find_record(store.status, 0) is None
+
+
+def test_a_helmrelease_is_paused_and_acted_on_at_once_without_waiting(owned, monkeypatch):
+    store = owned("suspend", gitops.Owner("flux", "HelmRelease", "flux-system", "apps"))
+    tick(loop_on(store, monkeypatch))
+    assert len(store.owner_patches) == 1 and len(store.calls) == 1
+    assert store.status.gitops.settled_at is None and "gitops_owner" not in store.reads
+
+
+def test_a_fix_undone_while_held_resumes_the_owner_unfixed_and_escalates_without_remediating_again(
+        owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    store.flux_handles_the_request()
+    run(loop, store, 600)
+    assert store.status.phase == "Succeeded", store.status.reason
+    assert store.status.gitops.declared == {"spec.replicas": "1"}, "Git's value of what the fix changed"
+    live = {"spec": {"replicas": 2}}
+    monkeypatch.setattr(gitops_ctl, "target_body", lambda ctx, kind, ns, name: copy.deepcopy(live))
+    writes = []
+    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
+                        writes.append((update, note, message)))
+    pauses, ctx = gitops_ctl.Pauses(), SimpleNamespace(api=None, serves=lambda ns: True)
+    pauses.heard("MODIFIED", store.object)
+    assert gitops_ctl.sweep(ctx, pauses, store.clock) == [], "the fix stands: held"
+    assert store.owner["spec"]["suspend"] is True
+
+    live["spec"]["replicas"] = 1  # back at what Git declares (a reconcile we did not see coming, a human)
+    [why] = gitops_ctl.sweep(ctx, pauses, store.clock)
+    assert "the fix was undone" in why and "replicas 1" in why
+    assert "suspend" not in store.owner["spec"], "resumed"
+    assert store.owner["metadata"]["annotations"][gitops.RESUMED_UNFIXED] == "main@sha1:bad"
+    [(update, note, message)] = writes
+    assert note == "GitOpsUndone" and message.startswith("escalated:") and "not remediated again" in message
+    assert update["resumed_at"]
+    # the incident returning at that revision is escalated, not paused and remediated again
+    state = gitops.read_owner(OWNER, store.owner, store.source, ("Deployment", "shop", "web"))
+    verdict = gitops.decide(state, "suspend", "the policy", "shop/am-2")
+    assert not verdict.allowed and "same incident is back" in verdict.reason

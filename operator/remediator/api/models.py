@@ -808,12 +808,20 @@ class GitopsState(Model):
     revision: str | None = Field(None, max_length=256, description="the Git revision the owner applied when planned")
     suspended_at: str | None = None
     until: str | None = Field(None, description="the pause's lease: resumed then even if Git is unchanged")
+    settled_at: str | None = Field(None, description="when the step was let act after the pause: the owner "
+                                                     "handled the pause's reconcile request, or the wait's bound "
+                                                     "passed (settleReason says which)")
+    settle_reason: Annotated[str, cut(512)] = Field("", max_length=512)
     resumed_at: str | None = None
     resume_reason: str = Field("", max_length=512)
     desired_state: Annotated[str, cut(1024)] = Field("", max_length=1024,
                                                      description="what Git still declares, after the fix")
     revert: Annotated[str, cut(1024)] = Field("", max_length=1024,
                                               description="the change a human should make in Git")
+    declared: dict[str, Annotated[str, cut(256), Field(max_length=256)]] = Field(
+        default_factory=dict, max_length=3,
+        description="what Git declares of the fields the fix changed (path -> value): the target back at these "
+                    "while the owner is held means the fix was undone")
     watched_revision: str | None = Field(None, max_length=256,
                                          description="the revision Git moved to, watched after the resume")
     watch_until: str | None = Field(None, description="end of the watch after the resume: the revision must be "

@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..actions.base import ActionError
+from ..actions.base import ActionError, flatten
 from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, ObjectRef, RemediationPolicySpec, RemediationStatus, Step
 from ..core.durations import parse_duration, parse_time
 from ..core.engine import state
@@ -181,12 +181,27 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
         resume(ctx, owner, key, unfixed=False)
         return "its Remediation was deleted"
     found, _ = owner_state(ctx.api, owner)
-    verdict = gitops.hold(found, key, parse_time(held.until) if held.until else None, now, status.phase)
+    live = declared_live(ctx, body, held) if status.phase == "Succeeded" and found.paused_by == key else None
+    verdict = gitops.hold(found, key, parse_time(held.until) if held.until else None, now, status.phase,
+                          held.declared, live)
     if not verdict.resume:
         return None
     resume(ctx, owner, key, verdict.unfixed)  # first: a crash before the record resumes nothing twice
     record(ctx, meta, held, verdict, now, gitops.watch_window(found))
     return verdict.reason
+
+
+def declared_live(ctx: OperatorContext, body: dict, held: GitopsState) -> dict | None:
+    """The target's fields that `held.declared` names, as they are live now (flattened as the action's changes
+    were); None when nothing was recorded or the target is gone."""
+    if not held.declared:
+        return None
+    target = ObjectRef.model_validate(body["spec"]["target"])
+    live = target_body(ctx, target.kind, target.namespace or body["metadata"]["namespace"], target.name)
+    if not live:
+        return None
+    flat = flatten({"spec": live.get("spec") or {}})
+    return {path: flat.get(path) for path in held.declared}
 
 
 def target_body(ctx: OperatorContext, kind: str, namespace: str, name: str) -> dict | None:
@@ -237,7 +252,11 @@ def record(ctx: OperatorContext, meta: dict, held: GitopsState, verdict: gitops.
     if verdict.moved_to:
         update |= {"watched_revision": verdict.moved_to, "watch_until": gitops.stamp(now + window)}
         reason += f"; watching revision {verdict.moved_to} until {update['watch_until']}"
-    write_gitops(ctx, meta, lambda g: not g.resumed_at, update, "GitOpsResumed", reason, now)
+    if verdict.undone:  # the owner is marked resumed-unfixed: the incident returning is escalated, not remediated
+        reason = f"escalated: {reason}; not remediated again while Git is at revision " \
+                 f"{held.revision or 'the paused one'}"
+    write_gitops(ctx, meta, lambda g: not g.resumed_at, update, "GitOpsUndone" if verdict.undone else "GitOpsResumed",
+                 reason, now)
 
 
 def write_gitops(ctx: OperatorContext, meta: dict, still: Callable[[GitopsState], bool], update: dict,

@@ -34,7 +34,7 @@ from ..api.models import (
 )
 from ..api.slo import ServiceLevelObjectiveSpec
 from pydantic import ValidationError
-from ..core.plan import adaptive, planning
+from ..core.plan import adaptive, gitops, planning
 from ..core.engine import engine, state
 from ..core.match import matching, policy_select
 from ..core.report import runbook_stats
@@ -136,13 +136,16 @@ class Loop:
         observed = self.store.step_facts(self.name, spec, status, runbook, policy, now) \
             if needs.step_facts else StepFacts()
         history = self.store.history(spec, status, runbook) if needs.history else None
+        held = status.gitops
+        owner = self.store.gitops_owner(gitops.Owner(held.tool, held.kind, held.namespace, held.name)) \
+            if needs.gitops_owner and held is not None else None
         return status, engine.Facts(
             now=now, runbook=runbook, policy=policy, guards=observed.guards, risk_input=observed.risk_input,
             planned_changes=observed.planned_changes, step_history=history, gitops=observed.gitops,
             cause_kind=status.probable_cause.kind if status.probable_cause else None,
             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
             slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at,
-            runbook_problem=runbook_problem)
+            runbook_problem=runbook_problem, gitops_owner=owner)
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
                 facts: engine.Facts) -> engine.Outcome:
@@ -248,6 +251,8 @@ class Loop:
                     raise
                 return engine.Acted(claim=claim, error=str(e))
             failpoints.hit("after-pause")
+            if effect.pause.settle:  # the step acts once the owner has settled: a later decision says when
+                return engine.Acted(claim=claim, paused_at=paused_at)
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
                                         dry_run=effect.dry_run, max_replicas=effect.caps.max_replicas,
                                         max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods,

@@ -60,6 +60,9 @@ class Store(Protocol):
         """Pause the target's GitOps owner under the order's key (once); when it was paused.
         Raises actions.ActionError."""
 
+    def gitops_owner(self, owner: gitops_plan.Owner) -> dict | None:
+        """The GitOps owner's body as the apiserver has it now (None: gone), while waiting for it to settle."""
+
     def transition(self, namespace: str, name: str, uid: str | None, target: ObjectRef,
                    before: RemediationStatus, after: RemediationStatus, now: datetime) -> None:
         """Tell people (an Event) that the Remediation moved on."""
@@ -131,6 +134,9 @@ class ClusterStore:
 
     def pause(self, order, now) -> datetime:
         return gitops.pause(self.ctx, order, now)
+
+    def gitops_owner(self, owner) -> dict | None:
+        return gitops.get(self.ctx.api, gitops_plan.KINDS, owner.kind, owner.namespace, owner.name)
 
     def transition(self, namespace, name, uid, target, before, after, now) -> None:
         events.record_transition(self.ctx.api, namespace, name, uid, target, before, after, now)

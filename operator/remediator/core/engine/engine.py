@@ -98,6 +98,7 @@ class Needs:
     step_facts: bool = False  # guards, risk input and dry run of the step about to be gated or intended
     cause: bool = False  # the probable cause: found once, persisted with the plan
     history: bool = False  # how an adaptive Runbook's steps fared before, to order the ladder
+    gitops_owner: bool = False  # the paused GitOps owner's body: has it settled, may the step act?
 
 
 def needs(status: RemediationStatus, runbook: RunbookSpec | None) -> Needs:
@@ -106,7 +107,20 @@ def needs(status: RemediationStatus, runbook: RunbookSpec | None) -> Needs:
         step_facts=status.phase in ("Pending", "Planned") or (
             status.phase == "Acting" and find_record(status, status.current_step or 0) is None),
         cause=planning_now and status.probable_cause is None,
-        history=planning_now and runbook is not None and runbook.adaptive)
+        history=planning_now and runbook is not None and runbook.adaptive,
+        gitops_owner=settling(status))
+
+
+def settling(status: RemediationStatus) -> bool:
+    """The step's intent is stored and its owner paused, but the owner has not been seen settled yet: the step
+    waits (ticks with a requeue, no sleep; the record survives a restart) before acting."""
+    held = status.gitops
+    if status.phase != "Acting" or status.current_step is None or held is None or held.mode != "suspend" \
+            or not held.suspended_at or held.settled_at or held.resumed_at:
+        return False
+    record = find_record(status, status.current_step)
+    return record is not None and record.phase == "Intended" and \
+        gitops.settles(gitops.Owner(held.tool, held.kind, held.namespace, held.name))
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,7 @@ class Facts:
     slack_backoff: bool = False  # ... but was unreachable a moment ago: post again after SLACK_RETRY
     runbook_problem: str | None = None  # the Runbook exists but the models refuse it (e.g. stored under an older schema)
     gitops: gitops.Facts | None = None  # the target's GitOps owner, read for the step about to act
+    gitops_owner: Mapping | None = None  # the paused owner's body, read while waiting for it to settle
 
 
 @dataclass(frozen=True)
@@ -456,8 +471,36 @@ def on_acting(name, spec, status, facts) -> Decision:
         status = state.note(status, "Intended", f"step {step.name!r}: {step.action} (key {key})", facts.now)
         return Decision(status, effect=act(name, spec, status, index, key, facts, fresh=True))
     if record.phase == "Intended":
+        if settling(status):
+            return settle(name, spec, status, index, record.idempotency_key, facts)
         return Decision(status, effect=act(name, spec, status, index, record.idempotency_key, facts), changed=False)
     return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
+
+
+def settle(name: str, spec: RemediationSpec, status: RemediationStatus, index: int, key: str,
+           facts: Facts) -> Decision:
+    """Wait, with a requeue, until the paused owner has settled (core.plan.gitops.settle); then record it and
+    act in the same decision. An owner no longer paused by us escalates: the step would be undone."""
+    held = status.gitops
+    assert held is not None and held.suspended_at
+    owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+    # the pause's reconcile request is its paused-at stamp, the same string as suspendedAt
+    seen = gitops.settle(owner, facts.gitops_owner, pause_key(spec, name), held.suspended_at,
+                         parse_time(held.suspended_at), facts.now)
+    if seen.state == "waiting":
+        if any(e.kind == "GitOpsSettling" for e in status.timeline):
+            return Decision(status, changed=False, requeue_after=seen.requeue_after)
+        return Decision(state.note(status, "GitOpsSettling", seen.reason, facts.now),
+                        requeue_after=seen.requeue_after)
+    status = status.model_copy(update={"gitops": held.model_copy(update={
+        "settled_at": gitops.stamp(facts.now), "settle_reason": seen.reason[:512]})})
+    if seen.state == "lost":
+        # nothing ran: the step goes as if never intended, and the sweep resumes whatever is left of the pause
+        status = status.model_copy(update={"steps": [r for r in status.steps if r.index != index]})
+        return Decision(state.transition(status, "Escalated", f"GitOps: {seen.reason}", facts.now))
+    status = state.note(status, "GitOpsSettled" if seen.state == "settled" else "GitOpsUnsettled", seen.reason,
+                        facts.now)
+    return Decision(status, effect=act(name, spec, status, index, key, facts))
 
 
 def act(name: str, spec: RemediationSpec, status: RemediationStatus, index: int, key: str, facts: Facts,
@@ -479,10 +522,11 @@ def pause_for(name: str, spec: RemediationSpec, status: RemediationStatus, index
         return None
     lease = parse_duration(facts.policy.gitops.lease) if facts.policy else timedelta(hours=1)
     step = status.plan[index]
-    return gitops.Pause(gitops.Owner(owner.tool, owner.kind, owner.namespace, owner.name),
-                        pause_key(spec, name), f"step {step.name!r} ({step.action}) of remediation "
+    paused_owner = gitops.Owner(owner.tool, owner.kind, owner.namespace, owner.name)
+    return gitops.Pause(paused_owner, pause_key(spec, name), f"step {step.name!r} ({step.action}) of remediation "
                         f"{pause_key(spec, name)}", lease,
-                        (spec.target.kind, spec.target.namespace or "", spec.target.name))
+                        (spec.target.kind, spec.target.namespace or "", spec.target.name),
+                        settle=gitops.settles(paused_owner))
 
 
 def step_timeout(status: RemediationStatus, index: int, facts: Facts) -> timedelta:
@@ -612,6 +656,9 @@ def acted(status: RemediationStatus, effect: Act, done: Acted, now: datetime) ->
     if done.done:
         evidence = [*done.evidence, *change_evidence(done.changes, ts(now))]
         return Decision(action_done(status, effect.index, done.message, evidence, now, replayed=done.replayed))
+    if effect.pause is not None and effect.pause.settle and done.paused_at is not None:
+        # only paused: Flux handles the pause's reconcile request within moments unless an apply is in flight
+        return Decision(status, changed=status != before, requeue_after=gitops.SETTLE_FIRST_LOOK)
     return Decision(status, changed=status != before, requeue_after=ACTION_POLL)  # in progress
 
 
@@ -631,7 +678,7 @@ def paused(status: RemediationStatus, effect: Act, done: Acted) -> RemediationSt
         target = f"{status.target_display}"
         declared, revert = gitops.desired_state(owner.revision, owner.source or f"{owner.kind} {owner.namespace}/"
                                                 f"{owner.name}", target, done.changes)
-        update |= {"desired_state": declared, "revert": revert}
+        update |= {"desired_state": declared, "revert": revert, "declared": gitops.declared_fields(done.changes)}
     return status.model_copy(update={"gitops": owner.model_copy(update=update)}) if update else status
 
 

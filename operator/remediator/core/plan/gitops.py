@@ -25,6 +25,7 @@ PAUSED_AT = "remediator.dev/paused-at"
 PAUSED_UNTIL = "remediator.dev/paused-until"
 PAUSED_REVISION = "remediator.dev/paused-revision"
 ORIGINAL_SYNC = "remediator.dev/original-automated-sync"  # Argo CD: spec.syncPolicy.automated as it was, JSON
+RECONCILE_REQUESTED = "reconcile.fluxcd.io/requestedAt"  # Flux: handled reconciles copy it to lastHandledReconcileAt
 RESUMED_UNFIXED = "remediator.dev/resumed-unfixed-revision"  # resumed at lease end while Git was still this
 REGRESSED = "remediator.dev/regressed-revision"  # Git moved to this revision, we resumed, and it regressed
 OUR_ANNOTATIONS = (PAUSED_BY, PAUSED_WHY, PAUSED_AT, PAUSED_UNTIL, PAUSED_REVISION, ORIGINAL_SYNC)
@@ -267,6 +268,9 @@ def suspend_patch(state: OwnerState, key: str, why: str, now: datetime, lease: t
     if resource_version:
         meta["resourceVersion"] = resource_version  # the state we judged is the state we pause
     if state.owner.tool == "flux":
+        # a reconcile request in the same write: the first reconcile Flux starts after the pause records it as
+        # handled, which tells (see `settle`) that one already in flight has finished
+        annotations[RECONCILE_REQUESTED] = stamp(now)
         return {"metadata": meta, "spec": {"suspend": True}}
     annotations[ORIGINAL_SYNC] = json.dumps(dict(state.automated or {}), sort_keys=True)
     return {"metadata": meta, "spec": {"syncPolicy": {"automated": None}}}
@@ -290,17 +294,121 @@ def resume_patch(state: OwnerState, key: str, unfixed: bool,
     return {"metadata": meta, "spec": {"syncPolicy": {"automated": dict(state.original_automated or {})}}}
 
 
+SETTLE_FIRST_LOOK = 1.0  # seconds from the pause to the first look at the owner
+SETTLE_EVERY = 3.0  # seconds between looks at the owner while waiting for it to settle
+SETTLE_SLACK = timedelta(seconds=15)  # beyond one interval, when the owner sets no timeout
+SETTLE_CAP = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Settling:
+    """Whether the paused owner has settled, so the step may act: `settled` (Flux handled the reconcile request
+    written with the pause: nothing it started before the pause is still applying), `waiting` (look again after
+    `requeue_after` seconds), `unsettled` (the bound passed: act anyway, and say so), `lost` (the pause is no
+    longer on the owner: acting would be undone, do not)."""
+
+    state: str
+    reason: str
+    requeue_after: float | None = None
+
+
+def settles(owner: Owner) -> bool:
+    """Owners whose pause is waited on before acting: a Flux Kustomization (kustomize-controller records the
+    reconcile request it handled even while suspended). A HelmRelease or an Argo CD Application is not."""
+    return owner.tool == "flux" and owner.kind == "Kustomization"
+
+
+def settle_bound(spec: Mapping[str, Any]) -> timedelta:
+    """How long to wait for the owner to settle: its spec.timeout (one apply's limit), else its interval plus
+    SETTLE_SLACK, at most SETTLE_CAP."""
+    timeout, interval = go_duration(spec.get("timeout")), go_duration(spec.get("interval"))
+    bound = timeout or (interval + SETTLE_SLACK if interval else SETTLE_CAP)
+    return min(bound, SETTLE_CAP)
+
+
+def handled(seen: Any, requested: str) -> bool:
+    """The owner's lastHandledReconcileAt is our request, or a later one (e.g. `flux reconcile` after ours)."""
+    from remediator.core.durations import parse_time
+
+    if not isinstance(seen, str) or not seen:
+        return False
+    if seen == requested:
+        return True
+    try:
+        return parse_time(seen) >= parse_time(requested)
+    except ValueError:  # a request in a form that is not a time: only our own marker counts
+        return False
+
+
+def settle(owner: Owner, body: Mapping[str, Any] | None, key: str, requested: str, suspended_at: datetime,
+           now: datetime) -> Settling:
+    """After the pause (keyed `key`, its reconcile request `requested`, persisted at `suspended_at`): may the
+    step act on the target now? kustomize-controller serialises the reconciles of one object and sets
+    status.lastHandledReconcileAt from the request annotation at the end of each, suspended or not: once it
+    shows our request, any reconcile in flight at the pause has finished and no other will start."""
+    who = owner.display()
+    if not settles(owner):
+        return Settling("settled", f"{who}: not waited on (no record of handled reconcile requests)")
+    if not body:
+        return Settling("lost", f"{who} is gone while waiting for it to settle: not acting")
+    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    if (meta.get("annotations") or {}).get(PAUSED_BY) != key or spec.get("suspend") is not True:
+        return Settling("lost", f"{who} is no longer paused by this remediation (resumed by someone while "
+                                "waiting for it to settle): not acting, Flux would undo it")
+    seen = status.get("lastHandledReconcileAt")
+    if handled(seen, requested):
+        return Settling("settled", f"{who} handled the reconcile request of the pause ({seen}): no apply "
+                                   "started before the pause is still running")
+    bound = settle_bound(spec)
+    deadline = suspended_at + bound
+    if now >= deadline:
+        return Settling("unsettled", f"{who} did not handle the reconcile request of the pause ({requested}) "
+                                     f"within {int(bound.total_seconds())}s (last handled: {seen or 'none'}): "
+                                     "acting anyway; an apply still in flight could undo the step")
+    return Settling("waiting", f"waiting for {who} to handle the reconcile request of the pause ({requested}), "
+                               f"until {stamp(deadline)}: an apply it started before the pause may still be "
+                               "running", requeue_after=min(SETTLE_EVERY, (deadline - now).total_seconds()))
+
+
+MAX_DECLARED = 3  # fields of what Git declares kept to tell that a fix was undone
+
+
+def declared_value(value: Any) -> str:
+    """A field's value as kept in status.gitops.declared: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def declared_fields(changes: Mapping[str, Mapping]) -> dict[str, str]:
+    """What Git declares (the value before the fix) of the first MAX_DECLARED spec fields the fix changed."""
+    fields = [(path, c.get("before")) for path, c in sorted(changes.items()) if path.startswith("spec.")]
+    return {path: declared_value(before) for path, before in fields[:MAX_DECLARED]}
+
+
+def undone(declared: Mapping[str, str], live: Mapping[str, Any] | None) -> str | None:
+    """Why the fix is undone, when every field it changed is back at what Git declares (the live target's
+    fields, flattened as in `declared`); None while the fix stands or nothing was recorded."""
+    if not declared or live is None:
+        return None
+    if any(declared_value(live.get(path)) != value for path, value in declared.items()):
+        return None
+    back = ", ".join(f"{shown(path)} {value}" for path, value in declared.items())
+    return f"the fix was undone: the target is back at what Git declares ({back})"
+
+
 @dataclass(frozen=True)
 class Hold:
     resume: bool
     unfixed: bool = False
     reason: str = ""
     moved_to: str | None = None  # the revision Git moved to: watched after the resume
+    undone: bool = False  # the target went back to what Git declares while held: escalated
 
 
-def hold(state: OwnerState, key: str, until: datetime | None, now: datetime, remediation_phase: str) -> Hold:
+def hold(state: OwnerState, key: str, until: datetime | None, now: datetime, remediation_phase: str,
+         declared: Mapping[str, str] | None = None, live: Mapping[str, Any] | None = None) -> Hold:
     """Keep the pause while the fix stands and Git still declares the bad state; resume when Git moves past the
-    paused revision, when the lease ends, or when the Remediation ended without a fix to protect."""
+    paused revision, when the lease ends, or when the Remediation ended without a fix to protect; and, unfixed,
+    when the target's `declared` fields are back at Git's values in `live` (the fix was undone meanwhile)."""
     if not state.exists or state.paused_by != key:
         return Hold(True, reason="the pause is no longer on the owner (resumed or deleted by someone)")
     if remediation_phase != "Succeeded":
@@ -309,6 +417,9 @@ def hold(state: OwnerState, key: str, until: datetime | None, now: datetime, rem
     if moved:
         return Hold(True, reason=f"Git moved from revision {state.paused_revision} to {state.source_revision}",
                     moved_to=state.source_revision)
+    why = undone(declared or {}, live)
+    if why:
+        return Hold(True, unfixed=True, undone=True, reason=why)
     if until is not None and now >= until:
         return Hold(True, unfixed=True, reason=f"the lease ended with Git still at revision "
                                                f"{state.paused_revision or 'unknown'}")
@@ -424,6 +535,7 @@ class Pause:
     why: str
     lease: timedelta
     target: tuple[str, str, str] | None = None  # kind, namespace, name: the owner must list it
+    settle: bool = False  # only pause: the step acts once the owner has settled (see `settle`)
 
 
 PAUSE_RISK = 15  # a paused reconciler is a change to the cluster's control loop: people should see it
