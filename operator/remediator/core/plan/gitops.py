@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
+from ..durations import parse_time
+
 FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 FLUX_HELM = "helm.toolkit.fluxcd.io"
 ARGO_TRACKING = "argocd.argoproj.io/tracking-id"
@@ -328,8 +330,6 @@ def settle_bound(spec: Mapping[str, Any]) -> timedelta:
 
 def handled(seen: Any, requested: str) -> bool:
     """The owner's lastHandledReconcileAt is our request, or a later one (e.g. `flux reconcile` after ours)."""
-    from remediator.core.durations import parse_time
-
     if not isinstance(seen, str) or not seen:
         return False
     if seen == requested:
