@@ -412,8 +412,9 @@ def test_settled_once_the_kustomization_handled_the_pause_request():
 
 
 def test_a_later_request_handled_also_settles_it_but_an_older_one_does_not():
-    later = gitops.settle(FLUX, paused_kustomization(handled="2026-01-01T12:00:03.123456789Z"), KEY, PAUSED, NOW,
-                          NOW + timedelta(seconds=4))
+    body = paused_kustomization(handled="2026-01-01T12:00:03.123456789Z")
+    body["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] = "2026-01-01T12:00:03.123456789Z"  # over ours
+    later = gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
     older = gitops.settle(FLUX, paused_kustomization(handled="2026-01-01T11:40:00Z"), KEY, PAUSED, NOW,
                           NOW + timedelta(seconds=4))
     odd = gitops.settle(FLUX, paused_kustomization(handled="by-hand"), KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
@@ -488,3 +489,19 @@ def test_the_hold_resumes_unfixed_and_says_undone_when_the_fix_was_undone_and_ke
     kept = gitops.hold(state, KEY, until, NOW, "Succeeded", declared,
                        {"spec.template.spec.containers[app].image": "web:good"})
     assert not kept.resume
+
+
+def test_a_handled_request_from_before_the_pause_never_settles_it_even_if_its_time_is_later():
+    # a laptop clock ahead, or a tenant's `reconcile.fluxcd.io/requestedAt: 2099-...`: Flux copied it to
+    # lastHandledReconcileAt before the pause, and the pause's own request (in the annotation) is not handled yet
+    for before in ("2099-01-01T00:00:00Z", "2026-01-01T12:00:00.500Z", "2026-01-01T12:01:00Z"):
+        seen = gitops.settle(FLUX, paused_kustomization(handled=before), KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
+        assert seen.state == "waiting", before
+
+
+def test_a_later_request_written_over_the_pauses_settles_it_once_handled():
+    body = paused_kustomization(handled="2026-01-01T12:00:03.123456789Z")
+    body["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] = "2026-01-01T12:00:03.123456789Z"  # flux reconcile
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "settled"
+    body["status"]["lastHandledReconcileAt"] = "2026-01-01T11:59:00Z"
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "waiting"
