@@ -358,3 +358,27 @@ def test_a_fix_undone_while_held_resumes_the_owner_unfixed_and_escalates_without
     state = gitops.read_owner(OWNER, store.owner, store.source, ("Deployment", "shop", "web"))
     verdict = gitops.decide(state, "suspend", "the policy", "shop/am-2")
     assert not verdict.allowed and "same incident is back" in verdict.reason
+
+
+def test_a_target_that_cannot_be_read_while_held_still_lets_the_lease_end_resume_the_owner(owned, monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    store.flux_handles_the_request()
+    run(loop, store, 600)
+    assert store.status.phase == "Succeeded" and store.status.gitops.declared
+
+    def forbidden(ctx, kind, ns, name):
+        raise ApiException(status=403, reason="Forbidden")  # RBAC on the target withdrawn, an admission policy
+    monkeypatch.setattr(gitops_ctl, "target_body", forbidden)
+    writes = []
+    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
+                        writes.append((update, note, message)))
+    pauses, ctx = gitops_ctl.Pauses(), SimpleNamespace(api=None, serves=lambda ns: True)
+    pauses.heard("MODIFIED", store.object)
+    assert gitops_ctl.sweep(ctx, pauses, store.clock) == [], "within the lease: held"
+    [why] = gitops_ctl.sweep(ctx, pauses, store.clock + timedelta(minutes=31))
+    assert "the lease ended" in why and "suspend" not in store.owner["spec"], "resumed at the lease's end"
+    assert [note for _, note, _ in writes] == ["GitOpsResumed"]

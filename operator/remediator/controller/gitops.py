@@ -193,11 +193,17 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
 
 def declared_live(ctx: OperatorContext, body: dict, held: GitopsState) -> dict | None:
     """The target's fields that `held.declared` names, as they are live now (flattened as the action's changes
-    were); None when nothing was recorded or the target is gone."""
+    were); None when nothing was recorded, the target is gone, or it cannot be read (then the lease still ends
+    the hold: a read failing for good must not keep the owner paused for good)."""
     if not held.declared:
         return None
     target = ObjectRef.model_validate(body["spec"]["target"])
-    live = target_body(ctx, target.kind, target.namespace or body["metadata"]["namespace"], target.name)
+    try:
+        live = target_body(ctx, target.kind, target.namespace or body["metadata"]["namespace"], target.name)
+    except ApiException as e:  # unknown is not undone: the hold goes on, and so do its lease and Git's moves
+        log.warning("gitops: target unreadable while held", extra={"remediation": body["metadata"].get("name"),
+                                                                    "error": f"{e.status} {e.reason}"})
+        return None
     if not live:
         return None
     flat = flatten({"spec": live.get("spec") or {}})
