@@ -505,3 +505,16 @@ def test_a_later_request_written_over_the_pauses_settles_it_once_handled():
     assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "settled"
     body["status"]["lastHandledReconcileAt"] = "2026-01-01T11:59:00Z"
     assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "waiting"
+
+
+def test_a_fix_undone_is_told_even_when_gits_value_is_longer_than_a_stored_field():
+    from remediator.api.models import GitopsState
+
+    args = [f"--flag-{i}=some-long-value-{i}" for i in range(20)]  # a JVM's or a proxy's args run long
+    changes = {"spec.template.spec.containers[app].args": {"before": args, "after": args[:1]},
+               "spec.template.spec.containers[app].image": {"before": "web:bad", "after": "web:good"}}
+    held = GitopsState(tool="flux", kind="Kustomization", namespace="flux-system", name="apps", mode="suspend",
+                       declared=gitops.declared_fields(changes))
+    back = {"spec.template.spec.containers[app].args": args, "spec.template.spec.containers[app].image": "web:bad"}
+    assert gitops.undone(held.declared, back) is not None, "stored as kept: a cut value never matches again"
+    assert gitops.undone(held.declared, {**back, "spec.template.spec.containers[app].args": args[:1]}) is None

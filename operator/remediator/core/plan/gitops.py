@@ -9,6 +9,7 @@ original sync policy is restored exactly once).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -377,9 +378,16 @@ def settle(owner: Owner, body: Mapping[str, Any] | None, key: str, requested: st
 MAX_DECLARED = 3  # fields of what Git declares kept to tell that a fix was undone
 
 
+DECLARED_CHARS = 256  # the length status.gitops.declared keeps of a value (its schema's maxLength)
+
+
 def declared_value(value: Any) -> str:
-    """A field's value as kept in status.gitops.declared: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    """A field's value as kept in status.gitops.declared: strings as they are, anything else as JSON; a longer
+    text than the status keeps as its digest (cut, it would never equal the live value again)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(text) <= DECLARED_CHARS:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def declared_fields(changes: Mapping[str, Mapping]) -> dict[str, str]:
