@@ -518,3 +518,10 @@ def test_a_fix_undone_is_told_even_when_gits_value_is_longer_than_a_stored_field
     back = {"spec.template.spec.containers[app].args": args, "spec.template.spec.containers[app].image": "web:bad"}
     assert gitops.undone(held.declared, back) is not None, "stored as kept: a cut value never matches again"
     assert gitops.undone(held.declared, {**back, "spec.template.spec.containers[app].args": args[:1]}) is None
+
+
+def test_a_target_kind_without_a_rollout_status_is_not_judged_gone_after_the_resume():
+    assert gitops.workload_health("Pod", {}) == (True, "Pod: no rollout to judge"), "a Pod target is not read"
+    assert gitops.workload_health("Rollout", {"status": {"observedGeneration": "4"}, "metadata": {"generation": 4}})[0]
+    assert gitops.workload_health("Rollout", None) == (False, "Rollout is gone")
+    assert gitops.workload_health("Deployment", None) == (False, "Deployment is gone")

@@ -212,7 +212,7 @@ def declared_live(ctx: OperatorContext, body: dict, held: GitopsState) -> dict |
 
 def target_body(ctx: OperatorContext, kind: str, namespace: str, name: str) -> dict | None:
     """The target as the apiserver has it now (read only while a resumed revision is watched)."""
-    if kind not in WORKLOAD_PLURALS:
+    if kind not in WORKLOAD_PLURALS and kind != "Rollout":  # an Argo Rollout is read as a workload is
         return {}
     try:
         return read_workload_json(ctx.api, kind, name, namespace)

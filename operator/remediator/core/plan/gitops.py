@@ -451,6 +451,10 @@ def watch_window(state: OwnerState) -> timedelta:
 
 def workload_health(kind: str, body: Mapping[str, Any] | None) -> tuple[bool, str]:
     """(healthy, why) of the target from its own status: its rollout is complete and every replica available."""
+    if body is None:
+        return False, f"{kind} is gone"
+    if kind not in ("DaemonSet", "Deployment", "StatefulSet"):  # an Argo Rollout's observedGeneration is a string
+        return True, f"{kind}: no rollout to judge"  # a Pod is not read: {}
     if not body:
         return False, f"{kind} is gone"
     meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
@@ -459,12 +463,10 @@ def workload_health(kind: str, body: Mapping[str, Any] | None) -> tuple[bool, st
     if kind == "DaemonSet":
         want = status.get("desiredNumberScheduled") or 0
         have = {"updated": status.get("updatedNumberScheduled") or 0, "available": status.get("numberAvailable") or 0}
-    elif kind in ("Deployment", "StatefulSet"):
+    else:
         want = spec.get("replicas", 1)
         have = {"updated": status.get("updatedReplicas") or 0,
                 "available": status.get("availableReplicas", status.get("readyReplicas")) or 0}
-    else:
-        return True, f"{kind}: no rollout to judge"
     stalled = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"
                     and c.get("status") == "False"), None)
     if stalled:
