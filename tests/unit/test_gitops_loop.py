@@ -443,3 +443,23 @@ def test_the_watch_after_the_resume_judges_an_argo_rollout_target_instead_of_cal
     why = gitops_ctl.hold_or_resume(ctx, body, datetime(2026, 11, 25, 12, 5, 31, tzinfo=timezone.utc))
     assert patches == [] and "GitOpsRegressed" not in [note for _, note, _ in writes], why
     assert why and "Ready and the target healthy" in why
+
+
+@pytest.mark.parametrize("stamp", ["2099-01-01T00:00:00Z", "yesterday"])
+def test_a_paused_at_annotation_edited_before_the_pause_is_recorded_neither_stops_the_loop_nor_waits_for_it(
+        owned, monkeypatch, stamp):
+    store = owned("suspend")
+
+    def hit(name: str) -> None:
+        if name == "after-pause":
+            raise SystemExit("killed")
+    monkeypatch.setattr(reconcile.failpoints, "hit", hit)
+    with pytest.raises(SystemExit):
+        tick(loop_on(store, monkeypatch))
+    monkeypatch.setattr(reconcile.failpoints, "hit", lambda name: None)
+    store.owner["metadata"]["annotations"][gitops.PAUSED_AT] = stamp  # a tenant's kubectl annotate
+    loop = loop_on(store, monkeypatch)  # a new process
+    run(loop, store, 60)
+    assert len(store.owner_patches) == 1, "paused once"
+    assert len(store.calls) == 1, "acted within the bound (40 s), not at the edited time"
+    assert parse_time(store.status.gitops.suspended_at) <= store.clock

@@ -94,8 +94,7 @@ def pause(ctx: OperatorContext, order: gitops.Pause, now: datetime) -> datetime:
     for _ in range(CONFLICT_TRIES):
         found, body = owner_state(ctx.api, order.owner, order.target)
         if found.paused_by == order.key:
-            stamp = ((body or {}).get("metadata", {}).get("annotations") or {}).get(gitops.PAUSED_AT)
-            return parse_time(stamp) if stamp else now
+            return paused_since(body, now)
         verdict = gitops.decide(found, "suspend", "the pause", order.key)
         if not verdict.suspend:
             raise ActionError("gitops", f"not acting: {verdict.reason}")
@@ -110,6 +109,17 @@ def pause(ctx: OperatorContext, order: gitops.Pause, now: datetime) -> datetime:
                 raise ActionError("gitops", f"could not pause {order.owner.display()}: {e.status} {e.reason}",
                                   status=e.status) from e
     raise ActionError("gitops", f"could not pause {order.owner.display()}: it kept changing", retryable=True)
+
+
+def paused_since(body: dict | None, now: datetime) -> datetime:
+    """When our pause on the owner began, from its paused-at annotation; `now` when that is not a time or lies
+    ahead (edited by hand): the settle wait and the lease count from it, and must not wait on a forged date."""
+    stamp = ((body or {}).get("metadata", {}).get("annotations") or {}).get(gitops.PAUSED_AT)
+    try:
+        since = parse_time(stamp) if stamp else now
+    except ValueError:
+        return now
+    return min(since, now)
 
 
 def resume(ctx: OperatorContext, owner: gitops.Owner, key: str, unfixed: bool) -> bool:
