@@ -525,3 +525,11 @@ def test_a_target_kind_without_a_rollout_status_is_not_judged_gone_after_the_res
     assert gitops.workload_health("Rollout", {"status": {"observedGeneration": "4"}, "metadata": {"generation": 4}})[0]
     assert gitops.workload_health("Rollout", None) == (False, "Rollout is gone")
     assert gitops.workload_health("Deployment", None) == (False, "Deployment is gone")
+
+
+def test_a_request_dated_ahead_of_now_does_not_settle_it_even_when_written_over_the_pauses():
+    # a tenant writes back, over the pause's request, the 2099 request Flux handled before the pause
+    body = paused_kustomization(handled="2099-01-01T00:00:00Z")
+    body["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] = "2099-01-01T00:00:00Z"
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "waiting"
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(minutes=5)).state == "unsettled"

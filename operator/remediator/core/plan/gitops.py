@@ -329,10 +329,11 @@ def settle_bound(spec: Mapping[str, Any]) -> timedelta:
     return min(bound, SETTLE_CAP)
 
 
-def handled(seen: Any, requested: str, asked: Any = None) -> bool:
+def handled(seen: Any, requested: str, asked: Any = None, now: datetime | None = None) -> bool:
     """The owner's lastHandledReconcileAt (`seen`) is our request, or a later one (`flux reconcile` after ours)
-    that replaced ours in the annotation (`asked`, as it is now) and was handled. A value only compared by its
-    time would count one handled before the pause: a clock ahead, or a tenant's own request dated 2099."""
+    that replaced ours in the annotation (`asked`, as it is now) and was handled, dated no later than `now`. A
+    value only compared by its time would count one handled before the pause: a clock ahead, or a tenant's own
+    request dated 2099 (written back over ours, it is still ahead of now)."""
     if not isinstance(seen, str) or not seen:
         return False
     if seen == requested:
@@ -340,7 +341,8 @@ def handled(seen: Any, requested: str, asked: Any = None) -> bool:
     if seen != asked:  # the annotation still carries ours (or was changed again): `seen` predates it
         return False
     try:
-        return parse_time(seen) >= parse_time(requested)
+        at = parse_time(seen)
+        return parse_time(requested) <= at and (now is None or at <= now)
     except ValueError:  # a request in a form that is not a time: only our own marker counts
         return False
 
@@ -361,7 +363,7 @@ def settle(owner: Owner, body: Mapping[str, Any] | None, key: str, requested: st
         return Settling("lost", f"{who} is no longer paused by this remediation (resumed by someone while "
                                 "waiting for it to settle): not acting, Flux would undo it")
     seen = status.get("lastHandledReconcileAt")
-    if handled(seen, requested, (meta.get("annotations") or {}).get(RECONCILE_REQUESTED)):
+    if handled(seen, requested, (meta.get("annotations") or {}).get(RECONCILE_REQUESTED), now):
         return Settling("settled", f"{who} handled the reconcile request of the pause ({seen}): no apply "
                                    "started before the pause is still running")
     bound = settle_bound(spec)
