@@ -412,8 +412,9 @@ def test_settled_once_the_kustomization_handled_the_pause_request():
 
 
 def test_a_later_request_handled_also_settles_it_but_an_older_one_does_not():
-    later = gitops.settle(FLUX, paused_kustomization(handled="2026-01-01T12:00:03.123456789Z"), KEY, PAUSED, NOW,
-                          NOW + timedelta(seconds=4))
+    body = paused_kustomization(handled="2026-01-01T12:00:03.123456789Z")
+    body["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] = "2026-01-01T12:00:03.123456789Z"  # over ours
+    later = gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
     older = gitops.settle(FLUX, paused_kustomization(handled="2026-01-01T11:40:00Z"), KEY, PAUSED, NOW,
                           NOW + timedelta(seconds=4))
     odd = gitops.settle(FLUX, paused_kustomization(handled="by-hand"), KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
@@ -488,3 +489,47 @@ def test_the_hold_resumes_unfixed_and_says_undone_when_the_fix_was_undone_and_ke
     kept = gitops.hold(state, KEY, until, NOW, "Succeeded", declared,
                        {"spec.template.spec.containers[app].image": "web:good"})
     assert not kept.resume
+
+
+def test_a_handled_request_from_before_the_pause_never_settles_it_even_if_its_time_is_later():
+    # a laptop clock ahead, or a tenant's `reconcile.fluxcd.io/requestedAt: 2099-...`: Flux copied it to
+    # lastHandledReconcileAt before the pause, and the pause's own request (in the annotation) is not handled yet
+    for before in ("2099-01-01T00:00:00Z", "2026-01-01T12:00:00.500Z", "2026-01-01T12:01:00Z"):
+        seen = gitops.settle(FLUX, paused_kustomization(handled=before), KEY, PAUSED, NOW, NOW + timedelta(seconds=4))
+        assert seen.state == "waiting", before
+
+
+def test_a_later_request_written_over_the_pauses_settles_it_once_handled():
+    body = paused_kustomization(handled="2026-01-01T12:00:03.123456789Z")
+    body["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] = "2026-01-01T12:00:03.123456789Z"  # flux reconcile
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "settled"
+    body["status"]["lastHandledReconcileAt"] = "2026-01-01T11:59:00Z"
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "waiting"
+
+
+def test_a_fix_undone_is_told_even_when_gits_value_is_longer_than_a_stored_field():
+    from remediator.api.models import GitopsState
+
+    args = [f"--flag-{i}=some-long-value-{i}" for i in range(20)]  # a JVM's or a proxy's args run long
+    changes = {"spec.template.spec.containers[app].args": {"before": args, "after": args[:1]},
+               "spec.template.spec.containers[app].image": {"before": "web:bad", "after": "web:good"}}
+    held = GitopsState(tool="flux", kind="Kustomization", namespace="flux-system", name="apps", mode="suspend",
+                       declared=gitops.declared_fields(changes))
+    back = {"spec.template.spec.containers[app].args": args, "spec.template.spec.containers[app].image": "web:bad"}
+    assert gitops.undone(held.declared, back) is not None, "stored as kept: a cut value never matches again"
+    assert gitops.undone(held.declared, {**back, "spec.template.spec.containers[app].args": args[:1]}) is None
+
+
+def test_a_target_kind_without_a_rollout_status_is_not_judged_gone_after_the_resume():
+    assert gitops.workload_health("Pod", {}) == (True, "Pod: no rollout to judge"), "a Pod target is not read"
+    assert gitops.workload_health("Rollout", {"status": {"observedGeneration": "4"}, "metadata": {"generation": 4}})[0]
+    assert gitops.workload_health("Rollout", None) == (False, "Rollout is gone")
+    assert gitops.workload_health("Deployment", None) == (False, "Deployment is gone")
+
+
+def test_a_request_dated_ahead_of_now_does_not_settle_it_even_when_written_over_the_pauses():
+    # a tenant writes back, over the pause's request, the 2099 request Flux handled before the pause
+    body = paused_kustomization(handled="2099-01-01T00:00:00Z")
+    body["metadata"]["annotations"][gitops.RECONCILE_REQUESTED] = "2099-01-01T00:00:00Z"
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(seconds=4)).state == "waiting"
+    assert gitops.settle(FLUX, body, KEY, PAUSED, NOW, NOW + timedelta(minutes=5)).state == "unsettled"

@@ -358,3 +358,108 @@ def test_a_fix_undone_while_held_resumes_the_owner_unfixed_and_escalates_without
     state = gitops.read_owner(OWNER, store.owner, store.source, ("Deployment", "shop", "web"))
     verdict = gitops.decide(state, "suspend", "the policy", "shop/am-2")
     assert not verdict.allowed and "same incident is back" in verdict.reason
+
+
+def test_a_target_that_cannot_be_read_while_held_still_lets_the_lease_end_resume_the_owner(owned, monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    store.flux_handles_the_request()
+    run(loop, store, 600)
+    assert store.status.phase == "Succeeded" and store.status.gitops.declared
+
+    def forbidden(ctx, kind, ns, name):
+        raise ApiException(status=403, reason="Forbidden")  # RBAC on the target withdrawn, an admission policy
+    monkeypatch.setattr(gitops_ctl, "target_body", forbidden)
+    writes = []
+    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
+                        writes.append((update, note, message)))
+    pauses, ctx = gitops_ctl.Pauses(), SimpleNamespace(api=None, serves=lambda ns: True)
+    pauses.heard("MODIFIED", store.object)
+    assert gitops_ctl.sweep(ctx, pauses, store.clock) == [], "within the lease: held"
+    [why] = gitops_ctl.sweep(ctx, pauses, store.clock + timedelta(minutes=31))
+    assert "the lease ended" in why and "suspend" not in store.owner["spec"], "resumed at the lease's end"
+    assert [note for _, note, _ in writes] == ["GitOpsResumed"]
+
+
+def rollout_remediation(gitops_status: dict) -> dict:
+    return {"metadata": {"namespace": "shop", "name": "am-1"},
+            "spec": {"signal": {"source": "alertmanager", "name": "HighErrorRate", "fingerprint": "f"},
+                     "runbook": {"name": "rb"}, "target": {"kind": "Rollout", "name": "web"}},
+            "status": {"phase": "Succeeded", "gitops": {
+                "tool": "flux", "kind": "Kustomization", "namespace": "flux-system", "name": "apps",
+                "mode": "suspend", "suspendedAt": "2026-11-25T12:00:00Z", **gitops_status}}}
+
+
+ROLLOUT = {"metadata": {"name": "web", "namespace": "shop", "generation": 4},
+           "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "app", "image": "web:bad"}]}}},
+           "status": {"observedGeneration": "4", "phase": "Healthy"}}  # Argo Rollouts writes it as a string
+
+
+def test_an_argo_rollout_target_is_read_while_held_so_a_fix_undone_on_it_is_told(monkeypatch):
+    from datetime import datetime, timezone
+
+    owner = {"metadata": {"name": "apps", "namespace": "flux-system", "annotations": {
+                 gitops.PAUSED_BY: "shop/am-1", gitops.PAUSED_REVISION: "main@sha1:bad"}},
+             "spec": {"suspend": True, "interval": "1m", "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+             "status": {"lastAppliedRevision": "main@sha1:bad"}}
+    source = {"status": {"artifact": {"revision": "main@sha1:bad"}}}
+    monkeypatch.setattr(gitops_ctl, "get", lambda api, table, kind, ns, name: copy.deepcopy(
+        owner if kind == "Kustomization" else source))
+    monkeypatch.setattr(gitops_ctl, "patch", lambda api, o, body: owner.update(merge(owner, body)))
+    monkeypatch.setattr(gitops_ctl, "read_workload_json", lambda api, kind, name, ns: copy.deepcopy(ROLLOUT))
+    writes = []
+    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
+                        writes.append((update, note, message)))
+    body = rollout_remediation({"until": "2026-11-25T13:00:00Z",
+                                "declared": {"spec.template.spec.containers[app].image": "web:bad"}})
+    now = datetime(2026, 11, 25, 12, 10, tzinfo=timezone.utc)
+    why = gitops_ctl.hold_or_resume(SimpleNamespace(api=None), body, now)
+    assert why and "the fix was undone" in why and [note for _, note, _ in writes] == ["GitOpsUndone"]
+
+
+def test_the_watch_after_the_resume_judges_an_argo_rollout_target_instead_of_calling_it_gone(monkeypatch):
+    from datetime import datetime, timezone
+
+    owner = {"metadata": {"name": "apps", "namespace": "flux-system", "annotations": {}},
+             "spec": {"interval": "10s", "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+             "status": {"lastAppliedRevision": "main@sha1:good",
+                        "conditions": [{"type": "Ready", "status": "True", "message": "Applied"}]}}
+    source = {"status": {"artifact": {"revision": "main@sha1:good"}}}
+    monkeypatch.setattr(gitops_ctl, "get", lambda api, table, kind, ns, name: copy.deepcopy(
+        owner if kind == "Kustomization" else source))
+    patches, writes = [], []
+    monkeypatch.setattr(gitops_ctl, "patch", lambda api, o, body: patches.append(body))
+    monkeypatch.setattr(gitops_ctl, "read_workload_json", lambda api, kind, name, ns: copy.deepcopy(ROLLOUT))
+    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
+                        writes.append((update, note, message)))
+    body = rollout_remediation({"resumedAt": "2026-11-25T12:05:00Z", "watchedRevision": "main@sha1:good",
+                                "watchUntil": "2026-11-25T12:05:30Z"})
+    ctx = SimpleNamespace(api=None)
+    gitops_ctl.hold_or_resume(ctx, body, datetime(2026, 11, 25, 12, 5, 10, tzinfo=timezone.utc))
+    body["status"]["gitops"]["readyAt"] = "2026-11-25T12:05:10Z"
+    why = gitops_ctl.hold_or_resume(ctx, body, datetime(2026, 11, 25, 12, 5, 31, tzinfo=timezone.utc))
+    assert patches == [] and "GitOpsRegressed" not in [note for _, note, _ in writes], why
+    assert why and "Ready and the target healthy" in why
+
+
+@pytest.mark.parametrize("stamp", ["2099-01-01T00:00:00Z", "yesterday"])
+def test_a_paused_at_annotation_edited_before_the_pause_is_recorded_neither_stops_the_loop_nor_waits_for_it(
+        owned, monkeypatch, stamp):
+    store = owned("suspend")
+
+    def hit(name: str) -> None:
+        if name == "after-pause":
+            raise SystemExit("killed")
+    monkeypatch.setattr(reconcile.failpoints, "hit", hit)
+    with pytest.raises(SystemExit):
+        tick(loop_on(store, monkeypatch))
+    monkeypatch.setattr(reconcile.failpoints, "hit", lambda name: None)
+    store.owner["metadata"]["annotations"][gitops.PAUSED_AT] = stamp  # a tenant's kubectl annotate
+    loop = loop_on(store, monkeypatch)  # a new process
+    run(loop, store, 60)
+    assert len(store.owner_patches) == 1, "paused once"
+    assert len(store.calls) == 1, "acted within the bound (40 s), not at the edited time"
+    assert parse_time(store.status.gitops.suspended_at) <= store.clock

@@ -94,8 +94,7 @@ def pause(ctx: OperatorContext, order: gitops.Pause, now: datetime) -> datetime:
     for _ in range(CONFLICT_TRIES):
         found, body = owner_state(ctx.api, order.owner, order.target)
         if found.paused_by == order.key:
-            stamp = ((body or {}).get("metadata", {}).get("annotations") or {}).get(gitops.PAUSED_AT)
-            return parse_time(stamp) if stamp else now
+            return paused_since(body, now)
         verdict = gitops.decide(found, "suspend", "the pause", order.key)
         if not verdict.suspend:
             raise ActionError("gitops", f"not acting: {verdict.reason}")
@@ -110,6 +109,17 @@ def pause(ctx: OperatorContext, order: gitops.Pause, now: datetime) -> datetime:
                 raise ActionError("gitops", f"could not pause {order.owner.display()}: {e.status} {e.reason}",
                                   status=e.status) from e
     raise ActionError("gitops", f"could not pause {order.owner.display()}: it kept changing", retryable=True)
+
+
+def paused_since(body: dict | None, now: datetime) -> datetime:
+    """When our pause on the owner began, from its paused-at annotation; `now` when that is not a time or lies
+    ahead (edited by hand): the settle wait and the lease count from it, and must not wait on a forged date."""
+    stamp = ((body or {}).get("metadata", {}).get("annotations") or {}).get(gitops.PAUSED_AT)
+    try:
+        since = parse_time(stamp) if stamp else now
+    except ValueError:
+        return now
+    return min(since, now)
 
 
 def resume(ctx: OperatorContext, owner: gitops.Owner, key: str, unfixed: bool) -> bool:
@@ -193,11 +203,17 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
 
 def declared_live(ctx: OperatorContext, body: dict, held: GitopsState) -> dict | None:
     """The target's fields that `held.declared` names, as they are live now (flattened as the action's changes
-    were); None when nothing was recorded or the target is gone."""
+    were); None when nothing was recorded, the target is gone, or it cannot be read (then the lease still ends
+    the hold: a read failing for good must not keep the owner paused for good)."""
     if not held.declared:
         return None
     target = ObjectRef.model_validate(body["spec"]["target"])
-    live = target_body(ctx, target.kind, target.namespace or body["metadata"]["namespace"], target.name)
+    try:
+        live = target_body(ctx, target.kind, target.namespace or body["metadata"]["namespace"], target.name)
+    except ApiException as e:  # unknown is not undone: the hold goes on, and so do its lease and Git's moves
+        log.warning("gitops: target unreadable while held", extra={"remediation": body["metadata"].get("name"),
+                                                                    "error": f"{e.status} {e.reason}"})
+        return None
     if not live:
         return None
     flat = flatten({"spec": live.get("spec") or {}})
@@ -206,7 +222,7 @@ def declared_live(ctx: OperatorContext, body: dict, held: GitopsState) -> dict |
 
 def target_body(ctx: OperatorContext, kind: str, namespace: str, name: str) -> dict | None:
     """The target as the apiserver has it now (read only while a resumed revision is watched)."""
-    if kind not in WORKLOAD_PLURALS:
+    if kind not in WORKLOAD_PLURALS and kind != "Rollout":  # an Argo Rollout is read as a workload is
         return {}
     try:
         return read_workload_json(ctx.api, kind, name, namespace)

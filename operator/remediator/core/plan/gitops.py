@@ -9,6 +9,7 @@ original sync policy is restored exactly once).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -328,14 +329,20 @@ def settle_bound(spec: Mapping[str, Any]) -> timedelta:
     return min(bound, SETTLE_CAP)
 
 
-def handled(seen: Any, requested: str) -> bool:
-    """The owner's lastHandledReconcileAt is our request, or a later one (e.g. `flux reconcile` after ours)."""
+def handled(seen: Any, requested: str, asked: Any = None, now: datetime | None = None) -> bool:
+    """The owner's lastHandledReconcileAt (`seen`) is our request, or a later one (`flux reconcile` after ours)
+    that replaced ours in the annotation (`asked`, as it is now) and was handled, dated no later than `now`. A
+    value only compared by its time would count one handled before the pause: a clock ahead, or a tenant's own
+    request dated 2099 (written back over ours, it is still ahead of now)."""
     if not isinstance(seen, str) or not seen:
         return False
     if seen == requested:
         return True
+    if seen != asked:  # the annotation still carries ours (or was changed again): `seen` predates it
+        return False
     try:
-        return parse_time(seen) >= parse_time(requested)
+        at = parse_time(seen)
+        return parse_time(requested) <= at and (now is None or at <= now)
     except ValueError:  # a request in a form that is not a time: only our own marker counts
         return False
 
@@ -356,7 +363,7 @@ def settle(owner: Owner, body: Mapping[str, Any] | None, key: str, requested: st
         return Settling("lost", f"{who} is no longer paused by this remediation (resumed by someone while "
                                 "waiting for it to settle): not acting, Flux would undo it")
     seen = status.get("lastHandledReconcileAt")
-    if handled(seen, requested):
+    if handled(seen, requested, (meta.get("annotations") or {}).get(RECONCILE_REQUESTED), now):
         return Settling("settled", f"{who} handled the reconcile request of the pause ({seen}): no apply "
                                    "started before the pause is still running")
     bound = settle_bound(spec)
@@ -373,9 +380,16 @@ def settle(owner: Owner, body: Mapping[str, Any] | None, key: str, requested: st
 MAX_DECLARED = 3  # fields of what Git declares kept to tell that a fix was undone
 
 
+DECLARED_CHARS = 256  # the length status.gitops.declared keeps of a value (its schema's maxLength)
+
+
 def declared_value(value: Any) -> str:
-    """A field's value as kept in status.gitops.declared: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    """A field's value as kept in status.gitops.declared: strings as they are, anything else as JSON; a longer
+    text than the status keeps as its digest (cut, it would never equal the live value again)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(text) <= DECLARED_CHARS:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def declared_fields(changes: Mapping[str, Mapping]) -> dict[str, str]:
@@ -439,6 +453,10 @@ def watch_window(state: OwnerState) -> timedelta:
 
 def workload_health(kind: str, body: Mapping[str, Any] | None) -> tuple[bool, str]:
     """(healthy, why) of the target from its own status: its rollout is complete and every replica available."""
+    if body is None:
+        return False, f"{kind} is gone"
+    if kind not in ("DaemonSet", "Deployment", "StatefulSet"):  # an Argo Rollout's observedGeneration is a string
+        return True, f"{kind}: no rollout to judge"  # a Pod is not read: {}
     if not body:
         return False, f"{kind} is gone"
     meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
@@ -447,12 +465,10 @@ def workload_health(kind: str, body: Mapping[str, Any] | None) -> tuple[bool, st
     if kind == "DaemonSet":
         want = status.get("desiredNumberScheduled") or 0
         have = {"updated": status.get("updatedNumberScheduled") or 0, "available": status.get("numberAvailable") or 0}
-    elif kind in ("Deployment", "StatefulSet"):
+    else:
         want = spec.get("replicas", 1)
         have = {"updated": status.get("updatedReplicas") or 0,
                 "available": status.get("availableReplicas", status.get("readyReplicas")) or 0}
-    else:
-        return True, f"{kind}: no rollout to judge"
     stalled = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"
                     and c.get("status") == "False"), None)
     if stalled:
