@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from remediator import failpoints
+from remediator.actions.base import ActionError
 from remediator.api.models import GitopsPolicy, RemediationPolicySpec
 from remediator.controller import gitops as gitops_ctl
 from remediator.controller import reconcile
@@ -463,3 +464,43 @@ def test_a_paused_at_annotation_edited_before_the_pause_is_recorded_neither_stop
     assert len(store.owner_patches) == 1, "paused once"
     assert len(store.calls) == 1, "acted within the bound (40 s), not at the edited time"
     assert parse_time(store.status.gitops.suspended_at) <= store.clock
+
+
+def climb_to_the_second_step(store: OwnedStore, loop: reconcile.Loop) -> None:
+    """Pause, settle, the first step refused by the apiserver: the ladder climbs with the pause held."""
+    store.action_error = ActionError("Forbidden", "deployments.apps is forbidden", status=403)
+    tick(loop)
+    store.flux_handles_the_request()
+    tick(loop)
+    store.action_error = None
+    assert engine.find_record(store.status, 0).phase == "Failed" and store.status.current_step == 1
+    assert store.status.gitops.suspended_at and not store.status.gitops.resumed_at
+
+
+def test_a_step_climbed_to_under_the_held_pause_acts_without_pausing_again(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    tick(loop)
+    assert [c.action for c in store.calls] == ["restartRollout", "scale"] and len(store.owner_patches) == 1
+
+
+@pytest.mark.parametrize("how", ["resumed by someone", "our mark removed", "owner deleted", "lease ended"])
+def test_a_step_climbed_to_after_the_pause_was_lost_escalates_without_acting(owned, monkeypatch, how):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    if how == "resumed by someone":
+        store.owner["spec"]["suspend"] = False  # `flux resume`: our annotations stay
+    elif how == "our mark removed":
+        store.owner["metadata"]["annotations"].pop(gitops.PAUSED_BY)
+    elif how == "owner deleted":
+        store.owner = None
+    else:  # the sweep resumed the owner at the lease's end and recorded it (another writer of the status)
+        store.owner["spec"]["suspend"] = False
+        store.touch(status=store.status.model_copy(update={"gitops": store.status.gitops.model_copy(
+            update={"resumed_at": gitops.stamp(store.clock)})}).wire())
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert "GitOps:" in store.status.reason and "not acting" in store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"

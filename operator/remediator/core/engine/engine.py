@@ -348,9 +348,13 @@ def gitops_gate(name: str, spec: RemediationSpec, status: RemediationStatus, ind
                 facts: Facts) -> tuple[RemediationStatus, Decision | None]:
     """The target's GitOps owner and the policy's mode for it: record them, and escalate when the mode (or a
     trap) says a human must act in Git instead."""
-    seen = facts.gitops
-    if seen is None or (status.gitops is not None and status.gitops.suspended_at):
-        return status, None  # no owner, or our pause is in place already (a climbed-to step)
+    seen, held = facts.gitops, status.gitops
+    if seen is None:
+        return status, None
+    if held is not None and held.suspended_at:  # a climbed-to step under our pause: only while it is still on
+        lost = gitops.pause_lost(seen.state, pause_key(spec, name), held.resumed_at) \
+            if seen.mode == "suspend" else None
+        return status, lost and Decision(state.transition(status, "Escalated", f"GitOps: {lost}", facts.now))
     owner, verdict = seen.state.owner, gitops.decide(seen.state, seen.mode, seen.why, pause_key(spec, name))
     recorded = GitopsState(tool=owner.tool, kind=owner.kind, namespace=owner.namespace, name=owner.name,
                            mode=seen.mode, source=seen.state.source[:320],

@@ -86,6 +86,7 @@ class OwnerState:
     exists: bool = True
     paused_by: str | None = None  # our pause's key, when the owner carries one
     paused_elsewhere: str | None = None  # already paused by someone else: why we can't tell it is ours
+    suspended: bool = False  # the reconciler is paused now (Flux spec.suspend, Argo CD automated sync off)
     revision: str | None = None  # what the owner applied / synced last
     source: str = ""  # e.g. "GitRepository flux-system/app"
     source_revision: str | None = None  # what its source has fetched now
@@ -126,6 +127,7 @@ def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str
             interval=interval, timeout=go_duration(spec.get("timeout")) or interval,
             source_revision=((source or {}).get("status") or {}).get("artifact", {}).get("revision"),
             paused_elsewhere="spec.suspend is already true" if spec.get("suspend") and not paused_by else None,
+            suspended=spec.get("suspend") is True,
             trap=flux_parent_trap(owner, meta), **common)
     sync = status.get("sync") or {}
     automated = (spec.get("syncPolicy") or {}).get("automated")
@@ -137,7 +139,7 @@ def read_owner(owner: Owner, body: Mapping[str, Any] | None, source: Mapping[str
         ready_message=(status.get("health") or {}).get("message", health or ""),
         revision=sync.get("revision"), source=(spec.get("source") or {}).get("repoURL", ""),
         source_revision=sync.get("revision"), automated=automated, original_automated=original,
-        paused_elsewhere="automated sync is off already" if manual and not paused_by else None,
+        paused_elsewhere="automated sync is off already" if manual and not paused_by else None, suspended=manual,
         trap=argocd_parent_trap(owner, meta), **common)
 
 
@@ -295,6 +297,20 @@ def resume_patch(state: OwnerState, key: str, unfixed: bool,
     if state.owner.tool == "flux":
         return {"metadata": meta, "spec": {"suspend": None}}
     return {"metadata": meta, "spec": {"syncPolicy": {"automated": dict(state.original_automated or {})}}}
+
+
+def pause_lost(state: OwnerState, key: str, resumed_at: str | None) -> str | None:
+    """Why a step climbed to under our pause must not act (the reconciler would undo it), or None while the pause
+    (keyed `key`) is still on the owner: it ended (lease, resumed by us), or someone resumed or removed the owner."""
+    who = state.owner.display()
+    if resumed_at:
+        return f"the pause of {who} ended at {resumed_at}, before this step: not acting, the reconciler would undo it"
+    if not state.exists:
+        return f"{who} is gone: not acting under a pause that no longer exists"
+    if state.paused_by != key or not state.suspended:
+        return f"{who} is no longer paused by this remediation (resumed by someone): not acting, the reconciler " \
+               "would undo it"
+    return None
 
 
 SETTLE_FIRST_LOOK = 1.0  # seconds from the pause to the first look at the owner
