@@ -157,7 +157,8 @@ def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_
         "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
         "--slack-api-url", slack.base_url]).start()
     try:
-        name = bad_rollout_incident(cluster, op, NO_APPROVALS, escalating_runbook())
+        policy = {**NO_APPROVALS, "escalation": {"allowedSlackChannels": ["C0ONCALL"]}}
+        name = bad_rollout_incident(cluster, op, policy, escalating_runbook())
         assert op.wait_killed() == -9, "killed right after posting the escalation, before saving its ts"
         assert cluster.remediation(name)["status"]["phase"] == "Escalated"
         op.start(failpoints="")
@@ -179,8 +180,10 @@ def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_
     assert "recentRecoverySeconds" not in status or status["recentRecoverySeconds"] == []
 
 
+@pytest.mark.parametrize("runbook_channel", [None, "C0ELSEWHERE"])
 def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_messages_thread(
-        cluster, kubeconfig, namespace, crds, tmp_path):
+        cluster, kubeconfig, namespace, crds, tmp_path, runbook_channel):
+    """A Runbook naming a channel the policy does not allow escalates in the policy's channel instead."""
     slack = SlackStandIn().start()
     (tmp_path / "slack-token").write_text(slack.bot_token)
     (tmp_path / "slack-signing-secret").write_text("s" * 32)
@@ -192,8 +195,8 @@ def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_
         {"level": lvl, "approvers": 1, "timeout": "3s", "onTimeout": "escalate"}
         for lvl in ("low", "medium", "high", "critical")]}}
     try:
-        name = bad_rollout_incident(cluster, op, policy, {**rollback_runbook(),
-                                                          "escalation": {"message": "nobody answered"}})
+        asked = {"message": "nobody answered"} | ({"slackChannel": runbook_channel} if runbook_channel else {})
+        name = bad_rollout_incident(cluster, op, policy, {**rollback_runbook(), "escalation": asked})
         status = cluster.wait_phase(name, {"Escalated", "Succeeded", "Failed", "Denied", "Expired"})["status"]
         assert status["phase"] == "Escalated", status["reason"]
         saved = wait_for(lambda: cluster.remediation(name)["status"].get("escalation"), what="escalation posted")
@@ -205,6 +208,9 @@ def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_
     assert saved["slackChannel"] == "C0APPROVALS", "the policy's approval channel when the Runbook names none"
     assert escalation["thread_ts"] == approval_ts and escalation["reply_broadcast"] is True
     assert "nobody answered" in str(escalation["blocks"])
+    assert ("not in the policy's escalation.allowedSlackChannels" in str(escalation["blocks"])) == \
+        bool(runbook_channel)
+    assert not any(channel == "C0ELSEWHERE" for channel, _ in slack.messages), "nothing posted where not allowed"
     assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"
 
 

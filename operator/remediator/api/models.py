@@ -523,6 +523,13 @@ class GitopsPolicy(Model):
                                   description="where Argo CD's Applications live (label tracking, plain tracking ids)")
 
 
+class EscalationPolicy(Model):
+    allowed_slack_channels: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(
+        default_factory=list, max_length=64,
+        description="channels a Runbook's escalation.slackChannel may name ('*': any); any other is not used and "
+                    "the escalation goes to approval.slackChannel: a tenant's Runbook cannot post where it likes")
+
+
 class RemediationPolicySpec(Model):
     mode: Literal["enforce", "dryRun"] = "enforce"
     namespaces: list[str] = Field(default_factory=list, description="names or globs; empty = all")
@@ -536,6 +543,7 @@ class RemediationPolicySpec(Model):
     bounds: list[NamespaceBounds] = Field(default_factory=list, max_length=MAX_BOUNDS)
     retention: Retention = Field(default_factory=Retention)
     gitops: GitopsPolicy = Field(default_factory=GitopsPolicy)
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
 
 
 class RemediationPolicyStatus(Model):

@@ -95,8 +95,8 @@ def decided_blocks(name: str, status: RemediationStatus) -> list[dict]:
 
 
 def escalation_blocks(namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus,
-                      runbook: RunbookSpec | None) -> list[dict]:
-    """The Runbook's escalation message, what was tried and why it stopped."""
+                      runbook: RunbookSpec | None, note: str = "") -> list[dict]:
+    """The Runbook's escalation message, what was tried and why it stopped (and `note`: why it is posted here)."""
     tried = "\n".join(f"• step `{esc(s.name)}` {esc(s.action)}: {esc(s.phase)} {esc(s.message[:200])}".rstrip()
                       for s in status.steps[:20]) or "• nothing was tried"
     lines = [f"*{esc(name)}* in `{esc(namespace)}` ended *{esc(status.phase)}*: {esc(status.reason[:500])}",
@@ -107,4 +107,6 @@ def escalation_blocks(namespace: str, name: str, spec: RemediationSpec, status: 
     if message:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": esc(message)[:3000]}})
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Tried:*\n{tried}"[:3000]}})
+    if note:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Posted here: {esc(note)}"}]})
     return blocks

@@ -133,17 +133,20 @@ def escalate(ctx: OperatorContext, namespace: str, name: str, uid: str, spec: Re
     Warning Event the transition already recorded is the escalation."""
     slack = ctx.slack
     approval = status.approval
-    policy = load_policy(ctx, namespace)
-    channel = (runbook.escalation.slack_channel if runbook else None) or \
-        (policy.approval.slack_channel if policy else None)
+    target = escalation.slack_target(runbook, load_policy(ctx, namespace))
+    channel = target.channel
     if slack is None or not slack.enabled or not channel:
         return None
+    if target.note:
+        log.warning("escalation posted to the policy's channel", extra={"remediation": f"{namespace}/{name}",
+                                                                        "reason": target.note})
     request_id = f"escalation-{uid}"
     thread = approval.slack_ts if approval and approval.slack_channel == channel else None
     try:
         found = find_request_message(slack, channel, request_id, parse_time(status.finished_at).timestamp())
         channel, ts = found or post_message(slack, channel, f"Escalated: {name}",
-                                            messages.escalation_blocks(namespace, name, spec, status, runbook),
+                                            messages.escalation_blocks(namespace, name, spec, status, runbook,
+                                                                       target.note),
                                             request_id, thread_ts=thread)
     except SlackUnavailable as e:
         log.warning("slack unavailable; the escalation is only the Warning Event",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.models import RemediationSpec, RemediationStatus
+from ..api.models import RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
 
 ALERTNAME = "RemediationEscalated"
 # Skipped because a step was refused (core.engine: guards right before acting / at planning, the target claim);
@@ -26,6 +26,27 @@ def handed_over(status: dict) -> bool:
     phase = status.get("phase")
     return phase in ("Escalated", "Failed") or (
         phase == "Skipped" and not status.get("dryRun") and str(status.get("reason", "")).startswith(REFUSED_PREFIXES))
+
+
+@dataclass(frozen=True)
+class SlackTarget:
+    channel: str | None  # None: no channel to post to
+    note: str = ""  # why the Runbook's own channel was not used
+
+
+def slack_target(runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> SlackTarget:
+    """Where the escalation is posted: the Runbook's channel when no policy governs the namespace or the policy
+    allows it (its approval channel, or `escalation.allowedSlackChannels`), else the policy's approval channel."""
+    asked = runbook.escalation.slack_channel if runbook else None
+    fallback = policy.approval.slack_channel if policy else None
+    if not asked:
+        return SlackTarget(fallback)
+    allowed = policy is None or asked == fallback or bool(
+        {asked, "*"} & set(policy.escalation.allowed_slack_channels))
+    if allowed:
+        return SlackTarget(asked)
+    return SlackTarget(fallback, f"the Runbook's channel {asked[:80]} is not in the policy's "
+                                 "escalation.allowedSlackChannels")
 
 
 def escalates(status: RemediationStatus) -> str | None:
