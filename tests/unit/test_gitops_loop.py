@@ -187,10 +187,17 @@ def test_the_sweep_resumes_the_pause_of_a_deleted_remediation_from_the_watch_and
     assert pauses.items() == []
 
 
-def test_a_regression_in_the_watch_after_the_resume_marks_the_owner_and_is_escalated_naming_the_revision(
-        monkeypatch):
-    from datetime import datetime, timezone
+def recorded_gitops_writes(monkeypatch) -> list[tuple]:
+    """Where controller.gitops's status writes (update, timeline note, message) go instead of the apiserver."""
+    writes: list[tuple] = []
+    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
+                        writes.append((update, note, message)))
+    return writes
 
+
+def serve_a_ready_flux_owner(monkeypatch) -> list[dict]:
+    """A Kustomization Ready at main@sha1:good, and its source, as controller.gitops reads them; returns the list
+    its patches go to."""
     owner = {"metadata": {"name": "apps", "namespace": "flux-system", "annotations": {}},
              "spec": {"interval": "10s", "sourceRef": {"kind": "GitRepository", "name": "repo"}},
              "status": {"lastAppliedRevision": "main@sha1:good",
@@ -198,13 +205,20 @@ def test_a_regression_in_the_watch_after_the_resume_marks_the_owner_and_is_escal
     source = {"status": {"artifact": {"revision": "main@sha1:good"}}}
     monkeypatch.setattr(gitops_ctl, "get", lambda api, table, kind, ns, name: copy.deepcopy(
         owner if kind == "Kustomization" else source))
-    patches, writes = [], []
+    patches: list[dict] = []
     monkeypatch.setattr(gitops_ctl, "patch", lambda api, o, body: patches.append(body))
+    return patches
+
+
+def test_a_regression_in_the_watch_after_the_resume_marks_the_owner_and_is_escalated_naming_the_revision(
+        monkeypatch):
+    from datetime import datetime, timezone
+
+    patches = serve_a_ready_flux_owner(monkeypatch)
     monkeypatch.setattr(gitops_ctl, "target_body", lambda ctx, kind, ns, name: {
         "metadata": {"generation": 2}, "spec": {"replicas": 2},
         "status": {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 0}})
-    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
-                        writes.append((update, note, message)))
+    writes = recorded_gitops_writes(monkeypatch)
     body = {"metadata": {"namespace": "shop", "name": "am-1"},
             "spec": {"signal": {"source": "alertmanager", "name": "HighErrorRate", "fingerprint": "f"},
                      "runbook": {"name": "rb"}, "target": {"kind": "Deployment", "name": "web"}},
@@ -339,9 +353,7 @@ def test_a_fix_undone_while_held_resumes_the_owner_unfixed_and_escalates_without
     assert store.status.gitops.declared == {"spec.replicas": "1"}, "Git's value of what the fix changed"
     live = {"spec": {"replicas": 2}}
     monkeypatch.setattr(gitops_ctl, "target_body", lambda ctx, kind, ns, name: copy.deepcopy(live))
-    writes = []
-    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
-                        writes.append((update, note, message)))
+    writes = recorded_gitops_writes(monkeypatch)
     pauses, ctx = gitops_ctl.Pauses(), SimpleNamespace(api=None, serves=lambda ns: True)
     pauses.heard("MODIFIED", store.object)
     assert gitops_ctl.sweep(ctx, pauses, store.clock) == [], "the fix stands: held"
@@ -374,9 +386,7 @@ def test_a_target_that_cannot_be_read_while_held_still_lets_the_lease_end_resume
     def forbidden(ctx, kind, ns, name):
         raise ApiException(status=403, reason="Forbidden")  # RBAC on the target withdrawn, an admission policy
     monkeypatch.setattr(gitops_ctl, "target_body", forbidden)
-    writes = []
-    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
-                        writes.append((update, note, message)))
+    writes = recorded_gitops_writes(monkeypatch)
     pauses, ctx = gitops_ctl.Pauses(), SimpleNamespace(api=None, serves=lambda ns: True)
     pauses.heard("MODIFIED", store.object)
     assert gitops_ctl.sweep(ctx, pauses, store.clock) == [], "within the lease: held"
@@ -411,9 +421,7 @@ def test_an_argo_rollout_target_is_read_while_held_so_a_fix_undone_on_it_is_told
         owner if kind == "Kustomization" else source))
     monkeypatch.setattr(gitops_ctl, "patch", lambda api, o, body: owner.update(merge(owner, body)))
     monkeypatch.setattr(gitops_ctl, "read_workload_json", lambda api, kind, name, ns: copy.deepcopy(ROLLOUT))
-    writes = []
-    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
-                        writes.append((update, note, message)))
+    writes = recorded_gitops_writes(monkeypatch)
     body = rollout_remediation({"until": "2026-11-25T13:00:00Z",
                                 "declared": {"spec.template.spec.containers[app].image": "web:bad"}})
     now = datetime(2026, 11, 25, 12, 10, tzinfo=timezone.utc)
@@ -424,18 +432,9 @@ def test_an_argo_rollout_target_is_read_while_held_so_a_fix_undone_on_it_is_told
 def test_the_watch_after_the_resume_judges_an_argo_rollout_target_instead_of_calling_it_gone(monkeypatch):
     from datetime import datetime, timezone
 
-    owner = {"metadata": {"name": "apps", "namespace": "flux-system", "annotations": {}},
-             "spec": {"interval": "10s", "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-             "status": {"lastAppliedRevision": "main@sha1:good",
-                        "conditions": [{"type": "Ready", "status": "True", "message": "Applied"}]}}
-    source = {"status": {"artifact": {"revision": "main@sha1:good"}}}
-    monkeypatch.setattr(gitops_ctl, "get", lambda api, table, kind, ns, name: copy.deepcopy(
-        owner if kind == "Kustomization" else source))
-    patches, writes = [], []
-    monkeypatch.setattr(gitops_ctl, "patch", lambda api, o, body: patches.append(body))
+    patches = serve_a_ready_flux_owner(monkeypatch)
     monkeypatch.setattr(gitops_ctl, "read_workload_json", lambda api, kind, name, ns: copy.deepcopy(ROLLOUT))
-    monkeypatch.setattr(gitops_ctl, "write_gitops", lambda ctx, meta, still, update, note, message, now:
-                        writes.append((update, note, message)))
+    writes = recorded_gitops_writes(monkeypatch)
     body = rollout_remediation({"resumedAt": "2026-11-25T12:05:00Z", "watchedRevision": "main@sha1:good",
                                 "watchUntil": "2026-11-25T12:05:30Z"})
     ctx = SimpleNamespace(api=None)
