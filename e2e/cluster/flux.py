@@ -183,8 +183,13 @@ def start_processes() -> None:
             "gitRoot": str(git_root()), "logs": str(logs), "namespace": NAMESPACE}
     (state_dir() / "flux.json").write_text(json.dumps(data, indent=2))
     deadline = time.monotonic() + 120
-    while not healthy(data):
-        dead = [n for n, proc in started.items() if proc.poll() is not None]  # our unreaped child: its pid is ours
+    while True:
+        up = healthy(data)
+        # our unreaped children (their pids are ours), looked at after the health check too: a port picked here
+        # and taken by another cluster's controller answers /readyz while ours has exited on the bind
+        dead = [n for n, proc in started.items() if proc.poll() is not None]
+        if up and not dead:
+            break
         if dead or time.monotonic() > deadline:
             why = f"{', '.join(exit_status(n, started[n]) for n in dead)}" if dead else "not healthy within 120s"
             tails = "\n".join(f"--- {n}.log\n" + tail(logs / f"{n}.log") for n in (dead or PROCESSES))
