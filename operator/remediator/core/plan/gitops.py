@@ -313,7 +313,7 @@ def pause_lost(state: OwnerState, key: str, resumed_at: str | None) -> str | Non
     return None
 
 
-SETTLE_FIRST_LOOK = 1.0  # seconds from the pause to the first look at the owner
+SETTLE_FIRST_LOOK = 0.5  # seconds from the pause to the first look at the owner (Flux handles it in ms)
 SETTLE_EVERY = 3.0  # seconds between looks at the owner while waiting for it to settle
 SETTLE_SLACK = timedelta(seconds=15)  # beyond one interval, when the owner sets no timeout
 SETTLE_CAP = timedelta(minutes=2)
