@@ -576,3 +576,36 @@ def test_an_action_in_progress_is_not_called_again_once_the_lease_ended_the_paus
     assert store.status.phase == "Escalated", store.status.reason
     assert "GitOps:" in store.status.reason and "ended" in store.status.reason
     assert [c.action for c in store.calls] == ["restartRollout", "scale"], "not called again"
+
+
+def approval_for_low_risk(store: OwnedStore) -> None:
+    from remediator.api.models import Approval, ApprovalRule
+    store.policy_spec = store.policy_spec.model_copy(update={"approval": Approval(rules=[
+        ApprovalRule(level="low", approvers=1, allowed_kubernetes_users=["alice"])])})
+
+
+def test_no_approval_is_asked_for_a_step_climbed_to_after_the_pause_was_lost(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    approval_for_low_risk(store)
+    lose_the_pause(store)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert store.status.approval is None, "nobody is asked to approve a step that cannot act"
+
+
+def test_a_step_approved_after_its_pause_was_lost_escalates_without_acting(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    approval_for_low_risk(store)
+    tick(loop)
+    assert store.status.phase == "AwaitingApproval", store.status.reason
+    lose_the_pause(store)  # while the approvers take their time
+    given = store.status.approval.model_copy(update={"decision": "approved", "decided_at": gitops.stamp(store.clock)})
+    store.touch(status=store.status.model_copy(update={"approval": given}).wire())
+    tick(loop)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the approved step never acted"
