@@ -609,3 +609,17 @@ def test_a_step_approved_after_its_pause_was_lost_escalates_without_acting(owned
     tick(loop)
     assert store.status.phase == "Escalated", store.status.reason
     assert [c.action for c in store.calls] == ["restartRollout"], "the approved step never acted"
+
+
+def test_a_target_relabelled_to_an_owner_the_policy_ignores_does_not_let_a_climbed_to_step_act_once_the_pause_is_lost(
+        owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    # the Flux labels stripped and an Argo CD tracking id added: the target now names an owner in `ignore` mode,
+    # while Flux, which we paused and someone resumed, still applies it
+    store.owner_ref, store.step_mode = gitops.Owner("argocd", "Application", "argocd", "web"), "ignore"
+    lose_the_pause(store)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"

@@ -359,9 +359,10 @@ def gitops_gate(name: str, spec: RemediationSpec, status: RemediationStatus, ind
     if held is not None and held.suspended_at:  # a climbed-to step under our pause: only while it is still on
         # judged on the owner we paused (read for this tick), not on the target's marks now: stripped labels or
         # a step's own mode (refuse) must not let a step act on a target the reconciler resets once resumed
-        if seen is not None and seen.mode == "ignore":
+        ours = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+        if seen is not None and seen.mode == "ignore" and seen.state.owner == ours:
             return status, None
-        paused = gitops.read_owner(gitops.Owner(held.tool, held.kind, held.namespace, held.name), facts.gitops_owner)
+        paused = gitops.read_owner(ours, facts.gitops_owner)
         lost = gitops.pause_lost(paused, pause_key(spec, name), held.resumed_at)
         return status, lost and Decision(state.transition(status, "Escalated", f"GitOps: {lost}", facts.now))
     if seen is None:
