@@ -50,3 +50,25 @@ def test_a_runbook_naming_a_channel_the_policy_does_not_allow_escalates_in_the_p
 def test_a_runbook_naming_a_channel_where_the_policy_has_none_posts_nowhere():
     target = slack_target(runbook("C0EXECUTIVES"), policy(channel=None))
     assert target.channel is None and "not in the policy's" in target.note
+
+
+@pytest.mark.parametrize("asked", [
+    "c0oncall",  # a channel *named* like the listed id (Slack names are lower case): lower-casing would allow it
+    "#C0ONCALL", " C0ONCALL", "C0ONCALL ", "C0ONCALL\u200b", "C0\u039fNCALL",  # prefix, spaces, zero-width, Greek O
+    "c0approvals", "<!channel>", "*", "C0ONCALL,C0EXECUTIVES",
+])
+def test_a_runbooks_channel_differing_from_an_allowed_one_in_any_way_is_not_used(asked):
+    target = slack_target(runbook(asked), policy(["C0ONCALL"]))
+    assert target.channel == "C0APPROVALS" and target.note
+
+
+def test_the_note_naming_a_refused_channel_cannot_mention_or_link_anyone():
+    asked = "<!channel> <@U0BOSS> <https://evil.example|approve here>"
+    target = slack_target(runbook(asked), policy(["C0ONCALL"]))
+    spec = RemediationSpec.model_validate({
+        "signal": {"source": "manual", "name": "x"}, "runbook": {"name": "rb", "namespace": "shop"},
+        "target": {"kind": "Deployment", "name": "web", "namespace": "shop"}})
+    blocks = escalation_blocks("shop", "r-1", spec, RemediationStatus(phase="Escalated"), runbook(asked),
+                               target.note)
+    shown = blocks[-1]["elements"][0]["text"]
+    assert "<" not in shown and ">" not in shown and len(shown) < 200

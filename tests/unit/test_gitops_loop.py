@@ -53,11 +53,17 @@ class OwnedStore(FakeStore):
         self.source = {"status": {"artifact": {"revision": "main@sha1:bad"}}}
         self.owner_patches: list[dict] = []
         self.mode = mode
+        self.step_mode: str | None = None  # the step's own gitops mode (a per-step override the policy allows)
+        self.marked = True  # the target carries its owner's labels (else no owner is found from it)
 
     def step_facts(self, name, spec, status, runbook, policy, now) -> StepFacts:
         self.reads["step_facts"] += 1
+        if not self.marked:
+            return StepFacts(ALLOW.guards)
         state = gitops.read_owner(self.owner_ref, self.owner, self.source, ("Deployment", "shop", "web"))
         mode, why = gitops.mode_for(self.owner_ref, policy.gitops, None)
+        if self.step_mode:
+            mode, why = self.step_mode, "the step's gitops.flux"
         return StepFacts(ALLOW.guards, gitops=gitops.Facts(state, mode, why, timedelta(minutes=30)))
 
     def pause(self, order, now):
@@ -502,4 +508,118 @@ def test_a_step_climbed_to_after_the_pause_was_lost_escalates_without_acting(own
     tick(loop)
     assert store.status.phase == "Escalated", store.status.reason
     assert "GitOps:" in store.status.reason and "not acting" in store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"
+
+
+def lose_the_pause(store: OwnedStore) -> None:
+    store.owner["spec"]["suspend"] = False  # `flux resume` by someone: our annotations stay
+
+
+@pytest.mark.parametrize("step_mode", ["refuse", "suspend"])
+def test_a_step_climbed_to_whose_own_gitops_mode_is_not_suspend_does_not_act_once_the_pause_is_lost(
+        owned, monkeypatch, step_mode):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    store.step_mode = step_mode  # the policy lets steps choose; this one says refuse
+    lose_the_pause(store)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"
+
+
+def test_a_step_climbed_to_whose_own_gitops_mode_is_ignore_acts_even_when_the_pause_is_lost(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    store.step_mode = "ignore"
+    lose_the_pause(store)
+    tick(loop)
+    assert [c.action for c in store.calls] == ["restartRollout", "scale"]
+
+
+def test_a_step_climbed_to_on_a_target_whose_owner_labels_were_removed_does_not_act_once_the_pause_is_lost(
+        owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    store.marked = False  # someone stripped the kustomize.toolkit.fluxcd.io labels: Flux still applies it
+    lose_the_pause(store)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert "Flux Kustomization flux-system/apps" in store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"
+
+
+def test_a_step_climbed_to_on_a_target_whose_owner_labels_were_removed_acts_while_the_pause_holds(
+        owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    store.marked = False
+    tick(loop)
+    assert [c.action for c in store.calls] == ["restartRollout", "scale"]
+
+
+def test_an_action_in_progress_is_not_called_again_once_the_lease_ended_the_pause(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    store.pending_action = True  # the second step's action is in progress: the same key is called each tick
+    tick(loop)
+    assert [c.action for c in store.calls] == ["restartRollout", "scale"]
+    assert engine.find_record(store.status, 1).phase == "Intended"
+    lose_the_pause(store)  # the sweep resumed the owner at the lease's end and recorded it
+    store.touch(status=store.status.model_copy(update={"gitops": store.status.gitops.model_copy(
+        update={"resumed_at": gitops.stamp(store.clock)})}).wire())
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert "GitOps:" in store.status.reason and "ended" in store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout", "scale"], "not called again"
+
+
+def approval_for_low_risk(store: OwnedStore) -> None:
+    from remediator.api.models import Approval, ApprovalRule
+    store.policy_spec = store.policy_spec.model_copy(update={"approval": Approval(rules=[
+        ApprovalRule(level="low", approvers=1, allowed_kubernetes_users=["alice"])])})
+
+
+def test_no_approval_is_asked_for_a_step_climbed_to_after_the_pause_was_lost(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    approval_for_low_risk(store)
+    lose_the_pause(store)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert store.status.approval is None, "nobody is asked to approve a step that cannot act"
+
+
+def test_a_step_approved_after_its_pause_was_lost_escalates_without_acting(owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    approval_for_low_risk(store)
+    tick(loop)
+    assert store.status.phase == "AwaitingApproval", store.status.reason
+    lose_the_pause(store)  # while the approvers take their time
+    given = store.status.approval.model_copy(update={"decision": "approved", "decided_at": gitops.stamp(store.clock)})
+    store.touch(status=store.status.model_copy(update={"approval": given}).wire())
+    tick(loop)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the approved step never acted"
+
+
+def test_a_target_relabelled_to_an_owner_the_policy_ignores_does_not_let_a_climbed_to_step_act_once_the_pause_is_lost(
+        owned, monkeypatch):
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
+    climb_to_the_second_step(store, loop)
+    # the Flux labels stripped and an Argo CD tracking id added: the target now names an owner in `ignore` mode,
+    # while Flux, which we paused and someone resumed, still applies it
+    store.owner_ref, store.step_mode = gitops.Owner("argocd", "Application", "argocd", "web"), "ignore"
+    lose_the_pause(store)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
     assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"

@@ -1,7 +1,8 @@
 """The GitOps owner of a target, read and paused/resumed on the cluster; decisions in core.plan.gitops.
 
 Reads happen only for a step about to act on a target that carries an owner's marks (one GET of the owner,
-one of its Flux source), never per tick. A pause is keyed by the Remediation ("<namespace>/<name>" in the
+one of its Flux source), and for a step climbed to under our pause (one GET of the owner paused, whatever the
+target's marks say now), never per tick. A pause is keyed by the Remediation ("<namespace>/<name>" in the
 owner's annotations): pausing again under the same key does nothing, and resuming removes the key in the same
 write that restores the sync policy, so the original is restored exactly once. The pauses held are followed
 from the Remediations' watch (no LIST); a sweep resumes each when Git moves on, its lease ends, or its

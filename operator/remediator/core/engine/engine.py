@@ -103,12 +103,19 @@ class Needs:
 
 def needs(status: RemediationStatus, runbook: RunbookSpec | None) -> Needs:
     planning_now = status.phase == "Pending"
+    step_facts = status.phase in ("Pending", "Planned") or (
+        status.phase == "Acting" and find_record(status, status.current_step or 0) is None)
     return Needs(
-        step_facts=status.phase in ("Pending", "Planned") or (
-            status.phase == "Acting" and find_record(status, status.current_step or 0) is None),
+        step_facts=step_facts,
         cause=planning_now and status.probable_cause is None,
         history=planning_now and runbook is not None and runbook.adaptive,
-        gitops_owner=settling(status))
+        gitops_owner=settling(status) or (step_facts and under_pause(status)))  # read where gitops_gate runs
+
+
+def under_pause(status: RemediationStatus) -> bool:
+    """Our pause of the target's owner is recorded and not ended: a step climbed to acts only while it is on."""
+    held = status.gitops
+    return held is not None and held.mode == "suspend" and bool(held.suspended_at) and not held.resumed_at
 
 
 def settling(status: RemediationStatus) -> bool:
@@ -349,12 +356,17 @@ def gitops_gate(name: str, spec: RemediationSpec, status: RemediationStatus, ind
     """The target's GitOps owner and the policy's mode for it: record them, and escalate when the mode (or a
     trap) says a human must act in Git instead."""
     seen, held = facts.gitops, status.gitops
+    if held is not None and held.suspended_at:  # a climbed-to step under our pause: only while it is still on
+        # judged on the owner we paused (read for this tick), not on the target's marks now: stripped labels or
+        # a step's own mode (refuse) must not let a step act on a target the reconciler resets once resumed
+        ours = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+        if seen is not None and seen.mode == "ignore" and seen.state.owner == ours:
+            return status, None
+        paused = gitops.read_owner(ours, facts.gitops_owner)
+        lost = gitops.pause_lost(paused, pause_key(spec, name), held.resumed_at)
+        return status, lost and Decision(state.transition(status, "Escalated", f"GitOps: {lost}", facts.now))
     if seen is None:
         return status, None
-    if held is not None and held.suspended_at:  # a climbed-to step under our pause: only while it is still on
-        lost = gitops.pause_lost(seen.state, pause_key(spec, name), held.resumed_at) \
-            if seen.mode == "suspend" else None
-        return status, lost and Decision(state.transition(status, "Escalated", f"GitOps: {lost}", facts.now))
     owner, verdict = seen.state.owner, gitops.decide(seen.state, seen.mode, seen.why, pause_key(spec, name))
     recorded = GitopsState(tool=owner.tool, kind=owner.kind, namespace=owner.namespace, name=owner.name,
                            mode=seen.mode, source=seen.state.source[:320],
@@ -477,6 +489,14 @@ def on_acting(name, spec, status, facts) -> Decision:
     if record.phase == "Intended":
         if settling(status):
             return settle(name, spec, status, index, record.idempotency_key, facts)
+        held = status.gitops
+        if held is not None and held.mode == "suspend" and held.suspended_at and held.resumed_at:
+            # the call is made again each tick (in progress, or lost to a crash): not once the pause has ended
+            who = gitops.Owner(held.tool, held.kind, held.namespace, held.name).display()
+            return Decision(state.transition(
+                status, "Escalated", f"GitOps: the pause of {who} ended at {held.resumed_at} while step "
+                f"{step.name!r} was still being applied: not calling it again, the reconciler would undo it",
+                facts.now))
         return Decision(status, effect=act(name, spec, status, index, record.idempotency_key, facts), changed=False)
     return Decision(state.transition(status, "Verifying", f"step {step.name!r} applied", facts.now))
 
