@@ -135,11 +135,13 @@ def escalate(ctx: OperatorContext, namespace: str, name: str, uid: str, spec: Re
     approval = status.approval
     target = escalation.slack_target(runbook, load_policy(ctx, namespace))
     channel = target.channel
-    if slack is None or not slack.enabled or not channel:
+    if slack is None or not slack.enabled:
         return None
     if target.note:
-        log.warning("escalation posted to the policy's channel", extra={"remediation": f"{namespace}/{name}",
-                                                                        "reason": target.note})
+        log.warning("escalation not posted where the Runbook asked", extra={
+            "remediation": f"{namespace}/{name}", "reason": target.note, "channel": channel or "(none)"})
+    if not channel:
+        return None
     request_id = f"escalation-{uid}"
     thread = approval.slack_ts if approval and approval.slack_channel == channel else None
     try:
