@@ -17,8 +17,7 @@ from remediator.api.models import API_VERSION, GROUP, VERSION
 from remediator.approvals.kubernetes import resolve_incident
 from remediator.core.durations import format_time
 from tests.integration.test_kubernetes_approvals import as_user, grant
-from tests.integration.test_operator_loop import NO_APPROVALS
-from tests.integration.test_runbook_status import escalating_runbook
+from tests.integration.test_runbook_status import ESCALATING_POLICY, escalating_runbook
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
@@ -27,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def escalated_incident(cluster, op) -> tuple[str, dict]:
     """A bad rollout only a restart is tried on: the ladder is exhausted. (name, the firing alert)"""
-    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_policy(ESCALATING_POLICY)
     cluster.apply_runbook("bad-rollout", escalating_runbook())
     cluster.deploy("web", replicas=2)
     cluster.bad_rollout("web")

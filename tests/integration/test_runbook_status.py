@@ -139,6 +139,10 @@ def test_printer_columns_and_the_report_read_the_records_the_loop_wrote(cluster,
     assert delivery["rollouts"] == len(cluster.revisions()) and delivery["failedRollouts"] == 1
 
 
+# No approvals, and the escalating Runbook's channel allowed: a policy posts a Runbook's escalation only where it lets it
+ESCALATING_POLICY = {**NO_APPROVALS, "escalation": {"allowedSlackChannels": ["C0ONCALL"]}}
+
+
 def escalating_runbook() -> dict:
     """Only a restart, which cannot cure a bad image: its verification fails and the ladder escalates."""
     return {**rollback_runbook(),
@@ -157,8 +161,7 @@ def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_
         "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
         "--slack-api-url", slack.base_url]).start()
     try:
-        policy = {**NO_APPROVALS, "escalation": {"allowedSlackChannels": ["C0ONCALL"]}}
-        name = bad_rollout_incident(cluster, op, policy, escalating_runbook())
+        name = bad_rollout_incident(cluster, op, ESCALATING_POLICY, escalating_runbook())
         assert op.wait_killed() == -9, "killed right after posting the escalation, before saving its ts"
         assert cluster.remediation(name)["status"]["phase"] == "Escalated"
         op.start(failpoints="")
