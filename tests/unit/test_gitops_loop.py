@@ -471,8 +471,10 @@ def test_a_paused_at_annotation_edited_before_the_pause_is_recorded_neither_stop
     assert parse_time(store.status.gitops.suspended_at) <= store.clock
 
 
-def climb_to_the_second_step(store: OwnedStore, loop: reconcile.Loop) -> None:
+def climbed(owned, monkeypatch) -> tuple[OwnedStore, reconcile.Loop]:
     """Pause, settle, the first step refused by the apiserver: the ladder climbs with the pause held."""
+    store = owned("suspend")
+    loop = loop_on(store, monkeypatch)
     store.action_error = ActionError("Forbidden", "deployments.apps is forbidden", status=403)
     tick(loop)
     store.flux_handles_the_request()
@@ -480,47 +482,47 @@ def climb_to_the_second_step(store: OwnedStore, loop: reconcile.Loop) -> None:
     store.action_error = None
     assert engine.find_record(store.status, 0).phase == "Failed" and store.status.current_step == 1
     assert store.status.gitops.suspended_at and not store.status.gitops.resumed_at
-
-
-def test_a_step_climbed_to_under_the_held_pause_acts_without_pausing_again(owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
-    tick(loop)
-    assert [c.action for c in store.calls] == ["restartRollout", "scale"] and len(store.owner_patches) == 1
-
-
-@pytest.mark.parametrize("how", ["resumed by someone", "our mark removed", "owner deleted", "lease ended"])
-def test_a_step_climbed_to_after_the_pause_was_lost_escalates_without_acting(owned, monkeypatch, how):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
-    if how == "resumed by someone":
-        store.owner["spec"]["suspend"] = False  # `flux resume`: our annotations stay
-    elif how == "our mark removed":
-        store.owner["metadata"]["annotations"].pop(gitops.PAUSED_BY)
-    elif how == "owner deleted":
-        store.owner = None
-    else:  # the sweep resumed the owner at the lease's end and recorded it (another writer of the status)
-        store.owner["spec"]["suspend"] = False
-        store.touch(status=store.status.model_copy(update={"gitops": store.status.gitops.model_copy(
-            update={"resumed_at": gitops.stamp(store.clock)})}).wire())
-    tick(loop)
-    assert store.status.phase == "Escalated", store.status.reason
-    assert "GitOps:" in store.status.reason and "not acting" in store.status.reason
-    assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"
+    return store, loop
 
 
 def lose_the_pause(store: OwnedStore) -> None:
     store.owner["spec"]["suspend"] = False  # `flux resume` by someone: our annotations stay
 
 
+def end_the_lease(store: OwnedStore) -> None:
+    """What the sweep does at the lease's end: resume the owner, and record it (another writer of the status)."""
+    lose_the_pause(store)
+    store.touch(status=store.status.model_copy(update={"gitops": store.status.gitops.model_copy(
+        update={"resumed_at": gitops.stamp(store.clock)})}).wire())
+
+
+def test_a_step_climbed_to_under_the_held_pause_acts_without_pausing_again(owned, monkeypatch):
+    store, loop = climbed(owned, monkeypatch)
+    tick(loop)
+    assert [c.action for c in store.calls] == ["restartRollout", "scale"] and len(store.owner_patches) == 1
+
+
+@pytest.mark.parametrize("how", ["resumed by someone", "our mark removed", "owner deleted", "lease ended"])
+def test_a_step_climbed_to_after_the_pause_was_lost_escalates_without_acting(owned, monkeypatch, how):
+    store, loop = climbed(owned, monkeypatch)
+    if how == "resumed by someone":
+        lose_the_pause(store)
+    elif how == "our mark removed":
+        store.owner["metadata"]["annotations"].pop(gitops.PAUSED_BY)
+    elif how == "owner deleted":
+        store.owner = None
+    else:
+        end_the_lease(store)
+    tick(loop)
+    assert store.status.phase == "Escalated", store.status.reason
+    assert "GitOps:" in store.status.reason and "not acting" in store.status.reason
+    assert [c.action for c in store.calls] == ["restartRollout"], "the second step never acted"
+
+
 @pytest.mark.parametrize("step_mode", ["refuse", "suspend"])
 def test_a_step_climbed_to_whose_own_gitops_mode_is_not_suspend_does_not_act_once_the_pause_is_lost(
         owned, monkeypatch, step_mode):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     store.step_mode = step_mode  # the policy lets steps choose; this one says refuse
     lose_the_pause(store)
     tick(loop)
@@ -529,9 +531,7 @@ def test_a_step_climbed_to_whose_own_gitops_mode_is_not_suspend_does_not_act_onc
 
 
 def test_a_step_climbed_to_whose_own_gitops_mode_is_ignore_acts_even_when_the_pause_is_lost(owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     store.step_mode = "ignore"
     lose_the_pause(store)
     tick(loop)
@@ -540,9 +540,7 @@ def test_a_step_climbed_to_whose_own_gitops_mode_is_ignore_acts_even_when_the_pa
 
 def test_a_step_climbed_to_on_a_target_whose_owner_labels_were_removed_does_not_act_once_the_pause_is_lost(
         owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     store.marked = False  # someone stripped the kustomize.toolkit.fluxcd.io labels: Flux still applies it
     lose_the_pause(store)
     tick(loop)
@@ -553,25 +551,19 @@ def test_a_step_climbed_to_on_a_target_whose_owner_labels_were_removed_does_not_
 
 def test_a_step_climbed_to_on_a_target_whose_owner_labels_were_removed_acts_while_the_pause_holds(
         owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     store.marked = False
     tick(loop)
     assert [c.action for c in store.calls] == ["restartRollout", "scale"]
 
 
 def test_an_action_in_progress_is_not_called_again_once_the_lease_ended_the_pause(owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     store.pending_action = True  # the second step's action is in progress: the same key is called each tick
     tick(loop)
     assert [c.action for c in store.calls] == ["restartRollout", "scale"]
     assert engine.find_record(store.status, 1).phase == "Intended"
-    lose_the_pause(store)  # the sweep resumed the owner at the lease's end and recorded it
-    store.touch(status=store.status.model_copy(update={"gitops": store.status.gitops.model_copy(
-        update={"resumed_at": gitops.stamp(store.clock)})}).wire())
+    end_the_lease(store)
     tick(loop)
     assert store.status.phase == "Escalated", store.status.reason
     assert "GitOps:" in store.status.reason and "ended" in store.status.reason
@@ -585,9 +577,7 @@ def approval_for_low_risk(store: OwnedStore) -> None:
 
 
 def test_no_approval_is_asked_for_a_step_climbed_to_after_the_pause_was_lost(owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     approval_for_low_risk(store)
     lose_the_pause(store)
     tick(loop)
@@ -596,9 +586,7 @@ def test_no_approval_is_asked_for_a_step_climbed_to_after_the_pause_was_lost(own
 
 
 def test_a_step_approved_after_its_pause_was_lost_escalates_without_acting(owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     approval_for_low_risk(store)
     tick(loop)
     assert store.status.phase == "AwaitingApproval", store.status.reason
@@ -613,9 +601,7 @@ def test_a_step_approved_after_its_pause_was_lost_escalates_without_acting(owned
 
 def test_a_target_relabelled_to_an_owner_the_policy_ignores_does_not_let_a_climbed_to_step_act_once_the_pause_is_lost(
         owned, monkeypatch):
-    store = owned("suspend")
-    loop = loop_on(store, monkeypatch)
-    climb_to_the_second_step(store, loop)
+    store, loop = climbed(owned, monkeypatch)
     # the Flux labels stripped and an Argo CD tracking id added: the target now names an owner in `ignore` mode,
     # while Flux, which we paused and someone resumed, still applies it
     store.owner_ref, store.step_mode = gitops.Owner("argocd", "Application", "argocd", "web"), "ignore"

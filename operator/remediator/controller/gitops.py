@@ -186,7 +186,7 @@ def hold_or_resume(ctx: OperatorContext, body: dict, now: datetime) -> str | Non
         return None
     if status.phase not in TERMINAL_PHASES and not body.get(DELETED):
         return None  # still acting or verifying: the pause protects that
-    owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+    owner = gitops.Owner.of(held)
     key = f"{meta['namespace']}/{meta['name']}"
     if body.get(DELETED):  # nobody is left to keep the fix: resume, say so in the log
         resume(ctx, owner, key, unfixed=False)
@@ -238,7 +238,7 @@ def watch(ctx: OperatorContext, body: dict, status: RemediationStatus, now: date
     a regression in the window marks the owner (a pause at that revision is refused: humans fix Git) and is
     escalated on the Remediation, naming the revision. Returns the outcome's reason once the watch is over."""
     meta, held, target = body["metadata"], status.gitops, ObjectRef.model_validate(body["spec"]["target"])
-    owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+    owner = gitops.Owner.of(held)
     found, _ = owner_state(ctx.api, owner)
     kind, namespace = target.kind, target.namespace or meta["namespace"]
     health = gitops.workload_health(kind, target_body(ctx, kind, namespace, target.name))

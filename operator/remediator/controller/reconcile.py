@@ -137,7 +137,7 @@ class Loop:
             if needs.step_facts else StepFacts()
         history = self.store.history(spec, status, runbook) if needs.history else None
         held = status.gitops
-        owner = self.store.gitops_owner(gitops.Owner(held.tool, held.kind, held.namespace, held.name)) \
+        owner = self.store.gitops_owner(gitops.Owner.of(held)) \
             if needs.gitops_owner and held is not None else None
         return status, engine.Facts(
             now=now, runbook=runbook, policy=policy, guards=observed.guards, risk_input=observed.risk_input,

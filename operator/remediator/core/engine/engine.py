@@ -122,12 +122,10 @@ def settling(status: RemediationStatus) -> bool:
     """The step's intent is stored and its owner paused, but the owner has not been seen settled yet: the step
     waits (ticks with a requeue, no sleep; the record survives a restart) before acting."""
     held = status.gitops
-    if status.phase != "Acting" or status.current_step is None or held is None or held.mode != "suspend" \
-            or not held.suspended_at or held.settled_at or held.resumed_at:
+    if status.phase != "Acting" or status.current_step is None or not under_pause(status) or held.settled_at:
         return False
     record = find_record(status, status.current_step)
-    return record is not None and record.phase == "Intended" and \
-        gitops.settles(gitops.Owner(held.tool, held.kind, held.namespace, held.name))
+    return record is not None and record.phase == "Intended" and gitops.settles(gitops.Owner.of(held))
 
 
 @dataclass(frozen=True)
@@ -359,7 +357,7 @@ def gitops_gate(name: str, spec: RemediationSpec, status: RemediationStatus, ind
     if held is not None and held.suspended_at:  # a climbed-to step under our pause: only while it is still on
         # judged on the owner we paused (read for this tick), not on the target's marks now: stripped labels or
         # a step's own mode (refuse) must not let a step act on a target the reconciler resets once resumed
-        ours = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+        ours = gitops.Owner.of(held)
         if seen is not None and seen.mode == "ignore" and seen.state.owner == ours:
             return status, None
         paused = gitops.read_owner(ours, facts.gitops_owner)
@@ -492,7 +490,7 @@ def on_acting(name, spec, status, facts) -> Decision:
         held = status.gitops
         if held is not None and held.mode == "suspend" and held.suspended_at and held.resumed_at:
             # the call is made again each tick (in progress, or lost to a crash): not once the pause has ended
-            who = gitops.Owner(held.tool, held.kind, held.namespace, held.name).display()
+            who = gitops.Owner.of(held).display()
             return Decision(state.transition(
                 status, "Escalated", f"GitOps: the pause of {who} ended at {held.resumed_at} while step "
                 f"{step.name!r} was still being applied: not calling it again, the reconciler would undo it",
@@ -507,7 +505,7 @@ def settle(name: str, spec: RemediationSpec, status: RemediationStatus, index: i
     act in the same decision. An owner no longer paused by us escalates: the step would be undone."""
     held = status.gitops
     assert held is not None and held.suspended_at
-    owner = gitops.Owner(held.tool, held.kind, held.namespace, held.name)
+    owner = gitops.Owner.of(held)
     # the pause's reconcile request is its paused-at stamp, the same string as suspendedAt
     seen = gitops.settle(owner, facts.gitops_owner, pause_key(spec, name), held.suspended_at,
                          parse_time(held.suspended_at), facts.now)
@@ -546,7 +544,7 @@ def pause_for(name: str, spec: RemediationSpec, status: RemediationStatus, index
         return None
     lease = parse_duration(facts.policy.gitops.lease) if facts.policy else timedelta(hours=1)
     step = status.plan[index]
-    paused_owner = gitops.Owner(owner.tool, owner.kind, owner.namespace, owner.name)
+    paused_owner = gitops.Owner.of(owner)
     return gitops.Pause(paused_owner, pause_key(spec, name), f"step {step.name!r} ({step.action}) of remediation "
                         f"{pause_key(spec, name)}", lease,
                         (spec.target.kind, spec.target.namespace or "", spec.target.name),

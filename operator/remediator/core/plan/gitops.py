@@ -55,6 +55,11 @@ class Owner:
     namespace: str
     name: str
 
+    @classmethod
+    def of(cls, recorded: Any) -> Owner:
+        """The owner a Remediation recorded (status.gitops: tool, kind, namespace, name)."""
+        return cls(recorded.tool, recorded.kind, recorded.namespace, recorded.name)
+
     def display(self) -> str:
         return f"{'Flux' if self.tool == 'flux' else 'Argo CD'} {self.kind} {self.namespace}/{self.name}"
 
