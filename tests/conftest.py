@@ -51,6 +51,16 @@ def flux(kubeconfig):
         pytest.fail(f"Flux could not be built or started: {e}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def in_process_watches_end_with_the_test():
+    """Operator contexts a test makes in-process start watch threads; they end with the test (left running,
+    they watch namespaces long deleted and log as the interpreter exits, which aborts it)."""
+    yield
+    from remediator.controller import caches
+
+    caches.stop_all()
+
+
 def pytest_collection_modifyitems(items):
     """`-m flux` / `-m "not flux"` select the tests that need the real Flux controllers; they run last, so the
     Flux build that e2e/run-tests starts in the background has the other tiers' time to finish."""

@@ -17,10 +17,12 @@ and kopf scopes every namespaced kind alike, while the guards count Remediations
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import json
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -324,11 +326,15 @@ class Feed:
                 pause = 1.0
                 continue
             except ApiException as e:
+                if stopped.is_set():
+                    return
                 if e.status == 410:
                     self._relist(stopped)
                     continue
                 log.warning("watch failed", extra={"watch": self.what, "status": e.status})
             except Exception as e:  # noqa: BLE001  a dropped connection: resume from the last version
+                if stopped.is_set():  # quiet: a daemon thread writing to stderr as the interpreter exits aborts it
+                    return
                 if not transient(e):
                     log.warning("watch failed", extra={"watch": self.what, "error": str(e)})
             stopped.wait(pause)
@@ -362,7 +368,7 @@ class Feed:
                 self.resource_version = version
 
 
-@dataclass
+@dataclass(eq=False)  # held in RUNNING by identity
 class Caches:
     policies: PolicyCache = field(default_factory=PolicyCache)
     namespaces: NamespaceLabels = field(default_factory=NamespaceLabels)
@@ -376,6 +382,22 @@ class Caches:
     # watch besides would hold every object a second time: ~200 MiB more with 10,000 in the cluster).
     remediation_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
     targets: object | None = None  # targets.TargetWatches, made by the first probe (targets.of)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.targets is not None:
+            self.targets.stop()
+
+
+# Caches whose watch threads run: stopped at exit, so no daemon thread logs while the interpreter finalizes
+# (which aborts it), and by the test suite after each test that started some.
+RUNNING: weakref.WeakSet[Caches] = weakref.WeakSet()
+
+
+@atexit.register
+def stop_all() -> None:
+    for caches in list(RUNNING):
+        caches.stop()
 
 
 def feeds(ctx) -> list[Feed]:
@@ -441,6 +463,7 @@ def _start(ctx) -> dict[str, int]:
         counts[feed.what] = feed.prime()
         started.append(feed)
     ctx.caches.primed.set()
+    RUNNING.add(ctx.caches)
     for feed in started:
         thread = threading.Thread(target=feed.follow, args=(ctx.caches.stopped,), name=f"watch-{feed.what}",
                                   daemon=True)
@@ -450,6 +473,4 @@ def _start(ctx) -> dict[str, int]:
 
 
 def stop(ctx) -> None:
-    ctx.caches.stopped.set()
-    if ctx.caches.targets is not None:
-        ctx.caches.targets.stop()
+    ctx.caches.stop()

@@ -25,6 +25,7 @@ from kubernetes import client
 
 from ..actions.base import KEYS_ANNOTATION, is_recorded
 
+from . import caches
 from .caches import Feed
 
 log = logging.getLogger("remediator.targets")
@@ -249,4 +250,5 @@ def of(ctx) -> TargetWatches:
     with ctx.caches.starting:
         if ctx.caches.targets is None:
             ctx.caches.targets = TargetWatches(ctx.api)
+            caches.RUNNING.add(ctx.caches)
         return ctx.caches.targets
