@@ -114,3 +114,18 @@ def namespace(kube_api, request):
     core.delete_namespace(name, propagation_policy="Background")
 
 
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the suite's time goes, by test file (setup, call and teardown): what to cut to keep CI short."""
+    seconds: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) in ("setup", "call", "teardown"):
+                path = report.nodeid.split("::", 1)[0]
+                seconds[path] = seconds.get(path, 0.0) + report.duration
+    if not seconds:
+        return
+    terminalreporter.write_sep("=", f"time by test file (top 25 of {len(seconds)}; all: {sum(seconds.values()):.0f} s)")
+    for path, spent in sorted(seconds.items(), key=lambda item: -item[1])[:25]:
+        terminalreporter.write_line(f"{spent:8.1f}s  {path}")
