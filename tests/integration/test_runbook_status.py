@@ -183,9 +183,12 @@ def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_
     assert "recentRecoverySeconds" not in status or status["recentRecoverySeconds"] == []
 
 
-@pytest.mark.parametrize("runbook_channel", [None, "C0ELSEWHERE"])
+@pytest.mark.parametrize("runbook_channel, approval_channel", [
+    (None, "C0APPROVALS"), ("C0ELSEWHERE", "C0APPROVALS"),
+    (None, "#approvals"),  # named, as the shipped policies name theirs: Slack answers the post with the id
+])
 def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_messages_thread(
-        cluster, kubeconfig, namespace, crds, tmp_path, runbook_channel):
+        cluster, kubeconfig, namespace, crds, tmp_path, runbook_channel, approval_channel):
     """A Runbook naming a channel the policy does not allow escalates in the policy's channel instead."""
     slack = SlackStandIn().start()
     (tmp_path / "slack-token").write_text(slack.bot_token)
@@ -194,7 +197,7 @@ def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_
         "--slack-token-file", str(tmp_path / "slack-token"),
         "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
         "--slack-api-url", slack.base_url]).start()
-    policy = {"approval": {"slackChannel": "C0APPROVALS", "rules": [
+    policy = {"approval": {"slackChannel": approval_channel, "rules": [
         {"level": lvl, "approvers": 1, "timeout": "3s", "onTimeout": "escalate"}
         for lvl in ("low", "medium", "high", "critical")]}}
     try:
@@ -207,8 +210,10 @@ def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_
         op.stop()
         slack.stop()
     approval_ts = status["approval"]["slackTs"]
-    escalation = slack.messages[("C0APPROVALS", saved["slackTs"])]
-    assert saved["slackChannel"] == "C0APPROVALS", "the policy's approval channel when the Runbook names none"
+    channel_id = SlackStandIn.channel_id(approval_channel)
+    assert status["approval"]["slackChannel"] == channel_id, "the approval message's channel as Slack answered it"
+    escalation = slack.messages[(channel_id, saved["slackTs"])]
+    assert saved["slackChannel"] == channel_id, "the policy's approval channel when the Runbook names none"
     assert escalation["thread_ts"] == approval_ts and escalation["reply_broadcast"] is True
     assert "nobody answered" in str(escalation["blocks"])
     assert ("not in the policy's escalation.allowedSlackChannels" in str(escalation["blocks"])) == \

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from remediator.api.models import RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
+from remediator.api.models import (ApprovalState, RemediationPolicySpec, RemediationSpec, RemediationStatus,
+                                   RunbookSpec)
 from remediator.approvals.messages import escalation_blocks
 from remediator.core.escalation import slack_target
 
@@ -72,3 +73,32 @@ def test_the_note_naming_a_refused_channel_cannot_mention_or_link_anyone():
                                target.note)
     shown = blocks[-1]["elements"][0]["text"]
     assert "<" not in shown and ">" not in shown and len(shown) < 200
+
+
+def answered(channel: str = "C0APPROVALS") -> ApprovalState:
+    """An approval request as the loop keeps it once posted: Slack's channel id and the message's ts."""
+    return ApprovalState(required=1, level="high", slack_channel=channel, slack_ts="1700000000.000100")
+
+
+@pytest.mark.parametrize("approval_channel", ["C0APPROVALS", "#remediations", "remediations"])
+def test_an_escalation_in_the_approval_messages_channel_is_threaded_under_it_however_the_policy_names_it(
+        approval_channel):
+    target = slack_target(runbook(None), policy(channel=approval_channel), answered())
+    assert (target.channel, target.thread_ts) == ("C0APPROVALS", "1700000000.000100")
+
+
+def test_an_escalation_refused_its_runbooks_channel_is_threaded_under_the_approval_in_the_policys_channel():
+    target = slack_target(runbook("#executives"), policy(channel="#remediations"), answered())
+    assert (target.channel, target.thread_ts) == ("C0APPROVALS", "1700000000.000100") and target.note
+
+
+@pytest.mark.parametrize("approval", [None, ApprovalState(required=1, level="high", slack_channel="#remediations")],
+                         ids=["no-approval", "never-posted"])
+def test_an_escalation_with_no_posted_approval_message_starts_its_own_thread(approval):
+    target = slack_target(runbook(None), policy(channel="#remediations"), approval)
+    assert (target.channel, target.thread_ts) == ("#remediations", None)
+
+
+def test_an_escalation_in_another_channel_than_the_approvals_is_not_threaded_there():
+    target = slack_target(runbook("#oncall"), policy(["#oncall"], channel="#remediations"), answered())
+    assert (target.channel, target.thread_ts) == ("#oncall", None)

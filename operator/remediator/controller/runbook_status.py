@@ -133,7 +133,7 @@ def escalate(ctx: OperatorContext, namespace: str, name: str, uid: str, spec: Re
     Warning Event the transition already recorded is the escalation."""
     slack = ctx.slack
     approval = status.approval
-    target = escalation.slack_target(runbook, load_policy(ctx, namespace))
+    target = escalation.slack_target(runbook, load_policy(ctx, namespace), approval)
     channel = target.channel
     if slack is None or not slack.enabled:
         return None
@@ -143,13 +143,12 @@ def escalate(ctx: OperatorContext, namespace: str, name: str, uid: str, spec: Re
     if not channel:
         return None
     request_id = f"escalation-{uid}"
-    thread = approval.slack_ts if approval and approval.slack_channel == channel else None
     try:
         found = find_request_message(slack, channel, request_id, parse_time(status.finished_at).timestamp())
         channel, ts = found or post_message(slack, channel, f"Escalated: {name}",
                                             messages.escalation_blocks(namespace, name, spec, status, runbook,
                                                                        target.note),
-                                            request_id, thread_ts=thread)
+                                            request_id, thread_ts=target.thread_ts)
     except SlackUnavailable as e:
         log.warning("slack unavailable; the escalation is only the Warning Event",
                     extra={"remediation": f"{namespace}/{name}", "error": str(e)})

@@ -8,10 +8,11 @@ the same alert with endsAt = now once it is over (Alertmanager matches alerts by
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.models import RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
+from ..api.models import ApprovalState, RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
 
 ALERTNAME = "RemediationEscalated"
 # Skipped because a step was refused (core.engine: guards right before acting / at planning, the target claim);
@@ -32,21 +33,35 @@ def handed_over(status: dict) -> bool:
 class SlackTarget:
     channel: str | None  # None: no channel to post to
     note: str = ""  # why the Runbook's own channel was not used
+    thread_ts: str | None = None  # the approval message it answers, in the same channel
 
 
-def slack_target(runbook: RunbookSpec | None, policy: RemediationPolicySpec | None) -> SlackTarget:
+def slack_target(runbook: RunbookSpec | None, policy: RemediationPolicySpec | None,
+                 approval: ApprovalState | None = None) -> SlackTarget:
     """Where the escalation is posted: the Runbook's channel when no policy governs the namespace or the policy
-    allows it (its approval channel, or `escalation.allowedSlackChannels`), else the policy's approval channel."""
+    allows it (its approval channel, or `escalation.allowedSlackChannels`), else the policy's approval channel;
+    threaded under the approval message when it goes to that message's channel."""
     asked = runbook.escalation.slack_channel if runbook else None
     fallback = policy.approval.slack_channel if policy else None
     if not asked:
-        return SlackTarget(fallback)
+        return threaded(SlackTarget(fallback), approval, fallback)
     allowed = policy is None or asked == fallback or bool(
         {asked, "*"} & set(policy.escalation.allowed_slack_channels))
     if allowed:
-        return SlackTarget(asked)
-    return SlackTarget(fallback, f"the Runbook's channel {asked[:80]} is not in the policy's "
-                                 "escalation.allowedSlackChannels")
+        return threaded(SlackTarget(asked), approval, fallback)
+    return threaded(SlackTarget(fallback, f"the Runbook's channel {asked[:80]} is not in the policy's "
+                                          "escalation.allowedSlackChannels"), approval, fallback)
+
+
+def threaded(target: SlackTarget, approval: ApprovalState | None, approval_channel: str | None) -> SlackTarget:
+    """The approval request went to the policy's approval channel, which may be a name (`#remediations`), and
+    Slack answered with the channel's id, which is what the request keeps: either names that channel. The reply
+    goes to the id, where a thread and the history search (ids only) work."""
+    if not (target.channel and approval and approval.slack_ts and approval.slack_channel):
+        return target
+    if target.channel not in (approval.slack_channel, approval_channel):
+        return target
+    return dataclasses.replace(target, channel=approval.slack_channel, thread_ts=approval.slack_ts)
 
 
 def escalates(status: RemediationStatus) -> str | None:
