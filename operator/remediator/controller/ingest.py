@@ -241,6 +241,10 @@ class Intake:
     runbooks: RunbookCache
     served: Callable[[str], bool] = lambda namespace: True
     incidents: OpenIncidents = field(default_factory=OpenIncidents)
+    # Created, their match reasons not yet written: the loop waits for that write's event (a tick on the
+    # creation's would meet a 409 from it and plan twice); `unrecorded` wakes the loop when that write fails.
+    recording: set[tuple[str, str]] = field(default_factory=set)
+    unrecorded: Callable[[str, str], None] | None = None
 
     def firing(self, signal: Signal) -> IngestResult:
         namespace = signal_namespace(signal)
@@ -279,21 +283,29 @@ class Intake:
                 return IngestResult("correlated", handled, (
                     f"started before incident {handled} of Runbook {rb.key} on "
                     f"{matching.target_display(result.target)} finished: already handled",))
+            self.recording.add((namespace, name))
             try:
                 self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec))
-            except ApiException as e:
-                if e.status == 409:
+            except BaseException as e:
+                self.recording.discard((namespace, name))
+                if isinstance(e, ApiException) and e.status == 409:
                     return IngestResult("duplicate", name)
                 raise
             self.incidents.opened(key, name)
         # why this runbook, and what of the signal was not stored, for `kubectl describe`
         reasons = [*(f"signal stored in part: {note}" for note in cut), *result.reasons][:20]
+        recorded = False
         try:  # the loop's own writes are guarded, so none is lost
             self.resources.patch_status("Remediation", namespace, name,
                                         {"matchReasons": [reason[:MAX_REASON_CHARS] for reason in reasons]})
+            recorded = True
         except ApiException as e:
             log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
                                                                  "status": e.status})
+        finally:
+            self.recording.discard((namespace, name))
+            if not recorded and self.unrecorded is not None:
+                self.unrecorded(namespace, name)
         log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
         return IngestResult("created", name, tuple(result.reasons))
 
