@@ -270,42 +270,48 @@ class Intake:
                                runbook=RunbookRef(name=rb.name, namespace=rb.namespace, generation=rb.generation))
         name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
         key = self.incidents.key_of(namespace, spec)
-        with self.incidents.lock(key):
-            open_name = self.incidents.open_one(key)
-            if open_name == name:
-                return IngestResult("duplicate", name)
-            if open_name:
-                return IngestResult("correlated", open_name, (
-                    f"joins the open incident {open_name} of Runbook {rb.key} on "
-                    f"{matching.target_display(result.target)}",))
-            handled = self.incidents.handled_by(key, signal.starts_at)
-            if handled and handled != name:
-                return IngestResult("correlated", handled, (
-                    f"started before incident {handled} of Runbook {rb.key} on "
-                    f"{matching.target_display(result.target)} finished: already handled",))
-            self.recording.add((namespace, name))
-            try:
-                self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec))
-            except BaseException as e:
-                self.recording.discard((namespace, name))
-                if isinstance(e, ApiException) and e.status == 409:
+        recording, recorded = False, False
+        try:
+            with self.incidents.lock(key):
+                open_name = self.incidents.open_one(key)
+                if open_name == name:
                     return IngestResult("duplicate", name)
-                raise
-            self.incidents.opened(key, name)
-        # why this runbook, and what of the signal was not stored, for `kubectl describe`
-        reasons = [*(f"signal stored in part: {note}" for note in cut), *result.reasons][:20]
-        recorded = False
-        try:  # the loop's own writes are guarded, so none is lost
-            self.resources.patch_status("Remediation", namespace, name,
-                                        {"matchReasons": [reason[:MAX_REASON_CHARS] for reason in reasons]})
-            recorded = True
-        except ApiException as e:
-            log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
-                                                                 "status": e.status})
+                if open_name:
+                    return IngestResult("correlated", open_name, (
+                        f"joins the open incident {open_name} of Runbook {rb.key} on "
+                        f"{matching.target_display(result.target)}",))
+                handled = self.incidents.handled_by(key, signal.starts_at)
+                if handled and handled != name:
+                    return IngestResult("correlated", handled, (
+                        f"started before incident {handled} of Runbook {rb.key} on "
+                        f"{matching.target_display(result.target)} finished: already handled",))
+                self.recording.add((namespace, name))
+                recording = True
+                try:
+                    self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec))
+                except ApiException as e:
+                    if e.status == 409:  # ours retried after it went through, or another replica's
+                        return IngestResult("duplicate", name)
+                    raise
+                self.incidents.opened(key, name)
+            # why this runbook, and what of the signal was not stored, for `kubectl describe`
+            reasons = [*(f"signal stored in part: {note}" for note in cut), *result.reasons][:20]
+            try:  # the loop's own writes are guarded, so none is lost
+                self.resources.patch_status("Remediation", namespace, name,
+                                            {"matchReasons": [reason[:MAX_REASON_CHARS] for reason in reasons]})
+                recorded = True
+            except ApiException as e:
+                log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
+                                                                     "status": e.status})
         finally:
-            self.recording.discard((namespace, name))
-            if not recorded and self.unrecorded is not None:
-                self.unrecorded(namespace, name)
+            if recording:
+                # Whatever went wrong once the key was recorded (a create that went through but answered 409 on
+                # its retry, or an error; another replica's create; no status write), the creation's event may
+                # have been passed over meanwhile and no write of match reasons follows: wake the loop (a tick
+                # of a Remediation that is not there, or is done, ends at once).
+                self.recording.discard((namespace, name))
+                if not recorded and self.unrecorded is not None:
+                    self.unrecorded(namespace, name)
         log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
         return IngestResult("created", name, tuple(result.reasons))
 
