@@ -102,3 +102,32 @@ def test_an_escalation_with_no_posted_approval_message_starts_its_own_thread(app
 def test_an_escalation_in_another_channel_than_the_approvals_is_not_threaded_there():
     target = slack_target(runbook("#oncall"), policy(["#oncall"], channel="#remediations"), answered())
     assert (target.channel, target.thread_ts) == ("#oncall", None)
+
+
+def posted(policy_channel: str, slack_id: str = "C0OLDAPPROVALS") -> ApprovalState:
+    """An approval request opened under a policy naming `policy_channel`, then posted, as the engine records it."""
+    from datetime import datetime, timezone
+
+    from remediator.core.engine import engine
+
+    opened = ApprovalState(required=1, level="high", slack_channel=policy_channel, request_id="r",
+                           deadline="2026-12-02T01:00:00Z")
+    status = RemediationStatus.model_validate({"phase": "AwaitingApproval"}).model_copy(update={"approval": opened})
+    facts = engine.Facts(now=datetime(2026, 12, 2, tzinfo=timezone.utc), runbook=None, policy=None, guards=None,
+                         slack=True)
+    decision = engine.outcome(None, status, engine.PostApproval(policy_channel),
+                              engine.Posted(slack_id, "1700000000.000100"), facts)
+    return decision.status.approval
+
+
+@pytest.mark.parametrize("asked", [None, "#executives"], ids=["runbook-names-none", "runbook-refused"])
+def test_an_escalation_after_the_policy_moved_its_approval_channel_goes_to_the_new_one_not_the_old_thread(asked):
+    """Posted under a policy naming #old-approvals; the policy now names #remediations: the escalation belongs
+    there. Threading it under the old message posted it in the channel the policy moved away from."""
+    target = slack_target(runbook(asked), policy(channel="#remediations"), posted("#old-approvals"))
+    assert (target.channel, target.thread_ts) == ("#remediations", None)
+
+
+def test_an_escalation_under_an_approval_posted_to_the_policys_named_channel_is_still_threaded():
+    target = slack_target(runbook(None), policy(channel="#remediations"), posted("#remediations"))
+    assert (target.channel, target.thread_ts) == ("C0OLDAPPROVALS", "1700000000.000100")

@@ -724,6 +724,9 @@ class ApprovalState(Model):
     votes: list[Vote] = Field(default_factory=list)
     slack_channel: str | None = None
     slack_ts: str | None = None
+    slack_channel_name: str | None = Field(None, max_length=256, description="the channel as the policy named it "
+                                                                             "when the request was posted "
+                                                                             "(slackChannel: Slack's id for it)")
 
 
 # The timeline keeps its last TIMELINE_LIMIT entries (core.state.append_timeline); the schema leaves room for a

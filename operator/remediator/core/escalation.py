@@ -59,7 +59,11 @@ def threaded(target: SlackTarget, approval: ApprovalState | None, approval_chann
     goes to the id, where a thread and the history search (ids only) work."""
     if not (target.channel and approval and approval.slack_ts and approval.slack_channel):
         return target
-    if target.channel not in (approval.slack_channel, approval_channel):
+    # The name the request was posted to, not the policy's name now: a policy that moved its approvals to
+    # another channel (or a namespace now governed by another policy) gets the escalation in its channel, not in
+    # a thread of the one it left. A request recorded before the name was kept: the policy's name now.
+    named = approval.slack_channel_name if approval.slack_channel_name is not None else approval_channel
+    if target.channel not in (approval.slack_channel, named):
         return target
     return dataclasses.replace(target, channel=approval.slack_channel, thread_ts=approval.slack_ts)
 

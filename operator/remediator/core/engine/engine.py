@@ -650,7 +650,8 @@ def outcome(spec: RemediationSpec, status: RemediationStatus, effect: Effect, do
     elif isinstance(effect, PostApproval) and isinstance(done, Posted) and done.ts and status.approval \
             and status.phase == "AwaitingApproval":
         decision = Decision(status.model_copy(update={"approval": status.approval.model_copy(
-            update={"slack_channel": done.channel, "slack_ts": done.ts})}))
+            update={"slack_channel": done.channel, "slack_ts": done.ts,
+                    "slack_channel_name": status.approval.slack_channel_name or status.approval.slack_channel})}))
     else:
         decision = Decision(status, changed=False)
     if isinstance(done, Posted) and not done.ts:  # Slack is unavailable: try again after a while, not at once
