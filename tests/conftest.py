@@ -54,11 +54,12 @@ def flux(kubeconfig):
 @pytest.fixture(autouse=True)
 def in_process_watches_end_with_the_test():
     """Operator contexts a test makes in-process start watch threads; they end with the test (left running,
-    they watch namespaces long deleted and log as the interpreter exits, which aborts it)."""
+    they watch namespaces long deleted and log as the interpreter exits, which aborts it). Parked, not stopped for
+    good: a context that outlives the test (module- or session-scoped) primes and follows again when next read."""
     yield
     from remediator.controller import caches
 
-    caches.stop_all()
+    caches.park_all()
 
 
 def pytest_collection_modifyitems(items):

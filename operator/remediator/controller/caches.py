@@ -347,6 +347,8 @@ class Feed:
                 self.prime()
                 return
             except Exception as e:  # noqa: BLE001
+                if stopped.is_set():  # quiet, as the watch: the LIST failed because it was stopped meanwhile
+                    return
                 log.warning("re-list failed", extra={"watch": self.what, "error": str(e)})
                 stopped.wait(2.0)
 
@@ -396,9 +398,25 @@ class Caches:
         if self.targets is not None:
             self.targets.stop()
 
+    def park(self) -> None:
+        """Stop the watch threads, and let the next reader (`ensure`) prime and follow again: a context that
+        outlives the test that started its watches (module- or session-scoped) is then not read frozen. Old
+        threads keep the stopped event they were given."""
+        self.stop()
+        if not self.starting.acquire(timeout=5.0):  # a start under way, on a hung apiserver: stopped for good
+            return
+        try:
+            self.stopped = threading.Event()
+            self.primed.clear()
+            self.threads = []
+            self.targets = None
+            RUNNING.discard(self)
+        finally:
+            self.starting.release()
+
 
 # Caches whose watch threads run: stopped at exit, so no daemon thread logs while the interpreter finalizes
-# (which aborts it), and by the test suite after each test that started some.
+# (which aborts it), and parked by the test suite after each test that started some.
 RUNNING: weakref.WeakSet[Caches] = weakref.WeakSet()
 
 
@@ -406,6 +424,12 @@ RUNNING: weakref.WeakSet[Caches] = weakref.WeakSet()
 def stop_all() -> None:
     for caches in list(RUNNING):
         caches.stop()
+
+
+def park_all() -> None:
+    """Every running cache stopped until its next reader starts it again (the test suite, after each test)."""
+    for caches in list(RUNNING):
+        caches.park()
 
 
 def feeds(ctx) -> list[Feed]:
