@@ -22,6 +22,7 @@ import bisect
 import json
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ log = logging.getLogger("remediator.caches")
 
 PAGE = 500  # items per LIST page: bounds the memory a 10,000-object history costs at start
 WATCH_SECONDS = 300  # the apiserver ends a watch after this; it resumes from the last resourceVersion
+QUICK_END = 1.0  # a watch that ended sooner is re-opened after a pause, as after a failure
 
 
 class PolicyCache:
@@ -323,9 +325,13 @@ class Feed:
         pause = 1.0
         while not stopped.is_set():
             try:
+                began = time.monotonic()
                 self._watch_once(stopped)
-                pause = 1.0
-                continue
+                if time.monotonic() - began >= QUICK_END:
+                    pause = 1.0
+                    continue
+                # ended at once (an apiserver shutting down, a proxy cutting watches): not re-opened in a tight
+                # loop, which spun a core and sent a watch per millisecond
             except ApiException as e:
                 if stopped.is_set():
                     return
@@ -363,6 +369,8 @@ class Feed:
             for line in iter_resp_lines(resp):
                 if stopped.is_set():
                     return
+                if not line.strip():  # a keep-alive newline, no event
+                    continue
                 event = json.loads(line)
                 obj = event.get("object") or {}
                 if event.get("type") == "ERROR":
