@@ -51,3 +51,31 @@ def test_a_relist_failing_once_its_caches_are_stopped_logs_nothing(caplog):
     with caplog.at_level(logging.WARNING, logger="remediator.caches"):
         feed._relist(stopped)
     assert not caplog.records, [r.getMessage() for r in caplog.records]
+
+
+def test_probe_watches_of_a_context_dropped_before_the_suite_stops_them_are_stopped_too(monkeypatch):
+    """A test that only probed (targets.of, no caches.start) and let its context go: the watch threads hold
+    nothing of its Caches, so the WeakSet forgot it, and neither the suite nor the exit stopped its watches."""
+    import gc
+
+    from remediator.controller import targets
+
+    pod = {"metadata": {"name": "web-1", "namespace": "shop"}, "status": {"phase": "Running"}}
+    watching = threading.Event()
+
+    def lister(api, kind, namespace):
+        def call(watch=False, **kwargs):
+            if not watch:
+                return SimpleNamespace(data=json.dumps({"metadata": {"resourceVersion": "7"}, "items": [pod]}))
+            watching.set()
+            raise ConnectionError("no watch in a unit test")
+        return call
+    monkeypatch.setattr(targets, "lister", lister)
+    ctx = SimpleNamespace(api=None, caches=caches.Caches())
+    watches = targets.of(ctx)
+    assert watches.pods("shop") is not None and watching.wait(5)
+    namespace = watches._namespaces["shop"]
+    del ctx, watches
+    gc.collect()
+    caches.park_all()  # the suite, after the test
+    assert namespace.stopped.is_set(), "its watch thread runs on, for the rest of the session"

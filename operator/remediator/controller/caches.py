@@ -23,7 +23,6 @@ import json
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -405,6 +404,7 @@ class Caches:
         self.stopped.set()
         if self.targets is not None:
             self.targets.stop()
+        RUNNING.discard(self)
 
     def park(self) -> None:
         """Stop the watch threads, and let the next reader (`ensure`) prime and follow again: a context that
@@ -424,8 +424,10 @@ class Caches:
 
 
 # Caches whose watch threads run: stopped at exit, so no daemon thread logs while the interpreter finalizes
-# (which aborts it), and parked by the test suite after each test that started some.
-RUNNING: weakref.WeakSet[Caches] = weakref.WeakSet()
+# (which aborts it), and parked by the test suite after each test that started some. Held, not weakly: the probe
+# watches' threads hold nothing of their Caches, so a context dropped while they ran was forgotten here, and its
+# watches ran on unstopped; a Caches leaves once stopped or parked.
+RUNNING: set[Caches] = set()
 
 
 @atexit.register
