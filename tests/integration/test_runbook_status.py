@@ -222,6 +222,38 @@ def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_
     assert sorted(cluster.revisions().values()) == ["1", "2"], "nothing acted"
 
 
+def test_an_escalation_after_the_policy_moved_its_approval_channel_goes_there_not_into_the_old_thread(
+        cluster, kubeconfig, namespace, crds, tmp_path):
+    """Posted under a policy naming #approvals, which then names #moved: the escalation goes to #moved (the policy's
+    channel now), not into a thread of the channel it left."""
+    slack = SlackStandIn().start()
+    (tmp_path / "slack-token").write_text(slack.bot_token)
+    (tmp_path / "slack-signing-secret").write_text("s" * 32)
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path, extra_args=[
+        "--slack-token-file", str(tmp_path / "slack-token"),
+        "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
+        "--slack-api-url", slack.base_url]).start()
+    rules = [{"level": lvl, "approvers": 1, "timeout": "8s", "onTimeout": "escalate"}
+             for lvl in ("low", "medium", "high", "critical")]
+    try:
+        name = bad_rollout_incident(cluster, op, {"approval": {"slackChannel": "#approvals", "rules": rules}},
+                                    {**rollback_runbook(), "escalation": {"message": "nobody answered"}})
+        approval = wait_for(lambda: ((cluster.remediation(name).get("status") or {}).get("approval") or {}).get(
+            "slackTs") and cluster.remediation(name)["status"]["approval"], what="approval posted")
+        cluster.custom.patch_cluster_custom_object(GROUP, VERSION, "remediationpolicies", cluster.policies[-1], {
+            "spec": {"approval": {"slackChannel": "#moved"}}})
+        status = cluster.wait_phase(name, {"Escalated", "Succeeded", "Failed", "Denied", "Expired"})["status"]
+        assert status["phase"] == "Escalated", status["reason"]
+        saved = wait_for(lambda: cluster.remediation(name)["status"].get("escalation"), what="escalation posted")
+    finally:
+        op.stop()
+        slack.stop()
+    assert approval["slackChannel"] == SlackStandIn.channel_id("#approvals")
+    assert approval.get("slackChannelName") == "#approvals", "the name the request was posted to"
+    assert saved["slackChannel"] == SlackStandIn.channel_id("#moved"), "posted where the policy left"
+    assert slack.messages[(saved["slackChannel"], saved["slackTs"])].get("thread_ts") is None
+
+
 @pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["shop"]}])
 def test_the_chart_lets_the_operator_patch_runbook_status_but_not_runbooks(tool, tmp_path, values):
     from tests.integration.test_chart import documents, rbac_rules, render
