@@ -155,3 +155,19 @@ def test_a_watch_that_ends_at_once_with_nothing_is_not_reopened_in_a_tight_loop(
         stopped.set()
         thread.join(5)
     assert len(opened) <= 5, f"{len(opened)} watches in 1.5 s"
+
+
+def test_probe_copies_are_not_live_while_a_watch_that_ended_at_once_waits_to_be_reopened():
+    """Nothing is watched during that pause: the copies may miss changes, so probes read the apiserver."""
+    held = targets.Objects(targets.compact_pod)
+    stopped = threading.Event()
+
+    def lister(watch=False, **kwargs):
+        if len(opened) == 1:
+            stopped.set()
+        opened.append(1)
+        return Response()
+    opened: list = []
+    feed = targets.WatchedFeed("pods/shop", lister, held.replace, held.observe, objects=held)
+    feed.follow(stopped)
+    assert held.live is False

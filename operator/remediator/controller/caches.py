@@ -330,7 +330,8 @@ class Feed:
                     pause = 1.0
                     continue
                 # ended at once (an apiserver shutting down, a proxy cutting watches): not re-opened in a tight
-                # loop, which spun a core and sent a watch per millisecond
+                # loop, which spun a core and sent a watch per millisecond; nothing is watched meanwhile
+                self.interrupted()
             except ApiException as e:
                 if stopped.is_set():
                     return
@@ -345,6 +346,9 @@ class Feed:
                     log.warning("watch failed", extra={"watch": self.what, "error": str(e)})
             stopped.wait(pause)
             pause = min(30.0, pause * 2)
+
+    def interrupted(self) -> None:
+        """The watch is not open until the pause after a watch that ended at once is over."""
 
     def _relist(self, stopped: threading.Event) -> None:
         while not stopped.is_set():

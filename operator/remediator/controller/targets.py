@@ -85,9 +85,12 @@ class WatchedFeed(Feed):
         try:
             super()._watch_once(stopped)
         except BaseException:
-            if self.objects is not None:
-                self.objects.live = False
+            self.interrupted()
             raise
+
+    def interrupted(self) -> None:
+        if self.objects is not None:
+            self.objects.live = False
 
 
 def compact_metadata(meta: Mapping) -> dict:
