@@ -151,15 +151,20 @@ def escalating_runbook() -> dict:
             "escalation": {"message": "page the <!channel> web on-call", "slackChannel": "C0ONCALL"}}
 
 
-def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_a_crash(
-        cluster, kubeconfig, namespace, crds, tmp_path):
+def slack_operator(kubeconfig, namespace, tmp_path, **options) -> tuple[SlackStandIn, OperatorProcess]:
+    """The Slack stand-in, and the operator started against it."""
     slack = SlackStandIn().start()
     (tmp_path / "slack-token").write_text(slack.bot_token)
     (tmp_path / "slack-signing-secret").write_text("s" * 32)
-    op = OperatorProcess(kubeconfig, [namespace], tmp_path, failpoints="after-escalation-post", extra_args=[
+    return slack, OperatorProcess(kubeconfig, [namespace], tmp_path, **options, extra_args=[
         "--slack-token-file", str(tmp_path / "slack-token"),
         "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
         "--slack-api-url", slack.base_url]).start()
+
+
+def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_a_crash(
+        cluster, kubeconfig, namespace, crds, tmp_path):
+    slack, op = slack_operator(kubeconfig, namespace, tmp_path, failpoints="after-escalation-post")
     try:
         name = bad_rollout_incident(cluster, op, ESCALATING_POLICY, escalating_runbook())
         assert op.wait_killed() == -9, "killed right after posting the escalation, before saving its ts"
@@ -190,13 +195,7 @@ def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_
 def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_messages_thread(
         cluster, kubeconfig, namespace, crds, tmp_path, runbook_channel, approval_channel):
     """A Runbook naming a channel the policy does not allow escalates in the policy's channel instead."""
-    slack = SlackStandIn().start()
-    (tmp_path / "slack-token").write_text(slack.bot_token)
-    (tmp_path / "slack-signing-secret").write_text("s" * 32)
-    op = OperatorProcess(kubeconfig, [namespace], tmp_path, extra_args=[
-        "--slack-token-file", str(tmp_path / "slack-token"),
-        "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
-        "--slack-api-url", slack.base_url]).start()
+    slack, op = slack_operator(kubeconfig, namespace, tmp_path)
     policy = {"approval": {"slackChannel": approval_channel, "rules": [
         {"level": lvl, "approvers": 1, "timeout": "3s", "onTimeout": "escalate"}
         for lvl in ("low", "medium", "high", "critical")]}}
@@ -226,13 +225,7 @@ def test_an_escalation_after_the_policy_moved_its_approval_channel_goes_there_no
         cluster, kubeconfig, namespace, crds, tmp_path):
     """Posted under a policy naming #approvals, which then names #moved: the escalation goes to #moved (the policy's
     channel now), not into a thread of the channel it left."""
-    slack = SlackStandIn().start()
-    (tmp_path / "slack-token").write_text(slack.bot_token)
-    (tmp_path / "slack-signing-secret").write_text("s" * 32)
-    op = OperatorProcess(kubeconfig, [namespace], tmp_path, extra_args=[
-        "--slack-token-file", str(tmp_path / "slack-token"),
-        "--slack-signing-secret-file", str(tmp_path / "slack-signing-secret"),
-        "--slack-api-url", slack.base_url]).start()
+    slack, op = slack_operator(kubeconfig, namespace, tmp_path)
     rules = [{"level": lvl, "approvers": 1, "timeout": "8s", "onTimeout": "escalate"}
              for lvl in ("low", "medium", "high", "critical")]
     try:
