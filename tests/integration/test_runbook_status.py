@@ -162,6 +162,13 @@ def slack_operator(kubeconfig, namespace, tmp_path, **options) -> tuple[SlackSta
         "--slack-api-url", slack.base_url]).start()
 
 
+def escalation_posted(cluster, name: str) -> tuple[dict, dict]:
+    """The Remediation's status once it ended Escalated, and its saved escalation message (channel, ts)."""
+    status = cluster.wait_phase(name, {"Escalated", "Succeeded", "Failed", "Denied", "Expired"})["status"]
+    assert status["phase"] == "Escalated", status["reason"]
+    return status, wait_for(lambda: cluster.remediation(name)["status"].get("escalation"), what="escalation posted")
+
+
 def test_an_escalated_remediation_posts_the_escalation_message_once_even_across_a_crash(
         cluster, kubeconfig, namespace, crds, tmp_path):
     slack, op = slack_operator(kubeconfig, namespace, tmp_path, failpoints="after-escalation-post")
@@ -202,9 +209,7 @@ def test_an_approval_that_times_out_into_escalation_is_answered_in_the_approval_
     try:
         asked = {"message": "nobody answered"} | ({"slackChannel": runbook_channel} if runbook_channel else {})
         name = bad_rollout_incident(cluster, op, policy, {**rollback_runbook(), "escalation": asked})
-        status = cluster.wait_phase(name, {"Escalated", "Succeeded", "Failed", "Denied", "Expired"})["status"]
-        assert status["phase"] == "Escalated", status["reason"]
-        saved = wait_for(lambda: cluster.remediation(name)["status"].get("escalation"), what="escalation posted")
+        status, saved = escalation_posted(cluster, name)
     finally:
         op.stop()
         slack.stop()
@@ -235,9 +240,7 @@ def test_an_escalation_after_the_policy_moved_its_approval_channel_goes_there_no
             "slackTs") and cluster.remediation(name)["status"]["approval"], what="approval posted")
         cluster.custom.patch_cluster_custom_object(GROUP, VERSION, "remediationpolicies", cluster.policies[-1], {
             "spec": {"approval": {"slackChannel": "#moved"}}})
-        status = cluster.wait_phase(name, {"Escalated", "Succeeded", "Failed", "Denied", "Expired"})["status"]
-        assert status["phase"] == "Escalated", status["reason"]
-        saved = wait_for(lambda: cluster.remediation(name)["status"].get("escalation"), what="escalation posted")
+        status, saved = escalation_posted(cluster, name)
     finally:
         op.stop()
         slack.stop()
