@@ -71,3 +71,11 @@ def test_a_remediation_whose_match_reasons_are_being_written_is_ticked_on_that_w
     passed_over, ticked, body = asyncio.run(go())
     assert passed_over == [] and ticked == [("Remediation", "shop", "r1")]
     assert body["status"]["matchReasons"] == ["alertname matched"], "the tick decides on the written one"
+
+
+def test_waking_a_stopped_operators_loop_is_no_error_for_the_ingest_that_asks():
+    loop = asyncio.new_event_loop()
+    ticks = Ticks(SimpleNamespace(serves=lambda ns: True, settings=SimpleNamespace(tick_seconds=1.0)))
+    ticks.loop = loop
+    loop.close()
+    ticks.wake("shop", "r1")  # the answer to the sender must not become a 500 while the operator stops

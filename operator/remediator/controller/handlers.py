@@ -262,8 +262,12 @@ class Ticks:
     def wake(self, namespace: str, name: str) -> None:
         """Tick a Remediation whose creation event was passed over (its match reasons were not written), from
         any thread."""
-        if self.loop is not None:
+        if self.loop is None:
+            return
+        try:
             self.loop.call_soon_threadsafe(self.queue.add, (REMEDIATION, namespace, name))
+        except RuntimeError:  # the loop closed: the operator is stopping, and the next one lists what is open
+            pass
 
     def forget(self, key: tuple) -> None:
         self.queue.remove(key)
