@@ -115,8 +115,6 @@ def namespace(kube_api, request):
     core.delete_namespace(name, propagation_policy="Background")
 
 
-
-
 def pytest_terminal_summary(terminalreporter):
     """Where the suite's time goes, by test file (setup, call and teardown): what to cut to keep CI short."""
     seconds: dict[str, float] = {}

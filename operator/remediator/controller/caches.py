@@ -422,7 +422,6 @@ class Caches:
             self.primed.clear()
             self.threads = []
             self.targets = None
-            RUNNING.discard(self)
         finally:
             self.starting.release()
 

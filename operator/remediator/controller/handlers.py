@@ -248,8 +248,7 @@ class Ticks:
             return
         if kind == SLO and key in self.generations and self.generations[key] == meta.get("generation"):
             return  # only its own status write: it is already scheduled
-        intake = getattr(self.ctx, "intake", None)
-        if kind == REMEDIATION and "matchReasons" not in status and intake and key[1:] in intake.recording:
+        if kind == REMEDIATION and "matchReasons" not in status and key[1:] in self.ctx.intake.recording:
             return  # just created: the match reasons' write follows, and its event ticks it
         if kind == REMEDIATION and "spec" in body:  # watched or listed whole (a primed key is not)
             self.bodies[key] = body

@@ -44,13 +44,13 @@ def slack_target(runbook: RunbookSpec | None, policy: RemediationPolicySpec | No
     asked = runbook.escalation.slack_channel if runbook else None
     fallback = policy.approval.slack_channel if policy else None
     if not asked:
-        return threaded(SlackTarget(fallback), approval, fallback)
-    allowed = policy is None or asked == fallback or bool(
-        {asked, "*"} & set(policy.escalation.allowed_slack_channels))
-    if allowed:
-        return threaded(SlackTarget(asked), approval, fallback)
-    return threaded(SlackTarget(fallback, f"the Runbook's channel {asked[:80]} is not in the policy's "
-                                          "escalation.allowedSlackChannels"), approval, fallback)
+        target = SlackTarget(fallback)
+    elif policy is None or asked == fallback or bool({asked, "*"} & set(policy.escalation.allowed_slack_channels)):
+        target = SlackTarget(asked)
+    else:
+        target = SlackTarget(fallback, f"the Runbook's channel {asked[:80]} is not in the policy's "
+                                       "escalation.allowedSlackChannels")
+    return threaded(target, approval, fallback)
 
 
 def threaded(target: SlackTarget, approval: ApprovalState | None, approval_channel: str | None) -> SlackTarget:
