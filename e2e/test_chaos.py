@@ -89,6 +89,7 @@ def test_every_action_killed_at_every_boundary_acts_exactly_once(cluster, kubeco
     acted_once(cluster, status)
 
 
+@pytest.mark.serial  # restarts the apiserver every test talks to
 def test_the_loop_resumes_after_the_apiserver_restarts_and_etcd_stalls_mid_loop(cluster, operator):
     cluster.apply_policy(NO_APPROVALS)
     cluster.apply_runbook("bad-rollout", rollback_runbook(verify={"podsReady": {"window": "20s"}}))

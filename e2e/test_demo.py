@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# runs alone: the whole demo: its policy, Prometheus and operator
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial]
 
 REPO = Path(__file__).resolve().parents[1]
 

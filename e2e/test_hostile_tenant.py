@@ -28,7 +28,8 @@ from tests.integration.test_tenancy import refusals, team_b  # noqa: F401 (team_
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# runs alone: floods the operator: storm hold-off and concurrency count every namespace
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial]
 
 TOKEN_SECRET = "remediator-webhook-token"
 SIGNING_SECRET = "hostile-suite-signing-secret"

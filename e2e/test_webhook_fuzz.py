@@ -28,7 +28,8 @@ from remediator.api.models import RemediationSpec, RemediationStatus
 from tests.support.operator import OperatorProcess
 from tests.support.raw_http import post_in_segments
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# runs alone: thousands of alerts: storm hold-off counts every namespace
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial]
 
 EXAMPLES = int(os.environ.get("REMEDIATOR_FUZZ_EXAMPLES", "10000"))
 PAUSE = float(os.environ.get("REMEDIATOR_FUZZ_PAUSE", "0.005"))  # TCP_NODELAY: each segment is sent on its own

@@ -68,9 +68,33 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "flux" in getattr(item, "fixturenames", ()):
             item.add_marker("flux")
+            item.add_marker("serial")  # one Flux for the cluster, and its reconciles are timed
             # the first one may wait for that build to finish (minutes when cold); a test's own timeout wins
             item.add_marker(pytest.mark.timeout(1800))
     items.sort(key=lambda item: item.get_closest_marker("flux") is not None)  # stable: keeps the order within
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist, a `serial` module runs alone on the shared cluster (tests/support/serial_gate.py)."""
+    gate = serial_gate(item.config)
+    if gate is None:
+        yield
+        return
+    gate.enter(item)
+    try:
+        yield
+    finally:
+        gate.leave(item, nextitem)
+
+
+def serial_gate(config):
+    from tests.support.serial_gate import SerialGate, gate_directory
+
+    if not hasattr(config, "remediator_serial_gate"):
+        directory = gate_directory()
+        config.remediator_serial_gate = SerialGate(directory) if directory else None
+    return config.remediator_serial_gate
 
 
 @pytest.fixture(scope="session")

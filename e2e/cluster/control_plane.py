@@ -8,6 +8,8 @@ stages, then register KWOK nodes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -175,6 +177,19 @@ def create(port: int | None) -> None:
 def up(port: int | None = None) -> Path:
     """Bring the cluster up, reusing a running one; returns the kubeconfig path."""
     ensure_built()
+    with lifecycle_lock():  # test workers and other sessions starting at once: one creates, the rest reuse
+        return up_locked(port)
+
+
+@contextlib.contextmanager
+def lifecycle_lock():
+    workdir().mkdir(parents=True, exist_ok=True)
+    with open(workdir() / f".{CLUSTER}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def up_locked(port: int | None) -> Path:
     started = time.monotonic()
     if apiserver_ready():
         log(f"reusing the running cluster {CLUSTER!r}")

@@ -17,7 +17,8 @@ from tests.integration.test_operator_loop import NO_APPROVALS, rollback_runbook
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+# runs alone: restarts the apiserver; fills the cluster with 600 Remediations
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 # Reads a plan must not make: everything here is watch-fed.
 CACHED = {("list", "remediations"), ("list", "remediationpolicies"), ("get", "runbooks"), ("get", "namespaces"),

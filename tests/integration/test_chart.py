@@ -33,7 +33,8 @@ from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-pytestmark = pytest.mark.integration
+# runs alone: chart releases: ClusterRoles, cluster-wide admission policies
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 ROOT = CHART.parents[1]
 
 # Value sets every rendering test runs with: the default, one scoped to namespaces, one with monitoring, and

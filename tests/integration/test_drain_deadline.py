@@ -13,7 +13,7 @@ from tests.integration.test_actions import key, node, pinned, uids, wait_rolled_
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # runs alone: Nodes: minHealthy counts every Node
 
 
 def test_a_drain_blocked_by_a_pod_disruption_budget_fails_at_the_step_timeout_naming_the_budget(

@@ -12,7 +12,7 @@ from tests.support.operator import alert, alert_payload
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # runs alone: Nodes: minHealthy counts every Node
 
 
 def test_a_drain_runbook_runs_through_the_loop_and_a_budget_that_never_lets_go_fails_it_by_name(

@@ -47,7 +47,8 @@ from tests.integration.test_kubernetes_approvals import as_user
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# runs alone: many cells at once: storm hold-off and concurrency count every namespace
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "runbooks").glob("*.yaml"))}

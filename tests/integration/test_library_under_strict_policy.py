@@ -13,7 +13,8 @@ from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation
 from tests.integration.test_runbook_library import finished, library_runbook
 from tests.support.operator import alert, alert_payload
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# runs alone: production-strict allows 3 acting cluster-wide
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
 
 STRICT = yaml.safe_load((Path(__file__).resolve().parents[2] / "policies" / "production-strict.yaml").read_text())
 

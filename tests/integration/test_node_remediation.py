@@ -27,7 +27,8 @@ from tests.integration.test_operator_loop import NO_APPROVALS
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# runs alone: Nodes: minHealthy counts every Node
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
 
 NOTREADY = "remediator.dev/kwok-node"
 OWN = "remediator.dev/test-nodes"

@@ -136,6 +136,7 @@ def home(kube_api, namespace):
 
 
 @pytest.mark.parametrize("scope", ["watchNamespaces", "wholeCluster"])
+@pytest.mark.serial  # a chart release: ClusterRoles, cluster-wide admission policies
 def test_the_charts_service_account_may_sweep_in_both_scopes(kube_api, kubeconfig, tool, cluster, home,
                                                              tmp_path, scope):
     ops_namespace = home

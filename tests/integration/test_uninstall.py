@@ -20,7 +20,8 @@ from tests.integration.test_slo_loop import DEMO
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+# runs alone: chart releases: ClusterRoles, cluster-wide admission policies
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 def open_slo(cluster) -> str:

@@ -63,7 +63,7 @@ def test_the_decided_message_names_the_voters():
     ("²", "v0=" + "0" * 64),  # a digit to str.isdigit, not to int()
     ("9" * 5000, "v0=" + "0" * 64),  # past int()'s digit limit
     (str(int(time.time())), "v0=ünïcode"),  # hmac.compare_digest refuses non-ASCII text
-])
+], ids=["superscript-digit", "5000-digits", "non-ascii-signature"])  # the same ids in every xdist worker
 def test_headers_only_python_finds_numeric_or_textual_are_refused_not_an_error(tmp_path, timestamp, signature):
     (tmp_path / "secret").write_text("s3cret")
     cfg = SlackConfig(FileSecret(None), FileSecret(str(tmp_path / "secret")))
