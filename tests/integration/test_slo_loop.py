@@ -274,7 +274,7 @@ def test_an_escalated_slo_burn_is_restored_by_humans_once_their_rollback_brings_
     cluster.apply_policy(NO_APPROVALS)
     runbook = demo_resource("runbook.yaml")
     # a restart keeps the bad image: the burn goes on, the verification fails and the ladder is exhausted
-    runbook["spec"]["steps"] = [{"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "15s",
+    runbook["spec"]["steps"] = [{"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "10s",
                                  "verify": {"sloRecovered": {"slo": "web-availability", "for": "5s"}}}]
     apply(cluster, runbook, "runbooks")
     apply(cluster, demo_resource("slo.yaml"), "servicelevelobjectives")
