@@ -15,8 +15,9 @@ from kubernetes.client.rest import ApiException
 
 from remediator.api.models import API_VERSION, GROUP, VERSION
 from remediator.approvals.kubernetes import resolve_incident
-from remediator.core.durations import format_time
+from remediator.core.durations import format_time, parse_time
 from tests.integration.test_kubernetes_approvals import as_user, grant
+from tests.integration.test_operator_loop import NO_APPROVALS
 from tests.integration.test_runbook_status import ESCALATING_POLICY, escalating_runbook
 from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
@@ -122,3 +123,38 @@ def test_remediator_resolve_records_who_ran_it_and_a_forged_or_unauthorised_reso
     assert again.returncode == 1 and "already restored" in again.stdout and "kubernetes:alice" in again.stdout, \
         again.stdout + again.stderr
     assert cluster.remediation(name)["status"]["resolvedBy"] == "kubernetes:alice", "the first end stands"
+
+
+CRASHLOOP_RUNBOOK = {
+    "triggers": [{"podState": {"states": ["CrashLoopBackOff"]}}],
+    "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+    # deleting a pod of a bad revision brings back one that crash-loops the same way: the ladder is exhausted
+    "steps": [{"name": "delete-pod", "action": "deletePod", "risk": "low", "timeout": "5s",
+               "verify": {"podsReady": {"window": "1s"}}}],
+}
+
+
+def test_an_escalated_crash_loop_is_restored_by_humans_once_they_roll_the_deployment_back_by_hand(
+        cluster, operator):
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("crashloop", CRASHLOOP_RUNBOOK)
+    cluster.deploy("web", replicas=2)
+    good = cluster.apps.read_namespaced_deployment("web", cluster.ns).spec.template.spec.containers[0].image
+    cluster.bad_rollout("web")
+    name = wait_for(cluster.remediations, what="a pod-state Remediation")[0]["metadata"]["name"]
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"}, timeout=60)["status"]
+    assert status["phase"] == "Escalated", status["reason"]
+    assert cluster.remediation(name)["status"].get("restoredAt") is None, "not over while its pods crash-loop"
+
+    # what on-call does: roll back to the template that worked (kubectl rollout undo)
+    fixed_at = datetime.now(timezone.utc)
+    cluster.apps.patch_namespaced_deployment("web", cluster.ns, {"spec": {"template": {
+        "metadata": {"labels": {"remediator.dev/kwok-fail": None}},
+        "spec": {"containers": [{"name": "app", "image": good}]}}}})
+    status = wait_for(lambda: (s := cluster.remediation(name)["status"]).get("restoredAt") and s, timeout=60,
+                      what="the incident's end recorded once every pod of web is healthy")
+    dep = cluster.apps.read_namespaced_deployment("web", cluster.ns).status
+    assert (dep.ready_replicas, dep.updated_replicas) == (2, 2)
+    assert status["phase"] == "Escalated" and status["restoredBy"] == "humans", status
+    assert parse_time(status["restoredAt"]) >= parse_time(status["signalResolvedAt"]) >= fixed_at
+    assert "resolvedBy" not in status, "no one ran remediator resolve: the pods said it"

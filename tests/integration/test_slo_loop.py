@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 from e2e.monitoring import Alertmanager, Prometheus, free_port
 
+from remediator.core.durations import parse_time
 from tests.integration.conftest import GROUP, VERSION
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation
 from tests.support.operator import OperatorProcess
@@ -265,3 +267,33 @@ def test_a_latency_level_that_stays_after_a_deliberate_rollout_is_relearned_and_
     events = cluster.core.list_namespaced_event(cluster.ns, field_selector="involvedObject.name=latency-anomaly")
     assert "BaselineRelearned" in {e.reason for e in events.items}
     assert len(cluster.remediations()) == 1, "the new level does not fire again"
+
+
+def test_an_escalated_slo_burn_is_restored_by_humans_once_their_rollback_brings_the_burn_back_within_budget(
+        cluster, slo_operator):
+    cluster.apply_policy(NO_APPROVALS)
+    runbook = demo_resource("runbook.yaml")
+    # a restart keeps the bad image: the burn goes on, the verification fails and the ladder is exhausted
+    runbook["spec"]["steps"] = [{"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "10s",
+                                 "verify": {"sloRecovered": {"slo": "web-availability", "for": "5s"}}}]
+    apply(cluster, runbook, "runbooks")
+    apply(cluster, demo_resource("slo.yaml"), "servicelevelobjectives")
+    wait_for(lambda: (slo_condition(cluster) or {}).get("status") == "False", timeout=60,
+             what="SLO evaluated within budget before the rollout")
+    good_image = image(cluster)
+
+    roll_out_bad_image(cluster)
+    name = wait_for(cluster.remediations, timeout=90, what="an sloBurn Remediation")[0]["metadata"]["name"]
+    status = cluster.wait_phase(name, {"Succeeded", "Failed", "Escalated"}, timeout=120)["status"]
+    assert status["phase"] == "Escalated", status["reason"]
+    assert cluster.remediation(name)["status"].get("restoredAt") is None, "not over while the SLO burns"
+
+    fixed_at = datetime.now(timezone.utc)
+    cluster.apps.patch_namespaced_deployment("web", cluster.ns, {"spec": {"template": {"spec": {
+        "containers": [{"name": "app", "image": good_image}]}}}})  # what on-call does: back to what worked
+    status = wait_for(lambda: (s := cluster.remediation(name)["status"]).get("restoredAt") and s, timeout=90,
+                      what="the incident's end recorded once the page burn is over")
+    assert status["phase"] == "Escalated" and status["restoredBy"] == "humans", status
+    assert parse_time(status["restoredAt"]) >= parse_time(status["signalResolvedAt"]) >= fixed_at
+    assert "resolvedBy" not in status, "no one ran remediator resolve: the SLO said it"
+    assert len(cluster.remediations()) == 1

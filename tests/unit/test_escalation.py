@@ -212,3 +212,84 @@ def test_a_dry_run_or_plain_skip_is_never_watched_for_an_alert():
         "phase": "Escalated", "foldedIntoRunbook": True, "restoredAt": "t",
         "escalationAlert": {"startsAt": "s", "sentAt": "t", "resolvedAt": "u"}}})
     assert alerts.keys() == []
+
+
+POD_SPEC = RemediationSpec.model_validate({
+    "signal": {"source": "podState", "name": "CrashLoopBackOff", "fingerprint": "p1"},
+    "runbook": {"name": "crashloop", "namespace": "shop"},
+    "target": {"kind": "Deployment", "name": "web", "namespace": "shop"}})
+
+
+def test_a_pod_state_incident_handed_over_awaits_healthy_pods_until_its_end_is_known():
+    wire = ended("Escalated").wire()
+    assert escalation.awaits_healthy_pods("podState", wire)
+    assert escalation.awaits_healthy_pods("podState", ended("Skipped", "guard blocked: cooldown 10m").wire())
+    assert not escalation.awaits_healthy_pods("alertmanager", wire), "the alert's resolution ends that one"
+    assert not escalation.awaits_healthy_pods("podState", {**wire, "signalResolvedAt": "2026-12-01T12:00:00Z"})
+    assert not escalation.awaits_healthy_pods("podState", ended("Escalated", restored_at="2026-12-01T12:00:00Z",
+                                                                restored_by="humans").wire())
+    for phase in ("Succeeded", "Cancelled", "Verifying"):
+        assert not escalation.awaits_healthy_pods("podState", ended(phase).wire()), phase
+
+
+def test_a_workload_is_healthy_again_only_rolled_out_with_every_pod_ready():
+    from remediator.verification.observations import pods_healthy
+    from tests.unit.test_verdicts import healthy_pods, pod, rollout, seen
+
+    assert pods_healthy(seen(0, rollout(), healthy_pods())) == (
+        True, "successfully rolled out: 3/3 updated and available")
+    crashing = pod("web-9", ready=False, waiting_reasons=("CrashLoopBackOff",))
+    assert pods_healthy(seen(0, rollout(), (*healthy_pods()[:2], crashing))) == (
+        False, "1 of 3 pods not Ready: web-9")
+    assert not pods_healthy(seen(0, rollout(updated=2, replicas=3), healthy_pods()))[0], "old replicas remain"
+    assert not pods_healthy(seen(0, rollout(generation=3), healthy_pods()))[0], "a new spec not yet observed"
+    assert not pods_healthy(seen(0, rollout(desired=0, updated=0, available=0), ()))[0], "scaled to zero"
+    assert not pods_healthy(seen(0, exists=False))[0]
+
+
+class Remediations:
+    """The apiserver's Remediations, as `controller.ingest.record_resolved` reads and writes them."""
+
+    def __init__(self, *objects: dict):
+        self.objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects}
+
+    def get(self, kind: str, name: str, namespace: str) -> dict | None:
+        return self.objects.get((namespace, name))
+
+    def replace_status(self, kind: str, namespace: str, name: str, body: dict) -> None:
+        self.objects[(namespace, name)] = body
+
+
+def test_the_pod_sweep_resolves_an_escalated_pod_incident_once_its_workload_is_healthy_and_then_forgets_it(
+        monkeypatch):
+    from types import SimpleNamespace
+
+    from remediator.controller import handlers
+    from remediator.controller.escalation import AwaitingHealthyPods
+    from tests.unit.test_verdicts import healthy_pods, pod, rollout, seen
+
+    def remediation(name: str, spec: RemediationSpec) -> dict:
+        return {"metadata": {"namespace": "shop", "name": name}, "spec": spec.wire(),
+                "status": ended("Escalated").wire()}
+    store = Remediations(remediation("pod-1", POD_SPEC), remediation("am-1", SPEC))
+    ctx = SimpleNamespace(api=None, resources=store, awaiting_healthy_pods=AwaitingHealthyPods())
+    for obj in store.objects.values():
+        ctx.awaiting_healthy_pods.observe("ADDED", obj)
+    assert ctx.awaiting_healthy_pods.keys() == [("shop", "pod-1")], "an alert's incident ends by its resolution"
+    looked = []
+    crashing = (pod("web-9", ready=False, waiting_reasons=("CrashLoopBackOff",)),)
+    monkeypatch.setattr(handlers.probes, "observe", lambda api, target: looked.append(target) or
+                        seen(0, rollout(), healthy_pods() if len(looked) > 1 else crashing))
+
+    handlers.end_pod_incidents(ctx)
+    assert "signalResolvedAt" not in store.objects[("shop", "pod-1")]["status"], "its pods still crash-loop"
+    handlers.end_pod_incidents(ctx)
+    status = store.objects[("shop", "pod-1")]["status"]
+    assert status["signalResolvedAt"] and status["phase"] == "Escalated"
+    assert status["timeline"][-1]["kind"] == "SignalResolved"
+    assert status["timeline"][-1]["message"].startswith("Deployment/web: every pod healthy again")
+    assert [(t.kind, t.name) for t in looked] == [("Deployment", "web")] * 2
+    assert escalation.incident_end(RemediationStatus.model_validate(status)).restored_by == "humans"
+
+    handlers.end_pod_incidents(ctx)  # resolved (its watch event not seen yet): not looked at again
+    assert len(looked) == 2 and ctx.awaiting_healthy_pods.keys() == []

@@ -15,7 +15,7 @@ from ..signals.prometheus import MAX_BYTES, MAX_SERIES, Prometheus
 from ..records import metrics
 from ..records.rollout_counts import RolloutCounter
 from .caches import Caches
-from .escalation import Alertmanager, OpenAlerts
+from .escalation import Alertmanager, AwaitingHealthyPods, OpenAlerts
 from .ingest import Intake, RunbookCache
 
 
@@ -67,6 +67,7 @@ class OperatorContext:
     changes: ChangeJournal | None = None
     alertmanager: Alertmanager | None = None
     open_alerts: OpenAlerts = field(default_factory=OpenAlerts)
+    awaiting_healthy_pods: AwaitingHealthyPods = field(default_factory=AwaitingHealthyPods)
     rollout_counts: RolloutCounter | None = None
     _impersonated: dict[tuple[str, str], client.ApiClient] = field(default_factory=dict)
 

@@ -169,6 +169,31 @@ class OpenAlerts:
             return sorted(self._keys)
 
 
+class AwaitingHealthyPods:
+    """Keys of ended pod-state Remediations handed to people whose end is not known yet (core.escalation
+    `awaits_healthy_pods`), from their watch events: the pod sweep looks at these targets only."""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def observe(self, event_type: str, body: dict) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        source = ((body.get("spec") or {}).get("signal") or {}).get("source", "")
+        waiting = event_type != "DELETED" and escalation.awaits_healthy_pods(source, body.get("status") or {})
+        with self._lock:
+            (self._keys.add if waiting else self._keys.discard)(key)
+
+    def discard(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._keys.discard(key)
+
+    def keys(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._keys)
+
+
 async def resend_periodically(ctx, active: Callable[[], bool], settle: Callable[[object, str, str], None]) -> None:
     """Re-send every open alert before Alertmanager would time it out; only on the active replica."""
     def resend_all() -> None:

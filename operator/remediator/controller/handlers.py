@@ -18,10 +18,21 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from ..core.durations import iso_time
-from ..api.models import GROUP, KOPF_FINALIZER, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
+from ..api.models import (
+    GROUP,
+    KOPF_FINALIZER,
+    TERMINAL_PHASES,
+    VERSION,
+    Approval,
+    RemediationApprovalSpec,
+    RemediationSpec,
+)
+from ..core import escalation as escalation_rules
 from ..core.engine import state
 from ..signals import pods
-from . import approvals, caches, escalation, reconcile, runbook_status, slo, workqueue
+from ..verification import probes
+from ..verification.observations import pods_healthy
+from . import approvals, caches, escalation, ingest, reconcile, runbook_status, slo, workqueue
 from .workqueue import WorkQueue
 from .webhooks import SIGNALS
 from .context import OperatorContext
@@ -71,6 +82,28 @@ async def rescan_failing_pods(ctx: OperatorContext, active: Callable[[], bool] =
                 await ingest_pod(ctx, pod)
             except Exception as e:  # one bad pod or a passing apiserver error must not stop the rescan
                 log.warning("pod rescan failed", extra={"pod": pod.get("metadata", {}).get("name"), "error": str(e)})
+        await asyncio.to_thread(end_pod_incidents, ctx)
+
+
+def end_pod_incidents(ctx: OperatorContext) -> None:
+    """A pod-state incident handed to people ends when its workload's pods are healthy again, however they fixed
+    it: a rollback deletes the crash-looping pods, which never turn Ready (`resolve_pod`), so the workload is
+    looked at. Its Remediation's signal is then resolved, and `runbook_status.finish` records the end."""
+    for namespace, name in ctx.awaiting_healthy_pods.keys():
+        try:
+            obj = ctx.resources.get("Remediation", name, namespace)
+            if obj is None or not escalation_rules.awaits_healthy_pods(
+                    ((obj.get("spec") or {}).get("signal") or {}).get("source", ""), obj.get("status") or {}):
+                ctx.awaiting_healthy_pods.discard((namespace, name))
+                continue
+            target = RemediationSpec.model_validate(obj["spec"]).target
+            healthy, why = pods_healthy(probes.observe(ctx.api, target))
+            if healthy:
+                ingest.record_resolved(ctx.resources, namespace, name,
+                                       f"{target.kind}/{target.name}: every pod healthy again ({why})")
+        except Exception as e:  # noqa: BLE001  one incident's failure holds up no other; next rescan
+            log.warning("could not look at a pod incident's workload", extra={
+                "remediation": f"{namespace}/{name}", "error": str(e)})
 
 
 def refresh_failing_pods(ctx: OperatorContext) -> None:
@@ -180,6 +213,7 @@ def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body
     if KOPF_FINALIZER in (meta.get("finalizers") or []):
         CHORES.submit(drop_kopf_finalizer, ctx, meta["namespace"], meta["name"])
     ctx.open_alerts.observe(event_type, body)
+    ctx.awaiting_healthy_pods.observe(event_type, body)
     if ticks.active() and runbook_status.pending(body.get("status"), ctx.alertmanager is not None):
         CHORES.submit(fold_outcome, ctx, meta["namespace"], meta["name"])
 

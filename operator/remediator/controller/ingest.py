@@ -330,6 +330,11 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
     if namespace is None:
         return IngestResult("unmatched", None, (NO_NAMESPACE,))
     name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
+    return record_resolved(resources, namespace, name, signal.summary)
+
+
+def record_resolved(resources: Resources, namespace: str, name: str, summary: str = "") -> IngestResult:
+    """`signalResolvedAt` (and why, when said) on the Remediation `name`, unless already recorded."""
     for _ in range(RESOLVE_ATTEMPTS):
         obj = resources.get("Remediation", name, namespace)
         if obj is None:
@@ -339,10 +344,10 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
             return IngestResult("resolved", name)
         stamp = micro_time(datetime.now(UTC))
         status["signalResolvedAt"] = stamp
-        if signal.summary:  # why it resolved, when the source says (e.g. an anomaly baseline re-learned)
+        if summary:  # why it resolved, when the source says (e.g. an anomaly baseline re-learned)
             status["timeline"] = [e.wire() for e in state.append_timeline(
                 [TimelineEntry.model_validate(e) for e in status.get("timeline") or []],
-                TimelineEntry(at=stamp, kind="SignalResolved", message=signal.summary[:1000]))]
+                TimelineEntry(at=stamp, kind="SignalResolved", message=summary[:1000]))]
         obj["status"] = status
         try:
             resources.replace_status("Remediation", namespace, name, obj)
@@ -357,7 +362,7 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
         if e.status == 404:
             return IngestResult("unmatched", None, ("no remediation for this alert",))
         raise
-    lost = ", without the note of why it resolved" if signal.summary else ""
+    lost = ", without the note of why it resolved" if summary else ""
     return IngestResult("resolved", name, (f"recorded after {RESOLVE_ATTEMPTS} conflicting writes{lost}",))
 
 

@@ -103,6 +103,13 @@ def incident_end(status: RemediationStatus) -> IncidentEnd | None:
     return None
 
 
+def awaits_healthy_pods(source: str, status: dict) -> bool:
+    """A pod-state incident handed to people whose end is not known yet: it ends when the workload's pods are
+    healthy again (the sweep looks), whichever way people fixed it. Cheap, on the wire status: every watch event."""
+    return source == "podState" and handed_over(status) and not status.get("signalResolvedAt") and \
+        not status.get("restoredAt")
+
+
 @dataclass(frozen=True)
 class ResolveVerdict:
     allowed: bool

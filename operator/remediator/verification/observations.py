@@ -97,6 +97,25 @@ def rollout_progress(r: RolloutObservation) -> tuple[bool, str]:
     return complete, message
 
 
+def pods_healthy(o: Observation) -> tuple[bool, str]:
+    """(healthy, why): the target is there, its rollout complete and every one of its pods Ready (at least one).
+    However people fixed it (the same pods Ready again, or a rollback whose old pods were deleted, never Ready
+    again), this is what says a workload's pods are healthy."""
+    if not o.exists:
+        return False, f"{o.target.kind}/{o.target.name} is gone"
+    said = ""
+    if o.rollout is not None:
+        complete, said = rollout_progress(o.rollout)
+        if not complete:
+            return False, said
+    if not o.pods:
+        return False, "no pods"
+    unready = [p.name for p in o.pods if not p.ready]
+    if unready:
+        return False, f"{len(unready)} of {len(o.pods)} pods not Ready: {', '.join(sorted(unready)[:5])}"
+    return True, said or f"{len(o.pods)} pods Ready"
+
+
 def _argo_rollout_progress(r: RolloutObservation) -> tuple[bool, str]:
     """As `kubectl argo rollouts status` decides it: the Rollout's phase, with its controller's message."""
     said = f": {r.message}" if r.message else ""
