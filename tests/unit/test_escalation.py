@@ -293,3 +293,49 @@ def test_the_pod_sweep_resolves_an_escalated_pod_incident_once_its_workload_is_h
 
     handlers.end_pod_incidents(ctx)  # resolved (its watch event not seen yet): not looked at again
     assert len(looked) == 2 and ctx.awaiting_healthy_pods.keys() == []
+
+
+def pod_spec(target: dict, runbook_namespace: str = "shop") -> RemediationSpec:
+    return RemediationSpec.model_validate({
+        "signal": {"source": "podState", "name": "CrashLoopBackOff", "fingerprint": "p1"},
+        "runbook": {"name": "crashloop", "namespace": runbook_namespace}, "target": target})
+
+
+def test_a_pod_incident_is_looked_at_only_on_a_workload_of_its_own_namespace_with_a_name_an_object_can_have():
+    def looked_at(target: dict, runbook_namespace: str = "shop"):
+        found = escalation.pod_incident_target("shop", pod_spec(target, runbook_namespace))
+        return found and (found.kind, found.namespace, found.name)
+
+    assert looked_at({"kind": "Deployment", "name": "web", "namespace": "shop"}) == ("Deployment", "shop", "web")
+    assert looked_at({"kind": "Rollout", "name": "web"}) == ("Rollout", "shop", "web"), "no namespace: its own"
+    assert looked_at({"kind": "Pod", "name": "web-0"}) == ("Pod", "shop", "web-0")
+    assert looked_at({"kind": "Deployment", "name": "web", "namespace": "bank"}) is None, "a forged spec"
+    assert looked_at({"kind": "Deployment", "name": "web"}, runbook_namespace="bank") is None, "refused"
+    assert looked_at({"kind": "Node", "name": "node-1"}) is None, "a Node's pods are no workload's"
+    assert looked_at({"kind": "Deployment", "name": "w" * 100_000}) is None
+    assert looked_at({"kind": "Deployment", "name": "Web/../../bank"}) is None
+
+
+def test_the_pod_sweep_never_reads_another_namespace_nor_a_node_for_a_remediation_made_by_hand(monkeypatch):
+    from types import SimpleNamespace
+
+    from remediator.controller import handlers
+    from remediator.controller.escalation import AwaitingHealthyPods
+
+    refused = ended("Failed", "refused: spec.target.namespace is 'bank', but this Remediation lives in "
+                              "namespace 'shop'").wire()
+    forged = [{"metadata": {"namespace": "shop", "name": name}, "spec": spec, "status": status}
+              for name, spec, status in (
+                  ("other-ns", pod_spec({"kind": "Deployment", "name": "vault", "namespace": "bank"}).wire(), refused),
+                  ("node", pod_spec({"kind": "Node", "name": "node-1"}).wire(), ended("Escalated").wire()),
+                  ("no-spec", {"signal": {"source": "podState"}}, ended("Escalated").wire()))]
+    store = Remediations(*forged)
+    ctx = SimpleNamespace(api=None, resources=store, awaiting_healthy_pods=AwaitingHealthyPods())
+    looked = []
+    monkeypatch.setattr(handlers.probes, "observe", lambda api, target: looked.append(target))
+    for obj in forged:
+        ctx.awaiting_healthy_pods.observe("ADDED", obj)
+    assert ctx.awaiting_healthy_pods.keys() == []
+    handlers.end_pod_incidents(ctx)
+    assert looked == [] and ctx.awaiting_healthy_pods.keys() == []
+    assert all("signalResolvedAt" not in o["status"] for o in store.objects.values())

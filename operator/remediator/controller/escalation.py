@@ -19,9 +19,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from ..api.models import EscalationAlert, RemediationApprovalSpec, RemediationSpec, RemediationStatus
+from ..api.models import EscalationAlert, ObjectRef, RemediationApprovalSpec, RemediationSpec, RemediationStatus
 from ..core import escalation
 from ..core.engine import state
 from ..secrets import FileSecret
@@ -181,7 +182,8 @@ class AwaitingHealthyPods:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         source = ((body.get("spec") or {}).get("signal") or {}).get("source", "")
-        waiting = event_type != "DELETED" and escalation.awaits_healthy_pods(source, body.get("status") or {})
+        waiting = event_type != "DELETED" and escalation.awaits_healthy_pods(source, body.get("status") or {}) \
+            and pod_incident_target(key[0], body.get("spec")) is not None
         with self._lock:
             (self._keys.add if waiting else self._keys.discard)(key)
 
@@ -192,6 +194,14 @@ class AwaitingHealthyPods:
     def keys(self) -> list[tuple[str, str]]:
         with self._lock:
             return sorted(self._keys)
+
+
+def pod_incident_target(namespace: str, spec: object) -> ObjectRef | None:
+    """core.escalation `pod_incident_target` of a spec as the wire has it; None for one that is not a spec."""
+    try:
+        return escalation.pod_incident_target(namespace, RemediationSpec.model_validate(spec))
+    except ValidationError:
+        return None
 
 
 async def resend_periodically(ctx, active: Callable[[], bool], settle: Callable[[object, str, str], None]) -> None:

@@ -25,7 +25,6 @@ from ..api.models import (
     VERSION,
     Approval,
     RemediationApprovalSpec,
-    RemediationSpec,
 )
 from ..core import escalation as escalation_rules
 from ..core.engine import state
@@ -92,11 +91,11 @@ def end_pod_incidents(ctx: OperatorContext) -> None:
     for namespace, name in ctx.awaiting_healthy_pods.keys():
         try:
             obj = ctx.resources.get("Remediation", name, namespace)
-            if obj is None or not escalation_rules.awaits_healthy_pods(
+            target = escalation.pod_incident_target(namespace, (obj or {}).get("spec"))
+            if obj is None or target is None or not escalation_rules.awaits_healthy_pods(
                     ((obj.get("spec") or {}).get("signal") or {}).get("source", ""), obj.get("status") or {}):
                 ctx.awaiting_healthy_pods.discard((namespace, name))
                 continue
-            target = RemediationSpec.model_validate(obj["spec"]).target
             healthy, why = pods_healthy(probes.observe(ctx.api, target))
             if healthy:
                 ingest.record_resolved(ctx.resources, namespace, name,

@@ -12,7 +12,9 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.models import ApprovalState, RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
+from ..api.models import ApprovalState, ObjectRef, RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
+from .match.matching import remediation_namespace_problem
+from .match.templating import dns1123_subdomain_problem
 
 ALERTNAME = "RemediationEscalated"
 # Skipped because a step was refused (core.engine: guards right before acting / at planning, the target claim);
@@ -108,6 +110,23 @@ def awaits_healthy_pods(source: str, status: dict) -> bool:
     healthy again (the sweep looks), whichever way people fixed it. Cheap, on the wire status: every watch event."""
     return source == "podState" and handed_over(status) and not status.get("signalResolvedAt") and \
         not status.get("restoredAt")
+
+
+# What a pod-state incident's end is looked at on: a workload and its pods, or the pod itself. Not a Node: the
+# pods on it are other workloads' (and a look at them lists pods across every namespace).
+POD_INCIDENT_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Rollout", "Pod")
+
+
+def pod_incident_target(namespace: str, spec: RemediationSpec) -> ObjectRef | None:
+    """The workload whose healthy pods end the pod-state incident of a Remediation living in `namespace`, or
+    None when the sweep must not look: a spec pointing outside its namespace (one made by hand, refused: nothing
+    is read there for it, as the reconcile reads nothing), a Node, a name no object can have. A target without a
+    namespace is the Remediation's own namespace's (as the admission policy and the target claim read it)."""
+    target = spec.target
+    if remediation_namespace_problem(namespace, spec) is not None or target.kind not in POD_INCIDENT_KINDS \
+            or dns1123_subdomain_problem(target.name):
+        return None
+    return ObjectRef(kind=target.kind, namespace=target.namespace or namespace, name=target.name)
 
 
 @dataclass(frozen=True)
