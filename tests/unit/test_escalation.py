@@ -272,7 +272,8 @@ def test_the_pod_sweep_resolves_an_escalated_pod_incident_once_its_workload_is_h
         return {"metadata": {"namespace": "shop", "name": name}, "spec": spec.wire(),
                 "status": ended("Escalated").wire()}
     store = Remediations(remediation("pod-1", POD_SPEC), remediation("am-1", SPEC))
-    ctx = SimpleNamespace(api=None, resources=store, awaiting_healthy_pods=AwaitingHealthyPods())
+    ctx = SimpleNamespace(api=None, resources=store, awaiting_healthy_pods=AwaitingHealthyPods(),
+                          caches=SimpleNamespace(remediations=store.objects))
     for obj in store.objects.values():
         ctx.awaiting_healthy_pods.observe("ADDED", obj)
     assert ctx.awaiting_healthy_pods.keys() == [("shop", "pod-1")], "an alert's incident ends by its resolution"
@@ -281,9 +282,9 @@ def test_the_pod_sweep_resolves_an_escalated_pod_incident_once_its_workload_is_h
     monkeypatch.setattr(handlers.probes, "observe", lambda api, target: looked.append(target) or
                         seen(0, rollout(), healthy_pods() if len(looked) > 1 else crashing))
 
-    handlers.end_pod_incidents(ctx)
+    handlers.end_pod_incidents(ctx, now=0.0)
     assert "signalResolvedAt" not in store.objects[("shop", "pod-1")]["status"], "its pods still crash-loop"
-    handlers.end_pod_incidents(ctx)
+    handlers.end_pod_incidents(ctx, now=10.0)
     status = store.objects[("shop", "pod-1")]["status"]
     assert status["signalResolvedAt"] and status["phase"] == "Escalated"
     assert status["timeline"][-1]["kind"] == "SignalResolved"
@@ -291,7 +292,7 @@ def test_the_pod_sweep_resolves_an_escalated_pod_incident_once_its_workload_is_h
     assert [(t.kind, t.name) for t in looked] == [("Deployment", "web")] * 2
     assert escalation.incident_end(RemediationStatus.model_validate(status)).restored_by == "humans"
 
-    handlers.end_pod_incidents(ctx)  # resolved (its watch event not seen yet): not looked at again
+    handlers.end_pod_incidents(ctx, now=20.0)  # resolved (its watch event not seen yet): not looked at again
     assert len(looked) == 2 and ctx.awaiting_healthy_pods.keys() == []
 
 
@@ -330,7 +331,8 @@ def test_the_pod_sweep_never_reads_another_namespace_nor_a_node_for_a_remediatio
                   ("node", pod_spec({"kind": "Node", "name": "node-1"}).wire(), ended("Escalated").wire()),
                   ("no-spec", {"signal": {"source": "podState"}}, ended("Escalated").wire()))]
     store = Remediations(*forged)
-    ctx = SimpleNamespace(api=None, resources=store, awaiting_healthy_pods=AwaitingHealthyPods())
+    ctx = SimpleNamespace(api=None, resources=store, awaiting_healthy_pods=AwaitingHealthyPods(),
+                          caches=SimpleNamespace(remediations=store.objects))
     looked = []
     monkeypatch.setattr(handlers.probes, "observe", lambda api, target: looked.append(target))
     for obj in forged:
@@ -339,3 +341,75 @@ def test_the_pod_sweep_never_reads_another_namespace_nor_a_node_for_a_remediatio
     handlers.end_pod_incidents(ctx)
     assert looked == [] and ctx.awaiting_healthy_pods.keys() == []
     assert all("signalResolvedAt" not in o["status"] for o in store.objects.values())
+
+
+def test_a_workload_that_stays_unhealthy_is_looked_at_less_often_and_a_sweep_looks_at_a_bounded_number():
+    assert [escalation.next_look_in(m) for m in range(7)] == [10, 10, 20, 40, 80, 120, 120]
+    due = {"new": 0.0, "late": 5.0, "later": 1.0, "future": 31.0}
+    assert escalation.looks_due(due, now=30.0) == ["new", "later", "late"], "the longest overdue first"
+    assert escalation.looks_due(due, now=30.0, budget=2) == ["new", "later"]
+
+
+def test_thousands_of_escalated_pod_incidents_cost_a_bounded_number_of_reads_per_sweep(monkeypatch):
+    """Measured on main: 3 reads per incident per sweep (its Remediation, its workload, its pods), every 10 s:
+    3000 a sweep for 1000 incidents. Now no Remediation is read, a workload once for all its incidents."""
+    from types import SimpleNamespace
+
+    from remediator.controller import handlers
+    from remediator.controller.escalation import AwaitingHealthyPods
+    from tests.unit.test_verdicts import pod, rollout, seen
+
+    class Counted(Remediations):
+        gets = 0
+
+        def get(self, kind, name, namespace):
+            Counted.gets += 1
+            return super().get(kind, name, namespace)
+
+    objects = [{"metadata": {"namespace": "shop", "name": f"pod-{i}"}, "status": ended("Escalated").wire(),
+                "spec": pod_spec({"kind": "Deployment", "name": f"web-{i // 2}", "namespace": "shop"}).wire()}
+               for i in range(2000)]  # two incidents (CrashLoopBackOff, NotReady) on each of 1000 workloads
+    store = Counted(*objects)
+    ctx = SimpleNamespace(api=None, resources=store, awaiting_healthy_pods=AwaitingHealthyPods(),
+                          caches=SimpleNamespace(remediations=store.objects))
+    for obj in objects:
+        ctx.awaiting_healthy_pods.observe("", obj)
+    looked = []
+    crashing = (pod("web-9", ready=False, waiting_reasons=("CrashLoopBackOff",)),)
+    monkeypatch.setattr(handlers.probes, "observe", lambda api, target: looked.append(target.name) or
+                        seen(0, rollout(), crashing))
+    per_sweep = []
+    for sweep in range(60):  # ten minutes
+        before = len(looked)
+        handlers.end_pod_incidents(ctx, now=sweep * 10.0)
+        per_sweep.append(len(looked) - before)
+    assert max(per_sweep) == escalation.LOOKS_PER_SWEEP and Counted.gets == 0
+    assert len(set(looked)) == 1000, "every workload is looked at, in turn"
+    assert looked.count("web-0") <= 600 / escalation.LOOK_AT_LEAST_EVERY + 1
+
+
+def test_a_deleted_pod_incident_is_forgotten_even_when_its_deletion_was_not_watched(monkeypatch):
+    from types import SimpleNamespace
+
+    from remediator.controller import handlers
+    from remediator.controller.escalation import AwaitingHealthyPods
+
+    objects = [{"metadata": {"namespace": "shop", "name": name}, "status": ended("Escalated").wire(),
+                "spec": POD_SPEC.wire()} for name in ("pod-1", "pod-2")]
+    ctx = SimpleNamespace(api=None, awaiting_healthy_pods=AwaitingHealthyPods(), caches=SimpleNamespace(
+        remediations={("shop", "pod-2")}))  # pod-1 deleted while the watch was re-listing
+    for obj in objects:
+        ctx.awaiting_healthy_pods.observe("", obj)
+    looked = []
+    monkeypatch.setattr(handlers.probes, "observe", lambda api, target: looked.append(target) or
+                        (_ for _ in ()).throw(RuntimeError("apiserver down")))
+    handlers.end_pod_incidents(ctx, now=0.0)
+    assert ctx.awaiting_healthy_pods.keys() == [("shop", "pod-2")] and len(looked) == 1
+    for sweep in range(1, 31):
+        handlers.end_pod_incidents(ctx, now=sweep * 10.0)
+    assert len(looked) == 6, "looked at after 10, 20, 40, 80, 120 s: a failed look backs off, no warning a sweep"
+
+    handlers.remediation_seen(SimpleNamespace(intake=SimpleNamespace(incidents=SimpleNamespace(
+        observe=lambda *a: None)), awaiting_healthy_pods=ctx.awaiting_healthy_pods),
+        SimpleNamespace(seen=lambda *a: None), "DELETED", objects[1])
+    assert ctx.awaiting_healthy_pods.keys() == []

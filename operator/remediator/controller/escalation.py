@@ -171,29 +171,55 @@ class OpenAlerts:
 
 
 class AwaitingHealthyPods:
-    """Keys of ended pod-state Remediations handed to people whose end is not known yet (core.escalation
-    `awaits_healthy_pods`), from their watch events: the pod sweep looks at these targets only."""
+    """Ended pod-state Remediations handed to people whose end is not known yet (core.escalation
+    `awaits_healthy_pods`), with the workload each is looked at on (`pod_incident_target`; the spec is
+    immutable, so the watched copy's is the one), from their watch events; and when each workload is due to be
+    looked at again (`next_look_in`). The pod sweep reads only these workloads, each once for all its incidents,
+    and no Remediation: a status that changed since (resolved, deleted) comes by the watch."""
 
     def __init__(self) -> None:
-        self._keys: set[tuple[str, str]] = set()
+        self._targets: dict[tuple[str, str], ObjectRef] = {}
+        self._looks: dict[tuple[str, str, str], tuple[float, int]] = {}  # workload -> (due, misses in a row)
         self._lock = threading.Lock()
 
     def observe(self, event_type: str, body: dict) -> None:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         source = ((body.get("spec") or {}).get("signal") or {}).get("source", "")
-        waiting = event_type != "DELETED" and escalation.awaits_healthy_pods(source, body.get("status") or {}) \
-            and pod_incident_target(key[0], body.get("spec")) is not None
+        waiting = event_type != "DELETED" and escalation.awaits_healthy_pods(source, body.get("status") or {})
+        target = pod_incident_target(key[0], body.get("spec")) if waiting else None
         with self._lock:
-            (self._keys.add if waiting else self._keys.discard)(key)
+            if target is None:
+                self._targets.pop(key, None)
+            else:
+                self._targets[key] = target
 
     def discard(self, key: tuple[str, str]) -> None:
         with self._lock:
-            self._keys.discard(key)
+            self._targets.pop(key, None)
 
     def keys(self) -> list[tuple[str, str]]:
         with self._lock:
-            return sorted(self._keys)
+            return sorted(self._targets)
+
+    def due(self, now: float, budget: int = escalation.LOOKS_PER_SWEEP) -> list[tuple[ObjectRef, list[tuple[str, str]]]]:
+        """The workloads to look at now (`looks_due`), each with the Remediations it would end."""
+        with self._lock:
+            waiting: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+            refs = {}
+            for key, target in sorted(self._targets.items()):
+                workload = (target.kind, target.namespace or "", target.name)
+                waiting.setdefault(workload, []).append(key)
+                refs[workload] = target
+            self._looks = {w: look for w, look in self._looks.items() if w in waiting}  # none kept for nothing
+            chosen = escalation.looks_due({w: self._looks.get(w, (0.0, 0))[0] for w in waiting}, now, budget)
+            return [(refs[w], waiting[w]) for w in chosen]
+
+    def looked(self, target: ObjectRef, healthy: bool, now: float) -> None:
+        workload = (target.kind, target.namespace or "", target.name)
+        with self._lock:
+            misses = 0 if healthy else self._looks.get(workload, (0.0, 0))[1] + 1
+            self._looks[workload] = (now + escalation.next_look_in(misses), misses)
 
 
 def pod_incident_target(namespace: str, spec: object) -> ObjectRef | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -26,7 +27,6 @@ from ..api.models import (
     Approval,
     RemediationApprovalSpec,
 )
-from ..core import escalation as escalation_rules
 from ..core.engine import state
 from ..signals import pods
 from ..verification import probes
@@ -84,25 +84,39 @@ async def rescan_failing_pods(ctx: OperatorContext, active: Callable[[], bool] =
         await asyncio.to_thread(end_pod_incidents, ctx)
 
 
-def end_pod_incidents(ctx: OperatorContext) -> None:
+def end_pod_incidents(ctx: OperatorContext, now: float | None = None) -> None:
     """A pod-state incident handed to people ends when its workload's pods are healthy again, however they fixed
     it: a rollback deletes the crash-looping pods, which never turn Ready (`resolve_pod`), so the workload is
-    looked at. Its Remediation's signal is then resolved, and `runbook_status.finish` records the end."""
-    for namespace, name in ctx.awaiting_healthy_pods.keys():
+    looked at. Its Remediation's signal is then resolved, and `runbook_status.finish` records the end. Bounded:
+    at most `LOOKS_PER_SWEEP` workloads a sweep, one that stays unhealthy less often (AwaitingHealthyPods)."""
+    now = time.monotonic() if now is None else now
+    awaiting = ctx.awaiting_healthy_pods
+    for target, keys in awaiting.due(now):
+        gone = [key for key in keys if key not in ctx.caches.remediations]  # deleted while the watch was away
+        for key in gone:
+            awaiting.discard(key)
+        if len(gone) == len(keys):
+            continue
         try:
-            obj = ctx.resources.get("Remediation", name, namespace)
-            target = escalation.pod_incident_target(namespace, (obj or {}).get("spec"))
-            if obj is None or target is None or not escalation_rules.awaits_healthy_pods(
-                    ((obj.get("spec") or {}).get("signal") or {}).get("source", ""), obj.get("status") or {}):
-                ctx.awaiting_healthy_pods.discard((namespace, name))
-                continue
             healthy, why = pods_healthy(probes.observe(ctx.api, target))
-            if healthy:
+        except Exception as e:  # noqa: BLE001  one workload's failure holds up no other; looked at later
+            awaiting.looked(target, False, now)
+            log.warning("could not look at a pod incident's workload", extra={
+                "target": f"{target.kind}/{target.namespace}/{target.name}", "error": str(e)})
+            continue
+        awaiting.looked(target, healthy, now)
+        if not healthy:
+            continue
+        for namespace, name in keys:
+            if (namespace, name) in gone:
+                continue
+            try:
                 ingest.record_resolved(ctx.resources, namespace, name,
                                        f"{target.kind}/{target.name}: every pod healthy again ({why})")
-        except Exception as e:  # noqa: BLE001  one incident's failure holds up no other; next rescan
-            log.warning("could not look at a pod incident's workload", extra={
-                "remediation": f"{namespace}/{name}", "error": str(e)})
+                awaiting.discard((namespace, name))
+            except Exception as e:  # noqa: BLE001  kept: the next look tries again
+                log.warning("could not resolve a pod incident", extra={
+                    "remediation": f"{namespace}/{name}", "error": str(e)})
 
 
 def refresh_failing_pods(ctx: OperatorContext) -> None:
@@ -207,6 +221,8 @@ def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body
     ctx.intake.incidents.observe(event_type, body)
     ticks.seen(REMEDIATION, event_type or None, body)
     meta = body.get("metadata") or {}
+    if event_type == "DELETED":  # else its workload would be looked at until it is healthy, maybe never
+        ctx.awaiting_healthy_pods.observe(event_type, body)
     if event_type == "DELETED" or not ctx.serves(meta.get("namespace", "")):
         return
     if KOPF_FINALIZER in (meta.get("finalizers") or []):

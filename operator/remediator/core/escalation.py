@@ -9,8 +9,10 @@ the same alert with endsAt = now once it is over (Alertmanager matches alerts by
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from ..api.models import ApprovalState, ObjectRef, RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
 from .match.matching import remediation_namespace_problem
@@ -20,6 +22,7 @@ ALERTNAME = "RemediationEscalated"
 # Skipped because a step was refused (core.engine: guards right before acting / at planning, the target claim);
 # Skipped for any other reason (dry run, every step skipped by its condition) did nothing anyone must follow up.
 REFUSED_PREFIXES = ("guard blocked", "no claim on the target")
+T = TypeVar("T")
 FIRST_PAGE_WITHIN = timedelta(hours=1)
 MAX_ANNOTATION = 2000  # Alertmanager keeps annotations as given; on-call reads them on a phone
 
@@ -110,6 +113,27 @@ def awaits_healthy_pods(source: str, status: dict) -> bool:
     healthy again (the sweep looks), whichever way people fixed it. Cheap, on the wire status: every watch event."""
     return source == "podState" and handed_over(status) and not status.get("signalResolvedAt") and \
         not status.get("restoredAt")
+
+
+# A look at a pod incident's workload costs two apiserver reads (the workload, its pods): one that stays unhealthy
+# is looked at less often (10 s, doubling, at most 2 min apart: an end noticed at most that late), and a sweep
+# looks at no more than LOOKS_PER_SWEEP workloads, so thousands left unresolved for days cost a bounded
+# 2 x 50 reads per 10 s sweep (they were 3 reads each per sweep: 300/s for 1000) and hold up no pod rescan.
+FIRST_LOOK_AGAIN = 10.0
+LOOK_AT_LEAST_EVERY = 120.0
+LOOKS_PER_SWEEP = 50
+
+
+def next_look_in(misses: int) -> float:
+    """Seconds until a pod incident's workload is looked at again after `misses` looks in a row found it not
+    healthy (or could not read it); 0 misses: it was healthy (its incidents are being resolved)."""
+    return min(FIRST_LOOK_AGAIN * 2 ** min(max(misses - 1, 0), 16), LOOK_AT_LEAST_EVERY)
+
+
+def looks_due(due: Mapping[T, float], now: float, budget: int = LOOKS_PER_SWEEP) -> list[T]:
+    """What to look at now: what is due, the longest overdue first (one never looked at is due at 0), at most
+    `budget`; the rest waits for the next sweep."""
+    return [key for key, at in sorted(due.items(), key=lambda item: item[1]) if at <= now][:budget]
 
 
 # What a pod-state incident's end is looked at on: a workload and its pods, or the pod itself. Not a Node: the
