@@ -344,7 +344,8 @@ def test_the_pod_sweep_never_reads_another_namespace_nor_a_node_for_a_remediatio
 
 
 def test_a_workload_that_stays_unhealthy_is_looked_at_less_often_and_a_sweep_looks_at_a_bounded_number():
-    assert [escalation.next_look_in(m) for m in range(7)] == [10, 10, 20, 40, 80, 120, 120]
+    assert [escalation.next_look_in(m) for m in range(12)] == [10] * 7 + [20, 40, 80, 120, 120], \
+        "every 10 s for the first minute after the hand-over"
     due = {"new": 0.0, "late": 5.0, "later": 1.0, "future": 31.0}
     assert escalation.looks_due(due, now=30.0) == ["new", "later", "late"], "the longest overdue first"
     assert escalation.looks_due(due, now=30.0, budget=2) == ["new", "later"]
@@ -407,7 +408,7 @@ def test_a_deleted_pod_incident_is_forgotten_even_when_its_deletion_was_not_watc
     assert ctx.awaiting_healthy_pods.keys() == [("shop", "pod-2")] and len(looked) == 1
     for sweep in range(1, 31):
         handlers.end_pod_incidents(ctx, now=sweep * 10.0)
-    assert len(looked) == 6, "looked at after 10, 20, 40, 80, 120 s: a failed look backs off, no warning a sweep"
+    assert len(looked) == 10, "at 0, 10, ... 60, 80, 120, 200 s: a failed look backs off, no warning a sweep"
 
     handlers.remediation_seen(SimpleNamespace(intake=SimpleNamespace(incidents=SimpleNamespace(
         observe=lambda *a: None)), awaiting_healthy_pods=ctx.awaiting_healthy_pods),

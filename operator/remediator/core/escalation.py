@@ -116,10 +116,12 @@ def awaits_healthy_pods(source: str, status: dict) -> bool:
 
 
 # A look at a pod incident's workload costs two apiserver reads (the workload, its pods): one that stays unhealthy
-# is looked at less often (10 s, doubling, at most 2 min apart: an end noticed at most that late), and a sweep
+# is looked at less often (every 10 s for a minute, as a fix right after the hand-over is common, then doubling,
+# at most 2 min apart: an end noticed at most that late), and a sweep
 # looks at no more than LOOKS_PER_SWEEP workloads, so thousands left unresolved for days cost a bounded
 # 2 x 50 reads per 10 s sweep (they were 3 reads each per sweep: 300/s for 1000) and hold up no pod rescan.
 FIRST_LOOK_AGAIN = 10.0
+LOOKS_BEFORE_BACKING_OFF = 6
 LOOK_AT_LEAST_EVERY = 120.0
 LOOKS_PER_SWEEP = 50
 
@@ -127,7 +129,7 @@ LOOKS_PER_SWEEP = 50
 def next_look_in(misses: int) -> float:
     """Seconds until a pod incident's workload is looked at again after `misses` looks in a row found it not
     healthy (or could not read it); 0 misses: it was healthy (its incidents are being resolved)."""
-    return min(FIRST_LOOK_AGAIN * 2 ** min(max(misses - 1, 0), 16), LOOK_AT_LEAST_EVERY)
+    return min(FIRST_LOOK_AGAIN * 2 ** min(max(misses - LOOKS_BEFORE_BACKING_OFF, 0), 16), LOOK_AT_LEAST_EVERY)
 
 
 def looks_due(due: Mapping[T, float], now: float, budget: int = LOOKS_PER_SWEEP) -> list[T]:
