@@ -134,8 +134,8 @@ CRASHLOOP_RUNBOOK = {
 }
 
 
-def test_an_escalated_crash_loop_is_restored_by_humans_once_they_roll_the_deployment_back_by_hand(
-        cluster, operator):
+def escalated_crash_loop_rolled_back_by_hand(cluster) -> tuple[str, datetime]:
+    """An escalated crash-loop incident whose Deployment on-call then rolled back: its name, and when."""
     cluster.apply_policy(NO_APPROVALS)
     cluster.apply_runbook("crashloop", CRASHLOOP_RUNBOOK)
     cluster.deploy("web", replicas=2)
@@ -151,6 +151,12 @@ def test_an_escalated_crash_loop_is_restored_by_humans_once_they_roll_the_deploy
     cluster.apps.patch_namespaced_deployment("web", cluster.ns, {"spec": {"template": {
         "metadata": {"labels": {"remediator.dev/kwok-fail": None}},
         "spec": {"containers": [{"name": "app", "image": good}]}}}})
+    return name, fixed_at
+
+
+def test_an_escalated_crash_loop_is_restored_by_humans_once_they_roll_the_deployment_back_by_hand(
+        cluster, operator):
+    name, fixed_at = escalated_crash_loop_rolled_back_by_hand(cluster)
     status = wait_for(lambda: (s := cluster.remediation(name)["status"]).get("restoredAt") and s, timeout=60,
                       what="the incident's end recorded once every pod of web is healthy")
     dep = cluster.apps.read_namespaced_deployment("web", cluster.ns).status
@@ -158,3 +164,21 @@ def test_an_escalated_crash_loop_is_restored_by_humans_once_they_roll_the_deploy
     assert status["phase"] == "Escalated" and status["restoredBy"] == "humans", status
     assert parse_time(status["restoredAt"]) >= parse_time(status["signalResolvedAt"]) >= fixed_at
     assert "resolvedBy" not in status, "no one ran remediator resolve: the pods said it"
+
+
+def test_a_pod_incident_whose_end_was_seen_just_before_a_crash_is_restored_after_the_restart(
+        cluster, kubeconfig, namespace, crds, tmp_path):
+    """Killed right after the sweep recorded signalResolvedAt, before runbook_status.finish: the restarted
+    operator lists it before it is active, and must still record restoredAt when it takes over."""
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path, failpoints="after-signal-resolved").start()
+    try:
+        name, fixed_at = escalated_crash_loop_rolled_back_by_hand(cluster)
+        assert op.wait_killed() == -9, "killed right after the sweep resolved the signal"
+        status = cluster.remediation(name)["status"]
+        assert status.get("signalResolvedAt") and status.get("restoredAt") is None, status
+        op.start(failpoints="")
+        status = wait_for(lambda: (s := cluster.remediation(name)["status"]).get("restoredAt") and s, timeout=45,
+                          what="the incident's end recorded after the restart")
+    finally:
+        op.stop()
+    assert status["restoredBy"] == "humans" and parse_time(status["restoredAt"]) >= fixed_at, status

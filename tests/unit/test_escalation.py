@@ -414,3 +414,41 @@ def test_a_deleted_pod_incident_is_forgotten_even_when_its_deletion_was_not_watc
         observe=lambda *a: None)), awaiting_healthy_pods=ctx.awaiting_healthy_pods),
         SimpleNamespace(seen=lambda *a: None), "DELETED", objects[1])
     assert ctx.awaiting_healthy_pods.keys() == []
+
+
+def test_an_end_resolved_but_not_yet_recorded_is_work_a_replica_taking_over_finishes():
+    """The operator killed between the sweep's record_resolved and runbook_status.finish: on restart the
+    caches list it before the replica is active, so only the takeover's list of work (`unfinished`) can
+    finish it; that list held only outcomes not yet folded, and this one was folded at its escalation."""
+    from remediator.controller.caches import RemediationIndex, guard_fields
+
+    def obj(name: str, **status) -> dict:
+        return {"metadata": {"namespace": "shop", "name": name, "creationTimestamp": "2026-12-01T11:50:00Z"},
+                "spec": POD_SPEC.wire(), "status": {**ended("Escalated").wire(), "foldedIntoRunbook": True,
+                                                   **status}}
+    owed = obj("owed", signalResolvedAt="2026-12-01T12:30:00Z")
+    waiting, recorded = obj("waiting"), obj("recorded", signalResolvedAt="2026-12-01T12:30:00Z",
+                                            restoredAt="2026-12-01T12:30:00Z", restoredBy="humans")
+    dry_run = obj("dry-run", phase="Skipped", dryRun=True, reason="dry run", signalResolvedAt="2026-12-01T12:30:00Z")
+    for status in (owed, waiting, recorded, dry_run):
+        assert escalation.end_owed(status["status"]) == pending(status["status"]) == (status is owed), status
+    index = RemediationIndex()
+    index.replace([guard_fields(o) for o in (owed, waiting, recorded, dry_run)])
+    assert index.unfinished()[1] == [("shop", "owed")]
+    index.observe("MODIFIED", recorded)
+    index.observe("MODIFIED", {**owed, "status": recorded["status"]})
+    assert index.unfinished()[1] == []
+
+
+def test_a_remediation_listed_before_the_replica_runs_its_work_is_remembered_without_an_error(caplog):
+    from types import SimpleNamespace
+
+    from remediator.controller import handlers
+    from remediator.controller.escalation import AwaitingHealthyPods, OpenAlerts
+
+    ctx = SimpleNamespace(intake=SimpleNamespace(incidents=SimpleNamespace(observe=lambda *a: None)),
+                          serves=lambda namespace: True, open_alerts=OpenAlerts(),
+                          awaiting_healthy_pods=AwaitingHealthyPods(), alertmanager=None)
+    listed = {"metadata": {"namespace": "shop", "name": "pod-1"}, "spec": POD_SPEC.wire(),
+              "status": {**ended("Escalated").wire(), "signalResolvedAt": "2026-12-01T12:30:00Z"}}
+    handlers.remediation_seen(ctx, handlers.Ticks(ctx), "", listed)  # the caches' first listing: not active yet

@@ -32,6 +32,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from kubernetes.client.rest import ApiException
 
 from ..api.models import GROUP, TERMINAL_PHASES, VERSION
+from ..core import escalation
 from ..core.plan import guards
 from ..core.plan.guard_inputs import past_remediation
 from ..core.plan.nodes import NodeFact, node_fact
@@ -167,7 +168,8 @@ class RemediationIndex:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], guards.PastRemediation] = {}
         self._open: set[tuple[str, str]] = set()
-        self._unfolded: set[tuple[str, str]] = set()  # ended, outcome not yet in the Runbook's status
+        # ended, outcome not yet in the Runbook's status or the incident's known end not yet recorded
+        self._unfolded: set[tuple[str, str]] = set()
         self._by_target: dict[str, set[tuple[str, str]]] = {}
         self._by_namespace: dict[str, set[tuple[str, str]]] = {}
         self._by_time = TimeIndex()
@@ -201,7 +203,7 @@ class RemediationIndex:
         self._entries[key] = past
         if past.phase not in TERMINAL_PHASES:
             self._open.add(key)
-        elif not (obj.get("status") or {}).get("foldedIntoRunbook"):
+        elif not (obj.get("status") or {}).get("foldedIntoRunbook") or escalation.end_owed(obj.get("status") or {}):
             self._unfolded.add(key)
         self._by_target.setdefault(past.target_key, set()).add(key)
         self._by_namespace.setdefault(key[0], set()).add(key)
@@ -227,7 +229,9 @@ class RemediationIndex:
 
     def unfinished(self) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
         """(namespace, name, phase) of the open ones, and (namespace, name) of the ended ones not yet folded
-        into their Runbook: the work a replica taking over has, read without listing every Remediation."""
+        into their Runbook or whose incident's known end is not recorded yet (core.escalation `end_owed`, e.g.
+        a crash right after its signal resolved): the work a replica taking over has, read without listing
+        every Remediation."""
         with self._lock:
             return ([(*key, self._entries[key].phase) for key in self._open], sorted(self._unfolded))
 
@@ -261,7 +265,10 @@ def guard_fields(obj: Mapping) -> dict:
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     return {"metadata": {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if k in meta},
             "spec": {k: spec[k] for k in ("runbook", "target") if k in spec},
-            "status": {**{k: status[k] for k in ("phase", "startedAt", "finishedAt", "foldedIntoRunbook") if k in status},
+            # and what says whether the incident's end is owed (core.escalation.end_owed: a refusal by its reason)
+            "status": {**{k: status[k] for k in ("phase", "startedAt", "finishedAt", "foldedIntoRunbook", "dryRun",
+                                                   "signalResolvedAt", "restoredAt") if k in status},
+                       "reason": str(status.get("reason") or "")[:64],
                        "steps": [{"phase": step.get("phase")} for step in status.get("steps") or []]}}
 
 

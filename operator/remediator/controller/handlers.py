@@ -274,6 +274,8 @@ class Ticks:
         self.bodies: dict[tuple, dict] = {}  # open Remediations as last watched: a tick reads no GET for them
         self.generations: dict[tuple, int | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None  # the queue's; set by `run`
+        # set by `run`; before it (the caches' first listing) not active: taking over lists the work then
+        self.active: Callable[[], bool] = lambda: False
 
     def seen(self, kind: str, type: str | None, body: dict) -> None:
         """A watch event or a listed object. Callable from any thread (kopf runs sync handlers in its

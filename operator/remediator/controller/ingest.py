@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from kubernetes.client.rest import ApiException
 
+from .. import failpoints
 from ..api.models import (
     API_VERSION,
     TERMINAL_PHASES,
@@ -351,10 +352,12 @@ def record_resolved(resources: Resources, namespace: str, name: str, summary: st
         obj["status"] = status
         try:
             resources.replace_status("Remediation", namespace, name, obj)
-            return IngestResult("resolved", name)
         except ApiException as e:
             if e.status != 409:
                 raise
+            continue
+        failpoints.hit("after-signal-resolved")  # runbook_status.finish, on its event, records the end
+        return IngestResult("resolved", name)
     stamp = micro_time(datetime.now(UTC))
     try:
         resources.patch_status("Remediation", namespace, name, {"signalResolvedAt": stamp})

@@ -51,8 +51,7 @@ def pending(status: dict | None, alerting: bool = False) -> bool:
         return False
     if not status.get("foldedIntoRunbook"):
         return True
-    if status.get("restoredAt") is None and (status["phase"] == "Succeeded" or status.get("signalResolvedAt")) \
-            and status["phase"] in ("Succeeded", "Escalated", "Failed", "Skipped"):
+    if escalation.end_owed(status):
         return True
     if not alerting or not escalation.handed_over(status):
         return False

@@ -108,6 +108,14 @@ def incident_end(status: RemediationStatus) -> IncidentEnd | None:
     return None
 
 
+def end_owed(status: dict) -> bool:
+    """An ended Remediation whose incident's end is known but not recorded yet (`incident_end` gives it): its
+    step verified, or it was handed over and its signal resolved since. Cheap, on the wire status."""
+    if status.get("restoredAt") is not None or status.get("phase") not in ("Succeeded", "Escalated", "Failed", "Skipped"):
+        return False
+    return status["phase"] == "Succeeded" or handed_over(status) and bool(status.get("signalResolvedAt"))
+
+
 def awaits_healthy_pods(source: str, status: dict) -> bool:
     """A pod-state incident handed to people whose end is not known yet: it ends when the workload's pods are
     healthy again (the sweep looks), whichever way people fixed it. Cheap, on the wire status: every watch event."""
