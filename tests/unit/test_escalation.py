@@ -350,6 +350,10 @@ def test_a_workload_that_stays_unhealthy_is_looked_at_less_often_and_a_sweep_loo
     assert escalation.looks_due(due, now=30.0) == ["new", "later", "late"], "the longest overdue first"
     assert escalation.looks_due(due, now=30.0, budget=2) == ["new", "later"]
 
+    flood = {("evil", f"junk-{i}"): float(i) for i in range(1000)}  # forged, all long overdue
+    taken = escalation.looks_due({**flood, ("shop", "web"): 30.0}, now=30.0, budget=3, tenant=lambda k: k[0])
+    assert taken == [("evil", "junk-0"), ("shop", "web"), ("evil", "junk-1")], "taken in turn per namespace"
+
 
 def test_thousands_of_escalated_pod_incidents_cost_a_bounded_number_of_reads_per_sweep(monkeypatch):
     """Measured on main: 3 reads per incident per sweep (its Remediation, its workload, its pods), every 10 s:
@@ -452,3 +456,30 @@ def test_a_remediation_listed_before_the_replica_runs_its_work_is_remembered_wit
     listed = {"metadata": {"namespace": "shop", "name": "pod-1"}, "spec": POD_SPEC.wire(),
               "status": {**ended("Escalated").wire(), "signalResolvedAt": "2026-12-01T12:30:00Z"}}
     handlers.remediation_seen(ctx, handlers.Ticks(ctx), "", listed)  # the caches' first listing: not active yet
+
+
+def test_a_tenant_with_a_thousand_pod_incidents_waiting_holds_up_no_other_tenants_and_a_standby_looks_at_none(
+        monkeypatch):
+    from types import SimpleNamespace
+
+    from remediator.controller import handlers
+    from remediator.controller.escalation import AwaitingHealthyPods
+
+    def incident(namespace: str, name: str) -> dict:
+        return {"metadata": {"namespace": namespace, "name": name}, "status": ended("Escalated").wire(),
+                "spec": RemediationSpec.model_validate({
+                    "signal": {"source": "podState", "name": "CrashLoopBackOff", "fingerprint": name},
+                    "runbook": {"name": "crashloop", "namespace": namespace},
+                    "target": {"kind": "Deployment", "name": name, "namespace": namespace}}).wire()}
+    objects = [incident("evil", f"junk-{i}") for i in range(1000)] + [incident("shop", "web")]
+    ctx = SimpleNamespace(api=None, awaiting_healthy_pods=AwaitingHealthyPods(), caches=SimpleNamespace(
+        remediations={(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects}))
+    for obj in objects:
+        ctx.awaiting_healthy_pods.observe("", obj)
+    looked = []
+    monkeypatch.setattr(handlers.probes, "observe", lambda api, target: looked.append(target.namespace) or
+                        (_ for _ in ()).throw(RuntimeError("no such Deployment")))
+    handlers.end_pod_incidents(ctx, now=0.0, active=lambda: False)
+    assert looked == [], "a standby looks at nothing"
+    handlers.end_pod_incidents(ctx, now=0.0)
+    assert "shop" in looked and len(looked) == escalation.LOOKS_PER_SWEEP

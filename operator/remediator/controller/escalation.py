@@ -212,7 +212,8 @@ class AwaitingHealthyPods:
                 waiting.setdefault(workload, []).append(key)
                 refs[workload] = target
             self._looks = {w: look for w, look in self._looks.items() if w in waiting}  # none kept for nothing
-            chosen = escalation.looks_due({w: self._looks.get(w, (0.0, 0))[0] for w in waiting}, now, budget)
+            chosen = escalation.looks_due({w: self._looks.get(w, (0.0, 0))[0] for w in waiting}, now, budget,
+                                          tenant=lambda workload: workload[1])
             return [(refs[w], waiting[w]) for w in chosen]
 
     def looked(self, target: ObjectRef, healthy: bool, now: float) -> None:

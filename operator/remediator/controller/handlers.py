@@ -81,17 +81,21 @@ async def rescan_failing_pods(ctx: OperatorContext, active: Callable[[], bool] =
                 await ingest_pod(ctx, pod)
             except Exception as e:  # one bad pod or a passing apiserver error must not stop the rescan
                 log.warning("pod rescan failed", extra={"pod": pod.get("metadata", {}).get("name"), "error": str(e)})
-        await asyncio.to_thread(end_pod_incidents, ctx)
+        await asyncio.to_thread(end_pod_incidents, ctx, None, active)
 
 
-def end_pod_incidents(ctx: OperatorContext, now: float | None = None) -> None:
+def end_pod_incidents(ctx: OperatorContext, now: float | None = None,
+                      active: Callable[[], bool] = lambda: True) -> None:
     """A pod-state incident handed to people ends when its workload's pods are healthy again, however they fixed
     it: a rollback deletes the crash-looping pods, which never turn Ready (`resolve_pod`), so the workload is
     looked at. Its Remediation's signal is then resolved, and `runbook_status.finish` records the end. Bounded:
-    at most `LOOKS_PER_SWEEP` workloads a sweep, one that stays unhealthy less often (AwaitingHealthyPods)."""
+    at most `LOOKS_PER_SWEEP` workloads a sweep, one that stays unhealthy less often (AwaitingHealthyPods).
+    Stops once this replica is no longer the active one (a standby writes nothing)."""
     now = time.monotonic() if now is None else now
     awaiting = ctx.awaiting_healthy_pods
     for target, keys in awaiting.due(now):
+        if not active():
+            return
         gone = [key for key in keys if key not in ctx.caches.remediations]  # deleted while the watch was away
         for key in gone:
             awaiting.discard(key)

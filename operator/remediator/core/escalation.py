@@ -9,7 +9,7 @@ the same alert with endsAt = now once it is over (Alertmanager matches alerts by
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -140,10 +140,19 @@ def next_look_in(misses: int) -> float:
     return min(FIRST_LOOK_AGAIN * 2 ** min(max(misses - LOOKS_BEFORE_BACKING_OFF, 0), 16), LOOK_AT_LEAST_EVERY)
 
 
-def looks_due(due: Mapping[T, float], now: float, budget: int = LOOKS_PER_SWEEP) -> list[T]:
-    """What to look at now: what is due, the longest overdue first (one never looked at is due at 0), at most
-    `budget`; the rest waits for the next sweep."""
-    return [key for key, at in sorted(due.items(), key=lambda item: item[1]) if at <= now][:budget]
+def looks_due(due: Mapping[T, float], now: float, budget: int = LOOKS_PER_SWEEP,
+              tenant: Callable[[T], str] = lambda key: "") -> list[T]:
+    """What to look at now: what is due, at most `budget`, taken in turn from each tenant (namespace), each
+    one's longest overdue first (one never looked at is due at 0): a tenant with thousands of incidents waiting
+    (or forged) holds up no other's; the rest waits for the next sweep."""
+    queues: dict[str, list[T]] = {}
+    for key, at in sorted(due.items(), key=lambda item: item[1]):
+        if at <= now:
+            queues.setdefault(tenant(key), []).append(key)
+    chosen: list[T] = []
+    for turn in range(min(budget, max((len(q) for q in queues.values()), default=0))):
+        chosen += [q[turn] for q in queues.values() if turn < len(q)]
+    return chosen[:budget]
 
 
 # What a pod-state incident's end is looked at on: a workload and its pods, or the pod itself. Not a Node: the
