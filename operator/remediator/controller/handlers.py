@@ -81,7 +81,10 @@ async def rescan_failing_pods(ctx: OperatorContext, active: Callable[[], bool] =
                 await ingest_pod(ctx, pod)
             except Exception as e:  # one bad pod or a passing apiserver error must not stop the rescan
                 log.warning("pod rescan failed", extra={"pod": pod.get("metadata", {}).get("name"), "error": str(e)})
-        await asyncio.to_thread(end_pod_incidents, ctx, None, active)
+        try:
+            await asyncio.to_thread(end_pod_incidents, ctx, None, active)
+        except Exception as e:  # noqa: BLE001  the rescan must outlive it: failing pods' grace periods expire here
+            log.warning("pod incident sweep failed", extra={"error": str(e)})
 
 
 def end_pod_incidents(ctx: OperatorContext, now: float | None = None,
