@@ -134,10 +134,10 @@ CRASHLOOP_RUNBOOK = {
 }
 
 
-def escalated_crash_loop_rolled_back_by_hand(cluster) -> tuple[str, datetime]:
+def escalated_crash_loop_rolled_back_by_hand(cluster, runbook: dict = CRASHLOOP_RUNBOOK) -> tuple[str, datetime]:
     """An escalated crash-loop incident whose Deployment on-call then rolled back: its name, and when."""
     cluster.apply_policy(NO_APPROVALS)
-    cluster.apply_runbook("crashloop", CRASHLOOP_RUNBOOK)
+    cluster.apply_runbook("crashloop", runbook)
     cluster.deploy("web", replicas=2)
     good = cluster.apps.read_namespaced_deployment("web", cluster.ns).spec.template.spec.containers[0].image
     cluster.bad_rollout("web")
@@ -154,9 +154,14 @@ def escalated_crash_loop_rolled_back_by_hand(cluster) -> tuple[str, datetime]:
     return name, fixed_at
 
 
+# a Runbook may name the failing pod itself (deletePod acts on its owner): the rollback deletes that pod
+POD_TARGET = {**CRASHLOOP_RUNBOOK, "target": {"kind": "Pod", "name": "{{ labels.pod }}"}}
+
+
+@pytest.mark.parametrize("runbook", [CRASHLOOP_RUNBOOK, POD_TARGET], ids=["deployment", "pod"])
 def test_an_escalated_crash_loop_is_restored_by_humans_once_they_roll_the_deployment_back_by_hand(
-        cluster, operator):
-    name, fixed_at = escalated_crash_loop_rolled_back_by_hand(cluster)
+        cluster, operator, runbook):
+    name, fixed_at = escalated_crash_loop_rolled_back_by_hand(cluster, runbook)
     status = wait_for(lambda: (s := cluster.remediation(name)["status"]).get("restoredAt") and s, timeout=60,
                       what="the incident's end recorded once every pod of web is healthy")
     dep = cluster.apps.read_namespaced_deployment("web", cluster.ns).status

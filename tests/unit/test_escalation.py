@@ -483,3 +483,20 @@ def test_a_tenant_with_a_thousand_pod_incidents_waiting_holds_up_no_other_tenant
     assert looked == [], "a standby looks at nothing"
     handlers.end_pod_incidents(ctx, now=0.0)
     assert "shop" in looked and len(looked) == escalation.LOOKS_PER_SWEEP
+
+
+def test_a_pod_incident_on_a_pod_of_a_workload_ends_when_that_workload_is_healthy_as_a_rollback_deletes_the_pod():
+    def looked_at(name: str, **labels: str):
+        spec = RemediationSpec.model_validate({
+            "signal": {"source": "podState", "name": "CrashLoopBackOff", "fingerprint": "p1", "labels": labels},
+            "runbook": {"name": "crashloop", "namespace": "shop"}, "target": {"kind": "Pod", "name": name}})
+        found = escalation.pod_incident_target("shop", spec)
+        return found.kind, found.namespace, found.name
+
+    assert looked_at("web-7d9f8-x2x", deployment="web", pod="web-7d9f8-x2x") == ("Deployment", "shop", "web")
+    assert looked_at("db-0", statefulset="db") == ("StatefulSet", "shop", "db")
+    assert looked_at("db-0", statefulset="db", deployment="legacy") == ("StatefulSet", "shop", "db"), \
+        "a label of the pod's own named deployment: not its owner"
+    assert looked_at("agent-q7", daemonset="agent") == ("DaemonSet", "shop", "agent")
+    assert looked_at("debug") == ("Pod", "shop", "debug"), "a bare pod is its own workload"
+    assert looked_at("web--1", deployment="web-") == ("Pod", "shop", "web--1"), "no object has that name"

@@ -164,12 +164,24 @@ def pod_incident_target(namespace: str, spec: RemediationSpec) -> ObjectRef | No
     """The workload whose healthy pods end the pod-state incident of a Remediation living in `namespace`, or
     None when the sweep must not look: a spec pointing outside its namespace (one made by hand, refused: nothing
     is read there for it, as the reconcile reads nothing), a Node, a name no object can have. A target without a
-    namespace is the Remediation's own namespace's (as the admission policy and the target claim read it)."""
+    namespace is the Remediation's own namespace's (as the admission policy and the target claim read it).
+    A Pod target of a workload's pod (`pod_owner`) is that workload: the rollback that fixes it deletes the pod."""
     target = spec.target
     if remediation_namespace_problem(namespace, spec) is not None or target.kind not in POD_INCIDENT_KINDS \
             or dns1123_subdomain_problem(target.name):
         return None
-    return ObjectRef(kind=target.kind, namespace=target.namespace or namespace, name=target.name)
+    kind, name = pod_owner(target.name, spec.signal.labels) if target.kind == "Pod" else (target.kind, target.name)
+    return ObjectRef(kind=kind, namespace=target.namespace or namespace, name=name)
+
+
+def pod_owner(pod: str, labels: Mapping[str, str]) -> tuple[str, str]:
+    """The workload a pod-state signal says owns `pod` (signals.pods: the controller's kind, lower-cased, as a
+    label; the pod's own labels may use those keys too, so only a name the pod's name starts with counts), else
+    the Pod itself (a bare pod, or a hand-made signal)."""
+    owners = [(len(labels[key]), kind, labels[key]) for kind, key in (
+        ("Deployment", "deployment"), ("StatefulSet", "statefulset"), ("DaemonSet", "daemonset"))
+        if labels.get(key) and pod.startswith(labels[key] + "-") and not dns1123_subdomain_problem(labels[key])]
+    return max(owners)[1:] if owners else ("Pod", pod)
 
 
 @dataclass(frozen=True)
