@@ -397,7 +397,7 @@ def test_a_deleted_pod_incident_is_forgotten_even_when_its_deletion_was_not_watc
     from types import SimpleNamespace
 
     from remediator.controller import handlers
-    from remediator.controller.escalation import AwaitingHealthyPods
+    from remediator.controller.escalation import AwaitingHealthyPods, OpenAlerts
 
     objects = [{"metadata": {"namespace": "shop", "name": name}, "status": ended("Escalated").wire(),
                 "spec": POD_SPEC.wire()} for name in ("pod-1", "pod-2")]
@@ -414,10 +414,13 @@ def test_a_deleted_pod_incident_is_forgotten_even_when_its_deletion_was_not_watc
         handlers.end_pod_incidents(ctx, now=sweep * 10.0)
     assert len(looked) == 10, "at 0, 10, ... 60, 80, 120, 200 s: a failed look backs off, no warning a sweep"
 
+    alerts = OpenAlerts()
+    alerts.observe("", {**objects[1], "status": {**objects[1]["status"], "foldedIntoRunbook": True}})
+    assert alerts.keys() == [("shop", "pod-2")]
     handlers.remediation_seen(SimpleNamespace(intake=SimpleNamespace(incidents=SimpleNamespace(
-        observe=lambda *a: None)), awaiting_healthy_pods=ctx.awaiting_healthy_pods),
+        observe=lambda *a: None)), awaiting_healthy_pods=ctx.awaiting_healthy_pods, open_alerts=alerts),
         SimpleNamespace(seen=lambda *a: None), "DELETED", objects[1])
-    assert ctx.awaiting_healthy_pods.keys() == []
+    assert ctx.awaiting_healthy_pods.keys() == [] and alerts.keys() == [], "nor its alert re-sent for ever"
 
 
 def test_an_end_resolved_but_not_yet_recorded_is_work_a_replica_taking_over_finishes():

@@ -228,7 +228,8 @@ def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body
     ctx.intake.incidents.observe(event_type, body)
     ticks.seen(REMEDIATION, event_type or None, body)
     meta = body.get("metadata") or {}
-    if event_type == "DELETED":  # else its workload would be looked at until it is healthy, maybe never
+    if event_type == "DELETED":  # else its alert re-sent (a GET each time), its workload looked at, for ever
+        ctx.open_alerts.observe(event_type, body)
         ctx.awaiting_healthy_pods.observe(event_type, body)
     if event_type == "DELETED" or not ctx.serves(meta.get("namespace", "")):
         return
