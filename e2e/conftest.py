@@ -3,5 +3,6 @@
 from tests.conftest import *  # noqa: F401,F403
 from tests.integration.conftest import *  # noqa: F401,F403
 
-# tests/conftest.py's hooks run once for the whole session already (they are found there too)
-del pytest_collection_modifyitems, pytest_terminal_summary  # noqa: F821
+# tests/conftest.py's hooks are called for every item and the whole session already (pytest calls these through
+# config.hook, every conftest's): a second copy here would run each twice
+del pytest_collection_modifyitems, pytest_terminal_summary, pytest_runtest_protocol  # noqa: F821

@@ -74,13 +74,17 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("flux") is not None)  # stable: keeps the order within
 
 
+GATED = pytest.StashKey[bool]()
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
     """Under pytest-xdist, a `serial` module runs alone on the shared cluster (tests/support/serial_gate.py)."""
     gate = serial_gate(item.config)
-    if gate is None:
+    if gate is None or item.stash.get(GATED, False):  # once per item, however many conftests hold this hook
         yield
         return
+    item.stash[GATED] = True
     gate.enter(item)
     try:
         yield
