@@ -19,14 +19,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from ..core.durations import iso_time
-from ..api.models import (
-    GROUP,
-    KOPF_FINALIZER,
-    TERMINAL_PHASES,
-    VERSION,
-    Approval,
-    RemediationApprovalSpec,
-)
+from ..api.models import GROUP, KOPF_FINALIZER, TERMINAL_PHASES, VERSION, Approval, RemediationApprovalSpec
 from ..core.engine import state
 from ..signals import pods
 from ..verification import probes
@@ -228,15 +221,14 @@ def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body
     ctx.intake.incidents.observe(event_type, body)
     ticks.seen(REMEDIATION, event_type or None, body)
     meta = body.get("metadata") or {}
-    if event_type == "DELETED":  # else its alert re-sent (a GET each time), its workload looked at, for ever
+    served = event_type != "DELETED" and ctx.serves(meta.get("namespace", ""))
+    if event_type == "DELETED" or served:  # a deletion too: else its alert re-sent, its workload looked at, for ever
         ctx.open_alerts.observe(event_type, body)
         ctx.awaiting_healthy_pods.observe(event_type, body)
-    if event_type == "DELETED" or not ctx.serves(meta.get("namespace", "")):
+    if not served:
         return
     if KOPF_FINALIZER in (meta.get("finalizers") or []):
         CHORES.submit(drop_kopf_finalizer, ctx, meta["namespace"], meta["name"])
-    ctx.open_alerts.observe(event_type, body)
-    ctx.awaiting_healthy_pods.observe(event_type, body)
     if ticks.active() and runbook_status.pending(body.get("status"), ctx.alertmanager is not None):
         CHORES.submit(fold_outcome, ctx, meta["namespace"], meta["name"])
 
