@@ -71,7 +71,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker("serial")  # one Flux for the cluster, and its reconciles are timed
             # the first one may wait for that build to finish (minutes when cold); a test's own timeout wins
             item.add_marker(pytest.mark.timeout(1800))
-    items.sort(key=lambda item: item.get_closest_marker("flux") is not None)  # stable: keeps the order within
+    items.sort(key=run_order)  # stable: keeps the order within each file
+
+
+def run_order(item) -> int:
+    """Files whose tests may share the cluster first, then the `serial` modules (under pytest-xdist they run one
+    at a time: together they hold the other workers back once, not once each), the Flux tests last."""
+    if item.get_closest_marker("flux") is not None:
+        return 2
+    module = item.getparent(pytest.Module)
+    return int(module is not None and module.get_closest_marker("serial") is not None)
 
 
 GATED = pytest.StashKey[bool]()

@@ -95,7 +95,7 @@ def run(services: int, per_service: int, deliveries: int, batch: int, senders: i
     names = [f"svc-{i:03d}" for i in range(services)]
     workdir = Path(tempfile.mkdtemp(prefix="alert-storm-"))
     operator = OperatorProcess(kubeconfig(), [namespace], workdir,
-                               extra_args=["--webhook-rate", "100000", "--webhook-burst", "100000"])
+                               extra_args=["--webhook-rate", "100000", "--webhook-burst", "100000"], forked=False)
     try:
         custom.create_cluster_custom_object(GROUP, VERSION, "remediationpolicies",
                                             checked("RemediationPolicy", policy, policy_spec(namespace, services)))

@@ -150,7 +150,7 @@ def main() -> None:
     setup(api, plain, args.incidents, owned=False)
     setup(api, owned, args.incidents, owned=True)
     with tempfile.TemporaryDirectory() as work:
-        operator = OperatorProcess(str(kubeconfig), [plain, owned], Path(work)).start()
+        operator = OperatorProcess(str(kubeconfig), [plain, owned], Path(work), forked=False).start()
         stop = threading.Event()
         threading.Thread(target=handle_requests, args=(api, owned, stop), daemon=True).start()
         try:

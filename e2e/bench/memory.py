@@ -70,7 +70,7 @@ def run(pods: int, runbooks: int, soak: float, interval: float) -> dict:
     namespaces = [f"mem-{tag}-{i}" for i in range(NAMESPACES)]
     for ns in namespaces:
         core.create_namespace({"metadata": {"name": ns}})
-    operator = OperatorProcess(kubeconfig(), [], Path(tempfile.mkdtemp(prefix="memory-bench-")))
+    operator = OperatorProcess(kubeconfig(), [], Path(tempfile.mkdtemp(prefix="memory-bench-")), forked=False)
     try:
         operator.start()
         proc = psutil.Process(operator.proc.pid)

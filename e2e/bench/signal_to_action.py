@@ -306,7 +306,7 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
             runbook["metadata"]["namespace"] = namespace
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "runbooks", runbook)
 
-        operator = OperatorProcess(path, [namespace], workdir, extra_args=["--tick", str(tick)])
+        operator = OperatorProcess(path, [namespace], workdir, extra_args=["--tick", str(tick)], forked=False)
         operator.start()
         operator_process = psutil.Process(operator.proc.pid)
         # The operator learns Runbooks from its watch: wait until it matches (a probe alert that names no Deployment).

@@ -15,7 +15,16 @@ import signal
 BOUNDARIES = ("after-plan", "after-intent", "after-action", "during-verify")
 # Reached only when the target's GitOps owner is paused first (tests/unit/test_gitops_loop.py drills it).
 GITOPS_BOUNDARIES = ("after-pause",)
-_armed = frozenset(p.strip() for p in os.environ.get("REMEDIATOR_FAILPOINTS", "").split(",") if p.strip())
+_armed: frozenset[str] = frozenset()
+
+
+def arm(names: str) -> None:
+    """Arm the comma-separated failpoints (the environment's, at import)."""
+    global _armed
+    _armed = frozenset(p.strip() for p in names.split(",") if p.strip())
+
+
+arm(os.environ.get("REMEDIATOR_FAILPOINTS", ""))
 
 
 def hit(name: str) -> None:

@@ -250,3 +250,21 @@ def test_a_second_alert_about_the_same_target_joins_the_open_incident(cluster, o
     assert (result["outcome"], result["remediation"]) == ("correlated", name), result
     assert "joins the open incident" in result["reasons"][0]
     assert [r["metadata"]["name"] for r in cluster.remediations()] == [name]
+
+
+def test_sigterm_stops_the_operator_without_waiting_out_kopfs_five_seconds_for_unfinished_tasks(
+        cluster, kubeconfig, tmp_path):
+    """kopf gives tasks started after it 5 s to end on their own before it cancels them (a rolling update of the
+    operator, and every test's teardown, waited that out); the operator ends its own loops first."""
+    from tests.support.operator import OperatorProcess
+
+    op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path, forked=False).start()  # the command itself
+    try:
+        wait_for(lambda: "open work listed" in op.log_tail(), what="the tick workers running")
+        began = time.monotonic()
+        op.proc.terminate()
+        assert op.proc.wait(timeout=30) == 0, op.log_tail()
+        stopped_in = time.monotonic() - began
+    finally:
+        op.stop()
+    assert stopped_in < 4.5, f"stopped in {stopped_in:.1f} s; log:\n{op.log_tail()}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 from e2e.monitoring import terminate
 
+from .forked import ForkedProcess
 from .waiting import wait_for
 from remediator.core.durations import format_time
 
@@ -27,7 +28,8 @@ class OperatorProcess:
     """One operator replica, watching the given namespaces, with its own webhook port and log file."""
 
     def __init__(self, kubeconfig: str, namespaces: list[str], workdir: Path, token: str = "test-token",
-                 failpoints: str = "", extra_args: list[str] | None = None, env: dict | None = None):
+                 failpoints: str = "", extra_args: list[str] | None = None, env: dict | None = None,
+                 forked: bool = True):
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.workdir = workdir
@@ -36,7 +38,10 @@ class OperatorProcess:
         self.failpoints = failpoints
         self.extra_args = extra_args or []
         self.env = env or {}
-        self.proc: subprocess.Popen | None = None
+        # forked from a process that imported the operator once (support/forked.py), unless it is to run
+        # another checkout (PYTHONPATH) or its CPU and memory are measured whole (the benchmarks)
+        self.forked = forked and "PYTHONPATH" not in self.env
+        self.proc: subprocess.Popen | ForkedProcess | None = None
         self.token_file = workdir / "alertmanager-token"
         self.token_file.write_text(token)
         self.starts = 0
@@ -50,7 +55,7 @@ class OperatorProcess:
         return self.workdir / f"operator-{self.port}.log"
 
     def start(self, failpoints: str | None = None) -> "OperatorProcess":
-        args = [sys.executable, "-m", "remediator", "run", "--kubeconfig", self.kubeconfig,
+        args = ["run", "--kubeconfig", self.kubeconfig,
                 "--port", str(self.port), "--alertmanager-token-file", str(self.token_file),
                 "--tick", "0.5", "--peering", "none", "--log-format", "text", *self.extra_args]
         for ns in self.namespaces:
@@ -58,10 +63,14 @@ class OperatorProcess:
         env = {**os.environ, **self.env, "REMEDIATOR_FAILPOINTS": self.failpoints if failpoints is None
                else failpoints}
         self.starts += 1
-        log = open(self.log_path, "a")
-        log.write(f"\n=== start #{self.starts} failpoints={env['REMEDIATOR_FAILPOINTS']!r}\n")
-        log.flush()
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with open(self.log_path, "a") as log:
+            log.write(f"\n=== start #{self.starts} failpoints={env['REMEDIATOR_FAILPOINTS']!r}\n")
+            log.flush()
+            if self.forked:
+                self.proc = ForkedProcess(args, env, str(self.log_path))
+            else:
+                self.proc = subprocess.Popen([sys.executable, "-m", "remediator", *args], stdout=log,
+                                             stderr=subprocess.STDOUT, env=env)
         wait_for(self.healthy, timeout=60, what=f"operator healthz on {self.url} (log {self.log_path})")
         return self
 

@@ -94,29 +94,40 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     # The loops kopf does not run for us follow its peering: they work on the active replica only.
     identity = peering_state.own_identity()
     activity = peering_state.Activity(ctx, identity, enabled=peering)
-    following = asyncio.create_task(activity.follow())
-    rescan = asyncio.create_task(handlers.rescan_failing_pods(ctx, lambda: activity.active))
-    node_watch = asyncio.create_task(nodes.watch_node_conditions(ctx, lambda: activity.active))
-    ticking = asyncio.create_task(ticks.run(lambda: activity.active, workers=TICK_WORKERS))
-    anomaly_watch = asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active))
-    trimming = asyncio.create_task(heap.trim_periodically())
-    sweeping = asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
-                                                                activity.served_namespaces))
+    background = [
+        asyncio.create_task(activity.follow()),
+        asyncio.create_task(handlers.rescan_failing_pods(ctx, lambda: activity.active)),
+        asyncio.create_task(nodes.watch_node_conditions(ctx, lambda: activity.active)),
+        asyncio.create_task(ticks.run(lambda: activity.active, workers=TICK_WORKERS)),
+        asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active)),
+        asyncio.create_task(heap.trim_periodically()),
+        asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
+                                                         activity.served_namespaces)),
+    ]
     if ctx.alertmanager is None:
         log.info("no Alertmanager URL (--alertmanager-url): escalations go to Slack and Warning Events only")
     else:
         log.info("escalations are also sent to Alertmanager", extra={"url": ctx.alertmanager.url})
-    resending = asyncio.create_task(escalation.resend_periodically(ctx, lambda: activity.active,
-                                                                   functools.partial(runbook_status.finish,
-                                                                                     resend=True)))
-    leases = asyncio.create_task(autoscalers.sweep_periodically(ctx, lambda: activity.active,
-                                                                 ctx.settings.autoscaler_sweep_seconds))
-    holding = asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
-                                                            ctx.settings.gitops_sweep_seconds))
-    # a standby keeps what it saw; merging it once active adds nothing twice
-    counting = asyncio.create_task(chores.every(
-        ctx.settings.counts_flush_seconds, lambda: activity.active,
-        functools.partial(ctx.rollout_counts.flush, lambda: activity.active), "rollout counts write"))
+    background += [
+        asyncio.create_task(escalation.resend_periodically(ctx, lambda: activity.active,
+                                                           functools.partial(runbook_status.finish,
+                                                                             resend=True))),
+        asyncio.create_task(autoscalers.sweep_periodically(ctx, lambda: activity.active,
+                                                           ctx.settings.autoscaler_sweep_seconds)),
+        asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
+                                                      ctx.settings.gitops_sweep_seconds)),
+        # a standby keeps what it saw; merging it once active adds nothing twice
+        asyncio.create_task(chores.every(
+            ctx.settings.counts_flush_seconds, lambda: activity.active,
+            functools.partial(ctx.rollout_counts.flush, lambda: activity.active), "rollout counts write")),
+    ]
+
+    # kopf waits 5 s on stopping for tasks started after it (the tick workers among them) before cancelling
+    # them; its cleanup activity runs before that wait, so stopping ours there ends a SIGTERM at once.
+    @kopf.on.cleanup(registry=registry)
+    async def stop_background(**_) -> None:
+        await stop_tasks(background)
+
     try:
         await kopf.operator(
             registry=registry,
@@ -132,20 +143,17 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
             liveness_endpoint=None,
         )
     finally:
-        following.cancel()
-        rescan.cancel()
-        node_watch.cancel()
-        ticking.cancel()
-        anomaly_watch.cancel()
-        trimming.cancel()
+        await stop_tasks(background)
         caches.stop(ctx)
-        sweeping.cancel()
-        resending.cancel()
-        leases.cancel()
-        holding.cancel()
-        counting.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
+
+
+async def stop_tasks(tasks: list[asyncio.Task]) -> None:
+    """Cancel the tasks and wait until they have ended (a task cancels its own sub-tasks in its `finally`)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class OwnKindsDiffBase(kopf.AnnotationsDiffBaseStorage):

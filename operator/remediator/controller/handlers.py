@@ -378,6 +378,7 @@ class Ticks:
                 await asyncio.sleep(every)
         finally:
             working.cancel()
+            await asyncio.gather(working, return_exceptions=True)
 
 
 def list_served(ctx: OperatorContext, kind: str) -> list[dict]:

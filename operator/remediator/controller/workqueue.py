@@ -164,3 +164,4 @@ async def work(queue: WorkQueue, process: Callable[[Key], float | None], workers
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
