@@ -161,8 +161,10 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
         await ingest_pod(ctx, ctx.failing_pods[key])
 
     # The change journal (signals/changes.py). Secrets are deliberately not watched: see that module.
+    # Async: the observers only fold the object into memory (under a short lock), and a sync handler would cost
+    # kopf a thread hop per event, which for every ReplicaSet, Deployment and Node update was most of its CPU.
     def journal(observe):
-        def seen(type, body, namespace=None, **_):
+        async def seen(type, body, namespace=None, **_):
             if namespace and not ctx.serves(namespace):
                 return
             if type == "DELETED":
