@@ -31,6 +31,7 @@ PLURALS = {
 
 T = TypeVar("T")
 ATTEMPTS = 5
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def transient(exc: BaseException) -> bool:
@@ -192,5 +193,5 @@ class Resources:
     @retry_transient
     def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
         """Merge-patch of the status subresource, for status owned by one writer (e.g. an SLO's evaluation)."""
-        return self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status})
+        return request_json(self.api, "PATCH", object_path(kind, namespace, name) + "/status", {"status": status},
+                            content_type=MERGE_PATCH)

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import urllib3
 from kubernetes import client
@@ -24,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from remediator.actions.base import ActionError, Conflict
 from remediator.api.models import ObjectRef
-from remediator.kube import ATTEMPTS, call_retrying
+from remediator.kube import ATTEMPTS, call_retrying, request_json
 
 T = TypeVar("T")
 
@@ -113,6 +114,53 @@ def patch_object(
     if scope == "cluster":
         return call(getattr(group, f"patch_{_snake(kind)}"), name, body, **options)
     return call(getattr(group, f"patch_namespaced_{_snake(kind)}"), name, namespace, body, **options)
+
+
+# The JSON twins of read_object / patch_object, for the incident's hot path (the restart and its dry run, the
+# guards' read of the target): the client's models cost more CPU to build and to turn back into JSON than the
+# call itself, and what is read is only looked up or diffed.
+APPS_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets",
+                "ReplicaSet": "replicasets"}
+
+
+def rest_path(kind: str, name: str, namespace: str | None) -> str:
+    """The REST path of a Pod, Node, or apps/v1 object."""
+    if kind == "Node":
+        return f"/api/v1/nodes/{quote(name, safe='')}"
+    ns = quote(namespace or "", safe="")
+    if kind == "Pod":
+        return f"/api/v1/namespaces/{ns}/pods/{quote(name, safe='')}"
+    return f"/apis/apps/v1/namespaces/{ns}/{APPS_PLURALS[kind]}/{quote(name, safe='')}"
+
+
+def read_object_json(api: client.ApiClient, kind: str, name: str, namespace: str | None) -> dict:
+    """`read_object`, as the apiserver's JSON."""
+    return call(request_json, api, "GET", rest_path(kind, name, namespace))
+
+
+def patch_object_json(
+    api: client.ApiClient,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    body: Any,
+    dry_run: bool = False,
+    content_type: str = STRATEGIC_PATCH,
+) -> dict:
+    """`patch_object`, as the apiserver's JSON."""
+    query = [("dryRun", "All")] if dry_run else []
+    return call(request_json, api, "PATCH", rest_path(kind, name, namespace), body, query, content_type)
+
+
+def pods_of_json(api: client.ApiClient, workload: dict) -> list[dict]:
+    """`pods_of` a workload given as JSON, as JSON."""
+    selector = label_selector_text((workload.get("spec") or {}).get("selector") or {})
+    if not selector:
+        return []  # an empty selector would select every pod in the namespace
+    namespace = quote(workload["metadata"]["namespace"], safe="")
+    listed = call(request_json, api, "GET", f"/api/v1/namespaces/{namespace}/pods", None,
+                  [("labelSelector", selector)])
+    return [p for p in listed.get("items") or [] if not (p.get("metadata") or {}).get("deletionTimestamp")]
 
 
 def _client_for(api: client.ApiClient, kind: str) -> tuple[Any, str]:

@@ -26,7 +26,7 @@ from remediator.actions.base import (
     require_kind,
     reread_on_conflict,
 )
-from remediator.actions.kube import WORKLOAD_KINDS, as_dict, patch_workload, read_workload
+from remediator.actions.kube import WORKLOAD_KINDS, patch_object_json, read_object_json
 from remediator.core.durations import format_time
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -38,41 +38,43 @@ def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
 
 
 def restart_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
-    workload = read_workload(api, req.target)
-    if is_recorded(workload.metadata.annotations, req.key):
+    ref = req.target
+    workload = read_object_json(api, ref.kind, ref.name, ref.namespace)  # JSON, not a client model: see kube.py
+    meta = workload.get("metadata") or {}
+    annotations = meta.get("annotations")
+    if is_recorded(annotations, req.key):
         return replayed(req, "restart")
     refuse_like_kubectl(req, workload)
     stamp = format_time(datetime.now(UTC))
     body = {
         "metadata": {
-            "resourceVersion": workload.metadata.resource_version,
-            "annotations": {KEYS_ANNOTATION: keys_with(workload.metadata.annotations, req.key)},
+            "resourceVersion": meta.get("resourceVersion"),
+            "annotations": {KEYS_ANNOTATION: keys_with(annotations, req.key)},
         },
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}},
     }
-    after = patch_workload(api, req.target, body, dry_run=req.dry_run)
+    after = patch_object_json(api, ref.kind, ref.name, ref.namespace, body, dry_run=req.dry_run)
     verb = "would restart" if req.dry_run else "restarted"
     return ActionResult(
         done=True,
         replayed=False,
         message=f"{verb} {describe(req.target)} (restartedAt {stamp})",
         evidence=[evidence("action", f"{verb} {describe(req.target)}", stamp)],
-        changes=changes_between(as_dict(api, workload), as_dict(api, after)),
+        changes=changes_between(workload, after),
     )
 
 
-def refuse_like_kubectl(req: ActionRequest, workload) -> None:
+def refuse_like_kubectl(req: ActionRequest, workload: dict) -> None:
     """The cases where kubectl refuses to restart, because the restart would do nothing."""
-    spec = workload.spec
-    if req.target.kind == "Deployment" and spec.paused:
+    spec = workload.get("spec") or {}
+    if req.target.kind == "Deployment" and spec.get("paused"):
         raise ActionError(
             "Paused", f"can't restart paused deployment {req.target.name} (run rollout resume first)"
         )
-    strategy = getattr(spec, "update_strategy", None)
-    if strategy is not None and strategy.type == "OnDelete":
+    strategy = spec.get("updateStrategy")
+    if strategy is not None and strategy.get("type") == "OnDelete":
         raise ActionError(
             "OnDelete",
             f"restart has no effect on {req.target.kind.lower()} {req.target.name} "
             "with the 'OnDelete' update strategy",
         )
-

@@ -20,7 +20,7 @@ from ..kube import load_api_client
 from ..secrets import FileSecret
 from ..signals import changes
 from . import anomalies, autoscalers, caches, chores, escalation, gitops, handlers, heap, nodes, retention
-from . import runbook_status
+from . import journal, runbook_status
 from . import peering as peering_state
 from .context import OperatorContext, Settings
 from .tenant_tokens import TenantTokens
@@ -88,6 +88,7 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         lambda kind, body: kind != "DELETED" and ctx.serves((body.get("metadata") or {}).get("namespace", ""))
         and ctx.rollout_counts.heard(body))
     await asyncio.to_thread(prime_changes, ctx)  # before healthz answers: kopf starts right after the webhooks
+    journal.start(ctx)  # then followed by its own watches
     if ctx.slack is not None:  # a missing scope is said now, not at the first incident
         await asyncio.to_thread(slack.refuse_without_scopes, ctx.slack)
     runner = await serve_http(ctx)

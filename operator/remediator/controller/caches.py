@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
@@ -466,7 +466,9 @@ def feeds(ctx) -> list[Feed]:
     out = [
         Feed("remediationpolicies", cluster("remediationpolicies"), caches.policies.replace, caches.policies.observe),
         Feed("namespaces", core.list_namespace, caches.namespaces.replace, caches.namespaces.observe),
-        Feed("nodes", core.list_node, caches.nodes.replace, caches.nodes.observe, compact=node_fields),
+        # and the change journal's view of Nodes (signals/changes.py; its other kinds: controller/journal.py)
+        Feed("nodes", core.list_node, caches.nodes.replace, caches.nodes.observe, compact=node_fields,
+             listen=lambda kind, obj: journal_node(ctx, kind, obj)),
         # Every namespace, whatever this operator serves: concurrency and storm guards count them all.
         Feed("remediations", cluster("remediations"), caches.remediations.replace, caches.remediations.observe,
              compact=guard_fields, listen=lambda kind, obj: [heard(kind, obj) for heard in caches.remediation_listeners]),
@@ -481,6 +483,13 @@ def feeds(ctx) -> list[Feed]:
         out.append(Feed("runbooks", cluster("runbooks"), ctx.runbooks.replace_all, ctx.runbooks.observe,
                         keep=lambda obj: ctx.serves((obj.get("metadata") or {}).get("namespace", ""))))
     return out
+
+
+def journal_node(ctx, kind: str, obj: dict) -> None:
+    if kind == "DELETED":
+        ctx.changes.forget(None, f"Node/{(obj.get('metadata') or {}).get('name')}")
+    else:
+        ctx.changes.observe_node(obj, datetime.now(timezone.utc))
 
 
 def start(ctx) -> dict[str, int]:

@@ -14,7 +14,7 @@ from ..actions import base as actions
 from ..actions import drain
 from ..actions.base import ActionError
 from ..actions.argo_rollout import read_rollout
-from ..actions.kube import WORKLOAD_KINDS, pods_of, read_object
+from ..actions.kube import WORKLOAD_KINDS, pods_of_json, read_object_json
 from ..kube import as_json
 from ..api.models import (
     RemediationPolicySpec,
@@ -29,7 +29,7 @@ from ..core.durations import parse_duration
 from ..core.plan.guard_inputs import PodFact, TargetFacts
 from ..core.plan.sizing import Strategy
 from ..verification.observations import failing_reasons
-from ..verification.probes import pod_observation
+from ..core.pod_health import pod_observation_of
 from ..records import metrics
 from ..signals.changes import digest
 from ..core.plan import gitops as gitops_plan
@@ -42,24 +42,24 @@ def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
     read; the pods the action would touch only for deletePod (the workload's) and cordonDrain (the node's)."""
     try:
         if target.kind == "Node":
-            node = read_object(ctx.api, "Node", target.name, None)
+            node = read_object_json(ctx.api, "Node", target.name, None)
             pods = node_pods(ctx, target.name) if action == "cordonDrain" else None
             nodes = tuple(caches.ensure(ctx).nodes.facts()) if action == "cordonDrain" else None  # minHealthy
-            return TargetFacts(labels=node.metadata.labels or {}, pods=pods, nodes=nodes)
+            return TargetFacts(labels=node["metadata"].get("labels") or {}, pods=pods, nodes=nodes)
         if target.kind == "Rollout":
             return argo_rollout_facts(read_rollout(ctx.api, target.namespace or "", target.name))
         if target.kind not in ("Pod", *WORKLOAD_KINDS):
             return TargetFacts()
-        found = read_object(ctx.api, target.kind, target.name, target.namespace or "")
+        found = read_object_json(ctx.api, target.kind, target.name, target.namespace or "")  # JSON: no model
     except ActionError as e:
         if e.status == 404:
             return TargetFacts()
         raise
-    labels, annotations = found.metadata.labels or {}, found.metadata.annotations or {}
+    labels, annotations = found["metadata"].get("labels") or {}, found["metadata"].get("annotations") or {}
     if target.kind == "Pod":
         return TargetFacts(labels=labels, annotations=annotations,
                            pods=(pod_fact(found),) if action == "deletePod" else None)
-    pods = tuple(pod_fact(p) for p in pods_of(ctx.api, found)) if action == "deletePod" else None
+    pods = tuple(pod_fact(p) for p in pods_of_json(ctx.api, found)) if action == "deletePod" else None
     return TargetFacts(replicas=workload_replicas(target.kind, found), labels=labels, annotations=annotations,
                        strategy=update_strategy(target.kind, found), memory_limits=memory_limits(found), pods=pods)
 
@@ -76,29 +76,33 @@ def argo_rollout_facts(rollout: dict) -> TargetFacts:
                        labels=rollout["metadata"].get("labels") or {}, strategy=written)
 
 
-def workload_replicas(kind: str, workload) -> int | None:
+# Of a workload or pod as the apiserver's JSON.
+def workload_replicas(kind: str, workload: dict) -> int | None:
     if kind == "DaemonSet":
-        return workload.status.desired_number_scheduled if workload.status else None
-    return workload.spec.replicas if workload.spec.replicas is not None else 1  # the apiserver's default
+        return (workload.get("status") or {}).get("desiredNumberScheduled") if workload.get("status") else None
+    replicas = (workload.get("spec") or {}).get("replicas")
+    return replicas if replicas is not None else 1  # the apiserver's default
 
 
-def update_strategy(kind: str, workload) -> Strategy:
-    written = workload.spec.strategy if kind == "Deployment" else workload.spec.update_strategy
+def update_strategy(kind: str, workload: dict) -> Strategy:
+    spec = workload.get("spec") or {}
+    written = spec.get("strategy") if kind == "Deployment" else spec.get("updateStrategy")
     if written is None:
         return Strategy()
-    rolling = written.rolling_update
-    return Strategy(type=written.type or "RollingUpdate",
-                    max_unavailable=getattr(rolling, "max_unavailable", None) if rolling else None,
-                    max_surge=getattr(rolling, "max_surge", None) if rolling else None)
+    rolling = written.get("rollingUpdate")
+    return Strategy(type=written.get("type") or "RollingUpdate",
+                    max_unavailable=rolling.get("maxUnavailable") if rolling else None,
+                    max_surge=rolling.get("maxSurge") if rolling else None)
 
 
-def memory_limits(workload) -> dict[str, str]:
-    return {c.name: c.resources.limits["memory"] for c in workload.spec.template.spec.containers
-            if c.resources and c.resources.limits and "memory" in c.resources.limits}
+def memory_limits(workload: dict) -> dict[str, str]:
+    containers = (((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return {c["name"]: limits["memory"] for c in containers
+            if "memory" in (limits := (c.get("resources") or {}).get("limits") or {})}
 
 
-def pod_fact(pod) -> PodFact:
-    return PodFact(pod.metadata.name, failing=bool(failing_reasons(pod_observation(pod))))
+def pod_fact(pod: dict) -> PodFact:
+    return PodFact(pod["metadata"]["name"], failing=bool(failing_reasons(pod_observation_of(pod))))
 
 
 def node_pods(ctx: OperatorContext, node: str) -> tuple[PodFact, ...]:

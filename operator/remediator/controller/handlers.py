@@ -134,16 +134,15 @@ def refresh_failing_pods(ctx: OperatorContext) -> None:
             ctx.failing_pods.pop(key, None)
 
 
-class QuietJournal(logging.Filter):
-    """kopf logs every handled event; the journal sees node heartbeats and every rollout, so only its failures."""
+class QuietPods(logging.Filter):
+    """kopf logs every handled event; a pod's are many per rollout (a line each, and its CPU): only failures."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.INFO or "Handler 'journal'" not in record.getMessage()
+        return record.levelno > logging.INFO or "pod_state' succeeded" not in record.getMessage()
 
 
 def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks) -> None:
-    logging.getLogger("kopf.objects").addFilter(QuietJournal())
-
+    logging.getLogger("kopf.objects").addFilter(QuietPods())
     @kopf.on.login(registry=registry)
     def login(**kwargs):
         """In-cluster ServiceAccount, else KUBECONFIG: the same identity as the operator's own client."""
@@ -160,26 +159,7 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
         ctx.failing_pods[key] = dict(body)
         await ingest_pod(ctx, ctx.failing_pods[key])
 
-    # The change journal (signals/changes.py). Secrets are deliberately not watched: see that module.
-    def journal(observe):
-        def seen(type, body, namespace=None, **_):
-            if namespace and not ctx.serves(namespace):
-                return
-            if type == "DELETED":
-                ctx.changes.forget(namespace, f"{body.get('kind')}/{body['metadata']['name']}")
-            else:
-                observe(dict(body), datetime.now(timezone.utc))
-        return seen
-
-    kopf.on.event("apps", "v1", "replicasets", id="journal", registry=registry)(journal(ctx.changes.observe_replicaset))
-    kopf.on.event("apps", "v1", "deployments", id="journal", registry=registry)(journal(ctx.changes.observe_deployment))
-    kopf.on.event("apps", "v1", "controllerrevisions", id="journal", registry=registry)(
-        journal(ctx.changes.observe_controllerrevision))
-    if ctx.settings.configmap_journal:  # the chart turns it off where it grants no ConfigMap reads
-        kopf.on.event("", "v1", "configmaps", id="journal", registry=registry)(journal(ctx.changes.observe_configmap))
-    kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", id="journal", registry=registry)(
-        journal(ctx.changes.observe_hpa))
-    kopf.on.event("", "v1", "nodes", id="journal", registry=registry)(journal(ctx.changes.observe_node))
+    # The change journal (signals/changes.py) follows its kinds by watches of its own: controller/journal.py.
 
     @kopf.on.create(GROUP, VERSION, "remediationapprovals", registry=registry)
     def approval_cast(spec, meta, namespace, patch, **_):

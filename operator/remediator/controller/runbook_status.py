@@ -18,10 +18,9 @@ import logging
 from kubernetes.client.rest import ApiException
 
 from .. import failpoints
+from ..kube import MERGE_PATCH, object_path, request_json
 from ..api.models import (
-    GROUP,
     TERMINAL_PHASES,
-    VERSION,
     EscalationPost,
     RemediationSpec,
     RemediationStatus,
@@ -114,9 +113,9 @@ def fold_into_runbook(ctx: OperatorContext, spec: RemediationSpec, uid: str, nam
         if new is None:
             return RunbookSpec.model_validate(body["spec"])
         try:
-            ctx.resources.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, ref.namespace, "runbooks", ref.name,
-                {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": new.wire()})
+            request_json(ctx.api, "PATCH", object_path("Runbook", ref.namespace, ref.name) + "/status",
+                         {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": new.wire()},
+                         content_type=MERGE_PATCH)
             return RunbookSpec.model_validate(body["spec"])
         except ApiException as e:
             if e.status == 404:
