@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+import requests
 
 from tests.support.operator import alert, alert_payload
 from tests.support.waiting import wait_for
@@ -263,14 +264,17 @@ def test_sigterm_stops_the_operator_without_waiting_out_kopfs_five_seconds_for_u
     for attempt in range(3):
         (tmp_path / str(attempt)).mkdir()
         op = OperatorProcess(kubeconfig, [cluster.ns], tmp_path / str(attempt), forked=False).start()  # the command
+        scraper = requests.Session()  # as Prometheus scrapes: the connection is kept alive between scrapes
         try:
             wait_for(lambda: "open work listed" in op.log_tail(), what="the tick workers running")
+            assert scraper.get(f"{op.url}/metrics", timeout=10).ok
             began = time.monotonic()
             op.proc.terminate()
             assert op.proc.wait(timeout=30) == 0, op.log_tail()
             took.append(time.monotonic() - began)
         finally:
             op.stop()
+            scraper.close()
         if took[-1] < 4.5:
             return
     pytest.fail(f"stopped in {', '.join(f'{t:.1f}' for t in took)} s; last log:\n{op.log_tail()}")

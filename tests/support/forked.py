@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 # What `remediator run` imports before it serves; the fork server imports these once.
 PRELOAD = ["remediator.cli", "remediator.controller.main", "remediator.controller.app"]
@@ -44,7 +45,8 @@ def _run_command(argv: list[str], env: dict[str, str], log_path: str) -> None:
     sys.argv = ["remediator", *argv]
     try:
         code = main(argv)
-    finally:
+    finally:  # the interpreter's own order at exit: threads joined, then the atexit functions
+        threading._shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         atexit._run_exitfuncs()

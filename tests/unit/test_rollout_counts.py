@@ -353,3 +353,20 @@ def test_a_daemonsets_controller_revisions_and_an_argo_rollouts_replicasets_are_
     journal.observe_replicaset(rs, later)
     assert [(ns, w, uid, rev) for ns, w, uid, rev, _ in told] == [("shop", "DaemonSet/agent", "d1", 1),
                                                                  ("shop", "Rollout/shop-ui", "r1", 4)]
+
+
+def test_a_standby_keeps_only_the_last_periods_of_rollouts_and_the_active_replica_writes_them_all():
+    from remediator.records.rollout_counts import RolloutCounter
+
+    class Recording(RolloutCounter):
+        def write(self, namespace, seen, linked, now):
+            self.written = getattr(self, "written", {}) | {namespace: seen}
+
+    counter = Recording(None, "remediator")
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    for i in range(100_000):  # a standby's journal hears every rollout of the cluster
+        counter.seen("shop", f"Deployment/web-{i % 50}", f"u{i % 50}", i, now - timedelta(seconds=100_000 - i))
+    assert counter.flush_or_forget(lambda: False, keep_seconds=60, now=now) == 0
+    assert {s.revision for s in counter._seen["shop"]} == set(range(100_000 - 60, 100_000))
+    assert counter.flush_or_forget(lambda: True, keep_seconds=60, now=now) == 1  # taken over: written
+    assert len(counter.written["shop"]) == 60 and counter.pending() == set()

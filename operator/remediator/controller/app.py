@@ -117,17 +117,21 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
                                                            ctx.settings.autoscaler_sweep_seconds)),
         asyncio.create_task(gitops.sweep_periodically(ctx, pauses, lambda: activity.active,
                                                       ctx.settings.gitops_sweep_seconds)),
-        # a standby keeps what it saw; merging it once active adds nothing twice
+        # a standby keeps the last periods of what it saw; merging it once active adds nothing twice
         asyncio.create_task(chores.every(
-            ctx.settings.counts_flush_seconds, lambda: activity.active,
-            functools.partial(ctx.rollout_counts.flush, lambda: activity.active), "rollout counts write")),
+            ctx.settings.counts_flush_seconds, lambda: True,
+            functools.partial(ctx.rollout_counts.flush_or_forget, lambda: activity.active,
+                              2 * ctx.settings.counts_flush_seconds), "rollout counts write")),
     ]
 
-    # kopf waits 5 s on stopping for tasks started after it (the tick workers among them) before cancelling
-    # them; its cleanup activity runs before that wait, so stopping ours there ends a SIGTERM at once.
+    # kopf waits 5 s on stopping for tasks started after it (the tick workers, and the web server's task per
+    # kept-alive connection: Prometheus, Alertmanager) before cancelling them; its cleanup activity runs before
+    # that wait, so stopping ours and the web server there ends a SIGTERM at once.
     @kopf.on.cleanup(registry=registry)
     async def stop_background(**_) -> None:
         await stop_tasks(background)
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
 
     try:
         await kopf.operator(
@@ -154,7 +158,10 @@ async def stop_tasks(tasks: list[asyncio.Task]) -> None:
     """Cancel the tasks and wait until they have ended (a task cancels its own sub-tasks in its `finally`)."""
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True)):
+        if isinstance(outcome, Exception):  # a loop that had died: said, not lost with the cancelled ones
+            log.error("background loop had failed", extra={"task": task.get_coro().__qualname__,
+                                                           "error": repr(outcome)})
 
 
 class OwnKindsDiffBase(kopf.AnnotationsDiffBaseStorage):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -99,6 +99,23 @@ class RolloutCounter:
         if failed is not None:
             raise failed
         return written
+
+    def flush_or_forget(self, active: Callable[[], bool], keep_seconds: float, now: datetime | None = None) -> int:
+        """The active replica writes what is pending; a standby (its journal and Remediation watches run too)
+        keeps only the last `keep_seconds` of it, what a takeover must still write: the active replica has
+        written the older counts, and without the trim a standby's memory grows with every rollout."""
+        if active():
+            return self.flush(active, now)
+        self.forget_before((now or datetime.now(UTC)) - timedelta(seconds=keep_seconds))
+        return 0
+
+    def forget_before(self, cutoff: datetime) -> None:
+        with self._lock:
+            for pending in (self._seen, self._linked):
+                for namespace in list(pending):
+                    pending[namespace] = {entry for entry in pending[namespace] if entry.at >= cutoff}
+                    if not pending[namespace]:
+                        del pending[namespace]
 
     def keep(self, namespace: str, seen, linked) -> None:
         with self._lock:  # kept for the next period; merging is idempotent
