@@ -315,9 +315,21 @@ def helm_test_script(tool, tmp_path) -> str:
 
 def test_the_helm_test_pod_is_admitted_under_restricted_pod_security(kube_api, tool, namespace, tmp_path):
     restricted(kube_api, namespace)
+    # a new namespace's `default` ServiceAccount comes from a controller a moment later; admission looks it up
+    wait_for(lambda: has_service_account(kube_api, namespace, "default"), what="the default ServiceAccount")
     [pod] = documents(render(tool, tmp_path, {}, "--show-only", HOOK, namespace=namespace))
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     run(tool, "kubectl", "create", "--dry-run=server", "-n", namespace, "-f", "-", input=yaml.safe_dump(pod))
+
+
+def has_service_account(kube_api, namespace: str, name: str) -> bool:
+    try:
+        client.CoreV1Api(kube_api).read_namespaced_service_account(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
 
 
 def restricted(kube_api, namespace: str) -> None:
