@@ -220,16 +220,17 @@ GROUPS = [
     (["source-controller", "kustomize-controller"], build_flux),
 ]
 
-# Cold-cache seconds per group, as recorded on this project's 2-core machines while other work ran (the groups
-# built in this order, each reusing what the previous ones compiled); the estimate printed before compiling,
-# until this machine records its own in build-times.json.
+# Cold-cache seconds per group, as measured by a cold `.ci/run` on this project's 2-core machine otherwise idle
+# (empty Go module and build caches; the groups built in this order, each reusing what the previous ones compiled,
+# while apt and pip ran): the estimate printed before compiling, until this machine records its own in
+# build-times.json. On a machine busy with other work: etcd 313 s, kwok 498 s, Kubernetes 418 s, helm 234 s.
 COLD_SECONDS = {
-    "etcd": 313,
-    "kwok+kwokctl": 498,
-    "kube-apiserver+kube-controller-manager+kube-scheduler+kubectl": 418,
-    "helm": 234,
-    "kubeconform": 6,
-    "source-controller+kustomize-controller": 600,  # 992 CPU-s measured cold (804 user + 188 sys): ~8-10 min idle
+    "etcd": 74,
+    "kwok+kwokctl": 111,
+    "kube-apiserver+kube-controller-manager+kube-scheduler+kubectl": 310,
+    "helm": 68,
+    "kubeconform": 4,
+    "source-controller+kustomize-controller": 311,  # in the background at nice 19 while pytest ran
 }
 
 
