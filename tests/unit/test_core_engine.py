@@ -17,6 +17,7 @@ from remediator.api.models import (
     Signal,
 )
 from remediator.core.engine import engine
+from remediator.core.plan import risk
 from remediator.core.plan.guards import GuardDecision, GuardVerdict
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -250,3 +251,12 @@ def test_the_cause_and_an_adaptive_runbooks_history_are_needed_only_to_plan():
     assert engine.needs(RemediationStatus(), adaptive) == engine.Needs(step_facts=True, cause=True, history=True)
     assert not engine.needs(RemediationStatus(), LADDER).history
     assert engine.needs(planned, adaptive) == engine.Needs()
+
+
+def test_the_risk_is_scored_with_the_cause_the_decision_knows_not_the_one_the_reads_saw():
+    rb = runbook(("rollback", "rollback", "low"))
+    unknown = risk.RiskInput(declared="low", action="rollback", dry_run="succeeded")  # read before the cause was
+    known = engine.decide("am-1", SPEC, RemediationStatus(), engine.Facts(
+        now=NOW, runbook=rb, policy=None, guards=ALLOW, risk_input=unknown, cause_kind="rollout"))
+    assert any("probable cause rollout fits rollback" in r for r in known.status.risk.reasons), \
+        known.status.risk.reasons

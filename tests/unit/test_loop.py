@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import threading
 from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 
 from remediator.actions.base import ActionError
-from remediator.api.models import Approval, ApprovalRule, RemediationPolicySpec, RemediationSpec, RunbookSpec
+from remediator.api.models import Approval, ApprovalRule, ProbableCause, RemediationPolicySpec, RemediationSpec, \
+    RunbookSpec
 from remediator.controller import reconcile
 from remediator.core.engine import engine, state
 from tests.unit.fake_store import FakeStore, loop_on
@@ -295,3 +297,92 @@ def test_a_409_makes_the_next_tick_read_the_remediation_from_the_apiserver(monke
     assert store.writes == [] and store.reads["remediation"] == 0
     assert contextvars.copy_context().run(loop.tick, stale) == engine.PROBE_EVERY
     assert store.reads["remediation"] == 1 and len(store.calls) == 1
+
+
+class Beside:
+    """Two store calls that each wait (briefly) for the other to have started: True when they overlapped."""
+
+    def __init__(self):
+        self.started = {"first": threading.Event(), "second": threading.Event()}
+        self.overlapped: list[bool] = []
+
+    def wrap(self, call, me: str, other: str):
+        def waiting(*args, **kwargs):
+            self.started[me].set()
+            self.overlapped.append(self.started[other].wait(timeout=1.0))
+            return call(*args, **kwargs)
+        return waiting
+
+
+def test_the_cause_is_looked_up_beside_the_step_facts_when_no_step_depends_on_it(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    beside = Beside()
+    monkeypatch.setattr(store, "probable_cause", beside.wrap(
+        lambda *a: ProbableCause(kind="rollout", summary="web rolled out"), "first", "second"))
+    monkeypatch.setattr(store, "step_facts", beside.wrap(store.step_facts, "second", "first"))
+
+    tick(loop_on(store, monkeypatch))
+
+    assert beside.overlapped == [True, True]
+    assert store.writes[0].probable_cause.kind == "rollout", "the cause found beside is persisted with the plan"
+
+
+def test_a_runbook_whose_steps_depend_on_the_cause_reads_the_step_facts_with_the_cause_known(monkeypatch):
+    when = RunbookSpec.model_validate({**LADDER.wire(), "steps": [
+        {"name": "rollback", "action": "rollback", "risk": "low", "when": {"causeKinds": ["rollout"]}},
+        {"name": "restart", "action": "restartRollout", "risk": "low"}]})
+    store = FakeStore(SPEC, when)
+    monkeypatch.setattr(store, "probable_cause", lambda *a: ProbableCause(kind="rollout", summary="rolled out"))
+    seen = []
+    monkeypatch.setattr(store, "step_facts", lambda name, spec, status, *a: seen.append(status.probable_cause)
+                        or store.facts)
+
+    tick(loop_on(store, monkeypatch))
+
+    assert [c.kind for c in seen] == ["rollout"]
+    assert store.calls[0].action == "rollback"
+
+
+def test_the_target_is_claimed_beside_the_write_of_the_intent(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    beside = Beside()
+    monkeypatch.setattr(store, "claim", beside.wrap(store.claim, "first", "second"))
+    monkeypatch.setattr(store, "write_status", beside.wrap(store.write_status, "second", "first"))
+
+    tick(loop_on(store, monkeypatch))
+
+    assert beside.overlapped[:2] == [True, True]
+    assert len(store.calls) == 1 and store.status.phase == "Verifying"
+
+
+def test_a_claim_taken_beside_a_refused_intent_write_is_renewed_by_the_next_tick_which_acts_once(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.refuse_next_writes = 1
+    loop = loop_on(store, monkeypatch)
+
+    assert tick(loop) == 0 and store.calls == []
+    assert store.holder == f"uid-{store.name}", "the claim was taken beside the refused write"
+    tick(loop)
+    assert len(store.calls) == 1 and store.status.phase == "Verifying"
+
+
+def test_a_ticks_events_are_posted_after_its_action_not_before_it(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    order = []
+    act, transition = store.act, store.transition
+    monkeypatch.setattr(store, "act", lambda *a: order.append("act") or act(*a))
+    monkeypatch.setattr(store, "transition", lambda *a: order.append(f"event {a[5].phase}") or transition(*a))
+
+    tick(loop_on(store, monkeypatch))
+
+    assert order == ["act", "event Acting", "event Verifying"]
+
+
+def test_a_tick_killed_after_its_action_still_tells_of_the_transition_it_persisted(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    crash_at(monkeypatch, "after-action")
+
+    with pytest.raises(SystemExit):
+        tick(loop_on(store, monkeypatch))
+
+    assert store.transitions == [("Pending", "Acting")]

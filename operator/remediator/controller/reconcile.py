@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 
 from .. import failpoints
@@ -24,6 +25,7 @@ from ..approvals import messages
 from ..approvals.slack import SlackUnavailable
 from ..api.models import (
     TERMINAL_PHASES,
+    ProbableCause,
     Reading,
     RemediationPolicySpec,
     RemediationSpec,
@@ -34,7 +36,7 @@ from ..api.models import (
 )
 from ..api.slo import ServiceLevelObjectiveSpec
 from pydantic import ValidationError
-from ..core.plan import adaptive, gitops, planning
+from ..core.plan import adaptive, claims, gitops, planning
 from ..core.engine import engine, state
 from ..core.match import matching, policy_select
 from ..core.report import runbook_stats
@@ -53,6 +55,14 @@ OUTCOME_WRITES = 5  # tries to record an effect's outcome against concurrent sta
 WRITES_REMEMBERED = 8  # of a Loop's own status writes, to know their watch events (a tick writes at most a few)
 
 
+# Lookups a tick makes beside its other reads or its write: the probable cause, the target's claim.
+LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lookups")
+
+
+def with_cause(status: RemediationStatus, cause: ProbableCause | None) -> RemediationStatus:
+    return status.model_copy(update={"probable_cause": cause})
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -69,6 +79,7 @@ class Loop:
         self.uid: str | None = None
         self.last: dict | None = None  # the object as this Loop last wrote it
         self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
+        self.untold: list[tuple] = []  # transitions this tick persisted, for Events once it is done
         self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
         self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
 
@@ -77,6 +88,14 @@ class Loop:
         `seen`: the object as the watch last delivered it, if the caller follows one.
         Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
+        try:
+            return self.advance(seen)
+        finally:  # the Events of this tick's transitions, once its effect is done: they do not delay it
+            told, self.untold = self.untold, []
+            for transition in told:
+                self.store.transition(*transition)
+
+    def advance(self, seen: dict | None) -> float | None:
         obj = self.current(seen)
         if obj is None:
             return None
@@ -90,9 +109,16 @@ class Loop:
             return self.refuse(obj, status, problem)
         status, facts = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
+        claiming = None
         if decision.changed:
+            if isinstance(decision.effect, engine.Act):
+                # The claim is a lock, not the effect: taken beside the write of the intent, not after it. If
+                # that write fails, the next tick renews it (same holder) or the release at the end drops it.
+                claiming = LOOKUPS.submit(self.claim, spec, decision.effect)
             obj = self.persist(obj, decision)
             if obj is None:
+                if claiming is not None:
+                    wait([claiming])  # settled before the next tick claims again
                 return engine.AT_ONCE  # 409: re-read and decide again at once, not a tick later
             tracing.decided(obj, status, decision.status, facts.now)
             if status.phase == "Pending" or not isinstance(decision.effect, engine.Act):
@@ -101,7 +127,7 @@ class Loop:
                 failpoints.hit("after-intent")
         if decision.effect is None:
             return decision.requeue_after
-        done = self.perform(spec, decision.status, decision.effect, facts)
+        done = self.perform(spec, decision.status, decision.effect, facts, claiming)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
 
     def wrote(self, resource_version: str | None) -> bool:
@@ -130,11 +156,18 @@ class Loop:
         policy = self.store.policy(self.namespace)
         runbook, runbook_problem = valid_runbook(runbook_body)
         needs = engine.needs(status, runbook)
+        created = obj["metadata"].get("creationTimestamp")
+        looking = None
         if needs.cause:  # once: persisted with the plan
-            status = status.model_copy(update={"probable_cause": self.store.probable_cause(
-                spec, obj["metadata"].get("creationTimestamp"), now)})
+            if needs.step_facts and runbook is not None and planning.cause_free(runbook):
+                # the step (so what its facts read) is the same whatever the cause: look for it beside them
+                looking = LOOKUPS.submit(self.store.probable_cause, spec, created, now)
+            else:
+                status = with_cause(status, self.store.probable_cause(spec, created, now))
         observed = self.store.step_facts(self.name, spec, status, runbook, policy, now) \
             if needs.step_facts else StepFacts()
+        if looking is not None:
+            status = with_cause(status, looking.result())
         history = self.store.history(spec, status, runbook) if needs.history else None
         held = status.gitops
         owner = self.store.gitops_owner(gitops.Owner.of(held)) \
@@ -148,10 +181,12 @@ class Loop:
             runbook_problem=runbook_problem, gitops_owner=owner)
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
-                facts: engine.Facts) -> engine.Outcome:
-        """Carry out the decision's one effect; what it did, for engine.outcome."""
+                facts: engine.Facts, claiming: Future | None = None) -> engine.Outcome:
+        """Carry out the decision's one effect; what it did, for engine.outcome. `claiming`: the target's claim,
+        when this tick is already taking it."""
         if isinstance(effect, engine.Act):
-            done = self.act(spec, status, effect)
+            claim = claiming.result() if claiming is not None else self.claim(spec, effect)
+            done = self.act(spec, status, effect, claim)
             failpoints.hit("after-action")
             return done
         if isinstance(effect, engine.Probe):
@@ -229,13 +264,17 @@ class Loop:
         metrics.observe_approval(before, status)
         if decision.release:  # after the write that says so
             self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
-        self.store.transition(self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
+        self.untold.append((self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow()))
         return stored
 
-    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act) -> engine.Acted:
-        """Claim the target, then run the step's action (keyed: a replay is recognised as done)."""
+    def claim(self, spec: RemediationSpec, effect: engine.Act) -> claims.ClaimDecision:
         assert self.uid is not None
-        claim = self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
+        return self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
+
+    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
+            claim: claims.ClaimDecision) -> engine.Acted:
+        """With the target claimed, run the step's action (keyed: a replay is recognised as done)."""
+        assert self.uid is not None
         if not claim.granted:
             log.warning("no claim on the target", extra={"remediation": f"{self.namespace}/{self.name}",
                                                          "reason": claim.reason})

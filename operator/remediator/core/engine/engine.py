@@ -338,8 +338,8 @@ def request_approval(name: str, spec: RemediationSpec, index: int, status: Remed
 
 
 def assess(status: RemediationStatus, index: int, facts: Facts) -> RiskAssessment:
-    if facts.risk_input is not None:
-        assessed = risk.assess_risk(facts.risk_input)
+    if facts.risk_input is not None:  # scored with the cause as this decision knows it: the shell may look it up
+        assessed = risk.assess_risk(dataclasses.replace(facts.risk_input, probable_cause=facts.cause_kind))
     else:
         step = status.plan[index]
         assessed = risk.assess_risk(risk.RiskInput(declared=step.risk, action=step.action))

@@ -40,6 +40,11 @@ def plan(spec: RunbookSpec, cause_kind: str | None) -> list[PlannedStep]:
     return planned
 
 
+def cause_free(spec: RunbookSpec) -> bool:
+    """No step's choice depends on the probable cause (no `when`): the ladder is the same whatever it is."""
+    return all(step.when is None or not step.when.cause_kinds for step in spec.steps)
+
+
 def pinned_step(plan: Sequence[PlannedStep], index: int, runbook: RunbookSpec | None = None) -> Step | None:
     """Step `index` as it was at planning. A plan made before steps were pinned falls back to the live Runbook,
     if it still has that index; None when neither has it (the caller ends the ladder, never crashes)."""
