@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from remediator.api.models import (
     ObjectRef,
@@ -14,7 +16,7 @@ from remediator.api.models import (
 )
 from remediator.approvals.messages import request_blocks
 from remediator.core.engine import engine
-from remediator.signals.changes import ChangeJournal, describe_template_change, summarise_template
+from remediator.signals.changes import ChangeJournal, describe_template_change, selected_pods, summarise_template
 from remediator.core.durations import format_time
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -263,3 +265,36 @@ def test_an_argo_rollouts_replicasets_are_its_revisions():
         journal.observe_replicaset(rs, NOW)
     [change] = journal.changes("shop", {"Rollout/web"}, NOW)
     assert change.what == "Rollout/web revision 2 rolled out: image web:1 → web:2"
+
+
+class PodLister:
+    """The pod LIST of a CoreV1Api, answering `items` as JSON and remembering each selector asked."""
+
+    def __init__(self, items: list[dict]):
+        self.items, self.selectors = items, []
+
+    def list_namespaced_pod(self, namespace, label_selector=None, _preload_content=True):
+        self.selectors.append(label_selector)
+        return SimpleNamespace(data=json.dumps({"items": self.items}).encode())
+
+
+def pod_on(name: str, labels: dict, node: str) -> dict:
+    return {"metadata": {"name": name, "labels": labels}, "spec": {"nodeName": node}}
+
+
+def test_the_cause_reads_the_targets_pods_from_the_watch_that_follows_their_namespace_without_a_list():
+    lister = PodLister([])
+    watched = [pod_on("web-1", {"app": "web", "pod-template-hash": "abc"}, "node-a"),
+               pod_on("db-1", {"app": "db"}, "node-b"), pod_on("bare", {}, "node-c")]
+
+    found = selected_pods(lister, "shop", {"app": "web"}, lambda namespace: watched)
+
+    assert [p["spec"]["nodeName"] for p in found] == ["node-a"] and lister.selectors == []
+
+
+def test_the_cause_lists_the_targets_pods_by_selector_where_no_watch_follows_the_namespace():
+    lister = PodLister([pod_on("web-1", {"app": "web", "tier": "front"}, "node-a")])
+
+    found = selected_pods(lister, "shop", {"app": "web", "tier": "front"}, lambda namespace: None)
+
+    assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister.selectors == ["app=web,tier=front"]

@@ -15,6 +15,7 @@ from remediator.api.models import Approval, ApprovalRule, ProbableCause, Remedia
     RunbookSpec
 from remediator.controller import reconcile
 from remediator.core.engine import engine, state
+from remediator.records import logs
 from tests.unit.fake_store import FakeStore, loop_on
 from tests.unit.test_core_engine import LADDER, SPEC, runbook
 
@@ -386,3 +387,13 @@ def test_a_tick_killed_after_its_action_still_tells_of_the_transition_it_persist
         tick(loop_on(store, monkeypatch))
 
     assert store.transitions == [("Pending", "Acting")]
+
+
+def test_a_line_logged_by_a_lookup_beside_the_step_facts_names_the_remediation(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    named = []
+    monkeypatch.setattr(store, "probable_cause", lambda *a: named.append(logs.current_remediation.get()))
+
+    tick(loop_on(store, monkeypatch))
+
+    assert named == ["shop/am-1"]

@@ -30,7 +30,7 @@ from ..core.plan.guard_inputs import PodFact, TargetFacts
 from ..core.plan.sizing import Strategy
 from ..verification.observations import failing_reasons
 from ..core.pod_health import pod_observation_of
-from ..records import metrics
+from ..records import logs, metrics
 from ..signals.changes import digest
 from ..core.plan import gitops as gitops_plan
 from . import caches, gitops, targets
@@ -139,12 +139,12 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
                                                ctx.settings.action_service_account)
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
-        "target": READS.submit(read_target, ctx, target, steps[index].action),
+        "target": logs.submit_here(READS, read_target, ctx, target, steps[index].action),
         # never even a dry run as an identity the policy refuses: the serviceAccount guard says why
-        "dry_run": READS.submit(dry_run_step, ctx, name, spec, step, index, policy,
-                                account) if identity.allowed else
+        "dry_run": logs.submit_here(READS, dry_run_step, ctx, name, spec, step, index, policy,
+                                         account) if identity.allowed else
         _done(("failed", [f"dry run not run: {identity.reason}"])),
-        "namespace_pods": READS.submit(namespace_pods, ctx, target.namespace),
+        "namespace_pods": logs.submit_here(READS, namespace_pods, ctx, target.namespace),
     }
     namespace_labels = labels_of_namespace(ctx, target.namespace)  # from memory: no thread to hop to
     got = {key: future.result() for key, future in reads.items()}

@@ -114,7 +114,7 @@ class Loop:
             if isinstance(decision.effect, engine.Act):
                 # The claim is a lock, not the effect: taken beside the write of the intent, not after it. If
                 # that write fails, the next tick renews it (same holder) or the release at the end drops it.
-                claiming = LOOKUPS.submit(self.claim, spec, decision.effect)
+                claiming = logs.submit_here(LOOKUPS, self.claim, spec, decision.effect)
             obj = self.persist(obj, decision)
             if obj is None:
                 if claiming is not None:
@@ -161,7 +161,7 @@ class Loop:
         if needs.cause:  # once: persisted with the plan
             if needs.step_facts and runbook is not None and planning.cause_free(runbook):
                 # the step (so what its facts read) is the same whatever the cause: look for it beside them
-                looking = LOOKUPS.submit(self.store.probable_cause, spec, created, now)
+                looking = logs.submit_here(LOOKUPS, self.store.probable_cause, spec, created, now)
             else:
                 status = with_cause(status, self.store.probable_cause(spec, created, now))
         observed = self.store.step_facts(self.name, spec, status, runbook, policy, now) \

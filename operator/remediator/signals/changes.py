@@ -492,8 +492,10 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
     return read
 
 
-def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec) -> cause.Target:
-    """The target and what it references: ConfigMaps of its pod template, its HPAs, the Nodes of its pods."""
+def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec,
+              watched_pods: Callable[[str], list[dict] | None] | None = None) -> cause.Target:
+    """The target and what it references: ConfigMaps of its pod template, its HPAs, the Nodes of its pods.
+    `watched_pods`: a namespace's pods as a watch keeps them (None: not watched), read instead of a LIST."""
     ref = spec.target
     namespace = ref.namespace or ""
     if ref.kind == "Node":
@@ -517,8 +519,7 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
             template = (workload.get("spec") or {}).get("template") or {}
             match = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
             selector = ",".join(f"{k}={v}" for k, v in match.items())
-            # as JSON (_preload_content=False): the client's models of a list cost more CPU than the rest of the plan
-            pods = as_json(core.list_namespaced_pod, namespace, label_selector=selector)["items"] if selector else []
+            pods = selected_pods(core, namespace, match, watched_pods) if selector else []
             if selector:  # the revision history itself, in case a watch event lags
                 now = datetime.now(UTC)
                 if ref.kind in REPLICASET_REVISIONS:
@@ -540,6 +541,20 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
     return cause.Target(ref.kind, namespace, ref.name, frozenset(references))
 
 
+def selected_pods(core: client.CoreV1Api, namespace: str, match: dict[str, str],
+                  watched_pods: Callable[[str], list[dict] | None] | None) -> list[dict]:
+    """The pods `match` selects: from the watch's copies when it follows the namespace (only their nodes are
+    used: a copy an event behind names the same ones), else one LIST, for a namespace of many pods the costlier
+    call on the apiserver."""
+    watched = watched_pods(namespace) if watched_pods is not None else None
+    if watched is not None:
+        return [p for p in watched
+                if match.items() <= ((p.get("metadata") or {}).get("labels") or {}).items()]
+    # as JSON (_preload_content=False): the client's models of a list cost more CPU than the rest of the plan
+    return as_json(core.list_namespaced_pod, namespace,
+                   label_selector=",".join(f"{k}={v}" for k, v in match.items()))["items"]
+
+
 def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> datetime:
     """The signal's startsAt, else the Remediation's creation."""
     for value in (spec.signal.starts_at, created):
@@ -552,12 +567,13 @@ def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> d
 
 
 def find_cause(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec, created: str | None,
-               now: datetime) -> ProbableCause | None:
+               now: datetime, watched_pods: Callable[[str], list[dict] | None] | None = None
+               ) -> ProbableCause | None:
     """The probable cause of this Remediation's signal, or None (unknown) when the journal cannot say."""
     if not journal.ready:
         return None
     try:
-        target = target_of(api, journal, spec)
+        target = target_of(api, journal, spec, watched_pods)
     except ApiException as e:
         log.warning("probable cause unknown: cannot read the target", extra={"error": str(e)})
         return None
