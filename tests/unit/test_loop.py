@@ -397,3 +397,17 @@ def test_a_line_logged_by_a_lookup_beside_the_step_facts_names_the_remediation(m
     tick(loop_on(store, monkeypatch))
 
     assert named == ["shop/am-1"]
+
+
+def test_a_claim_taken_beside_a_refused_intent_write_is_released_when_the_remediation_ends_without_acting(
+        monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.refuse_next_writes = 1
+    loop = loop_on(store, monkeypatch)
+    assert tick(loop) == 0 and store.holder == f"uid-{store.name}"
+    store.touch(status={**store.object["status"], "signalResolvedAt": "2026-11-25T12:00:00Z"})  # the alert cleared
+
+    assert tick(loop) is None
+
+    assert store.status.phase == "Cancelled", store.status.reason
+    assert store.calls == [] and store.holder is None, "ended without acting: the claim is released"
