@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
+
 from remediator.api.models import (
     ObjectRef,
     ProbableCause,
@@ -15,6 +17,7 @@ from remediator.api.models import (
     Signal,
 )
 from remediator.approvals.messages import request_blocks
+from remediator.controller import targets
 from remediator.core.engine import engine
 from remediator.signals.changes import ChangeJournal, describe_template_change, selected_pods, summarise_template
 from remediator.core.durations import format_time
@@ -298,3 +301,29 @@ def test_the_cause_lists_the_targets_pods_by_selector_where_no_watch_follows_the
     found = selected_pods(lister, "shop", {"app": "web", "tier": "front"}, lambda namespace: None)
 
     assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister.selectors == ["app=web,tier=front"]
+
+
+def test_the_cause_lookup_in_a_namespace_no_probe_watches_lists_by_selector_and_starts_no_watch(monkeypatch):
+    watches = targets.TargetWatches(api=None)
+    monkeypatch.setattr(targets, "lister", lambda *a: pytest.fail("a whole-namespace LIST to start a watch"))
+    lister = PodLister([pod_on("web-1", {"app": "web"}, "node-a")])
+
+    found = selected_pods(lister, "big", {"app": "web"}, watches.pods_if_watched)
+
+    assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister.selectors == ["app=web"]
+    assert watches.watched() == []
+
+
+def test_the_cause_lookup_reads_the_copies_of_a_namespace_a_probe_already_watches(monkeypatch):
+    def lister(api, kind, namespace):
+        return lambda **kw: SimpleNamespace(data=json.dumps({"metadata": {"resourceVersion": "1"}, "items": [
+            pod_on("web-1", {"app": "web"}, "node-a"), pod_on("db-1", {"app": "db"}, "node-b")]}).encode())
+    monkeypatch.setattr(targets, "lister", lister)
+    monkeypatch.setattr(targets.threading, "Thread", lambda **kw: SimpleNamespace(start=lambda: None))
+    watches = targets.TargetWatches(api=None)
+    assert len(watches.pods("big")) == 2  # a probe's (or the guards') watch of the namespace
+    lister_calls = PodLister([])
+
+    found = selected_pods(lister_calls, "big", {"app": "web"}, watches.pods_if_watched)
+
+    assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister_calls.selectors == []

@@ -1,10 +1,17 @@
 """Events are posted as plain JSON: the same document the client's models would have sent."""
 
+import contextvars
+import threading
 from datetime import UTC, datetime
 
 from kubernetes import client
 
+from remediator.api.models import ObjectRef, RemediationStatus
+from remediator.records import events
 from remediator.records.events import INSTANCE, event_body, event_name, with_micros
+from remediator.records.logs import current_remediation
+
+NOW = datetime(2026, 12, 1, 16, 5, tzinfo=UTC)
 
 
 def test_an_event_posted_as_json_is_the_document_the_client_model_would_send():
@@ -27,3 +34,19 @@ def test_a_target_without_a_namespace_is_regarded_without_one():
     body = event_body("default", {"api_version": "v1", "kind": "Node", "name": "n1", "namespace": None},
                       "RemediationActing", "x", "Normal", "k", datetime(2026, 12, 1, tzinfo=UTC))
     assert body["regarding"] == {"apiVersion": "v1", "kind": "Node", "name": "n1"}
+
+
+def test_an_event_posted_by_the_pool_logs_under_the_remediation_whose_tick_asked_for_it(monkeypatch):
+    named, done = [], threading.Event()
+    monkeypatch.setattr(events, "post", lambda *a: (named.append(current_remediation.get()), done.set()))
+    before = RemediationStatus(phase="Pending")
+    after = before.model_copy(update={"phase": "Acting"})
+
+    def tick():
+        current_remediation.set("shop/am-1")
+        events.record_transition(None, "shop", "am-1", "u-1", ObjectRef(kind="Deployment", namespace="shop",
+                                                                         name="web"), before, after, NOW)
+
+    contextvars.copy_context().run(tick)
+
+    assert done.wait(5) and named == ["shop/am-1"]

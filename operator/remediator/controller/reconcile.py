@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from .. import failpoints
@@ -36,7 +36,7 @@ from ..api.models import (
 )
 from ..api.slo import ServiceLevelObjectiveSpec
 from pydantic import ValidationError
-from ..core.plan import adaptive, claims, gitops, planning
+from ..core.plan import adaptive, gitops, planning
 from ..core.engine import engine, state
 from ..core.match import matching, policy_select
 from ..core.report import runbook_stats
@@ -55,7 +55,7 @@ OUTCOME_WRITES = 5  # tries to record an effect's outcome against concurrent sta
 WRITES_REMEMBERED = 8  # of a Loop's own status writes, to know their watch events (a tick writes at most a few)
 
 
-# Lookups a tick makes beside its other reads or its write: the probable cause, the target's claim.
+# The probable cause, looked up beside the step's reads when the step does not depend on it.
 LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lookups")
 
 
@@ -79,7 +79,6 @@ class Loop:
         self.uid: str | None = None
         self.last: dict | None = None  # the object as this Loop last wrote it
         self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
-        self.untold: list[tuple] = []  # transitions this tick persisted, for Events once it is done
         self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
         self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
 
@@ -88,14 +87,6 @@ class Loop:
         `seen`: the object as the watch last delivered it, if the caller follows one.
         Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
-        try:
-            return self.advance(seen)
-        finally:  # the Events of this tick's transitions, once its effect is done: they do not delay it
-            told, self.untold = self.untold, []
-            for transition in told:
-                self.store.transition(*transition)
-
-    def advance(self, seen: dict | None) -> float | None:
         obj = self.current(seen)
         if obj is None:
             return None
@@ -109,16 +100,9 @@ class Loop:
             return self.refuse(obj, status, problem)
         status, facts = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
-        claiming = None
         if decision.changed:
-            if isinstance(decision.effect, engine.Act):
-                # The claim is a lock, not the effect: taken beside the write of the intent, not after it. If
-                # that write fails, the next tick renews it (same holder) or the release at the end drops it.
-                claiming = logs.submit_here(LOOKUPS, self.claim, spec, decision.effect)
             obj = self.persist(obj, decision)
             if obj is None:
-                if claiming is not None:
-                    wait([claiming])  # settled before the next tick claims again
                 return engine.AT_ONCE  # 409: re-read and decide again at once, not a tick later
             tracing.decided(obj, status, decision.status, facts.now)
             if status.phase == "Pending" or not isinstance(decision.effect, engine.Act):
@@ -127,7 +111,7 @@ class Loop:
                 failpoints.hit("after-intent")
         if decision.effect is None:
             return decision.requeue_after
-        done = self.perform(spec, decision.status, decision.effect, facts, claiming)
+        done = self.perform(spec, decision.status, decision.effect, facts)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
 
     def wrote(self, resource_version: str | None) -> bool:
@@ -181,12 +165,10 @@ class Loop:
             runbook_problem=runbook_problem, gitops_owner=owner)
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
-                facts: engine.Facts, claiming: Future | None = None) -> engine.Outcome:
-        """Carry out the decision's one effect; what it did, for engine.outcome. `claiming`: the target's claim,
-        when this tick is already taking it."""
+                facts: engine.Facts) -> engine.Outcome:
+        """Carry out the decision's one effect; what it did, for engine.outcome."""
         if isinstance(effect, engine.Act):
-            claim = claiming.result() if claiming is not None else self.claim(spec, effect)
-            done = self.act(spec, status, effect, claim)
+            done = self.act(spec, status, effect)
             failpoints.hit("after-action")
             return done
         if isinstance(effect, engine.Probe):
@@ -264,17 +246,13 @@ class Loop:
         metrics.observe_approval(before, status)
         if decision.release:  # after the write that says so
             self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
-        self.untold.append((self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow()))
+        self.store.transition(self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
         return stored
 
-    def claim(self, spec: RemediationSpec, effect: engine.Act) -> claims.ClaimDecision:
+    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act) -> engine.Acted:
+        """Claim the target, then run the step's action (keyed: a replay is recognised as done)."""
         assert self.uid is not None
-        return self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
-
-    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
-            claim: claims.ClaimDecision) -> engine.Acted:
-        """With the target claimed, run the step's action (keyed: a replay is recognised as done)."""
-        assert self.uid is not None
+        claim = self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
         if not claim.granted:
             log.warning("no claim on the target", extra={"remediation": f"{self.namespace}/{self.name}",
                                                          "reason": claim.reason})

@@ -112,7 +112,8 @@ class ClusterStore:
         return guard_facts.step_facts(self.ctx, name, spec, status, runbook, policy, now)
 
     def probable_cause(self, spec, created, now) -> ProbableCause | None:
-        return changes.find_cause(self.ctx.api, self.ctx.changes, spec, created, now, targets.of(self.ctx).pods)
+        return changes.find_cause(self.ctx.api, self.ctx.changes, spec, created, now,
+                                  targets.of(self.ctx).pods_if_watched)
 
     def history(self, spec, status, runbook):
         from .reconcile import adaptive_history

@@ -168,6 +168,13 @@ class TargetWatches:
         objects = self._objects(namespace, "Pod")
         return objects.items() if objects is not None else None
 
+    def pods_if_watched(self, namespace: str) -> list[dict] | None:
+        """The namespace's pods when a probe's watch already follows them; never starts one (None)."""
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+            objects = watched.kinds.get("Pod") if watched is not None else None
+        return objects.items() if objects is not None and objects.live else None
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True

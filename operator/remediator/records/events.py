@@ -20,6 +20,7 @@ from kubernetes.client.rest import ApiException
 
 from ..api.models import API_VERSION, ObjectRef, RemediationStatus
 from ..kube import call_retrying, request_json
+from . import logs
 
 log = logging.getLogger("remediator.events")
 
@@ -79,13 +80,13 @@ def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str
                  "uid": uid}
     for entry in (e for e in after.timeline if e not in before.timeline):
         event_type = "Warning" if entry.kind in WARNING_PHASES else "Normal"
-        POSTERS.submit(post, api, namespace, regarding, entry.kind, entry.message, event_type,
-                       f"{entry.at}:{entry.message}", now)
+        logs.submit_here(POSTERS, post, api, namespace, regarding, entry.kind, entry.message, event_type,
+                         f"{entry.at}:{entry.message}", now)
     if before.phase == after.phase:
         return
     event_type = "Warning" if after.phase in WARNING_PHASES else "Normal"
-    POSTERS.submit(post, api, target.namespace or namespace,
-                   {"api_version": TARGET_API_VERSIONS.get(target.kind, "v1"), "kind": target.kind,
-                    "name": target.name, "namespace": target.namespace},
-                   f"Remediation{after.phase}", f"{name}: {after.reason or after.phase}", event_type,
-                   f"{name}:{before.phase}->{after.phase}:{after.current_step}:{len(after.timeline)}", now)
+    logs.submit_here(POSTERS, post, api, target.namespace or namespace,
+                     {"api_version": TARGET_API_VERSIONS.get(target.kind, "v1"), "kind": target.kind,
+                      "name": target.name, "namespace": target.namespace},
+                     f"Remediation{after.phase}", f"{name}: {after.reason or after.phase}", event_type,
+                     f"{name}:{before.phase}->{after.phase}:{after.current_step}:{len(after.timeline)}", now)

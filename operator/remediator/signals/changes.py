@@ -495,7 +495,8 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
 def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec,
               watched_pods: Callable[[str], list[dict] | None] | None = None) -> cause.Target:
     """The target and what it references: ConfigMaps of its pod template, its HPAs, the Nodes of its pods.
-    `watched_pods`: a namespace's pods as a watch keeps them (None: not watched), read instead of a LIST."""
+    `watched_pods`: a namespace's pods as a watch already following them keeps them (None: none does), read
+    instead of a LIST."""
     ref = spec.target
     namespace = ref.namespace or ""
     if ref.kind == "Node":
