@@ -557,7 +557,7 @@ def history_remediation(namespace: str, i: int) -> tuple[dict, dict]:
                                            "deployment": f"old-web-{i % 500:04d}", "severity": "page"}}}}
     status = RemediationStatus(
         phase="Succeeded", started_at=at[0], finished_at=at[1], current_step=0, folded_into_runbook=True,
-        time_to_recover_seconds=40.0,
+        time_to_recover_seconds=40.0, restored_at=at[1], restored_by="operator",  # nothing owed: no write at start
         steps=[StepRecord(index=0, name="restart", action="restartRollout", phase="Succeeded",
                           idempotency_key=f"history-{i:06d}-0-restartRollout", started_at=at[0], applied_at=at[0],
                           finished_at=at[1], message="restarted")],
@@ -565,7 +565,7 @@ def history_remediation(namespace: str, i: int) -> tuple[dict, dict]:
         # about the size of a real one (~4.7 KB): the guards' and the report's cost grows with the bytes
         timeline=[TimelineEntry(at=at[0], kind=kind, message=f"{kind}: {'history padding ' * 12}")
                   for kind in ("Matched", "Planned", "GuardsPassed", "RiskScored", "Intended", "Acting",
-                               "Applied", "Verifying", "Observed", "Observed", "Verified", "Succeeded")]).wire()
+                               "Applied", "Verifying", "Observed", "Verified", "Succeeded", "Restored")]).wire()
     return body, status
 
 

@@ -92,7 +92,6 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
     if ctx.slack is not None:  # a missing scope is said now, not at the first incident
         await asyncio.to_thread(slack.refuse_without_scopes, ctx.slack)
     runner = await serve_http(ctx)
-    heap.freeze_survivors()  # the modules, models and primed caches: long-lived, out of the collector's way
     # The loops kopf does not run for us follow its peering: they work on the active replica only.
     identity = peering_state.own_identity()
     activity = peering_state.Activity(ctx, identity, enabled=peering)
@@ -103,7 +102,6 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         asyncio.create_task(ticks.run(lambda: activity.active, workers=TICK_WORKERS)),
         asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active)),
         asyncio.create_task(heap.trim_periodically()),
-        asyncio.create_task(heap.freeze_periodically()),
         asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
                                                          activity.served_namespaces)),
     ]
