@@ -290,7 +290,7 @@ def test_the_cause_reads_the_targets_pods_from_the_watch_that_follows_their_name
     watched = [pod_on("web-1", {"app": "web", "pod-template-hash": "abc"}, "node-a"),
                pod_on("db-1", {"app": "db"}, "node-b"), pod_on("bare", {}, "node-c")]
 
-    found = selected_pods(lister, "shop", {"app": "web"}, lambda namespace: watched)
+    found = selected_pods(lister, "shop", {"matchLabels": {"app": "web"}}, lambda namespace: watched)
 
     assert [p["spec"]["nodeName"] for p in found] == ["node-a"] and lister.selectors == []
 
@@ -298,7 +298,7 @@ def test_the_cause_reads_the_targets_pods_from_the_watch_that_follows_their_name
 def test_the_cause_lists_the_targets_pods_by_selector_where_no_watch_follows_the_namespace():
     lister = PodLister([pod_on("web-1", {"app": "web", "tier": "front"}, "node-a")])
 
-    found = selected_pods(lister, "shop", {"app": "web", "tier": "front"}, lambda namespace: None)
+    found = selected_pods(lister, "shop", {"matchLabels": {"app": "web", "tier": "front"}}, lambda namespace: None)
 
     assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister.selectors == ["app=web,tier=front"]
 
@@ -308,7 +308,7 @@ def test_the_cause_lookup_in_a_namespace_no_probe_watches_lists_by_selector_and_
     monkeypatch.setattr(targets, "lister", lambda *a: pytest.fail("a whole-namespace LIST to start a watch"))
     lister = PodLister([pod_on("web-1", {"app": "web"}, "node-a")])
 
-    found = selected_pods(lister, "big", {"app": "web"}, watches.pods_if_watched)
+    found = selected_pods(lister, "big", {"matchLabels": {"app": "web"}}, watches.pods_if_watched)
 
     assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister.selectors == ["app=web"]
     assert watches.watched() == []
@@ -324,6 +324,6 @@ def test_the_cause_lookup_reads_the_copies_of_a_namespace_a_probe_already_watche
     assert len(watches.pods("big")) == 2  # a probe's (or the guards') watch of the namespace
     lister_calls = PodLister([])
 
-    found = selected_pods(lister_calls, "big", {"app": "web"}, watches.pods_if_watched)
+    found = selected_pods(lister_calls, "big", {"matchLabels": {"app": "web"}}, watches.pods_if_watched)
 
     assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister_calls.selectors == []

@@ -40,7 +40,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api.models import ProbableCause, RemediationSpec
+from ..actions.kube import label_selector_text
 from ..core.plan import cause
+from ..core.pod_health import selects
 from ..core.plan.autoscalers import LEASE_ORIGINAL, LEASE_WRITTEN
 from ..core.durations import parse_time
 from ..core.revisions import revision_number
@@ -520,7 +522,7 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
             template = (workload.get("spec") or {}).get("template") or {}
             match = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
             selector = ",".join(f"{k}={v}" for k, v in match.items())
-            pods = selected_pods(core, namespace, match, watched_pods) if selector else []
+            pods = selected_pods(core, namespace, {"matchLabels": match}, watched_pods) if selector else []
             if selector:  # the revision history itself, in case a watch event lags
                 now = datetime.now(UTC)
                 if ref.kind in REPLICASET_REVISIONS:
@@ -542,18 +544,16 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
     return cause.Target(ref.kind, namespace, ref.name, frozenset(references))
 
 
-def selected_pods(core: client.CoreV1Api, namespace: str, match: dict[str, str],
+def selected_pods(core: client.CoreV1Api, namespace: str, selector: dict,
                   watched_pods: Callable[[str], list[dict] | None] | None) -> list[dict]:
-    """The pods `match` selects: from the watch's copies when it follows the namespace (only their nodes are
-    used: a copy an event behind names the same ones), else one LIST, for a namespace of many pods the costlier
-    call on the apiserver."""
+    """The pods a LabelSelector (as JSON) selects: from the watch's copies when it follows the namespace (only
+    their nodes are used: a copy an event behind names the same ones), else one LIST, for a namespace of many pods
+    the costlier call on the apiserver. As verification's probes.selected_pods, but whole pods, deleting ones too."""
     watched = watched_pods(namespace) if watched_pods is not None else None
     if watched is not None:
-        return [p for p in watched
-                if match.items() <= ((p.get("metadata") or {}).get("labels") or {}).items()]
+        return [p for p in watched if selects(selector, (p.get("metadata") or {}).get("labels") or {})]
     # as JSON (_preload_content=False): the client's models of a list cost more CPU than the rest of the plan
-    return as_json(core.list_namespaced_pod, namespace,
-                   label_selector=",".join(f"{k}={v}" for k, v in match.items()))["items"]
+    return as_json(core.list_namespaced_pod, namespace, label_selector=label_selector_text(selector))["items"]
 
 
 def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> datetime:
