@@ -120,8 +120,11 @@ def test_remediations_folded_before_signal_stats_existed_are_counted_once_by_the
     outcome = ended("u9", True)[2]
     before = runbook_stats.fold(upgraded, "u9", "r9", outcome, SIGNAL)
     assert before.signal_stats == [] and before.folded == ["u1", "u9"], "left to the backfill, which lists it"
-    done = runbook_stats.backfill(before, [ended("u1", False), ended("u2", True), ended("u3", False),
-                                           ended("u4", True, phase="Acting"), ended("u9", True)])
+    listed = [ended("u1", False), ended("u2", True), ended("u3", False), ended("u4", True, phase="Acting"),
+              ended("u9", True)]
+    records = [runbook_stats.ended(*e) for e in listed]
+    assert records[3] is None, "not ended: not counted"
+    done = runbook_stats.backfill(before, [r for r in records if r is not None])
     assert done.signal_stats_complete
     assert adaptive.history(done, SIGNAL) == {"restart": StepOutcomes(3, 0)}, "u1 (listed as folded), u2, u9"
     after = runbook_stats.fold(done, "u10", "r10", outcome, SIGNAL)

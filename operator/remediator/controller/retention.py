@@ -58,17 +58,24 @@ def pages(ctx: OperatorContext, namespace: str | None) -> Iterator[list[dict]]:
             return
 
 
-def ended_of(ctx: OperatorContext, namespace: str, runbooks: set[str]) -> dict[str, list]:
-    """Per Runbook name: (uid, signal type, status) of the namespace's ended Remediations, read in pages."""
-    out: dict[str, list] = {name: [] for name in runbooks}
+# what of a Remediation's status the backfill reads; validating only these skips the timeline's bytes
+BACKFILL_FIELDS = ("phase", "finishedAt", "foldedIntoRunbook", "steps")
+
+
+def ended_of(ctx: OperatorContext, namespace: str, runbooks: set[str]) -> dict[str, list[runbook_stats.Ended]]:
+    """Per Runbook name: the backfill's compact record of each of the namespace's ended Remediations, read in
+    pages (one page of whole objects in memory at a time)."""
+    out: dict[str, list[runbook_stats.Ended]] = {name: [] for name in runbooks}
     for page in pages(ctx, namespace):
         for o in page:
             ref = (o.get("spec") or {}).get("runbook") or {}
             status = o.get("status") or {}
             if ref.get("namespace") == namespace and ref.get("name") in out and status.get("phase") in TERMINAL_PHASES:
-                spec = RemediationSpec.model_validate(o["spec"])
-                out[ref["name"]].append((o["metadata"]["uid"], adaptive.signal_type(spec),
-                                         RemediationStatus.model_validate(status)))
+                record = runbook_stats.ended(
+                    o["metadata"]["uid"], adaptive.signal_type(RemediationSpec.model_validate(o["spec"])),
+                    RemediationStatus.model_validate({k: status[k] for k in BACKFILL_FIELDS if k in status}))
+                if record is not None:
+                    out[ref["name"]].append(record)
     return out
 
 

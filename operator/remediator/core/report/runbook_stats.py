@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from remediator.api.models import (
     MAX_FOLDED,
@@ -64,7 +65,10 @@ def fold(old: RunbookStatus, uid: str, name: str, outcome: RemediationStatus, si
 def fold_signal(old: list[SignalStats], signal: str, outcome: RemediationStatus) -> list[SignalStats]:
     """Count the applied steps' verdicts under `signal`; the signal type and the steps just seen move last, so
     the bounds drop the least recently seen first."""
-    applied = list(verdicts(outcome))
+    return fold_verdicts(old, signal, tuple(verdicts(outcome)))
+
+
+def fold_verdicts(old: list[SignalStats], signal: str, applied: tuple[tuple[str, bool], ...]) -> list[SignalStats]:
     if not applied:
         return old
     seen = next((s for s in old if s.signal == signal), SignalStats(signal=signal))
@@ -76,12 +80,29 @@ def fold_signal(old: list[SignalStats], signal: str, outcome: RemediationStatus)
     return [*(s for s in old if s.signal != signal), now][-MAX_SIGNAL_STATS:]
 
 
-def backfill(old: RunbookStatus, ended: Iterable[tuple[str, str, RemediationStatus]]) -> RunbookStatus:
-    """signalStats from every ended Remediation of the Runbook already folded, (uid, signal type, status): those
-    folded before signalStats were kept; run once, when the status is not yet complete."""
+class Ended(NamedTuple):
+    """What the backfill needs of one ended Remediation (a few hundred bytes, not its ~5 KB status): the sweep
+    may hold one for each of tens of thousands."""
+    uid: str
+    signal: str
+    finished_at: str
+    flagged: bool  # status.foldedIntoRunbook
+    verdicts: tuple[tuple[str, bool], ...]
+
+
+def ended(uid: str, signal: str, status: RemediationStatus) -> Ended | None:
+    """The backfill's record of a Remediation; None while it has not ended."""
+    if status.phase not in TERMINAL_PHASES:
+        return None
+    return Ended(uid, signal, status.finished_at or "", status.folded_into_runbook, tuple(verdicts(status)))
+
+
+def backfill(old: RunbookStatus, records: Iterable[Ended]) -> RunbookStatus:
+    """signalStats from every ended Remediation of the Runbook already folded (flagged so, or its uid among
+    `folded`): those folded before signalStats were kept; run once, when the status is not yet complete."""
     folded = set(old.folded)
     stats: list[SignalStats] = []
-    for uid, signal, status in sorted(ended, key=lambda e: e[2].finished_at or ""):  # oldest first, as folded
-        if status.phase in TERMINAL_PHASES and (status.folded_into_runbook or uid in folded):
-            stats = fold_signal(stats, signal, status)
+    for record in sorted(records, key=lambda e: e.finished_at):  # oldest first, as folded
+        if record.flagged or record.uid in folded:
+            stats = fold_verdicts(stats, record.signal, record.verdicts)
     return old.model_copy(update={"signal_stats": stats, "signal_stats_complete": True})
