@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from remediator.api.models import CircuitBreaker, Guard, ObjectRef, RemediationPolicySpec, RunbookRef
 from remediator.controller import guard_facts
-from remediator.controller.caches import Feed, guard_fields, NamespaceLabels, PolicyCache, RemediationIndex
+from remediator.controller.caches import PAGE, Feed, guard_fields, NamespaceLabels, PolicyCache, RemediationIndex
 from remediator.controller.ingest import RunbookCache
 from remediator.core.plan import guards
 from remediator.core.plan.guard_inputs import past_remediation
@@ -169,7 +169,7 @@ def test_priming_reads_every_page_and_resumes_the_watch_from_the_last_version():
     got = []
     feed = Feed("things", lister, got.extend, lambda *_: None, keep=lambda item: item["n"] != 2)
     assert feed.prime() == 2 and got == [{"n": 1}, {"n": 3}]
-    assert feed.resource_version == "11" and all(k["limit"] == 500 for k in asked)
+    assert feed.resource_version == "11" and all(k["limit"] == PAGE for k in asked)
 
 
 def test_requests_are_counted_by_the_verb_and_resource_rbac_would_name():

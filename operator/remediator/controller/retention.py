@@ -35,7 +35,7 @@ from .context import OperatorContext
 from .guard_facts import labels_of_namespace
 
 log = logging.getLogger("remediator.retention")
-PAGE = 500
+PAGE = 100  # as the caches' priming (controller/caches.py)
 STANDBY_POLL_SECONDS = 5.0
 
 
