@@ -1,6 +1,7 @@
 """Which ended Remediations the retention sweep deletes, and why the others stay."""
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from remediator.api.models import RemediationPolicySpec
@@ -274,36 +275,65 @@ def test_a_namespace_deleted_during_the_sweep_keeps_its_incidents_and_holds_back
         != core.UNTIL_COUNTED, "the other namespace's policy was not applied"
 
 
-def test_the_backfill_over_thousands_of_ended_remediations_holds_one_page_of_them_at_a_time():
-    import tracemalloc
+def ended_remediation(i: int, runbook: str = "web", step: dict | None = None) -> dict:
+    """As the operator leaves one (~5 KB, most of it the timeline), every string its own (as decoded JSON)."""
+    obj = remediation(f"r{i}")
+    obj["spec"] = {"runbook": {"namespace": "shop", "name": runbook},
+                   "target": {"kind": "Deployment", "name": f"web-{i}"},
+                   "signal": {"source": "alertmanager", "name": "HighErrorRate", "fingerprint": f"f{i}"}}
+    obj["status"].update(steps=[step or {"index": 0, "name": "restart", "action": "restartRollout",
+                                         "phase": "Succeeded", "idempotencyKey": f"k{i}",
+                                         "appliedAt": "2026-10-01T00:00:00Z"}],
+                         timeline=[{"at": "2026-10-01T00:00:00Z", "kind": "Observed", "message": f"{i}-{j} " * 60}
+                                   for j in range(12)])
+    return obj
+
+
+def paged_context(objects: Callable[[int], dict], total: int, **custom):
     from types import SimpleNamespace
-
-    from remediator.controller import retention as shell
-
-    def full(i: int) -> dict:  # as the operator leaves one: ~5 KB, most of it the timeline
-        obj = remediation(f"r{i}")
-        obj["spec"] = {"runbook": {"namespace": "shop", "name": "web"}, "target": {"kind": "Deployment", "name": "web"},
-                       "signal": {"source": "alertmanager", "name": "HighErrorRate", "fingerprint": f"f{i}"}}
-        obj["status"].update(steps=[{"index": 0, "name": "restart", "action": "restartRollout", "phase": "Succeeded",
-                                     "idempotencyKey": f"k{i}", "appliedAt": "2026-10-01T00:00:00Z"}],
-                             timeline=[{"at": "2026-10-01T00:00:00Z", "kind": "Observed", "message": "x" * 300}] * 12)
-        return obj
-
-    total, page = 3000, shell.PAGE
 
     def listed(group, version, namespace, plural, limit, _continue="0"):
         start = int(_continue)
         nxt = start + limit
-        return {"items": [full(i) for i in range(start, min(nxt, total))],
+        return {"items": [objects(i) for i in range(start, min(nxt, total))],
                 "metadata": {"continue": str(nxt) if nxt < total else None}}
+    return SimpleNamespace(resources=SimpleNamespace(custom=SimpleNamespace(list_namespaced_custom_object=listed,
+                                                                            **custom)))
 
-    ctx = SimpleNamespace(resources=SimpleNamespace(custom=SimpleNamespace(list_namespaced_custom_object=listed)))
+
+def test_the_backfill_over_thousands_of_ended_remediations_holds_one_page_of_them_at_a_time():
+    import tracemalloc
+
+    from remediator.controller import retention as shell
+
+    total = 3000
+    page = sum(len(json.dumps(ended_remediation(i))) for i in range(shell.PAGE))
+    ctx = paged_context(ended_remediation, total)
     tracemalloc.start()
     try:
         records = shell.ended_of(ctx, "shop", {"web"})["web"]
-        peak = tracemalloc.get_traced_memory()[1]
+        held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    one_page = 10_000 * page  # bytes, generously (a page decoded is ~4 MiB here; all 3,000 kept whole, ~30)
-    assert peak < 2 * one_page, f"{peak / 2**20:.1f} MiB at the peak: the listed statuses were kept whole"
-    assert len(records) == total and records[0].verdicts == (("restart", True),)
+    assert len(records) == total
+    assert held / total < 1024, f"{held / total:.0f} bytes kept per Remediation: its status was kept whole"
+    assert peak - held < 4 * page, f"{(peak - held) / 2**20:.1f} MiB beyond what is kept: more than a page read at once"
+    assert records[0].verdicts == (("restart", True),)
+
+
+def test_an_ended_remediation_that_cannot_be_read_keeps_its_runbook_incomplete_and_holds_back_no_other():
+    from remediator.controller import retention as shell
+
+    written: list[str] = []
+
+    def patch_status(group, version, namespace, plural, name, body):
+        written.append(name)
+
+    def objects(i: int) -> dict:  # r1, of "web", has a step no version of the operator writes
+        return ended_remediation(i, runbook="web" if i < 2 else "api",
+                                 step={"index": 0, "name": "restart"} if i == 1 else None)
+    ctx = paged_context(objects, 4, patch_namespaced_custom_object_status=patch_status)
+    runbooks = [{"metadata": {"name": n, "resourceVersion": "1"}, "status": {}} for n in ("web", "api")]
+    assert shell.complete_signal_stats(ctx, "shop", runbooks) == {"api"}, \
+        "web counted as complete without r1 (r1 would be deleted uncounted), or the sweep stopped"
+    assert written == ["api"]

@@ -415,7 +415,9 @@ def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: Remedi
     stats = RunbookStatus.model_validate(body.get("status") or {})
     if not stats.signal_stats_complete:  # the sweep has not counted the earlier ones yet: count them here
         ref = spec.runbook
-        stats = runbook_stats.backfill(stats, ended_of(ctx, ref.namespace, {ref.name})[ref.name])
+        records = ended_of(ctx, ref.namespace, {ref.name}).get(ref.name)
+        if records is not None:  # else one could not be read: the ladder orders by what the status has
+            stats = runbook_stats.backfill(stats, records)
     return adaptive.history(stats, adaptive.signal_type(spec))
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
 
 from ..api.models import (
     GROUP,
@@ -64,19 +65,31 @@ BACKFILL_FIELDS = ("phase", "finishedAt", "foldedIntoRunbook", "steps")
 
 def ended_of(ctx: OperatorContext, namespace: str, runbooks: set[str]) -> dict[str, list[runbook_stats.Ended]]:
     """Per Runbook name: the backfill's compact record of each of the namespace's ended Remediations, read in
-    pages (one page of whole objects in memory at a time)."""
+    pages (one page of whole objects in memory at a time). A Runbook one of whose Remediations cannot be read
+    (written by another version, say) is left out, not counted short: it stays incomplete, and said."""
     out: dict[str, list[runbook_stats.Ended]] = {name: [] for name in runbooks}
+    unreadable: set[str] = set()
     for page in pages(ctx, namespace):
         for o in page:
             ref = (o.get("spec") or {}).get("runbook") or {}
             status = o.get("status") or {}
-            if ref.get("namespace") == namespace and ref.get("name") in out and status.get("phase") in TERMINAL_PHASES:
+            if ref.get("namespace") != namespace or ref.get("name") not in out or \
+                    status.get("phase") not in TERMINAL_PHASES:
+                continue
+            try:
                 record = runbook_stats.ended(
-                    o["metadata"]["uid"], adaptive.signal_type(RemediationSpec.model_validate(o["spec"])),
+                    o["metadata"]["uid"], adaptive.signal_type(RemediationSpec.model_validate(o.get("spec"))),
                     RemediationStatus.model_validate({k: status[k] for k in BACKFILL_FIELDS if k in status}))
-                if record is not None:
-                    out[ref["name"]].append(record)
-    return out
+            except ValidationError as e:
+                if ref["name"] not in unreadable:
+                    log.warning("an ended Remediation cannot be read: its Runbook's statistics stay incomplete",
+                                extra={"remediation": f"{namespace}/{o['metadata'].get('name')}",
+                                       "runbook": f"{namespace}/{ref['name']}", "error": str(e)[:300]})
+                unreadable.add(ref["name"])
+                continue
+            if record is not None:
+                out[ref["name"]].append(record)
+    return {name: records for name, records in out.items() if name not in unreadable}
 
 
 def complete_signal_stats(ctx: OperatorContext, namespace: str, runbooks: list[dict]) -> set[str]:
@@ -87,6 +100,8 @@ def complete_signal_stats(ctx: OperatorContext, namespace: str, runbooks: list[d
     ended = ended_of(ctx, namespace, {r["metadata"]["name"] for r in todo}) if todo else {}
     for body in todo:
         name = body["metadata"]["name"]
+        if name not in ended:  # one of its Remediations could not be read (said by ended_of): kept until it can
+            continue
         new = runbook_stats.backfill(RunbookStatus.model_validate(body.get("status") or {}), ended[name])
         try:
             ctx.resources.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "runbooks", name, {
