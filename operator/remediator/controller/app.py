@@ -102,7 +102,6 @@ async def run_operator(ctx: OperatorContext, stop_flag: asyncio.Event | None = N
         asyncio.create_task(ticks.run(lambda: activity.active, workers=TICK_WORKERS)),
         asyncio.create_task(anomalies.watch_anomalies(ctx, lambda: activity.active)),
         asyncio.create_task(heap.trim_periodically()),
-        asyncio.create_task(heap.freeze_once_started()),
         asyncio.create_task(retention.sweep_periodically(ctx, lambda: activity.active,
                                                          activity.served_namespaces)),
     ]

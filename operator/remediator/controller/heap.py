@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import gc
 import logging
 import platform
 
@@ -48,22 +47,3 @@ async def trim_periodically(every: float = 10.0) -> None:
     while True:
         await asyncio.sleep(every)
         await asyncio.to_thread(trim)
-
-
-FREEZE_AFTER_SECONDS = 30.0  # past the start-up: caches primed, kopf's watches and the queue running
-
-
-def freeze_startup_heap() -> int:
-    """Collect once, then move every object alive to the collector's permanent generation: a full collection
-    then walks only what came later, not the imports, schemas and primed caches (70-170 ms pauses before, on
-    a 2-core machine). Memory cannot grow by it: a frozen object is still freed when no reference is left,
-    only a cycle among start-up objects that dies later is kept, and those were allocated already."""
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
-
-
-async def freeze_once_started(after: float = FREEZE_AFTER_SECONDS) -> None:
-    await asyncio.sleep(after)
-    frozen = freeze_startup_heap()
-    log.info("start-up heap frozen", extra={"objects": frozen})
