@@ -36,7 +36,7 @@ from .context import OperatorContext
 from .guard_facts import labels_of_namespace
 
 log = logging.getLogger("remediator.retention")
-PAGE = 500  # read and dropped page by page: nothing long-lived is made between (unlike the caches' priming)
+PAGE = 100  # as the caches' priming (controller/caches.py)
 STANDBY_POLL_SECONDS = 5.0
 
 
