@@ -32,11 +32,11 @@ from ..core.match import policy_select
 from ..core.report import retention, runbook_stats
 from ..records import metrics
 from . import chores
+from .caches import PAGE  # a page of 500 left ~10 MiB more resident here too
 from .context import OperatorContext
 from .guard_facts import labels_of_namespace
 
 log = logging.getLogger("remediator.retention")
-PAGE = 100  # as the caches' priming (controller/caches.py)
 STANDBY_POLL_SECONDS = 5.0
 
 

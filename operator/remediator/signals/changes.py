@@ -520,9 +520,9 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
         else:
             workload = read_workload_json(api, ref.kind, ref.name, namespace)
             template = (workload.get("spec") or {}).get("template") or {}
-            match = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-            selector = ",".join(f"{k}={v}" for k, v in match.items())
-            pods = selected_pods(core, namespace, {"matchLabels": match}, watched_pods) if selector else []
+            labels = {"matchLabels": ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}}
+            selector = label_selector_text(labels)
+            pods = selected_pods(core, namespace, labels, watched_pods) if selector else []
             if selector:  # the revision history itself, in case a watch event lags
                 now = datetime.now(UTC)
                 if ref.kind in REPLICASET_REVISIONS:
