@@ -135,6 +135,19 @@ def test_restart_rolls_every_pod_through_a_new_replica_set_and_a_replay_does_not
     assert revisions(kube_api, namespace) == rs_before
 
 
+def test_a_restart_handed_a_read_older_than_another_actions_write_rereads_and_keeps_both_keys(kube_api, namespace):
+    deploy(kube_api, namespace, replicas=1)
+    stale = kube.request_json(kube_api, "GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/web")
+    theirs, ours = key(), key()
+    execute(kube_api, request("restartRollout", namespace, "web", theirs))  # another step acts meanwhile
+
+    result = execute(kube_api, request("restartRollout", namespace, "web", ours, read=stale))
+
+    assert result.done and not result.replayed
+    assert recorded_keys(read(kube_api, namespace).metadata.annotations) == [theirs, ours], \
+        "the stale read's keys would have dropped theirs: its resourceVersion refused the write, and it read again"
+
+
 def test_dry_runs_report_the_change_and_change_nothing(kube_api, namespace):
     deploy(kube_api, namespace, replicas=2)
     before = read(kube_api, namespace)

@@ -46,7 +46,10 @@ class FakeStore:
         self.writes: list[RemediationStatus] = []  # statuses stored, in order
         self.refuse_next_writes = 0  # another writer was first this many times (409)
         self.reads = {"step_facts": 0, "history": 0, "probable_cause": 0, "policy": 0, "runbook": 0,
-                      "remediation": 0}
+                      "remediation": 0, "target": 0}
+        self.target_body: dict | None = {"kind": spec.target.kind, "metadata": {
+            "name": spec.target.name, "namespace": spec.target.namespace, "resourceVersion": "7"}}
+        self.given_reads: dict[str, list] = {"step_facts": [], "probable_cause": []}  # the `read` each was handed
         self.transitions: list[tuple[str, str]] = []
         self.slack_enabled = False
         self.slack_down = False
@@ -92,12 +95,18 @@ class FakeStore:
         self.reads["policy"] += 1
         return self.policy_spec
 
-    def step_facts(self, name, spec, status, runbook, policy, now) -> StepFacts:
+    def target(self, ref) -> dict | None:
+        self.reads["target"] += 1
+        return copy.deepcopy(self.target_body)
+
+    def step_facts(self, name, spec, status, runbook, policy, now, read=None) -> StepFacts:
         self.reads["step_facts"] += 1
+        self.given_reads["step_facts"].append(read)
         return self.facts
 
-    def probable_cause(self, spec, created, now):
+    def probable_cause(self, spec, created, now, read=None):
         self.reads["probable_cause"] += 1
+        self.given_reads["probable_cause"].append(read)
         return None
 
     def history(self, spec, status, runbook):

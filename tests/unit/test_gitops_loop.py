@@ -56,7 +56,7 @@ class OwnedStore(FakeStore):
         self.step_mode: str | None = None  # the step's own gitops mode (a per-step override the policy allows)
         self.marked = True  # the target carries its owner's labels (else no owner is found from it)
 
-    def step_facts(self, name, spec, status, runbook, policy, now) -> StepFacts:
+    def step_facts(self, name, spec, status, runbook, policy, now, read=None) -> StepFacts:
         self.reads["step_facts"] += 1
         if not self.marked:
             return StepFacts(ALLOW.guards)

@@ -201,6 +201,22 @@ def test_the_probable_cause_and_adaptive_history_are_read_only_when_planning(mon
     assert store.reads["step_facts"] == 1 and store.reads["runbook"] == 2
 
 
+def test_a_planning_tick_reads_the_target_once_for_the_cause_the_step_facts_and_the_action(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    tick(loop_on(store, monkeypatch))
+    assert store.reads["target"] == 1
+    assert store.given_reads == {"step_facts": [store.target_body], "probable_cause": [store.target_body]}
+    assert [c.read for c in store.calls] == [store.target_body], "the action starts from the same read"
+
+
+def test_a_tick_that_only_verifies_neither_reads_the_target_nor_hands_an_old_read_to_an_action(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    tick(loop)
+    tick(loop)
+    assert store.reads["target"] == 1 and loop.target_read is None
+
+
 def test_a_history_is_not_read_for_a_runbook_that_is_not_adaptive(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     tick(loop_on(store, monkeypatch))

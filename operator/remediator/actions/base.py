@@ -53,6 +53,9 @@ class ActionRequest:
     max_pods: int | None = None
     remediation: str = ""  # namespace/name of the acting Remediation: an autoscaler lease names its holder
     remediation_uid: str = ""
+    # The target as the deciding tick read it (apiserver JSON): an action that reads JSON then writes guarded by
+    # its resourceVersion starts from it instead of a GET of its own; a 409 makes it read afresh.
+    read: dict | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,15 @@ def require_kind(req: ActionRequest, kinds: tuple[str, ...]) -> None:
             "UnsupportedTarget",
             f"{req.action} works on {', '.join(kinds)}, not on {req.target.kind} {req.target.name}",
         )
+
+
+def read_given(req: ActionRequest) -> dict | None:
+    """The read the request carries, if it is of its target: anything else is not trusted, but read afresh."""
+    meta = (req.read or {}).get("metadata") or {}
+    if req.read is None or req.read.get("kind") != req.target.kind or meta.get("name") != req.target.name or \
+            meta.get("namespace") != req.target.namespace:
+        return None
+    return req.read
 
 
 def reread_on_conflict(attempt: Callable[[], T], tries: int = 5) -> T:

@@ -22,6 +22,7 @@ from remediator.actions.base import (
     evidence,
     is_recorded,
     keys_with,
+    read_given,
     replayed,
     require_kind,
     reread_on_conflict,
@@ -34,12 +35,14 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     require_kind(req, WORKLOAD_KINDS)
-    return reread_on_conflict(lambda: restart_once(api, req))
+    reads = [read_given(req)]  # the tick's read serves the first try only: after a 409 it is stale
+    return reread_on_conflict(lambda: restart_once(api, req, reads.pop() if reads else None))
 
 
-def restart_once(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+def restart_once(api: client.ApiClient, req: ActionRequest, workload: dict | None = None) -> ActionResult:
     ref = req.target
-    workload = read_object_json(api, ref.kind, ref.name, ref.namespace)  # JSON, not a client model: see kube.py
+    if workload is None:
+        workload = read_object_json(api, ref.kind, ref.name, ref.namespace)  # JSON, not a client model: see kube.py
     meta = workload.get("metadata") or {}
     annotations = meta.get("annotations")
     if is_recorded(annotations, req.key):

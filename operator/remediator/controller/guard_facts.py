@@ -37,9 +37,10 @@ from . import caches, gitops, targets
 from .context import OperatorContext
 
 
-def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
+def read_target(ctx: OperatorContext, target, action: str, read: dict | None = None) -> TargetFacts:
     """The target's labels and, for a workload, its desired replicas, update strategy and memory limits: one
-    read; the pods the action would touch only for deletePod (the workload's) and cordonDrain (the node's)."""
+    read (`read`, when the tick made it); the pods the action would touch only for deletePod (the workload's)
+    and cordonDrain (the node's)."""
     try:
         if target.kind == "Node":
             node = read_object_json(ctx.api, "Node", target.name, None)
@@ -50,7 +51,8 @@ def read_target(ctx: OperatorContext, target, action: str) -> TargetFacts:
             return argo_rollout_facts(read_rollout(ctx.api, target.namespace or "", target.name))
         if target.kind not in ("Pod", *WORKLOAD_KINDS):
             return TargetFacts()
-        found = read_object_json(ctx.api, target.kind, target.name, target.namespace or "")  # JSON: no model
+        found = read if read is not None and target.kind in WORKLOAD_KINDS else \
+            read_object_json(ctx.api, target.kind, target.name, target.namespace or "")  # JSON: no model
     except ActionError as e:
         if e.status == 404:
             return TargetFacts()
@@ -124,7 +126,9 @@ class StepFacts:
 
 
 def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: RemediationStatus,
-               runbook: RunbookSpec | None, policy: RemediationPolicySpec | None, now: datetime) -> StepFacts:
+               runbook: RunbookSpec | None, policy: RemediationPolicySpec | None, now: datetime,
+               read: dict | None = None) -> StepFacts:
+    """`read`: the target as this tick read it, if it did (its facts and its dry run start from it)."""
     if runbook is None:
         return StepFacts()
     cause_kind = engine.cause_kind(status)
@@ -139,10 +143,10 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
                                                ctx.settings.action_service_account)
     # The reads do not depend on each other: issue them together, so planning waits for the slowest, not the sum.
     reads = {
-        "target": logs.submit_here(READS, read_target, ctx, target, steps[index].action),
+        "target": logs.submit_here(READS, read_target, ctx, target, steps[index].action, read),
         # never even a dry run as an identity the policy refuses: the serviceAccount guard says why
         "dry_run": logs.submit_here(READS, dry_run_step, ctx, name, spec, step, index, policy,
-                                         account) if identity.allowed else
+                                    account, read) if identity.allowed else
         _done(("failed", [f"dry run not run: {identity.reason}"])),
         "namespace_pods": logs.submit_here(READS, namespace_pods, ctx, target.namespace),
     }
@@ -175,14 +179,15 @@ def _done(value) -> concurrent.futures.Future:
 
 
 def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, index: int,
-                 policy: RemediationPolicySpec | None, service_account: str | None = None) -> tuple[str, list[str]]:
-    """Server-side dry run of the step, as the identity that will act:
-    ("succeeded"|"failed"|"unavailable", what it would change)."""
+                 policy: RemediationPolicySpec | None, service_account: str | None = None,
+                 read: dict | None = None) -> tuple[str, list[str]]:
+    """Server-side dry run of the step, as the identity that will act (from the tick's `read` of the target,
+    if given): ("succeeded"|"failed"|"unavailable", what it would change)."""
     caps = policy_select.caps_for(policy, spec.target.namespace or "")
     request = actions.ActionRequest(
         action=step.action, target=spec.target, key=state.idempotency_key(name, index, step.action), step=step,
         dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods,
-        remediation=f"{spec.runbook.namespace}/{name}")
+        remediation=f"{spec.runbook.namespace}/{name}", read=read)
     try:
         result = actions.execute(ctx.action_api(spec.runbook.namespace, service_account), request)
     except actions.ActionError as e:

@@ -79,6 +79,7 @@ class Loop:
         self.uid: str | None = None
         self.last: dict | None = None  # the object as this Loop last wrote it
         self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
+        self.target_read: dict | None = None  # the target as this tick read it (Store.target), for its action
         self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
         self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
 
@@ -87,6 +88,7 @@ class Loop:
         `seen`: the object as the watch last delivered it, if the caller follows one.
         Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
+        self.target_read = None
         obj = self.current(seen)
         if obj is None:
             return None
@@ -142,13 +144,15 @@ class Loop:
         needs = engine.needs(status, runbook)
         created = obj["metadata"].get("creationTimestamp")
         looking = None
+        # one read of the target for all that looks at it this tick, the action included
+        read = self.target_read = self.store.target(spec.target) if needs.cause or needs.step_facts else None
         if needs.cause:  # once: persisted with the plan
             if needs.step_facts and runbook is not None and planning.cause_free(runbook):
                 # the step (so what its facts read) is the same whatever the cause: look for it beside them
-                looking = logs.submit_here(LOOKUPS, self.store.probable_cause, spec, created, now)
+                looking = logs.submit_here(LOOKUPS, self.store.probable_cause, spec, created, now, read)
             else:
-                status = with_cause(status, self.store.probable_cause(spec, created, now))
-        observed = self.store.step_facts(self.name, spec, status, runbook, policy, now) \
+                status = with_cause(status, self.store.probable_cause(spec, created, now, read))
+        observed = self.store.step_facts(self.name, spec, status, runbook, policy, now, read) \
             if needs.step_facts else StepFacts()
         if looking is not None:
             status = with_cause(status, looking.result())
@@ -273,7 +277,8 @@ class Loop:
         request = actions.ActionRequest(action=step.action, target=spec.target, key=effect.key, step=step,
                                         dry_run=effect.dry_run, max_replicas=effect.caps.max_replicas,
                                         max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods,
-                                        remediation=f"{self.namespace}/{self.name}", remediation_uid=self.uid)
+                                        remediation=f"{self.namespace}/{self.name}", remediation_uid=self.uid,
+                                        read=self.target_read)
         try:
             with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
                                                                         effect.key)) as span:

@@ -9,6 +9,7 @@ from typing import Protocol
 from kubernetes.client.rest import ApiException
 
 from ..actions import base as actions
+from ..actions.kube import WORKLOAD_KINDS, read_object_json
 from ..approvals.slack import find_request_message, post_message, update_message
 from ..api.models import ObjectRef, ProbableCause, RemediationPolicySpec, RemediationSpec, RemediationStatus, \
     RunbookSpec
@@ -37,10 +38,16 @@ class Store(Protocol):
 
     def policy(self, namespace: str) -> RemediationPolicySpec | None: ...
 
-    def step_facts(self, name: str, spec: RemediationSpec, status: RemediationStatus, runbook: RunbookSpec | None,
-                   policy: RemediationPolicySpec | None, now: datetime) -> StepFacts: ...
+    def target(self, ref: ObjectRef) -> dict | None:
+        """A Deployment, StatefulSet or DaemonSet target as the apiserver has it now, read once for a tick's cause
+        lookup, step facts, dry run and action; None for other kinds, or when it cannot be read (each of those
+        then reads for itself, and meets the error where it always did)."""
 
-    def probable_cause(self, spec: RemediationSpec, created: str | None, now: datetime) -> ProbableCause | None: ...
+    def step_facts(self, name: str, spec: RemediationSpec, status: RemediationStatus, runbook: RunbookSpec | None,
+                   policy: RemediationPolicySpec | None, now: datetime, read: dict | None = None) -> StepFacts: ...
+
+    def probable_cause(self, spec: RemediationSpec, created: str | None, now: datetime,
+                       read: dict | None = None) -> ProbableCause | None: ...
 
     def history(self, spec: RemediationSpec, status: RemediationStatus,
                 runbook: RunbookSpec | None) -> dict[str, adaptive.StepOutcomes] | None: ...
@@ -108,12 +115,20 @@ class ClusterStore:
 
         return load_policy(self.ctx, namespace)
 
-    def step_facts(self, name, spec, status, runbook, policy, now) -> StepFacts:
-        return guard_facts.step_facts(self.ctx, name, spec, status, runbook, policy, now)
+    def target(self, ref) -> dict | None:
+        if ref.kind not in WORKLOAD_KINDS:
+            return None
+        try:
+            return read_object_json(self.ctx.api, ref.kind, ref.name, ref.namespace or "")
+        except actions.ActionError:
+            return None
 
-    def probable_cause(self, spec, created, now) -> ProbableCause | None:
+    def step_facts(self, name, spec, status, runbook, policy, now, read=None) -> StepFacts:
+        return guard_facts.step_facts(self.ctx, name, spec, status, runbook, policy, now, read)
+
+    def probable_cause(self, spec, created, now, read=None) -> ProbableCause | None:
         return changes.find_cause(self.ctx.api, self.ctx.changes, spec, created, now,
-                                  targets.of(self.ctx).pods_if_watched)
+                                  targets.of(self.ctx).pods_if_watched, read)
 
     def history(self, spec, status, runbook):
         from .reconcile import adaptive_history

@@ -495,10 +495,11 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
 
 
 def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec,
-              watched_pods: Callable[[str], list[dict] | None] | None = None) -> cause.Target:
+              watched_pods: Callable[[str], list[dict] | None] | None = None,
+              read: dict | None = None) -> cause.Target:
     """The target and what it references: ConfigMaps of its pod template, its HPAs, the Nodes of its pods.
     `watched_pods`: a namespace's pods as a watch already following them keeps them (None: none does), read
-    instead of a LIST."""
+    instead of a LIST; `read`: the workload as the caller read it just now, instead of a GET."""
     ref = spec.target
     namespace = ref.namespace or ""
     if ref.kind == "Node":
@@ -518,7 +519,8 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
                 elif owner.get("kind") in ("StatefulSet", "DaemonSet"):
                     references.add(f"{owner['kind']}/{owner['name']}")
         else:
-            workload = read_workload_json(api, ref.kind, ref.name, namespace)
+            workload = read if read is not None and ref.kind != "Rollout" else \
+                read_workload_json(api, ref.kind, ref.name, namespace)
             template = (workload.get("spec") or {}).get("template") or {}
             labels = {"matchLabels": ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}}
             selector = label_selector_text(labels)
@@ -568,13 +570,13 @@ def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> d
 
 
 def find_cause(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec, created: str | None,
-               now: datetime, watched_pods: Callable[[str], list[dict] | None] | None = None
-               ) -> ProbableCause | None:
+               now: datetime, watched_pods: Callable[[str], list[dict] | None] | None = None,
+               read: dict | None = None) -> ProbableCause | None:
     """The probable cause of this Remediation's signal, or None (unknown) when the journal cannot say."""
     if not journal.ready:
         return None
     try:
-        target = target_of(api, journal, spec, watched_pods)
+        target = target_of(api, journal, spec, watched_pods, read)
     except ApiException as e:
         log.warning("probable cause unknown: cannot read the target", extra={"error": str(e)})
         return None

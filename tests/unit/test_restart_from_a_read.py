@@ -1,0 +1,52 @@
+"""restartRollout handed the deciding tick's read of its target: it writes from it without a GET of its own,
+and trusts nothing but a read of that very target (no apiserver: the calls are recorded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.actions import kube as action_kube
+from remediator.actions import restart
+from remediator.actions.base import KEYS_ANNOTATION, ActionRequest
+from remediator.api.models import ObjectRef, Step
+
+TARGET = ObjectRef(kind="Deployment", namespace="shop", name="web")
+
+
+def deployment(name: str = "web", namespace: str = "shop", kind: str = "Deployment", keys: str = "") -> dict:
+    annotations = {KEYS_ANNOTATION: keys} if keys else {}
+    return {"kind": kind, "metadata": {"name": name, "namespace": namespace, "resourceVersion": "41",
+                                       "annotations": annotations}, "spec": {"template": {}}}
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[str]:
+    made: list[str] = []
+
+    def request_json(api, method, path, body=None, query=None, content_type=None):
+        made.append(method)
+        return deployment() if method == "GET" else {**deployment(), "spec": body["spec"]}
+    monkeypatch.setattr(action_kube, "request_json", request_json)
+    return made
+
+
+def request(read: dict | None) -> ActionRequest:
+    return ActionRequest(action="restartRollout", target=TARGET, key="am-1.step-0",
+                         step=Step(name="restart", action="restartRollout"), read=read)
+
+
+def test_a_restart_given_its_targets_read_patches_without_reading_again(calls):
+    assert restart.run(None, request(deployment())).done
+    assert calls == ["PATCH"]
+
+
+@pytest.mark.parametrize("other", [deployment(name="api"), deployment(namespace="billing"),
+                                   deployment(kind="StatefulSet")], ids=["name", "namespace", "kind"])
+def test_a_read_of_another_object_is_not_trusted_and_the_target_is_read(calls, other):
+    restart.run(None, request(other))
+    assert calls == ["GET", "PATCH"]
+
+
+def test_a_read_already_carrying_the_key_is_a_replay_that_writes_nothing(calls):
+    assert restart.run(None, request(deployment(keys="am-1.step-0"))).replayed
+    assert calls == []
