@@ -118,7 +118,8 @@ class FakeStore:
     def claim(self, target, namespace, uid, name, duration: timedelta, now: datetime) -> claims.ClaimDecision:
         lease = claims.lease_name(target.kind, target.name)
         holder = self.holder if self.holder not in (None, uid) else None
-        view = None if holder is None else claims.LeaseView(holder, "other", now, timedelta(minutes=5))
+        view = None if self.holder is None else claims.LeaseView(self.holder, "other" if holder else name, now,
+                                                                 timedelta(minutes=5))
         decision = claims.decide(view, uid, name, holder is not None, lease_name=lease, namespace=namespace,
                                  target=f"{target.kind}/{target.name}", now=now, duration=duration)
         if decision.granted:

@@ -344,6 +344,28 @@ def test_the_cause_is_looked_up_beside_the_step_facts_when_no_step_depends_on_it
     assert store.writes[0].probable_cause.kind == "rollout", "the cause found beside is persisted with the plan"
 
 
+def test_the_claim_is_taken_beside_the_write_of_the_intent_and_the_action_waits_for_both(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    beside, order = Beside(), []
+    monkeypatch.setattr(store, "claim", beside.wrap(store.claim, "first", "second"))
+    monkeypatch.setattr(store, "write_status", beside.wrap(store.write_status, "second", "first"))
+    real_act = store.act
+    monkeypatch.setattr(store, "act", lambda *a: order.append((store.holder, len(store.writes))) or real_act(*a))
+
+    tick(loop_on(store, monkeypatch))
+
+    assert beside.overlapped[:2] == [True, True]
+    assert order == [(f"uid-{store.name}", 1)], "acted once, with the claim held and the intent stored"
+
+
+def test_a_claim_held_before_a_refused_intent_write_is_kept(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.holder = f"uid-{store.name}"  # this Remediation's, from an earlier tick
+    store.refuse_next_writes = 1
+    tick(loop_on(store, monkeypatch))
+    assert store.holder == f"uid-{store.name}"
+
+
 def test_a_runbook_whose_steps_depend_on_the_cause_reads_the_step_facts_with_the_cause_known(monkeypatch):
     when = RunbookSpec.model_validate({**LADDER.wire(), "steps": [
         {"name": "rollback", "action": "rollback", "risk": "low", "when": {"causeKinds": ["rollout"]}},

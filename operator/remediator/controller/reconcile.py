@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from .. import failpoints
@@ -36,7 +36,7 @@ from ..api.models import (
 )
 from ..api.slo import ServiceLevelObjectiveSpec
 from pydantic import ValidationError
-from ..core.plan import adaptive, gitops, planning
+from ..core.plan import adaptive, claims, gitops, planning
 from ..core.engine import engine, state
 from ..core.match import matching, policy_select
 from ..core.report import runbook_stats
@@ -57,6 +57,8 @@ WRITES_REMEMBERED = 8  # of a Loop's own status writes, to know their watch even
 
 # The probable cause, looked up beside the step's reads when the step does not depend on it.
 LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lookups")
+# The target's claim, taken beside the write of the intent it lets act.
+CLAIMS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claims")
 
 
 def with_cause(status: RemediationStatus, cause: ProbableCause | None) -> RemediationStatus:
@@ -102,9 +104,14 @@ class Loop:
             return self.refuse(obj, status, problem)
         status, facts = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
+        claiming = None
         if decision.changed:
+            # The claim only lets the action run, which still waits for this write: take it beside the write.
+            claiming = logs.submit_here(CLAIMS, self.claim, spec, decision.effect) \
+                if isinstance(decision.effect, engine.Act) else None
             obj = self.persist(obj, decision)
             if obj is None:
+                self.unclaim(spec, claiming)
                 return engine.AT_ONCE  # 409: re-read and decide again at once, not a tick later
             tracing.decided(obj, status, decision.status, facts.now)
             if status.phase == "Pending" or not isinstance(decision.effect, engine.Act):
@@ -113,7 +120,7 @@ class Loop:
                 failpoints.hit("after-intent")
         if decision.effect is None:
             return decision.requeue_after
-        done = self.perform(spec, decision.status, decision.effect, facts)
+        done = self.perform(spec, decision.status, decision.effect, facts, claiming)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
 
     def wrote(self, resource_version: str | None) -> bool:
@@ -169,10 +176,11 @@ class Loop:
             runbook_problem=runbook_problem, gitops_owner=owner)
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
-                facts: engine.Facts) -> engine.Outcome:
-        """Carry out the decision's one effect; what it did, for engine.outcome."""
+                facts: engine.Facts, claiming: Future | None = None) -> engine.Outcome:
+        """Carry out the decision's one effect; what it did, for engine.outcome. `claiming`: an Act's claim,
+        if it was taken beside the write of its intent."""
         if isinstance(effect, engine.Act):
-            done = self.act(spec, status, effect)
+            done = self.act(spec, status, effect, claiming.result() if claiming is not None else None)
             failpoints.hit("after-action")
             return done
         if isinstance(effect, engine.Probe):
@@ -253,10 +261,27 @@ class Loop:
         self.store.transition(self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
         return stored
 
-    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act) -> engine.Acted:
-        """Claim the target, then run the step's action (keyed: a replay is recognised as done)."""
+    def claim(self, spec: RemediationSpec, effect: engine.Act) -> claims.ClaimDecision:
         assert self.uid is not None
-        claim = self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
+        return self.store.claim(spec.target, self.namespace, self.uid, self.name, effect.claim_for, utcnow())
+
+    def unclaim(self, spec: RemediationSpec, claiming: Future | None) -> None:
+        """The intent was not written: give back a claim this tick took (one held before stays held)."""
+        if claiming is None:
+            return
+        try:
+            claim = claiming.result()
+        except Exception as e:  # noqa: BLE001  nothing was taken; the next tick claims again if it acts
+            log.warning("claim not taken", extra={"remediation": f"{self.namespace}/{self.name}", "error": str(e)})
+            return
+        if claim.op in ("create", "takeover"):
+            self.store.release(spec.target, self.namespace, self.uid or "")
+
+    def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
+            claim: claims.ClaimDecision | None = None) -> engine.Acted:
+        """Claim the target (unless `claim` was taken already), then run the step's action (keyed: a replay is
+        recognised as done)."""
+        claim = claim or self.claim(spec, effect)
         if not claim.granted:
             log.warning("no claim on the target", extra={"remediation": f"{self.namespace}/{self.name}",
                                                          "reason": claim.reason})
