@@ -1,9 +1,11 @@
-"""A Remediation's first tick waits for the match reasons the ingest writes right after creating it: a tick on
-the creation's event would plan, meet a 409 from that write, read again and plan a second time."""
+"""A new Remediation carries why it was made from its creation (an annotation the loop's first status write
+copies to `status.matchReasons`): the intake writes nothing more, and the creation's own event ticks it, however
+the create was answered."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +14,7 @@ from kubernetes.client.rest import ApiException
 from remediator.api.models import Signal
 from remediator.controller.handlers import Ticks
 from remediator.controller.ingest import Intake, RunbookCache
+from remediator.core.match import reasons
 from tests.unit.test_workqueue import drain
 
 RUNBOOK = {"metadata": {"name": "restart", "generation": 1}, "spec": {
@@ -21,61 +24,76 @@ SIGNAL = Signal(source="alertmanager", name="HighErrorRate", fingerprint="f1", s
                 labels={"alertname": "HighErrorRate", "namespace": "shop"})
 
 
-class Resources:
-    """Records what the ingest writes; the status write fails when told to."""
+class Apiserver:
+    """The apiserver and the watch in one: a create that goes through delivers the creation's event (before the
+    create call returns, as a watch may) whatever the client then sees of the answer. Any other write fails the
+    test: the intake makes one."""
 
-    def __init__(self, intake_of, fail: bool):
-        self.intake_of, self.fail = intake_of, fail
-        self.created, self.waiting_while_written = [], []
+    def __init__(self, deliver, create_answer: BaseException | None = None):
+        self.deliver, self.create_answer = deliver, create_answer
+        self.created: list[dict] = []
 
     def create(self, kind, namespace, body):
-        self.created.append(body["metadata"]["name"])
+        self.created.append(body)
+        self.deliver("ADDED", {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}})
+        if self.create_answer is not None:
+            raise self.create_answer
 
-    def patch_status(self, kind, namespace, name, status):
-        self.waiting_while_written.append((namespace, name) in self.intake_of().recording)
-        if self.fail:
-            raise ApiException(status=500, reason="etcd hiccup")
-        return {}
-
-
-def intake(fail: bool = False) -> tuple[Intake, list]:
-    woken: list = []
-    holder: dict = {}
-    runbooks = RunbookCache()
-    runbooks.replace_namespace("shop", [RUNBOOK])
-    made = Intake(Resources(lambda: holder["intake"], fail), runbooks)
-    made.unrecorded = lambda namespace, name: woken.append((namespace, name))
-    holder["intake"] = made
-    return made, woken
+    def list(self, kind, namespace):
+        return []
 
 
-@pytest.mark.parametrize("fail", [False, True], ids=["written", "write-failed"])
-def test_the_loop_waits_for_the_match_reasons_and_is_woken_when_they_cannot_be_written(fail):
-    made, woken = intake(fail)
-    result = made.firing(SIGNAL)
-    assert result.outcome == "created" and made.resources.created == [result.name]
-    assert made.resources.waiting_while_written == [True], "the creation's event is passed over meanwhile"
-    assert made.recording == set(), "no longer once written (or not)"
-    assert woken == ([("shop", result.name)] if fail else []), "no event follows a failed write: woken instead"
-
-
-def test_a_remediation_whose_match_reasons_are_being_written_is_ticked_on_that_writes_event_not_its_creations():
+def fire(create_answer=None, signal: Signal = SIGNAL) -> tuple[object, list, Apiserver]:
+    """Ingest the signal with the given answer; what the ingest returned (or raised), what the queue ticks, and
+    what was written."""
     async def go():
-        ticks = Ticks(SimpleNamespace(serves=lambda ns: ns == "shop", settings=SimpleNamespace(tick_seconds=1.0),
-                                      intake=SimpleNamespace(recording={("shop", "r1")})))
-        created = {"metadata": {"name": "r1", "namespace": "shop", "resourceVersion": "1"}, "spec": {}}
-        ticks.seen("Remediation", "ADDED", created)
-        passed_over = await drain(ticks.queue)
-        ticks.seen("Remediation", "MODIFIED", {**created, "status": {"matchReasons": ["alertname matched"]}})
-        return passed_over, await drain(ticks.queue), ticks.bodies[("Remediation", "shop", "r1")]
-    passed_over, ticked, body = asyncio.run(go())
-    assert passed_over == [] and ticked == [("Remediation", "shop", "r1")]
-    assert body["status"]["matchReasons"] == ["alertname matched"], "the tick decides on the written one"
+        runbooks = RunbookCache()
+        runbooks.replace_namespace("shop", [RUNBOOK])
+        ticks = Ticks(SimpleNamespace(serves=lambda ns: ns == "shop", settings=SimpleNamespace(tick_seconds=1.0)))
+        apiserver = Apiserver(lambda kind, body: ticks.seen("Remediation", kind, body), create_answer)
+        intake = Intake(apiserver, runbooks)
+        try:
+            result = intake.firing(signal)
+        except BaseException as e:  # noqa: BLE001
+            result = e
+        return result, await drain(ticks.queue), apiserver
+    return asyncio.run(go())
 
 
-def test_waking_a_stopped_operators_loop_is_no_error_for_the_ingest_that_asks():
-    loop = asyncio.new_event_loop()
-    ticks = Ticks(SimpleNamespace(serves=lambda ns: True, settings=SimpleNamespace(tick_seconds=1.0)))
-    ticks.loop = loop
-    loop.close()
-    ticks.wake("shop", "r1")  # the answer to the sender must not become a 500 while the operator stops
+def test_the_remediation_is_created_with_its_match_reasons_in_one_write_and_ticked_on_that_event():
+    result, ticked, apiserver = fire()
+    assert result.outcome == "created" and ticked == [("Remediation", "shop", result.name)]
+    [body] = apiserver.created
+    carried = reasons.from_annotations(body["metadata"]["annotations"])
+    assert carried[0].startswith("Runbook shop/restart matches") and carried[-1] == "target is Deployment/shop/web"
+
+
+def test_what_of_a_huge_signal_was_cut_is_among_the_reasons_and_the_annotation_stays_bounded():
+    huge = SIGNAL.model_copy(update={"labels": {**SIGNAL.labels, **{f"l{i}": "v" * 9000 for i in range(200)}}})
+    result, _, apiserver = fire(signal=huge)
+    text = apiserver.created[0]["metadata"]["annotations"][reasons.ANNOTATION]
+    carried = json.loads(text)
+    assert any(r.startswith("signal stored in part: kept 32 of") for r in carried)
+    assert len(carried) <= reasons.MAX_REASONS and len(text) < reasons.MAX_REASONS * (reasons.MAX_REASON_CHARS + 8)
+
+
+@pytest.mark.parametrize("answer", [
+    ApiException(status=409, reason="AlreadyExists"),  # the create's retry after the first went through, or
+    ApiException(status=504, reason="Timeout"),  # another replica's; went through, answered late
+    TimeoutError("read timed out"),
+], ids=["409", "504-after-commit", "timeout-after-commit"])
+def test_a_create_that_went_through_but_answered_an_error_is_ticked_all_the_same(answer):
+    result, ticked, apiserver = fire(create_answer=answer)
+    assert ticked == [("Remediation", "shop", apiserver.created[0]["metadata"]["name"])], result
+
+
+@pytest.mark.parametrize("text", ['{"not": "a list"}', "[1, 2]", "not json", '["ok", 3]', None],
+                         ids=["object", "numbers", "garbage", "mixed", "absent"])
+def test_an_annotation_not_as_the_intake_writes_it_gives_no_reasons(text):
+    assert reasons.from_annotations({} if text is None else {reasons.ANNOTATION: text}) == ()
+
+
+def test_reasons_read_back_are_bounded_whatever_the_annotation_holds():
+    edited = json.dumps(["x" * 10_000] * 500)
+    read = reasons.from_annotations({reasons.ANNOTATION: edited})
+    assert len(read) == reasons.MAX_REASONS and {len(r) for r in read} == {reasons.MAX_REASON_CHARS}

@@ -12,9 +12,10 @@ from prometheus_client import REGISTRY
 
 from remediator.actions.base import ActionError
 from remediator.api.models import Approval, ApprovalRule, ProbableCause, RemediationPolicySpec, RemediationSpec, \
-    RunbookSpec
+    RemediationStatus, RunbookSpec
 from remediator.controller import reconcile
 from remediator.core.engine import engine, state
+from remediator.core.match import reasons as match_reasons
 from remediator.records import logs
 from tests.unit.fake_store import FakeStore, loop_on
 from tests.unit.test_core_engine import LADDER, SPEC, runbook
@@ -217,6 +218,30 @@ def test_a_tick_that_only_verifies_neither_reads_the_target_nor_hands_an_old_rea
     assert store.reads["target"] == 1 and loop.target_read is None
 
 
+def carrying(store: FakeStore, text: str) -> FakeStore:
+    store.object["metadata"]["annotations"] = {match_reasons.ANNOTATION: text}
+    return store
+
+
+def test_the_first_write_records_the_match_reasons_carried_from_the_creation(monkeypatch):
+    store = carrying(FakeStore(SPEC, LADDER), '["Runbook shop/restart matches", "target is Deployment/shop/web"]')
+    tick(loop_on(store, monkeypatch))
+    assert [w.match_reasons for w in store.writes] == [["Runbook shop/restart matches",
+                                                        "target is Deployment/shop/web"]] * 2
+
+
+def test_a_remediation_ended_by_its_first_decision_still_records_why_it_was_made(monkeypatch):
+    store = carrying(FakeStore(SPEC, None), '["Runbook shop/restart matches"]')  # the Runbook deleted meanwhile
+    tick(loop_on(store, monkeypatch))
+    assert store.status.phase == "Failed" and store.status.match_reasons == ["Runbook shop/restart matches"]
+
+
+def test_match_reasons_already_recorded_are_not_replaced_by_an_edited_annotation(monkeypatch):
+    store = carrying(FakeStore(SPEC, LADDER, status=RemediationStatus(match_reasons=["as matched"])), '["edited"]')
+    tick(loop_on(store, monkeypatch))
+    assert store.status.match_reasons == ["as matched"]
+
+
 def test_a_history_is_not_read_for_a_runbook_that_is_not_adaptive(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     tick(loop_on(store, monkeypatch))
@@ -399,7 +424,7 @@ def every_level_needs_approval() -> RemediationPolicySpec:
 
 def test_a_refused_intent_write_leaves_no_claim_for_a_remediation_that_then_waits_for_approval(monkeypatch):
     store = FakeStore(SPEC, LADDER)
-    store.refuse_next_writes = 1  # another writer first (the match reasons' write, a vote)
+    store.refuse_next_writes = 1  # another writer first (a vote, a resolved signal)
     loop = loop_on(store, monkeypatch)
     assert tick(loop) == 0 and store.calls == []
     store.policy_spec = every_level_needs_approval()  # tightened meanwhile

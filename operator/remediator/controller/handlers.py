@@ -183,7 +183,6 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
 
     # Remediations come from the caches' watch (controller/caches.py), not a kopf watch of their own.
     ctx.caches.remediation_listeners.append(lambda kind, body: remediation_seen(ctx, ticks, kind, body))
-    ctx.intake.unrecorded = ticks.wake
 
     @kopf.on.event(GROUP, VERSION, "servicelevelobjectives", registry=registry)
     async def slo_seen(type, body, **_):
@@ -279,8 +278,6 @@ class Ticks:
             return
         if kind == SLO and key in self.generations and self.generations[key] == meta.get("generation"):
             return  # only its own status write: it is already scheduled
-        if kind == REMEDIATION and "matchReasons" not in status and key[1:] in self.ctx.intake.recording:
-            return  # just created: the match reasons' write follows, and its event ticks it
         if kind == REMEDIATION and "spec" in body:  # watched or listed whole (a primed key is not)
             self.bodies[key] = body
             loop = self.loops.get(key)
@@ -288,16 +285,6 @@ class Ticks:
                 return  # the echo of the loop's own write: the tick that wrote it scheduled the next one
         self.generations[key] = meta.get("generation")
         self.queue.add(key)
-
-    def wake(self, namespace: str, name: str) -> None:
-        """Tick a Remediation whose creation event was passed over (its match reasons were not written), from
-        any thread."""
-        if self.loop is None:
-            return
-        try:
-            self.loop.call_soon_threadsafe(self.queue.add, (REMEDIATION, namespace, name))
-        except RuntimeError:  # the loop closed: the operator is stopping, and the next one lists what is open
-            pass
 
     def forget(self, key: tuple) -> None:
         self.queue.remove(key)

@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,6 +28,7 @@ from ..api.models import (
     TimelineEntry,
 )
 from ..core.match import matching
+from ..core.match import reasons as match_reasons
 from ..core.engine import state
 from ..core.durations import micro_time, parse_time
 from ..core.match.rate_limit import Limit, RateLimiter
@@ -37,7 +38,6 @@ from ..records.metrics import REFUSALS
 
 log = logging.getLogger("remediator.ingest")
 
-MAX_REASON_CHARS = 500  # a reason quotes label values, which a sender chooses
 RESOLVE_ATTEMPTS = 5
 
 
@@ -153,7 +153,8 @@ def signal_namespace(signal: Signal) -> str | None:
     return labelled if NAMESPACE_NAME.fullmatch(labelled) else None
 
 
-def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
+def remediation_body(name: str, namespace: str, spec: RemediationSpec, reasons: Sequence[str] = ()) -> dict:
+    """`reasons`: why it was made, for the loop's first status write to record (core/match/reasons.py)."""
     return {
         "apiVersion": API_VERSION,
         "kind": "Remediation",
@@ -165,6 +166,7 @@ def remediation_body(name: str, namespace: str, spec: RemediationSpec) -> dict:
                 "remediator.dev/runbook": spec.runbook.name,
                 "remediator.dev/source": spec.signal.source,
             },
+            **({"annotations": {match_reasons.ANNOTATION: match_reasons.annotation(reasons)}} if reasons else {}),
         },
         "spec": spec.wire(),
     }
@@ -242,10 +244,6 @@ class Intake:
     runbooks: RunbookCache
     served: Callable[[str], bool] = lambda namespace: True
     incidents: OpenIncidents = field(default_factory=OpenIncidents)
-    # Created, their match reasons not yet written: the loop waits for that write's event (a tick on the
-    # creation's would meet a 409 from it and plan twice); `unrecorded` wakes the loop when that write fails.
-    recording: set[tuple[str, str]] = field(default_factory=set)
-    unrecorded: Callable[[str, str], None] | None = None
 
     def firing(self, signal: Signal) -> IngestResult:
         namespace = signal_namespace(signal)
@@ -271,48 +269,28 @@ class Intake:
                                runbook=RunbookRef(name=rb.name, namespace=rb.namespace, generation=rb.generation))
         name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
         key = self.incidents.key_of(namespace, spec)
-        recording, recorded = False, False
-        try:
-            with self.incidents.lock(key):
-                open_name = self.incidents.open_one(key)
-                if open_name == name:
-                    return IngestResult("duplicate", name)
-                if open_name:
-                    return IngestResult("correlated", open_name, (
-                        f"joins the open incident {open_name} of Runbook {rb.key} on "
-                        f"{matching.target_display(result.target)}",))
-                handled = self.incidents.handled_by(key, signal.starts_at)
-                if handled and handled != name:
-                    return IngestResult("correlated", handled, (
-                        f"started before incident {handled} of Runbook {rb.key} on "
-                        f"{matching.target_display(result.target)} finished: already handled",))
-                self.recording.add((namespace, name))
-                recording = True
-                try:
-                    self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec))
-                except ApiException as e:
-                    if e.status == 409:  # ours retried after it went through, or another replica's
-                        return IngestResult("duplicate", name)
-                    raise
-                self.incidents.opened(key, name)
-            # why this runbook, and what of the signal was not stored, for `kubectl describe`
-            reasons = [*(f"signal stored in part: {note}" for note in cut), *result.reasons][:20]
-            try:  # the loop's own writes are guarded, so none is lost
-                self.resources.patch_status("Remediation", namespace, name,
-                                            {"matchReasons": [reason[:MAX_REASON_CHARS] for reason in reasons]})
-                recorded = True
+        # why this runbook, and what of the signal was not stored, for `kubectl describe`
+        reasons = [*(f"signal stored in part: {note}" for note in cut), *result.reasons]
+        with self.incidents.lock(key):
+            open_name = self.incidents.open_one(key)
+            if open_name == name:
+                return IngestResult("duplicate", name)
+            if open_name:
+                return IngestResult("correlated", open_name, (
+                    f"joins the open incident {open_name} of Runbook {rb.key} on "
+                    f"{matching.target_display(result.target)}",))
+            handled = self.incidents.handled_by(key, signal.starts_at)
+            if handled and handled != name:
+                return IngestResult("correlated", handled, (
+                    f"started before incident {handled} of Runbook {rb.key} on "
+                    f"{matching.target_display(result.target)} finished: already handled",))
+            try:
+                self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec, reasons))
             except ApiException as e:
-                log.warning("could not record match reasons", extra={"remediation": f"{namespace}/{name}",
-                                                                     "status": e.status})
-        finally:
-            if recording:
-                # Whatever went wrong once the key was recorded (a create that went through but answered 409 on
-                # its retry, or an error; another replica's create; no status write), the creation's event may
-                # have been passed over meanwhile and no write of match reasons follows: wake the loop (a tick
-                # of a Remediation that is not there, or is done, ends at once).
-                self.recording.discard((namespace, name))
-                if not recorded and self.unrecorded is not None:
-                    self.unrecorded(namespace, name)
+                if e.status == 409:  # ours retried after it went through, or another replica's
+                    return IngestResult("duplicate", name)
+                raise
+            self.incidents.opened(key, name)
         log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
         return IngestResult("created", name, tuple(result.reasons))
 

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from ..core.plan import adaptive, claims, gitops, planning
 from ..core.engine import engine, state
 from ..core.match import matching, policy_select
+from ..core.match import reasons as match_reasons
 from ..core.report import runbook_stats
 from ..records import logs, metrics, tracing
 from ..core import durations
@@ -173,7 +174,8 @@ class Loop:
             cause_kind=status.probable_cause.kind if status.probable_cause else None,
             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
             slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at,
-            runbook_problem=runbook_problem, gitops_owner=owner)
+            runbook_problem=runbook_problem, gitops_owner=owner,
+            match_reasons=match_reasons.from_annotations(obj["metadata"].get("annotations")))
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
                 facts: engine.Facts, claiming: Future | None = None) -> engine.Outcome:

@@ -172,6 +172,7 @@ class Facts:
     runbook_problem: str | None = None  # the Runbook exists but the models refuse it (e.g. stored under an older schema)
     gitops: gitops.Facts | None = None  # the target's GitOps owner, read for the step about to act
     gitops_owner: Mapping | None = None  # the paused owner's body, read while waiting for it to settle
+    match_reasons: tuple[str, ...] = ()  # why it was made, as carried from its creation (core/match/reasons.py)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,10 @@ def decide(name: str, spec: RemediationSpec, status: RemediationStatus, facts: F
 def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, facts: Facts) -> Decision:
     if status.phase in TERMINAL_PHASES:
         return Decision(status, changed=False)
+    # the first write records why it was made, whatever it decides
+    reasons_noted = status.phase == "Pending" and not status.match_reasons and bool(facts.match_reasons)
+    if reasons_noted:
+        status = status.model_copy(update={"match_reasons": list(facts.match_reasons)})
     deleted_noted = False
     if facts.runbook is None:
         gone = f"runbook {spec.runbook.namespace}/{spec.runbook.name} " + (
@@ -230,7 +235,7 @@ def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, fa
     else:
         noted = False
     decision = PHASES[status.phase](name, spec, status, facts)
-    noted = noted or deleted_noted
+    noted = noted or deleted_noted or reasons_noted
     return dataclasses.replace(decision, changed=True) if noted and not decision.changed else decision
 
 
