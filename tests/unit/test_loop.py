@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -425,8 +426,12 @@ def every_level_needs_approval() -> RemediationPolicySpec:
 def test_a_refused_intent_write_leaves_no_claim_for_a_remediation_that_then_waits_for_approval(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     store.refuse_next_writes = 1  # another writer first (a vote, a resolved signal)
+    claims_pool = ThreadPoolExecutor(max_workers=1)  # in order: once a no-op after it ran, the claim has too
+    monkeypatch.setattr(reconcile, "CLAIMS", claims_pool)
     loop = loop_on(store, monkeypatch)
     assert tick(loop) == 0 and store.calls == []
+    claims_pool.submit(lambda: None).result()
+    assert store.holder is None, "the claim taken beside the refused write is given back"
     store.policy_spec = every_level_needs_approval()  # tightened meanwhile
 
     tick(loop)
