@@ -87,13 +87,15 @@ def test_a_create_that_went_through_but_answered_an_error_is_ticked_all_the_same
     assert ticked == [("Remediation", "shop", apiserver.created[0]["metadata"]["name"])], result
 
 
-@pytest.mark.parametrize("text", ['{"not": "a list"}', "[1, 2]", "not json", '["ok", 3]', None],
-                         ids=["object", "numbers", "garbage", "mixed", "absent"])
+@pytest.mark.parametrize("text", ['{"not": "a list"}', "[1, 2]", "not json", '["ok", 3]', None, "[" * 5000,
+                                  json.dumps(["x" * 1000] * 100)],
+                         ids=["object", "numbers", "garbage", "mixed", "absent", "nested-deeper-than-the-parser",
+                              "longer-than-the-intake-writes"])
 def test_an_annotation_not_as_the_intake_writes_it_gives_no_reasons(text):
     assert reasons.from_annotations({} if text is None else {reasons.ANNOTATION: text}) == ()
 
 
 def test_reasons_read_back_are_bounded_whatever_the_annotation_holds():
-    edited = json.dumps(["x" * 10_000] * 500)
+    edited = json.dumps(["x" * 600] * 90)
     read = reasons.from_annotations({reasons.ANNOTATION: edited})
     assert len(read) == reasons.MAX_REASONS and {len(r) for r in read} == {reasons.MAX_REASON_CHARS}

@@ -237,6 +237,17 @@ def test_a_remediation_ended_by_its_first_decision_still_records_why_it_was_made
     assert store.status.phase == "Failed" and store.status.match_reasons == ["Runbook shop/restart matches"]
 
 
+@pytest.mark.parametrize("annotated_at", ["creation", "verification"])
+def test_an_annotation_nested_deeper_than_the_parser_goes_is_ignored_not_a_wedged_loop(monkeypatch, annotated_at):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    if annotated_at == "verification":
+        tick(loop)
+    carrying(store, "[" * 5000)
+    assert tick(loop) == engine.PROBE_EVERY and store.status.phase == "Verifying"
+    assert store.status.match_reasons == []
+
+
 def test_match_reasons_already_recorded_are_not_replaced_by_an_edited_annotation(monkeypatch):
     store = carrying(FakeStore(SPEC, LADDER, status=RemediationStatus(match_reasons=["as matched"])), '["edited"]')
     tick(loop_on(store, monkeypatch))
@@ -384,6 +395,30 @@ def test_the_claim_is_taken_beside_the_write_of_the_intent_and_the_action_waits_
     assert order == [(f"uid-{store.name}", 1)], "acted once, with the claim held and the intent stored"
 
 
+def claims_in_order(monkeypatch):
+    """The claims' pool with one worker: once a no-op submitted after them has run, every claim taken has too."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(reconcile, "CLAIMS", pool)
+    return lambda: pool.submit(lambda: None).result()
+
+
+def test_a_claim_taken_beside_an_intent_write_that_failed_is_given_back(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    claimed = claims_in_order(monkeypatch)
+    monkeypatch.setattr(store, "write_status", lambda body: (_ for _ in ()).throw(RuntimeError("500 after retries")))
+    with pytest.raises(RuntimeError):
+        tick(loop_on(store, monkeypatch))
+    claimed()
+    assert store.holder is None and store.calls == []
+
+
+def test_a_claim_left_by_a_crash_before_the_intent_write_is_released_when_the_replan_waits_for_approval(monkeypatch):
+    store = FakeStore(SPEC, LADDER, policy=every_level_needs_approval())
+    store.holder = f"uid-{store.name}"  # taken beside the intent write, then the operator was killed
+    tick(loop_on(store, monkeypatch))
+    assert store.status.phase == "AwaitingApproval" and store.holder is None
+
+
 def test_a_claim_held_before_a_refused_intent_write_is_kept(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     store.holder = f"uid-{store.name}"  # this Remediation's, from an earlier tick
@@ -426,11 +461,10 @@ def every_level_needs_approval() -> RemediationPolicySpec:
 def test_a_refused_intent_write_leaves_no_claim_for_a_remediation_that_then_waits_for_approval(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     store.refuse_next_writes = 1  # another writer first (a vote, a resolved signal)
-    claims_pool = ThreadPoolExecutor(max_workers=1)  # in order: once a no-op after it ran, the claim has too
-    monkeypatch.setattr(reconcile, "CLAIMS", claims_pool)
+    claimed = claims_in_order(monkeypatch)
     loop = loop_on(store, monkeypatch)
     assert tick(loop) == 0 and store.calls == []
-    claims_pool.submit(lambda: None).result()
+    claimed()
     assert store.holder is None, "the claim taken beside the refused write is given back"
     store.policy_spec = every_level_needs_approval()  # tightened meanwhile
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 
 from remediator.actions import kube as action_kube
+from remediator import kube
 from remediator.actions import restart
 from remediator.actions.base import KEYS_ANNOTATION, ActionRequest
 from remediator.api.models import ObjectRef, Step
+from remediator.controller import guard_facts
+from remediator.controller.context import OperatorContext, Settings
 
 TARGET = ObjectRef(kind="Deployment", namespace="shop", name="web")
 
@@ -50,3 +53,13 @@ def test_a_read_of_another_object_is_not_trusted_and_the_target_is_read(calls, o
 def test_a_read_already_carrying_the_key_is_a_replay_that_writes_nothing(calls):
     assert restart.run(None, request(deployment(keys="am-1.step-0"))).replayed
     assert calls == []
+
+
+@pytest.mark.parametrize("default_account, runbook_account, shared", [
+    ("", None, True), ("acts", None, False), ("", "runbook-sa", False)],
+    ids=["as-the-operator", "chart-default-account", "runbook-account"])
+def test_an_impersonated_tenant_reads_its_target_itself_so_its_rbac_still_bounds_the_step(
+        default_account, runbook_account, shared):
+    ctx = OperatorContext(api=kube.ApiClient(), settings=Settings(action_service_account=default_account))
+    read = deployment()
+    assert guard_facts.own_read(ctx, runbook_account, read) is (read if shared else None)

@@ -94,12 +94,16 @@ class OperatorContext:
             self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
                                      FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)
 
+    def impersonates(self, service_account: str | None) -> bool:
+        """Actions (and their dry runs) for this account run as a tenant ServiceAccount, not as the operator."""
+        return bool(service_account or self.settings.action_service_account)
+
     def action_api(self, namespace: str, service_account: str | None) -> client.ApiClient:
         """The client actions run with: the Runbook's ServiceAccount (else the configured default),
         impersonated; the operator's own identity only when neither is set."""
-        account = service_account or self.settings.action_service_account
-        if not account:
+        if not self.impersonates(service_account):
             return self.api
+        account = service_account or self.settings.action_service_account
         key = (namespace, account)
         if key not in self._impersonated:
             self._impersonated[key] = metrics.count_requests(impersonating(self.api, namespace, account))

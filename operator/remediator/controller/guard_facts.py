@@ -187,12 +187,18 @@ def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, i
     request = actions.ActionRequest(
         action=step.action, target=spec.target, key=state.idempotency_key(name, index, step.action), step=step,
         dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods,
-        remediation=f"{spec.runbook.namespace}/{name}", read=read)
+        remediation=f"{spec.runbook.namespace}/{name}", read=own_read(ctx, service_account, read))
     try:
         result = actions.execute(ctx.action_api(spec.runbook.namespace, service_account), request)
     except actions.ActionError as e:
         return ("unavailable" if e.retryable else "failed"), [f"dry run refused: {e}"]
     return "succeeded", change_lines(result.changes)[:20]
+
+
+def own_read(ctx: OperatorContext, service_account: str | None, read: dict | None) -> dict | None:
+    """The operator's read of the target, for an action that runs as the operator; an impersonated tenant reads
+    for itself, so its RBAC (get included) bounds the step as it always did."""
+    return None if ctx.impersonates(service_account) else read
 
 
 # Where values may be secrets (env values, a last-applied-configuration annotation holding the whole spec,

@@ -110,7 +110,11 @@ class Loop:
             # The claim only lets the action run, which still waits for this write: take it beside the write.
             claiming = logs.submit_here(CLAIMS, self.claim, spec, decision.effect) \
                 if isinstance(decision.effect, engine.Act) else None
-            obj = self.persist(obj, decision)
+            try:
+                obj = self.persist(obj, decision)
+            except BaseException:  # e.g. a 500 after the retries: not written, so not claimed either
+                self.unclaim(spec, claiming)
+                raise
             if obj is None:
                 self.unclaim(spec, claiming)
                 return engine.AT_ONCE  # 409: re-read and decide again at once, not a tick later
@@ -175,7 +179,7 @@ class Loop:
             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
             slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at,
             runbook_problem=runbook_problem, gitops_owner=owner,
-            match_reasons=match_reasons.from_annotations(obj["metadata"].get("annotations")))
+            match_reasons=(obj["metadata"].get("annotations") or {}).get(match_reasons.ANNOTATION))
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
                 facts: engine.Facts, claiming: Future | None = None) -> engine.Outcome:

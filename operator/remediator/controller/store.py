@@ -3,6 +3,7 @@ caches, Slack), an in-memory one in the unit tests (tests/unit/fake_store.py).""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -143,6 +144,7 @@ class ClusterStore:
         target_claims.release(self.ctx.api, target, namespace, uid, self.ctx.settings.claims_namespace)
 
     def act(self, namespace, account, request) -> actions.ActionResult:
+        request = dataclasses.replace(request, read=guard_facts.own_read(self.ctx, account, request.read))
         return actions.execute(self.ctx.action_api(namespace, account), request)
 
     def observe(self, target, key=None) -> Observation:

@@ -36,6 +36,7 @@ from remediator.api.models import (
 from remediator.core.plan import adaptive, claims, gitops, planning, risk
 from remediator.core.approve import approval
 from remediator.core.match import policy_select
+from remediator.core.match import reasons as match_reasons
 from remediator.core.engine import state
 from remediator.core.durations import iso_time, parse_duration, parse_time
 from remediator.core.plan.guards import GuardVerdict
@@ -172,7 +173,7 @@ class Facts:
     runbook_problem: str | None = None  # the Runbook exists but the models refuse it (e.g. stored under an older schema)
     gitops: gitops.Facts | None = None  # the target's GitOps owner, read for the step about to act
     gitops_owner: Mapping | None = None  # the paused owner's body, read while waiting for it to settle
-    match_reasons: tuple[str, ...] = ()  # why it was made, as carried from its creation (core/match/reasons.py)
+    match_reasons: str | None = None  # why it was made, as carried from its creation: the annotation's text
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,10 @@ def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, fa
     if status.phase in TERMINAL_PHASES:
         return Decision(status, changed=False)
     # the first write records why it was made, whatever it decides
-    reasons_noted = status.phase == "Pending" and not status.match_reasons and bool(facts.match_reasons)
+    carried = match_reasons.from_text(facts.match_reasons) if status.phase == "Pending" and not status.match_reasons else ()
+    reasons_noted = bool(carried)
     if reasons_noted:
-        status = status.model_copy(update={"match_reasons": list(facts.match_reasons)})
+        status = status.model_copy(update={"match_reasons": list(carried)})
     deleted_noted = False
     if facts.runbook is None:
         gone = f"runbook {spec.runbook.namespace}/{spec.runbook.name} " + (

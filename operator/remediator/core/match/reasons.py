@@ -25,12 +25,21 @@ def annotation(reasons: Sequence[str]) -> str:
     return json.dumps(bounded(reasons), ensure_ascii=False)
 
 
+MAX_TEXT_CHARS = 64 * 1024  # what the intake writes is far below; anything longer is not its
+
+
 def from_annotations(annotations: Mapping[str, str] | None) -> tuple[str, ...]:
-    """The reasons the intake wrote; () when there are none or the text is not what it writes."""
-    raw = (annotations or {}).get(ANNOTATION)
+    return from_text((annotations or {}).get(ANNOTATION))
+
+
+def from_text(raw: object) -> tuple[str, ...]:
+    """The reasons the intake wrote; () when there are none or the text is not what it writes (anyone who may
+    annotate the Remediation may have written it)."""
+    if not isinstance(raw, str) or len(raw) > MAX_TEXT_CHARS:
+        return ()
     try:
-        value = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than the parser goes
         return ()
     if not isinstance(value, list) or not all(isinstance(reason, str) for reason in value):
         return ()

@@ -153,6 +153,7 @@ def step_over(before: RemediationStatus, after: RemediationStatus) -> bool:
     """A write that ends the holding of a claim: it left Acting/Verifying, or dropped the claim's record."""
     if after.phase in HOLDING_PHASES:
         return False
-    # ... or it ended: a claim taken before a lost intent write may exist without any record of it
-    return before.phase in HOLDING_PHASES or before.claim is not None or \
+    # ... or it ended, or left Pending without acting: a claim taken beside an intent write that was lost (the
+    # operator killed between the two) may exist without any record of it
+    return before.phase in HOLDING_PHASES or before.claim is not None or before.phase == "Pending" or \
         (after.phase in TERMINAL_PHASES and before.phase not in TERMINAL_PHASES)
