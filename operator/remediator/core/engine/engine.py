@@ -207,7 +207,8 @@ def decide_phase(name: str, spec: RemediationSpec, status: RemediationStatus, fa
     if status.phase in TERMINAL_PHASES:
         return Decision(status, changed=False)
     # the first write records why it was made, whatever it decides
-    carried = match_reasons.from_text(facts.match_reasons) if status.phase == "Pending" and not status.match_reasons else ()
+    pending = status.phase == "Pending" and not status.match_reasons
+    carried = match_reasons.from_text(facts.match_reasons) if pending else ()
     reasons_noted = bool(carried)
     if reasons_noted:
         status = status.model_copy(update={"match_reasons": list(carried)})
