@@ -141,7 +141,7 @@ def test_a_half_mebibyte_delivery_makes_a_small_remediation_that_says_what_was_c
     assert signal["labels"]["alertname"] == "HighErrorRate" and signal["labels"]["namespace"] == cluster.ns
     assert len(signal["labels"]) == 32 and len(signal["annotations"]) == 16
     # the reasons the intake made it with (no loop runs here: its first status write copies them to matchReasons)
-    cut = [r for r in reasons.from_annotations(stored["metadata"]["annotations"])
+    cut = [r for r in reasons.from_text(stored["metadata"]["annotations"].get(reasons.ANNOTATION))
            if r.startswith("signal stored in part")]
     assert any("kept 32 of 64 labels" in r for r in cut) and any("kept 16 of 64 annotations" in r for r in cut)
 

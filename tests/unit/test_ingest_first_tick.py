@@ -64,7 +64,7 @@ def test_the_remediation_is_created_with_its_match_reasons_in_one_write_and_tick
     result, ticked, apiserver = fire()
     assert result.outcome == "created" and ticked == [("Remediation", "shop", result.name)]
     [body] = apiserver.created
-    carried = reasons.from_annotations(body["metadata"]["annotations"])
+    carried = reasons.from_text(body["metadata"]["annotations"][reasons.ANNOTATION])
     assert carried[0].startswith("Runbook shop/restart matches") and carried[-1] == "target is Deployment/shop/web"
 
 
@@ -92,10 +92,10 @@ def test_a_create_that_went_through_but_answered_an_error_is_ticked_all_the_same
                          ids=["object", "numbers", "garbage", "mixed", "absent", "nested-deeper-than-the-parser",
                               "longer-than-the-intake-writes"])
 def test_an_annotation_not_as_the_intake_writes_it_gives_no_reasons(text):
-    assert reasons.from_annotations({} if text is None else {reasons.ANNOTATION: text}) == ()
+    assert reasons.from_text(text) == ()
 
 
 def test_reasons_read_back_are_bounded_whatever_the_annotation_holds():
     edited = json.dumps(["x" * 600] * 90)
-    read = reasons.from_annotations({reasons.ANNOTATION: edited})
+    read = reasons.from_text(edited)
     assert len(read) == reasons.MAX_REASONS and {len(r) for r in read} == {reasons.MAX_REASON_CHARS}

@@ -10,7 +10,6 @@ from remediator import kube
 from remediator.actions import restart
 from remediator.actions.base import KEYS_ANNOTATION, ActionRequest
 from remediator.api.models import ObjectRef, Step
-from remediator.controller import guard_facts
 from remediator.controller.context import OperatorContext, Settings
 
 TARGET = ObjectRef(kind="Deployment", namespace="shop", name="web")
@@ -62,4 +61,4 @@ def test_an_impersonated_tenant_reads_its_target_itself_so_its_rbac_still_bounds
         default_account, runbook_account, shared):
     ctx = OperatorContext(api=kube.ApiClient(), settings=Settings(action_service_account=default_account))
     read = deployment()
-    assert guard_facts.own_read(ctx, runbook_account, read) is (read if shared else None)
+    assert ctx.own_read(runbook_account, read) is (read if shared else None)

@@ -229,8 +229,7 @@ def ticks_for(namespaces=("shop",)):
     from types import SimpleNamespace
 
     from remediator.controller.handlers import Ticks
-    ctx = SimpleNamespace(serves=lambda ns: ns in namespaces, settings=SimpleNamespace(tick_seconds=1.0),
-                          intake=SimpleNamespace(recording=set()))
+    ctx = SimpleNamespace(serves=lambda ns: ns in namespaces, settings=SimpleNamespace(tick_seconds=1.0))
     return Ticks(ctx)
 
 
@@ -327,8 +326,7 @@ def test_a_replica_becoming_active_queues_every_open_remediation_and_slo_and_sta
                                  for o in objects["Remediation"]])
     caches.primed.set()
     ctx = SimpleNamespace(serves=lambda ns: ns == "shop", resources=SimpleNamespace(list=list_), caches=caches,
-                          settings=SimpleNamespace(tick_seconds=1.0, namespaces=("shop",)),
-                          intake=SimpleNamespace(recording=set()))
+                          settings=SimpleNamespace(tick_seconds=1.0, namespaces=("shop",)))
     ticks = Ticks(ctx)
     processed: list = []
     ticks.process = lambda key: processed.append(key)  # finished at once

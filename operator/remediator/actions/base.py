@@ -190,13 +190,17 @@ def require_kind(req: ActionRequest, kinds: tuple[str, ...]) -> None:
         )
 
 
-def read_given(req: ActionRequest) -> dict | None:
-    """The read the request carries, if it is of its target: anything else is not trusted, but read afresh."""
-    meta = (req.read or {}).get("metadata") or {}
-    if req.read is None or req.read.get("kind") != req.target.kind or meta.get("name") != req.target.name or \
-            meta.get("namespace") != req.target.namespace:
+def read_of(target, read: dict | None) -> dict | None:
+    """`read` if it is of `target` (kind, name, namespace): anything else is not trusted, but read afresh."""
+    meta = (read or {}).get("metadata") or {}
+    if read is None or read.get("kind") != target.kind or meta.get("name") != target.name or \
+            meta.get("namespace") != target.namespace:
         return None
-    return req.read
+    return read
+
+
+def read_given(req: ActionRequest) -> dict | None:
+    return read_of(req.target, req.read)
 
 
 def reread_on_conflict(attempt: Callable[[], T], tries: int = 5) -> T:

@@ -94,16 +94,21 @@ class OperatorContext:
             self.slack = SlackConfig(FileSecret(self.settings.slack_token_file),
                                      FileSecret(self.settings.slack_signing_secret_file), self.settings.slack_api_url)
 
-    def impersonates(self, service_account: str | None) -> bool:
-        """Actions (and their dry runs) for this account run as a tenant ServiceAccount, not as the operator."""
-        return bool(service_account or self.settings.action_service_account)
+    def acting_account(self, service_account: str | None) -> str | None:
+        """The ServiceAccount actions (and their dry runs) run as: the Runbook's, else the configured default;
+        None: the operator's own identity."""
+        return service_account or self.settings.action_service_account or None
+
+    def own_read(self, service_account: str | None, read: dict | None) -> dict | None:
+        """The operator's read of the target, for an action that runs as the operator; an impersonated tenant
+        reads for itself, so its RBAC (get included) bounds the step as it always did."""
+        return None if self.acting_account(service_account) else read
 
     def action_api(self, namespace: str, service_account: str | None) -> client.ApiClient:
-        """The client actions run with: the Runbook's ServiceAccount (else the configured default),
-        impersonated; the operator's own identity only when neither is set."""
-        if not self.impersonates(service_account):
+        """The client actions run with: the acting account impersonated, else the operator's own."""
+        account = self.acting_account(service_account)
+        if account is None:
             return self.api
-        account = service_account or self.settings.action_service_account
         key = (namespace, account)
         if key not in self._impersonated:
             self._impersonated[key] = metrics.count_requests(impersonating(self.api, namespace, account))

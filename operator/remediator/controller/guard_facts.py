@@ -12,7 +12,7 @@ from kubernetes import client
 
 from ..actions import base as actions
 from ..actions import drain
-from ..actions.base import ActionError
+from ..actions.base import ActionError, read_of
 from ..actions.argo_rollout import read_rollout
 from ..actions.kube import WORKLOAD_KINDS, pods_of_json, read_object_json
 from ..kube import as_json
@@ -51,7 +51,7 @@ def read_target(ctx: OperatorContext, target, action: str, read: dict | None = N
             return argo_rollout_facts(read_rollout(ctx.api, target.namespace or "", target.name))
         if target.kind not in ("Pod", *WORKLOAD_KINDS):
             return TargetFacts()
-        found = read if read is not None and target.kind in WORKLOAD_KINDS else \
+        found = read_of(target, read) or \
             read_object_json(ctx.api, target.kind, target.name, target.namespace or "")  # JSON: no model
     except ActionError as e:
         if e.status == 404:
@@ -187,18 +187,12 @@ def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, i
     request = actions.ActionRequest(
         action=step.action, target=spec.target, key=state.idempotency_key(name, index, step.action), step=step,
         dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods,
-        remediation=f"{spec.runbook.namespace}/{name}", read=own_read(ctx, service_account, read))
+        remediation=f"{spec.runbook.namespace}/{name}", read=ctx.own_read(service_account, read))
     try:
         result = actions.execute(ctx.action_api(spec.runbook.namespace, service_account), request)
     except actions.ActionError as e:
         return ("unavailable" if e.retryable else "failed"), [f"dry run refused: {e}"]
     return "succeeded", change_lines(result.changes)[:20]
-
-
-def own_read(ctx: OperatorContext, service_account: str | None, read: dict | None) -> dict | None:
-    """The operator's read of the target, for an action that runs as the operator; an impersonated tenant reads
-    for itself, so its RBAC (get included) bounds the step as it always did."""
-    return None if ctx.impersonates(service_account) else read
 
 
 # Where values may be secrets (env values, a last-applied-configuration annotation holding the whole spec,

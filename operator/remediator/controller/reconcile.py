@@ -82,7 +82,6 @@ class Loop:
         self.uid: str | None = None
         self.last: dict | None = None  # the object as this Loop last wrote it
         self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
-        self.target_read: dict | None = None  # the target as this tick read it (Store.target), for its action
         self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
         self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
 
@@ -91,7 +90,6 @@ class Loop:
         `seen`: the object as the watch last delivered it, if the caller follows one.
         Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
-        self.target_read = None
         obj = self.current(seen)
         if obj is None:
             return None
@@ -103,7 +101,7 @@ class Loop:
         problem = matching.remediation_namespace_problem(self.namespace, spec)
         if problem:  # before any read made for it: a forged spec must not make us read another namespace
             return self.refuse(obj, status, problem)
-        status, facts = self.load(obj, spec, status)
+        status, facts, read = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
         claiming = None
         if decision.changed:
@@ -125,7 +123,7 @@ class Loop:
                 failpoints.hit("after-intent")
         if decision.effect is None:
             return decision.requeue_after
-        done = self.perform(spec, decision.status, decision.effect, facts, claiming)
+        done = self.perform(spec, decision.status, decision.effect, facts, claiming, read)
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
 
     def wrote(self, resource_version: str | None) -> bool:
@@ -147,8 +145,9 @@ class Loop:
         return self.store.remediation(self.namespace, self.name)
 
     def load(self, obj: dict, spec: RemediationSpec,
-             status: RemediationStatus) -> tuple[RemediationStatus, engine.Facts]:
-        """What this decision needs: the Runbook and the policy always, the rest when the core asks for it."""
+             status: RemediationStatus) -> tuple[RemediationStatus, engine.Facts, dict | None]:
+        """What this decision needs: the Runbook and the policy always, the rest when the core asks for it;
+        and the target as read for it (None: not read), which the tick's action starts from."""
         now = utcnow()
         runbook_body = self.store.runbook(spec.runbook.namespace, spec.runbook.name)  # both from caches
         policy = self.store.policy(self.namespace)
@@ -157,7 +156,7 @@ class Loop:
         created = obj["metadata"].get("creationTimestamp")
         looking = None
         # one read of the target for all that looks at it this tick, the action included
-        read = self.target_read = self.store.target(spec.target) if needs.cause or needs.step_facts else None
+        read = self.store.target(spec.target) if needs.cause or needs.step_facts else None
         if needs.cause:  # once: persisted with the plan
             if needs.step_facts and runbook is not None and planning.cause_free(runbook):
                 # the step (so what its facts read) is the same whatever the cause: look for it beside them
@@ -179,14 +178,14 @@ class Loop:
             runbook_generation=runbook_body["metadata"].get("generation") if runbook_body else None,
             slack=self.store.slack_enabled, slack_backoff=time.monotonic() < self.slack_retry_at,
             runbook_problem=runbook_problem, gitops_owner=owner,
-            match_reasons=(obj["metadata"].get("annotations") or {}).get(match_reasons.ANNOTATION))
+            match_reasons=(obj["metadata"].get("annotations") or {}).get(match_reasons.ANNOTATION)), read
 
     def perform(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Effect,
-                facts: engine.Facts, claiming: Future | None = None) -> engine.Outcome:
+                facts: engine.Facts, claiming: Future | None = None, read: dict | None = None) -> engine.Outcome:
         """Carry out the decision's one effect; what it did, for engine.outcome. `claiming`: an Act's claim,
-        if it was taken beside the write of its intent."""
+        if it was taken beside the write of its intent; `read`: the target as this tick read it."""
         if isinstance(effect, engine.Act):
-            done = self.act(spec, status, effect, claiming.result() if claiming is not None else None)
+            done = self.act(spec, status, effect, claiming.result() if claiming is not None else None, read)
             failpoints.hit("after-action")
             return done
         if isinstance(effect, engine.Probe):
@@ -284,9 +283,9 @@ class Loop:
             self.store.release(spec.target, self.namespace, self.uid or "")
 
     def act(self, spec: RemediationSpec, status: RemediationStatus, effect: engine.Act,
-            claim: claims.ClaimDecision | None = None) -> engine.Acted:
+            claim: claims.ClaimDecision | None = None, read: dict | None = None) -> engine.Acted:
         """Claim the target (unless `claim` was taken already), then run the step's action (keyed: a replay is
-        recognised as done)."""
+        recognised as done), starting from `read` when the tick read the target."""
         claim = claim or self.claim(spec, effect)
         if not claim.granted:
             log.warning("no claim on the target", extra={"remediation": f"{self.namespace}/{self.name}",
@@ -309,7 +308,7 @@ class Loop:
                                         dry_run=effect.dry_run, max_replicas=effect.caps.max_replicas,
                                         max_memory=effect.caps.max_memory, max_pods=effect.caps.max_pods,
                                         remediation=f"{self.namespace}/{self.name}", remediation_uid=self.uid,
-                                        read=self.target_read)
+                                        read=read)
         try:
             with tracing.stage(self.uid, "act", tracing.step_attributes(self.namespace, self.name, spec, step,
                                                                         effect.key)) as span:

@@ -144,7 +144,7 @@ class ClusterStore:
         target_claims.release(self.ctx.api, target, namespace, uid, self.ctx.settings.claims_namespace)
 
     def act(self, namespace, account, request) -> actions.ActionResult:
-        request = dataclasses.replace(request, read=guard_facts.own_read(self.ctx, account, request.read))
+        request = dataclasses.replace(request, read=self.ctx.own_read(account, request.read))
         return actions.execute(self.ctx.action_api(namespace, account), request)
 
     def observe(self, target, key=None) -> Observation:

@@ -40,6 +40,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api.models import ProbableCause, RemediationSpec
+from ..actions.base import read_of
 from ..actions.kube import label_selector_text
 from ..core.plan import cause
 from ..core.pod_health import selects
@@ -519,8 +520,7 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
                 elif owner.get("kind") in ("StatefulSet", "DaemonSet"):
                     references.add(f"{owner['kind']}/{owner['name']}")
         else:
-            workload = read if read is not None and ref.kind != "Rollout" else \
-                read_workload_json(api, ref.kind, ref.name, namespace)
+            workload = read_of(ref, read) or read_workload_json(api, ref.kind, ref.name, namespace)
             template = (workload.get("spec") or {}).get("template") or {}
             labels = {"matchLabels": ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}}
             selector = label_selector_text(labels)

@@ -10,11 +10,12 @@ and what is kept is bounded.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 ANNOTATION = "remediator.dev/match-reasons"
 MAX_REASONS = 20
 MAX_REASON_CHARS = 500  # a reason quotes label values, which a sender chooses
+MAX_TEXT_CHARS = 64 * 1024  # what the intake writes is far below; anything longer is not its
 
 
 def bounded(reasons: Sequence[str]) -> list[str]:
@@ -23,13 +24,6 @@ def bounded(reasons: Sequence[str]) -> list[str]:
 
 def annotation(reasons: Sequence[str]) -> str:
     return json.dumps(bounded(reasons), ensure_ascii=False)
-
-
-MAX_TEXT_CHARS = 64 * 1024  # what the intake writes is far below; anything longer is not its
-
-
-def from_annotations(annotations: Mapping[str, str] | None) -> tuple[str, ...]:
-    return from_text((annotations or {}).get(ANNOTATION))
 
 
 def from_text(raw: object) -> tuple[str, ...]:
