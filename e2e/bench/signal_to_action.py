@@ -417,6 +417,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
 
     cpu_before = sum(operator_process.cpu_times()[:2])
     requests_before = requests_by_kind(operator)
+    gc_before = gc_full_passes(operator)
     raw_sent: dict[str, float] = {}
     raw_rtt: list[float] = []
     post_sent: dict[str, float] = {}
@@ -482,6 +483,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
     stop.set()
     operator_cpu = sum(operator_process.cpu_times()[:2]) - cpu_before
     requests_per_incident = per_incident(requests_before, requests_by_kind(operator), incidents)
+    gc_after = gc_full_passes(operator)
 
     def deltas(start: dict[str, float], kind: str, since: str | None = None) -> list[float]:
         out = []
@@ -493,6 +495,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         return out
 
     signal_to_action = deltas(post_sent, "action")
+    slowest = slowest_incidents(names, post_sent, raw_sent, recorder)
     raw_patched = deltas(raw_sent, "raw")
     with recorder.lock:
         phases: dict[str, int] = {}
@@ -510,6 +513,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
             "plan_remediation_seen_to_acting": summary(deltas({}, "acting", since="created")),
             "act_acting_to_patch_seen": summary(deltas({}, "action", since="acting")),
         },
+        "slowest": slowest,
         "webhook_post_rtt": summary(post_rtt),
         "raw_patch_rtt": summary(raw_rtt),
         "webhook_codes": post_codes,
@@ -521,6 +525,10 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         "operator_cpu_seconds": round(operator_cpu, 1),
         "operator_cpu_ms_per_incident": round(1000 * operator_cpu / incidents, 1),
         "operator_rss_mib": round(operator_process.memory_info().rss / 2**20, 1),
+        "operator_gc_full_passes": {"count": int(gc_after["count"] - gc_before["count"]),
+                                    "mean_ms": round(1000 * (gc_after["seconds"] - gc_before["seconds"]) /
+                                                     max(1.0, gc_after["count"] - gc_before["count"]), 1),
+                                    "over_25ms": int(gc_after["over_25ms"] - gc_before["over_25ms"])},
         "apiserver_requests_per_incident": round(sum(requests_per_incident.values()), 2),
         "apiserver_requests_per_incident_by_kind": requests_per_incident,
         "watch_errors": recorder.errors[:10],
@@ -529,6 +537,25 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         "offered_rate_per_second": round(incidents / offered_seconds, 2) if offered_seconds else None,
         "send_seconds": round(send_seconds, 1),
     }
+
+
+def slowest_incidents(names: list[str], post_sent: dict[str, float], raw_sent: dict[str, float],
+                      recorder: Recorder, count: int = 5) -> list[dict]:
+    """The slowest incidents, each split by stage, beside the raw PATCH sent half a period before it: which stage
+    a tail comes from, and whether the apiserver was slow for both at that moment."""
+    def ms(begin: float | None, end: float | None) -> float | None:
+        return None if begin is None or end is None else round(1000 * (end - begin), 1)
+
+    rows = []
+    for name in names:
+        total = ms(post_sent.get(name), recorder.get("action", name))
+        if total is not None:
+            rows.append({"incident": name, "signal_to_action_ms": total, "sent_monotonic": post_sent[name],
+                         "ingest_ms": ms(post_sent.get(name), recorder.get("created", name)),
+                         "plan_ms": ms(recorder.get("created", name), recorder.get("acting", name)),
+                         "act_ms": ms(recorder.get("acting", name), recorder.get("action", name)),
+                         "raw_patch_ms": ms(raw_sent.get(name), recorder.get("raw", name))})
+    return sorted(rows, key=lambda row: row["signal_to_action_ms"], reverse=True)[:count]
 
 
 def count_remediations(custom: client.CustomObjectsApi) -> int:
@@ -614,6 +641,18 @@ def requests_by_kind(operator: OperatorProcess) -> dict[str, float]:
             key = f"{labels.get('verb', '?')} {labels.get('resource', '?')}"
             out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
+
+
+def gc_full_passes(operator: OperatorProcess) -> dict[str, float]:
+    """The operator's full collector passes so far (its /metrics): how many, their total seconds, how many took
+    over 25 ms (each stops every thread, so one that lands inside an incident's few ms shows in the tail)."""
+    text = requests.get(f"{operator.url}/metrics", timeout=10).text
+    def value(series: str) -> float:
+        found = re.search(rf'^{re.escape(series)} (\S+)$', text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+    count = value('remediator_gc_pause_seconds_count{generation="2"}')
+    return {"count": count, "seconds": value('remediator_gc_pause_seconds_sum{generation="2"}'),
+            "over_25ms": count - value('remediator_gc_pause_seconds_bucket{generation="2",le="0.025"}')}
 
 
 def per_incident(before: dict[str, float], after: dict[str, float], incidents: int) -> dict[str, float]:
@@ -723,13 +762,18 @@ def print_round(r: dict) -> None:
     for label, s in rows:
         cells = [f"{s[k]:>8.1f}" if s[k] is not None else f"{'-':>8}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
         print(f"{label:<{width}}  {s['n']:>4}  {'  '.join(cells)}")
+    print("slowest incidents (ms): " + "; ".join(
+        f"{row['signal_to_action_ms']} = ingest {row['ingest_ms']} + plan {row['plan_ms']} + act {row['act_ms']}"
+        f" (raw PATCH {row['raw_patch_ms']})" for row in r["slowest"]))
     print(f"p99 ratio (signal->action / raw PATCH): {r['ratio_p99']}  (goal <= 5: "
           f"{'met' if r['ratio_p99'] is not None and r['ratio_p99'] <= 5 else 'not met'});  p50 ratio: "
           f"{r['ratio_p50']}")
     print(f"offered {r['offered_rate_per_second']}/s; missed {r['missed']}; phases {r['remediation_phases']}; "
           f"webhook codes {r['webhook_codes']}")
     print(f"operator CPU {r['operator_cpu_seconds']}s ({r['operator_cpu_ms_per_incident']} ms per incident, goal "
-          f"<= 100); RSS {r['operator_rss_mib']} MiB; peak open Remediations {r['peak_open_remediations']}")
+          f"<= 100); RSS {r['operator_rss_mib']} MiB; peak open Remediations {r['peak_open_remediations']}; full GC "
+          f"passes {r['operator_gc_full_passes']['count']} (mean {r['operator_gc_full_passes']['mean_ms']} ms, "
+          f"{r['operator_gc_full_passes']['over_25ms']} over 25 ms)")
     print(f"operator apiserver requests per incident {r['apiserver_requests_per_incident']}: "
           + ", ".join(f"{k} {v}" for k, v in r["apiserver_requests_per_incident_by_kind"].items()))
 

@@ -1,4 +1,6 @@
+import gc
 import platform
+import weakref
 
 import pytest
 
@@ -15,3 +17,32 @@ def test_on_another_libc_the_heap_calls_are_skipped(monkeypatch):
     assert heap.glibc() is None
     assert heap.limit_arenas(2) is False
     assert heap.trim() is False
+
+
+@pytest.fixture
+def unfrozen_after():
+    yield
+    gc.unfreeze()
+
+
+def test_what_start_up_built_is_frozen_so_a_full_collector_pass_no_longer_walks_it(unfrozen_after):
+    start_up = [{"primed": i} for i in range(1_000)]  # e.g. a primed cache
+    heap.freeze_startup()
+    came_after = [{"event": i} for i in range(10)]
+    walked = {id(o) for o in gc.get_objects()}
+    assert id(start_up) not in walked and id(start_up[0]) not in walked
+    assert id(came_after) in walked and gc.get_freeze_count() >= len(start_up)
+
+
+def test_start_up_garbage_is_collected_before_the_freeze_not_kept_for_good(unfrozen_after):
+    cycle: list = []
+    cycle.append(cycle)
+    dropped = weakref.ref(Holder(cycle))  # garbage only a collection frees
+    del cycle
+    heap.freeze_startup()
+    assert dropped() is None
+
+
+class Holder:
+    def __init__(self, value):
+        self.value, self.me = value, self

@@ -68,3 +68,33 @@ def test_the_dashboard_shows_each_loop_metric_the_issue_asks_for():
                  "remediator_webhook_requests_total", "remediator_signal_to_action_seconds_bucket",
                  "remediator_guard_decisions_total"):
         assert name in text, name
+
+
+def test_each_collector_pass_is_timed_by_generation_without_a_metric_lock_in_the_callback():
+    import gc
+
+    from remediator.records.metrics import GarbageCollectorPauses
+    pauses = GarbageCollectorPauses()
+    gc.callbacks.append(pauses)
+    try:
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(pauses)
+    [family] = list(pauses.collect())
+    full = {sample.name.rsplit("_", 1)[-1] + sample.labels.get("le", ""): sample.value
+            for sample in family.samples if sample.labels["generation"] == "2"}
+    assert full["count"] == 1 and full["bucket+Inf"] == 1 and 0 < full["sum"] < 10
+    buckets = [sample.value for sample in family.samples
+               if sample.labels["generation"] == "2" and sample.name.endswith("_bucket")]
+    assert buckets == sorted(buckets), "cumulative, as Prometheus reads a histogram"
+
+
+def test_the_operator_start_exports_the_collector_pauses_once_however_often_it_is_asked():
+    import gc
+
+    from remediator.records import metrics
+    metrics.time_gc_pauses()
+    metrics.time_gc_pauses()  # a second start in one process (the forked test operators): no duplicate series
+    gc.collect(2)
+    assert gc.callbacks.count(metrics.GC_PAUSES) == 1
+    assert REGISTRY.get_sample_value("remediator_gc_pause_seconds_count", {"generation": "2"}) >= 1

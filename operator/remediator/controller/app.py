@@ -55,7 +55,8 @@ async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunn
                         caller_limit=Limit(ctx.settings.webhook_rate, ctx.settings.webhook_burst))
     # Before a webhook is taken or kopf starts a loop: a replica must not match or plan from empty caches.
     primed = await asyncio.to_thread(caches.start, ctx)
-    log.info("caches primed", extra={"objects": primed})
+    frozen = heap.freeze_startup()  # before the webhooks listen: its one full pass holds up no signal
+    log.info("caches primed", extra={"objects": primed, "frozen_objects": frozen})
     separate = bool(ctx.settings.metrics_port)
     app = build_app(cfg, with_metrics=not separate)
     metrics_runner = web.AppRunner(build_metrics_app(), access_log=None)

@@ -11,7 +11,7 @@ import sys
 
 from ..core.durations import parse_duration
 from ..signals.prometheus import MAX_BYTES, MAX_SERIES
-from ..records import logs, tracing
+from ..records import logs, metrics, tracing
 from . import heap
 from .app import build_context, default_priority, run_operator
 from .context import Settings
@@ -128,6 +128,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     heap.limit_arenas()  # before any thread starts: later arenas are the ones it caps
+    metrics.time_gc_pauses()
     handler = logging.StreamHandler(sys.stderr)
     if args.log_format == "json":
         handler.setFormatter(JsonFormatter())

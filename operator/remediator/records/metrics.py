@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import time
 import urllib.parse
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import HistogramMetricFamily
 
 from ..api.models import RemediationStatus
 from ..core.durations import parse_time
@@ -79,3 +82,47 @@ def count_requests(api):
     rest.request = request
     rest.counted = True
     return api
+
+
+class GarbageCollectorPauses:
+    """`remediator_gc_pause_seconds{generation}`: how long each pass of Python's cyclic collector stopped every
+    thread (a full pass, generation 2, walks the whole heap). Counted in plain numbers inside the gc callback,
+    which runs wherever an allocation set it off, possibly inside a metric's own non-reentrant lock: a
+    prometheus_client metric observed there could deadlock, so the histogram is built at scrape time."""
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.counts = {generation: [0] * (len(self.BUCKETS) + 1) for generation in range(3)}
+        self.sums = dict.fromkeys(range(3), 0.0)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        pause, generation = time.perf_counter() - self.started, info["generation"]
+        self.sums[generation] += pause
+        self.counts[generation][next((i for i, le in enumerate(self.BUCKETS) if pause <= le), len(self.BUCKETS))] += 1
+
+    def collect(self):
+        family = HistogramMetricFamily("remediator_gc_pause_seconds",
+                                       "Pauses of the cyclic garbage collector (all threads stop), by generation",
+                                       labels=["generation"])
+        for generation, counts in self.counts.items():
+            cumulative, total = [], 0
+            for le, count in zip((*map(str, self.BUCKETS), "+Inf"), counts):
+                total += count
+                cumulative.append((le, total))
+            family.add_metric([str(generation)], cumulative, self.sums[generation])
+        yield family
+
+
+GC_PAUSES = GarbageCollectorPauses()
+
+
+def time_gc_pauses() -> None:
+    """Start timing the collector's passes (once per process)."""
+    if GC_PAUSES not in gc.callbacks:
+        gc.callbacks.append(GC_PAUSES)
+        REGISTRY.register(GC_PAUSES)
