@@ -525,10 +525,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         "operator_cpu_seconds": round(operator_cpu, 1),
         "operator_cpu_ms_per_incident": round(1000 * operator_cpu / incidents, 1),
         "operator_rss_mib": round(operator_process.memory_info().rss / 2**20, 1),
-        "operator_gc_full_passes": {"count": int(gc_after["count"] - gc_before["count"]),
-                                    "mean_ms": round(1000 * (gc_after["seconds"] - gc_before["seconds"]) /
-                                                     max(1.0, gc_after["count"] - gc_before["count"]), 1),
-                                    "over_25ms": int(gc_after["over_25ms"] - gc_before["over_25ms"])},
+        "operator_gc_full_passes": passes_between(gc_before, gc_after),
         "apiserver_requests_per_incident": round(sum(requests_per_incident.values()), 2),
         "apiserver_requests_per_incident_by_kind": requests_per_incident,
         "watch_errors": recorder.errors[:10],
@@ -643,16 +640,27 @@ def requests_by_kind(operator: OperatorProcess) -> dict[str, float]:
     return out
 
 
-def gc_full_passes(operator: OperatorProcess) -> dict[str, float]:
+def gc_full_passes(operator: OperatorProcess) -> dict[str, float] | None:
     """The operator's full collector passes so far (its /metrics): how many, their total seconds, how many took
-    over 25 ms (each stops every thread, so one that lands inside an incident's few ms shows in the tail)."""
+    over 25 ms (each holds up every Python thread, so one inside an incident's few ms shows in the tail).
+    None when the operator does not time them (a checkout before `remediator_gc_pause_seconds`)."""
     text = requests.get(f"{operator.url}/metrics", timeout=10).text
-    def value(series: str) -> float:
+    def value(series: str) -> float | None:
         found = re.search(rf'^{re.escape(series)} (\S+)$', text, re.MULTILINE)
-        return float(found.group(1)) if found else 0.0
-    count = value('remediator_gc_pause_seconds_count{generation="2"}')
-    return {"count": count, "seconds": value('remediator_gc_pause_seconds_sum{generation="2"}'),
-            "over_25ms": count - value('remediator_gc_pause_seconds_bucket{generation="2",le="0.025"}')}
+        return float(found.group(1)) if found else None
+    count, seconds, quick = (value(f'remediator_gc_pause_seconds_{series}') for series in (
+        'count{generation="2"}', 'sum{generation="2"}', 'bucket{generation="2",le="0.025"}'))
+    if count is None or seconds is None or quick is None:
+        return None
+    return {"count": count, "seconds": seconds, "over_25ms": count - quick}
+
+
+def passes_between(before: dict[str, float] | None, after: dict[str, float] | None) -> dict | None:
+    if before is None or after is None:
+        return None
+    count = after["count"] - before["count"]
+    return {"count": int(count), "mean_ms": round(1000 * (after["seconds"] - before["seconds"]) / max(1.0, count), 1),
+            "over_25ms": int(after["over_25ms"] - before["over_25ms"])}
 
 
 def per_incident(before: dict[str, float], after: dict[str, float], incidents: int) -> dict[str, float]:
@@ -770,10 +778,11 @@ def print_round(r: dict) -> None:
           f"{r['ratio_p50']}")
     print(f"offered {r['offered_rate_per_second']}/s; missed {r['missed']}; phases {r['remediation_phases']}; "
           f"webhook codes {r['webhook_codes']}")
+    passes = r["operator_gc_full_passes"]
+    gc_line = f"full GC passes {passes['count']} (mean {passes['mean_ms']} ms, {passes['over_25ms']} over 25 ms)" \
+        if passes else "full GC passes not timed by this operator"
     print(f"operator CPU {r['operator_cpu_seconds']}s ({r['operator_cpu_ms_per_incident']} ms per incident, goal "
-          f"<= 100); RSS {r['operator_rss_mib']} MiB; peak open Remediations {r['peak_open_remediations']}; full GC "
-          f"passes {r['operator_gc_full_passes']['count']} (mean {r['operator_gc_full_passes']['mean_ms']} ms, "
-          f"{r['operator_gc_full_passes']['over_25ms']} over 25 ms)")
+          f"<= 100); RSS {r['operator_rss_mib']} MiB; peak open Remediations {r['peak_open_remediations']}; {gc_line}")
     print(f"operator apiserver requests per incident {r['apiserver_requests_per_incident']}: "
           + ", ".join(f"{k} {v}" for k, v in r["apiserver_requests_per_incident_by_kind"].items()))
 

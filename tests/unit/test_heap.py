@@ -1,3 +1,4 @@
+import asyncio
 import gc
 import platform
 import weakref
@@ -46,3 +47,27 @@ def test_start_up_garbage_is_collected_before_the_freeze_not_kept_for_good(unfro
 class Holder:
     def __init__(self, value):
         self.value, self.me = value, self
+
+
+def test_the_operator_freezes_once_its_caches_are_primed_and_before_its_webhooks_listen(monkeypatch):
+    from remediator import kube
+    from remediator.controller import app
+    from remediator.controller.context import OperatorContext, Settings
+    order: list[str] = []
+    monkeypatch.setattr(app.caches, "start", lambda ctx: order.append("primed") or 0)
+    monkeypatch.setattr(app.heap, "freeze_startup", lambda: order.append("frozen") or 0)
+
+    class Site:
+        def __init__(self, runner, host, port):
+            pass
+
+        async def start(self):
+            order.append("listening")
+
+    monkeypatch.setattr(app.web, "TCPSite", Site)
+
+    async def start_and_stop():
+        runner = await app.serve_http(OperatorContext(api=kube.ApiClient(), settings=Settings()))
+        await runner.cleanup()
+    asyncio.run(start_and_stop())
+    assert order[:3] == ["primed", "frozen", "listening"]

@@ -211,7 +211,7 @@ def test_a_planning_tick_reads_the_target_once_for_the_cause_the_step_facts_and_
     assert [c.read for c in store.calls] == [store.target_body], "the action starts from the same read"
 
 
-def test_a_tick_that_only_verifies_neither_reads_the_target_nor_hands_an_old_read_to_an_action(monkeypatch):
+def test_a_tick_that_only_verifies_does_not_read_the_target(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     loop = loop_on(store, monkeypatch)
     tick(loop)

@@ -70,7 +70,7 @@ def test_the_dashboard_shows_each_loop_metric_the_issue_asks_for():
         assert name in text, name
 
 
-def test_each_collector_pass_is_timed_by_generation_without_a_metric_lock_in_the_callback():
+def test_each_collector_pass_is_timed_by_generation_as_a_cumulative_histogram():
     import gc
 
     from remediator.records.metrics import GarbageCollectorPauses
@@ -89,12 +89,46 @@ def test_each_collector_pass_is_timed_by_generation_without_a_metric_lock_in_the
     assert buckets == sorted(buckets), "cumulative, as Prometheus reads a histogram"
 
 
-def test_the_operator_start_exports_the_collector_pauses_once_however_often_it_is_asked():
+@pytest.fixture
+def gc_pauses_untimed_after():
     import gc
 
     from remediator.records import metrics
+    yield metrics
+    gc.callbacks.remove(metrics.GC_PAUSES)
+    REGISTRY.unregister(metrics.GC_PAUSES)
+
+
+def test_timing_the_collector_pauses_twice_exports_one_series_and_one_callback(gc_pauses_untimed_after):
+    import gc
+
+    metrics = gc_pauses_untimed_after
     metrics.time_gc_pauses()
-    metrics.time_gc_pauses()  # a second start in one process (the forked test operators): no duplicate series
+    metrics.time_gc_pauses()
     gc.collect(2)
     assert gc.callbacks.count(metrics.GC_PAUSES) == 1
     assert REGISTRY.get_sample_value("remediator_gc_pause_seconds_count", {"generation": "2"}) >= 1
+
+
+def test_a_pass_whose_start_was_not_seen_or_of_an_unknown_generation_is_not_counted():
+    from remediator.records.metrics import GarbageCollectorPauses
+    pauses = GarbageCollectorPauses()
+    pauses("stop", {"generation": 2})  # timing began mid-pass
+    pauses("start", {"generation": 2})
+    pauses("stop", {})
+    assert pauses.sums == {0: 0.0, 1: 0.0, 2: 0.0} and not any(map(any, pauses.counts.values()))
+
+
+def test_the_operator_times_the_collector_from_its_start(monkeypatch):
+    import argparse
+
+    from remediator.controller import main
+    parser = argparse.ArgumentParser()
+    main.add_run_arguments(parser)
+
+    def timed() -> None:
+        raise SystemExit("timing the collector")  # and stop there: nothing after it is this test's
+    monkeypatch.setattr(main.heap, "limit_arenas", lambda: True)
+    monkeypatch.setattr(main.metrics, "time_gc_pauses", timed)
+    with pytest.raises(SystemExit, match="timing the collector"):
+        main.run(parser.parse_args([]))

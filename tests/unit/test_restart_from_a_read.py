@@ -10,6 +10,7 @@ from remediator import kube
 from remediator.actions import restart
 from remediator.actions.base import KEYS_ANNOTATION, ActionRequest
 from remediator.api.models import ObjectRef, Step
+from remediator.controller import guard_facts
 from remediator.controller.context import OperatorContext, Settings
 
 TARGET = ObjectRef(kind="Deployment", namespace="shop", name="web")
@@ -62,3 +63,25 @@ def test_an_impersonated_tenant_reads_its_target_itself_so_its_rbac_still_bounds
     ctx = OperatorContext(api=kube.ApiClient(), settings=Settings(action_service_account=default_account))
     read = deployment()
     assert ctx.own_read(runbook_account, read) is (read if shared else None)
+
+
+@pytest.mark.parametrize("given, reads", [(deployment(), 0), (deployment(name="api"), 1),
+                                          (deployment(namespace="billing"), 1), (deployment(kind="StatefulSet"), 1)],
+                         ids=["its-own", "another-name", "another-namespace", "another-kind"])
+def test_the_guard_facts_and_the_cause_lookup_trust_only_a_read_of_their_target(monkeypatch, given, reads):
+    from remediator.api.models import RemediationSpec
+    from remediator.signals import changes
+    made: list[str] = []
+
+    def read(*_):
+        made.append("GET")
+        return deployment()
+    monkeypatch.setattr(guard_facts, "read_object_json", read)
+    monkeypatch.setattr(changes, "read_workload_json", read)
+    ctx = OperatorContext(api=kube.ApiClient(), settings=Settings())
+    guard_facts.read_target(ctx, TARGET, "restartRollout", given)
+    spec = RemediationSpec.model_validate({"signal": {"source": "alertmanager", "name": "HighErrorRate"},
+                                           "runbook": {"name": "restart", "namespace": "shop"},
+                                           "target": {"kind": "Deployment", "name": "web", "namespace": "shop"}})
+    changes.target_of(ctx.api, changes.ChangeJournal(), spec, read=given)
+    assert made == ["GET"] * (2 * reads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import re
 import time
@@ -101,13 +102,17 @@ class GarbageCollectorPauses:
         if phase == "start":
             self.started = time.perf_counter()
             return
-        pause, generation = time.perf_counter() - self.started, info["generation"]
+        started, self.started = self.started, 0.0
+        generation = info.get("generation")
+        if not started or generation not in self.counts:  # a stop whose start came before us, or an unknown pass
+            return
+        pause = time.perf_counter() - started
         self.sums[generation] += pause
         self.counts[generation][next((i for i, le in enumerate(self.BUCKETS) if pause <= le), len(self.BUCKETS))] += 1
 
     def collect(self):
         family = HistogramMetricFamily("remediator_gc_pause_seconds",
-                                       "Pauses of the cyclic garbage collector (all threads stop), by generation",
+                                       "Pauses of the cyclic garbage collector (every thread holding Python's lock waits), by generation",
                                        labels=["generation"])
         for generation, counts in self.counts.items():
             cumulative, total = [], 0
@@ -122,7 +127,8 @@ GC_PAUSES = GarbageCollectorPauses()
 
 
 def time_gc_pauses() -> None:
-    """Start timing the collector's passes (once per process)."""
+    """Start timing the collector's passes; asking again changes nothing."""
     if GC_PAUSES not in gc.callbacks:
         gc.callbacks.append(GC_PAUSES)
+    with contextlib.suppress(ValueError):  # registered already: prometheus_client refuses a duplicate series
         REGISTRY.register(GC_PAUSES)
