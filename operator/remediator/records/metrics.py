@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import re
@@ -86,8 +87,8 @@ def count_requests(api):
 
 
 class GarbageCollectorPauses:
-    """`remediator_gc_pause_seconds{generation}`: how long each pass of Python's cyclic collector stopped every
-    thread (a full pass, generation 2, walks the whole heap). Counted in plain numbers inside the gc callback,
+    """`remediator_gc_pause_seconds{generation}`: how long each pass of Python's cyclic collector held up every
+    Python thread (a full pass, generation 2, walks the whole heap). Counted in plain numbers inside the gc callback,
     which runs wherever an allocation set it off, possibly inside a metric's own non-reentrant lock: a
     prometheus_client metric observed there could deadlock, so the histogram is built at scrape time."""
 
@@ -108,11 +109,11 @@ class GarbageCollectorPauses:
             return
         pause = time.perf_counter() - started
         self.sums[generation] += pause
-        self.counts[generation][next((i for i, le in enumerate(self.BUCKETS) if pause <= le), len(self.BUCKETS))] += 1
+        self.counts[generation][bisect.bisect_left(self.BUCKETS, pause)] += 1  # the first bucket with pause <= le
 
     def collect(self):
         family = HistogramMetricFamily("remediator_gc_pause_seconds",
-                                       "Pauses of the cyclic garbage collector (every thread holding Python's lock waits), by generation",
+                                       "Pauses of the cyclic garbage collector, by generation (other Python threads wait)",
                                        labels=["generation"])
         for generation, counts in self.counts.items():
             cumulative, total = [], 0
