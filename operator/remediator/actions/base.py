@@ -199,9 +199,6 @@ def read_of(target, read: dict | None) -> dict | None:
     return read
 
 
-def read_given(req: ActionRequest) -> dict | None:
-    return read_of(req.target, req.read)
-
 
 def reread_on_conflict(attempt: Callable[[], T], tries: int = 5) -> T:
     """Run read-decide-write `attempt` again when its write met a concurrent writer (409)."""

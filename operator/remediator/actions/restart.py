@@ -22,7 +22,7 @@ from remediator.actions.base import (
     evidence,
     is_recorded,
     keys_with,
-    read_given,
+    read_of,
     replayed,
     require_kind,
     reread_on_conflict,
@@ -35,7 +35,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     require_kind(req, WORKLOAD_KINDS)
-    reads = [read_given(req)]  # the tick's read serves the first try only: after a 409 it is stale
+    reads = [read_of(req.target, req.read)]  # the tick's read serves the first try only: after a 409 it is stale
     return reread_on_conflict(lambda: restart_once(api, req, reads.pop() if reads else None))
 
 

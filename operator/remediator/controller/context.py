@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from kubernetes import client
 
+from ..actions.base import ActionRequest, ActionResult, execute
 from ..approvals.slack import SlackConfig
 from ..kube import Resources, impersonating
 from ..secrets import FileSecret
@@ -103,6 +104,11 @@ class OperatorContext:
         """The operator's read of the target, for an action that runs as the operator; an impersonated tenant
         reads for itself, so its RBAC (get included) bounds the step as it always did."""
         return None if self.acting_account(service_account) else read
+
+    def run_action(self, namespace: str, service_account: str | None, request: ActionRequest) -> ActionResult:
+        """Run an action (or its dry run) as the acting account, from the request's read only if that is ours."""
+        request = replace(request, read=self.own_read(service_account, request.read))
+        return execute(self.action_api(namespace, service_account), request)
 
     def action_api(self, namespace: str, service_account: str | None) -> client.ApiClient:
         """The client actions run with: the acting account impersonated, else the operator's own."""

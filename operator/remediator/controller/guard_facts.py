@@ -187,9 +187,9 @@ def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, i
     request = actions.ActionRequest(
         action=step.action, target=spec.target, key=state.idempotency_key(name, index, step.action), step=step,
         dry_run=True, max_replicas=caps.max_replicas, max_memory=caps.max_memory, max_pods=caps.max_pods,
-        remediation=f"{spec.runbook.namespace}/{name}", read=ctx.own_read(service_account, read))
+        remediation=f"{spec.runbook.namespace}/{name}", read=read)
     try:
-        result = actions.execute(ctx.action_api(spec.runbook.namespace, service_account), request)
+        result = ctx.run_action(spec.runbook.namespace, service_account, request)
     except actions.ActionError as e:
         return ("unavailable" if e.retryable else "failed"), [f"dry run refused: {e}"]
     return "succeeded", change_lines(result.changes)[:20]

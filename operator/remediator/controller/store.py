@@ -3,7 +3,6 @@ caches, Slack), an in-memory one in the unit tests (tests/unit/fake_store.py).""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -144,8 +143,7 @@ class ClusterStore:
         target_claims.release(self.ctx.api, target, namespace, uid, self.ctx.settings.claims_namespace)
 
     def act(self, namespace, account, request) -> actions.ActionResult:
-        request = dataclasses.replace(request, read=self.ctx.own_read(account, request.read))
-        return actions.execute(self.ctx.action_api(namespace, account), request)
+        return self.ctx.run_action(namespace, account, request)
 
     def observe(self, target, key=None) -> Observation:
         return probes.observe(self.ctx.api, target, watched=targets.of(self.ctx), key=key)
