@@ -5,10 +5,12 @@ For each kind the rollback knows: a Deployment (ReplicaSet history), a StatefulS
 
 from __future__ import annotations
 
+import typing
 from datetime import datetime, timezone
 
 import pytest
 
+from remediator.api.models import RemediationPhase
 from remediator.core.durations import format_time
 from remediator.failpoints import BOUNDARIES
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
@@ -16,6 +18,7 @@ from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+PHASES = set(typing.get_args(RemediationPhase))
 
 
 @pytest.mark.parametrize("kind", ("Deployment", "StatefulSet", "DaemonSet"))
@@ -49,3 +52,14 @@ def test_operator_killed_at_a_boundary_rolls_back_exactly_once(cluster, kubeconf
     assert target.spec.template.spec.containers[0].image == "registry.local/web:1.0"
     keys = target.metadata.annotations.get("remediator.dev/action-keys", "")
     assert keys.count(status["steps"][0]["idempotencyKey"]) == 1
+    # the Events the killed operator held back are told by the one that resumed it, none twice
+    moves = {(entry["kind"], entry["message"]) for entry in status["timeline"] if entry["kind"] in PHASES}
+    wait_for(lambda: {(e.reason, e.message) for e in events_on(cluster, name)} >= moves,
+             what="an Event for each phase in the timeline")
+    on_target = [e.reason for e in events_on(cluster, "web")]
+    assert on_target.count("RemediationActing") == 1 and on_target.count("RemediationVerifying") == 1, on_target
+
+
+def events_on(cluster, name: str) -> list:
+    return [e for e in cluster.core.list_namespaced_event(cluster.ns, field_selector=f"involvedObject.name={name}").items
+            if e.reporting_component == "remediator.dev/operator"]

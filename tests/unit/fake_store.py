@@ -8,6 +8,7 @@ key seen before is a replay that changes nothing. Time is the store's clock, mov
 from __future__ import annotations
 
 import copy
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -101,12 +102,12 @@ class FakeStore:
 
     def step_facts(self, name, spec, status, runbook, policy, now, read=None) -> StepFacts:
         self.reads["step_facts"] += 1
-        self.given_reads["step_facts"].append(read)
+        self.given_reads["step_facts"].append(resolved(read))
         return self.facts
 
     def probable_cause(self, spec, created, now, read=None):
         self.reads["probable_cause"] += 1
-        self.given_reads["probable_cause"].append(read)
+        self.given_reads["probable_cause"].append(resolved(read))
         return None
 
     def history(self, spec, status, runbook):
@@ -162,6 +163,11 @@ class FakeStore:
 
     def update_approval(self, channel, ts, text, blocks) -> None:
         self.slack_updates.append(text)
+
+
+def resolved(read):
+    """A read handed over while on its way (a Future), as the one waiting for it gets it."""
+    return read.result() if isinstance(read, Future) else read
 
 
 def loop_on(store: FakeStore, monkeypatch) -> reconcile.Loop:

@@ -2,11 +2,12 @@
 
 import contextvars
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client
 
 from remediator.api.models import ObjectRef, RemediationStatus
+from remediator.core.engine import state
 from remediator.records import events
 from remediator.records.events import INSTANCE, event_body, event_name, with_micros
 from remediator.records.logs import current_remediation
@@ -50,3 +51,25 @@ def test_an_event_posted_by_the_pool_logs_under_the_remediation_whose_tick_asked
     contextvars.copy_context().run(tick)
 
     assert done.wait(5) and named == ["shop/am-1"]
+
+
+def test_a_timeline_told_again_from_the_start_posts_under_the_names_it_was_first_posted_under(monkeypatch):
+    posted = []
+    monkeypatch.setattr(events, "post", lambda api, ns, regarding, reason, note, kind, key, now: posted.append(
+        event_name(regarding["name"], key, reason)))
+    target = ObjectRef(kind="Deployment", namespace="shop", name="web")
+    pending = RemediationStatus()
+    planned = state.transition(pending, "Planned", "runbook restart matched", NOW)
+    acting = state.transition(planned, "Acting", "step 1 planned", NOW, step=0)
+    verifying = state.transition(acting, "Verifying", "restarted", NOW + timedelta(seconds=2))
+    for before, after in ((pending, planned), (planned, acting), (acting, verifying)):
+        events.record_transition(None, "shop", "am-1", "u-1", target, before, after, NOW)
+    events.POSTERS.submit(lambda: None).result()
+    first = set(posted)
+    posted.clear()
+
+    events.record_transition(None, "shop", "am-1", "u-1", target, RemediationStatus(), verifying, NOW)
+    events.POSTERS.submit(lambda: None).result()
+
+    assert len(first) == 6 and set(posted) <= first, "every Event told again is one already posted (409)"
+    assert any(name.startswith("web.") for name in posted), "the target's Event for the phase it is in"

@@ -56,6 +56,43 @@ def test_an_alert_is_planned_acted_on_verified_and_succeeds_through_the_real_loo
     assert store.transitions[-1] == ("Verifying", "Succeeded")
 
 
+def test_a_ticks_events_are_told_once_its_action_is_done_not_beside_it(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    told_when_acting = []
+    act = store.act
+    monkeypatch.setattr(store, "act", lambda *a: (told_when_acting.append(list(store.transitions)), act(*a))[1])
+
+    tick(loop)
+
+    assert told_when_acting == [[]], "nothing posted while the action's PATCH is on its way"
+    assert store.transitions == [("Pending", "Acting"), ("Acting", "Verifying")]
+
+
+def test_an_action_that_raises_still_tells_the_transition_its_intent_stored(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.action_error = ActionError("ServiceUnavailable", "etcdserver: leader changed", status=503, retryable=True)
+    loop = loop_on(store, monkeypatch)
+
+    with pytest.raises(ActionError):
+        tick(loop)
+
+    assert store.status.phase == "Acting" and store.transitions == [("Pending", "Acting")]
+
+
+def test_a_loop_that_did_not_see_its_remediation_begin_tells_the_timeline_so_far_once(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    tick(loop_on(store, monkeypatch))  # an operator that then died, its Events perhaps with it
+    store.transitions.clear()
+    restarted = loop_on(store, monkeypatch)
+
+    tick(restarted)
+    tick(restarted)
+
+    retold = [t for t in store.transitions if t[0] == "Pending"]
+    assert retold == [("Pending", "Verifying")], "told again once, as from the start"
+
+
 def test_a_409_on_the_plan_write_rereads_at_once_and_writes_and_acts_only_once(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     store.refuse_next_writes = 1
@@ -209,6 +246,28 @@ def test_a_planning_tick_reads_the_target_once_for_the_cause_the_step_facts_and_
     assert store.reads["target"] == 1
     assert store.given_reads == {"step_facts": [store.target_body], "probable_cause": [store.target_body]}
     assert [c.read for c in store.calls] == [store.target_body], "the action starts from the same read"
+
+
+def test_the_step_facts_are_gathered_while_the_targets_read_is_on_its_way(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    read_back, gathering = threading.Event(), []
+    read, gather = store.target, store.step_facts
+
+    def slow_read(ref):
+        assert read_back.wait(5), "the step facts never started"
+        return read(ref)
+
+    def step_facts(*args):
+        gathering.append(not read_back.is_set())
+        read_back.set()
+        return gather(*args)
+    monkeypatch.setattr(store, "target", slow_read)
+    monkeypatch.setattr(store, "step_facts", step_facts)
+
+    tick(loop_on(store, monkeypatch))
+
+    assert gathering == [True], "the dry run among them need not wait for the read"
+    assert [c.read for c in store.calls] == [store.target_body], "the action starts from that read"
 
 
 def test_a_tick_that_only_verifies_does_not_read_the_target(monkeypatch):

@@ -3,15 +3,20 @@ and trusts nothing but a read of that very target (no apiserver: the calls are r
 
 from __future__ import annotations
 
+import dataclasses
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import SimpleNamespace
+
 import pytest
 
 from remediator.actions import kube as action_kube
 from remediator import kube
 from remediator.actions import restart
-from remediator.actions.base import KEYS_ANNOTATION, ActionRequest
+from remediator.actions.base import KEYS_ANNOTATION, ActionError, ActionRequest
 from remediator.api.models import ObjectRef, Step
 from remediator.controller import guard_facts
 from remediator.controller.context import OperatorContext, Settings
+from tests.support.waiting import wait_for
 
 TARGET = ObjectRef(kind="Deployment", namespace="shop", name="web")
 
@@ -85,3 +90,65 @@ def test_the_guard_facts_and_the_cause_lookup_trust_only_a_read_of_their_target(
                                            "target": {"kind": "Deployment", "name": "web", "namespace": "shop"}})
     changes.target_of(ctx.api, changes.ChangeJournal(), spec, read=given)
     assert made == ["GET"] * (2 * reads)
+
+
+@pytest.fixture
+def sent(monkeypatch) -> SimpleNamespace:
+    """`calls`: (method, body, query) of each; a PATCH answers the object as patched, or 403 once `refuse` is set."""
+    made = SimpleNamespace(calls=[], refuse=False)
+
+    def request_json(api, method, path, body=None, query=None, content_type=None):
+        made.calls.append((method, body, query))
+        if method == "PATCH" and made.refuse:
+            raise action_kube.ApiException(status=403, reason="Forbidden")
+        return deployment() if method == "GET" else {**deployment(), "spec": body["spec"]}
+    monkeypatch.setattr(action_kube, "request_json", request_json)
+    return made
+
+
+def dry_run(read) -> ActionRequest:
+    return dataclasses.replace(request(read), dry_run=True)
+
+
+def test_a_dry_run_goes_out_while_the_targets_read_is_still_on_its_way(sent):
+    reading: Future = Future()
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(restart.run, None, dry_run(reading))
+        try:
+            wait_for(lambda: sent.calls, timeout=5, interval=0.01, what="the dry run sent")
+            assert not running.done(), "it waits for the read to judge what the dry run would change"
+        finally:
+            reading.set_result(deployment())
+        result = running.result(timeout=5)
+    [(method, body, query)] = sent.calls
+    assert method == "PATCH" and query == [("dryRun", "All")] and "resourceVersion" not in body["metadata"]
+    assert result.done and not result.replayed and "would restart" in result.message
+    assert list(result.changes) == ["spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]"]
+
+
+def test_a_dry_run_beside_a_read_already_carrying_the_key_is_a_replay(sent):
+    assert restart.run(None, dry_run(done(deployment(keys="am-1.step-0")))).replayed
+
+
+def test_a_dry_run_beside_a_read_of_a_paused_deployment_is_refused_as_kubectl_would(sent):
+    paused = {**deployment(), "spec": {"paused": True, "template": {}}}
+    with pytest.raises(ActionError, match="paused"):
+        restart.run(None, dry_run(done(paused)))
+
+
+def test_a_dry_run_the_apiserver_refuses_beside_its_read_fails_with_the_apiservers_answer(sent):
+    sent.refuse = True
+    with pytest.raises(ActionError) as refused:
+        restart.run(None, dry_run(done(deployment())))
+    assert refused.value.status == 403
+
+
+def test_a_dry_run_beside_a_read_that_found_nothing_reads_the_target_itself(sent):
+    assert restart.run(None, dry_run(done(None))).done
+    assert [method for method, *_ in sent.calls] == ["PATCH", "GET"]
+
+
+def done(read) -> Future:
+    future: Future = Future()
+    future.set_result(read)
+    return future

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -32,6 +33,7 @@ MAX_KEYS = 10
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,126}$")
 CLUSTER_SCOPED_KINDS = frozenset({"Node"})
 T = TypeVar("T")
+Read = dict | Future | None  # a tick's read of the target: made, on its way (None once resolved: not made)
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,10 @@ class ActionRequest:
     max_pods: int | None = None
     remediation: str = ""  # namespace/name of the acting Remediation: an autoscaler lease names its holder
     remediation_uid: str = ""
-    # The target as the deciding tick read it (apiserver JSON): an action that reads JSON then writes guarded by
-    # its resourceVersion starts from it instead of a GET of its own; a 409 makes it read afresh.
-    read: dict | None = field(default=None, repr=False, compare=False)
+    # The target as the deciding tick read it (apiserver JSON; a Future while that read is on its way): an action
+    # that reads JSON then writes guarded by its resourceVersion starts from it instead of a GET of its own; a 409
+    # makes it read afresh.
+    read: Read = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,11 @@ def require_kind(req: ActionRequest, kinds: tuple[str, ...]) -> None:
         )
 
 
-def read_of(target, read: dict | None) -> dict | None:
-    """`read` if it is of `target` (kind, name, namespace): anything else is not trusted, but read afresh."""
+def read_of(target, read: Read) -> dict | None:
+    """`read` (waited for, if it is on its way) if it is of `target` (kind, name, namespace): anything else is not
+    trusted, but read afresh."""
+    if isinstance(read, Future):
+        read = read.result()
     meta = (read or {}).get("metadata") or {}
     if read is None or read.get("kind") != target.kind or meta.get("name") != target.name or \
             meta.get("namespace") != target.namespace:

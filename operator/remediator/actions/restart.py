@@ -8,6 +8,7 @@ patch guarded by resourceVersion, so a replay finds the key and stamps nothing.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from kubernetes import client
@@ -35,6 +36,8 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     require_kind(req, WORKLOAD_KINDS)
+    if req.dry_run and isinstance(req.read, Future):
+        return dry_run_beside_the_read(api, req)
     reads = [read_of(req.target, req.read)]  # the tick's read serves the first try only: after a 409 it is stale
     return reread_on_conflict(lambda: restart_once(api, req, reads.pop() if reads else None))
 
@@ -44,19 +47,47 @@ def restart_once(api: client.ApiClient, req: ActionRequest, workload: dict | Non
     if workload is None:
         workload = read_object_json(api, ref.kind, ref.name, ref.namespace)  # JSON, not a client model: see kube.py
     meta = workload.get("metadata") or {}
-    annotations = meta.get("annotations")
-    if is_recorded(annotations, req.key):
+    if is_recorded(meta.get("annotations"), req.key):
         return replayed(req, "restart")
     refuse_like_kubectl(req, workload)
     stamp = format_time(datetime.now(UTC))
-    body = {
+    after = patch_object_json(api, ref.kind, ref.name, ref.namespace, restart_patch(req, workload, stamp),
+                              dry_run=req.dry_run)
+    return restarted(req, workload, after, stamp)
+
+
+def dry_run_beside_the_read(api: client.ApiClient, req: ActionRequest) -> ActionResult:
+    """The dry run sent while the tick's read of the target is on its way, then judged from that read as one
+    starting from it would have been: a dry run changes nothing, so it needs no resourceVersion to guard it."""
+    ref = req.target
+    stamp = format_time(datetime.now(UTC))
+    try:
+        after = patch_object_json(api, ref.kind, ref.name, ref.namespace, restart_patch(req, None, stamp),
+                                  dry_run=True)
+    except ActionError as refused:
+        after, error = None, refused
+    workload = read_of(ref, req.read) or read_object_json(api, ref.kind, ref.name, ref.namespace)
+    if is_recorded((workload.get("metadata") or {}).get("annotations"), req.key):
+        return replayed(req, "restart")
+    refuse_like_kubectl(req, workload)
+    if after is None:
+        raise error
+    return restarted(req, workload, after, stamp)
+
+
+def restart_patch(req: ActionRequest, workload: dict | None, stamp: str) -> dict:
+    """kubectl's stamp and our key; guarded by the read's resourceVersion (`workload` None: a dry run's, unguarded)."""
+    meta = (workload or {}).get("metadata") or {}
+    return {
         "metadata": {
-            "resourceVersion": meta.get("resourceVersion"),
-            "annotations": {KEYS_ANNOTATION: keys_with(annotations, req.key)},
+            **({"resourceVersion": meta.get("resourceVersion")} if workload is not None else {}),
+            "annotations": {KEYS_ANNOTATION: keys_with(meta.get("annotations"), req.key)},
         },
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}},
     }
-    after = patch_object_json(api, ref.kind, ref.name, ref.namespace, body, dry_run=req.dry_run)
+
+
+def restarted(req: ActionRequest, workload: dict, after: dict, stamp: str) -> ActionResult:
     verb = "would restart" if req.dry_run else "restarted"
     return ActionResult(
         done=True,

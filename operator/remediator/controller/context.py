@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from kubernetes import client
 
-from ..actions.base import ActionRequest, ActionResult, execute
+from ..actions.base import ActionRequest, ActionResult, Read, execute
 from ..approvals.slack import SlackConfig
 from ..kube import Resources, impersonating
 from ..secrets import FileSecret
@@ -100,7 +100,7 @@ class OperatorContext:
         None: the operator's own identity."""
         return service_account or self.settings.action_service_account or None
 
-    def own_read(self, service_account: str | None, read: dict | None) -> dict | None:
+    def own_read(self, service_account: str | None, read: Read) -> Read:
         """The operator's read of the target, for an action that runs as the operator; an impersonated tenant
         reads for itself, so its RBAC (get included) bounds the step as it always did."""
         return None if self.acting_account(service_account) else read

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from ..actions import base as actions
 from ..actions import drain
-from ..actions.base import ActionError, read_of
+from ..actions.base import ActionError, Read, read_of
 from ..actions.argo_rollout import read_rollout
 from ..actions.kube import WORKLOAD_KINDS, pods_of_json, read_object_json
 from ..kube import as_json
@@ -37,7 +37,7 @@ from . import caches, gitops, targets
 from .context import OperatorContext
 
 
-def read_target(ctx: OperatorContext, target, action: str, read: dict | None = None) -> TargetFacts:
+def read_target(ctx: OperatorContext, target, action: str, read: Read = None) -> TargetFacts:
     """The target's labels and, for a workload, its desired replicas, update strategy and memory limits: one
     read (`read`, when the tick made it); the pods the action would touch only for deletePod (the workload's)
     and cordonDrain (the node's)."""
@@ -127,7 +127,7 @@ class StepFacts:
 
 def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: RemediationStatus,
                runbook: RunbookSpec | None, policy: RemediationPolicySpec | None, now: datetime,
-               read: dict | None = None) -> StepFacts:
+               read: Read = None) -> StepFacts:
     """`read`: the target as this tick read it, if it did (its facts and its dry run start from it)."""
     if runbook is None:
         return StepFacts()
@@ -180,7 +180,7 @@ def _done(value) -> concurrent.futures.Future:
 
 def dry_run_step(ctx: OperatorContext, name: str, spec: RemediationSpec, step, index: int,
                  policy: RemediationPolicySpec | None, service_account: str | None = None,
-                 read: dict | None = None) -> tuple[str, list[str]]:
+                 read: Read = None) -> tuple[str, list[str]]:
     """Server-side dry run of the step, as the identity that will act (from the tick's `read` of the target,
     if given): ("succeeded"|"failed"|"unavailable", what it would change)."""
     caps = policy_select.caps_for(policy, spec.target.namespace or "")

@@ -60,6 +60,8 @@ WRITES_REMEMBERED = 8  # of a Loop's own status writes, to know their watch even
 LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lookups")
 # The target's claim, taken beside the write of the intent it lets act.
 CLAIMS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claims")
+# The tick's read of the target, on its way while the step's dry run goes out.
+TARGET_READS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="target-reads")
 
 
 def with_cause(status: RemediationStatus, cause: ProbableCause | None) -> RemediationStatus:
@@ -84,12 +86,22 @@ class Loop:
         self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
         self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
         self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
+        self.untold: list[tuple] = []  # transitions this tick persisted, told (Events) once its effect is done
+        self.retold = False  # this Loop told its Remediation's timeline so far (once: it did not see it begin)
 
     def tick(self, seen: dict | None = None) -> float | None:
         """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
         `seen`: the object as the watch last delivered it, if the caller follows one.
         Returns when the next tick is due, in seconds (0: at once), or None once it is finished."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
+        try:
+            return self.advance(seen)
+        finally:  # Events posted beside the action slowed its PATCH on the apiserver: told once it is done
+            told, self.untold = self.untold, []
+            for transition in told:
+                self.store.transition(*transition)
+
+    def advance(self, seen: dict | None) -> float | None:
         obj = self.current(seen)
         if obj is None:
             return None
@@ -101,6 +113,11 @@ class Loop:
         problem = matching.remediation_namespace_problem(self.namespace, spec)
         if problem:  # before any read made for it: a forged spec must not make us read another namespace
             return self.refuse(obj, status, problem)
+        if not self.retold:  # Events the last operator held for a tick it died in: names are per entry, so
+            self.retold = True  # those it did post answer 409
+            if status.timeline:
+                self.untold.append((self.namespace, self.name, self.uid, spec.target, RemediationStatus(), status,
+                                    utcnow()))
         status, facts, read = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
         claiming = None
@@ -155,18 +172,21 @@ class Loop:
         needs = engine.needs(status, runbook)
         created = obj["metadata"].get("creationTimestamp")
         looking = None
-        # one read of the target for all that looks at it this tick, the action included
-        read = self.store.target(spec.target) if needs.cause or needs.step_facts else None
+        # one read of the target for all that looks at it this tick, the action included; each waits for it
+        # where it needs it, so the step's dry run (which needs none) goes out beside it
+        reading = logs.submit_here(TARGET_READS, self.store.target, spec.target) \
+            if needs.cause or needs.step_facts else None
         if needs.cause:  # once: persisted with the plan
             if needs.step_facts and runbook is not None and planning.cause_free(runbook):
                 # the step (so what its facts read) is the same whatever the cause: look for it beside them
-                looking = logs.submit_here(LOOKUPS, self.store.probable_cause, spec, created, now, read)
+                looking = logs.submit_here(LOOKUPS, self.store.probable_cause, spec, created, now, reading)
             else:
-                status = with_cause(status, self.store.probable_cause(spec, created, now, read))
-        observed = self.store.step_facts(self.name, spec, status, runbook, policy, now, read) \
+                status = with_cause(status, self.store.probable_cause(spec, created, now, reading))
+        observed = self.store.step_facts(self.name, spec, status, runbook, policy, now, reading) \
             if needs.step_facts else StepFacts()
         if looking is not None:
             status = with_cause(status, looking.result())
+        read = reading.result() if reading is not None else None
         history = self.store.history(spec, status, runbook) if needs.history else None
         held = status.gitops
         owner = self.store.gitops_owner(gitops.Owner.of(held)) \
@@ -263,7 +283,7 @@ class Loop:
         metrics.observe_approval(before, status)
         if decision.release:  # after the write that says so
             self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
-        self.store.transition(self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
+        self.untold.append((self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow()))
         return stored
 
     def claim(self, spec: RemediationSpec, effect: engine.Act) -> claims.ClaimDecision:

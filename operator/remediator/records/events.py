@@ -1,10 +1,12 @@
 """Kubernetes Events for each decision, on the Remediation and on its target (`kubectl describe` shows them).
 
 Events are a courtesy copy of the status timeline, never the record: a
-failure to post one is logged and the loop goes on, and a Remediation's
-Events are posted by a small pool of their own, so the action a transition
-allows does not wait for them. Names are deterministic per transition, so a
-replayed tick does not post the same Event twice.
+failure to post one is logged and the loop goes on. A tick hands its Events
+over once its effect is done, to a small pool of their own: posted beside the
+action, they slowed its PATCH on the apiserver. Names are deterministic per
+timeline entry and per phase entered, so a replayed tick, or an open
+Remediation's timeline told again by an operator that did not see it begin
+(its Events may have died with the last one), posts nothing twice.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def post(api: client.ApiClient, namespace: str, regarding: dict, reason: str, no
 
 def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str | None, target: ObjectRef,
                       before: RemediationStatus, after: RemediationStatus, now: datetime) -> None:
-    """An Event on the Remediation per new timeline entry, and one on the target per phase change."""
+    """An Event on the Remediation per new timeline entry, and one on the target per phase change (`before`
+    RemediationStatus(): the whole timeline, and the phase it is in)."""
     regarding = {"api_version": API_VERSION, "kind": "Remediation", "name": name, "namespace": namespace,
                  "uid": uid}
     for entry in (e for e in after.timeline if e not in before.timeline):
@@ -89,4 +92,9 @@ def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str
                      {"api_version": TARGET_API_VERSIONS.get(target.kind, "v1"), "kind": target.kind,
                       "name": target.name, "namespace": target.namespace},
                      f"Remediation{after.phase}", f"{name}: {after.reason or after.phase}", event_type,
-                     f"{name}:{before.phase}->{after.phase}:{after.current_step}:{len(after.timeline)}", now)
+                     f"{name}:{after.phase}:{after.current_step}:{entered_at(after)}", now)
+
+
+def entered_at(status: RemediationStatus) -> str:
+    """When the status entered its phase: its last transition's timeline entry (kind: the phase it moved to)."""
+    return next((entry.at for entry in reversed(status.timeline) if entry.kind == status.phase), "")

@@ -40,7 +40,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api.models import ProbableCause, RemediationSpec
-from ..actions.base import read_of
+from ..actions.base import Read, read_of
 from ..actions.kube import label_selector_text
 from ..core.plan import cause
 from ..core.pod_health import selects
@@ -497,7 +497,7 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
 
 def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec,
               watched_pods: Callable[[str], list[dict] | None] | None = None,
-              read: dict | None = None) -> cause.Target:
+              read: Read = None) -> cause.Target:
     """The target and what it references: ConfigMaps of its pod template, its HPAs, the Nodes of its pods.
     `watched_pods`: a namespace's pods as a watch already following them keeps them (None: none does), read
     instead of a LIST; `read`: the workload as the caller read it just now, instead of a GET."""
@@ -571,7 +571,7 @@ def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> d
 
 def find_cause(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec, created: str | None,
                now: datetime, watched_pods: Callable[[str], list[dict] | None] | None = None,
-               read: dict | None = None) -> ProbableCause | None:
+               read: Read = None) -> ProbableCause | None:
     """The probable cause of this Remediation's signal, or None (unknown) when the journal cannot say."""
     if not journal.ready:
         return None
