@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from kubernetes import client
 
 from remediator.api.models import ObjectRef, RemediationStatus
-from remediator.core.engine import state
+from remediator.api.models import StepRecord
+from remediator.core.durations import iso_time
+from remediator.core.engine import engine, state
 from remediator.records import events
 from remediator.records.events import INSTANCE, event_body, event_name, with_micros
 from remediator.records.logs import current_remediation
@@ -53,23 +55,50 @@ def test_an_event_posted_by_the_pool_logs_under_the_remediation_whose_tick_asked
     assert done.wait(5) and named == ["shop/am-1"]
 
 
-def test_a_timeline_told_again_from_the_start_posts_under_the_names_it_was_first_posted_under(monkeypatch):
+def intent(status: RemediationStatus, index: int, at: datetime) -> RemediationStatus:
+    record = StepRecord(index=index, name=f"s{index}", action="restartRollout", idempotency_key=f"am-1.{index}",
+                        phase="Intended", started_at=iso_time(at))
+    return state.note(engine.with_record(status, record), "Intended", f"step s{index}", at)
+
+
+def posted_names(monkeypatch, *transitions) -> list[str]:
     posted = []
     monkeypatch.setattr(events, "post", lambda api, ns, regarding, reason, note, kind, key, now: posted.append(
         event_name(regarding["name"], key, reason)))
-    target = ObjectRef(kind="Deployment", namespace="shop", name="web")
+    for before, after in transitions:
+        events.record_transition(None, "shop", "am-1", "u-1", TARGET, before, after, NOW)
+    events.POSTERS.submit(lambda: None).result()
+    return posted
+
+
+TARGET = ObjectRef(kind="Deployment", namespace="shop", name="web")
+PLANNED = state.transition(RemediationStatus(), "Planned", "runbook restart matched", NOW - timedelta(seconds=1))
+
+
+def test_an_intent_told_again_posts_under_the_names_it_was_first_posted_under(monkeypatch):
     pending = RemediationStatus()
     planned = state.transition(pending, "Planned", "runbook restart matched", NOW)
-    acting = state.transition(planned, "Acting", "step 1 planned", NOW, step=0)
-    verifying = state.transition(acting, "Verifying", "restarted", NOW + timedelta(seconds=2))
-    for before, after in ((pending, planned), (planned, acting), (acting, verifying)):
-        events.record_transition(None, "shop", "am-1", "u-1", target, before, after, NOW)
-    events.POSTERS.submit(lambda: None).result()
-    first = set(posted)
-    posted.clear()
+    acting = intent(state.transition(planned, "Acting", "step s0", NOW, step=0), 0, NOW.replace(microsecond=5))
+    first = posted_names(monkeypatch, (pending, acting))
 
-    events.record_transition(None, "shop", "am-1", "u-1", target, RemediationStatus(), verifying, NOW)
-    events.POSTERS.submit(lambda: None).result()
+    again = posted_names(monkeypatch, (events.before_intent(acting), acting))
 
-    assert len(first) == 6 and set(posted) <= first, "every Event told again is one already posted (409)"
-    assert any(name.startswith("web.") for name in posted), "the target's Event for the phase it is in"
+    assert sorted(again) == sorted(first) and len(first) == 4, "three entries and the target's Acting"
+
+
+def test_an_intent_of_a_later_step_told_again_posts_no_target_event_as_the_first_telling_did_not(monkeypatch):
+    acting = state.transition(PLANNED, "Acting", "step s0", NOW, step=0)
+    failed_over = state.transition(acting.model_copy(update={"steps": []}), "Acting", "s0 refused; next step s1",
+                                   NOW + timedelta(seconds=3), step=1)
+    later = intent(failed_over, 1, NOW + timedelta(seconds=3))
+    first = posted_names(monkeypatch, (acting, later))
+
+    again = posted_names(monkeypatch, (events.before_intent(later), later))
+
+    assert sorted(again) == sorted(first) and not any(name.startswith("web.") for name in again)
+
+
+def test_a_step_past_its_intent_has_nothing_to_tell_again():
+    acting = intent(state.transition(PLANNED, "Acting", "step s0", NOW, step=0), 0, NOW)
+    applied = acting.model_copy(update={"steps": [acting.steps[0].model_copy(update={"phase": "Applied"})]})
+    assert events.before_intent(applied) is None

@@ -80,17 +80,51 @@ def test_an_action_that_raises_still_tells_the_transition_its_intent_stored(monk
     assert store.status.phase == "Acting" and store.transitions == [("Pending", "Acting")]
 
 
-def test_a_loop_that_did_not_see_its_remediation_begin_tells_the_timeline_so_far_once(monkeypatch):
+def test_an_operator_resuming_an_action_the_last_one_died_in_tells_that_intents_events(monkeypatch):
     store = FakeStore(SPEC, LADDER)
-    tick(loop_on(store, monkeypatch))  # an operator that then died, its Events perhaps with it
-    store.transitions.clear()
-    restarted = loop_on(store, monkeypatch)
+    act, transition, killed = store.act, store.transition, []
 
-    tick(restarted)
-    tick(restarted)
+    def dies(*_):
+        killed.append(True)
+        raise SystemExit("SIGKILL during the action")
+    monkeypatch.setattr(store, "act", dies)
+    monkeypatch.setattr(store, "transition", lambda *a: None if killed else transition(*a))  # no finally runs
+    with pytest.raises(SystemExit):
+        tick(loop_on(store, monkeypatch))
+    assert store.transitions == [] and engine.find_record(store.status, 0).phase == "Intended"
+    monkeypatch.setattr(store, "act", act)
+    monkeypatch.setattr(store, "transition", transition)
+    resumed = loop_on(store, monkeypatch)
 
-    retold = [t for t in store.transitions if t[0] == "Pending"]
-    assert retold == [("Pending", "Verifying")], "told again once, as from the start"
+    tick(resumed)
+    tick(resumed)
+
+    assert store.transitions[:2] == [("Pending", "Acting"), ("Acting", "Verifying")]
+    assert [t for t in store.transitions if t[1] == "Acting"] == [("Pending", "Acting")], "told again once"
+
+
+def test_an_operator_resuming_a_remediation_past_its_intent_tells_nothing_again(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    tick(loop_on(store, monkeypatch))
+    told = list(store.transitions)
+    resumed = loop_on(store, monkeypatch)
+
+    tick(resumed)
+
+    assert store.transitions[:len(told)] == told and ("Pending", "Acting") not in store.transitions[len(told):]
+
+
+def test_a_write_that_ends_the_remediation_is_told_at_once_not_held_for_the_end_of_the_tick(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    store.runbook_body["spec"] = {**store.runbook_body["spec"], "steps": [{"name": "no-action"}]}
+    told_at_the_failpoint = []
+    monkeypatch.setattr(reconcile.failpoints, "hit", lambda name: told_at_the_failpoint.append(
+        list(store.transitions)) if name == "after-plan" else None)
+
+    tick(loop_on(store, monkeypatch))
+
+    assert store.status.phase in ("Failed", "Escalated")
+    assert told_at_the_failpoint == [[("Pending", store.status.phase)]], "a SIGKILL there would lose nothing"
 
 
 def test_a_409_on_the_plan_write_rereads_at_once_and_writes_and_acts_only_once(monkeypatch):

@@ -148,6 +148,30 @@ def test_a_dry_run_beside_a_read_that_found_nothing_reads_the_target_itself(sent
     assert [method for method, *_ in sent.calls] == ["PATCH", "GET"]
 
 
+def test_a_change_landing_between_the_read_and_the_dry_run_beside_it_is_not_shown_as_the_restarts(monkeypatch):
+    made = []
+
+    def request_json(api, method, path, body=None, query=None, content_type=None):
+        made.append(method)
+        if method == "GET":
+            return deployment()
+        if "resourceVersion" not in body["metadata"]:  # unguarded: lands on what another writer left
+            return {**deployment(), "metadata": {**deployment()["metadata"], "resourceVersion": "42"},
+                    "spec": {**body["spec"], "replicas": 5}}
+        if body["metadata"]["resourceVersion"] != "42":
+            raise action_kube.ApiException(status=409, reason="Conflict")
+        return {**deployment(), "spec": {**body["spec"], "replicas": 5}}
+    monkeypatch.setattr(action_kube, "request_json", request_json)
+    newer = {**deployment(), "metadata": {**deployment()["metadata"], "resourceVersion": "42"}, "spec": {
+        "template": {}, "replicas": 5}}
+    monkeypatch.setattr(restart, "read_object_json", lambda *_: newer)
+
+    result = restart.run(None, dry_run(done(deployment())))
+
+    assert made == ["PATCH"] * 3, "beside the read; guarded from it: a 409; read again, guarded again"
+    assert list(result.changes) == ["spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]"]
+
+
 def done(read) -> Future:
     future: Future = Future()
     future.set_result(read)

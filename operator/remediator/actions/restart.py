@@ -38,7 +38,12 @@ def run(api: client.ApiClient, req: ActionRequest) -> ActionResult:
     require_kind(req, WORKLOAD_KINDS)
     if req.dry_run and isinstance(req.read, Future):
         return dry_run_beside_the_read(api, req)
-    reads = [read_of(req.target, req.read)]  # the tick's read serves the first try only: after a 409 it is stale
+    return from_read(api, req, read_of(req.target, req.read))
+
+
+def from_read(api: client.ApiClient, req: ActionRequest, workload: dict | None) -> ActionResult:
+    """Restart from `workload` as read (None: read it), guarded by its resourceVersion."""
+    reads = [workload]  # the read serves the first try only: after a 409 it is stale
     return reread_on_conflict(lambda: restart_once(api, req, reads.pop() if reads else None))
 
 
@@ -72,7 +77,13 @@ def dry_run_beside_the_read(api: client.ApiClient, req: ActionRequest) -> Action
     refuse_like_kubectl(req, workload)
     if after is None:
         raise error
+    if version(after) != version(workload):  # the target changed in between: diffed, that change would look ours
+        return from_read(api, req, workload)
     return restarted(req, workload, after, stamp)
+
+
+def version(obj: dict) -> str | None:
+    return (obj.get("metadata") or {}).get("resourceVersion")
 
 
 def restart_patch(req: ActionRequest, workload: dict | None, stamp: str) -> dict:

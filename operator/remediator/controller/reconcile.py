@@ -41,7 +41,7 @@ from ..core.engine import engine, state
 from ..core.match import matching, policy_select
 from ..core.match import reasons as match_reasons
 from ..core.report import runbook_stats
-from ..records import logs, metrics, tracing
+from ..records import events, logs, metrics, tracing
 from ..core import durations
 from ..core.durations import parse_duration
 from ..verification import query_probes, query_verdicts, readings, verdicts
@@ -86,8 +86,8 @@ class Loop:
         self.must_read = False  # a write met another writer (409): read the apiserver, not the watch
         self._written: deque[str] = deque(maxlen=WRITES_REMEMBERED)  # resourceVersions of our own writes
         self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
-        self.untold: list[tuple] = []  # transitions this tick persisted, told (Events) once its effect is done
-        self.retold = False  # this Loop told its Remediation's timeline so far (once: it did not see it begin)
+        self.untold: list[tuple] = []  # an intent's transition, told (Events) once the action it allows is done
+        self.retold = False  # this Loop looked for Events a killed operator held back (once: it did not see them)
 
     def tick(self, seen: dict | None = None) -> float | None:
         """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
@@ -96,10 +96,14 @@ class Loop:
         logs.current_remediation.set(f"{self.namespace}/{self.name}")
         try:
             return self.advance(seen)
-        finally:  # Events posted beside the action slowed its PATCH on the apiserver: told once it is done
-            told, self.untold = self.untold, []
-            for transition in told:
-                self.store.transition(*transition)
+        finally:  # also when the action failed
+            self.tell()
+
+    def tell(self) -> None:
+        """Post the Events held back while the action ran."""
+        told, self.untold = self.untold, []
+        for transition in told:
+            self.store.transition(*transition)
 
     def advance(self, seen: dict | None) -> float | None:
         obj = self.current(seen)
@@ -113,11 +117,11 @@ class Loop:
         problem = matching.remediation_namespace_problem(self.namespace, spec)
         if problem:  # before any read made for it: a forged spec must not make us read another namespace
             return self.refuse(obj, status, problem)
-        if not self.retold:  # Events the last operator held for a tick it died in: names are per entry, so
-            self.retold = True  # those it did post answer 409
-            if status.timeline:
-                self.untold.append((self.namespace, self.name, self.uid, spec.target, RemediationStatus(), status,
-                                    utcnow()))
+        if not self.retold:  # the Events of an intent whose action the last operator died in: the same names,
+            self.retold = True  # so those it did post answer 409
+            before = events.before_intent(status)
+            if before is not None:
+                self.untold.append((self.namespace, self.name, self.uid, spec.target, before, status, utcnow()))
         status, facts, read = self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
         claiming = None
@@ -141,6 +145,7 @@ class Loop:
         if decision.effect is None:
             return decision.requeue_after
         done = self.perform(spec, decision.status, decision.effect, facts, claiming, read)
+        self.tell()
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
 
     def wrote(self, resource_version: str | None) -> bool:
@@ -278,12 +283,16 @@ class Loop:
             return None
         before = RemediationStatus.model_validate(obj.get("status") or {})
         target = RemediationSpec.model_validate(obj["spec"]).target
+        told = (self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow())
+        if isinstance(decision.effect, engine.Act):  # posted beside the action, they slowed its PATCH
+            self.untold.append(told)
+        else:
+            self.store.transition(*told)
         count_outcome(obj, before, status)
         tracing.finished(obj, before, status)
         metrics.observe_approval(before, status)
         if decision.release:  # after the write that says so
             self.store.release(target, self.namespace, obj["metadata"].get("uid") or "")
-        self.untold.append((self.namespace, self.name, obj["metadata"].get("uid"), target, before, status, utcnow()))
         return stored
 
     def claim(self, spec: RemediationSpec, effect: engine.Act) -> claims.ClaimDecision:

@@ -1,12 +1,13 @@
 """Kubernetes Events for each decision, on the Remediation and on its target (`kubectl describe` shows them).
 
 Events are a courtesy copy of the status timeline, never the record: a
-failure to post one is logged and the loop goes on. A tick hands its Events
-over once its effect is done, to a small pool of their own: posted beside the
-action, they slowed its PATCH on the apiserver. Names are deterministic per
-timeline entry and per phase entered, so a replayed tick, or an open
-Remediation's timeline told again by an operator that did not see it begin
-(its Events may have died with the last one), posts nothing twice.
+failure to post one is logged and the loop goes on. They are posted by a
+small pool of their own, right after the status write they tell of; those of
+a write that stores an intent once its action is done (posted beside it, they
+slowed its PATCH on the apiserver). Names are deterministic per timeline entry
+and per phase entered, so a replayed tick posts nothing twice, and an operator
+that resumes a Remediation whose action the last one died in tells that
+intent's write again (`before_intent`): what was posted answers 409.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ import concurrent.futures
 import hashlib
 import logging
 import os
+import typing
 from datetime import datetime
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..api.models import API_VERSION, ObjectRef, RemediationStatus
+from ..api.models import API_VERSION, ObjectRef, RemediationPhase, RemediationStatus
+from ..core.durations import format_time, parse_time
 from ..kube import call_retrying, request_json
 from . import logs
 
 log = logging.getLogger("remediator.events")
 
 WARNING_PHASES = {"Failed", "Escalated", "Denied", "Expired"}
+PHASES = frozenset(typing.get_args(RemediationPhase))
 TARGET_API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                        "Pod": "v1", "Node": "v1", "Rollout": "argoproj.io/v1alpha1"}
 INSTANCE = os.environ.get("HOSTNAME", "remediator")
@@ -77,8 +81,7 @@ def post(api: client.ApiClient, namespace: str, regarding: dict, reason: str, no
 
 def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str | None, target: ObjectRef,
                       before: RemediationStatus, after: RemediationStatus, now: datetime) -> None:
-    """An Event on the Remediation per new timeline entry, and one on the target per phase change (`before`
-    RemediationStatus(): the whole timeline, and the phase it is in)."""
+    """An Event on the Remediation per new timeline entry, and one on the target per phase change."""
     regarding = {"api_version": API_VERSION, "kind": "Remediation", "name": name, "namespace": namespace,
                  "uid": uid}
     for entry in (e for e in after.timeline if e not in before.timeline):
@@ -98,3 +101,19 @@ def record_transition(api: client.ApiClient, namespace: str, name: str, uid: str
 def entered_at(status: RemediationStatus) -> str:
     """When the status entered its phase: its last transition's timeline entry (kind: the phase it moved to)."""
     return next((entry.at for entry in reversed(status.timeline) if entry.kind == status.phase), "")
+
+
+def before_intent(status: RemediationStatus) -> RemediationStatus | None:
+    """The status as it was before the write that stored its step's intent, while that step is still only
+    Intended (its action may have died with an operator, the intent's Events held back with it); None otherwise.
+    That write's entries are the ones stamped when the intent was (one decision, one instant; the timeline stamps
+    to the second)."""
+    intended = next((r for r in status.steps if r.phase == "Intended"), None)
+    if intended is None or not intended.started_at:
+        return None
+    stamped = format_time(parse_time(intended.started_at))
+    earlier = [entry for entry in status.timeline if entry.at != stamped]
+    if len(earlier) == len(status.timeline):
+        return None  # trimmed away, or written by an earlier version: nothing to tell by name
+    phase = next((entry.kind for entry in reversed(earlier) if entry.kind in PHASES), "Pending")
+    return status.model_copy(update={"timeline": earlier, "phase": phase})
