@@ -12,7 +12,7 @@ from kubernetes.client.rest import ApiException
 
 from remediator.api.models import GROUP, KOPF_FINALIZER, VERSION
 from tests.integration.conftest import CHART_RELEASE_LABEL
-from remediator.controller import retention
+from remediator.controller import caches, retention
 from remediator.controller.context import OperatorContext, Settings
 from remediator.core.report.retention import Verdict
 from remediator.kube import load_api_client
@@ -48,7 +48,7 @@ def names(cluster) -> set[str]:
 
 def test_a_sweep_deletes_ended_folded_remediations_past_retention_and_keeps_unfolded_recent_and_open_ones(
         cluster, kube_api, monkeypatch):
-    monkeypatch.setattr(retention, "PAGE", 2)  # several pages, each continued from the last
+    monkeypatch.setattr(caches, "PAGE", 2)  # the index is primed from several pages, each continued from the last
     cluster.apply_policy({"retention": {"terminalRemediations": "1d"}})
     for i in range(4):
         ended(cluster, f"old-{i}", phase=("Succeeded", "Escalated", "Denied", "Failed")[i])
@@ -70,12 +70,12 @@ def test_the_apiserver_refuses_a_retention_under_an_hour_naming_the_field(cluste
     assert "terminalRemediations must be at least 1h (got 30m)" in refused.value.body
 
 
-def test_a_remediation_that_changed_since_it_was_listed_is_not_deleted(cluster, kube_api):
+def test_a_remediation_that_changed_since_the_index_saw_it_is_not_deleted(cluster, kube_api):
     listed = ended(cluster, "changed")["metadata"]
     cluster.custom.patch_namespaced_custom_object(GROUP, VERSION, cluster.ns, "remediations", "changed",
                                                   {"metadata": {"labels": {"touched": "yes"}}})
     ctx = OperatorContext(api=kube_api, settings=Settings(namespaces=(cluster.ns,)))
-    stale = Verdict(cluster.ns, "changed", listed["uid"], listed["resourceVersion"], True, "test")
+    stale = Verdict(cluster.ns, "changed", listed["resourceVersion"], True, "test")
     assert retention.delete(ctx, stale) == "changed"
     assert names(cluster) == {"changed"}
 

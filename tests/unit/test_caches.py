@@ -130,6 +130,71 @@ def test_a_remediation_is_held_as_the_fields_the_guards_read_and_they_judge_it_t
     assert len(json.dumps(kept)) < 500 < len(json.dumps(whole))
 
 
+def test_the_index_hands_the_sweep_each_ended_remediation_at_the_version_it_saw_and_whether_it_may_go():
+    index = RemediationIndex()
+    ended = NOW - timedelta(days=40)
+
+    def version(obj: dict, rv: str, **meta) -> dict:
+        obj["metadata"].update(resourceVersion=rv, **meta)
+        return obj
+    index.replace([guard_fields(version(body("open", phase="Acting"), "1")),
+                   guard_fields(version(body("unfolded", phase="Failed", finished=ended), "2"))])
+    folded = body("folded", phase="Succeeded", started=ended, finished=ended)
+    folded["status"]["foldedIntoRunbook"] = True
+    index.observe("ADDED", version(folded, "3"))
+    owed = body("owed", phase="Escalated", finished=ended)  # its signal's end known, not yet recorded
+    owed["status"].update(foldedIntoRunbook=True, signalResolvedAt=stamp(ended))
+    index.observe("ADDED", version(owed, "4"))
+    going = body("going", phase="Succeeded", finished=ended)
+    going["status"]["foldedIntoRunbook"] = True
+    index.observe("MODIFIED", version(going, "5", deletionTimestamp=stamp(NOW)))
+    seen = {c.name: (c.resource_version, c.folded, c.deleting, c.finished_at) for c in index.ended()}
+    assert seen == {"unfolded": ("2", False, False, ended), "folded": ("3", True, False, ended),
+                    "owed": ("4", True, False, ended), "going": ("5", True, True, ended)}, "open ones are not ended"
+    assert index.unfinished() == ([("shop", "open", "Acting")], [("shop", "folded"), ("shop", "going"),
+                                                                 ("shop", "owed"), ("shop", "unfolded")]), \
+        "a folded Succeeded one owes its end (no restoredAt), and an owed end is work for a replica taking over"
+    index.observe("MODIFIED", version(folded, "9"))
+    index.observe("DELETED", going)
+    assert {c.name: c.resource_version for c in index.ended()} == {"unfolded": "2", "folded": "9", "owed": "4"}
+
+
+def test_a_sweep_judges_the_index_and_lists_no_remediation(monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    from remediator.controller import retention
+    from remediator.controller.caches import Caches
+    from remediator.controller.context import Settings
+
+    deleted: list[tuple[str, str, str]] = []
+
+    def delete(group, version, namespace, plural, name, body):
+        if name == "moved-on":
+            raise ApiException(status=409, reason="Conflict: the precondition failed")
+        deleted.append((namespace, name, body.preconditions.resource_version))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the sweep listed Remediations")
+    ctx = SimpleNamespace(
+        caches=Caches(), settings=Settings(namespaces=("shop", "other")), serves=lambda ns: ns in ("shop", "other"),
+        resources=SimpleNamespace(list=lambda kind, namespace=None: [], custom=SimpleNamespace(
+            delete_namespaced_custom_object=delete, list_cluster_custom_object=never,
+            list_namespaced_custom_object=never)))
+    ctx.caches.primed.set()
+    monkeypatch.setattr(retention, "labels_of_namespace", lambda ctx, namespace: {})
+    long_ago = NOW - timedelta(days=40)
+    for name, namespace, rv in (("old", "shop", "11"), ("moved-on", "shop", "12"), ("unserved", "elsewhere", "13"),
+                                ("old", "other", "14")):
+        obj = body(name, namespace=namespace, phase="Succeeded", started=long_ago, finished=long_ago)
+        obj["status"]["foldedIntoRunbook"] = True
+        obj["metadata"]["resourceVersion"] = rv
+        ctx.caches.remediations.observe("ADDED", obj)
+    assert retention.sweep(ctx, ["shop"], now=NOW) == {"deleted": 1, "changed": 1}
+    assert deleted == [("shop", "old", "11")]
+    assert retention.sweep(ctx, None, now=NOW) == {"deleted": 2, "changed": 1}, "every served namespace"
+    assert deleted[1:] == [("other", "old", "14"), ("shop", "old", "11")]
+
+
 def test_policies_and_namespace_labels_follow_list_and_watch_events():
     policies = PolicyCache()
     policies.replace([{"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"mode": "dryRun"}}])

@@ -16,40 +16,35 @@ THIRTY_DAYS = timedelta(days=30)
 
 
 def remediation(name: str, phase: str = "Succeeded", folded: bool = True, finished_days_ago: float | None = 31,
-                namespace: str = "shop", **metadata) -> dict:
-    status = {"phase": phase, "foldedIntoRunbook": folded}
-    if finished_days_ago is not None:
-        status["finishedAt"] = (NOW - timedelta(days=finished_days_ago)).isoformat().replace("+00:00", "Z")
-    return {"metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "resourceVersion": "7",
-                         "creationTimestamp": "2026-10-01T00:00:00Z", **metadata}, "status": status}
+                namespace: str = "shop", deleting: bool = False) -> retention.Candidate:
+    finished = None if finished_days_ago is None else NOW - timedelta(days=finished_days_ago)
+    return retention.Candidate(namespace, name, "7", f"{namespace}/web", phase, folded, finished, deleting)
 
 
-def test_only_ended_folded_remediations_past_the_retention_are_selected_with_their_uid_and_version():
-    objects = [remediation("old"), remediation("recent", finished_days_ago=29),
-               remediation("unfolded", folded=False), remediation("open", phase="Acting", finished_days_ago=None),
-               remediation("escalated", phase="Escalated")]
-    chosen = retention.select(objects, lambda o: (THIRTY_DAYS, "the retention"), NOW)
-    assert [(v.name, v.uid, v.resource_version) for v in chosen] == [
-        ("old", "uid-old", "7"), ("escalated", "uid-escalated", "7")]
+def test_only_ended_folded_remediations_past_the_retention_are_selected_with_their_version():
+    candidates = [remediation("old"), remediation("recent", finished_days_ago=29),
+                  remediation("unfolded", folded=False), remediation("open", phase="Acting", finished_days_ago=None),
+                  remediation("escalated", phase="Escalated")]
+    chosen = retention.select(candidates, lambda c: (THIRTY_DAYS, "the retention"), NOW)
+    assert [(v.name, v.resource_version) for v in chosen] == [("old", "7"), ("escalated", "7")]
     assert chosen[0].reason == "ended 31d ago, past 30d (the retention)"
 
 
 def test_each_kept_remediation_says_why_it_stays():
-    reasons = {o["metadata"]["name"]: retention.judge(o, (THIRTY_DAYS, "the retention"), NOW).reason for o in [
+    reasons = {c.name: retention.judge(c, (THIRTY_DAYS, "the retention"), NOW).reason for c in [
         remediation("recent", finished_days_ago=29), remediation("unfolded", folded=False),
-        remediation("open", phase="Verifying", finished_days_ago=None),
-        remediation("deleting", deletionTimestamp="2026-12-01T11:00:00Z")]}
+        remediation("open", phase="Verifying", finished_days_ago=None), remediation("deleting", deleting=True),
+        remediation("timeless", finished_days_ago=None)]}
     assert reasons == {"recent": "ended 29d ago, kept for 30d (the retention)",
                        "unfolded": "ended, its outcome not yet folded into its Runbook",
-                       "open": "open", "deleting": "being deleted already"}
+                       "open": "open", "deleting": "being deleted already", "timeless": "ended at an unknown time"}
 
 
 def test_the_retention_is_the_one_of_each_remediations_namespace():
-    objects = [remediation("a", namespace="short", finished_days_ago=2), remediation("b", namespace="long",
-                                                                                      finished_days_ago=2)]
+    candidates = [remediation("a", namespace="short", finished_days_ago=2),
+                  remediation("b", namespace="long", finished_days_ago=2)]
     per_namespace = {"short": (timedelta(days=1), "the retention"), "long": (THIRTY_DAYS, "the retention")}
-    assert [v.name for v in retention.select(objects, lambda o: per_namespace[o["metadata"]["namespace"]], NOW)] == [
-        "a"]
+    assert [v.name for v in retention.select(candidates, lambda c: per_namespace[c.namespace], NOW)] == ["a"]
 
 
 def test_a_remediation_a_guard_still_counts_stays_past_a_shorter_retention():
@@ -68,9 +63,13 @@ def test_a_remediation_its_runbooks_statistics_do_not_count_yet_stays_whatever_i
     assert not verdict.delete and verdict.reason == "kept until its Runbook's signalStats count it"
 
 
-def test_an_ended_remediation_without_a_finish_time_ages_from_its_creation():
-    old = remediation("no-finish", finished_days_ago=None)
-    assert retention.judge(old, (THIRTY_DAYS, "the retention"), NOW).delete
+def test_an_ended_remediation_without_a_finish_time_ages_from_its_start_or_creation():
+    from remediator.core.plan.guard_inputs import past_remediation
+
+    no_finish = past_remediation({"metadata": {"name": "no-finish", "creationTimestamp": "2026-10-01T00:00:00Z"},
+                                  "status": {"phase": "Succeeded"}})
+    assert retention.judge(retention.Candidate.of("shop", no_finish, folded=True), (THIRTY_DAYS, "the retention"),
+                           NOW).delete
 
 
 def test_the_policy_keeps_ended_remediations_thirty_days_by_default_and_refuses_less_than_an_hour():
@@ -87,6 +86,8 @@ def test_the_policy_keeps_ended_remediations_thirty_days_by_default_and_refuses_
 
 
 def test_a_report_over_the_default_window_gives_the_same_figures_once_older_remediations_are_deleted():
+    from remediator.core.plan.guard_inputs import past_remediation
+
     now = T0 + timedelta(days=60)
     history = [{**obj(f"r{day}-{phase}", phase, ttr=600.0 * (1 + day % 5), started=T0 + timedelta(days=day, hours=1)),
                 "metadata": {"name": f"r{day}-{phase}", "namespace": "shop", "uid": f"u{day}{phase}"}}
@@ -96,7 +97,8 @@ def test_a_report_over_the_default_window_gives_the_same_figures_once_older_reme
     history.append({**obj("open", "Acting", started=T0), "metadata": {"name": "open", "namespace": "shop"}})
     for o in history:
         o["status"]["foldedIntoRunbook"] = True
-    gone = {v.name for v in retention.select(history, lambda o: (THIRTY_DAYS, "the retention"), now)}
+    candidates = [retention.Candidate.of("shop", past_remediation(o), folded=True) for o in history]
+    gone = {v.name for v in retention.select(candidates, lambda c: (THIRTY_DAYS, "the retention"), now)}
     kept = [o for o in history if o["metadata"]["name"] not in gone]
     assert len(gone) > 80 and "open" not in gone, "most of the history went"
     window = Scope(since=now - THIRTY_DAYS)  # `remediator report`'s default --since 30d
@@ -269,15 +271,17 @@ def test_a_namespace_deleted_during_the_sweep_keeps_its_incidents_and_holds_back
     monkeypatch.setattr(shell, "complete_signal_stats", lambda ctx, namespace, runbooks: set())
     ctx = SimpleNamespace(resources=SimpleNamespace(list=lambda kind, namespace=None: []))
     keep_of = shell.keep_lookup(ctx)
-    ended = {"spec": {"runbook": {"namespace": "gone", "name": "web"}}}
-    assert keep_of({"metadata": {"namespace": "gone"}, **ended}) == core.UNTIL_COUNTED
-    assert keep_of({"metadata": {"namespace": "shop"}, "spec": {"runbook": {"namespace": "shop", "name": "x"}}}) \
-        != core.UNTIL_COUNTED, "the other namespace's policy was not applied"
+    assert keep_of(remediation("a", namespace="gone")) == core.UNTIL_COUNTED
+    assert keep_of(remediation("b", namespace="shop")) != core.UNTIL_COUNTED, \
+        "the other namespace's policy was not applied"
 
 
 def ended_remediation(i: int, runbook: str = "web", step: dict | None = None) -> dict:
     """As the operator leaves one (~5 KB, most of it the timeline), every string its own (as decoded JSON)."""
-    obj = remediation(f"r{i}")
+    finished = (NOW - timedelta(days=31)).isoformat().replace("+00:00", "Z")
+    obj = {"metadata": {"name": f"r{i}", "namespace": "shop", "uid": f"uid-r{i}", "resourceVersion": "7",
+                        "creationTimestamp": "2026-10-01T00:00:00Z"},
+           "status": {"phase": "Succeeded", "foldedIntoRunbook": True, "finishedAt": finished}}
     obj["spec"] = {"runbook": {"namespace": "shop", "name": runbook},
                    "target": {"kind": "Deployment", "name": f"web-{i}"},
                    "signal": {"source": "alertmanager", "name": "HighErrorRate", "fingerprint": f"f{i}"}}

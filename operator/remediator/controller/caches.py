@@ -36,6 +36,7 @@ from ..core import escalation
 from ..core.plan import guards
 from ..core.plan.guard_inputs import past_remediation
 from ..core.plan.nodes import NodeFact, node_fact
+from ..core.report import retention
 from ..kube import transient
 
 log = logging.getLogger("remediator.caches")
@@ -169,8 +170,9 @@ class RemediationIndex:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], guards.PastRemediation] = {}
         self._open: set[tuple[str, str]] = set()
-        # ended, outcome not yet in the Runbook's status or the incident's known end not yet recorded
-        self._unfolded: set[tuple[str, str]] = set()
+        self._unfolded: set[tuple[str, str]] = set()  # ended, its outcome not yet in its Runbook's status
+        self._end_owed: set[tuple[str, str]] = set()  # ended and folded, the incident's known end not yet recorded
+        self._deleting: set[tuple[str, str]] = set()
         self._by_target: dict[str, set[tuple[str, str]]] = {}
         self._by_namespace: dict[str, set[tuple[str, str]]] = {}
         self._by_time = TimeIndex()
@@ -180,6 +182,8 @@ class RemediationIndex:
             self._entries.clear()
             self._open.clear()
             self._unfolded.clear()
+            self._end_owed.clear()
+            self._deleting.clear()
             self._by_target.clear()
             self._by_namespace.clear()
             self._by_time = TimeIndex()
@@ -204,8 +208,12 @@ class RemediationIndex:
         self._entries[key] = past
         if past.phase not in TERMINAL_PHASES:
             self._open.add(key)
-        elif not (obj.get("status") or {}).get("foldedIntoRunbook") or escalation.end_owed(obj.get("status") or {}):
+        elif not (obj.get("status") or {}).get("foldedIntoRunbook"):
             self._unfolded.add(key)
+        elif escalation.end_owed(obj.get("status") or {}):
+            self._end_owed.add(key)
+        if obj["metadata"].get("deletionTimestamp"):
+            self._deleting.add(key)
         self._by_target.setdefault(past.target_key, set()).add(key)
         self._by_namespace.setdefault(key[0], set()).add(key)
         at = latest_time(past)
@@ -218,6 +226,8 @@ class RemediationIndex:
             return
         self._open.discard(key)
         self._unfolded.discard(key)
+        self._end_owed.discard(key)
+        self._deleting.discard(key)
         for index, value in ((self._by_target, past.target_key), (self._by_namespace, key[0])):
             keys = index.get(value)
             if keys is not None:
@@ -234,7 +244,14 @@ class RemediationIndex:
         a crash right after its signal resolved): the work a replica taking over has, read without listing
         every Remediation."""
         with self._lock:
-            return ([(*key, self._entries[key].phase) for key in self._open], sorted(self._unfolded))
+            return ([(*key, self._entries[key].phase) for key in self._open], sorted(self._unfolded | self._end_owed))
+
+    def ended(self) -> list[retention.Candidate]:
+        """Every ended Remediation as the retention sweep judges it: its candidates without a LIST (which cost
+        the apiserver and this process ~47 MB of JSON per sweep of a 10,000-object history)."""
+        with self._lock:
+            return [retention.Candidate.of(key[0], past, key not in self._unfolded, key in self._deleting)
+                    for key, past in self._entries.items() if key not in self._open]
 
     def for_guards(self, target_key: str, since: datetime) -> list[guards.PastRemediation]:
         """What the guards may count for a step on `target_key`: every open Remediation (concurrency), every
@@ -264,7 +281,8 @@ class RemediationIndex:
 def guard_fields(obj: Mapping) -> dict:
     """The part of a Remediation `past_remediation` reads: a 10,000-object history is not held whole while listed."""
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-    return {"metadata": {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if k in meta},
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "creationTimestamp", "resourceVersion",
+                                              "deletionTimestamp") if k in meta},
             "spec": {k: spec[k] for k in ("runbook", "target") if k in spec},
             # and what says whether the incident's end is owed (core.escalation.end_owed: a refusal by its reason)
             "status": {**{k: status[k] for k in ("phase", "startedAt", "finishedAt", "foldedIntoRunbook", "dryRun",

@@ -1,16 +1,17 @@
 """Delete ended Remediations past their retention (core.retention decides which), on the active replica only.
 
-Not a kopf timer: those put kopf's finalizer on every object they watch. The sweep lists in pages
-(limit/continue), so 10,000 old Remediations never sit in memory at once, and deletes each with a
-precondition on its uid and resourceVersion: one that changed since it was listed (re-opened, re-folded,
-re-created under the same name) is not deleted; the next sweep judges it again.
+Not a kopf timer: those put kopf's finalizer on every object they watch. The sweep judges the watch-fed index
+of Remediations (controller/caches.py), so it lists nothing, and deletes each with a precondition on the
+resourceVersion the index saw: one that changed since (re-opened, re-folded, re-created under the same name) is
+not deleted; the next sweep judges it again. The backfill of a Runbook's statistics still reads the objects
+whole, in pages (limit/continue), once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from kubernetes import client
@@ -31,7 +32,7 @@ from ..core.plan import adaptive
 from ..core.match import policy_select
 from ..core.report import retention, runbook_stats
 from ..records import metrics
-from . import chores
+from . import caches, chores
 from .caches import PAGE  # a page of 500 left ~10 MiB more resident here too
 from .context import OperatorContext
 from .guard_facts import labels_of_namespace
@@ -117,16 +118,22 @@ def complete_signal_stats(ctx: OperatorContext, namespace: str, runbooks: list[d
     return done
 
 
-def keep_lookup(ctx: OperatorContext) -> Callable[[Mapping], retention.Keep]:
+def keep_lookup(ctx: OperatorContext) -> Callable[[retention.Candidate], retention.Keep]:
     """How long each Remediation stays: its namespace's effective policy and its Runbook's cooldown, each read
     once a sweep; forever while its Runbook's statistics are not complete (they are completed here first)."""
     policies = [(p["metadata"]["name"], p.get("spec") or {}) for p in ctx.resources.list("RemediationPolicy")]
     namespace_policy: dict[str, RemediationPolicySpec | None] = {}
     cooldowns: dict[str, dict[str, str]] = {}
     complete: dict[str, set[str]] = {}
+    kept: dict[tuple[str, str], retention.Keep] = {}  # one answer per Runbook reference a sweep: 10,000 share few
 
-    def keep_of(obj: Mapping) -> retention.Keep:
-        namespace = obj["metadata"]["namespace"]
+    def keep_of(candidate: retention.Candidate) -> retention.Keep:
+        key = (candidate.namespace, candidate.runbook_key)
+        if key not in kept:
+            kept[key] = keep_for(*key)
+        return kept[key]
+
+    def keep_for(namespace: str, runbook_key: str) -> retention.Keep:
         if namespace not in namespace_policy:
             try:
                 labels = labels_of_namespace(ctx, namespace)
@@ -140,19 +147,18 @@ def keep_lookup(ctx: OperatorContext) -> Callable[[Mapping], retention.Keep]:
             cooldowns[namespace] = {r["metadata"]["name"]: ((r.get("spec") or {}).get("guard") or {}).get(
                 "cooldown", Guard().cooldown) for r in runbooks}
             complete[namespace] = complete_signal_stats(ctx, namespace, runbooks)
-        runbook = (obj.get("spec") or {}).get("runbook") or {}
+        runbook_namespace, _, runbook = runbook_key.partition("/")
         # a Runbook acts only in its own namespace: a reference elsewhere was refused and holds no cooldown
-        own = runbook.get("namespace") == namespace and runbook.get("name") in cooldowns[namespace]
-        if own and runbook["name"] not in complete[namespace]:
+        own = runbook_namespace == namespace and runbook in cooldowns[namespace]
+        if own and runbook not in complete[namespace]:
             return retention.UNTIL_COUNTED
-        return retention.kept_for(namespace_policy[namespace], cooldowns[namespace][runbook["name"]] if own else None)
+        return retention.kept_for(namespace_policy[namespace], cooldowns[namespace][runbook] if own else None)
     return keep_of
 
 
 def delete(ctx: OperatorContext, verdict: retention.Verdict) -> str:
-    """deleted | changed (uid or resourceVersion moved on: kept) | gone."""
-    options = client.V1DeleteOptions(preconditions=client.V1Preconditions(
-        uid=verdict.uid, resource_version=verdict.resource_version))
+    """deleted | changed (its resourceVersion moved on since the index saw it: kept) | gone."""
+    options = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=verdict.resource_version))
     try:
         ctx.resources.custom.delete_namespaced_custom_object(
             GROUP, VERSION, verdict.namespace, "remediations", verdict.name, body=options)
@@ -169,19 +175,21 @@ def delete(ctx: OperatorContext, verdict: retention.Verdict) -> str:
 
 def sweep(ctx: OperatorContext, namespaces: list[str] | None, active: Callable[[], bool] = lambda: True,
           now: datetime | None = None) -> Counter:
-    """One pass over the served namespaces (None: cluster-wide); stops as soon as this replica is not active."""
+    """One pass over the served namespaces (None: every one served), judged from the watch-fed index; stops as
+    soon as this replica is not active. A version the index saw late is not deleted (409): the next sweep
+    judges it again."""
     now = now or datetime.now(UTC)
     keep_of = keep_lookup(ctx)
+    within = set(namespaces) if namespaces is not None else None
+    candidates = [c for c in caches.ensure(ctx).remediations.ended()
+                  if (within is None or c.namespace in within) and ctx.serves(c.namespace)]
     results: Counter = Counter()
-    for namespace in namespaces if namespaces is not None else [None]:
-        for page in pages(ctx, namespace):
-            served = [o for o in page if ctx.serves(o["metadata"]["namespace"])]
-            for verdict in retention.select(served, keep_of, now):
-                if not active():
-                    return results
-                result = delete(ctx, verdict)
-                metrics.RETENTION_DELETES.labels(result).inc()
-                results[result] += 1
+    for verdict in retention.select(sorted(candidates, key=lambda c: (c.namespace, c.name)), keep_of, now):
+        if not active():
+            return results
+        result = delete(ctx, verdict)
+        metrics.RETENTION_DELETES.labels(result).inc()
+        results[result] += 1
     return results
 
 

@@ -254,4 +254,5 @@ def past_remediation(obj: Mapping[str, Any]) -> guards.PastRemediation:
         finished_at=parse_time(finished) if finished else None,
         succeeded=(phase == "Succeeded") if phase in TERMINAL_PHASES else None,
         acted=any(s.get("phase") != "Skipped" for s in status.get("steps") or []),
+        resource_version=str(metadata.get("resourceVersion") or ""),
     )

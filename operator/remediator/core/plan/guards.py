@@ -64,7 +64,7 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Rollout"}
 RATE_WINDOW = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 10,000 of them are held for the guards
 class PastRemediation:
     """What guards need to know of one Remediation (the one being checked may be among them)."""
 
@@ -76,6 +76,7 @@ class PastRemediation:
     finished_at: datetime | None
     succeeded: bool | None
     acted: bool
+    resource_version: str = ""  # of the object it was read from: the retention sweep deletes that version only
 
     @property
     def namespace(self) -> str:

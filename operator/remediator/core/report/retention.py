@@ -1,4 +1,4 @@
-"""Which ended Remediations to delete (pure: objects, each namespace's retention and now in; names out, with why).
+"""Which ended Remediations to delete (pure: candidates, each one's retention and now in; names out, with why).
 
 A Remediation goes once it ended, its outcome is folded into its Runbook's status and any escalation posted
 (`foldedIntoRunbook`: the same status write records both), and it finished longer ago than its namespace's
@@ -16,19 +16,37 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from remediator.api.models import TERMINAL_PHASES, RemediationPolicySpec, Retention
-from remediator.core.durations import format_duration, format_time, parse_duration, parse_time
-from remediator.core.plan.guards import RATE_WINDOW
+from remediator.core.durations import format_duration, format_time, parse_duration
+from remediator.core.plan.guards import RATE_WINDOW, PastRemediation
 from remediator.core.match.policy_select import effective_policy
 
 Keep = tuple[timedelta, str]  # how long an ended Remediation stays, and what sets it
 UNTIL_COUNTED: Keep = (timedelta.max, "until its Runbook's signalStats count it")
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An ended-or-open Remediation as the sweep judges it: the watch-fed index's entry, not the object."""
+
+    namespace: str
+    name: str
+    resource_version: str  # the delete's precondition: a version is never reused, even by a re-created object
+    runbook_key: str  # "namespace/name" of the Runbook its spec names
+    phase: str
+    folded: bool  # its outcome is in its Runbook's status and nothing of its end is owed
+    finished_at: datetime | None  # when it ended; when it started (or was created) if it says no end
+    deleting: bool = False
+
+    @classmethod
+    def of(cls, namespace: str, past: PastRemediation, folded: bool, deleting: bool = False) -> Candidate:
+        return cls(namespace, past.name, past.resource_version, past.runbook_key, past.phase, folded,
+                   past.last_seen, deleting)
+
+
 @dataclass(frozen=True)
 class Verdict:
     namespace: str
     name: str
-    uid: str
     resource_version: str
     delete: bool
     reason: str
@@ -50,25 +68,19 @@ def kept_for(policy: RemediationPolicySpec | None, cooldown: str | None) -> Keep
     return max(keeps, key=lambda k: k[0])
 
 
-def judge(obj: Mapping, keep: Keep, now: datetime) -> Verdict:
-    meta = obj.get("metadata") or {}
-    status = obj.get("status") or {}
-
+def judge(candidate: Candidate, keep: Keep, now: datetime) -> Verdict:
     def verdict(delete: bool, reason: str) -> Verdict:
-        return Verdict(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""),
-                       meta.get("resourceVersion", ""), delete, reason)
+        return Verdict(candidate.namespace, candidate.name, candidate.resource_version, delete, reason)
 
-    if meta.get("deletionTimestamp"):
+    if candidate.deleting:
         return verdict(False, "being deleted already")
-    if status.get("phase") not in TERMINAL_PHASES:
+    if candidate.phase not in TERMINAL_PHASES:
         return verdict(False, "open")
-    if not status.get("foldedIntoRunbook"):
+    if not candidate.folded:
         return verdict(False, "ended, its outcome not yet folded into its Runbook")
-    try:
-        finished = parse_time(status.get("finishedAt") or meta.get("creationTimestamp") or "")
-    except ValueError:
-        return verdict(False, "ended at an unreadable time")
-    age = now - finished
+    if candidate.finished_at is None:
+        return verdict(False, "ended at an unknown time")
+    age = now - candidate.finished_at
     kept, why = keep
     if keep == UNTIL_COUNTED:
         return verdict(False, f"kept {why}")
@@ -77,9 +89,17 @@ def judge(obj: Mapping, keep: Keep, now: datetime) -> Verdict:
     return verdict(True, f"ended {format_duration(age)} ago, past {format_duration(kept)} ({why})")
 
 
-def select(objects: Iterable[Mapping], keep_of: Callable[[Mapping], Keep], now: datetime) -> list[Verdict]:
-    """The Remediations to delete, each with its reason; `keep_of(object)` says how long that one stays."""
-    return [v for v in (judge(o, keep_of(o), now) for o in objects) if v.delete]
+def select(candidates: Iterable[Candidate], keep_of: Callable[[Candidate], Keep], now: datetime) -> list[Verdict]:
+    """The Remediations to delete, each with its reason; `keep_of(candidate)` says how long that one stays."""
+    out = []
+    for candidate in candidates:
+        keep = keep_of(candidate)
+        if candidate.finished_at is not None and now - candidate.finished_at <= keep[0]:
+            continue  # young enough to stay: most of them, whose reason in words no sweep reads
+        verdict = judge(candidate, keep, now)
+        if verdict.delete:
+            out.append(verdict)
+    return out
 
 
 def retention_of(policies: Sequence[tuple[str, Mapping]], namespace: str, labels: Mapping[str, str]) -> timedelta:
