@@ -5,12 +5,11 @@ For each kind the rollback knows: a Deployment (ReplicaSet history), a StatefulS
 
 from __future__ import annotations
 
-import typing
 from datetime import datetime, timezone
 
 import pytest
 
-from remediator.api.models import RemediationPhase
+from remediator.api.models import PHASES
 from remediator.core.durations import format_time
 from remediator.failpoints import BOUNDARIES
 from tests.integration.test_operator_loop import NO_APPROVALS, only_remediation, rollback_runbook
@@ -18,7 +17,6 @@ from tests.support.operator import OperatorProcess, alert, alert_payload
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-PHASES = set(typing.get_args(RemediationPhase))
 
 
 @pytest.mark.parametrize("kind", ("Deployment", "StatefulSet", "DaemonSet"))

@@ -9,7 +9,7 @@ snake_case in Python.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializationInfo, model_serializer, \
     model_validator
@@ -557,6 +557,7 @@ RemediationPhase = Literal[
     "Pending", "Planned", "AwaitingApproval", "Acting", "Verifying",
     "Succeeded", "Failed", "Escalated", "Denied", "Cancelled", "Skipped", "Expired",
 ]
+PHASES: frozenset[str] = frozenset(get_args(RemediationPhase))
 TERMINAL_PHASES: frozenset[str] = frozenset(
     {"Succeeded", "Failed", "Escalated", "Denied", "Cancelled", "Skipped", "Expired"}
 )

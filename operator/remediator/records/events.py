@@ -16,13 +16,12 @@ import concurrent.futures
 import hashlib
 import logging
 import os
-import typing
 from datetime import datetime
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ..api.models import API_VERSION, ObjectRef, RemediationPhase, RemediationStatus
+from ..api.models import API_VERSION, PHASES, ObjectRef, RemediationStatus
 from ..core.durations import format_time, parse_time
 from ..kube import call_retrying, request_json
 from . import logs
@@ -30,7 +29,6 @@ from . import logs
 log = logging.getLogger("remediator.events")
 
 WARNING_PHASES = {"Failed", "Escalated", "Denied", "Expired"}
-PHASES = frozenset(typing.get_args(RemediationPhase))
 TARGET_API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                        "Pod": "v1", "Node": "v1", "Rollout": "argoproj.io/v1alpha1"}
 INSTANCE = os.environ.get("HOSTNAME", "remediator")
