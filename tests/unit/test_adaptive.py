@@ -180,3 +180,23 @@ def test_an_adaptive_runbook_without_history_supplied_plans_as_written():
     planned = engine.decide("am-1", SPEC, RemediationStatus(), facts(rb=ADAPTIVE, policy=NO_APPROVALS))
     assert (planned.status.phase, planned.status.current_step) == ("Acting", 0)
     assert not any(t.kind == "AdaptiveOrder" for t in planned.status.timeline)
+
+
+def test_an_adaptive_plan_reads_the_step_statistics_from_the_cached_runbook_not_the_apiserver():
+    from types import SimpleNamespace
+
+    from remediator.controller import caches, reconcile
+    from remediator.controller.ingest import RunbookCache
+
+    def no_read(*args):
+        raise AssertionError("the plan read the Runbook from the apiserver")
+    counted = runbook_stats.fold(RunbookStatus(signal_stats_complete=True), "u1", "r1", RemediationStatus(
+        phase="Escalated", steps=[StepRecord(index=0, name="restart", action="restartRollout", idempotency_key="k",
+                                             phase="Failed", applied_at="2026-11-25T10:00:00Z")]),
+        adaptive.signal_type(SPEC))
+    spec = runbook(("restart", "restartRollout", "low")).model_copy(update={"adaptive": True})
+    ctx = SimpleNamespace(caches=caches.Caches(), runbooks=RunbookCache(), resources=SimpleNamespace(get=no_read))
+    ctx.caches.primed.set()
+    ctx.runbooks.put(SPEC.runbook.namespace, SPEC.runbook.name, 1, spec.wire(), "9", counted.wire())
+    assert reconcile.adaptive_history(ctx, SPEC, RemediationStatus(phase="Pending"), spec) == {
+        "restart": StepOutcomes(1, 0)}

@@ -211,10 +211,11 @@ def test_policies_and_namespace_labels_follow_list_and_watch_events():
 
 def test_the_runbook_cache_keeps_an_invalid_runbook_for_the_loop_and_forgets_a_deleted_or_unlisted_one():
     cache = RunbookCache()
-    cache.observe("ADDED", {"metadata": {"name": "bad", "namespace": "shop", "generation": 2},
-                            "spec": {"steps": "not a list"}})
-    assert cache.body("shop", "bad") == {"metadata": {"name": "bad", "namespace": "shop", "generation": 2},
-                                         "spec": {"steps": "not a list"}}
+    cache.observe("ADDED", {"metadata": {"name": "bad", "namespace": "shop", "generation": 2, "resourceVersion": "4"},
+                            "spec": {"steps": "not a list"}, "status": {"folded": ["u1"]}})
+    assert cache.body("shop", "bad") == {"metadata": {"name": "bad", "namespace": "shop", "generation": 2,
+                                                      "resourceVersion": "4"},
+                                         "spec": {"steps": "not a list"}, "status": {"folded": ["u1"]}}
     assert cache.in_namespace("shop") == [] and ("shop", "bad") in cache.invalid
     cache.observe("DELETED", {"metadata": {"name": "bad", "namespace": "shop"}})
     assert cache.body("shop", "bad") is None and not cache.invalid

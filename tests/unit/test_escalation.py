@@ -503,3 +503,76 @@ def test_a_pod_incident_on_a_pod_of_a_workload_ends_when_that_workload_is_health
     assert looked_at("agent-q7", daemonset="agent") == ("DaemonSet", "shop", "agent")
     assert looked_at("debug") == ("Pod", "shop", "debug"), "a bare pod is its own workload"
     assert looked_at("web--1", deployment="web-") == ("Pod", "shop", "web--1"), "no object has that name"
+
+
+def test_an_ended_remediation_is_finished_from_the_object_its_watch_event_brought_and_read_only_after_a_409(
+        monkeypatch):
+    from types import SimpleNamespace
+
+    from kubernetes.client.rest import ApiException
+
+    from remediator.controller import runbook_status
+    from remediator.controller.context import Settings
+
+    seen = {"metadata": {"namespace": "shop", "name": "r1", "uid": "u1", "resourceVersion": "5"},
+            "spec": SPEC.wire(), "status": ended("Succeeded").wire()}
+    newer = {**seen, "metadata": {**seen["metadata"], "resourceVersion": "6"}}
+    reads: list[str] = []
+    writes: list[str] = []
+
+    class Resources:
+        def get(self, kind, name, namespace):
+            reads.append(kind)
+            return newer
+
+        def replace_status(self, kind, namespace, name, body):
+            writes.append(body["metadata"]["resourceVersion"])
+            if body["metadata"]["resourceVersion"] != "6":
+                raise ApiException(status=409, reason="Conflict")
+            assert body["status"]["foldedIntoRunbook"] and body["status"]["restoredAt"]
+
+    monkeypatch.setattr(runbook_status, "fold_into_runbook", lambda *a: None)  # the Runbook is gone
+    ctx = SimpleNamespace(resources=Resources(), alertmanager=None, settings=Settings())
+    runbook_status.finish(ctx, "shop", "r1", seen=newer)
+    assert (reads, writes) == ([], ["6"]), "the watched object was read again before it was written"
+    runbook_status.finish(ctx, "shop", "r1", seen=seen)
+    assert (reads, writes) == (["Remediation"], ["6", "5", "6"]), "a stale one is read again after its 409"
+
+
+def test_an_outcome_is_folded_from_the_cached_runbook_read_only_after_a_409_and_never_called_gone_by_the_cache(
+        monkeypatch):
+    from types import SimpleNamespace
+
+    from kubernetes.client.rest import ApiException
+
+    from remediator.controller import caches, runbook_status
+    from remediator.controller.ingest import RunbookCache
+
+    def runbook(rv: str) -> dict:
+        return {"metadata": {"namespace": "shop", "name": "bad-rollout", "resourceVersion": rv},
+                "spec": {"triggers": [], "steps": []}, "status": {}}
+    reads: list[str] = []
+    patched: list[str] = []
+
+    def patch(api, method, path, body, content_type=None):
+        patched.append(body["metadata"]["resourceVersion"])
+        if body["metadata"]["resourceVersion"] != "8":
+            raise ApiException(status=409, reason="Conflict")
+        assert body["status"]["folded"] == ["u1"]
+
+    monkeypatch.setattr(runbook_status, "request_json", patch)
+    monkeypatch.setattr(runbook_status.RunbookSpec, "model_validate", classmethod(lambda cls, spec: spec))
+    cache = RunbookCache()
+    ctx = SimpleNamespace(api=None, runbooks=cache, caches=caches.Caches(), resources=SimpleNamespace(
+        get=lambda kind, name, namespace: reads.append(kind) or current["body"]))
+    ctx.caches.primed.set()
+    current = {"body": runbook("8")}
+    cache.put_object(runbook("8"))
+    assert runbook_status.fold_into_runbook(ctx, SPEC, "u1", "r1", ended("Succeeded")) is not None
+    assert (reads, patched) == ([], ["8"]), "the cached Runbook was read again"
+    cache.put_object(runbook("7"))  # the watch behind a newer write
+    runbook_status.fold_into_runbook(ctx, SPEC, "u1", "r1", ended("Succeeded"))
+    assert (reads, patched) == (["Runbook"], ["8", "7", "8"])
+    cache.remove("shop", "bad-rollout")  # not (yet) seen by the watch: read, not taken as gone
+    runbook_status.fold_into_runbook(ctx, SPEC, "u1", "r1", ended("Succeeded"))
+    assert (reads, patched[-1]) == (["Runbook", "Runbook"], "8")

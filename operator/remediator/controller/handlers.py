@@ -209,12 +209,12 @@ def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body
     if KOPF_FINALIZER in (meta.get("finalizers") or []):
         CHORES.submit(drop_kopf_finalizer, ctx, meta["namespace"], meta["name"])
     if ticks.active() and runbook_status.pending(body.get("status"), ctx.alertmanager is not None):
-        CHORES.submit(fold_outcome, ctx, meta["namespace"], meta["name"])
+        CHORES.submit(fold_outcome, ctx, meta["namespace"], meta["name"], body)
 
 
-def fold_outcome(ctx: OperatorContext, namespace: str, name: str) -> None:
+def fold_outcome(ctx: OperatorContext, namespace: str, name: str, seen: dict | None = None) -> None:
     try:  # also on the first listing after a restart: what a crash left undone is done then
-        runbook_status.finish(ctx, namespace, name)
+        runbook_status.finish(ctx, namespace, name, seen=seen)
     except Exception as e:  # noqa: BLE001  not retried: the object's next event, or a restart, tries again
         log.warning("could not record the outcome in the Runbook", extra={
             "remediation": f"{namespace}/{name}", "error": str(e)})

@@ -61,10 +61,12 @@ class RunbookCache:
         self._relists = RateLimiter(max_callers=max_namespaces)  # per namespace
         self._all_relists = RateLimiter(max_callers=1)
 
-    def put(self, namespace: str, name: str, generation: int | None, spec: dict) -> None:
-        with self._lock:
+    def put(self, namespace: str, name: str, generation: int | None, spec: dict, resource_version: str = "",
+            status: dict | None = None) -> None:
+        with self._lock:  # the status and version too: the fold of an outcome starts from them (no GET)
             self._bodies[(namespace, name)] = {
-                "metadata": {"name": name, "namespace": namespace, "generation": generation}, "spec": spec}
+                "metadata": {"name": name, "namespace": namespace, "generation": generation,
+                             "resourceVersion": resource_version}, "spec": spec, "status": status or {}}
         try:
             entry = matching.RunbookEntry(namespace=namespace, name=name, generation=generation,
                                           spec=RunbookSpec.model_validate(spec))
@@ -76,6 +78,11 @@ class RunbookCache:
         with self._lock:
             self.invalid.pop((namespace, name), None)
             self._by_ns.setdefault(namespace, {})[name] = entry
+
+    def put_object(self, obj: dict, namespace: str | None = None) -> None:
+        meta = obj["metadata"]
+        self.put(namespace or meta["namespace"], meta["name"], meta.get("generation"), obj.get("spec") or {},
+                 meta.get("resourceVersion") or "", obj.get("status"))
 
     def remove(self, namespace: str, name: str) -> None:
         with self._lock:
@@ -89,10 +96,11 @@ class RunbookCache:
         if event_type == "DELETED":
             self.remove(meta["namespace"], meta["name"])
         else:
-            self.put(meta["namespace"], meta["name"], meta.get("generation"), obj.get("spec") or {})
+            self.put_object(obj)
 
     def body(self, namespace: str, name: str) -> dict | None:
-        """The Runbook as last seen ({"metadata": {name, namespace, generation}, "spec"}), None if there is none."""
+        """The Runbook as last seen ({"metadata": {name, namespace, generation, resourceVersion}, "spec",
+        "status"}), None if there is none."""
         with self._lock:
             return self._bodies.get((namespace, name))
 
@@ -114,7 +122,7 @@ class RunbookCache:
         for name in ({e.name for e in self.in_namespace(namespace)} | known) - listed:
             self.remove(namespace, name)
         for rb in items:
-            self.put(namespace, rb["metadata"]["name"], rb["metadata"].get("generation"), rb.get("spec") or {})
+            self.put_object(rb, namespace)
 
     def due_for_refresh(self, namespace: str, now: float) -> bool:
         """True at most once per RELIST_EVERY per namespace, and within RELIST_LIMIT for all of them."""

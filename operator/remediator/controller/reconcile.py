@@ -472,10 +472,11 @@ def count_outcome(obj: dict, before: RemediationStatus, after: RemediationStatus
 def adaptive_history(ctx: OperatorContext, spec: RemediationSpec, status: RemediationStatus,
                      runbook: RunbookSpec | None) -> dict[str, adaptive.StepOutcomes] | None:
     """How each step of an adaptive Runbook fared on this signal type, read when planning from the Runbook's
-    status (every ended Remediation is folded there), not from the Remediations, which retention deletes."""
+    status (every ended Remediation is folded there), not from the Remediations, which retention deletes. The
+    status as the watch-fed cache holds it: a fold it has not seen yet is milliseconds old."""
     if runbook is None or not runbook.adaptive or status.phase != "Pending":
         return None
-    body = ctx.resources.get("Runbook", spec.runbook.name, spec.runbook.namespace) or {}
+    body = load_runbook(ctx, spec.runbook.namespace, spec.runbook.name) or {}
     stats = RunbookStatus.model_validate(body.get("status") or {})
     if not stats.signal_stats_complete:  # the sweep has not counted the earlier ones yet: count them here
         ref = spec.runbook

@@ -34,7 +34,7 @@ from ..core.engine import state
 from ..core.plan import adaptive
 from ..core.match import matching
 from ..core.report import runbook_stats
-from . import escalation as escalation_alerts
+from . import caches, escalation as escalation_alerts
 from .context import OperatorContext
 from .reconcile import load_policy, parse_time
 
@@ -59,11 +59,13 @@ def pending(status: dict | None, alerting: bool = False) -> bool:
         (bool(sent.get("sentAt")) and bool(status.get("restoredAt")) and not sent.get("resolvedAt"))
 
 
-def finish(ctx: OperatorContext, namespace: str, name: str, resend: bool = False) -> None:
-    """`resend`: also when only a re-send of the open escalation alert may be due (the re-send sweep)."""
+def finish(ctx: OperatorContext, namespace: str, name: str, resend: bool = False, seen: dict | None = None) -> None:
+    """`resend`: also when only a re-send of the open escalation alert may be due (the re-send sweep). `seen`: the
+    object as its watch event just brought it, worked from before any read (if newer writes came since, the
+    write answers 409 and it is read again; what it redoes is keyed: the fold by uid, the post by request id)."""
     alerting = getattr(ctx, "alertmanager", None) is not None
-    for _ in range(WRITES):
-        obj = ctx.resources.get("Remediation", name, namespace)
+    for attempt in range(WRITES):
+        obj = seen if attempt == 0 and seen is not None else ctx.resources.get("Remediation", name, namespace)
         if obj is None or not (pending(obj.get("status"), alerting) or
                                resend and (obj.get("status") or {}).get("phase") in TERMINAL_PHASES):
             return
@@ -104,8 +106,11 @@ def fold_into_runbook(ctx: OperatorContext, spec: RemediationSpec, uid: str, nam
     """Count the outcome in the Runbook's status (merge patch guarded by resourceVersion; 409 -> re-read).
     The Runbook's spec, for the escalation; None when the Runbook is gone."""
     ref = spec.runbook
-    for _ in range(WRITES):
-        body = ctx.resources.get("Runbook", ref.name, ref.namespace)
+    for attempt in range(WRITES):
+        # first from the watch-fed cache (a stale one answers 409, then read); never "gone" on its word alone
+        seen = caches.runbook(ctx, ref.namespace, ref.name) if attempt == 0 else None
+        body = seen if seen and seen["metadata"].get("resourceVersion") else \
+            ctx.resources.get("Runbook", ref.name, ref.namespace)
         if body is None:
             return None
         new = runbook_stats.fold(RunbookStatus.model_validate(body.get("status") or {}), uid, name, outcome,
