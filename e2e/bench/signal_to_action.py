@@ -417,7 +417,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
 
     cpu_before = sum(operator_process.cpu_times()[:2])
     requests_before = requests_by_kind(operator)
-    gc_before = gc_full_passes(operator)
+    gc_before, sweeps_before = gc_full_passes(operator), retention_sweeps(operator)
     raw_sent: dict[str, float] = {}
     raw_rtt: list[float] = []
     post_sent: dict[str, float] = {}
@@ -483,7 +483,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
     stop.set()
     operator_cpu = sum(operator_process.cpu_times()[:2]) - cpu_before
     requests_per_incident = per_incident(requests_before, requests_by_kind(operator), incidents)
-    gc_after = gc_full_passes(operator)
+    gc_after, sweeps_after = gc_full_passes(operator), retention_sweeps(operator)
 
     def deltas(start: dict[str, float], kind: str, since: str | None = None) -> list[float]:
         out = []
@@ -526,6 +526,9 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         "operator_cpu_ms_per_incident": round(1000 * operator_cpu / incidents, 1),
         "operator_rss_mib": round(operator_process.memory_info().rss / 2**20, 1),
         "operator_gc_full_passes": passes_between(gc_before, gc_after),
+        "operator_retention_sweeps": None if sweeps_before is None or sweeps_after is None else {
+            "count": int(sweeps_after["count"] - sweeps_before["count"]),
+            "seconds": round(sweeps_after["seconds"] - sweeps_before["seconds"], 3)},
         "apiserver_requests_per_incident": round(sum(requests_per_incident.values()), 2),
         "apiserver_requests_per_incident_by_kind": requests_per_incident,
         "watch_errors": recorder.errors[:10],
@@ -644,15 +647,26 @@ def gc_full_passes(operator: OperatorProcess) -> dict[str, float] | None:
     """The operator's full collector passes so far (its /metrics): how many, their total seconds, how many took
     over 25 ms (each holds up every Python thread, so one inside an incident's few ms shows in the tail).
     None when the operator does not time them (a checkout before `remediator_gc_pause_seconds`)."""
-    text = requests.get(f"{operator.url}/metrics", timeout=10).text
-    def value(series: str) -> float | None:
-        found = re.search(rf'^{re.escape(series)} (\S+)$', text, re.MULTILINE)
-        return float(found.group(1)) if found else None
-    count, seconds, quick = (value(f'remediator_gc_pause_seconds_{series}') for series in (
-        'count{generation="2"}', 'sum{generation="2"}', 'bucket{generation="2",le="0.025"}'))
+    count, seconds, quick = metric_values(operator, *(f'remediator_gc_pause_seconds_{series}' for series in (
+        'count{generation="2"}', 'sum{generation="2"}', 'bucket{generation="2",le="0.025"}')))
     if count is None or seconds is None or quick is None:
         return None
     return {"count": count, "seconds": seconds, "over_25ms": count - quick}
+
+
+def retention_sweeps(operator: OperatorProcess) -> dict[str, float] | None:
+    """The operator's retention sweeps so far and their total seconds (one falls into a round a minute after
+    start: the history round's); None when the operator does not time them (a checkout before the metric)."""
+    count, seconds = metric_values(operator, "remediator_retention_sweep_seconds_count",
+                                   "remediator_retention_sweep_seconds_sum")
+    return None if count is None or seconds is None else {"count": count, "seconds": seconds}
+
+
+def metric_values(operator: OperatorProcess, *series: str) -> list[float | None]:
+    """The value of each of `series` (name{labels}) on the operator's /metrics, None for one it does not export."""
+    text = requests.get(f"{operator.url}/metrics", timeout=10).text
+    found = (re.search(rf'^{re.escape(one)} (\S+)$', text, re.MULTILINE) for one in series)
+    return [float(match.group(1)) if match else None for match in found]
 
 
 def passes_between(before: dict[str, float] | None, after: dict[str, float] | None) -> dict | None:
@@ -781,8 +795,12 @@ def print_round(r: dict) -> None:
     passes = r["operator_gc_full_passes"]
     gc_line = f"full GC passes {passes['count']} (mean {passes['mean_ms']} ms, {passes['over_25ms']} over 25 ms)" \
         if passes else "full GC passes not timed by this operator"
+    sweeps = r.get("operator_retention_sweeps")
+    sweep_line = f"retention sweeps {sweeps['count']} ({sweeps['seconds']} s in all)" if sweeps else \
+        "retention sweeps not timed by this operator"
     print(f"operator CPU {r['operator_cpu_seconds']}s ({r['operator_cpu_ms_per_incident']} ms per incident, goal "
-          f"<= 100); RSS {r['operator_rss_mib']} MiB; peak open Remediations {r['peak_open_remediations']}; {gc_line}")
+          f"<= 100); RSS {r['operator_rss_mib']} MiB; peak open Remediations {r['peak_open_remediations']}; {gc_line}; "
+          f"{sweep_line}")
     print(f"operator apiserver requests per incident {r['apiserver_requests_per_incident']}: "
           + ", ".join(f"{k} {v}" for k, v in r["apiserver_requests_per_incident_by_kind"].items()))
 

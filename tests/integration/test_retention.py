@@ -78,6 +78,12 @@ def test_a_remediation_that_changed_since_the_index_saw_it_is_not_deleted(cluste
     stale = Verdict(cluster.ns, "changed", listed["resourceVersion"], True, "test")
     assert retention.delete(ctx, stale) == "changed"
     assert names(cluster) == {"changed"}
+    seen = ended(cluster, "recreated")["metadata"]
+    cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, cluster.ns, "remediations", "recreated")
+    assert retention.delete(ctx, Verdict(cluster.ns, "recreated", seen["resourceVersion"], True, "test")) == "gone"
+    ended(cluster, "recreated", days_ago=0.5)  # the same name again: a new object, a new version
+    assert retention.delete(ctx, Verdict(cluster.ns, "recreated", seen["resourceVersion"], True, "test")) == "changed"
+    assert names(cluster) == {"changed", "recreated"}
 
 
 def test_the_operator_deletes_old_incidents_once_folded_and_the_ladder_still_skips_the_step_that_failed(

@@ -576,3 +576,28 @@ def test_an_outcome_is_folded_from_the_cached_runbook_read_only_after_a_409_and_
     cache.remove("shop", "bad-rollout")  # not (yet) seen by the watch: read, not taken as gone
     runbook_status.fold_into_runbook(ctx, SPEC, "u1", "r1", ended("Succeeded"))
     assert (reads, patched[-1]) == (["Runbook", "Runbook"], "8")
+
+
+def test_an_ended_remediation_is_folded_from_its_event_only_while_no_later_event_came(monkeypatch):
+    from types import SimpleNamespace
+
+    from remediator.controller import caches, handlers, runbook_status
+    from remediator.controller.escalation import AwaitingHealthyPods, OpenAlerts
+
+    given: list[object] = []
+    monkeypatch.setattr(runbook_status, "finish", lambda ctx, namespace, name, seen=None: given.append(seen))
+    monkeypatch.setattr(handlers, "CHORES", SimpleNamespace(submit=lambda fn, *args: fn(*args)))
+    ctx = SimpleNamespace(caches=caches.Caches(), intake=SimpleNamespace(incidents=SimpleNamespace(
+        observe=lambda *a: None)), serves=lambda namespace: True, open_alerts=OpenAlerts(),
+        awaiting_healthy_pods=AwaitingHealthyPods(), alertmanager=None)
+    event = {"metadata": {"namespace": "shop", "name": "r1", "resourceVersion": "5",
+                          "creationTimestamp": "2026-12-01T11:50:00Z"},
+             "spec": SPEC.wire(), "status": ended("Escalated").wire()}
+    ctx.caches.remediations.observe("MODIFIED", event)
+    ticks = SimpleNamespace(seen=lambda *a: None, active=lambda: True)
+    handlers.remediation_seen(ctx, ticks, "MODIFIED", event)
+    assert given == [event], "the chore read what its event brought"
+    later = {**event, "metadata": {**event["metadata"], "resourceVersion": "6"}}
+    ctx.caches.remediations.observe("MODIFIED", later)  # e.g. its signal resolved while the chore waited
+    handlers.fold_outcome(ctx, "shop", "r1", event)
+    assert given == [event, None], "a copy a later event superseded was worked from: it is read instead"

@@ -203,8 +203,14 @@ def test_a_standby_never_sweeps_and_a_replica_made_active_sweeps_at_once_not_a_p
         await asyncio.sleep(0.1)
         task.cancel()
 
+    from remediator.records.metrics import RETENTION_SWEEP_SECONDS
+
+    def timed() -> float:
+        return sum(bucket.get() for bucket in RETENTION_SWEEP_SECONDS._buckets)
+    before = timed()
     asyncio.run(scenario())
     assert sweeps == [["shop"]], "one sweep of the served namespaces, then the next a period later"
+    assert timed() == before + 1, "the sweep was not timed"
 
 
 def test_the_first_sweep_waits_out_the_start_up_burst(monkeypatch):

@@ -213,6 +213,11 @@ def remediation_seen(ctx: OperatorContext, ticks: "Ticks", event_type: str, body
 
 
 def fold_outcome(ctx: OperatorContext, namespace: str, name: str, seen: dict | None = None) -> None:
+    """`seen`, the object an event brought, is worked from only while no later event came (the chore may have
+    waited in the queue): a stale copy would send an alert or fold a count before its write's 409 said so."""
+    if seen is not None and ctx.caches.remediations.version(namespace, name) != \
+            (seen.get("metadata") or {}).get("resourceVersion"):
+        seen = None
     try:  # also on the first listing after a restart: what a crash left undone is done then
         runbook_status.finish(ctx, namespace, name, seen=seen)
     except Exception as e:  # noqa: BLE001  not retried: the object's next event, or a restart, tries again

@@ -199,7 +199,8 @@ FIRST_SWEEP_AFTER = 60.0  # seconds after start
 async def sweep_periodically(ctx: OperatorContext, active: Callable[[], bool],
                              namespaces: Callable[[], list[str]]) -> None:
     def sweep_once() -> None:
-        results = sweep(ctx, namespaces() if ctx.settings.namespaces else None, active)
+        with metrics.RETENTION_SWEEP_SECONDS.time():
+            results = sweep(ctx, namespaces() if ctx.settings.namespaces else None, active)
         if results:
             log.info("retention sweep", extra=dict(results))
 

@@ -61,8 +61,8 @@ def pending(status: dict | None, alerting: bool = False) -> bool:
 
 def finish(ctx: OperatorContext, namespace: str, name: str, resend: bool = False, seen: dict | None = None) -> None:
     """`resend`: also when only a re-send of the open escalation alert may be due (the re-send sweep). `seen`: the
-    object as its watch event just brought it, worked from before any read (if newer writes came since, the
-    write answers 409 and it is read again; what it redoes is keyed: the fold by uid, the post by request id)."""
+    object as its watch event brought it, no later event having come since (handlers.fold_outcome), worked from
+    instead of a read; if a write came after all, the status write answers 409 and it is read again."""
     alerting = getattr(ctx, "alertmanager", None) is not None
     for attempt in range(WRITES):
         obj = seen if attempt == 0 and seen is not None else ctx.resources.get("Remediation", name, namespace)

@@ -22,6 +22,8 @@ TIME_TO_RECOVER = Histogram("remediator_time_to_recover_seconds", "From the sign
 RETENTION_DELETES = Counter("remediator_retention_deletions_total",
                             "Ended Remediations the retention sweep deleted (deleted), or left because they changed "
                             "since listed (changed) or were gone already (gone)", ["result"])
+RETENTION_SWEEP_SECONDS = Histogram("remediator_retention_sweep_seconds",
+                                    "How long each retention sweep took, its deletes included")
 ACTIONS = Counter("remediator_actions_total", "Action calls by action and result", ["action", "result"])
 SIGNAL_TO_ACTION = Histogram("remediator_signal_to_action_seconds",
                              "From a Remediation's first plan (its first tick after ingest) to its first action applied",

@@ -33,7 +33,7 @@ class Candidate:
     resource_version: str  # the delete's precondition: a version is never reused, even by a re-created object
     runbook_key: str  # "namespace/name" of the Runbook its spec names
     phase: str
-    folded: bool  # its outcome is in its Runbook's status and nothing of its end is owed
+    folded: bool  # its outcome is in its Runbook's status (foldedIntoRunbook)
     finished_at: datetime | None  # when it ended; when it started (or was created) if it says no end
     deleting: bool = False
 
