@@ -81,7 +81,7 @@ def test_an_intent_told_again_posts_under_the_names_it_was_first_posted_under(mo
     acting = intent(state.transition(planned, "Acting", "step s0", NOW, step=0), 0, NOW.replace(microsecond=5))
     first = posted_names(monkeypatch, (pending, acting))
 
-    again = posted_names(monkeypatch, (events.before_intent(acting), acting))
+    again = posted_names(monkeypatch, (events.before_step_write(acting), acting))
 
     assert sorted(again) == sorted(first) and len(first) == 4, "three entries and the target's Acting"
 
@@ -93,12 +93,26 @@ def test_an_intent_of_a_later_step_told_again_posts_no_target_event_as_the_first
     later = intent(failed_over, 1, NOW + timedelta(seconds=3))
     first = posted_names(monkeypatch, (acting, later))
 
-    again = posted_names(monkeypatch, (events.before_intent(later), later))
+    again = posted_names(monkeypatch, (events.before_step_write(later), later))
 
     assert sorted(again) == sorted(first) and not any(name.startswith("web.") for name in again)
 
 
-def test_a_step_past_its_intent_has_nothing_to_tell_again():
+def test_an_actions_outcome_told_again_posts_under_the_names_it_was_first_posted_under(monkeypatch):
     acting = intent(state.transition(PLANNED, "Acting", "step s0", NOW, step=0), 0, NOW)
-    applied = acting.model_copy(update={"steps": [acting.steps[0].model_copy(update={"phase": "Applied"})]})
-    assert events.before_intent(applied) is None
+    verifying = engine.action_done(acting, 0, "restarted", [], NOW + timedelta(seconds=2))
+    first = posted_names(monkeypatch, (acting, verifying))
+
+    again = posted_names(monkeypatch, (events.before_step_write(verifying), verifying))
+
+    assert sorted(again) == sorted(first) and any(name.startswith("web.") for name in first), \
+        "the Verifying entry and the target's RemediationVerifying, under the same names"
+
+
+def test_a_step_past_its_outcomes_write_has_nothing_to_tell_again():
+    acting = intent(state.transition(PLANNED, "Acting", "step s0", NOW, step=0), 0, NOW)
+    verifying = engine.action_done(acting, 0, "restarted", [], NOW + timedelta(seconds=2))
+    judged = engine.verification_judged(verifying, 0, "passed", ["rolled out"], [], NOW + timedelta(seconds=9),
+                                        None)
+    unstamped = acting.model_copy(update={"steps": [acting.steps[0].model_copy(update={"phase": "Applied"})]})
+    assert events.before_step_write(judged) is None and events.before_step_write(unstamped) is None

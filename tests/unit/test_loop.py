@@ -103,7 +103,7 @@ def test_an_operator_resuming_an_action_the_last_one_died_in_tells_that_intents_
     assert [t for t in store.transitions if t[1] == "Acting"] == [("Pending", "Acting")], "told again once"
 
 
-def test_an_operator_resuming_a_remediation_past_its_intent_tells_nothing_again(monkeypatch):
+def test_an_operator_resuming_a_remediation_past_its_intent_tells_its_intent_nothing_again(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     tick(loop_on(store, monkeypatch))
     told = list(store.transitions)
@@ -112,6 +112,18 @@ def test_an_operator_resuming_a_remediation_past_its_intent_tells_nothing_again(
     tick(resumed)
 
     assert store.transitions[:len(told)] == told and ("Pending", "Acting") not in store.transitions[len(told):]
+
+
+def test_an_operator_resuming_a_verification_tells_the_write_of_the_actions_outcome_again(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    tick(loop_on(store, monkeypatch))
+    assert store.status.phase == "Verifying" and store.transitions[-1][1] == "Verifying"
+    store.transitions.clear()  # killed before its Events were posted
+
+    tick(loop_on(store, monkeypatch))
+
+    assert [t for t in store.transitions if t[1] == "Verifying" and t[0] != "Verifying"], \
+        "the outcome's Events were lost for good"
 
 
 def test_a_write_that_ends_the_remediation_is_told_at_once_not_held_for_the_end_of_the_tick(monkeypatch):

@@ -117,9 +117,9 @@ class Loop:
         problem = matching.remediation_namespace_problem(self.namespace, spec)
         if problem:  # before any read made for it: a forged spec must not make us read another namespace
             return self.refuse(obj, status, problem)
-        if not self.retold:  # the Events of an intent whose action the last operator died in: the same names,
-            self.retold = True  # so those it did post answer 409
-            before = events.before_intent(status)
+        if not self.retold:  # the Events of a step's last write the last operator may have died with: the same
+            self.retold = True  # names, so those it did post answer 409
+            before = events.before_step_write(status)
             if before is not None:
                 self.untold.append((self.namespace, self.name, self.uid, spec.target, before, status, utcnow()))
         status, facts, read = self.load(obj, spec, status)

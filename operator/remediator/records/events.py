@@ -6,8 +6,10 @@ small pool of their own, right after the status write they tell of; those of
 a write that stores an intent once its action is done (posted beside it, they
 slowed its PATCH on the apiserver). Names are deterministic per timeline entry
 and per phase entered, so a replayed tick posts nothing twice, and an operator
-that resumes a Remediation whose action the last one died in tells that
-intent's write again (`before_intent`): what was posted answers 409.
+that resumes a step tells its last write again (`before_step_write`: the
+intent's, whose action the last operator may have died in, or the action's
+outcome's, whose Events it may have died before posting): what was posted
+answers 409.
 """
 
 from __future__ import annotations
@@ -101,15 +103,18 @@ def entered_at(status: RemediationStatus) -> str:
     return next((entry.at for entry in reversed(status.timeline) if entry.kind == status.phase), "")
 
 
-def before_intent(status: RemediationStatus) -> RemediationStatus | None:
-    """The status as it was before the write that stored its step's intent, while that step is still only
-    Intended (its action may have died with an operator, the intent's Events held back with it); None otherwise.
-    That write's entries are the ones stamped when the intent was (one decision, one instant; the timeline stamps
-    to the second)."""
+def before_step_write(status: RemediationStatus) -> RemediationStatus | None:
+    """The status as it was before the loop's last write of a step, while that write may have lost its Events
+    with an operator killed right after it: the write that stored the intent while the step is only Intended
+    (its Events wait for the action), or the one that stored the action's outcome while the step is Applied
+    (its Events are posted in the background). None otherwise. That write's entries are the ones stamped when
+    it was made (one decision, one instant; the timeline stamps to the second)."""
     intended = next((r for r in status.steps if r.phase == "Intended"), None)
-    if intended is None or not intended.started_at:
+    applied = next((r for r in status.steps if r.index == status.current_step and r.phase == "Applied"), None)
+    made = intended.started_at if intended is not None else applied.applied_at if applied is not None else None
+    if not made:
         return None
-    stamped = format_time(parse_time(intended.started_at))
+    stamped = format_time(parse_time(made))
     earlier = [entry for entry in status.timeline if entry.at != stamped]
     if len(earlier) == len(status.timeline):
         return None  # trimmed away, or written by an earlier version: nothing to tell by name
