@@ -116,3 +116,18 @@ def test_a_step_past_its_outcomes_write_has_nothing_to_tell_again():
                                         None)
     unstamped = acting.model_copy(update={"steps": [acting.steps[0].model_copy(update={"phase": "Applied"})]})
     assert events.before_step_write(judged) is None and events.before_step_write(unstamped) is None
+
+
+def test_an_outcome_of_a_climbed_step_told_again_posts_the_targets_verifying_even_within_one_second(monkeypatch):
+    acting = intent(state.transition(PLANNED, "Acting", "step s0", NOW, step=0), 0, NOW)
+    verifying = engine.action_done(acting, 0, "restarted", [], NOW + timedelta(seconds=2))
+    climbed_at = NOW + timedelta(seconds=9)
+    climbed = intent(state.transition(verifying, "Acting", "s0 not verified; next step s1", climbed_at, step=1), 1,
+                     climbed_at)
+    verifying_again = engine.action_done(climbed, 1, "scaled", [], climbed_at)
+    first = posted_names(monkeypatch, (climbed, verifying_again))
+
+    again = posted_names(monkeypatch, (events.before_step_write(verifying_again), verifying_again))
+
+    assert any(name.startswith("web.") for name in first)
+    assert [name for name in again if name.startswith("web.")] == [name for name in first if name.startswith("web.")]

@@ -118,5 +118,8 @@ def before_step_write(status: RemediationStatus) -> RemediationStatus | None:
     earlier = [entry for entry in status.timeline if entry.at != stamped]
     if len(earlier) == len(status.timeline):
         return None  # trimmed away, or written by an earlier version: nothing to tell by name
-    phase = next((entry.kind for entry in reversed(earlier) if entry.kind in PHASES), "Pending")
+    # an outcome is only ever written from Acting: the entries before that second may end at an earlier step's
+    # Verifying when the climb, the intent and the outcome fell in one second
+    phase = "Acting" if intended is None else \
+        next((entry.kind for entry in reversed(earlier) if entry.kind in PHASES), "Pending")
     return status.model_copy(update={"timeline": earlier, "phase": phase})
