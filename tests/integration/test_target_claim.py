@@ -135,3 +135,56 @@ def test_a_claim_held_by_an_open_remediation_is_refused_and_taken_over_once_it_f
     assert taken.op == "takeover" and "finished or gone" in taken.reason
     lease = client.CoordinationV1Api(kube_api).read_namespaced_lease(claims.lease_name("Deployment", "web"), cluster.ns)
     assert lease.spec.holder_identity == second["metadata"]["uid"] and lease.spec.lease_transitions == 1
+
+
+def claimed_lease(cluster, kube_api) -> tuple[dict, client.V1Lease]:
+    """A Remediation that claimed Deployment web through this process, and its Lease as written."""
+    cluster.apply_policy(NO_APPROVALS)
+    cluster.apply_runbook("restart", RESTART)
+    holder = cluster.remediation(incident(OperatorContext(api=kube_api, settings=Settings(
+        namespaces=(cluster.ns,))), cluster.ns, "holder"))
+    target = reconcile.RemediationSpec.model_validate(holder["spec"]).target
+    assert target_claims.take(kube_api, target, cluster.ns, holder["metadata"]["uid"], holder["metadata"]["name"],
+                              timedelta(minutes=2), datetime.now(UTC)).op == "create"
+    return holder, client.CoordinationV1Api(kube_api).read_namespaced_lease(claims.lease_name("Deployment", "web"),
+                                                                            cluster.ns)
+
+
+def release(kube_api, holder: dict) -> None:
+    target = reconcile.RemediationSpec.model_validate(holder["spec"]).target
+    target_claims.release(kube_api, target, holder["metadata"]["namespace"], holder["metadata"]["uid"])
+
+
+def leases_named_for_web(kube_api, namespace: str) -> list[client.V1Lease]:
+    return [item for item in client.CoordinationV1Api(kube_api).list_namespaced_lease(namespace).items
+            if item.metadata.name == claims.lease_name("Deployment", "web")]
+
+
+def test_a_claim_this_process_wrote_is_released_without_reading_its_lease(cluster, kube_api, monkeypatch):
+    holder, _ = claimed_lease(cluster, kube_api)
+    monkeypatch.setattr(target_claims, "read_lease", lambda *a: pytest.fail("the Lease was read before release"))
+
+    release(kube_api, holder)
+
+    assert leases_named_for_web(kube_api, cluster.ns) == []
+
+
+def test_a_lease_taken_over_since_this_process_wrote_it_is_left_to_its_new_holder(cluster, kube_api):
+    holder, lease = claimed_lease(cluster, kube_api)
+    lease.spec.holder_identity = "another-remediation-uid"
+    client.CoordinationV1Api(kube_api).replace_namespaced_lease(lease.metadata.name, cluster.ns, lease)
+
+    release(kube_api, holder)
+
+    [kept] = leases_named_for_web(kube_api, cluster.ns)
+    assert kept.spec.holder_identity == "another-remediation-uid"
+
+
+def test_a_lease_renewed_by_its_holder_since_this_process_wrote_it_is_still_released(cluster, kube_api):
+    holder, lease = claimed_lease(cluster, kube_api)
+    lease.spec.renew_time = datetime.now(UTC) + timedelta(seconds=5)  # written by the holder's next owner
+    client.CoordinationV1Api(kube_api).replace_namespaced_lease(lease.metadata.name, cluster.ns, lease)
+
+    release(kube_api, holder)
+
+    assert leases_named_for_web(kube_api, cluster.ns) == []

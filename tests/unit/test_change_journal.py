@@ -327,3 +327,48 @@ def test_the_cause_lookup_reads_the_copies_of_a_namespace_a_probe_already_watche
     found = selected_pods(lister_calls, "big", {"matchLabels": {"app": "web"}}, watches.pods_if_watched)
 
     assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister_calls.selectors == []
+
+
+def cause_lookup_lists(monkeypatch, journal: ChangeJournal, deployment_revision: str, sets: list[dict]) -> list:
+    """The ReplicaSet LISTs a cause lookup of Deployment shop/web (at `deployment_revision`) makes."""
+    from remediator.signals import changes
+    listed = []
+
+    def as_json(call, namespace, **kw):
+        listed.append(kw.get("label_selector"))
+        return {"items": sets}
+    monkeypatch.setattr(changes, "as_json", as_json)
+    read = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "9",
+                                               "annotations": {"deployment.kubernetes.io/revision":
+                                                               deployment_revision}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template()}}
+    spec = RemediationSpec(signal=Signal(source="alertmanager", name="HighErrorRate"),
+                           runbook=RunbookRef(name="restart", namespace="shop"),
+                           target=ObjectRef(kind="Deployment", name="web", namespace="shop"))
+    changes.target_of(None, journal, spec, watched_pods=lambda namespace: [], read=read)
+    return listed
+
+
+def test_the_cause_lookup_lists_no_replicasets_when_the_journal_holds_the_deployments_current_revision(monkeypatch):
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
+    journal.observe_replicaset(replicaset(2, NOW - timedelta(minutes=3), template("web:1.5")), NOW)
+
+    assert cause_lookup_lists(monkeypatch, journal, "2", []) == []
+
+
+def test_the_cause_lookup_lists_the_replicasets_of_a_revision_the_watch_has_not_brought_yet(monkeypatch):
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
+    newer = replicaset(2, datetime.now(UTC) - timedelta(minutes=3), template("web:1.5"))
+
+    assert cause_lookup_lists(monkeypatch, journal, "2", [newer]) == ["app=web"]
+    assert [c.revision for c in journal.changes("shop", {"Deployment/web"}, datetime.now(UTC))] == ["2"]
+    assert cause_lookup_lists(monkeypatch, journal, "2", [newer]) == [], "the first lookup's LIST taught the journal"
+
+
+def test_the_cause_lookup_lists_the_replicasets_of_a_deployment_without_a_revision_annotation(monkeypatch):
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
+
+    assert cause_lookup_lists(monkeypatch, journal, "", []) == ["app=web"]

@@ -35,23 +35,27 @@ class Apiserver:
 
     def create(self, kind, namespace, body):
         self.created.append(body)
-        self.deliver("ADDED", {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}})
+        stored = {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
+        self.deliver("ADDED", stored)
         if self.create_answer is not None:
             raise self.create_answer
+        return stored
 
     def list(self, kind, namespace):
         return []
 
 
-def fire(create_answer=None, signal: Signal = SIGNAL) -> tuple[object, list, Apiserver]:
+def fire(create_answer=None, signal: Signal = SIGNAL, watch: bool = True) -> tuple[object, list, Apiserver]:
     """Ingest the signal with the given answer; what the ingest returned (or raised), what the queue ticks, and
-    what was written."""
+    what was written. `watch`: the creation's watch event reaches the queue (else only the create's answer)."""
     async def go():
         runbooks = RunbookCache()
         runbooks.replace_namespace("shop", [RUNBOOK])
         ticks = Ticks(SimpleNamespace(serves=lambda ns: ns == "shop", settings=SimpleNamespace(tick_seconds=1.0)))
-        apiserver = Apiserver(lambda kind, body: ticks.seen("Remediation", kind, body), create_answer)
+        apiserver = Apiserver(lambda kind, body: ticks.seen("Remediation", kind, body) if watch else None,
+                              create_answer)
         intake = Intake(apiserver, runbooks)
+        intake.created_listeners.append(lambda body: ticks.seen("Remediation", "ADDED", body))
         try:
             result = intake.firing(signal)
         except BaseException as e:  # noqa: BLE001
@@ -66,6 +70,11 @@ def test_the_remediation_is_created_with_its_match_reasons_in_one_write_and_tick
     [body] = apiserver.created
     carried = reasons.from_text(body["metadata"]["annotations"][reasons.ANNOTATION])
     assert carried[0].startswith("Runbook shop/restart matches") and carried[-1] == "target is Deployment/shop/web"
+
+
+def test_a_created_remediation_is_ticked_from_the_creates_answer_before_its_watch_event_comes():
+    result, ticked, _ = fire(watch=False)
+    assert result.outcome == "created" and ticked == [("Remediation", "shop", result.name)]
 
 
 def test_what_of_a_huge_signal_was_cut_is_among_the_reasons_and_the_annotation_stays_bounded():
@@ -99,3 +108,21 @@ def test_reasons_read_back_are_bounded_whatever_the_annotation_holds():
     edited = json.dumps(["x" * 600] * 90)
     read = reasons.from_text(edited)
     assert len(read) == reasons.MAX_REASONS and {len(r) for r in read} == {reasons.MAX_REASON_CHARS}
+
+
+def test_the_operator_hands_each_remediation_its_intake_creates_to_the_tick_queue():
+    import kopf
+
+    from remediator import kube
+    from remediator.controller import handlers
+    from remediator.controller.context import OperatorContext, Settings
+    ctx = OperatorContext(api=kube.ApiClient(), settings=Settings())
+    ticks = Ticks(ctx)
+    seen = []
+    ticks.seen = lambda kind, event, body: seen.append((kind, event, body["metadata"]["name"]))
+    handlers.register(kopf.OperatorRegistry(), ctx, ticks)
+
+    for listener in ctx.intake.created_listeners:
+        listener({"metadata": {"name": "am-1", "namespace": "shop", "resourceVersion": "1"}, "spec": {}})
+
+    assert seen == [("Remediation", "ADDED", "am-1")]

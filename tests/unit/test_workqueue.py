@@ -280,6 +280,28 @@ def test_the_echo_of_a_loops_own_status_write_queues_no_tick_and_another_writers
     assert other == [key] and kept == "9"
 
 
+def test_a_version_a_loop_already_had_queues_no_tick_and_an_older_copy_does_not_replace_the_newer():
+    from types import SimpleNamespace
+
+    key = ("Remediation", "shop", "r1")
+
+    def watched(version):
+        return {**body("r1"), "spec": {}, "metadata": {"name": "r1", "namespace": "shop", "resourceVersion": version}}
+
+    async def go():
+        ticks = ticks_for()
+        ticks.seen("Remediation", "ADDED", watched("7"))  # the create's answer, handed over by the intake
+        first = await drain(ticks.queue)
+        ticks.loops[key] = SimpleNamespace(wrote=lambda version: False)  # its first tick runs
+        ticks.seen("Remediation", "ADDED", watched("7"))  # the creation's watch event, a hop later
+        ticks.seen("Remediation", "ADDED", watched("6"))  # an older copy (not one a watch sends, but say)
+        known = await drain(ticks.queue)
+        ticks.seen("Remediation", "MODIFIED", watched("9"))
+        return first, known, await drain(ticks.queue), ticks.bodies[key]["metadata"]["resourceVersion"]
+    first, known, newer, kept = run(go())
+    assert first == [key] and known == [] and newer == [key] and kept == "9"
+
+
 def test_an_slo_is_evaluated_again_at_once_on_a_spec_change_not_on_its_own_status_write():
     async def go():
         ticks = ticks_for()

@@ -4,6 +4,8 @@ resourceVersion read (the apiserver arbitrates two Remediations racing for one t
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
@@ -17,6 +19,37 @@ from ..kube import Resources, request_json, retry_transient
 
 log = logging.getLogger("remediator.claims")
 ATTEMPTS = 3  # a 409 means another writer got there first: re-read and decide again
+WRITTEN_REMEMBERED = 4096  # Leases this process wrote last, so a release needs no read (bounded: oldest forgotten)
+
+
+class WrittenLeases:
+    """(namespace, lease) -> (holder uid, resourceVersion) as this process last wrote it. A release deletes on
+    that version without reading the Lease first: a Lease written since (a renewal elsewhere, a takeover) answers
+    409, and the release reads it as it would without this memory (as after a restart)."""
+
+    def __init__(self, size: int = WRITTEN_REMEMBERED) -> None:
+        self._lock = threading.Lock()
+        self._by_lease: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+        self._size = size
+
+    def wrote(self, namespace: str, lease: str, holder: str, resource_version: str | None) -> None:
+        with self._lock:
+            self._by_lease.pop((namespace, lease), None)
+            if resource_version:
+                self._by_lease[(namespace, lease)] = (holder, resource_version)
+                while len(self._by_lease) > self._size:
+                    self._by_lease.popitem(last=False)
+
+    def version_held_by(self, namespace: str, lease: str, holder: str) -> str | None:
+        with self._lock:
+            held, version = self._by_lease.get((namespace, lease), ("", ""))
+        return version if held == holder else None
+
+    def forget(self, namespace: str, lease: str) -> None:
+        self.wrote(namespace, lease, "", None)
+
+
+WRITTEN = WrittenLeases()
 
 
 def target_text(target: ObjectRef) -> str:
@@ -77,16 +110,28 @@ def release(api: client.ApiClient, target: ObjectRef, remediation_namespace: str
     namespace = lease_namespace(target, remediation_namespace, cluster_namespace)
     lease = claims.lease_name(target.kind, target.name)
     try:
+        version = WRITTEN.version_held_by(namespace, lease, uid)
+        if version is not None:  # as this process wrote it: delete on that version, without a read
+            try:
+                return delete_lease(api, namespace, lease, version)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
         body = read_lease(api, namespace, lease)
         if body is None or (body.get("spec") or {}).get("holderIdentity") != uid:
             return
-        request_json(api, "DELETE", lease_path(namespace, lease), {
-            "apiVersion": "v1", "kind": "DeleteOptions",
-            "preconditions": {"resourceVersion": body["metadata"]["resourceVersion"]}})
+        delete_lease(api, namespace, lease, body["metadata"]["resourceVersion"])
     except ApiException as e:
         if e.status not in (404, 409):
             log.warning("target claim not released; it expires on its own",
                         extra={"lease": f"{namespace}/{lease}", "status": e.status})
+    finally:
+        WRITTEN.forget(namespace, lease)
+
+
+def delete_lease(api: client.ApiClient, namespace: str, lease: str, resource_version: str) -> None:
+    request_json(api, "DELETE", lease_path(namespace, lease), {
+        "apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"resourceVersion": resource_version}})
 
 
 # Leases as plain JSON (request_json): a claim and its release are on every incident's path, and the generated
@@ -110,11 +155,13 @@ def read_lease(api: client.ApiClient, namespace: str, name: str) -> dict | None:
 def write_lease(api: client.ApiClient, decision: claims.ClaimDecision, what: str, read: dict | None,
                 holder_namespace: str | None = None) -> None:
     if read is None:
-        request_json(api, "POST", lease_path(decision.namespace),
-                     claims.lease_body(decision, what, None, holder_namespace))
+        written = request_json(api, "POST", lease_path(decision.namespace),
+                               claims.lease_body(decision, what, None, holder_namespace))
     else:
-        request_json(api, "PUT", lease_path(decision.namespace, decision.lease), claims.lease_body(
+        written = request_json(api, "PUT", lease_path(decision.namespace, decision.lease), claims.lease_body(
             decision, what, read["metadata"]["resourceVersion"], holder_namespace))
+    WRITTEN.wrote(decision.namespace, decision.lease, decision.holder,
+                  ((written or {}).get("metadata") or {}).get("resourceVersion"))
 
 
 def holder_is_open(api: client.ApiClient, namespace: str, lease: claims.LeaseView) -> bool:

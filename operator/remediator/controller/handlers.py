@@ -183,6 +183,7 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
 
     # Remediations come from the caches' watch (controller/caches.py), not a kopf watch of their own.
     ctx.caches.remediation_listeners.append(lambda kind, body: remediation_seen(ctx, ticks, kind, body))
+    ctx.intake.created_listeners.append(lambda body: ticks.seen(REMEDIATION, "ADDED", body))
 
     @kopf.on.event(GROUP, VERSION, "servicelevelobjectives", registry=registry)
     async def slo_seen(type, body, **_):
@@ -247,7 +248,9 @@ class Ticks:
     objects (kopf's daemons would), so nothing blocks their deletion while no operator runs; the finalizer
     earlier versions left is dropped (`remediation_seen`; kopf drops an SLO's itself, as no handler needs it).
     Every event on a Remediation ticks it at once (a vote, an edit, another writer's status write), except the echo
-    of its own loop's status write (that tick scheduled the next one already); the Remediation as watched is kept
+    of its own loop's status write (that tick scheduled the next one already) and a version its ticks already had;
+    the intake hands over each Remediation it creates, so its first tick does not wait for the watch to bring it
+    (`Intake.created_listeners`); the Remediation as watched is kept
     for its tick, which then needs no GET of it (reconcile.Loop.current); an SLO is evaluated
     again at once only when its spec changed, since each evaluation writes its status."""
 
@@ -283,11 +286,16 @@ class Ticks:
             return
         if kind == SLO and key in self.generations and self.generations[key] == meta.get("generation"):
             return  # only its own status write: it is already scheduled
-        if kind == REMEDIATION and "spec" in body:  # watched or listed whole (a primed key is not)
-            self.bodies[key] = body
+        if kind == REMEDIATION and "spec" in body:  # watched, listed or created whole (a primed key is not)
+            held = self.bodies.get(key)
+            known = held is not None and reconcile.newer(body, held) is held  # this version or an older one
+            if not known:
+                self.bodies[key] = body
             loop = self.loops.get(key)
-            if loop is not None and loop.wrote(meta.get("resourceVersion")):
-                return  # the echo of the loop's own write: the tick that wrote it scheduled the next one
+            if loop is not None and (known or loop.wrote(meta.get("resourceVersion"))):
+                # the echo of the loop's own write (the tick that wrote it scheduled the next one), or a version
+                # its ticks had already: the creation's answer, then its watch event
+                return
         self.generations[key] = meta.get("generation")
         self.queue.add(key)
 

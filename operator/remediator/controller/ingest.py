@@ -252,6 +252,8 @@ class Intake:
     runbooks: RunbookCache
     served: Callable[[str], bool] = lambda namespace: True
     incidents: OpenIncidents = field(default_factory=OpenIncidents)
+    # told of each Remediation created, as the apiserver answered: its loop starts from it, not a watch hop later
+    created_listeners: list[Callable[[dict], None]] = field(default_factory=list)
 
     def firing(self, signal: Signal) -> IngestResult:
         namespace = signal_namespace(signal)
@@ -293,13 +295,17 @@ class Intake:
                     f"started before incident {handled} of Runbook {rb.key} on "
                     f"{matching.target_display(result.target)} finished: already handled",))
             try:
-                self.resources.create("Remediation", namespace, remediation_body(name, namespace, spec, reasons))
+                created = self.resources.create("Remediation", namespace,
+                                                remediation_body(name, namespace, spec, reasons))
             except ApiException as e:
                 if e.status == 409:  # ours retried after it went through, or another replica's
                     return IngestResult("duplicate", name)
                 raise
             self.incidents.opened(key, name)
         log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
+        if created:
+            for listener in self.created_listeners:
+                listener(created)
         return IngestResult("created", name, tuple(result.reasons))
 
     def resolved(self, signal: Signal) -> IngestResult:

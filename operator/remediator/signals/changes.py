@@ -244,6 +244,12 @@ class ChangeJournal:
             return {f"HorizontalPodAutoscaler/{name}" for (ns, name), ref in self._hpa_targets.items()
                     if ns == namespace and ref == target}
 
+    def knows_revision(self, namespace: str, owner: str, revision: int | None) -> bool:
+        """The journal holds `owner`'s ("Kind/name") revision `revision`: having seen it, from a watch whose events
+        come in order or from a LIST, it holds every revision before it too."""
+        with self._lock:
+            return revision is not None and revision in self._revisions.get((namespace, owner), {})
+
     def swap_seen(self, key: tuple[str | None, str], state) -> tuple[bool, object]:
         """Store the object's state; (seen before, previous state)."""
         with self._lock:
@@ -525,7 +531,11 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
             labels = {"matchLabels": ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}}
             selector = label_selector_text(labels)
             pods = selected_pods(core, namespace, labels, watched_pods) if selector else []
-            if selector:  # the revision history itself, in case a watch event lags
+            # the revision history itself, in case a watch event lags; the workload's own revision annotation
+            # says whether it does (the controller numbers a ReplicaSet before it names it the workload's)
+            current = revision_number(((workload.get("metadata") or {}).get("annotations") or {}).get(
+                REPLICASET_REVISIONS.get(ref.kind, "")))
+            if selector and not journal.knows_revision(namespace, f"{ref.kind}/{ref.name}", current):
                 now = datetime.now(UTC)
                 if ref.kind in REPLICASET_REVISIONS:
                     sets = as_json(apps.list_namespaced_replica_set, namespace, label_selector=selector)["items"]
