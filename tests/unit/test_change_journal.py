@@ -329,8 +329,10 @@ def test_the_cause_lookup_reads_the_copies_of_a_namespace_a_probe_already_watche
     assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister_calls.selectors == []
 
 
-def cause_lookup_lists(monkeypatch, journal: ChangeJournal, deployment_revision: str, sets: list[dict]) -> list:
-    """The ReplicaSet LISTs a cause lookup of Deployment shop/web (at `deployment_revision`) makes."""
+def cause_lookup_lists(monkeypatch, journal: ChangeJournal, deployment_revision: str, sets: list[dict],
+                       kind: str = "Deployment") -> list:
+    """The revision LISTs (label selectors) a cause lookup of `kind` shop/web, annotated with
+    `deployment_revision`, makes."""
     from remediator.signals import changes
     listed = []
 
@@ -338,13 +340,15 @@ def cause_lookup_lists(monkeypatch, journal: ChangeJournal, deployment_revision:
         listed.append(kw.get("label_selector"))
         return {"items": sets}
     monkeypatch.setattr(changes, "as_json", as_json)
-    read = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "9",
-                                               "annotations": {"deployment.kubernetes.io/revision":
-                                                               deployment_revision}},
+    monkeypatch.setattr(changes.client, "AppsV1Api", lambda api: SimpleNamespace(
+        list_namespaced_replica_set=None, list_namespaced_controller_revision=lambda namespace, label_selector: (
+            listed.append(label_selector), SimpleNamespace(items=[]))[1]))
+    read = {"kind": kind, "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "9",
+                                       "annotations": {"deployment.kubernetes.io/revision": deployment_revision}},
             "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template()}}
     spec = RemediationSpec(signal=Signal(source="alertmanager", name="HighErrorRate"),
                            runbook=RunbookRef(name="restart", namespace="shop"),
-                           target=ObjectRef(kind="Deployment", name="web", namespace="shop"))
+                           target=ObjectRef(kind=kind, name="web", namespace="shop"))
     changes.target_of(None, journal, spec, watched_pods=lambda namespace: [], read=read)
     return listed
 
@@ -372,3 +376,7 @@ def test_the_cause_lookup_lists_the_replicasets_of_a_deployment_without_a_revisi
     journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
 
     assert cause_lookup_lists(monkeypatch, journal, "", []) == ["app=web"]
+
+
+def test_the_cause_lookup_lists_a_statefulsets_controller_revisions_each_time(monkeypatch):
+    assert cause_lookup_lists(monkeypatch, ChangeJournal(), "1", [], kind="StatefulSet") == ["app=web"]

@@ -17,8 +17,14 @@ def test_a_lease_written_again_or_forgotten_holds_its_last_answer():
     written.wrote("shop", "web", "uid-2", "57")
     assert written.version_held_by("shop", "web", "uid-1") is None and \
         written.version_held_by("shop", "web", "uid-2") == "57"
-    written.forget("shop", "web")
+    written.forget("shop", "web", "uid-1")  # a release by the holder before
+    assert written.version_held_by("shop", "web", "uid-2") == "57"
+    written.forget("shop", "web", "uid-2")
     assert written.version_held_by("shop", "web", "uid-2") is None
+
+
+def test_a_holder_without_a_uid_holds_nothing_remembered():
+    assert WrittenLeases().version_held_by("shop", "web", "") is None
 
 
 def test_the_leases_remembered_are_bounded_and_the_oldest_forgotten_first():

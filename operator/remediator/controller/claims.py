@@ -43,10 +43,13 @@ class WrittenLeases:
     def version_held_by(self, namespace: str, lease: str, holder: str) -> str | None:
         with self._lock:
             held, version = self._by_lease.get((namespace, lease), ("", ""))
-        return version if held == holder else None
+        return version if held and held == holder else None
 
-    def forget(self, namespace: str, lease: str) -> None:
-        self.wrote(namespace, lease, "", None)
+    def forget(self, namespace: str, lease: str, holder: str) -> None:
+        """Forget the Lease if `holder` holds it as remembered (another holder's write stays remembered)."""
+        with self._lock:
+            if self._by_lease.get((namespace, lease), ("", ""))[0] == holder:
+                del self._by_lease[(namespace, lease)]
 
 
 WRITTEN = WrittenLeases()
@@ -126,7 +129,7 @@ def release(api: client.ApiClient, target: ObjectRef, remediation_namespace: str
             log.warning("target claim not released; it expires on its own",
                         extra={"lease": f"{namespace}/{lease}", "status": e.status})
     finally:
-        WRITTEN.forget(namespace, lease)
+        WRITTEN.forget(namespace, lease, uid)
 
 
 def delete_lease(api: client.ApiClient, namespace: str, lease: str, resource_version: str) -> None:
