@@ -330,7 +330,7 @@ def test_the_cause_lookup_reads_the_copies_of_a_namespace_a_probe_already_watche
 
 
 def cause_lookup_lists(monkeypatch, journal: ChangeJournal, deployment_revision: str, sets: list[dict],
-                       kind: str = "Deployment") -> list:
+                       kind: str = "Deployment", uid: str = "") -> list:
     """The revision LISTs (label selectors) a cause lookup of `kind` shop/web, annotated with
     `deployment_revision`, makes."""
     from remediator.signals import changes
@@ -343,7 +343,7 @@ def cause_lookup_lists(monkeypatch, journal: ChangeJournal, deployment_revision:
     monkeypatch.setattr(changes.client, "AppsV1Api", lambda api: SimpleNamespace(
         list_namespaced_replica_set=None, list_namespaced_controller_revision=lambda namespace, label_selector: (
             listed.append(label_selector), SimpleNamespace(items=[]))[1]))
-    read = {"kind": kind, "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "9",
+    read = {"kind": kind, "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "9", "uid": uid,
                                        "annotations": {"deployment.kubernetes.io/revision": deployment_revision}},
             "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template()}}
     spec = RemediationSpec(signal=Signal(source="alertmanager", name="HighErrorRate"),
@@ -380,3 +380,36 @@ def test_the_cause_lookup_lists_the_replicasets_of_a_deployment_without_a_revisi
 
 def test_the_cause_lookup_lists_a_statefulsets_controller_revisions_each_time(monkeypatch):
     assert cause_lookup_lists(monkeypatch, ChangeJournal(), "1", [], kind="StatefulSet") == ["app=web"]
+
+
+def owned_by(rs: dict, uid: str) -> dict:
+    rs["metadata"]["ownerReferences"] = [{**ref, "uid": uid} for ref in rs["metadata"]["ownerReferences"]]
+    return rs
+
+
+def test_a_deployment_made_again_under_its_name_numbers_its_rollouts_anew(monkeypatch):
+    journal = ChangeJournal()
+    for revision in (1, 2, 3):
+        journal.observe_replicaset(owned_by(replicaset(revision, NOW - timedelta(days=4 - revision),
+                                                       template(f"web:1.{revision}"), name=f"old-{revision}"),
+                                            "uid-old"), NOW)
+    journal.observe_replicaset(owned_by(replicaset(1, NOW - timedelta(minutes=9), template("web:2.0")), "uid-new"),
+                               NOW)
+    assert cause_lookup_lists(monkeypatch, journal, "2", [], uid="uid-new") == ["app=web"], \
+        "revision 2 of the old Deployment is not the new one's"
+
+    journal.observe_replicaset(owned_by(replicaset(2, NOW - timedelta(minutes=3), template("web:2.1")), "uid-new"),
+                               NOW)
+
+    assert [c.what for c in journal.changes("shop", {"Deployment/web"}, NOW) if c.revision == "2"] == [
+        "Deployment/web revision 2 rolled out: image web:2.0 → web:2.1"]
+    assert cause_lookup_lists(monkeypatch, journal, "2", [], uid="uid-new") == []
+
+
+def test_a_replicaset_on_its_way_out_is_no_revision():
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
+    leaving = replicaset(2, NOW - timedelta(minutes=3), template("web:1.5"))
+    leaving["metadata"]["deletionTimestamp"] = stamp(NOW)
+    journal.observe_replicaset(leaving, NOW)
+    assert journal.changes("shop", {"Deployment/web"}, NOW) == []

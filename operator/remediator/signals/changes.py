@@ -207,6 +207,9 @@ class ChangeJournal:
     _seen: dict[tuple[str | None, str], object] = field(default_factory=dict)  # last state per object
     # (namespace, "Kind/name") -> revision -> (template, name of the ReplicaSet/ControllerRevision, created)
     _revisions: dict[tuple[str, str], dict[int, tuple[TemplateSummary, str, datetime]]] = field(default_factory=dict)
+    # (namespace, "Kind/name") -> the uid of the workload those revisions belong to: a workload deleted and made
+    # again under its name starts its numbering over (no watch tells of a deleted Argo Rollout)
+    _revision_owners: dict[tuple[str, str], str] = field(default_factory=dict)
     _hpa_targets: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, hpa) -> "Deployment/web"
     # told of every new revision (namespace, "Kind/name", workload uid, revision, when): the rollout counts
     on_rollout: Callable[[str, str, str, int, datetime], None] | None = None
@@ -244,11 +247,12 @@ class ChangeJournal:
             return {f"HorizontalPodAutoscaler/{name}" for (ns, name), ref in self._hpa_targets.items()
                     if ns == namespace and ref == target}
 
-    def knows_revision(self, namespace: str, owner: str, revision: int | None) -> bool:
-        """The journal holds `owner`'s ("Kind/name") revision `revision`: having seen it, from a watch whose events
-        come in order or from a LIST, it holds every revision before it too."""
+    def knows_revision(self, namespace: str, owner: str, uid: str, revision: int | None) -> bool:
+        """The journal holds revision `revision` of `owner` ("Kind/name", that uid): having seen it, from a watch
+        whose events come in order or from a LIST, it holds every revision before it too."""
         with self._lock:
-            return revision is not None and revision in self._revisions.get((namespace, owner), {})
+            return revision is not None and self._revision_owners.get((namespace, owner)) == uid and \
+                revision in self._revisions.get((namespace, owner), {})
 
     def swap_seen(self, key: tuple[str | None, str], state) -> tuple[bool, object]:
         """Store the object's state; (seen before, previous state)."""
@@ -263,6 +267,7 @@ class ChangeJournal:
             self._seen.pop((namespace, obj), None)
             if obj.split("/", 1)[0] in REVISIONED_KINDS and namespace:
                 self._revisions.pop((namespace, obj), None)
+                self._revision_owners.pop((namespace, obj), None)
             if obj.startswith("HorizontalPodAutoscaler/") and namespace:
                 self._hpa_targets.pop((namespace, obj.split("/", 1)[1]), None)
 
@@ -300,10 +305,17 @@ class ChangeJournal:
         same object seen before at another number (watched), or an object older than a lower revision's
         (rebuilt at start). Then the revisions it replaced are no longer running, and blaming the rollback
         itself would roll the bad one back in."""
+        if meta.get("deletionTimestamp"):
+            return  # on its way out (a cascading delete): no revision of what runs now
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
         summary = summarise_template(template or {})
         at = parse_k8s_time(meta.get("creationTimestamp")) or now
+        uid = next((o.get("uid", "") for o in meta.get("ownerReferences") or []
+                    if f"{o.get('kind')}/{o.get('name')}" == owner), "")
         with self._lock:
+            if self._revision_owners.get((namespace, owner), uid) != uid:  # made again: its numbers start over
+                self._revisions.pop((namespace, owner), None)
+            self._revision_owners[(namespace, owner)] = uid
             known = self._revisions.setdefault((namespace, owner), {})
             if revision in known:
                 return
@@ -311,8 +323,6 @@ class ChangeJournal:
                                    for r, (_, seen_name, seen_at) in known.items() if r < revision)
             known[revision] = (summary, name, at)
             if self.on_rollout is not None:
-                uid = next((o.get("uid", "") for o in meta.get("ownerReferences") or []
-                            if f"{o.get('kind')}/{o.get('name')}" == owner), "")
                 # a rollback rolls out now under a new number, whatever its ReplicaSet's age
                 self.on_rollout(namespace, owner, uid, revision, now if reused else at)
             for old in sorted(known)[:-KEPT_REVISIONS]:
@@ -535,7 +545,8 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
             # says whether it does (the controller numbers a ReplicaSet before it names it the workload's)
             current = revision_number(((workload.get("metadata") or {}).get("annotations") or {}).get(
                 REPLICASET_REVISIONS.get(ref.kind, "")))
-            if selector and not journal.knows_revision(namespace, f"{ref.kind}/{ref.name}", current):
+            if selector and not journal.knows_revision(namespace, f"{ref.kind}/{ref.name}",
+                                                       (workload.get("metadata") or {}).get("uid", ""), current):
                 now = datetime.now(UTC)
                 if ref.kind in REPLICASET_REVISIONS:
                     sets = as_json(apps.list_namespaced_replica_set, namespace, label_selector=selector)["items"]
