@@ -44,7 +44,7 @@ def replicaset(revision: int, created: datetime, tpl: dict, name=None, owner="we
                          "creationTimestamp": stamp(created),
                          "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
                                             "time": stamp(updated or created)}],
-                         "ownerReferences": [{"kind": "Deployment", "name": owner}]},
+                         "ownerReferences": [{"kind": "Deployment", "name": owner, "controller": True}]},
             "spec": {"template": tpl}}
 
 
@@ -412,4 +412,13 @@ def test_a_replicaset_on_its_way_out_is_no_revision():
     leaving = replicaset(2, NOW - timedelta(minutes=3), template("web:1.5"))
     leaving["metadata"]["deletionTimestamp"] = stamp(NOW)
     journal.observe_replicaset(leaving, NOW)
+    assert journal.changes("shop", {"Deployment/web"}, NOW) == []
+
+
+def test_a_replicaset_that_names_a_deployment_without_being_its_controllers_is_no_revision_of_it():
+    journal = ChangeJournal()
+    journal.observe_replicaset(replicaset(1, NOW - timedelta(days=2), template("web:1.4")), NOW)
+    forged = replicaset(2, NOW - timedelta(minutes=3), template("evil:1"))
+    forged["metadata"]["ownerReferences"] = [{"kind": "Deployment", "name": "web"}]  # anyone may write this
+    journal.observe_replicaset(forged, NOW)
     assert journal.changes("shop", {"Deployment/web"}, NOW) == []

@@ -647,7 +647,7 @@ StepPhase = Literal["Intended", "Applied", "Verifying", "Succeeded", "Failed", "
 
 
 MAX_READINGS = 24  # per step record: 8 run starts per check, so a Remediation stays small
-MAX_READING_PODS = 20  # first restart counts kept per step record, across its readings
+MAX_READING_PODS = 20  # restart counts a step began with, kept per step record (pods above zero only)
 MAX_READING_TEXT = 128
 MAX_READING_DETAIL = 1000  # as evidence keeps it; only the start of each query's current run keeps one
 
@@ -665,7 +665,11 @@ class Reading(Model):
     gone: bool = Field(False, description="pods: the target was not found")
     pods: str | None = Field(None, max_length=16, description="digest of the pods' uids and restart counts")
     restarts: dict[str, int] = Field(default_factory=dict, max_length=MAX_READING_PODS,
-                                     description="restart count of each pod (by uid) first seen in this reading")
+                                     description="pods: the step's first reading only, the restart count each pod "
+                                                 "(by uid) began with, if above zero; a pod not named began at zero "
+                                                 "or was made during the step")
+    restarts_untold: bool = Field(False, description="pods: more pods had restarted before the step than "
+                                                     "`restarts` may name; a pod not named then counts no restart")
     value: float | None = None
     detail: str | None = Field(None, max_length=MAX_READING_DETAIL,
                                description="queries: what came back (kept on the current run's start only)")

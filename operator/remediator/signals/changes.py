@@ -274,10 +274,11 @@ class ChangeJournal:
     # ------------------------------------------------------------ observers, one per watched kind
 
     def observe_replicaset(self, rs: dict, now: datetime) -> None:
-        """A Deployment's or an Argo Rollout's ReplicaSet: one revision of its pod template."""
+        """A Deployment's or an Argo Rollout's ReplicaSet: one revision of its pod template. Only the controlling
+        reference counts: one that merely names the workload (anyone may write it) is no revision of it."""
         meta = rs.get("metadata") or {}
         owner = next(((o["kind"], o["name"]) for o in meta.get("ownerReferences") or []
-                      if o.get("kind") in REPLICASET_REVISIONS), None)
+                      if o.get("kind") in REPLICASET_REVISIONS and o.get("controller")), None)
         if owner is None:
             return
         revision = revision_number((meta.get("annotations") or {}).get(REPLICASET_REVISIONS[owner[0]]))
@@ -529,10 +530,12 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
             template = pod
             pods = [pod]
             for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
+                if not owner.get("controller"):
+                    continue
                 if owner.get("kind") == "ReplicaSet":
                     rs = apps.read_namespaced_replica_set(owner["name"], namespace)
                     references |= {f"{o.kind}/{o.name}" for o in rs.metadata.owner_references or []
-                                   if o.kind in REPLICASET_REVISIONS}
+                                   if o.kind in REPLICASET_REVISIONS and o.controller}
                 elif owner.get("kind") in ("StatefulSet", "DaemonSet"):
                     references.add(f"{owner['kind']}/{owner['name']}")
         else:

@@ -26,22 +26,23 @@ PER_CHECK = MAX_READINGS // 3  # pods, promql, sloRecovered
 
 def fold_pods(readings: Sequence[Reading], seen: Observation) -> list[Reading]:
     """`readings` with `seen` added when it starts a new run of the pods."""
-    reading = pods_reading(seen, first_restarts(readings))
     last = last_of(readings, "pods")
+    reading = pods_reading(seen, first=last is None)
     if last is not None and (last.gone, last.holds, last.pods) == (reading.gone, reading.holds, reading.pods):
         return list(readings)
     return bounded([*readings, reading], "pods")
 
 
-def pods_reading(seen: Observation, known: dict[str, int]) -> Reading:
-    """Restart counts only of pods no earlier reading saw (the baseline of "restarted during the step"), up to
-    MAX_READING_PODS in the whole record."""
+def pods_reading(seen: Observation, first: bool) -> Reading:
+    """The step's first reading keeps the restart counts its pods began with (the baseline of "restarted during
+    the step"): only those above zero, so a pod no reading names began at zero or was made during the step,
+    and any restart of it counts. Past MAX_READING_PODS such pods it says so instead of naming them all."""
     counts = {p.uid: p.restarts for p in seen.pods}
-    new = [(uid, n) for uid, n in sorted(counts.items()) if uid not in known]
+    began = sorted((uid, n) for uid, n in counts.items() if n > 0) if first else []
     return Reading(check="pods", at=micro_time(seen.at), gone=not seen.exists,
                    holds=seen.exists and bool(seen.pods) and all(p.ready for p in seen.pods),
                    pods=digest(counts) if seen.exists else None,
-                   restarts=dict(new[:max(0, MAX_READING_PODS - len(known))]))
+                   restarts=dict(began[:MAX_READING_PODS]), restarts_untold=len(began) > MAX_READING_PODS)
 
 
 def digest(counts: dict[str, int]) -> str:
@@ -59,12 +60,17 @@ def ready_since(readings: Sequence[Reading], latest: Observation | None) -> date
 
 
 def first_restarts(readings: Sequence[Reading]) -> dict[str, int]:
-    """The earliest restart count recorded for each pod."""
+    """The restart count each pod began the step with, as recorded."""
     first: dict[str, int] = {}
     for r in readings:
         for uid, n in r.restarts.items():
             first.setdefault(uid, n)
     return first
+
+
+def restarts_untold(readings: Sequence[Reading]) -> bool:
+    """Whether the record names only some of the pods that began the step with restarts."""
+    return any(r.restarts_untold for r in readings)
 
 
 def last_of(readings: Sequence[Reading], check: str) -> Reading | None:
@@ -80,6 +86,7 @@ def bounded(readings: list[Reading], check: str) -> list[Reading]:
         return readings
     heir = mine[len(dropped)]
     carried = {**first_restarts(dropped), **heir.restarts}
-    heir_kept = heir.model_copy(update={"restarts": dict(list(carried.items())[:MAX_READING_PODS])})
+    heir_kept = heir.model_copy(update={"restarts": dict(list(carried.items())[:MAX_READING_PODS]),
+                                        "restarts_untold": restarts_untold([*dropped, heir])})
     gone = {id(r) for r in dropped}
     return [heir_kept if r is heir else r for r in readings if id(r) not in gone]

@@ -50,7 +50,7 @@ from remediator.verification.observations import (
     failing_reasons,
     rollout_progress,
 )
-from remediator.verification.readings import first_restarts, fold_pods, ready_since
+from remediator.verification.readings import first_restarts, fold_pods, ready_since, restarts_untold
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Rollout")
 VerdictState = Literal["pending", "passed", "failed", "inconclusive"]
@@ -256,10 +256,12 @@ def _not_ready_summary(o: Observation) -> str:
 
 def _restart_increases(readings: Sequence[Reading], latest: Observation) -> list[str]:
     first = first_restarts(readings)
+    unnamed = None if restarts_untold(readings) else 0  # untold: what an unnamed pod began with is not known
+    began = {p.uid: first.get(p.uid, unnamed) for p in latest.pods}
     return [
-        f"pod {p.name} restarted {p.restarts - first[p.uid]} times during the step"
+        f"pod {p.name} restarted {p.restarts - began[p.uid]} times during the step"
         for p in latest.pods
-        if p.restarts > first.get(p.uid, p.restarts)
+        if began[p.uid] is not None and p.restarts > began[p.uid]
     ]
 
 
