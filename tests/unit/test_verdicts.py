@@ -513,3 +513,28 @@ def test_a_record_that_names_only_some_pods_says_so_after_its_first_reading_is_d
     record = record_after([seen(t, rollout(), pods(t)) for t in range(0, 300, 10)])
     assert len(record.readings) == MAX_READINGS // 3, "older readings were dropped"
     assert record.readings[0].restarts_untold and len(record.readings[0].restarts) == MAX_READING_PODS
+
+
+def test_the_restart_counts_a_step_began_with_are_taken_from_the_first_reading_that_sees_pods():
+    crashed_before = (pod("web-0", restarts=3, ready=False),)
+    before = [seen(10, None, exists=False), seen(20, rollout(), ()), seen(30, rollout(), crashed_before)]
+    v = judge_after_restart(before, seen(300, rollout(), crashed_before), 300)
+    assert v.state == "failed" and not any("restarted" in r for r in v.reasons), v.reasons
+
+
+def test_restart_counts_recorded_by_a_replica_whose_clock_ran_behind_still_count_as_the_start():
+    behind = [seen(-5, rollout(), (pod("web-0", restarts=3),)), seen(0, rollout(), (pod("web-0", restarts=3,
+                                                                                         ready=False),))]
+    v = judge_after_restart(behind, seen(300, rollout(), (pod("web-0", restarts=3, ready=False),)), 300)
+    assert not any("restarted" in r for r in v.reasons), v.reasons
+
+
+def test_a_record_of_the_earlier_release_that_named_pods_at_zero_counts_no_restart_of_a_pod_it_left_out():
+    from remediator.api.models import Reading
+    earlier = [Reading(check="pods", at="2025-01-01T12:00:10.000000Z", holds=True, pods="0" * 16,
+                       restarts={f"uid-web-{i:02}": 0 if i < 10 else 3 for i in range(20)})]
+    pods = (*(pod(f"web-{i:02}", restarts=0 if i < 10 else 3) for i in range(25)), pod("web-99", ready=False))
+    kept = fold_pods(earlier, seen(300, rollout(), pods))
+    v = judge_from_record(Verify.model_validate(PODS_READY), seen(300, rollout(), pods), kept, START, TIMEOUT,
+                          at(300))
+    assert not any("restarted" in r for r in v.reasons), v.reasons

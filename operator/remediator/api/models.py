@@ -668,7 +668,7 @@ class Reading(Model):
                                      description="pods: the step's first reading only, the restart count each pod "
                                                  "(by uid) began with, if above zero; a pod not named began at zero "
                                                  "or was made during the step")
-    restarts_untold: bool = Field(False, description="pods: more pods had restarted before the step than "
+    restarts_untold: bool | None = Field(None, description="pods: more pods had restarted before the step than "
                                                      "`restarts` may name; a pod not named then counts no restart")
     value: float | None = None
     detail: str | None = Field(None, max_length=MAX_READING_DETAIL,

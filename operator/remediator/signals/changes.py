@@ -275,7 +275,8 @@ class ChangeJournal:
 
     def observe_replicaset(self, rs: dict, now: datetime) -> None:
         """A Deployment's or an Argo Rollout's ReplicaSet: one revision of its pod template. Only the controlling
-        reference counts: one that merely names the workload (anyone may write it) is no revision of it."""
+        reference counts: a ReplicaSet that merely names the workload is no revision of it. (Whoever may create
+        ReplicaSets in the namespace may still write a controlling one; they may change the workload too.)"""
         meta = rs.get("metadata") or {}
         owner = next(((o["kind"], o["name"]) for o in meta.get("ownerReferences") or []
                       if o.get("kind") in REPLICASET_REVISIONS and o.get("controller")), None)

@@ -27,27 +27,30 @@ PER_CHECK = MAX_READINGS // 3  # pods, promql, sloRecovered
 def fold_pods(readings: Sequence[Reading], seen: Observation) -> list[Reading]:
     """`readings` with `seen` added when it starts a new run of the pods."""
     last = last_of(readings, "pods")
-    reading = pods_reading(seen, first=last is None)
+    reading = pods_reading(seen, first=not any(saw_pods(r) for r in readings))
     if last is not None and (last.gone, last.holds, last.pods) == (reading.gone, reading.holds, reading.pods):
         return list(readings)
     return bounded([*readings, reading], "pods")
 
 
 def pods_reading(seen: Observation, first: bool) -> Reading:
-    """The step's first reading keeps the restart counts its pods began with (the baseline of "restarted during
-    the step"): only those above zero, so a pod no reading names began at zero or was made during the step,
-    and any restart of it counts. Past MAX_READING_PODS such pods it says so instead of naming them all."""
+    """The step's first reading that sees pods keeps the restart counts they began with (the baseline of
+    "restarted during the step"): only those above zero, so a pod no reading names began at zero or was made
+    during the step, and any restart of it counts. Past MAX_READING_PODS such pods it says so instead."""
     counts = {p.uid: p.restarts for p in seen.pods}
     began = sorted((uid, n) for uid, n in counts.items() if n > 0) if first else []
     return Reading(check="pods", at=micro_time(seen.at), gone=not seen.exists,
                    holds=seen.exists and bool(seen.pods) and all(p.ready for p in seen.pods),
                    pods=digest(counts) if seen.exists else None,
-                   restarts=dict(began[:MAX_READING_PODS]), restarts_untold=len(began) > MAX_READING_PODS)
+                   restarts=dict(began[:MAX_READING_PODS]), restarts_untold=len(began) > MAX_READING_PODS or None)
 
 
 def digest(counts: dict[str, int]) -> str:
     text = ",".join(f"{uid}={n}" for uid, n in sorted(counts.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+NO_PODS = digest({})
 
 
 def ready_since(readings: Sequence[Reading], latest: Observation | None) -> datetime | None:
@@ -68,9 +71,17 @@ def first_restarts(readings: Sequence[Reading]) -> dict[str, int]:
     return first
 
 
+def saw_pods(reading: Reading) -> bool:
+    """A pods reading that saw pods, or the heir of one (the baseline it carries)."""
+    return reading.check == "pods" and (reading.pods not in (None, NO_PODS) or bool(reading.restarts)
+                                        or bool(reading.restarts_untold))
+
+
 def restarts_untold(readings: Sequence[Reading]) -> bool:
-    """Whether the record names only some of the pods that began the step with restarts."""
-    return any(r.restarts_untold for r in readings)
+    """Whether the record names only some of the pods that began the step with restarts. A record of an earlier
+    release named pods at zero too, and at most MAX_READING_PODS of any: whom it left out is not known."""
+    first = first_restarts(readings)
+    return any(r.restarts_untold for r in readings) or 0 in first.values() or len(first) >= MAX_READING_PODS
 
 
 def last_of(readings: Sequence[Reading], check: str) -> Reading | None:
@@ -87,6 +98,7 @@ def bounded(readings: list[Reading], check: str) -> list[Reading]:
     heir = mine[len(dropped)]
     carried = {**first_restarts(dropped), **heir.restarts}
     heir_kept = heir.model_copy(update={"restarts": dict(list(carried.items())[:MAX_READING_PODS]),
-                                        "restarts_untold": restarts_untold([*dropped, heir])})
+                                        "restarts_untold": any(r.restarts_untold for r in [*dropped, heir])
+                                        or None})
     gone = {id(r) for r in dropped}
     return [heir_kept if r is heir else r for r in readings if id(r) not in gone]

@@ -95,7 +95,7 @@ def judge(
     every declared check combined (failed > gone > pending > inconclusive > passed)."""
     if latest is not None and latest.at < started:
         latest = None
-    readings = [r for r in readings if r.check == "pods" and parse_time(r.at) >= started]
+    readings = [r for r in readings if r.check == "pods"]  # podsReady's runs count from `started` only
     checks = check_verdicts(verify, latest, readings, started, timeout, now, external or {}, drained)
     reasons = [f"{name}: {r}" for name, v in checks.items() for r in v.reasons]
     evidence = [e for v in checks.values() for e in v.evidence]
@@ -224,7 +224,9 @@ def pods_ready(
     early = _no_evidence_yet(latest, timed_out, timeout)
     if early or latest is None:
         return early
-    since = ready_since(readings, latest)
+    # a run recorded before the step began (by a replica whose clock ran behind) is no run of the step; the
+    # restart counts the pods began with are kept whenever they were recorded
+    since = ready_since([r for r in readings if parse_time(r.at) >= started], latest)
     span = latest.at - since if since else timedelta(0)
     if since:
         summary = f"{len(latest.pods)} pods Ready, restarts unchanged for {_fmt(span)}"
