@@ -281,10 +281,12 @@ def create_deployments(api: client.ApiClient, namespace: str, names: list[str]) 
 
 
 def run(incidents: int, rate: float, tick: float, settle: float, history: int = 0, waiting: int = 0,
-        wait_window: float = 60.0) -> dict:
-    """Round "empty" (the cluster as found); with `history`, the same round again after that many terminal
-    Remediations were added; with `waiting`, the apiserver requests the operator makes per Remediation that
-    only waits for an approval. One operator process throughout, so the figures sit side by side."""
+        wait_window: float = 60.0, control: bool = False) -> dict:
+    """Round "empty" (the cluster as found); with `control`, the same round again after the operator restarted
+    into the same cluster (how far apart two p99s fall with no history: the noise the history ratio sits in);
+    with `history`, the same round again after that many terminal Remediations were added; with `waiting`, the
+    apiserver requests the operator makes per Remediation that only waits for an approval. One operator
+    process a round, so the figures sit side by side."""
     started = time.monotonic()
     path = kubeconfig()
     api = config.new_client_from_config(config_file=path)
@@ -313,6 +315,13 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
         wait_for(lambda: knows_runbook(operator, namespace), timeout=60, what="the operator to know the Runbook")
 
         rounds = {"empty": measure_round(api, operator, operator_process, namespace, "r1", incidents, rate, settle)}
+        if control:
+            operator.stop()
+            operator.start()
+            operator_process = psutil.Process(operator.proc.pid)
+            wait_for(lambda: knows_runbook(operator, namespace), timeout=120, what="the operator to know the Runbook")
+            rounds["control"] = measure_round(api, operator, operator_process, namespace, "r1c", incidents, rate,
+                                              settle)
         if history:
             # Added while the operator is stopped (a created Remediation is Pending until its status is
             # written, and a running operator would start on it), then started again: it primes with them.
@@ -344,6 +353,11 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
                 "p99_ratio_to_empty": ratio_of(rounds["history"]["signal_to_action"]["p99_ms"],
                                                rounds["empty"]["signal_to_action"]["p99_ms"]),
                 "goal": "p99 with history <= 1.2x p99 empty, operator RSS <= 150 MiB",
+            },
+            "control": None if not control else {
+                "p99_ratio_to_empty": ratio_of(rounds["control"]["signal_to_action"]["p99_ms"],
+                                               rounds["empty"]["signal_to_action"]["p99_ms"]),
+                "what": "the same round with no history, the operator restarted as for the history round",
             },
             "waiting": waiting_figures,
             "operator_rss_mib_at_end": round(operator_process.memory_info().rss / 2**20, 1),
@@ -754,6 +768,9 @@ def print_table(figures: dict) -> None:
         print(f"round: {label} ({round_['cluster_remediations_at_start']} Remediations in the cluster at its start)")
         print_round(round_)
         print()
+    if figures.get("control"):
+        print(f"control, no history, operator restarted: p99 / p99 empty: {figures['control']['p99_ratio_to_empty']}"
+              "  (how far two rounds' p99s fall apart by themselves)")
     if figures["history"]:
         print(f"p99 with {figures['history']['terminal_remediations']} terminal Remediations / p99 empty: "
               f"{figures['history']['p99_ratio_to_empty']}  (goal <= 1.2); operator RSS at end "
@@ -820,12 +837,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="Remediations left awaiting approval to count requests per waiting one (default 20; 0: "
                              "not measured)")
     parser.add_argument("--wait-window", type=float, default=60.0, help="seconds each request count spans")
+    parser.add_argument("--control", action="store_true",
+                        help="before the history round, the same round with no history after a restart of the "
+                             "operator: the noise floor of the history ratio, in the same run")
     parser.add_argument("--output", type=Path, default=RESULTS / "signal_to_action.json")
     args = parser.parse_args(argv)
     if args.incidents < 1 or args.rate <= 0:
         parser.error("--incidents must be >= 1 and --rate > 0")
     figures = run(args.incidents, args.rate, args.tick, args.settle, args.history, args.waiting,
-                  args.wait_window)
+                  args.wait_window, args.control)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2) + "\n")
     print_table(figures)

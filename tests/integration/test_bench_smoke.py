@@ -20,7 +20,7 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
     out = tmp_path / "signal_to_action.json"
     proc = subprocess.run(
         [sys.executable, "-m", "e2e.bench.signal_to_action", "--incidents", "5", "--settle", "60",
-         "--history", "40", "--waiting", "3", "--wait-window", "5", "--output", str(out)],
+         "--history", "40", "--control", "--waiting", "3", "--wait-window", "5", "--output", str(out)],
         cwd=ROOT, env={**os.environ, "KUBECONFIG": kubeconfig}, capture_output=True, text=True, timeout=300,
         check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -37,7 +37,8 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
         assert key in figures, key
     assert "stormHoldoff.targets" in figures["setup"]["policy"], "the bench says how it keeps the storm hold-off open"
     assert figures["webhook_codes"] == {"200": 5}
-    assert set(figures["rounds"]) == {"empty", "history"}
+    assert set(figures["rounds"]) == {"empty", "control", "history"}
+    assert figures["rounds"]["control"]["webhook_codes"] == {"200": 5} and "p99_ratio_to_empty" in figures["control"]
     assert figures["rounds"]["history"]["history_added"] == 40
     assert figures["rounds"]["history"]["cluster_remediations_at_start"] >= 40 + 5
     assert figures["rounds"]["history"]["webhook_codes"] == {"200": 5}
