@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 
 from ..api.models import EscalationAlert, ObjectRef, RemediationApprovalSpec, RemediationSpec, RemediationStatus
 from ..core import escalation
+from ..core.durations import iso_time
 from ..core.engine import state
 from ..secrets import FileSecret
 from . import chores
@@ -107,10 +108,6 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def stamp(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
 def settle_alert(ctx, namespace: str, name: str, spec: RemediationSpec, status: RemediationStatus,
                  message: str | None) -> EscalationAlert | None:
     """Send what the alert needs now (fire, re-send or resolve); the alert state to persist. Without an
@@ -121,7 +118,7 @@ def settle_alert(ctx, namespace: str, name: str, spec: RemediationSpec, status: 
     due = escalation.alert_due(status, now, resend)
     if am is None or due is None:
         return status.escalation_alert
-    sent = status.escalation_alert or EscalationAlert(starts_at=status.finished_at or stamp(now))
+    sent = status.escalation_alert or EscalationAlert(starts_at=status.finished_at or iso_time(now))
     if message is None:  # a re-send: the Runbook's message from the cache; gone -> said so
         body = ctx.caches and _runbook_spec(ctx, spec)
         message = ((body or {}).get("escalation") or {}).get("message", "")
@@ -136,8 +133,8 @@ def settle_alert(ctx, namespace: str, name: str, spec: RemediationSpec, status: 
         # a page owed is recorded, so one Alertmanager outage longer than FIRST_PAGE_WITHIN loses none
         return sent if due == "fire" else status.escalation_alert
     if due == "resolve":
-        return sent.model_copy(update={"resolved_at": stamp(now)})
-    return sent.model_copy(update={"sent_at": stamp(now)})
+        return sent.model_copy(update={"resolved_at": iso_time(now)})
+    return sent.model_copy(update={"sent_at": iso_time(now)})
 
 
 def _runbook_spec(ctx, spec: RemediationSpec) -> dict | None:
@@ -270,7 +267,7 @@ def record_resolution(ctx, namespace: str, spec: RemediationApprovalSpec) -> tup
         now = now_utc()
         note = spec.reason or "(no note)"
         updated = state.note(status.model_copy(update={
-            "restored_at": stamp(now), "restored_by": "humans", "resolved_by": who,
+            "restored_at": iso_time(now), "restored_by": "humans", "resolved_by": who,
             "resolution_note": spec.reason}), "Resolved", f"{who} resolved it: {note}", now)
         try:
             ctx.resources.replace_status("Remediation", namespace, spec.remediation,

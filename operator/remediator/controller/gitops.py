@@ -18,14 +18,13 @@ from typing import Any, Callable
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..actions.base import ActionError, flatten
 from ..api.models import TERMINAL_PHASES, GitopsPolicy, GitopsState, ObjectRef, RemediationPolicySpec, RemediationStatus, Step
 from ..core.durations import parse_duration, parse_time
 from ..core.engine import state
 from ..core.plan import gitops
-from ..kube import WORKLOAD_PLURALS, read_workload_json
+from ..kube import WORKLOAD_PLURALS, read_workload_json, retry_transient
 from . import chores
 from .context import OperatorContext
 
@@ -34,15 +33,7 @@ SWEEP_SECONDS = 10.0
 CONFLICT_TRIES = 3
 
 
-def transient(e: BaseException) -> bool:
-    return isinstance(e, ApiException) and (e.status or 0) >= 500 or isinstance(e, (ConnectionError, TimeoutError))
-
-
-api_retry = retry(retry=retry_if_exception(transient), stop=stop_after_attempt(4),
-                  wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
-
-
-@api_retry
+@retry_transient
 def get(api, kind_table: dict, kind: str, namespace: str, name: str) -> dict | None:
     group, version, plural = kind_table[kind]
     try:
@@ -53,7 +44,7 @@ def get(api, kind_table: dict, kind: str, namespace: str, name: str) -> dict | N
         raise
 
 
-@api_retry
+@retry_transient
 def patch(api, owner: gitops.Owner, body: dict) -> dict:
     group, version, plural = gitops.KINDS[owner.kind]
     return client.CustomObjectsApi(api).patch_namespaced_custom_object(group, version, owner.namespace, plural,

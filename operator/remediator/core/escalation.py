@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from ..api.models import ApprovalState, ObjectRef, RemediationPolicySpec, RemediationSpec, RemediationStatus, RunbookSpec
+from .durations import iso_time
 from .match.matching import remediation_namespace_problem
 from .match.templating import dns1123_subdomain_problem
 
@@ -227,7 +228,7 @@ def alert(namespace: str, name: str, spec: RemediationSpec, status: RemediationS
             f": {status.resolution_note}" if status.resolution_note else "")
     body = {"labels": alert_labels(namespace, name, spec, status),
             "annotations": {k: v[:MAX_ANNOTATION] for k, v in annotations.items()},
-            "startsAt": starts_at, "endsAt": ends.isoformat().replace("+00:00", "Z")}
+            "startsAt": starts_at, "endsAt": iso_time(ends)}
     if generator_url:
         body["generatorURL"] = generator_url
     return body
