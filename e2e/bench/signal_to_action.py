@@ -431,7 +431,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
 
     cpu_before = sum(operator_process.cpu_times()[:2])
     requests_before = requests_by_kind(operator)
-    gc_before, sweeps_before = gc_full_passes(operator), retention_sweeps(operator)
+    gc_before, sweeps_before, trims_before = gc_full_passes(operator), retention_sweeps(operator), heap_trims(operator)
     raw_sent: dict[str, float] = {}
     raw_rtt: list[float] = []
     post_sent: dict[str, float] = {}
@@ -497,7 +497,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
     stop.set()
     operator_cpu = sum(operator_process.cpu_times()[:2]) - cpu_before
     requests_per_incident = per_incident(requests_before, requests_by_kind(operator), incidents)
-    gc_after, sweeps_after = gc_full_passes(operator), retention_sweeps(operator)
+    gc_after, sweeps_after, trims_after = gc_full_passes(operator), retention_sweeps(operator), heap_trims(operator)
 
     def deltas(start: dict[str, float], kind: str, since: str | None = None) -> list[float]:
         out = []
@@ -540,6 +540,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
         "operator_cpu_ms_per_incident": round(1000 * operator_cpu / incidents, 1),
         "operator_rss_mib": round(operator_process.memory_info().rss / 2**20, 1),
         "operator_gc_full_passes": passes_between(gc_before, gc_after),
+        "operator_heap_trims": passes_between(trims_before, trims_after),
         "operator_retention_sweeps": None if sweeps_before is None or sweeps_after is None else {
             "count": int(sweeps_after["count"] - sweeps_before["count"]),
             "seconds": round(sweeps_after["seconds"] - sweeps_before["seconds"], 3)},
@@ -676,6 +677,17 @@ def retention_sweeps(operator: OperatorProcess) -> dict[str, float] | None:
     return None if count is None or seconds is None else {"count": count, "seconds": seconds}
 
 
+def heap_trims(operator: OperatorProcess) -> dict[str, float] | None:
+    """The operator's malloc_trims so far (every 10 s; each holds the allocator's lock): how many, their total
+    seconds, how many took over 10 ms. None when the operator does not time them."""
+    count, seconds, quick = metric_values(operator, "remediator_heap_trim_seconds_count",
+                                          "remediator_heap_trim_seconds_sum",
+                                          'remediator_heap_trim_seconds_bucket{le="0.01"}')
+    if count is None or seconds is None or quick is None:
+        return None
+    return {"count": count, "seconds": seconds, "over_10ms": count - quick}
+
+
 def metric_values(operator: OperatorProcess, *series: str) -> list[float | None]:
     """The value of each of `series` (name{labels}) on the operator's /metrics, None for one it does not export."""
     text = requests.get(f"{operator.url}/metrics", timeout=10).text
@@ -688,7 +700,7 @@ def passes_between(before: dict[str, float] | None, after: dict[str, float] | No
         return None
     count = after["count"] - before["count"]
     return {"count": int(count), "mean_ms": round(1000 * (after["seconds"] - before["seconds"]) / max(1.0, count), 1),
-            "over_25ms": int(after["over_25ms"] - before["over_25ms"])}
+            **{key: int(after[key] - before[key]) for key in after if key.startswith("over_")}}
 
 
 def per_incident(before: dict[str, float], after: dict[str, float], incidents: int) -> dict[str, float]:
@@ -812,6 +824,9 @@ def print_round(r: dict) -> None:
     passes = r["operator_gc_full_passes"]
     gc_line = f"full GC passes {passes['count']} (mean {passes['mean_ms']} ms, {passes['over_25ms']} over 25 ms)" \
         if passes else "full GC passes not timed by this operator"
+    trims = r.get("operator_heap_trims")
+    if trims:
+        gc_line += f"; heap trims {trims['count']} (mean {trims['mean_ms']} ms, {trims['over_10ms']} over 10 ms)"
     sweeps = r.get("operator_retention_sweeps")
     sweep_line = f"retention sweeps {sweeps['count']} ({sweeps['seconds']} s in all)" if sweeps else \
         "retention sweeps not timed by this operator"

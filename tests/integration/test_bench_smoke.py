@@ -44,6 +44,7 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
     assert figures["rounds"]["history"]["webhook_codes"] == {"200": 5}
     assert "p99_ratio_to_empty" in figures["history"] and "operator_rss_mib_at_end" in figures
     assert figures["rounds"]["history"]["operator_retention_sweeps"]["count"] >= 0, "the operator times its sweeps"
+    assert figures["rounds"]["history"]["operator_heap_trims"]["count"] >= 0, "the operator times its heap trims"
     assert figures["waiting"]["waiting_remediations"] == 3, figures["waiting"]
     assert figures["waiting"]["requests_per_waiting_remediation_per_minute"] >= 0
 

@@ -71,3 +71,11 @@ def test_the_operator_freezes_once_its_caches_are_primed_and_before_its_webhooks
         await runner.cleanup()
     asyncio.run(start_and_stop())
     assert order[:3] == ["primed", "frozen", "listening"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the calls exist on glibc only")
+def test_each_heap_trim_is_timed_because_allocating_threads_wait_for_it():
+    from prometheus_client import REGISTRY
+    before = REGISTRY.get_sample_value("remediator_heap_trim_seconds_count") or 0.0
+    heap.trim()
+    assert REGISTRY.get_sample_value("remediator_heap_trim_seconds_count") == before + 1

@@ -15,6 +15,8 @@ import gc
 import logging
 import platform
 
+from ..records.metrics import HEAP_TRIMS
+
 log = logging.getLogger("remediator.heap")
 
 M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
@@ -48,9 +50,13 @@ def freeze_startup() -> int:
 
 
 def trim() -> bool:
-    """Return free heap pages to the kernel; True when some were released."""
+    """Return free heap pages to the kernel; True when some were released. Timed
+    (`remediator_heap_trim_seconds`): a thread that allocates meanwhile waits for it."""
     libc = glibc()
-    return bool(libc and libc.malloc_trim(0))
+    if libc is None:
+        return False
+    with HEAP_TRIMS.time():
+        return bool(libc.malloc_trim(0))
 
 
 async def trim_periodically(every: float = 10.0) -> None:

@@ -24,6 +24,9 @@ RETENTION_DELETES = Counter("remediator_retention_deletions_total",
                             "since listed (changed) or were gone already (gone)", ["result"])
 RETENTION_SWEEP_SECONDS = Histogram("remediator_retention_sweep_seconds",
                                     "How long each retention sweep took, its deletes included")
+HEAP_TRIMS = Histogram("remediator_heap_trim_seconds",
+                       "How long each malloc_trim took: it holds the allocator's lock, so a thread that allocates "
+                       "meanwhile waits", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 ACTIONS = Counter("remediator_actions_total", "Action calls by action and result", ["action", "result"])
 SIGNAL_TO_ACTION = Histogram("remediator_signal_to_action_seconds",
                              "From a Remediation's first plan (its first tick after ingest) to its first action applied",
