@@ -422,3 +422,31 @@ def test_a_replicaset_that_names_a_deployment_without_being_its_controllers_is_n
     forged["metadata"]["ownerReferences"] = [{"kind": "Deployment", "name": "web"}]  # anyone may write this
     journal.observe_replicaset(forged, NOW)
     assert journal.changes("shop", {"Deployment/web"}, NOW) == []
+
+
+def test_a_pods_target_names_only_the_workload_of_its_controlling_replicaset(monkeypatch):
+    from remediator.signals import changes
+
+    def owner(kind: str, name: str, controller: bool) -> dict:
+        return {"kind": kind, "name": name, "controller": controller}
+    pod = {"metadata": {"name": "web-1", "namespace": "shop", "ownerReferences": [
+        owner("ReplicaSet", "planted", False), owner("ReplicaSet", "web-7d9", True)]}, "spec": {"containers": []}}
+    sets = {"planted": [SimpleNamespace(kind="Deployment", name="billing", controller=True)],
+            "web-7d9": [SimpleNamespace(kind="Deployment", name="web", controller=True),
+                        SimpleNamespace(kind="Deployment", name="other", controller=False)]}
+    read_sets = []
+
+    def read_replica_set(name, namespace):
+        read_sets.append(name)
+        return SimpleNamespace(metadata=SimpleNamespace(owner_references=sets[name]))
+    monkeypatch.setattr(changes, "as_json", lambda call, name, namespace: pod)
+    monkeypatch.setattr(changes.client, "CoreV1Api", lambda api: SimpleNamespace(read_namespaced_pod=None))
+    monkeypatch.setattr(changes.client, "AppsV1Api", lambda api: SimpleNamespace(
+        read_namespaced_replica_set=read_replica_set))
+    spec = RemediationSpec(signal=Signal(source="alertmanager", name="PodCrashLooping"),
+                           runbook=RunbookRef(name="restart", namespace="shop"),
+                           target=ObjectRef(kind="Pod", name="web-1", namespace="shop"))
+
+    target = changes.target_of(None, ChangeJournal(), spec)
+
+    assert read_sets == ["web-7d9"] and target.references == frozenset({"Deployment/web"})

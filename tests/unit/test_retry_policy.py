@@ -94,3 +94,29 @@ def test_an_action_call_that_never_gets_through_is_a_retryable_error():
     with pytest.raises(ActionError) as raised:
         action_kube.call(fn)
     assert raised.value.retryable and fn.calls == kube.ATTEMPTS
+
+
+class FlakyCustomObjects:
+    """The client's CustomObjectsApi whose reads fail with `error` the first `failures` times."""
+
+    def __init__(self, error: BaseException, failures: int):
+        self.read = Flaky(error, failures)
+
+    def __call__(self, api):
+        return self
+
+    def get_namespaced_custom_object(self, *args):
+        return {"read": self.read()}
+
+
+@pytest.mark.parametrize(("error", "calls", "found"), [
+    pytest.param(ApiException(status=0, reason="connection reset"), 2, {"read": "ok"}, id="no-status-retried"),
+    pytest.param(ApiException(status=404), 1, None, id="not-found-after-one-call"),
+])
+def test_a_gitops_owner_read_follows_the_one_policy(monkeypatch, error, calls, found):
+    from remediator.controller import gitops
+    objects = FlakyCustomObjects(error, failures=1)
+    monkeypatch.setattr(gitops.client, "CustomObjectsApi", objects)
+    assert gitops.get(None, {"Kustomization": ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")},
+                      "Kustomization", "apps", "web") == found
+    assert objects.read.calls == calls

@@ -507,12 +507,22 @@ def test_restarts_from_before_the_step_of_more_pods_than_the_record_names_are_no
     assert v.state == "failed" and "podsReady: pod web-00 restarted 4 times during the step" in v.reasons
 
 
-def test_a_record_that_names_only_some_pods_says_so_after_its_first_reading_is_dropped():
+def test_a_bounded_record_keeps_the_reading_that_holds_the_steps_restart_counts():
     def pods(t: int) -> tuple:
         return tuple(pod(f"web-{i:02}", restarts=3, ready=bool(t // 10 % 2)) for i in range(25))
     record = record_after([seen(t, rollout(), pods(t)) for t in range(0, 300, 10)])
     assert len(record.readings) == MAX_READINGS // 3, "older readings were dropped"
+    assert record.readings[0].at == record_after([seen(0, rollout(), pods(0))]).readings[0].at
     assert record.readings[0].restarts_untold and len(record.readings[0].restarts) == MAX_READING_PODS
+
+
+def test_restarts_after_a_long_spell_without_pods_count_from_the_steps_first_reading():
+    spell = [seen(t, rollout(), ()) if t // 10 % 2 else seen(t, None, exists=False) for t in range(10, 250, 10)]
+    crashed = (pod("web-0", restarts=4, ready=False),)
+    before = [seen(5, rollout(), (pod("web-0"),)), *spell, seen(260, rollout(), crashed)]
+    assert len(record_after(before).readings) == MAX_READINGS // 3, "the spell outlasted the record's bound"
+    v = judge_after_restart(before, seen(300, rollout(), crashed), 300)
+    assert v.state == "failed" and "podsReady: pod web-0 restarted 4 times during the step" in v.reasons, v.reasons
 
 
 def test_the_restart_counts_a_step_began_with_are_taken_from_the_first_reading_that_sees_pods():

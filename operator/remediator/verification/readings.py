@@ -89,16 +89,12 @@ def last_of(readings: Sequence[Reading], check: str) -> Reading | None:
 
 
 def bounded(readings: list[Reading], check: str) -> list[Reading]:
-    """At most PER_CHECK readings of `check`: the oldest go (only the latest run's start judges), their pods'
-    first restart counts carried into the oldest one kept."""
+    """At most PER_CHECK readings of `check`: the oldest go (only the latest run's start judges), but never the
+    first one that saw pods, which holds the restart counts the step began with (its baseline)."""
     mine = [r for r in readings if r.check == check]
-    dropped = mine[:-PER_CHECK] if len(mine) > PER_CHECK else []
-    if not dropped:
+    excess = len(mine) - PER_CHECK
+    if excess <= 0:
         return readings
-    heir = mine[len(dropped)]
-    carried = {**first_restarts(dropped), **heir.restarts}
-    heir_kept = heir.model_copy(update={"restarts": dict(list(carried.items())[:MAX_READING_PODS]),
-                                        "restarts_untold": any(r.restarts_untold for r in [*dropped, heir])
-                                        or None})
-    gone = {id(r) for r in dropped}
-    return [heir_kept if r is heir else r for r in readings if id(r) not in gone]
+    baseline = next((r for r in mine if saw_pods(r)), None)
+    gone = {id(r) for r in [r for r in mine if r is not baseline][:excess]}
+    return [r for r in readings if id(r) not in gone]
