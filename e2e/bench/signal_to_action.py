@@ -67,6 +67,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -316,27 +317,22 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
 
         rounds = {"empty": measure_round(api, operator, operator_process, namespace, "r1", incidents, rate, settle)}
         if control:
-            operator.stop()
-            operator.start()
-            operator_process = psutil.Process(operator.proc.pid)
-            wait_for(lambda: knows_runbook(operator, namespace), timeout=120, what="the operator to know the Runbook")
+            operator_process, _ = restart_operator(operator, namespace)
             rounds["control"] = measure_round(api, operator, operator_process, namespace, "r1c", incidents, rate,
                                               settle)
         if history:
             # Added while the operator is stopped (a created Remediation is Pending until its status is
             # written, and a running operator would start on it), then started again: it primes with them.
-            operator.stop()
-            t0 = time.monotonic()
-            added = add_history(custom, namespace, history)
-            history_seconds = time.monotonic() - t0
-            t0 = time.monotonic()
-            operator.start()
-            operator_process = psutil.Process(operator.proc.pid)
-            wait_for(lambda: knows_runbook(operator, namespace), timeout=120, what="the operator to know the Runbook")
-            ready_seconds = time.monotonic() - t0
+            added: dict[str, float] = {}
+
+            def add() -> None:
+                t0 = time.monotonic()
+                added["count"] = add_history(custom, namespace, history)
+                added["seconds"] = time.monotonic() - t0
+            operator_process, ready_seconds = restart_operator(operator, namespace, while_stopped=add)
             rounds["history"] = measure_round(api, operator, operator_process, namespace, "r2", incidents, rate,
                                               settle)
-            rounds["history"].update(history_added=added, history_seconds=round(history_seconds, 1),
+            rounds["history"].update(history_added=added["count"], history_seconds=round(added["seconds"], 1),
                                      operator_start_to_matching_seconds=round(ready_seconds, 1))
         waiting_figures = measure_waiting(api, operator, namespace, waiting, wait_window) if waiting else None
         figures = {
@@ -396,6 +392,18 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
             except ApiException as e:
                 if e.status != 404:
                     print(f"cleanup: {e.status} {e.reason}", file=sys.stderr)
+
+
+def restart_operator(operator: OperatorProcess, namespace: str,
+                     while_stopped: Callable[[], None] = lambda: None) -> tuple[psutil.Process, float]:
+    """Stop the operator, run `while_stopped`, start it again: its new process once it matches again, and the
+    seconds from its start to then."""
+    operator.stop()
+    while_stopped()
+    t0 = time.monotonic()
+    operator.start()
+    wait_for(lambda: knows_runbook(operator, namespace), timeout=120, what="the operator to know the Runbook")
+    return psutil.Process(operator.proc.pid), time.monotonic() - t0
 
 
 def ratio_of(a: float | None, b: float | None) -> float | None:

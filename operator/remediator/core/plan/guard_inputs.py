@@ -14,6 +14,7 @@ What the step will change is computed with the functions the actions decide with
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -238,7 +239,7 @@ def past_remediation(obj: Mapping[str, Any]) -> guards.PastRemediation:
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    phase = status.get("phase", "Pending")
+    phase = sys.intern(str(status.get("phase", "Pending")))
     started = status.get("startedAt") or metadata.get("creationTimestamp")
     finished = status.get("finishedAt")
     target = spec.get("target") or {}
@@ -247,8 +248,9 @@ def past_remediation(obj: Mapping[str, Any]) -> guards.PastRemediation:
                   else f"{target.get('kind')}/{target.get('name')}")
     return guards.PastRemediation(
         name=str(metadata.get("name", "")),
-        runbook_key=f"{rb.get('namespace', '')}/{rb.get('name', '')}",
-        target_key=target_key,
+        # interned: a history of 10,000 names few Runbooks and targets, each then held once
+        runbook_key=sys.intern(f"{rb.get('namespace', '')}/{rb.get('name', '')}"),
+        target_key=sys.intern(target_key),
         phase=phase,
         started_at=parse_time(started) if started else None,
         finished_at=parse_time(finished) if finished else None,
