@@ -130,10 +130,16 @@ def test_a_remediation_is_held_as_the_fields_the_guards_read_and_they_judge_it_t
     assert len(json.dumps(kept)) < 500 < len(json.dumps(whole))
 
 
-def test_remediations_of_one_runbook_and_target_share_one_copy_of_their_keys():
-    first, second = (past_remediation(json.loads(json.dumps(body(name, phase="Succeeded")))) for name in "ab")
+def test_the_index_holds_one_copy_of_a_runbook_key_target_key_and_phase_and_forgets_it_with_the_last_holder():
+    index = RemediationIndex()
+    for name in "ab":
+        index.observe("ADDED", json.loads(json.dumps(body(name, phase="Succeeded"))))
+    first, second = index.of_target("Deployment/shop/web")
     assert first.runbook_key is second.runbook_key and first.target_key is second.target_key
     assert first.phase is second.phase
+    for name in "ab":
+        index.observe("DELETED", body(name))
+    assert len(index) == 0 and len(index._strings) == 0, "a deleted tenant's keys are not kept"
 
 
 def test_the_index_hands_the_sweep_each_ended_remediation_at_the_version_it_saw_and_whether_it_may_go():

@@ -525,6 +525,17 @@ def test_restarts_after_a_long_spell_without_pods_count_from_the_steps_first_rea
     assert v.state == "failed" and "podsReady: pod web-0 restarted 4 times during the step" in v.reasons, v.reasons
 
 
+def test_the_kept_baseline_is_the_first_reading_that_saw_pods_not_the_first_reading():
+    spell = [seen(t, rollout(), ()) if t // 10 % 2 else seen(t, None, exists=False) for t in range(20, 250, 10)]
+    crashed = (pod("web-0", restarts=4, ready=False),)
+    before = [seen(2, None, exists=False), seen(5, rollout(), (pod("web-0"),)), *spell, seen(260, rollout(), crashed)]
+    record = record_after(before)
+    assert len(record.readings) == MAX_READINGS // 3
+    assert record.readings[0].at == record_after(before[:2]).readings[1].at, "the reading at 5s is kept"
+    v = judge_after_restart(before, seen(300, rollout(), crashed), 300)
+    assert v.state == "failed" and "podsReady: pod web-0 restarted 4 times during the step" in v.reasons, v.reasons
+
+
 def test_the_restart_counts_a_step_began_with_are_taken_from_the_first_reading_that_sees_pods():
     crashed_before = (pod("web-0", restarts=3, ready=False),)
     before = [seen(10, None, exists=False), seen(20, rollout(), ()), seen(30, rollout(), crashed_before)]

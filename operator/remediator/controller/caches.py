@@ -163,6 +163,29 @@ def latest_time(past: guards.PastRemediation) -> datetime | None:
     return max(times) if times else None
 
 
+class SharedStrings:
+    """One copy of each string many entries hold, forgotten with its last holder: these come from tenants'
+    objects, and sys.intern's copies are never freed on CPython 3.12."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[str, int]] = {}
+
+    def take(self, text: str) -> str:
+        copy, holders = self._held.get(text, (text, 0))
+        self._held[text] = (copy, holders + 1)
+        return copy
+
+    def release(self, text: str) -> None:
+        copy, holders = self._held[text]
+        if holders > 1:
+            self._held[text] = (copy, holders - 1)
+        else:
+            del self._held[text]
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
 class RemediationIndex:
     """Every Remediation as the guards see it, indexed so their query reads only what they may count."""
 
@@ -176,6 +199,7 @@ class RemediationIndex:
         self._by_target: dict[str, set[tuple[str, str]]] = {}
         self._by_namespace: dict[str, set[tuple[str, str]]] = {}
         self._by_time = TimeIndex()
+        self._strings = SharedStrings()
 
     def replace(self, items: Iterable[Mapping]) -> None:
         with self._lock:
@@ -187,6 +211,7 @@ class RemediationIndex:
             self._by_target.clear()
             self._by_namespace.clear()
             self._by_time = TimeIndex()
+            self._strings = SharedStrings()
             for item in items:
                 self._put(item)
 
@@ -204,7 +229,7 @@ class RemediationIndex:
     def _put(self, obj: Mapping) -> None:
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         self._drop(key)
-        past = past_remediation(obj)
+        past = past_remediation(obj, self._strings.take)
         self._entries[key] = past
         if past.phase not in TERMINAL_PHASES:
             self._open.add(key)
@@ -237,6 +262,8 @@ class RemediationIndex:
         at = latest_time(past)
         if at is not None:
             self._by_time.remove(at, key)
+        for text in (past.runbook_key, past.target_key, past.phase):
+            self._strings.release(text)
 
     def unfinished(self) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
         """(namespace, name, phase) of the open ones, and (namespace, name) of the ended ones not yet folded

@@ -14,8 +14,7 @@ What the step will change is computed with the functions the actions decide with
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -234,12 +233,13 @@ def recent_failures(past: Iterable[guards.PastRemediation], spec: RemediationSpe
                and (p.finished_at or p.started_at or now) >= now - RECENT_FAILURES_WINDOW)
 
 
-def past_remediation(obj: Mapping[str, Any]) -> guards.PastRemediation:
-    """An exported Remediation (`kubectl get remediations -A -o json` item) as the guards see it."""
+def past_remediation(obj: Mapping[str, Any], share: Callable[[str], str] = str) -> guards.PastRemediation:
+    """An exported Remediation (`kubectl get remediations -A -o json` item) as the guards see it. `share`: the
+    one copy of a Runbook key, target key or phase its holder keeps (a history of 10,000 names few)."""
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    phase = sys.intern(str(status.get("phase", "Pending")))
+    phase = share(str(status.get("phase", "Pending")))
     started = status.get("startedAt") or metadata.get("creationTimestamp")
     finished = status.get("finishedAt")
     target = spec.get("target") or {}
@@ -248,9 +248,8 @@ def past_remediation(obj: Mapping[str, Any]) -> guards.PastRemediation:
                   else f"{target.get('kind')}/{target.get('name')}")
     return guards.PastRemediation(
         name=str(metadata.get("name", "")),
-        # interned: a history of 10,000 names few Runbooks and targets, each then held once
-        runbook_key=sys.intern(f"{rb.get('namespace', '')}/{rb.get('name', '')}"),
-        target_key=sys.intern(target_key),
+        runbook_key=share(f"{rb.get('namespace', '')}/{rb.get('name', '')}"),
+        target_key=share(target_key),
         phase=phase,
         started_at=parse_time(started) if started else None,
         finished_at=parse_time(finished) if finished else None,
