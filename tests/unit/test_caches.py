@@ -207,6 +207,34 @@ def test_a_sweep_judges_the_index_and_lists_no_remediation(monkeypatch):
     assert deleted[1:] == [("other", "old", "14"), ("shop", "old", "11")]
 
 
+def test_a_sweep_judges_only_what_is_old_enough_to_go_and_still_completes_the_runbooks_statistics(monkeypatch):
+    from remediator.controller import retention
+    from remediator.controller.caches import Caches
+    from remediator.core.report import retention as core
+
+    judged, completed = [], []
+    ctx = SimpleNamespace(caches=Caches(), settings=SimpleNamespace(), serves=lambda ns: ns != "elsewhere",
+                          resources=SimpleNamespace(list=lambda kind, namespace=None: []))
+    ctx.caches.primed.set()
+    monkeypatch.setattr(retention, "labels_of_namespace", lambda ctx, namespace: {})
+    monkeypatch.setattr(retention, "complete_signal_stats", lambda ctx, namespace, runbooks: completed.append(
+        namespace) or set())
+    monkeypatch.setattr(retention.retention, "select", lambda candidates, keep_of, now: judged.extend(
+        c.name for c in candidates) or [])
+    kept = core.kept_for(None, None)[0]  # no policy: the default retention, or a longer guard window
+    for name, namespace, age in (("young", "shop", kept - timedelta(hours=1)), ("old", "shop", kept + timedelta(hours=1)),
+                                 ("young", "fresh", timedelta(days=1)), ("old", "elsewhere", kept * 2)):
+        obj = body(name, namespace=namespace, phase="Succeeded", started=NOW - age, finished=NOW - age)
+        obj["status"]["foldedIntoRunbook"] = True
+        ctx.caches.remediations.observe("ADDED", obj)
+    ctx.caches.remediations.observe("ADDED", body("open", namespace="shop", phase="Acting", started=NOW - kept * 2))
+
+    retention.sweep(ctx, None, now=NOW)
+
+    assert judged == ["old"], "young, open and unserved ones are not even judged"
+    assert sorted(completed) == ["fresh", "shop"], "a namespace of only young ones still gets complete statistics"
+
+
 def test_policies_and_namespace_labels_follow_list_and_watch_events():
     policies = PolicyCache()
     policies.replace([{"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"mode": "dryRun"}}])

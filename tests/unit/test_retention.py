@@ -276,7 +276,7 @@ def test_a_namespace_deleted_during_the_sweep_keeps_its_incidents_and_holds_back
     monkeypatch.setattr(shell, "labels_of_namespace", labels)
     monkeypatch.setattr(shell, "complete_signal_stats", lambda ctx, namespace, runbooks: set())
     ctx = SimpleNamespace(resources=SimpleNamespace(list=lambda kind, namespace=None: []))
-    keep_of = shell.keep_lookup(ctx)
+    keep_of = shell.keep_lookup(ctx).of
     assert keep_of(remediation("a", namespace="gone")) == core.UNTIL_COUNTED
     assert keep_of(remediation("b", namespace="shop")) != core.UNTIL_COUNTED, \
         "the other namespace's policy was not applied"

@@ -273,14 +273,24 @@ class RemediationIndex:
         with self._lock:
             return ([(*key, self._entries[key].phase) for key in self._open], sorted(self._unfolded | self._end_owed))
 
-    def ended(self) -> list[retention.Candidate]:
+    def ended(self, old_before: Callable[[str], datetime | None] | None = None) -> list[retention.Candidate]:
         """Every ended Remediation as the retention sweep judges it: its candidates without a LIST (100 pages of
-        whole objects per sweep of a 10,000-object history, which slowed the incidents handled meanwhile)."""
+        whole objects per sweep of a 10,000-object history, which slowed the incidents handled meanwhile). With
+        `old_before` (a namespace's cutoff, None for none of it), only those last seen before it."""
         with self._lock:  # copied, then judged outside: a plan's guards wait on this lock
             entries, open_ones = list(self._entries.items()), set(self._open)
             unfolded, deleting = set(self._unfolded), set(self._deleting)
+        cutoffs: dict[str, datetime | None] = {}
+
+        def old_enough(namespace: str, past: guards.PastRemediation) -> bool:
+            if old_before is None:
+                return True
+            if namespace not in cutoffs:
+                cutoffs[namespace] = old_before(namespace)
+            cutoff = cutoffs[namespace]
+            return cutoff is not None and past.last_seen is not None and past.last_seen <= cutoff
         return [retention.Candidate.of(key[0], past, key not in unfolded, key in deleting)
-                for key, past in entries if key not in open_ones]
+                for key, past in entries if key not in open_ones and old_enough(key[0], past)]
 
     def version(self, namespace: str, name: str) -> str | None:
         """The resourceVersion of the Remediation as the watch last brought it; None if it holds none."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -118,7 +119,13 @@ def complete_signal_stats(ctx: OperatorContext, namespace: str, runbooks: list[d
     return done
 
 
-def keep_lookup(ctx: OperatorContext) -> Callable[[retention.Candidate], retention.Keep]:
+class Keeps(NamedTuple):
+    of: Callable[[retention.Candidate], retention.Keep]  # how long this one stays
+    # none of the namespace's goes younger (None: none goes at all); its Runbooks' statistics completed first
+    least: Callable[[str], timedelta | None]
+
+
+def keep_lookup(ctx: OperatorContext) -> Keeps:
     """How long each Remediation stays: its namespace's effective policy and its Runbook's cooldown, each read
     once a sweep; forever while its Runbook's statistics are not complete (they are completed here first)."""
     policies = [(p["metadata"]["name"], p.get("spec") or {}) for p in ctx.resources.list("RemediationPolicy")]
@@ -133,27 +140,44 @@ def keep_lookup(ctx: OperatorContext) -> Callable[[retention.Candidate], retenti
             kept[key] = keep_for(*key)
         return kept[key]
 
-    def keep_for(namespace: str, runbook_key: str) -> retention.Keep:
+    def policy_of(namespace: str) -> tuple[bool, RemediationPolicySpec | None]:
+        """Whether the namespace is still there (not being deleted, with its Remediations), and its policy."""
         if namespace not in namespace_policy:
             try:
                 labels = labels_of_namespace(ctx, namespace)
             except ApiException as e:
                 if e.status != 404:
                     raise
-                return retention.UNTIL_COUNTED  # its namespace is being deleted, and its Remediations with it
+                return False, None
             namespace_policy[namespace] = policy_select.effective_policy(policies, namespace, labels)
+        return True, namespace_policy[namespace]
+
+    def read_runbooks(namespace: str) -> None:
         if namespace not in cooldowns:
             runbooks = ctx.resources.list("Runbook", namespace)
             cooldowns[namespace] = {r["metadata"]["name"]: ((r.get("spec") or {}).get("guard") or {}).get(
                 "cooldown", Guard().cooldown) for r in runbooks}
             complete[namespace] = complete_signal_stats(ctx, namespace, runbooks)
+
+    def least(namespace: str) -> timedelta | None:
+        there, policy = policy_of(namespace)
+        if not there:
+            return None
+        read_runbooks(namespace)  # the ladder reads complete statistics, whether or not anything goes
+        return retention.kept_for(policy, None)[0]
+
+    def keep_for(namespace: str, runbook_key: str) -> retention.Keep:
+        there, policy = policy_of(namespace)
+        if not there:
+            return retention.UNTIL_COUNTED
+        read_runbooks(namespace)
         runbook_namespace, _, runbook = runbook_key.partition("/")
         # a Runbook acts only in its own namespace: a reference elsewhere was refused and holds no cooldown
         own = runbook_namespace == namespace and runbook in cooldowns[namespace]
         if own and runbook not in complete[namespace]:
             return retention.UNTIL_COUNTED
-        return retention.kept_for(namespace_policy[namespace], cooldowns[namespace][runbook] if own else None)
-    return keep_of
+        return retention.kept_for(policy, cooldowns[namespace][runbook] if own else None)
+    return Keeps(keep_of, least)
 
 
 def delete(ctx: OperatorContext, verdict: retention.Verdict) -> str:
@@ -179,12 +203,18 @@ def sweep(ctx: OperatorContext, namespaces: list[str] | None, active: Callable[[
     soon as this replica is not active. A version the index saw late is not deleted (409): the next sweep
     judges it again."""
     now = now or datetime.now(UTC)
-    keep_of = keep_lookup(ctx)
+    keeps = keep_lookup(ctx)
     within = set(namespaces) if namespaces is not None else None
-    candidates = [c for c in caches.ensure(ctx).remediations.ended()
-                  if (within is None or c.namespace in within) and ctx.serves(c.namespace)]
+
+    def old_before(namespace: str) -> datetime | None:
+        if (within is not None and namespace not in within) or not ctx.serves(namespace):
+            return None
+        least = keeps.least(namespace)
+        return None if least is None else now - least
+    # only those old enough to go: judging (and allocating) all 10,000 of a history held up the incidents meanwhile
+    candidates = caches.ensure(ctx).remediations.ended(old_before)
     results: Counter = Counter()
-    for verdict in retention.select(sorted(candidates, key=lambda c: (c.namespace, c.name)), keep_of, now):
+    for verdict in retention.select(sorted(candidates, key=lambda c: (c.namespace, c.name)), keeps.of, now):
         if not active():
             return results
         result = delete(ctx, verdict)
