@@ -208,31 +208,49 @@ def test_a_sweep_judges_the_index_and_lists_no_remediation(monkeypatch):
 
 
 def test_a_sweep_judges_only_what_is_old_enough_to_go_and_still_completes_the_runbooks_statistics(monkeypatch):
+    from kubernetes.client.rest import ApiException
+
     from remediator.controller import retention
     from remediator.controller.caches import Caches
     from remediator.core.report import retention as core
 
     judged, completed = [], []
+    policies = [{"metadata": {"name": name}, "spec": {"namespaces": [namespace],
+                                                      "retention": {"terminalRemediations": keep}}}
+                for name, namespace, keep in (("brief", "brief", "2d"), ("forever", "archive", "999999d"))]
+    runbooks = {"shop": [{"metadata": {"name": "restart"}, "spec": {"guard": {"cooldown": "60d"}}}]}
+
+    def labels(ctx, namespace):
+        if namespace == "gone":
+            raise ApiException(status=404, reason="namespaces gone not found")
+        return {}
     ctx = SimpleNamespace(caches=Caches(), settings=SimpleNamespace(), serves=lambda ns: ns != "elsewhere",
-                          resources=SimpleNamespace(list=lambda kind, namespace=None: []))
+                          resources=SimpleNamespace(list=lambda kind, namespace=None: policies
+                                                    if kind == "RemediationPolicy" else runbooks.get(namespace, [])))
     ctx.caches.primed.set()
-    monkeypatch.setattr(retention, "labels_of_namespace", lambda ctx, namespace: {})
+    monkeypatch.setattr(retention, "labels_of_namespace", labels)
     monkeypatch.setattr(retention, "complete_signal_stats", lambda ctx, namespace, runbooks: completed.append(
-        namespace) or set())
+        namespace) or {r["metadata"]["name"] for r in runbooks})
     monkeypatch.setattr(retention.retention, "select", lambda candidates, keep_of, now: judged.extend(
-        c.name for c in candidates) or [])
+        f"{c.namespace}/{c.name}" for c in candidates) or [])
     kept = core.kept_for(None, None)[0]  # no policy: the default retention, or a longer guard window
-    for name, namespace, age in (("young", "shop", kept - timedelta(hours=1)), ("old", "shop", kept + timedelta(hours=1)),
-                                 ("young", "fresh", timedelta(days=1)), ("old", "elsewhere", kept * 2)):
+    minutes = timedelta(minutes=5)
+    for name, namespace, age in (("young", "shop", kept - minutes), ("old", "shop", kept + minutes),
+                                 ("in-cooldown", "shop", kept + timedelta(days=1)),  # its Runbook's keep: 60d
+                                 ("young", "fresh", timedelta(days=1)), ("old", "elsewhere", kept * 2),
+                                 ("young", "brief", timedelta(days=2) - minutes), ("old", "brief", timedelta(days=3)),
+                                 ("old", "gone", kept * 2), ("old", "archive", kept * 100)):
         obj = body(name, namespace=namespace, phase="Succeeded", started=NOW - age, finished=NOW - age)
         obj["status"]["foldedIntoRunbook"] = True
         ctx.caches.remediations.observe("ADDED", obj)
-    ctx.caches.remediations.observe("ADDED", body("open", namespace="shop", phase="Acting", started=NOW - kept * 2))
+    ctx.caches.remediations.observe("ADDED", body("open", namespace="busy", phase="Acting", started=NOW - kept * 2))
 
     retention.sweep(ctx, None, now=NOW)
 
-    assert judged == ["old"], "young, open and unserved ones are not even judged"
-    assert sorted(completed) == ["fresh", "shop"], "a namespace of only young ones still gets complete statistics"
+    assert sorted(judged) == ["brief/old", "shop/in-cooldown", "shop/old"], \
+        "young, open, unserved ones and those of a namespace being deleted are not even judged"
+    assert sorted(completed) == ["archive", "brief", "fresh", "shop"], \
+        "every served namespace with ended ones gets complete statistics, those of only young ones too"
 
 
 def test_policies_and_namespace_labels_follow_list_and_watch_events():

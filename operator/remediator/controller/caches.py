@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
@@ -273,22 +273,25 @@ class RemediationIndex:
         with self._lock:
             return ([(*key, self._entries[key].phase) for key in self._open], sorted(self._unfolded | self._end_owed))
 
-    def ended(self, old_before: Callable[[str], datetime | None] | None = None) -> list[retention.Candidate]:
+    def ended(self, kept_at_least: Callable[[str], timedelta | None] | None = None,
+              now: datetime | None = None) -> list[retention.Candidate]:
         """Every ended Remediation as the retention sweep judges it: its candidates without a LIST (100 pages of
         whole objects per sweep of a 10,000-object history, which slowed the incidents handled meanwhile). With
-        `old_before` (a namespace's cutoff, None for none of it), only those last seen before it."""
+        `kept_at_least` (what none of a namespace's goes younger than; None: none of it goes), only those that
+        ended at least that long before `now`."""
         with self._lock:  # copied, then judged outside: a plan's guards wait on this lock
             entries, open_ones = list(self._entries.items()), set(self._open)
             unfolded, deleting = set(self._unfolded), set(self._deleting)
-        cutoffs: dict[str, datetime | None] = {}
+        keeps: dict[str, timedelta | None] = {}
 
         def old_enough(namespace: str, past: guards.PastRemediation) -> bool:
-            if old_before is None:
+            if kept_at_least is None or now is None:
                 return True
-            if namespace not in cutoffs:
-                cutoffs[namespace] = old_before(namespace)
-            cutoff = cutoffs[namespace]
-            return cutoff is not None and past.last_seen is not None and past.last_seen <= cutoff
+            if namespace not in keeps:
+                keeps[namespace] = kept_at_least(namespace)
+            kept = keeps[namespace]
+            # ages compared, never now - kept: a valid "999999d" retention would overflow the date
+            return kept is not None and past.last_seen is not None and now - past.last_seen >= kept
         return [retention.Candidate.of(key[0], past, key not in unfolded, key in deleting)
                 for key, past in entries if key not in open_ones and old_enough(key[0], past)]
 

@@ -206,13 +206,12 @@ def sweep(ctx: OperatorContext, namespaces: list[str] | None, active: Callable[[
     keeps = keep_lookup(ctx)
     within = set(namespaces) if namespaces is not None else None
 
-    def old_before(namespace: str) -> datetime | None:
+    def least(namespace: str) -> timedelta | None:
         if (within is not None and namespace not in within) or not ctx.serves(namespace):
             return None
-        least = keeps.least(namespace)
-        return None if least is None else now - least
+        return keeps.least(namespace)
     # only those old enough to go: judging (and allocating) all 10,000 of a history held up the incidents meanwhile
-    candidates = caches.ensure(ctx).remediations.ended(old_before)
+    candidates = caches.ensure(ctx).remediations.ended(least, now)
     results: Counter = Counter()
     for verdict in retention.select(sorted(candidates, key=lambda c: (c.namespace, c.name)), keeps.of, now):
         if not active():
