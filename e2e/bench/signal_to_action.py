@@ -67,7 +67,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -317,22 +316,21 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
 
         rounds = {"empty": measure_round(api, operator, operator_process, namespace, "r1", incidents, rate, settle)}
         if control:
-            operator_process, _ = restart_operator(operator, namespace)
+            operator.stop()
+            operator_process, _ = start_matching(operator, namespace)
             rounds["control"] = measure_round(api, operator, operator_process, namespace, "r1c", incidents, rate,
                                               settle)
         if history:
             # Added while the operator is stopped (a created Remediation is Pending until its status is
             # written, and a running operator would start on it), then started again: it primes with them.
-            added: dict[str, float] = {}
-
-            def add() -> None:
-                t0 = time.monotonic()
-                added["count"] = add_history(custom, namespace, history)
-                added["seconds"] = time.monotonic() - t0
-            operator_process, ready_seconds = restart_operator(operator, namespace, while_stopped=add)
+            operator.stop()
+            t0 = time.monotonic()
+            added = add_history(custom, namespace, history)
+            history_seconds = time.monotonic() - t0
+            operator_process, ready_seconds = start_matching(operator, namespace)
             rounds["history"] = measure_round(api, operator, operator_process, namespace, "r2", incidents, rate,
                                               settle)
-            rounds["history"].update(history_added=added["count"], history_seconds=round(added["seconds"], 1),
+            rounds["history"].update(history_added=added, history_seconds=round(history_seconds, 1),
                                      operator_start_to_matching_seconds=round(ready_seconds, 1))
         waiting_figures = measure_waiting(api, operator, namespace, waiting, wait_window) if waiting else None
         figures = {
@@ -394,12 +392,9 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
                     print(f"cleanup: {e.status} {e.reason}", file=sys.stderr)
 
 
-def restart_operator(operator: OperatorProcess, namespace: str,
-                     while_stopped: Callable[[], None] = lambda: None) -> tuple[psutil.Process, float]:
-    """Stop the operator, run `while_stopped`, start it again: its new process once it matches again, and the
-    seconds from its start to then."""
-    operator.stop()
-    while_stopped()
+def start_matching(operator: OperatorProcess, namespace: str) -> tuple[psutil.Process, float]:
+    """Start the (stopped) operator: its new process once it matches again, and the seconds from its start to
+    then."""
     t0 = time.monotonic()
     operator.start()
     wait_for(lambda: knows_runbook(operator, namespace), timeout=120, what="the operator to know the Runbook")
