@@ -173,12 +173,13 @@ def test_an_escalated_crash_loop_is_restored_by_humans_once_they_roll_the_deploy
 
 def test_a_pod_incident_whose_end_was_seen_just_before_a_crash_is_restored_after_the_restart(
         cluster, kubeconfig, namespace, crds, tmp_path):
-    """Killed right after the sweep recorded signalResolvedAt, before runbook_status.finish: the restarted
-    operator lists it before it is active, and must still record restoredAt when it takes over."""
-    op = OperatorProcess(kubeconfig, [namespace], tmp_path, failpoints="after-signal-resolved").start()
+    """Killed after the sweep recorded signalResolvedAt, just before runbook_status.finish writes the end (a
+    failpoint there, not after the sweep's write: the watch event may run finish before that thread resumes):
+    the restarted operator lists it before it is active, and must still record restoredAt when it takes over."""
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path, failpoints="before-incident-end").start()
     try:
         name, fixed_at = escalated_crash_loop_rolled_back_by_hand(cluster)
-        assert op.wait_killed() == -9, "killed right after the sweep resolved the signal"
+        assert op.wait_killed() == -9, "killed as it was about to record the end the sweep saw"
         status = cluster.remediation(name)["status"]
         assert status.get("signalResolvedAt") and status.get("restoredAt") is None, status
         op.start(failpoints="")

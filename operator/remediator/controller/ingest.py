@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 
 from kubernetes.client.rest import ApiException
 
-from .. import failpoints
 from ..api.models import (
     API_VERSION,
     TERMINAL_PHASES,
@@ -348,7 +347,6 @@ def record_resolved(resources: Resources, namespace: str, name: str, summary: st
             if e.status != 409:
                 raise
             continue
-        failpoints.hit("after-signal-resolved")  # runbook_status.finish, on its event, records the end
         return IngestResult("resolved", name)
     stamp = micro_time(datetime.now(UTC))
     try:

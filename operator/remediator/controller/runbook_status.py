@@ -83,6 +83,7 @@ def finish(ctx: OperatorContext, namespace: str, name: str, resend: bool = False
             done = done.model_copy(update={"folded_into_runbook": True, "escalation": post})
         end = escalation.incident_end(done)
         if end is not None:
+            failpoints.hit("before-incident-end")
             done = state.note(done.model_copy(update={"restored_at": end.restored_at, "restored_by": end.restored_by}),
                               "Restored", f"service restored ({end.why}) at {end.restored_at}",
                               parse_time(end.restored_at))
