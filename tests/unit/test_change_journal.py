@@ -290,7 +290,7 @@ def test_the_cause_reads_the_targets_pods_from_the_watch_that_follows_their_name
     watched = [pod_on("web-1", {"app": "web", "pod-template-hash": "abc"}, "node-a"),
                pod_on("db-1", {"app": "db"}, "node-b"), pod_on("bare", {}, "node-c")]
 
-    found = selected_pods(lister, "shop", {"matchLabels": {"app": "web"}}, lambda namespace: watched)
+    found = selected_pods(lister, "shop", {"matchLabels": {"app": "web"}}, lambda namespace, labels: watched)
 
     assert [p["spec"]["nodeName"] for p in found] == ["node-a"] and lister.selectors == []
 
@@ -298,7 +298,8 @@ def test_the_cause_reads_the_targets_pods_from_the_watch_that_follows_their_name
 def test_the_cause_lists_the_targets_pods_by_selector_where_no_watch_follows_the_namespace():
     lister = PodLister([pod_on("web-1", {"app": "web", "tier": "front"}, "node-a")])
 
-    found = selected_pods(lister, "shop", {"matchLabels": {"app": "web", "tier": "front"}}, lambda namespace: None)
+    found = selected_pods(lister, "shop", {"matchLabels": {"app": "web", "tier": "front"}},
+                          lambda namespace, labels: None)
 
     assert [p["metadata"]["name"] for p in found] == ["web-1"] and lister.selectors == ["app=web,tier=front"]
 
@@ -349,7 +350,7 @@ def cause_lookup_lists(monkeypatch, journal: ChangeJournal, deployment_revision:
     spec = RemediationSpec(signal=Signal(source="alertmanager", name="HighErrorRate"),
                            runbook=RunbookRef(name="restart", namespace="shop"),
                            target=ObjectRef(kind=kind, name="web", namespace="shop"))
-    changes.target_of(None, journal, spec, watched_pods=lambda namespace: [], read=read)
+    changes.target_of(None, journal, spec, watched_pods=lambda namespace, labels: [], read=read)
     return listed
 
 

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from kubernetes import client
 
 from remediator.api.models import ObjectRef, RolloutCompleteCheck
@@ -195,3 +196,38 @@ def test_no_new_namespace_is_watched_once_the_copies_hold_the_bound(monkeypatch)
     monkeypatch.setattr(targets, "lister", lambda api, kind, namespace: pytest.fail("listed past the bound"))
     assert watches.pods("other") is None
     assert watches.pods("shop") is not None, "what is held is still read"
+
+
+LABELS = st.dictionaries(st.sampled_from(["app", "tier", "pod-template-hash"]), st.sampled_from(["web", "db", "1"]),
+                         max_size=3)
+EVENTS = st.lists(st.tuples(st.sampled_from(["ADDED", "MODIFIED", "DELETED"]), st.sampled_from(["a", "b", "c", "d"]),
+                            LABELS), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(listed=st.dictionaries(st.sampled_from(["a", "b", "c"]), LABELS), events=EVENTS, wanted=LABELS)
+def test_the_label_index_finds_the_pods_a_scan_of_the_namespace_would_after_any_events(listed, events, wanted):
+    def pod(name: str, labels: dict) -> dict:
+        return {**POD, "metadata": {**POD["metadata"], "name": name, "labels": labels}}
+    held = targets.Objects(targets.compact_pod)
+    held.replace([held.compact(pod(name, labels)) for name, labels in listed.items()])
+    for event_type, name, labels in events:
+        held.observe(event_type, pod(name, labels))
+    scanned = sorted(p["metadata"]["name"] for p in held.items()
+                     if all(p["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items()))
+    found = [p["metadata"]["name"] for p in held.items(wanted)]
+    assert sorted(found) == scanned and (not wanted or found == scanned), "by name, as a LIST orders them"
+
+
+def test_a_relabelled_pod_leaves_the_selection_of_its_old_labels():
+    watches = watches_holding(("Pod", POD))
+    held = watches._namespaces["shop"].kinds["Pod"]
+    assert [p["metadata"]["name"] for p in watches.pods("shop", {"app": "web"})] == ["web-1"]
+    held.observe("MODIFIED", {**POD, "metadata": {**POD["metadata"], "labels": {"app": "api"}}})
+    assert watches.pods("shop", {"app": "web"}) == [] and len(watches.pods("shop", {"app": "api"})) == 1
+    held.observe("DELETED", POD)
+    assert watches.pods("shop", {"app": "api"}) == [] and held._by_label == {}, "nothing left behind"
+    assert watches.pods("shop", {"app": ["web"]}) == [], "a label value that is not a string selects none"
+    held.observe("ADDED", {**POD, "metadata": {**POD["metadata"], "labels": {"app": ["web"], "tier": "1"}}})
+    assert [p["metadata"]["name"] for p in watches.pods("shop", {"tier": "1"})] == ["web-1"], \
+        "a malformed label is left out of the index, the pod is not"

@@ -37,38 +37,68 @@ MAX_OBJECTS = 2000  # of one kind in one namespace: a bigger one is not held (pr
 MAX_HELD = 10000  # objects held in all: past it, no new namespace or kind is watched
 
 
+def label_pairs(item: Mapping | None) -> list[tuple[str, str]]:
+    """Its labels as (key, value) pairs; any not string to string (the apiserver allows none) is left out."""
+    labels = ((item or {}).get("metadata") or {}).get("labels")
+    return [(k, v) for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)] \
+        if isinstance(labels, Mapping) else []
+
+
 class Objects:
-    """One kind in one namespace, by name, as compact dicts."""
+    """One kind in one namespace, by name, as compact dicts, and the names carrying each label (key, value): a
+    selector's pods are found without scanning the namespace (as client-go's indexers)."""
 
     def __init__(self, compact: Callable[[Mapping], dict]) -> None:
         self._lock = threading.Lock()
         self._by_name: dict[str, dict] = {}
+        self._by_label: dict[tuple[str, str], set[str]] = {}
         self.compact = compact
         # False from a failed watch until the next event or re-list: the copies may have missed changes then
         self.live = True
 
     def replace(self, items: Iterable[Mapping]) -> None:
         fresh = {item["metadata"]["name"]: dict(item) for item in items}
+        by_label: dict[tuple[str, str], set[str]] = {}
+        for name, item in fresh.items():
+            for pair in label_pairs(item):
+                by_label.setdefault(pair, set()).add(name)
         with self._lock:
-            self._by_name = fresh
+            self._by_name, self._by_label = fresh, by_label
             self.live = True
 
     def observe(self, event_type: str, obj: Mapping) -> None:
         name = obj["metadata"]["name"]
+        kept = None if event_type == "DELETED" else self.compact(obj)
+        pairs = label_pairs(kept)
         with self._lock:
             self.live = True
-            if event_type == "DELETED":
-                self._by_name.pop(name, None)
-            else:
-                self._by_name[name] = self.compact(obj)
+            old = self._by_name.pop(name, None) if kept is None else self._by_name.get(name)
+            if kept is not None:
+                self._by_name[name] = kept
+            was = label_pairs(old)
+            if was == pairs:  # most events change a pod's status, not its labels
+                return
+            for pair in was:
+                names = self._by_label.get(pair)
+                if names is not None:
+                    names.discard(name)
+                    if not names:
+                        del self._by_label[pair]
+            for pair in pairs:
+                self._by_label.setdefault(pair, set()).add(name)
 
     def get(self, name: str) -> dict | None:
         with self._lock:
             return self._by_name.get(name)
 
-    def items(self) -> list[dict]:
+    def items(self, labels: Mapping[str, str] | None = None) -> list[dict]:
+        """All of them, or those carrying every label of `labels` (by name, as a LIST orders them)."""
         with self._lock:
-            return list(self._by_name.values())
+            if not labels:
+                return list(self._by_name.values())
+            sets = [self._by_label.get((k, v), set()) if isinstance(v, str) else set() for k, v in labels.items()]
+            fewest = min(sets, key=len)
+            return [self._by_name[n] for n in sorted(fewest) if all(n in s for s in sets)]
 
     def __len__(self) -> int:
         with self._lock:
@@ -163,17 +193,18 @@ class TargetWatches:
             return None
         return found
 
-    def pods(self, namespace: str) -> list[dict] | None:
-        """Every pod of the namespace (selection is the caller's), or None when not watched."""
+    def pods(self, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict] | None:
+        """The namespace's pods carrying `labels` (a selector's matchLabels; the rest of the selection is the
+        caller's), or None when not watched."""
         objects = self._objects(namespace, "Pod")
-        return objects.items() if objects is not None else None
+        return objects.items(labels) if objects is not None else None
 
-    def pods_if_watched(self, namespace: str) -> list[dict] | None:
-        """The namespace's pods when a probe's watch already follows them; never starts one (None)."""
+    def pods_if_watched(self, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict] | None:
+        """As `pods` when a probe's watch already follows the namespace; never starts one (None)."""
         with self._lock:
             watched = self._namespaces.get(namespace)
             objects = watched.kinds.get("Pod") if watched is not None else None
-        return objects.items() if objects is not None and objects.live else None
+        return objects.items(labels) if objects is not None and objects.live else None
 
     def stop(self) -> None:
         with self._lock:

@@ -105,6 +105,12 @@ def _last_termination_of(status: Mapping) -> str | None:
     return None
 
 
+def match_labels(selector: Mapping) -> dict[str, str]:
+    """A LabelSelector's matchLabels: what any pod it selects carries (what a label index narrows by)."""
+    match = selector.get("matchLabels")
+    return match if isinstance(match, dict) else {}
+
+
 def selects(selector: Mapping, labels: Mapping[str, str]) -> bool:
     """Whether a LabelSelector (as JSON) selects these labels; an empty selector selects nothing here (a
     workload's empty selector would select every pod, which the apiserver refuses for apps/v1 anyway)."""

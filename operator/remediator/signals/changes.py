@@ -43,7 +43,7 @@ from ..api.models import ProbableCause, RemediationSpec
 from ..actions.base import Read, read_of
 from ..actions.kube import label_selector_text
 from ..core.plan import cause
-from ..core.pod_health import selects
+from ..core.pod_health import match_labels, selects
 from ..core.plan.autoscalers import LEASE_ORIGINAL, LEASE_WRITTEN
 from ..core.durations import parse_time
 from ..core.revisions import revision_number
@@ -514,7 +514,7 @@ def prime(journal: ChangeJournal, api: client.ApiClient, namespaces: Iterable[st
 
 
 def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec,
-              watched_pods: Callable[[str], list[dict] | None] | None = None,
+              watched_pods: Callable[[str, dict], list[dict] | None] | None = None,
               read: Read = None) -> cause.Target:
     """The target and what it references: ConfigMaps of its pod template, its HPAs, the Nodes of its pods.
     `watched_pods`: a namespace's pods as a watch already following them keeps them (None: none does), read
@@ -572,11 +572,11 @@ def target_of(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSp
 
 
 def selected_pods(core: client.CoreV1Api, namespace: str, selector: dict,
-                  watched_pods: Callable[[str], list[dict] | None] | None) -> list[dict]:
+                  watched_pods: Callable[[str, dict], list[dict] | None] | None) -> list[dict]:
     """The pods a LabelSelector (as JSON) selects: from the watch's copies when it follows the namespace (only
     their nodes are used: a copy an event behind names the same ones), else one LIST, for a namespace of many pods
     the costlier call on the apiserver. As verification's probes.selected_pods, but whole pods, deleting ones too."""
-    watched = watched_pods(namespace) if watched_pods is not None else None
+    watched = watched_pods(namespace, match_labels(selector)) if watched_pods is not None else None
     if watched is not None:
         return [p for p in watched if selects(selector, (p.get("metadata") or {}).get("labels") or {})]
     # as JSON (_preload_content=False): the client's models of a list cost more CPU than the rest of the plan
@@ -595,7 +595,7 @@ def breach_start(spec: RemediationSpec, created: str | None, now: datetime) -> d
 
 
 def find_cause(api: client.ApiClient, journal: ChangeJournal, spec: RemediationSpec, created: str | None,
-               now: datetime, watched_pods: Callable[[str], list[dict] | None] | None = None,
+               now: datetime, watched_pods: Callable[[str, dict], list[dict] | None] | None = None,
                read: Read = None) -> ProbableCause | None:
     """The probable cause of this Remediation's signal, or None (unknown) when the journal cannot say."""
     if not journal.ready:

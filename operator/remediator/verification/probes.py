@@ -8,6 +8,7 @@ observations are pure (`verdicts`). A probe never raises for a missing target:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -20,7 +21,7 @@ from remediator.actions.kube import WORKLOAD_KINDS, call, label_selector_text
 from remediator.kube import read_workload_json, request_json
 from remediator.core.durations import parse_time
 from remediator.api.models import ObjectRef
-from remediator.core.pod_health import PodObservation, pod_observation, pod_observation_of, selects
+from remediator.core.pod_health import PodObservation, match_labels, pod_observation, pod_observation_of, selects
 from remediator.verification.observations import (
     ConditionObservation,
     Observation,
@@ -33,7 +34,7 @@ class Watched(Protocol):
 
     def workload(self, kind: str, namespace: str, name: str, key: str | None) -> dict | None: ...
 
-    def pods(self, namespace: str) -> list[dict] | None: ...
+    def pods(self, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict] | None: ...
 
 
 def observe(api: client.ApiClient, target: ObjectRef, at: datetime | None = None, watched: Watched | None = None,
@@ -93,7 +94,7 @@ def selected_pods(api: client.ApiClient, namespace: str, selector: dict,
     text = label_selector_text(selector)
     if not text:
         return ()
-    listed = watched.pods(namespace) if watched else None
+    listed = watched.pods(namespace, match_labels(selector)) if watched else None
     if listed is None:
         listed = call(request_json, api, "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods",
                       query=[("labelSelector", text)])["items"]
