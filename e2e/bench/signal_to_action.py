@@ -435,6 +435,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
     cpu_before = sum(operator_process.cpu_times()[:2])
     requests_before = requests_by_kind(operator)
     gc_before, sweeps_before, trims_before = gc_full_passes(operator), retention_sweeps(operator), heap_trims(operator)
+    served_before = apiserver_service_times(api)
     raw_sent: dict[str, float] = {}
     raw_rtt: list[float] = []
     post_sent: dict[str, float] = {}
@@ -501,6 +502,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
     operator_cpu = sum(operator_process.cpu_times()[:2]) - cpu_before
     requests_per_incident = per_incident(requests_before, requests_by_kind(operator), incidents)
     gc_after, sweeps_after, trims_after = gc_full_passes(operator), retention_sweeps(operator), heap_trims(operator)
+    served_after = apiserver_service_times(api)
 
     def deltas(start: dict[str, float], kind: str, since: str | None = None) -> list[float]:
         out = []
@@ -531,6 +533,7 @@ def measure_round(api: client.ApiClient, operator: OperatorProcess, operator_pro
             "act_acting_to_patch_seen": summary(deltas({}, "action", since="acting")),
         },
         "slowest": slowest,
+        "apiserver_path_service_ms": path_service(served_before, served_after),
         "webhook_post_rtt": summary(post_rtt),
         "raw_patch_rtt": summary(raw_rtt),
         "webhook_codes": post_codes,
@@ -574,6 +577,51 @@ def slowest_incidents(names: list[str], post_sent: dict[str, float], raw_sent: d
                          "act_ms": ms(recorder.get("acting", name), recorder.get("action", name)),
                          "raw_patch_ms": ms(raw_sent.get(name), recorder.get("raw", name))})
     return sorted(rows, key=lambda row: row["signal_to_action_ms"], reverse=True)[:count]
+
+
+# The calls between a signal and its action, as the apiserver's request histogram names them
+# (verb, resource, subresource, dry_run): the target's read and the dry run go out together.
+PATH_CALLS = {"create": ("POST", "remediations", "", ""), "read": ("GET", "deployments", "", ""),
+              "dry_run": ("PATCH", "deployments", "", "All"), "persist": ("PUT", "remediations", "status", ""),
+              "act": ("PATCH", "deployments", "", "")}
+SERVICE_METRIC = "apiserver_request_duration_seconds"
+
+
+def apiserver_service_times(api: client.ApiClient) -> dict[tuple, list[float]] | None:
+    """The apiserver's own time serving each kind of call so far: (verb, resource, subresource, dry_run) ->
+    [seconds, count], from its /metrics; None where those are not readable (a cluster that grants no
+    nonResourceURLs /metrics to this identity)."""
+    try:
+        serialized = api.param_serialize(method="GET", resource_path="/metrics", header_params={"Accept": "text/plain"},
+                                         auth_settings=["BearerToken"])
+        text = api.call_api(*serialized).read().decode()
+    except (ApiException, OSError) as e:
+        print(f"apiserver /metrics not readable: {e}", file=sys.stderr)
+        return None
+    out: dict[tuple, list[float]] = {}
+    for line in text.splitlines():
+        for series, slot in (("_sum{", 0), ("_count{", 1)):
+            if line.startswith(SERVICE_METRIC + series):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', line[:line.rindex("}")]))
+                key = tuple(labels.get(k, "") for k in ("verb", "resource", "subresource", "dry_run"))
+                out.setdefault(key, [0.0, 0.0])[slot] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def path_service(before: dict | None, after: dict | None) -> dict | None:
+    """Mean server-side ms of each call on the path during the round (the raw PATCHes count as `act`: the same
+    call), and `floor`: what the apiserver alone spends on one incident's chain (create, the slower of read and
+    dry run, persist, act)."""
+    if before is None or after is None:
+        return None
+    means = {}
+    for stage, key in PATH_CALLS.items():
+        seconds, count = (a - b for a, b in zip(after.get(key, [0.0, 0.0]), before.get(key, [0.0, 0.0])))
+        means[stage] = round(1000 * seconds / count, 1) if count > 0 else None
+    if any(v is None for v in means.values()):
+        return {**means, "floor": None}
+    return {**means, "floor": round(means["create"] + max(means["read"], means["dry_run"]) + means["persist"]
+                                    + means["act"], 1)}
 
 
 def count_remediations(custom: client.CustomObjectsApi) -> int:
@@ -822,6 +870,11 @@ def print_round(r: dict) -> None:
     print(f"p99 ratio (signal->action / raw PATCH): {r['ratio_p99']}  (goal <= 5: "
           f"{'met' if r['ratio_p99'] is not None and r['ratio_p99'] <= 5 else 'not met'});  p50 ratio: "
           f"{r['ratio_p50']}")
+    served = r.get("apiserver_path_service_ms")
+    if served and served["floor"] is not None:
+        print(f"apiserver's own mean time on the path (server side): create {served['create']} + max(read "
+              f"{served['read']}, dry run {served['dry_run']}) + persist {served['persist']} + act {served['act']} = "
+              f"{served['floor']} ms of the {r['signal_to_action']['mean_ms']} ms mean signal -> action")
     print(f"offered {r['offered_rate_per_second']}/s; missed {r['missed']}; phases {r['remediation_phases']}; "
           f"webhook codes {r['webhook_codes']}")
     passes = r["operator_gc_full_passes"]

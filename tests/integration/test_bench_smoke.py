@@ -37,6 +37,10 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
         assert key in figures, key
     assert "stormHoldoff.targets" in figures["setup"]["policy"], "the bench says how it keeps the storm hold-off open"
     assert figures["webhook_codes"] == {"200": 5}
+    served = figures["rounds"]["empty"]["apiserver_path_service_ms"]
+    assert served["floor"] > 0 and served["floor"] == round(
+        served["create"] + max(served["read"], served["dry_run"]) + served["persist"] + served["act"], 1), served
+    assert "apiserver's own mean time on the path" in proc.stdout
     assert set(figures["rounds"]) == {"empty", "control", "history"}
     assert figures["rounds"]["control"]["webhook_codes"] == {"200": 5} and "p99_ratio_to_empty" in figures["control"]
     assert figures["rounds"]["history"]["history_added"] == 40
