@@ -72,6 +72,7 @@ from pathlib import Path
 
 import psutil
 import requests
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -579,25 +580,35 @@ def slowest_incidents(names: list[str], post_sent: dict[str, float], raw_sent: d
     return sorted(rows, key=lambda row: row["signal_to_action_ms"], reverse=True)[:count]
 
 
-# The calls between a signal and its action, as the apiserver's request histogram names them
-# (verb, resource, subresource, dry_run): the target's read and the dry run go out together.
+# The kinds of call on the path from a signal to its action, as the apiserver's request histogram names them
+# (verb, resource, subresource, dry_run). Its means cover every such call of the round, not only the path's: the
+# status writes after the action too (more of them, and larger), the bench's raw PATCHes (the same call as the
+# action), the probes' reads.
 PATH_CALLS = {"create": ("POST", "remediations", "", ""), "read": ("GET", "deployments", "", ""),
-              "dry_run": ("PATCH", "deployments", "", "All"), "persist": ("PUT", "remediations", "status", ""),
-              "act": ("PATCH", "deployments", "", "")}
+              "dry_run": ("PATCH", "deployments", "", "All"), "status_write": ("PUT", "remediations", "status", ""),
+              "patch": ("PATCH", "deployments", "", "")}
 SERVICE_METRIC = "apiserver_request_duration_seconds"
 
 
 def apiserver_service_times(api: client.ApiClient) -> dict[tuple, list[float]] | None:
-    """The apiserver's own time serving each kind of call so far: (verb, resource, subresource, dry_run) ->
-    [seconds, count], from its /metrics; None where those are not readable (a cluster that grants no
-    nonResourceURLs /metrics to this identity)."""
+    """The apiserver's own time serving each kind of call so far, from its /metrics; None, said on stderr, where
+    they cannot be read (an identity granted no nonResourceURLs /metrics, an apiserver that does not answer)."""
     try:
         serialized = api.param_serialize(method="GET", resource_path="/metrics", header_params={"Accept": "text/plain"},
-                                         auth_settings=["BearerToken"])
-        text = api.call_api(*serialized).read().decode()
-    except (ApiException, OSError) as e:
+                                          auth_settings=["BearerToken"])
+        response = api.call_api(*serialized)
+        text = response.read().decode("utf-8", "replace")
+    except (ApiException, OSError, urllib3.exceptions.HTTPError) as e:
         print(f"apiserver /metrics not readable: {e}", file=sys.stderr)
         return None
+    if response.status != 200:
+        print(f"apiserver /metrics not readable: HTTP {response.status}: {text[:200]}", file=sys.stderr)
+        return None
+    return service_times_of(text)
+
+
+def service_times_of(text: str) -> dict[tuple, list[float]]:
+    """(verb, resource, subresource, dry_run) -> [seconds, count] of SERVICE_METRIC, summed over its other labels."""
     out: dict[tuple, list[float]] = {}
     for line in text.splitlines():
         for series, slot in (("_sum{", 0), ("_count{", 1)):
@@ -609,19 +620,19 @@ def apiserver_service_times(api: client.ApiClient) -> dict[tuple, list[float]] |
 
 
 def path_service(before: dict | None, after: dict | None) -> dict | None:
-    """Mean server-side ms of each call on the path during the round (the raw PATCHes count as `act`: the same
-    call), and `floor`: what the apiserver alone spends on one incident's chain (create, the slower of read and
-    dry run, persist, act)."""
+    """The round's mean server-side ms of each kind of call on the path (None: none made, or the counters went
+    back, as after an apiserver restart), and `floor`: one incident's chain at those means (create, the slower of
+    read and dry run, a status write, a patch)."""
     if before is None or after is None:
         return None
     means = {}
     for stage, key in PATH_CALLS.items():
         seconds, count = (a - b for a, b in zip(after.get(key, [0.0, 0.0]), before.get(key, [0.0, 0.0])))
-        means[stage] = round(1000 * seconds / count, 1) if count > 0 else None
+        means[stage] = round(1000 * seconds / count, 1) if count > 0 and seconds >= 0 else None
     if any(v is None for v in means.values()):
         return {**means, "floor": None}
-    return {**means, "floor": round(means["create"] + max(means["read"], means["dry_run"]) + means["persist"]
-                                    + means["act"], 1)}
+    return {**means, "floor": round(means["create"] + max(means["read"], means["dry_run"]) + means["status_write"]
+                                    + means["patch"], 1)}
 
 
 def count_remediations(custom: client.CustomObjectsApi) -> int:
@@ -872,9 +883,14 @@ def print_round(r: dict) -> None:
           f"{r['ratio_p50']}")
     served = r.get("apiserver_path_service_ms")
     if served and served["floor"] is not None:
-        print(f"apiserver's own mean time on the path (server side): create {served['create']} + max(read "
-              f"{served['read']}, dry run {served['dry_run']}) + persist {served['persist']} + act {served['act']} = "
-              f"{served['floor']} ms of the {r['signal_to_action']['mean_ms']} ms mean signal -> action")
+        print(f"apiserver's own mean ms per call of the round (server side; every such call, not only the path's): "
+              f"create {served['create']}, read {served['read']}, dry run {served['dry_run']}, status write "
+              f"{served['status_write']}, Deployment PATCH {served['patch']}; the path's chain at these means "
+              f"{served['floor']} ms, of the {r['signal_to_action']['mean_ms']} ms mean signal -> action")
+    elif served:
+        print(f"apiserver's own times: a kind of call on the path was not seen in the round: {served}")
+    else:
+        print("apiserver's own times: not measured (its /metrics not readable)")
     print(f"offered {r['offered_rate_per_second']}/s; missed {r['missed']}; phases {r['remediation_phases']}; "
           f"webhook codes {r['webhook_codes']}")
     passes = r["operator_gc_full_passes"]

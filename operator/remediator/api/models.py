@@ -18,8 +18,8 @@ from pydantic.alias_generators import to_camel
 GROUP = "remediator.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-# kopf's finalizer (it stops a Remediation's loop before deletion); set at creation so kopf need not add it
-# while the loop makes its first write.
+# kopf's finalizer, which earlier versions put on every Remediation (their loops were kopf daemons); nothing needs
+# it now and the operator drops it where it finds it (controller/handlers.drop_kopf_finalizer).
 KOPF_FINALIZER = f"{GROUP}/kopf-finalizer"
 
 # A Go-style duration as the CRDs accept it: 30s, 5m, 1h30m, 7d.
