@@ -36,7 +36,8 @@ the operator's RSS (goal <= 150 MiB) say whether history slows the loop. With
 --waiting W (default 20), the operator's own apiserver request counter
 (`remediator_apiserver_requests_total` on its /metrics) is read over
 --wait-window seconds idle, then with W Remediations awaiting an approval
-nobody gives: the difference per Remediation per minute (goal <= 1).
+nobody gives, then with W more in a podsReady verification window that
+outlasts the count: each difference per Remediation per minute (goal <= 1).
 
 The default rate, 1 incident/s, is one the operator sustains on a 2-core
 machine shared with a control plane: it measures latency, not queueing. At 2
@@ -93,6 +94,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 RAW_MARKER = "bench.remediator.dev/raw-patch"  # what the raw PATCH stamps besides restartedAt
 ALERTNAME = "BenchRestart"
 WAIT_ALERTNAME = "BenchWait"
+VERIFY_ALERTNAME = "BenchVerify"
 REQUESTS_METRIC = "remediator_apiserver_requests_total"
 TERMINAL = {"Succeeded", "Failed", "Escalated", "Denied", "Cancelled", "Skipped", "Expired"}
 LEVELS = ("low", "medium", "high", "critical")
@@ -304,7 +306,8 @@ def run(incidents: int, rate: float, tick: float, settle: float, history: int = 
         custom.create_cluster_custom_object(GROUP, VERSION, "remediationpolicies",
                                             checked("RemediationPolicy", policy_name,
                                                     policy_spec(namespace, incidents)))
-        for name, spec in (("bench-restart", runbook_spec()), ("bench-wait", waiting_runbook_spec())):
+        for name, spec in (("bench-restart", runbook_spec()), ("bench-wait", waiting_runbook_spec()),
+                           ("bench-verify", verifying_runbook_spec(wait_window))):
             runbook = checked("Runbook", name, spec)
             runbook["metadata"]["namespace"] = namespace
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "runbooks", runbook)
@@ -702,6 +705,19 @@ def waiting_runbook_spec() -> dict:
     }
 
 
+def verifying_runbook_spec(window: float) -> dict:
+    """A step that acts at once, then verifies for a minute longer than a request count spans: the Remediations
+    it opens only wait for their podsReady window to pass."""
+    return {
+        "description": "benchmark: a restart whose verification window outlasts the request count",
+        "triggers": [{"alert": {"matchers": [{"name": "alertname", "value": VERIFY_ALERTNAME}]}}],
+        "target": {"kind": "Deployment", "name": "{{ labels.deployment }}"},
+        "steps": [{"name": "restart", "action": "restartRollout", "risk": "low", "timeout": "30m",
+                   "verify": {"podsReady": {"window": f"{math.ceil(window) + 120}s"}}}],
+        "guard": {"cooldown": "1s", "maxRunsPerHour": 1000, "maxConcurrentPerTarget": 5},
+    }
+
+
 def apiserver_requests(operator: OperatorProcess) -> float | None:
     """The operator's own count of its apiserver requests (its /metrics), or None when it exports none."""
     counts = requests_by_kind(operator)
@@ -775,37 +791,51 @@ def per_incident(before: dict[str, float], after: dict[str, float], incidents: i
 def measure_waiting(api: client.ApiClient, operator: OperatorProcess, namespace: str, count: int,
                     window: float) -> dict:
     """Requests per waiting Remediation per minute: the operator's request count over `window` seconds with
-    nothing open, then with `count` Remediations awaiting approval; the difference, per Remediation."""
+    nothing open, then with `count` Remediations awaiting approval, then with `count` more in their verification
+    window; each difference from the count before, per Remediation."""
     idle_start = apiserver_requests(operator)
     if idle_start is None:
         return {"error": f"the operator exports no {REQUESTS_METRIC}"}
     time.sleep(window)
     idle = apiserver_requests(operator) - idle_start
-    names = [f"wait-web-{i:04d}" for i in range(count)]
-    create_deployments(api, namespace, names)
-    custom = client.CustomObjectsApi(api)
-    resp = operator.post_alerts(alert_payload([
-        {**bench_alert(namespace, name, 500000 + i), "labels": {
-            "alertname": WAIT_ALERTNAME, "namespace": namespace, "deployment": name, "severity": "page"}}
-        for i, name in enumerate(names)]))
-    resp.raise_for_status()
-
-    def all_waiting() -> bool:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "remediations",
-                                                     label_selector="remediator.dev/runbook=bench-wait")["items"]
-        return sum((o.get("status") or {}).get("phase") == "AwaitingApproval" for o in items) >= count
-
-    wait_for(all_waiting, timeout=120, interval=1.0, what=f"{count} Remediations awaiting approval")
-    time.sleep(5)  # past the Slack post / first-decision writes
-    start = apiserver_requests(operator)
-    time.sleep(window)
-    busy = apiserver_requests(operator) - start
+    busy = requests_while_open(api, operator, namespace, "wait", WAIT_ALERTNAME, "AwaitingApproval", count, window)
+    # The approval waiters stay open: they are this count's baseline.
+    verifying = requests_while_open(api, operator, namespace, "verify", VERIFY_ALERTNAME, "Verifying", count, window)
     per_minute = 60.0 / window
     return {"waiting_remediations": count, "window_seconds": window,
             "operator_requests_idle_per_minute": round(idle * per_minute, 1),
             "operator_requests_waiting_per_minute": round(busy * per_minute, 1),
             "requests_per_waiting_remediation_per_minute": round(max(0.0, busy - idle) * per_minute / count, 2),
-            "goal": "<= 1 request per waiting Remediation per minute"}
+            "operator_requests_verifying_per_minute": round(verifying * per_minute, 1),
+            "requests_per_verifying_remediation_per_minute": round(
+                max(0.0, verifying - busy) * per_minute / count, 2),
+            "goal": "<= 1 request per waiting Remediation per minute (approval or verification window)"}
+
+
+def requests_while_open(api: client.ApiClient, operator: OperatorProcess, namespace: str, kind: str,
+                        alertname: str, phase: str, count: int, window: float) -> float:
+    """`count` incidents of `alertname` on fresh Deployments; once all their Remediations are in `phase`, the
+    operator's apiserver requests over `window` seconds."""
+    names = [f"{kind}-web-{i:04d}" for i in range(count)]
+    create_deployments(api, namespace, names)
+    custom = client.CustomObjectsApi(api)
+    base = {"wait": 500000, "verify": 600000}[kind]
+    resp = operator.post_alerts(alert_payload([
+        {**bench_alert(namespace, name, base + i), "labels": {
+            "alertname": alertname, "namespace": namespace, "deployment": name, "severity": "page"}}
+        for i, name in enumerate(names)]))
+    resp.raise_for_status()
+
+    def all_in_phase() -> bool:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "remediations",
+                                                     label_selector=f"remediator.dev/runbook=bench-{kind}")["items"]
+        return sum((o.get("status") or {}).get("phase") == phase for o in items) >= count
+
+    wait_for(all_in_phase, timeout=120, interval=1.0, what=f"{count} Remediations in {phase}")
+    time.sleep(10)  # past the writes that enter the phase (a Slack post; the rollout's first readings)
+    start = apiserver_requests(operator)
+    time.sleep(window)
+    return apiserver_requests(operator) - start
 
 
 def commit() -> str:
@@ -854,7 +884,9 @@ def print_table(figures: dict) -> None:
         print(f"apiserver requests per waiting Remediation per minute: "
               f"{waiting['requests_per_waiting_remediation_per_minute']} (goal <= 1; {waiting['waiting_remediations']}"
               f" waiting, {waiting['operator_requests_waiting_per_minute']}/min with them, "
-              f"{waiting['operator_requests_idle_per_minute']}/min idle)")
+              f"{waiting['operator_requests_idle_per_minute']}/min idle); per Remediation in its verification "
+              f"window: {waiting['requests_per_verifying_remediation_per_minute']} (as many more verifying, "
+              f"{waiting['operator_requests_verifying_per_minute']}/min with both)")
     elif waiting:
         print(f"apiserver requests per waiting Remediation: not measured ({waiting['error']})")
     print(f"incidents {figures['incidents']} per round at {figures['rate_per_second']}/s, operator tick "

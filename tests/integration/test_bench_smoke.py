@@ -51,6 +51,8 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
     assert figures["rounds"]["history"]["operator_heap_trims"]["count"] >= 0, "the operator times its heap trims"
     assert figures["waiting"]["waiting_remediations"] == 3, figures["waiting"]
     assert figures["waiting"]["requests_per_waiting_remediation_per_minute"] >= 0
+    assert figures["waiting"]["requests_per_verifying_remediation_per_minute"] >= 0
+    assert "per Remediation in its verification window" in proc.stdout
 
 
 def test_the_alert_storm_benchmark_at_small_scale_writes_its_figures(kubeconfig, crds, tmp_path):

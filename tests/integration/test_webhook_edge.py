@@ -161,6 +161,15 @@ def test_a_slack_timestamp_of_superscript_two_gets_401_not_500(edge):
         assert resp.status == 401, stamp[:10]
 
 
+def test_a_body_that_is_not_in_its_content_encoding_gets_400_not_500_and_is_counted(edge, cluster):
+    before = refusals("body-unreadable")
+    for path, headers in ((ALERTS, AUTH), (SLACK, {})):  # Slack's route reads the body before it can verify it
+        resp = edge.post(path, b"not gzip", {**headers, "Content-Encoding": "gzip"})
+        assert resp.status == 400 and b"could not be decoded" in resp.body, (path, resp.status, resp.body)
+    assert refusals("body-unreadable") == before + 2
+    assert cluster.remediations() == []
+
+
 def test_a_body_nested_a_hundred_thousand_deep_gets_400_not_500(edge):
     resp = edge.post(ALERTS, b"[" * 100_000, AUTH)
     assert resp.status == 400 and b"nested too deeply" in resp.body

@@ -102,3 +102,12 @@ def test_a_long_or_crowded_annotation_is_cut_and_the_alert_kept():
     assert parsed.annotations["description"].endswith("…"), "the human text is kept first"
     alone = parse_payload(payload(alerts=[dict(alert, annotations={"description": "x" * 50_000})])).alerts[0]
     assert len(alone.annotations["description"]) == 4096 and alone.annotations["description"].endswith("…")
+
+
+def test_one_alert_with_more_than_64_labels_refuses_the_whole_group_naming_it():
+    good = {"status": "firing", "labels": {"alertname": "HighErrorRate"}, "startsAt": "2026-11-25T11:58:00Z"}
+    crowded = {**good, "labels": {f"l{i}": "v" for i in range(65)}}
+    with pytest.raises(PayloadError, match=r"alerts\.1\.labels: .*at most 64 entries"):
+        parse_payload(payload(alerts=[good, crowded]))
+    assert len(parse_payload(payload(alerts=[good, {**good, "labels": dict(list(crowded["labels"].items())[:64])}]))
+               .alerts) == 2

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from kubernetes.client.rest import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
@@ -132,6 +133,8 @@ async def read_body(request: web.Request, endpoint: str,
                             f"body not received within {BODY_SECONDS:.0f}s; send it again")
     except (ConnectionError, HttpProcessingError):
         return None, refuse(endpoint, 400, "body-unreadable", "body could not be read")
+    except RequestPayloadError as e:  # e.g. a Content-Encoding the body is not in: the sender's fault, not ours
+        return None, refuse(endpoint, 400, "body-unreadable", f"body could not be decoded: {e}")
     return b"".join(chunks), None
 
 
