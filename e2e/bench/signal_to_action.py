@@ -706,7 +706,7 @@ def waiting_runbook_spec() -> dict:
 
 
 def verifying_runbook_spec(window: float) -> dict:
-    """A step that acts at once, then verifies for a minute longer than a request count spans: the Remediations
+    """A step that acts at once, then verifies for two minutes longer than a request count spans: the Remediations
     it opens only wait for their podsReady window to pass."""
     return {
         "description": "benchmark: a restart whose verification window outlasts the request count",
