@@ -68,6 +68,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -613,13 +614,19 @@ def apiserver_service_times(api: client.ApiClient) -> dict[tuple, list[float]] |
 def service_times_of(text: str) -> dict[tuple, list[float]]:
     """(verb, resource, subresource, dry_run) -> [seconds, count] of SERVICE_METRIC, summed over its other labels."""
     out: dict[tuple, list[float]] = {}
-    for line in text.splitlines():
-        for series, slot in (("_sum{", 0), ("_count{", 1)):
-            if line.startswith(SERVICE_METRIC + series):
-                labels = dict(re.findall(r'(\w+)="([^"]*)"', line[:line.rindex("}")]))
-                key = tuple(labels.get(k, "") for k in ("verb", "resource", "subresource", "dry_run"))
-                out.setdefault(key, [0.0, 0.0])[slot] += float(line.rsplit(" ", 1)[1])
+    for slot, series in enumerate((SERVICE_METRIC + "_sum", SERVICE_METRIC + "_count")):
+        for labels, value in samples(text, series):
+            key = tuple(labels.get(k, "") for k in ("verb", "resource", "subresource", "dry_run"))
+            out.setdefault(key, [0.0, 0.0])[slot] += value
     return out
+
+
+def samples(text: str, series: str) -> Iterator[tuple[dict[str, str], float]]:
+    """The labels and value of each sample of `series` in Prometheus' text format."""
+    for line in text.splitlines():
+        if line.startswith(series + "{"):
+            yield dict(re.findall(r'(\w+)="([^"]*)"', line[len(series):line.rindex("}")])), \
+                float(line.rsplit(" ", 1)[1])
 
 
 def path_service(before: dict | None, after: dict | None) -> dict | None:
@@ -728,11 +735,9 @@ def requests_by_kind(operator: OperatorProcess) -> dict[str, float]:
     """The operator's apiserver requests so far, by "verb resource" (its /metrics)."""
     text = requests.get(f"{operator.url}/metrics", timeout=10).text
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(REQUESTS_METRIC + "{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[len(REQUESTS_METRIC):line.rindex("}")]))
-            key = f"{labels.get('verb', '?')} {labels.get('resource', '?')}"
-            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    for labels, value in samples(text, REQUESTS_METRIC):
+        key = f"{labels.get('verb', '?')} {labels.get('resource', '?')}"
+        out[key] = out.get(key, 0.0) + value
     return out
 
 
