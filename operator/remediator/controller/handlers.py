@@ -184,6 +184,7 @@ def register(registry: kopf.OperatorRegistry, ctx: OperatorContext, ticks: Ticks
     # Remediations come from the caches' watch (controller/caches.py), not a kopf watch of their own.
     ctx.caches.remediation_listeners.append(lambda kind, body: remediation_seen(ctx, ticks, kind, body))
     ctx.intake.created_listeners.append(lambda body: ticks.seen(REMEDIATION, "ADDED", body))
+    ctx.intake.creating_listeners.append(ticks.creating)
 
     @kopf.on.event(GROUP, VERSION, "servicelevelobjectives", registry=registry)
     async def slo_seen(type, body, **_):
@@ -298,6 +299,22 @@ class Ticks:
                 return
         self.generations[key] = meta.get("generation")
         self.queue.add(key)
+
+    def creating(self, body: dict) -> Callable[[dict | None], None]:
+        """The intake is about to create `body`: while this replica works the queue, its Loop starts the first
+        tick's reads beside the create (`reconcile.Loop.prefetch`). Returns what to call with the create's answer."""
+        meta = body["metadata"]
+        key = (REMEDIATION, meta["namespace"], meta["name"])
+        if not self.active() or key in self.loops:  # not ours to work; or it exists: the create answers 409
+            return lambda created: None
+        loop = self.loops.setdefault(key, reconcile.Loop(self.ctx, meta["namespace"], meta["name"]))
+        answer = loop.prefetch(body)
+
+        def answered(created: dict | None) -> None:
+            answer(created)
+            if created is None and loop.uid is None and self.loops.get(key) is loop:
+                self.loops.pop(key, None)  # nothing was created: keep no Loop for it
+        return answered
 
     def forget(self, key: tuple) -> None:
         self.queue.remove(key)

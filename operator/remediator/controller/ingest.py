@@ -253,6 +253,9 @@ class Intake:
     incidents: OpenIncidents = field(default_factory=OpenIncidents)
     # told of each Remediation created, as the apiserver answered: its loop starts from it, not a watch hop later
     created_listeners: list[Callable[[dict], None]] = field(default_factory=list)
+    # told of each Remediation about to be created (its loop's first reads go out beside the create); each returns
+    # what to call with the create's answer: the object created, or None
+    creating_listeners: list[Callable[[dict], Callable[[dict | None], None]]] = field(default_factory=list)
 
     def firing(self, signal: Signal) -> IngestResult:
         namespace = signal_namespace(signal)
@@ -293,13 +296,18 @@ class Intake:
                 return IngestResult("correlated", handled, (
                     f"started before incident {handled} of Runbook {rb.key} on "
                     f"{matching.target_display(result.target)} finished: already handled",))
+            body = remediation_body(name, namespace, spec, reasons)
+            answers = [listener(body) for listener in self.creating_listeners]
+            created = None
             try:
-                created = self.resources.create("Remediation", namespace,
-                                                remediation_body(name, namespace, spec, reasons))
+                created = self.resources.create("Remediation", namespace, body)
             except ApiException as e:
                 if e.status == 409:  # ours retried after it went through, or another replica's
                     return IngestResult("duplicate", name)
                 raise
+            finally:
+                for answer in answers:
+                    answer(created)
             self.incidents.opened(key, name)
         log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
         if created:

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -62,6 +63,8 @@ LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lookups")
 CLAIMS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claims")
 # The tick's read of the target, on its way while the step's dry run goes out.
 TARGET_READS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="target-reads")
+# A new Remediation's first reads, on their way while the intake creates it.
+FIRST_READS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="first-reads")
 
 
 def with_cause(status: RemediationStatus, cause: ProbableCause | None) -> RemediationStatus:
@@ -88,6 +91,8 @@ class Loop:
         self._written_lock = threading.Lock()  # written in the tick's thread, asked from the watch's
         self.untold: list[tuple] = []  # an intent's transition, told (Events) once the action it allows is done
         self.retold = False  # this Loop looked for Events a killed operator held back (once: it did not see them)
+        self.first_reads: Future | None = None  # its first tick's load, started beside the create (`prefetch`)
+        self.created_as: tuple | None = None  # (uid, resourceVersion) the create answered: whose first reads they are
 
     def tick(self, seen: dict | None = None) -> float | None:
         """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
@@ -122,7 +127,7 @@ class Loop:
             before = events.before_step_write(status)
             if before is not None:
                 self.untold.append((self.namespace, self.name, self.uid, spec.target, before, status, utcnow()))
-        status, facts, read = self.load(obj, spec, status)
+        status, facts, read = self.prefetched(obj) or self.load(obj, spec, status)
         decision = engine.decide(self.name, spec, status, facts)
         claiming = None
         if decision.changed:
@@ -147,6 +152,40 @@ class Loop:
         done = self.perform(spec, decision.status, decision.effect, facts, claiming, read)
         self.tell()
         return self.record(obj, spec, decision.status, decision.effect, done, facts)
+
+    def prefetch(self, body: dict) -> Callable[[dict | None], None]:
+        """Start the first tick's load while the intake creates `body`: it needs nothing the apiserver adds (its
+        reads are the target, its cause and the step's dry run, none with an effect), so the create and those reads
+        go out side by side instead of one after the other. Returns what the intake calls with the create's answer:
+        the object created (the reads are kept for that version of it), or None (they are not used)."""
+        spec = RemediationSpec.model_validate(body["spec"])
+        if matching.remediation_namespace_problem(self.namespace, spec):
+            return lambda created: None  # the first tick refuses it before any read made for it
+        first = {**body, "metadata": {**body["metadata"], "creationTimestamp": durations.format_time(utcnow())}}
+        self.first_reads = logs.submit_here(FIRST_READS, self.load_first, first, spec)
+
+        def answered(created: dict | None) -> None:
+            self.created_as = version_of(created) if created else None
+        return answered
+
+    def load_first(self, obj: dict, spec: RemediationSpec) -> tuple[RemediationStatus, engine.Facts, dict | None]:
+        logs.current_remediation.set(f"{self.namespace}/{self.name}")  # in the copy of the context it runs in
+        return self.load(obj, spec, RemediationStatus())
+
+    def prefetched(self, obj: dict) -> tuple[RemediationStatus, engine.Facts, dict | None] | None:
+        """The first reads `prefetch` started, when `obj` is the object they were started for as the create made it
+        (nobody wrote it since); None otherwise (also when they failed, or never left the queue: the tick reads
+        now). Taken once: a later tick loads afresh."""
+        first, self.first_reads = self.first_reads, None
+        if first is None or self.created_as is None or version_of(obj) != self.created_as or first.cancel():
+            return None
+        try:
+            status, facts, read = first.result()
+        except Exception as e:  # noqa: BLE001  read again in this tick, which meets the error where it always did
+            log.info("first reads failed; reading again", extra={"remediation": f"{self.namespace}/{self.name}",
+                                                                  "error": str(e)})
+            return None
+        return status, dataclasses.replace(facts, now=utcnow()), read
 
     def wrote(self, resource_version: str | None) -> bool:
         """This Loop wrote that version: its watch event tells nothing new (the tick that wrote it scheduled
@@ -420,6 +459,11 @@ def newer(seen: dict, last: dict | None) -> dict | None:
     except (KeyError, TypeError, ValueError):
         return None
     return last if last_version >= seen_version else seen
+
+
+def version_of(obj: dict) -> tuple:
+    meta = obj.get("metadata") or {}
+    return meta.get("uid"), meta.get("resourceVersion")
 
 
 def valid_runbook(body: dict | None) -> tuple[RunbookSpec | None, str | None]:

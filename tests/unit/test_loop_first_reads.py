@@ -1,0 +1,213 @@
+"""A new Remediation's first reads (target, cause, step facts with the dry run) go out beside the intake's create,
+and its first tick decides on them; they are used only for the very object the create made, as it made it."""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import threading
+from types import SimpleNamespace
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from remediator.api.models import ObjectRef
+from remediator.controller import reconcile
+from remediator.controller.handlers import Ticks
+from remediator.controller.ingest import Intake, RunbookCache
+from tests.unit.fake_store import FakeStore, loop_on
+from tests.unit.test_core_engine import LADDER, SPEC
+from tests.unit.test_ingest_first_tick import RUNBOOK, SIGNAL
+from tests.unit.test_loop import tick
+
+
+def tick_on(loop: reconcile.Loop, seen: dict) -> float | None:
+    """A tick on the object as the watch (or the create's answer) handed it over; its log context its own."""
+    return contextvars.copy_context().run(loop.tick, seen)
+
+
+def creating(store: FakeStore) -> tuple[dict, dict]:
+    """(the body the intake sends, the object the apiserver makes of it)."""
+    made = copy.deepcopy(store.object)
+    made.pop("status")  # a CRD with a status subresource drops it on create
+    store.object = copy.deepcopy(made)
+    body = copy.deepcopy(made)
+    for field in ("uid", "resourceVersion", "creationTimestamp"):
+        body["metadata"].pop(field)
+    return body, made
+
+
+def test_the_first_ticks_reads_go_out_before_the_create_answers_and_the_tick_reads_nothing_again(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+
+    answer = loop.prefetch(body)
+    loop.first_reads.result(timeout=5)
+    assert store.reads["target"] == 1 and store.reads["step_facts"] == 1, "read while the create is on its way"
+    answer(made)
+    tick_reads = dict(store.reads)
+    tick_on(loop, made)
+
+    assert store.reads == tick_reads, "the first tick decided on the reads made beside the create"
+    assert store.status.phase == "Verifying" and len(store.calls) == 1
+    assert [c.read for c in store.calls] == [store.target_body], "the action starts from the same read"
+
+
+@pytest.mark.parametrize("answered", ["nothing-created", "another-uid", "written-since"])
+def test_first_reads_are_not_used_for_an_object_the_create_did_not_make_as_it_is(monkeypatch, answered):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    answer = loop.prefetch(body)
+    loop.first_reads.result(timeout=5)
+    if answered == "nothing-created":  # e.g. a 409: another replica's object of that name
+        answer(None)
+    elif answered == "another-uid":
+        answer({**made, "metadata": {**made["metadata"], "uid": "uid-of-a-deleted-one"}})
+    else:
+        answer(made)
+        made = {**made, "metadata": {**made["metadata"], "resourceVersion": "2"}}
+        store.object = copy.deepcopy(made)
+
+    tick_on(loop, made)
+
+    assert store.reads["target"] == 2 and store.reads["step_facts"] == 2, "the tick read for itself"
+    assert store.status.phase == "Verifying" and len(store.calls) == 1
+
+
+def test_first_reads_that_failed_are_read_again_by_the_tick_which_then_acts(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    failing, read = threading.Event(), store.target
+
+    def target(ref):
+        if not failing.is_set():
+            failing.set()
+            raise ConnectionError("apiserver went away")
+        return read(ref)
+    monkeypatch.setattr(store, "target", target)
+    loop.prefetch(body)(made)
+    assert isinstance(loop.first_reads.exception(timeout=5), ConnectionError)
+
+    tick_on(loop, made)
+
+    assert failing.is_set() and store.status.phase == "Verifying" and len(store.calls) == 1
+
+
+def test_a_tick_does_not_wait_for_first_reads_still_queued_behind_others(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    gate = threading.Event()
+    busy = [reconcile.FIRST_READS.submit(gate.wait, 5) for _ in range(reconcile.FIRST_READS._max_workers)]
+    try:
+        loop.prefetch(body)(made)
+        tick_on(loop, made)
+        assert store.status.phase == "Verifying" and store.reads["target"] == 1, "read by the tick, not queued"
+    finally:
+        gate.set()
+        for f in busy:
+            f.result()
+
+
+def test_a_spec_pointing_outside_its_namespace_is_not_read_for_before_its_first_tick_refuses_it(monkeypatch):
+    forged = SPEC.model_copy(update={"target": ObjectRef(kind="Deployment", name="db", namespace="bank")})
+    store = FakeStore(forged, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+
+    loop.prefetch(body)(made)
+    tick(loop)
+
+    assert loop.first_reads is None and store.reads["target"] == store.reads["step_facts"] == 0
+    assert store.status.phase == "Failed" and "refused" in store.status.reason
+
+
+class Apiserver:
+    def __init__(self, answer: BaseException | None = None):
+        self.answer = answer
+
+    def create(self, kind, namespace, body):
+        if self.answer is not None:
+            raise self.answer
+        return {**body, "metadata": {**body["metadata"], "uid": "u1", "resourceVersion": "1"}}
+
+    def list(self, kind, namespace):
+        return []
+
+
+def intake_with(apiserver: Apiserver) -> tuple[Intake, list]:
+    runbooks = RunbookCache()
+    runbooks.replace_namespace("shop", [RUNBOOK])
+    intake, told = Intake(apiserver, runbooks), []
+
+    def creating(body):
+        told.append(("creating", body["metadata"]["name"], len(told)))
+        return lambda created: told.append(("answered", created and created["metadata"]["uid"]))
+    intake.creating_listeners.append(creating)
+    return intake, told
+
+
+@pytest.mark.parametrize("answer, outcome", [
+    (None, "created"), (ApiException(status=409, reason="AlreadyExists"), "duplicate"),
+    (ApiException(status=500, reason="etcd"), ApiException)])
+def test_the_intake_tells_of_each_create_before_it_goes_out_and_then_of_its_answer(answer, outcome):
+    intake, told = intake_with(Apiserver(answer))
+    try:
+        result = intake.firing(SIGNAL).outcome
+    except ApiException as e:
+        result = type(e)
+
+    assert result == outcome
+    assert [t[0] for t in told] == ["creating", "answered"]
+    assert told[1][1] == ("u1" if answer is None else None)
+
+
+def ticks_on(active: bool) -> Ticks:
+    ticks = Ticks(SimpleNamespace(serves=lambda ns: True, settings=SimpleNamespace(tick_seconds=1.0)))
+    ticks.active = lambda: active
+    return ticks
+
+
+def test_a_standby_replica_starts_no_first_reads_as_it_will_not_tick(monkeypatch):
+    body = {"metadata": {"name": "am-1", "namespace": "shop"}, "spec": SPEC.wire()}
+    ticks = ticks_on(active=False)
+    ticks.creating(body)(None)
+    assert ticks.loops == {}
+
+
+def test_a_create_that_made_nothing_leaves_no_loop_behind(monkeypatch):
+    body = {"metadata": {"name": "am-1", "namespace": "shop"}, "spec": SPEC.wire()}
+    ticks = ticks_on(active=True)
+    monkeypatch.setattr(reconcile.Loop, "load", lambda self, *a: (a[2], None, None))
+
+    answer = ticks.creating(body)
+    assert list(ticks.loops) == [("Remediation", "shop", "am-1")]
+    answer(None)
+
+    assert ticks.loops == {}
+
+
+def test_an_existing_loop_gets_no_first_reads_as_its_object_exists(monkeypatch):
+    body = {"metadata": {"name": "am-1", "namespace": "shop"}, "spec": SPEC.wire()}
+    ticks = ticks_on(active=True)
+    working = reconcile.Loop(ticks.ctx, "shop", "am-1")
+    ticks.loops[("Remediation", "shop", "am-1")] = working
+
+    ticks.creating(body)(None)
+
+    assert working.first_reads is None and ticks.loops[("Remediation", "shop", "am-1")] is working
+
+
+def test_the_operator_tells_its_tick_queue_of_each_create_before_it_goes_out():
+    import kopf
+
+    from remediator import kube
+    from remediator.controller import handlers
+    from remediator.controller.context import OperatorContext, Settings
+    ctx = OperatorContext(api=kube.ApiClient(), settings=Settings())
+    ticks = Ticks(ctx)
+    handlers.register(kopf.OperatorRegistry(), ctx, ticks)
+    assert ctx.intake.creating_listeners == [ticks.creating]
