@@ -211,3 +211,16 @@ def test_the_operator_tells_its_tick_queue_of_each_create_before_it_goes_out():
     ticks = Ticks(ctx)
     handlers.register(kopf.OperatorRegistry(), ctx, ticks)
     assert ctx.intake.creating_listeners == [ticks.creating]
+
+
+def test_first_reads_that_cannot_start_do_not_fail_the_intake(monkeypatch):
+    body = {"metadata": {"name": "am-1", "namespace": "shop"}, "spec": SPEC.wire()}
+    ticks = ticks_on(active=True)
+
+    def broken(self, body):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(reconcile.Loop, "prefetch", broken)
+
+    ticks.creating(body)({"metadata": {"name": "am-1", "namespace": "shop", "uid": "u1", "resourceVersion": "1"}})
+
+    assert ticks.loops[("Remediation", "shop", "am-1")].first_reads is None

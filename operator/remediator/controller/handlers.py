@@ -308,7 +308,11 @@ class Ticks:
         if not self.active() or key in self.loops:  # not ours to work; or it exists: the create answers 409
             return lambda created: None
         loop = self.loops.setdefault(key, reconcile.Loop(self.ctx, meta["namespace"], meta["name"]))
-        answer = loop.prefetch(body)
+        try:
+            answer = loop.prefetch(body)
+        except Exception as e:  # noqa: BLE001  a head start only: the first tick reads for itself
+            log.warning("first reads not started", extra={"remediation": f"{key[1]}/{key[2]}", "error": str(e)})
+            answer = lambda created: None  # noqa: E731
 
         def answered(created: dict | None) -> None:
             answer(created)
