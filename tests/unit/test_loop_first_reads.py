@@ -16,6 +16,11 @@ from remediator.controller import reconcile
 from remediator.controller.handlers import Ticks
 from remediator.controller.ingest import Intake, RunbookCache
 from tests.unit.fake_store import FakeStore, loop_on
+from remediator.controller import handlers
+from remediator.controller.guard_facts import StepFacts
+from remediator.core.plan.guards import GuardDecision, GuardVerdict
+from prometheus_client import REGISTRY
+from datetime import timedelta
 from tests.unit.test_core_engine import LADDER, SPEC
 from tests.unit.test_ingest_first_tick import RUNBOOK, SIGNAL
 from tests.unit.test_loop import tick
@@ -213,14 +218,122 @@ def test_the_operator_tells_its_tick_queue_of_each_create_before_it_goes_out():
     assert ctx.intake.creating_listeners == [ticks.creating]
 
 
-def test_first_reads_that_cannot_start_do_not_fail_the_intake(monkeypatch):
-    body = {"metadata": {"name": "am-1", "namespace": "shop"}, "spec": SPEC.wire()}
-    ticks = ticks_on(active=True)
+def test_first_reads_that_cannot_start_do_not_fail_the_intake():
+    intake, told = intake_with(Apiserver())
 
-    def broken(self, body):
+    def broken(body):
         raise RuntimeError("can't start new thread")
-    monkeypatch.setattr(reconcile.Loop, "prefetch", broken)
+    intake.creating_listeners.insert(0, broken)
 
-    ticks.creating(body)({"metadata": {"name": "am-1", "namespace": "shop", "uid": "u1", "resourceVersion": "1"}})
+    assert intake.firing(SIGNAL).outcome == "created"
+    assert [t[0] for t in told] == ["creating", "answered"], "the other listeners are told all the same"
 
-    assert ticks.loops[("Remediation", "shop", "am-1")].first_reads is None
+
+def test_an_alert_resent_about_an_incident_ended_under_its_name_starts_no_first_reads():
+    intake, told = intake_with(Apiserver(ApiException(status=409, reason="AlreadyExists")))
+    intake.incidents.handled_by = lambda key, starts_at: ended_name()  # it ended; its alert still fires
+
+    assert intake.firing(SIGNAL).outcome == "duplicate"
+    assert told == [], "the create answers 409: nothing to read for"
+
+
+def ended_name() -> str:
+    from remediator.core.engine import state
+    return state.remediation_name(SIGNAL.source, SIGNAL.fingerprint, SIGNAL.starts_at, "shop")
+
+
+def ticks_on_store(store: FakeStore, monkeypatch) -> Ticks:
+    ticks = ticks_on(active=True)
+    real = reconcile.Loop
+    monkeypatch.setattr(reconcile, "utcnow", lambda: store.clock)
+    monkeypatch.setattr(handlers.reconcile, "Loop", lambda ctx, ns, name: real(ctx, ns, name, store=store))
+    return ticks
+
+
+def test_two_deliveries_creating_one_name_start_one_set_of_first_reads(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    ticks = ticks_on_store(store, monkeypatch)
+    body, made = creating(store)
+    other = copy.deepcopy(body)
+    other["spec"]["target"]["name"] = "payments"
+
+    class Racing(dict):
+        def __contains__(self, key):  # each thread looked before the other put its Loop in
+            return False
+    ticks.loops = Racing()
+    first = ticks.creating(body)
+    second = ticks.creating(other)  # its create will answer 409
+    [loop] = ticks.loops.values()
+    first(made)
+    tick_on(loop, made)
+    second(None)
+
+    assert [(c.target.name, c.read["metadata"]["name"]) for c in store.calls] == [("web", "web")]
+    assert store.reads["target"] == 1
+
+
+def test_a_failed_create_drops_its_first_reads_still_queued(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    ticks = ticks_on_store(store, monkeypatch)
+    body, _ = creating(store)
+    gate = threading.Event()
+    busy = [reconcile.FIRST_READS.submit(gate.wait, 5) for _ in range(reconcile.FIRST_READS._max_workers)]
+    try:
+        answer = ticks.creating(body)
+        [loop] = ticks.loops.values()
+        queued = loop.first_reads
+        answer(None)
+    finally:
+        gate.set()
+        for f in busy:
+            f.result()
+    assert queued.cancelled() and ticks.loops == {}
+    assert store.reads["target"] == store.reads["step_facts"] == 0, "nothing read for a Remediation never made"
+
+
+def test_first_reads_are_not_started_past_the_bound_in_flight(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    monkeypatch.setattr(reconcile, "FIRST_READS_IN_FLIGHT", threading.BoundedSemaphore(1))
+    reconcile.FIRST_READS_IN_FLIGHT.acquire()
+
+    loop.prefetch(body)(made)
+
+    assert loop.first_reads is None
+    tick_on(loop, made)
+    assert store.reads["target"] == 1 and len(store.calls) == 1
+
+
+def test_first_reads_grown_old_while_the_tick_waited_are_read_again(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    loop.prefetch(body)(made)
+    loop.first_reads.result(timeout=5)
+    monkeypatch.setattr(reconcile, "FIRST_READS_FRESH", -1.0)  # the queue was backed up
+    store.clock += timedelta(minutes=10)
+    store.facts = StepFacts(guards=GuardVerdict(False, [GuardDecision("cooldown", False, "cooldown: ran 10s ago")]))
+
+    tick_on(loop, made)
+
+    assert store.reads["step_facts"] == 2 and store.calls == [], "decided on fresh guards: blocked"
+
+
+def guard_count() -> float:
+    return REGISTRY.get_sample_value("remediator_guard_decisions_total",
+                                     {"guard": "cooldown", "verdict": "allowed"}) or 0.0
+
+
+@pytest.mark.parametrize("used", [True, False], ids=["used", "read-again"])
+def test_guard_decisions_are_counted_once_for_the_facts_a_tick_decides_on(monkeypatch, used):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    before = guard_count()
+    loop.prefetch(body)(made if used else {**made, "metadata": {**made["metadata"], "uid": "uid-of-another"}})
+    loop.first_reads.result(timeout=5)
+
+    tick_on(loop, made)
+
+    assert guard_count() - before == 1

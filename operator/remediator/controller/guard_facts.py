@@ -159,10 +159,6 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
         namespace_labels=namespace_labels, namespace_pods=got["namespace_pods"], dry_run=dry_run,
         cause_kind=cause_kind, default_service_account=ctx.settings.action_service_account,
         account=account)
-    for decision in observed.verdict.decisions:
-        metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
-        if not decision.allowed and decision.guard in TENANT_LIMITS:
-            metrics.REFUSALS.labels(TENANT_LIMITS[decision.guard]).inc()
     owner = gitops.read(ctx, got["target"].labels, got["target"].annotations, step, policy,  # marked targets only
                         (target.kind, target.namespace or "", target.name))
     return StepFacts(observed.verdict, observed.risk_input, tuple(changes), owner)
@@ -170,6 +166,14 @@ def step_facts(ctx: OperatorContext, name: str, spec: RemediationSpec, status: R
 
 # Guards that hold a tenant to what the cluster admins granted: a block there is a refused attempt, counted as such.
 TENANT_LIMITS = {"serviceAccount": "forbidden-identity", "bounds": "out-of-bounds"}
+
+
+def count_decisions(verdict: guards.GuardVerdict | None) -> None:
+    """Count the guards' decisions a tick decides on (counted where used: first reads a tick did not use are not)."""
+    for decision in verdict.decisions if verdict is not None else ():
+        metrics.GUARD_DECISIONS.labels(decision.guard, "allowed" if decision.allowed else "blocked").inc()
+        if not decision.allowed and decision.guard in TENANT_LIMITS:
+            metrics.REFUSALS.labels(TENANT_LIMITS[decision.guard]).inc()
 
 
 def _done(value) -> concurrent.futures.Future:

@@ -305,14 +305,11 @@ class Ticks:
         tick's reads beside the create (`reconcile.Loop.prefetch`). Returns what to call with the create's answer."""
         meta = body["metadata"]
         key = (REMEDIATION, meta["namespace"], meta["name"])
-        if not self.active() or key in self.loops:  # not ours to work; or it exists: the create answers 409
+        loop = reconcile.Loop(self.ctx, meta["namespace"], meta["name"])
+        # not ours to work; or it has a Loop (it exists, or another delivery is creating it): this create adds nothing
+        if not self.active() or self.loops.setdefault(key, loop) is not loop:
             return lambda created: None
-        loop = self.loops.setdefault(key, reconcile.Loop(self.ctx, meta["namespace"], meta["name"]))
-        try:
-            answer = loop.prefetch(body)
-        except Exception as e:  # noqa: BLE001  a head start only: the first tick reads for itself
-            log.warning("first reads not started", extra={"remediation": f"{key[1]}/{key[2]}", "error": str(e)})
-            answer = lambda created: None  # noqa: E731
+        answer = loop.prefetch(body)
 
         def answered(created: dict | None) -> None:
             answer(created)

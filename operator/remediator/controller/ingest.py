@@ -297,7 +297,7 @@ class Intake:
                     f"started before incident {handled} of Runbook {rb.key} on "
                     f"{matching.target_display(result.target)} finished: already handled",))
             body = remediation_body(name, namespace, spec, reasons)
-            answers = [listener(body) for listener in self.creating_listeners]
+            answers = self.announce(body) if handled is None else []  # else it exists: the create answers 409
             created = None
             try:
                 created = self.resources.create("Remediation", namespace, body)
@@ -314,6 +314,18 @@ class Intake:
             for listener in self.created_listeners:
                 listener(created)
         return IngestResult("created", name, tuple(result.reasons))
+
+    def announce(self, body: dict) -> list[Callable[[dict | None], None]]:
+        """Tell the creating listeners; what each wants to hear of the answer. A listener that fails is logged and
+        left out: what they do is a head start, never a condition of the create."""
+        answers = []
+        for listener in self.creating_listeners:
+            try:
+                answers.append(listener(body))
+            except Exception as e:  # noqa: BLE001
+                log.warning("creating listener failed", extra={"remediation": f"{body['metadata']['namespace']}/"
+                                                               f"{body['metadata']['name']}", "error": str(e)})
+        return answers
 
     def resolved(self, signal: Signal) -> IngestResult:
         return ingest_resolved(self.resources, signal)

@@ -48,7 +48,7 @@ from ..core.durations import parse_duration
 from ..verification import query_probes, query_verdicts, readings, verdicts
 from . import caches
 from .context import OperatorContext
-from .guard_facts import StepFacts, labels_of_namespace
+from .guard_facts import StepFacts, count_decisions, labels_of_namespace
 from .retention import ended_of
 from .store import ClusterStore, Store
 
@@ -63,8 +63,11 @@ LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lookups")
 CLAIMS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claims")
 # The tick's read of the target, on its way while the step's dry run goes out.
 TARGET_READS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="target-reads")
-# A new Remediation's first reads, on their way while the intake creates it.
+# A new Remediation's first reads, on their way while the intake creates it; at most this many at once (a burst's
+# further ticks read for themselves), and used only this fresh (seconds; a backlog's ticks read again).
 FIRST_READS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="first-reads")
+FIRST_READS_IN_FLIGHT = threading.BoundedSemaphore(16)
+FIRST_READS_FRESH = 1.0
 
 
 def with_cause(status: RemediationStatus, cause: ProbableCause | None) -> RemediationStatus:
@@ -128,6 +131,7 @@ class Loop:
             if before is not None:
                 self.untold.append((self.namespace, self.name, self.uid, spec.target, before, status, utcnow()))
         status, facts, read = self.prefetched(obj) or self.load(obj, spec, status)
+        count_decisions(facts.guards)
         decision = engine.decide(self.name, spec, status, facts)
         claiming = None
         if decision.changed:
@@ -155,35 +159,48 @@ class Loop:
 
     def prefetch(self, body: dict) -> Callable[[dict | None], None]:
         """Start the first tick's load while the intake creates `body`: it needs nothing the apiserver adds (its
-        reads are the target, its cause and the step's dry run, none with an effect), so the create and those reads
+        reads are the target, its cause and the step's dry run; nothing is written), so the create and those reads
         go out side by side instead of one after the other. Returns what the intake calls with the create's answer:
-        the object created (the reads are kept for that version of it), or None (they are not used)."""
+        the object created (the reads are kept for that version of it), or None (reads still queued are dropped)."""
         spec = RemediationSpec.model_validate(body["spec"])
-        if matching.remediation_namespace_problem(self.namespace, spec):
-            return lambda created: None  # the first tick refuses it before any read made for it
+        if matching.remediation_namespace_problem(self.namespace, spec) or \
+                not FIRST_READS_IN_FLIGHT.acquire(blocking=False):
+            return lambda created: None  # refused before any read made for it; or a burst: its tick reads
         first = {**body, "metadata": {**body["metadata"], "creationTimestamp": durations.format_time(utcnow())}}
-        self.first_reads = logs.submit_here(FIRST_READS, self.load_first, first, spec)
+        try:
+            reads = logs.submit_here(FIRST_READS, self.load_first, first, spec)
+        except BaseException:
+            FIRST_READS_IN_FLIGHT.release()
+            raise
+        reads.add_done_callback(lambda _: FIRST_READS_IN_FLIGHT.release())  # cancelled ones too
+        self.first_reads = reads
 
         def answered(created: dict | None) -> None:
-            self.created_as = version_of(created) if created else None
+            if created:
+                self.created_as = version_of(created)
+            else:
+                reads.cancel()
         return answered
 
-    def load_first(self, obj: dict, spec: RemediationSpec) -> tuple[RemediationStatus, engine.Facts, dict | None]:
+    def load_first(self, obj: dict, spec: RemediationSpec) -> tuple[tuple, float]:
+        """The first tick's load, and when it was done (monotonic)."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")  # in the copy of the context it runs in
-        return self.load(obj, spec, RemediationStatus())
+        return self.load(obj, spec, RemediationStatus()), time.monotonic()
 
     def prefetched(self, obj: dict) -> tuple[RemediationStatus, engine.Facts, dict | None] | None:
         """The first reads `prefetch` started, when `obj` is the object they were started for as the create made it
-        (nobody wrote it since); None otherwise (also when they failed, or never left the queue: the tick reads
-        now). Taken once: a later tick loads afresh."""
+        (nobody wrote it since) and they are fresh; None otherwise (also when they failed, or never left the queue:
+        the tick reads now). Taken once: a later tick loads afresh."""
         first, self.first_reads = self.first_reads, None
         if first is None or self.created_as is None or version_of(obj) != self.created_as or first.cancel():
             return None
         try:
-            status, facts, read = first.result()
+            (status, facts, read), done_at = first.result()
         except Exception as e:  # noqa: BLE001  read again in this tick, which meets the error where it always did
             log.info("first reads failed; reading again", extra={"remediation": f"{self.namespace}/{self.name}",
                                                                   "error": str(e)})
+            return None
+        if time.monotonic() - done_at > FIRST_READS_FRESH:
             return None
         return status, dataclasses.replace(facts, now=utcnow()), read
 
