@@ -216,6 +216,8 @@ def test_metrics_count_the_outcome_the_action_and_the_guards(cluster, operator):
     assert 'remediator_actions_total{action="rollback",result="applied"} 1.0' in text
     assert 'remediator_webhook_requests_total{code="200",endpoint="alertmanager"} 1.0' in text
     assert 'remediator_guard_decisions_total{guard="cooldown",verdict="allowed"}' in text
+    # its first tick decided on the reads made beside the create (the create's answer is the object it met)
+    assert 'remediator_first_reads_total{outcome="used"} 1.0' in text
     assert "remediator_time_to_recover_seconds_count" in text
     assert "remediator_signal_to_action_seconds_count 1.0" in text
 

@@ -337,3 +337,22 @@ def test_guard_decisions_are_counted_once_for_the_facts_a_tick_decides_on(monkey
     tick_on(loop, made)
 
     assert guard_count() - before == 1
+
+
+def test_a_tick_on_the_watched_object_waits_for_the_creates_answer_and_uses_the_first_reads(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    answer = loop.prefetch(body)
+    loop.first_reads.result(timeout=5)
+    before = REGISTRY.get_sample_value("remediator_first_reads_total", {"outcome": "used"}) or 0.0
+
+    ticking = threading.Thread(target=tick_on, args=(loop, made))  # the watch's ADDED came first
+    ticking.start()
+    ticking.join(0.1)
+    assert ticking.is_alive(), "waits for the answer rather than reading again"
+    answer(made)
+    ticking.join(5)
+
+    assert store.reads["target"] == 1 and len(store.calls) == 1
+    assert REGISTRY.get_sample_value("remediator_first_reads_total", {"outcome": "used"}) == before + 1

@@ -96,6 +96,7 @@ class Loop:
         self.retold = False  # this Loop looked for Events a killed operator held back (once: it did not see them)
         self.first_reads: Future | None = None  # its first tick's load, started beside the create (`prefetch`)
         self.created_as: tuple | None = None  # (uid, resourceVersion) the create answered: whose first reads they are
+        self.create_answered = threading.Event()  # the watch may bring the object before the create's answer
 
     def tick(self, seen: dict | None = None) -> float | None:
         """Advance the Remediation by one decision: load -> decide -> persist -> effect -> persist its outcome.
@@ -180,6 +181,7 @@ class Loop:
                 self.created_as = version_of(created)
             else:
                 reads.cancel()
+            self.create_answered.set()
         return answered
 
     def load_first(self, obj: dict, spec: RemediationSpec) -> tuple[tuple, float]:
@@ -192,7 +194,14 @@ class Loop:
         (nobody wrote it since) and they are fresh; None otherwise (also when they failed, or never left the queue:
         the tick reads now). Taken once: a later tick loads afresh."""
         first, self.first_reads = self.first_reads, None
-        if first is None or self.created_as is None or version_of(obj) != self.created_as or first.cancel():
+        if first is None:
+            return None
+        used = self.first_reads_of(obj, first)
+        metrics.FIRST_READS.labels("read-again" if used is None else "used").inc()
+        return used
+
+    def first_reads_of(self, obj: dict, first: Future) -> tuple[RemediationStatus, engine.Facts, dict | None] | None:
+        if not self.create_answered.wait(FIRST_READS_FRESH) or version_of(obj) != self.created_as or first.cancel():
             return None
         try:
             (status, facts, read), done_at = first.result()

@@ -31,6 +31,10 @@ ACTIONS = Counter("remediator_actions_total", "Action calls by action and result
 SIGNAL_TO_ACTION = Histogram("remediator_signal_to_action_seconds",
                              "From a Remediation's first plan (its first tick after ingest) to its first action applied",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+FIRST_READS = Counter("remediator_first_reads_total",
+                      "A new Remediation's first reads, made beside its create, by what its first tick did with them: "
+                      "used, or read again (another object, written since, failed, still queued or too old)",
+                      ["outcome"])
 GUARD_DECISIONS = Counter("remediator_guard_decisions_total", "Guard decisions by guard and verdict",
                           ["guard", "verdict"])
 APPROVAL_WAIT = Histogram("remediator_approval_wait_seconds",
