@@ -631,8 +631,8 @@ def samples(text: str, series: str) -> Iterator[tuple[dict[str, str], float]]:
 
 def path_service(before: dict | None, after: dict | None) -> dict | None:
     """The round's mean server-side ms of each kind of call on the path (None: none made, or the counters went
-    back, as after an apiserver restart), and `floor`: one incident's chain at those means (create, the slower of
-    read and dry run, a status write, a patch)."""
+    back, as after an apiserver restart), and `floor`: one incident's chain at those means (the slowest of the
+    create and the first reads beside it, read and dry run; then a status write, then a patch)."""
     if before is None or after is None:
         return None
     means = {}
@@ -641,7 +641,7 @@ def path_service(before: dict | None, after: dict | None) -> dict | None:
         means[stage] = round(1000 * seconds / count, 1) if count > 0 and seconds >= 0 else None
     if any(v is None for v in means.values()):
         return {**means, "floor": None}
-    return {**means, "floor": round(means["create"] + max(means["read"], means["dry_run"]) + means["status_write"]
+    return {**means, "floor": round(max(means["create"], means["read"], means["dry_run"]) + means["status_write"]
                                     + means["patch"], 1)}
 
 
