@@ -39,7 +39,7 @@ def test_the_benchmark_with_five_incidents_writes_every_figure(kubeconfig, crds,
     assert figures["webhook_codes"] == {"200": 5}
     served = figures["rounds"]["empty"]["apiserver_path_service_ms"]
     assert served["floor"] > 0 and served["floor"] == round(
-        served["create"] + max(served["read"], served["dry_run"]) + served["status_write"] + served["patch"], 1), served
+        max(served["create"], served["read"], served["dry_run"]) + served["status_write"] + served["patch"], 1), served
     assert "apiserver's own mean ms per call of the round" in proc.stdout
     assert set(figures["rounds"]) == {"empty", "control", "history"}
     assert figures["rounds"]["control"]["webhook_codes"] == {"200": 5} and "p99_ratio_to_empty" in figures["control"]

@@ -3,24 +3,24 @@ and its first tick decides on them; they are used only for the very object the c
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import copy
 import threading
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from kubernetes.client.rest import ApiException
+from prometheus_client import REGISTRY
 
 from remediator.api.models import ObjectRef
-from remediator.controller import reconcile
+from remediator.controller import handlers, reconcile
+from remediator.controller.guard_facts import StepFacts
 from remediator.controller.handlers import Ticks
 from remediator.controller.ingest import Intake, RunbookCache
-from tests.unit.fake_store import FakeStore, loop_on
-from remediator.controller import handlers
-from remediator.controller.guard_facts import StepFacts
 from remediator.core.plan.guards import GuardDecision, GuardVerdict
-from prometheus_client import REGISTRY
-from datetime import timedelta
+from tests.unit.fake_store import FakeStore, loop_on
 from tests.unit.test_core_engine import LADDER, SPEC
 from tests.unit.test_ingest_first_tick import RUNBOOK, SIGNAL
 from tests.unit.test_loop import tick
@@ -42,13 +42,18 @@ def creating(store: FakeStore) -> tuple[dict, dict]:
     return body, made
 
 
-def test_the_first_ticks_reads_go_out_before_the_create_answers_and_the_tick_reads_nothing_again(monkeypatch):
+def first_reads_done(monkeypatch):
+    """A Loop on a fresh store whose first reads are done; (store, loop, the object created, the answer to give)."""
     store = FakeStore(SPEC, LADDER)
     loop = loop_on(store, monkeypatch)
     body, made = creating(store)
-
     answer = loop.prefetch(body)
     loop.first_reads.result(timeout=5)
+    return store, loop, made, answer
+
+
+def test_the_first_ticks_reads_go_out_before_the_create_answers_and_the_tick_reads_nothing_again(monkeypatch):
+    store, loop, made, answer = first_reads_done(monkeypatch)
     assert store.reads["target"] == 1 and store.reads["step_facts"] == 1, "read while the create is on its way"
     answer(made)
     tick_reads = dict(store.reads)
@@ -61,11 +66,7 @@ def test_the_first_ticks_reads_go_out_before_the_create_answers_and_the_tick_rea
 
 @pytest.mark.parametrize("answered", ["nothing-created", "another-uid", "written-since"])
 def test_first_reads_are_not_used_for_an_object_the_create_did_not_make_as_it_is(monkeypatch, answered):
-    store = FakeStore(SPEC, LADDER)
-    loop = loop_on(store, monkeypatch)
-    body, made = creating(store)
-    answer = loop.prefetch(body)
-    loop.first_reads.result(timeout=5)
+    store, loop, made, answer = first_reads_done(monkeypatch)
     if answered == "nothing-created":  # e.g. a 409: another replica's object of that name
         answer(None)
     elif answered == "another-uid":
@@ -101,20 +102,27 @@ def test_first_reads_that_failed_are_read_again_by_the_tick_which_then_acts(monk
     assert failing.is_set() and store.status.phase == "Verifying" and len(store.calls) == 1
 
 
-def test_a_tick_does_not_wait_for_first_reads_still_queued_behind_others(monkeypatch):
-    store = FakeStore(SPEC, LADDER)
-    loop = loop_on(store, monkeypatch)
-    body, made = creating(store)
+@contextlib.contextmanager
+def first_reads_pool_busy():
+    """Every worker of the first reads' pool busy meanwhile: first reads started now stay queued."""
     gate = threading.Event()
     busy = [reconcile.FIRST_READS.submit(gate.wait, 5) for _ in range(reconcile.FIRST_READS._max_workers)]
     try:
-        loop.prefetch(body)(made)
-        tick_on(loop, made)
-        assert store.status.phase == "Verifying" and store.reads["target"] == 1, "read by the tick, not queued"
+        yield
     finally:
         gate.set()
         for f in busy:
             f.result()
+
+
+def test_a_tick_does_not_wait_for_first_reads_still_queued_behind_others(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop = loop_on(store, monkeypatch)
+    body, made = creating(store)
+    with first_reads_pool_busy():
+        loop.prefetch(body)(made)
+        tick_on(loop, made)
+        assert store.status.phase == "Verifying" and store.reads["target"] == 1, "read by the tick, not queued"
 
 
 def test_a_spec_pointing_outside_its_namespace_is_not_read_for_before_its_first_tick_refuses_it(monkeypatch):
@@ -276,17 +284,11 @@ def test_a_failed_create_drops_its_first_reads_still_queued(monkeypatch):
     store = FakeStore(SPEC, LADDER)
     ticks = ticks_on_store(store, monkeypatch)
     body, _ = creating(store)
-    gate = threading.Event()
-    busy = [reconcile.FIRST_READS.submit(gate.wait, 5) for _ in range(reconcile.FIRST_READS._max_workers)]
-    try:
+    with first_reads_pool_busy():
         answer = ticks.creating(body)
         [loop] = ticks.loops.values()
         queued = loop.first_reads
         answer(None)
-    finally:
-        gate.set()
-        for f in busy:
-            f.result()
     assert queued.cancelled() and ticks.loops == {}
     assert store.reads["target"] == store.reads["step_facts"] == 0, "nothing read for a Remediation never made"
 
@@ -340,11 +342,7 @@ def test_guard_decisions_are_counted_once_for_the_facts_a_tick_decides_on(monkey
 
 
 def test_a_tick_on_the_watched_object_waits_for_the_creates_answer_and_uses_the_first_reads(monkeypatch):
-    store = FakeStore(SPEC, LADDER)
-    loop = loop_on(store, monkeypatch)
-    body, made = creating(store)
-    answer = loop.prefetch(body)
-    loop.first_reads.result(timeout=5)
+    store, loop, made, answer = first_reads_done(monkeypatch)
     before = REGISTRY.get_sample_value("remediator_first_reads_total", {"outcome": "used"}) or 0.0
 
     ticking = threading.Thread(target=tick_on, args=(loop, made))  # the watch's ADDED came first
