@@ -266,7 +266,7 @@ def test_two_deliveries_creating_one_name_start_one_set_of_first_reads(monkeypat
     other["spec"]["target"]["name"] = "payments"
 
     class Racing(dict):
-        def __contains__(self, key):  # each thread looked before the other put its Loop in
+        def __contains__(self, key):  # a look-then-insert would let both through: each looked before the other
             return False
     ticks.loops = Racing()
     first = ticks.creating(body)
@@ -354,3 +354,50 @@ def test_a_tick_on_the_watched_object_waits_for_the_creates_answer_and_uses_the_
 
     assert store.reads["target"] == 1 and len(store.calls) == 1
     assert REGISTRY.get_sample_value("remediator_first_reads_total", {"outcome": "used"}) == before + 1
+
+
+def test_first_reads_that_cannot_start_for_a_create_that_fails_leave_no_loop_behind(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    ticks = ticks_on_store(store, monkeypatch)
+    intake, _ = intake_with(Apiserver(ApiException(status=500, reason="etcd")))
+    intake.creating_listeners[:] = [ticks.creating]
+
+    def no_thread(pool, fn, *args):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(reconcile.logs, "submit_here", no_thread)
+
+    with pytest.raises(ApiException):
+        intake.firing(SIGNAL)
+    assert ticks.loops == {}, "a later delivery of that name starts its first reads again"
+
+
+def test_an_answer_that_raises_is_logged_and_the_others_still_hear_theirs():
+    intake, told = intake_with(Apiserver())
+
+    def raising(body):
+        def answer(created):
+            raise RuntimeError("boom")
+        return answer
+    intake.creating_listeners.insert(0, raising)
+
+    assert intake.firing(SIGNAL).outcome == "created"
+    assert [t[0] for t in told] == ["creating", "answered"]
+
+
+def test_a_failed_creates_answer_keeps_the_loop_a_tick_has_taken_up(monkeypatch):
+    store = FakeStore(SPEC, LADDER)
+    loop_class = reconcile.Loop
+    ticks = ticks_on_store(store, monkeypatch)
+    body, made = creating(store)
+    answer = ticks.creating(body)
+    key = ("Remediation", "shop", made["metadata"]["name"])
+    ticks.bodies[key] = made  # the object exists after all: the watch brought it, and a worker ticks it
+    current = loop_class.current
+
+    def answered_meanwhile(self, seen):
+        answer(None)  # the create's retry answers 409 (its first attempt went through) as the tick starts
+        return current(self, seen)
+    monkeypatch.setattr(loop_class, "current", answered_meanwhile)
+
+    assert ticks.process(key) is not None
+    assert ticks.loops[key].last is not None, "the Loop that wrote is kept, with what it wrote"

@@ -305,17 +305,28 @@ class Ticks:
         tick's reads beside the create (`reconcile.Loop.prefetch`). Returns what to call with the create's answer."""
         meta = body["metadata"]
         key = (REMEDIATION, meta["namespace"], meta["name"])
-        loop = reconcile.Loop(self.ctx, meta["namespace"], meta["name"])
-        # not ours to work; or it has a Loop (it exists, or another delivery is creating it): this create adds nothing
-        if not self.active() or self.loops.setdefault(key, loop) is not loop:
+        if not self.active():  # not ours to work
             return lambda created: None
-        answer = loop.prefetch(body)
+        loop = reconcile.Loop(self.ctx, meta["namespace"], meta["name"])
+        if self.loops.setdefault(key, loop) is not loop:  # it exists, or another delivery is creating it
+            return lambda created: None
+        try:
+            answer = loop.prefetch(body)
+        except BaseException:
+            self.drop_unused(key, loop)
+            raise
 
         def answered(created: dict | None) -> None:
             answer(created)
-            if created is None and loop.uid is None and self.loops.get(key) is loop:
-                self.loops.pop(key, None)  # nothing was created: keep no Loop for it
+            if created is None:
+                self.drop_unused(key, loop)
         return answered
+
+    def drop_unused(self, key: tuple, loop: reconcile.Loop) -> None:
+        """Forget a Loop made for a create that made nothing, unless a tick has taken it up meanwhile (the object
+        exists after all: a create retried after the first went through, or another replica's)."""
+        if loop.uid is None and key not in self.bodies and self.loops.get(key) is loop:
+            self.loops.pop(key, None)
 
     def forget(self, key: tuple) -> None:
         self.queue.remove(key)

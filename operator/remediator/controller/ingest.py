@@ -306,8 +306,7 @@ class Intake:
                     return IngestResult("duplicate", name)
                 raise
             finally:
-                for answer in answers:
-                    answer(created)
+                self.tell_answer(body, answers, created)
             self.incidents.opened(key, name)
         log.info("remediation created", extra={"remediation": f"{namespace}/{name}", "runbook": rb.name})
         if created:
@@ -323,12 +322,25 @@ class Intake:
             try:
                 answers.append(listener(body))
             except Exception as e:  # noqa: BLE001
-                log.warning("creating listener failed", extra={"remediation": f"{body['metadata']['namespace']}/"
-                                                               f"{body['metadata']['name']}", "error": str(e)})
+                log_listener_failed(body, e)
         return answers
+
+    @staticmethod
+    def tell_answer(body: dict, answers: list[Callable[[dict | None], None]], created: dict | None) -> None:
+        for answer in answers:
+            try:
+                answer(created)
+            except Exception as e:  # noqa: BLE001  as `announce`: never the intake's error, nor the others' loss
+                log_listener_failed(body, e)
 
     def resolved(self, signal: Signal) -> IngestResult:
         return ingest_resolved(self.resources, signal)
+
+
+def log_listener_failed(body: dict, error: Exception) -> None:
+    meta = body["metadata"]
+    log.warning("creating listener failed", extra={"remediation": f"{meta['namespace']}/{meta['name']}",
+                                                   "error": str(error)})
 
 
 def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:

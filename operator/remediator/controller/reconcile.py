@@ -168,12 +168,13 @@ class Loop:
                 not FIRST_READS_IN_FLIGHT.acquire(blocking=False):
             return lambda created: None  # refused before any read made for it; or a burst: its tick reads
         first = {**body, "metadata": {**body["metadata"], "creationTimestamp": durations.format_time(utcnow())}}
+        in_flight = FIRST_READS_IN_FLIGHT  # released to the one it was taken from
         try:
             reads = logs.submit_here(FIRST_READS, self.load_first, first, spec)
         except BaseException:
-            FIRST_READS_IN_FLIGHT.release()
+            in_flight.release()
             raise
-        reads.add_done_callback(lambda _: FIRST_READS_IN_FLIGHT.release())  # cancelled ones too
+        reads.add_done_callback(lambda _: in_flight.release())  # cancelled ones too
         self.first_reads = reads
 
         def answered(created: dict | None) -> None:
@@ -185,14 +186,16 @@ class Loop:
         return answered
 
     def load_first(self, obj: dict, spec: RemediationSpec) -> tuple[tuple, float]:
-        """The first tick's load, and when it was done (monotonic)."""
+        """The first tick's load, and when it began (monotonic): its reads are that old at most."""
         logs.current_remediation.set(f"{self.namespace}/{self.name}")  # in the copy of the context it runs in
-        return self.load(obj, spec, RemediationStatus()), time.monotonic()
+        began = time.monotonic()
+        return self.load(obj, spec, RemediationStatus()), began
 
     def prefetched(self, obj: dict) -> tuple[RemediationStatus, engine.Facts, dict | None] | None:
         """The first reads `prefetch` started, when `obj` is the object they were started for as the create made it
-        (nobody wrote it since) and they are fresh; None otherwise (also when they failed, or never left the queue:
-        the tick reads now). Taken once: a later tick loads afresh."""
+        (nobody wrote it since) and they are fresh; None otherwise (also when they failed, never left the queue, or
+        the create's answer did not come within FIRST_READS_FRESH: the tick reads now). Taken once: a later tick
+        loads afresh."""
         first, self.first_reads = self.first_reads, None
         if first is None:
             return None
@@ -204,12 +207,12 @@ class Loop:
         if not self.create_answered.wait(FIRST_READS_FRESH) or version_of(obj) != self.created_as or first.cancel():
             return None
         try:
-            (status, facts, read), done_at = first.result()
+            (status, facts, read), began = first.result()
         except Exception as e:  # noqa: BLE001  read again in this tick, which meets the error where it always did
             log.info("first reads failed; reading again", extra={"remediation": f"{self.namespace}/{self.name}",
                                                                   "error": str(e)})
             return None
-        if time.monotonic() - done_at > FIRST_READS_FRESH:
+        if time.monotonic() - began > FIRST_READS_FRESH:
             return None
         return status, dataclasses.replace(facts, now=utcnow()), read
 

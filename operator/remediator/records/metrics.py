@@ -33,7 +33,8 @@ SIGNAL_TO_ACTION = Histogram("remediator_signal_to_action_seconds",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
 FIRST_READS = Counter("remediator_first_reads_total",
                       "A new Remediation's first reads, made beside its create, by what its first tick did with them: "
-                      "used, or read again (another object, written since, failed, still queued or too old)",
+                      "used, or read again (another object, written since, failed, still queued, over a second old, or the "
+                      "create's answer not back within a second)",
                       ["outcome"])
 GUARD_DECISIONS = Counter("remediator_guard_decisions_total", "Guard decisions by guard and verdict",
                           ["guard", "verdict"])
