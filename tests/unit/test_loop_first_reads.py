@@ -399,5 +399,5 @@ def test_a_failed_creates_answer_keeps_the_loop_a_tick_has_taken_up(monkeypatch)
         return current(self, seen)
     monkeypatch.setattr(loop_class, "current", answered_meanwhile)
 
-    assert ticks.process(key) is not None
+    assert contextvars.copy_context().run(ticks.process, key) is not None
     assert ticks.loops[key].last is not None, "the Loop that wrote is kept, with what it wrote"
