@@ -32,6 +32,21 @@ def test_a_real_alertmanager_payload_becomes_a_signal():
     (payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": "yesterday"}]), "startsAt"),
     (payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": "2026-11-25T11:58:00"}]),
      "startsAt"),
+    # a Unix time is a guess at what the sender meant: refused, not read as one
+    (payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": 1700000000}]), "startsAt"),
+    (payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": "1700000000.5"}]), "startsAt"),
+    # valid RFC 3339, but no instant Python can hold in UTC
+    (payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": "0001-01-01T00:00:00+01:00"}]),
+     "startsAt: Value error, time '0001-01-01T00:00:00+01:00' is out of range"),
+    (payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": "2026-11-25T11:58:00Z",
+                      "endsAt": "9999-12-31T23:59:59-01:00"}]), "endsAt"),
+    # a lone UTF-16 surrogate is valid JSON but no text: it could not be hashed or named
+    (payload(alerts=[{"status": "firing", "labels": {"a": "\ud800"}, "startsAt": "2026-11-25T11:58:00Z"}]),
+     "labels.a: Value error, not Unicode text"),
+    (payload(alerts=[{"status": "firing", "labels": {"\udc00": "b"}, "startsAt": "2026-11-25T11:58:00Z"}]),
+     "not Unicode text"),
+    (payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "fingerprint": "\ud83d",
+                      "startsAt": "2026-11-25T11:58:00Z"}]), "fingerprint"),
 ])
 def test_malformed_payloads_are_refused_naming_the_field(body, where):
     with pytest.raises(PayloadError) as err:
@@ -74,6 +89,8 @@ def test_a_grafana_alerting_webhook_payload_becomes_a_signal():
 
 @pytest.mark.parametrize("body,where", [
     (grafana(orgId="one"), "orgId"),
+    (grafana(orgId="1"), "orgId"),
+    (grafana(orgId=True), "orgId"),
     ({k: v for k, v in grafana().items() if k != "orgId"}, "orgId"),
     (grafana(version=None), "version"),
     ({k: v for k, v in payload().items() if k != "version"}, "version: missing"),
@@ -111,3 +128,24 @@ def test_one_alert_with_more_than_64_labels_refuses_the_whole_group_naming_it():
         parse_payload(payload(alerts=[good, crowded]))
     assert len(parse_payload(payload(alerts=[good, {**good, "labels": dict(list(crowded["labels"].items())[:64])}]))
                .alerts) == 2
+
+
+def test_the_zero_end_alertmanager_sends_for_a_firing_alert_is_accepted():
+    alert = parse_payload(payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": "2026-11-25T11:58:00Z",
+                                           "endsAt": "0001-01-01T00:00:00Z"}])).alerts[0]
+    assert alert.endsAt.year == 1
+
+
+def test_a_lone_surrogate_in_an_annotation_is_kept_as_a_replacement_character_and_the_error_text_is_unicode():
+    alert = parse_payload(payload(alerts=[{"status": "firing", "labels": {"a": "b"}, "startsAt": "2026-11-25T11:58:00Z",
+                                           "annotations": {"summary": "x\ud800y"}}])).alerts[0]
+    assert alert.annotations == {"summary": "x\ufffdy"}
+    with pytest.raises(PayloadError) as err:
+        parse_payload(payload(alerts=[{"status": "firing", "labels": {"\udc00": "b"}, "startsAt": "2026-11-25T11:58:00Z"}]))
+    str(err.value).encode("utf-8")  # a message that can be logged and sent back
+
+
+def test_alerts_the_sender_left_out_are_counted_from_the_payload():
+    assert parse_payload(payload(truncatedAlerts=7)).truncatedAlerts == 7
+    with pytest.raises(PayloadError):
+        parse_payload(payload(truncatedAlerts=-1))

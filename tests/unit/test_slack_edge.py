@@ -24,7 +24,11 @@ def test_a_click_on_our_button_parses_into_a_vote():
 
 
 @pytest.mark.parametrize("raw", [b"", b"payload=%7B", body("not json"), body(json.dumps({"ns": "a"})),
-                                 body(button_value("shop", "am-1", "delete-everything", "r1")), b"\xff\xfe"])
+                                 body(button_value("shop", "am-1", "delete-everything", "r1")), b"\xff\xfe",
+                                 body("[" * 5000 + "]" * 5000),  # the json module recurses per level
+                                 body(button_value("../kube-system", "am-1", "approve", "r1")),
+                                 body(button_value("shop", "am-1/status", "approve", "r1")),
+                                 body(button_value("shop", "am-\ud800", "approve", "r1"))])
 def test_anything_else_is_a_bad_callback(raw):
     with pytest.raises(BadCallback):
         parse_click(raw)

@@ -28,6 +28,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from ..core.match.templating import dns1123_subdomain_problem
+from ..core.match.tenancy import can_be_a_namespace
 from ..secrets import FileSecret
 
 log = logging.getLogger("remediator.slack")
@@ -228,8 +230,11 @@ def parse_click(body: bytes) -> Click:
         value = json.loads(action["value"])
         click = Click(user=str(payload["user"]["id"]), namespace=str(value["ns"]), remediation=str(value["name"]),
                       decision=str(value["decision"]), request_id=str(value.get("req") or ""))
-    except (UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError) as e:
+    except (UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError, RecursionError) as e:
         raise BadCallback(f"not a block_actions payload from a remediator message ({type(e).__name__})") from None
     if click.decision not in ("approve", "deny") or not click.user or not click.remediation:
         raise BadCallback("unknown action")
+    # our buttons name a Remediation as the apiserver does: anything else was not made by us
+    if not can_be_a_namespace(click.namespace) or dns1123_subdomain_problem(click.remediation):
+        raise BadCallback("the action names no Remediation")
     return click

@@ -80,7 +80,7 @@ def record_vote(ctx: OperatorContext, namespace: str, remediation: str, vote: Vo
         requester = requester_of(ctx, obj)
         status = RemediationStatus.model_validate(obj.get("status") or {})
         if status.phase != "AwaitingApproval" or status.approval is None:
-            persist(res, obj, state.note(status, "VoteRefused", f"{who} {vote.decision}: already {status.phase}", now))
+            note_refusal(res, obj, status, vote, f"{who} {vote.decision}: already {status.phase}", now)
             return "refused-already-decided", f"{remediation} is {status.phase}, not waiting for approval"
         rule = approval.rule_for(status.approval.level or "critical", policy_approval)
         new_state, outcome = approval.record_vote(status.approval, vote, rule, requester, now, groups_for(rule),
@@ -88,14 +88,25 @@ def record_vote(ctx: OperatorContext, namespace: str, remediation: str, vote: Vo
         if outcome.kind != "accepted":
             if outcome.kind == "refused-stale":
                 REFUSALS.labels("stale-vote").inc()
-            kind = "VoteDuplicate" if outcome.kind == "duplicate" else "VoteRefused"
-            persist(res, obj, state.note(status, kind, f"{who} {vote.decision}: {outcome.reason}", now))
+            if outcome.kind != "duplicate":  # a duplicate changes nothing: the vote it repeats is in the timeline
+                note_refusal(res, obj, status, vote, f"{who} {vote.decision}: {outcome.reason}", now)
             return outcome.kind, outcome.reason
         updated = state.note(status.model_copy(update={"approval": new_state}), "Vote",
                              f"{who} {vote.decision}d: {outcome.reason}", now)
         if persist(res, obj, updated):
             return outcome.kind, outcome.reason
     return "refused-contended", "the Remediation kept changing; vote again"
+
+
+def note_refusal(res: Resources, obj: dict, status: RemediationStatus, vote: Vote, message: str,
+                 now: datetime) -> None:
+    """A refused vote in the timeline, when worth it (approval.worth_noting); else only in the log. A 409 leaves
+    it out: the voter is answered either way."""
+    if approval.worth_noting(status, vote, "VoteRefused", message):
+        persist(res, obj, state.note(status, "VoteRefused", message, now))
+    else:
+        log.info("vote refused, not noted again", extra={"remediation": obj["metadata"]["name"],
+                                                         "voter": f"{vote.source}:{vote.user}"[:128]})
 
 
 def persist(res: Resources, obj: dict, status: RemediationStatus) -> bool:

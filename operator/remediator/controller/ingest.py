@@ -257,7 +257,9 @@ class Intake:
     # what to call with the create's answer: the object created, or None
     creating_listeners: list[Callable[[dict], Callable[[dict | None], None]]] = field(default_factory=list)
 
-    def firing(self, signal: Signal) -> IngestResult:
+    def firing(self, signal: Signal, hints: bool = True) -> IngestResult:
+        """`hints`: an unmatched signal's reasons name the Runbooks of other namespaces it would have matched (not
+        for a tenant's own route, where that would tell one tenant of another's Runbooks)."""
         namespace = signal_namespace(signal)
         if namespace is None:
             return IngestResult("unmatched", None, (NO_NAMESPACE,))
@@ -269,7 +271,7 @@ class Intake:
             self.runbooks.replace_namespace(namespace, self.resources.list("Runbook", namespace))
             result = matching.match_signal(signal, namespace, self.runbooks.in_namespace(namespace))
         if result.runbook is None or result.target is None:
-            refused = matching.foreign_matches(signal, namespace, self.runbooks.entries())
+            refused = matching.foreign_matches(signal, namespace, self.runbooks.entries()) if hints else []
             if refused:
                 REFUSALS.labels("cross-namespace-signal").inc()
                 log.warning("signal refused for runbooks of other namespaces",
@@ -334,7 +336,7 @@ class Intake:
                 log_listener_failed(body, e)
 
     def resolved(self, signal: Signal) -> IngestResult:
-        return ingest_resolved(self.resources, signal)
+        return ingest_resolved(self.resources, signal, self.served)
 
 
 def log_listener_failed(body: dict, error: Exception) -> None:
@@ -343,7 +345,8 @@ def log_listener_failed(body: dict, error: Exception) -> None:
                                                    "error": str(error)})
 
 
-def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
+def ingest_resolved(resources: Resources, signal: Signal, served: Callable[[str], bool] = lambda namespace: True
+                    ) -> IngestResult:
     """Record the resolution on the incident's Remediation; the loop cancels it if nothing acted yet.
 
     The time is always recorded: when the loop keeps winning the race for the object, a merge patch of
@@ -353,6 +356,8 @@ def ingest_resolved(resources: Resources, signal: Signal) -> IngestResult:
     namespace = signal_namespace(signal)
     if namespace is None:
         return IngestResult("unmatched", None, (NO_NAMESPACE,))
+    if not served(namespace):  # not ours, and our RBAC may not reach it: not even a GET
+        return IngestResult("ignored", None, (f"namespace {namespace} is not watched by this operator",))
     name = state.remediation_name(signal.source, signal.fingerprint, signal.starts_at or "", namespace)
     return record_resolved(resources, namespace, name, signal.summary)
 

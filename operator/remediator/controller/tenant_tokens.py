@@ -66,14 +66,17 @@ class TenantTokens:
 
     def token(self, namespace: str, caller: str | None = None) -> NamespaceToken:
         """The namespace's token, or NOT_OPTED_IN. Raises ApiException when the apiserver cannot say,
-        TooManyLookups when this caller, or all callers, asked about too many namespaces not cached lately."""
+        TooManyLookups when this caller, or all callers, asked about too many namespaces not cached lately.
+        `caller`: who asks before being authenticated, spending a budget of its own first; None for the shared
+        route's sender, already authenticated, whose one delivery may concern every namespace of an outage."""
         if not self.enabled:
             return NOT_OPTED_IN
         with self._lock:
             cached = self._cache.get(namespace)
             now = self._clock()
-            wait = 0.0 if cached is not None else (self._callers.take((caller,), CALLER_LOOKUPS, now) or
-                                                   self._lookups.take((), self._lookup_limit, now))
+            wait = 0.0 if cached is not None else (
+                (caller is not None and self._callers.take((caller,), CALLER_LOOKUPS, now)) or
+                self._lookups.take((), self._lookup_limit, now))
         if cached is not None:
             return cached
         if wait:
@@ -99,7 +102,9 @@ class TenantTokens:
         return NamespaceToken(True, value or None)
 
     def matches(self, namespace: str, presented: bytes, caller: str | None = None) -> bool:
-        return same_secret(self.token(namespace, caller).token, presented)
+        """Whether `presented` is the namespace's token; the caller is not authenticated yet, so its reads count
+        against its own budget (an unknown address shares one)."""
+        return same_secret(self.token(namespace, caller or "unknown").token, presented)
 
     def admit(self, labels: Mapping[str, str], path_namespace: str | None,
               served: Callable[[str], bool]) -> tenancy.Admission:

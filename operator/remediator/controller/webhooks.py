@@ -132,10 +132,19 @@ async def read_body(request: web.Request, endpoint: str,
         return None, refuse(endpoint, 503, "body-too-slow",
                             f"body not received within {BODY_SECONDS:.0f}s; send it again")
     except (ConnectionError, HttpProcessingError):
-        return None, refuse(endpoint, 400, "body-unreadable", "body could not be read")
+        return None, unreadable(request, endpoint, "body could not be read")
     except RequestPayloadError as e:  # e.g. a Content-Encoding the body is not in: the sender's fault, not ours
-        return None, refuse(endpoint, 400, "body-unreadable", f"body could not be decoded: {e}")
+        return None, unreadable(request, endpoint, f"body could not be decoded: {e}")
     return b"".join(chunks), None
+
+
+def unreadable(request: web.Request, endpoint: str, error: str) -> web.Response:
+    """400, and the connection closed after it. The body is marked read: else aiohttp, draining what is left of
+    it after the answer, meets the same error again and logs it as unhandled, once per such request."""
+    request.content.feed_eof()
+    response = refuse(endpoint, 400, "body-unreadable", error)
+    response.force_close()
+    return response
 
 
 async def read_json(request: web.Request, endpoint: str) -> tuple[object | None, web.Response | None]:
@@ -184,6 +193,9 @@ def make_alertmanager_handler(cfg: WebhookConfig):
             payload = parse_payload(raw)
         except PayloadError as e:
             return refuse(endpoint, 400, "malformed-webhook", str(e))
+        if payload.truncatedAlerts:
+            log.warning("the sender left alerts of this group out (its receiver's max_alerts)",
+                        extra={"left_out": payload.truncatedAlerts, "receiver": payload.receiver[:128]})
         try:
             results = await cfg.off_loop(ingest_all, cfg, payload, namespace)
         except TooManyLookups as e:
@@ -197,10 +209,17 @@ def make_alertmanager_handler(cfg: WebhookConfig):
     return handle
 
 
+# Runbooks of other namespaces that an unmatched alert would have matched are named in its reasons (a hint for the
+# platform team wiring its shared route) for this many alerts of a delivery: each costs a pass over every Runbook
+HINTED_ALERTS = 20
+
+
 def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -> list[dict]:
-    out = []
-    for alert in payload.alerts:
-        admission = admit(cfg, alert.labels, path_namespace)
+    # Every alert is admitted before any is ingested: a token that cannot be looked up (503, retried by the sender)
+    # then leaves nothing written in part.
+    admissions = [admit(cfg, alert.labels, path_namespace) for alert in payload.alerts]
+    out, hints_left = [], HINTED_ALERTS if path_namespace is None else 0  # a tenant hears nothing of others
+    for alert, admission in zip(payload.alerts, admissions):
         if admission.labels is None:
             REFUSALS.labels(admission.reason).inc()
             SIGNALS.labels(payload.sender, "refused").inc()
@@ -209,7 +228,11 @@ def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -
                         "reasons": [admission.refusal]})
             continue
         signal = to_signal(alert.model_copy(update={"labels": dict(admission.labels)}))
-        res = cfg.intake.firing(signal) if alert.status == "firing" else cfg.intake.resolved(signal)
+        if alert.status == "firing":
+            res = cfg.intake.firing(signal, hints=hints_left > 0)
+            hints_left -= res.outcome == "unmatched"
+        else:
+            res = cfg.intake.resolved(signal)
         SIGNALS.labels(payload.sender, res.outcome).inc()
         out.append({"fingerprint": signal.fingerprint, "outcome": res.outcome, "remediation": res.name,
                     "reasons": list(res.reasons)})

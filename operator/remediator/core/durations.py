@@ -71,7 +71,8 @@ def format_duration(delta: timedelta) -> str:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, to the second, as Kubernetes writes times: 2024-05-01T10:12:00Z."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = _utc(moment)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"  # %Y does not pad years before 1000
 
 
 def iso_time(moment: datetime) -> str:
@@ -83,7 +84,8 @@ def micro_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z and always six fractional digits, as the apiserver parses a MicroTime (Lease and
     Event times): the client's isoformat drops them when they are zero, and the apiserver refuses that. Fixed
     width, so these stamps also sort as text."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = _utc(moment)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
 
 
 # RFC 3339 section 5.6, with its note 5.6 liberties (a space or lower-case t/z); any fraction (Go writes

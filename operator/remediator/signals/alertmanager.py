@@ -11,13 +11,14 @@ and tolerant of extra fields, since senders add fields over time.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import ClassVar, Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from ..api.models import Signal
-from ..core.durations import micro_time
+from ..core.durations import micro_time, parse_time
 
 MAX_ALERTS_PER_DELIVERY = 1000
 MAX_LABELS = 64
@@ -25,16 +26,50 @@ MAX_LABEL_BYTES = 1024
 HUMAN_TEXT = ("summary", "description")  # kept first when annotations are cut
 
 
+# JSON may carry a lone UTF-16 surrogate ("\\ud800"), which is no Unicode text: it cannot be encoded to hash a
+# fingerprint, name a Remediation or reach the apiserver (json.loads joins a proper pair into one character)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_text(value: str) -> str:
+    """Labels identify the alert: one that is not Unicode text is refused."""
+    if LONE_SURROGATE.search(value):
+        raise ValueError("not Unicode text (a lone UTF-16 surrogate)")
+    return value
+
+
+def readable(value: str) -> str:
+    """Text for humans keeps what it can: a lone surrogate becomes U+FFFD."""
+    return LONE_SURROGATE.sub("\ufffd", value)
+
+
+def rfc3339(value: object) -> datetime:
+    """Senders write RFC 3339 text; a number (a Unix time?) or another shape is refused rather than guessed, and so
+    is a time that cannot be told in UTC (year 1 east of Greenwich, year 9999 west of it)."""
+    if not isinstance(value, str):
+        raise ValueError("an RFC 3339 time as a string is required (e.g. 2024-05-01T10:12:00Z)")
+    parsed = parse_time(value)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"time {value[:40]!r} is out of range") from None
+    return parsed
+
+
+Text = Annotated[str, AfterValidator(unicode_text)]
+Time = Annotated[datetime, BeforeValidator(rfc3339)]
+
+
 class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str] = Field(min_length=1)
+    labels: dict[Text, Text] = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: Time
+    endsAt: Time | None = None
     generatorURL: str = ""
-    fingerprint: str = ""
+    fingerprint: Text = ""
 
     @field_validator("labels")
     @classmethod
@@ -52,15 +87,9 @@ class AlertmanagerAlert(BaseModel):
         """Annotations are text for humans (a long runbook description is normal): cut, never a reason to lose
         the alert. Labels identify it and are refused instead."""
         kept = sorted(value.items(), key=lambda kv: (kv[0] not in HUMAN_TEXT, kv[0]))[:MAX_LABELS]
-        return {k[:MAX_LABEL_BYTES]: v if len(v) <= MAX_LABEL_BYTES * 4 else v[:MAX_LABEL_BYTES * 4 - 1] + "…"
+        return {readable(k[:MAX_LABEL_BYTES]):
+                readable(v if len(v) <= MAX_LABEL_BYTES * 4 else v[:MAX_LABEL_BYTES * 4 - 1] + "…")
                 for k, v in kept}
-
-    @field_validator("startsAt", "endsAt")
-    @classmethod
-    def aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("time must carry a timezone (RFC 3339)")
-        return value
 
 
 class AlertmanagerPayload(BaseModel):
@@ -73,6 +102,7 @@ class AlertmanagerPayload(BaseModel):
     groupKey: str = ""
     alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=MAX_ALERTS_PER_DELIVERY)
     externalURL: str = ""
+    truncatedAlerts: int = Field(default=0, ge=0)  # left out by the receiver's `max_alerts`: never seen here
 
 
 class GrafanaPayload(AlertmanagerPayload):
@@ -80,7 +110,7 @@ class GrafanaPayload(AlertmanagerPayload):
     sender: ClassVar[str] = "grafana"
 
     version: Literal["1"]  # type: ignore[assignment]
-    orgId: int
+    orgId: int = Field(strict=True)  # a number, as Grafana sends it; not "1" or true
     state: str = ""  # "alerting" or "ok"
     title: str = ""
     message: str = ""
@@ -107,7 +137,7 @@ def parse_payload(raw: object) -> AlertmanagerPayload:
         return shape.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
+        where = readable(".".join(str(p)[:80] for p in first["loc"])) or "body"  # a label's name can be its place
         raise PayloadError(f"{where}: {first['msg']} ({e.error_count()} error(s))") from None
 
 

@@ -44,7 +44,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
-from remediator.api.models import Approval, ApprovalRule, ApprovalState, Person, RiskLevel, Vote
+from remediator.api.models import (TERMINAL_PHASES, Approval, ApprovalRule, ApprovalState, Person, RemediationStatus,
+                                   RiskLevel, Vote)
 from remediator.core.durations import format_time, parse_duration, parse_time
 from remediator.core.plan.freeze import require_aware
 
@@ -405,3 +406,21 @@ def record_vote(
     if counted.decision != "pending":
         update |= {"decision": counted.decision, "decided_at": format_time(now)}
     return state.model_copy(update=update), VoteOutcome("accepted", why, counted)
+
+
+VOTE_NOTES = 10  # refused votes noted in one Remediation's timeline; past that they are counted and logged only
+
+
+def worth_noting(status: RemediationStatus, vote: Vote, kind: str, message: str) -> bool:
+    """Whether a vote that changed nothing goes into the timeline as `kind`/`message`. Not on an ended
+    Remediation (its record is final); not a vote already counted (the same click again, or replayed through
+    another replica); not the same words twice; and not past VOTE_NOTES of a kind, so that clicks on an old
+    message never push the incident's own entries out of the bounded timeline."""
+    if status.phase in TERMINAL_PHASES:
+        return False
+    counted = status.approval.votes if status.approval is not None else ()
+    if any((v.source, v.user, v.decision, v.request_id) == (vote.source, vote.user, vote.decision, vote.request_id)
+           for v in counted):
+        return False
+    same_kind = [entry for entry in status.timeline if entry.kind == kind]
+    return len(same_kind) < VOTE_NOTES and not any(entry.message == message for entry in same_kind)

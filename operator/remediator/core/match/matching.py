@@ -144,14 +144,20 @@ def match_signal(signal: Signal, namespace: str | None, runbooks: Sequence[Runbo
     return MatchResult(winner, target, reasons, rejected)
 
 
-def foreign_matches(signal: Signal, namespace: str, runbooks: Sequence[RunbookEntry]) -> list[str]:
-    """Runbooks of other namespaces that this signal would have matched: each is refused, and why, so a
-    label pointing at another namespace never borrows a Runbook from there.
+FOREIGN_HINTS = 3
+
+
+def foreign_matches(signal: Signal, namespace: str, runbooks: Sequence[RunbookEntry],
+                    limit: int = FOREIGN_HINTS) -> list[str]:
+    """Runbooks of other namespaces that this signal would have matched (the first `limit`): each is refused, and
+    why, so a label pointing at another namespace never borrows a Runbook from there.
 
     Only a hint, so only the cheap part is checked: another tenant's regexes are never run for it
     (alert triggers are compared on their `=`/`!=` matchers, and need at least one)."""
     refused = []
     for entry in _sorted(runbooks):
+        if len(refused) == limit:
+            break
         if entry.namespace == namespace:
             continue
         if runbook_matches(entry, signal, entry.namespace, equalities_only=True).matched:
