@@ -145,7 +145,7 @@ def test_a_lone_surrogate_in_an_annotation_is_kept_as_a_replacement_character_an
     str(err.value).encode("utf-8")  # a message that can be logged and sent back
 
 
-def test_alerts_the_sender_left_out_are_counted_from_the_payload():
+def test_alerts_the_sender_left_out_are_counted_from_the_payload_and_a_value_that_is_no_count_loses_nothing():
     assert parse_payload(payload(truncatedAlerts=7)).truncatedAlerts == 7
-    with pytest.raises(PayloadError):
-        parse_payload(payload(truncatedAlerts=-1))
+    for odd in (-1, 1.5, None, "3", True):
+        assert parse_payload(payload(truncatedAlerts=odd)).truncatedAlerts == 0

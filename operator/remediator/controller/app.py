@@ -51,6 +51,7 @@ def prime_changes(ctx: OperatorContext) -> None:
 async def serve_http(ctx: OperatorContext, host: str = "0.0.0.0") -> web.AppRunner:
     cfg = WebhookConfig(intake=ctx.intake, alertmanager_token=FileSecret(ctx.settings.alertmanager_token_file),
                         tenant_tokens=TenantTokens(ctx.api, ctx.settings.tenant_token_secret),
+                        namespace_exists=lambda namespace: ctx.caches.namespaces.get(namespace) is not None,
                         ctx=ctx, slack=ctx.slack,
                         caller_limit=Limit(ctx.settings.webhook_rate, ctx.settings.webhook_burst))
     # Before a webhook is taken or kopf starts a loop: a replica must not match or plan from empty caches.

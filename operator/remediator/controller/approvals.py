@@ -100,13 +100,13 @@ def record_vote(ctx: OperatorContext, namespace: str, remediation: str, vote: Vo
 
 def note_refusal(res: Resources, obj: dict, status: RemediationStatus, vote: Vote, message: str,
                  now: datetime) -> None:
-    """A refused vote in the timeline, when worth it (approval.worth_noting); else only in the log. A 409 leaves
-    it out: the voter is answered either way."""
-    if approval.worth_noting(status, vote, "VoteRefused", message):
+    """A refused vote in the timeline, when worth it (approval.worth_noting); else, or when another write came
+    first (409), in the log: the voter is answered either way."""
+    noted = approval.worth_noting(status, vote, "VoteRefused", message) and \
         persist(res, obj, state.note(status, "VoteRefused", message, now))
-    else:
-        log.info("vote refused, not noted again", extra={"remediation": obj["metadata"]["name"],
-                                                         "voter": f"{vote.source}:{vote.user}"[:128]})
+    if not noted:
+        log.info("vote refused, not noted in the timeline", extra={
+            "remediation": f"{obj['metadata']['namespace']}/{obj['metadata']['name']}", "why": message[:256]})
 
 
 def persist(res: Resources, obj: dict, status: RemediationStatus) -> bool:

@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -52,6 +53,8 @@ class WebhookConfig:
     intake: Intake
     alertmanager_token: FileSecret
     tenant_tokens: TenantTokens | None = None  # per-namespace routes; None: only the shared route
+    # whether a namespace exists, as the namespaces' watch knows: the shared route checks those first
+    namespace_exists: Callable[[str], bool] = lambda namespace: True
     ctx: object = None  # the OperatorContext, for votes
     slack: SlackConfig | None = None
     replays: ReplayGuard = field(default_factory=ReplayGuard)
@@ -78,9 +81,11 @@ class WebhookConfig:
         return rate_limited(endpoint, wait, "too many requests from this caller")
 
 
-def rate_limited(endpoint: str, wait: float, why: str, code: int = 429) -> web.Response:
+def rate_limited(endpoint: str, wait: float, why: str, code: int = 429, results: list | None = None) -> web.Response:
     REFUSALS.labels("rate-limited").inc()
-    return reply(endpoint, code, headers={"Retry-After": retry_after_header(wait)}, error=f"{why}; retry in {wait:.1f}s")
+    more = {} if results is None else {"results": results}
+    return reply(endpoint, code, headers={"Retry-After": retry_after_header(wait)},
+                 error=f"{why}; retry in {wait:.1f}s", **more)
 
 
 def not_recorded(endpoint: str, error: Exception, what_now: str) -> web.Response:
@@ -139,12 +144,9 @@ async def read_body(request: web.Request, endpoint: str,
 
 
 def unreadable(request: web.Request, endpoint: str, error: str) -> web.Response:
-    """400, and the connection closed after it. The body is marked read: else aiohttp, draining what is left of
-    it after the answer, meets the same error again and logs it as unhandled, once per such request."""
-    request.content.feed_eof()
-    response = refuse(endpoint, 400, "body-unreadable", error)
-    response.force_close()
-    return response
+    """400. aiohttp then reads what is left of the body, meets the same error again and would log it as
+    unhandled: SendersMistakes keeps that out of the log."""
+    return refuse(endpoint, 400, "body-unreadable", error)
 
 
 async def read_json(request: web.Request, endpoint: str) -> tuple[object | None, web.Response | None]:
@@ -197,11 +199,11 @@ def make_alertmanager_handler(cfg: WebhookConfig):
             log.warning("the sender left alerts of this group out (its receiver's max_alerts)",
                         extra={"left_out": payload.truncatedAlerts, "receiver": payload.receiver[:128]})
         try:
-            results = await cfg.off_loop(ingest_all, cfg, payload, namespace)
-        except TooManyLookups as e:
-            return rate_limited(endpoint, e.wait, "too many namespaces not seen lately", LOOKUPS_SPENT)
+            results, wait = await cfg.off_loop(ingest_all, cfg, payload, namespace)
         except Exception as e:  # the apiserver refused or could not be reached: nothing may be lost
             return not_recorded(endpoint, e, "the alerts were not all recorded; retry later")
+        if wait:  # the others are recorded: sent again, they are duplicates
+            return rate_limited(endpoint, wait, "too many namespaces not seen lately", LOOKUPS_SPENT, results)
         if all(r["outcome"] == "refused" for r in results):  # nothing to retry: the same alerts are refused again
             return reply(endpoint, 400, error="every alert was refused", results=results)
         return reply(endpoint, 200, results=results)
@@ -214,12 +216,25 @@ def make_alertmanager_handler(cfg: WebhookConfig):
 HINTED_ALERTS = 20
 
 
-def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -> list[dict]:
-    # Every alert is admitted before any is ingested: a token that cannot be looked up (503, retried by the sender)
-    # then leaves nothing written in part.
-    admissions = [admit(cfg, alert.labels, path_namespace) for alert in payload.alerts]
+def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -> tuple[list[dict], float]:
+    """Each alert's outcome, and how long to wait before sending again those whose namespace could not be checked
+    (0: none). Namespaces that exist are checked first, so alerts padded with invented ones still get through."""
+    admissions: dict[int, tenancy.Admission] = {}
+    wait = 0.0
+    exists_first = sorted(range(len(payload.alerts)), key=lambda i: not cfg.namespace_exists(
+        payload.alerts[i].labels.get(tenancy.NAMESPACE_LABEL) or ""))
+    for i in exists_first:
+        try:
+            admissions[i] = admit(cfg, payload.alerts[i].labels, path_namespace)
+        except TooManyLookups as e:  # past the budget: the namespaces checked already, or needing no check, go on
+            wait = max(wait, e.wait)
     out, hints_left = [], HINTED_ALERTS if path_namespace is None else 0  # a tenant hears nothing of others
-    for alert, admission in zip(payload.alerts, admissions):
+    for i, alert in enumerate(payload.alerts):
+        admission = admissions.get(i)
+        if admission is None:
+            out.append({"fingerprint": fingerprint(alert), "outcome": "deferred", "remediation": None,
+                        "reasons": ["too many namespaces to check at once: send it again"]})
+            continue
         if admission.labels is None:
             REFUSALS.labels(admission.reason).inc()
             SIGNALS.labels(payload.sender, "refused").inc()
@@ -230,13 +245,13 @@ def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -
         signal = to_signal(alert.model_copy(update={"labels": dict(admission.labels)}))
         if alert.status == "firing":
             res = cfg.intake.firing(signal, hints=hints_left > 0)
-            hints_left -= res.outcome == "unmatched"
+            hints_left -= res.outcome == "unmatched" and bool(signal.labels.get(tenancy.NAMESPACE_LABEL))
         else:
             res = cfg.intake.resolved(signal)
         SIGNALS.labels(payload.sender, res.outcome).inc()
         out.append({"fingerprint": signal.fingerprint, "outcome": res.outcome, "remediation": res.name,
                     "reasons": list(res.reasons)})
-    return out
+    return out, wait
 
 
 def admit(cfg: WebhookConfig, labels: dict[str, str], path_namespace: str | None) -> tenancy.Admission:
@@ -302,7 +317,26 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+class SendersMistakes(logging.Filter):
+    """aiohttp answers a request it cannot parse (two Content-Lengths, a Content-Encoding it has no decoder for)
+    with 400 itself, and logs it as an ERROR with a traceback, before any handler or rate limit sees the
+    sender: anyone could fill the log. Counted instead (`malformed-http`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        for cause in (error, getattr(error, "__cause__", None)):
+            if isinstance(cause, HttpProcessingError) and 400 <= (cause.code or 0) < 500:
+                if cause is error:  # else a handler met it first, refused and counted it (`body-unreadable`)
+                    REFUSALS.labels("malformed-http").inc()
+                return False
+        return True
+
+
+SENDERS_MISTAKES = SendersMistakes()
+
+
 def build_app(cfg: WebhookConfig, with_metrics: bool = True) -> web.Application:
+    logging.getLogger("aiohttp.server").addFilter(SENDERS_MISTAKES)  # once: a filter is added only once
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     alertmanager = make_alertmanager_handler(cfg)
     app.router.add_post("/webhooks/alertmanager", alertmanager)

@@ -102,7 +102,8 @@ class AlertmanagerPayload(BaseModel):
     groupKey: str = ""
     alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=MAX_ALERTS_PER_DELIVERY)
     externalURL: str = ""
-    truncatedAlerts: int = Field(default=0, ge=0)  # left out by the receiver's `max_alerts`: never seen here
+    # left out by the receiver's `max_alerts`, only ever logged: a value that is no count is read as none
+    truncatedAlerts: Annotated[int, BeforeValidator(lambda v: v if type(v) is int and v > 0 else 0)] = 0
 
 
 class GrafanaPayload(AlertmanagerPayload):
