@@ -137,16 +137,10 @@ async def read_body(request: web.Request, endpoint: str,
         return None, refuse(endpoint, 503, "body-too-slow",
                             f"body not received within {BODY_SECONDS:.0f}s; send it again")
     except (ConnectionError, HttpProcessingError):
-        return None, unreadable(request, endpoint, "body could not be read")
+        return None, refuse(endpoint, 400, "body-unreadable", "body could not be read")
     except RequestPayloadError as e:  # e.g. a Content-Encoding the body is not in: the sender's fault, not ours
-        return None, unreadable(request, endpoint, f"body could not be decoded: {e}")
+        return None, refuse(endpoint, 400, "body-unreadable", f"body could not be decoded: {e}")
     return b"".join(chunks), None
-
-
-def unreadable(request: web.Request, endpoint: str, error: str) -> web.Response:
-    """400. aiohttp then reads what is left of the body, meets the same error again and would log it as
-    unhandled: SendersMistakes keeps that out of the log."""
-    return refuse(endpoint, 400, "body-unreadable", error)
 
 
 async def read_json(request: web.Request, endpoint: str) -> tuple[object | None, web.Response | None]:
@@ -320,7 +314,8 @@ async def metrics(request: web.Request) -> web.Response:
 class SendersMistakes(logging.Filter):
     """aiohttp answers a request it cannot parse (two Content-Lengths, a Content-Encoding it has no decoder for)
     with 400 itself, and logs it as an ERROR with a traceback, before any handler or rate limit sees the
-    sender: anyone could fill the log. Counted instead (`malformed-http`)."""
+    sender: anyone could fill the log. Counted instead (`malformed-http`). A body a handler could not decode
+    (refused and counted there) is met again as aiohttp drains it after the answer: dropped too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None

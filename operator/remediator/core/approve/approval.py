@@ -415,7 +415,7 @@ def worth_noting(status: RemediationStatus, vote: Vote, kind: str, message: str)
     """Whether a vote that changed nothing goes into the timeline as `kind`/`message`. Not on an ended
     Remediation (its record is final); not a vote already counted (the same click again, or replayed through
     another replica); not the same words twice; and not past VOTE_NOTES of a kind, so that clicks on an old
-    message never push the incident's own entries out of the bounded timeline."""
+    message cannot flood the incident's own entries out of the bounded timeline."""
     if status.phase in TERMINAL_PHASES:
         return False
     counted = status.approval.votes if status.approval is not None else ()
