@@ -207,7 +207,8 @@ def test_cel_rules_come_only_from_the_rule_table_or_the_models_themselves():
     for kind in KINDS:
         for path, node in nodes(schema_of(kind.kind)):
             for validation in node.get("x-kubernetes-validations", []):
-                own = validation.get("rule") == "self == oldSelf" or kind.kind == "ServiceLevelObjective"
+                own = validation.get("rule") == "self == oldSelf" or kind.kind == "ServiceLevelObjective" or \
+                    validation == crds.DURATION_BOUND
                 assert validation in from_table or own, f"{kind.kind}{path}: {validation}"
 
 
@@ -229,7 +230,7 @@ def test_messages_with_values_are_format_expressions_the_apiserver_can_afford():
 
 def test_the_regex_rule_compiles_the_value_without_letting_or_absorb_the_error():
     [rule] = at(schema_of("Runbook"), "spec.triggers[].alert.matchers[]")["x-kubernetes-validations"]
-    assert "|| true" not in rule["rule"] and "''.matches(self.value)" in rule["rule"]
+    assert "|| true" not in rule["rule"] and "''.matches(has(self.value) ? self.value : '')" in rule["rule"]
 
 
 def test_a_remediation_spec_is_immutable():
@@ -299,3 +300,14 @@ def test_a_number_with_no_short_text_leaves_the_text_out_rather_than_a_status_th
         model, number, value):
     wire = model.model_validate({number: value}).model_dump(by_alias=True, exclude_none=True)
     assert not ({"timeToRecover", "budgetLeft"} & set(wire))
+
+
+def test_every_duration_people_write_is_bounded_by_the_apiserver_and_none_the_operator_writes():
+    for kind in KINDS:
+        bounded = [(path, node) for path, node in nodes(schema_of(kind.kind)["properties"]["spec"])
+                   if node.get("pattern") == DURATION_PATTERN]
+        carries = [crds.DURATION_BOUND in node.get("x-kubernetes-validations", []) for _, node in bounded]
+        if kind.kind in crds.WRITTEN_BY_PEOPLE:
+            assert bounded and all(carries), kind.kind
+        else:
+            assert not any(carries), f"{kind.kind}: a rule on every status write buys nothing"

@@ -115,6 +115,7 @@ REGEX_RULE = "value must be a valid RE2 regular expression when op is =~ or !~"
 SELECTOR_RULE = "values must be non-empty when operator is In or NotIn, and empty for Exists or DoesNotExist"
 QUANTITY_RULE = "must be a positive memory quantity such as 512Mi or 2Gi"
 RFC3339_RULE = "must be an RFC 3339 time with an offset"
+ANOMALY_STEP_RULE = "step must be above 0 and at most lookback, and lookback at most 3650d"
 
 BAD_RUNBOOKS: tuple[Bad, ...] = (
     Bad("empty steps", lambda s: s.update(steps=[]), "spec.steps", "should have at least 1 items"),
@@ -180,6 +181,20 @@ BAD_RUNBOOKS: tuple[Bad, ...] = (
     Bad("ewmaAlpha with medianMad", lambda s: anomaly(s)["baseline"].update(method="medianMad"),
         "spec.triggers[3].anomaly.baseline.ewmaAlpha",
         "ewmaAlpha is only allowed when method is ewma (method is medianMad)"),
+    # longer than "for ever": added to now, it would be no date
+    Bad("a step timeout past for ever", lambda s: steps(s)[0].update(timeout="999999999d"),
+        "spec.steps[0].timeout", "at most 999999d"),
+    Bad("a node condition held past for ever", lambda s: s["triggers"].append(
+        {"nodeCondition": {"type": "Ready", "for": "200000w"}}), "spec.triggers[4].nodeCondition.for",
+        "at most 999999d"),
+    Bad("an anomaly step of zero", lambda s: anomaly(s)["baseline"].update(step="0s"),
+        "spec.triggers[3].anomaly.baseline.step", ANOMALY_STEP_RULE),
+    Bad("an anomaly step longer than its lookback", lambda s: anomaly(s)["baseline"].update(step="2h", lookback="1h"),
+        "spec.triggers[3].anomaly.baseline.step", f"{ANOMALY_STEP_RULE} (step 2h, lookback 1h)"),
+    Bad("an anomaly lookback past ten years", lambda s: anomaly(s)["baseline"].update(lookback="600w"),
+        "spec.triggers[3].anomaly.baseline.step", f"{ANOMALY_STEP_RULE} (step "),
+    Bad("a target name template of a megabyte", lambda s: s["target"].update(name="{{ labels.deployment }}" + "x" * 600),
+        "spec.target.name", "512"),
     Bad("too many steps",
         lambda s: s.update(steps=[{"name": f"s{i}", "action": "restartRollout"} for i in range(21)]),
         "spec.steps", "21"),

@@ -224,3 +224,33 @@ def test_the_node_edge_sends_signals_from_the_watch_fed_cache_without_an_apiserv
     node_edge.look_once(ctx, NOW)
 
     assert [(s.labels["namespace"], s.labels["node"]) for s in intake.signals] == [("platform", "sick")]
+
+
+def test_a_signal_that_cannot_be_sent_does_not_keep_a_recovered_node_cordoned(monkeypatch):
+    from types import SimpleNamespace
+
+    from remediator.actions import drain
+    from remediator.controller import nodes as node_edge
+    from remediator.controller.caches import Caches
+    from remediator.controller.ingest import RunbookCache
+
+    caches = Caches()
+    caches.nodes.replace([{"metadata": {"name": "sick", "resourceVersion": "7"},
+                           "status": {"conditions": [{"type": "Ready", "status": "False",
+                                                      "lastTransitionTime": ago(600)}]}}])
+    caches.primed.set()
+    runbooks = RunbookCache()
+    entry = runbook("platform")
+    runbooks.put("platform", entry.name, 1, entry.spec.wire())
+    looked_at = []
+    monkeypatch.setattr(drain, "uncordon_recovered", lambda api, body: looked_at.append(body["metadata"]["name"]))
+
+    def broken(*_):
+        raise ValueError("a trigger the operator cannot read")
+    monkeypatch.setattr(node_edge.node_signals, "node_signals", broken)
+    ctx = SimpleNamespace(api=None, caches=caches, runbooks=runbooks, intake=RecordingIntake(),
+                          serves=lambda namespace: True)
+
+    node_edge.look_once(ctx, NOW)
+
+    assert looked_at == ["sick"]

@@ -225,3 +225,4 @@ def test_alerts_the_sender_left_out_of_a_delivery_are_logged(tmp_path, caplog):
         status, answer = post(cfg, [], body=sent)
     assert status == 200, answer
     assert [getattr(r, "left_out", None) for r in caplog.records if "left alerts" in r.getMessage()] == [12]
+

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from .models import (
+    DURATION_PATTERN,
     GROUP,
     VERSION,
     RemediationPolicySpec,
@@ -38,7 +39,12 @@ from .models import (
     RunbookSpec,
     RunbookStatus,
 )
-from .rules import cel_validation, rules_for
+from ..core.durations import MAX_DURATION, MAX_DURATION_TEXT
+from .rules import cel_duration_ms, cel_validation, rules_for
+
+# models.bounded_duration's bound, in CEL
+DURATION_BOUND = {"rule": f"{cel_duration_ms('self')} <= {int(MAX_DURATION.total_seconds() * 1000)}",
+                  "message": f"at most {MAX_DURATION_TEXT}"}
 
 try:  # written separately; the registry includes it once it exists
     from .slo import ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus
@@ -193,13 +199,14 @@ def json_schema(model: type[BaseModel]) -> dict:
     return model.model_json_schema(by_alias=True, schema_generator=_KubernetesJsonSchema)
 
 
-def structural(model: type[BaseModel]) -> dict:
-    """The model as a Kubernetes structural schema."""
+def structural(model: type[BaseModel], bound_durations: bool = False) -> dict:
+    """The model as a Kubernetes structural schema; `bound_durations`: each duration refused past MAX_DURATION in
+    CEL, for what people write (the operator's own writes need no rule, each one costing every status write)."""
     raw = json_schema(model)
-    return _convert(raw, raw.get("$defs", {}), model.__name__)
+    return _convert(raw, raw.get("$defs", {}), model.__name__, bound_durations)
 
 
-def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], where: str) -> dict:
+def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], where: str, bound_durations: bool = False) -> dict:
     node = _inline(node, defs, where)
     out: dict[str, Any] = {}
     for key, value in node.items():
@@ -214,19 +221,21 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], where: str) -> di
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
         elif key == "properties":
-            out[key] = {name: _convert(sub, defs, f"{where}.{name}") for name, sub in value.items()}
+            out[key] = {name: _convert(sub, defs, f"{where}.{name}", bound_durations) for name, sub in value.items()}
         elif key == "items":
-            out[key] = _convert(value, defs, f"{where}[]")
+            out[key] = _convert(value, defs, f"{where}[]", bound_durations)
         elif key == "additionalProperties":
             if value is False:
                 continue  # extra="forbid": pruned by the apiserver, flagged by kubectl's strict validation
-            out[key] = _convert(value, defs, f"{where}{{}}")
+            out[key] = _convert(value, defs, f"{where}{{}}", bound_durations)
         elif key == "default":
             default = _without_empties(value)
             if default not in (None, "", [], {}):  # an empty default only adds noise to stored objects
                 out[key] = default
         else:
             raise SchemaError(f"{where}: JSON schema keyword {key!r} has no structural-schema translation")
+    if bound_durations and out.get("pattern") == DURATION_PATTERN:
+        out.setdefault("x-kubernetes-validations", []).append(DURATION_BOUND)
     if "type" not in out:
         raise SchemaError(f"{where}: no type (unions and Any are not structural)")
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
@@ -267,9 +276,11 @@ def _without_empties(value: Any) -> Any:
 
 # ---------------------------------------------------------------- CRDs
 
+WRITTEN_BY_PEOPLE = frozenset({"Runbook", "RemediationPolicy", "ServiceLevelObjective"})
+
 
 def root_schema(kind: Kind) -> dict:
-    spec = structural(kind.spec)
+    spec = structural(kind.spec, bound_durations=kind.kind in WRITTEN_BY_PEOPLE)
     if kind.immutable_spec:
         spec.setdefault("x-kubernetes-validations", []).append(
             {"rule": "self == oldSelf", "message": "spec is immutable: create a new object instead"})

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializationInfo, model_serializer, \
-    model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SerializationInfo,
+                      model_serializer, model_validator)
 from pydantic.alias_generators import to_camel
 
 GROUP = "remediator.dev"
@@ -24,7 +24,16 @@ KOPF_FINALIZER = f"{GROUP}/kopf-finalizer"
 
 # A Go-style duration as the CRDs accept it: 30s, 5m, 1h30m, 7d.
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w))+$"
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=64)]
+
+
+def bounded_duration(text: str) -> str:
+    """At most MAX_DURATION (999999d): the CRDs say the same in CEL (api/crds.py)."""
+    from ..core.durations import parse_duration  # it reads DURATION_PATTERN from here
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=64), AfterValidator(bounded_duration)]
 
 # An RFC 3339 time with an explicit offset, as Go's time.RFC3339 (and so CEL timestamp()) parses it.
 RFC3339_PATTERN = (
@@ -42,6 +51,7 @@ MAX_FREEZE_WINDOWS = 64
 MAX_BOUNDS = 64
 MAX_REGEX_LENGTH = 1024
 MAX_QUANTITY_LENGTH = 64
+MAX_TARGET_TEMPLATE = 512  # a name (253) with a few placeholders
 
 # A ServiceAccount name: a DNS-1123 subdomain.
 ServiceAccountName = Annotated[str, Field(min_length=1, max_length=253,
@@ -222,7 +232,7 @@ class Trigger(Model):
 class TargetTemplate(Model):
     kind: TargetKind
     name: str = Field(
-        min_length=1,
+        min_length=1, max_length=MAX_TARGET_TEMPLATE,
         description="object name; may template signal labels, e.g. '{{ labels.deployment }}'",
     )
 

@@ -19,6 +19,7 @@ Pure: no kubernetes, no I/O.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,14 +123,14 @@ def cel_list(items: tuple[str, ...]) -> str:
 
 
 def is_positive_quantity(text: object) -> bool:
-    if not isinstance(text, str) or not QUANTITY.match(text):
+    if not isinstance(text, str) or not QUANTITY.fullmatch(text):
         return False
     number = re.match(r"^[+-]?([0-9]*\.?[0-9]*)", text).group(1)
     return not text.startswith("-") and any(c in "123456789" for c in number)
 
 
 def rfc3339(text: object) -> datetime | None:
-    if not isinstance(text, str) or not re.match(RFC3339_PATTERN, text):
+    if not isinstance(text, str) or not re.fullmatch(RFC3339_PATTERN, text):
         return None
     try:
         return parse_time(text)
@@ -265,7 +266,7 @@ def matcher_rules() -> list[Rule]:
     # reason) as a failure of this rule. The bare value, not the anchored form
     # Alertmanager builds: `a)|(b` compiles once anchored, as `^(?:a)|(b)$`, unanchored.
     # `x || !x` rather than `x || true`: CEL's `||` absorbs an error when the other side is true.
-    compiled = "''.matches(self.value)"
+    compiled = "''.matches(has(self.value) ? self.value : '')"  # an empty default is not stored
     return [Rule(
         Matcher,
         cel=f"self.op in {cel_list(REGEX_OPS)} ? ({compiled} || !{compiled}) : true",
@@ -297,6 +298,18 @@ def anomaly_rules() -> list[Rule]:
             message="clearThreshold must be below threshold",
             detail="clearThreshold {clearThreshold}, threshold {threshold}",
             field="clearThreshold",
+        ),
+        Rule(
+            AnomalyBaseline,
+            cel=f"{cel_duration_ms('self.step')} > 0 && "
+                f"{cel_duration_ms('self.lookback')} >= {cel_duration_ms('self.step')} && "
+                f"{cel_duration_ms('self.lookback')} <= {MAX_LOOKBACK_MS}",
+            holds=lambda b: 0 < duration_ms(b.get("step", "5m")) <= duration_ms(b.get("lookback", "7d"))
+            <= MAX_LOOKBACK_MS,
+            # the seed reads a lookback back from now: ten years is more than any Prometheus keeps
+            message="step must be above 0 and at most lookback, and lookback at most 3650d",
+            detail="step {step}, lookback {lookback}",
+            field="step",
         ),
         Rule(
             AnomalyBaseline,
@@ -365,6 +378,7 @@ def policy_rules() -> list[Rule]:
 
 
 MIN_RETENTION_MS = 3_600_000
+MAX_LOOKBACK_MS = 3650 * 86_400_000
 
 
 # ---------------------------------------------------------------- ServiceLevelObjective
@@ -378,8 +392,14 @@ def cel_duration_ms(expr: str) -> str:
     return f"{expr}.findAll('[0-9]+(ms|s|m|h|d|w)').map(p, int(p.find('[0-9]+')) * ({unit})).sum()"
 
 
-def duration_ms(text: object) -> int:
-    return int(parse_duration(str(text)).total_seconds() * 1000) if isinstance(text, str) else 0
+def duration_ms(text: object) -> float:
+    """Milliseconds; 0 for what is no string, infinity for one too long (the field's own check names it)."""
+    if not isinstance(text, str):
+        return 0
+    try:
+        return int(parse_duration(text).total_seconds() * 1000)
+    except ValueError:
+        return math.inf
 
 
 WINDOW_PLACEHOLDER_RE2 = r"\{\{\s*window\s*\}\}"

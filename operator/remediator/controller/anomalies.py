@@ -71,14 +71,18 @@ class AnomalyWatcher:
             del self.watches[key]
         evaluated = set()
         for key, trigger in current.items():
-            watch = self.watches.get(key)
-            if watch is None or watch.trigger != trigger:
-                watch = self.watches[key] = TriggerWatch(trigger, anomaly.params_from_trigger(trigger))
-            at = anomaly_signals.grid_instant(datetime.now(timezone.utc), watch.params.step)
-            if watch.last_at is None or at > watch.last_at:
-                watch.last_at = at
-                self.evaluate(key, watch, at)
-                evaluated.add(key[:2])
+            try:
+                watch = self.watches.get(key)
+                if watch is None or watch.trigger != trigger:
+                    watch = self.watches[key] = TriggerWatch(trigger, anomaly.params_from_trigger(trigger))
+                at = anomaly_signals.grid_instant(datetime.now(timezone.utc), watch.params.step)
+                if watch.last_at is None or at > watch.last_at:
+                    watch.last_at = at
+                    self.evaluate(key, watch, at)
+                    evaluated.add(key[:2])
+            except Exception as e:  # noqa: BLE001  one Runbook's trigger must not stop every other one's
+                log.warning("anomaly trigger not evaluated", extra={"runbook": f"{key[0]}/{key[1]}", "trigger": key[2],
+                                                                    "error": str(e)[:512]})
         for runbook in set(self.reported) - {key[:2] for key in current}:
             del self.reported[runbook]
         for runbook in sorted(evaluated):

@@ -69,10 +69,13 @@ class RunbookCache:
         try:
             entry = matching.RunbookEntry(namespace=namespace, name=name, generation=generation,
                                           spec=RunbookSpec.model_validate(spec))
-        except ValueError as e:  # the CRD schema should have refused it; never crash the watch
+        except ValueError as e:  # the CRD schema should have refused it (one stored before an upgrade); never crash
             with self._lock:
+                told = self.invalid.get((namespace, name)) == str(e)
                 self.invalid[(namespace, name)] = str(e)
                 self._by_ns.get(namespace, {}).pop(name, None)
+            if not told:
+                log.warning("runbook ignored: invalid", extra={"runbook": f"{namespace}/{name}", "error": str(e)[:1024]})
             return
         with self._lock:
             self.invalid.pop((namespace, name), None)

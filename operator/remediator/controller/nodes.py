@@ -42,6 +42,9 @@ def look_once(ctx: OperatorContext, now: datetime | None = None) -> None:
             if any((kind, status) in wanted for kind, (status, _) in node.conditions.items()):
                 for signal in node_signals.node_signals(node, triggers, now):
                     SIGNALS.labels(node_signals.SOURCE, ctx.intake.firing(signal).outcome).inc()
+        except Exception as e:  # noqa: BLE001  a signal that cannot be sent must not keep the node cordoned
+            log.warning("node signals failed", extra={"node": node.name, "error": str(e)})
+        try:
             done = drain.uncordon_recovered(ctx.api, {
                 "metadata": {"name": node.name, "resourceVersion": version, "annotations": dict(node.annotations)},
                 "spec": {"unschedulable": node.unschedulable},

@@ -244,8 +244,17 @@ def ingest_all(cfg: WebhookConfig, payload, path_namespace: str | None = None) -
             res = cfg.intake.resolved(signal)
         SIGNALS.labels(payload.sender, res.outcome).inc()
         out.append({"fingerprint": signal.fingerprint, "outcome": res.outcome, "remediation": res.name,
-                    "reasons": list(res.reasons)})
+                    "reasons": answered_reasons(res.reasons)})
     return out, wait
+
+
+REASONS_ANSWERED, REASON_CHARS = 10, 1024  # per alert: a delivery's answer stays a few MB at most
+
+
+def answered_reasons(reasons) -> list[str]:
+    """The reasons told to the sender, bounded (a namespace's many Runbooks each say why not)."""
+    shown = [r if len(r) <= REASON_CHARS else r[:REASON_CHARS - 1] + "…" for r in list(reasons)[:REASONS_ANSWERED]]
+    return shown + ([f"and {len(reasons) - REASONS_ANSWERED} more"] if len(reasons) > REASONS_ANSWERED else [])
 
 
 def admit(cfg: WebhookConfig, labels: dict[str, str], path_namespace: str | None) -> tenancy.Admission:

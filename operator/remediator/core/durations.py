@@ -26,6 +26,10 @@ _UNIT = {
     "w": timedelta(weeks=1),
 }
 _EXAMPLES = "e.g. 30s, 5m, 1h30m, 7d, 250ms"
+# Any wait longer is "for ever" (a retention of 999999d is one): past it, the sum stops being a timedelta and now
+# plus it stops being a date. The CRDs refuse a longer one (api/crds.py), as does every parse here.
+MAX_DURATION = timedelta(days=999999)
+MAX_DURATION_TEXT = "999999d"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -35,7 +39,7 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(  # noqa: TRY004
             f"duration must be a string like {_EXAMPLES}, got {type(text).__name__} {text!r}"
         )
-    if not _WHOLE.match(text):
+    if not _WHOLE.fullmatch(text):  # `$` alone lets a trailing newline through
         raise ValueError(
             f"invalid duration {text!r}: expected digits followed by a unit (ms, s, m, h, d, w), "
             f"repeated, with no spaces or sign ({_EXAMPLES})"
@@ -45,7 +49,9 @@ def parse_duration(text: str) -> timedelta:
         for amount, unit in _PART.findall(text):
             total += int(amount) * _UNIT[unit]
     except OverflowError:
-        raise ValueError(f"duration {text!r} is too long to represent") from None
+        total = MAX_DURATION + timedelta(days=1)
+    if total > MAX_DURATION:
+        raise ValueError(f"duration {text[:40]!r} is too long: at most {MAX_DURATION_TEXT}")
     return total
 
 

@@ -46,7 +46,7 @@ def render_name(template: str, labels: Mapping[str, str]) -> str:
     if missing:
         have = ", ".join(sorted(labels)) or "none"
         raise TemplateError(
-            f"target name template {template!r} needs label {missing[0]!r}, "
+            f"target name template {_shown(template)} needs label {missing[0]!r}, "
             f"which the signal does not carry (labels present: {have})"
         )
     rendered = _PLACEHOLDER.sub(lambda match: str(labels[match.group(1)]), template)
@@ -55,7 +55,7 @@ def render_name(template: str, labels: Mapping[str, str]) -> str:
         used = ", ".join(f"{name}={_shown(labels[name])}" for name in template_labels(template))
         source = f" (from {used})" if used else ""
         raise TemplateError(
-            f"target name {_shown(rendered)} rendered from {template!r}{source} "
+            f"target name {_shown(rendered)} rendered from {_shown(template)}{source} "
             f"is not a valid DNS-1123 name: {problem}"
         )
     return rendered
@@ -77,12 +77,12 @@ def dns1123_subdomain_problem(name: str) -> str | None:
 
 def _check_syntax(template: str) -> None:
     if not isinstance(template, str) or not template:
-        raise TemplateError(f"target name template must be a non-empty string, got {template!r}")
+        raise TemplateError(f"target name template must be a non-empty string, got {_shown(template)}")
     leftover = _PLACEHOLDER.sub("", template)
     for token in ("{{", "}}", "{%", "%}", "{#", "#}"):
         if token in leftover:
             raise TemplateError(
-                f"target name template {template!r} has {token!r} outside a placeholder: "
+                f"target name template {_shown(template)} has {_shown(token)} outside a placeholder: "
                 "only '{{ labels.NAME }}' is supported (no expressions, filters or statements)"
             )
 

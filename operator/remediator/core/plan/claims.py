@@ -29,6 +29,8 @@ HOLDING_PHASES = ("Acting", "Verifying")
 HOLDER_ANNOTATION = "remediator.dev/holder"  # the holding Remediation's name, for the reason and liveness
 HOLDER_NAMESPACE_ANNOTATION = "remediator.dev/holder-namespace"  # where it lives, when not beside its Lease
 
+INT32_MAX = 2**31 - 1  # leaseDurationSeconds is an int32: a step of years holds it for 68 of them
+
 
 @dataclass(frozen=True)
 class LeaseView:
@@ -137,7 +139,8 @@ def lease_body(decision: ClaimDecision, target: str, resource_version: str | Non
         metadata["resourceVersion"] = resource_version
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
             "spec": {"holderIdentity": decision.holder,
-                     "leaseDurationSeconds": int(decision.expires_at.timestamp() - decision.acquired_at.timestamp()),
+                     "leaseDurationSeconds": min(INT32_MAX, int(decision.expires_at.timestamp()
+                                                                - decision.acquired_at.timestamp())),
                      "acquireTime": micro_time(decision.acquired_at), "renewTime": micro_time(decision.acquired_at),
                      "leaseTransitions": decision.transitions}}
 
