@@ -52,6 +52,8 @@ MAX_BOUNDS = 64
 MAX_REGEX_LENGTH = 1024
 MAX_QUANTITY_LENGTH = 64
 MAX_TARGET_TEMPLATE = 512  # a name (253) with a few placeholders
+# What can render a DNS-1123 name: its characters, and `{{ labels.NAME }}` placeholders (core/match/templating.py)
+TARGET_TEMPLATE_PATTERN = r"^([a-z0-9.-]|\{\{\s*labels\.[A-Za-z_][A-Za-z0-9_]*\s*\}\})+$"
 
 # A ServiceAccount name: a DNS-1123 subdomain.
 ServiceAccountName = Annotated[str, Field(min_length=1, max_length=253,
@@ -232,7 +234,7 @@ class Trigger(Model):
 class TargetTemplate(Model):
     kind: TargetKind
     name: str = Field(
-        min_length=1, max_length=MAX_TARGET_TEMPLATE,
+        min_length=1, max_length=MAX_TARGET_TEMPLATE, pattern=TARGET_TEMPLATE_PATTERN,
         description="object name; may template signal labels, e.g. '{{ labels.deployment }}'",
     )
 
