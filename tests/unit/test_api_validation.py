@@ -193,6 +193,10 @@ BAD_RUNBOOKS: tuple[Bad, ...] = (
         "spec.triggers[3].anomaly.baseline.step", f"{ANOMALY_STEP_RULE} (step 2h, lookback 1h)"),
     Bad("an anomaly lookback past ten years", lambda s: anomaly(s)["baseline"].update(lookback="600w"),
         "spec.triggers[3].anomaly.baseline.step", f"{ANOMALY_STEP_RULE} (step "),
+    # what YAML makes of a careless value: the apiserver takes no string for a number or a flag, nor does validate
+    Bad("replicas as text", lambda s: steps(s)[1]["scale"].update(maxReplicas="3"),
+        "spec.steps[1].scale.maxReplicas", "integer"),
+    Bad("a flag as text", lambda s: s.update(suspend="yes"), "spec.suspend", "boolean"),
     Bad("a target name template with a filter", lambda s: s["target"].update(name="{{ labels.deployment | upper }}"),
         "spec.target.name", "should match"),
     Bad("a target name no object can have", lambda s: s["target"].update(name="Web_App"),

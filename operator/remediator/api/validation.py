@@ -125,7 +125,7 @@ def is_ours(api_version: Any) -> bool:
 
 def spec_problems(model: type[BaseModel], spec: Any) -> list[Problem]:
     try:
-        model.model_validate(spec, context=RULES_REPORTED_HERE)
+        model.model_validate(spec, context=RULES_REPORTED_HERE, strict=True)  # as the apiserver: "3" is no integer
         schema_problems: list[Problem] = []
     except ValidationError as e:
         schema_problems = [pydantic_problem("spec", error) for error in e.errors()]
