@@ -49,6 +49,10 @@ def run_validate(args: argparse.Namespace) -> int:
             print(f"{name}: invalid YAML: {e}")
             failed = True
             continue
+        except RecursionError:  # the YAML parser and the models recurse per level
+            print(f"{name}: nested too deeply to be a Runbook or a policy")
+            failed = True
+            continue
         for document in documents:
             for problem in document.problems:
                 print(f"{name}: {document.label}: {problem}")

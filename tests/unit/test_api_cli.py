@@ -48,6 +48,13 @@ def test_a_missing_file_or_broken_yaml_exits_one_saying_which(files, tmp_path, c
     assert f"{tmp_path / 'broken.yaml'}: invalid YAML:" in out
 
 
+def test_yaml_nested_too_deeply_exits_one_saying_so_not_a_traceback(tmp_path, capsys):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("spec: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["validate", str(deep)]) == 1
+    assert f"{deep}: nested too deeply" in capsys.readouterr().out
+
+
 def test_validate_needs_at_least_one_file():
     with pytest.raises(SystemExit) as exited:
         main(["validate"])
